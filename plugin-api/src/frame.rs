@@ -1,0 +1,199 @@
+//! Images and frames as they cross the boundary, and the align → stack contract.
+
+use abi_stable::sabi_trait;
+use abi_stable::sabi_types::RRef;
+use abi_stable::std_types::{ROption, RResult, RSliceMut, RVec};
+use abi_stable::StableAbi;
+
+use crate::error::StageError;
+use crate::gpu::GpuBuffer;
+
+/// Dimensions of the frames a [`FrameSource`] serves.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameInfo {
+    pub width: u32,
+    pub height: u32,
+    /// 1 (mono) or 3 (RGB, interleaved).
+    pub channels: u32,
+    /// Number of frames.
+    pub count: u32,
+}
+
+impl FrameInfo {
+    /// Samples in one row (`width * channels`).
+    pub fn row_len(&self) -> usize {
+        self.width as usize * self.channels as usize
+    }
+    /// Samples in one frame.
+    pub fn frame_len(&self) -> usize {
+        self.row_len() * self.height as usize
+    }
+}
+
+/// Frames served by the host on demand, decoded to `f32` in `[0, 1]` with
+/// channels interleaved. Reading is thread-safe: stages may read different
+/// frames (or rows) from several parallel tasks at once.
+#[sabi_trait]
+pub trait FrameSource: Send + Sync {
+    /// Frame dimensions and count.
+    fn info(&self) -> FrameInfo;
+
+    /// Decodes rows `y0 .. y0 + rows` of frame `index` into `out`, which must
+    /// hold exactly `rows * width * channels` samples.
+    #[sabi(last_prefix_field)]
+    fn read_rows(&self, index: usize, y0: usize, rows: usize, out: RSliceMut<'_, f32>) -> RResult<(), StageError>;
+}
+
+/// How stages receive frames: a borrowed trait object.
+pub type FrameSourceRef<'a> = FrameSource_TO<'a, RRef<'a, ()>>;
+
+/// Convenience reads over any frame source.
+pub trait FrameSourceExt {
+    /// Reads one whole frame into `out` (`frame_len` samples).
+    fn read_frame(&self, index: usize, out: &mut [f32]) -> Result<(), StageError>;
+    /// Reads one whole frame into a new vector.
+    fn frame(&self, index: usize) -> Result<Vec<f32>, StageError>;
+}
+
+impl<'a> FrameSourceExt for FrameSourceRef<'a> {
+    fn read_frame(&self, index: usize, out: &mut [f32]) -> Result<(), StageError> {
+        let info = self.info();
+        self.read_rows(index, 0, info.height as usize, out.into()).into_result()
+    }
+    fn frame(&self, index: usize) -> Result<Vec<f32>, StageError> {
+        let mut v = vec![0.0; self.info().frame_len()];
+        self.read_frame(index, &mut v)?;
+        Ok(v)
+    }
+}
+
+/// An image: `f32` samples in `[0, 1]` (values outside are allowed in
+/// intermediate results), channels interleaved, rows top to bottom.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct Image {
+    pub width: u32,
+    pub height: u32,
+    pub channels: u32,
+    /// Host pixels; empty while the image lives on the GPU (`device` is Some).
+    pub data: RVec<f32>,
+    /// The device buffer holding the pixels when the image is GPU-resident.
+    pub device: ROption<GpuBuffer>,
+}
+
+impl Image {
+    /// A zero image.
+    pub fn new(width: u32, height: u32, channels: u32) -> Image {
+        let n = width as usize * height as usize * channels as usize;
+        Image { width, height, channels, data: vec![0.0; n].into(), device: ROption::RNone }
+    }
+    /// Wraps host pixels; panics if the length does not match.
+    pub fn from_vec(width: u32, height: u32, channels: u32, data: Vec<f32>) -> Image {
+        assert_eq!(data.len(), width as usize * height as usize * channels as usize, "image size mismatch");
+        Image { width, height, channels, data: data.into(), device: ROption::RNone }
+    }
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.width as usize * self.height as usize * self.channels as usize
+    }
+    /// True for a 0×0 image.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Samples per row.
+    pub fn row_len(&self) -> usize {
+        self.width as usize * self.channels as usize
+    }
+    /// Splits the interleaved image into one plane per channel.
+    pub fn planes(&self) -> Vec<Vec<f32>> {
+        let c = self.channels as usize;
+        (0..c).map(|k| self.data.iter().skip(k).step_by(c).copied().collect()).collect()
+    }
+    /// Builds an interleaved image from channel planes.
+    pub fn from_planes(width: u32, height: u32, planes: &[Vec<f32>]) -> Image {
+        let c = planes.len();
+        let n = width as usize * height as usize;
+        let mut data = vec![0.0; n * c];
+        for (k, p) in planes.iter().enumerate() {
+            assert_eq!(p.len(), n, "plane size mismatch");
+            for (i, v) in p.iter().enumerate() {
+                data[i * c + k] = *v;
+            }
+        }
+        Image::from_vec(width, height, c as u32, data)
+    }
+}
+
+/// A smooth field of local shifts over a regular grid of alignment points,
+/// with a per-point weight (0 = this frame is not used at this point).
+///
+/// Grid point `(i, j)` sits at `(x0 + i * step_x, y0 + j * step_y)`; values
+/// are stored row-major (`j * cols + i`). Between points the field is
+/// interpolated bilinearly; outside it is clamped to the nearest edge.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct WarpField {
+    pub cols: u32,
+    pub rows: u32,
+    pub x0: f32,
+    pub y0: f32,
+    pub step_x: f32,
+    pub step_y: f32,
+    pub dx: RVec<f32>,
+    pub dy: RVec<f32>,
+    pub weight: RVec<f32>,
+}
+
+impl WarpField {
+    /// Interpolated `(dx, dy, weight)` at pixel `(x, y)`.
+    pub fn sample(&self, x: f32, y: f32) -> (f32, f32, f32) {
+        let fx = ((x - self.x0) / self.step_x).clamp(0.0, (self.cols - 1) as f32);
+        let fy = ((y - self.y0) / self.step_y).clamp(0.0, (self.rows - 1) as f32);
+        let i0 = (fx.floor() as usize).min(self.cols as usize - 1);
+        let j0 = (fy.floor() as usize).min(self.rows as usize - 1);
+        let i1 = (i0 + 1).min(self.cols as usize - 1);
+        let j1 = (j0 + 1).min(self.rows as usize - 1);
+        let tx = fx - i0 as f32;
+        let ty = fy - j0 as f32;
+        let c = self.cols as usize;
+        let lerp = |v: &RVec<f32>| {
+            let a = v[j0 * c + i0] * (1.0 - tx) + v[j0 * c + i1] * tx;
+            let b = v[j1 * c + i0] * (1.0 - tx) + v[j1 * c + i1] * tx;
+            a * (1.0 - ty) + b * ty
+        };
+        (lerp(&self.dx), lerp(&self.dy), lerp(&self.weight))
+    }
+}
+
+/// How one frame maps onto the reference.
+///
+/// Convention: the frame's content is displaced by `(dx, dy)` relative to the
+/// reference, i.e. `frame(x + dx, y + dy) ≈ reference(x, y)`. The aligned
+/// frame is obtained by sampling the frame at `(x + dx, y + dy)`. With a
+/// `field`, the local shift at each pixel is `(dx, dy)` plus the field's
+/// interpolated value there.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct FrameWarp {
+    pub dx: f32,
+    pub dy: f32,
+    pub field: ROption<WarpField>,
+}
+
+impl FrameWarp {
+    /// A pure global shift.
+    pub fn shift(dx: f32, dy: f32) -> FrameWarp {
+        FrameWarp { dx, dy, field: ROption::RNone }
+    }
+}
+
+/// What an aligner returns: one warp per frame of its source, in source order.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct Alignment {
+    pub warps: RVec<FrameWarp>,
+    /// Index (in the source) of the frame used as the reference, or the best
+    /// frame when the reference is a mean of several.
+    pub reference: u32,
+}

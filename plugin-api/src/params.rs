@@ -1,0 +1,124 @@
+//! Parameter descriptions. Parameters cross the boundary as JSON text; the
+//! manifest describes each one so the host can validate and document them.
+
+use abi_stable::std_types::{ROption, RString, RVec};
+use abi_stable::StableAbi;
+use serde::de::DeserializeOwned;
+
+use crate::error::StageError;
+
+/// The type of a parameter value.
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamKind {
+    Float,
+    Int,
+    Bool,
+    Text,
+    /// One of `choices`.
+    Choice,
+    /// A list of floats, each within `min..=max`.
+    FloatList,
+}
+
+impl ParamKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParamKind::Float => "float",
+            ParamKind::Int => "integer",
+            ParamKind::Bool => "bool",
+            ParamKind::Text => "text",
+            ParamKind::Choice => "choice",
+            ParamKind::FloatList => "list of floats",
+        }
+    }
+}
+
+/// One parameter of a stage: name, type, default (as JSON), range, doc.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct ParamSpec {
+    pub name: RString,
+    pub kind: ParamKind,
+    /// The default value as JSON text.
+    pub default: RString,
+    pub min: ROption<f64>,
+    pub max: ROption<f64>,
+    /// Allowed values for `Choice`.
+    pub choices: RVec<RString>,
+    pub doc: RString,
+}
+
+impl ParamSpec {
+    fn base(name: &str, kind: ParamKind, default: String, doc: &str) -> ParamSpec {
+        ParamSpec {
+            name: name.into(),
+            kind,
+            default: default.into(),
+            min: ROption::RNone,
+            max: ROption::RNone,
+            choices: RVec::new(),
+            doc: doc.into(),
+        }
+    }
+    /// A float in `min..=max`.
+    pub fn float(name: &str, default: f64, min: f64, max: f64, doc: &str) -> ParamSpec {
+        ParamSpec { min: ROption::RSome(min), max: ROption::RSome(max), ..Self::base(name, ParamKind::Float, json(default), doc) }
+    }
+    /// An integer in `min..=max`.
+    pub fn int(name: &str, default: i64, min: i64, max: i64, doc: &str) -> ParamSpec {
+        ParamSpec {
+            min: ROption::RSome(min as f64),
+            max: ROption::RSome(max as f64),
+            ..Self::base(name, ParamKind::Int, default.to_string(), doc)
+        }
+    }
+    /// A boolean.
+    pub fn bool(name: &str, default: bool, doc: &str) -> ParamSpec {
+        Self::base(name, ParamKind::Bool, default.to_string(), doc)
+    }
+    /// Free text.
+    pub fn text(name: &str, default: &str, doc: &str) -> ParamSpec {
+        Self::base(name, ParamKind::Text, serde_json::to_string(default).unwrap(), doc)
+    }
+    /// One of a fixed set of names.
+    pub fn choice(name: &str, default: &str, choices: &[&str], doc: &str) -> ParamSpec {
+        ParamSpec {
+            choices: choices.iter().map(|c| RString::from(*c)).collect(),
+            ..Self::base(name, ParamKind::Choice, serde_json::to_string(default).unwrap(), doc)
+        }
+    }
+    /// A list of floats, each in `min..=max`.
+    pub fn float_list(name: &str, default: &[f64], min: f64, max: f64, doc: &str) -> ParamSpec {
+        ParamSpec {
+            min: ROption::RSome(min),
+            max: ROption::RSome(max),
+            ..Self::base(name, ParamKind::FloatList, serde_json::to_string(default).unwrap(), doc)
+        }
+    }
+    /// A human-readable range, e.g. `0 ..= 10` or `one of mean, median`.
+    pub fn range_text(&self) -> String {
+        match self.kind {
+            ParamKind::Choice => format!("one of {}", self.choices.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")),
+            ParamKind::Bool => "true or false".into(),
+            ParamKind::Text => "any text".into(),
+            _ => match (self.min, self.max) {
+                (ROption::RSome(a), ROption::RSome(b)) => format!("{a} ..= {b}"),
+                (ROption::RSome(a), ROption::RNone) => format!(">= {a}"),
+                (ROption::RNone, ROption::RSome(b)) => format!("<= {b}"),
+                _ => "any value".into(),
+            },
+        }
+    }
+}
+
+fn json(v: f64) -> String {
+    serde_json::to_string(&v).unwrap()
+}
+
+/// Parses a stage's JSON parameters into its serde struct (which should use
+/// `#[serde(deny_unknown_fields, default)]`), with an `InvalidParams` error.
+pub fn parse_params<T: DeserializeOwned>(json: &str) -> Result<T, StageError> {
+    let text = if json.trim().is_empty() { "{}" } else { json };
+    serde_json::from_str(text).map_err(|e| StageError::invalid_params(e.to_string()))
+}

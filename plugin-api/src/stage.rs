@@ -1,0 +1,151 @@
+//! Stage kinds, manifests, requests, and the [`Stage`] trait plugins implement.
+
+use abi_stable::std_types::{RStr, RString, RVec};
+use abi_stable::StableAbi;
+
+use crate::backend::{BackendRef, LogLevel};
+use crate::error::StageError;
+use crate::frame::{Alignment, FrameSourceRef, Image};
+use crate::gpu::GpuServiceBox;
+use crate::params::ParamSpec;
+
+/// Where a stage sits in the pipeline, which fixes its call signature.
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StageKind {
+    /// frames → one sharpness score per frame (higher is sharper).
+    Quality,
+    /// selected frames (best first) → one warp per frame.
+    Align,
+    /// selected frames + alignment → one image.
+    Stack,
+    /// image → image (wavelets, deconvolution).
+    Sharpen,
+    /// image → image (blur, gamma, stretch, RGB alignment, …).
+    Filter,
+}
+
+impl StageKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StageKind::Quality => "quality",
+            StageKind::Align => "align",
+            StageKind::Stack => "stack",
+            StageKind::Sharpen => "sharpen",
+            StageKind::Filter => "filter",
+        }
+    }
+}
+
+/// What a stage declares about itself.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct Manifest {
+    /// Unique stage name, e.g. `stack-median`.
+    pub name: RString,
+    /// The stage's own version (semver text).
+    pub version: RString,
+    pub kind: StageKind,
+    /// One line for `jupiter-host plugins`.
+    pub summary: RString,
+    pub params: RVec<ParamSpec>,
+    /// True when the stage has a GPU path.
+    pub gpu: bool,
+}
+
+impl Manifest {
+    /// A manifest with this crate's conventions (version from the plugin's Cargo.toml).
+    pub fn new(name: &str, version: &str, kind: StageKind, summary: &str, params: Vec<ParamSpec>) -> Manifest {
+        Manifest { name: name.into(), version: version.into(), kind, summary: summary.into(), params: params.into(), gpu: false }
+    }
+}
+
+/// Input of an aligner besides the frames.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct AlignRequest {
+    /// Quality score of each frame of the source (the source is ordered best first).
+    pub scores: RVec<f32>,
+}
+
+/// Input of a stacker besides the frames.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct StackRequest {
+    pub alignment: Alignment,
+    /// Quality score of each frame (for quality-weighted stacking).
+    pub scores: RVec<f32>,
+}
+
+/// What a stage sees of the host while it runs: the backend plus its own name.
+pub struct StageCtx<'a> {
+    pub backend: BackendRef<'a>,
+    pub stage: String,
+}
+
+impl<'a> StageCtx<'a> {
+    pub fn log(&self, level: LogLevel, msg: &str) {
+        self.backend.log(level, RStr::from(format!("{}: {}", self.stage, msg).as_str()));
+    }
+    pub fn info(&self, msg: &str) {
+        self.log(LogLevel::Info, msg)
+    }
+    pub fn warn(&self, msg: &str) {
+        self.log(LogLevel::Warn, msg)
+    }
+    pub fn progress(&self, done: u64, total: u64) {
+        self.backend.progress(done, total)
+    }
+    /// `Err(Cancelled)` once the user asked to stop.
+    pub fn check_cancelled(&self) -> Result<(), StageError> {
+        if self.backend.cancelled() {
+            Err(StageError::cancelled())
+        } else {
+            Ok(())
+        }
+    }
+    pub fn threads(&self) -> usize {
+        self.backend.threads()
+    }
+    /// The GPU service, if the host offers one for this run.
+    pub fn gpu(&self) -> Option<GpuServiceBox> {
+        self.backend.gpu().into_option()
+    }
+    /// Parallel loop over `0..len` in chunks of `grain` (see [`crate::par::for_each_range`]).
+    pub fn par_for<F: Fn(std::ops::Range<usize>) + Sync>(&self, len: usize, grain: usize, f: F) -> Result<(), StageError> {
+        crate::par::for_each_range(&self.backend, len, grain, f);
+        self.check_cancelled()
+    }
+    /// Parallel loop over disjoint mutable chunks (see [`crate::par::chunks_mut`]).
+    pub fn par_chunks_mut<T: Send, F: Fn(usize, &mut [T]) + Sync>(&self, data: &mut [T], chunk: usize, f: F) -> Result<(), StageError> {
+        crate::par::chunks_mut(&self.backend, data, chunk, f);
+        self.check_cancelled()
+    }
+    /// Parallel map over `0..n` (see [`crate::par::map`]).
+    pub fn par_map<T: Send, F: Fn(usize) -> T + Sync>(&self, n: usize, f: F) -> Result<Vec<T>, StageError> {
+        crate::par::map(&self.backend, n, f).ok_or_else(StageError::cancelled)
+    }
+}
+
+/// A pipeline stage, implemented by plugins. Implement `manifest` and the one
+/// method matching the manifest's kind; the others report `Unsupported`.
+pub trait Stage: Sync {
+    fn manifest(&self) -> Manifest;
+
+    /// `Quality` stages: one score per frame, higher = sharper.
+    fn quality(&self, _ctx: &StageCtx, _frames: &FrameSourceRef, _params: &str) -> Result<Vec<f32>, StageError> {
+        Err(StageError::unsupported("this stage does not score frames"))
+    }
+    /// `Align` stages: one warp per frame of the source.
+    fn align(&self, _ctx: &StageCtx, _frames: &FrameSourceRef, _req: &AlignRequest, _params: &str) -> Result<Alignment, StageError> {
+        Err(StageError::unsupported("this stage does not align frames"))
+    }
+    /// `Stack` stages: the stacked image.
+    fn stack(&self, _ctx: &StageCtx, _frames: &FrameSourceRef, _req: &StackRequest, _params: &str) -> Result<Image, StageError> {
+        Err(StageError::unsupported("this stage does not stack frames"))
+    }
+    /// `Sharpen` and `Filter` stages: image in, image out.
+    fn process(&self, _ctx: &StageCtx, _image: Image, _params: &str) -> Result<Image, StageError> {
+        Err(StageError::unsupported("this stage does not process images"))
+    }
+}

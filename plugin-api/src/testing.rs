@@ -1,0 +1,121 @@
+//! In-process stand-ins for the host, for plugin unit tests and benchmarks:
+//! a [`ThreadBackend`] (scoped std threads, no rayon) and [`MemFrames`], an
+//! in-memory frame source. They implement the same traits the host does.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::std_types::{RResult, RSliceMut, RStr};
+
+use crate::backend::{Backend, BackendRef, Backend_TO, LogLevel, RawTask};
+use crate::error::StageError;
+use crate::frame::{FrameInfo, FrameSource, FrameSourceRef, FrameSource_TO, Image};
+use crate::stage::StageCtx;
+
+/// A backend running `parallel_for` on scoped threads.
+pub struct ThreadBackend {
+    pub threads: usize,
+    pub cancel: AtomicBool,
+}
+
+impl ThreadBackend {
+    pub fn new(threads: usize) -> ThreadBackend {
+        ThreadBackend { threads: threads.max(1), cancel: AtomicBool::new(false) }
+    }
+    /// Runs `f` with a [`StageCtx`] over this backend.
+    pub fn with_ctx<R>(&self, stage: &str, f: impl FnOnce(&StageCtx) -> R) -> R {
+        let ctx = StageCtx { backend: Backend_TO::from_ptr(self, TD_Opaque), stage: stage.to_string() };
+        f(&ctx)
+    }
+    /// The backend as the trait object stages receive.
+    pub fn as_ref(&self) -> BackendRef<'_> {
+        Backend_TO::from_ptr(self, TD_Opaque)
+    }
+}
+
+impl Default for ThreadBackend {
+    fn default() -> Self {
+        ThreadBackend::new(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
+    }
+}
+
+impl Backend for ThreadBackend {
+    fn parallel_for(&self, len: usize, grain: usize, task: RawTask) {
+        let grain = grain.max(1);
+        let chunks = len.div_ceil(grain);
+        let next = AtomicUsize::new(0);
+        let work = || loop {
+            let c = next.fetch_add(1, Ordering::Relaxed);
+            if c >= chunks || self.cancel.load(Ordering::Relaxed) {
+                break;
+            }
+            task.run(c * grain, ((c + 1) * grain).min(len));
+        };
+        let n = self.threads.min(chunks);
+        if n <= 1 {
+            work();
+            return;
+        }
+        std::thread::scope(|s| {
+            for _ in 1..n {
+                s.spawn(work);
+            }
+            work();
+        });
+    }
+    fn threads(&self) -> usize {
+        self.threads
+    }
+    fn progress(&self, _done: u64, _total: u64) {}
+    fn log(&self, level: LogLevel, message: RStr<'_>) {
+        if level <= LogLevel::Warn {
+            eprintln!("[{level:?}] {message}");
+        }
+    }
+    fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+}
+
+/// Frames held in memory (one `Vec<f32>` per frame, interleaved channels).
+pub struct MemFrames {
+    pub info: FrameInfo,
+    pub frames: Vec<Vec<f32>>,
+}
+
+impl MemFrames {
+    /// Wraps frames of `width × height × channels`.
+    pub fn new(width: u32, height: u32, channels: u32, frames: Vec<Vec<f32>>) -> MemFrames {
+        let info = FrameInfo { width, height, channels, count: frames.len() as u32 };
+        for f in &frames {
+            assert_eq!(f.len(), info.frame_len());
+        }
+        MemFrames { info, frames }
+    }
+    /// From images of equal size.
+    pub fn from_images(images: &[Image]) -> MemFrames {
+        let i = &images[0];
+        MemFrames::new(i.width, i.height, i.channels, images.iter().map(|im| im.data.to_vec()).collect())
+    }
+    /// The frame source trait object stages receive.
+    pub fn as_ref(&self) -> FrameSourceRef<'_> {
+        FrameSource_TO::from_ptr(self, TD_Opaque)
+    }
+}
+
+impl FrameSource for MemFrames {
+    fn info(&self) -> FrameInfo {
+        self.info
+    }
+    fn read_rows(&self, index: usize, y0: usize, rows: usize, mut out: RSliceMut<'_, f32>) -> RResult<(), StageError> {
+        let rl = self.info.row_len();
+        let Some(frame) = self.frames.get(index) else {
+            return RResult::RErr(StageError::internal(format!("frame {index} out of range")));
+        };
+        if y0 + rows > self.info.height as usize || out.len() != rows * rl {
+            return RResult::RErr(StageError::internal("read_rows: bad row range or buffer size"));
+        }
+        out.copy_from_slice(&frame[y0 * rl..(y0 + rows) * rl]);
+        RResult::ROk(())
+    }
+}

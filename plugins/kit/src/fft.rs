@@ -1,0 +1,281 @@
+//! 2-D real FFT with a process-wide plan cache, and phase correlation with a
+//! sub-pixel (gaussian-fit) peak.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
+use rustfft::num_complex::Complex32;
+use rustfft::{Fft, FftPlanner};
+
+use crate::warp::{Interp, RowWindow};
+
+/// Plans for a `width × height` real 2-D transform. Layout of spectra:
+/// row-major, `height` rows of `width / 2 + 1` complex bins.
+pub struct Fft2d {
+    pub width: usize,
+    pub height: usize,
+    r2c: Arc<dyn RealToComplex<f32>>,
+    c2r: Arc<dyn ComplexToReal<f32>>,
+    col_fwd: Arc<dyn Fft<f32>>,
+    col_inv: Arc<dyn Fft<f32>>,
+}
+
+type PlanCache = Mutex<HashMap<(usize, usize), Arc<Fft2d>>>;
+
+impl Fft2d {
+    /// Plans once per size for the whole process; later calls reuse them.
+    pub fn cached(width: usize, height: usize) -> Arc<Fft2d> {
+        static CACHE: OnceLock<PlanCache> = OnceLock::new();
+        let cache = CACHE.get_or_init(Default::default);
+        let mut map = cache.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry((width, height)).or_insert_with(|| Arc::new(Fft2d::new(width, height))).clone()
+    }
+
+    fn new(width: usize, height: usize) -> Fft2d {
+        let mut rp = RealFftPlanner::<f32>::new();
+        let mut cp = FftPlanner::<f32>::new();
+        Fft2d {
+            width,
+            height,
+            r2c: rp.plan_fft_forward(width),
+            c2r: rp.plan_fft_inverse(width),
+            col_fwd: cp.plan_fft_forward(height),
+            col_inv: cp.plan_fft_inverse(height),
+        }
+    }
+
+    /// Complex bins per spectrum row.
+    pub fn bins(&self) -> usize {
+        self.width / 2 + 1
+    }
+
+    /// Forward transform of `input` (`width * height` samples).
+    pub fn forward(&self, input: &[f32]) -> Vec<Complex32> {
+        let (w, h, b) = (self.width, self.height, self.bins());
+        let mut spec = vec![Complex32::default(); b * h];
+        let mut row = self.r2c.make_input_vec();
+        let mut scratch = self.r2c.make_scratch_vec();
+        for y in 0..h {
+            row.copy_from_slice(&input[y * w..(y + 1) * w]);
+            self.r2c
+                .process_with_scratch(&mut row, &mut spec[y * b..(y + 1) * b], &mut scratch)
+                .expect("r2c sizes are planned");
+        }
+        self.columns(&mut spec, &*self.col_fwd);
+        spec
+    }
+
+    /// Inverse transform (unnormalised: the result is scaled by `width * height`).
+    pub fn inverse(&self, mut spec: Vec<Complex32>) -> Vec<f32> {
+        let (w, h, b) = (self.width, self.height, self.bins());
+        self.columns(&mut spec, &*self.col_inv);
+        let mut out = vec![0.0; w * h];
+        let mut scratch = self.c2r.make_scratch_vec();
+        for y in 0..h {
+            let row = &mut spec[y * b..(y + 1) * b];
+            // The DC (and Nyquist) bins of a real signal's spectrum are real.
+            row[0].im = 0.0;
+            if w % 2 == 0 {
+                row[b - 1].im = 0.0;
+            }
+            self.c2r
+                .process_with_scratch(row, &mut out[y * w..(y + 1) * w], &mut scratch)
+                .expect("c2r sizes are planned");
+        }
+        out
+    }
+
+    fn columns(&self, spec: &mut [Complex32], fft: &dyn Fft<f32>) {
+        let (h, b) = (self.height, self.bins());
+        let mut col = vec![Complex32::default(); h];
+        let mut scratch = vec![Complex32::default(); fft.get_inplace_scratch_len()];
+        for x in 0..b {
+            for y in 0..h {
+                col[y] = spec[y * b + x];
+            }
+            fft.process_with_scratch(&mut col, &mut scratch);
+            for y in 0..h {
+                spec[y * b + x] = col[y];
+            }
+        }
+    }
+}
+
+/// A separable Hann window of `width × height`.
+pub fn hann_window(width: usize, height: usize) -> Vec<f32> {
+    let hann = |n: usize| -> Vec<f32> {
+        (0..n).map(|i| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * (i as f32 + 0.5) / n as f32).cos()).collect()
+    };
+    let (wx, wy) = (hann(width), hann(height));
+    let mut out = Vec::with_capacity(width * height);
+    for y in 0..height {
+        for x in 0..width {
+            out.push(wx[x] * wy[y]);
+        }
+    }
+    out
+}
+
+/// A measured displacement: the frame's content sits at `(dx, dy)` relative to
+/// the reference, and `peak` is the correlation peak height (0..1, a confidence).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Shift {
+    pub dx: f32,
+    pub dy: f32,
+    pub peak: f32,
+}
+
+/// Phase correlation against one reference, whose windowed spectrum is
+/// computed once. A gaussian low-pass on the normalised cross-power spectrum
+/// keeps noise out and makes the peak gaussian, so a 3-point gaussian fit per
+/// axis gives the sub-pixel position.
+pub struct PhaseCorrelator {
+    fft: Arc<Fft2d>,
+    window: Vec<f32>,
+    reference: Vec<Complex32>,
+    lowpass: Vec<f32>,
+    self_peak: f32,
+}
+
+impl PhaseCorrelator {
+    /// Prepares the reference (one plane of `width × height`).
+    pub fn new(reference: &[f32], width: usize, height: usize) -> PhaseCorrelator {
+        let fft = Fft2d::cached(width, height);
+        let window = hann_window(width, height);
+        let b = fft.bins();
+        // Gaussian low-pass with sigma = 0.2 cycles/pixel.
+        let sigma = 0.2f32;
+        let mut lowpass = vec![0.0; b * height];
+        for y in 0..height {
+            let fy = if y <= height / 2 { y as f32 } else { y as f32 - height as f32 } / height as f32;
+            for x in 0..b {
+                let fx = x as f32 / width as f32;
+                lowpass[y * b + x] = (-(fx * fx + fy * fy) / (2.0 * sigma * sigma)).exp();
+            }
+        }
+        let mut pc = PhaseCorrelator { fft, window, reference: Vec::new(), lowpass, self_peak: 1.0 };
+        pc.reference = pc.spectrum(reference);
+        pc.self_peak = pc.raw_shift(reference).peak.max(1e-20);
+        pc
+    }
+
+    fn spectrum(&self, plane: &[f32]) -> Vec<Complex32> {
+        let mean = plane.iter().sum::<f32>() / plane.len() as f32;
+        let windowed: Vec<f32> = plane.iter().zip(&self.window).map(|(v, w)| (v - mean) * w).collect();
+        self.fft.forward(&windowed)
+    }
+
+    /// Measures the displacement of `frame` (same size as the reference).
+    ///
+    /// The window stays put while the content moves, which biases a single
+    /// measurement towards zero by a few percent of the shift; so the frame is
+    /// resampled by the first estimate and the small residual measured again.
+    pub fn shift_of(&self, frame: &[f32]) -> Shift {
+        let first = self.raw_shift(frame);
+        if first.dx.abs() < 0.05 && first.dy.abs() < 0.05 {
+            return first;
+        }
+        let (w, h) = (self.fft.width, self.fft.height);
+        let win = RowWindow { data: frame, y0: 0, rows: h, width: w, channels: 1 };
+        let moved: Vec<f32> = (0..w * h)
+            .map(|i| win.sample((i % w) as f32 + first.dx, (i / w) as f32 + first.dy, 0, Interp::Bicubic))
+            .collect();
+        let rest = self.raw_shift(&moved);
+        Shift { dx: first.dx + rest.dx, dy: first.dy + rest.dy, peak: rest.peak.max(first.peak) }
+    }
+
+    /// One phase-correlation measurement (no refinement).
+    pub fn raw_shift(&self, frame: &[f32]) -> Shift {
+        let (w, h) = (self.fft.width, self.fft.height);
+        let mut spec = self.spectrum(frame);
+        for ((s, r), lp) in spec.iter_mut().zip(&self.reference).zip(&self.lowpass) {
+            let c = *s * r.conj();
+            // Partial whitening (|c|^-0.75): sharpens the peak like phase
+            // correlation, without letting near-empty bins add phase noise.
+            let m = c.norm();
+            *s = if m > 1e-20 { c * (lp / m.powf(0.75)) } else { Complex32::default() };
+        }
+        let surface = self.fft.inverse(spec);
+        let (mut best, mut bi) = (f32::MIN, 0);
+        for (i, &v) in surface.iter().enumerate() {
+            if v > best {
+                best = v;
+                bi = i;
+            }
+        }
+        let (px, py) = (bi % w, bi / w);
+        let at = |x: isize, y: isize| surface[(y.rem_euclid(h as isize) as usize) * w + x.rem_euclid(w as isize) as usize];
+        let (xi, yi) = (px as isize, py as isize);
+        let ox = peak_offset(at(xi - 1, yi), best, at(xi + 1, yi));
+        let oy = peak_offset(at(xi, yi - 1), best, at(xi, yi + 1));
+        let wrap = |p: usize, n: usize| if p > n / 2 { p as f32 - n as f32 } else { p as f32 };
+        // Peak height relative to a perfect match (the auto-correlation).
+        let norm = self.self_peak;
+        Shift { dx: wrap(px, w) + ox, dy: wrap(py, h) + oy, peak: (best / norm).max(0.0) }
+    }
+}
+
+/// Sub-sample offset of a peak from three samples: gaussian fit when all are
+/// positive, parabola otherwise. Result in `-0.5..=0.5`.
+pub fn peak_offset(a: f32, b: f32, c: f32) -> f32 {
+    let o = if a > 0.0 && b > 0.0 && c > 0.0 {
+        let (la, lb, lc) = (a.ln(), b.ln(), c.ln());
+        let d = la - 2.0 * lb + lc;
+        if d.abs() < 1e-12 { 0.0 } else { 0.5 * (la - lc) / d }
+    } else {
+        let d = a - 2.0 * b + c;
+        if d.abs() < 1e-12 { 0.0 } else { 0.5 * (a - c) / d }
+    };
+    o.clamp(-0.5, 0.5)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A smooth test scene (a few gaussian blobs) displaced by `(sx, sy)`.
+    fn scene(w: usize, h: usize, sx: f32, sy: f32) -> Vec<f32> {
+        let blobs = [(30.0, 25.0, 6.0, 1.0), (70.0, 40.0, 3.0, 0.7), (50.0, 70.0, 9.0, 0.5), (20.0, 60.0, 2.0, 0.8)];
+        let mut v = vec![0.0; w * h];
+        for y in 0..h {
+            for x in 0..w {
+                let mut s = 0.0;
+                for (bx, by, r, a) in blobs {
+                    let (dx, dy) = (x as f32 - bx - sx, y as f32 - by - sy);
+                    s += a * (-(dx * dx + dy * dy) / (2.0 * r * r)).exp();
+                }
+                v[y * w + x] = s;
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn fft_roundtrip() {
+        let (w, h) = (17, 12);
+        let x: Vec<f32> = (0..w * h).map(|i| ((i * 37) % 11) as f32).collect();
+        let f = Fft2d::cached(w, h);
+        let back = f.inverse(f.forward(&x));
+        for (a, b) in x.iter().zip(back) {
+            assert!((a - b / (w * h) as f32).abs() < 1e-3);
+        }
+    }
+
+    #[test]
+    fn recovers_fractional_shifts() {
+        let (w, h) = (100, 90);
+        let reference = scene(w, h, 0.0, 0.0);
+        let pc = PhaseCorrelator::new(&reference, w, h);
+        for &(sx, sy) in &[(0.0, 0.0), (3.0, -2.0), (1.3, 0.6), (-4.7, 2.25), (0.5, -0.5)] {
+            let s = pc.shift_of(&scene(w, h, sx, sy));
+            assert!((s.dx - sx).abs() < 0.05 && (s.dy - sy).abs() < 0.05, "wanted ({sx},{sy}) got {s:?}");
+            assert!(s.peak > 0.1);
+        }
+    }
+
+    #[test]
+    fn plan_cache_reuses_plans() {
+        assert!(Arc::ptr_eq(&Fft2d::cached(64, 48), &Fft2d::cached(64, 48)));
+    }
+}

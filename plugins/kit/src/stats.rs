@@ -1,0 +1,69 @@
+//! Small image statistics shared by several plugins and the tests.
+
+/// Luminance plane of an interleaved image (mean of its channels).
+pub fn luminance(data: &[f32], channels: usize) -> Vec<f32> {
+    if channels == 1 {
+        return data.to_vec();
+    }
+    data.chunks_exact(channels).map(|p| p.iter().sum::<f32>() / channels as f32).collect()
+}
+
+/// The `q`-quantile (0..=1) of `values`, by selection (values are copied).
+pub fn percentile(values: &[f32], q: f64) -> f32 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let mut v: Vec<f32> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return 0.0;
+    }
+    let k = ((v.len() - 1) as f64 * q.clamp(0.0, 1.0)).round() as usize;
+    let (_, x, _) = v.select_nth_unstable_by(k, |a, b| a.total_cmp(b));
+    *x
+}
+
+/// Mean of a slice (0 for an empty one).
+pub fn mean(values: &[f32]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.iter().map(|&v| v as f64).sum::<f64>() / values.len() as f64
+}
+
+/// Peak signal-to-noise ratio in dB of `a` against `truth`, for a peak of 1.0.
+pub fn psnr(a: &[f32], truth: &[f32]) -> f64 {
+    assert_eq!(a.len(), truth.len());
+    let mse = a.iter().zip(truth).map(|(x, y)| ((x - y) as f64).powi(2)).sum::<f64>() / a.len() as f64;
+    if mse == 0.0 {
+        return f64::INFINITY;
+    }
+    10.0 * (1.0 / mse).log10()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentile_of_ramp() {
+        let v: Vec<f32> = (0..101).map(|i| i as f32).collect();
+        assert_eq!(percentile(&v, 0.0), 0.0);
+        assert_eq!(percentile(&v, 0.5), 50.0);
+        assert_eq!(percentile(&v, 0.99), 99.0);
+        assert_eq!(percentile(&v, 1.0), 100.0);
+    }
+
+    #[test]
+    fn psnr_of_known_error() {
+        let t = vec![0.5f32; 100];
+        let a = vec![0.6f32; 100];
+        assert!((psnr(&a, &t) - 20.0).abs() < 1e-3);
+        assert!(psnr(&t, &t).is_infinite());
+    }
+
+    #[test]
+    fn luminance_averages_channels() {
+        let l = luminance(&[0.3, 0.6, 0.9, 0.0, 0.0, 0.3], 3);
+        assert!((l[0] - 0.6).abs() < 1e-6 && (l[1] - 0.1).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,126 @@
+//! CPU path of the `quality` stage.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use jupiter_kit::{conv, stats};
+use jupiter_plugin_api::prelude::*;
+
+use crate::params::{Metric, QualityParams};
+
+/// Sharpness of one plane (no prefilter), ignoring a 1-pixel border.
+pub fn sharpness(plane: &[f32], w: usize, h: usize, metric: Metric) -> f64 {
+    if w < 3 || h < 3 {
+        return 0.0;
+    }
+    let at = |x: usize, y: usize| plane[y * w + x] as f64;
+    let (mut s, mut s2, mut n) = (0.0f64, 0.0f64, 0.0f64);
+    for y in 1..h - 1 {
+        for x in 1..w - 1 {
+            let v = match metric {
+                Metric::Laplacian => at(x - 1, y) + at(x + 1, y) + at(x, y - 1) + at(x, y + 1) - 4.0 * at(x, y),
+                Metric::Tenengrad => {
+                    let gx = (at(x + 1, y - 1) + 2.0 * at(x + 1, y) + at(x + 1, y + 1))
+                        - (at(x - 1, y - 1) + 2.0 * at(x - 1, y) + at(x - 1, y + 1));
+                    let gy = (at(x - 1, y + 1) + 2.0 * at(x, y + 1) + at(x + 1, y + 1))
+                        - (at(x - 1, y - 1) + 2.0 * at(x, y - 1) + at(x + 1, y - 1));
+                    gx * gx + gy * gy
+                }
+            };
+            s += v;
+            s2 += v * v;
+            n += 1.0;
+        }
+    }
+    match metric {
+        Metric::Laplacian => s2 / n - (s / n).powi(2),
+        Metric::Tenengrad => s / n,
+    }
+}
+
+/// Scores one frame's luminance with the given parameters.
+pub fn score_plane(lum: &[f32], w: usize, h: usize, p: &QualityParams) -> f32 {
+    // The prefilter runs serially here: frames are already scored in parallel.
+    let mut filtered = Vec::new();
+    let plane = if p.prefilter_sigma > 0.0 {
+        filtered.resize(lum.len(), 0.0);
+        conv::separable_serial(lum, w, h, &conv::gaussian_kernel(p.prefilter_sigma), 1, &mut filtered);
+        &filtered
+    } else {
+        lum
+    };
+    let mut s = sharpness(plane, w, h, p.metric);
+    if p.normalize {
+        let m = stats::mean(lum);
+        s /= (m * m).max(1e-12);
+    }
+    s as f32
+}
+
+/// Scores every frame of the source, in parallel over frames.
+pub fn score_all(ctx: &StageCtx, frames: &FrameSourceRef, p: &QualityParams) -> Result<Vec<f32>, StageError> {
+    let info = frames.info();
+    let (w, h, c) = (info.width as usize, info.height as usize, info.channels as usize);
+    let n = info.count as usize;
+    let done = AtomicU64::new(0);
+    let results = ctx.par_map(n, |i| -> Result<f32, StageError> {
+        if ctx.backend.cancelled() {
+            return Err(StageError::cancelled());
+        }
+        let frame = frames.frame(i)?;
+        let lum = stats::luminance(&frame, c);
+        let s = score_plane(&lum, w, h, p);
+        let d = done.fetch_add(1, Ordering::Relaxed) + 1;
+        if d % 16 == 0 || d as usize == n {
+            ctx.progress(d, n as u64);
+        }
+        Ok(s)
+    })?;
+    results.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jupiter_plugin_api::testing::ThreadBackend;
+    use jupiter_plugin_api::testing::MemFrames;
+
+    fn texture(w: usize, h: usize) -> Vec<f32> {
+        (0..w * h).map(|i| 0.5 + 0.3 * (((i % w) as f32 * 0.9).sin() * ((i / w) as f32 * 0.7).cos())).collect()
+    }
+
+    #[test]
+    fn blur_lowers_the_score_for_both_metrics() {
+        let (w, h) = (64, 48);
+        let sharp = texture(w, h);
+        let be = ThreadBackend::new(2);
+        let soft = be.with_ctx("t", |ctx| conv::gaussian_blur(ctx, &sharp, w, h, 1.5)).unwrap();
+        let softer = be.with_ctx("t", |ctx| conv::gaussian_blur(ctx, &sharp, w, h, 3.0)).unwrap();
+        for metric in [Metric::Laplacian, Metric::Tenengrad] {
+            let p = QualityParams { metric, ..Default::default() };
+            let (a, b, c) = (score_plane(&sharp, w, h, &p), score_plane(&soft, w, h, &p), score_plane(&softer, w, h, &p));
+            assert!(a > b && b > c, "{metric:?}: {a} {b} {c}");
+        }
+    }
+
+    #[test]
+    fn normalisation_ignores_brightness() {
+        let (w, h) = (32, 32);
+        let a = texture(w, h);
+        let dim: Vec<f32> = a.iter().map(|v| v * 0.5).collect();
+        let p = QualityParams::default();
+        let (sa, sd) = (score_plane(&a, w, h, &p), score_plane(&dim, w, h, &p));
+        assert!((sa - sd).abs() / sa < 1e-4, "{sa} vs {sd}");
+    }
+
+    #[test]
+    fn scores_every_frame_in_order() {
+        let (w, h) = (32, 24);
+        let be = ThreadBackend::new(2);
+        let sharp = texture(w, h);
+        let soft = be.with_ctx("t", |ctx| conv::gaussian_blur(ctx, &sharp, w, h, 2.0)).unwrap();
+        let frames = MemFrames::new(w as u32, h as u32, 1, vec![soft.clone(), sharp.clone(), soft]);
+        let scores = be.with_ctx("quality", |ctx| score_all(ctx, &frames.as_ref(), &QualityParams::default())).unwrap();
+        assert_eq!(scores.len(), 3);
+        assert!(scores[1] > scores[0] && (scores[0] - scores[2]).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,118 @@
+//! CPU path of `stack-mean`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use jupiter_kit::warp::{warped_rows, Interp};
+use jupiter_plugin_api::prelude::*;
+
+use crate::params::MeanParams;
+
+/// Output rows per band (one parallel task).
+pub const BAND_ROWS: usize = 16;
+
+/// Per-frame weights: all 1, or `(score / max) ^ power`.
+pub fn frame_weights(scores: &[f32], n: usize, p: &MeanParams) -> Vec<f32> {
+    if !p.quality_weighting || scores.len() != n {
+        return vec![1.0; n];
+    }
+    let max = scores.iter().copied().fold(0.0f32, f32::max);
+    if max <= 0.0 {
+        return vec![1.0; n];
+    }
+    scores.iter().map(|s| (s.max(0.0) / max).powf(p.weight_power)).collect()
+}
+
+/// Stacks the source under the alignment.
+///
+/// Memory: output (`W·H·C` floats) + per running band `BAND_ROWS·W·C·2` for the
+/// accumulators and resampled rows + `(BAND_ROWS + shift span + 5)·W·C` of
+/// decoded input rows. Independent of the frame count.
+pub fn stack(ctx: &StageCtx, frames: &FrameSourceRef, req: &StackRequest, p: &MeanParams) -> Result<Image, StageError> {
+    let info = frames.info();
+    let n = info.count as usize;
+    if n == 0 {
+        return Err(StageError::invalid_params("no frames to stack"));
+    }
+    if req.alignment.warps.len() != n {
+        return Err(StageError::internal(format!("{} warps for {} frames", req.alignment.warps.len(), n)));
+    }
+    let interp = Interp::parse(&p.interpolation)?;
+    let weights = frame_weights(&req.scores, n, p);
+    let (w, h, rl) = (info.width as usize, info.height as usize, info.row_len());
+    let ch = info.channels as usize;
+    let mut out = Image::new(info.width, info.height, info.channels);
+    let bands = h.div_ceil(BAND_ROWS) as u64;
+    let done = AtomicU64::new(0);
+    let errors = std::sync::Mutex::new(None);
+    ctx.par_chunks_mut(out.data.as_mut_slice(), BAND_ROWS * rl, |b, band| {
+        let y0 = b * BAND_ROWS;
+        let rows = band.len() / rl;
+        let mut sum = vec![0.0f64; band.len()];
+        let mut wsum = vec![0.0f64; rows * w];
+        let mut buf = vec![0.0f32; band.len()];
+        let mut pix_w = vec![0.0f32; rows * w];
+        let mut scratch = Vec::new();
+        for (i, warp) in req.alignment.warps.iter().enumerate() {
+            if ctx.backend.cancelled() {
+                return;
+            }
+            if let Err(e) = warped_rows(frames, i, warp, interp, y0, rows, &mut buf, Some(&mut pix_w), &mut scratch) {
+                errors.lock().unwrap().get_or_insert(e);
+                return;
+            }
+            let fw = weights[i] as f64;
+            for (px, pw) in pix_w.iter().enumerate() {
+                let wt = fw * *pw as f64;
+                if wt <= 0.0 {
+                    continue;
+                }
+                wsum[px] += wt;
+                for c in 0..ch {
+                    sum[px * ch + c] += wt * buf[px * ch + c] as f64;
+                }
+            }
+        }
+        for (px, ws) in wsum.iter().enumerate() {
+            for c in 0..ch {
+                band[px * ch + c] = if *ws > 0.0 { (sum[px * ch + c] / ws) as f32 } else { 0.0 };
+            }
+        }
+        ctx.progress(done.fetch_add(1, Ordering::Relaxed) + 1, bands);
+    })?;
+    if let Some(e) = errors.into_inner().unwrap() {
+        return Err(e);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jupiter_plugin_api::testing::{MemFrames, ThreadBackend};
+
+    #[test]
+    fn mean_of_unshifted_frames_is_the_plain_average() {
+        let (w, h) = (21, 35);
+        let frames: Vec<Vec<f32>> = (0..5).map(|k| (0..w * h * 3).map(|i| ((i * (k + 3)) % 17) as f32 / 17.0).collect()).collect();
+        let mem = MemFrames::new(w as u32, h as u32, 3, frames.clone());
+        let req = StackRequest {
+            alignment: Alignment { warps: (0..5).map(|_| FrameWarp::shift(0.0, 0.0)).collect(), reference: 0 },
+            scores: RVec::new(),
+        };
+        let be = ThreadBackend::new(3);
+        let img = be.with_ctx("stack-mean", |ctx| stack(ctx, &mem.as_ref(), &req, &MeanParams::default())).unwrap();
+        for i in 0..w * h * 3 {
+            let want = frames.iter().map(|f| f[i]).sum::<f32>() / 5.0;
+            assert!((img.data[i] - want).abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    fn quality_weights_favour_sharp_frames() {
+        let p = MeanParams { quality_weighting: true, weight_power: 2.0, ..Default::default() };
+        let w = frame_weights(&[4.0, 2.0, 0.0], 3, &p);
+        assert_eq!(w, vec![1.0, 0.25, 0.0]);
+        let off = frame_weights(&[4.0, 2.0], 2, &MeanParams::default());
+        assert_eq!(off, vec![1.0, 1.0]);
+    }
+}

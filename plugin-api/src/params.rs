@@ -63,7 +63,7 @@ impl ParamSpec {
     }
     /// A float in `min..=max`.
     pub fn float(name: &str, default: f64, min: f64, max: f64, doc: &str) -> ParamSpec {
-        ParamSpec { min: ROption::RSome(min), max: ROption::RSome(max), ..Self::base(name, ParamKind::Float, json(default), doc) }
+        ParamSpec { min: ROption::RSome(tidy(min)), max: ROption::RSome(tidy(max)), ..Self::base(name, ParamKind::Float, json(default), doc) }
     }
     /// An integer in `min..=max`.
     pub fn int(name: &str, default: i64, min: i64, max: i64, doc: &str) -> ParamSpec {
@@ -91,9 +91,9 @@ impl ParamSpec {
     /// A list of floats, each in `min..=max`.
     pub fn float_list(name: &str, default: &[f64], min: f64, max: f64, doc: &str) -> ParamSpec {
         ParamSpec {
-            min: ROption::RSome(min),
-            max: ROption::RSome(max),
-            ..Self::base(name, ParamKind::FloatList, serde_json::to_string(default).unwrap(), doc)
+            min: ROption::RSome(tidy(min)),
+            max: ROption::RSome(tidy(max)),
+            ..Self::base(name, ParamKind::FloatList, serde_json::to_string(&default.iter().map(|v| tidy(*v)).collect::<Vec<_>>()).unwrap(), doc)
         }
     }
     /// A human-readable range, e.g. `0 ..= 10` or `one of mean, median`.
@@ -113,7 +113,14 @@ impl ParamSpec {
 }
 
 fn json(v: f64) -> String {
-    serde_json::to_string(&v).unwrap()
+    serde_json::to_string(&tidy(v)).unwrap()
+}
+
+/// Drops the noise of an `f32 as f64` conversion (0.05f32 → 0.05, not
+/// 0.05000000074505806) so manifests read as written.
+fn tidy(v: f64) -> f64 {
+    let short = (v as f32).to_string().parse::<f64>().unwrap_or(v);
+    if (short - v).abs() <= f32::EPSILON as f64 * v.abs().max(1.0) { short } else { v }
 }
 
 /// Parses a stage's JSON parameters into its serde struct (which should use

@@ -1,0 +1,116 @@
+//! [`HostBackend`]: the rayon pool, progress, log and cancellation behind the
+//! `Backend` trait object that stages receive.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::std_types::RStr;
+use indicatif::{ProgressBar, ProgressStyle};
+use jupiter_plugin_api::{Backend, BackendRef, Backend_TO, LogLevel, RawTask};
+use rayon::prelude::*;
+
+/// The host's backend: one pool shared by every stage of every plugin.
+pub struct HostBackend {
+    pool: rayon::ThreadPool,
+    cancel: Arc<AtomicBool>,
+    bar: RwLock<Option<ProgressBar>>,
+    /// Show `Info` messages from stages (Debug needs `verbose`).
+    pub quiet: bool,
+    pub verbose: bool,
+}
+
+impl HostBackend {
+    /// A backend with `threads` workers (0 = one per core).
+    pub fn new(threads: usize, cancel: Arc<AtomicBool>) -> anyhow::Result<HostBackend> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("jupiter-{i}"))
+            .build()?;
+        Ok(HostBackend { pool, cancel, bar: RwLock::new(None), quiet: false, verbose: false })
+    }
+
+    /// The trait object handed to stages.
+    pub fn as_ref(&self) -> BackendRef<'_> {
+        Backend_TO::from_ptr(self, TD_Opaque)
+    }
+
+    /// Whether cancellation was requested.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+
+    /// Starts a progress bar for a stage (hidden when stderr is not a terminal).
+    pub fn begin_stage(&self, label: &str) {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(label.to_string());
+        *self.bar.write().unwrap_or_else(|e| e.into_inner()) = Some(bar);
+    }
+
+    /// Ends the current progress bar.
+    pub fn end_stage(&self) {
+        if let Some(bar) = self.bar.write().unwrap_or_else(|e| e.into_inner()).take() {
+            bar.finish_and_clear();
+        }
+    }
+
+    /// Prints a message without tearing the progress bar.
+    pub fn message(&self, text: &str) {
+        let bar = self.bar.read().unwrap_or_else(|e| e.into_inner()).clone();
+        match bar {
+            Some(b) => b.suspend(|| eprintln!("{text}")),
+            None => eprintln!("{text}"),
+        }
+    }
+}
+
+impl Backend for HostBackend {
+    fn parallel_for(&self, len: usize, grain: usize, task: RawTask) {
+        let grain = grain.max(1);
+        let chunks = len.div_ceil(grain);
+        self.pool.install(|| {
+            (0..chunks).into_par_iter().for_each(|c| {
+                if !self.is_cancelled() {
+                    task.run(c * grain, ((c + 1) * grain).min(len));
+                }
+            })
+        });
+    }
+
+    fn threads(&self) -> usize {
+        self.pool.current_num_threads()
+    }
+
+    fn progress(&self, done: u64, total: u64) {
+        if let Some(b) = self.bar.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            b.set_length(total);
+            b.set_position(done);
+        }
+    }
+
+    fn log(&self, level: LogLevel, message: RStr<'_>) {
+        let show = match level {
+            LogLevel::Error | LogLevel::Warn => true,
+            LogLevel::Info => !self.quiet,
+            LogLevel::Debug => self.verbose,
+        };
+        if show {
+            let tag = match level {
+                LogLevel::Error => "error",
+                LogLevel::Warn => "warning",
+                LogLevel::Info => "info",
+                LogLevel::Debug => "debug",
+            };
+            self.message(&format!("{tag}: {message}"));
+        }
+    }
+
+    fn cancelled(&self) -> bool {
+        self.is_cancelled()
+    }
+}

@@ -1,0 +1,324 @@
+//! The pipeline description: a TOML file (optional), defaults, and CLI
+//! overrides (`--stacker`, `--select`, `--set stage.param=value`).
+//!
+//! ```toml
+//! version = 1
+//! backend = "auto"          # auto | cpu | gpu
+//! select = "25%"            # a percentage or a frame count
+//!
+//! [quality]
+//! plugin = "quality"
+//! params = { metric = "laplacian" }
+//!
+//! [align]
+//! plugin = "align-phase"
+//!
+//! [stack]
+//! plugin = "stack-median"
+//!
+//! [[post]]                  # any number, run in order
+//! plugin = "sharpen-wavelet"
+//! params = { gains = [1.8, 1.5, 1.2, 1.0, 1.0, 1.0] }
+//!
+//! [[post]]
+//! plugin = "stretch"
+//! ```
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use jupiter_plugin_api::{Manifest, ParamKind};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::backend::BackendChoice;
+
+/// The pipeline file as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineFile {
+    pub version: Option<u32>,
+    pub backend: Option<BackendChoice>,
+    pub select: Option<String>,
+    pub quality: Option<StageEntry>,
+    pub align: Option<StageEntry>,
+    pub stack: Option<StageEntry>,
+    pub post: Option<Vec<StageEntry>>,
+}
+
+/// One stage in the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageEntry {
+    pub plugin: String,
+    #[serde(default)]
+    pub params: toml::Table,
+}
+
+/// How many frames to keep.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub enum Selection {
+    Percent(f64),
+    Count(usize),
+}
+
+impl Selection {
+    /// Parses `25%` or `300`.
+    pub fn parse(s: &str) -> Result<Selection> {
+        let s = s.trim();
+        if let Some(p) = s.strip_suffix('%') {
+            let v: f64 = p.trim().parse().with_context(|| format!("select: '{s}' is not a percentage"))?;
+            if !(v > 0.0 && v <= 100.0) {
+                bail!("select: {v}% is outside 0% < p <= 100%");
+            }
+            Ok(Selection::Percent(v))
+        } else {
+            let n: usize = s.parse().with_context(|| format!("select: '{s}' is neither a percentage (25%) nor a frame count (300)"))?;
+            if n == 0 {
+                bail!("select: at least one frame must be kept");
+            }
+            Ok(Selection::Count(n))
+        }
+    }
+    /// Frames kept out of `total` (at least 1, at most `total`).
+    pub fn count_of(self, total: usize) -> usize {
+        let n = match self {
+            Selection::Percent(p) => (total as f64 * p / 100.0).round() as usize,
+            Selection::Count(n) => n,
+        };
+        n.clamp(1, total.max(1))
+    }
+}
+
+/// A stage choice with its parameters (JSON object, validated against the manifest).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StageChoice {
+    pub plugin: String,
+    pub params: Map<String, Value>,
+}
+
+impl StageChoice {
+    pub fn new(plugin: &str) -> StageChoice {
+        StageChoice { plugin: plugin.into(), params: Map::new() }
+    }
+    fn from_entry(e: &StageEntry) -> Result<StageChoice> {
+        let v = serde_json::to_value(&e.params)?;
+        let Value::Object(params) = v else { bail!("params of '{}' must be a table", e.plugin) };
+        Ok(StageChoice { plugin: e.plugin.clone(), params })
+    }
+}
+
+/// The resolved pipeline.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PipelineSpec {
+    pub backend: BackendChoice,
+    pub select: Selection,
+    pub quality: StageChoice,
+    pub align: StageChoice,
+    pub stack: StageChoice,
+    pub post: Vec<StageChoice>,
+    /// True when `post` is the built-in default (missing default stages are then skipped with a warning).
+    pub default_post: bool,
+}
+
+/// Post-processing run when the pipeline names none: wavelet sharpening, then a display stretch.
+pub const DEFAULT_POST: &[&str] = &["sharpen-wavelet", "stretch"];
+
+impl Default for PipelineSpec {
+    fn default() -> Self {
+        PipelineSpec {
+            backend: BackendChoice::Auto,
+            select: Selection::Percent(25.0),
+            quality: StageChoice::new("quality"),
+            align: StageChoice::new("align-phase"),
+            stack: StageChoice::new("stack-mean"),
+            post: DEFAULT_POST.iter().map(|p| StageChoice::new(p)).collect(),
+            default_post: true,
+        }
+    }
+}
+
+impl PipelineSpec {
+    /// Reads a pipeline file over the defaults.
+    pub fn from_file(path: &Path) -> Result<PipelineSpec> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read the pipeline file", path.display()))?;
+        let file: PipelineFile = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))?;
+        let mut spec = PipelineSpec::default();
+        if let Some(v) = file.version {
+            if v != 1 {
+                bail!("{}: pipeline version {v} is not supported (this jupiter reads version 1)", path.display());
+            }
+        }
+        if let Some(b) = file.backend {
+            spec.backend = b;
+        }
+        if let Some(s) = &file.select {
+            spec.select = Selection::parse(s).with_context(|| path.display().to_string())?;
+        }
+        if let Some(e) = &file.quality {
+            spec.quality = StageChoice::from_entry(e)?;
+        }
+        if let Some(e) = &file.align {
+            spec.align = StageChoice::from_entry(e)?;
+        }
+        if let Some(e) = &file.stack {
+            spec.stack = StageChoice::from_entry(e)?;
+        }
+        if let Some(post) = &file.post {
+            spec.post = post.iter().map(StageChoice::from_entry).collect::<Result<_>>()?;
+            spec.default_post = false;
+        }
+        Ok(spec)
+    }
+
+    /// Applies `--set stage.param=value`; `stage` is quality, align, stack, or a post stage's plugin name.
+    pub fn apply_set(&mut self, assignment: &str) -> Result<()> {
+        let (key, value) = assignment
+            .split_once('=')
+            .with_context(|| format!("--set '{assignment}': expected stage.param=value"))?;
+        let (stage, param) = key
+            .trim()
+            .split_once('.')
+            .with_context(|| format!("--set '{assignment}': expected stage.param=value"))?;
+        let value = parse_value(value.trim());
+        let target = match stage {
+            "quality" => &mut self.quality,
+            "align" => &mut self.align,
+            "stack" => &mut self.stack,
+            name => match self.post.iter_mut().find(|p| p.plugin == name) {
+                Some(p) => p,
+                None => bail!(
+                    "--set '{assignment}': no stage '{stage}' in the pipeline (use quality, align, stack or one of: {})",
+                    self.post.iter().map(|p| p.plugin.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            },
+        };
+        target.params.insert(param.to_string(), value);
+        Ok(())
+    }
+}
+
+/// A CLI value as TOML (numbers, booleans, arrays, quoted strings), else plain text.
+fn parse_value(text: &str) -> Value {
+    toml::from_str::<toml::Table>(&format!("v = {text}"))
+        .ok()
+        .and_then(|t| t.get("v").cloned())
+        .and_then(|v| serde_json::to_value(v).ok())
+        .unwrap_or_else(|| Value::String(text.to_string()))
+}
+
+/// Checks parameters against a stage's manifest: known keys, types, ranges.
+pub fn validate_params(manifest: &Manifest, params: &Map<String, Value>) -> Result<()> {
+    let stage = manifest.name.as_str();
+    for (key, value) in params {
+        let Some(spec) = manifest.params.iter().find(|p| p.name.as_str() == key) else {
+            let known: Vec<&str> = manifest.params.iter().map(|p| p.name.as_str()).collect();
+            bail!(
+                "unknown parameter '{key}' for stage '{stage}' (its parameters: {})",
+                if known.is_empty() { "none".into() } else { known.join(", ") }
+            );
+        };
+        let range = spec.range_text();
+        let bad = |what: &str| anyhow::anyhow!("parameter '{key}' of stage '{stage}' {what} (expected {}, {range}; got {value})", spec.kind.as_str());
+        let in_range = |x: f64| {
+            spec.min.into_option().is_none_or(|m| x >= m) && spec.max.into_option().is_none_or(|m| x <= m)
+        };
+        match spec.kind {
+            ParamKind::Float => {
+                let x = value.as_f64().ok_or_else(|| bad("has the wrong type"))?;
+                if !in_range(x) {
+                    return Err(bad("is out of range"));
+                }
+            }
+            ParamKind::Int => {
+                let x = value.as_i64().ok_or_else(|| bad("has the wrong type"))?;
+                if !in_range(x as f64) {
+                    return Err(bad("is out of range"));
+                }
+            }
+            ParamKind::Bool => {
+                value.as_bool().ok_or_else(|| bad("has the wrong type"))?;
+            }
+            ParamKind::Text => {
+                value.as_str().ok_or_else(|| bad("has the wrong type"))?;
+            }
+            ParamKind::Choice => {
+                let s = value.as_str().ok_or_else(|| bad("has the wrong type"))?;
+                if !spec.choices.iter().any(|c| c.as_str() == s) {
+                    return Err(bad("is not one of the choices"));
+                }
+            }
+            ParamKind::FloatList => {
+                let list = value.as_array().ok_or_else(|| bad("has the wrong type"))?;
+                for v in list {
+                    let x = v.as_f64().ok_or_else(|| bad("has a non-number element"))?;
+                    if !in_range(x) {
+                        return Err(bad("has an element out of range"));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jupiter_plugin_api::{ParamSpec, StageKind};
+
+    #[test]
+    fn selection_parses_and_clamps() {
+        assert_eq!(Selection::parse("25%").unwrap().count_of(200), 50);
+        assert_eq!(Selection::parse("10").unwrap().count_of(5), 5);
+        assert_eq!(Selection::parse("0.1%").unwrap().count_of(100), 1);
+        assert!(Selection::parse("150%").is_err());
+        assert!(Selection::parse("abc").is_err());
+    }
+
+    #[test]
+    fn set_overrides_and_typed_values() {
+        let mut s = PipelineSpec::default();
+        s.apply_set("stack.kappa=2.5").unwrap();
+        s.apply_set("sharpen-wavelet.gains=[2.0, 1.5]").unwrap();
+        s.apply_set("quality.metric=tenengrad").unwrap();
+        assert_eq!(s.stack.params["kappa"], serde_json::json!(2.5));
+        assert_eq!(s.post[0].params["gains"], serde_json::json!([2.0, 1.5]));
+        assert_eq!(s.quality.params["metric"], serde_json::json!("tenengrad"));
+        assert!(s.apply_set("nosuch.x=1").unwrap_err().to_string().contains("no stage 'nosuch'"));
+    }
+
+    #[test]
+    fn file_with_typo_names_the_key() {
+        let dir = std::env::temp_dir().join(format!("jupiter-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("p.toml");
+        std::fs::write(&p, "select = \"10%\"\n[stak]\nplugin = \"stack-mean\"\n").unwrap();
+        let e = format!("{:#}", PipelineSpec::from_file(&p).unwrap_err());
+        assert!(e.contains("stak") && e.contains("p.toml"), "{e}");
+        std::fs::write(&p, "backend = \"cpu\"\n[stack]\nplugin = \"stack-median\"\n[[post]]\nplugin = \"gamma\"\nparams = { gamma = 1.2 }\n").unwrap();
+        let s = PipelineSpec::from_file(&p).unwrap();
+        assert_eq!(s.stack.plugin, "stack-median");
+        assert_eq!(s.post.len(), 1);
+        assert_eq!(s.backend, BackendChoice::Cpu);
+    }
+
+    #[test]
+    fn params_are_checked_against_the_manifest() {
+        let m = Manifest::new(
+            "s",
+            "1",
+            StageKind::Stack,
+            "",
+            vec![ParamSpec::float("k", 2.0, 0.0, 10.0, ""), ParamSpec::choice("mode", "a", &["a", "b"], "")],
+        );
+        let ok: Map<String, Value> = serde_json::from_str(r#"{"k": 3, "mode": "b"}"#).unwrap();
+        validate_params(&m, &ok).unwrap();
+        let e = validate_params(&m, &serde_json::from_str(r#"{"k": 30}"#).unwrap()).unwrap_err().to_string();
+        assert!(e.contains("'k'") && e.contains("0 ..= 10"), "{e}");
+        let e = validate_params(&m, &serde_json::from_str(r#"{"kk": 1}"#).unwrap()).unwrap_err().to_string();
+        assert!(e.contains("unknown parameter 'kk'") && e.contains("k, mode"), "{e}");
+        let e = validate_params(&m, &serde_json::from_str(r#"{"mode": "c"}"#).unwrap()).unwrap_err().to_string();
+        assert!(e.contains("one of a, b"), "{e}");
+    }
+}

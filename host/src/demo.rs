@@ -1,0 +1,68 @@
+//! `jupiter-host demo`: a synthetic Jupiter capture through the default
+//! pipeline, with the quality gain measured against the known truth.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use crate::config::PipelineSpec;
+use crate::io::ser::{OpenOptions, SerFile};
+use crate::pipeline::{run, RunRequest};
+use crate::registry::Registry;
+use crate::synth::{generate, psnr_interior, render, Scene, SynthColor, SynthOptions};
+
+/// Generates `dir/demo.ser`, runs the default pipeline, writes
+/// `dir/demo_jupiter.tif` and `dir/report.json`, and prints what happened.
+pub fn run_demo(reg: &Registry, backend: &crate::backend::cpu::HostBackend, dir: &Path, frames: usize) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the demo directory", dir.display()))?;
+    let opts = SynthOptions {
+        width: 256,
+        height: 224,
+        frames: frames.max(2),
+        scene: Scene::Planet,
+        color: SynthColor::Rgb,
+        depth: 8,
+        seed: 2026,
+        jitter: 6.0,
+        blur: (0.7, 2.6),
+        full_well: 300.0,
+        read_noise: 3.0,
+        artifacts: 0.0,
+    };
+    let ser_path = dir.join("demo.ser");
+    eprintln!(
+        "generating {}: synthetic Jupiter, {} frames of {}×{} RGB, seeing blur σ {:.1}–{:.1} px, jitter ±{} px, Poisson + read noise",
+        ser_path.display(),
+        opts.frames,
+        opts.width,
+        opts.height,
+        opts.blur.0,
+        opts.blur.1,
+        opts.jitter
+    );
+    let capture = generate(&ser_path, &opts).with_context(|| format!("{}: cannot write the demo capture", ser_path.display()))?;
+    let spec = PipelineSpec::default();
+    let output = dir.join("demo_jupiter.tif");
+    let req = RunRequest { input: &ser_path, output: output.clone(), spec: &spec, open: OpenOptions::default(), force: true, png8: false };
+    let out = run(reg, backend, &req)?;
+    let r = &out.report;
+    std::fs::write(dir.join("report.json"), serde_json::to_string_pretty(r)?)?;
+
+    // Quality gain against the truth, at the position of the reference frame.
+    let (w, h, ch) = (opts.width as usize, opts.height as usize, 3);
+    let best = r.selected[0];
+    let (bx, by) = capture.shifts[best];
+    let truth_at_best = render(opts.scene, w, h, ch, bx as f64, by as f64);
+    let ser = SerFile::open(&ser_path, OpenOptions::default())?;
+    let single = psnr_interior(&ser.decode_frame(best)?, &truth_at_best, w, h, ch, 8);
+    let stacked = psnr_interior(&out.stacked.data, &truth_at_best, w, h, ch, 8);
+    let times: Vec<String> = r.timings.iter().map(|t| format!("{} {:.2} s", t.plugin, t.seconds)).collect();
+    println!("jupiter demo");
+    println!("  capture:  {} ({} frames, {}×{} RGB)", ser_path.display(), r.frames, w, h);
+    println!("  kept:     {} best frames ({:?} of the capture)", r.selected.len(), spec.select);
+    println!("  stages:   {}", times.join(", "));
+    println!("  PSNR vs truth: best single frame {single:.2} dB → stack {stacked:.2} dB (gain {:+.2} dB)", stacked - single);
+    println!("  output:   {} (16-bit RGB TIFF, sharpened and stretched for viewing)", output.display());
+    println!("  report:   {}", dir.join("report.json").display());
+    Ok(())
+}

@@ -1,0 +1,188 @@
+//! Image writers: 16-bit TIFF, 8/16-bit PNG, 32-bit float FITS. The format
+//! follows the extension. Every write goes to a temporary file in the target
+//! directory and is renamed into place, so a crash or Ctrl-C never leaves a
+//! half-written image under the final name.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use jupiter_plugin_api::Image;
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Tiff16,
+    Png16,
+    Png8,
+    Fits32,
+}
+
+impl Format {
+    /// The format for a path's extension (`.tif/.tiff`, `.png`, `.fit/.fits/.fts`).
+    pub fn from_path(path: &Path, png8: bool) -> Result<Format> {
+        let ext = path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).unwrap_or_default();
+        Ok(match ext.as_str() {
+            "tif" | "tiff" => Format::Tiff16,
+            "png" if png8 => Format::Png8,
+            "png" => Format::Png16,
+            "fit" | "fits" | "fts" => Format::Fits32,
+            _ => bail!("{}: unknown output format '.{ext}' (use .tif, .png or .fits)", path.display()),
+        })
+    }
+}
+
+fn to_u16(v: f32) -> u16 {
+    (v.clamp(0.0, 1.0) * 65535.0).round() as u16
+}
+
+/// A temporary sibling of `path`, removed on drop unless persisted.
+struct TempPath(Option<PathBuf>);
+
+impl TempPath {
+    fn for_target(path: &Path) -> TempPath {
+        let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "out".into());
+        TempPath(Some(path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))))
+    }
+    fn path(&self) -> &Path {
+        self.0.as_deref().unwrap()
+    }
+    fn persist(mut self, to: &Path) -> Result<()> {
+        let p = self.0.take().unwrap();
+        std::fs::rename(&p, to).with_context(|| format!("{}: cannot move the finished file into place", to.display()))
+    }
+}
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Writes `image` to `path` atomically. Refuses to replace an existing file
+/// unless `force`.
+pub fn write_image(image: &Image, path: &Path, png8: bool, force: bool) -> Result<()> {
+    let format = Format::from_path(path, png8)?;
+    if image.channels != 1 && image.channels != 3 {
+        bail!("{}: cannot write an image with {} channels", path.display(), image.channels);
+    }
+    if image.data.len() != image.len() {
+        bail!("{}: image holds {} samples, expected {}", path.display(), image.data.len(), image.len());
+    }
+    if path.exists() && !force {
+        bail!("{}: already exists (use --force to replace it)", path.display());
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the directory", dir.display()))?;
+    }
+    let tmp = TempPath::for_target(path);
+    match format {
+        Format::Tiff16 => write_tiff(image, tmp.path()),
+        Format::Png16 | Format::Png8 => write_png(image, tmp.path(), format == Format::Png8),
+        Format::Fits32 => write_fits(image, tmp.path()),
+    }
+    .with_context(|| format!("{}: cannot write the image", path.display()))?;
+    tmp.persist(path)
+}
+
+fn write_tiff(image: &Image, path: &Path) -> Result<()> {
+    use tiff::encoder::{colortype, TiffEncoder};
+    let data: Vec<u16> = image.data.iter().map(|&v| to_u16(v)).collect();
+    let mut enc = TiffEncoder::new(BufWriter::new(File::create(path)?))?;
+    if image.channels == 1 {
+        enc.write_image::<colortype::Gray16>(image.width, image.height, &data)?;
+    } else {
+        enc.write_image::<colortype::RGB16>(image.width, image.height, &data)?;
+    }
+    Ok(())
+}
+
+fn write_png(image: &Image, path: &Path, eight: bool) -> Result<()> {
+    let mut enc = png::Encoder::new(BufWriter::new(File::create(path)?), image.width, image.height);
+    enc.set_color(if image.channels == 1 { png::ColorType::Grayscale } else { png::ColorType::Rgb });
+    let bytes: Vec<u8> = if eight {
+        enc.set_depth(png::BitDepth::Eight);
+        image.data.iter().map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect()
+    } else {
+        enc.set_depth(png::BitDepth::Sixteen);
+        image.data.iter().flat_map(|&v| to_u16(v).to_be_bytes()).collect()
+    };
+    let mut w = enc.write_header()?;
+    w.write_image_data(&bytes)?;
+    w.finish()?;
+    Ok(())
+}
+
+fn write_fits(image: &Image, path: &Path) -> Result<()> {
+    use fitsio::images::{ImageDescription, ImageType};
+    use fitsio::FitsFile;
+    let (w, h, c) = (image.width as usize, image.height as usize, image.channels as usize);
+    // FITS stores planes; rows are written top-down and say so (ROWORDER).
+    let planar: Vec<f32> = (0..c).flat_map(|k| image.data.iter().skip(k).step_by(c).copied()).collect();
+    let dims: Vec<usize> = if c == 1 { vec![h, w] } else { vec![c, h, w] };
+    let desc = ImageDescription { data_type: ImageType::Float, dimensions: &dims };
+    let mut f = FitsFile::create(path).with_custom_primary(&desc).open()?;
+    let hdu = f.primary_hdu()?;
+    hdu.write_image(&mut f, &planar)?;
+    hdu.write_key(&mut f, "ROWORDER", "TOP-DOWN")?;
+    hdu.write_key(&mut f, "CREATOR", "jupiter")?;
+    Ok(())
+}
+
+/// Reads a 16-bit TIFF written by [`write_image`] back to `[0, 1]` floats
+/// (for tests and the demo's measurements).
+pub fn read_tiff(path: &Path) -> Result<Image> {
+    use tiff::decoder::{Decoder, DecodingResult};
+    let mut dec = Decoder::new(std::io::BufReader::new(File::open(path)?))?;
+    let (w, h) = dec.dimensions()?;
+    let ct = dec.colortype()?;
+    let channels = match ct {
+        tiff::ColorType::Gray(16) => 1,
+        tiff::ColorType::RGB(16) => 3,
+        other => bail!("{}: unsupported TIFF colour type {other:?}", path.display()),
+    };
+    let DecodingResult::U16(data) = dec.read_image()? else {
+        bail!("{}: not a 16-bit TIFF", path.display());
+    };
+    Ok(Image::from_vec(w, h, channels, data.iter().map(|&v| v as f32 / 65535.0).collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_all_formats_atomically_and_refuses_to_overwrite() {
+        let dir = std::env::temp_dir().join(format!("jupiter-write-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let img = Image::from_vec(5, 3, 3, (0..45).map(|i| i as f32 / 44.0).collect());
+        for name in ["a.tif", "a.png", "a.fits"] {
+            let p = dir.join(name);
+            let _ = std::fs::remove_file(&p);
+            write_image(&img, &p, false, false).unwrap();
+            assert!(p.metadata().unwrap().len() > 0);
+            let e = write_image(&img, &p, false, false).unwrap_err().to_string();
+            assert!(e.contains("already exists"), "{e}");
+            write_image(&img, &p, false, true).unwrap();
+        }
+        let back = read_tiff(&dir.join("a.tif")).unwrap();
+        assert_eq!((back.width, back.height, back.channels), (5, 3, 3));
+        for (a, b) in back.data.iter().zip(img.data.iter()) {
+            assert!((a - b).abs() < 1.0 / 65535.0);
+        }
+        // No temporary files are left behind.
+        let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().ends_with(".tmp")).collect();
+        assert!(leftovers.is_empty());
+        assert!(write_image(&img, &dir.join("a.jpg"), false, true).unwrap_err().to_string().contains("unknown output format"));
+    }
+}
+
+/// Writes a text file atomically (temp file + rename), replacing any old one.
+pub fn write_text_atomic(path: &Path, text: &str) -> Result<()> {
+    let tmp = TempPath::for_target(path);
+    std::fs::write(tmp.path(), text)?;
+    tmp.persist(path)
+}

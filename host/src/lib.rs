@@ -1,0 +1,16 @@
+//! # jupiter-host
+//!
+//! The host of the jupiter planetary lucky-imaging pipeline: the CLI, the SER
+//! reader, plugin loading, the compute backend, the pipeline runner and the
+//! image writers. Every algorithm stage lives in a plugin library loaded at
+//! run time (see `jupiter-plugin-api`). The library half exists so that the
+//! end-to-end tests can reuse the SER writer and the synthetic captures.
+
+pub mod backend;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod io;
+pub mod pipeline;
+pub mod registry;
+pub mod synth;

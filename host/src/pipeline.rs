@@ -1,0 +1,311 @@
+//! Runs the stages in order: quality → select → align → stack → post → write.
+//!
+//! The host validates what each stage returns (sizes, counts, finite values)
+//! and turns failures into errors that name the plugin, its file and the stage.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::std_types::{RResult, RSliceMut, RStr, RVec};
+use anyhow::{bail, Result};
+use jupiter_plugin_api::{
+    AlignRequest, Alignment, ErrorKind, FrameInfo, FrameSource, FrameSourceRef, FrameSource_TO, Image, StackRequest,
+    StageError, StageKind,
+};
+use serde::Serialize;
+
+use crate::backend::cpu::HostBackend;
+use crate::config::{validate_params, PipelineSpec, StageChoice};
+use crate::io::ser::{OpenOptions, SerFile};
+use crate::io::write::write_image;
+use crate::registry::{LoadedStage, Registry};
+
+/// Frames of a SER file served to stages, through an index map (the
+/// selection, best first). Decoding happens on demand, from the memory map.
+pub struct SerFrames {
+    pub ser: Arc<SerFile>,
+    pub indices: Vec<usize>,
+}
+
+impl FrameSource for SerFrames {
+    fn info(&self) -> FrameInfo {
+        FrameInfo {
+            width: self.ser.width() as u32,
+            height: self.ser.height() as u32,
+            channels: self.ser.channels() as u32,
+            count: self.indices.len() as u32,
+        }
+    }
+
+    fn read_rows(&self, index: usize, y0: usize, rows: usize, mut out: RSliceMut<'_, f32>) -> RResult<(), StageError> {
+        let info = self.info();
+        let Some(&frame) = self.indices.get(index) else {
+            return RResult::RErr(StageError::internal(format!("frame {index} requested, the source has {}", info.count)));
+        };
+        if y0.checked_add(rows).is_none_or(|e| e > info.height as usize) || out.len() != rows * info.row_len() {
+            return RResult::RErr(StageError::internal(format!(
+                "read_rows({index}, {y0}, {rows}) with a buffer of {} samples on {}×{}×{} frames",
+                out.len(),
+                info.width,
+                info.height,
+                info.channels
+            )));
+        }
+        // Never let a panic cross back into the plugin.
+        match catch_unwind(AssertUnwindSafe(|| self.ser.decode_rows(frame, y0, rows, &mut out))) {
+            Ok(Ok(())) => RResult::ROk(()),
+            Ok(Err(e)) => RResult::RErr(StageError::internal(e.to_string())),
+            Err(_) => RResult::RErr(StageError::internal("the host's SER decoder panicked")),
+        }
+    }
+}
+
+/// A stage failure; `Cancelled` is reported separately (exit code 130).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cancelled")]
+    Cancelled,
+    #[error("stage '{stage}' ({kind}, plugin file {file}) failed: {error}")]
+    Stage { stage: String, kind: &'static str, file: String, error: StageError },
+    #[error("stage '{stage}' (plugin file {file}) returned an invalid result: {problem}")]
+    BadOutput { stage: String, file: String, problem: String },
+}
+
+fn stage_err(s: &LoadedStage, e: StageError) -> anyhow::Error {
+    if e.kind == ErrorKind::Cancelled {
+        return RunError::Cancelled.into();
+    }
+    RunError::Stage {
+        stage: s.manifest.name.to_string(),
+        kind: s.manifest.kind.as_str(),
+        file: s.file.display().to_string(),
+        error: e,
+    }
+    .into()
+}
+
+fn bad_output(s: &LoadedStage, problem: String) -> anyhow::Error {
+    RunError::BadOutput { stage: s.manifest.name.to_string(), file: s.file.display().to_string(), problem }.into()
+}
+
+fn check_image(s: &LoadedStage, img: &Image, w: u32, h: u32, c: Option<u32>) -> Result<()> {
+    if img.width != w || img.height != h || c.is_some_and(|c| img.channels != c) {
+        return Err(bad_output(
+            s,
+            format!("image of {}×{}×{}, expected {w}×{h}×{}", img.width, img.height, img.channels, c.map_or("?".into(), |c| c.to_string())),
+        ));
+    }
+    if img.data.len() != img.len() {
+        return Err(bad_output(s, format!("image holds {} samples for {}×{}×{}", img.data.len(), img.width, img.height, img.channels)));
+    }
+    if let Some(i) = img.data.iter().position(|v| !v.is_finite()) {
+        return Err(bad_output(s, format!("non-finite value ({}) at sample {i}", img.data[i])));
+    }
+    Ok(())
+}
+
+/// Per-stage timing for the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageTiming {
+    pub stage: String,
+    pub plugin: String,
+    pub version: String,
+    pub seconds: f64,
+}
+
+/// The JSON report (`--report`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub input: String,
+    pub output: String,
+    pub width: usize,
+    pub height: usize,
+    pub channels: usize,
+    pub frames: usize,
+    pub warnings: Vec<String>,
+    pub pipeline: PipelineSpec,
+    pub scores: Vec<f32>,
+    /// Selected frame indices, best first.
+    pub selected: Vec<usize>,
+    /// `(dx, dy)` of each selected frame, in `selected` order.
+    pub shifts: Vec<[f32; 2]>,
+    pub timings: Vec<StageTiming>,
+    pub total_seconds: f64,
+}
+
+/// What a run produced.
+pub struct RunOutput {
+    pub report: Report,
+    /// The stack before post-processing.
+    pub stacked: Image,
+    /// The final image (written to `report.output`).
+    pub image: Image,
+}
+
+/// Inputs of one run.
+pub struct RunRequest<'a> {
+    pub input: &'a Path,
+    pub output: PathBuf,
+    pub spec: &'a PipelineSpec,
+    pub open: OpenOptions,
+    pub force: bool,
+    pub png8: bool,
+}
+
+fn params_json(stage: &LoadedStage, choice: &StageChoice) -> Result<String> {
+    validate_params(&stage.manifest, &choice.params)?;
+    Ok(serde_json::to_string(&choice.params)?)
+}
+
+/// Resolves every stage of the spec and validates its parameters (before any work).
+fn resolve<'r>(reg: &'r Registry, spec: &PipelineSpec, backend: &HostBackend) -> Result<Vec<(&'r LoadedStage, String, StageKind)>> {
+    let mut out = Vec::new();
+    for (choice, kind) in [(&spec.quality, StageKind::Quality), (&spec.align, StageKind::Align), (&spec.stack, StageKind::Stack)] {
+        let s = reg.get(&choice.plugin, kind)?;
+        out.push((s, params_json(s, choice)?, kind));
+    }
+    for choice in &spec.post {
+        if spec.default_post && !reg.stages.contains_key(&choice.plugin) {
+            backend.message(&format!("warning: default post-processing stage '{}' is not installed; skipped", choice.plugin));
+            continue;
+        }
+        let kind = reg.stages.get(&choice.plugin).map(|s| s.manifest.kind).unwrap_or(StageKind::Filter);
+        let kind = if crate::registry::is_image_stage(kind) { kind } else { StageKind::Filter };
+        let s = reg.get(&choice.plugin, kind)?;
+        out.push((s, params_json(s, choice)?, kind));
+    }
+    Ok(out)
+}
+
+/// Runs the whole pipeline on one capture and writes the result.
+pub fn run(reg: &Registry, backend: &HostBackend, req: &RunRequest) -> Result<RunOutput> {
+    let t0 = Instant::now();
+    let stages = resolve(reg, req.spec, backend)?;
+    if req.output.exists() && !req.force {
+        bail!("{}: already exists (use --force to replace it)", req.output.display());
+    }
+    let ser = Arc::new(SerFile::open(req.input, req.open)?);
+    for w in &ser.warnings {
+        backend.message(&format!("warning: {}: {w}", req.input.display()));
+    }
+    let n = ser.frame_count;
+    let (w, h, c) = (ser.width() as u32, ser.height() as u32, ser.channels() as u32);
+    let mut timings = Vec::new();
+    let mut time = |s: &LoadedStage, label: &str, t: Instant| {
+        timings.push(StageTiming {
+            stage: label.into(),
+            plugin: s.manifest.name.to_string(),
+            version: s.manifest.version.to_string(),
+            seconds: t.elapsed().as_secs_f64(),
+        })
+    };
+    let cancelled = || -> Result<()> { if backend.is_cancelled() { Err(RunError::Cancelled.into()) } else { Ok(()) } };
+
+    // Quality.
+    let (qs, qp, _) = &stages[0];
+    let all = SerFrames { ser: ser.clone(), indices: (0..n).collect() };
+    let t = Instant::now();
+    backend.begin_stage("quality");
+    let scores = (qs.module.quality())(RStr::from(qs.manifest.name.as_str()), backend.as_ref(), FrameSource_TO::from_ptr(&all, TD_Opaque), RStr::from(qp.as_str()))
+        .into_result()
+        .map_err(|e| stage_err(qs, e));
+    backend.end_stage();
+    let scores: Vec<f32> = scores?.into_vec();
+    cancelled()?;
+    if scores.len() != n {
+        return Err(bad_output(qs, format!("{} scores for {n} frames", scores.len())));
+    }
+    if let Some(i) = scores.iter().position(|s| !s.is_finite()) {
+        return Err(bad_output(qs, format!("score of frame {i} is {}", scores[i])));
+    }
+    time(qs, "quality", t);
+
+    // Selection: best first.
+    let keep = req.spec.select.count_of(n);
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    order.truncate(keep);
+    let selected = SerFrames { ser: ser.clone(), indices: order.clone() };
+    let sel_scores: RVec<f32> = order.iter().map(|&i| scores[i]).collect();
+    let source = || -> FrameSourceRef<'_> { FrameSource_TO::from_ptr(&selected, TD_Opaque) };
+
+    // Align.
+    let (as_, ap, _) = &stages[1];
+    let t = Instant::now();
+    backend.begin_stage("align");
+    let alignment: Result<Alignment> = (as_.module.align())(
+        RStr::from(as_.manifest.name.as_str()),
+        backend.as_ref(),
+        source(),
+        &AlignRequest { scores: sel_scores.clone() },
+        RStr::from(ap.as_str()),
+    )
+    .into_result()
+    .map_err(|e| stage_err(as_, e));
+    backend.end_stage();
+    let alignment = alignment?;
+    cancelled()?;
+    if alignment.warps.len() != keep {
+        return Err(bad_output(as_, format!("{} warps for {keep} frames", alignment.warps.len())));
+    }
+    if let Some(i) = alignment.warps.iter().position(|w| !w.dx.is_finite() || !w.dy.is_finite()) {
+        return Err(bad_output(as_, format!("shift of frame {i} is not finite")));
+    }
+    time(as_, "align", t);
+
+    // Stack.
+    let (ss, sp, _) = &stages[2];
+    let t = Instant::now();
+    backend.begin_stage("stack");
+    let stacked = (ss.module.stack())(
+        RStr::from(ss.manifest.name.as_str()),
+        backend.as_ref(),
+        source(),
+        &StackRequest { alignment: alignment.clone(), scores: sel_scores },
+        RStr::from(sp.as_str()),
+    )
+    .into_result()
+    .map_err(|e| stage_err(ss, e));
+    backend.end_stage();
+    let stacked = stacked?;
+    cancelled()?;
+    check_image(ss, &stacked, w, h, Some(c))?;
+    time(ss, "stack", t);
+
+    // Post-processing, in order.
+    let mut image = stacked.clone();
+    for (ps, pp, _) in &stages[3..] {
+        let t = Instant::now();
+        backend.begin_stage(ps.manifest.name.as_str());
+        let out = (ps.module.process())(RStr::from(ps.manifest.name.as_str()), backend.as_ref(), image, RStr::from(pp.as_str()))
+            .into_result()
+            .map_err(|e| stage_err(ps, e));
+        backend.end_stage();
+        image = out?;
+        cancelled()?;
+        check_image(ps, &image, w, h, None)?;
+        time(ps, "post", t);
+    }
+
+    cancelled()?;
+    write_image(&image, &req.output, req.png8, req.force)?;
+    let report = Report {
+        input: req.input.display().to_string(),
+        output: req.output.display().to_string(),
+        width: w as usize,
+        height: h as usize,
+        channels: c as usize,
+        frames: n,
+        warnings: ser.warnings.clone(),
+        pipeline: req.spec.clone(),
+        scores,
+        selected: order,
+        shifts: alignment.warps.iter().map(|w| [w.dx, w.dy]).collect(),
+        timings,
+        total_seconds: t0.elapsed().as_secs_f64(),
+    };
+    Ok(RunOutput { report, stacked, image })
+}

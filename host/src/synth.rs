@@ -1,0 +1,353 @@
+//! Synthetic captures with a known truth: a banded planet with moons, or a
+//! cratered lunar surface, rendered analytically at exact sub-pixel shifts,
+//! blurred by per-frame seeing, with Poisson + read noise, written as SER.
+//! Used by `jupiter-host demo` and by the end-to-end tests.
+
+use std::path::Path;
+
+use jupiter_kit::conv;
+use jupiter_plugin_api::Image;
+
+use crate::io::debayer::BayerPattern;
+use crate::io::ser::writer::{write_ser, SerSpec};
+use crate::io::ser::ColorId;
+
+/// A small deterministic PRNG (SplitMix64) so captures are reproducible
+/// across platforms and crate versions.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in `[0, 1)`.
+    pub fn uniform(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    /// Uniform in `[a, b)`.
+    pub fn range(&mut self, a: f64, b: f64) -> f64 {
+        a + (b - a) * self.uniform()
+    }
+    /// Standard normal (Box–Muller).
+    pub fn normal(&mut self) -> f64 {
+        let u1 = self.uniform().max(1e-300);
+        let u2 = self.uniform();
+        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+    }
+}
+
+/// What the synthetic target looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scene {
+    /// A banded, limb-darkened gas giant with a red spot and two moons on black sky.
+    Planet,
+    /// A cratered surface filling the frame.
+    Lunar,
+}
+
+/// Sensor layout of the synthetic capture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SynthColor {
+    Mono,
+    Rgb,
+    Bayer(BayerPattern),
+}
+
+/// Parameters of a synthetic capture.
+#[derive(Debug, Clone)]
+pub struct SynthOptions {
+    pub width: u32,
+    pub height: u32,
+    pub frames: usize,
+    pub scene: Scene,
+    pub color: SynthColor,
+    /// 8 or 16 (16-bit data are written as 12-bit values, like most planetary cameras).
+    pub depth: u32,
+    pub seed: u64,
+    /// Largest global shift (pixels) in x and y; frame 0 is never shifted.
+    pub jitter: f32,
+    /// Seeing blur sigma range (pixels), drawn per frame.
+    pub blur: (f32, f32),
+    /// Photo-electrons at full scale (sets the Poisson noise).
+    pub full_well: f32,
+    /// Read noise in electrons.
+    pub read_noise: f32,
+    /// Fraction of frames carrying a bright artifact (streak, hot pixels, cosmic ray).
+    pub artifacts: f32,
+}
+
+impl Default for SynthOptions {
+    fn default() -> Self {
+        SynthOptions {
+            width: 192,
+            height: 160,
+            frames: 100,
+            scene: Scene::Planet,
+            color: SynthColor::Mono,
+            depth: 8,
+            seed: 1,
+            jitter: 6.0,
+            blur: (0.8, 3.0),
+            full_well: 400.0,
+            read_noise: 3.0,
+            artifacts: 0.0,
+        }
+    }
+}
+
+/// The truth and the per-frame parameters of a generated capture.
+pub struct SynthCapture {
+    /// The scene without seeing or noise, `[0, 1]`, channels as decoded (RGB for Bayer).
+    pub truth: Image,
+    /// `(dx, dy)` of each frame: its content is displaced by this much.
+    pub shifts: Vec<(f32, f32)>,
+    /// Blur sigma of each frame.
+    pub blur: Vec<f32>,
+    /// Frames carrying an artifact.
+    pub artifact_frames: Vec<usize>,
+}
+
+fn smoothstep(e0: f64, e1: f64, x: f64) -> f64 {
+    let t = ((x - e0) / (e1 - e0)).clamp(0.0, 1.0);
+    t * t * (3.0 - 2.0 * t)
+}
+
+/// The scene's RGB radiance at the real position `(x, y)` of a `w × h` frame.
+pub fn scene_rgb(scene: Scene, w: f64, h: f64, x: f64, y: f64) -> [f64; 3] {
+    match scene {
+        Scene::Planet => {
+            let (cx, cy) = (w * 0.5, h * 0.5);
+            let r = 0.36 * w.min(h);
+            let (u, v) = ((x - cx) / r, (y - cy) / (r * 0.94));
+            let d = (u * u + v * v).sqrt();
+            let mut rgb = [0.0; 3];
+            // Moons: small bright discs off the limb.
+            for (mx, my, mr, a) in [(0.12, 0.3, 0.022, 0.7), (0.9, 0.62, 0.016, 0.55)] {
+                let dm = ((x - mx * w).powi(2) + (y - my * h).powi(2)).sqrt() / w.min(h);
+                let k = a * (1.0 - smoothstep(mr * 0.7, mr, dm));
+                rgb.iter_mut().for_each(|c| *c += k);
+            }
+            if d >= 1.02 {
+                return rgb;
+            }
+            let edge = 1.0 - smoothstep(0.985, 1.0, d);
+            let limb = (1.0 - d.min(1.0).powi(2)).max(0.0).powf(0.25);
+            let lat = v;
+            let bands = 0.72 + 0.16 * (lat * 9.0).cos() + 0.08 * (lat * 23.0 + 0.6).sin() + 0.04 * (lat * 47.0).cos();
+            // Festoons and fine structure along the belts.
+            let fine = 0.05 * ((u * 31.0 + 3.0 * (lat * 17.0).sin()).sin() * (lat * 40.0).cos())
+                + 0.03 * ((u * 57.0 - lat * 13.0).sin() * (lat * 71.0 + u * 5.0).sin());
+            let spot = (-(((u - 0.3) / 0.16).powi(2) + ((v - 0.35) / 0.08).powi(2))).exp();
+            let base = (bands + fine) * limb * edge;
+            let tint = [1.0, 0.88 - 0.1 * (lat * 9.0).cos().max(0.0), 0.70 - 0.12 * (lat * 9.0).cos().max(0.0)];
+            for c in 0..3 {
+                let spot_col = [0.25, -0.15, -0.25][c];
+                rgb[c] += 0.85 * (base * tint[c] + spot * spot_col * limb * edge).max(0.0);
+            }
+            rgb
+        }
+        Scene::Lunar => {
+            let mut v = 0.45 + 0.05 * (x * 0.05).sin() * (y * 0.037).cos();
+            // Deterministic craters on a jittered grid.
+            let cell = 24.0;
+            let (gx, gy) = ((x / cell).floor(), (y / cell).floor());
+            for j in -1..=1 {
+                for i in -1..=1 {
+                    let (ci, cj) = (gx + i as f64, gy + j as f64);
+                    let mut rng = Rng::new(((ci as i64 * 73856093) ^ (cj as i64 * 19349663)) as u64);
+                    let ccx = (ci + rng.range(0.2, 0.8)) * cell;
+                    let ccy = (cj + rng.range(0.2, 0.8)) * cell;
+                    let rad = rng.range(2.5, 10.0);
+                    let d = ((x - ccx).powi(2) + (y - ccy).powi(2)).sqrt() / rad;
+                    // Dark floor, bright rim lit from the left.
+                    let rim = (-(d - 1.0).powi(2) * 18.0).exp() * (0.25 + 0.2 * ((x - ccx) / rad));
+                    v += rim - 0.18 * (1.0 - smoothstep(0.7, 0.95, d));
+                }
+            }
+            let v = v.clamp(0.02, 1.0);
+            [v, v * 0.97, v * 0.93]
+        }
+    }
+}
+
+/// Renders the scene with its content displaced by `(dx, dy)` (2×2 supersampled).
+pub fn render(scene: Scene, w: usize, h: usize, channels: usize, dx: f64, dy: f64) -> Vec<f32> {
+    let mut out = vec![0.0f32; w * h * channels];
+    for y in 0..h {
+        for x in 0..w {
+            let mut acc = [0.0f64; 3];
+            for (sx, sy) in [(-0.25, -0.25), (0.25, -0.25), (-0.25, 0.25), (0.25, 0.25)] {
+                let c = scene_rgb(scene, w as f64, h as f64, x as f64 + sx - dx, y as f64 + sy - dy);
+                for k in 0..3 {
+                    acc[k] += c[k] * 0.25;
+                }
+            }
+            let o = (y * w + x) * channels;
+            if channels == 1 {
+                out[o] = ((acc[0] + acc[1] + acc[2]) / 3.0) as f32;
+            } else {
+                for k in 0..3 {
+                    out[o + k] = acc[k] as f32;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Adds one bright artifact: a satellite streak, hot pixels, or a cosmic-ray hit.
+fn add_artifact(frame: &mut [f32], w: usize, h: usize, ch: usize, rng: &mut Rng) {
+    match rng.next_u64() % 3 {
+        0 => {
+            let (x0, y0) = (rng.range(0.0, w as f64), 0.0);
+            let slope = rng.range(-0.8, 0.8);
+            for y in 0..h {
+                let x = (x0 + slope * (y as f64 - y0)) as isize;
+                for dx in -1..=1 {
+                    let xx = x + dx;
+                    if xx >= 0 && (xx as usize) < w {
+                        for c in 0..ch {
+                            frame[(y * w + xx as usize) * ch + c] = 1.0;
+                        }
+                    }
+                }
+            }
+        }
+        1 => {
+            for _ in 0..(w * h / 200).max(5) {
+                let (x, y) = (rng.next_u64() as usize % w, rng.next_u64() as usize % h);
+                for c in 0..ch {
+                    frame[(y * w + x) * ch + c] = 1.0;
+                }
+            }
+        }
+        _ => {
+            let (cx, cy) = (rng.range(0.0, w as f64), rng.range(0.0, h as f64));
+            for y in 0..h {
+                for x in 0..w {
+                    if (x as f64 - cx).powi(2) + (y as f64 - cy).powi(2) < 9.0 {
+                        for c in 0..ch {
+                            frame[(y * w + x) * ch + c] = 1.0;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Generates a capture at `path` and returns its truth.
+pub fn generate(path: &Path, o: &SynthOptions) -> std::io::Result<SynthCapture> {
+    let (w, h) = (o.width as usize, o.height as usize);
+    let ch = if o.color == SynthColor::Mono { 1 } else { 3 };
+    let mut rng = Rng::new(o.seed);
+    let truth = Image::from_vec(o.width, o.height, ch as u32, render(o.scene, w, h, ch, 0.0, 0.0));
+    let color = match o.color {
+        SynthColor::Mono => ColorId::Mono,
+        SynthColor::Rgb => ColorId::Rgb,
+        SynthColor::Bayer(p) => ColorId::Bayer(p),
+    };
+    let max_value: f32 = if o.depth <= 8 { 255.0 } else { 4095.0 };
+    let spec = SerSpec::new(o.width, o.height, color, if o.depth <= 8 { 8 } else { 12 });
+    let (mut shifts, mut blurs, mut artifact_frames) = (Vec::new(), Vec::new(), Vec::new());
+    let mut frames = Vec::with_capacity(o.frames);
+    for i in 0..o.frames {
+        let (dx, dy) = if i == 0 {
+            (0.0, 0.0)
+        } else {
+            (rng.range(-o.jitter as f64, o.jitter as f64) as f32, rng.range(-o.jitter as f64, o.jitter as f64) as f32)
+        };
+        let sigma = rng.range(o.blur.0 as f64, o.blur.1 as f64) as f32;
+        let mut img = render(o.scene, w, h, ch, dx as f64, dy as f64);
+        let kernel = conv::gaussian_kernel(sigma);
+        img = conv::per_channel(&img, ch, |p| {
+            let mut out = vec![0.0; p.len()];
+            conv::separable_serial(p, w, h, &kernel, 1, &mut out);
+            Ok(out)
+        })
+        .expect("blur cannot fail");
+        if (rng.uniform() as f32) < o.artifacts {
+            add_artifact(&mut img, w, h, ch, &mut rng);
+            artifact_frames.push(i);
+        }
+        // Photon + read noise, then quantisation.
+        let mut samples: Vec<u16> = Vec::with_capacity(w * h * color.planes());
+        for y in 0..h {
+            for x in 0..w {
+                let px = &img[(y * w + x) * ch..(y * w + x + 1) * ch];
+                let values: Vec<f32> = match o.color {
+                    SynthColor::Bayer(p) => vec![px[p.color_at(x, y)]],
+                    _ => px.to_vec(),
+                };
+                for v in values {
+                    let e = v.max(0.0) as f64 * o.full_well as f64;
+                    let noisy = e + e.sqrt() * rng.normal() + o.read_noise as f64 * rng.normal();
+                    let s = (noisy / o.full_well as f64 * max_value as f64).round().clamp(0.0, max_value as f64);
+                    samples.push(s as u16);
+                }
+            }
+        }
+        frames.push(samples);
+        shifts.push((dx, dy));
+        blurs.push(sigma);
+    }
+    let timestamps: Vec<i64> = (0..o.frames as i64).map(|i| 638_000_000_000_000_000 + i * 100_000).collect();
+    write_ser(path, &spec, &frames, Some(&timestamps))?;
+    Ok(SynthCapture { truth, shifts, blur: blurs, artifact_frames })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rng_is_deterministic_and_roughly_normal() {
+        let mut a = Rng::new(7);
+        let mut b = Rng::new(7);
+        assert_eq!(a.next_u64(), b.next_u64());
+        let n = 20000;
+        let v: Vec<f64> = (0..n).map(|_| a.normal()).collect();
+        let mean = v.iter().sum::<f64>() / n as f64;
+        let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
+        assert!(mean.abs() < 0.03 && (var - 1.0).abs() < 0.05, "{mean} {var}");
+    }
+
+    #[test]
+    fn shifted_render_moves_the_content() {
+        let a = render(Scene::Planet, 64, 48, 1, 0.0, 0.0);
+        let b = render(Scene::Planet, 64, 48, 1, 3.0, 0.0);
+        // b(x + 3, y) == a(x, y)
+        for y in 0..48 {
+            for x in 0..60 {
+                assert!((b[y * 64 + x + 3] - a[y * 64 + x]).abs() < 1e-5);
+            }
+        }
+    }
+}
+
+/// PSNR (dB, peak 1) of `a` against `truth` over the interior, `margin` pixels
+/// away from every edge (where resampling replicates edge pixels).
+pub fn psnr_interior(a: &[f32], truth: &[f32], w: usize, h: usize, ch: usize, margin: usize) -> f64 {
+    let (mut se, mut n) = (0.0f64, 0usize);
+    for y in margin..h.saturating_sub(margin) {
+        for x in margin..w.saturating_sub(margin) {
+            for c in 0..ch {
+                let i = (y * w + x) * ch + c;
+                se += ((a[i] - truth[i]) as f64).powi(2);
+                n += 1;
+            }
+        }
+    }
+    if se == 0.0 {
+        return f64::INFINITY;
+    }
+    10.0 * (n as f64 / se).log10()
+}

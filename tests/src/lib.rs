@@ -1,0 +1,84 @@
+//! Helpers for the end-to-end tests in `tests/`: build the workspace once,
+//! locate the host binary and the plugin libraries, run the host, read its
+//! outputs, and compare them with the synthetic truth.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+pub use jupiter_host::synth;
+
+/// Where cargo puts the debug build.
+pub fn target_dir() -> PathBuf {
+    let ws = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| ws.join("target")).join("debug")
+}
+
+/// Builds the host and every plugin once per test process (`cargo build
+/// --workspace`, a no-op when up to date) and returns the build directory,
+/// which holds `jupiter-host` and the plugin libraries.
+pub fn build() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let ws = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(ws).args(["build", "--workspace", "--quiet"]);
+        if let Ok(f) = std::env::var("JUPITER_TEST_FEATURES") {
+            cmd.args(["--features", &f]);
+        }
+        let status = cmd.status().expect("cannot run cargo build");
+        assert!(status.success(), "cargo build --workspace failed");
+        target_dir()
+    })
+}
+
+/// The built host binary.
+pub fn host() -> PathBuf {
+    build().join(format!("jupiter-host{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// Plugin libraries in the build directory, by stage library name
+/// (e.g. `stack_mean` → `.../libjupiter_plugin_stack_mean.so`).
+pub fn plugin_file(name: &str) -> PathBuf {
+    let file = format!("{}jupiter_plugin_{}{}", std::env::consts::DLL_PREFIX, name.replace('-', "_"), std::env::consts::DLL_SUFFIX);
+    build().join(file)
+}
+
+/// A fresh, empty scratch directory for one test.
+pub fn scratch(name: &str) -> PathBuf {
+    let d = target_dir().parent().unwrap().join("tmp").join("e2e").join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Runs the host with `args`; returns its output (never panics on failure).
+pub fn run_host<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    Command::new(host()).args(args).output().expect("cannot start jupiter-host")
+}
+
+/// Runs the host and panics with its stderr unless it succeeds.
+pub fn run_ok<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let out = run_host(args);
+    assert!(out.status.success(), "jupiter-host failed ({}):\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// Reads a report written with `--report`.
+pub fn read_report(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Reads a 16-bit TIFF written by the host.
+pub fn read_tiff(path: &Path) -> jupiter_plugin_api::Image {
+    jupiter_host::io::write::read_tiff(path).unwrap()
+}

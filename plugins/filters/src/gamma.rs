@@ -1,0 +1,102 @@
+//! `gamma`: `out = max(in, 0) ^ (1 / gamma)` per sample (gamma > 1 brightens
+//! the midtones, < 1 darkens them; 0 and 1 stay put).
+
+use jupiter_plugin_api::prelude::*;
+use serde::Deserialize;
+
+use crate::common::{check_range, host_pixels, map_samples};
+
+/// Allowed gamma.
+pub const GAMMA_RANGE: (f32, f32) = (0.05, 10.0);
+
+/// Parameters of `gamma`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GammaParams {
+    /// The gamma (> 0); 1 leaves the image unchanged.
+    pub gamma: f32,
+}
+
+impl Default for GammaParams {
+    fn default() -> Self {
+        GammaParams { gamma: 1.0 }
+    }
+}
+
+impl GammaParams {
+    /// Checks every value against its allowed range.
+    pub fn validate(&self) -> Result<(), StageError> {
+        check_range("gamma", self.gamma, GAMMA_RANGE.0, GAMMA_RANGE.1)
+    }
+}
+
+/// The manifest's parameter list.
+pub fn specs() -> Vec<ParamSpec> {
+    let d = GammaParams::default();
+    vec![ParamSpec::float(
+        "gamma",
+        d.gamma as f64,
+        GAMMA_RANGE.0 as f64,
+        GAMMA_RANGE.1 as f64,
+        "out = in^(1/gamma) on values clamped at 0 (> 1 brightens midtones; 1 = unchanged)",
+    )]
+}
+
+/// Applies the gamma to every sample (negative and NaN samples become 0).
+pub fn apply(ctx: &StageCtx, image: Image, p: &GammaParams) -> Result<Image, StageError> {
+    p.validate()?;
+    host_pixels(&image)?;
+    let mut image = image;
+    let e = 1.0 / p.gamma;
+    // `f32::max` returns the non-NaN operand, so NaN maps to 0 as well.
+    map_samples(ctx, image.data.as_mut_slice(), |v| v.max(0.0).powf(e))?;
+    Ok(image)
+}
+
+/// The `gamma` stage.
+pub struct Gamma;
+
+impl Stage for Gamma {
+    fn manifest(&self) -> Manifest {
+        Manifest::new("gamma", env!("CARGO_PKG_VERSION"), StageKind::Filter, "Gamma curve: in^(1/gamma), values clamped at 0", specs())
+    }
+
+    fn process(&self, ctx: &StageCtx, image: Image, params: &str) -> Result<Image, StageError> {
+        apply(ctx, image, &parse_params(params)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::common::reference::{max_err, noise_image};
+    use jupiter_plugin_api::testing::ThreadBackend;
+
+    #[test]
+    fn matches_the_reference_formula() {
+        let be = ThreadBackend::new(3);
+        for (w, h, ch, gamma) in [(5usize, 3usize, 1usize, 2.2f32), (7, 9, 3, 0.6)] {
+            // Values in -0.2 .. 1.2: negatives clamp to 0, above 1 is allowed.
+            let data: Vec<f32> = noise_image(w * h * ch, 5).iter().map(|v| v * 1.4 - 0.2).collect();
+            let want: Vec<f32> = data.iter().map(|v| v.max(0.0).powf(1.0 / gamma)).collect();
+            let img = Image::from_vec(w as u32, h as u32, ch as u32, data);
+            let out = be.with_ctx("gamma", |ctx| apply(ctx, img, &GammaParams { gamma })).unwrap();
+            assert!(max_err(&out.data, &want) < 1e-6);
+        }
+        let img = Image::from_vec(4, 1, 1, vec![-0.5, 0.25, f32::NAN, 1.0]);
+        let out = be.with_ctx("gamma", |ctx| apply(ctx, img, &GammaParams { gamma: 2.0 })).unwrap();
+        assert_eq!(out.data.as_slice(), &[0.0, 0.5, 0.0, 1.0]);
+    }
+
+    #[test]
+    fn gamma_must_be_positive() {
+        let be = ThreadBackend::new(1);
+        be.with_ctx("gamma", |ctx| {
+            for json in [r#"{"gamma": 0}"#, r#"{"gamma": -2}"#, r#"{"gamma": 11}"#] {
+                let e = Gamma.process(ctx, Image::new(2, 2, 1), json).unwrap_err();
+                assert_eq!(e.kind, ErrorKind::InvalidParams);
+                assert!(e.message.contains("gamma"), "{}", e.message);
+            }
+        });
+    }
+}

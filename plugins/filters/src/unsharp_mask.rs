@@ -1,0 +1,156 @@
+//! `unsharp-mask`: adds back the difference between the image and its
+//! gaussian blur, `out = in + amount · (in − blur)`, where that difference
+//! exceeds a threshold.
+
+use jupiter_plugin_api::prelude::*;
+use serde::Deserialize;
+
+use crate::common::{blur_channels, check_range, host_pixels, CHUNK};
+
+/// Allowed radius (gaussian sigma), pixels.
+pub const RADIUS_RANGE: (f32, f32) = (0.1, 50.0);
+/// Allowed amount.
+pub const AMOUNT_RANGE: (f32, f32) = (0.0, 20.0);
+/// Allowed threshold (image units).
+pub const THRESHOLD_RANGE: (f32, f32) = (0.0, 1.0);
+
+/// Parameters of `unsharp-mask`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UnsharpParams {
+    /// Sigma of the gaussian blur that defines "detail", pixels.
+    pub radius: f32,
+    /// How much of the detail is added back (0 = unchanged, 1 = doubled).
+    pub amount: f32,
+    /// Detail whose magnitude is at most this is left alone (keeps noise
+    /// in flat areas from being amplified); image units (0..1).
+    pub threshold: f32,
+}
+
+impl Default for UnsharpParams {
+    fn default() -> Self {
+        UnsharpParams { radius: 1.5, amount: 0.7, threshold: 0.0 }
+    }
+}
+
+impl UnsharpParams {
+    /// Checks every value against its allowed range.
+    pub fn validate(&self) -> Result<(), StageError> {
+        check_range("radius", self.radius, RADIUS_RANGE.0, RADIUS_RANGE.1)?;
+        check_range("amount", self.amount, AMOUNT_RANGE.0, AMOUNT_RANGE.1)?;
+        check_range("threshold", self.threshold, THRESHOLD_RANGE.0, THRESHOLD_RANGE.1)
+    }
+}
+
+/// The manifest's parameter list.
+pub fn specs() -> Vec<ParamSpec> {
+    let d = UnsharpParams::default();
+    let f = |r: (f32, f32)| (r.0 as f64, r.1 as f64);
+    let (r, a, t) = (f(RADIUS_RANGE), f(AMOUNT_RANGE), f(THRESHOLD_RANGE));
+    vec![
+        ParamSpec::float("radius", d.radius as f64, r.0, r.1, "Gaussian sigma of the blur that defines detail, pixels"),
+        ParamSpec::float("amount", d.amount as f64, a.0, a.1, "Fraction of the detail added back (0 = unchanged)"),
+        ParamSpec::float("threshold", d.threshold as f64, t.0, t.1, "Only sharpen where |image - blur| exceeds this"),
+    ]
+}
+
+/// The unsharp-mask formula for one sample and its blurred value.
+#[inline]
+pub fn unsharp(v: f32, blurred: f32, amount: f32, threshold: f32) -> f32 {
+    let d = v - blurred;
+    if d.abs() > threshold {
+        v + amount * d
+    } else {
+        v
+    }
+}
+
+/// Sharpens every channel of `image`.
+pub fn apply(ctx: &StageCtx, image: Image, p: &UnsharpParams) -> Result<Image, StageError> {
+    p.validate()?;
+    host_pixels(&image)?;
+    if p.amount == 0.0 || image.is_empty() {
+        return Ok(image);
+    }
+    let (w, h, ch) = (image.width as usize, image.height as usize, image.channels as usize);
+    let blurred = blur_channels(ctx, &image.data, w, h, ch, p.radius)?;
+    let mut data = image.data.into_vec();
+    let b = &blurred;
+    ctx.par_chunks_mut(&mut data, CHUNK, |k, chunk| {
+        let base = k * CHUNK;
+        for (i, v) in chunk.iter_mut().enumerate() {
+            *v = unsharp(*v, b[base + i], p.amount, p.threshold);
+        }
+    })?;
+    Ok(Image::from_vec(image.width, image.height, image.channels, data))
+}
+
+/// The `unsharp-mask` stage.
+pub struct UnsharpMask;
+
+impl Stage for UnsharpMask {
+    fn manifest(&self) -> Manifest {
+        Manifest::new(
+            "unsharp-mask",
+            env!("CARGO_PKG_VERSION"),
+            StageKind::Filter,
+            "Unsharp mask: in + amount·(in − gaussian blur) where the difference exceeds a threshold",
+            specs(),
+        )
+    }
+
+    fn process(&self, ctx: &StageCtx, image: Image, params: &str) -> Result<Image, StageError> {
+        apply(ctx, image, &parse_params(params)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::common::reference::{blur, max_err, noise_image};
+    use jupiter_plugin_api::testing::ThreadBackend;
+
+    #[test]
+    fn matches_the_reference_formula() {
+        let be = ThreadBackend::new(3);
+        for (w, h, ch) in [(11usize, 7usize, 1usize), (9, 13, 3)] {
+            let data = noise_image(w * h * ch, 99);
+            for p in [
+                UnsharpParams { radius: 1.0, amount: 1.5, threshold: 0.0 },
+                UnsharpParams { radius: 2.0, amount: 0.5, threshold: 0.15 },
+            ] {
+                let b = blur(&data, w, h, ch, p.radius);
+                let want: Vec<f32> = data
+                    .iter()
+                    .zip(&b)
+                    .map(|(&v, &bl)| if (v - bl).abs() > p.threshold { v + p.amount * (v - bl) } else { v })
+                    .collect();
+                let img = Image::from_vec(w as u32, h as u32, ch as u32, data.clone());
+                let out = be.with_ctx("unsharp-mask", |ctx| apply(ctx, img, &p)).unwrap();
+                let e = max_err(&out.data, &want);
+                assert!(e < 1e-4, "{w}×{h}×{ch} {p:?}: max error {e}");
+                if p.threshold > 0.0 {
+                    // Samples whose detail is clearly under the threshold are untouched.
+                    let kept = (0..data.len()).filter(|&i| (data[i] - b[i]).abs() < p.threshold - 1e-4).count();
+                    assert!(kept > 0);
+                    for i in (0..data.len()).filter(|&i| (data[i] - b[i]).abs() < p.threshold - 1e-4) {
+                        assert_eq!(out.data[i], data[i]);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bad_params_are_rejected() {
+        let be = ThreadBackend::new(1);
+        let img = Image::new(3, 3, 1);
+        be.with_ctx("unsharp-mask", |ctx| {
+            for (json, name) in [(r#"{"radius": 0}"#, "radius"), (r#"{"amount": -1}"#, "amount"), (r#"{"threshold": 2}"#, "threshold")] {
+                let e = UnsharpMask.process(ctx, img.clone(), json).unwrap_err();
+                assert_eq!(e.kind, ErrorKind::InvalidParams);
+                assert!(e.message.contains(name), "{}", e.message);
+            }
+        });
+    }
+}

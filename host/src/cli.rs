@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use crate::backend::cpu::HostBackend;
-use crate::backend::{describe_device, BackendChoice};
+use crate::backend::{describe_device, select_device, BackendChoice};
 use crate::config::{PipelineSpec, Selection, StageChoice};
 use crate::io::ser::{ByteOrder, OpenOptions, SerFile};
 use crate::pipeline::{run, RunError, RunRequest};
@@ -175,15 +175,24 @@ pub fn main() -> Result<()> {
     match &cli.command {
         Command::Plugins => cmd_plugins(&cli, &backend),
         Command::Info { file, open } => cmd_info(&cli, file, open),
-        Command::Run(args) => cmd_run(&cli, &backend, args),
+        Command::Run(args) => cmd_run(&cli, &mut backend, args),
         Command::Demo { dir, frames } => {
             let reg = load_registry(&cli, &backend)?;
-            if backend_choice(&cli, None) == BackendChoice::Gpu {
-                backend.message("warning: --gpu: this build has no GPU backend; running on the CPU");
-            }
-            crate::demo::run_demo(&reg, &backend, dir, *frames)
+            let device = setup_device(&mut backend, backend_choice(&cli, None));
+            crate::demo::run_demo(&reg, &backend, dir, *frames, &device)
         }
     }
+}
+
+/// Opens the device for a run; prints the one warning when the GPU was asked
+/// for and is not usable. Returns the device description.
+fn setup_device(backend: &mut HostBackend, choice: BackendChoice) -> String {
+    let sel = select_device(choice);
+    if let Some(w) = &sel.warning {
+        backend.message(&format!("warning: {w}"));
+    }
+    backend.set_gpu(sel.gpu);
+    sel.description
 }
 
 fn cmd_plugins(cli: &Cli, backend: &HostBackend) -> Result<()> {
@@ -260,12 +269,11 @@ pub fn build_spec(args: &RunArgs) -> Result<PipelineSpec> {
     Ok(spec)
 }
 
-fn cmd_run(cli: &Cli, backend: &HostBackend, args: &RunArgs) -> Result<()> {
+fn cmd_run(cli: &Cli, backend: &mut HostBackend, args: &RunArgs) -> Result<()> {
     let spec = build_spec(args)?;
-    if backend_choice(cli, Some(&spec)) == BackendChoice::Gpu {
-        backend.message("warning: GPU requested but this build has no GPU backend; running on the CPU");
-    }
     let reg = load_registry(cli, backend)?;
+    let device = setup_device(backend, backend_choice(cli, Some(&spec)));
+    let backend = &*backend;
     let output = match &args.output {
         Some(o) => o.clone(),
         None => {
@@ -273,7 +281,16 @@ fn cmd_run(cli: &Cli, backend: &HostBackend, args: &RunArgs) -> Result<()> {
             args.file.with_file_name(format!("{stem}_jupiter.tif"))
         }
     };
-    let req = RunRequest { input: &args.file, output, spec: &spec, open: args.open.options(), force: args.force, png8: args.png8 };
+    let req = RunRequest {
+        input: &args.file,
+        output,
+        spec: &spec,
+        open: args.open.options(),
+        force: args.force,
+        png8: args.png8,
+        device,
+        keep_stacked: false,
+    };
     let out = run(&reg, backend, &req)?;
     if let Some(rp) = &args.report {
         let text = serde_json::to_string_pretty(&out.report)?;
@@ -282,12 +299,13 @@ fn cmd_run(cli: &Cli, backend: &HostBackend, args: &RunArgs) -> Result<()> {
     if !cli.quiet {
         let r = &out.report;
         eprintln!(
-            "stacked {} of {} frames ({}×{}, {} ch) in {:.2} s → {}",
+            "stacked {} of {} frames ({}×{}, {} ch) on {} in {:.2} s → {}",
             r.selected.len(),
             r.frames,
             r.width,
             r.height,
             r.channels,
+            r.device,
             r.total_seconds,
             r.output
         );

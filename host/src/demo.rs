@@ -13,7 +13,7 @@ use crate::synth::{generate, psnr_interior, render, Scene, SynthColor, SynthOpti
 
 /// Generates `dir/demo.ser`, runs the default pipeline, writes
 /// `dir/demo_jupiter.tif` and `dir/report.json`, and prints what happened.
-pub fn run_demo(reg: &Registry, backend: &crate::backend::cpu::HostBackend, dir: &Path, frames: usize) -> Result<()> {
+pub fn run_demo(reg: &Registry, backend: &crate::backend::cpu::HostBackend, dir: &Path, frames: usize, device: &str) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the demo directory", dir.display()))?;
     let opts = SynthOptions {
         width: 256,
@@ -43,7 +43,16 @@ pub fn run_demo(reg: &Registry, backend: &crate::backend::cpu::HostBackend, dir:
     let capture = generate(&ser_path, &opts).with_context(|| format!("{}: cannot write the demo capture", ser_path.display()))?;
     let spec = PipelineSpec::default();
     let output = dir.join("demo_jupiter.tif");
-    let req = RunRequest { input: &ser_path, output: output.clone(), spec: &spec, open: OpenOptions::default(), force: true, png8: false };
+    let req = RunRequest {
+        input: &ser_path,
+        output: output.clone(),
+        spec: &spec,
+        open: OpenOptions::default(),
+        force: true,
+        png8: false,
+        device: device.to_string(),
+        keep_stacked: true,
+    };
     let out = run(reg, backend, &req)?;
     let r = &out.report;
     std::fs::write(dir.join("report.json"), serde_json::to_string_pretty(r)?)?;
@@ -55,11 +64,13 @@ pub fn run_demo(reg: &Registry, backend: &crate::backend::cpu::HostBackend, dir:
     let truth_at_best = render(opts.scene, w, h, ch, bx as f64, by as f64);
     let ser = SerFile::open(&ser_path, OpenOptions::default())?;
     let single = psnr_interior(&ser.decode_frame(best)?, &truth_at_best, w, h, ch, 8);
-    let stacked = psnr_interior(&out.stacked.data, &truth_at_best, w, h, ch, 8);
+    let stacked_img = out.stacked.as_ref().expect("keep_stacked was asked");
+    let stacked = psnr_interior(&stacked_img.data, &truth_at_best, w, h, ch, 8);
     let times: Vec<String> = r.timings.iter().map(|t| format!("{} {:.2} s", t.plugin, t.seconds)).collect();
     println!("jupiter demo");
     println!("  capture:  {} ({} frames, {}×{} RGB)", ser_path.display(), r.frames, w, h);
     println!("  kept:     {} best frames ({:?} of the capture)", r.selected.len(), spec.select);
+    println!("  device:   {}", r.device);
     println!("  stages:   {}", times.join(", "));
     println!("  PSNR vs truth: best single frame {single:.2} dB → stack {stacked:.2} dB (gain {:+.2} dB)", stacked - single);
     println!("  output:   {} (16-bit RGB TIFF, sharpened and stretched for viewing)", output.display());

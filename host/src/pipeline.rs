@@ -98,6 +98,13 @@ fn check_image(s: &LoadedStage, img: &Image, w: u32, h: u32, c: Option<u32>) -> 
             format!("image of {}×{}×{}, expected {w}×{h}×{}", img.width, img.height, img.channels, c.map_or("?".into(), |c| c.to_string())),
         ));
     }
+    if let Some(buf) = img.device.as_ref().into_option() {
+        // Device-resident: its values are checked once downloaded.
+        if buf.size < img.len() as u64 * 4 {
+            return Err(bad_output(s, format!("GPU image buffer of {} bytes for {}×{}×{}", buf.size, img.width, img.height, img.channels)));
+        }
+        return Ok(());
+    }
     if img.data.len() != img.len() {
         return Err(bad_output(s, format!("image holds {} samples for {}×{}×{}", img.data.len(), img.width, img.height, img.channels)));
     }
@@ -105,6 +112,34 @@ fn check_image(s: &LoadedStage, img: &Image, w: u32, h: u32, c: Option<u32>) -> 
         return Err(bad_output(s, format!("non-finite value ({}) at sample {i}", img.data[i])));
     }
     Ok(())
+}
+
+/// Brings a GPU-resident image into host memory (and frees its buffer).
+fn download(backend: &HostBackend, image: Image) -> Result<Image> {
+    let Some(buf) = image.device.as_ref().into_option().copied() else { return Ok(image) };
+    let gpu = backend.gpu_service().ok_or_else(|| anyhow::anyhow!("a stage returned a GPU image but there is no GPU"))?;
+    let data = jupiter_plugin_api::gpu::helpers::download(gpu, buf, image.len()).map_err(|e| anyhow::anyhow!("downloading the image from the GPU failed: {e}"))?;
+    gpu.destroy_buffer(buf);
+    Ok(Image::from_vec(image.width, image.height, image.channels, data))
+}
+
+/// Calls a stage; when it reports a GPU failure, warns once and re-runs it on
+/// the CPU (with the GPU hidden from it), like darktable's pixel pipe.
+fn with_cpu_fallback<T>(
+    backend: &HostBackend,
+    stage: &LoadedStage,
+    mut call: impl FnMut() -> RResult<T, StageError>,
+) -> Result<T> {
+    match call().into_result() {
+        Err(e) if e.kind == ErrorKind::GpuFailed && backend.gpu_service().is_some() => {
+            backend.message(&format!("warning: stage '{}': GPU path failed ({}); re-running it on the CPU", stage.manifest.name, e.message));
+            backend.enable_gpu(false);
+            let r = call().into_result();
+            backend.enable_gpu(true);
+            r.map_err(|e| stage_err(stage, e))
+        }
+        r => r.map_err(|e| stage_err(stage, e)),
+    }
 }
 
 /// Per-stage timing for the report.
@@ -134,13 +169,15 @@ pub struct Report {
     pub shifts: Vec<[f32; 2]>,
     pub timings: Vec<StageTiming>,
     pub total_seconds: f64,
+    /// The device the stages were offered.
+    pub device: String,
 }
 
 /// What a run produced.
 pub struct RunOutput {
     pub report: Report,
-    /// The stack before post-processing.
-    pub stacked: Image,
+    /// The stack before post-processing (when `keep_stacked` was asked).
+    pub stacked: Option<Image>,
     /// The final image (written to `report.output`).
     pub image: Image,
 }
@@ -153,6 +190,10 @@ pub struct RunRequest<'a> {
     pub open: OpenOptions,
     pub force: bool,
     pub png8: bool,
+    /// The device description for the report.
+    pub device: String,
+    /// Keep a host copy of the plain stack in the output (costs a download on the GPU path).
+    pub keep_stacked: bool,
 }
 
 fn params_json(stage: &LoadedStage, choice: &StageChoice) -> Result<String> {
@@ -209,9 +250,9 @@ pub fn run(reg: &Registry, backend: &HostBackend, req: &RunRequest) -> Result<Ru
     let all = SerFrames { ser: ser.clone(), indices: (0..n).collect() };
     let t = Instant::now();
     backend.begin_stage("quality");
-    let scores = (qs.module.quality())(RStr::from(qs.manifest.name.as_str()), backend.as_ref(), FrameSource_TO::from_ptr(&all, TD_Opaque), RStr::from(qp.as_str()))
-        .into_result()
-        .map_err(|e| stage_err(qs, e));
+    let scores = with_cpu_fallback(backend, qs, || {
+        (qs.module.quality())(RStr::from(qs.manifest.name.as_str()), backend.as_ref(), FrameSource_TO::from_ptr(&all, TD_Opaque), RStr::from(qp.as_str()))
+    });
     backend.end_stage();
     let scores: Vec<f32> = scores?.into_vec();
     cancelled()?;
@@ -236,15 +277,10 @@ pub fn run(reg: &Registry, backend: &HostBackend, req: &RunRequest) -> Result<Ru
     let (as_, ap, _) = &stages[1];
     let t = Instant::now();
     backend.begin_stage("align");
-    let alignment: Result<Alignment> = (as_.module.align())(
-        RStr::from(as_.manifest.name.as_str()),
-        backend.as_ref(),
-        source(),
-        &AlignRequest { scores: sel_scores.clone() },
-        RStr::from(ap.as_str()),
-    )
-    .into_result()
-    .map_err(|e| stage_err(as_, e));
+    let align_req = AlignRequest { scores: sel_scores.clone() };
+    let alignment: Result<Alignment> = with_cpu_fallback(backend, as_, || {
+        (as_.module.align())(RStr::from(as_.manifest.name.as_str()), backend.as_ref(), source(), &align_req, RStr::from(ap.as_str()))
+    });
     backend.end_stage();
     let alignment = alignment?;
     cancelled()?;
@@ -260,37 +296,71 @@ pub fn run(reg: &Registry, backend: &HostBackend, req: &RunRequest) -> Result<Ru
     let (ss, sp, _) = &stages[2];
     let t = Instant::now();
     backend.begin_stage("stack");
-    let stacked = (ss.module.stack())(
-        RStr::from(ss.manifest.name.as_str()),
-        backend.as_ref(),
-        source(),
-        &StackRequest { alignment: alignment.clone(), scores: sel_scores },
-        RStr::from(sp.as_str()),
-    )
-    .into_result()
-    .map_err(|e| stage_err(ss, e));
+    let stack_req = StackRequest { alignment: alignment.clone(), scores: sel_scores };
+    let stacked = with_cpu_fallback(backend, ss, || {
+        (ss.module.stack())(RStr::from(ss.manifest.name.as_str()), backend.as_ref(), source(), &stack_req, RStr::from(sp.as_str()))
+    });
     backend.end_stage();
     let stacked = stacked?;
     cancelled()?;
     check_image(ss, &stacked, w, h, Some(c))?;
+    let stacked = if stages.len() == 3 { download(backend, stacked)? } else { stacked };
+    if let Some(i) = stacked.data.iter().position(|v| !v.is_finite()) {
+        return Err(bad_output(ss, format!("non-finite value ({}) at sample {i}", stacked.data[i])));
+    }
     time(ss, "stack", t);
 
-    // Post-processing, in order.
-    let mut image = stacked.clone();
+    // The plain stack is kept (in host memory) only when asked for.
+    let mut image = stacked;
+    let stacked = if req.keep_stacked {
+        image = download(backend, image)?;
+        Some(image.clone())
+    } else {
+        None
+    };
+
+    // Post-processing, in order. A GPU-resident image stays on the device
+    // between GPU-capable stages and is downloaded before a CPU-only one.
     for (ps, pp, _) in &stages[3..] {
         let t = Instant::now();
+        if !ps.manifest.gpu || backend.gpu_service().is_none() {
+            image = download(backend, image)?;
+        }
         backend.begin_stage(ps.manifest.name.as_str());
-        let out = (ps.module.process())(RStr::from(ps.manifest.name.as_str()), backend.as_ref(), image, RStr::from(pp.as_str()))
-            .into_result()
-            .map_err(|e| stage_err(ps, e));
+        let input = image;
+        let mut retry_input: Option<Image> = None;
+        let out = with_cpu_fallback(backend, ps, || {
+            // A retry after a GPU failure gets the input in host memory.
+            let arg = match &retry_input {
+                None => {
+                    retry_input = Some(input.clone());
+                    input.clone()
+                }
+                Some(i) => download(backend, i.clone()).unwrap_or_else(|_| i.clone()),
+            };
+            (ps.module.process())(RStr::from(ps.manifest.name.as_str()), backend.as_ref(), arg, RStr::from(pp.as_str()))
+        });
         backend.end_stage();
-        image = out?;
+        let out = out?;
+        // The input's device buffer belongs to the host: free it once replaced.
+        if let (Some(a), b) = (input.device.as_ref().into_option(), out.device.as_ref().into_option()) {
+            if b != Some(a) {
+                if let Some(g) = backend.gpu_service() {
+                    g.destroy_buffer(*a);
+                }
+            }
+        }
+        image = out;
         cancelled()?;
         check_image(ps, &image, w, h, None)?;
         time(ps, "post", t);
     }
 
     cancelled()?;
+    let image = download(backend, image)?;
+    if let Some(i) = image.data.iter().position(|v| !v.is_finite()) {
+        bail!("the final image has a non-finite value ({}) at sample {i}", image.data[i]);
+    }
     write_image(&image, &req.output, req.png8, req.force)?;
     let report = Report {
         input: req.input.display().to_string(),
@@ -306,6 +376,7 @@ pub fn run(reg: &Registry, backend: &HostBackend, req: &RunRequest) -> Result<Ru
         shifts: alignment.warps.iter().map(|w| [w.dx, w.dy]).collect(),
         timings,
         total_seconds: t0.elapsed().as_secs_f64(),
+        device: req.device.clone(),
     };
     Ok(RunOutput { report, stacked, image })
 }

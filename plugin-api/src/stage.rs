@@ -111,6 +111,16 @@ impl<'a> StageCtx<'a> {
     pub fn gpu(&self) -> Option<GpuServiceBox> {
         self.backend.gpu().into_option()
     }
+    /// The image with its pixels in host memory (downloads a GPU-resident
+    /// image once; host images are returned as they are).
+    pub fn to_host(&self, image: Image) -> Result<Image, StageError> {
+        let Some(buf) = image.device.into_option() else { return Ok(image) };
+        let gpu = self.gpu().ok_or_else(|| StageError::gpu("a GPU-resident image reached a stage without GPU access"))?;
+        let data = crate::gpu::helpers::download(&gpu, buf, image.len())?;
+        gpu.destroy_buffer(buf);
+        Ok(Image::from_vec(image.width, image.height, image.channels, data))
+    }
+
     /// Parallel loop over `0..len` in chunks of `grain` (see [`crate::par::for_each_range`]).
     pub fn par_for<F: Fn(std::ops::Range<usize>) + Sync>(&self, len: usize, grain: usize, f: F) -> Result<(), StageError> {
         crate::par::for_each_range(&self.backend, len, grain, f);

@@ -24,8 +24,9 @@ pub fn build() -> &'static Path {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
         cmd.current_dir(ws).args(["build", "--workspace", "--quiet"]);
-        if let Ok(f) = std::env::var("JUPITER_TEST_FEATURES") {
-            cmd.args(["--features", &f]);
+        // Build the host as this test crate sees it (with or without the GPU backend).
+        if cfg!(feature = "gpu") {
+            cmd.args(["--features", "gpu"]);
         }
         let status = cmd.status().expect("cannot run cargo build");
         assert!(status.success(), "cargo build --workspace failed");
@@ -81,4 +82,38 @@ pub fn read_report(path: &Path) -> serde_json::Value {
 /// Reads a 16-bit TIFF written by the host.
 pub fn read_tiff(path: &Path) -> jupiter_plugin_api::Image {
     jupiter_host::io::write::read_tiff(path).unwrap()
+}
+
+/// A host backend offering the GPU (software adapters allowed, as an explicit
+/// request would). `None` when no adapter exists, which is a test failure
+/// when `CI` or `JUPITER_REQUIRE_GPU` is set: in CI the lavapipe driver is
+/// installed, so a skipped GPU test would hide a broken GPU path.
+#[cfg(feature = "gpu")]
+pub fn gpu_backend() -> Option<jupiter_host::backend::cpu::HostBackend> {
+    use jupiter_host::backend::{select_device, BackendChoice};
+    let sel = select_device(BackendChoice::Gpu);
+    let Some(gpu) = sel.gpu else {
+        let required = std::env::var_os("CI").is_some() || std::env::var_os("JUPITER_REQUIRE_GPU").is_some();
+        assert!(!required, "no GPU adapter in CI: {}", sel.warning.unwrap_or_default());
+        eprintln!("skipping GPU test: {}", sel.warning.unwrap_or_default());
+        return None;
+    };
+    let mut be = jupiter_host::backend::cpu::HostBackend::new(2, Default::default()).unwrap();
+    be.quiet = true;
+    be.set_gpu(Some(gpu));
+    eprintln!("GPU: {}", sel.description);
+    Some(be)
+}
+
+/// A plain CPU host backend.
+pub fn cpu_backend() -> jupiter_host::backend::cpu::HostBackend {
+    let mut be = jupiter_host::backend::cpu::HostBackend::new(2, Default::default()).unwrap();
+    be.quiet = true;
+    be
+}
+
+/// Largest absolute difference.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }

@@ -5,9 +5,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use abi_stable::sabi_trait::TD_Opaque;
-use abi_stable::std_types::RStr;
+use abi_stable::std_types::{ROption, RStr};
 use indicatif::{ProgressBar, ProgressStyle};
-use jupiter_plugin_api::{Backend, BackendRef, Backend_TO, LogLevel, RawTask};
+use jupiter_plugin_api::{Backend, BackendRef, Backend_TO, GpuServiceBox, LogLevel, RawTask};
 use rayon::prelude::*;
 
 /// The host's backend: one pool shared by every stage of every plugin.
@@ -15,6 +15,9 @@ pub struct HostBackend {
     pool: rayon::ThreadPool,
     cancel: Arc<AtomicBool>,
     bar: RwLock<Option<ProgressBar>>,
+    gpu: Option<GpuServiceBox>,
+    /// Cleared while a stage is re-run on the CPU after a GPU failure.
+    gpu_enabled: AtomicBool,
     /// Show `Info` messages from stages (Debug needs `verbose`).
     pub quiet: bool,
     pub verbose: bool,
@@ -27,7 +30,32 @@ impl HostBackend {
             .num_threads(threads)
             .thread_name(|i| format!("jupiter-{i}"))
             .build()?;
-        Ok(HostBackend { pool, cancel, bar: RwLock::new(None), quiet: false, verbose: false })
+        Ok(HostBackend {
+            pool,
+            cancel,
+            bar: RwLock::new(None),
+            gpu: None,
+            gpu_enabled: AtomicBool::new(false),
+            quiet: false,
+            verbose: false,
+        })
+    }
+
+    /// Offers `gpu` to the stages from now on.
+    pub fn set_gpu(&mut self, gpu: Option<GpuServiceBox>) {
+        self.gpu_enabled.store(gpu.is_some(), Ordering::SeqCst);
+        self.gpu = gpu;
+    }
+
+    /// The GPU service, if any (regardless of the per-stage switch).
+    pub fn gpu_service(&self) -> Option<&GpuServiceBox> {
+        self.gpu.as_ref()
+    }
+
+    /// Hides (false) or offers again (true) the GPU to stages; used to re-run a
+    /// stage on the CPU after it reported a GPU failure.
+    pub fn enable_gpu(&self, on: bool) {
+        self.gpu_enabled.store(on && self.gpu.is_some(), Ordering::SeqCst);
     }
 
     /// The trait object handed to stages.
@@ -112,5 +140,12 @@ impl Backend for HostBackend {
 
     fn cancelled(&self) -> bool {
         self.is_cancelled()
+    }
+
+    fn gpu(&self) -> ROption<GpuServiceBox> {
+        match &self.gpu {
+            Some(g) if self.gpu_enabled.load(Ordering::SeqCst) => ROption::RSome(g.clone()),
+            _ => ROption::RNone,
+        }
     }
 }

@@ -13,5 +13,6 @@
 
 pub mod conv;
 pub mod fft;
+pub mod gpu;
 pub mod stats;
 pub mod warp;

@@ -19,8 +19,13 @@
 //! gains and thresholds; each channel's noise sigma is its own. The output is
 //! not clamped (later stages stretch it) but is always finite. Convolutions
 //! and per-pixel passes run in parallel through the host's backend.
+//!
+//! When the host offers a GPU, `gpu.rs` runs the same computation on the
+//! device (all layers stay there; the image is left on the device for the
+//! next stage).
 
 pub mod cpu;
+pub mod gpu;
 pub mod params;
 
 use jupiter_plugin_api::prelude::*;
@@ -30,13 +35,16 @@ pub struct SharpenWavelet;
 
 impl Stage for SharpenWavelet {
     fn manifest(&self) -> Manifest {
-        Manifest::new(
-            "sharpen-wavelet",
-            env!("CARGO_PKG_VERSION"),
-            StageKind::Sharpen,
-            "À-trous B3-spline wavelet sharpening with per-layer gain and noise threshold",
-            params::specs(),
-        )
+        Manifest {
+            gpu: true,
+            ..Manifest::new(
+                "sharpen-wavelet",
+                env!("CARGO_PKG_VERSION"),
+                StageKind::Sharpen,
+                "À-trous B3-spline wavelet sharpening with per-layer gain and noise threshold",
+                params::specs(),
+            )
+        }
     }
 
     fn process(&self, ctx: &StageCtx, image: Image, params: &str) -> Result<Image, StageError> {
@@ -45,7 +53,10 @@ impl Stage for SharpenWavelet {
         if let Some(w) = warning {
             ctx.warn(&w);
         }
-        cpu::sharpen(ctx, image, &settings)
+        match ctx.gpu() {
+            Some(g) if image.channels <= 4 => gpu::sharpen(ctx, &g, image, &settings),
+            _ => cpu::sharpen(ctx, ctx.to_host(image)?, &settings),
+        }
     }
 }
 

@@ -5,8 +5,12 @@
 //! its warp (bicubic by default) and accumulated. Peak memory is the output
 //! image plus, per worker thread, one band of accumulators and one band of
 //! decoded input rows — never the frame set.
+//!
+//! With a GPU offered by the host (and only global shifts), `gpu.rs` does the
+//! same on the device and leaves the result there.
 
 pub mod cpu;
+pub mod gpu;
 pub mod params;
 
 use jupiter_plugin_api::prelude::*;
@@ -16,18 +20,24 @@ pub struct StackMean;
 
 impl Stage for StackMean {
     fn manifest(&self) -> Manifest {
-        Manifest::new(
-            "stack-mean",
-            env!("CARGO_PKG_VERSION"),
-            StageKind::Stack,
-            "Mean of the aligned frames, optionally weighted by frame quality",
-            params::specs(),
-        )
+        Manifest {
+            gpu: true,
+            ..Manifest::new(
+                "stack-mean",
+                env!("CARGO_PKG_VERSION"),
+                StageKind::Stack,
+                "Mean of the aligned frames, optionally weighted by frame quality",
+                params::specs(),
+            )
+        }
     }
 
     fn stack(&self, ctx: &StageCtx, frames: &FrameSourceRef, req: &StackRequest, params: &str) -> Result<Image, StageError> {
         let p: params::MeanParams = parse_params(params)?;
-        cpu::stack(ctx, frames, req, &p)
+        match ctx.gpu() {
+            Some(g) if gpu::supports(req) => gpu::stack(ctx, &g, frames, req, &p),
+            _ => cpu::stack(ctx, frames, req, &p),
+        }
     }
 }
 

@@ -1,0 +1,221 @@
+//! GPU building blocks shared by the plugins' GPU paths, over the host's
+//! `GpuService` (WGSL from `shaders/`, buffers by id): separable convolution,
+//! sub-pixel shift, accumulation, and exact k-th-value selection by a radix
+//! histogram (the host reads back only 256 counts per pass).
+
+use jupiter_plugin_api::gpu::helpers::{groups, run, Buffers, Uniforms};
+use jupiter_plugin_api::{GpuBuffer, GpuServiceBox, StageError};
+
+/// WGSL sources, embedded at build time from `shaders/`.
+pub mod shaders {
+    pub const SHIFT: &str = include_str!("../../../shaders/shift.wgsl");
+    pub const STACK_MEAN: &str = include_str!("../../../shaders/stack_mean.wgsl");
+    pub const STACK_MEDIAN: &str = include_str!("../../../shaders/stack_median.wgsl");
+    pub const SCALE: &str = include_str!("../../../shaders/scale.wgsl");
+    pub const CONV: &str = include_str!("../../../shaders/conv_separable.wgsl");
+    pub const SELECT_HIST: &str = include_str!("../../../shaders/select_hist.wgsl");
+    pub const WAVELET: &str = include_str!("../../../shaders/wavelet.wgsl");
+    pub const PIXEL_OPS: &str = include_str!("../../../shaders/pixel_ops.wgsl");
+    pub const UNSHARP: &str = include_str!("../../../shaders/unsharp.wgsl");
+
+    /// Every shader with its file name (for validation tests).
+    pub const ALL: &[(&str, &str)] = &[
+        ("shift.wgsl", SHIFT),
+        ("stack_mean.wgsl", STACK_MEAN),
+        ("stack_median.wgsl", STACK_MEDIAN),
+        ("scale.wgsl", SCALE),
+        ("conv_separable.wgsl", CONV),
+        ("select_hist.wgsl", SELECT_HIST),
+        ("wavelet.wgsl", WAVELET),
+        ("pixel_ops.wgsl", PIXEL_OPS),
+        ("unsharp.wgsl", UNSHARP),
+    ];
+}
+
+/// Workgroups for a 1-D pass over `n` items with groups of `size`, split
+/// over y when more than 65535 groups are needed (shaders index
+/// `gid.x + gid.y * 65535 * size`).
+pub fn groups_1d(n: usize, size: usize) -> [u32; 3] {
+    let g = n.div_ceil(size).max(1);
+    if g <= 65535 {
+        [g as u32, 1, 1]
+    } else {
+        [65535, g.div_ceil(65535) as u32, 1]
+    }
+}
+
+/// `acc += weight * x` over `n` samples.
+pub fn accumulate(gpu: &GpuServiceBox, x: GpuBuffer, acc: GpuBuffer, n: usize, weight: f32) -> Result<(), StageError> {
+    let u = Uniforms::new().u32(n as u32).u32(0).f32(weight).f32(0.0);
+    run(gpu, shaders::STACK_MEAN, "accumulate", &[x, acc], &u, groups_1d(n, 256))
+}
+
+/// `data *= s` over `n` samples.
+pub fn scale(gpu: &GpuServiceBox, data: GpuBuffer, n: usize, s: f32) -> Result<(), StageError> {
+    let u = Uniforms::new().u32(n as u32).u32(0).f32(s).f32(0.0);
+    run(gpu, shaders::SCALE, "scale", &[data], &u, groups_1d(n, 256))
+}
+
+/// Separable convolution of an interleaved `w × h × c` buffer: `src` → `dst`
+/// (x pass into `tmp`, then y pass), taps `dilation` apart, edges replicated.
+#[allow(clippy::too_many_arguments)]
+pub fn conv(
+    gpu: &GpuServiceBox,
+    src: GpuBuffer,
+    tmp: GpuBuffer,
+    dst: GpuBuffer,
+    (w, h, c): (usize, usize, usize),
+    kernel: &[f32],
+    dilation: usize,
+) -> Result<(), StageError> {
+    let mut bufs = Buffers::new(gpu);
+    let taps = bufs.upload(kernel)?;
+    let u = Uniforms::new().u32(w as u32).u32(h as u32).u32(c as u32).u32((kernel.len() / 2) as u32).u32(dilation.max(1) as u32);
+    let g = [groups(w, 16), groups(h, 16), c as u32];
+    run(gpu, shaders::CONV, "conv_x", &[src, tmp, taps], &u, g)?;
+    run(gpu, shaders::CONV, "conv_y", &[tmp, dst, taps], &u, g)
+}
+
+/// Where a shift pass reads and writes.
+#[derive(Debug, Clone, Copy)]
+pub struct ShiftJob {
+    pub width: usize,
+    pub height: usize,
+    pub channels: usize,
+    /// 0 bilinear, 1 bicubic (Catmull-Rom).
+    pub interp: u32,
+    pub dx: f32,
+    pub dy: f32,
+    /// Output rows `y0 .. y0 + rows`.
+    pub y0: usize,
+    pub rows: usize,
+    /// The source buffer holds frame rows `src_y0 .. src_y0 + src_rows`.
+    pub src_y0: usize,
+    pub src_rows: usize,
+    /// Word offset of the output rows in `dst`.
+    pub dst_offset: usize,
+}
+
+/// Resamples rows of a frame under a global shift (see `shaders/shift.wgsl`).
+pub fn shift(gpu: &GpuServiceBox, src: GpuBuffer, dst: GpuBuffer, j: &ShiftJob) -> Result<(), StageError> {
+    let u = Uniforms::new()
+        .u32(j.width as u32)
+        .u32(j.height as u32)
+        .u32(j.channels as u32)
+        .u32(j.interp)
+        .f32(j.dx)
+        .f32(j.dy)
+        .u32(j.y0 as u32)
+        .u32(j.rows as u32)
+        .u32(j.src_y0 as u32)
+        .u32(j.src_rows as u32)
+        .u32(j.dst_offset as u32)
+        .u32(0);
+    run(gpu, shaders::SHIFT, "shift_frame", &[src, dst], &u, [groups(j.width, 16), groups(j.rows, 16), j.channels as u32])
+}
+
+/// Order-preserving key of an `f32` (as in `select_hist.wgsl`).
+#[cfg(test)]
+fn key(x: f32) -> u32 {
+    let u = x.to_bits();
+    if u & 0x8000_0000 != 0 { !u } else { u | 0x8000_0000 }
+}
+
+fn unkey(k: u32) -> f32 {
+    if k & 0x8000_0000 != 0 { f32::from_bits(k & 0x7fff_ffff) } else { f32::from_bits(!k) }
+}
+
+/// What to select from.
+#[derive(Debug, Clone, Copy)]
+pub enum SelectOf {
+    /// The values `a[i * stride + offset]`.
+    Values(GpuBuffer),
+    /// `|a[j] - b[j]|` at `j = i * stride + offset`.
+    AbsDiff(GpuBuffer, GpuBuffer),
+}
+
+/// The exact `k`-th smallest (0-based) of `count` strided values (NaNs skipped),
+/// by four 8-bit radix passes; `None` when fewer than `k + 1` values exist.
+pub fn kth_smallest(gpu: &GpuServiceBox, of: SelectOf, count: usize, stride: usize, offset: usize, k: usize) -> Result<Option<f32>, StageError> {
+    let (a, b, mode) = match of {
+        SelectOf::Values(a) => (a, a, 0u32),
+        SelectOf::AbsDiff(a, b) => (a, b, 1u32),
+    };
+    let mut bufs = Buffers::new(gpu);
+    let hist = bufs.zeroed(256)?;
+    let zeros = [0.0f32; 256];
+    let (mut prefix, mut mask, mut k) = (0u32, 0u32, k as u64);
+    for pass in 0..4 {
+        let shift = 24 - 8 * pass;
+        jupiter_plugin_api::gpu::helpers::write(gpu, hist, 0, &zeros)?;
+        let u = Uniforms::new().u32(count as u32).u32(stride as u32).u32(offset as u32).u32(mode).u32(shift).u32(prefix).u32(mask).u32(0);
+        run(gpu, shaders::SELECT_HIST, "histogram", &[a, b, hist], &u, groups_1d(count, 256))?;
+        let counts = jupiter_plugin_api::gpu::helpers::download(gpu, hist, 256)?;
+        let counts: Vec<u64> = counts.iter().map(|c| c.to_bits() as u64).collect();
+        let mut bin = None;
+        for (i, c) in counts.iter().enumerate() {
+            if k < *c {
+                bin = Some(i as u32);
+                break;
+            }
+            k -= c;
+        }
+        let Some(bin) = bin else { return Ok(None) };
+        prefix |= bin << shift;
+        mask |= 0xff << shift;
+    }
+    Ok(Some(unkey(prefix)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_preserve_order() {
+        let v = [-3.5f32, -1.0, -0.0, 0.0, 1e-30, 0.5, 2.0, 1e30];
+        for w in v.windows(2) {
+            assert!(key(w[0]) <= key(w[1]), "{} {}", w[0], w[1]);
+        }
+        for x in v {
+            assert_eq!(unkey(key(x)).to_bits(), x.to_bits());
+        }
+    }
+
+    #[test]
+    fn one_d_groups_split_over_y() {
+        assert_eq!(groups_1d(1000, 256), [4, 1, 1]);
+        let g = groups_1d(65536 * 256, 256);
+        assert_eq!(g, [65535, 2, 1]);
+    }
+}
+
+#[cfg(test)]
+mod validation {
+    use super::shaders::ALL;
+
+    /// Every WGSL file parses and validates with naga (no GPU needed), and
+    /// starts with the comment naming its bindings and workgroup size.
+    #[test]
+    fn every_shader_parses_and_validates() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shaders");
+        let on_disk: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| n.ends_with(".wgsl"))
+            .collect();
+        for name in &on_disk {
+            assert!(ALL.iter().any(|(n, _)| n == name), "{name} is not in kit::gpu::shaders::ALL");
+        }
+        for (name, src) in ALL {
+            assert!(src.starts_with("// "), "{name}: must start with a comment");
+            let head: String = src.lines().take_while(|l| l.starts_with("//")).collect::<Vec<_>>().join("\n");
+            assert!(head.contains("Bindings") && head.contains("Workgroup"), "{name}: header must name its bindings and workgroup size");
+            let module = naga::front::wgsl::parse_str(src).unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
+            naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty())
+                .validate(&module)
+                .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        }
+    }
+}

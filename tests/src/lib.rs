@@ -117,3 +117,26 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
+
+/// A textured test image with sharp edges touching the borders, in [0, 1].
+pub fn texture(w: usize, h: usize, c: usize, seed: u32) -> Vec<f32> {
+    (0..w * h * c)
+        .map(|i| {
+            let p = i / c;
+            let (x, y, k) = ((p % w) as f32, (p / w) as f32, (i % c) as f32);
+            let v = 0.5 + 0.3 * ((x * 0.37 + k + seed as f32).sin() * (y * 0.23 - k).cos())
+                + if (x as usize / 7 + y as usize / 5) % 2 == 0 { 0.1 } else { -0.1 };
+            v.clamp(0.0, 1.0)
+        })
+        .collect()
+}
+
+/// A stage context over a host backend (in-process stage calls).
+pub fn stage_ctx(be: &jupiter_host::backend::cpu::HostBackend) -> jupiter_plugin_api::StageCtx<'_> {
+    jupiter_plugin_api::StageCtx { backend: be.as_ref(), stage: "parity".into() }
+}
+
+/// An image's pixels in host memory (downloads a device image).
+pub fn host_data(ctx: &jupiter_plugin_api::StageCtx, img: jupiter_plugin_api::Image) -> Vec<f32> {
+    ctx.to_host(img).unwrap().data.into_vec()
+}

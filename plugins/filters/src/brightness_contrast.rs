@@ -71,17 +71,22 @@ pub struct BrightnessContrast;
 
 impl Stage for BrightnessContrast {
     fn manifest(&self) -> Manifest {
-        Manifest::new(
+        Manifest { gpu: true, ..Manifest::new(
             "brightness-contrast",
             env!("CARGO_PKG_VERSION"),
             StageKind::Filter,
             "Brightness offset and contrast factor around mid-grey",
             specs(),
-        )
+        ) }
     }
 
     fn process(&self, ctx: &StageCtx, image: Image, params: &str) -> Result<Image, StageError> {
-        apply(ctx, image, &parse_params(params)?)
+        let p: BrightnessContrastParams = parse_params(params)?;
+        p.validate()?;
+        match ctx.gpu() {
+            Some(g) => crate::gpu::brightness_contrast(&g, image, &p),
+            None => apply(ctx, ctx.to_host(image)?, &p),
+        }
     }
 }
 

@@ -58,11 +58,16 @@ pub struct Gamma;
 
 impl Stage for Gamma {
     fn manifest(&self) -> Manifest {
-        Manifest::new("gamma", env!("CARGO_PKG_VERSION"), StageKind::Filter, "Gamma curve: in^(1/gamma), values clamped at 0", specs())
+        Manifest { gpu: true, ..Manifest::new("gamma", env!("CARGO_PKG_VERSION"), StageKind::Filter, "Gamma curve: in^(1/gamma), values clamped at 0", specs()) }
     }
 
     fn process(&self, ctx: &StageCtx, image: Image, params: &str) -> Result<Image, StageError> {
-        apply(ctx, image, &parse_params(params)?)
+        let p: GammaParams = parse_params(params)?;
+        p.validate()?;
+        match ctx.gpu() {
+            Some(g) => crate::gpu::gamma(&g, image, &p),
+            None => apply(ctx, ctx.to_host(image)?, &p),
+        }
     }
 }
 

@@ -53,11 +53,16 @@ pub struct GaussianBlur;
 
 impl Stage for GaussianBlur {
     fn manifest(&self) -> Manifest {
-        Manifest::new("gaussian-blur", env!("CARGO_PKG_VERSION"), StageKind::Filter, "Gaussian blur of every channel", specs())
+        Manifest { gpu: true, ..Manifest::new("gaussian-blur", env!("CARGO_PKG_VERSION"), StageKind::Filter, "Gaussian blur of every channel", specs()) }
     }
 
     fn process(&self, ctx: &StageCtx, image: Image, params: &str) -> Result<Image, StageError> {
-        apply(ctx, image, &parse_params(params)?)
+        let p: BlurParams = parse_params(params)?;
+        p.validate()?;
+        match ctx.gpu() {
+            Some(g) => crate::gpu::gaussian_blur(&g, image, &p),
+            None => apply(ctx, ctx.to_host(image)?, &p),
+        }
     }
 }
 

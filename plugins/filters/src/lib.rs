@@ -21,13 +21,15 @@
 //! Only `stretch` clamps its output; the others may leave values outside
 //! `[0, 1]` for a later stretch. Convolutions run through `jupiter_kit::conv`
 //! and per-sample passes through `StageCtx::par_chunks_mut`, so all the work
-//! runs on the host's pool. Parameters are validated before any work, and an
+//! runs on the host's pool. When the host offers a GPU, every stage but
+//! `rgb-align` runs on the device instead (`gpu.rs`), leaving the image there. Parameters are validated before any work, and an
 //! out-of-range value is an `InvalidParams` error naming the parameter.
 
 pub mod brightness_contrast;
 pub mod common;
 pub mod gamma;
 pub mod gaussian_blur;
+pub mod gpu;
 pub mod rgb_align;
 pub mod stretch;
 pub mod unsharp_mask;

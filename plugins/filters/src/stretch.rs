@@ -134,17 +134,25 @@ pub struct Stretch;
 
 impl Stage for Stretch {
     fn manifest(&self) -> Manifest {
-        Manifest::new(
+        Manifest { gpu: true, ..Manifest::new(
             "stretch",
             env!("CARGO_PKG_VERSION"),
             StageKind::Filter,
             "Histogram stretch: percentile black/white points to 0..1, optional midtone transfer",
             specs(),
-        )
+        ) }
     }
 
     fn process(&self, ctx: &StageCtx, image: Image, params: &str) -> Result<Image, StageError> {
-        apply(ctx, image, &parse_params(params)?)
+        let p: StretchParams = parse_params(params)?;
+        p.validate()?;
+        match ctx.gpu() {
+            Some(g) => match crate::gpu::stretch(ctx, &g, &image, &p)? {
+                Some(out) => Ok(out),
+                None => apply(ctx, ctx.to_host(image)?, &p),
+            },
+            None => apply(ctx, ctx.to_host(image)?, &p),
+        }
     }
 }
 

@@ -90,17 +90,22 @@ pub struct UnsharpMask;
 
 impl Stage for UnsharpMask {
     fn manifest(&self) -> Manifest {
-        Manifest::new(
+        Manifest { gpu: true, ..Manifest::new(
             "unsharp-mask",
             env!("CARGO_PKG_VERSION"),
             StageKind::Filter,
             "Unsharp mask: in + amount·(in − gaussian blur) where the difference exceeds a threshold",
             specs(),
-        )
+        ) }
     }
 
     fn process(&self, ctx: &StageCtx, image: Image, params: &str) -> Result<Image, StageError> {
-        apply(ctx, image, &parse_params(params)?)
+        let p: UnsharpParams = parse_params(params)?;
+        p.validate()?;
+        match ctx.gpu() {
+            Some(g) => crate::gpu::unsharp_mask(&g, image, &p),
+            None => apply(ctx, ctx.to_host(image)?, &p),
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 // shift.wgsl — sub-pixel shift of one frame (C3).
-// Bindings (group 0): 0 src: array<f32> (read) rows src_y0 .. src_y0+src_rows of a
-//   width×height×channels frame, interleaved; 1 dst: array<f32> (read_write);
+// Bindings (group 0): 0 src: array<f32> (read), from word src_offset: rows
+//   src_y0 .. src_y0+src_rows of a width×height×channels frame, interleaved; 1 dst: array<f32> (read_write);
 //   2 uniforms P.
 // Workgroup: 16×16×1 over (x, output row); z = channel.
 // dst[dst_offset + ((y - y0) * width + x) * channels + c] = frame(x + dx, y + dy, c)
@@ -10,7 +10,7 @@
 struct P {
     width: u32, height: u32, channels: u32, interp: u32,
     dx: f32, dy: f32, y0: u32, rows: u32,
-    src_y0: u32, src_rows: u32, dst_offset: u32, _pad: u32,
+    src_y0: u32, src_rows: u32, dst_offset: u32, src_offset: u32,
 };
 
 @group(0) @binding(0) var<storage, read> src: array<f32>;
@@ -20,7 +20,7 @@ struct P {
 fn at(x: i32, y: i32, c: u32) -> f32 {
     let xx = u32(clamp(x, 0, i32(p.width) - 1));
     let yy = u32(clamp(y, i32(p.src_y0), i32(p.src_y0 + p.src_rows) - 1)) - p.src_y0;
-    return src[(yy * p.width + xx) * p.channels + c];
+    return src[p.src_offset + (yy * p.width + xx) * p.channels + c];
 }
 
 fn cubic(t: f32) -> vec4<f32> {

@@ -5,7 +5,7 @@
 // Workgroup: 64×1×1 over samples i (gid.y extends past 65535 groups).
 // median_sort: n ≤ 64, insertion sort in a private array.
 // median_select: any n, exact radix selection on order-preserving u32 keys:
-//   32 counting passes over the pixel's n samples find the k-th smallest;
+//   8 counting passes (4-bit digits) over the pixel's n samples find the k-th smallest;
 //   for even n the (k+1)-th follows from one count and one min pass.
 // Even n: mean of the two middle values (as the CPU path).
 
@@ -59,25 +59,34 @@ fn unkey(k: u32) -> f32 {
     return bitcast<f32>(~k);
 }
 
-// The k-th smallest key (0-based) among the pixel's samples.
+// The k-th smallest key (0-based) among the pixel's samples: radix selection
+// with 4-bit digits from the top, 8 counting passes over the n samples.
 fn select_key(i: u32, k_in: u32) -> u32 {
     var k = k_in;
     var prefix = 0u;
     var mask = 0u;
-    for (var bit = 31i; bit >= 0i; bit--) {
-        let b = 1u << u32(bit);
-        var zeros = 0u;
+    for (var round = 0u; round < 8u; round++) {
+        let shift = 28u - 4u * round;
+        var counts: array<u32, 16>;
+        for (var b = 0u; b < 16u; b++) {
+            counts[b] = 0u;
+        }
         for (var f = 0u; f < p.n; f++) {
             let kk = key(samples[f * p.npix + i]);
-            if ((kk & mask) == prefix && (kk & b) == 0u) {
-                zeros++;
+            if ((kk & mask) == prefix) {
+                counts[(kk >> shift) & 15u] += 1u;
             }
         }
-        if (k >= zeros) {
-            k -= zeros;
-            prefix |= b;
+        var digit = 15u;
+        for (var b = 0u; b < 16u; b++) {
+            if (k < counts[b]) {
+                digit = b;
+                break;
+            }
+            k -= counts[b];
         }
-        mask |= b;
+        prefix |= digit << shift;
+        mask |= 15u << shift;
     }
     return prefix;
 }

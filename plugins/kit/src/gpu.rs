@@ -94,6 +94,8 @@ pub struct ShiftJob {
     pub src_rows: usize,
     /// Word offset of the output rows in `dst`.
     pub dst_offset: usize,
+    /// Word offset of the source rows in `src`.
+    pub src_offset: usize,
 }
 
 /// Resamples rows of a frame under a global shift (see `shaders/shift.wgsl`).
@@ -110,7 +112,7 @@ pub fn shift(gpu: &GpuServiceBox, src: GpuBuffer, dst: GpuBuffer, j: &ShiftJob) 
         .u32(j.src_y0 as u32)
         .u32(j.src_rows as u32)
         .u32(j.dst_offset as u32)
-        .u32(0);
+        .u32(j.src_offset as u32);
     run(gpu, shaders::SHIFT, "shift_frame", &[src, dst], &u, [groups(j.width, 16), groups(j.rows, 16), j.channels as u32])
 }
 
@@ -218,4 +220,95 @@ mod validation {
                 .unwrap_or_else(|e| panic!("{name}: {e:?}"));
         }
     }
+}
+
+/// Per-pixel median over `n` frames of a frame-major tile (`tile[f * npix + i]`)
+/// into `out[out_offset + i]`: in-register insertion sort for n ≤ 64, exact
+/// 4-bit radix selection above (`shaders/stack_median.wgsl`).
+pub fn median_kernel(gpu: &GpuServiceBox, tile: GpuBuffer, out: GpuBuffer, npix: usize, n: usize, out_offset: usize) -> Result<(), StageError> {
+    let u = Uniforms::new().u32(npix as u32).u32(n as u32).u32(out_offset as u32).u32(0);
+    let entry = if n <= 64 { "median_sort" } else { "median_select" };
+    run(gpu, shaders::STACK_MEDIAN, entry, &[tile, out], &u, groups_1d(npix, 64))
+}
+
+/// Words of device memory the median stack may use for its frame tile.
+pub const MEDIAN_TILE_BUDGET_WORDS: usize = 1 << 26;
+
+/// Exact per-pixel median of the frames under global shifts, on the GPU.
+///
+/// The image is processed in bands of rows sized so that the aligned band of
+/// every frame fits `budget_words` (frame-major). For each band, the frames'
+/// source rows (band ± the largest vertical shift + 3 rows of interpolation
+/// margin) are decoded on the CPU in parallel batches, uploaded one batch per
+/// write, shifted into the band buffer on the device, and the band's median
+/// is taken. Returns the device buffer holding the `w × h × c` result.
+pub fn median_stack(
+    ctx: &jupiter_plugin_api::StageCtx,
+    gpu: &GpuServiceBox,
+    frames: &jupiter_plugin_api::FrameSourceRef,
+    warps: &[jupiter_plugin_api::FrameWarp],
+    interp: u32,
+    budget_words: usize,
+) -> Result<GpuBuffer, StageError> {
+    let info = frames.info();
+    let n = info.count as usize;
+    if n == 0 || warps.len() != n {
+        return Err(StageError::invalid_params("no frames to stack, or warps do not match frames"));
+    }
+    let (w, h, c) = (info.width as usize, info.height as usize, info.channels as usize);
+    let row = w * c;
+    let max_dy = warps.iter().map(|wp| wp.dy.abs()).fold(0.0f32, f32::max);
+    if !max_dy.is_finite() {
+        return Err(StageError::invalid_params("non-finite shift"));
+    }
+    let margin = max_dy.ceil() as usize + 3;
+    let band = (budget_words / (n * row)).clamp(1, h);
+    let src_rows_max = (band + 2 * margin).min(h);
+    let batch = ((budget_words / 4) / (src_rows_max * row)).clamp(1, n);
+    let mut bufs = Buffers::new(gpu);
+    let out = bufs.zeroed(h * row)?;
+    let tile = bufs.zeroed(n * band * row)?;
+    let src = bufs.zeroed(batch * src_rows_max * row)?;
+    let bands = h.div_ceil(band);
+    for (b, y0) in (0..h).step_by(band).enumerate() {
+        let rows = band.min(h - y0);
+        let sy0 = y0.saturating_sub(margin);
+        let srows = (y0 + rows + margin).min(h) - sy0;
+        for start in (0..n).step_by(batch) {
+            ctx.check_cancelled()?;
+            let count = batch.min(n - start);
+            let decoded = ctx.par_map(count, |k| {
+                let mut v = vec![0.0f32; srows * row];
+                frames.read_rows(start + k, sy0, srows, v.as_mut_slice().into()).into_result().map(|_| v)
+            })?;
+            let mut staged = Vec::with_capacity(count * srows * row);
+            for d in decoded {
+                staged.extend_from_slice(&d?);
+            }
+            jupiter_plugin_api::gpu::helpers::write(gpu, src, 0, &staged)?;
+            for k in 0..count {
+                let warp = &warps[start + k];
+                let job = ShiftJob {
+                    width: w,
+                    height: h,
+                    channels: c,
+                    interp,
+                    dx: warp.dx,
+                    dy: warp.dy,
+                    y0,
+                    rows,
+                    src_y0: sy0,
+                    src_rows: srows,
+                    dst_offset: (start + k) * rows * row,
+                    src_offset: k * srows * row,
+                };
+                shift(gpu, src, tile, &job)?;
+            }
+        }
+        median_kernel(gpu, tile, out, rows * row, n, y0 * row)?;
+        ctx.progress((b + 1) as u64, bands as u64);
+    }
+    gpu.synchronize().into_result()?;
+    bufs.keep(out);
+    Ok(out)
 }

@@ -62,6 +62,7 @@ pub fn stack(ctx: &StageCtx, gpu: &GpuServiceBox, frames: &FrameSourceRef, req: 
                 src_y0: 0,
                 src_rows: h,
                 dst_offset: 0,
+                src_offset: 0,
             };
             shift(gpu, src, aligned, &job)?;
             accumulate(gpu, aligned, acc, len, weights[i])?;

@@ -71,6 +71,12 @@ pub enum Command {
         /// Frames in the synthetic capture.
         #[arg(long, default_value_t = 300)]
         frames: usize,
+        /// Frame width of the synthetic capture.
+        #[arg(long, default_value_t = 256)]
+        width: u32,
+        /// Frame height of the synthetic capture.
+        #[arg(long, default_value_t = 224)]
+        height: u32,
     },
 }
 
@@ -176,10 +182,10 @@ pub fn main() -> Result<()> {
         Command::Plugins => cmd_plugins(&cli, &backend),
         Command::Info { file, open } => cmd_info(&cli, file, open),
         Command::Run(args) => cmd_run(&cli, &mut backend, args),
-        Command::Demo { dir, frames } => {
+        Command::Demo { dir, frames, width, height } => {
             let reg = load_registry(&cli, &backend)?;
             let device = setup_device(&mut backend, backend_choice(&cli, None));
-            crate::demo::run_demo(&reg, &backend, dir, *frames, &device)
+            crate::demo::run_demo(&reg, &backend, dir, (*frames, *width, *height), &device)
         }
     }
 }

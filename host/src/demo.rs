@@ -13,11 +13,17 @@ use crate::synth::{generate, psnr_interior, render, Scene, SynthColor, SynthOpti
 
 /// Generates `dir/demo.ser`, runs the default pipeline, writes
 /// `dir/demo_jupiter.tif` and `dir/report.json`, and prints what happened.
-pub fn run_demo(reg: &Registry, backend: &crate::backend::cpu::HostBackend, dir: &Path, frames: usize, device: &str) -> Result<()> {
+pub fn run_demo(
+    reg: &Registry,
+    backend: &crate::backend::cpu::HostBackend,
+    dir: &Path,
+    (frames, width, height): (usize, u32, u32),
+    device: &str,
+) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the demo directory", dir.display()))?;
     let opts = SynthOptions {
-        width: 256,
-        height: 224,
+        width: width.max(32),
+        height: height.max(32),
         frames: frames.max(2),
         scene: Scene::Planet,
         color: SynthColor::Rgb,

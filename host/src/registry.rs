@@ -32,22 +32,56 @@ fn is_shared_library(path: &Path) -> bool {
     matches!(path.extension().and_then(|e| e.to_str()), Some("so" | "dylib" | "dll"))
 }
 
-/// Shortens abi_stable's (very long) layout-mismatch reports to their first lines.
+/// Shortens abi_stable's (very long) load errors to one line that says what
+/// is wrong: for a layout mismatch, the type that differs and how.
 fn short_reason(err: &abi_stable::library::LibraryError) -> String {
+    use abi_stable::library::LibraryError as E;
     let text = err.to_string();
-    let mut lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).take(4).collect();
-    if text.lines().count() > 4 {
-        lines.push("...");
-    }
-    let mut s = lines.join(" ");
-    let incompatible = matches!(
-        err,
-        abi_stable::library::LibraryError::AbiInstability(_) | abi_stable::library::LibraryError::IncompatibleVersionNumber { .. }
-    );
-    if incompatible {
+    let summary = match err {
+        E::GetSymbolError { symbol, .. } => {
+            Some(format!("it exports no jupiter root module (no symbol {})", String::from_utf8_lossy(symbol).trim_matches(|c: char| c == '\0' || c.is_whitespace())))
+        }
+        E::AbiInstability(_) => layout_mismatch(&text),
+        _ => None,
+    };
+    let mut s = summary.unwrap_or_else(|| {
+        let mut lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).take(4).collect();
+        if text.lines().count() > 4 {
+            lines.push("...");
+        }
+        lines.join(" ")
+    });
+    if matches!(err, E::AbiInstability(_) | E::IncompatibleVersionNumber { .. }) {
         s.push_str(" (the plugin was built against a different jupiter-plugin-api: rebuild it against this host's version)");
     }
     s
+}
+
+/// From abi_stable's layout-mismatch report: `type Manifest of
+/// jupiter-plugin-api 0.1.0 (host) vs 0.1.1 (plugin): incompatible type size
+/// (host 144, plugin 176); ...`. `None` when the report has another shape.
+fn layout_mismatch(text: &str) -> Option<String> {
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    // The innermost differing type: the "type:" and "package:" lines after each heading.
+    let described = |heading: &str| -> Option<(String, String)> {
+        let at = lines.iter().rposition(|l| *l == heading)?;
+        let ty = lines[at..].iter().find_map(|l| l.strip_prefix("type:"))?.trim().to_string();
+        let pkg = lines[at..].iter().find_map(|l| l.strip_prefix("package:"))?.replace('\'', "").replace(" version:", " ");
+        Some((ty, pkg))
+    };
+    let (ty, host_pkg) = described("Layout of expected type:")?;
+    let (_, plugin_pkg) = described("Layout of found type:")?;
+    let mut errors = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        if let Some(what) = l.strip_prefix("Error:") {
+            let value = |label: &str| lines.iter().skip(i).position(|x| *x == label).and_then(|k| lines.get(i + k + 1)).copied().unwrap_or("?");
+            errors.push(format!("{what} (host {}, plugin {})", value("Expected:"), value("Found:")));
+        }
+    }
+    if errors.is_empty() {
+        return None;
+    }
+    Some(format!("type {ty} differs: {} [host: {host_pkg}; plugin: {plugin_pkg}]", errors.join("; ")))
 }
 
 impl Registry {

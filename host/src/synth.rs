@@ -113,6 +113,240 @@ pub struct SynthCapture {
     pub blur: Vec<f32>,
     /// Frames carrying an artifact.
     pub artifact_frames: Vec<usize>,
+    /// Each frame's spatially varying seeing (empty when the capture was
+    /// generated without it, see [`Seeing`]).
+    pub local: Vec<LocalSeeing>,
+}
+
+/// Spatially varying seeing, on top of [`SynthOptions`]: each frame gets a
+/// smooth random displacement field (a sum of a few plane waves whose
+/// wavelengths lie in `scale`) and a blur whose sigma varies smoothly across
+/// the field. The default is off, which leaves captures exactly as
+/// [`generate`] makes them (same random sequence, same pixels).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Seeing {
+    /// Range of the per-frame RMS local displacement (pixels, length of the
+    /// displacement vector), drawn per frame; `(0, 0)` = no local warp.
+    pub warp: (f32, f32),
+    /// Range of the wavelengths of the warp and blur variations (pixels).
+    pub scale: (f32, f32),
+    /// Relative variation of the blur sigma across the field: the local sigma
+    /// is the frame's sigma times `1 + blur_variation * m(x, y)`, with a
+    /// smooth `m` in `-1..=1`. 0 = uniform blur.
+    pub blur_variation: f32,
+}
+
+impl Default for Seeing {
+    fn default() -> Self {
+        Seeing { warp: (0.0, 0.0), scale: (50.0, 100.0), blur_variation: 0.0 }
+    }
+}
+
+impl Seeing {
+    /// Typical bad local seeing: 1–3 px local displacements varying over
+    /// 50–100 px, blur sigma varying by ±50 % across the field.
+    pub fn turbulent() -> Seeing {
+        Seeing { warp: (1.0, 3.0), scale: (50.0, 100.0), blur_variation: 0.5 }
+    }
+    /// True when it changes nothing.
+    pub fn is_off(&self) -> bool {
+        self.warp.1 <= 0.0 && self.blur_variation <= 0.0
+    }
+}
+
+/// A plane wave `amplitude * cos(kx * x + ky * y + phase)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Wave {
+    pub kx: f64,
+    pub ky: f64,
+    pub phase: f64,
+    pub amplitude: f64,
+}
+
+impl Wave {
+    fn random(rng: &mut Rng, scale: (f32, f32), amplitude: f64) -> Wave {
+        let lambda = rng.range(scale.0 as f64, scale.1.max(scale.0) as f64).max(1.0);
+        let theta = rng.range(0.0, 2.0 * std::f64::consts::PI);
+        let k = 2.0 * std::f64::consts::PI / lambda;
+        Wave { kx: k * theta.cos(), ky: k * theta.sin(), phase: rng.range(0.0, 2.0 * std::f64::consts::PI), amplitude }
+    }
+    /// The wave's value at `(x, y)`.
+    pub fn at(&self, x: f64, y: f64) -> f64 {
+        self.amplitude * (self.kx * x + self.ky * y + self.phase).cos()
+    }
+}
+
+/// Sum of waves over a `w × h` pixel grid, by the separable identity
+/// `cos(a + b) = cos a cos b - sin a sin b` (two products per wave and pixel).
+fn wave_sum_grid(waves: &[Wave], w: usize, h: usize) -> Vec<f64> {
+    let mut out = vec![0.0f64; w * h];
+    for wave in waves {
+        let (cx, sx): (Vec<f64>, Vec<f64>) = (0..w).map(|x| ((wave.kx * x as f64).cos(), (wave.kx * x as f64).sin())).unzip();
+        for y in 0..h {
+            let b = wave.ky * y as f64 + wave.phase;
+            let (cb, sb) = (b.cos() * wave.amplitude, b.sin() * wave.amplitude);
+            let row = &mut out[y * w..(y + 1) * w];
+            for x in 0..w {
+                row[x] += cx[x] * cb - sx[x] * sb;
+            }
+        }
+    }
+    out
+}
+
+/// One frame's spatially varying seeing (see [`Seeing`]).
+///
+/// The frame's pixel `(x, y)` shows the scene at
+/// `(x, y) - global shift - displacement(x, y)`, blurred by a gaussian of
+/// sigma `blur_sigma(x, y)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalSeeing {
+    /// Waves of the x displacement.
+    pub waves_x: Vec<Wave>,
+    /// Waves of the y displacement.
+    pub waves_y: Vec<Wave>,
+    /// Waves of the blur modulation (their sum stays within `-1..=1`).
+    pub waves_blur: Vec<Wave>,
+    /// The frame's blur sigma.
+    pub sigma: f32,
+    /// Relative blur variation (see [`Seeing::blur_variation`]).
+    pub variation: f32,
+}
+
+/// Waves per displacement component.
+const WARP_WAVES: usize = 4;
+
+impl LocalSeeing {
+    fn random(rng: &mut Rng, s: &Seeing, sigma: f32) -> LocalSeeing {
+        // RMS of |d| = a: each component has RMS a / sqrt(2); a sum of n
+        // waves of amplitude b has RMS b * sqrt(n / 2).
+        let a = if s.warp.1 > 0.0 { rng.range(s.warp.0 as f64, s.warp.1.max(s.warp.0) as f64) } else { 0.0 };
+        let b = a / (WARP_WAVES as f64).sqrt();
+        let waves_x = (0..WARP_WAVES).map(|_| Wave::random(rng, s.scale, b)).collect();
+        let waves_y = (0..WARP_WAVES).map(|_| Wave::random(rng, s.scale, b)).collect();
+        let waves_blur = (0..2).map(|_| Wave::random(rng, s.scale, 0.5)).collect();
+        LocalSeeing { waves_x, waves_y, waves_blur, sigma, variation: s.blur_variation }
+    }
+    /// The local displacement (on top of the frame's global shift) at `(x, y)`.
+    pub fn displacement(&self, x: f64, y: f64) -> (f64, f64) {
+        (self.waves_x.iter().map(|w| w.at(x, y)).sum(), self.waves_y.iter().map(|w| w.at(x, y)).sum())
+    }
+    /// The local blur sigma at `(x, y)`.
+    pub fn blur_sigma(&self, x: f64, y: f64) -> f32 {
+        let m: f64 = self.waves_blur.iter().map(|w| w.at(x, y)).sum();
+        (self.sigma * (1.0 + self.variation * m as f32)).max(0.2)
+    }
+}
+
+/// The scene box-filtered over one pixel, sampled every half pixel over the
+/// frame plus a margin: sample `(u, v)` sits at `(u / 2 - margin, v / 2 - margin)`.
+/// Frames under a displacement field are resampled from it (bicubic), which
+/// is far cheaper than evaluating the scene per frame.
+struct HalfPixelScene {
+    data: Vec<f32>,
+    width: usize,
+    height: usize,
+    channels: usize,
+    margin: f64,
+}
+
+impl HalfPixelScene {
+    fn new(scene: Scene, w: usize, h: usize, channels: usize, margin: usize) -> HalfPixelScene {
+        // Quarter-pixel boxes (2×2 supersampled), then pairs of them make
+        // the one-pixel box centred on each half-pixel position.
+        let (qw, qh) = (2 * (w + 2 * margin) + 2, 2 * (h + 2 * margin) + 2);
+        let m = margin as f64;
+        let mut quarter = vec![[0.0f64; 3]; qw * qh];
+        for v in 0..qh {
+            for u in 0..qw {
+                let (cx, cy) = (u as f64 * 0.5 - m - 0.25, v as f64 * 0.5 - m - 0.25);
+                let mut acc = [0.0f64; 3];
+                for (sx, sy) in [(-0.125, -0.125), (0.125, -0.125), (-0.125, 0.125), (0.125, 0.125)] {
+                    let c = scene_rgb(scene, w as f64, h as f64, cx + sx, cy + sy);
+                    for k in 0..3 {
+                        acc[k] += c[k] * 0.25;
+                    }
+                }
+                quarter[v * qw + u] = acc;
+            }
+        }
+        let (bw, bh) = (qw - 1, qh - 1);
+        let mut data = vec![0.0f32; bw * bh * channels];
+        for v in 0..bh {
+            for u in 0..bw {
+                let mut acc = [0.0f64; 3];
+                for (du, dv) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+                    let q = quarter[(v + dv) * qw + u + du];
+                    for k in 0..3 {
+                        acc[k] += q[k] * 0.25;
+                    }
+                }
+                let o = (v * bw + u) * channels;
+                if channels == 1 {
+                    data[o] = ((acc[0] + acc[1] + acc[2]) / 3.0) as f32;
+                } else {
+                    for k in 0..3 {
+                        data[o + k] = acc[k] as f32;
+                    }
+                }
+            }
+        }
+        HalfPixelScene { data, width: bw, height: bh, channels, margin: m }
+    }
+
+    /// Renders a frame whose pixel `(x, y)` shows the scene at
+    /// `(x - dx - fx(x, y), y - dy - fy(x, y))`.
+    fn render(&self, w: usize, h: usize, dx: f64, dy: f64, fx: &[f64], fy: &[f64]) -> Vec<f32> {
+        let ch = self.channels;
+        let win = jupiter_kit::warp::RowWindow { data: &self.data, y0: 0, rows: self.height, width: self.width, channels: ch };
+        let mut out = vec![0.0f32; w * h * ch];
+        for y in 0..h {
+            for x in 0..w {
+                let i = y * w + x;
+                let (sx, sy) = (x as f64 - dx - fx[i], y as f64 - dy - fy[i]);
+                let (u, v) = (((sx + self.margin) * 2.0) as f32, ((sy + self.margin) * 2.0) as f32);
+                for c in 0..ch {
+                    out[i * ch + c] = win.sample(u, v, c, jupiter_kit::warp::Interp::Bicubic);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Blurs each channel of `img` with a gaussian whose sigma varies per pixel
+/// (`sigma[y * w + x]`): the image is blurred at a few sigmas spanning the
+/// map's range and each pixel interpolates linearly between the two nearest.
+fn varying_blur(img: &[f32], w: usize, h: usize, ch: usize, sigma: &[f32]) -> Vec<f32> {
+    let lo = sigma.iter().copied().fold(f32::INFINITY, f32::min);
+    let hi = sigma.iter().copied().fold(0.0f32, f32::max);
+    let levels = if hi - lo < 0.05 { 1 } else { 5 };
+    let sig_of = |k: usize| if levels == 1 { (lo + hi) * 0.5 } else { lo + (hi - lo) * k as f32 / (levels - 1) as f32 };
+    let blurred: Vec<Vec<f32>> = (0..levels)
+        .map(|k| {
+            let kernel = conv::gaussian_kernel(sig_of(k));
+            conv::per_channel(img, ch, |p| {
+                let mut out = vec![0.0; p.len()];
+                conv::separable_serial(p, w, h, &kernel, 1, &mut out);
+                Ok(out)
+            })
+            .expect("blur cannot fail")
+        })
+        .collect();
+    if levels == 1 {
+        return blurred.into_iter().next().unwrap_or_default();
+    }
+    let mut out = vec![0.0f32; img.len()];
+    for (i, s) in sigma.iter().enumerate() {
+        let t = ((s - lo) / (hi - lo) * (levels - 1) as f32).clamp(0.0, (levels - 1) as f32);
+        let k = (t.floor() as usize).min(levels - 2);
+        let f = t - k as f32;
+        for c in 0..ch {
+            let j = i * ch + c;
+            out[j] = blurred[k][j] * (1.0 - f) + blurred[k + 1][j] * f;
+        }
+    }
+    out
 }
 
 fn smoothstep(e0: f64, e1: f64, x: f64) -> f64 {
@@ -246,6 +480,14 @@ fn add_artifact(frame: &mut [f32], w: usize, h: usize, ch: usize, rng: &mut Rng)
 
 /// Generates a capture at `path` and returns its truth.
 pub fn generate(path: &Path, o: &SynthOptions) -> std::io::Result<SynthCapture> {
+    generate_with_seeing(path, o, &Seeing::default())
+}
+
+/// Like [`generate`], with spatially varying seeing on top (see [`Seeing`]).
+/// The global shifts, blur sigmas, artifacts and noise come from the same
+/// random sequence as without it, so `Seeing::default()` gives exactly the
+/// capture [`generate`] makes; the local seeing draws from its own sequence.
+pub fn generate_with_seeing(path: &Path, o: &SynthOptions, seeing: &Seeing) -> std::io::Result<SynthCapture> {
     let (w, h) = (o.width as usize, o.height as usize);
     let ch = if o.color == SynthColor::Mono { 1 } else { 3 };
     let mut rng = Rng::new(o.seed);
@@ -259,6 +501,13 @@ pub fn generate(path: &Path, o: &SynthOptions) -> std::io::Result<SynthCapture> 
     let spec = SerSpec::new(o.width, o.height, color, if o.depth <= 8 { 8 } else { 12 });
     let (mut shifts, mut blurs, mut artifact_frames) = (Vec::new(), Vec::new(), Vec::new());
     let mut frames = Vec::with_capacity(o.frames);
+    let local_on = !seeing.is_off();
+    let mut local = Vec::new();
+    let mut seeing_rng = Rng::new(o.seed ^ 0x5EE1_4600_D15C_0000);
+    let half_pixel = local_on.then(|| {
+        let margin = (o.jitter.abs() + 3.0 * seeing.warp.1.max(0.0)).ceil() as usize + 4;
+        HalfPixelScene::new(o.scene, w, h, ch, margin)
+    });
     for i in 0..o.frames {
         let (dx, dy) = if i == 0 {
             (0.0, 0.0)
@@ -266,14 +515,25 @@ pub fn generate(path: &Path, o: &SynthOptions) -> std::io::Result<SynthCapture> 
             (rng.range(-o.jitter as f64, o.jitter as f64) as f32, rng.range(-o.jitter as f64, o.jitter as f64) as f32)
         };
         let sigma = rng.range(o.blur.0 as f64, o.blur.1 as f64) as f32;
-        let mut img = render(o.scene, w, h, ch, dx as f64, dy as f64);
-        let kernel = conv::gaussian_kernel(sigma);
-        img = conv::per_channel(&img, ch, |p| {
-            let mut out = vec![0.0; p.len()];
-            conv::separable_serial(p, w, h, &kernel, 1, &mut out);
-            Ok(out)
-        })
-        .expect("blur cannot fail");
+        let mut img = if let Some(hp) = &half_pixel {
+            let ls = LocalSeeing::random(&mut seeing_rng, seeing, sigma);
+            let fx = wave_sum_grid(&ls.waves_x, w, h);
+            let fy = wave_sum_grid(&ls.waves_y, w, h);
+            let img = hp.render(w, h, dx as f64, dy as f64, &fx, &fy);
+            let m = wave_sum_grid(&ls.waves_blur, w, h);
+            let sigmas: Vec<f32> = m.iter().map(|m| (sigma * (1.0 + ls.variation * *m as f32)).max(0.2)).collect();
+            local.push(ls);
+            varying_blur(&img, w, h, ch, &sigmas)
+        } else {
+            let img = render(o.scene, w, h, ch, dx as f64, dy as f64);
+            let kernel = conv::gaussian_kernel(sigma);
+            conv::per_channel(&img, ch, |p| {
+                let mut out = vec![0.0; p.len()];
+                conv::separable_serial(p, w, h, &kernel, 1, &mut out);
+                Ok(out)
+            })
+            .expect("blur cannot fail")
+        };
         if (rng.uniform() as f32) < o.artifacts {
             add_artifact(&mut img, w, h, ch, &mut rng);
             artifact_frames.push(i);
@@ -301,7 +561,7 @@ pub fn generate(path: &Path, o: &SynthOptions) -> std::io::Result<SynthCapture> 
     }
     let timestamps: Vec<i64> = (0..o.frames as i64).map(|i| 638_000_000_000_000_000 + i * 100_000).collect();
     write_ser(path, &spec, &frames, Some(&timestamps))?;
-    Ok(SynthCapture { truth, shifts, blur: blurs, artifact_frames })
+    Ok(SynthCapture { truth, shifts, blur: blurs, artifact_frames, local })
 }
 
 #[cfg(test)]
@@ -318,6 +578,83 @@ mod tests {
         let mean = v.iter().sum::<f64>() / n as f64;
         let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
         assert!(mean.abs() < 0.03 && (var - 1.0).abs() < 0.05, "{mean} {var}");
+    }
+
+    #[test]
+    fn half_pixel_scene_matches_the_analytic_render() {
+        let (w, h) = (64, 48);
+        for scene in [Scene::Planet, Scene::Lunar] {
+            let hp = HalfPixelScene::new(scene, w, h, 1, 6);
+            for (dx, dy) in [(0.0, 0.0), (1.5, -2.25), (-3.3, 0.7)] {
+                let (fx, fy) = (vec![0.4; w * h], vec![-0.3; w * h]);
+                let a = hp.render(w, h, dx, dy, &fx, &fy);
+                let b = render(scene, w, h, 1, dx + 0.4, dy - 0.3);
+                let rms = (a.iter().zip(&b).map(|(p, q)| ((p - q) as f64).powi(2)).sum::<f64>() / a.len() as f64).sqrt();
+                assert!(rms < 0.012, "{scene:?} ({dx},{dy}): rms {rms}");
+            }
+        }
+    }
+
+    #[test]
+    fn local_seeing_has_the_asked_amplitude_and_smoothness() {
+        let s = Seeing::turbulent();
+        let mut rng = Rng::new(3);
+        let (mut sq, mut n, mut grad) = (0.0f64, 0.0f64, 0.0f64);
+        for _ in 0..50 {
+            let ls = LocalSeeing::random(&mut rng, &s, 1.5);
+            for y in (0..200).step_by(10) {
+                for x in (0..200).step_by(10) {
+                    let (dx, dy) = ls.displacement(x as f64, y as f64);
+                    let (ex, _) = ls.displacement(x as f64 + 1.0, y as f64);
+                    sq += dx * dx + dy * dy;
+                    grad = grad.max((ex - dx).abs());
+                    n += 1.0;
+                    let b = ls.blur_sigma(x as f64, y as f64);
+                    assert!((0.74..=2.26).contains(&b), "{b}");
+                }
+            }
+        }
+        let rms = (sq / n).sqrt();
+        assert!((1.6..2.4).contains(&rms), "rms displacement {rms}");
+        // Smooth: well under a pixel of change per pixel (3 px over 50–100 px wavelengths).
+        assert!(grad < 0.6, "max gradient {grad}");
+    }
+
+    #[test]
+    fn seeing_off_leaves_the_capture_unchanged_and_on_keeps_the_global_draws() {
+        let dir = std::env::temp_dir().join(format!("jupiter-synth-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let o = SynthOptions { width: 48, height: 40, frames: 4, scene: Scene::Lunar, ..Default::default() };
+        let a = generate(&dir.join("a.ser"), &o).unwrap();
+        let b = generate_with_seeing(&dir.join("b.ser"), &o, &Seeing::default()).unwrap();
+        let c = generate_with_seeing(&dir.join("c.ser"), &o, &Seeing::turbulent()).unwrap();
+        assert_eq!(std::fs::read(dir.join("a.ser")).unwrap(), std::fs::read(dir.join("b.ser")).unwrap());
+        assert!(a.local.is_empty() && b.local.is_empty() && c.local.len() == 4);
+        assert_eq!(a.shifts, c.shifts);
+        assert_eq!(a.blur, c.blur);
+        assert_ne!(std::fs::read(dir.join("a.ser")).unwrap(), std::fs::read(dir.join("c.ser")).unwrap());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn varying_blur_interpolates_between_uniform_blurs() {
+        let (w, h) = (40, 30);
+        let img: Vec<f32> = (0..w * h).map(|i| if (i % w / 5 + i / w / 5) % 2 == 0 { 1.0 } else { 0.0 }).collect();
+        let uniform = varying_blur(&img, w, h, 1, &vec![1.3; w * h]);
+        let kernel = conv::gaussian_kernel(1.3);
+        let mut want = vec![0.0; w * h];
+        conv::separable_serial(&img, w, h, &kernel, 1, &mut want);
+        assert!(uniform.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-6));
+        // Left half sigma 0.8, right half 2.0: each half matches its own blur away from the split.
+        let sig: Vec<f32> = (0..w * h).map(|i| if i % w < w / 2 { 0.8 } else { 2.0 }).collect();
+        let v = varying_blur(&img, w, h, 1, &sig);
+        for (s, x) in [(0.8, 5), (2.0, 34)] {
+            let mut want = vec![0.0; w * h];
+            conv::separable_serial(&img, w, h, &conv::gaussian_kernel(s), 1, &mut want);
+            for y in 0..h {
+                assert!((v[y * w + x] - want[y * w + x]).abs() < 1e-5);
+            }
+        }
     }
 
     #[test]

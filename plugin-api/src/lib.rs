@@ -32,6 +32,19 @@
 //! 7. **Parameters cross as JSON text** and are parsed by the plugin with
 //!    serde (`deny_unknown_fields`); the manifest describes them (type,
 //!    default, range, doc) so that the host can validate and document them.
+//! 8. **GPU through the backend only.** `Backend::gpu()` offers the host's
+//!    [`GpuService`] (WGSL source in, opaque buffer and pipeline ids out) when
+//!    the host has a device and GPU use is allowed for this call. An
+//!    [`Image`] may be GPU-resident (`device: Some(buffer)`, `data` empty):
+//!    a stage with a GPU path may keep its result on the device; a stage
+//!    without one calls [`StageCtx::to_host`]. The device buffer of an
+//!    *input* image belongs to the host (read it, never free it); the host
+//!    frees it once the stage's output replaced it. A GPU path that fails
+//!    returns `ErrorKind::GpuFailed` and the host re-runs the stage with the
+//!    GPU hidden, i.e. on the CPU path.
+//! 9. **Linking several plugins' rlibs into one binary** (benchmarks, parity
+//!    tests) puts several copies of the root-module symbol in it; such
+//!    binaries link with `--allow-multiple-definition` or use one plugin each.
 //!
 //! ## Writing a plugin
 //!

@@ -34,6 +34,77 @@ pub fn build() -> &'static Path {
     })
 }
 
+/// Where the out-of-workspace projects (tests/fixtures, examples/*) are built:
+/// `<target>/fixtures`, one target directory so that they share compiled
+/// dependencies.
+pub fn fixtures_target_dir() -> PathBuf {
+    target_dir().parent().unwrap().join("fixtures")
+}
+
+/// Builds one standalone cargo project (`cargo build --manifest-path ...`)
+/// into [`fixtures_target_dir`]; returns the directory holding its libraries.
+fn build_standalone(manifest: &Path) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let target = fixtures_target_dir();
+    let status = Command::new(cargo)
+        .arg("build")
+        .arg("--quiet")
+        .arg("--manifest-path")
+        .arg(manifest)
+        .arg("--target-dir")
+        .arg(&target)
+        .status()
+        .expect("cannot run cargo build");
+    assert!(status.success(), "cargo build --manifest-path {} failed", manifest.display());
+    target.join("debug")
+}
+
+/// Builds the broken and hostile plugin fixtures (`tests/fixtures`, real
+/// cdylibs) once per test process and returns the directory holding them.
+pub fn fixtures() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| build_standalone(&Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join("Cargo.toml")))
+}
+
+/// A fixture library by crate suffix (`panic` → `libjupiter_fixture_panic.so`).
+pub fn fixture_file(name: &str) -> PathBuf {
+    let file = format!("{}jupiter_fixture_{}{}", std::env::consts::DLL_PREFIX, name.replace('-', "_"), std::env::consts::DLL_SUFFIX);
+    fixtures().join(file)
+}
+
+/// Builds `examples/third-party-stacker` (an out-of-tree plugin) once per
+/// test process, exactly as its author would, and returns its library.
+pub fn third_party_stacker() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let ws = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let dir = build_standalone(&ws.join("examples").join("third-party-stacker").join("Cargo.toml"));
+        dir.join(format!("{}stack_trimmed_mean{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX))
+    })
+}
+
+/// Makes `dir` a plugin directory holding the standard plugins named in
+/// `standard` (by library name, e.g. `stack_mean`, copied from the main build)
+/// and the `extra` library files.
+pub fn plugin_dir(dir: &Path, standard: &[&str], extra: &[&Path]) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    for name in standard {
+        let f = plugin_file(name);
+        std::fs::copy(&f, dir.join(f.file_name().unwrap())).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+    }
+    for f in extra {
+        std::fs::copy(f, dir.join(f.file_name().unwrap())).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+    }
+    dir.to_path_buf()
+}
+
+/// Files in `dir` (names only), sorted.
+pub fn list_dir(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().to_string()).collect();
+    v.sort();
+    v
+}
+
 /// The built host binary.
 pub fn host() -> PathBuf {
     build().join(format!("jupiter-host{}", std::env::consts::EXE_SUFFIX))

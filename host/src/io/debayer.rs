@@ -36,6 +36,10 @@ impl BayerPattern {
 /// the nearest samples of that colour in the 3×3 neighbourhood (the pixel's
 /// own sample when it has that colour): classic bilinear interpolation, with
 /// edges handled by using only the neighbours that exist.
+///
+/// Preconditions (checked; a violation is a bug in the caller and panics with
+/// a message): `raw` holds whole rows covering at least `y0 .. y0 + rows`,
+/// and `out` holds exactly `rows × width × 3` samples.
 #[allow(clippy::too_many_arguments)]
 pub fn debayer_rows(
     raw: &[f32],
@@ -47,7 +51,17 @@ pub fn debayer_rows(
     rows: usize,
     out: &mut [f32],
 ) {
+    if width == 0 || rows == 0 {
+        return;
+    }
     let raw_rows = raw.len() / width;
+    assert!(
+        raw_rows * width == raw.len() && raw_y0 <= y0 && y0 + rows <= raw_y0 + raw_rows && y0 + rows <= height && out.len() == rows * width * 3,
+        "debayer_rows: raw rows {raw_y0}..{} of width {width} do not cover output rows {y0}..{} of height {height}, or out has {} samples",
+        raw_y0 + raw_rows,
+        y0 + rows,
+        out.len()
+    );
     for oy in 0..rows {
         let y = y0 + oy;
         for x in 0..width {

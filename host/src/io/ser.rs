@@ -14,8 +14,22 @@
 //!
 //! Everything is validated before anything is allocated: dimensions, depth,
 //! colour ID, and that the file really holds the frames the header claims.
+//! No allocation is ever sized by a header field alone: a header claiming
+//! 100000×100000×10⁹ frames in a 1 KB file is refused before any allocation.
+//!
+//! **Storage.** The file is memory-mapped ([`SerFile::open`]); the same parser
+//! also runs over bytes already in memory ([`SerFile::from_bytes`]), which is
+//! what the property tests (`host/tests/fuzz_ser.rs`) use. Offsets are `u64`
+//! while validating and `usize` (checked to fit) when indexing, so captures
+//! over 4 GiB work on 64-bit hosts.
+//!
+//! **Timestamps.** A trailer whose timestamps go backwards, lie outside any
+//! plausible date, or look like local time instead of UTC is reported as a
+//! warning (shown, and written to the run's report), never an error: the
+//! timestamps are informational, the frames are still good.
 
 use std::fs::File;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
@@ -26,6 +40,14 @@ use super::debayer::{debayer_rows, BayerPattern};
 pub const HEADER_LEN: usize = 178;
 /// Largest accepted width or height.
 pub const MAX_DIM: u32 = 1 << 15;
+/// Most frames used from one file (frame counts cross the plugin ABI as `u32`;
+/// a header's count is an `i32`, so only a recomputed count can exceed this).
+pub const MAX_FRAMES: u64 = i32::MAX as u64;
+
+/// 100-ns ticks per second, the unit of SER timestamps.
+const TICKS_PER_SECOND: i64 = 10_000_000;
+/// Ticks from 0001-01-01 to 1970-01-01 (the SER epoch is year 1).
+const TICKS_UNIX_EPOCH: i64 = 621_355_968_000_000_000;
 
 /// Errors reading a SER file; each names the file.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +62,8 @@ pub enum SerError {
     Truncated { path: PathBuf, reason: String },
     #[error("{path}: frame {index} does not exist (the file has {count} frames)")]
     FrameIndex { path: PathBuf, index: usize, count: usize },
+    #[error("{path}: bad read request: {reason}")]
+    BadRequest { path: PathBuf, reason: String },
 }
 
 /// Colour layout of the samples.
@@ -156,7 +180,25 @@ pub struct SerFile {
     pub timestamps: Option<Vec<i64>>,
     /// Problems worked around while opening (shown to the user, put in reports).
     pub warnings: Vec<String>,
-    map: Mmap,
+    data: Storage,
+}
+
+/// Where the bytes of a SER file live.
+enum Storage {
+    /// The file, memory-mapped (the normal case: never read whole).
+    Map(Mmap),
+    /// Bytes already in memory ([`SerFile::from_bytes`]).
+    Mem(Vec<u8>),
+}
+
+impl Deref for Storage {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Storage::Map(m) => m,
+            Storage::Mem(v) => v,
+        }
+    }
 }
 
 fn text(b: &[u8]) -> String {
@@ -171,13 +213,17 @@ fn i64_at(b: &[u8], o: usize) -> i64 {
     i64::from_le_bytes(b[o..o + 8].try_into().unwrap())
 }
 
-/// Chooses the byte order of 16-bit samples and the scale mapping samples to
-/// `[0, 1]`, from the first frame's bytes. Returns `(little_endian, scale)`.
-fn sample_format(header: &SerHeader, raw: &[u8], order: ByteOrder, warnings: &mut Vec<String>) -> (bool, f32) {
+/// Chooses the byte order of 16-bit samples (from the first frame) and the
+/// scale mapping samples to `[0, 1]` (from the largest value in `frames`: the
+/// first, middle and last frame, since a capture may start dark). Returns
+/// `(little_endian, scale)`. Frames not looked at may still hold larger
+/// values: the decoder clamps those to 1.
+fn sample_format(header: &SerHeader, frames: &[&[u8]], order: ByteOrder, warnings: &mut Vec<String>) -> (bool, f32) {
     let depth = header.depth;
     let declared_max = (1u32 << depth) - 1;
+    let raw = frames[0];
     if header.bytes_per_sample() == 1 {
-        let max = raw.iter().copied().max().unwrap_or(0) as u32;
+        let max = frames.iter().flat_map(|f| f.iter().copied()).max().unwrap_or(0) as u32;
         if max > declared_max {
             warnings.push(format!("header says {depth}-bit samples but values reach {max}; reading them as 8-bit"));
             return (true, 255.0);
@@ -214,12 +260,62 @@ fn sample_format(header: &SerHeader, raw: &[u8], order: ByteOrder, warnings: &mu
             little
         }
     };
-    let max = (0..n).map(|i| value(i, little_endian)).max().unwrap_or(0) as u32;
+    let max = frames
+        .iter()
+        .flat_map(|f| f.chunks_exact(2).map(|b| if little_endian { u16::from_le_bytes([b[0], b[1]]) } else { u16::from_be_bytes([b[0], b[1]]) }))
+        .max()
+        .unwrap_or(0) as u32;
     if max > declared_max {
         warnings.push(format!("header says {depth}-bit samples but values reach {max}; reading them as 16-bit"));
         return (little_endian, 65535.0);
     }
     (little_endian, declared_max as f32)
+}
+
+/// Problems with a timestamp trailer, as warnings (never errors).
+///
+/// - steps that go backwards (out of order);
+/// - values outside 1970..2200 (a trailer of garbage or of another unit);
+/// - local time instead of UTC: the spec says trailer timestamps are UTC, but
+///   some programs write local time. When the header's local start time and
+///   UTC start time differ by a time-zone offset, and the first timestamp is
+///   close to the local one rather than the UTC one, the trailer is local.
+pub fn timestamp_warnings(header: &SerHeader, ts: &[i64]) -> Vec<String> {
+    let mut out = Vec::new();
+    if ts.is_empty() || ts.iter().all(|&t| t == 0) {
+        return out;
+    }
+    let back: Vec<usize> = ts.windows(2).enumerate().filter(|(_, w)| w[1] < w[0]).map(|(i, _)| i + 1).collect();
+    if let Some(first) = back.first() {
+        out.push(format!(
+            "timestamps in the trailer are not in increasing order ({} of {} steps go backwards, the first at frame {first}); they are reported as they are and not used for ordering",
+            back.len(),
+            ts.len() - 1
+        ));
+    }
+    let year_1970 = TICKS_UNIX_EPOCH;
+    let year_2200 = TICKS_UNIX_EPOCH + 230 * 365 * 86_400 * TICKS_PER_SECOND;
+    let implausible = ts.iter().filter(|&&t| !(year_1970..year_2200).contains(&t)).count();
+    if implausible > 0 {
+        out.push(format!(
+            "{implausible} of {} trailer timestamps lie outside the years 1970 to 2200 (not 100-ns ticks since year 1?)",
+            ts.len()
+        ));
+    }
+    let (local, utc) = (header.date_time, header.date_time_utc);
+    let offset = local.wrapping_sub(utc);
+    let quarter_hour = 900 * TICKS_PER_SECOND;
+    let plausible_zone = offset.unsigned_abs() >= quarter_hour as u64 && offset.unsigned_abs() <= 14 * 3600 * TICKS_PER_SECOND as u64;
+    if utc > 0 && local > 0 && plausible_zone {
+        let t0 = ts[0];
+        if t0.abs_diff(local) < t0.abs_diff(utc) {
+            out.push(format!(
+                "trailer timestamps look like local time, not UTC as the SER spec says (they match the header's local start time, which is {:+.2} h from UTC)",
+                offset as f64 / (3600 * TICKS_PER_SECOND) as f64
+            ));
+        }
+    }
+    out
 }
 
 /// Parses and validates a header (without looking at the frames).
@@ -275,7 +371,7 @@ impl SerHeader {
 }
 
 impl SerFile {
-    /// Opens and validates `path`.
+    /// Opens and validates `path` (memory-mapped).
     pub fn open(path: &Path, opts: OpenOptions) -> Result<SerFile, SerError> {
         let pb = path.to_path_buf();
         let file = File::open(path).map_err(|e| SerError::Io { path: pb.clone(), source: e })?;
@@ -286,30 +382,59 @@ impl SerFile {
                 reason: format!("{len} bytes, shorter than the {HEADER_LEN}-byte header"),
             });
         }
+        if usize::try_from(len).is_err() {
+            return Err(SerError::Unsupported { path: pb, reason: format!("{len} bytes do not fit this machine's address space") });
+        }
         // SAFETY: the map is read-only; a capture being rewritten underneath us
         // is outside what any reader can defend against.
         let map = unsafe { Mmap::map(&file) }.map_err(|e| SerError::Io { path: pb.clone(), source: e })?;
-        let header = parse_header(&map[..HEADER_LEN]).map_err(|reason| {
+        SerFile::from_storage(pb, Storage::Map(map), opts)
+    }
+
+    /// Parses and validates a SER file held in memory. `path` only names the
+    /// data in messages (errors and warnings read as they would for a file).
+    pub fn from_bytes(path: &Path, bytes: Vec<u8>, opts: OpenOptions) -> Result<SerFile, SerError> {
+        SerFile::from_storage(path.to_path_buf(), Storage::Mem(bytes), opts)
+    }
+
+    fn from_storage(pb: PathBuf, data: Storage, opts: OpenOptions) -> Result<SerFile, SerError> {
+        let len = data.len() as u64;
+        if len < HEADER_LEN as u64 {
+            return Err(SerError::Truncated {
+                path: pb,
+                reason: format!("{len} bytes, shorter than the {HEADER_LEN}-byte header"),
+            });
+        }
+        let header = parse_header(&data[..HEADER_LEN]).map_err(|reason| {
             if reason.contains("not supported") || reason.contains("unknown colour") {
                 SerError::Unsupported { path: pb.clone(), reason }
             } else {
                 SerError::Invalid { path: pb.clone(), reason }
             }
         })?;
+        // Bounded by MAX_DIM: at most 2^15 · 2^15 · 3 · 2 bytes, no overflow in u64.
         let frame_bytes = header.frame_bytes() as u64;
         let data_len = len - HEADER_LEN as u64;
-        let present = (data_len / frame_bytes) as usize;
+        let present = data_len / frame_bytes;
         let mut warnings = Vec::new();
-        let claimed = header.frame_count_header as usize;
-        let frame_count = if claimed == 0 {
+        let claimed = header.frame_count_header as u64;
+        let frame_count: u64 = if claimed == 0 {
             if present == 0 {
-                return Err(SerError::Truncated { path: pb, reason: "the header claims 0 frames and the file holds none".into() });
+                return Err(SerError::Truncated {
+                    path: pb,
+                    reason: format!(
+                        "the header claims 0 frames and the file holds none ({data_len} bytes of data, a {}×{} frame needs {frame_bytes})",
+                        header.width, header.height
+                    ),
+                });
             }
+            // Frame indices cross the plugin boundary as u32: never more than that.
+            let usable = present.min(MAX_FRAMES);
             warnings.push(format!(
-                "header frame count is 0 (a capture that did not finish?); using the {present} complete frames in the file"
+                "header frame count is 0 (a capture that did not finish?); using the {usable} complete frames in the file"
             ));
-            present
-        } else if (claimed as u64).checked_mul(frame_bytes).is_none_or(|need| need > data_len) {
+            usable
+        } else if claimed.checked_mul(frame_bytes).is_none_or(|need| need > data_len) {
             if opts.allow_truncated && present > 0 {
                 warnings.push(format!("header claims {claimed} frames but only {present} are complete; using those"));
                 present
@@ -317,18 +442,23 @@ impl SerFile {
                 return Err(SerError::Truncated {
                     path: pb,
                     reason: format!(
-                        "header claims {claimed} frames of {}×{} ({} bytes each) but the file holds only {present} complete frames ({} bytes of data); pass --allow-truncated to use them",
-                        header.width, header.height, frame_bytes, data_len
+                        "header claims {claimed} frames of {}×{} ({} bytes each) but the file holds only {present} complete frames ({} bytes of data){}",
+                        header.width,
+                        header.height,
+                        frame_bytes,
+                        data_len,
+                        if present > 0 { "; pass --allow-truncated to use them" } else { "" }
                     ),
                 });
             }
         } else {
             claimed
         };
-        let data_end = HEADER_LEN as u64 + frame_count as u64 * frame_bytes;
+        let data_end = HEADER_LEN as u64 + frame_count * frame_bytes;
         let trailer_len = len - data_end;
-        let timestamps = if claimed != 0 && frame_count == claimed && trailer_len == 8 * frame_count as u64 {
-            Some((0..frame_count).map(|i| i64_at(&map, data_end as usize + 8 * i)).collect::<Vec<_>>())
+        let timestamps = if claimed != 0 && frame_count == claimed && trailer_len == 8 * frame_count {
+            let start = data_end as usize;
+            Some((0..frame_count as usize).map(|i| i64_at(&data, start + 8 * i)).collect::<Vec<_>>())
         } else {
             if trailer_len != 0 && frame_count == claimed {
                 warnings.push(format!(
@@ -339,18 +469,22 @@ impl SerFile {
             None
         };
         if let Some(ts) = &timestamps {
-            if ts.windows(2).any(|w| w[1] < w[0]) {
-                warnings.push("timestamps in the trailer are not in increasing order".into());
-            }
+            warnings.extend(timestamp_warnings(&header, ts));
         }
-        let first = &map[HEADER_LEN..HEADER_LEN + frame_bytes as usize];
-        let (little_endian, scale) = sample_format(&header, first, opts.byte_order, &mut warnings);
-        Ok(SerFile { path: pb, header, frame_count, little_endian, scale, timestamps, warnings, map })
+        let frame = |i: u64| &data[(HEADER_LEN as u64 + i * frame_bytes) as usize..(HEADER_LEN as u64 + (i + 1) * frame_bytes) as usize];
+        let mut looked_at = vec![0, frame_count / 2, frame_count - 1];
+        looked_at.dedup();
+        let frames: Vec<&[u8]> = looked_at.into_iter().map(frame).collect();
+        let (little_endian, scale) = sample_format(&header, &frames, opts.byte_order, &mut warnings);
+        Ok(SerFile { path: pb, header, frame_count: frame_count as usize, little_endian, scale, timestamps, warnings, data })
     }
 
+    /// The stored bytes of frame `index` (`index < frame_count`, so the
+    /// range was checked to lie within the data when the file was opened).
     fn frame_bytes_of(&self, index: usize) -> &[u8] {
         let fb = self.header.frame_bytes();
-        &self.map[HEADER_LEN + index * fb..HEADER_LEN + (index + 1) * fb]
+        let start = HEADER_LEN + index * fb;
+        &self.data[start..start + fb]
     }
 
     /// Frame width.
@@ -372,13 +506,13 @@ impl SerFile {
         let inv = 1.0 / self.scale;
         if self.header.bytes_per_sample() == 1 {
             for (o, b) in out.iter_mut().zip(&frame[y * n..(y + 1) * n]) {
-                *o = *b as f32 * inv;
+                *o = (*b as f32 * inv).min(1.0);
             }
         } else {
             let bytes = &frame[2 * y * n..2 * (y + 1) * n];
             for (o, b) in out.iter_mut().zip(bytes.chunks_exact(2)) {
                 let v = if self.little_endian { u16::from_le_bytes([b[0], b[1]]) } else { u16::from_be_bytes([b[0], b[1]]) };
-                *o = v as f32 * inv;
+                *o = (v as f32 * inv).min(1.0);
             }
         }
     }
@@ -390,7 +524,12 @@ impl SerFile {
             return Err(SerError::FrameIndex { path: self.path.clone(), index, count: self.frame_count });
         }
         let (w, h, c) = (self.width(), self.height(), self.channels());
-        assert!(y0 + rows <= h && out.len() == rows * w * c, "decode_rows: bad row range");
+        if y0.checked_add(rows).is_none_or(|end| end > h) || rows.checked_mul(w * c) != Some(out.len()) {
+            return Err(SerError::BadRequest {
+                path: self.path.clone(),
+                reason: format!("rows {y0}..{y0}+{rows} of a {w}×{h}×{c} frame into a buffer of {} samples", out.len()),
+            });
+        }
         let frame = self.frame_bytes_of(index);
         match self.header.color {
             ColorId::Mono | ColorId::Rgb => {
@@ -447,6 +586,10 @@ pub mod writer {
         pub observer: String,
         pub instrument: String,
         pub telescope: String,
+        /// Start of the capture, local time (100-ns ticks since year 1).
+        pub date_time: i64,
+        /// Start of the capture, UTC.
+        pub date_time_utc: i64,
     }
 
     impl SerSpec {
@@ -462,9 +605,14 @@ pub mod writer {
                 observer: "jupiter".into(),
                 instrument: "synthetic".into(),
                 telescope: "synthetic".into(),
+                date_time: DEFAULT_DATE,
+                date_time_utc: DEFAULT_DATE,
             }
         }
     }
+
+    /// The start time written by default (a date in 2022, UTC = local).
+    pub const DEFAULT_DATE: i64 = 638_000_000_000_000_000;
 
     fn field(s: &str) -> [u8; 40] {
         let mut b = [0u8; 40];
@@ -487,8 +635,8 @@ pub mod writer {
         h.extend_from_slice(&field(&spec.observer));
         h.extend_from_slice(&field(&spec.instrument));
         h.extend_from_slice(&field(&spec.telescope));
-        h.extend_from_slice(&638_000_000_000_000_000i64.to_le_bytes());
-        h.extend_from_slice(&638_000_000_000_000_000i64.to_le_bytes());
+        h.extend_from_slice(&spec.date_time.to_le_bytes());
+        h.extend_from_slice(&spec.date_time_utc.to_le_bytes());
         debug_assert_eq!(h.len(), HEADER_LEN);
         h
     }
@@ -559,10 +707,11 @@ mod tests {
             let spec = SerSpec::new(7, 5, ColorId::Mono, depth);
             let frames = vec![ramp(7, 5, 1, max), smooth(7, 5, 1, max)];
             let p = tmp(&format!("mono{depth}.ser"));
-            write_ser(&p, &spec, &frames, Some(&[10, 20])).unwrap();
+            let ts = [DEFAULT_DATE + 10, DEFAULT_DATE + 20];
+            write_ser(&p, &spec, &frames, Some(&ts)).unwrap();
             let s = SerFile::open(&p, OpenOptions::default()).unwrap();
             assert_eq!((s.width(), s.height(), s.channels(), s.frame_count), (7, 5, 1, 2));
-            assert_eq!(s.timestamps.as_deref(), Some(&[10i64, 20][..]));
+            assert_eq!(s.timestamps.as_deref(), Some(&ts[..]));
             let f = s.decode_frame(1).unwrap();
             for (a, b) in f.iter().zip(&frames[1]) {
                 assert!((a - *b as f32 / max as f32).abs() < 1e-6);
@@ -677,6 +826,146 @@ mod tests {
         let s = SerFile::open(&p, OpenOptions::default()).unwrap();
         assert_eq!(s.frame_count, 4);
         assert!(s.warnings[0].contains("frame count is 0"));
+    }
+
+    #[test]
+    fn memory_and_mapped_files_parse_the_same() {
+        let spec = SerSpec::new(9, 7, ColorId::Bayer(BayerPattern::Grbg), 12);
+        let frames = vec![smooth(9, 7, 1, 4095), ramp(9, 7, 1, 4095)];
+        let p = tmp("mem.ser");
+        write_ser(&p, &spec, &frames, Some(&[1, 2])).unwrap();
+        let a = SerFile::open(&p, OpenOptions::default()).unwrap();
+        let b = SerFile::from_bytes(&p, std::fs::read(&p).unwrap(), OpenOptions::default()).unwrap();
+        assert_eq!((a.frame_count, a.little_endian, a.scale, &a.timestamps), (b.frame_count, b.little_endian, b.scale, &b.timestamps));
+        for i in 0..2 {
+            assert_eq!(a.decode_frame(i).unwrap(), b.decode_frame(i).unwrap());
+        }
+        let e = SerFile::from_bytes(Path::new("in-memory.ser"), vec![0; 10], OpenOptions::default()).err().unwrap().to_string();
+        assert!(e.contains("in-memory.ser") && e.contains("178"), "{e}");
+    }
+
+    #[test]
+    fn bad_read_requests_are_errors_not_panics() {
+        let p = tmp("req.ser");
+        write_ser(&p, &SerSpec::new(4, 4, ColorId::Mono, 8), &[ramp(4, 4, 1, 255)], None).unwrap();
+        let s = SerFile::open(&p, OpenOptions::default()).unwrap();
+        let mut out = vec![0.0; 8];
+        assert!(s.decode_rows(0, 3, 2, &mut out).err().unwrap().to_string().contains("req.ser"));
+        assert!(s.decode_rows(0, usize::MAX, 2, &mut out).is_err());
+        assert!(s.decode_rows(0, 0, 1, &mut out).is_err()); // buffer of 2 rows for 1
+        assert!(matches!(s.decode_rows(1, 0, 2, &mut out), Err(SerError::FrameIndex { .. })));
+        s.decode_rows(0, 2, 2, &mut out).unwrap();
+    }
+
+    #[test]
+    fn timestamps_out_of_order_warn_and_still_open() {
+        let spec = SerSpec::new(4, 4, ColorId::Mono, 8);
+        let p = tmp("ts-order.ser");
+        let t = DEFAULT_DATE;
+        write_ser(&p, &spec, &vec![ramp(4, 4, 1, 255); 4], Some(&[t, t + 10, t + 5, t + 20])).unwrap();
+        let s = SerFile::open(&p, OpenOptions::default()).unwrap();
+        assert_eq!(s.frame_count, 4);
+        assert_eq!(s.timestamps.as_ref().unwrap()[2], t + 5);
+        assert!(s.warnings.iter().any(|w| w.contains("not in increasing order") && w.contains("1 of 3") && w.contains("frame 2")), "{:?}", s.warnings);
+        // Garbage timestamps: a warning, not an error.
+        write_ser(&p, &spec, &vec![ramp(4, 4, 1, 255); 2], Some(&[-5, 7])).unwrap();
+        let s = SerFile::open(&p, OpenOptions::default()).unwrap();
+        assert!(s.warnings.iter().any(|w| w.contains("outside the years")), "{:?}", s.warnings);
+        // All-zero timestamps (programs that do not record them): silent.
+        write_ser(&p, &spec, &vec![ramp(4, 4, 1, 255); 2], Some(&[0, 0])).unwrap();
+        assert!(SerFile::open(&p, OpenOptions::default()).unwrap().warnings.is_empty());
+    }
+
+    #[test]
+    fn timestamps_in_local_time_are_reported() {
+        let hour = 3600 * TICKS_PER_SECOND;
+        let mut spec = SerSpec::new(4, 4, ColorId::Mono, 8);
+        // Captured at UTC+2: local start = UTC start + 2 h.
+        spec.date_time_utc = DEFAULT_DATE;
+        spec.date_time = DEFAULT_DATE + 2 * hour;
+        let p = tmp("ts-local.ser");
+        let local: Vec<i64> = (0..3).map(|i| spec.date_time + i * 100_000).collect();
+        write_ser(&p, &spec, &vec![ramp(4, 4, 1, 255); 3], Some(&local)).unwrap();
+        let s = SerFile::open(&p, OpenOptions::default()).unwrap();
+        assert!(s.warnings.iter().any(|w| w.contains("local time") && w.contains("+2.00 h")), "{:?}", s.warnings);
+        // The same capture with UTC timestamps: no warning.
+        let utc: Vec<i64> = (0..3).map(|i| spec.date_time_utc + i * 100_000).collect();
+        write_ser(&p, &spec, &vec![ramp(4, 4, 1, 255); 3], Some(&utc)).unwrap();
+        let s = SerFile::open(&p, OpenOptions::default()).unwrap();
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    }
+
+    /// A capture of more than 4 GiB (a sparse file: cheap on disk): every
+    /// offset past 2^32 must be computed in 64 bits.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn files_over_4_gib() {
+        let (w, h) = (2048u32, 1024u32);
+        let spec = SerSpec::new(w, h, ColorId::Mono, 16);
+        let fb = (w * h * 2) as u64;
+        let frames = 1025u64; // the last frame starts past 4 GiB
+        let data_end = HEADER_LEN as u64 + frames * fb;
+        assert!(data_end - fb > 1 << 32);
+        let p = tmp("huge.ser");
+        let write = || -> std::io::Result<()> {
+            use std::io::{Seek, SeekFrom, Write};
+            let mut f = std::fs::File::create(&p)?;
+            f.set_len(data_end + 8 * frames)?;
+            f.write_all(&header_bytes(&spec, frames as u32))?;
+            // The last frame: a recognisable ramp; the others stay zero (holes).
+            let last: Vec<u16> = (0..w * h).map(|i| (i % 65521) as u16).collect();
+            f.seek(SeekFrom::Start(data_end - fb))?;
+            f.write_all(&frame_bytes(&spec, &last))?;
+            let ts: Vec<u8> = (0..frames as i64).flat_map(|i| (DEFAULT_DATE + i).to_le_bytes()).collect();
+            f.write_all(&ts)
+        };
+        if let Err(e) = write() {
+            eprintln!("skipping: cannot make a sparse 4 GiB file here: {e}");
+            let _ = std::fs::remove_file(&p);
+            return;
+        }
+        // Removes the 4 GiB file even when an assertion fails.
+        struct Remove<'a>(&'a Path);
+        impl Drop for Remove<'_> {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_file(self.0);
+            }
+        }
+        let _remove = Remove(&p);
+        let s = SerFile::open(&p, OpenOptions::default()).unwrap();
+        assert_eq!(s.frame_count, frames as usize);
+        let ts = s.timestamps.as_ref().unwrap();
+        assert_eq!(ts[frames as usize - 1], DEFAULT_DATE + frames as i64 - 1);
+        let mut row = vec![0.0f32; w as usize];
+        s.decode_rows(frames as usize - 1, h as usize - 1, 1, &mut row).unwrap();
+        let i0 = (w * (h - 1)) as usize;
+        for (k, v) in row.iter().enumerate() {
+            assert!((v - ((i0 + k) % 65521) as f32 / 65535.0).abs() < 1e-6);
+        }
+    }
+
+    /// Regression (found by `tests/fuzz_ser.rs`): the depth was inferred from
+    /// the first frame only, so a later frame with larger values decoded to
+    /// samples above 1. The last and middle frames are now looked at too, and
+    /// the decoder clamps what no frame it looked at announced.
+    #[test]
+    fn a_dark_first_frame_does_not_fix_the_scale() {
+        let spec = SerSpec::new(8, 8, ColorId::Mono, 1);
+        let p = tmp("dark-first.ser");
+        let (dark, bright) = (vec![1u16; 64], vec![200u16; 64]);
+        write_ser(&p, &spec, &[dark.clone(), dark.clone(), dark.clone(), bright.clone()], None).unwrap();
+        let s = SerFile::open(&p, OpenOptions::default()).unwrap();
+        assert_eq!(s.scale, 255.0);
+        assert!(s.warnings.iter().any(|w| w.contains("1-bit") && w.contains("200")), "{:?}", s.warnings);
+        // Bright frame 1 of 4 is not looked at: clamped, never above 1.
+        write_ser(&p, &spec, &[dark.clone(), bright, dark.clone(), dark.clone(), dark], None).unwrap();
+        let s = SerFile::open(&p, OpenOptions::default()).unwrap();
+        assert!(s.decode_frame(1).unwrap().iter().all(|&v| v == 1.0));
+        // 16-bit samples in a 12-bit file whose first frame is dark.
+        let spec = SerSpec::new(16, 16, ColorId::Mono, 12);
+        write_ser(&p, &spec, &[vec![10; 256], smooth(16, 16, 1, 65535)], None).unwrap();
+        let s = SerFile::open(&p, OpenOptions::default()).unwrap();
+        assert_eq!(s.scale, 65535.0);
     }
 
     #[test]

@@ -1,60 +1,15 @@
 //! CPU path of `align-phase`.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
-use jupiter_kit::fft::{PhaseCorrelator, Shift};
-use jupiter_kit::stats::luminance;
-use jupiter_kit::warp::{Interp, RowWindow};
+use jupiter_kit::align::{mean_of_best, measure_shifts};
+use jupiter_kit::fft::PhaseCorrelator;
 use jupiter_plugin_api::prelude::*;
 
 use crate::params::AlignParams;
 
-/// Luminance of frame `i`.
-fn lum(frames: &FrameSourceRef, i: usize) -> Result<Vec<f32>, StageError> {
-    Ok(luminance(&frames.frame(i)?, frames.info().channels as usize))
-}
-
-/// Resamples a plane so that `out(x, y) = plane(x + dx, y + dy)`.
-fn shifted(plane: &[f32], w: usize, h: usize, s: Shift) -> Vec<f32> {
-    let win = RowWindow { data: plane, y0: 0, rows: h, width: w, channels: 1 };
-    (0..w * h).map(|i| win.sample((i % w) as f32 + s.dx, (i / w) as f32 + s.dy, 0, Interp::Bicubic)).collect()
-}
-
-/// Measures the shift of every frame in `indices` against `pc`, in parallel.
-fn measure(ctx: &StageCtx, frames: &FrameSourceRef, pc: &PhaseCorrelator, indices: &[usize], report: bool) -> Result<Vec<Shift>, StageError> {
-    let done = AtomicU64::new(0);
-    let n = indices.len() as u64;
-    let r = ctx.par_map(indices.len(), |k| -> Result<Shift, StageError> {
-        ctx.check_cancelled()?;
-        let s = pc.shift_of(&lum(frames, indices[k])?);
-        let d = done.fetch_add(1, Ordering::Relaxed) + 1;
-        if report && (d % 16 == 0 || d == n) {
-            ctx.progress(d, n);
-        }
-        Ok(s)
-    })?;
-    r.into_iter().collect()
-}
-
-/// The mean of the best `k` frames, each aligned to frame 0.
+/// The mean of the best `k` frames, each aligned to frame 0 (see
+/// [`jupiter_kit::align::mean_of_best`], shared with `align-multipoint`).
 pub fn reference_plane(ctx: &StageCtx, frames: &FrameSourceRef, k: usize) -> Result<Vec<f32>, StageError> {
-    let info = frames.info();
-    let (w, h) = (info.width as usize, info.height as usize);
-    let best = lum(frames, 0)?;
-    let k = k.clamp(1, info.count as usize);
-    if k == 1 {
-        return Ok(best);
-    }
-    let pc = PhaseCorrelator::new(&best, w, h);
-    let idx: Vec<usize> = (1..k).collect();
-    let shifts = measure(ctx, frames, &pc, &idx, false)?;
-    let mut acc: Vec<f32> = best;
-    for (i, s) in idx.iter().zip(shifts) {
-        let moved = shifted(&lum(frames, *i)?, w, h, s);
-        acc.iter_mut().zip(moved).for_each(|(a, m)| *a += m);
-    }
-    acc.iter_mut().for_each(|a| *a /= k as f32);
-    Ok(acc)
+    mean_of_best(ctx, frames, k)
 }
 
 /// Aligns every frame of the source (best first) to the mean-of-best reference.
@@ -67,7 +22,7 @@ pub fn align(ctx: &StageCtx, frames: &FrameSourceRef, p: &AlignParams) -> Result
     let reference = reference_plane(ctx, frames, p.reference_frames as usize)?;
     let pc = PhaseCorrelator::new(&reference, w, h);
     let all: Vec<usize> = (0..info.count as usize).collect();
-    let shifts = measure(ctx, frames, &pc, &all, true)?;
+    let shifts = measure_shifts(ctx, frames, &pc, &all, true)?;
     let weak = shifts.iter().filter(|s| s.peak < p.min_peak).count();
     if weak > 0 {
         ctx.warn(&format!("{weak} of {} frames correlate weakly with the reference (peak < {})", shifts.len(), p.min_peak));

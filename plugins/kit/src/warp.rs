@@ -99,7 +99,11 @@ fn dy_range(warp: &FrameWarp) -> (f32, f32) {
 /// `out` (`rows * width * channels` samples): `out(x, y) = frame(x + dx, y + dy)`.
 /// When the warp has a field, its interpolated weight per pixel goes into
 /// `weight` (if given); otherwise `weight` is filled with 1.
-/// `scratch` holds the decoded input rows and is reused between calls.
+/// `scratch` holds the decoded input rows (`(rows + shift span + 5) · width ·
+/// channels` samples; twice that for a pure shift, whose rows are resampled
+/// separably: horizontally once per input row, then vertically) and is reused
+/// between calls. A pure shift gives bit for bit what [`RowWindow::sample`]
+/// gives at every pixel.
 #[allow(clippy::too_many_arguments)]
 pub fn warped_rows(
     frames: &FrameSourceRef,
@@ -117,20 +121,25 @@ pub fn warped_rows(
     let (lo, hi) = dy_range(warp);
     let in_y0 = ((y0 as f32 + lo).floor() as isize - 2).clamp(0, h as isize - 1) as usize;
     let in_y1 = (((y0 + rows) as f32 + hi).ceil() as isize + 3).clamp(in_y0 as isize + 1, h as isize) as usize;
-    scratch.resize((in_y1 - in_y0) * w * ch, 0.0);
-    frames.read_rows(index, in_y0, in_y1 - in_y0, scratch.as_mut_slice().into()).into_result()?;
-    let win = RowWindow { data: scratch, y0: in_y0, rows: in_y1 - in_y0, width: w, channels: ch };
+    let win_len = (in_y1 - in_y0) * w * ch;
     let field = warp.field.as_ref().into_option();
+    // A pure shift also needs one horizontally resampled copy of the window.
+    scratch.resize(if field.is_none() { 2 * win_len } else { win_len }, 0.0);
+    let (decoded, hrows) = scratch.split_at_mut(win_len);
+    frames.read_rows(index, in_y0, in_y1 - in_y0, (&mut *decoded).into()).into_result()?;
+    let win = RowWindow { data: decoded, y0: in_y0, rows: in_y1 - in_y0, width: w, channels: ch };
+    let Some(field) = field else {
+        shift_rows(&win, warp.dx, warp.dy, interp, y0, rows, out, hrows);
+        if let Some(wb) = weight {
+            wb[..rows * w].fill(1.0);
+        }
+        return Ok(());
+    };
     for ry in 0..rows {
         let y = (y0 + ry) as f32;
         for x in 0..w {
-            let (mut dx, mut dy, mut wt) = (warp.dx, warp.dy, 1.0);
-            if let Some(f) = field {
-                let (fx, fy, fw) = f.sample(x as f32, y);
-                dx += fx;
-                dy += fy;
-                wt = fw;
-            }
+            let (fx, fy, wt) = field.sample(x as f32, y);
+            let (dx, dy) = (warp.dx + fx, warp.dy + fy);
             let (sx, sy) = (x as f32 + dx, y + dy);
             let o = (ry * w + x) * ch;
             for c in 0..ch {
@@ -142,6 +151,111 @@ pub fn warped_rows(
         }
     }
     Ok(())
+}
+
+/// Output rows `y0 .. y0 + rows` of `win` shifted by `(dx, dy)`: the same
+/// arithmetic as [`RowWindow::sample`] at every pixel (bit for bit), done
+/// separably: each needed input row is resampled horizontally once (column
+/// taps and weights computed once per call) into `hrows` (one window's worth
+/// of samples), then each output row combines 2 or 4 of those rows.
+#[allow(clippy::too_many_arguments)]
+fn shift_rows(win: &RowWindow, dx: f32, dy: f32, interp: Interp, y0: usize, rows: usize, out: &mut [f32], hrows: &mut [f32]) {
+    let (w, ch) = (win.width, win.channels);
+    let rl = w * ch;
+    let clamp_x = |i: isize| i.clamp(0, w as isize - 1) as usize;
+    // Per output column: its input columns (clamped) and weights.
+    let cols: Vec<([usize; 4], [f32; 4])> = (0..w)
+        .map(|x| {
+            let sx = x as f32 + dx;
+            let fx = sx.floor();
+            let (tx, ix) = (sx - fx, fx as isize);
+            match interp {
+                Interp::Bilinear => ([clamp_x(ix), clamp_x(ix + 1), 0, 0], [1.0 - tx, tx, 0.0, 0.0]),
+                Interp::Bicubic => ([clamp_x(ix - 1), clamp_x(ix), clamp_x(ix + 1), clamp_x(ix + 2)], cubic_weights(tx)),
+            }
+        })
+        .collect();
+    let mut ready = vec![false; win.rows];
+    // Window row (0-based) holding input row `y`, edges replicated.
+    let wrow = |y: isize| (y.clamp(win.y0 as isize, (win.y0 + win.rows) as isize - 1) as usize) - win.y0;
+    let mut horizontal = |r: usize, hrows: &mut [f32]| {
+        if ready[r] {
+            return;
+        }
+        ready[r] = true;
+        let src = &win.data[r * rl..(r + 1) * rl];
+        let dst = &mut hrows[r * rl..(r + 1) * rl];
+        match (interp, ch) {
+            // Mono: the common case, one sample per column.
+            (Interp::Bicubic, 1) => {
+                for (d, (idx, wt)) in dst.iter_mut().zip(&cols) {
+                    let mut row = 0.0;
+                    row += wt[0] * src[idx[0]];
+                    row += wt[1] * src[idx[1]];
+                    row += wt[2] * src[idx[2]];
+                    row += wt[3] * src[idx[3]];
+                    *d = row;
+                }
+            }
+            (Interp::Bilinear, 1) => {
+                for (d, (idx, wt)) in dst.iter_mut().zip(&cols) {
+                    *d = src[idx[0]] * wt[0] + src[idx[1]] * wt[1];
+                }
+            }
+            (Interp::Bicubic, _) => {
+                for (d, (idx, wt)) in dst.chunks_exact_mut(ch).zip(&cols) {
+                    for (c, d) in d.iter_mut().enumerate() {
+                        let mut row = 0.0;
+                        for i in 0..4 {
+                            row += wt[i] * src[idx[i] * ch + c];
+                        }
+                        *d = row;
+                    }
+                }
+            }
+            (Interp::Bilinear, _) => {
+                for (d, (idx, wt)) in dst.chunks_exact_mut(ch).zip(&cols) {
+                    for (c, d) in d.iter_mut().enumerate() {
+                        *d = src[idx[0] * ch + c] * wt[0] + src[idx[1] * ch + c] * wt[1];
+                    }
+                }
+            }
+        }
+    };
+    for ry in 0..rows {
+        let sy = (y0 + ry) as f32 + dy;
+        let fy = sy.floor();
+        let (ty, iy) = (sy - fy, fy as isize);
+        let o = &mut out[ry * rl..(ry + 1) * rl];
+        match interp {
+            Interp::Bilinear => {
+                let (ra, rb) = (wrow(iy), wrow(iy + 1));
+                horizontal(ra, hrows);
+                horizontal(rb, hrows);
+                let (a, b) = (&hrows[ra * rl..(ra + 1) * rl], &hrows[rb * rl..(rb + 1) * rl]);
+                for ((o, a), b) in o.iter_mut().zip(a).zip(b) {
+                    *o = a * (1.0 - ty) + b * ty;
+                }
+            }
+            Interp::Bicubic => {
+                let wy = cubic_weights(ty);
+                let r = [wrow(iy - 1), wrow(iy), wrow(iy + 1), wrow(iy + 2)];
+                for &rj in &r {
+                    horizontal(rj, hrows);
+                }
+                let h = |j: usize| &hrows[r[j] * rl..(r[j] + 1) * rl];
+                let (h0, h1, h2, h3) = (h(0), h(1), h(2), h(3));
+                for (i, o) in o.iter_mut().enumerate() {
+                    let mut acc = 0.0;
+                    acc += wy[0] * h0[i];
+                    acc += wy[1] * h1[i];
+                    acc += wy[2] * h2[i];
+                    acc += wy[3] * h3[i];
+                    *o = acc;
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -156,6 +270,36 @@ mod tests {
                 0.5 + 0.25 * (x * 0.3).sin() * (y * 0.2).cos()
             })
             .collect()
+    }
+
+    #[test]
+    fn separable_shift_path_equals_per_pixel_sampling_bit_for_bit() {
+        let (w, h) = (29, 41);
+        for ch in [1usize, 3] {
+            let data: Vec<f32> = (0..w * h * ch).map(|i| ((i * 7919) % 1013) as f32 / 1013.0).collect();
+            let frames = MemFrames::new(w as u32, h as u32, ch as u32, vec![data.clone()]);
+            let full = RowWindow { data: &data, y0: 0, rows: h, width: w, channels: ch };
+            for (dx, dy) in [(0.0f32, 0.0f32), (0.3, -0.7), (-2.6, 1.45), (3.0, -4.0), (-35.2, 50.9), (12.75, -0.25)] {
+                for interp in [Interp::Bilinear, Interp::Bicubic] {
+                    let mut scratch = Vec::new();
+                    for (y0, rows) in [(0, 16), (16, 16), (32, 9), (0, h)] {
+                        let mut out = vec![0.0; rows * w * ch];
+                        let mut wt = vec![0.0; rows * w];
+                        warped_rows(&frames.as_ref(), 0, &FrameWarp::shift(dx, dy), interp, y0, rows, &mut out, Some(&mut wt), &mut scratch).unwrap();
+                        assert!(wt.iter().all(|&v| v == 1.0));
+                        for ry in 0..rows {
+                            for x in 0..w {
+                                for c in 0..ch {
+                                    let want = full.sample(x as f32 + dx, (y0 + ry) as f32 + dy, c, interp);
+                                    let got = out[(ry * w + x) * ch + c];
+                                    assert_eq!(got.to_bits(), want.to_bits(), "{interp:?} ({dx}, {dy}) ch {ch} at ({x}, {})", y0 + ry);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -1,0 +1,184 @@
+//! GPU vs CPU benchmarks on the machine it runs on (issue: GPU backend).
+//!
+//!     cargo run --release -p jupiter-bench --features gpu --bin gpu -- [--frames N] [--size S] [--wavelet-size S]
+//!
+//! Prints, for each case, the GPU kernel time (dispatches + synchronisation,
+//! data already on the device), the GPU end-to-end time (decode, upload,
+//! kernels, download) and the CPU path's time on all cores of the machine.
+
+use std::time::Instant;
+
+use abi_stable::std_types::{RResult, RSliceMut};
+use jupiter_host::backend::cpu::HostBackend;
+use jupiter_host::backend::{select_device, BackendChoice};
+use jupiter_plugin_api::gpu::helpers::upload;
+use jupiter_plugin_api::*;
+
+/// Frames generated on demand (no 4 GB of frames in memory): a smooth
+/// textured pattern displaced per frame.
+struct Synthetic {
+    info: FrameInfo,
+}
+
+impl FrameSource for Synthetic {
+    fn info(&self) -> FrameInfo {
+        self.info
+    }
+    fn read_rows(&self, index: usize, y0: usize, rows: usize, mut out: RSliceMut<'_, f32>) -> RResult<(), StageError> {
+        let w = self.info.width as usize;
+        let (ox, oy) = ((index % 7) as f32 * 0.31, (index % 5) as f32 * 0.27);
+        for r in 0..rows {
+            let y = (y0 + r) as f32 + oy;
+            for x in 0..w {
+                let xf = x as f32 + ox;
+                out[r * w + x] = 0.5 + 0.25 * (xf * 0.05).sin() * (y * 0.031).cos() + 0.05 * ((index * 31 + x * 17 + (y0 + r) * 13) % 97) as f32 / 97.0;
+            }
+        }
+        RResult::ROk(())
+    }
+}
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn secs(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let frames = arg("--frames", 1000);
+    let size = arg("--size", 1024);
+    let wsize = arg("--wavelet-size", 4096);
+    let sel = select_device(BackendChoice::Gpu);
+    let Some(gpu) = sel.gpu.clone() else {
+        eprintln!("no GPU: {}", sel.warning.unwrap_or_default());
+        std::process::exit(2);
+    };
+    let mut gpu_be = HostBackend::new(0, Default::default()).unwrap();
+    gpu_be.quiet = true;
+    gpu_be.set_gpu(Some(gpu.clone()));
+    let mut cpu_be = HostBackend::new(0, Default::default()).unwrap();
+    cpu_be.quiet = true;
+    let threads = cpu_be.as_ref().threads();
+    println!("device: {}; CPU path on {threads} threads", sel.description);
+    let gctx = StageCtx { backend: gpu_be.as_ref(), stage: "bench".into() };
+    let cctx = StageCtx { backend: cpu_be.as_ref(), stage: "bench".into() };
+
+    // Median kernel: one band of the 1000 × 1024² stack, repeated over all bands.
+    let row = size;
+    let band = (jupiter_kit::gpu::MEDIAN_TILE_BUDGET_WORDS / (frames * row)).clamp(1, size);
+    let bands = size.div_ceil(band);
+    let tile_data: Vec<f32> = (0..frames * band * row).map(|i| ((i as u64 * 2654435761) % 10007) as f32 / 10007.0).collect();
+    let tile = upload(&gpu, &tile_data).unwrap();
+    let out = upload(&gpu, &vec![0.0; size * row]).unwrap();
+    jupiter_kit::gpu::median_kernel(&gpu, tile, out, band * row, frames, 0).unwrap();
+    gpu.synchronize().into_result().unwrap();
+    let t = Instant::now();
+    for b in 0..bands {
+        let rows = band.min(size - b * band);
+        jupiter_kit::gpu::median_kernel(&gpu, tile, out, rows * row, frames, b * band * row).unwrap();
+    }
+    gpu.synchronize().into_result().unwrap();
+    let median_kernel = secs(t);
+    gpu.destroy_buffer(tile);
+    gpu.destroy_buffer(out);
+    println!("median kernel, {frames} frames of {size}×{size}: {:.1} ms ({bands} bands of {band} rows)", median_kernel * 1e3);
+
+    let src = Synthetic { info: FrameInfo { width: size as u32, height: size as u32, channels: 1, count: frames as u32 } };
+    let source = FrameSource_TO::from_ptr(&src, abi_stable::sabi_trait::TD_Opaque);
+    let warps: Vec<FrameWarp> = (0..frames).map(|k| FrameWarp::shift((k % 9) as f32 * 0.37 - 1.5, (k % 7) as f32 * 0.29 - 1.0)).collect();
+
+    // Median end to end (decode, upload, shift, select, download) vs the CPU fast path.
+    let req = StackRequest { alignment: Alignment { warps: warps.clone().into(), reference: 0 }, scores: Default::default() };
+    let mp = jupiter_plugin_stack_median::params::MedianParams::default();
+    let t = Instant::now();
+    let img = jupiter_plugin_stack_median::gpu::stack(&gctx, &gpu, &source, &req, &mp).unwrap();
+    let gpu_median = gctx.to_host(img).unwrap();
+    let median_gpu = secs(t);
+    let t = Instant::now();
+    let cpu_median = jupiter_plugin_stack_median::cpu::stack(&cctx, &source, &req, &mp).unwrap();
+    let median_cpu = secs(t);
+    let diff = cpu_median.data.iter().zip(gpu_median.data.iter()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    println!(
+        "median stack, {frames} frames of {size}×{size} (bicubic shifts): GPU end to end {median_gpu:.2} s, CPU {median_cpu:.2} s ({:.1}×), max |cpu - gpu| {diff:e}",
+        median_cpu / median_gpu
+    );
+
+    // Mean: GPU end to end vs the CPU path.
+    let p = jupiter_plugin_stack_mean::params::MeanParams::default();
+    let t = Instant::now();
+    let img = jupiter_plugin_stack_mean::gpu::stack(&gctx, &gpu, &source, &req, &p).unwrap();
+    let _ = gctx.to_host(img).unwrap();
+    let mean_gpu = secs(t);
+    let t = Instant::now();
+    let _ = jupiter_plugin_stack_mean::cpu::stack(&cctx, &source, &req, &p).unwrap();
+    let mean_cpu = secs(t);
+    // Mean kernels only: shift + accumulate per frame, frame already uploaded.
+    let frame: Vec<f32> = {
+        let mut v = vec![0.0; size * size];
+        src.read_rows(0, 0, size, v.as_mut_slice().into()).into_result().unwrap();
+        v
+    };
+    let (fsrc, aligned, acc) = (upload(&gpu, &frame).unwrap(), upload(&gpu, &frame).unwrap(), upload(&gpu, &frame).unwrap());
+    gpu.synchronize().into_result().unwrap();
+    let t = Instant::now();
+    for wp in &warps {
+        let job = jupiter_kit::gpu::ShiftJob {
+            width: size,
+            height: size,
+            channels: 1,
+            interp: 1,
+            dx: wp.dx,
+            dy: wp.dy,
+            y0: 0,
+            rows: size,
+            src_y0: 0,
+            src_rows: size,
+            dst_offset: 0,
+            src_offset: 0,
+        };
+        jupiter_kit::gpu::shift(&gpu, fsrc, aligned, &job).unwrap();
+        jupiter_kit::gpu::accumulate(&gpu, aligned, acc, size * size, 1.0).unwrap();
+    }
+    gpu.synchronize().into_result().unwrap();
+    let mean_kernel = secs(t);
+    for b in [fsrc, aligned, acc] {
+        gpu.destroy_buffer(b);
+    }
+    println!(
+        "mean stack, {frames} frames of {size}×{size} (bicubic shifts): GPU kernels {:.1} ms, GPU end to end {mean_gpu:.2} s, CPU {mean_cpu:.2} s ({:.1}×)",
+        mean_kernel * 1e3,
+        mean_cpu / mean_gpu
+    );
+
+    // Wavelet, 6 layers, on wsize²: GPU end to end (upload + kernels + download) vs CPU.
+    let img = Image::from_vec(wsize as u32, wsize as u32, 1, (0..wsize * wsize).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect());
+    let s = jupiter_plugin_sharpen_wavelet_settings();
+    let t = Instant::now();
+    let out = wavelet_gpu(&gctx, &gpu, img.clone(), &s);
+    let wav_gpu = secs(t);
+    let t = Instant::now();
+    let _ = wavelet_cpu(&cctx, img, &s);
+    let wav_cpu = secs(t);
+    drop(out);
+    println!("wavelet 6 layers on {wsize}×{wsize}: GPU end to end {wav_gpu:.2} s, CPU {wav_cpu:.2} s ({:.1}×)", wav_cpu / wav_gpu);
+}
+
+// The wavelet plugin's rlib is linked by name only here (one plugin rlib per
+// binary besides stack-mean: their root-module symbols would collide).
+use jupiter_plugin_sharpen_wavelet as wavelet;
+
+fn jupiter_plugin_sharpen_wavelet_settings() -> wavelet::params::LayerSettings {
+    wavelet::params::LayerSettings { gains: vec![3.0, 2.0, 1.0, 1.0, 1.0, 1.0], thresholds: vec![0.5, 0.0, 0.0, 0.0, 0.0, 0.0] }
+}
+
+fn wavelet_gpu(ctx: &StageCtx, gpu: &GpuServiceBox, img: Image, s: &wavelet::params::LayerSettings) -> Image {
+    let out = wavelet::gpu::sharpen(ctx, gpu, img, s).unwrap();
+    ctx.to_host(out).unwrap()
+}
+
+fn wavelet_cpu(ctx: &StageCtx, img: Image, s: &wavelet::params::LayerSettings) -> Image {
+    wavelet::cpu::sharpen(ctx, img, s).unwrap()
+}

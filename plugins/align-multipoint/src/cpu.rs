@@ -1,0 +1,480 @@
+//! CPU path of `align-multipoint` (see the crate documentation for the algorithm).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use jupiter_kit::align::{frame_luminance, mean_of_best};
+use jupiter_kit::fft::{PhaseCorrelator, Shift};
+use jupiter_kit::warp::{Interp, RowWindow};
+use jupiter_plugin_api::prelude::*;
+
+use crate::field::{self, Local};
+use crate::grid::{self, ApGrid};
+use crate::params::MultipointParams;
+
+/// Everything measured on one frame: its global shift and, per grid point
+/// (inactive points stay default), the local measurement.
+#[derive(Debug, Clone)]
+pub struct FrameMeasure {
+    pub global: Shift,
+    pub locals: Vec<Local>,
+}
+
+/// The per-point correlators, built once from the reference patches (their
+/// windowed spectra are cached inside), plus the grid they belong to.
+pub struct Points {
+    pub grid: ApGrid,
+    /// `Some` for active points.
+    pub correlators: Vec<Option<PhaseCorrelator>>,
+}
+
+impl Points {
+    /// Prepares the correlators of the active points of `grid` on `reference`.
+    pub fn new(grid: ApGrid, reference: &[f32], w: usize, h: usize) -> Points {
+        let s = grid.size;
+        let mut patch = vec![0.0f32; s * s];
+        let correlators = (0..grid.len())
+            .map(|k| {
+                grid.active[k].then(|| {
+                    grid.patch(reference, w, h, k, 0, 0, &mut patch);
+                    PhaseCorrelator::new(&patch, s, s)
+                })
+            })
+            .collect();
+        Points { grid, correlators }
+    }
+}
+
+/// Measures one frame (its luminance plane): the global shift against
+/// `global`, then at every active point the residual local shift of the
+/// patch (taken at the integer-rounded global position) and its sharpness.
+/// Further passes (`p.passes`) resample each patch under the field estimated
+/// so far and measure what is left: a patch under a distortion that varies
+/// across it is stretched, which biases one correlation by up to a third of
+/// the distortion, while the residual after dewarping is small and nearly
+/// uniform.
+pub fn measure_frame(lum: &[f32], w: usize, h: usize, global: &PhaseCorrelator, points: &Points, p: &MultipointParams) -> FrameMeasure {
+    let g = global.shift_of(lum);
+    let grid = &points.grid;
+    let (rx, ry) = (g.dx.round(), g.dy.round());
+    let s = grid.size;
+    let mut patch = vec![0.0f32; s * s];
+    let mut locals = vec![Local::default(); grid.len()];
+    let accept = |m: &Shift, dx: f32, dy: f32| {
+        m.peak >= p.min_peak && dx.is_finite() && dy.is_finite() && dx.abs() <= p.search && dy.abs() <= p.search
+    };
+    for (k, pc) in points.correlators.iter().enumerate() {
+        let Some(pc) = pc else { continue };
+        grid.patch(lum, w, h, k, rx as isize, ry as isize, &mut patch);
+        let m = pc.shift_of(&patch);
+        // Total shift of the patch = integer offset + measured; local = total - global.
+        let (dx, dy) = (rx + m.dx - g.dx, ry + m.dy - g.dy);
+        locals[k] = Local { dx, dy, peak: m.peak, sharpness: grid::structure(&patch, s), valid: accept(&m, dx, dy) };
+    }
+    let win = RowWindow { data: lum, y0: 0, rows: h, width: w, channels: 1 };
+    for _ in 1..p.passes {
+        let mut est = locals.clone();
+        field::clean(grid, &mut est, p.outlier);
+        let (mut fx, mut fy): (Vec<f32>, Vec<f32>) = est.iter().map(|l| (l.dx, l.dy)).unzip();
+        field::fill(grid, &mut fx, &mut fy);
+        let f = grid.field(&fx, &fy, &vec![1.0; grid.len()], p.field_refine as usize);
+        for (k, pc) in points.correlators.iter().enumerate() {
+            let Some(pc) = pc else { continue };
+            let (ox, oy) = grid.origin(k);
+            for v in 0..s {
+                for u in 0..s {
+                    let (x, y) = ((ox + u) as f32, (oy + v) as f32);
+                    let (ddx, ddy, _) = f.sample(x, y);
+                    patch[v * s + u] = win.sample(x + g.dx + ddx, y + g.dy + ddy, 0, Interp::Bicubic);
+                }
+            }
+            let m = pc.shift_of(&patch);
+            let (dx, dy) = (fx[k] + m.dx, fy[k] + m.dy);
+            locals[k] = Local { dx, dy, peak: m.peak, sharpness: locals[k].sharpness, valid: accept(&m, dx, dy) };
+        }
+    }
+    FrameMeasure { global: g, locals }
+}
+
+/// The mean of the luminance of frames `0..k`, each resampled under its
+/// measured global shift and (recentred) local field against `reference`:
+/// a sharper reference than the globally aligned mean, in the mean geometry
+/// of those frames.
+pub fn dewarped_mean(
+    ctx: &StageCtx,
+    frames: &FrameSourceRef,
+    reference: &[f32],
+    points: &Points,
+    p: &MultipointParams,
+    k: usize,
+) -> Result<Vec<f32>, StageError> {
+    let info = frames.info();
+    let (w, h) = (info.width as usize, info.height as usize);
+    let global = PhaseCorrelator::new(reference, w, h);
+    let grid = &points.grid;
+    let measured = ctx.par_map(k, |i| -> Result<FrameMeasure, StageError> {
+        ctx.check_cancelled()?;
+        Ok(measure_frame(&frame_luminance(frames, i)?, w, h, &global, points, p))
+    })?;
+    let measured: Vec<FrameMeasure> = measured.into_iter().collect::<Result<_, _>>()?;
+    let (globals, mut locals): (Vec<Shift>, Vec<Vec<Local>>) = measured.into_iter().map(|m| (m.global, m.locals)).unzip();
+    for l in locals.iter_mut() {
+        field::clean(grid, l, p.outlier);
+    }
+    field::recentre(grid, &mut locals);
+    let ones = vec![1.0; grid.len()];
+    let mut acc = vec![0.0f32; w * h];
+    for (i, (g, l)) in globals.iter().zip(&locals).enumerate() {
+        ctx.check_cancelled()?;
+        let (mut dx, mut dy): (Vec<f32>, Vec<f32>) = l.iter().map(|l| (l.dx, l.dy)).unzip();
+        field::fill(grid, &mut dx, &mut dy);
+        let warp = FrameWarp { dx: g.dx, dy: g.dy, field: Some(grid.field(&dx, &dy, &ones, p.field_refine as usize)).into() };
+        let lum = frame_luminance(frames, i)?;
+        let win = RowWindow { data: &lum, y0: 0, rows: h, width: w, channels: 1 };
+        let f = warp.field.as_ref().into_option().expect("field was just set");
+        // Rows in parallel: each task writes its own rows of `acc`.
+        ctx.par_chunks_mut(&mut acc, w * 16, |c, rows| {
+            for (r, row) in rows.chunks_mut(w).enumerate() {
+                let y = (c * 16 + r) as f32;
+                for (x, a) in row.iter_mut().enumerate() {
+                    let (fx, fy, _) = f.sample(x as f32, y);
+                    *a += win.sample(x as f32 + warp.dx + fx, y + warp.dy + fy, 0, Interp::Bicubic);
+                }
+            }
+        })?;
+    }
+    acc.iter_mut().for_each(|a| *a /= k as f32);
+    Ok(acc)
+}
+
+/// Summary of a run, for the log and the tests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    pub grid: ApGrid,
+    /// Local measurements that failed or were outliers, replaced by their neighbours' median.
+    pub replaced: usize,
+    /// Local measurements made (active points × frames).
+    pub measured: usize,
+    /// RMS of the final local shifts over active points and frames (pixels).
+    pub rms_local: f32,
+}
+
+/// Aligns every frame of the source (best first): global shift plus a warp
+/// field with per-point local shifts and weights.
+pub fn align(ctx: &StageCtx, frames: &FrameSourceRef, p: &MultipointParams) -> Result<Alignment, StageError> {
+    align_with_summary(ctx, frames, p).map(|(a, _)| a)
+}
+
+/// [`align`], also returning what it found.
+pub fn align_with_summary(ctx: &StageCtx, frames: &FrameSourceRef, p: &MultipointParams) -> Result<(Alignment, Summary), StageError> {
+    let mode = p.validate()?;
+    let info = frames.info();
+    let n = info.count as usize;
+    if n == 0 {
+        return Err(StageError::invalid_params("no frames to align"));
+    }
+    let (w, h) = (info.width as usize, info.height as usize);
+    if w < 8 || h < 8 {
+        return Err(StageError::invalid_params(format!("frames of {w}×{h} are too small for multi-point alignment (at least 8×8)")));
+    }
+
+    // 1. Reference: the mean of the best globally aligned frames.
+    let mut reference = mean_of_best(ctx, frames, p.reference_frames as usize)?;
+    ctx.check_cancelled()?;
+
+    // 2. Alignment points, decided on the reference; per-point correlators.
+    let grid = grid::place(&reference, w, h, mode, p);
+    if grid.active_count() == 0 {
+        ctx.warn("no alignment point has enough structure: falling back to global alignment");
+    }
+    let mut points = Points::new(grid, &reference, w, h);
+    //    The globally aligned mean is smeared (ghosted) by the frames' local
+    //    distortions; re-average its frames under their measured fields.
+    let k = (p.reference_frames as usize).min(n);
+    for _ in 0..if points.grid.active_count() > 0 && k > 1 { p.reference_iterations } else { 0 } {
+        reference = dewarped_mean(ctx, frames, &reference, &points, p, k)?;
+        points = Points::new(points.grid, &reference, w, h);
+    }
+    let global = PhaseCorrelator::new(&reference, w, h);
+    drop(reference);
+
+    // 3. One streaming pass over the frames, in parallel: each task decodes
+    //    one frame, measures its global and local shifts, and drops it.
+    let done = AtomicU64::new(0);
+    let measured = ctx.par_map(n, |i| -> Result<FrameMeasure, StageError> {
+        ctx.check_cancelled()?;
+        let lum = frame_luminance(frames, i)?;
+        let m = measure_frame(&lum, w, h, &global, &points, p);
+        let d = done.fetch_add(1, Ordering::Relaxed) + 1;
+        if d % 8 == 0 || d as usize == n {
+            ctx.progress(d, n as u64);
+        }
+        Ok(m)
+    })?;
+    let measured: Vec<FrameMeasure> = measured.into_iter().collect::<Result<_, _>>()?;
+    let grid = points.grid;
+
+    // 4. Clean, recentre, select, fill; one warp field per frame.
+    let (globals, mut locals): (Vec<Shift>, Vec<Vec<Local>>) = measured.into_iter().map(|m| (m.global, m.locals)).unzip();
+    let replaced: usize = locals.iter_mut().map(|l| field::clean(&grid, l, p.outlier)).sum();
+    if p.recentre {
+        field::recentre(&grid, &mut locals);
+    }
+    let weights = field::select(&grid, &locals, p.keep);
+    let active = grid.active_count();
+    let (mut sq, mut count) = (0.0f64, 0usize);
+    let mut warps = Vec::with_capacity(n);
+    for ((g, l), wt) in globals.iter().zip(&locals).zip(weights) {
+        let (mut dx, mut dy): (Vec<f32>, Vec<f32>) = l.iter().map(|l| (l.dx, l.dy)).unzip();
+        for k in (0..grid.len()).filter(|&k| grid.active[k]) {
+            sq += (dx[k] * dx[k] + dy[k] * dy[k]) as f64;
+            count += 1;
+        }
+        field::fill(&grid, &mut dx, &mut dy);
+        warps.push(FrameWarp { dx: g.dx, dy: g.dy, field: Some(grid.field(&dx, &dy, &wt, p.field_refine as usize)).into() });
+    }
+    let rms_local = if count > 0 { (sq / count as f64).sqrt() as f32 } else { 0.0 };
+    let summary = Summary { grid: grid.clone(), replaced, measured: active * n, rms_local };
+    ctx.info(&format!(
+        "{active} of {}×{} alignment points active (size {}, step {}); local shifts RMS {rms_local:.2} px; {replaced} of {} local measurements replaced by their neighbours; {:.0}% of frames kept per point",
+        grid.cols,
+        grid.rows,
+        grid.size,
+        grid.step,
+        active * n,
+        100.0 * ((p.keep as f64 * n as f64).round().clamp(1.0, n as f64)) / n as f64,
+    ));
+    let weak = globals.iter().filter(|s| s.peak < p.min_peak).count();
+    if weak > 0 {
+        ctx.warn(&format!("{weak} of {n} frames correlate weakly with the reference (peak < {})", p.min_peak));
+    }
+    Ok((Alignment { warps: warps.into(), reference: 0 }, summary))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::params::Mode;
+    use jupiter_kit::warp::warped_rows;
+    use jupiter_plugin_api::testing::{MemFrames, ThreadBackend};
+
+    /// A textured surface (a sum of ripples and a few blobs) at `(x, y)`.
+    fn surface_at(x: f32, y: f32) -> f32 {
+        let mut v = 0.45 + 0.05 * (x * 0.05).sin() * (y * 0.037).cos();
+        v += 0.1 * ((x * 0.31).sin() * (y * 0.23).cos()) + 0.08 * ((x * 0.13 + y * 0.29).sin());
+        v += 0.06 * ((x * 0.71 - y * 0.17).cos() * (y * 0.53).sin());
+        for (bx, by, r) in [(30.0, 40.0, 5.0), (90.0, 30.0, 8.0), (120.0, 90.0, 4.0), (50.0, 100.0, 6.0)] {
+            v += 0.15 * (-((x - bx).powi(2) + (y - by).powi(2)) / (2.0 * r * r)).exp();
+        }
+        v
+    }
+
+    /// A frame whose pixel p shows the surface at `p - g - f(p)`, plus noise.
+    fn warped(w: usize, h: usize, g: (f32, f32), f: &dyn Fn(f32, f32) -> (f32, f32), noise: f32, seed: u64) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut rnd = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        };
+        (0..w * h)
+            .map(|i| {
+                let (x, y) = ((i % w) as f32, (i / w) as f32);
+                let (fx, fy) = f(x, y);
+                surface_at(x - g.0 - fx, y - g.1 - fy) + noise * 3.46 * rnd()
+            })
+            .collect()
+    }
+
+    /// A zero-mean-over-frames smooth distortion: two plane waves per axis
+    /// (wavelengths ~50–90 px) whose phases depend on the frame.
+    fn distortion(i: usize, a: f32) -> impl Fn(f32, f32) -> (f32, f32) {
+        let ph = i as f32 * 2.399; // golden angle: phases spread evenly
+        move |x, y| {
+            (
+                a * 0.7 * ((x * 0.09 + y * 0.04 + ph).cos() + (x * 0.03 - y * 0.1 + 1.3 * ph).sin()),
+                a * 0.7 * ((x * 0.05 - y * 0.08 + 2.0 * ph).sin() + (x * 0.11 + y * 0.02 - ph).cos()),
+            )
+        }
+    }
+
+    /// RMS over the active points of (measured - true) local displacement.
+    fn node_error(m: &FrameMeasure, grid: &ApGrid, g: (f32, f32), f: &dyn Fn(f32, f32) -> (f32, f32)) -> f32 {
+        let (mut se, mut n) = (0.0f32, 0.0f32);
+        for k in (0..grid.len()).filter(|&k| grid.active[k]) {
+            let (x, y) = grid.centre(k);
+            let l = m.locals[k];
+            // The output point x samples the frame at q = x + d; the frame
+            // shows there the surface at q - g - f(q), which should be x.
+            let (qx, qy) = (x + m.global.dx + l.dx, y + m.global.dy + l.dy);
+            let (fx, fy) = f(qx, qy);
+            se += (qx - g.0 - fx - x).powi(2) + (qy - g.1 - fy - y).powi(2);
+            n += 1.0;
+        }
+        (se / n).sqrt()
+    }
+
+    fn exact_reference(w: usize, h: usize) -> Vec<f32> {
+        warped(w, h, (0.0, 0.0), &|_, _| (0.0, 0.0), 0.0, 0)
+    }
+
+    #[test]
+    fn a_pure_translation_gives_no_local_shift() {
+        let (w, h) = (160, 128);
+        let reference = exact_reference(w, h);
+        let p = MultipointParams::default();
+        let points = Points::new(grid::place(&reference, w, h, Mode::Surface, &p), &reference, w, h);
+        let global = PhaseCorrelator::new(&reference, w, h);
+        for g in [(2.3f32, -1.7f32), (-4.6, 0.4)] {
+            let frame = warped(w, h, g, &|_, _| (0.0, 0.0), 0.0, 1);
+            let m = measure_frame(&frame, w, h, &global, &points, &p);
+            assert!((m.global.dx - g.0).abs() < 0.05 && (m.global.dy - g.1).abs() < 0.05, "{:?}", m.global);
+            let worst = m.locals.iter().filter(|l| l.valid).map(|l| l.dx.abs().max(l.dy.abs())).fold(0.0, f32::max);
+            assert!(worst < 0.1, "largest local shift {worst}");
+            assert_eq!(m.locals.iter().filter(|l| l.valid).count(), points.grid.active_count());
+        }
+    }
+
+    #[test]
+    fn measures_a_known_distortion_and_the_second_pass_helps() {
+        let (w, h) = (160, 128);
+        let reference = exact_reference(w, h);
+        let mut errs = [0.0f32; 2];
+        for passes in [1, 2] {
+            let p = MultipointParams { passes, ..Default::default() };
+            let points = Points::new(grid::place(&reference, w, h, Mode::Surface, &p), &reference, w, h);
+            let global = PhaseCorrelator::new(&reference, w, h);
+            let mut sum = 0.0;
+            for i in 0..6 {
+                let f = distortion(i, 2.0);
+                let g = (1.3, -0.6);
+                let m = measure_frame(&warped(w, h, g, &f, 0.01, i as u64), w, h, &global, &points, &p);
+                sum += node_error(&m, &points.grid, g, &f) / 6.0;
+            }
+            errs[passes as usize - 1] = sum;
+        }
+        // The distortion itself has an RMS of about 2 px.
+        eprintln!("local error: one pass {:.3} px, two passes {:.3} px", errs[0], errs[1]);
+        assert!(errs[1] < 0.3 && errs[1] < 0.8 * errs[0], "{errs:?}");
+    }
+
+    /// Weighted mean of the frames under the warps (what `stack-mean` does).
+    fn stack(frames: &MemFrames, warps: &[FrameWarp]) -> Vec<f32> {
+        let (w, h) = (frames.info.width as usize, frames.info.height as usize);
+        let (mut sum, mut wsum) = (vec![0.0f32; w * h], vec![0.0f32; w * h]);
+        let (mut buf, mut wt, mut scratch) = (vec![0.0; w * h], vec![0.0; w * h], Vec::new());
+        for (i, warp) in warps.iter().enumerate() {
+            warped_rows(&frames.as_ref(), i, warp, Interp::Bicubic, 0, h, &mut buf, Some(&mut wt), &mut scratch).unwrap();
+            for px in 0..w * h {
+                sum[px] += wt[px] * buf[px];
+                wsum[px] += wt[px];
+            }
+        }
+        sum.iter().zip(&wsum).map(|(s, w)| if *w > 0.0 { s / w } else { 0.0 }).collect()
+    }
+
+    fn rms_interior(a: &[f32], b: &[f32], w: usize, h: usize, m: usize) -> f32 {
+        let (mut se, mut n) = (0.0f32, 0.0f32);
+        for y in m..h - m {
+            for x in m..w - m {
+                se += (a[y * w + x] - b[y * w + x]).powi(2);
+                n += 1.0;
+            }
+        }
+        (se / n).sqrt()
+    }
+
+    #[test]
+    fn local_alignment_stacks_much_closer_to_the_truth_than_global() {
+        let (w, h, n) = (160, 128, 16);
+        let truth = exact_reference(w, h);
+        let globals: Vec<(f32, f32)> = (0..n).map(|i| if i == 0 { (0.0, 0.0) } else { ((i as f32 * 1.7).sin() * 3.0, (i as f32 * 0.9).cos() * 2.5) }).collect();
+        let frames = MemFrames::new(
+            w as u32,
+            h as u32,
+            1,
+            (0..n).map(|i| warped(w, h, globals[i], &distortion(i, 1.5), 0.01, 10 + i as u64)).collect(),
+        );
+        let be = ThreadBackend::new(2);
+        let p = MultipointParams { keep: 1.0, ..Default::default() };
+        let (a, summary) = be.with_ctx("align-multipoint", |ctx| align_with_summary(ctx, &frames.as_ref(), &p)).unwrap();
+        assert_eq!(a.warps.len(), n);
+        assert_eq!(summary.grid.active_count(), summary.grid.len());
+        let mp = stack(&frames, &a.warps);
+        let global_only: Vec<FrameWarp> = a.warps.iter().map(|w| FrameWarp::shift(w.dx, w.dy)).collect();
+        let gl = stack(&frames, &global_only);
+        // The stack sits where the reference is: frame 0's place, up to the
+        // mean distortion of the reference frames; compare up to a global offset.
+        let at = |img: &[f32]| {
+            let pc = PhaseCorrelator::new(&truth, w, h);
+            let s = pc.shift_of(img);
+            let moved = jupiter_kit::align::shifted(img, w, h, s);
+            rms_interior(&moved, &truth, w, h, 12)
+        };
+        let (e_mp, e_gl) = (at(&mp), at(&gl));
+        eprintln!("RMS error against the truth: multi-point {e_mp:.4}, global {e_gl:.4}");
+        assert!(e_mp < 0.5 * e_gl, "multi-point {e_mp} vs global {e_gl}");
+    }
+
+    #[test]
+    fn per_point_selection_keeps_the_asked_fraction() {
+        let (w, h, n) = (128, 96, 10);
+        let frames = MemFrames::new(w as u32, h as u32, 1, (0..n).map(|i| warped(w, h, (0.0, 0.0), &distortion(i, 0.5), 0.01, i as u64)).collect());
+        let be = ThreadBackend::new(2);
+        let p = MultipointParams { keep: 0.3, ..Default::default() };
+        let a = be.with_ctx("t", |ctx| align(ctx, &frames.as_ref(), &p)).unwrap();
+        let f0 = a.warps[0].field.as_ref().into_option().unwrap();
+        // field_refine = 2: the measured points are every other node.
+        let (cols, rows) = (f0.cols as usize, f0.rows as usize);
+        for j in (0..rows).step_by(2) {
+            for i in (0..cols).step_by(2) {
+                let kept: f32 = a.warps.iter().map(|w| w.field.as_ref().into_option().unwrap().weight[j * cols + i]).sum();
+                assert_eq!(kept, 3.0, "node ({i},{j})");
+            }
+        }
+    }
+
+    #[test]
+    fn rgb_frames_align_on_their_luminance() {
+        let (w, h, n) = (96, 80, 4);
+        let mono: Vec<Vec<f32>> = (0..n).map(|i| warped(w, h, (i as f32 * 0.8, -(i as f32) * 0.5), &|_, _| (0.0, 0.0), 0.0, 0)).collect();
+        let rgb: Vec<Vec<f32>> = mono.iter().map(|m| m.iter().flat_map(|v| [*v, v * 0.9, v * 0.8]).collect()).collect();
+        let frames = MemFrames::new(w as u32, h as u32, 3, rgb);
+        let be = ThreadBackend::new(2);
+        let a = be.with_ctx("t", |ctx| align(ctx, &frames.as_ref(), &MultipointParams::default())).unwrap();
+        for (i, warp) in a.warps.iter().enumerate() {
+            assert!((warp.dx - i as f32 * 0.8).abs() < 0.05 && (warp.dy + i as f32 * 0.5).abs() < 0.05, "frame {i}: {warp:?}");
+            let f = warp.field.as_ref().into_option().unwrap();
+            assert!(f.dx.iter().chain(f.dy.iter()).all(|v| v.abs() < 0.1));
+        }
+    }
+
+    #[test]
+    fn bad_inputs_are_errors_not_panics() {
+        let be = ThreadBackend::new(2);
+        let empty = MemFrames::new(32, 32, 1, vec![]);
+        let e = be.with_ctx("t", |ctx| align(ctx, &empty.as_ref(), &MultipointParams::default())).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidParams);
+        let tiny = MemFrames::new(4, 4, 1, vec![vec![0.5; 16]]);
+        let e = be.with_ctx("t", |ctx| align(ctx, &tiny.as_ref(), &MultipointParams::default())).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidParams);
+        let bad = MultipointParams { keep: 2.0, ..Default::default() };
+        let frames = MemFrames::new(32, 32, 1, vec![vec![0.5; 32 * 32]; 2]);
+        let e = be.with_ctx("t", |ctx| align(ctx, &frames.as_ref(), &bad)).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidParams);
+        // Flat frames: no point has structure; global alignment, no error.
+        let a = be.with_ctx("t", |ctx| align(ctx, &frames.as_ref(), &MultipointParams::default())).unwrap();
+        assert_eq!(a.warps.len(), 2);
+        assert!(a.warps.iter().all(|w| w.dx.is_finite() && w.field.as_ref().into_option().unwrap().weight.iter().all(|v| *v == 1.0)));
+    }
+
+    #[test]
+    fn cancellation_stops_the_run() {
+        let (w, h) = (64, 48);
+        let frames = MemFrames::new(w as u32, h as u32, 1, (0..4).map(|i| warped(w, h, (0.0, 0.0), &distortion(i, 0.5), 0.0, 0)).collect());
+        let be = ThreadBackend::new(2);
+        be.cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+        let e = be.with_ctx("t", |ctx| align(ctx, &frames.as_ref(), &MultipointParams::default())).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Cancelled);
+    }
+}

@@ -1,0 +1,333 @@
+//! From raw per-point measurements to warp fields: outlier cleanup per frame,
+//! recentring per point, filling skipped points, and per-point frame
+//! selection. Pure functions over small arrays (points × frames), so they are
+//! tested on their own.
+
+use crate::grid::ApGrid;
+
+/// One local measurement: the shift of a point's patch on top of the frame's
+/// global shift, the correlation peak (confidence), whether it passed the
+/// checks, and the patch's sharpness in that frame.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Local {
+    pub dx: f32,
+    pub dy: f32,
+    pub peak: f32,
+    pub sharpness: f32,
+    pub valid: bool,
+}
+
+fn median(v: &mut [f32]) -> f32 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) }
+}
+
+/// Cleans one frame's local shifts over the grid (`locals` indexed by grid
+/// point; inactive points are ignored). Each active point is compared with
+/// the median of its valid active neighbours; it is an outlier when it has at
+/// least three and lies further from their median than both `outlier` pixels
+/// and 5 × the frame's typical deviation (1.4826 × the median deviation over
+/// the points, so a legitimately steep distortion is not flattened). A
+/// failed measurement or an outlier is replaced by that median; a failure
+/// with no valid neighbour becomes 0 (the global shift). Returns how many
+/// were replaced.
+pub fn clean(grid: &ApGrid, locals: &mut [Local], outlier: f32) -> usize {
+    let snapshot: Vec<Local> = locals.to_vec();
+    let (mut nx, mut ny) = (Vec::with_capacity(8), Vec::with_capacity(8));
+    // Per active point: (neighbours' median, how many, distance to it).
+    let mut near = Vec::with_capacity(grid.len());
+    for k in 0..grid.len() {
+        if !grid.active[k] {
+            near.push(None);
+            continue;
+        }
+        nx.clear();
+        ny.clear();
+        for j in grid.neighbours(k) {
+            if grid.active[j] && snapshot[j].valid {
+                nx.push(snapshot[j].dx);
+                ny.push(snapshot[j].dy);
+            }
+        }
+        let me = snapshot[k];
+        let count = nx.len();
+        let (mx, my) = if count > 0 { (median(&mut nx), median(&mut ny)) } else { (0.0, 0.0) };
+        let dist = ((me.dx - mx).powi(2) + (me.dy - my).powi(2)).sqrt();
+        near.push(Some((mx, my, count, dist)));
+    }
+    let mut devs: Vec<f32> = (0..grid.len())
+        .filter_map(|k| near[k].filter(|n| n.2 >= 3 && snapshot[k].valid).map(|n| n.3))
+        .collect();
+    let typical = if devs.is_empty() { 0.0 } else { 1.4826 * median(&mut devs) };
+    let limit = outlier.max(5.0 * typical);
+    let mut replaced = 0;
+    for k in 0..grid.len() {
+        let Some((mx, my, count, dist)) = near[k] else { continue };
+        if !snapshot[k].valid || (count >= 3 && dist > limit) {
+            locals[k].dx = mx;
+            locals[k].dy = my;
+            locals[k].valid = false;
+            replaced += 1;
+        }
+    }
+    replaced
+}
+
+/// Subtracts from every frame's local shift at each active point the mean of
+/// that point's local shifts over all frames, then adds back the mean of
+/// those means over the points (so the global position is kept). With
+/// zero-mean seeing the mean over many frames is the undistorted geometry,
+/// while the reference (a mean of a few frames) keeps some distortion.
+pub fn recentre(grid: &ApGrid, frames: &mut [Vec<Local>]) {
+    let n = frames.len();
+    if n == 0 {
+        return;
+    }
+    let mut means = vec![(0.0f64, 0.0f64); grid.len()];
+    for f in frames.iter() {
+        for (k, l) in f.iter().enumerate() {
+            means[k].0 += l.dx as f64;
+            means[k].1 += l.dy as f64;
+        }
+    }
+    let active: Vec<usize> = (0..grid.len()).filter(|&k| grid.active[k]).collect();
+    if active.is_empty() {
+        return;
+    }
+    let (mut gx, mut gy) = (0.0f64, 0.0f64);
+    for &k in &active {
+        means[k].0 /= n as f64;
+        means[k].1 /= n as f64;
+        gx += means[k].0;
+        gy += means[k].1;
+    }
+    gx /= active.len() as f64;
+    gy /= active.len() as f64;
+    for f in frames.iter_mut() {
+        for &k in &active {
+            f[k].dx -= (means[k].0 - gx) as f32;
+            f[k].dy -= (means[k].1 - gy) as f32;
+        }
+    }
+}
+
+/// Gives every inactive point the shift of its nearest active points: rings
+/// of points around the active ones take the mean of their already-known
+/// 8-neighbours, ring by ring, so the field continues smoothly past the last
+/// measured point (no false gradient towards zero at a planet's limb). With
+/// no active point at all, everything stays at 0 (global alignment).
+pub fn fill(grid: &ApGrid, dx: &mut [f32], dy: &mut [f32]) {
+    let mut known: Vec<bool> = grid.active.clone();
+    if !known.iter().any(|k| *k) {
+        dx.fill(0.0);
+        dy.fill(0.0);
+        return;
+    }
+    loop {
+        let mut next = known.clone();
+        let mut changed = false;
+        for k in 0..grid.len() {
+            if known[k] {
+                continue;
+            }
+            let (mut sx, mut sy, mut c) = (0.0f32, 0.0f32, 0);
+            for j in grid.neighbours(k) {
+                if known[j] {
+                    sx += dx[j];
+                    sy += dy[j];
+                    c += 1;
+                }
+            }
+            if c > 0 {
+                dx[k] = sx / c as f32;
+                dy[k] = sy / c as f32;
+                next[k] = true;
+                changed = true;
+            }
+        }
+        known = next;
+        if !changed {
+            break;
+        }
+    }
+}
+
+/// Per-point frame selection: at each active point the `keep` fraction of
+/// frames (at least one) with the highest sharpness there get weight 1, the
+/// others 0; valid measurements rank before failed ones. Inactive points
+/// keep every frame (weight 1), i.e. the host's global selection.
+/// Returns `weights[frame][point]`.
+pub fn select(grid: &ApGrid, frames: &[Vec<Local>], keep: f32) -> Vec<Vec<f32>> {
+    let n = frames.len();
+    let mut weights = vec![vec![1.0f32; grid.len()]; n];
+    if n == 0 {
+        return weights;
+    }
+    let k_keep = ((keep as f64 * n as f64).round() as usize).clamp(1, n);
+    let mut order: Vec<usize> = (0..n).collect();
+    for k in (0..grid.len()).filter(|&k| grid.active[k]) {
+        order.sort_by(|&a, &b| {
+            let (la, lb) = (&frames[a][k], &frames[b][k]);
+            lb.valid.cmp(&la.valid).then(lb.sharpness.total_cmp(&la.sharpness)).then(a.cmp(&b))
+        });
+        for (rank, &f) in order.iter().enumerate() {
+            weights[f][k] = if rank < k_keep { 1.0 } else { 0.0 };
+        }
+    }
+    weights
+}
+
+/// Catmull-Rom weights for taps at -1, 0, 1, 2 of a fraction `t` in `[0, 1)`.
+fn cubic_weights(t: f32) -> [f32; 4] {
+    let (t2, t3) = (t * t, t * t * t);
+    [
+        0.5 * (-t3 + 2.0 * t2 - t),
+        0.5 * (3.0 * t3 - 5.0 * t2 + 2.0),
+        0.5 * (-3.0 * t3 + 4.0 * t2 + t),
+        0.5 * (t3 - t2),
+    ]
+}
+
+/// Upsamples a `cols × rows` grid of node values by `factor` in both
+/// directions (Catmull-Rom, edges replicated): the result has
+/// `(cols - 1) * factor + 1` columns, the original nodes keep their values,
+/// and the nodes in between follow the measured field smoothly. The stacker
+/// interpolates the field bilinearly between nodes; doing that on a grid
+/// refined this way follows a distortion that varies over a few grid steps
+/// much more closely than bilinear interpolation of the coarse grid, at no
+/// measurement cost.
+pub fn refine(values: &[f32], cols: usize, rows: usize, factor: usize) -> (Vec<f32>, usize, usize) {
+    let factor = factor.max(1);
+    if factor == 1 {
+        return (values.to_vec(), cols, rows);
+    }
+    let up = |n: usize| (n - 1) * factor + 1;
+    let (fc, fr) = (up(cols), up(rows));
+    let taps = |i: usize, n: usize| -> ([usize; 4], [f32; 4]) {
+        let base = i / factor;
+        let t = (i % factor) as f32 / factor as f32;
+        let at = |d: isize| (base as isize + d).clamp(0, n as isize - 1) as usize;
+        ([at(-1), at(0), at(1), at(2)], cubic_weights(t))
+    };
+    // Along x, then along y.
+    let mut tmp = vec![0.0f32; fc * rows];
+    for j in 0..rows {
+        for i in 0..fc {
+            let (idx, wt) = taps(i, cols);
+            tmp[j * fc + i] = (0..4).map(|q| wt[q] * values[j * cols + idx[q]]).sum();
+        }
+    }
+    let mut out = vec![0.0f32; fc * fr];
+    for j in 0..fr {
+        let (idx, wt) = taps(j, rows);
+        for i in 0..fc {
+            out[j * fc + i] = (0..4).map(|q| wt[q] * tmp[idx[q] * fc + i]).sum();
+        }
+    }
+    (out, fc, fr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refine_keeps_nodes_and_follows_a_smooth_field() {
+        let (cols, rows, step) = (9, 7, 16.0f32);
+        let f = |x: f32, y: f32| (x * 2.0 * std::f32::consts::PI / 60.0).sin() + 0.5 * (y / 45.0).cos();
+        let coarse: Vec<f32> = (0..cols * rows).map(|k| f((k % cols) as f32 * step, (k / cols) as f32 * step)).collect();
+        let (fine, fc, fr) = refine(&coarse, cols, rows, 2);
+        assert_eq!((fc, fr), (17, 13));
+        for j in 0..rows {
+            for i in 0..cols {
+                assert_eq!(fine[2 * j * fc + 2 * i], coarse[j * cols + i]);
+            }
+        }
+        // In between (away from the replicated edges) it is far closer to the
+        // field than the bilinear midpoint of the coarse grid.
+        let (mut e_cubic, mut e_lin) = (0.0f32, 0.0f32);
+        for j in 2..fr - 3 {
+            for i in 2..fc - 3 {
+                let (x, y) = (i as f32 * step / 2.0, j as f32 * step / 2.0);
+                e_cubic = e_cubic.max((fine[j * fc + i] - f(x, y)).abs());
+                let (i0, j0) = (i / 2, j / 2);
+                let (tx, ty) = ((i % 2) as f32 * 0.5, (j % 2) as f32 * 0.5);
+                let c = |a: usize, b: usize| coarse[b * cols + a];
+                let lin = (c(i0, j0) * (1.0 - tx) + c(i0 + 1, j0) * tx) * (1.0 - ty) + (c(i0, j0 + 1) * (1.0 - tx) + c(i0 + 1, j0 + 1) * tx) * ty;
+                e_lin = e_lin.max((lin - f(x, y)).abs());
+            }
+        }
+        assert!(e_cubic < 0.5 * e_lin, "cubic {e_cubic} vs bilinear {e_lin}");
+        assert_eq!(refine(&coarse, cols, rows, 1).0, coarse);
+    }
+
+    fn grid(cols: usize, rows: usize) -> ApGrid {
+        ApGrid::new(16 + (cols - 1) * 8, 16 + (rows - 1) * 8, 16, 8)
+    }
+
+    fn at(dx: f32, dy: f32) -> Local {
+        Local { dx, dy, peak: 0.5, sharpness: 1.0, valid: true }
+    }
+
+    #[test]
+    fn clean_replaces_outliers_and_failures_by_the_neighbours_median() {
+        let g = grid(3, 3);
+        let mut l: Vec<Local> = (0..9).map(|k| at(1.0 + 0.01 * k as f32, -0.5)).collect();
+        l[4] = at(4.0, 3.0); // outlier in the middle
+        l[0].valid = false; // failure in a corner
+        let replaced = clean(&g, &mut l, 1.0);
+        assert_eq!(replaced, 2);
+        assert!((l[4].dx - 1.04).abs() < 0.03 && (l[4].dy + 0.5).abs() < 1e-6, "{:?}", l[4]);
+        assert!((l[0].dx - 1.0).abs() < 0.05 && !l[0].valid);
+        // Points near the outlier were judged on the median, which ignores it.
+        assert!(l[1].valid && l[8].valid);
+    }
+
+    #[test]
+    fn recentre_removes_the_mean_distortion_and_keeps_the_global_mean() {
+        let g = grid(2, 1);
+        // Point 0 sits +1 px (x) off in every frame: the reference's distortion.
+        let mut frames: Vec<Vec<Local>> = (0..4).map(|f| vec![at(1.0 + f as f32 * 0.1, 0.0), at(f as f32 * 0.1, 0.0)]).collect();
+        recentre(&g, &mut frames);
+        for (f, fr) in frames.iter().enumerate() {
+            let want = f as f32 * 0.1 + 0.5;
+            assert!((fr[0].dx - want).abs() < 1e-5 && (fr[1].dx - want).abs() < 1e-5, "{fr:?}");
+        }
+    }
+
+    #[test]
+    fn fill_continues_the_field_from_the_nearest_points() {
+        let mut g = grid(4, 1);
+        g.active = vec![true, true, false, false];
+        let (mut dx, mut dy) = (vec![1.0, 2.0, 9.0, 9.0], vec![0.0, -1.0, 9.0, 9.0]);
+        fill(&g, &mut dx, &mut dy);
+        assert_eq!(dx, vec![1.0, 2.0, 2.0, 2.0]);
+        assert_eq!(dy, vec![0.0, -1.0, -1.0, -1.0]);
+        g.active = vec![false; 4];
+        fill(&g, &mut dx, &mut dy);
+        assert_eq!(dx, vec![0.0; 4]);
+    }
+
+    #[test]
+    fn select_keeps_the_locally_sharpest_frames() {
+        let mut g = grid(2, 1);
+        g.active = vec![true, false];
+        // Frame f has sharpness f at point 0; frame 3 failed there.
+        let frames: Vec<Vec<Local>> = (0..4)
+            .map(|f| {
+                let mut a = at(0.0, 0.0);
+                a.sharpness = f as f32;
+                a.valid = f != 3;
+                vec![a, at(0.0, 0.0)]
+            })
+            .collect();
+        let w = select(&g, &frames, 0.5);
+        let at0: Vec<f32> = w.iter().map(|f| f[0]).collect();
+        assert_eq!(at0, vec![0.0, 1.0, 1.0, 0.0]);
+        assert!(w.iter().all(|f| f[1] == 1.0));
+        // keep rounds to at least one frame.
+        let w = select(&g, &frames, 0.01);
+        assert_eq!(w.iter().map(|f| f[0]).sum::<f32>(), 1.0);
+    }
+}

@@ -1,0 +1,415 @@
+//! The alignment-point grid: placement, automatic size, and which points are
+//! worth measuring (structure, brightness, on the disc), decided once on the
+//! reference.
+
+use jupiter_kit::stats::percentile;
+use jupiter_plugin_api::WarpField;
+
+use crate::field::refine;
+use crate::params::{Mode, MultipointParams};
+
+/// Smallest patch an alignment point may have.
+pub const MIN_AP_SIZE: usize = 16;
+
+/// A regular grid of alignment points. Point `(i, j)` measures the square
+/// patch of `size × size` pixels whose top-left pixel is
+/// `(ox0 + i * step, oy0 + j * step)`; its shift is attributed to the patch
+/// centre, which is where the warp field's node sits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApGrid {
+    pub size: usize,
+    pub step: usize,
+    pub cols: usize,
+    pub rows: usize,
+    pub ox0: usize,
+    pub oy0: usize,
+    /// Points measured (row-major); the others take their shift from their
+    /// measured neighbours and keep every frame.
+    pub active: Vec<bool>,
+}
+
+impl ApGrid {
+    /// Places a grid of `size` (clamped to the frame, made even) and `step`
+    /// over a `w × h` frame, centred, every point active.
+    pub fn new(w: usize, h: usize, size: usize, step: usize) -> ApGrid {
+        let size = (size.min(w).min(h) & !1).max(2);
+        let step = step.max(1);
+        let cols = (w - size) / step + 1;
+        let rows = (h - size) / step + 1;
+        let ox0 = (w - size - (cols - 1) * step) / 2;
+        let oy0 = (h - size - (rows - 1) * step) / 2;
+        ApGrid { size, step, cols, rows, ox0, oy0, active: vec![true; cols * rows] }
+    }
+
+    /// Number of points.
+    pub fn len(&self) -> usize {
+        self.cols * self.rows
+    }
+
+    /// True for an empty grid (never: a grid has at least one point).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Number of active points.
+    pub fn active_count(&self) -> usize {
+        self.active.iter().filter(|a| **a).count()
+    }
+
+    /// Top-left pixel of point `k`'s patch.
+    pub fn origin(&self, k: usize) -> (usize, usize) {
+        (self.ox0 + (k % self.cols) * self.step, self.oy0 + (k / self.cols) * self.step)
+    }
+
+    /// Centre of point `k` (pixel coordinates).
+    pub fn centre(&self, k: usize) -> (f32, f32) {
+        let (x, y) = self.origin(k);
+        let half = (self.size as f32 - 1.0) * 0.5;
+        (x as f32 + half, y as f32 + half)
+    }
+
+    /// The warp field of one frame from its per-point values, with the node
+    /// grid refined `factor` times by cubic interpolation (see
+    /// [`refine`]); weights are kept within `0..=1`.
+    pub fn field(&self, dx: &[f32], dy: &[f32], weight: &[f32], factor: usize) -> WarpField {
+        let factor = factor.max(1);
+        let (x0, y0) = self.centre(0);
+        let (dx, cols, rows) = refine(dx, self.cols, self.rows, factor);
+        let (dy, _, _) = refine(dy, self.cols, self.rows, factor);
+        let (mut weight, _, _) = refine(weight, self.cols, self.rows, factor);
+        weight.iter_mut().for_each(|w| *w = w.clamp(0.0, 1.0));
+        let step = self.step as f32 / factor as f32;
+        WarpField {
+            cols: cols as u32,
+            rows: rows as u32,
+            x0,
+            y0,
+            step_x: step,
+            step_y: step,
+            dx: dx.into(),
+            dy: dy.into(),
+            weight: weight.into(),
+        }
+    }
+
+    /// Indices of the 8-neighbours of point `k`.
+    pub fn neighbours(&self, k: usize) -> impl Iterator<Item = usize> + '_ {
+        let (i, j) = ((k % self.cols) as isize, (k / self.cols) as isize);
+        (-1..=1isize).flat_map(move |dj| (-1..=1isize).map(move |di| (i + di, j + dj))).filter_map(move |(a, b)| {
+            let inside = a >= 0 && b >= 0 && (a as usize) < self.cols && (b as usize) < self.rows;
+            (inside && (a, b) != (i, j)).then(|| b as usize * self.cols + a as usize)
+        })
+    }
+
+    /// Copies point `k`'s patch out of a `w × h` plane, displaced by the
+    /// integer offset `(rx, ry)` (edges replicated).
+    pub fn patch(&self, plane: &[f32], w: usize, h: usize, k: usize, rx: isize, ry: isize, out: &mut [f32]) {
+        let s = self.size;
+        let (ox, oy) = self.origin(k);
+        for v in 0..s {
+            let y = (oy as isize + v as isize + ry).clamp(0, h as isize - 1) as usize;
+            let row = &plane[y * w..(y + 1) * w];
+            let x0 = ox as isize + rx;
+            let dst = &mut out[v * s..(v + 1) * s];
+            if x0 >= 0 && x0 as usize + s <= w {
+                dst.copy_from_slice(&row[x0 as usize..x0 as usize + s]);
+            } else {
+                for (u, d) in dst.iter_mut().enumerate() {
+                    *d = row[(x0 + u as isize).clamp(0, w as isize - 1) as usize];
+                }
+            }
+        }
+    }
+}
+
+/// Local structure of a patch: RMS gradient of its [1 2 1]-smoothed copy
+/// (smoothing keeps pixel noise from passing for detail). Also the sharpness
+/// score used to rank frames at a point: blur lowers it, detail raises it.
+pub fn structure(p: &[f32], s: usize) -> f32 {
+    if s < 4 {
+        return 0.0;
+    }
+    // Separable [1 2 1] / 4 on the interior.
+    let mut hz = vec![0.0f32; s * s];
+    for y in 0..s {
+        let r = &p[y * s..(y + 1) * s];
+        for x in 1..s - 1 {
+            hz[y * s + x] = 0.25 * (r[x - 1] + 2.0 * r[x] + r[x + 1]);
+        }
+    }
+    let mut sm = vec![0.0f32; s * s];
+    for y in 1..s - 1 {
+        for x in 1..s - 1 {
+            sm[y * s + x] = 0.25 * (hz[(y - 1) * s + x] + 2.0 * hz[y * s + x] + hz[(y + 1) * s + x]);
+        }
+    }
+    let (mut acc, mut n) = (0.0f64, 0usize);
+    for y in 2..s - 2 {
+        for x in 2..s - 2 {
+            let gx = sm[y * s + x + 1] - sm[y * s + x - 1];
+            let gy = sm[(y + 1) * s + x] - sm[(y - 1) * s + x];
+            acc += (gx * gx + gy * gy) as f64;
+            n += 1;
+        }
+    }
+    if n == 0 {
+        0.0
+    } else {
+        (acc / n as f64).sqrt() as f32 * 0.5
+    }
+}
+
+/// Bright level and background of a reference plane (99.5th and 2nd percentiles).
+pub fn levels(reference: &[f32]) -> (f32, f32) {
+    // A subsample is plenty for percentiles and keeps this O(n / stride).
+    let stride = (reference.len() / 200_000).max(1);
+    let sample: Vec<f32> = reference.iter().step_by(stride).copied().collect();
+    (percentile(&sample, 0.995), percentile(&sample, 0.02))
+}
+
+/// Where the reference is brighter than `background + threshold × (bright −
+/// background)`: the planet's disc and its moons.
+pub fn bright_mask(reference: &[f32], threshold: f32) -> Vec<bool> {
+    let (bright, bg) = levels(reference);
+    let t = bg + threshold * (bright - bg);
+    reference.iter().map(|&v| v > t).collect()
+}
+
+/// The disc of a planet in a `w × h` reference: the largest connected region
+/// (4-neighbours) of the [`bright_mask`], so moons are left out.
+pub fn disc_mask(reference: &[f32], w: usize, h: usize, threshold: f32) -> Vec<bool> {
+    let above = bright_mask(reference, threshold);
+    // Label the regions; keep the largest.
+    let mut label = vec![0u32; w * h];
+    let (mut best, mut best_size, mut next) = (0u32, 0usize, 0u32);
+    let mut stack = Vec::new();
+    for start in 0..w * h {
+        if !above[start] || label[start] != 0 {
+            continue;
+        }
+        next += 1;
+        label[start] = next;
+        stack.push(start);
+        let mut size = 0;
+        while let Some(i) = stack.pop() {
+            size += 1;
+            let (x, y) = (i % w, i / w);
+            let mut visit = |j: usize| {
+                if above[j] && label[j] == 0 {
+                    label[j] = next;
+                    stack.push(j);
+                }
+            };
+            if x > 0 {
+                visit(i - 1);
+            }
+            if x + 1 < w {
+                visit(i + 1);
+            }
+            if y > 0 {
+                visit(i - w);
+            }
+            if y + 1 < h {
+                visit(i + w);
+            }
+        }
+        if size > best_size {
+            best_size = size;
+            best = next;
+        }
+    }
+    label.iter().map(|&l| l != 0 && l == best).collect()
+}
+
+/// Diameter (pixels) of a disc of the mask's area.
+pub fn disc_diameter(mask: &[bool]) -> f32 {
+    let area = mask.iter().filter(|m| **m).count() as f32;
+    2.0 * (area / std::f32::consts::PI).sqrt()
+}
+
+/// The automatic patch size: a sixth of the frame's short side in surface
+/// mode (about 5 × 7 points at 50 % overlap on any frame), a quarter of the
+/// disc's diameter in planet mode; an even number in 24 ..= 128 (or the frame).
+pub fn auto_size(w: usize, h: usize, mode: Mode, disc: Option<f32>) -> usize {
+    let raw = match (mode, disc) {
+        (Mode::Planet, Some(d)) if d > 0.0 => d / 4.0,
+        _ => w.min(h) as f32 / 6.0,
+    };
+    let s = ((raw / 8.0).round() as usize * 8).clamp(24, 128);
+    s.min(w.min(h)) & !1
+}
+
+/// Builds the grid for a reference plane: size and step from the parameters
+/// (or automatic), then deactivates points that are featureless and, in
+/// surface mode, too dark or, in planet mode, not touching the disc or a moon
+/// (the [`bright_mask`]).
+pub fn place(reference: &[f32], w: usize, h: usize, mode: Mode, p: &MultipointParams) -> ApGrid {
+    let mask = (mode == Mode::Planet).then(|| bright_mask(reference, p.disc_threshold));
+    let size = if p.ap_size == 0 {
+        let disc = (mode == Mode::Planet).then(|| disc_diameter(&disc_mask(reference, w, h, p.disc_threshold)));
+        auto_size(w, h, mode, disc)
+    } else {
+        p.ap_size as usize
+    };
+    let size = size.max(MIN_AP_SIZE.min(w.min(h)));
+    let step = if p.ap_step == 0 { (size / 2).max(1) } else { p.ap_step as usize };
+    let mut grid = ApGrid::new(w, h, size, step);
+    let s = grid.size;
+    let (bright, _) = levels(reference);
+    let mut patch = vec![0.0f32; s * s];
+    let mut stats = Vec::with_capacity(grid.len());
+    for k in 0..grid.len() {
+        grid.patch(reference, w, h, k, 0, 0, &mut patch);
+        let mean = patch.iter().sum::<f32>() / patch.len() as f32;
+        let coverage = mask.as_ref().map_or(1.0, |m| {
+            let (ox, oy) = grid.origin(k);
+            let inside = (oy..oy + s).map(|y| m[y * w + ox..y * w + ox + s].iter().filter(|b| **b).count()).sum::<usize>();
+            inside as f32 / (s * s) as f32
+        });
+        stats.push((mean, structure(&patch, s), coverage));
+    }
+    let structures: Vec<f32> = stats.iter().map(|s| s.1).collect();
+    let p90 = percentile(&structures, 0.9);
+    for (k, (mean, st, coverage)) in stats.into_iter().enumerate() {
+        let placed = match mode {
+            // Every point touching the disc (or a moon): the limb is the
+            // sharpest feature of a planet and must be measured where it is.
+            Mode::Planet => coverage > 0.0,
+            Mode::Surface => mean >= p.min_brightness * bright,
+        };
+        grid.active[k] = placed && st >= p.min_structure * p90 && st > 0.0;
+    }
+    grid
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_is_centred_and_covers_the_frame() {
+        let g = ApGrid::new(100, 70, 32, 16);
+        assert_eq!((g.cols, g.rows), (5, 3));
+        // 100 - 32 - 4 * 16 = 4 → 2 px each side; 70 - 32 - 2 * 16 = 6 → 3.
+        assert_eq!((g.ox0, g.oy0), (2, 3));
+        assert_eq!(g.origin(6), (18, 19));
+        assert_eq!(g.centre(0), (17.5, 18.5));
+        let (lx, ly) = g.origin(g.len() - 1);
+        assert!(lx + 32 <= 100 && ly + 32 <= 70);
+        let f = g.field(&[0.0; 15], &[0.0; 15], &[1.0; 15], 1);
+        assert_eq!((f.cols, f.rows, f.step_x, f.x0, f.y0), (5, 3, 16.0, 17.5, 18.5));
+        let f = g.field(&[0.0; 15], &[0.0; 15], &[1.0; 15], 2);
+        assert_eq!((f.cols, f.rows, f.step_x, f.x0, f.y0), (9, 5, 8.0, 17.5, 18.5));
+        assert!(f.weight.iter().all(|w| *w == 1.0));
+        // A frame smaller than the size gets one point of the frame's size.
+        let g = ApGrid::new(20, 30, 64, 32);
+        assert_eq!((g.size, g.cols, g.rows), (20, 1, 1));
+    }
+
+    #[test]
+    fn neighbours_stay_inside() {
+        let g = ApGrid::new(100, 70, 32, 16);
+        assert_eq!(g.neighbours(0).collect::<Vec<_>>(), vec![1, 5, 6]);
+        assert_eq!(g.neighbours(7).count(), 8);
+    }
+
+    #[test]
+    fn patch_replicates_edges() {
+        let (w, h) = (8, 6);
+        let plane: Vec<f32> = (0..w * h).map(|i| i as f32).collect();
+        let g = ApGrid::new(w, h, 4, 2);
+        let mut out = vec![0.0; 16];
+        g.patch(&plane, w, h, 0, -3, 0, &mut out);
+        // Origin (0, 0) moved 3 left: columns 0, 0, 0, 0.
+        assert_eq!(g.origin(0), (0, 0));
+        assert_eq!(&out[0..4], &[0.0, 0.0, 0.0, 0.0]);
+        assert_eq!(&out[4..8], &[8.0, 8.0, 8.0, 8.0]);
+        g.patch(&plane, w, h, 0, 1, 1, &mut out);
+        assert_eq!(&out[0..4], &[9.0, 10.0, 11.0, 12.0]);
+        g.patch(&plane, w, h, 5, 3, 3, &mut out);
+        // Origin (4, 2) moved to (7, 5): clamped to the last column and row.
+        assert!(out.iter().all(|&v| v == 47.0));
+    }
+
+    #[test]
+    fn structure_prefers_sharp_patches() {
+        let s = 32;
+        let sharp: Vec<f32> = (0..s * s).map(|i| if (i % s / 4 + i / s / 4) % 2 == 0 { 1.0 } else { 0.0 }).collect();
+        let soft: Vec<f32> = (0..s * s).map(|i| 0.5 + 0.5 * ((i % s) as f32 * 0.2).sin()).collect();
+        let flat = vec![0.5; s * s];
+        assert!(structure(&sharp, s) > structure(&soft, s));
+        assert!(structure(&soft, s) > 0.0);
+        assert_eq!(structure(&flat, s), 0.0);
+    }
+
+    #[test]
+    fn featureless_and_dark_points_are_skipped() {
+        // Left half textured, right half flat; bottom rows dark.
+        let (w, h) = (128, 96);
+        let plane: Vec<f32> = (0..w * h)
+            .map(|i| {
+                let (x, y) = (i % w, i / w);
+                if y >= 64 {
+                    0.0
+                } else if x < 64 {
+                    0.5 + 0.3 * ((x as f32 * 0.7).sin() * (y as f32 * 0.5).cos())
+                } else {
+                    0.5
+                }
+            })
+            .collect();
+        let p = MultipointParams { ap_size: 32, ap_step: 32, ..Default::default() };
+        let g = place(&plane, w, h, Mode::Surface, &p);
+        assert_eq!((g.cols, g.rows), (4, 3));
+        let active: Vec<usize> = (0..g.len()).filter(|&k| g.active[k]).collect();
+        assert_eq!(active, vec![0, 1, 4, 5]);
+    }
+
+    #[test]
+    fn the_disc_is_the_largest_bright_region() {
+        let (w, h) = (60, 40);
+        let plane: Vec<f32> = (0..w * h)
+            .map(|i| {
+                let (x, y) = ((i % w) as f32, (i / w) as f32);
+                let planet = ((x - 25.0).powi(2) + (y - 20.0).powi(2)).sqrt() < 12.0;
+                let moon = ((x - 52.0).powi(2) + (y - 8.0).powi(2)).sqrt() < 3.0;
+                if planet || moon { 0.8 } else { 0.02 }
+            })
+            .collect();
+        let m = disc_mask(&plane, w, h, 0.25);
+        assert!(m[20 * w + 25] && !m[8 * w + 52] && !m[0]);
+        let d = disc_diameter(&m);
+        assert!((d - 24.0).abs() < 1.5, "{d}");
+    }
+
+    #[test]
+    fn planet_mode_keeps_points_on_the_disc() {
+        let (w, h) = (160, 128);
+        let plane: Vec<f32> = (0..w * h)
+            .map(|i| {
+                let (x, y) = ((i % w) as f32 - 80.0, (i / w) as f32 - 64.0);
+                let r = (x * x + y * y).sqrt();
+                if r < 40.0 { 0.6 + 0.2 * (y * 0.4).sin() + 0.1 * (x * 0.3).cos() } else { 0.01 }
+            })
+            .collect();
+        let p = MultipointParams { mode: "planet".into(), ..Default::default() };
+        let g = place(&plane, w, h, Mode::Planet, &p);
+        // Auto size: a quarter of the ~80 px disc.
+        assert_eq!(g.size, 24);
+        assert!(g.active_count() > 4);
+        for k in 0..g.len() {
+            // The patch's nearest pixel to the disc centre.
+            let (ox, oy) = g.origin(k);
+            let nx = 80.0f32.clamp(ox as f32, (ox + g.size - 1) as f32);
+            let ny = 64.0f32.clamp(oy as f32, (oy + g.size - 1) as f32);
+            // Reaching 6 px into the disc (a thinner sliver may lack structure).
+            let touches = ((nx - 80.0).powi(2) + (ny - 64.0).powi(2)).sqrt() < 34.0;
+            let clear = ((nx - 80.0).powi(2) + (ny - 64.0).powi(2)).sqrt() > 41.0;
+            if g.active[k] {
+                assert!(!clear, "point {k} at {:?} does not touch the disc", g.centre(k));
+            } else {
+                assert!(!touches, "point {k} at {:?} touches the disc but was skipped", g.centre(k));
+            }
+        }
+    }
+}

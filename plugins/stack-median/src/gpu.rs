@@ -1,0 +1,29 @@
+//! GPU path of `stack-median` (global shifts only; warp fields and their
+//! per-pixel weights use the CPU path). Bands of rows are gathered frame-major
+//! on the device (each frame's rows decoded on the CPU, uploaded in batches,
+//! shifted by `shaders/shift.wgsl`), then each pixel's median is taken by
+//! `shaders/stack_median.wgsl`: an in-register insertion sort up to 64 frames,
+//! an exact 4-bit radix selection above. The result stays on the device.
+
+use jupiter_kit::gpu::{median_stack, MEDIAN_TILE_BUDGET_WORDS};
+use jupiter_kit::warp::Interp;
+use jupiter_plugin_api::prelude::*;
+use jupiter_plugin_api::GpuServiceBox;
+
+use crate::params::MedianParams;
+
+/// True when the GPU path can handle this request.
+pub fn supports(req: &StackRequest) -> bool {
+    req.alignment.warps.iter().all(|w| w.field.is_none())
+}
+
+/// Stacks on the GPU; the image returned is device-resident.
+pub fn stack(ctx: &StageCtx, gpu: &GpuServiceBox, frames: &FrameSourceRef, req: &StackRequest, p: &MedianParams) -> Result<Image, StageError> {
+    let interp = match Interp::parse(&p.interpolation)? {
+        Interp::Bilinear => 0,
+        Interp::Bicubic => 1,
+    };
+    let info = frames.info();
+    let buf = median_stack(ctx, gpu, frames, &req.alignment.warps, interp, MEDIAN_TILE_BUDGET_WORDS)?;
+    Ok(Image { width: info.width, height: info.height, channels: info.channels, data: RVec::new(), device: Some(buf).into() })
+}

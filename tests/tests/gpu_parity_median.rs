@@ -1,0 +1,32 @@
+//! CPU vs GPU parity of the `stack-median` stage through its `Stage` entry
+//! (the host's GPU offered or not): mono and RGB, odd sizes, 9 frames (sort
+//! path) and 66 frames (radix selection). Runs with `--features gpu`; in CI
+//! on lavapipe. Tolerance: 1e-5 absolute (both select the same samples; only
+//! the interpolation arithmetic may differ in the last bits).
+#![cfg(feature = "gpu")]
+
+use jupiter_plugin_api::testing::MemFrames;
+use jupiter_plugin_api::*;
+use jupiter_plugin_stack_median::StackMedian;
+use jupiter_tests::*;
+
+#[test]
+fn stack_median_stage_gpu_matches_cpu() {
+    let Some(gpu_be) = gpu_backend() else { return };
+    let cpu_be = cpu_backend();
+    for (w, h, c, n) in [(27usize, 19usize, 1usize, 9usize), (18, 23, 3, 66)] {
+        let frames: Vec<Vec<f32>> = (0..n as u32).map(|k| texture(w, h, c, k)).collect();
+        let mem = MemFrames::new(w as u32, h as u32, c as u32, frames);
+        let warps: Vec<FrameWarp> = (0..n).map(|k| FrameWarp::shift(((k * 3) % 7) as f32 * 0.45 - 1.3, ((k * 5) % 6) as f32 * 0.33 - 0.9)).collect();
+        let req = StackRequest { alignment: Alignment { warps: warps.into(), reference: 0 }, scores: Default::default() };
+        for params in ["{}", r#"{"interpolation": "bilinear"}"#] {
+            let cpu = StackMedian.stack(&stage_ctx(&cpu_be), &mem.as_ref(), &req, params).unwrap();
+            assert!(cpu.device.is_none());
+            let g = stage_ctx(&gpu_be);
+            let gpu = StackMedian.stack(&g, &mem.as_ref(), &req, params).unwrap();
+            assert!(gpu.device.is_some(), "the GPU path should have run");
+            let d = max_abs_diff(&cpu.data, &host_data(&g, gpu));
+            assert!(d <= 1e-5, "{w}×{h}×{c}, {n} frames, {params}: max |cpu - gpu| = {d:e}");
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! Broken and hostile plugins (real cdylibs from `tests/fixtures`, built by
+//! the test) loaded by the unchanged host binary: the host keeps control,
+//! names the plugin and the file, exits non-zero without aborting and never
+//! leaves an output file behind.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use jupiter_tests::synth::{generate, SynthOptions};
+use jupiter_tests::*;
+
+/// The standard plugins a run with `--no-post` needs.
+const STANDARD: &[&str] = &["quality", "align_phase", "stack_mean"];
+
+/// A small capture and a plugin directory with the standard plugins plus `extra`.
+fn setup(name: &str, extra: &[&Path]) -> (PathBuf, PathBuf, PathBuf) {
+    let dir = scratch(&format!("hostile-{name}"));
+    let ser = dir.join("cap.ser");
+    generate(&ser, &SynthOptions { width: 64, height: 48, frames: 6, ..Default::default() }).unwrap();
+    let plugins = plugin_dir(&dir.join("plugins"), STANDARD, extra);
+    (dir, ser, plugins)
+}
+
+fn run_in(plugins: &Path, ser: &Path, out: &Path, more: &[&str]) -> Output {
+    let mut args: Vec<std::ffi::OsString> = vec!["--plugins".into(), plugins.into(), "run".into(), ser.into(), "-o".into(), out.into(), "--no-post".into()];
+    args.extend(more.iter().map(|s| s.into()));
+    run_host(args)
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// Exit code 1: an error, not an abort (134 / SIGABRT) or another signal.
+fn assert_clean_failure(o: &Output) {
+    assert_eq!(o.status.code(), Some(1), "expected exit code 1, got {} with:\n{}", o.status, stderr(o));
+}
+
+/// Neither the output nor a temporary file of it exists.
+fn assert_no_output(dir: &Path, out: &Path) {
+    assert!(!out.exists(), "{} was written", out.display());
+    let left: Vec<String> = list_dir(dir).into_iter().filter(|f| f.ends_with(".tmp") || f.contains("out.tif")).collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name().unwrap().to_string_lossy().to_string()
+}
+
+#[test]
+fn a_panicking_stage_is_an_error_naming_plugin_and_stage() {
+    let lib = fixture_file("panic");
+    let (dir, ser, plugins) = setup("panic", &[&lib]);
+    for mode in ["direct", "parallel"] {
+        let out = dir.join("out.tif");
+        let o = run_in(&plugins, &ser, &out, &["--stacker", "fixture-panic", "--set", &format!("stack.mode={mode}")]);
+        assert_clean_failure(&o);
+        let err = stderr(&o);
+        assert!(err.contains("stage 'fixture-panic'") && err.contains("stack") && err.contains("panicked"), "{mode}:\n{err}");
+        assert!(err.contains(&file_name(&lib)), "{mode}: plugin file not named:\n{err}");
+        assert!(err.contains("deliberate panic"), "{mode}: the panic message is lost:\n{err}");
+        assert_no_output(&dir, &out);
+    }
+}
+
+#[test]
+fn nan_output_is_refused_naming_the_plugin() {
+    let lib = fixture_file("nan");
+    let (dir, ser, plugins) = setup("nan", &[&lib]);
+    let out = dir.join("out.tif");
+    let o = run_in(&plugins, &ser, &out, &["--stacker", "fixture-nan"]);
+    assert_clean_failure(&o);
+    let err = stderr(&o);
+    assert!(err.contains("fixture-nan") && err.contains(&file_name(&lib)) && err.contains("non-finite"), "{err}");
+    assert_no_output(&dir, &out);
+}
+
+#[test]
+fn wrong_size_output_is_refused_naming_the_plugin() {
+    let lib = fixture_file("wrong-size");
+    let (dir, ser, plugins) = setup("wrong-size", &[&lib]);
+    let out = dir.join("out.tif");
+    let o = run_in(&plugins, &ser, &out, &["--stacker", "fixture-wrong-size"]);
+    assert_clean_failure(&o);
+    let err = stderr(&o);
+    assert!(err.contains("fixture-wrong-size") && err.contains(&file_name(&lib)), "{err}");
+    assert!(err.contains("65×48×1") && err.contains("expected 64×48×1"), "{err}");
+    assert_no_output(&dir, &out);
+}
+
+#[test]
+fn a_duplicate_stage_name_is_an_error_naming_both_files() {
+    let lib = fixture_file("dup");
+    let (dir, ser, plugins) = setup("dup", &[&lib]);
+    let out = dir.join("out.tif");
+    let o = run_in(&plugins, &ser, &out, &[]);
+    assert_clean_failure(&o);
+    let err = stderr(&o);
+    assert!(err.contains("'stack-mean'") && err.contains(&file_name(&lib)) && err.contains(&file_name(&plugin_file("stack_mean"))), "{err}");
+    assert_no_output(&dir, &out);
+    // Listing the plugins says the same.
+    let o = run_host(["--plugins".as_ref(), plugins.as_os_str(), "plugins".as_ref()]);
+    assert_clean_failure(&o);
+    assert!(stderr(&o).contains(&file_name(&lib)));
+}
+
+#[test]
+fn an_incompatible_plugin_is_skipped_and_the_rest_still_work() {
+    let lib = fixture_file("old-api");
+    let (dir, ser, plugins) = setup("old-api", &[&lib]);
+    let out = dir.join("out.tif");
+    let o = run_in(&plugins, &ser, &out, &[]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    let warning = err.lines().find(|l| l.contains(&file_name(&lib))).unwrap_or_else(|| panic!("no warning naming the file:\n{err}"));
+    assert!(warning.starts_with("warning:") && warning.contains("skipped") && warning.contains("rebuild"), "{warning}");
+    // What differs is said (abi_stable's layout check, shortened): the
+    // fixture's `Manifest` has one field more.
+    // (The exact type depends on what plugin-api holds now; today it is
+    // "type Manifest differs: ... too many fields (host 6, plugin 7)".)
+    assert!(warning.contains("type ") && warning.contains(" differs: "), "{warning}");
+    assert!(out.exists());
+    // Its stage is not available: asking for it lists what is.
+    let o = run_in(&plugins, &ser, &dir.join("other.tif"), &["--stacker", "fixture-old-api"]);
+    assert_clean_failure(&o);
+    let err = stderr(&o);
+    assert!(err.contains("'fixture-old-api'") && err.contains("stack-mean"), "{err}");
+}
+
+#[test]
+fn a_library_that_is_not_a_plugin_is_skipped_with_a_warning() {
+    let lib = fixture_file("not-a-plugin");
+    let (dir, ser, plugins) = setup("not-a-plugin", &[&lib]);
+    let out = dir.join("out.tif");
+    let o = run_in(&plugins, &ser, &out, &[]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    let warning = err.lines().find(|l| l.contains(&file_name(&lib))).unwrap_or_else(|| panic!("no warning naming the file:\n{err}"));
+    assert!(warning.starts_with("warning:") && warning.contains("skipped") && warning.contains("exports no jupiter root module"), "{warning}");
+    assert!(out.exists());
+}

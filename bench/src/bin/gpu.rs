@@ -115,36 +115,28 @@ fn main() {
     let t = Instant::now();
     let _ = jupiter_plugin_stack_mean::cpu::stack(&cctx, &source, &req, &p).unwrap();
     let mean_cpu = secs(t);
-    // Mean kernels only: shift + accumulate per frame, frame already uploaded.
-    let frame: Vec<f32> = {
-        let mut v = vec![0.0; size * size];
-        src.read_rows(0, 0, size, v.as_mut_slice().into()).into_result().unwrap();
-        v
-    };
-    let (fsrc, aligned, acc) = (upload(&gpu, &frame).unwrap(), upload(&gpu, &frame).unwrap(), upload(&gpu, &frame).unwrap());
+    // Mean kernels only: batched shift + accumulate over all frames, the
+    // batch's frames already on the device.
+    let len = size * size;
+    let batch = (jupiter_plugin_stack_mean::gpu::BATCH_WORDS / len).clamp(1, frames);
+    let mut staged = vec![0.0f32; batch * len];
+    jupiter_kit::gpu::read_batch(&gctx, &source, 0, batch, (0, size), &mut staged).unwrap();
+    let fsrc = upload(&gpu, &staged).unwrap();
+    let acc = upload(&gpu, &vec![0.0; len]).unwrap();
+    let table = upload(&gpu, &vec![0.0; batch * jupiter_kit::gpu::SLOT_WORDS]).unwrap();
+    let slots: Vec<jupiter_kit::gpu::FrameSlot> = (0..batch)
+        .map(|k| jupiter_kit::gpu::FrameSlot { dx: warps[k].dx, dy: warps[k].dy, weight: 1.0, src_offset: k * len, dst_offset: 0 })
+        .collect();
+    jupiter_kit::gpu::write_slots(&gpu, table, &slots).unwrap();
+    let geometry = jupiter_kit::gpu::ShiftGeometry { width: size, height: size, channels: 1, interp: 1, y0: 0, rows: size, src_y0: 0, src_rows: size };
     gpu.synchronize().into_result().unwrap();
     let t = Instant::now();
-    for wp in &warps {
-        let job = jupiter_kit::gpu::ShiftJob {
-            width: size,
-            height: size,
-            channels: 1,
-            interp: 1,
-            dx: wp.dx,
-            dy: wp.dy,
-            y0: 0,
-            rows: size,
-            src_y0: 0,
-            src_rows: size,
-            dst_offset: 0,
-            src_offset: 0,
-        };
-        jupiter_kit::gpu::shift(&gpu, fsrc, aligned, &job).unwrap();
-        jupiter_kit::gpu::accumulate(&gpu, aligned, acc, size * size, 1.0).unwrap();
+    for start in (0..frames).step_by(batch) {
+        jupiter_kit::gpu::shift_accumulate(&gpu, fsrc, acc, table, &geometry, batch.min(frames - start)).unwrap();
     }
     gpu.synchronize().into_result().unwrap();
     let mean_kernel = secs(t);
-    for b in [fsrc, aligned, acc] {
+    for b in [fsrc, acc, table] {
         gpu.destroy_buffer(b);
     }
     println!(

@@ -76,44 +76,102 @@ pub fn conv(
     run(gpu, shaders::CONV, "conv_y", &[tmp, dst, taps], &u, g)
 }
 
-/// Where a shift pass reads and writes.
+/// Geometry shared by the frames of a shift batch (see `shaders/shift.wgsl`).
 #[derive(Debug, Clone, Copy)]
-pub struct ShiftJob {
+pub struct ShiftGeometry {
     pub width: usize,
     pub height: usize,
     pub channels: usize,
     /// 0 bilinear, 1 bicubic (Catmull-Rom).
     pub interp: u32,
-    pub dx: f32,
-    pub dy: f32,
     /// Output rows `y0 .. y0 + rows`.
     pub y0: usize,
     pub rows: usize,
-    /// The source buffer holds frame rows `src_y0 .. src_y0 + src_rows`.
+    /// Each frame's source holds frame rows `src_y0 .. src_y0 + src_rows`.
     pub src_y0: usize,
     pub src_rows: usize,
-    /// Word offset of the output rows in `dst`.
-    pub dst_offset: usize,
-    /// Word offset of the source rows in `src`.
-    pub src_offset: usize,
 }
 
-/// Resamples rows of a frame under a global shift (see `shaders/shift.wgsl`).
-pub fn shift(gpu: &GpuServiceBox, src: GpuBuffer, dst: GpuBuffer, j: &ShiftJob) -> Result<(), StageError> {
-    let u = Uniforms::new()
-        .u32(j.width as u32)
-        .u32(j.height as u32)
-        .u32(j.channels as u32)
-        .u32(j.interp)
-        .f32(j.dx)
-        .f32(j.dy)
-        .u32(j.y0 as u32)
-        .u32(j.rows as u32)
-        .u32(j.src_y0 as u32)
-        .u32(j.src_rows as u32)
-        .u32(j.dst_offset as u32)
-        .u32(j.src_offset as u32);
-    run(gpu, shaders::SHIFT, "shift_frame", &[src, dst], &u, [groups(j.width, 16), groups(j.rows, 16), j.channels as u32])
+/// One frame of a shift batch.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FrameSlot {
+    pub dx: f32,
+    pub dy: f32,
+    /// Weight in `shift_accumulate`.
+    pub weight: f32,
+    /// Word offset of this frame's source rows in `src`.
+    pub src_offset: usize,
+    /// Word offset of this frame's output rows in `dst` (`shift_frames`).
+    pub dst_offset: usize,
+}
+
+/// Words per [`FrameSlot`] in the device's frame table.
+pub const SLOT_WORDS: usize = 8;
+
+/// Writes the frame table of a batch into `table` (`SLOT_WORDS` words each).
+pub fn write_slots(gpu: &GpuServiceBox, table: GpuBuffer, slots: &[FrameSlot]) -> Result<(), StageError> {
+    let mut words = Vec::with_capacity(slots.len() * SLOT_WORDS);
+    for s in slots {
+        words.extend_from_slice(&[
+            s.dx,
+            s.dy,
+            s.weight,
+            f32::from_bits(s.src_offset as u32),
+            f32::from_bits(s.dst_offset as u32),
+            0.0,
+            0.0,
+            0.0,
+        ]);
+    }
+    jupiter_plugin_api::gpu::helpers::write(gpu, table, 0, &words)
+}
+
+fn shift_uniforms(g: &ShiftGeometry, count: usize) -> Uniforms {
+    Uniforms::new()
+        .u32(g.width as u32)
+        .u32(g.height as u32)
+        .u32(g.channels as u32)
+        .u32(g.interp)
+        .u32(g.y0 as u32)
+        .u32(g.rows as u32)
+        .u32(g.src_y0 as u32)
+        .u32(g.src_rows as u32)
+        .u32(count as u32)
+}
+
+/// Resamples the `count` frames of a batch into `dst`, each at its slot's
+/// `dst_offset` (one dispatch for the whole batch).
+pub fn shift_frames(gpu: &GpuServiceBox, src: GpuBuffer, dst: GpuBuffer, table: GpuBuffer, g: &ShiftGeometry, count: usize) -> Result<(), StageError> {
+    let z = (count * g.channels) as u32;
+    run(gpu, shaders::SHIFT, "shift_frames", &[src, dst, table], &shift_uniforms(g, count), [groups(g.width, 16), groups(g.rows, 16), z])
+}
+
+/// `acc += Σ_k weight_k · shifted frame k` over the batch (one dispatch).
+pub fn shift_accumulate(gpu: &GpuServiceBox, src: GpuBuffer, acc: GpuBuffer, table: GpuBuffer, g: &ShiftGeometry, count: usize) -> Result<(), StageError> {
+    run(gpu, shaders::SHIFT, "shift_accumulate", &[src, acc, table], &shift_uniforms(g, count), [groups(g.width, 16), groups(g.rows, 16), g.channels as u32])
+}
+
+/// Decodes rows `y0 .. y0 + rows` of frames `start .. start + count` into
+/// consecutive blocks of `staging`, in parallel through the backend.
+pub fn read_batch(
+    ctx: &jupiter_plugin_api::StageCtx,
+    frames: &jupiter_plugin_api::FrameSourceRef,
+    start: usize,
+    count: usize,
+    (y0, rows): (usize, usize),
+    staging: &mut [f32],
+) -> Result<(), StageError> {
+    let block = rows * frames.info().row_len();
+    let error = std::sync::Mutex::new(None);
+    ctx.par_chunks_mut(&mut staging[..count * block], block, |k, chunk| {
+        if let Err(e) = frames.read_rows(start + k, y0, rows, chunk.into()).into_result() {
+            error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+        }
+    })?;
+    match error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
 /// Order-preserving key of an `f32` (as in `select_hist.wgsl`).
@@ -269,41 +327,30 @@ pub fn median_stack(
     let out = bufs.zeroed(h * row)?;
     let tile = bufs.zeroed(n * band * row)?;
     let src = bufs.zeroed(batch * src_rows_max * row)?;
+    let table = bufs.zeroed(batch * SLOT_WORDS)?;
+    let mut staging = vec![0.0f32; batch * src_rows_max * row];
     let bands = h.div_ceil(band);
     for (b, y0) in (0..h).step_by(band).enumerate() {
         let rows = band.min(h - y0);
         let sy0 = y0.saturating_sub(margin);
         let srows = (y0 + rows + margin).min(h) - sy0;
+        let geometry = ShiftGeometry { width: w, height: h, channels: c, interp, y0, rows, src_y0: sy0, src_rows: srows };
         for start in (0..n).step_by(batch) {
             ctx.check_cancelled()?;
             let count = batch.min(n - start);
-            let decoded = ctx.par_map(count, |k| {
-                let mut v = vec![0.0f32; srows * row];
-                frames.read_rows(start + k, sy0, srows, v.as_mut_slice().into()).into_result().map(|_| v)
-            })?;
-            let mut staged = Vec::with_capacity(count * srows * row);
-            for d in decoded {
-                staged.extend_from_slice(&d?);
-            }
-            jupiter_plugin_api::gpu::helpers::write(gpu, src, 0, &staged)?;
-            for k in 0..count {
-                let warp = &warps[start + k];
-                let job = ShiftJob {
-                    width: w,
-                    height: h,
-                    channels: c,
-                    interp,
-                    dx: warp.dx,
-                    dy: warp.dy,
-                    y0,
-                    rows,
-                    src_y0: sy0,
-                    src_rows: srows,
-                    dst_offset: (start + k) * rows * row,
+            read_batch(ctx, frames, start, count, (sy0, srows), &mut staging)?;
+            jupiter_plugin_api::gpu::helpers::write(gpu, src, 0, &staging[..count * srows * row])?;
+            let slots: Vec<FrameSlot> = (0..count)
+                .map(|k| FrameSlot {
+                    dx: warps[start + k].dx,
+                    dy: warps[start + k].dy,
+                    weight: 1.0,
                     src_offset: k * srows * row,
-                };
-                shift(gpu, src, tile, &job)?;
-            }
+                    dst_offset: (start + k) * rows * row,
+                })
+                .collect();
+            write_slots(gpu, table, &slots)?;
+            shift_frames(gpu, src, tile, table, &geometry, count)?;
         }
         median_kernel(gpu, tile, out, rows * row, n, y0 * row)?;
         ctx.progress((b + 1) as u64, bands as u64);

@@ -1,13 +1,14 @@
 //! GPU path of `stack-mean` (global shifts only; frames with a warp field use
-//! the CPU path). Frames are decoded on the CPU in parallel batches, uploaded
-//! one at a time, shifted on the device (`shaders/shift.wgsl`, same bicubic or
-//! bilinear weights as the CPU) and accumulated (`shaders/stack_mean.wgsl`).
+//! the CPU path). Frames are decoded on the CPU in parallel, uploaded a batch
+//! at a time (one write per batch), and one dispatch of
+//! `shaders/shift.wgsl`'s `shift_accumulate` adds the whole batch, each frame
+//! resampled with the CPU path's bicubic or bilinear weights, into the sum.
 //! The result stays on the device for the next GPU-capable stage.
 //!
-//! Device memory: three frame buffers (upload, shifted, sum). Host memory:
-//! one batch of decoded frames (`2 × threads`).
+//! Memory: one batch of frames ([`BATCH_WORDS`]) on the host and on the
+//! device, plus the sum.
 
-use jupiter_kit::gpu::{accumulate, scale, shift, ShiftJob};
+use jupiter_kit::gpu::{read_batch, scale, shift_accumulate, write_slots, FrameSlot, ShiftGeometry, SLOT_WORDS};
 use jupiter_kit::warp::Interp;
 use jupiter_plugin_api::gpu::helpers::{write, Buffers};
 use jupiter_plugin_api::prelude::*;
@@ -15,6 +16,9 @@ use jupiter_plugin_api::GpuServiceBox;
 
 use crate::cpu::frame_weights;
 use crate::params::MeanParams;
+
+/// Words of frame data uploaded per batch (128 MiB).
+pub const BATCH_WORDS: usize = 1 << 25;
 
 /// True when the GPU path can handle this request.
 pub fn supports(req: &StackRequest) -> bool {
@@ -39,35 +43,26 @@ pub fn stack(ctx: &StageCtx, gpu: &GpuServiceBox, frames: &FrameSourceRef, req: 
     }
     let (w, h, c) = (info.width as usize, info.height as usize, info.channels as usize);
     let len = info.frame_len();
+    // Frames per upload: as many as fit the batch budget.
+    let batch = (BATCH_WORDS / len.max(1)).clamp(1, n);
     let mut bufs = Buffers::new(gpu);
-    let (src, aligned, acc) = (bufs.zeroed(len)?, bufs.zeroed(len)?, bufs.zeroed(len)?);
-    let batch = (ctx.threads() * 2).max(1);
+    let (src, acc, table) = (bufs.zeroed(batch * len)?, bufs.zeroed(len)?, bufs.zeroed(batch * SLOT_WORDS)?);
+    let mut staging = vec![0.0f32; batch * len];
+    let geometry = ShiftGeometry { width: w, height: h, channels: c, interp, y0: 0, rows: h, src_y0: 0, src_rows: h };
     for start in (0..n).step_by(batch) {
         ctx.check_cancelled()?;
-        let end = (start + batch).min(n);
-        let decoded = ctx.par_map(end - start, |k| frames.frame(start + k))?;
-        for (k, frame) in decoded.into_iter().enumerate() {
-            let i = start + k;
-            write(gpu, src, 0, &frame?)?;
-            let warp = &req.alignment.warps[i];
-            let job = ShiftJob {
-                width: w,
-                height: h,
-                channels: c,
-                interp,
-                dx: warp.dx,
-                dy: warp.dy,
-                y0: 0,
-                rows: h,
-                src_y0: 0,
-                src_rows: h,
-                dst_offset: 0,
-                src_offset: 0,
-            };
-            shift(gpu, src, aligned, &job)?;
-            accumulate(gpu, aligned, acc, len, weights[i])?;
-        }
-        ctx.progress(end as u64, n as u64);
+        let count = batch.min(n - start);
+        read_batch(ctx, frames, start, count, (0, h), &mut staging)?;
+        write(gpu, src, 0, &staging[..count * len])?;
+        let slots: Vec<FrameSlot> = (0..count)
+            .map(|k| {
+                let warp = &req.alignment.warps[start + k];
+                FrameSlot { dx: warp.dx, dy: warp.dy, weight: weights[start + k], src_offset: k * len, dst_offset: 0 }
+            })
+            .collect();
+        write_slots(gpu, table, &slots)?;
+        shift_accumulate(gpu, src, acc, table, &geometry, count)?;
+        ctx.progress((start + count) as u64, n as u64);
     }
     scale(gpu, acc, len, (1.0 / total) as f32)?;
     gpu.synchronize().into_result()?;

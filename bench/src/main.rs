@@ -41,14 +41,27 @@ fn parse_median(args: &[String]) -> Result<MedianOpts, String> {
         frames: 100,
         width: 512,
         height: 512,
-        threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        threads: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
         interp: "bicubic".into(),
         repeat: 3,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let num = || value.parse::<usize>().map_err(|_| format!("{flag}: '{value}' is not a positive integer")).and_then(|v| if v == 0 { Err(format!("{flag} must be at least 1")) } else { Ok(v) });
+        let num = || {
+            value
+                .parse::<usize>()
+                .map_err(|_| format!("{flag}: '{value}' is not a positive integer"))
+                .and_then(|v| {
+                    if v == 0 {
+                        Err(format!("{flag} must be at least 1"))
+                    } else {
+                        Ok(v)
+                    }
+                })
+        };
         match flag.as_str() {
             "--frames" => o.frames = num()?,
             "--width" => o.width = num()?,
@@ -63,7 +76,10 @@ fn parse_median(args: &[String]) -> Result<MedianOpts, String> {
 }
 
 /// Runs `f` `repeat` times; the fastest run's time and its result.
-fn best_of<T>(repeat: usize, mut f: impl FnMut() -> Result<T, StageError>) -> Result<(Duration, T), StageError> {
+fn best_of<T>(
+    repeat: usize,
+    mut f: impl FnMut() -> Result<T, StageError>,
+) -> Result<(Duration, T), StageError> {
     let mut best: Option<(Duration, T)> = None;
     for _ in 0..repeat.max(1) {
         let t = Instant::now();
@@ -77,25 +93,59 @@ fn best_of<T>(repeat: usize, mut f: impl FnMut() -> Result<T, StageError>) -> Re
 }
 
 fn max_diff(a: &Image, b: &Image) -> f32 {
-    a.data.iter().zip(b.data.iter()).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.data
+        .iter()
+        .zip(b.data.iter())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 fn median(o: &MedianOpts) -> Result<(), String> {
     let err = |e: StageError| e.to_string();
-    eprintln!("generating {} frames of {}×{} …", o.frames, o.width, o.height);
-    let spec = CaptureSpec { width: o.width, height: o.height, frames: o.frames, ..Default::default() };
+    eprintln!(
+        "generating {} frames of {}×{} …",
+        o.frames, o.width, o.height
+    );
+    let spec = CaptureSpec {
+        width: o.width,
+        height: o.height,
+        frames: o.frames,
+        ..Default::default()
+    };
     let cap = capture(&spec);
     let mem = MemFrames::new(o.width as u32, o.height as u32, 1, cap.frames);
-    let req = StackRequest { alignment: Alignment { warps: cap.warps.into(), reference: 0 }, scores: Default::default() };
-    let p = MedianParams { interpolation: o.interp.clone() };
+    let req = StackRequest {
+        alignment: Alignment {
+            warps: cap.warps.into(),
+            reference: 0,
+        },
+        scores: Default::default(),
+    };
+    let p = MedianParams {
+        interpolation: o.interp.clone(),
+    };
     let frames = mem.as_ref();
 
     eprintln!("resampling alone …");
     let interp = Interp::parse(&o.interp).map_err(err)?;
     let (resample_t, _) = best_of(1, || {
-        let (mut buf, mut wt, mut scratch) = (vec![0.0f32; o.width * o.height], vec![0.0f32; o.width * o.height], Vec::new());
+        let (mut buf, mut wt, mut scratch) = (
+            vec![0.0f32; o.width * o.height],
+            vec![0.0f32; o.width * o.height],
+            Vec::new(),
+        );
         for (i, warp) in req.alignment.warps.iter().enumerate() {
-            warped_rows(&frames, i, warp, interp, 0, o.height, &mut buf, Some(&mut wt), &mut scratch)?;
+            warped_rows(
+                &frames,
+                i,
+                warp,
+                interp,
+                0,
+                o.height,
+                &mut buf,
+                Some(&mut wt),
+                &mut scratch,
+            )?;
         }
         Ok(())
     })
@@ -104,19 +154,44 @@ fn median(o: &MedianOpts) -> Result<(), String> {
     let (naive_t, naive) = best_of(1, || stack_reference(&frames, &req, &p)).map_err(err)?;
     eprintln!("pixel-major select, {} threads …", o.threads);
     let all = ThreadBackend::new(o.threads);
-    let (fast_t, fast) = best_of(o.repeat, || all.with_ctx("stack-median", |ctx| stack(ctx, &frames, &req, &p))).map_err(err)?;
+    let (fast_t, fast) = best_of(o.repeat, || {
+        all.with_ctx("stack-median", |ctx| stack(ctx, &frames, &req, &p))
+    })
+    .map_err(err)?;
     eprintln!("pixel-major select, 1 thread …");
     let one = ThreadBackend::new(1);
-    let (one_t, one_img) = best_of(o.repeat, || one.with_ctx("stack-median", |ctx| stack(ctx, &frames, &req, &p))).map_err(err)?;
+    let (one_t, one_img) = best_of(o.repeat, || {
+        one.with_ctx("stack-median", |ctx| stack(ctx, &frames, &req, &p))
+    })
+    .map_err(err)?;
 
     let diff = max_diff(&naive, &fast).max(max_diff(&naive, &one_img));
     let s = |d: Duration| d.as_secs_f64();
     println!("median stacking: {} frames of {}×{} mono, {} resampling, {} threads available to the fast path", o.frames, o.width, o.height, o.interp, o.threads);
-    let row = |what: &str, d: Duration| println!("  {what:<48} {:8.3} s   speed-up {:5.1}×", s(d), s(naive_t) / s(d));
+    let row = |what: &str, d: Duration| {
+        println!(
+            "  {what:<48} {:8.3} s   speed-up {:5.1}×",
+            s(d),
+            s(naive_t) / s(d)
+        )
+    };
     row("naive gather-and-sort (1 thread)", naive_t);
-    row(&format!("pixel-major select ({} threads, best of {})", o.threads, o.repeat), fast_t);
-    row(&format!("pixel-major select (1 thread, best of {})", o.repeat), one_t);
-    println!("  {:<48} {:8.3} s   (included in each time above)", "resampling alone, every frame once (1 thread)", s(resample_t));
+    row(
+        &format!(
+            "pixel-major select ({} threads, best of {})",
+            o.threads, o.repeat
+        ),
+        fast_t,
+    );
+    row(
+        &format!("pixel-major select (1 thread, best of {})", o.repeat),
+        one_t,
+    );
+    println!(
+        "  {:<48} {:8.3} s   (included in each time above)",
+        "resampling alone, every frame once (1 thread)",
+        s(resample_t)
+    );
     println!("  max |fast − naive|: {diff:e}");
     if diff > 1e-5 {
         return Err(format!("fast path differs from the reference by {diff}"));

@@ -93,7 +93,10 @@ pub struct OpenArgs {
 
 impl OpenArgs {
     fn options(&self) -> OpenOptions {
-        OpenOptions { byte_order: self.byte_order, allow_truncated: self.allow_truncated }
+        OpenOptions {
+            byte_order: self.byte_order,
+            allow_truncated: self.allow_truncated,
+        }
     }
 }
 
@@ -182,7 +185,12 @@ pub fn main() -> Result<()> {
         Command::Plugins => cmd_plugins(&cli, &backend),
         Command::Info { file, open } => cmd_info(&cli, file, open),
         Command::Run(args) => cmd_run(&cli, &mut backend, args),
-        Command::Demo { dir, frames, width, height } => {
+        Command::Demo {
+            dir,
+            frames,
+            width,
+            height,
+        } => {
             let reg = load_registry(&cli, &backend)?;
             let device = setup_device(&mut backend, backend_choice(&cli, None));
             crate::demo::run_demo(&reg, &backend, dir, (*frames, *width, *height), &device)
@@ -204,14 +212,35 @@ fn setup_device(backend: &mut HostBackend, choice: BackendChoice) -> String {
 fn cmd_plugins(cli: &Cli, backend: &HostBackend) -> Result<()> {
     let reg = load_registry(cli, backend)?;
     println!("plugins in {}:", reg.dir.display());
-    println!("{:<20} {:<8} {:<8} {:<4} {}", "NAME", "VERSION", "KIND", "GPU", "FILE");
+    println!(
+        "{:<20} {:<8} {:<8} {:<4} {}",
+        "NAME", "VERSION", "KIND", "GPU", "FILE"
+    );
     for s in reg.stages.values() {
         let m = &s.manifest;
-        let file = s.file.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default();
-        println!("{:<20} {:<8} {:<8} {:<4} {}", m.name, m.version, m.kind.as_str(), if m.gpu { "yes" } else { "no" }, file);
+        let file = s
+            .file
+            .file_name()
+            .map(|f| f.to_string_lossy().to_string())
+            .unwrap_or_default();
+        println!(
+            "{:<20} {:<8} {:<8} {:<4} {}",
+            m.name,
+            m.version,
+            m.kind.as_str(),
+            if m.gpu { "yes" } else { "no" },
+            file
+        );
         println!("{:<20} {}", "", m.summary);
         for p in m.params.iter() {
-            println!("{:<22}{} = {} ({}; {})", "", p.name, p.default, p.range_text(), p.doc);
+            println!(
+                "{:<22}{} = {} ({}; {})",
+                "",
+                p.name,
+                p.default,
+                p.range_text(),
+                p.doc
+            );
         }
     }
     println!("device: {}", describe_device(backend_choice(cli, None)));
@@ -222,13 +251,31 @@ fn cmd_info(cli: &Cli, file: &Path, open: &OpenArgs) -> Result<()> {
     let ser = SerFile::open(file, open.options())?;
     let h = &ser.header;
     println!("file:        {}", file.display());
-    println!("frames:      {} (header says {})", ser.frame_count, h.frame_count_header);
+    println!(
+        "frames:      {} (header says {})",
+        ser.frame_count, h.frame_count_header
+    );
     println!("size:        {}×{}", h.width, h.height);
-    println!("colour:      {} (ID {}) → {} channel(s)", h.color.name(), h.color.code(), ser.channels());
-    println!("bit depth:   {} bits per sample, {} byte(s) stored", h.depth, h.bytes_per_sample());
+    println!(
+        "colour:      {} (ID {}) → {} channel(s)",
+        h.color.name(),
+        h.color.code(),
+        ser.channels()
+    );
+    println!(
+        "bit depth:   {} bits per sample, {} byte(s) stored",
+        h.depth,
+        h.bytes_per_sample()
+    );
     println!(
         "byte order:  {} (header LittleEndian flag = {})",
-        if h.bytes_per_sample() == 1 { "n/a (8-bit)" } else if ser.little_endian { "little-endian" } else { "big-endian" },
+        if h.bytes_per_sample() == 1 {
+            "n/a (8-bit)"
+        } else if ser.little_endian {
+            "little-endian"
+        } else {
+            "big-endian"
+        },
         h.little_endian_flag
     );
     println!("observer:    {}", h.observer);
@@ -246,7 +293,10 @@ fn cmd_info(cli: &Cli, file: &Path, open: &OpenArgs) -> Result<()> {
     for w in &ser.warnings {
         println!("warning:     {w}");
     }
-    println!("device:      {}", describe_device(backend_choice(cli, None)));
+    println!(
+        "device:      {}",
+        describe_device(backend_choice(cli, None))
+    );
     Ok(())
 }
 
@@ -283,7 +333,11 @@ fn cmd_run(cli: &Cli, backend: &mut HostBackend, args: &RunArgs) -> Result<()> {
     let output = match &args.output {
         Some(o) => o.clone(),
         None => {
-            let stem = args.file.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "capture".into());
+            let stem = args
+                .file
+                .file_stem()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_else(|| "capture".into());
             args.file.with_file_name(format!("{stem}_jupiter.tif"))
         }
     };
@@ -300,7 +354,8 @@ fn cmd_run(cli: &Cli, backend: &mut HostBackend, args: &RunArgs) -> Result<()> {
     let out = run(&reg, backend, &req)?;
     if let Some(rp) = &args.report {
         let text = serde_json::to_string_pretty(&out.report)?;
-        crate::io::write::write_text_atomic(rp, &text).with_context(|| format!("{}: cannot write the report", rp.display()))?;
+        crate::io::write::write_text_atomic(rp, &text)
+            .with_context(|| format!("{}: cannot write the report", rp.display()))?;
     }
     if !cli.quiet {
         let r = &out.report;

@@ -67,13 +67,18 @@ impl Selection {
     pub fn parse(s: &str) -> Result<Selection> {
         let s = s.trim();
         if let Some(p) = s.strip_suffix('%') {
-            let v: f64 = p.trim().parse().with_context(|| format!("select: '{s}' is not a percentage"))?;
+            let v: f64 = p
+                .trim()
+                .parse()
+                .with_context(|| format!("select: '{s}' is not a percentage"))?;
             if !(v > 0.0 && v <= 100.0) {
                 bail!("select: {v}% is outside 0% < p <= 100%");
             }
             Ok(Selection::Percent(v))
         } else {
-            let n: usize = s.parse().with_context(|| format!("select: '{s}' is neither a percentage (25%) nor a frame count (300)"))?;
+            let n: usize = s.parse().with_context(|| {
+                format!("select: '{s}' is neither a percentage (25%) nor a frame count (300)")
+            })?;
             if n == 0 {
                 bail!("select: at least one frame must be kept");
             }
@@ -99,12 +104,20 @@ pub struct StageChoice {
 
 impl StageChoice {
     pub fn new(plugin: &str) -> StageChoice {
-        StageChoice { plugin: plugin.into(), params: Map::new() }
+        StageChoice {
+            plugin: plugin.into(),
+            params: Map::new(),
+        }
     }
     fn from_entry(e: &StageEntry) -> Result<StageChoice> {
         let v = serde_json::to_value(&e.params)?;
-        let Value::Object(params) = v else { bail!("params of '{}' must be a table", e.plugin) };
-        Ok(StageChoice { plugin: e.plugin.clone(), params })
+        let Value::Object(params) = v else {
+            bail!("params of '{}' must be a table", e.plugin)
+        };
+        Ok(StageChoice {
+            plugin: e.plugin.clone(),
+            params,
+        })
     }
 }
 
@@ -141,12 +154,17 @@ impl Default for PipelineSpec {
 impl PipelineSpec {
     /// Reads a pipeline file over the defaults.
     pub fn from_file(path: &Path) -> Result<PipelineSpec> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read the pipeline file", path.display()))?;
-        let file: PipelineFile = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read the pipeline file", path.display()))?;
+        let file: PipelineFile = toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))?;
         let mut spec = PipelineSpec::default();
         if let Some(v) = file.version {
             if v != 1 {
-                bail!("{}: pipeline version {v} is not supported (this jupiter reads version 1)", path.display());
+                bail!(
+                    "{}: pipeline version {v} is not supported (this jupiter reads version 1)",
+                    path.display()
+                );
             }
         }
         if let Some(b) = file.backend {
@@ -165,7 +183,10 @@ impl PipelineSpec {
             spec.stack = StageChoice::from_entry(e)?;
         }
         if let Some(post) = &file.post {
-            spec.post = post.iter().map(StageChoice::from_entry).collect::<Result<_>>()?;
+            spec.post = post
+                .iter()
+                .map(StageChoice::from_entry)
+                .collect::<Result<_>>()?;
             spec.default_post = false;
         }
         Ok(spec)
@@ -215,13 +236,23 @@ pub fn validate_params(manifest: &Manifest, params: &Map<String, Value>) -> Resu
             let known: Vec<&str> = manifest.params.iter().map(|p| p.name.as_str()).collect();
             bail!(
                 "unknown parameter '{key}' for stage '{stage}' (its parameters: {})",
-                if known.is_empty() { "none".into() } else { known.join(", ") }
+                if known.is_empty() {
+                    "none".into()
+                } else {
+                    known.join(", ")
+                }
             );
         };
         let range = spec.range_text();
-        let bad = |what: &str| anyhow::anyhow!("parameter '{key}' of stage '{stage}' {what} (expected {}, {range}; got {value})", spec.kind.as_str());
+        let bad = |what: &str| {
+            anyhow::anyhow!(
+                "parameter '{key}' of stage '{stage}' {what} (expected {}, {range}; got {value})",
+                spec.kind.as_str()
+            )
+        };
         let in_range = |x: f64| {
-            spec.min.into_option().is_none_or(|m| x >= m) && spec.max.into_option().is_none_or(|m| x <= m)
+            spec.min.into_option().is_none_or(|m| x >= m)
+                && spec.max.into_option().is_none_or(|m| x <= m)
         };
         match spec.kind {
             ParamKind::Float => {
@@ -285,7 +316,11 @@ mod tests {
         assert_eq!(s.stack.params["kappa"], serde_json::json!(2.5));
         assert_eq!(s.post[0].params["gains"], serde_json::json!([2.0, 1.5]));
         assert_eq!(s.quality.params["metric"], serde_json::json!("tenengrad"));
-        assert!(s.apply_set("nosuch.x=1").unwrap_err().to_string().contains("no stage 'nosuch'"));
+        assert!(s
+            .apply_set("nosuch.x=1")
+            .unwrap_err()
+            .to_string()
+            .contains("no stage 'nosuch'"));
     }
 
     #[test]
@@ -310,15 +345,27 @@ mod tests {
             "1",
             StageKind::Stack,
             "",
-            vec![ParamSpec::float("k", 2.0, 0.0, 10.0, ""), ParamSpec::choice("mode", "a", &["a", "b"], "")],
+            vec![
+                ParamSpec::float("k", 2.0, 0.0, 10.0, ""),
+                ParamSpec::choice("mode", "a", &["a", "b"], ""),
+            ],
         );
         let ok: Map<String, Value> = serde_json::from_str(r#"{"k": 3, "mode": "b"}"#).unwrap();
         validate_params(&m, &ok).unwrap();
-        let e = validate_params(&m, &serde_json::from_str(r#"{"k": 30}"#).unwrap()).unwrap_err().to_string();
+        let e = validate_params(&m, &serde_json::from_str(r#"{"k": 30}"#).unwrap())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("'k'") && e.contains("0 ..= 10"), "{e}");
-        let e = validate_params(&m, &serde_json::from_str(r#"{"kk": 1}"#).unwrap()).unwrap_err().to_string();
-        assert!(e.contains("unknown parameter 'kk'") && e.contains("k, mode"), "{e}");
-        let e = validate_params(&m, &serde_json::from_str(r#"{"mode": "c"}"#).unwrap()).unwrap_err().to_string();
+        let e = validate_params(&m, &serde_json::from_str(r#"{"kk": 1}"#).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown parameter 'kk'") && e.contains("k, mode"),
+            "{e}"
+        );
+        let e = validate_params(&m, &serde_json::from_str(r#"{"mode": "c"}"#).unwrap())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("one of a, b"), "{e}");
     }
 }

@@ -20,7 +20,8 @@ pub fn run_demo(
     (frames, width, height): (usize, u32, u32),
     device: &str,
 ) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the demo directory", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("{}: cannot create the demo directory", dir.display()))?;
     let opts = SynthOptions {
         width: width.max(32),
         height: height.max(32),
@@ -46,7 +47,8 @@ pub fn run_demo(
         opts.blur.1,
         opts.jitter
     );
-    let capture = generate(&ser_path, &opts).with_context(|| format!("{}: cannot write the demo capture", ser_path.display()))?;
+    let capture = generate(&ser_path, &opts)
+        .with_context(|| format!("{}: cannot write the demo capture", ser_path.display()))?;
     let spec = PipelineSpec::default();
     let output = dir.join("demo_jupiter.tif");
     let req = RunRequest {
@@ -72,14 +74,31 @@ pub fn run_demo(
     let single = psnr_interior(&ser.decode_frame(best)?, &truth_at_best, w, h, ch, 8);
     let stacked_img = out.stacked.as_ref().expect("keep_stacked was asked");
     let stacked = psnr_interior(&stacked_img.data, &truth_at_best, w, h, ch, 8);
-    let times: Vec<String> = r.timings.iter().map(|t| format!("{} {:.2} s", t.plugin, t.seconds)).collect();
+    let times: Vec<String> = r
+        .timings
+        .iter()
+        .map(|t| format!("{} {:.2} s", t.plugin, t.seconds))
+        .collect();
     println!("jupiter demo");
-    println!("  capture:  {} ({} frames, {}×{} RGB)", ser_path.display(), r.frames, w, h);
-    println!("  kept:     {} best frames ({:?} of the capture)", r.selected.len(), spec.select);
+    println!(
+        "  capture:  {} ({} frames, {}×{} RGB)",
+        ser_path.display(),
+        r.frames,
+        w,
+        h
+    );
+    println!(
+        "  kept:     {} best frames ({:?} of the capture)",
+        r.selected.len(),
+        spec.select
+    );
     println!("  device:   {}", r.device);
     println!("  stages:   {}", times.join(", "));
     println!("  PSNR vs truth: best single frame {single:.2} dB → stack {stacked:.2} dB (gain {:+.2} dB)", stacked - single);
-    println!("  output:   {} (16-bit RGB TIFF, sharpened and stretched for viewing)", output.display());
+    println!(
+        "  output:   {} (16-bit RGB TIFF, sharpened and stretched for viewing)",
+        output.display()
+    );
     println!("  report:   {}", dir.join("report.json").display());
     Ok(())
 }

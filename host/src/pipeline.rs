@@ -12,8 +12,8 @@ use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RResult, RSliceMut, RStr, RVec};
 use anyhow::{bail, Result};
 use jupiter_plugin_api::{
-    AlignRequest, Alignment, ErrorKind, FrameInfo, FrameSource, FrameSourceRef, FrameSource_TO, Image, StackRequest,
-    StageError, StageKind,
+    AlignRequest, Alignment, ErrorKind, FrameInfo, FrameSource, FrameSourceRef, FrameSource_TO,
+    Image, StackRequest, StageError, StageKind,
 };
 use serde::Serialize;
 
@@ -40,12 +40,25 @@ impl FrameSource for SerFrames {
         }
     }
 
-    fn read_rows(&self, index: usize, y0: usize, rows: usize, mut out: RSliceMut<'_, f32>) -> RResult<(), StageError> {
+    fn read_rows(
+        &self,
+        index: usize,
+        y0: usize,
+        rows: usize,
+        mut out: RSliceMut<'_, f32>,
+    ) -> RResult<(), StageError> {
         let info = self.info();
         let Some(&frame) = self.indices.get(index) else {
-            return RResult::RErr(StageError::internal(format!("frame {index} requested, the source has {}", info.count)));
+            return RResult::RErr(StageError::internal(format!(
+                "frame {index} requested, the source has {}",
+                info.count
+            )));
         };
-        if y0.checked_add(rows).is_none_or(|e| e > info.height as usize) || out.len() != rows * info.row_len() {
+        if y0
+            .checked_add(rows)
+            .is_none_or(|e| e > info.height as usize)
+            || out.len() != rows * info.row_len()
+        {
             return RResult::RErr(StageError::internal(format!(
                 "read_rows({index}, {y0}, {rows}) with a buffer of {} samples on {}×{}×{} frames",
                 out.len(),
@@ -55,7 +68,9 @@ impl FrameSource for SerFrames {
             )));
         }
         // Never let a panic cross back into the plugin.
-        match catch_unwind(AssertUnwindSafe(|| self.ser.decode_rows(frame, y0, rows, &mut out))) {
+        match catch_unwind(AssertUnwindSafe(|| {
+            self.ser.decode_rows(frame, y0, rows, &mut out)
+        })) {
             Ok(Ok(())) => RResult::ROk(()),
             Ok(Err(e)) => RResult::RErr(StageError::internal(e.to_string())),
             Err(_) => RResult::RErr(StageError::internal("the host's SER decoder panicked")),
@@ -69,9 +84,18 @@ pub enum RunError {
     #[error("cancelled")]
     Cancelled,
     #[error("stage '{stage}' ({kind}, plugin file {file}) failed: {error}")]
-    Stage { stage: String, kind: &'static str, file: String, error: StageError },
+    Stage {
+        stage: String,
+        kind: &'static str,
+        file: String,
+        error: StageError,
+    },
     #[error("stage '{stage}' (plugin file {file}) returned an invalid result: {problem}")]
-    BadOutput { stage: String, file: String, problem: String },
+    BadOutput {
+        stage: String,
+        file: String,
+        problem: String,
+    },
 }
 
 fn stage_err(s: &LoadedStage, e: StageError) -> anyhow::Error {
@@ -88,39 +112,78 @@ fn stage_err(s: &LoadedStage, e: StageError) -> anyhow::Error {
 }
 
 fn bad_output(s: &LoadedStage, problem: String) -> anyhow::Error {
-    RunError::BadOutput { stage: s.manifest.name.to_string(), file: s.file.display().to_string(), problem }.into()
+    RunError::BadOutput {
+        stage: s.manifest.name.to_string(),
+        file: s.file.display().to_string(),
+        problem,
+    }
+    .into()
 }
 
 fn check_image(s: &LoadedStage, img: &Image, w: u32, h: u32, c: Option<u32>) -> Result<()> {
     if img.width != w || img.height != h || c.is_some_and(|c| img.channels != c) {
         return Err(bad_output(
             s,
-            format!("image of {}×{}×{}, expected {w}×{h}×{}", img.width, img.height, img.channels, c.map_or("?".into(), |c| c.to_string())),
+            format!(
+                "image of {}×{}×{}, expected {w}×{h}×{}",
+                img.width,
+                img.height,
+                img.channels,
+                c.map_or("?".into(), |c| c.to_string())
+            ),
         ));
     }
     if let Some(buf) = img.device.as_ref().into_option() {
         // Device-resident: its values are checked once downloaded.
         if buf.size < img.len() as u64 * 4 {
-            return Err(bad_output(s, format!("GPU image buffer of {} bytes for {}×{}×{}", buf.size, img.width, img.height, img.channels)));
+            return Err(bad_output(
+                s,
+                format!(
+                    "GPU image buffer of {} bytes for {}×{}×{}",
+                    buf.size, img.width, img.height, img.channels
+                ),
+            ));
         }
         return Ok(());
     }
     if img.data.len() != img.len() {
-        return Err(bad_output(s, format!("image holds {} samples for {}×{}×{}", img.data.len(), img.width, img.height, img.channels)));
+        return Err(bad_output(
+            s,
+            format!(
+                "image holds {} samples for {}×{}×{}",
+                img.data.len(),
+                img.width,
+                img.height,
+                img.channels
+            ),
+        ));
     }
     if let Some(i) = img.data.iter().position(|v| !v.is_finite()) {
-        return Err(bad_output(s, format!("non-finite value ({}) at sample {i}", img.data[i])));
+        return Err(bad_output(
+            s,
+            format!("non-finite value ({}) at sample {i}", img.data[i]),
+        ));
     }
     Ok(())
 }
 
 /// Brings a GPU-resident image into host memory (and frees its buffer).
 fn download(backend: &HostBackend, image: Image) -> Result<Image> {
-    let Some(buf) = image.device.as_ref().into_option().copied() else { return Ok(image) };
-    let gpu = backend.gpu_service().ok_or_else(|| anyhow::anyhow!("a stage returned a GPU image but there is no GPU"))?;
-    let data = jupiter_plugin_api::gpu::helpers::download(gpu, buf, image.len()).map_err(|e| anyhow::anyhow!("downloading the image from the GPU failed: {e}"))?;
+    let Some(buf) = image.device.as_ref().into_option().copied() else {
+        return Ok(image);
+    };
+    let gpu = backend
+        .gpu_service()
+        .ok_or_else(|| anyhow::anyhow!("a stage returned a GPU image but there is no GPU"))?;
+    let data = jupiter_plugin_api::gpu::helpers::download(gpu, buf, image.len())
+        .map_err(|e| anyhow::anyhow!("downloading the image from the GPU failed: {e}"))?;
     gpu.destroy_buffer(buf);
-    Ok(Image::from_vec(image.width, image.height, image.channels, data))
+    Ok(Image::from_vec(
+        image.width,
+        image.height,
+        image.channels,
+        data,
+    ))
 }
 
 /// Calls a stage; when it reports a GPU failure, warns once and re-runs it on
@@ -132,7 +195,10 @@ fn with_cpu_fallback<T>(
 ) -> Result<T> {
     match call().into_result() {
         Err(e) if e.kind == ErrorKind::GpuFailed && backend.gpu_service().is_some() => {
-            backend.message(&format!("warning: stage '{}': GPU path failed ({}); re-running it on the CPU", stage.manifest.name, e.message));
+            backend.message(&format!(
+                "warning: stage '{}': GPU path failed ({}); re-running it on the CPU",
+                stage.manifest.name, e.message
+            ));
             backend.enable_gpu(false);
             let r = call().into_result();
             backend.enable_gpu(true);
@@ -202,19 +268,38 @@ fn params_json(stage: &LoadedStage, choice: &StageChoice) -> Result<String> {
 }
 
 /// Resolves every stage of the spec and validates its parameters (before any work).
-fn resolve<'r>(reg: &'r Registry, spec: &PipelineSpec, backend: &HostBackend) -> Result<Vec<(&'r LoadedStage, String, StageKind)>> {
+fn resolve<'r>(
+    reg: &'r Registry,
+    spec: &PipelineSpec,
+    backend: &HostBackend,
+) -> Result<Vec<(&'r LoadedStage, String, StageKind)>> {
     let mut out = Vec::new();
-    for (choice, kind) in [(&spec.quality, StageKind::Quality), (&spec.align, StageKind::Align), (&spec.stack, StageKind::Stack)] {
+    for (choice, kind) in [
+        (&spec.quality, StageKind::Quality),
+        (&spec.align, StageKind::Align),
+        (&spec.stack, StageKind::Stack),
+    ] {
         let s = reg.get(&choice.plugin, kind)?;
         out.push((s, params_json(s, choice)?, kind));
     }
     for choice in &spec.post {
         if spec.default_post && !reg.stages.contains_key(&choice.plugin) {
-            backend.message(&format!("warning: default post-processing stage '{}' is not installed; skipped", choice.plugin));
+            backend.message(&format!(
+                "warning: default post-processing stage '{}' is not installed; skipped",
+                choice.plugin
+            ));
             continue;
         }
-        let kind = reg.stages.get(&choice.plugin).map(|s| s.manifest.kind).unwrap_or(StageKind::Filter);
-        let kind = if crate::registry::is_image_stage(kind) { kind } else { StageKind::Filter };
+        let kind = reg
+            .stages
+            .get(&choice.plugin)
+            .map(|s| s.manifest.kind)
+            .unwrap_or(StageKind::Filter);
+        let kind = if crate::registry::is_image_stage(kind) {
+            kind
+        } else {
+            StageKind::Filter
+        };
         let s = reg.get(&choice.plugin, kind)?;
         out.push((s, params_json(s, choice)?, kind));
     }
@@ -226,14 +311,21 @@ pub fn run(reg: &Registry, backend: &HostBackend, req: &RunRequest) -> Result<Ru
     let t0 = Instant::now();
     let stages = resolve(reg, req.spec, backend)?;
     if req.output.exists() && !req.force {
-        bail!("{}: already exists (use --force to replace it)", req.output.display());
+        bail!(
+            "{}: already exists (use --force to replace it)",
+            req.output.display()
+        );
     }
     let ser = Arc::new(SerFile::open(req.input, req.open)?);
     for w in &ser.warnings {
         backend.message(&format!("warning: {}: {w}", req.input.display()));
     }
     let n = ser.frame_count;
-    let (w, h, c) = (ser.width() as u32, ser.height() as u32, ser.channels() as u32);
+    let (w, h, c) = (
+        ser.width() as u32,
+        ser.height() as u32,
+        ser.channels() as u32,
+    );
     let mut timings = Vec::new();
     let mut time = |s: &LoadedStage, label: &str, t: Instant| {
         timings.push(StageTiming {
@@ -243,24 +335,44 @@ pub fn run(reg: &Registry, backend: &HostBackend, req: &RunRequest) -> Result<Ru
             seconds: t.elapsed().as_secs_f64(),
         })
     };
-    let cancelled = || -> Result<()> { if backend.is_cancelled() { Err(RunError::Cancelled.into()) } else { Ok(()) } };
+    let cancelled = || -> Result<()> {
+        if backend.is_cancelled() {
+            Err(RunError::Cancelled.into())
+        } else {
+            Ok(())
+        }
+    };
 
     // Quality.
     let (qs, qp, _) = &stages[0];
-    let all = SerFrames { ser: ser.clone(), indices: (0..n).collect() };
+    let all = SerFrames {
+        ser: ser.clone(),
+        indices: (0..n).collect(),
+    };
     let t = Instant::now();
     backend.begin_stage("quality");
     let scores = with_cpu_fallback(backend, qs, || {
-        (qs.module.quality())(RStr::from(qs.manifest.name.as_str()), backend.as_ref(), FrameSource_TO::from_ptr(&all, TD_Opaque), RStr::from(qp.as_str()))
+        (qs.module.quality())(
+            RStr::from(qs.manifest.name.as_str()),
+            backend.as_ref(),
+            FrameSource_TO::from_ptr(&all, TD_Opaque),
+            RStr::from(qp.as_str()),
+        )
     });
     backend.end_stage();
     let scores: Vec<f32> = scores?.into_vec();
     cancelled()?;
     if scores.len() != n {
-        return Err(bad_output(qs, format!("{} scores for {n} frames", scores.len())));
+        return Err(bad_output(
+            qs,
+            format!("{} scores for {n} frames", scores.len()),
+        ));
     }
     if let Some(i) = scores.iter().position(|s| !s.is_finite()) {
-        return Err(bad_output(qs, format!("score of frame {i} is {}", scores[i])));
+        return Err(bad_output(
+            qs,
+            format!("score of frame {i} is {}", scores[i]),
+        ));
     }
     time(qs, "quality", t);
 
@@ -269,7 +381,10 @@ pub fn run(reg: &Registry, backend: &HostBackend, req: &RunRequest) -> Result<Ru
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
     order.truncate(keep);
-    let selected = SerFrames { ser: ser.clone(), indices: order.clone() };
+    let selected = SerFrames {
+        ser: ser.clone(),
+        indices: order.clone(),
+    };
     let sel_scores: RVec<f32> = order.iter().map(|&i| scores[i]).collect();
     let source = || -> FrameSourceRef<'_> { FrameSource_TO::from_ptr(&selected, TD_Opaque) };
 
@@ -277,17 +392,32 @@ pub fn run(reg: &Registry, backend: &HostBackend, req: &RunRequest) -> Result<Ru
     let (as_, ap, _) = &stages[1];
     let t = Instant::now();
     backend.begin_stage("align");
-    let align_req = AlignRequest { scores: sel_scores.clone() };
+    let align_req = AlignRequest {
+        scores: sel_scores.clone(),
+    };
     let alignment: Result<Alignment> = with_cpu_fallback(backend, as_, || {
-        (as_.module.align())(RStr::from(as_.manifest.name.as_str()), backend.as_ref(), source(), &align_req, RStr::from(ap.as_str()))
+        (as_.module.align())(
+            RStr::from(as_.manifest.name.as_str()),
+            backend.as_ref(),
+            source(),
+            &align_req,
+            RStr::from(ap.as_str()),
+        )
     });
     backend.end_stage();
     let alignment = alignment?;
     cancelled()?;
     if alignment.warps.len() != keep {
-        return Err(bad_output(as_, format!("{} warps for {keep} frames", alignment.warps.len())));
+        return Err(bad_output(
+            as_,
+            format!("{} warps for {keep} frames", alignment.warps.len()),
+        ));
     }
-    if let Some(i) = alignment.warps.iter().position(|w| !w.dx.is_finite() || !w.dy.is_finite()) {
+    if let Some(i) = alignment
+        .warps
+        .iter()
+        .position(|w| !w.dx.is_finite() || !w.dy.is_finite())
+    {
         return Err(bad_output(as_, format!("shift of frame {i} is not finite")));
     }
     time(as_, "align", t);
@@ -296,17 +426,33 @@ pub fn run(reg: &Registry, backend: &HostBackend, req: &RunRequest) -> Result<Ru
     let (ss, sp, _) = &stages[2];
     let t = Instant::now();
     backend.begin_stage("stack");
-    let stack_req = StackRequest { alignment: alignment.clone(), scores: sel_scores };
+    let stack_req = StackRequest {
+        alignment: alignment.clone(),
+        scores: sel_scores,
+    };
     let stacked = with_cpu_fallback(backend, ss, || {
-        (ss.module.stack())(RStr::from(ss.manifest.name.as_str()), backend.as_ref(), source(), &stack_req, RStr::from(sp.as_str()))
+        (ss.module.stack())(
+            RStr::from(ss.manifest.name.as_str()),
+            backend.as_ref(),
+            source(),
+            &stack_req,
+            RStr::from(sp.as_str()),
+        )
     });
     backend.end_stage();
     let stacked = stacked?;
     cancelled()?;
     check_image(ss, &stacked, w, h, Some(c))?;
-    let stacked = if stages.len() == 3 { download(backend, stacked)? } else { stacked };
+    let stacked = if stages.len() == 3 {
+        download(backend, stacked)?
+    } else {
+        stacked
+    };
     if let Some(i) = stacked.data.iter().position(|v| !v.is_finite()) {
-        return Err(bad_output(ss, format!("non-finite value ({}) at sample {i}", stacked.data[i])));
+        return Err(bad_output(
+            ss,
+            format!("non-finite value ({}) at sample {i}", stacked.data[i]),
+        ));
     }
     time(ss, "stack", t);
 
@@ -338,12 +484,20 @@ pub fn run(reg: &Registry, backend: &HostBackend, req: &RunRequest) -> Result<Ru
                 }
                 Some(i) => download(backend, i.clone()).unwrap_or_else(|_| i.clone()),
             };
-            (ps.module.process())(RStr::from(ps.manifest.name.as_str()), backend.as_ref(), arg, RStr::from(pp.as_str()))
+            (ps.module.process())(
+                RStr::from(ps.manifest.name.as_str()),
+                backend.as_ref(),
+                arg,
+                RStr::from(pp.as_str()),
+            )
         });
         backend.end_stage();
         let out = out?;
         // The input's device buffer belongs to the host: free it once replaced.
-        if let (Some(a), b) = (input.device.as_ref().into_option(), out.device.as_ref().into_option()) {
+        if let (Some(a), b) = (
+            input.device.as_ref().into_option(),
+            out.device.as_ref().into_option(),
+        ) {
             if b != Some(a) {
                 if let Some(g) = backend.gpu_service() {
                     g.destroy_buffer(*a);
@@ -359,7 +513,10 @@ pub fn run(reg: &Registry, backend: &HostBackend, req: &RunRequest) -> Result<Ru
     cancelled()?;
     let image = download(backend, image)?;
     if let Some(i) = image.data.iter().position(|v| !v.is_finite()) {
-        bail!("the final image has a non-finite value ({}) at sample {i}", image.data[i]);
+        bail!(
+            "the final image has a non-finite value ({}) at sample {i}",
+            image.data[i]
+        );
     }
     write_image(&image, &req.output, req.png8, req.force)?;
     let report = Report {
@@ -378,5 +535,9 @@ pub fn run(reg: &Registry, backend: &HostBackend, req: &RunRequest) -> Result<Ru
         total_seconds: t0.elapsed().as_secs_f64(),
         device: req.device.clone(),
     };
-    Ok(RunOutput { report, stacked, image })
+    Ok(RunOutput {
+        report,
+        stacked,
+        image,
+    })
 }

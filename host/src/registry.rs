@@ -29,7 +29,10 @@ pub struct Registry {
 }
 
 fn is_shared_library(path: &Path) -> bool {
-    matches!(path.extension().and_then(|e| e.to_str()), Some("so" | "dylib" | "dll"))
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("so" | "dylib" | "dll")
+    )
 }
 
 /// Shortens abi_stable's (very long) load errors to one line that says what
@@ -38,20 +41,29 @@ fn short_reason(err: &abi_stable::library::LibraryError) -> String {
     use abi_stable::library::LibraryError as E;
     let text = err.to_string();
     let summary = match err {
-        E::GetSymbolError { symbol, .. } => {
-            Some(format!("it exports no jupiter root module (no symbol {})", String::from_utf8_lossy(symbol).trim_matches(|c: char| c == '\0' || c.is_whitespace())))
-        }
+        E::GetSymbolError { symbol, .. } => Some(format!(
+            "it exports no jupiter root module (no symbol {})",
+            String::from_utf8_lossy(symbol).trim_matches(|c: char| c == '\0' || c.is_whitespace())
+        )),
         E::AbiInstability(_) => layout_mismatch(&text),
         _ => None,
     };
     let mut s = summary.unwrap_or_else(|| {
-        let mut lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).take(4).collect();
+        let mut lines: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .take(4)
+            .collect();
         if text.lines().count() > 4 {
             lines.push("...");
         }
         lines.join(" ")
     });
-    if matches!(err, E::AbiInstability(_) | E::IncompatibleVersionNumber { .. }) {
+    if matches!(
+        err,
+        E::AbiInstability(_) | E::IncompatibleVersionNumber { .. }
+    ) {
         s.push_str(" (the plugin was built against a different jupiter-plugin-api: rebuild it against this host's version)");
     }
     s
@@ -65,8 +77,16 @@ fn layout_mismatch(text: &str) -> Option<String> {
     // The innermost differing type: the "type:" and "package:" lines after each heading.
     let described = |heading: &str| -> Option<(String, String)> {
         let at = lines.iter().rposition(|l| *l == heading)?;
-        let ty = lines[at..].iter().find_map(|l| l.strip_prefix("type:"))?.trim().to_string();
-        let pkg = lines[at..].iter().find_map(|l| l.strip_prefix("package:"))?.replace('\'', "").replace(" version:", " ");
+        let ty = lines[at..]
+            .iter()
+            .find_map(|l| l.strip_prefix("type:"))?
+            .trim()
+            .to_string();
+        let pkg = lines[at..]
+            .iter()
+            .find_map(|l| l.strip_prefix("package:"))?
+            .replace('\'', "")
+            .replace(" version:", " ");
         Some((ty, pkg))
     };
     let (ty, host_pkg) = described("Layout of expected type:")?;
@@ -74,34 +94,67 @@ fn layout_mismatch(text: &str) -> Option<String> {
     let mut errors = Vec::new();
     for (i, l) in lines.iter().enumerate() {
         if let Some(what) = l.strip_prefix("Error:") {
-            let value = |label: &str| lines.iter().skip(i).position(|x| *x == label).and_then(|k| lines.get(i + k + 1)).copied().unwrap_or("?");
-            errors.push(format!("{what} (host {}, plugin {})", value("Expected:"), value("Found:")));
+            let value = |label: &str| {
+                lines
+                    .iter()
+                    .skip(i)
+                    .position(|x| *x == label)
+                    .and_then(|k| lines.get(i + k + 1))
+                    .copied()
+                    .unwrap_or("?")
+            };
+            errors.push(format!(
+                "{what} (host {}, plugin {})",
+                value("Expected:"),
+                value("Found:")
+            ));
         }
     }
     if errors.is_empty() {
         return None;
     }
-    Some(format!("type {ty} differs: {} [host: {host_pkg}; plugin: {plugin_pkg}]", errors.join("; ")))
+    Some(format!(
+        "type {ty} differs: {} [host: {host_pkg}; plugin: {plugin_pkg}]",
+        errors.join("; ")
+    ))
 }
 
 impl Registry {
     /// Loads every plugin in `dir`.
     pub fn load_dir(dir: &Path) -> Result<Registry> {
-        let entries = std::fs::read_dir(dir).with_context(|| format!("{}: cannot read the plugin directory", dir.display()))?;
-        let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_file() && is_shared_library(p)).collect();
+        let entries = std::fs::read_dir(dir)
+            .with_context(|| format!("{}: cannot read the plugin directory", dir.display()))?;
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.is_file() && is_shared_library(p))
+            .collect();
         files.sort();
-        let mut reg = Registry { dir: dir.to_path_buf(), stages: BTreeMap::new(), warnings: Vec::new() };
+        let mut reg = Registry {
+            dir: dir.to_path_buf(),
+            stages: BTreeMap::new(),
+            warnings: Vec::new(),
+        };
         for file in files {
-            let module = match abi_stable::library::lib_header_from_path(&file).and_then(|h| h.init_root_module::<PluginMod_Ref>()) {
+            let module = match abi_stable::library::lib_header_from_path(&file)
+                .and_then(|h| h.init_root_module::<PluginMod_Ref>())
+            {
                 Ok(m) => m,
                 Err(e) => {
-                    reg.warnings.push(format!("{}: skipped, not a usable jupiter plugin: {}", file.display(), short_reason(&e)));
+                    reg.warnings.push(format!(
+                        "{}: skipped, not a usable jupiter plugin: {}",
+                        file.display(),
+                        short_reason(&e)
+                    ));
                     continue;
                 }
             };
             let manifests = (module.stages())();
             if manifests.is_empty() {
-                reg.warnings.push(format!("{}: skipped, the library exports no stages", file.display()));
+                reg.warnings.push(format!(
+                    "{}: skipped, the library exports no stages",
+                    file.display()
+                ));
             }
             for manifest in manifests {
                 let name = manifest.name.to_string();
@@ -113,7 +166,14 @@ impl Registry {
                         dir.display()
                     );
                 }
-                reg.stages.insert(name, LoadedStage { manifest, module, file: file.clone() });
+                reg.stages.insert(
+                    name,
+                    LoadedStage {
+                        manifest,
+                        module,
+                        file: file.clone(),
+                    },
+                );
             }
         }
         Ok(reg)
@@ -122,8 +182,17 @@ impl Registry {
     /// The stage `name`, which must be of `kind`; the error lists what is available.
     pub fn get(&self, name: &str, kind: StageKind) -> Result<&LoadedStage> {
         let available = |k: StageKind| -> String {
-            let v: Vec<&str> = self.stages.values().filter(|s| s.manifest.kind == k).map(|s| s.manifest.name.as_str()).collect();
-            if v.is_empty() { "none".into() } else { v.join(", ") }
+            let v: Vec<&str> = self
+                .stages
+                .values()
+                .filter(|s| s.manifest.kind == k)
+                .map(|s| s.manifest.name.as_str())
+                .collect();
+            if v.is_empty() {
+                "none".into()
+            } else {
+                v.join(", ")
+            }
         };
         match self.stages.get(name) {
             None => bail!(
@@ -152,5 +221,8 @@ pub fn is_image_stage(kind: StageKind) -> bool {
 /// The default plugin directory: the directory of the running executable.
 pub fn default_plugin_dir() -> Result<PathBuf> {
     let exe = std::env::current_exe().context("cannot locate the jupiter-host executable")?;
-    Ok(exe.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(".")))
+    Ok(exe
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(".")))
 }

@@ -138,7 +138,11 @@ pub struct Seeing {
 
 impl Default for Seeing {
     fn default() -> Self {
-        Seeing { warp: (0.0, 0.0), scale: (50.0, 100.0), blur_variation: 0.0 }
+        Seeing {
+            warp: (0.0, 0.0),
+            scale: (50.0, 100.0),
+            blur_variation: 0.0,
+        }
     }
 }
 
@@ -146,7 +150,11 @@ impl Seeing {
     /// Typical bad local seeing: 1–3 px local displacements varying over
     /// 50–100 px, blur sigma varying by ±50 % across the field.
     pub fn turbulent() -> Seeing {
-        Seeing { warp: (1.0, 3.0), scale: (50.0, 100.0), blur_variation: 0.5 }
+        Seeing {
+            warp: (1.0, 3.0),
+            scale: (50.0, 100.0),
+            blur_variation: 0.5,
+        }
     }
     /// True when it changes nothing.
     pub fn is_off(&self) -> bool {
@@ -165,10 +173,17 @@ pub struct Wave {
 
 impl Wave {
     fn random(rng: &mut Rng, scale: (f32, f32), amplitude: f64) -> Wave {
-        let lambda = rng.range(scale.0 as f64, scale.1.max(scale.0) as f64).max(1.0);
+        let lambda = rng
+            .range(scale.0 as f64, scale.1.max(scale.0) as f64)
+            .max(1.0);
         let theta = rng.range(0.0, 2.0 * std::f64::consts::PI);
         let k = 2.0 * std::f64::consts::PI / lambda;
-        Wave { kx: k * theta.cos(), ky: k * theta.sin(), phase: rng.range(0.0, 2.0 * std::f64::consts::PI), amplitude }
+        Wave {
+            kx: k * theta.cos(),
+            ky: k * theta.sin(),
+            phase: rng.range(0.0, 2.0 * std::f64::consts::PI),
+            amplitude,
+        }
     }
     /// The wave's value at `(x, y)`.
     pub fn at(&self, x: f64, y: f64) -> f64 {
@@ -181,7 +196,9 @@ impl Wave {
 fn wave_sum_grid(waves: &[Wave], w: usize, h: usize) -> Vec<f64> {
     let mut out = vec![0.0f64; w * h];
     for wave in waves {
-        let (cx, sx): (Vec<f64>, Vec<f64>) = (0..w).map(|x| ((wave.kx * x as f64).cos(), (wave.kx * x as f64).sin())).unzip();
+        let (cx, sx): (Vec<f64>, Vec<f64>) = (0..w)
+            .map(|x| ((wave.kx * x as f64).cos(), (wave.kx * x as f64).sin()))
+            .unzip();
         for y in 0..h {
             let b = wave.ky * y as f64 + wave.phase;
             let (cb, sb) = (b.cos() * wave.amplitude, b.sin() * wave.amplitude);
@@ -220,16 +237,33 @@ impl LocalSeeing {
     fn random(rng: &mut Rng, s: &Seeing, sigma: f32) -> LocalSeeing {
         // RMS of |d| = a: each component has RMS a / sqrt(2); a sum of n
         // waves of amplitude b has RMS b * sqrt(n / 2).
-        let a = if s.warp.1 > 0.0 { rng.range(s.warp.0 as f64, s.warp.1.max(s.warp.0) as f64) } else { 0.0 };
+        let a = if s.warp.1 > 0.0 {
+            rng.range(s.warp.0 as f64, s.warp.1.max(s.warp.0) as f64)
+        } else {
+            0.0
+        };
         let b = a / (WARP_WAVES as f64).sqrt();
-        let waves_x = (0..WARP_WAVES).map(|_| Wave::random(rng, s.scale, b)).collect();
-        let waves_y = (0..WARP_WAVES).map(|_| Wave::random(rng, s.scale, b)).collect();
+        let waves_x = (0..WARP_WAVES)
+            .map(|_| Wave::random(rng, s.scale, b))
+            .collect();
+        let waves_y = (0..WARP_WAVES)
+            .map(|_| Wave::random(rng, s.scale, b))
+            .collect();
         let waves_blur = (0..2).map(|_| Wave::random(rng, s.scale, 0.5)).collect();
-        LocalSeeing { waves_x, waves_y, waves_blur, sigma, variation: s.blur_variation }
+        LocalSeeing {
+            waves_x,
+            waves_y,
+            waves_blur,
+            sigma,
+            variation: s.blur_variation,
+        }
     }
     /// The local displacement (on top of the frame's global shift) at `(x, y)`.
     pub fn displacement(&self, x: f64, y: f64) -> (f64, f64) {
-        (self.waves_x.iter().map(|w| w.at(x, y)).sum(), self.waves_y.iter().map(|w| w.at(x, y)).sum())
+        (
+            self.waves_x.iter().map(|w| w.at(x, y)).sum(),
+            self.waves_y.iter().map(|w| w.at(x, y)).sum(),
+        )
     }
     /// The local blur sigma at `(x, y)`.
     pub fn blur_sigma(&self, x: f64, y: f64) -> f32 {
@@ -261,7 +295,12 @@ impl HalfPixelScene {
             for u in 0..qw {
                 let (cx, cy) = (u as f64 * 0.5 - m - 0.25, v as f64 * 0.5 - m - 0.25);
                 let mut acc = [0.0f64; 3];
-                for (sx, sy) in [(-0.125, -0.125), (0.125, -0.125), (-0.125, 0.125), (0.125, 0.125)] {
+                for (sx, sy) in [
+                    (-0.125, -0.125),
+                    (0.125, -0.125),
+                    (-0.125, 0.125),
+                    (0.125, 0.125),
+                ] {
                     let c = scene_rgb(scene, w as f64, h as f64, cx + sx, cy + sy);
                     for k in 0..3 {
                         acc[k] += c[k] * 0.25;
@@ -291,20 +330,35 @@ impl HalfPixelScene {
                 }
             }
         }
-        HalfPixelScene { data, width: bw, height: bh, channels, margin: m }
+        HalfPixelScene {
+            data,
+            width: bw,
+            height: bh,
+            channels,
+            margin: m,
+        }
     }
 
     /// Renders a frame whose pixel `(x, y)` shows the scene at
     /// `(x - dx - fx(x, y), y - dy - fy(x, y))`.
     fn render(&self, w: usize, h: usize, dx: f64, dy: f64, fx: &[f64], fy: &[f64]) -> Vec<f32> {
         let ch = self.channels;
-        let win = jupiter_kit::warp::RowWindow { data: &self.data, y0: 0, rows: self.height, width: self.width, channels: ch };
+        let win = jupiter_kit::warp::RowWindow {
+            data: &self.data,
+            y0: 0,
+            rows: self.height,
+            width: self.width,
+            channels: ch,
+        };
         let mut out = vec![0.0f32; w * h * ch];
         for y in 0..h {
             for x in 0..w {
                 let i = y * w + x;
                 let (sx, sy) = (x as f64 - dx - fx[i], y as f64 - dy - fy[i]);
-                let (u, v) = (((sx + self.margin) * 2.0) as f32, ((sy + self.margin) * 2.0) as f32);
+                let (u, v) = (
+                    ((sx + self.margin) * 2.0) as f32,
+                    ((sy + self.margin) * 2.0) as f32,
+                );
                 for c in 0..ch {
                     out[i * ch + c] = win.sample(u, v, c, jupiter_kit::warp::Interp::Bicubic);
                 }
@@ -321,7 +375,13 @@ fn varying_blur(img: &[f32], w: usize, h: usize, ch: usize, sigma: &[f32]) -> Ve
     let lo = sigma.iter().copied().fold(f32::INFINITY, f32::min);
     let hi = sigma.iter().copied().fold(0.0f32, f32::max);
     let levels = if hi - lo < 0.05 { 1 } else { 5 };
-    let sig_of = |k: usize| if levels == 1 { (lo + hi) * 0.5 } else { lo + (hi - lo) * k as f32 / (levels - 1) as f32 };
+    let sig_of = |k: usize| {
+        if levels == 1 {
+            (lo + hi) * 0.5
+        } else {
+            lo + (hi - lo) * k as f32 / (levels - 1) as f32
+        }
+    };
     let blurred: Vec<Vec<f32>> = (0..levels)
         .map(|k| {
             let kernel = conv::gaussian_kernel(sig_of(k));
@@ -375,13 +435,20 @@ pub fn scene_rgb(scene: Scene, w: f64, h: f64, x: f64, y: f64) -> [f64; 3] {
             let edge = 1.0 - smoothstep(0.985, 1.0, d);
             let limb = (1.0 - d.min(1.0).powi(2)).max(0.0).powf(0.25);
             let lat = v;
-            let bands = 0.72 + 0.16 * (lat * 9.0).cos() + 0.08 * (lat * 23.0 + 0.6).sin() + 0.04 * (lat * 47.0).cos();
+            let bands = 0.72
+                + 0.16 * (lat * 9.0).cos()
+                + 0.08 * (lat * 23.0 + 0.6).sin()
+                + 0.04 * (lat * 47.0).cos();
             // Festoons and fine structure along the belts.
             let fine = 0.05 * ((u * 31.0 + 3.0 * (lat * 17.0).sin()).sin() * (lat * 40.0).cos())
                 + 0.03 * ((u * 57.0 - lat * 13.0).sin() * (lat * 71.0 + u * 5.0).sin());
             let spot = (-(((u - 0.3) / 0.16).powi(2) + ((v - 0.35) / 0.08).powi(2))).exp();
             let base = (bands + fine) * limb * edge;
-            let tint = [1.0, 0.88 - 0.1 * (lat * 9.0).cos().max(0.0), 0.70 - 0.12 * (lat * 9.0).cos().max(0.0)];
+            let tint = [
+                1.0,
+                0.88 - 0.1 * (lat * 9.0).cos().max(0.0),
+                0.70 - 0.12 * (lat * 9.0).cos().max(0.0),
+            ];
             for c in 0..3 {
                 let spot_col = [0.25, -0.15, -0.25][c];
                 rgb[c] += 0.85 * (base * tint[c] + spot * spot_col * limb * edge).max(0.0);
@@ -396,7 +463,8 @@ pub fn scene_rgb(scene: Scene, w: f64, h: f64, x: f64, y: f64) -> [f64; 3] {
             for j in -1..=1 {
                 for i in -1..=1 {
                     let (ci, cj) = (gx + i as f64, gy + j as f64);
-                    let mut rng = Rng::new(((ci as i64 * 73856093) ^ (cj as i64 * 19349663)) as u64);
+                    let mut rng =
+                        Rng::new(((ci as i64 * 73856093) ^ (cj as i64 * 19349663)) as u64);
                     let ccx = (ci + rng.range(0.2, 0.8)) * cell;
                     let ccy = (cj + rng.range(0.2, 0.8)) * cell;
                     let rad = rng.range(2.5, 10.0);
@@ -419,7 +487,13 @@ pub fn render(scene: Scene, w: usize, h: usize, channels: usize, dx: f64, dy: f6
         for x in 0..w {
             let mut acc = [0.0f64; 3];
             for (sx, sy) in [(-0.25, -0.25), (0.25, -0.25), (-0.25, 0.25), (0.25, 0.25)] {
-                let c = scene_rgb(scene, w as f64, h as f64, x as f64 + sx - dx, y as f64 + sy - dy);
+                let c = scene_rgb(
+                    scene,
+                    w as f64,
+                    h as f64,
+                    x as f64 + sx - dx,
+                    y as f64 + sy - dy,
+                );
                 for k in 0..3 {
                     acc[k] += c[k] * 0.25;
                 }
@@ -487,11 +561,20 @@ pub fn generate(path: &Path, o: &SynthOptions) -> std::io::Result<SynthCapture> 
 /// The global shifts, blur sigmas, artifacts and noise come from the same
 /// random sequence as without it, so `Seeing::default()` gives exactly the
 /// capture [`generate`] makes; the local seeing draws from its own sequence.
-pub fn generate_with_seeing(path: &Path, o: &SynthOptions, seeing: &Seeing) -> std::io::Result<SynthCapture> {
+pub fn generate_with_seeing(
+    path: &Path,
+    o: &SynthOptions,
+    seeing: &Seeing,
+) -> std::io::Result<SynthCapture> {
     let (w, h) = (o.width as usize, o.height as usize);
     let ch = if o.color == SynthColor::Mono { 1 } else { 3 };
     let mut rng = Rng::new(o.seed);
-    let truth = Image::from_vec(o.width, o.height, ch as u32, render(o.scene, w, h, ch, 0.0, 0.0));
+    let truth = Image::from_vec(
+        o.width,
+        o.height,
+        ch as u32,
+        render(o.scene, w, h, ch, 0.0, 0.0),
+    );
     let color = match o.color {
         SynthColor::Mono => ColorId::Mono,
         SynthColor::Rgb => ColorId::Rgb,
@@ -512,7 +595,10 @@ pub fn generate_with_seeing(path: &Path, o: &SynthOptions, seeing: &Seeing) -> s
         let (dx, dy) = if i == 0 {
             (0.0, 0.0)
         } else {
-            (rng.range(-o.jitter as f64, o.jitter as f64) as f32, rng.range(-o.jitter as f64, o.jitter as f64) as f32)
+            (
+                rng.range(-o.jitter as f64, o.jitter as f64) as f32,
+                rng.range(-o.jitter as f64, o.jitter as f64) as f32,
+            )
         };
         let sigma = rng.range(o.blur.0 as f64, o.blur.1 as f64) as f32;
         let mut img = if let Some(hp) = &half_pixel {
@@ -521,7 +607,10 @@ pub fn generate_with_seeing(path: &Path, o: &SynthOptions, seeing: &Seeing) -> s
             let fy = wave_sum_grid(&ls.waves_y, w, h);
             let img = hp.render(w, h, dx as f64, dy as f64, &fx, &fy);
             let m = wave_sum_grid(&ls.waves_blur, w, h);
-            let sigmas: Vec<f32> = m.iter().map(|m| (sigma * (1.0 + ls.variation * *m as f32)).max(0.2)).collect();
+            let sigmas: Vec<f32> = m
+                .iter()
+                .map(|m| (sigma * (1.0 + ls.variation * *m as f32)).max(0.2))
+                .collect();
             local.push(ls);
             varying_blur(&img, w, h, ch, &sigmas)
         } else {
@@ -550,7 +639,9 @@ pub fn generate_with_seeing(path: &Path, o: &SynthOptions, seeing: &Seeing) -> s
                 for v in values {
                     let e = v.max(0.0) as f64 * o.full_well as f64;
                     let noisy = e + e.sqrt() * rng.normal() + o.read_noise as f64 * rng.normal();
-                    let s = (noisy / o.full_well as f64 * max_value as f64).round().clamp(0.0, max_value as f64);
+                    let s = (noisy / o.full_well as f64 * max_value as f64)
+                        .round()
+                        .clamp(0.0, max_value as f64);
                     samples.push(s as u16);
                 }
             }
@@ -559,9 +650,17 @@ pub fn generate_with_seeing(path: &Path, o: &SynthOptions, seeing: &Seeing) -> s
         shifts.push((dx, dy));
         blurs.push(sigma);
     }
-    let timestamps: Vec<i64> = (0..o.frames as i64).map(|i| 638_000_000_000_000_000 + i * 100_000).collect();
+    let timestamps: Vec<i64> = (0..o.frames as i64)
+        .map(|i| 638_000_000_000_000_000 + i * 100_000)
+        .collect();
     write_ser(path, &spec, &frames, Some(&timestamps))?;
-    Ok(SynthCapture { truth, shifts, blur: blurs, artifact_frames, local })
+    Ok(SynthCapture {
+        truth,
+        shifts,
+        blur: blurs,
+        artifact_frames,
+        local,
+    })
 }
 
 #[cfg(test)]
@@ -577,7 +676,10 @@ mod tests {
         let v: Vec<f64> = (0..n).map(|_| a.normal()).collect();
         let mean = v.iter().sum::<f64>() / n as f64;
         let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
-        assert!(mean.abs() < 0.03 && (var - 1.0).abs() < 0.05, "{mean} {var}");
+        assert!(
+            mean.abs() < 0.03 && (var - 1.0).abs() < 0.05,
+            "{mean} {var}"
+        );
     }
 
     #[test]
@@ -589,7 +691,13 @@ mod tests {
                 let (fx, fy) = (vec![0.4; w * h], vec![-0.3; w * h]);
                 let a = hp.render(w, h, dx, dy, &fx, &fy);
                 let b = render(scene, w, h, 1, dx + 0.4, dy - 0.3);
-                let rms = (a.iter().zip(&b).map(|(p, q)| ((p - q) as f64).powi(2)).sum::<f64>() / a.len() as f64).sqrt();
+                let rms = (a
+                    .iter()
+                    .zip(&b)
+                    .map(|(p, q)| ((p - q) as f64).powi(2))
+                    .sum::<f64>()
+                    / a.len() as f64)
+                    .sqrt();
                 assert!(rms < 0.012, "{scene:?} ({dx},{dy}): rms {rms}");
             }
         }
@@ -624,29 +732,51 @@ mod tests {
     fn seeing_off_leaves_the_capture_unchanged_and_on_keeps_the_global_draws() {
         let dir = std::env::temp_dir().join(format!("jupiter-synth-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let o = SynthOptions { width: 48, height: 40, frames: 4, scene: Scene::Lunar, ..Default::default() };
+        let o = SynthOptions {
+            width: 48,
+            height: 40,
+            frames: 4,
+            scene: Scene::Lunar,
+            ..Default::default()
+        };
         let a = generate(&dir.join("a.ser"), &o).unwrap();
         let b = generate_with_seeing(&dir.join("b.ser"), &o, &Seeing::default()).unwrap();
         let c = generate_with_seeing(&dir.join("c.ser"), &o, &Seeing::turbulent()).unwrap();
-        assert_eq!(std::fs::read(dir.join("a.ser")).unwrap(), std::fs::read(dir.join("b.ser")).unwrap());
+        assert_eq!(
+            std::fs::read(dir.join("a.ser")).unwrap(),
+            std::fs::read(dir.join("b.ser")).unwrap()
+        );
         assert!(a.local.is_empty() && b.local.is_empty() && c.local.len() == 4);
         assert_eq!(a.shifts, c.shifts);
         assert_eq!(a.blur, c.blur);
-        assert_ne!(std::fs::read(dir.join("a.ser")).unwrap(), std::fs::read(dir.join("c.ser")).unwrap());
+        assert_ne!(
+            std::fs::read(dir.join("a.ser")).unwrap(),
+            std::fs::read(dir.join("c.ser")).unwrap()
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn varying_blur_interpolates_between_uniform_blurs() {
         let (w, h) = (40, 30);
-        let img: Vec<f32> = (0..w * h).map(|i| if (i % w / 5 + i / w / 5) % 2 == 0 { 1.0 } else { 0.0 }).collect();
+        let img: Vec<f32> = (0..w * h)
+            .map(|i| {
+                if (i % w / 5 + i / w / 5) % 2 == 0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            })
+            .collect();
         let uniform = varying_blur(&img, w, h, 1, &vec![1.3; w * h]);
         let kernel = conv::gaussian_kernel(1.3);
         let mut want = vec![0.0; w * h];
         conv::separable_serial(&img, w, h, &kernel, 1, &mut want);
         assert!(uniform.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-6));
         // Left half sigma 0.8, right half 2.0: each half matches its own blur away from the split.
-        let sig: Vec<f32> = (0..w * h).map(|i| if i % w < w / 2 { 0.8 } else { 2.0 }).collect();
+        let sig: Vec<f32> = (0..w * h)
+            .map(|i| if i % w < w / 2 { 0.8 } else { 2.0 })
+            .collect();
         let v = varying_blur(&img, w, h, 1, &sig);
         for (s, x) in [(0.8, 5), (2.0, 34)] {
             let mut want = vec![0.0; w * h];
@@ -672,7 +802,14 @@ mod tests {
 
 /// PSNR (dB, peak 1) of `a` against `truth` over the interior, `margin` pixels
 /// away from every edge (where resampling replicates edge pixels).
-pub fn psnr_interior(a: &[f32], truth: &[f32], w: usize, h: usize, ch: usize, margin: usize) -> f64 {
+pub fn psnr_interior(
+    a: &[f32],
+    truth: &[f32],
+    w: usize,
+    h: usize,
+    ch: usize,
+    margin: usize,
+) -> f64 {
     let (mut se, mut n) = (0.0f64, 0usize);
     for y in margin..h.saturating_sub(margin) {
         for x in margin..w.saturating_sub(margin) {

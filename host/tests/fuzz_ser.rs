@@ -73,7 +73,13 @@ fn largest_alloc<R>(f: impl FnOnce() -> R) -> (R, usize) {
 
 /// Cases per property in the normal run (about 10⁵ in all), unless
 /// `PROPTEST_CASES` says otherwise.
-const CASES: Cases = Cases { bytes: 100_000, mutated: 200_000, valid: 50_000, mapped: 2_000, debayer: 50_000 };
+const CASES: Cases = Cases {
+    bytes: 100_000,
+    mutated: 200_000,
+    valid: 50_000,
+    mapped: 2_000,
+    debayer: 50_000,
+};
 
 struct Cases {
     bytes: u32,
@@ -84,10 +90,17 @@ struct Cases {
 }
 
 fn config(default: u32) -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default);
     // Crashes found become explicit regression tests (below), so no
     // regression files are written next to the sources.
-    ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
+    ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
 }
 
 const NAME: &str = "fuzz-case.ser";
@@ -118,7 +131,12 @@ fn check(bytes: Vec<u8>, opts: OpenOptions) -> Result<Option<SerFile>, TestCaseE
             }
         };
         if ser.frame_count == 0 || ser.width() == 0 || ser.height() == 0 {
-            return Err(format!("opened with {} frames of {}×{}", ser.frame_count, ser.width(), ser.height()));
+            return Err(format!(
+                "opened with {} frames of {}×{}",
+                ser.frame_count,
+                ser.width(),
+                ser.height()
+            ));
         }
         if !(ser.scale.is_finite() && ser.scale >= 1.0) {
             return Err(format!("scale {}", ser.scale));
@@ -126,7 +144,10 @@ fn check(bytes: Vec<u8>, opts: OpenOptions) -> Result<Option<SerFile>, TestCaseE
         let (w, h, c) = (ser.width(), ser.height(), ser.channels());
         for i in 0..ser.frame_count {
             let f = ser.decode_frame(i).map_err(|e| format!("frame {i}: {e}"))?;
-            if let Some(v) = f.iter().find(|v| !(v.is_finite() && (0.0..=1.0).contains(*v))) {
+            if let Some(v) = f
+                .iter()
+                .find(|v| !(v.is_finite() && (0.0..=1.0).contains(*v)))
+            {
                 return Err(format!("frame {i}: sample {v} outside [0, 1]"));
             }
             // Row bands decode to the same samples as the whole frame.
@@ -135,9 +156,12 @@ fn check(bytes: Vec<u8>, opts: OpenOptions) -> Result<Option<SerFile>, TestCaseE
             while y0 < h {
                 let rows = band.min(h - y0);
                 let mut out = vec![0.0f32; rows * w * c];
-                ser.decode_rows(i, y0, rows, &mut out).map_err(|e| format!("frame {i} rows {y0}+{rows}: {e}"))?;
+                ser.decode_rows(i, y0, rows, &mut out)
+                    .map_err(|e| format!("frame {i} rows {y0}+{rows}: {e}"))?;
                 if out[..] != f[y0 * w * c..(y0 + rows) * w * c] {
-                    return Err(format!("frame {i}: rows {y0}+{rows} decode differently in a band"));
+                    return Err(format!(
+                        "frame {i}: rows {y0}+{rows} decode differently in a band"
+                    ));
                 }
                 y0 += rows;
             }
@@ -153,13 +177,20 @@ fn check(bytes: Vec<u8>, opts: OpenOptions) -> Result<Option<SerFile>, TestCaseE
         }
         if let Some(ts) = &ser.timestamps {
             if ts.len() != ser.frame_count {
-                return Err(format!("{} timestamps for {} frames", ts.len(), ser.frame_count));
+                return Err(format!(
+                    "{} timestamps for {} frames",
+                    ts.len(),
+                    ser.frame_count
+                ));
             }
         }
         Ok(Some(ser))
     });
     let ser = result.map_err(TestCaseError::fail)?;
-    prop_assert!(largest <= bound, "allocated {largest} bytes at once for an input of {len} bytes");
+    prop_assert!(
+        largest <= bound,
+        "allocated {largest} bytes at once for an input of {len} bytes"
+    );
     Ok(ser)
 }
 
@@ -178,8 +209,18 @@ fn colors() -> impl Strategy<Value = ColorId> {
 }
 
 fn options() -> impl Strategy<Value = OpenOptions> {
-    (prop_oneof![Just(ByteOrder::Auto), Just(ByteOrder::Little), Just(ByteOrder::Big)], any::<bool>())
-        .prop_map(|(byte_order, allow_truncated)| OpenOptions { byte_order, allow_truncated })
+    (
+        prop_oneof![
+            Just(ByteOrder::Auto),
+            Just(ByteOrder::Little),
+            Just(ByteOrder::Big)
+        ],
+        any::<bool>(),
+    )
+        .prop_map(|(byte_order, allow_truncated)| OpenOptions {
+            byte_order,
+            allow_truncated,
+        })
 }
 
 /// What the trailer of a generated file holds.
@@ -187,7 +228,9 @@ fn options() -> impl Strategy<Value = OpenOptions> {
 enum Trailer {
     None,
     /// One timestamp per frame, each `step` after the previous (may be negative).
-    Timestamps { step: i64 },
+    Timestamps {
+        step: i64,
+    },
     /// Bytes that are not a whole trailer.
     Junk(usize),
 }
@@ -201,7 +244,16 @@ struct Valid {
 }
 
 fn valid_files() -> impl Strategy<Value = Valid> {
-    (1u32..=20, 1u32..=20, colors(), 1u32..=16, 1usize..=4, any::<bool>(), any::<bool>(), any::<u64>())
+    (
+        1u32..=20,
+        1u32..=20,
+        colors(),
+        1u32..=16,
+        1usize..=4,
+        any::<bool>(),
+        any::<bool>(),
+        any::<u64>(),
+    )
         .prop_flat_map(|(w, h, color, depth, frames, big, flag, seed)| {
             let trailer = prop_oneof![
                 Just(Trailer::None),
@@ -223,7 +275,9 @@ fn valid_files() -> impl Strategy<Value = Valid> {
                 state
             };
             let len = (w * h) as usize * color.planes();
-            let frames: Vec<Vec<u16>> = (0..n).map(|_| (0..len).map(|_| (next() % (max + 1)) as u16).collect()).collect();
+            let frames: Vec<Vec<u16>> = (0..n)
+                .map(|_| (0..len).map(|_| (next() % (max + 1)) as u16).collect())
+                .collect();
             let mut bytes = header_bytes(&spec, n as u32);
             for f in &frames {
                 bytes.extend_from_slice(&frame_bytes(&spec, f));
@@ -237,13 +291,27 @@ fn valid_files() -> impl Strategy<Value = Valid> {
                 }
                 Trailer::Junk(k) => bytes.extend((0..k).map(|i| i as u8)),
             }
-            Valid { spec, frames, bytes }
+            Valid {
+                spec,
+                frames,
+                bytes,
+            }
         })
 }
 
 /// Header fields (offset, width): colour, endianness flag, width, height,
 /// depth, frame count, and the two dates.
-const FIELDS: &[(usize, usize)] = &[(14, 4), (18, 4), (22, 4), (26, 4), (30, 4), (34, 4), (38, 4), (162, 8), (170, 8)];
+const FIELDS: &[(usize, usize)] = &[
+    (14, 4),
+    (18, 4),
+    (22, 4),
+    (26, 4),
+    (30, 4),
+    (34, 4),
+    (38, 4),
+    (162, 8),
+    (170, 8),
+];
 
 /// Values that tend to break parsers.
 fn interesting() -> impl Strategy<Value = i64> {
@@ -337,14 +405,18 @@ fn mutate(mut b: Vec<u8>, muts: &[Mutation]) -> Vec<u8> {
 /// Arbitrary bytes, half of them starting with the SER magic (so that the
 /// header fields, not just the magic check, see random values).
 fn arbitrary_files() -> impl Strategy<Value = Vec<u8>> {
-    (any::<bool>(), proptest::collection::vec(any::<u8>(), 0..700)).prop_map(|(magic, mut b)| {
-        if magic {
-            let m = b"LUCAM-RECORDER";
-            let n = m.len().min(b.len());
-            b[..n].copy_from_slice(&m[..n]);
-        }
-        b
-    })
+    (
+        any::<bool>(),
+        proptest::collection::vec(any::<u8>(), 0..700),
+    )
+        .prop_map(|(magic, mut b)| {
+            if magic {
+                let m = b"LUCAM-RECORDER";
+                let n = m.len().min(b.len());
+                b[..n].copy_from_slice(&m[..n]);
+            }
+            b
+        })
 }
 
 // ---- properties ------------------------------------------------------------
@@ -352,7 +424,11 @@ fn arbitrary_files() -> impl Strategy<Value = Vec<u8>> {
 /// Runs `cases` of `strategy` through `check`, then prints (and returns) how
 /// many inputs opened, so that a property cannot silently degrade into
 /// testing the magic check alone.
-fn run_counting<S: Strategy>(cases: u32, strategy: S, input: impl Fn(S::Value) -> (Vec<u8>, OpenOptions)) -> (u32, u32) {
+fn run_counting<S: Strategy>(
+    cases: u32,
+    strategy: S,
+    input: impl Fn(S::Value) -> (Vec<u8>, OpenOptions),
+) -> (u32, u32) {
     use std::sync::atomic::{AtomicU32, Ordering};
     let (total, opened) = (AtomicU32::new(0), AtomicU32::new(0));
     let mut runner = proptest::test_runner::TestRunner::new(config(cases));
@@ -379,9 +455,16 @@ fn arbitrary_bytes_never_panic() {
 
 #[test]
 fn mutated_files_never_panic() {
-    let (total, opened) = run_counting(CASES.mutated, (valid_files(), mutations(), options()), |(f, m, o)| (mutate(f.bytes, &m), o));
+    let (total, opened) = run_counting(
+        CASES.mutated,
+        (valid_files(), mutations(), options()),
+        |(f, m, o)| (mutate(f.bytes, &m), o),
+    );
     // Enough mutants get past the header to exercise the frame decoder.
-    assert!(opened as f64 >= 0.2 * total as f64, "only {opened} of {total} mutated files opened");
+    assert!(
+        opened as f64 >= 0.2 * total as f64,
+        "only {opened} of {total} mutated files opened"
+    );
 }
 
 proptest! {
@@ -468,7 +551,12 @@ fn scratch() -> PathBuf {
 }
 
 fn patterns() -> impl Strategy<Value = BayerPattern> {
-    prop_oneof![Just(BayerPattern::Rggb), Just(BayerPattern::Grbg), Just(BayerPattern::Gbrg), Just(BayerPattern::Bggr)]
+    prop_oneof![
+        Just(BayerPattern::Rggb),
+        Just(BayerPattern::Grbg),
+        Just(BayerPattern::Gbrg),
+        Just(BayerPattern::Bggr)
+    ]
 }
 
 /// A mosaic of `w × h` (either random or flat) and a band of output rows.
@@ -531,7 +619,16 @@ fn absurd_header_in_a_tiny_file_allocates_nothing_large() {
     bytes.resize(1024, 7);
     for allow_truncated in [false, true] {
         let ((), largest) = largest_alloc(|| {
-            let e = SerFile::from_bytes(name(), bytes.clone(), OpenOptions { allow_truncated, ..Default::default() }).err().unwrap();
+            let e = SerFile::from_bytes(
+                name(),
+                bytes.clone(),
+                OpenOptions {
+                    allow_truncated,
+                    ..Default::default()
+                },
+            )
+            .err()
+            .unwrap();
             let msg = e.to_string();
             assert!(msg.contains(NAME) && msg.contains("truncated"), "{msg}");
         });
@@ -544,7 +641,10 @@ fn header_only_and_empty_inputs() {
     for len in [0, 1, 14, HEADER_LEN - 1, HEADER_LEN] {
         let mut b = header_bytes(&SerSpec::new(4, 4, ColorId::Mono, 8), 1);
         b.truncate(len);
-        let e = SerFile::from_bytes(name(), b, OpenOptions::default()).err().unwrap().to_string();
+        let e = SerFile::from_bytes(name(), b, OpenOptions::default())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains(NAME), "{e}");
     }
 }
@@ -555,6 +655,9 @@ fn zero_count_with_a_partial_frame_names_the_sizes() {
     spec.header_frame_count = Some(0);
     let mut b = header_bytes(&spec, 0);
     b.extend_from_slice(&[1; 100]);
-    let e = SerFile::from_bytes(name(), b, OpenOptions::default()).err().unwrap().to_string();
+    let e = SerFile::from_bytes(name(), b, OpenOptions::default())
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("0 frames") && e.contains("256"), "{e}");
 }

@@ -50,7 +50,10 @@ pub struct StageError {
 
 impl StageError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        StageError { kind, message: RString::from(message.into()) }
+        StageError {
+            kind,
+            message: RString::from(message.into()),
+        }
     }
     pub fn invalid_params(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::InvalidParams, message)

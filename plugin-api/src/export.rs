@@ -9,7 +9,7 @@ use abi_stable::std_types::{RResult, RStr, RVec};
 use crate::backend::BackendRef;
 use crate::error::{ErrorKind, StageError};
 use crate::frame::{Alignment, FrameSourceRef, Image};
-use crate::stage::{AlignRequest, Manifest, Stage, StageCtx, StackRequest};
+use crate::stage::{AlignRequest, Manifest, StackRequest, Stage, StageCtx};
 
 /// Exports the listed stages (values implementing [`Stage`]) as this library's
 /// root module. The plugin crate must be a `cdylib` and depend on `abi_stable`
@@ -74,8 +74,13 @@ fn guarded<T>(
         let stage = stages
             .iter()
             .find(|s| s.manifest().name.as_str() == name.as_str())
-            .ok_or_else(|| StageError::unsupported(format!("this library has no stage named '{name}'")))?;
-        let ctx = StageCtx { backend, stage: name.to_string() };
+            .ok_or_else(|| {
+                StageError::unsupported(format!("this library has no stage named '{name}'"))
+            })?;
+        let ctx = StageCtx {
+            backend,
+            stage: name.to_string(),
+        };
         f(*stage, &ctx)
     }));
     match result {
@@ -89,7 +94,10 @@ fn guarded<T>(
 
 pub fn stages_entry(stages: &[&dyn Stage]) -> RVec<Manifest> {
     // A manifest that panics would abort the host: catch it and drop that stage.
-    stages.iter().filter_map(|s| catch_unwind(AssertUnwindSafe(|| s.manifest())).ok()).collect()
+    stages
+        .iter()
+        .filter_map(|s| catch_unwind(AssertUnwindSafe(|| s.manifest())).ok())
+        .collect()
 }
 
 pub fn quality_entry(
@@ -99,7 +107,9 @@ pub fn quality_entry(
     frames: FrameSourceRef<'_>,
     params: RStr<'_>,
 ) -> RResult<RVec<f32>, StageError> {
-    guarded(stages, name, backend, |s, ctx| s.quality(ctx, &frames, params.as_str()).map(RVec::from))
+    guarded(stages, name, backend, |s, ctx| {
+        s.quality(ctx, &frames, params.as_str()).map(RVec::from)
+    })
 }
 
 pub fn align_entry(
@@ -110,7 +120,9 @@ pub fn align_entry(
     req: &AlignRequest,
     params: RStr<'_>,
 ) -> RResult<Alignment, StageError> {
-    guarded(stages, name, backend, |s, ctx| s.align(ctx, &frames, req, params.as_str()))
+    guarded(stages, name, backend, |s, ctx| {
+        s.align(ctx, &frames, req, params.as_str())
+    })
 }
 
 pub fn stack_entry(
@@ -121,7 +133,9 @@ pub fn stack_entry(
     req: &StackRequest,
     params: RStr<'_>,
 ) -> RResult<Image, StageError> {
-    guarded(stages, name, backend, |s, ctx| s.stack(ctx, &frames, req, params.as_str()))
+    guarded(stages, name, backend, |s, ctx| {
+        s.stack(ctx, &frames, req, params.as_str())
+    })
 }
 
 pub fn process_entry(
@@ -131,5 +145,7 @@ pub fn process_entry(
     image: Image,
     params: RStr<'_>,
 ) -> RResult<Image, StageError> {
-    guarded(stages, name, backend, |s, ctx| s.process(ctx, image, params.as_str()))
+    guarded(stages, name, backend, |s, ctx| {
+        s.process(ctx, image, params.as_str())
+    })
 }

@@ -42,7 +42,13 @@ pub trait FrameSource: Send + Sync {
     /// Decodes rows `y0 .. y0 + rows` of frame `index` into `out`, which must
     /// hold exactly `rows * width * channels` samples.
     #[sabi(last_prefix_field)]
-    fn read_rows(&self, index: usize, y0: usize, rows: usize, out: RSliceMut<'_, f32>) -> RResult<(), StageError>;
+    fn read_rows(
+        &self,
+        index: usize,
+        y0: usize,
+        rows: usize,
+        out: RSliceMut<'_, f32>,
+    ) -> RResult<(), StageError>;
 }
 
 /// How stages receive frames: a borrowed trait object.
@@ -59,7 +65,8 @@ pub trait FrameSourceExt {
 impl<'a> FrameSourceExt for FrameSourceRef<'a> {
     fn read_frame(&self, index: usize, out: &mut [f32]) -> Result<(), StageError> {
         let info = self.info();
-        self.read_rows(index, 0, info.height as usize, out.into()).into_result()
+        self.read_rows(index, 0, info.height as usize, out.into())
+            .into_result()
     }
     fn frame(&self, index: usize) -> Result<Vec<f32>, StageError> {
         let mut v = vec![0.0; self.info().frame_len()];
@@ -86,12 +93,28 @@ impl Image {
     /// A zero image.
     pub fn new(width: u32, height: u32, channels: u32) -> Image {
         let n = width as usize * height as usize * channels as usize;
-        Image { width, height, channels, data: vec![0.0; n].into(), device: ROption::RNone }
+        Image {
+            width,
+            height,
+            channels,
+            data: vec![0.0; n].into(),
+            device: ROption::RNone,
+        }
     }
     /// Wraps host pixels; panics if the length does not match.
     pub fn from_vec(width: u32, height: u32, channels: u32, data: Vec<f32>) -> Image {
-        assert_eq!(data.len(), width as usize * height as usize * channels as usize, "image size mismatch");
-        Image { width, height, channels, data: data.into(), device: ROption::RNone }
+        assert_eq!(
+            data.len(),
+            width as usize * height as usize * channels as usize,
+            "image size mismatch"
+        );
+        Image {
+            width,
+            height,
+            channels,
+            data: data.into(),
+            device: ROption::RNone,
+        }
     }
     /// Number of samples.
     pub fn len(&self) -> usize {
@@ -108,7 +131,9 @@ impl Image {
     /// Splits the interleaved image into one plane per channel.
     pub fn planes(&self) -> Vec<Vec<f32>> {
         let c = self.channels as usize;
-        (0..c).map(|k| self.data.iter().skip(k).step_by(c).copied().collect()).collect()
+        (0..c)
+            .map(|k| self.data.iter().skip(k).step_by(c).copied().collect())
+            .collect()
     }
     /// Builds an interleaved image from channel planes.
     pub fn from_planes(width: u32, height: u32, planes: &[Vec<f32>]) -> Image {
@@ -184,7 +209,11 @@ pub struct FrameWarp {
 impl FrameWarp {
     /// A pure global shift.
     pub fn shift(dx: f32, dy: f32) -> FrameWarp {
-        FrameWarp { dx, dy, field: ROption::RNone }
+        FrameWarp {
+            dx,
+            dy,
+            field: ROption::RNone,
+        }
     }
 }
 

@@ -33,9 +33,19 @@ pub trait GpuService: Clone + Send + Sync {
     /// Frees a buffer; unknown ids are ignored.
     fn destroy_buffer(&self, buffer: GpuBuffer);
     /// Copies host bytes into a buffer at `offset`.
-    fn write_buffer(&self, buffer: GpuBuffer, offset: u64, data: RSlice<'_, u8>) -> RResult<(), StageError>;
+    fn write_buffer(
+        &self,
+        buffer: GpuBuffer,
+        offset: u64,
+        data: RSlice<'_, u8>,
+    ) -> RResult<(), StageError>;
     /// Copies a buffer's bytes at `offset` into `out` (waits for queued work).
-    fn read_buffer(&self, buffer: GpuBuffer, offset: u64, out: RSliceMut<'_, u8>) -> RResult<(), StageError>;
+    fn read_buffer(
+        &self,
+        buffer: GpuBuffer,
+        offset: u64,
+        out: RSliceMut<'_, u8>,
+    ) -> RResult<(), StageError>;
     /// Compiles (or fetches from the cache) a compute pipeline; returns its id.
     fn pipeline(&self, wgsl: RStr<'_>, entry_point: RStr<'_>) -> RResult<u64, StageError>;
     /// Dispatches `pipeline` with `bindings` as storage buffers 0..n of group 0
@@ -64,20 +74,37 @@ pub mod helpers {
 
     /// Uploads `data` into a new buffer.
     pub fn upload(gpu: &GpuServiceBox, data: &[f32]) -> Result<GpuBuffer, StageError> {
-        let buf = gpu.create_buffer((data.len().max(1) * 4) as u64).into_result()?;
+        let buf = gpu
+            .create_buffer((data.len().max(1) * 4) as u64)
+            .into_result()?;
         if !data.is_empty() {
-            gpu.write_buffer(buf, 0, RSlice::from_slice(as_bytes(data))).into_result()?;
+            gpu.write_buffer(buf, 0, RSlice::from_slice(as_bytes(data)))
+                .into_result()?;
         }
         Ok(buf)
     }
 
     /// Overwrites the start of `buf` with `data`.
-    pub fn write(gpu: &GpuServiceBox, buf: GpuBuffer, offset_words: usize, data: &[f32]) -> Result<(), StageError> {
-        gpu.write_buffer(buf, (offset_words * 4) as u64, RSlice::from_slice(as_bytes(data))).into_result()
+    pub fn write(
+        gpu: &GpuServiceBox,
+        buf: GpuBuffer,
+        offset_words: usize,
+        data: &[f32],
+    ) -> Result<(), StageError> {
+        gpu.write_buffer(
+            buf,
+            (offset_words * 4) as u64,
+            RSlice::from_slice(as_bytes(data)),
+        )
+        .into_result()
     }
 
     /// Downloads `len` floats from `buf`.
-    pub fn download(gpu: &GpuServiceBox, buf: GpuBuffer, len: usize) -> Result<Vec<f32>, StageError> {
+    pub fn download(
+        gpu: &GpuServiceBox,
+        buf: GpuBuffer,
+        len: usize,
+    ) -> Result<Vec<f32>, StageError> {
         let mut out = vec![0.0f32; len];
         // SAFETY: f32 has no invalid bit patterns and u8 has alignment 1.
         let bytes = unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr() as *mut u8, len * 4) };
@@ -88,7 +115,9 @@ pub mod helpers {
     /// Bytes of a float slice.
     pub fn as_bytes(data: &[f32]) -> &[u8] {
         // SAFETY: any f32 is 4 valid bytes.
-        unsafe { std::slice::from_raw_parts(data.as_ptr() as *const u8, std::mem::size_of_val(data)) }
+        unsafe {
+            std::slice::from_raw_parts(data.as_ptr() as *const u8, std::mem::size_of_val(data))
+        }
     }
 
     /// A uniform block built word by word (u32 / i32 / f32), padded to 16 bytes.
@@ -137,7 +166,15 @@ pub mod helpers {
     ) -> Result<(), StageError> {
         let p = gpu.pipeline(wgsl.into(), entry.into()).into_result()?;
         let u = uniforms.bytes();
-        gpu.dispatch(p, RSlice::from_slice(bindings), RSlice::from_slice(&u), groups[0], groups[1], groups[2]).into_result()
+        gpu.dispatch(
+            p,
+            RSlice::from_slice(bindings),
+            RSlice::from_slice(&u),
+            groups[0],
+            groups[1],
+            groups[2],
+        )
+        .into_result()
     }
 
     /// Frees buffers when dropped (so error paths do not leak device memory).
@@ -148,11 +185,17 @@ pub mod helpers {
 
     impl<'a> Buffers<'a> {
         pub fn new(gpu: &'a GpuServiceBox) -> Buffers<'a> {
-            Buffers { gpu, list: Vec::new() }
+            Buffers {
+                gpu,
+                list: Vec::new(),
+            }
         }
         /// A zeroed buffer of `words` 4-byte words, freed with this set.
         pub fn zeroed(&mut self, words: usize) -> Result<GpuBuffer, StageError> {
-            let b = self.gpu.create_buffer((words.max(1) * 4) as u64).into_result()?;
+            let b = self
+                .gpu
+                .create_buffer((words.max(1) * 4) as u64)
+                .into_result()?;
             self.list.push(b);
             Ok(b)
         }

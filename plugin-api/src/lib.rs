@@ -77,22 +77,23 @@ pub use abi_stable;
 pub use backend::{Backend, BackendRef, Backend_TO, LogLevel, RawTask};
 pub use error::{ErrorKind, StageError};
 pub use frame::{
-    Alignment, FrameInfo, FrameSource, FrameSourceRef, FrameSource_TO, FrameWarp, Image,
-    WarpField,
+    Alignment, FrameInfo, FrameSource, FrameSourceRef, FrameSource_TO, FrameWarp, Image, WarpField,
 };
 pub use gpu::{GpuBuffer, GpuService, GpuServiceBox, GpuService_TO};
 pub use params::{parse_params, ParamKind, ParamSpec};
 pub use root::{PluginMod, PluginMod_Ref};
-pub use stage::{AlignRequest, Manifest, Stage, StageCtx, StageKind, StackRequest};
+pub use stage::{AlignRequest, Manifest, StackRequest, Stage, StageCtx, StageKind};
 
 /// Everything a plugin usually needs.
 pub mod prelude {
     pub use crate::backend::{BackendRef, LogLevel};
     pub use crate::error::{ErrorKind, StageError};
     pub use crate::export_plugin;
-    pub use crate::frame::{Alignment, FrameInfo, FrameSourceExt, FrameSourceRef, FrameWarp, Image, WarpField};
+    pub use crate::frame::{
+        Alignment, FrameInfo, FrameSourceExt, FrameSourceRef, FrameWarp, Image, WarpField,
+    };
     pub use crate::par;
     pub use crate::params::{parse_params, ParamKind, ParamSpec};
-    pub use crate::stage::{AlignRequest, Manifest, Stage, StageCtx, StageKind, StackRequest};
+    pub use crate::stage::{AlignRequest, Manifest, StackRequest, Stage, StageCtx, StageKind};
     pub use abi_stable::std_types::{RString, RVec};
 }

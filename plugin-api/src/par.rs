@@ -32,12 +32,23 @@ extern "C" fn trampoline<F: Fn(Range<usize>) + Sync>(ctx: *const (), start: usiz
 
 /// Runs `f` on disjoint ranges covering `0..len`, each at most `grain` long,
 /// on the host's pool. Returns when all ran (or were skipped on cancellation).
-pub fn for_each_range<F: Fn(Range<usize>) + Sync>(backend: &BackendRef<'_>, len: usize, grain: usize, f: F) {
+pub fn for_each_range<F: Fn(Range<usize>) + Sync>(
+    backend: &BackendRef<'_>,
+    len: usize,
+    grain: usize,
+    f: F,
+) {
     if len == 0 {
         return;
     }
-    let ctx = Ctx { f, panic: Mutex::new(None) };
-    let task = RawTask { call: trampoline::<F>, ctx: &ctx as *const Ctx<F> as *const () };
+    let ctx = Ctx {
+        f,
+        panic: Mutex::new(None),
+    };
+    let task = RawTask {
+        call: trampoline::<F>,
+        ctx: &ctx as *const Ctx<F> as *const (),
+    };
     backend.parallel_for(len, grain.max(1), task);
     let panic = ctx.panic.into_inner().unwrap_or_else(|e| e.into_inner());
     if let Some(p) = panic {
@@ -62,7 +73,12 @@ unsafe impl<T: Send> Sync for SendPtr<T> {}
 
 /// Runs `f(chunk_index, chunk)` on the disjoint chunks of `data` of length
 /// `chunk` (the last may be shorter), in parallel.
-pub fn chunks_mut<T: Send, F: Fn(usize, &mut [T]) + Sync>(backend: &BackendRef<'_>, data: &mut [T], chunk: usize, f: F) {
+pub fn chunks_mut<T: Send, F: Fn(usize, &mut [T]) + Sync>(
+    backend: &BackendRef<'_>,
+    data: &mut [T],
+    chunk: usize,
+    f: F,
+) {
     let chunk = chunk.max(1);
     let len = data.len();
     let n = len.div_ceil(chunk);
@@ -73,7 +89,8 @@ pub fn chunks_mut<T: Send, F: Fn(usize, &mut [T]) + Sync>(backend: &BackendRef<'
             let end = (start + chunk).min(len);
             // SAFETY: chunk ranges are disjoint and within `data`, which is
             // exclusively borrowed for the duration of this call.
-            let slice = unsafe { std::slice::from_raw_parts_mut(base.get().add(start), end - start) };
+            let slice =
+                unsafe { std::slice::from_raw_parts_mut(base.get().add(start), end - start) };
             f(c, slice);
         }
     });
@@ -81,7 +98,11 @@ pub fn chunks_mut<T: Send, F: Fn(usize, &mut [T]) + Sync>(backend: &BackendRef<'
 
 /// Computes `f(i)` for `i in 0..n` in parallel and collects the results in
 /// order; `None` when the run was cancelled and some were skipped.
-pub fn map<T: Send, F: Fn(usize) -> T + Sync>(backend: &BackendRef<'_>, n: usize, f: F) -> Option<Vec<T>> {
+pub fn map<T: Send, F: Fn(usize) -> T + Sync>(
+    backend: &BackendRef<'_>,
+    n: usize,
+    f: F,
+) -> Option<Vec<T>> {
     let mut out: Vec<Option<T>> = (0..n).map(|_| None).collect();
     chunks_mut(backend, &mut out, 1, |i, slot| slot[0] = Some(f(i)));
     out.into_iter().collect()

@@ -63,7 +63,11 @@ impl ParamSpec {
     }
     /// A float in `min..=max`.
     pub fn float(name: &str, default: f64, min: f64, max: f64, doc: &str) -> ParamSpec {
-        ParamSpec { min: ROption::RSome(tidy(min)), max: ROption::RSome(tidy(max)), ..Self::base(name, ParamKind::Float, json(default), doc) }
+        ParamSpec {
+            min: ROption::RSome(tidy(min)),
+            max: ROption::RSome(tidy(max)),
+            ..Self::base(name, ParamKind::Float, json(default), doc)
+        }
     }
     /// An integer in `min..=max`.
     pub fn int(name: &str, default: i64, min: i64, max: i64, doc: &str) -> ParamSpec {
@@ -79,13 +83,23 @@ impl ParamSpec {
     }
     /// Free text.
     pub fn text(name: &str, default: &str, doc: &str) -> ParamSpec {
-        Self::base(name, ParamKind::Text, serde_json::to_string(default).unwrap(), doc)
+        Self::base(
+            name,
+            ParamKind::Text,
+            serde_json::to_string(default).unwrap(),
+            doc,
+        )
     }
     /// One of a fixed set of names.
     pub fn choice(name: &str, default: &str, choices: &[&str], doc: &str) -> ParamSpec {
         ParamSpec {
             choices: choices.iter().map(|c| RString::from(*c)).collect(),
-            ..Self::base(name, ParamKind::Choice, serde_json::to_string(default).unwrap(), doc)
+            ..Self::base(
+                name,
+                ParamKind::Choice,
+                serde_json::to_string(default).unwrap(),
+                doc,
+            )
         }
     }
     /// A list of floats, each in `min..=max`.
@@ -93,13 +107,26 @@ impl ParamSpec {
         ParamSpec {
             min: ROption::RSome(tidy(min)),
             max: ROption::RSome(tidy(max)),
-            ..Self::base(name, ParamKind::FloatList, serde_json::to_string(&default.iter().map(|v| tidy(*v)).collect::<Vec<_>>()).unwrap(), doc)
+            ..Self::base(
+                name,
+                ParamKind::FloatList,
+                serde_json::to_string(&default.iter().map(|v| tidy(*v)).collect::<Vec<_>>())
+                    .unwrap(),
+                doc,
+            )
         }
     }
     /// A human-readable range, e.g. `0 ..= 10` or `one of mean, median`.
     pub fn range_text(&self) -> String {
         match self.kind {
-            ParamKind::Choice => format!("one of {}", self.choices.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")),
+            ParamKind::Choice => format!(
+                "one of {}",
+                self.choices
+                    .iter()
+                    .map(|c| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             ParamKind::Bool => "true or false".into(),
             ParamKind::Text => "any text".into(),
             _ => match (self.min, self.max) {
@@ -120,7 +147,11 @@ fn json(v: f64) -> String {
 /// 0.05000000074505806) so manifests read as written.
 fn tidy(v: f64) -> f64 {
     let short = (v as f32).to_string().parse::<f64>().unwrap_or(v);
-    if (short - v).abs() <= f32::EPSILON as f64 * v.abs().max(1.0) { short } else { v }
+    if (short - v).abs() <= f32::EPSILON as f64 * v.abs().max(1.0) {
+        short
+    } else {
+        v
+    }
 }
 
 /// Parses a stage's JSON parameters into its serde struct (which should use

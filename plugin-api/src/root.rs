@@ -20,13 +20,29 @@ use crate::stage::{AlignRequest, Manifest, StackRequest};
 pub struct PluginMod {
     /// Manifests of every stage this library exports.
     pub stages: extern "C" fn() -> RVec<Manifest>,
-    pub quality: extern "C" fn(RStr<'_>, BackendRef<'_>, FrameSourceRef<'_>, RStr<'_>) -> RResult<RVec<f32>, StageError>,
-    pub align:
-        extern "C" fn(RStr<'_>, BackendRef<'_>, FrameSourceRef<'_>, &AlignRequest, RStr<'_>) -> RResult<Alignment, StageError>,
-    pub stack:
-        extern "C" fn(RStr<'_>, BackendRef<'_>, FrameSourceRef<'_>, &StackRequest, RStr<'_>) -> RResult<Image, StageError>,
+    pub quality: extern "C" fn(
+        RStr<'_>,
+        BackendRef<'_>,
+        FrameSourceRef<'_>,
+        RStr<'_>,
+    ) -> RResult<RVec<f32>, StageError>,
+    pub align: extern "C" fn(
+        RStr<'_>,
+        BackendRef<'_>,
+        FrameSourceRef<'_>,
+        &AlignRequest,
+        RStr<'_>,
+    ) -> RResult<Alignment, StageError>,
+    pub stack: extern "C" fn(
+        RStr<'_>,
+        BackendRef<'_>,
+        FrameSourceRef<'_>,
+        &StackRequest,
+        RStr<'_>,
+    ) -> RResult<Image, StageError>,
     #[sabi(last_prefix_field)]
-    pub process: extern "C" fn(RStr<'_>, BackendRef<'_>, Image, RStr<'_>) -> RResult<Image, StageError>,
+    pub process:
+        extern "C" fn(RStr<'_>, BackendRef<'_>, Image, RStr<'_>) -> RResult<Image, StageError>,
 }
 
 impl RootModule for PluginMod_Ref {

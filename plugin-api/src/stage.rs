@@ -55,8 +55,21 @@ pub struct Manifest {
 
 impl Manifest {
     /// A manifest with this crate's conventions (version from the plugin's Cargo.toml).
-    pub fn new(name: &str, version: &str, kind: StageKind, summary: &str, params: Vec<ParamSpec>) -> Manifest {
-        Manifest { name: name.into(), version: version.into(), kind, summary: summary.into(), params: params.into(), gpu: false }
+    pub fn new(
+        name: &str,
+        version: &str,
+        kind: StageKind,
+        summary: &str,
+        params: Vec<ParamSpec>,
+    ) -> Manifest {
+        Manifest {
+            name: name.into(),
+            version: version.into(),
+            kind,
+            summary: summary.into(),
+            params: params.into(),
+            gpu: false,
+        }
     }
 }
 
@@ -85,7 +98,10 @@ pub struct StageCtx<'a> {
 
 impl<'a> StageCtx<'a> {
     pub fn log(&self, level: LogLevel, msg: &str) {
-        self.backend.log(level, RStr::from(format!("{}: {}", self.stage, msg).as_str()));
+        self.backend.log(
+            level,
+            RStr::from(format!("{}: {}", self.stage, msg).as_str()),
+        );
     }
     pub fn info(&self, msg: &str) {
         self.log(LogLevel::Info, msg)
@@ -114,25 +130,48 @@ impl<'a> StageCtx<'a> {
     /// The image with its pixels in host memory (downloads a GPU-resident
     /// image once; host images are returned as they are).
     pub fn to_host(&self, image: Image) -> Result<Image, StageError> {
-        let Some(buf) = image.device.into_option() else { return Ok(image) };
-        let gpu = self.gpu().ok_or_else(|| StageError::gpu("a GPU-resident image reached a stage without GPU access"))?;
+        let Some(buf) = image.device.into_option() else {
+            return Ok(image);
+        };
+        let gpu = self.gpu().ok_or_else(|| {
+            StageError::gpu("a GPU-resident image reached a stage without GPU access")
+        })?;
         let data = crate::gpu::helpers::download(&gpu, buf, image.len())?;
         gpu.destroy_buffer(buf);
-        Ok(Image::from_vec(image.width, image.height, image.channels, data))
+        Ok(Image::from_vec(
+            image.width,
+            image.height,
+            image.channels,
+            data,
+        ))
     }
 
     /// Parallel loop over `0..len` in chunks of `grain` (see [`crate::par::for_each_range`]).
-    pub fn par_for<F: Fn(std::ops::Range<usize>) + Sync>(&self, len: usize, grain: usize, f: F) -> Result<(), StageError> {
+    pub fn par_for<F: Fn(std::ops::Range<usize>) + Sync>(
+        &self,
+        len: usize,
+        grain: usize,
+        f: F,
+    ) -> Result<(), StageError> {
         crate::par::for_each_range(&self.backend, len, grain, f);
         self.check_cancelled()
     }
     /// Parallel loop over disjoint mutable chunks (see [`crate::par::chunks_mut`]).
-    pub fn par_chunks_mut<T: Send, F: Fn(usize, &mut [T]) + Sync>(&self, data: &mut [T], chunk: usize, f: F) -> Result<(), StageError> {
+    pub fn par_chunks_mut<T: Send, F: Fn(usize, &mut [T]) + Sync>(
+        &self,
+        data: &mut [T],
+        chunk: usize,
+        f: F,
+    ) -> Result<(), StageError> {
         crate::par::chunks_mut(&self.backend, data, chunk, f);
         self.check_cancelled()
     }
     /// Parallel map over `0..n` (see [`crate::par::map`]).
-    pub fn par_map<T: Send, F: Fn(usize) -> T + Sync>(&self, n: usize, f: F) -> Result<Vec<T>, StageError> {
+    pub fn par_map<T: Send, F: Fn(usize) -> T + Sync>(
+        &self,
+        n: usize,
+        f: F,
+    ) -> Result<Vec<T>, StageError> {
         crate::par::map(&self.backend, n, f).ok_or_else(StageError::cancelled)
     }
 }
@@ -143,19 +182,38 @@ pub trait Stage: Sync {
     fn manifest(&self) -> Manifest;
 
     /// `Quality` stages: one score per frame, higher = sharper.
-    fn quality(&self, _ctx: &StageCtx, _frames: &FrameSourceRef, _params: &str) -> Result<Vec<f32>, StageError> {
+    fn quality(
+        &self,
+        _ctx: &StageCtx,
+        _frames: &FrameSourceRef,
+        _params: &str,
+    ) -> Result<Vec<f32>, StageError> {
         Err(StageError::unsupported("this stage does not score frames"))
     }
     /// `Align` stages: one warp per frame of the source.
-    fn align(&self, _ctx: &StageCtx, _frames: &FrameSourceRef, _req: &AlignRequest, _params: &str) -> Result<Alignment, StageError> {
+    fn align(
+        &self,
+        _ctx: &StageCtx,
+        _frames: &FrameSourceRef,
+        _req: &AlignRequest,
+        _params: &str,
+    ) -> Result<Alignment, StageError> {
         Err(StageError::unsupported("this stage does not align frames"))
     }
     /// `Stack` stages: the stacked image.
-    fn stack(&self, _ctx: &StageCtx, _frames: &FrameSourceRef, _req: &StackRequest, _params: &str) -> Result<Image, StageError> {
+    fn stack(
+        &self,
+        _ctx: &StageCtx,
+        _frames: &FrameSourceRef,
+        _req: &StackRequest,
+        _params: &str,
+    ) -> Result<Image, StageError> {
         Err(StageError::unsupported("this stage does not stack frames"))
     }
     /// `Sharpen` and `Filter` stages: image in, image out.
     fn process(&self, _ctx: &StageCtx, _image: Image, _params: &str) -> Result<Image, StageError> {
-        Err(StageError::unsupported("this stage does not process images"))
+        Err(StageError::unsupported(
+            "this stage does not process images",
+        ))
     }
 }

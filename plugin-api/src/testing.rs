@@ -20,11 +20,17 @@ pub struct ThreadBackend {
 
 impl ThreadBackend {
     pub fn new(threads: usize) -> ThreadBackend {
-        ThreadBackend { threads: threads.max(1), cancel: AtomicBool::new(false) }
+        ThreadBackend {
+            threads: threads.max(1),
+            cancel: AtomicBool::new(false),
+        }
     }
     /// Runs `f` with a [`StageCtx`] over this backend.
     pub fn with_ctx<R>(&self, stage: &str, f: impl FnOnce(&StageCtx) -> R) -> R {
-        let ctx = StageCtx { backend: Backend_TO::from_ptr(self, TD_Opaque), stage: stage.to_string() };
+        let ctx = StageCtx {
+            backend: Backend_TO::from_ptr(self, TD_Opaque),
+            stage: stage.to_string(),
+        };
         f(&ctx)
     }
     /// The backend as the trait object stages receive.
@@ -35,7 +41,11 @@ impl ThreadBackend {
 
 impl Default for ThreadBackend {
     fn default() -> Self {
-        ThreadBackend::new(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
+        ThreadBackend::new(
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+        )
     }
 }
 
@@ -86,7 +96,12 @@ pub struct MemFrames {
 impl MemFrames {
     /// Wraps frames of `width × height × channels`.
     pub fn new(width: u32, height: u32, channels: u32, frames: Vec<Vec<f32>>) -> MemFrames {
-        let info = FrameInfo { width, height, channels, count: frames.len() as u32 };
+        let info = FrameInfo {
+            width,
+            height,
+            channels,
+            count: frames.len() as u32,
+        };
         for f in &frames {
             assert_eq!(f.len(), info.frame_len());
         }
@@ -95,7 +110,12 @@ impl MemFrames {
     /// From images of equal size.
     pub fn from_images(images: &[Image]) -> MemFrames {
         let i = &images[0];
-        MemFrames::new(i.width, i.height, i.channels, images.iter().map(|im| im.data.to_vec()).collect())
+        MemFrames::new(
+            i.width,
+            i.height,
+            i.channels,
+            images.iter().map(|im| im.data.to_vec()).collect(),
+        )
     }
     /// The frame source trait object stages receive.
     pub fn as_ref(&self) -> FrameSourceRef<'_> {
@@ -107,15 +127,126 @@ impl FrameSource for MemFrames {
     fn info(&self) -> FrameInfo {
         self.info
     }
-    fn read_rows(&self, index: usize, y0: usize, rows: usize, mut out: RSliceMut<'_, f32>) -> RResult<(), StageError> {
+    fn read_rows(
+        &self,
+        index: usize,
+        y0: usize,
+        rows: usize,
+        mut out: RSliceMut<'_, f32>,
+    ) -> RResult<(), StageError> {
         let rl = self.info.row_len();
         let Some(frame) = self.frames.get(index) else {
             return RResult::RErr(StageError::internal(format!("frame {index} out of range")));
         };
         if y0 + rows > self.info.height as usize || out.len() != rows * rl {
-            return RResult::RErr(StageError::internal("read_rows: bad row range or buffer size"));
+            return RResult::RErr(StageError::internal(
+                "read_rows: bad row range or buffer size",
+            ));
         }
         out.copy_from_slice(&frame[y0 * rl..(y0 + rows) * rl]);
+        RResult::ROk(())
+    }
+}
+
+/// A counting global allocator for memory-bound tests: declare
+/// `#[global_allocator] static ALLOC: CountingAlloc = CountingAlloc::new();`
+/// in the test binary, then read [`CountingAlloc::peak_since`].
+pub struct CountingAlloc {
+    in_use: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl CountingAlloc {
+    pub const fn new() -> CountingAlloc {
+        CountingAlloc {
+            in_use: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+        }
+    }
+    fn grew(&self, bytes: usize) {
+        let now = self.in_use.fetch_add(bytes, Ordering::SeqCst) + bytes;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+    }
+    /// Starts a measurement: returns the bytes in use now.
+    pub fn start(&self) -> usize {
+        let base = self.in_use.load(Ordering::SeqCst);
+        self.peak.store(base, Ordering::SeqCst);
+        base
+    }
+    /// Peak bytes in use above `base` since [`start`](Self::start) returned it.
+    pub fn peak_since(&self, base: usize) -> usize {
+        self.peak.load(Ordering::SeqCst).saturating_sub(base)
+    }
+}
+
+impl Default for CountingAlloc {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+// SAFETY: every call is forwarded to the system allocator unchanged; the
+// counters only observe sizes.
+unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        let p = unsafe { std::alloc::System.alloc(layout) };
+        if !p.is_null() {
+            self.grew(layout.size());
+        }
+        p
+    }
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        let p = unsafe { std::alloc::System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            self.grew(layout.size());
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        unsafe { std::alloc::System.dealloc(ptr, layout) };
+        self.in_use.fetch_sub(layout.size(), Ordering::SeqCst);
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        let p = unsafe { std::alloc::System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            self.in_use.fetch_sub(layout.size(), Ordering::SeqCst);
+            self.grew(new_size);
+        }
+        p
+    }
+}
+
+/// Mono frames computed from their index on demand (nothing is stored), for
+/// memory-bound tests and benchmarks.
+pub struct GeneratedFrames {
+    pub info: FrameInfo,
+}
+
+impl FrameSource for GeneratedFrames {
+    fn info(&self) -> FrameInfo {
+        self.info
+    }
+    fn read_rows(
+        &self,
+        index: usize,
+        y0: usize,
+        rows: usize,
+        mut out: RSliceMut<'_, f32>,
+    ) -> RResult<(), StageError> {
+        let w = self.info.width as usize;
+        if y0 + rows > self.info.height as usize || out.len() != rows * w || self.info.channels != 1
+        {
+            return RResult::RErr(StageError::internal("bad read"));
+        }
+        for r in 0..rows {
+            let y = y0 + r;
+            for x in 0..w {
+                let hash = (index * 7919 + y * 104_729 + x * 1_299_709) % 1009;
+                out[r * w + x] = 0.5
+                    + 0.2 * ((x as f32) * 0.05).sin() * ((y as f32) * 0.03).cos()
+                    + 0.1 * hash as f32 / 1009.0;
+            }
+        }
         RResult::ROk(())
     }
 }

@@ -10,8 +10,14 @@ pub use jupiter_host::synth;
 
 /// Where cargo puts the debug build.
 pub fn target_dir() -> PathBuf {
-    let ws = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| ws.join("target")).join("debug")
+    let ws = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| ws.join("target"))
+        .join("debug")
 }
 
 /// Builds the host and every plugin once per test process (`cargo build
@@ -23,7 +29,8 @@ pub fn build() -> &'static Path {
         let ws = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.current_dir(ws).args(["build", "--workspace", "--quiet"]);
+        cmd.current_dir(ws)
+            .args(["build", "--workspace", "--quiet"]);
         // Build the host as this test crate sees it (with or without the GPU backend).
         if cfg!(feature = "gpu") {
             cmd.args(["--features", "gpu"]);
@@ -55,7 +62,11 @@ fn build_standalone(manifest: &Path) -> PathBuf {
         .arg(&target)
         .status()
         .expect("cannot run cargo build");
-    assert!(status.success(), "cargo build --manifest-path {} failed", manifest.display());
+    assert!(
+        status.success(),
+        "cargo build --manifest-path {} failed",
+        manifest.display()
+    );
     target.join("debug")
 }
 
@@ -63,12 +74,23 @@ fn build_standalone(manifest: &Path) -> PathBuf {
 /// cdylibs) once per test process and returns the directory holding them.
 pub fn fixtures() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| build_standalone(&Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join("Cargo.toml")))
+    BUILT.get_or_init(|| {
+        build_standalone(
+            &Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fixtures")
+                .join("Cargo.toml"),
+        )
+    })
 }
 
 /// A fixture library by crate suffix (`panic` → `libjupiter_fixture_panic.so`).
 pub fn fixture_file(name: &str) -> PathBuf {
-    let file = format!("{}jupiter_fixture_{}{}", std::env::consts::DLL_PREFIX, name.replace('-', "_"), std::env::consts::DLL_SUFFIX);
+    let file = format!(
+        "{}jupiter_fixture_{}{}",
+        std::env::consts::DLL_PREFIX,
+        name.replace('-', "_"),
+        std::env::consts::DLL_SUFFIX
+    );
     fixtures().join(file)
 }
 
@@ -78,8 +100,16 @@ pub fn third_party_stacker() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
         let ws = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let dir = build_standalone(&ws.join("examples").join("third-party-stacker").join("Cargo.toml"));
-        dir.join(format!("{}stack_trimmed_mean{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX))
+        let dir = build_standalone(
+            &ws.join("examples")
+                .join("third-party-stacker")
+                .join("Cargo.toml"),
+        );
+        dir.join(format!(
+            "{}stack_trimmed_mean{}",
+            std::env::consts::DLL_PREFIX,
+            std::env::consts::DLL_SUFFIX
+        ))
     })
 }
 
@@ -90,17 +120,23 @@ pub fn plugin_dir(dir: &Path, standard: &[&str], extra: &[&Path]) -> PathBuf {
     std::fs::create_dir_all(dir).unwrap();
     for name in standard {
         let f = plugin_file(name);
-        std::fs::copy(&f, dir.join(f.file_name().unwrap())).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        std::fs::copy(&f, dir.join(f.file_name().unwrap()))
+            .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
     }
     for f in extra {
-        std::fs::copy(f, dir.join(f.file_name().unwrap())).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        std::fs::copy(f, dir.join(f.file_name().unwrap()))
+            .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
     }
     dir.to_path_buf()
 }
 
 /// Files in `dir` (names only), sorted.
 pub fn list_dir(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().to_string()).collect();
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
     v.sort();
     v
 }
@@ -113,13 +149,23 @@ pub fn host() -> PathBuf {
 /// Plugin libraries in the build directory, by stage library name
 /// (e.g. `stack_mean` → `.../libjupiter_plugin_stack_mean.so`).
 pub fn plugin_file(name: &str) -> PathBuf {
-    let file = format!("{}jupiter_plugin_{}{}", std::env::consts::DLL_PREFIX, name.replace('-', "_"), std::env::consts::DLL_SUFFIX);
+    let file = format!(
+        "{}jupiter_plugin_{}{}",
+        std::env::consts::DLL_PREFIX,
+        name.replace('-', "_"),
+        std::env::consts::DLL_SUFFIX
+    );
     build().join(file)
 }
 
 /// A fresh, empty scratch directory for one test.
 pub fn scratch(name: &str) -> PathBuf {
-    let d = target_dir().parent().unwrap().join("tmp").join("e2e").join(name);
+    let d = target_dir()
+        .parent()
+        .unwrap()
+        .join("tmp")
+        .join("e2e")
+        .join(name);
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
@@ -131,7 +177,10 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
-    Command::new(host()).args(args).output().expect("cannot start jupiter-host")
+    Command::new(host())
+        .args(args)
+        .output()
+        .expect("cannot start jupiter-host")
 }
 
 /// Runs the host and panics with its stderr unless it succeeds.
@@ -141,7 +190,12 @@ where
     S: AsRef<std::ffi::OsStr>,
 {
     let out = run_host(args);
-    assert!(out.status.success(), "jupiter-host failed ({}):\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "jupiter-host failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -164,8 +218,13 @@ pub fn gpu_backend() -> Option<jupiter_host::backend::cpu::HostBackend> {
     use jupiter_host::backend::{select_device, BackendChoice};
     let sel = select_device(BackendChoice::Gpu);
     let Some(gpu) = sel.gpu else {
-        let required = std::env::var_os("CI").is_some() || std::env::var_os("JUPITER_REQUIRE_GPU").is_some();
-        assert!(!required, "no GPU adapter in CI: {}", sel.warning.unwrap_or_default());
+        let required =
+            std::env::var_os("CI").is_some() || std::env::var_os("JUPITER_REQUIRE_GPU").is_some();
+        assert!(
+            !required,
+            "no GPU adapter in CI: {}",
+            sel.warning.unwrap_or_default()
+        );
         eprintln!("skipping GPU test: {}", sel.warning.unwrap_or_default());
         return None;
     };
@@ -186,7 +245,10 @@ pub fn cpu_backend() -> jupiter_host::backend::cpu::HostBackend {
 /// Largest absolute difference.
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 /// A textured test image with sharp edges touching the borders, in [0, 1].
@@ -195,8 +257,13 @@ pub fn texture(w: usize, h: usize, c: usize, seed: u32) -> Vec<f32> {
         .map(|i| {
             let p = i / c;
             let (x, y, k) = ((p % w) as f32, (p / w) as f32, (i % c) as f32);
-            let v = 0.5 + 0.3 * ((x * 0.37 + k + seed as f32).sin() * (y * 0.23 - k).cos())
-                + if (x as usize / 7 + y as usize / 5) % 2 == 0 { 0.1 } else { -0.1 };
+            let v = 0.5
+                + 0.3 * ((x * 0.37 + k + seed as f32).sin() * (y * 0.23 - k).cos())
+                + if (x as usize / 7 + y as usize / 5) % 2 == 0 {
+                    0.1
+                } else {
+                    -0.1
+                };
             v.clamp(0.0, 1.0)
         })
         .collect()
@@ -204,7 +271,10 @@ pub fn texture(w: usize, h: usize, c: usize, seed: u32) -> Vec<f32> {
 
 /// A stage context over a host backend (in-process stage calls).
 pub fn stage_ctx(be: &jupiter_host::backend::cpu::HostBackend) -> jupiter_plugin_api::StageCtx<'_> {
-    jupiter_plugin_api::StageCtx { backend: be.as_ref(), stage: "parity".into() }
+    jupiter_plugin_api::StageCtx {
+        backend: be.as_ref(),
+        stage: "parity".into(),
+    }
 }
 
 /// An image's pixels in host memory (downloads a device image).

@@ -18,7 +18,17 @@ const FRAME_BYTES: usize = W * H * 2;
 /// A good 16-bit capture (12-bit values, as the synthetic camera writes) with a timestamp trailer.
 fn good_capture(dir: &Path) -> Vec<u8> {
     let p = dir.join("good.ser");
-    generate(&p, &SynthOptions { width: W as u32, height: H as u32, frames: FRAMES, depth: 16, ..Default::default() }).unwrap();
+    generate(
+        &p,
+        &SynthOptions {
+            width: W as u32,
+            height: H as u32,
+            frames: FRAMES,
+            depth: 16,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let b = std::fs::read(&p).unwrap();
     assert_eq!(b.len(), HEADER_LEN + FRAMES * FRAME_BYTES + 8 * FRAMES);
     b
@@ -38,9 +48,21 @@ const TRAILER: usize = HEADER_LEN + FRAMES * FRAME_BYTES;
 fn run(dir: &Path, name: &str, bytes: &[u8], more: &[&str]) -> (Output, PathBuf, PathBuf) {
     let ser = dir.join(format!("{name}.ser"));
     std::fs::write(&ser, bytes).unwrap();
-    let (out, report) = (dir.join(format!("{name}.tif")), dir.join(format!("{name}.json")));
-    let mut args: Vec<std::ffi::OsString> =
-        vec!["--plugins".into(), build().into(), "run".into(), ser.into(), "-o".into(), out.clone().into(), "--no-post".into(), "--report".into(), report.clone().into()];
+    let (out, report) = (
+        dir.join(format!("{name}.tif")),
+        dir.join(format!("{name}.json")),
+    );
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "--plugins".into(),
+        build().into(),
+        "run".into(),
+        ser.into(),
+        "-o".into(),
+        out.clone().into(),
+        "--no-post".into(),
+        "--report".into(),
+        report.clone().into(),
+    ];
     args.extend(more.iter().map(|s| s.into()));
     (run_host(args), out, report)
 }
@@ -51,23 +73,44 @@ fn broken_files_are_refused_with_the_file_name_and_the_reason() {
     let good = good_capture(&dir);
     let mut cases: Vec<(&str, Vec<u8>, Vec<&str>)> = Vec::new();
     cases.push(("empty", Vec::new(), vec!["truncated", "0 bytes"]));
-    cases.push(("mid-header", good[..100].to_vec(), vec!["truncated", "100 bytes", "178-byte header"]));
+    cases.push((
+        "mid-header",
+        good[..100].to_vec(),
+        vec!["truncated", "100 bytes", "178-byte header"],
+    ));
     let mut b = good.clone();
     b[..6].copy_from_slice(b"NOTSER");
     cases.push(("magic", b, vec!["not a SER file", "wrong magic"]));
     let mut b = good.clone();
     b.truncate(HEADER_LEN + 3 * FRAME_BYTES + 100);
-    cases.push(("mid-frame", b, vec!["truncated", "claims 6 frames", "only 3 complete frames", "--allow-truncated"]));
+    cases.push((
+        "mid-frame",
+        b,
+        vec![
+            "truncated",
+            "claims 6 frames",
+            "only 3 complete frames",
+            "--allow-truncated",
+        ],
+    ));
     let mut b = good[..1024].to_vec();
     set_i32(&mut b, 26, 100_000);
     set_i32(&mut b, 30, 100_000);
     set_i32(&mut b, 38, 1_000_000_000);
-    cases.push(("absurd-size", b, vec!["frame size 100000×100000", "1..=32768"]));
+    cases.push((
+        "absurd-size",
+        b,
+        vec!["frame size 100000×100000", "1..=32768"],
+    ));
     let mut b = good[..1024].to_vec();
     set_i32(&mut b, 26, 30_000);
     set_i32(&mut b, 30, 30_000);
     set_i32(&mut b, 38, 1_000_000_000);
-    cases.push(("absurd-count", b, vec!["truncated", "claims 1000000000 frames of 30000×30000"]));
+    cases.push((
+        "absurd-count",
+        b,
+        vec!["truncated", "claims 1000000000 frames of 30000×30000"],
+    ));
     let mut b = good.clone();
     set_i32(&mut b, 26, 0);
     cases.push(("zero-width", b, vec!["frame size 0×48"]));
@@ -99,8 +142,15 @@ fn broken_files_are_refused_with_the_file_name_and_the_reason() {
                 assert!(out.exists());
                 continue;
             }
-            assert_eq!(o.status.code(), Some(1), "{name} (allow_truncated {allow}):\n{err}");
-            assert!(err.contains(&format!("{name}.ser")), "{name}: the error does not name the file:\n{err}");
+            assert_eq!(
+                o.status.code(),
+                Some(1),
+                "{name} (allow_truncated {allow}):\n{err}"
+            );
+            assert!(
+                err.contains(&format!("{name}.ser")),
+                "{name}: the error does not name the file:\n{err}"
+            );
             for w in want {
                 assert!(err.contains(w), "{name}: the error lacks {w:?}:\n{err}");
             }
@@ -120,7 +170,12 @@ fn quirk(dir: &Path, name: &str, bytes: &[u8], more: &[&str]) -> (String, Vec<St
     let err = String::from_utf8_lossy(&o.stderr).to_string();
     assert!(o.status.success(), "{name}:\n{err}");
     assert!(out.exists());
-    let warnings = read_report(&report)["warnings"].as_array().unwrap().iter().map(|w| w.as_str().unwrap().to_string()).collect();
+    let warnings = read_report(&report)["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap().to_string())
+        .collect();
     (err, warnings)
 }
 
@@ -142,24 +197,40 @@ fn real_world_quirks_are_worked_around_with_warnings_in_the_report() {
     let mut b = good[..t].to_vec();
     set_i32(&mut b, 38, 0);
     let (err, w) = quirk(&dir, "zero-count", &b, &[]);
-    assert!(has(&w, "frame count is 0") && has(&w, "using the 6 complete frames"), "{w:?}");
-    assert!(err.contains("warning:") && err.contains("zero-count.ser"), "{err}");
+    assert!(
+        has(&w, "frame count is 0") && has(&w, "using the 6 complete frames"),
+        "{w:?}"
+    );
+    assert!(
+        err.contains("warning:") && err.contains("zero-count.ser"),
+        "{err}"
+    );
 
     // Depth 10 declared, 12-bit values stored: read as 16-bit, with a warning.
     let mut b = good.clone();
     set_i32(&mut b, 34, 10);
     let (_, w) = quirk(&dir, "depth", &b, &[]);
-    assert!(has(&w, "header says 10-bit samples but values reach"), "{w:?}");
+    assert!(
+        has(&w, "header says 10-bit samples but values reach"),
+        "{w:?}"
+    );
 
     // Big-endian samples with the flag saying little (or not): detected from the data.
     for flag in [0, 1] {
         let mut b = good.clone();
         set_i32(&mut b, 22, flag);
-        b[HEADER_LEN..t].chunks_exact_mut(2).for_each(|s| s.swap(0, 1));
+        b[HEADER_LEN..t]
+            .chunks_exact_mut(2)
+            .for_each(|s| s.swap(0, 1));
         let (_, w) = quirk(&dir, &format!("big-endian-{flag}"), &b, &[]);
         assert!(has(&w, "big-endian (decided from the data"), "{w:?}");
         // --byte-order overrides the detection.
-        let (_, w) = quirk(&dir, &format!("forced-{flag}"), &b, &["--byte-order", "big"]);
+        let (_, w) = quirk(
+            &dir,
+            &format!("forced-{flag}"),
+            &b,
+            &["--byte-order", "big"],
+        );
         assert!(!has(&w, "big-endian"), "{w:?}");
     }
 
@@ -171,7 +242,10 @@ fn real_world_quirks_are_worked_around_with_warnings_in_the_report() {
 
     // Timestamps out of order.
     let mut b = good.clone();
-    let (a, c) = (i64::from_le_bytes(b[t + 8..t + 16].try_into().unwrap()), i64::from_le_bytes(b[t + 16..t + 24].try_into().unwrap()));
+    let (a, c) = (
+        i64::from_le_bytes(b[t + 8..t + 16].try_into().unwrap()),
+        i64::from_le_bytes(b[t + 16..t + 24].try_into().unwrap()),
+    );
     set_i64(&mut b, t + 8, c);
     set_i64(&mut b, t + 16, a);
     let (err, w) = quirk(&dir, "ts-order", &b, &[]);
@@ -187,5 +261,8 @@ fn real_world_quirks_are_worked_around_with_warnings_in_the_report() {
         set_i64(&mut b, t + 8 * i, local + i as i64 * 100_000);
     }
     let (_, w) = quirk(&dir, "ts-local", &b, &[]);
-    assert!(has(&w, "look like local time") && has(&w, "+2.00 h"), "{w:?}");
+    assert!(
+        has(&w, "look like local time") && has(&w, "+2.00 h"),
+        "{w:?}"
+    );
 }

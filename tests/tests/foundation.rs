@@ -43,17 +43,34 @@ fn recovers_shifts_and_beats_the_best_frame_by_3_db() {
         report.as_os_str(),
     ]);
     let r = read_report(&report);
-    let selected: Vec<usize> = r["selected"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
-    let shifts: Vec<(f64, f64)> =
-        r["shifts"].as_array().unwrap().iter().map(|s| (s[0].as_f64().unwrap(), s[1].as_f64().unwrap())).collect();
+    let selected: Vec<usize> = r["selected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect();
+    let shifts: Vec<(f64, f64)> = r["shifts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s[0].as_f64().unwrap(), s[1].as_f64().unwrap()))
+        .collect();
     assert_eq!(selected.len(), 20);
     // Shifts are relative to the best frame (the reference position).
     let best = cap.shifts[selected[0]];
     let mut worst = 0.0f64;
     for (k, &i) in selected.iter().enumerate() {
-        let want = ((cap.shifts[i].0 - best.0) as f64, (cap.shifts[i].1 - best.1) as f64);
-        let err = (shifts[k].0 - want.0).abs().max((shifts[k].1 - want.1).abs());
-        eprintln!("frame {i}: want ({:.3},{:.3}) got ({:.3},{:.3}) blur {:.2}", want.0, want.1, shifts[k].0, shifts[k].1, cap.blur[i]);
+        let want = (
+            (cap.shifts[i].0 - best.0) as f64,
+            (cap.shifts[i].1 - best.1) as f64,
+        );
+        let err = (shifts[k].0 - want.0)
+            .abs()
+            .max((shifts[k].1 - want.1).abs());
+        eprintln!(
+            "frame {i}: want ({:.3},{:.3}) got ({:.3},{:.3}) blur {:.2}",
+            want.0, want.1, shifts[k].0, shifts[k].1, cap.blur[i]
+        );
         worst = worst.max(err);
     }
     assert!(worst < 0.1, "worst shift error {worst:.3} px");
@@ -66,23 +83,52 @@ fn recovers_shifts_and_beats_the_best_frame_by_3_db() {
     let ser_file = jupiter_host::io::ser::SerFile::open(&ser, Default::default()).unwrap();
     let single = (0..o.frames)
         .map(|i| {
-            let t = render(o.scene, w, h, 1, cap.shifts[i].0 as f64, cap.shifts[i].1 as f64);
+            let t = render(
+                o.scene,
+                w,
+                h,
+                1,
+                cap.shifts[i].0 as f64,
+                cap.shifts[i].1 as f64,
+            );
             psnr_interior(&ser_file.decode_frame(i).unwrap(), &t, w, h, 1, 8)
         })
         .fold(f64::MIN, f64::max);
     let stack = psnr_interior(&stacked.data, &truth, w, h, 1, 8);
-    assert!(stack >= single + 3.0, "stack {stack:.2} dB vs best single frame {single:.2} dB");
-    eprintln!("worst shift error {worst:.3} px; PSNR best frame {single:.2} dB, stack {stack:.2} dB");
+    assert!(
+        stack >= single + 3.0,
+        "stack {stack:.2} dB vs best single frame {single:.2} dB"
+    );
+    eprintln!(
+        "worst shift error {worst:.3} px; PSNR best frame {single:.2} dB, stack {stack:.2} dB"
+    );
 }
 
 #[test]
 fn bayer_capture_gives_rgb_with_the_right_colours() {
     let dir = scratch("bayer");
-    let o = SynthOptions { color: SynthColor::Bayer(BayerPattern::Rggb), depth: 8, frames: 24, jitter: 0.0, seed: 5, ..base_options() };
+    let o = SynthOptions {
+        color: SynthColor::Bayer(BayerPattern::Rggb),
+        depth: 8,
+        frames: 24,
+        jitter: 0.0,
+        seed: 5,
+        ..base_options()
+    };
     let ser = dir.join("bayer.ser");
     let _cap = generate(&ser, &o).unwrap();
     let out = dir.join("bayer.tif");
-    run_ok(["--plugins".as_ref(), build().as_os_str(), "run".as_ref(), ser.as_os_str(), "-o".as_ref(), out.as_os_str(), "--no-post".as_ref(), "--select".as_ref(), "100%".as_ref()]);
+    run_ok([
+        "--plugins".as_ref(),
+        build().as_os_str(),
+        "run".as_ref(),
+        ser.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+        "--no-post".as_ref(),
+        "--select".as_ref(),
+        "100%".as_ref(),
+    ]);
     let img = read_tiff(&out);
     assert_eq!(img.channels, 3);
     let (w, h) = (o.width as usize, o.height as usize);
@@ -94,17 +140,27 @@ fn bayer_capture_gives_rgb_with_the_right_colours() {
         // And it is that channel, not another: red and blue differ a lot on this planet.
         if c != 1 {
             let swapped = psnr_interior(&chan(&img.data, c), &chan(&truth, 2 - c), w, h, 1, 8);
-            assert!(p > swapped + 5.0, "channel {c}: {p:.2} dB vs swapped {swapped:.2} dB");
+            assert!(
+                p > swapped + 5.0,
+                "channel {c}: {p:.2} dB vs swapped {swapped:.2} dB"
+            );
         }
     }
 }
 
 #[test]
 fn plugins_command_lists_the_stages() {
-    let out = run_ok(["--plugins".as_ref(), build().as_os_str(), "plugins".as_ref()]);
+    let out = run_ok([
+        "--plugins".as_ref(),
+        build().as_os_str(),
+        "plugins".as_ref(),
+    ]);
     let text = String::from_utf8_lossy(&out.stdout);
     for stage in ["quality", "align-phase", "stack-mean"] {
-        assert!(text.lines().any(|l| l.starts_with(stage)), "{stage} missing from:\n{text}");
+        assert!(
+            text.lines().any(|l| l.starts_with(stage)),
+            "{stage} missing from:\n{text}"
+        );
     }
 }
 
@@ -117,21 +173,51 @@ fn a_foreign_library_in_the_plugin_dir_is_skipped_with_a_warning() {
         let f = plugin_file(p);
         std::fs::copy(&f, plugins.join(f.file_name().unwrap())).unwrap();
     }
-    std::fs::write(plugins.join(format!("{}notaplugin{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX)), b"\x7fELF garbage").unwrap();
+    std::fs::write(
+        plugins.join(format!(
+            "{}notaplugin{}",
+            std::env::consts::DLL_PREFIX,
+            std::env::consts::DLL_SUFFIX
+        )),
+        b"\x7fELF garbage",
+    )
+    .unwrap();
     // A real shared library that is not a jupiter plugin.
     let host_lib = std::fs::read_dir(build().join("deps"))
         .unwrap()
         .filter_map(|e| e.ok())
         .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|e| e == std::env::consts::DLL_EXTENSION) && p.to_string_lossy().contains("abi_stable"));
+        .find(|p| {
+            p.extension()
+                .is_some_and(|e| e == std::env::consts::DLL_EXTENSION)
+                && p.to_string_lossy().contains("abi_stable")
+        });
     if let Some(l) = host_lib {
         std::fs::copy(&l, plugins.join(l.file_name().unwrap())).unwrap();
     }
     let ser = dir.join("cap.ser");
-    generate(&ser, &SynthOptions { frames: 8, ..base_options() }).unwrap();
-    let out = run_ok(["--plugins".as_ref(), plugins.as_os_str(), "run".as_ref(), ser.as_os_str(), "-o".as_ref(), dir.join("o.tif").as_os_str(), "--no-post".as_ref()]);
+    generate(
+        &ser,
+        &SynthOptions {
+            frames: 8,
+            ..base_options()
+        },
+    )
+    .unwrap();
+    let out = run_ok([
+        "--plugins".as_ref(),
+        plugins.as_os_str(),
+        "run".as_ref(),
+        ser.as_os_str(),
+        "-o".as_ref(),
+        dir.join("o.tif").as_os_str(),
+        "--no-post".as_ref(),
+    ]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("notaplugin") && err.contains("skipped"), "stderr:\n{err}");
+    assert!(
+        err.contains("notaplugin") && err.contains("skipped"),
+        "stderr:\n{err}"
+    );
     assert!(dir.join("o.tif").exists());
 }
 
@@ -139,10 +225,22 @@ fn a_foreign_library_in_the_plugin_dir_is_skipped_with_a_warning() {
 fn info_shows_the_header() {
     let dir = scratch("info");
     let ser = dir.join("cap.ser");
-    generate(&ser, &SynthOptions { frames: 5, ..base_options() }).unwrap();
+    generate(
+        &ser,
+        &SynthOptions {
+            frames: 5,
+            ..base_options()
+        },
+    )
+    .unwrap();
     let out = run_ok(["info".as_ref(), ser.as_os_str()]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("160×128") && text.contains("MONO") && text.contains("timestamps:  present (5 frames"), "{text}");
+    assert!(
+        text.contains("160×128")
+            && text.contains("MONO")
+            && text.contains("timestamps:  present (5 frames"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -150,9 +248,17 @@ fn bad_input_gets_a_clear_error_naming_the_file() {
     let dir = scratch("bad");
     let ser = dir.join("broken.ser");
     std::fs::write(&ser, b"LUCAM-RECORDER but far too short").unwrap();
-    let out = run_host(["--plugins".as_ref(), build().as_os_str(), "run".as_ref(), ser.as_os_str()]);
+    let out = run_host([
+        "--plugins".as_ref(),
+        build().as_os_str(),
+        "run".as_ref(),
+        ser.as_os_str(),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("broken.ser") && err.contains("truncated"), "{err}");
+    assert!(
+        err.contains("broken.ser") && err.contains("truncated"),
+        "{err}"
+    );
     assert!(!err.contains("panicked"));
 }

@@ -18,10 +18,19 @@ fn filters_gpu_match_cpu() {
     let cpu_be = cpu_backend();
     let stages: [(&dyn Stage, &str); 7] = [
         (&GaussianBlur, r#"{"sigma": 1.7}"#),
-        (&UnsharpMask, r#"{"radius": 1.2, "amount": 1.5, "threshold": 0.02}"#),
+        (
+            &UnsharpMask,
+            r#"{"radius": 1.2, "amount": 1.5, "threshold": 0.02}"#,
+        ),
         (&Gamma, r#"{"gamma": 2.2}"#),
-        (&BrightnessContrast, r#"{"brightness": 0.05, "contrast": 1.3}"#),
-        (&Stretch, r#"{"black_percentile": 1.0, "white_percentile": 99.0, "midtone": 0.3}"#),
+        (
+            &BrightnessContrast,
+            r#"{"brightness": 0.05, "contrast": 1.3}"#,
+        ),
+        (
+            &Stretch,
+            r#"{"black_percentile": 1.0, "white_percentile": 99.0, "midtone": 0.3}"#,
+        ),
         (&Stretch, "{}"),
         (&GaussianBlur, r#"{"sigma": 0}"#),
     ];
@@ -35,11 +44,16 @@ fn filters_gpu_match_cpu() {
             let cpu = stage.process(&ctx(&cpu_be), img.clone(), params).unwrap();
             let g = ctx(&gpu_be);
             let gpu = stage.process(&g, img.clone(), params).unwrap();
-            assert!(gpu.device.is_some(), "{name}: result should stay on the device");
+            assert!(
+                gpu.device.is_some(),
+                "{name}: result should stay on the device"
+            );
             let d = max_abs_diff(&cpu.data, &host_data(&g, gpu));
             // pow() on the GPU is exp2(y·log2 x): a few ulps; everything else is the same arithmetic.
-            assert!(d <= 1e-5, "{name} {params} on {w}×{h}×{c}: max |cpu - gpu| = {d:e}");
+            assert!(
+                d <= 1e-5,
+                "{name} {params} on {w}×{h}×{c}: max |cpu - gpu| = {d:e}"
+            );
         }
     }
 }
-

@@ -17,16 +17,34 @@ fn stack_median_stage_gpu_matches_cpu() {
     for (w, h, c, n) in [(27usize, 19usize, 1usize, 9usize), (18, 23, 3, 66)] {
         let frames: Vec<Vec<f32>> = (0..n as u32).map(|k| texture(w, h, c, k)).collect();
         let mem = MemFrames::new(w as u32, h as u32, c as u32, frames);
-        let warps: Vec<FrameWarp> = (0..n).map(|k| FrameWarp::shift(((k * 3) % 7) as f32 * 0.45 - 1.3, ((k * 5) % 6) as f32 * 0.33 - 0.9)).collect();
-        let req = StackRequest { alignment: Alignment { warps: warps.into(), reference: 0 }, scores: Default::default() };
+        let warps: Vec<FrameWarp> = (0..n)
+            .map(|k| {
+                FrameWarp::shift(
+                    ((k * 3) % 7) as f32 * 0.45 - 1.3,
+                    ((k * 5) % 6) as f32 * 0.33 - 0.9,
+                )
+            })
+            .collect();
+        let req = StackRequest {
+            alignment: Alignment {
+                warps: warps.into(),
+                reference: 0,
+            },
+            scores: Default::default(),
+        };
         for params in ["{}", r#"{"interpolation": "bilinear"}"#] {
-            let cpu = StackMedian.stack(&stage_ctx(&cpu_be), &mem.as_ref(), &req, params).unwrap();
+            let cpu = StackMedian
+                .stack(&stage_ctx(&cpu_be), &mem.as_ref(), &req, params)
+                .unwrap();
             assert!(cpu.device.is_none());
             let g = stage_ctx(&gpu_be);
             let gpu = StackMedian.stack(&g, &mem.as_ref(), &req, params).unwrap();
             assert!(gpu.device.is_some(), "the GPU path should have run");
             let d = max_abs_diff(&cpu.data, &host_data(&g, gpu));
-            assert!(d <= 1e-5, "{w}×{h}×{c}, {n} frames, {params}: max |cpu - gpu| = {d:e}");
+            assert!(
+                d <= 1e-5,
+                "{w}×{h}×{c}, {n} frames, {params}: max |cpu - gpu| = {d:e}"
+            );
         }
     }
 }

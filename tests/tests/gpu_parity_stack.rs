@@ -19,18 +19,42 @@ fn stack_mean_gpu_matches_cpu() {
     for (w, h, c) in [(33usize, 21usize, 1usize), (40, 17, 3)] {
         let frames: Vec<Vec<f32>> = (0..7).map(|k| texture(w, h, c, k)).collect();
         let mem = MemFrames::new(w as u32, h as u32, c as u32, frames);
-        let warps: Vec<FrameWarp> = (0..7).map(|k| FrameWarp::shift(k as f32 * 0.63 - 2.0, 1.7 - k as f32 * 0.41)).collect();
-        let req = StackRequest { alignment: Alignment { warps: warps.into(), reference: 0 }, scores: (0..7).map(|k| 1.0 + k as f32).collect() };
+        let warps: Vec<FrameWarp> = (0..7)
+            .map(|k| FrameWarp::shift(k as f32 * 0.63 - 2.0, 1.7 - k as f32 * 0.41))
+            .collect();
+        let req = StackRequest {
+            alignment: Alignment {
+                warps: warps.into(),
+                reference: 0,
+            },
+            scores: (0..7).map(|k| 1.0 + k as f32).collect(),
+        };
         for p in [
             jupiter_plugin_stack_mean::params::MeanParams::default(),
-            jupiter_plugin_stack_mean::params::MeanParams { interpolation: "bilinear".into(), quality_weighting: true, weight_power: 1.5 },
+            jupiter_plugin_stack_mean::params::MeanParams {
+                interpolation: "bilinear".into(),
+                quality_weighting: true,
+                weight_power: 1.5,
+            },
         ] {
-            let cpu = jupiter_plugin_stack_mean::cpu::stack(&ctx(&cpu_be), &mem.as_ref(), &req, &p).unwrap();
+            let cpu = jupiter_plugin_stack_mean::cpu::stack(&ctx(&cpu_be), &mem.as_ref(), &req, &p)
+                .unwrap();
             let g = ctx(&gpu_be);
-            let gpu = jupiter_plugin_stack_mean::gpu::stack(&g, &g.gpu().unwrap(), &mem.as_ref(), &req, &p).unwrap();
+            let gpu = jupiter_plugin_stack_mean::gpu::stack(
+                &g,
+                &g.gpu().unwrap(),
+                &mem.as_ref(),
+                &req,
+                &p,
+            )
+            .unwrap();
             assert!(gpu.device.is_some(), "the stack should stay on the device");
             let d = max_abs_diff(&cpu.data, &host_data(&g, gpu));
-            assert!(d <= 1e-4, "{w}×{h}×{c} {:?}: max |cpu - gpu| = {d:e}", p.interpolation);
+            assert!(
+                d <= 1e-4,
+                "{w}×{h}×{c} {:?}: max |cpu - gpu| = {d:e}",
+                p.interpolation
+            );
         }
     }
 }
@@ -40,17 +64,26 @@ fn radix_select_is_exact() {
     let Some(gpu_be) = gpu_backend() else { return };
     let g = ctx(&gpu_be);
     let gpu = g.gpu().unwrap();
-    let v: Vec<f32> = (0..10_001).map(|i| ((i * 7919) % 10_007) as f32 / 777.0 - 6.0).collect();
+    let v: Vec<f32> = (0..10_001)
+        .map(|i| ((i * 7919) % 10_007) as f32 / 777.0 - 6.0)
+        .collect();
     let buf = jupiter_plugin_api::gpu::helpers::upload(&gpu, &v).unwrap();
     let mut sorted = v.clone();
     sorted.sort_by(|a, b| a.total_cmp(b));
     for k in [0, 1, 5000, 9999, 10_000] {
-        let got = jupiter_kit::gpu::kth_smallest(&gpu, jupiter_kit::gpu::SelectOf::Values(buf), v.len(), 1, 0, k).unwrap();
+        let got = jupiter_kit::gpu::kth_smallest(
+            &gpu,
+            jupiter_kit::gpu::SelectOf::Values(buf),
+            v.len(),
+            1,
+            0,
+            k,
+        )
+        .unwrap();
         assert_eq!(got, Some(sorted[k]), "k = {k}");
     }
     gpu.destroy_buffer(buf);
 }
-
 
 /// Naive reference: per pixel, gather the resampled samples and sort.
 fn median_reference(mem: &MemFrames, warps: &[FrameWarp]) -> Vec<f32> {
@@ -62,7 +95,18 @@ fn median_reference(mem: &MemFrames, warps: &[FrameWarp]) -> Vec<f32> {
         .map(|(i, wp)| {
             let mut out = vec![0.0; len];
             let mut scratch = Vec::new();
-            jupiter_kit::warp::warped_rows(&mem.as_ref(), i, wp, jupiter_kit::warp::Interp::Bicubic, 0, info.height as usize, &mut out, None, &mut scratch).unwrap();
+            jupiter_kit::warp::warped_rows(
+                &mem.as_ref(),
+                i,
+                wp,
+                jupiter_kit::warp::Interp::Bicubic,
+                0,
+                info.height as usize,
+                &mut out,
+                None,
+                &mut scratch,
+            )
+            .unwrap();
             out
         })
         .collect();
@@ -71,7 +115,11 @@ fn median_reference(mem: &MemFrames, warps: &[FrameWarp]) -> Vec<f32> {
             let mut v: Vec<f32> = aligned.iter().map(|f| f[p]).collect();
             v.sort_by(|a, b| a.total_cmp(b));
             let n = v.len();
-            if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) }
+            if n % 2 == 1 {
+                v[n / 2]
+            } else {
+                0.5 * (v[n / 2 - 1] + v[n / 2])
+            }
         })
         .collect()
 }
@@ -81,17 +129,33 @@ fn median_gpu_matches_the_naive_median() {
     let Some(gpu_be) = gpu_backend() else { return };
     // 7 and 8 frames take the in-register sort, 70 and 71 the radix selection;
     // a tiny tile budget forces several bands.
-    for (w, h, c, n, budget) in [(23usize, 19usize, 1usize, 7usize, 1usize << 20), (17, 13, 3, 8, 2000), (21, 11, 1, 70, 5000), (9, 15, 3, 71, 1 << 20)] {
+    for (w, h, c, n, budget) in [
+        (23usize, 19usize, 1usize, 7usize, 1usize << 20),
+        (17, 13, 3, 8, 2000),
+        (21, 11, 1, 70, 5000),
+        (9, 15, 3, 71, 1 << 20),
+    ] {
         let frames: Vec<Vec<f32>> = (0..n as u32).map(|k| texture(w, h, c, k)).collect();
         let mem = MemFrames::new(w as u32, h as u32, c as u32, frames);
-        let warps: Vec<FrameWarp> = (0..n).map(|k| FrameWarp::shift(((k * 7) % 11) as f32 * 0.37 - 2.0, ((k * 5) % 9) as f32 * 0.41 - 1.6)).collect();
+        let warps: Vec<FrameWarp> = (0..n)
+            .map(|k| {
+                FrameWarp::shift(
+                    ((k * 7) % 11) as f32 * 0.37 - 2.0,
+                    ((k * 5) % 9) as f32 * 0.41 - 1.6,
+                )
+            })
+            .collect();
         let want = median_reference(&mem, &warps);
         let g = ctx(&gpu_be);
         let gpu = g.gpu().unwrap();
-        let buf = jupiter_kit::gpu::median_stack(&g, &gpu, &mem.as_ref(), &warps, 1, budget).unwrap();
+        let buf =
+            jupiter_kit::gpu::median_stack(&g, &gpu, &mem.as_ref(), &warps, 1, budget).unwrap();
         let got = jupiter_plugin_api::gpu::helpers::download(&gpu, buf, want.len()).unwrap();
         gpu.destroy_buffer(buf);
         let d = max_abs_diff(&want, &got);
-        assert!(d <= 1e-5, "{w}×{h}×{c}, {n} frames: max |cpu - gpu| = {d:e}");
+        assert!(
+            d <= 1e-5,
+            "{w}×{h}×{c}, {n} frames: max |cpu - gpu| = {d:e}"
+        );
     }
 }

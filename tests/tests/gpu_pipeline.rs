@@ -9,20 +9,51 @@ use jupiter_tests::*;
 
 fn capture(dir: &Path) -> std::path::PathBuf {
     let ser = dir.join("cap.ser");
-    let o = SynthOptions { width: 96, height: 80, frames: 16, scene: Scene::Planet, color: SynthColor::Rgb, seed: 3, jitter: 3.0, ..Default::default() };
+    let o = SynthOptions {
+        width: 96,
+        height: 80,
+        frames: 16,
+        scene: Scene::Planet,
+        color: SynthColor::Rgb,
+        seed: 3,
+        jitter: 3.0,
+        ..Default::default()
+    };
     generate(&ser, &o).unwrap();
     ser
 }
 
-fn run_with(dir: &Path, ser: &Path, name: &str, device: &str, env: &[(&str, &str)]) -> (std::process::Output, std::path::PathBuf, serde_json::Value) {
+fn run_with(
+    dir: &Path,
+    ser: &Path,
+    name: &str,
+    device: &str,
+    env: &[(&str, &str)],
+) -> (std::process::Output, std::path::PathBuf, serde_json::Value) {
     let out = dir.join(format!("{name}.tif"));
     let report = dir.join(format!("{name}.json"));
     let o = std::process::Command::new(host())
         .envs(env.iter().copied())
-        .args(["--plugins".as_ref(), build().as_os_str(), device.as_ref(), "run".as_ref(), ser.as_os_str(), "-o".as_ref(), out.as_os_str(), "--report".as_ref(), report.as_os_str(), "--select".as_ref(), "50%".as_ref()])
+        .args([
+            "--plugins".as_ref(),
+            build().as_os_str(),
+            device.as_ref(),
+            "run".as_ref(),
+            ser.as_os_str(),
+            "-o".as_ref(),
+            out.as_os_str(),
+            "--report".as_ref(),
+            report.as_os_str(),
+            "--select".as_ref(),
+            "50%".as_ref(),
+        ])
         .output()
         .unwrap();
-    assert!(o.status.success(), "{name}: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{name}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let r = read_report(&report);
     (o, out, r)
 }
@@ -36,13 +67,24 @@ fn gpu_and_cpu_runs_agree() {
     assert!(cpu_r["device"].as_str().unwrap().starts_with("CPU"));
     let used_gpu = gpu_r["device"].as_str().unwrap().starts_with("GPU");
     if cfg!(feature = "gpu") && std::env::var_os("CI").is_some() {
-        assert!(used_gpu, "CI has lavapipe, the GPU run must use it: {}", gpu_r["device"]);
+        assert!(
+            used_gpu,
+            "CI has lavapipe, the GPU run must use it: {}",
+            gpu_r["device"]
+        );
     }
     let (a, b) = (read_tiff(&cpu_out), read_tiff(&gpu_out));
     let d = max_abs_diff(&a.data, &b.data);
     // 1e-4 of full scale for the kernels, plus one 16-bit quantisation step.
-    assert!(d <= 1e-4 + 1.0 / 65535.0, "max |cpu - gpu| = {d:e} (device: {})", gpu_r["device"]);
-    eprintln!("--gpu on {}: max difference to --cpu {d:e}", gpu_r["device"]);
+    assert!(
+        d <= 1e-4 + 1.0 / 65535.0,
+        "max |cpu - gpu| = {d:e} (device: {})",
+        gpu_r["device"]
+    );
+    eprintln!(
+        "--gpu on {}: max difference to --cpu {d:e}",
+        gpu_r["device"]
+    );
 }
 
 #[test]
@@ -51,9 +93,22 @@ fn gpu_request_without_adapter_warns_once_and_matches_cpu() {
     let ser = capture(&dir);
     let (_, cpu_out, _) = run_with(&dir, &ser, "cpu", "--cpu", &[]);
     // Only the GL backend, which this build does not contain: no adapter at all.
-    let (o, fb_out, r) = run_with(&dir, &ser, "fallback", "--gpu", &[("WGPU_BACKEND", "gl"), ("VK_ICD_FILENAMES", "/nonexistent.json")]);
+    let (o, fb_out, r) = run_with(
+        &dir,
+        &ser,
+        "fallback",
+        "--gpu",
+        &[
+            ("WGPU_BACKEND", "gl"),
+            ("VK_ICD_FILENAMES", "/nonexistent.json"),
+        ],
+    );
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(err.matches("GPU requested").count(), 1, "stderr:\n{err}");
     assert!(r["device"].as_str().unwrap().starts_with("CPU"));
-    assert_eq!(std::fs::read(&cpu_out).unwrap(), std::fs::read(&fb_out).unwrap(), "fallback output differs from the CPU output");
+    assert_eq!(
+        std::fs::read(&cpu_out).unwrap(),
+        std::fs::read(&fb_out).unwrap(),
+        "fallback output differs from the CPU output"
+    );
 }

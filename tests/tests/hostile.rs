@@ -16,13 +16,30 @@ const STANDARD: &[&str] = &["quality", "align_phase", "stack_mean"];
 fn setup(name: &str, extra: &[&Path]) -> (PathBuf, PathBuf, PathBuf) {
     let dir = scratch(&format!("hostile-{name}"));
     let ser = dir.join("cap.ser");
-    generate(&ser, &SynthOptions { width: 64, height: 48, frames: 6, ..Default::default() }).unwrap();
+    generate(
+        &ser,
+        &SynthOptions {
+            width: 64,
+            height: 48,
+            frames: 6,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let plugins = plugin_dir(&dir.join("plugins"), STANDARD, extra);
     (dir, ser, plugins)
 }
 
 fn run_in(plugins: &Path, ser: &Path, out: &Path, more: &[&str]) -> Output {
-    let mut args: Vec<std::ffi::OsString> = vec!["--plugins".into(), plugins.into(), "run".into(), ser.into(), "-o".into(), out.into(), "--no-post".into()];
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "--plugins".into(),
+        plugins.into(),
+        "run".into(),
+        ser.into(),
+        "-o".into(),
+        out.into(),
+        "--no-post".into(),
+    ];
     args.extend(more.iter().map(|s| s.into()));
     run_host(args)
 }
@@ -33,13 +50,22 @@ fn stderr(o: &Output) -> String {
 
 /// Exit code 1: an error, not an abort (134 / SIGABRT) or another signal.
 fn assert_clean_failure(o: &Output) {
-    assert_eq!(o.status.code(), Some(1), "expected exit code 1, got {} with:\n{}", o.status, stderr(o));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "expected exit code 1, got {} with:\n{}",
+        o.status,
+        stderr(o)
+    );
 }
 
 /// Neither the output nor a temporary file of it exists.
 fn assert_no_output(dir: &Path, out: &Path) {
     assert!(!out.exists(), "{} was written", out.display());
-    let left: Vec<String> = list_dir(dir).into_iter().filter(|f| f.ends_with(".tmp") || f.contains("out.tif")).collect();
+    let left: Vec<String> = list_dir(dir)
+        .into_iter()
+        .filter(|f| f.ends_with(".tmp") || f.contains("out.tif"))
+        .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
@@ -53,12 +79,33 @@ fn a_panicking_stage_is_an_error_naming_plugin_and_stage() {
     let (dir, ser, plugins) = setup("panic", &[&lib]);
     for mode in ["direct", "parallel"] {
         let out = dir.join("out.tif");
-        let o = run_in(&plugins, &ser, &out, &["--stacker", "fixture-panic", "--set", &format!("stack.mode={mode}")]);
+        let o = run_in(
+            &plugins,
+            &ser,
+            &out,
+            &[
+                "--stacker",
+                "fixture-panic",
+                "--set",
+                &format!("stack.mode={mode}"),
+            ],
+        );
         assert_clean_failure(&o);
         let err = stderr(&o);
-        assert!(err.contains("stage 'fixture-panic'") && err.contains("stack") && err.contains("panicked"), "{mode}:\n{err}");
-        assert!(err.contains(&file_name(&lib)), "{mode}: plugin file not named:\n{err}");
-        assert!(err.contains("deliberate panic"), "{mode}: the panic message is lost:\n{err}");
+        assert!(
+            err.contains("stage 'fixture-panic'")
+                && err.contains("stack")
+                && err.contains("panicked"),
+            "{mode}:\n{err}"
+        );
+        assert!(
+            err.contains(&file_name(&lib)),
+            "{mode}: plugin file not named:\n{err}"
+        );
+        assert!(
+            err.contains("deliberate panic"),
+            "{mode}: the panic message is lost:\n{err}"
+        );
         assert_no_output(&dir, &out);
     }
 }
@@ -71,7 +118,10 @@ fn nan_output_is_refused_naming_the_plugin() {
     let o = run_in(&plugins, &ser, &out, &["--stacker", "fixture-nan"]);
     assert_clean_failure(&o);
     let err = stderr(&o);
-    assert!(err.contains("fixture-nan") && err.contains(&file_name(&lib)) && err.contains("non-finite"), "{err}");
+    assert!(
+        err.contains("fixture-nan") && err.contains(&file_name(&lib)) && err.contains("non-finite"),
+        "{err}"
+    );
     assert_no_output(&dir, &out);
 }
 
@@ -83,8 +133,14 @@ fn wrong_size_output_is_refused_naming_the_plugin() {
     let o = run_in(&plugins, &ser, &out, &["--stacker", "fixture-wrong-size"]);
     assert_clean_failure(&o);
     let err = stderr(&o);
-    assert!(err.contains("fixture-wrong-size") && err.contains(&file_name(&lib)), "{err}");
-    assert!(err.contains("65×48×1") && err.contains("expected 64×48×1"), "{err}");
+    assert!(
+        err.contains("fixture-wrong-size") && err.contains(&file_name(&lib)),
+        "{err}"
+    );
+    assert!(
+        err.contains("65×48×1") && err.contains("expected 64×48×1"),
+        "{err}"
+    );
     assert_no_output(&dir, &out);
 }
 
@@ -96,10 +152,19 @@ fn a_duplicate_stage_name_is_an_error_naming_both_files() {
     let o = run_in(&plugins, &ser, &out, &[]);
     assert_clean_failure(&o);
     let err = stderr(&o);
-    assert!(err.contains("'stack-mean'") && err.contains(&file_name(&lib)) && err.contains(&file_name(&plugin_file("stack_mean"))), "{err}");
+    assert!(
+        err.contains("'stack-mean'")
+            && err.contains(&file_name(&lib))
+            && err.contains(&file_name(&plugin_file("stack_mean"))),
+        "{err}"
+    );
     assert_no_output(&dir, &out);
     // Listing the plugins says the same.
-    let o = run_host(["--plugins".as_ref(), plugins.as_os_str(), "plugins".as_ref()]);
+    let o = run_host([
+        "--plugins".as_ref(),
+        plugins.as_os_str(),
+        "plugins".as_ref(),
+    ]);
     assert_clean_failure(&o);
     assert!(stderr(&o).contains(&file_name(&lib)));
 }
@@ -112,19 +177,38 @@ fn an_incompatible_plugin_is_skipped_and_the_rest_still_work() {
     let o = run_in(&plugins, &ser, &out, &[]);
     let err = stderr(&o);
     assert!(o.status.success(), "{err}");
-    let warning = err.lines().find(|l| l.contains(&file_name(&lib))).unwrap_or_else(|| panic!("no warning naming the file:\n{err}"));
-    assert!(warning.starts_with("warning:") && warning.contains("skipped") && warning.contains("rebuild"), "{warning}");
+    let warning = err
+        .lines()
+        .find(|l| l.contains(&file_name(&lib)))
+        .unwrap_or_else(|| panic!("no warning naming the file:\n{err}"));
+    assert!(
+        warning.starts_with("warning:")
+            && warning.contains("skipped")
+            && warning.contains("rebuild"),
+        "{warning}"
+    );
     // What differs is said (abi_stable's layout check, shortened): the
     // fixture's `Manifest` has one field more.
     // (The exact type depends on what plugin-api holds now; today it is
     // "type Manifest differs: ... too many fields (host 6, plugin 7)".)
-    assert!(warning.contains("type ") && warning.contains(" differs: "), "{warning}");
+    assert!(
+        warning.contains("type ") && warning.contains(" differs: "),
+        "{warning}"
+    );
     assert!(out.exists());
     // Its stage is not available: asking for it lists what is.
-    let o = run_in(&plugins, &ser, &dir.join("other.tif"), &["--stacker", "fixture-old-api"]);
+    let o = run_in(
+        &plugins,
+        &ser,
+        &dir.join("other.tif"),
+        &["--stacker", "fixture-old-api"],
+    );
     assert_clean_failure(&o);
     let err = stderr(&o);
-    assert!(err.contains("'fixture-old-api'") && err.contains("stack-mean"), "{err}");
+    assert!(
+        err.contains("'fixture-old-api'") && err.contains("stack-mean"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -135,7 +219,15 @@ fn a_library_that_is_not_a_plugin_is_skipped_with_a_warning() {
     let o = run_in(&plugins, &ser, &out, &[]);
     let err = stderr(&o);
     assert!(o.status.success(), "{err}");
-    let warning = err.lines().find(|l| l.contains(&file_name(&lib))).unwrap_or_else(|| panic!("no warning naming the file:\n{err}"));
-    assert!(warning.starts_with("warning:") && warning.contains("skipped") && warning.contains("exports no jupiter root module"), "{warning}");
+    let warning = err
+        .lines()
+        .find(|l| l.contains(&file_name(&lib)))
+        .unwrap_or_else(|| panic!("no warning naming the file:\n{err}"));
+    assert!(
+        warning.starts_with("warning:")
+            && warning.contains("skipped")
+            && warning.contains("exports no jupiter root module"),
+        "{warning}"
+    );
     assert!(out.exists());
 }

@@ -12,7 +12,10 @@ use jupiter_tests::*;
 
 /// Sends SIGINT to `pid` (as Ctrl-C in a terminal would, to that process).
 fn interrupt(pid: u32) {
-    let status = Command::new("kill").args(["-INT", &pid.to_string()]).status().expect("cannot run kill");
+    let status = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .expect("cannot run kill");
     assert!(status.success(), "kill -INT {pid} failed");
 }
 
@@ -20,14 +23,29 @@ fn interrupt(pid: u32) {
 /// returns (exit code, seconds from the signal to the exit, stderr).
 fn run_and_interrupt(ser: &Path, out: &Path, delay: Duration) -> (Option<i32>, f64, String) {
     let mut child = Command::new(host())
-        .args(["--plugins".as_ref(), build().as_os_str(), "--threads".as_ref(), "2".as_ref(), "run".as_ref(), ser.as_os_str()])
-        .args(["-o".as_ref(), out.as_os_str(), "--select".as_ref(), "50%".as_ref()])
+        .args([
+            "--plugins".as_ref(),
+            build().as_os_str(),
+            "--threads".as_ref(),
+            "2".as_ref(),
+            "run".as_ref(),
+            ser.as_os_str(),
+        ])
+        .args([
+            "-o".as_ref(),
+            out.as_os_str(),
+            "--select".as_ref(),
+            "50%".as_ref(),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("cannot start jupiter-host");
     std::thread::sleep(delay);
-    assert!(child.try_wait().unwrap().is_none(), "the run ended before the signal: make the capture bigger");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the run ended before the signal: make the capture bigger"
+    );
     let sent = Instant::now();
     interrupt(child.id());
     let deadline = sent + Duration::from_secs(20);
@@ -44,7 +62,12 @@ fn run_and_interrupt(ser: &Path, out: &Path, delay: Duration) -> (Option<i32>, f
     let took = sent.elapsed().as_secs_f64();
     let mut err = String::new();
     use std::io::Read;
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     (status.code(), took, err)
 }
 
@@ -55,7 +78,14 @@ fn big_capture(dir: &Path) -> std::path::PathBuf {
     use jupiter_host::io::ser::HEADER_LEN;
     use std::io::Write;
     let small = dir.join("small.ser");
-    let o = SynthOptions { width: 320, height: 256, frames: 24, depth: 8, seed: 3, ..Default::default() };
+    let o = SynthOptions {
+        width: 320,
+        height: 256,
+        frames: 24,
+        depth: 8,
+        seed: 3,
+        ..Default::default()
+    };
     generate(&small, &o).unwrap();
     let bytes = std::fs::read(&small).unwrap();
     std::fs::remove_file(&small).unwrap();
@@ -68,7 +98,8 @@ fn big_capture(dir: &Path) -> std::path::PathBuf {
     f.write_all(&header).unwrap();
     for i in 0..frames {
         let k = i % o.frames;
-        f.write_all(&bytes[HEADER_LEN + k * frame..HEADER_LEN + (k + 1) * frame]).unwrap();
+        f.write_all(&bytes[HEADER_LEN + k * frame..HEADER_LEN + (k + 1) * frame])
+            .unwrap();
     }
     f.flush().unwrap();
     ser
@@ -82,8 +113,25 @@ fn ctrl_c_stops_the_run_quickly_with_exit_code_130_and_no_output() {
     if std::env::var_os("JUPITER_CALIBRATE").is_some() {
         let t = Instant::now();
         let report = dir.join("r.json");
-        run_ok(["--plugins".as_ref(), build().as_os_str(), "--threads".as_ref(), "2".as_ref(), "run".as_ref(), ser.as_os_str(), "-o".as_ref(), dir.join("full.tif").as_os_str(), "--select".as_ref(), "50%".as_ref(), "--report".as_ref(), report.as_os_str()]);
-        eprintln!("full run {:.2} s: {}", t.elapsed().as_secs_f64(), read_report(&report)["timings"]);
+        run_ok([
+            "--plugins".as_ref(),
+            build().as_os_str(),
+            "--threads".as_ref(),
+            "2".as_ref(),
+            "run".as_ref(),
+            ser.as_os_str(),
+            "-o".as_ref(),
+            dir.join("full.tif").as_os_str(),
+            "--select".as_ref(),
+            "50%".as_ref(),
+            "--report".as_ref(),
+            report.as_os_str(),
+        ]);
+        eprintln!(
+            "full run {:.2} s: {}",
+            t.elapsed().as_secs_f64(),
+            read_report(&report)["timings"]
+        );
         return;
     }
     // The whole run takes about 4.5 s here (quality ~1.4 s, then align ~2.7 s):
@@ -96,7 +144,10 @@ fn ctrl_c_stops_the_run_quickly_with_exit_code_130_and_no_output() {
         assert!(took < 1.5, "took {took:.2} s to stop after SIGINT");
         assert!(err.contains("cancelled"), "{err}");
         assert!(!out.exists(), "{} was written", out.display());
-        let left: Vec<String> = list_dir(&dir).into_iter().filter(|f| f != "big.ser").collect();
+        let left: Vec<String> = list_dir(&dir)
+            .into_iter()
+            .filter(|f| f != "big.ser")
+            .collect();
         assert!(left.is_empty(), "left behind: {left:?}");
     }
     std::fs::remove_file(&ser).unwrap();

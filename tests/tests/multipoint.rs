@@ -12,7 +12,9 @@ use jupiter_kit::stats::luminance;
 use jupiter_plugin_align_multipoint::grid::{auto_size, ApGrid};
 use jupiter_plugin_align_multipoint::params::Mode;
 use jupiter_plugin_api::Image;
-use jupiter_tests::synth::{generate_with_seeing, psnr_interior, render, Scene, Seeing, SynthColor, SynthOptions};
+use jupiter_tests::synth::{
+    generate_with_seeing, psnr_interior, render, Scene, Seeing, SynthColor, SynthOptions,
+};
 use jupiter_tests::*;
 
 const MARGIN: usize = 16;
@@ -38,8 +40,16 @@ fn lunar(seed: u64) -> SynthOptions {
 /// extra arguments; returns the plain stack.
 fn stack(ser: &std::path::Path, name: &str, aligner: Option<&str>, extra: &[&str]) -> Image {
     let out = ser.with_file_name(format!("{name}.tif"));
-    let mut args: Vec<std::ffi::OsString> =
-        vec!["--plugins".into(), build().into(), "run".into(), ser.into(), "-o".into(), out.clone().into(), "--no-post".into(), "--force".into()];
+    let mut args: Vec<std::ffi::OsString> = vec![
+        "--plugins".into(),
+        build().into(),
+        "run".into(),
+        ser.into(),
+        "-o".into(),
+        out.clone().into(),
+        "--no-post".into(),
+        "--force".into(),
+    ];
     if let Some(a) = aligner {
         args.push("--aligner".into());
         args.push(a.into());
@@ -62,8 +72,16 @@ fn score(img: &Image, o: &SynthOptions) -> Score {
     let pc = PhaseCorrelator::new(&luminance(&truth0, ch), w, h);
     let s = pc.shift_of(&luminance(&img.data, ch));
     let truth = render(o.scene, w, h, ch, s.dx as f64, s.dy as f64);
-    let err = img.data.chunks(ch).zip(truth.chunks(ch)).map(|(a, b)| a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum()).collect();
-    Score { psnr: psnr_interior(&img.data, &truth, w, h, ch, MARGIN), err }
+    let err = img
+        .data
+        .chunks(ch)
+        .zip(truth.chunks(ch))
+        .map(|(a, b)| a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum())
+        .collect();
+    Score {
+        psnr: psnr_interior(&img.data, &truth, w, h, ch, MARGIN),
+        err,
+    }
 }
 
 /// RMS error near the lines where neighbouring alignment points meet
@@ -74,7 +92,8 @@ fn seam_ratios(err: &[f64], w: usize, h: usize, grid: &ApGrid) -> (f64, f64) {
     let (cx1, cy1) = grid.centre(grid.len() - 1);
     let step = grid.step as f32;
     let band = 2.0f32;
-    let (mut bx, mut ix, mut by, mut iy) = ([0.0f64, 0.0], [0.0f64, 0.0], [0.0f64, 0.0], [0.0f64, 0.0]);
+    let (mut bx, mut ix, mut by, mut iy) =
+        ([0.0f64, 0.0], [0.0f64, 0.0], [0.0f64, 0.0], [0.0f64, 0.0]);
     for y in (cy0.ceil() as usize).max(MARGIN)..=(cy1.floor() as usize).min(h - MARGIN) {
         for x in (cx0.ceil() as usize).max(MARGIN)..=(cx1.floor() as usize).min(w - MARGIN) {
             let e = err[y * w + x];
@@ -113,8 +132,16 @@ fn compare(name: &str, o: &SynthOptions, seeing: &Seeing, mp_args: &[&str]) -> (
     let global = score(&stack(&ser, "global", None, &["--select", "50%"]), o);
     let mut args = vec!["--select", "50%"];
     args.extend_from_slice(mp_args);
-    let mp = score(&stack(&ser, "multipoint", Some("align-multipoint"), &args), o);
-    eprintln!("{name}: global {:.2} dB, multi-point {:.2} dB ({:+.2} dB)", global.psnr, mp.psnr, mp.psnr - global.psnr);
+    let mp = score(
+        &stack(&ser, "multipoint", Some("align-multipoint"), &args),
+        o,
+    );
+    eprintln!(
+        "{name}: global {:.2} dB, multi-point {:.2} dB ({:+.2} dB)",
+        global.psnr,
+        mp.psnr,
+        mp.psnr - global.psnr
+    );
     (global, mp)
 }
 
@@ -127,10 +154,26 @@ fn spatially_varying_seeing_gains_over_1_5_db_without_seams() {
     let ser = dir.join("lunar.ser");
     generate_with_seeing(&ser, &o, &Seeing::turbulent()).unwrap();
     let global = score(&stack(&ser, "global", None, &["--select", "50%"]), &o);
-    let mp = score(&stack(&ser, "multipoint", Some("align-multipoint"), &["--select", "50%"]), &o);
+    let mp = score(
+        &stack(
+            &ser,
+            "multipoint",
+            Some("align-multipoint"),
+            &["--select", "50%"],
+        ),
+        &o,
+    );
     // The same with every frame kept at every point: the gain of the local
     // alignment alone, without the per-point frame selection.
-    let all = score(&stack(&ser, "multipoint-all", Some("align-multipoint"), &["--select", "50%", "--set", "align.keep=1.0"]), &o);
+    let all = score(
+        &stack(
+            &ser,
+            "multipoint-all",
+            Some("align-multipoint"),
+            &["--select", "50%", "--set", "align.keep=1.0"],
+        ),
+        &o,
+    );
     let (w, h) = (o.width as usize, o.height as usize);
     let size = auto_size(w, h, Mode::Surface, None);
     let grid = ApGrid::new(w, h, size, size / 2);
@@ -145,39 +188,105 @@ fn spatially_varying_seeing_gains_over_1_5_db_without_seams() {
         all.psnr,
         all.psnr - global.psnr,
     );
-    assert!(mp.psnr >= global.psnr + 1.5, "multi-point {:.2} dB vs global {:.2} dB", mp.psnr, global.psnr);
-    assert!(all.psnr >= global.psnr + 1.5, "multi-point (keep 1) {:.2} dB vs global {:.2} dB", all.psnr, global.psnr);
+    assert!(
+        mp.psnr >= global.psnr + 1.5,
+        "multi-point {:.2} dB vs global {:.2} dB",
+        mp.psnr,
+        global.psnr
+    );
+    assert!(
+        all.psnr >= global.psnr + 1.5,
+        "multi-point (keep 1) {:.2} dB vs global {:.2} dB",
+        all.psnr,
+        global.psnr
+    );
     // No seams: the error where neighbouring APs meet is the error at their centres, within 10 %.
     for r in [sx, sy] {
-        assert!((0.9..=1.1).contains(&r), "error near AP borders / near AP centres = {r:.3}");
+        assert!(
+            (0.9..=1.1).contains(&r),
+            "error near AP borders / near AP centres = {r:.3}"
+        );
     }
 }
 
 #[test]
 fn global_motion_only_is_no_worse_than_global_alignment() {
-    let (global, mp) = compare("multipoint-global-lunar", &lunar(22), &Seeing::default(), &[]);
-    assert!(mp.psnr >= global.psnr - 0.2, "lunar: multi-point {:.2} dB vs global {:.2} dB", mp.psnr, global.psnr);
-    let planet = SynthOptions { scene: Scene::Planet, ..lunar(23) };
-    let (global, mp) = compare("multipoint-global-planet", &planet, &Seeing::default(), &["--set", "align.mode=planet"]);
-    assert!(mp.psnr >= global.psnr - 0.2, "planet: multi-point {:.2} dB vs global {:.2} dB", mp.psnr, global.psnr);
+    let (global, mp) = compare(
+        "multipoint-global-lunar",
+        &lunar(22),
+        &Seeing::default(),
+        &[],
+    );
+    assert!(
+        mp.psnr >= global.psnr - 0.2,
+        "lunar: multi-point {:.2} dB vs global {:.2} dB",
+        mp.psnr,
+        global.psnr
+    );
+    let planet = SynthOptions {
+        scene: Scene::Planet,
+        ..lunar(23)
+    };
+    let (global, mp) = compare(
+        "multipoint-global-planet",
+        &planet,
+        &Seeing::default(),
+        &["--set", "align.mode=planet"],
+    );
+    assert!(
+        mp.psnr >= global.psnr - 0.2,
+        "planet: multi-point {:.2} dB vs global {:.2} dB",
+        mp.psnr,
+        global.psnr
+    );
 }
 
 #[test]
 fn planet_mode_on_a_planet_under_local_seeing() {
-    let o = SynthOptions { scene: Scene::Planet, ..lunar(24) };
-    let (global, mp) = compare("multipoint-planet", &o, &Seeing::turbulent(), &["--set", "align.mode=planet"]);
-    assert!(mp.psnr >= global.psnr + 1.5, "multi-point {:.2} dB vs global {:.2} dB", mp.psnr, global.psnr);
+    let o = SynthOptions {
+        scene: Scene::Planet,
+        ..lunar(24)
+    };
+    let (global, mp) = compare(
+        "multipoint-planet",
+        &o,
+        &Seeing::turbulent(),
+        &["--set", "align.mode=planet"],
+    );
+    assert!(
+        mp.psnr >= global.psnr + 1.5,
+        "multi-point {:.2} dB vs global {:.2} dB",
+        mp.psnr,
+        global.psnr
+    );
 }
 
 #[test]
 fn rgb_and_bayer_captures_under_local_seeing() {
-    let o = SynthOptions { color: SynthColor::Rgb, ..lunar(25) };
+    let o = SynthOptions {
+        color: SynthColor::Rgb,
+        ..lunar(25)
+    };
     let (global, mp) = compare("multipoint-rgb", &o, &Seeing::turbulent(), &[]);
     assert_eq!(mp.err.len(), 256 * 192);
-    assert!(mp.psnr >= global.psnr + 1.5, "RGB: multi-point {:.2} dB vs global {:.2} dB", mp.psnr, global.psnr);
-    let o = SynthOptions { color: SynthColor::Bayer(BayerPattern::Rggb), depth: 8, ..lunar(26) };
+    assert!(
+        mp.psnr >= global.psnr + 1.5,
+        "RGB: multi-point {:.2} dB vs global {:.2} dB",
+        mp.psnr,
+        global.psnr
+    );
+    let o = SynthOptions {
+        color: SynthColor::Bayer(BayerPattern::Rggb),
+        depth: 8,
+        ..lunar(26)
+    };
     let (global, mp) = compare("multipoint-bayer", &o, &Seeing::turbulent(), &[]);
-    assert!(mp.psnr >= global.psnr + 1.5, "Bayer: multi-point {:.2} dB vs global {:.2} dB", mp.psnr, global.psnr);
+    assert!(
+        mp.psnr >= global.psnr + 1.5,
+        "Bayer: multi-point {:.2} dB vs global {:.2} dB",
+        mp.psnr,
+        global.psnr
+    );
 }
 
 /// In-process, against an oracle: the 50 least blurred frames of a
@@ -190,19 +299,29 @@ fn rgb_and_bayer_captures_under_local_seeing() {
 fn the_aligner_comes_close_to_an_oracle_that_knows_the_true_distortion() {
     use jupiter_plugin_align_multipoint::params::MultipointParams;
     use jupiter_plugin_api::abi_stable::sabi_trait::TD_Opaque;
-    use jupiter_plugin_api::{Alignment, FrameSource_TO, FrameWarp, StackRequest, StageCtx, WarpField};
+    use jupiter_plugin_api::{
+        Alignment, FrameSource_TO, FrameWarp, StackRequest, StageCtx, WarpField,
+    };
     let dir = scratch("multipoint-oracle");
     let o = lunar(21);
     let ser = dir.join("lunar.ser");
     let cap = generate_with_seeing(&ser, &o, &Seeing::turbulent()).unwrap();
     let (w, h) = (o.width as usize, o.height as usize);
-    let file = std::sync::Arc::new(jupiter_host::io::ser::SerFile::open(&ser, Default::default()).unwrap());
+    let file = std::sync::Arc::new(
+        jupiter_host::io::ser::SerFile::open(&ser, Default::default()).unwrap(),
+    );
     let mut order: Vec<usize> = (0..o.frames).collect();
     order.sort_by(|&a, &b| cap.blur[a].total_cmp(&cap.blur[b]));
     order.truncate(50);
-    let src = jupiter_host::pipeline::SerFrames { ser: file, indices: order.clone() };
+    let src = jupiter_host::pipeline::SerFrames {
+        ser: file,
+        indices: order.clone(),
+    };
     let be = cpu_backend();
-    let ctx = StageCtx { backend: be.as_ref(), stage: "oracle".into() };
+    let ctx = StageCtx {
+        backend: be.as_ref(),
+        stage: "oracle".into(),
+    };
     let frames = FrameSource_TO::from_ptr(&src, TD_Opaque);
     // True warps on a 4 px grid: output x samples the frame at x + d with
     // d = g + f(x + d) (the frame shows the scene at p - g - f(p)).
@@ -227,17 +346,51 @@ fn the_aligner_comes_close_to_an_oracle_that_knows_the_true_distortion() {
                 }
             }
             let weight = vec![1.0f32; dx.len()];
-            let field = WarpField { cols: cols as u32, rows: rows as u32, x0: 0.0, y0: 0.0, step_x: step as f32, step_y: step as f32, dx: dx.into(), dy: dy.into(), weight: weight.into() };
-            FrameWarp { dx: 0.0, dy: 0.0, field: Some(field).into() }
+            let field = WarpField {
+                cols: cols as u32,
+                rows: rows as u32,
+                x0: 0.0,
+                y0: 0.0,
+                step_x: step as f32,
+                step_y: step as f32,
+                dx: dx.into(),
+                dy: dy.into(),
+                weight: weight.into(),
+            };
+            FrameWarp {
+                dx: 0.0,
+                dy: 0.0,
+                field: Some(field).into(),
+            }
         })
         .collect();
     let stack_with = |warps: Vec<FrameWarp>| {
-        let req = StackRequest { alignment: Alignment { warps: warps.into(), reference: 0 }, scores: Vec::new().into() };
-        score(&jupiter_plugin_stack_mean::cpu::stack(&ctx, &frames, &req, &Default::default()).unwrap(), &o).psnr
+        let req = StackRequest {
+            alignment: Alignment {
+                warps: warps.into(),
+                reference: 0,
+            },
+            scores: Vec::new().into(),
+        };
+        score(
+            &jupiter_plugin_stack_mean::cpu::stack(&ctx, &frames, &req, &Default::default())
+                .unwrap(),
+            &o,
+        )
+        .psnr
     };
     let oracle_all = stack_with(truth.clone());
-    let align = |p: MultipointParams| jupiter_plugin_align_multipoint::cpu::align(&ctx, &frames, &p).unwrap();
-    let all = stack_with(align(MultipointParams { keep: 1.0, ..Default::default() }).warps.to_vec());
+    let align = |p: MultipointParams| {
+        jupiter_plugin_align_multipoint::cpu::align(&ctx, &frames, &p).unwrap()
+    };
+    let all = stack_with(
+        align(MultipointParams {
+            keep: 1.0,
+            ..Default::default()
+        })
+        .warps
+        .to_vec(),
+    );
     let selected = align(MultipointParams::default());
     let mp = stack_with(selected.warps.to_vec());
     // The oracle with the aligner's per-point weights.
@@ -245,13 +398,20 @@ fn the_aligner_comes_close_to_an_oracle_that_knows_the_true_distortion() {
         .iter()
         .zip(selected.warps.iter())
         .map(|(t, m)| {
-            let (mut f, mf) = (t.field.as_ref().into_option().unwrap().clone(), m.field.as_ref().into_option().unwrap());
+            let (mut f, mf) = (
+                t.field.as_ref().into_option().unwrap().clone(),
+                m.field.as_ref().into_option().unwrap(),
+            );
             for j in 0..rows {
                 for c in 0..cols {
                     f.weight[j * cols + c] = mf.sample((c * step) as f32, (j * step) as f32).2;
                 }
             }
-            FrameWarp { dx: 0.0, dy: 0.0, field: Some(f).into() }
+            FrameWarp {
+                dx: 0.0,
+                dy: 0.0,
+                field: Some(f).into(),
+            }
         })
         .collect();
     let oracle_sel = stack_with(weighted);
@@ -260,6 +420,12 @@ fn the_aligner_comes_close_to_an_oracle_that_knows_the_true_distortion() {
         all - oracle_all,
         mp - oracle_sel
     );
-    assert!(all >= oracle_all - 1.0, "aligner {all:.2} dB vs oracle {oracle_all:.2} dB");
-    assert!(mp >= oracle_sel - 1.5, "aligner {mp:.2} dB vs oracle {oracle_sel:.2} dB");
+    assert!(
+        all >= oracle_all - 1.0,
+        "aligner {all:.2} dB vs oracle {oracle_all:.2} dB"
+    );
+    assert!(
+        mp >= oracle_sel - 1.5,
+        "aligner {mp:.2} dB vs oracle {oracle_sel:.2} dB"
+    );
 }

@@ -8,32 +8,104 @@ use jupiter_tests::*;
 /// (pipeline file, substrings the error must contain)
 const BAD_FILES: &[(&str, &[&str])] = &[
     // Unknown keys, at every level.
-    ("[stak]\nplugin = \"stack-mean\"\n", &["unknown field `stak`", "expected one of `version`, `backend`, `select`"]),
-    ("[stack]\nplugin = \"stack-mean\"\nparam = {}\n", &["unknown field `param`", "expected `plugin` or `params`", "line 3"]),
-    ("[stack]\nplugin = \"stack-mean\"\nparams = { kappa = 2.0 }\n", &["unknown parameter 'kappa'", "stage 'stack-mean'", "interpolation, quality_weighting, weight_power"]),
+    (
+        "[stak]\nplugin = \"stack-mean\"\n",
+        &[
+            "unknown field `stak`",
+            "expected one of `version`, `backend`, `select`",
+        ],
+    ),
+    (
+        "[stack]\nplugin = \"stack-mean\"\nparam = {}\n",
+        &[
+            "unknown field `param`",
+            "expected `plugin` or `params`",
+            "line 3",
+        ],
+    ),
+    (
+        "[stack]\nplugin = \"stack-mean\"\nparams = { kappa = 2.0 }\n",
+        &[
+            "unknown parameter 'kappa'",
+            "stage 'stack-mean'",
+            "interpolation, quality_weighting, weight_power",
+        ],
+    ),
     // Wrong types.
-    ("select = 25\n", &["select = 25", "invalid type: integer `25`, expected a string"]),
-    ("version = \"one\"\n", &["version = \"one\"", "invalid type"]),
-    ("[stack]\nplugin = \"stack-mean\"\nparams = { quality_weighting = \"yes\" }\n", &["'quality_weighting'", "wrong type", "expected bool, true or false"]),
-    ("[[post]]\nplugin = \"sharpen-wavelet\"\nparams = { gains = [1.0, \"x\"] }\n", &["'gains'", "non-number element", "list of floats"]),
-    ("[stack]\nplugin = \"stack-mean\"\nparams = \"fast\"\n", &["params", "invalid type"]),
+    (
+        "select = 25\n",
+        &[
+            "select = 25",
+            "invalid type: integer `25`, expected a string",
+        ],
+    ),
+    (
+        "version = \"one\"\n",
+        &["version = \"one\"", "invalid type"],
+    ),
+    (
+        "[stack]\nplugin = \"stack-mean\"\nparams = { quality_weighting = \"yes\" }\n",
+        &[
+            "'quality_weighting'",
+            "wrong type",
+            "expected bool, true or false",
+        ],
+    ),
+    (
+        "[[post]]\nplugin = \"sharpen-wavelet\"\nparams = { gains = [1.0, \"x\"] }\n",
+        &["'gains'", "non-number element", "list of floats"],
+    ),
+    (
+        "[stack]\nplugin = \"stack-mean\"\nparams = \"fast\"\n",
+        &["params", "invalid type"],
+    ),
     // Values out of range or not among the choices.
-    ("[stack]\nplugin = \"stack-mean\"\nparams = { weight_power = 99 }\n", &["'weight_power'", "out of range", "0 ..= 8", "got 99"]),
-    ("[[post]]\nplugin = \"gamma\"\nparams = { gamma = 100.0 }\n", &["'gamma'", "out of range", "0.05 ..= 10"]),
-    ("[stack]\nplugin = \"stack-mean\"\nparams = { interpolation = \"nearest\" }\n", &["'interpolation'", "one of bicubic, bilinear", "\"nearest\""]),
-    ("backend = \"quantum\"\n", &["backend = \"quantum\"", "expected one of `auto`, `cpu`, `gpu`"]),
+    (
+        "[stack]\nplugin = \"stack-mean\"\nparams = { weight_power = 99 }\n",
+        &["'weight_power'", "out of range", "0 ..= 8", "got 99"],
+    ),
+    (
+        "[[post]]\nplugin = \"gamma\"\nparams = { gamma = 100.0 }\n",
+        &["'gamma'", "out of range", "0.05 ..= 10"],
+    ),
+    (
+        "[stack]\nplugin = \"stack-mean\"\nparams = { interpolation = \"nearest\" }\n",
+        &["'interpolation'", "one of bicubic, bilinear", "\"nearest\""],
+    ),
+    (
+        "backend = \"quantum\"\n",
+        &[
+            "backend = \"quantum\"",
+            "expected one of `auto`, `cpu`, `gpu`",
+        ],
+    ),
     ("select = \"150%\"\n", &["select", "150%", "0% < p <= 100%"]),
     ("version = 2\n", &["pipeline version 2 is not supported"]),
     // Stages that do not exist or are used as the wrong kind.
-    ("[stack]\nplugin = \"stack-nope\"\n", &["'stack-nope'", "available stack stages: ", "stack-mean"]),
-    ("[quality]\nplugin = \"stack-mean\"\n", &["'stack-mean' is a stack stage", "as a quality stage"]),
+    (
+        "[stack]\nplugin = \"stack-nope\"\n",
+        &["'stack-nope'", "available stack stages: ", "stack-mean"],
+    ),
+    (
+        "[quality]\nplugin = \"stack-mean\"\n",
+        &["'stack-mean' is a stack stage", "as a quality stage"],
+    ),
 ];
 
 #[test]
 fn bad_pipeline_files_are_refused_naming_the_key_and_the_range() {
     let dir = scratch("pipeline-config");
     let ser = dir.join("cap.ser");
-    generate(&ser, &SynthOptions { width: 64, height: 48, frames: 6, ..Default::default() }).unwrap();
+    generate(
+        &ser,
+        &SynthOptions {
+            width: 64,
+            height: 48,
+            frames: 6,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let out = dir.join("out.tif");
     let toml = dir.join("pipeline.toml");
     for (text, want) in BAD_FILES {
@@ -58,13 +130,24 @@ fn bad_pipeline_files_are_refused_naming_the_key_and_the_range() {
     }
     // Errors about the file's syntax and structure name the file.
     std::fs::write(&toml, BAD_FILES[0].0).unwrap();
-    let o = run_host(["run".as_ref(), ser.as_os_str(), "--pipeline".as_ref(), toml.as_os_str()]);
+    let o = run_host([
+        "run".as_ref(),
+        ser.as_os_str(),
+        "--pipeline".as_ref(),
+        toml.as_os_str(),
+    ]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("pipeline.toml"));
 
     // The same checks apply to --set.
     for (set, want) in [
-        ("stack.weight_power=-1", &["'weight_power'", "out of range", "0 ..= 8"][..]),
-        ("stack.nosuch=1", &["unknown parameter 'nosuch'", "stage 'stack-mean'"][..]),
+        (
+            "stack.weight_power=-1",
+            &["'weight_power'", "out of range", "0 ..= 8"][..],
+        ),
+        (
+            "stack.nosuch=1",
+            &["unknown parameter 'nosuch'", "stage 'stack-mean'"][..],
+        ),
         ("gamma.gamma=2", &["no stage 'gamma' in the pipeline"][..]),
         ("stack", &["expected stage.param=value"][..]),
     ] {
@@ -81,7 +164,10 @@ fn bad_pipeline_files_are_refused_naming_the_key_and_the_range() {
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(1), "--set {set} was accepted:\n{err}");
         for w in want {
-            assert!(err.contains(w), "--set {set}: the error lacks {w:?}:\n{err}");
+            assert!(
+                err.contains(w),
+                "--set {set}: the error lacks {w:?}:\n{err}"
+            );
         }
         assert!(!out.exists());
     }
@@ -92,6 +178,15 @@ fn bad_pipeline_files_are_refused_naming_the_key_and_the_range() {
         "version = 1\nbackend = \"cpu\"\nselect = \"50%\"\n[stack]\nplugin = \"stack-mean\"\nparams = { weight_power = 2.0, quality_weighting = true }\n[[post]]\nplugin = \"gamma\"\nparams = { gamma = 1.2 }\n",
     )
     .unwrap();
-    run_ok(["--plugins".as_ref(), build().as_os_str(), "run".as_ref(), ser.as_os_str(), "-o".as_ref(), out.as_os_str(), "--pipeline".as_ref(), toml.as_os_str()]);
+    run_ok([
+        "--plugins".as_ref(),
+        build().as_os_str(),
+        "run".as_ref(),
+        ser.as_os_str(),
+        "-o".as_ref(),
+        out.as_os_str(),
+        "--pipeline".as_ref(),
+        toml.as_os_str(),
+    ]);
     assert!(out.exists());
 }

@@ -5,7 +5,13 @@
 use jupiter_tests::synth::{generate, psnr_interior, render, Scene, SynthColor, SynthOptions};
 use jupiter_tests::*;
 
-fn outlier_capture(dir: &std::path::Path) -> (std::path::PathBuf, SynthOptions, jupiter_tests::synth::SynthCapture) {
+fn outlier_capture(
+    dir: &std::path::Path,
+) -> (
+    std::path::PathBuf,
+    SynthOptions,
+    jupiter_tests::synth::SynthCapture,
+) {
     let o = SynthOptions {
         width: 128,
         height: 112,
@@ -31,7 +37,10 @@ fn outlier_capture(dir: &std::path::Path) -> (std::path::PathBuf, SynthOptions, 
 fn stackers_swap_by_name_and_reject_outliers() {
     let dir = scratch("swap-stackers");
     let (ser, o, cap) = outlier_capture(&dir);
-    assert!(!cap.artifact_frames.is_empty(), "the capture must carry artifacts");
+    assert!(
+        !cap.artifact_frames.is_empty(),
+        "the capture must carry artifacts"
+    );
     let (w, h) = (o.width as usize, o.height as usize);
     let mut psnr = std::collections::BTreeMap::new();
     for stacker in ["stack-mean", "stack-median", "stack-sigma-clip"] {
@@ -53,17 +62,37 @@ fn stackers_swap_by_name_and_reject_outliers() {
             report.as_os_str(),
         ]);
         let r = read_report(&report);
-        assert_eq!(r["timings"][2]["plugin"], stacker, "the report names the stacker that ran");
+        assert_eq!(
+            r["timings"][2]["plugin"], stacker,
+            "the report names the stacker that ran"
+        );
         let best = cap.shifts[r["selected"][0].as_u64().unwrap() as usize];
         let sharp = render(o.scene, w, h, 1, best.0 as f64, best.1 as f64);
         let mut truth = vec![0.0; sharp.len()];
-        jupiter_kit::conv::separable_serial(&sharp, w, h, &jupiter_kit::conv::gaussian_kernel(1.0), 1, &mut truth);
-        psnr.insert(stacker, psnr_interior(&read_tiff(&out).data, &truth, w, h, 1, 8));
+        jupiter_kit::conv::separable_serial(
+            &sharp,
+            w,
+            h,
+            &jupiter_kit::conv::gaussian_kernel(1.0),
+            1,
+            &mut truth,
+        );
+        psnr.insert(
+            stacker,
+            psnr_interior(&read_tiff(&out).data, &truth, w, h, 1, 8),
+        );
     }
-    eprintln!("PSNR vs truth with {} of {} frames carrying artifacts: {psnr:?}", cap.artifact_frames.len(), o.frames);
+    eprintln!(
+        "PSNR vs truth with {} of {} frames carrying artifacts: {psnr:?}",
+        cap.artifact_frames.len(),
+        o.frames
+    );
     assert!(psnr["stack-mean"] > 25.0, "{psnr:?}");
     assert!(psnr["stack-median"] >= psnr["stack-mean"] + 2.0, "{psnr:?}");
-    assert!(psnr["stack-sigma-clip"] >= psnr["stack-mean"] + 2.0, "{psnr:?}");
+    assert!(
+        psnr["stack-sigma-clip"] >= psnr["stack-mean"] + 2.0,
+        "{psnr:?}"
+    );
 }
 
 #[test]
@@ -76,22 +105,63 @@ fn a_partial_plugin_dir_runs_and_names_what_is_missing() {
         std::fs::copy(&f, plugins.join(f.file_name().unwrap())).unwrap();
     }
     let ser = dir.join("cap.ser");
-    generate(&ser, &SynthOptions { width: 96, height: 80, frames: 10, ..Default::default() }).unwrap();
+    generate(
+        &ser,
+        &SynthOptions {
+            width: 96,
+            height: 80,
+            frames: 10,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     // The default pipeline: its post stages are absent, which is a warning.
-    let out = run_ok(["--plugins".as_ref(), plugins.as_os_str(), "run".as_ref(), ser.as_os_str(), "-o".as_ref(), dir.join("a.tif").as_os_str()]);
+    let out = run_ok([
+        "--plugins".as_ref(),
+        plugins.as_os_str(),
+        "run".as_ref(),
+        ser.as_os_str(),
+        "-o".as_ref(),
+        dir.join("a.tif").as_os_str(),
+    ]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("'sharpen-wavelet' is not installed") && err.contains("'stretch' is not installed"), "{err}");
+    assert!(
+        err.contains("'sharpen-wavelet' is not installed")
+            && err.contains("'stretch' is not installed"),
+        "{err}"
+    );
     assert!(dir.join("a.tif").exists());
     // Asking for an absent stacker is an error that lists the available ones.
-    let o = run_host(["--plugins".as_ref(), plugins.as_os_str(), "run".as_ref(), ser.as_os_str(), "-o".as_ref(), dir.join("b.tif").as_os_str(), "--stacker".as_ref(), "stack-median".as_ref()]);
+    let o = run_host([
+        "--plugins".as_ref(),
+        plugins.as_os_str(),
+        "run".as_ref(),
+        ser.as_os_str(),
+        "-o".as_ref(),
+        dir.join("b.tif").as_os_str(),
+        "--stacker".as_ref(),
+        "stack-median".as_ref(),
+    ]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("'stack-median'") && err.contains("available stack stages: stack-mean"), "{err}");
+    assert!(
+        err.contains("'stack-median'") && err.contains("available stack stages: stack-mean"),
+        "{err}"
+    );
     assert!(!dir.join("b.tif").exists());
     // So is a pipeline file naming an absent post stage.
     let pipeline = dir.join("p.toml");
     std::fs::write(&pipeline, "[[post]]\nplugin = \"sharpen-wavelet\"\n").unwrap();
-    let o = run_host(["--plugins".as_ref(), plugins.as_os_str(), "run".as_ref(), ser.as_os_str(), "-o".as_ref(), dir.join("c.tif").as_os_str(), "--pipeline".as_ref(), pipeline.as_os_str()]);
+    let o = run_host([
+        "--plugins".as_ref(),
+        plugins.as_os_str(),
+        "run".as_ref(),
+        ser.as_os_str(),
+        "-o".as_ref(),
+        dir.join("c.tif").as_os_str(),
+        "--pipeline".as_ref(),
+        pipeline.as_os_str(),
+    ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("'sharpen-wavelet'"));
 }
@@ -100,12 +170,43 @@ fn a_partial_plugin_dir_runs_and_names_what_is_missing() {
 fn the_default_pipeline_sharpens_and_stretches() {
     let dir = scratch("default-post");
     let ser = dir.join("cap.ser");
-    generate(&ser, &SynthOptions { width: 96, height: 80, frames: 12, color: SynthColor::Rgb, ..Default::default() }).unwrap();
+    generate(
+        &ser,
+        &SynthOptions {
+            width: 96,
+            height: 80,
+            frames: 12,
+            color: SynthColor::Rgb,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let report = dir.join("r.json");
-    run_ok(["--plugins".as_ref(), build().as_os_str(), "run".as_ref(), ser.as_os_str(), "--report".as_ref(), report.as_os_str()]);
+    run_ok([
+        "--plugins".as_ref(),
+        build().as_os_str(),
+        "run".as_ref(),
+        ser.as_os_str(),
+        "--report".as_ref(),
+        report.as_os_str(),
+    ]);
     let r = read_report(&report);
-    let plugins: Vec<&str> = r["timings"].as_array().unwrap().iter().map(|t| t["plugin"].as_str().unwrap()).collect();
-    assert_eq!(plugins, ["quality", "align-phase", "stack-mean", "sharpen-wavelet", "stretch"]);
+    let plugins: Vec<&str> = r["timings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["plugin"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        plugins,
+        [
+            "quality",
+            "align-phase",
+            "stack-mean",
+            "sharpen-wavelet",
+            "stretch"
+        ]
+    );
     // Default output name beside the capture; stretched to the full range.
     let img = read_tiff(&dir.join("cap_jupiter.tif"));
     let max = img.data.iter().copied().fold(0.0f32, f32::max);

@@ -10,12 +10,23 @@ use jupiter_tests::*;
 fn an_out_of_tree_stacker_runs_in_the_unchanged_host() {
     let lib = third_party_stacker();
     let dir = scratch("third-party");
-    let plugins = plugin_dir(&dir.join("plugins"), &["quality", "align_phase", "stack_mean"], &[lib]);
+    let plugins = plugin_dir(
+        &dir.join("plugins"),
+        &["quality", "align_phase", "stack_mean"],
+        &[lib],
+    );
 
     // The host lists it with its parameters.
-    let o = run_ok(["--plugins".as_ref(), plugins.as_os_str(), "plugins".as_ref()]);
+    let o = run_ok([
+        "--plugins".as_ref(),
+        plugins.as_os_str(),
+        "plugins".as_ref(),
+    ]);
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(text.lines().any(|l| l.starts_with("stack-trimmed-mean")), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("stack-trimmed-mean")),
+        "{text}"
+    );
     assert!(text.contains("trim = 0.1 (0 ..= 0.45"), "{text}");
 
     // A capture with bright artifacts (streaks, hot pixels, cosmic rays) in a third of the frames.
@@ -56,7 +67,11 @@ fn an_out_of_tree_stacker_runs_in_the_unchanged_host() {
         run_ok(args);
         (read_tiff(&out), read_report(&report))
     };
-    let (trimmed, report) = stack("stack-trimmed-mean", "trimmed.tif", &["--set", "stack.trim=0.2"]);
+    let (trimmed, report) = stack(
+        "stack-trimmed-mean",
+        "trimmed.tif",
+        &["--set", "stack.trim=0.2"],
+    );
     let (mean, _) = stack("stack-mean", "mean.tif", &[]);
     assert_eq!(report["timings"][2]["plugin"], "stack-trimmed-mean");
 
@@ -68,16 +83,29 @@ fn an_out_of_tree_stacker_runs_in_the_unchanged_host() {
     let single = (0..o.frames)
         .filter(|i| !cap.artifact_frames.contains(i))
         .map(|i| {
-            let t = render(o.scene, w, h, 1, cap.shifts[i].0 as f64, cap.shifts[i].1 as f64);
+            let t = render(
+                o.scene,
+                w,
+                h,
+                1,
+                cap.shifts[i].0 as f64,
+                cap.shifts[i].1 as f64,
+            );
             psnr_interior(&ser_file.decode_frame(i).unwrap(), &t, w, h, 1, 8)
         })
         .fold(f64::MIN, f64::max);
     let p_trim = psnr_interior(&trimmed.data, &truth, w, h, 1, 8);
     let p_mean = psnr_interior(&mean.data, &truth, w, h, 1, 8);
     eprintln!("PSNR: best clean frame {single:.2} dB, stack-mean {p_mean:.2} dB, stack-trimmed-mean {p_trim:.2} dB");
-    assert!(p_trim >= single + 3.0, "trimmed mean {p_trim:.2} dB vs best single frame {single:.2} dB");
+    assert!(
+        p_trim >= single + 3.0,
+        "trimmed mean {p_trim:.2} dB vs best single frame {single:.2} dB"
+    );
     // The artifacts fall in the trimmed tails: better than the plain mean.
-    assert!(p_trim > p_mean, "trimmed mean {p_trim:.2} dB vs mean {p_mean:.2} dB");
+    assert!(
+        p_trim > p_mean,
+        "trimmed mean {p_trim:.2} dB vs mean {p_mean:.2} dB"
+    );
 
     // Its parameters are validated by the host like any plugin's.
     let out = run_host([
@@ -94,14 +122,19 @@ fn an_out_of_tree_stacker_runs_in_the_unchanged_host() {
     ]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("'trim'") && err.contains("0 ..= 0.45"), "{err}");
+    assert!(
+        err.contains("'trim'") && err.contains("0 ..= 0.45"),
+        "{err}"
+    );
 }
 
 /// The example's own unit tests (an author's `cargo test`), which are outside
 /// the workspace and so not run by `cargo test --workspace` otherwise.
 #[test]
 fn the_example_plugin_passes_its_own_unit_tests() {
-    let ws = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let ws = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = std::process::Command::new(cargo)
         .args(["test", "--quiet", "--manifest-path"])
@@ -110,7 +143,14 @@ fn the_example_plugin_passes_its_own_unit_tests() {
         .arg(fixtures_target_dir())
         .output()
         .expect("cannot run cargo test");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "cargo test of examples/third-party-stacker failed:\n{text}");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "cargo test of examples/third-party-stacker failed:\n{text}"
+    );
     assert!(text.contains("4 passed"), "{text}");
 }

@@ -24,14 +24,22 @@ impl FrameSource for Synthetic {
     fn info(&self) -> FrameInfo {
         self.info
     }
-    fn read_rows(&self, index: usize, y0: usize, rows: usize, mut out: RSliceMut<'_, f32>) -> RResult<(), StageError> {
+    fn read_rows(
+        &self,
+        index: usize,
+        y0: usize,
+        rows: usize,
+        mut out: RSliceMut<'_, f32>,
+    ) -> RResult<(), StageError> {
         let w = self.info.width as usize;
         let (ox, oy) = ((index % 7) as f32 * 0.31, (index % 5) as f32 * 0.27);
         for r in 0..rows {
             let y = (y0 + r) as f32 + oy;
             for x in 0..w {
                 let xf = x as f32 + ox;
-                out[r * w + x] = 0.5 + 0.25 * (xf * 0.05).sin() * (y * 0.031).cos() + 0.05 * ((index * 31 + x * 17 + (y0 + r) * 13) % 97) as f32 / 97.0;
+                out[r * w + x] = 0.5
+                    + 0.25 * (xf * 0.05).sin() * (y * 0.031).cos()
+                    + 0.05 * ((index * 31 + x * 17 + (y0 + r) * 13) % 97) as f32 / 97.0;
             }
         }
         RResult::ROk(())
@@ -40,7 +48,11 @@ impl FrameSource for Synthetic {
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn secs(t: Instant) -> f64 {
@@ -63,14 +75,22 @@ fn main() {
     cpu_be.quiet = true;
     let threads = cpu_be.as_ref().threads();
     println!("device: {}; CPU path on {threads} threads", sel.description);
-    let gctx = StageCtx { backend: gpu_be.as_ref(), stage: "bench".into() };
-    let cctx = StageCtx { backend: cpu_be.as_ref(), stage: "bench".into() };
+    let gctx = StageCtx {
+        backend: gpu_be.as_ref(),
+        stage: "bench".into(),
+    };
+    let cctx = StageCtx {
+        backend: cpu_be.as_ref(),
+        stage: "bench".into(),
+    };
 
     // Median kernel: one band of the 1000 × 1024² stack, repeated over all bands.
     let row = size;
     let band = (jupiter_kit::gpu::MEDIAN_TILE_BUDGET_WORDS / (frames * row)).clamp(1, size);
     let bands = size.div_ceil(band);
-    let tile_data: Vec<f32> = (0..frames * band * row).map(|i| ((i as u64 * 2654435761) % 10007) as f32 / 10007.0).collect();
+    let tile_data: Vec<f32> = (0..frames * band * row)
+        .map(|i| ((i as u64 * 2654435761) % 10007) as f32 / 10007.0)
+        .collect();
     let tile = upload(&gpu, &tile_data).unwrap();
     let out = upload(&gpu, &vec![0.0; size * row]).unwrap();
     jupiter_kit::gpu::median_kernel(&gpu, tile, out, band * row, frames, 0).unwrap();
@@ -78,20 +98,39 @@ fn main() {
     let t = Instant::now();
     for b in 0..bands {
         let rows = band.min(size - b * band);
-        jupiter_kit::gpu::median_kernel(&gpu, tile, out, rows * row, frames, b * band * row).unwrap();
+        jupiter_kit::gpu::median_kernel(&gpu, tile, out, rows * row, frames, b * band * row)
+            .unwrap();
     }
     gpu.synchronize().into_result().unwrap();
     let median_kernel = secs(t);
     gpu.destroy_buffer(tile);
     gpu.destroy_buffer(out);
-    println!("median kernel, {frames} frames of {size}×{size}: {:.1} ms ({bands} bands of {band} rows)", median_kernel * 1e3);
+    println!(
+        "median kernel, {frames} frames of {size}×{size}: {:.1} ms ({bands} bands of {band} rows)",
+        median_kernel * 1e3
+    );
 
-    let src = Synthetic { info: FrameInfo { width: size as u32, height: size as u32, channels: 1, count: frames as u32 } };
+    let src = Synthetic {
+        info: FrameInfo {
+            width: size as u32,
+            height: size as u32,
+            channels: 1,
+            count: frames as u32,
+        },
+    };
     let source = FrameSource_TO::from_ptr(&src, abi_stable::sabi_trait::TD_Opaque);
-    let warps: Vec<FrameWarp> = (0..frames).map(|k| FrameWarp::shift((k % 9) as f32 * 0.37 - 1.5, (k % 7) as f32 * 0.29 - 1.0)).collect();
+    let warps: Vec<FrameWarp> = (0..frames)
+        .map(|k| FrameWarp::shift((k % 9) as f32 * 0.37 - 1.5, (k % 7) as f32 * 0.29 - 1.0))
+        .collect();
 
     // Median end to end (decode, upload, shift, select, download) vs the CPU fast path.
-    let req = StackRequest { alignment: Alignment { warps: warps.clone().into(), reference: 0 }, scores: Default::default() };
+    let req = StackRequest {
+        alignment: Alignment {
+            warps: warps.clone().into(),
+            reference: 0,
+        },
+        scores: Default::default(),
+    };
     let mp = jupiter_plugin_stack_median::params::MedianParams::default();
     let t = Instant::now();
     let img = jupiter_plugin_stack_median::gpu::stack(&gctx, &gpu, &source, &req, &mp).unwrap();
@@ -100,7 +139,12 @@ fn main() {
     let t = Instant::now();
     let cpu_median = jupiter_plugin_stack_median::cpu::stack(&cctx, &source, &req, &mp).unwrap();
     let median_cpu = secs(t);
-    let diff = cpu_median.data.iter().zip(gpu_median.data.iter()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    let diff = cpu_median
+        .data
+        .iter()
+        .zip(gpu_median.data.iter())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
     println!(
         "median stack, {frames} frames of {size}×{size} (bicubic shifts): GPU end to end {median_gpu:.2} s, CPU {median_cpu:.2} s ({:.1}×), max |cpu - gpu| {diff:e}",
         median_cpu / median_gpu
@@ -125,14 +169,37 @@ fn main() {
     let acc = upload(&gpu, &vec![0.0; len]).unwrap();
     let table = upload(&gpu, &vec![0.0; batch * jupiter_kit::gpu::SLOT_WORDS]).unwrap();
     let slots: Vec<jupiter_kit::gpu::FrameSlot> = (0..batch)
-        .map(|k| jupiter_kit::gpu::FrameSlot { dx: warps[k].dx, dy: warps[k].dy, weight: 1.0, src_offset: k * len, dst_offset: 0 })
+        .map(|k| jupiter_kit::gpu::FrameSlot {
+            dx: warps[k].dx,
+            dy: warps[k].dy,
+            weight: 1.0,
+            src_offset: k * len,
+            dst_offset: 0,
+        })
         .collect();
     jupiter_kit::gpu::write_slots(&gpu, table, &slots).unwrap();
-    let geometry = jupiter_kit::gpu::ShiftGeometry { width: size, height: size, channels: 1, interp: 1, y0: 0, rows: size, src_y0: 0, src_rows: size };
+    let geometry = jupiter_kit::gpu::ShiftGeometry {
+        width: size,
+        height: size,
+        channels: 1,
+        interp: 1,
+        y0: 0,
+        rows: size,
+        src_y0: 0,
+        src_rows: size,
+    };
     gpu.synchronize().into_result().unwrap();
     let t = Instant::now();
     for start in (0..frames).step_by(batch) {
-        jupiter_kit::gpu::shift_accumulate(&gpu, fsrc, acc, table, &geometry, batch.min(frames - start)).unwrap();
+        jupiter_kit::gpu::shift_accumulate(
+            &gpu,
+            fsrc,
+            acc,
+            table,
+            &geometry,
+            batch.min(frames - start),
+        )
+        .unwrap();
     }
     gpu.synchronize().into_result().unwrap();
     let mean_kernel = secs(t);
@@ -146,7 +213,14 @@ fn main() {
     );
 
     // Wavelet, 6 layers, on wsize²: GPU end to end (upload + kernels + download) vs CPU.
-    let img = Image::from_vec(wsize as u32, wsize as u32, 1, (0..wsize * wsize).map(|i| ((i * 7919) % 1000) as f32 / 1000.0).collect());
+    let img = Image::from_vec(
+        wsize as u32,
+        wsize as u32,
+        1,
+        (0..wsize * wsize)
+            .map(|i| ((i * 7919) % 1000) as f32 / 1000.0)
+            .collect(),
+    );
     let s = jupiter_plugin_sharpen_wavelet_settings();
     let t = Instant::now();
     let out = wavelet_gpu(&gctx, &gpu, img.clone(), &s);
@@ -163,10 +237,18 @@ fn main() {
 use jupiter_plugin_sharpen_wavelet as wavelet;
 
 fn jupiter_plugin_sharpen_wavelet_settings() -> wavelet::params::LayerSettings {
-    wavelet::params::LayerSettings { gains: vec![3.0, 2.0, 1.0, 1.0, 1.0, 1.0], thresholds: vec![0.5, 0.0, 0.0, 0.0, 0.0, 0.0] }
+    wavelet::params::LayerSettings {
+        gains: vec![3.0, 2.0, 1.0, 1.0, 1.0, 1.0],
+        thresholds: vec![0.5, 0.0, 0.0, 0.0, 0.0, 0.0],
+    }
 }
 
-fn wavelet_gpu(ctx: &StageCtx, gpu: &GpuServiceBox, img: Image, s: &wavelet::params::LayerSettings) -> Image {
+fn wavelet_gpu(
+    ctx: &StageCtx,
+    gpu: &GpuServiceBox,
+    img: Image,
+    s: &wavelet::params::LayerSettings,
+) -> Image {
     let out = wavelet::gpu::sharpen(ctx, gpu, img, s).unwrap();
     ctx.to_host(out).unwrap()
 }

@@ -37,7 +37,10 @@ use jupiter_host::backend::cpu::HostBackend;
 use jupiter_host::io::ser::SerFile;
 use jupiter_host::pipeline::SerFrames;
 use jupiter_host::synth::{generate_with_seeing, Scene, Seeing, SynthColor, SynthOptions};
+use jupiter_kit::warp::{warped_rows, Interp};
+use jupiter_plugin_align_multipoint::dewarp::dewarp_rows;
 use jupiter_plugin_align_multipoint::params::MultipointParams;
+use jupiter_plugin_api::frame::FrameSourceExt;
 use jupiter_plugin_api::{Alignment, FrameSource_TO, FrameWarp, StackRequest, StageCtx};
 
 const USAGE: &str = "usage: multipoint [--frames N] [--width W] [--height H] [--threads T] [--sweep-frames N] [--ap-sizes SIZE[/STEP],…] [--repeat R] [--dir DIR] [--skip-sweep] [--skip-pipeline]";
@@ -57,18 +60,33 @@ struct Opts {
 }
 
 fn parse(args: &[String]) -> Result<Opts, String> {
-    let ws = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(Path::new(".")).to_path_buf();
+    let ws = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
     let mut o = Opts {
         frames: 1000,
         width: 640,
         height: 480,
-        threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        threads: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
         sweep_frames: 100,
         repeat: 1,
         dir: ws.join("target").join("bench-multipoint"),
         sweep: true,
         pipeline: true,
-        sizes: vec![(128, 64), (96, 48), (64, 32), (48, 24), (32, 16), (24, 12), (64, 64), (64, 16), (32, 8)],
+        sizes: vec![
+            (128, 64),
+            (96, 48),
+            (64, 32),
+            (48, 24),
+            (32, 16),
+            (24, 12),
+            (64, 64),
+            (64, 16),
+            (32, 8),
+        ],
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -87,11 +105,21 @@ fn parse(args: &[String]) -> Result<Opts, String> {
                     };
                     Some((size, step))
                 };
-                o.sizes = v.split(',').map(|e| entry(e).ok_or_else(|| format!("--ap-sizes: '{e}' is not SIZE or SIZE/STEP"))).collect::<Result<_, _>>()?;
+                o.sizes = v
+                    .split(',')
+                    .map(|e| {
+                        entry(e)
+                            .ok_or_else(|| format!("--ap-sizes: '{e}' is not SIZE or SIZE/STEP"))
+                    })
+                    .collect::<Result<_, _>>()?;
             }
             _ => {
                 let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-                let n: usize = value.parse().ok().filter(|v| *v > 0).ok_or_else(|| format!("{flag}: '{value}' is not a positive integer"))?;
+                let n: usize = value
+                    .parse()
+                    .ok()
+                    .filter(|v| *v > 0)
+                    .ok_or_else(|| format!("{flag}: '{value}' is not a positive integer"))?;
                 match flag.as_str() {
                     "--frames" => o.frames = n,
                     "--width" => o.width = n as u32,
@@ -110,7 +138,9 @@ fn parse(args: &[String]) -> Result<Opts, String> {
 /// The capture, generated once.
 fn capture(o: &Opts) -> Result<PathBuf, String> {
     std::fs::create_dir_all(&o.dir).map_err(|e| format!("{}: {e}", o.dir.display()))?;
-    let path = o.dir.join(format!("lunar-{}x{}-{}.ser", o.width, o.height, o.frames));
+    let path = o
+        .dir
+        .join(format!("lunar-{}x{}-{}.ser", o.width, o.height, o.frames));
     if path.exists() {
         eprintln!("reusing {}", path.display());
         return Ok(path);
@@ -129,10 +159,17 @@ fn capture(o: &Opts) -> Result<PathBuf, String> {
         read_noise: 3.0,
         artifacts: 0.0,
     };
-    eprintln!("generating {} ({} frames of {}×{}, local seeing) …", path.display(), o.frames, o.width, o.height);
+    eprintln!(
+        "generating {} ({} frames of {}×{}, local seeing) …",
+        path.display(),
+        o.frames,
+        o.width,
+        o.height
+    );
     let t = Instant::now();
     let tmp = path.with_extension("ser.tmp");
-    generate_with_seeing(&tmp, &so, &Seeing::turbulent()).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    generate_with_seeing(&tmp, &so, &Seeing::turbulent())
+        .map_err(|e| format!("{}: {e}", tmp.display()))?;
     std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
     eprintln!("  generated in {:.1} s", t.elapsed().as_secs_f64());
     Ok(path)
@@ -142,34 +179,110 @@ fn sweep(o: &Opts, ser: &Path) -> Result<(), String> {
     let err = |e: jupiter_plugin_api::StageError| e.to_string();
     let file = Arc::new(SerFile::open(ser, Default::default()).map_err(|e| e.to_string())?);
     let n = o.sweep_frames.min(file.frame_count);
-    let src = SerFrames { ser: file, indices: (0..n).collect() };
+    let src = SerFrames {
+        ser: file,
+        indices: (0..n).collect(),
+    };
     let frames = FrameSource_TO::from_ptr(&src, TD_Opaque);
-    let mut be = HostBackend::new(o.threads, Arc::new(AtomicBool::new(false))).map_err(|e| e.to_string())?;
+    let mut be =
+        HostBackend::new(o.threads, Arc::new(AtomicBool::new(false))).map_err(|e| e.to_string())?;
     be.quiet = true;
-    let ctx = StageCtx { backend: be.as_ref(), stage: "align-multipoint".into() };
+    let ctx = StageCtx {
+        backend: be.as_ref(),
+        stage: "align-multipoint".into(),
+    };
     let stack = |warps: Vec<FrameWarp>| -> Result<f64, String> {
-        let req = StackRequest { alignment: Alignment { warps: warps.into(), reference: 0 }, scores: Vec::new().into() };
+        let req = StackRequest {
+            alignment: Alignment {
+                warps: warps.into(),
+                reference: 0,
+            },
+            scores: Vec::new().into(),
+        };
         let t = Instant::now();
-        jupiter_plugin_stack_mean::cpu::stack(&ctx, &frames, &req, &Default::default()).map_err(err)?;
+        jupiter_plugin_stack_mean::cpu::stack(&ctx, &frames, &req, &Default::default())
+            .map_err(err)?;
         Ok(t.elapsed().as_secs_f64())
     };
 
     println!("AP count vs time: {n} frames of {}×{} mono, {} threads (the host's rayon backend, in-process)", o.width, o.height, o.threads);
     let t = Instant::now();
-    let global = jupiter_plugin_align_phase::cpu::align(&ctx, &frames, &Default::default()).map_err(err)?;
+    let global =
+        jupiter_plugin_align_phase::cpu::align(&ctx, &frames, &Default::default()).map_err(err)?;
     let phase_t = t.elapsed().as_secs_f64();
     let stack_global = stack(global.warps.to_vec())?;
-    println!("  {:<22} {:>9} {:>7} {:>10} {:>12} {:>14}", "aligner", "grid", "APs", "align (s)", "ms / frame", "stack-mean (s)");
-    println!("  {:<22} {:>9} {:>7} {:>10.2} {:>12.1} {:>14.2}", "align-phase", "-", 0, phase_t, 1e3 * phase_t / n as f64, stack_global);
+    println!(
+        "  {:<22} {:>9} {:>7} {:>10} {:>12} {:>14}",
+        "aligner", "grid", "APs", "align (s)", "ms / frame", "stack-mean (s)"
+    );
+    println!(
+        "  {:<22} {:>9} {:>7} {:>10.2} {:>12.1} {:>14.2}",
+        "align-phase",
+        "-",
+        0,
+        phase_t,
+        1e3 * phase_t / n as f64,
+        stack_global
+    );
+    let mut last = None;
     for &(size, step) in &o.sizes {
-        let p = MultipointParams { ap_size: size, ap_step: step, ..Default::default() };
+        let p = MultipointParams {
+            ap_size: size,
+            ap_step: step,
+            ..Default::default()
+        };
         let t = Instant::now();
-        let (a, s) = jupiter_plugin_align_multipoint::cpu::align_with_summary(&ctx, &frames, &p).map_err(err)?;
+        let (a, s) = jupiter_plugin_align_multipoint::cpu::align_with_summary(&ctx, &frames, &p)
+            .map_err(err)?;
         let dt = t.elapsed().as_secs_f64();
         let st = stack(a.warps.to_vec())?;
         let name = format!("align-multipoint {size}/{step}");
         let grid = format!("{}×{}", s.grid.cols, s.grid.rows);
-        println!("  {:<22} {:>9} {:>7} {:>10.2} {:>12.1} {:>14.2}", name, grid, s.grid.active_count(), dt, 1e3 * dt / n as f64, st);
+        println!(
+            "  {:<22} {:>9} {:>7} {:>10.2} {:>12.1} {:>14.2}",
+            name,
+            grid,
+            s.grid.active_count(),
+            dt,
+            1e3 * dt / n as f64,
+            st
+        );
+        if size == 64 && step == 32 {
+            last = Some(a);
+        }
+    }
+    // Resampling under a warp field: the stacker's per-pixel path versus the
+    // aligner's row-wise one, one thread, every frame once (luminance only).
+    if let Some(a) = last {
+        let (w, h) = (o.width as usize, o.height as usize);
+        let (mut out, mut wt, mut scratch) = (vec![0.0f32; w * h], vec![0.0f32; w * h], Vec::new());
+        let t = Instant::now();
+        for (i, warp) in a.warps.iter().enumerate() {
+            warped_rows(
+                &frames,
+                i,
+                warp,
+                Interp::Bicubic,
+                0,
+                h,
+                &mut out,
+                Some(&mut wt),
+                &mut scratch,
+            )
+            .map_err(err)?;
+        }
+        let kit_t = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        for (i, warp) in a.warps.iter().enumerate() {
+            let plane = frames.frame(i).map_err(err)?;
+            let f = warp.field.as_ref().into_option().ok_or("no field")?;
+            dewarp_rows(&plane, w, h, warp.dx, warp.dy, f, 0, &mut out);
+        }
+        let row_t = t.elapsed().as_secs_f64();
+        println!(
+            "  resampling the {n} frames under their 64/32 fields, 1 thread (incl. decoding): kit warped_rows {kit_t:.2} s, align-multipoint dewarp_rows {row_t:.2} s ({:.1}× faster)",
+            kit_t / row_t
+        );
     }
     Ok(())
 }
@@ -177,33 +290,63 @@ fn sweep(o: &Opts, ser: &Path) -> Result<(), String> {
 /// Per-stage seconds from a report.
 fn stage_times(report: &Path) -> Result<Vec<(String, String, f64)>, String> {
     let text = std::fs::read_to_string(report).map_err(|e| format!("{}: {e}", report.display()))?;
-    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", report.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", report.display()))?;
     Ok(v["timings"]
         .as_array()
         .map(|a| {
             a.iter()
-                .map(|t| (t["stage"].as_str().unwrap_or("?").to_string(), t["plugin"].as_str().unwrap_or("?").to_string(), t["seconds"].as_f64().unwrap_or(0.0)))
+                .map(|t| {
+                    (
+                        t["stage"].as_str().unwrap_or("?").to_string(),
+                        t["plugin"].as_str().unwrap_or("?").to_string(),
+                        t["seconds"].as_f64().unwrap_or(0.0),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default())
 }
 
 fn pipeline(o: &Opts, ser: &Path) -> Result<(), String> {
-    let exe_dir = std::env::current_exe().map_err(|e| e.to_string())?.parent().map(Path::to_path_buf).unwrap_or_default();
+    let exe_dir = std::env::current_exe()
+        .map_err(|e| e.to_string())?
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
     let host = exe_dir.join(format!("jupiter-host{}", std::env::consts::EXE_SUFFIX));
     if !host.exists() {
         return Err(format!("{} is missing: build the host and plugins in release first (see the top of bench/src/bin/multipoint.rs)", host.display()));
     }
     let run = |name: &str, extra: &[&str]| -> Result<(f64, Vec<(String, String, f64)>), String> {
-        let (out, report) = (o.dir.join(format!("{name}.tif")), o.dir.join(format!("{name}.json")));
+        let (out, report) = (
+            o.dir.join(format!("{name}.tif")),
+            o.dir.join(format!("{name}.json")),
+        );
         let mut cmd = Command::new(&host);
-        cmd.arg("--plugins").arg(&exe_dir).arg("-q").arg("--threads").arg(o.threads.to_string());
-        cmd.arg("run").arg(ser).arg("-o").arg(&out).arg("--force").arg("--report").arg(&report).args(extra);
+        cmd.arg("--plugins")
+            .arg(&exe_dir)
+            .arg("-q")
+            .arg("--threads")
+            .arg(o.threads.to_string());
+        cmd.arg("run")
+            .arg(ser)
+            .arg("-o")
+            .arg(&out)
+            .arg("--force")
+            .arg("--report")
+            .arg(&report)
+            .args(extra);
         let t = Instant::now();
-        let res = cmd.output().map_err(|e| format!("{}: {e}", host.display()))?;
+        let res = cmd
+            .output()
+            .map_err(|e| format!("{}: {e}", host.display()))?;
         let dt = t.elapsed().as_secs_f64();
         if !res.status.success() {
-            return Err(format!("{name}: jupiter-host failed: {}", String::from_utf8_lossy(&res.stderr)));
+            return Err(format!(
+                "{name}: jupiter-host failed: {}",
+                String::from_utf8_lossy(&res.stderr)
+            ));
         }
         Ok((dt, stage_times(&report)?))
     };
@@ -212,14 +355,25 @@ fn pipeline(o: &Opts, ser: &Path) -> Result<(), String> {
         // Alternate the order so that neither always runs on a warm cache.
         let order: [usize; 2] = if r % 2 == 0 { [0, 1] } else { [1, 0] };
         for k in order {
-            eprintln!("pipeline run {} of {}: {} …", r + 1, o.repeat, ["global", "multi-point"][k]);
-            let res = if k == 0 { run("global", &[])? } else { run("multipoint", &["--aligner", "align-multipoint"])? };
+            eprintln!(
+                "pipeline run {} of {}: {} …",
+                r + 1,
+                o.repeat,
+                ["global", "multi-point"][k]
+            );
+            let res = if k == 0 {
+                run("global", &[])?
+            } else {
+                run("multipoint", &["--aligner", "align-multipoint"])?
+            };
             if best[k].as_ref().is_none_or(|b| res.0 < b.0) {
                 best[k] = Some(res);
             }
         }
     }
-    let [Some(g), Some(m)] = best else { return Err("no pipeline run".into()) };
+    let [Some(g), Some(m)] = best else {
+        return Err("no pipeline run".into());
+    };
     println!(
         "whole pipeline on {} ({} frames of {}×{}, default selection 25 %, default post-processing), {} threads, best of {}:",
         ser.file_name().map(|f| f.to_string_lossy().to_string()).unwrap_or_default(),
@@ -229,12 +383,25 @@ fn pipeline(o: &Opts, ser: &Path) -> Result<(), String> {
         o.threads,
         o.repeat
     );
-    println!("  {:<44} {:>10} {:>16}", "stage (plugin)", "global (s)", "multi-point (s)");
+    println!(
+        "  {:<44} {:>10} {:>16}",
+        "stage (plugin)", "global (s)", "multi-point (s)"
+    );
     for (a, b) in g.1.iter().zip(&m.1) {
-        let label = if a.1 == b.1 { format!("{} ({})", a.0, a.1) } else { format!("{} ({} / {})", a.0, a.1, b.1) };
+        let label = if a.1 == b.1 {
+            format!("{} ({})", a.0, a.1)
+        } else {
+            format!("{} ({} / {})", a.0, a.1, b.1)
+        };
         println!("  {:<44} {:>10.2} {:>16.2}", label, a.2, b.2);
     }
-    println!("  {:<44} {:>10.2} {:>16.2}   ratio {:.2}×", "total (wall clock: start-up, decode, writing)", g.0, m.0, m.0 / g.0);
+    println!(
+        "  {:<44} {:>10.2} {:>16.2}   ratio {:.2}×",
+        "total (wall clock: start-up, decode, writing)",
+        g.0,
+        m.0,
+        m.0 / g.0
+    );
     Ok(())
 }
 

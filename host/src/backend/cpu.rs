@@ -55,7 +55,8 @@ impl HostBackend {
     /// Hides (false) or offers again (true) the GPU to stages; used to re-run a
     /// stage on the CPU after it reported a GPU failure.
     pub fn enable_gpu(&self, on: bool) {
-        self.gpu_enabled.store(on && self.gpu.is_some(), Ordering::SeqCst);
+        self.gpu_enabled
+            .store(on && self.gpu.is_some(), Ordering::SeqCst);
     }
 
     /// The trait object handed to stages.

@@ -47,7 +47,8 @@ impl WgpuService {
     /// (lavapipe/llvmpipe) is refused: on a machine without a GPU the rayon CPU
     /// path is many times faster than emulated compute.
     pub fn open(allow_software: bool) -> Result<WgpuService, GpuUnavailable> {
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
             power_preference: wgpu::PowerPreference::HighPerformance,
             force_fallback_adapter: false,
@@ -57,7 +58,10 @@ impl WgpuService {
         .map_err(|e| GpuUnavailable(format!("no GPU adapter found ({e})")))?;
         let info = adapter.get_info();
         if !allow_software && !is_hardware(&info) {
-            return Err(GpuUnavailable(format!("only a software adapter is available ({}, {:?})", info.name, info.backend)));
+            return Err(GpuUnavailable(format!(
+                "only a software adapter is available ({}, {:?})",
+                info.name, info.backend
+            )));
         }
         let limits = adapter.limits();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
@@ -71,14 +75,25 @@ impl WgpuService {
             device,
             queue,
             info,
-            state: Mutex::new(State { buffers: HashMap::new(), pipelines: HashMap::new(), encoder: None, next_id: 1 }),
+            state: Mutex::new(State {
+                buffers: HashMap::new(),
+                pipelines: HashMap::new(),
+                encoder: None,
+                next_id: 1,
+            }),
         })))
     }
 
     /// A one-line description for logs, `plugins`, `info` and reports.
     pub fn describe(&self) -> String {
         let i = &self.0.info;
-        format!("{} ({:?}, {:?}{})", i.name, i.backend, i.device_type, if is_hardware(i) { "" } else { ", software" })
+        format!(
+            "{} ({:?}, {:?}{})",
+            i.name,
+            i.backend,
+            i.device_type,
+            if is_hardware(i) { "" } else { ", software" }
+        )
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -86,7 +101,10 @@ impl WgpuService {
     }
 
     fn buffer(&self, st: &State, b: GpuBuffer) -> Result<wgpu::Buffer, StageError> {
-        st.buffers.get(&b.id).cloned().ok_or_else(|| StageError::gpu(format!("unknown GPU buffer id {}", b.id)))
+        st.buffers
+            .get(&b.id)
+            .cloned()
+            .ok_or_else(|| StageError::gpu(format!("unknown GPU buffer id {}", b.id)))
     }
 
     /// Submits recorded work.
@@ -110,18 +128,29 @@ impl WgpuService {
         if size > limits.max_buffer_size || size > limits.max_storage_buffer_binding_size as u64 {
             return Err(StageError::new(
                 jupiter_plugin_api::ErrorKind::OutOfMemory,
-                format!("GPU buffer of {size} bytes exceeds the device limit ({} bytes)", limits.max_storage_buffer_binding_size),
+                format!(
+                    "GPU buffer of {size} bytes exceeds the device limit ({} bytes)",
+                    limits.max_storage_buffer_binding_size
+                ),
             ));
         }
-        let scope = self.0.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let scope = self
+            .0
+            .device
+            .push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let buffer = self.0.device.create_buffer(&wgpu::BufferDescriptor {
             label: None,
             size,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
         if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(StageError::new(jupiter_plugin_api::ErrorKind::OutOfMemory, format!("GPU allocation of {size} bytes failed: {e}")));
+            return Err(StageError::new(
+                jupiter_plugin_api::ErrorKind::OutOfMemory,
+                format!("GPU allocation of {size} bytes failed: {e}"),
+            ));
         }
         let mut st = self.state();
         let id = st.next_id;
@@ -136,7 +165,10 @@ impl WgpuService {
         }
         let len = out.len() as u64;
         if offset + len > b.size || offset % 4 != 0 || len % 4 != 0 {
-            return Err(StageError::gpu(format!("read of {len} bytes at {offset} from a buffer of {} bytes", b.size)));
+            return Err(StageError::gpu(format!(
+                "read of {len} bytes at {offset} from a buffer of {} bytes",
+                b.size
+            )));
         }
         let staging = self.0.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
@@ -147,7 +179,9 @@ impl WgpuService {
         {
             let mut st = self.state();
             let src = self.buffer(&st, b)?;
-            let enc = st.encoder.get_or_insert_with(|| self.0.device.create_command_encoder(&Default::default()));
+            let enc = st
+                .encoder
+                .get_or_insert_with(|| self.0.device.create_command_encoder(&Default::default()));
             enc.copy_buffer_to_buffer(&src, offset, &staging, 0, len);
             self.flush(&mut st);
         }
@@ -159,7 +193,9 @@ impl WgpuService {
         rx.recv()
             .map_err(|_| StageError::gpu("GPU read-back never completed"))?
             .map_err(|e| StageError::gpu(format!("GPU read-back failed: {e}")))?;
-        let view = staging.get_mapped_range(..).map_err(|e| StageError::gpu(format!("GPU read-back failed: {e:?}")))?;
+        let view = staging
+            .get_mapped_range(..)
+            .map_err(|e| StageError::gpu(format!("GPU read-back failed: {e:?}")))?;
         out.copy_from_slice(&view);
         Ok(())
     }
@@ -172,47 +208,87 @@ impl WgpuService {
         if self.state().pipelines.contains_key(&key) {
             return Ok(key);
         }
-        let scope = self.0.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = self.0.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(entry),
-            source: wgpu::ShaderSource::Wgsl(wgsl.into()),
-        });
-        let pipeline = self.0.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(entry),
-            layout: None,
-            module: &module,
-            entry_point: Some(entry),
-            compilation_options: Default::default(),
-            cache: None,
-        });
+        let scope = self
+            .0
+            .device
+            .push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = self
+            .0
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(entry),
+                source: wgpu::ShaderSource::Wgsl(wgsl.into()),
+            });
+        let pipeline = self
+            .0
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(entry),
+                layout: None,
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: Default::default(),
+                cache: None,
+            });
         if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(StageError::gpu(format!("compiling compute pipeline '{entry}' failed: {e}")));
+            return Err(StageError::gpu(format!(
+                "compiling compute pipeline '{entry}' failed: {e}"
+            )));
         }
         self.state().pipelines.insert(key, pipeline);
         Ok(key)
     }
 
-    fn dispatch_impl(&self, pipeline: u64, bindings: &[GpuBuffer], uniforms: &[u8], groups: [u32; 3]) -> Result<(), StageError> {
+    fn dispatch_impl(
+        &self,
+        pipeline: u64,
+        bindings: &[GpuBuffer],
+        uniforms: &[u8],
+        groups: [u32; 3],
+    ) -> Result<(), StageError> {
         let limit = self.0.device.limits().max_compute_workgroups_per_dimension;
         if groups.iter().any(|&g| g > limit) {
-            return Err(StageError::gpu(format!("dispatch of {groups:?} workgroups exceeds the device limit {limit}")));
+            return Err(StageError::gpu(format!(
+                "dispatch of {groups:?} workgroups exceeds the device limit {limit}"
+            )));
         }
         let mut st = self.state();
-        let pipe = st.pipelines.get(&pipeline).cloned().ok_or_else(|| StageError::gpu(format!("unknown pipeline {pipeline}")))?;
-        let bufs: Vec<wgpu::Buffer> = bindings.iter().map(|b| self.buffer(&st, *b)).collect::<Result<_, _>>()?;
+        let pipe = st
+            .pipelines
+            .get(&pipeline)
+            .cloned()
+            .ok_or_else(|| StageError::gpu(format!("unknown pipeline {pipeline}")))?;
+        let bufs: Vec<wgpu::Buffer> = bindings
+            .iter()
+            .map(|b| self.buffer(&st, *b))
+            .collect::<Result<_, _>>()?;
         let ubuf = (!uniforms.is_empty()).then(|| {
-            self.0.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("uniforms"),
-                contents: uniforms,
-                usage: wgpu::BufferUsages::UNIFORM,
-            })
+            self.0
+                .device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some("uniforms"),
+                    contents: uniforms,
+                    usage: wgpu::BufferUsages::UNIFORM,
+                })
         });
-        let mut entries: Vec<wgpu::BindGroupEntry> =
-            bufs.iter().enumerate().map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() }).collect();
+        let mut entries: Vec<wgpu::BindGroupEntry> = bufs
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: b.as_entire_binding(),
+            })
+            .collect();
         if let Some(u) = &ubuf {
-            entries.push(wgpu::BindGroupEntry { binding: bufs.len() as u32, resource: u.as_entire_binding() });
+            entries.push(wgpu::BindGroupEntry {
+                binding: bufs.len() as u32,
+                resource: u.as_entire_binding(),
+            });
         }
-        let scope = self.0.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let scope = self
+            .0
+            .device
+            .push_error_scope(wgpu::ErrorFilter::Validation);
         let bind_group = self.0.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: None,
             layout: &pipe.get_bind_group_layout(0),
@@ -221,9 +297,14 @@ impl WgpuService {
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(StageError::gpu(format!("binding buffers failed: {e}")));
         }
-        let enc = st.encoder.get_or_insert_with(|| self.0.device.create_command_encoder(&Default::default()));
+        let enc = st
+            .encoder
+            .get_or_insert_with(|| self.0.device.create_command_encoder(&Default::default()));
         {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: None,
+                timestamp_writes: None,
+            });
             pass.set_pipeline(&pipe);
             pass.set_bind_group(0, &bind_group, &[]);
             pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
@@ -247,10 +328,19 @@ impl GpuService for WgpuService {
         st.buffers.remove(&buffer.id);
     }
 
-    fn write_buffer(&self, buffer: GpuBuffer, offset: u64, data: RSlice<'_, u8>) -> RResult<(), StageError> {
+    fn write_buffer(
+        &self,
+        buffer: GpuBuffer,
+        offset: u64,
+        data: RSlice<'_, u8>,
+    ) -> RResult<(), StageError> {
         let r = (|| {
             if offset + data.len() as u64 > buffer.size || offset % 4 != 0 || data.len() % 4 != 0 {
-                return Err(StageError::gpu(format!("write of {} bytes at {offset} into a buffer of {} bytes", data.len(), buffer.size)));
+                return Err(StageError::gpu(format!(
+                    "write of {} bytes at {offset} into a buffer of {} bytes",
+                    data.len(),
+                    buffer.size
+                )));
             }
             let mut st = self.state();
             let b = self.buffer(&st, buffer)?;
@@ -262,12 +352,18 @@ impl GpuService for WgpuService {
         r.into()
     }
 
-    fn read_buffer(&self, buffer: GpuBuffer, offset: u64, mut out: RSliceMut<'_, u8>) -> RResult<(), StageError> {
+    fn read_buffer(
+        &self,
+        buffer: GpuBuffer,
+        offset: u64,
+        mut out: RSliceMut<'_, u8>,
+    ) -> RResult<(), StageError> {
         self.read_impl(buffer, offset, &mut out).into()
     }
 
     fn pipeline(&self, wgsl: RStr<'_>, entry_point: RStr<'_>) -> RResult<u64, StageError> {
-        self.pipeline_impl(wgsl.as_str(), entry_point.as_str()).into()
+        self.pipeline_impl(wgsl.as_str(), entry_point.as_str())
+            .into()
     }
 
     fn dispatch(
@@ -279,7 +375,13 @@ impl GpuService for WgpuService {
         groups_y: u32,
         groups_z: u32,
     ) -> RResult<(), StageError> {
-        self.dispatch_impl(pipeline, &bindings, &uniforms, [groups_x, groups_y, groups_z]).into()
+        self.dispatch_impl(
+            pipeline,
+            &bindings,
+            &uniforms,
+            [groups_x, groups_y, groups_z],
+        )
+        .into()
     }
 
     fn synchronize(&self) -> RResult<(), StageError> {

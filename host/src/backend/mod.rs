@@ -12,7 +12,9 @@ pub mod gpu;
 use jupiter_plugin_api::GpuServiceBox;
 
 /// Where stages may run, from `--cpu/--gpu` or the pipeline's `backend` key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendChoice {
     /// A real GPU when one is found, else the CPU (software adapters do not count).
@@ -38,7 +40,11 @@ pub struct DeviceSelection {
 pub fn select_device(choice: BackendChoice) -> DeviceSelection {
     let cpu = |why: &str| format!("CPU ({why})");
     if choice == BackendChoice::Cpu {
-        return DeviceSelection { gpu: None, description: cpu("GPU disabled"), warning: None };
+        return DeviceSelection {
+            gpu: None,
+            description: cpu("GPU disabled"),
+            warning: None,
+        };
     }
     #[cfg(feature = "gpu")]
     {
@@ -48,12 +54,17 @@ pub fn select_device(choice: BackendChoice) -> DeviceSelection {
             Ok(svc) => {
                 let description = format!("GPU: {}", svc.describe());
                 let boxed = jupiter_plugin_api::GpuService_TO::from_ptr(RArc::new(svc), TD_Opaque);
-                DeviceSelection { gpu: Some(boxed), description, warning: None }
+                DeviceSelection {
+                    gpu: Some(boxed),
+                    description,
+                    warning: None,
+                }
             }
             Err(gpu::GpuUnavailable(why)) => DeviceSelection {
                 gpu: None,
                 description: cpu(&why),
-                warning: (choice == BackendChoice::Gpu).then(|| format!("GPU requested but not usable: {why}; running on the CPU")),
+                warning: (choice == BackendChoice::Gpu)
+                    .then(|| format!("GPU requested but not usable: {why}; running on the CPU")),
             },
         }
     }
@@ -63,7 +74,8 @@ pub fn select_device(choice: BackendChoice) -> DeviceSelection {
         DeviceSelection {
             gpu: None,
             description: cpu(why),
-            warning: (choice == BackendChoice::Gpu).then(|| format!("GPU requested but {why}; running on the CPU")),
+            warning: (choice == BackendChoice::Gpu)
+                .then(|| format!("GPU requested but {why}; running on the CPU")),
         }
     }
 }

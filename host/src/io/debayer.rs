@@ -70,7 +70,11 @@ pub fn debayer_rows(
             let mut cnt = [0u32; 3];
             for dy in -1isize..=1 {
                 let yy = y as isize + dy;
-                if yy < 0 || yy >= height as isize || (yy as usize) < raw_y0 || (yy as usize) >= raw_y0 + raw_rows {
+                if yy < 0
+                    || yy >= height as isize
+                    || (yy as usize) < raw_y0
+                    || (yy as usize) >= raw_y0 + raw_rows
+                {
                     continue;
                 }
                 for dx in -1isize..=1 {

@@ -53,7 +53,10 @@ const TICKS_UNIX_EPOCH: i64 = 621_355_968_000_000_000;
 #[derive(Debug, thiserror::Error)]
 pub enum SerError {
     #[error("{path}: cannot open: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: not a SER file: {reason}")]
     Invalid { path: PathBuf, reason: String },
     #[error("{path}: unsupported SER file: {reason}")]
@@ -61,7 +64,11 @@ pub enum SerError {
     #[error("{path}: truncated: {reason}")]
     Truncated { path: PathBuf, reason: String },
     #[error("{path}: frame {index} does not exist (the file has {count} frames)")]
-    FrameIndex { path: PathBuf, index: usize, count: usize },
+    FrameIndex {
+        path: PathBuf,
+        index: usize,
+        count: usize,
+    },
     #[error("{path}: bad read request: {reason}")]
     BadRequest { path: PathBuf, reason: String },
 }
@@ -83,7 +90,11 @@ impl ColorId {
             9 => ColorId::Bayer(BayerPattern::Grbg),
             10 => ColorId::Bayer(BayerPattern::Gbrg),
             11 => ColorId::Bayer(BayerPattern::Bggr),
-            16..=19 => return Err(format!("CMY Bayer pattern (colour ID {code}) is not supported")),
+            16..=19 => {
+                return Err(format!(
+                    "CMY Bayer pattern (colour ID {code}) is not supported"
+                ))
+            }
             100 => ColorId::Rgb,
             101 => ColorId::Bgr,
             other => return Err(format!("unknown colour ID {other}")),
@@ -144,7 +155,10 @@ pub struct OpenOptions {
 
 impl Default for OpenOptions {
     fn default() -> Self {
-        OpenOptions { byte_order: ByteOrder::Auto, allow_truncated: false }
+        OpenOptions {
+            byte_order: ByteOrder::Auto,
+            allow_truncated: false,
+        }
     }
 }
 
@@ -202,7 +216,9 @@ impl Deref for Storage {
 }
 
 fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).trim_end_matches(['\0', ' ']).to_string()
+    String::from_utf8_lossy(b)
+        .trim_end_matches(['\0', ' '])
+        .to_string()
 }
 
 fn i32_at(b: &[u8], o: usize) -> i32 {
@@ -218,21 +234,36 @@ fn i64_at(b: &[u8], o: usize) -> i64 {
 /// first, middle and last frame, since a capture may start dark). Returns
 /// `(little_endian, scale)`. Frames not looked at may still hold larger
 /// values: the decoder clamps those to 1.
-fn sample_format(header: &SerHeader, frames: &[&[u8]], order: ByteOrder, warnings: &mut Vec<String>) -> (bool, f32) {
+fn sample_format(
+    header: &SerHeader,
+    frames: &[&[u8]],
+    order: ByteOrder,
+    warnings: &mut Vec<String>,
+) -> (bool, f32) {
     let depth = header.depth;
     let declared_max = (1u32 << depth) - 1;
     let raw = frames[0];
     if header.bytes_per_sample() == 1 {
-        let max = frames.iter().flat_map(|f| f.iter().copied()).max().unwrap_or(0) as u32;
+        let max = frames
+            .iter()
+            .flat_map(|f| f.iter().copied())
+            .max()
+            .unwrap_or(0) as u32;
         if max > declared_max {
-            warnings.push(format!("header says {depth}-bit samples but values reach {max}; reading them as 8-bit"));
+            warnings.push(format!(
+                "header says {depth}-bit samples but values reach {max}; reading them as 8-bit"
+            ));
             return (true, 255.0);
         }
         return (true, declared_max as f32);
     }
     let value = |i: usize, le: bool| {
         let b = [raw[2 * i], raw[2 * i + 1]];
-        if le { u16::from_le_bytes(b) } else { u16::from_be_bytes(b) }
+        if le {
+            u16::from_le_bytes(b)
+        } else {
+            u16::from_be_bytes(b)
+        }
     };
     let n = raw.len() / 2;
     let little_endian = match order {
@@ -262,11 +293,21 @@ fn sample_format(header: &SerHeader, frames: &[&[u8]], order: ByteOrder, warning
     };
     let max = frames
         .iter()
-        .flat_map(|f| f.chunks_exact(2).map(|b| if little_endian { u16::from_le_bytes([b[0], b[1]]) } else { u16::from_be_bytes([b[0], b[1]]) }))
+        .flat_map(|f| {
+            f.chunks_exact(2).map(|b| {
+                if little_endian {
+                    u16::from_le_bytes([b[0], b[1]])
+                } else {
+                    u16::from_be_bytes([b[0], b[1]])
+                }
+            })
+        })
         .max()
         .unwrap_or(0) as u32;
     if max > declared_max {
-        warnings.push(format!("header says {depth}-bit samples but values reach {max}; reading them as 16-bit"));
+        warnings.push(format!(
+            "header says {depth}-bit samples but values reach {max}; reading them as 16-bit"
+        ));
         return (little_endian, 65535.0);
     }
     (little_endian, declared_max as f32)
@@ -285,7 +326,12 @@ pub fn timestamp_warnings(header: &SerHeader, ts: &[i64]) -> Vec<String> {
     if ts.is_empty() || ts.iter().all(|&t| t == 0) {
         return out;
     }
-    let back: Vec<usize> = ts.windows(2).enumerate().filter(|(_, w)| w[1] < w[0]).map(|(i, _)| i + 1).collect();
+    let back: Vec<usize> = ts
+        .windows(2)
+        .enumerate()
+        .filter(|(_, w)| w[1] < w[0])
+        .map(|(i, _)| i + 1)
+        .collect();
     if let Some(first) = back.first() {
         out.push(format!(
             "timestamps in the trailer are not in increasing order ({} of {} steps go backwards, the first at frame {first}); they are reported as they are and not used for ordering",
@@ -295,7 +341,10 @@ pub fn timestamp_warnings(header: &SerHeader, ts: &[i64]) -> Vec<String> {
     }
     let year_1970 = TICKS_UNIX_EPOCH;
     let year_2200 = TICKS_UNIX_EPOCH + 230 * 365 * 86_400 * TICKS_PER_SECOND;
-    let implausible = ts.iter().filter(|&&t| !(year_1970..year_2200).contains(&t)).count();
+    let implausible = ts
+        .iter()
+        .filter(|&&t| !(year_1970..year_2200).contains(&t))
+        .count();
     if implausible > 0 {
         out.push(format!(
             "{implausible} of {} trailer timestamps lie outside the years 1970 to 2200 (not 100-ns ticks since year 1?)",
@@ -305,7 +354,8 @@ pub fn timestamp_warnings(header: &SerHeader, ts: &[i64]) -> Vec<String> {
     let (local, utc) = (header.date_time, header.date_time_utc);
     let offset = local.wrapping_sub(utc);
     let quarter_hour = 900 * TICKS_PER_SECOND;
-    let plausible_zone = offset.unsigned_abs() >= quarter_hour as u64 && offset.unsigned_abs() <= 14 * 3600 * TICKS_PER_SECOND as u64;
+    let plausible_zone = offset.unsigned_abs() >= quarter_hour as u64
+        && offset.unsigned_abs() <= 14 * 3600 * TICKS_PER_SECOND as u64;
     if utc > 0 && local > 0 && plausible_zone {
         let t0 = ts[0];
         if t0.abs_diff(local) < t0.abs_diff(utc) {
@@ -321,11 +371,17 @@ pub fn timestamp_warnings(header: &SerHeader, ts: &[i64]) -> Vec<String> {
 /// Parses and validates a header (without looking at the frames).
 pub fn parse_header(b: &[u8]) -> Result<SerHeader, String> {
     if b.len() < HEADER_LEN {
-        return Err(format!("header is {} bytes, a SER header has {HEADER_LEN}", b.len()));
+        return Err(format!(
+            "header is {} bytes, a SER header has {HEADER_LEN}",
+            b.len()
+        ));
     }
     let file_id = text(&b[0..14]);
     if !b[0..14].starts_with(b"LUCAM-RECORDER") {
-        return Err(format!("wrong magic {:?} (expected \"LUCAM-RECORDER\")", file_id));
+        return Err(format!(
+            "wrong magic {:?} (expected \"LUCAM-RECORDER\")",
+            file_id
+        ));
     }
     let color_code = i32_at(b, 18);
     let (w, h, depth, count) = (i32_at(b, 26), i32_at(b, 30), i32_at(b, 34), i32_at(b, 38));
@@ -333,7 +389,9 @@ pub fn parse_header(b: &[u8]) -> Result<SerHeader, String> {
         return Err(format!("frame size {w}×{h} is outside 1..={MAX_DIM}"));
     }
     if !(1..=16).contains(&depth) {
-        return Err(format!("pixel depth {depth} bits is not supported (1 to 16)"));
+        return Err(format!(
+            "pixel depth {depth} bits is not supported (1 to 16)"
+        ));
     }
     if count < 0 {
         return Err(format!("negative frame count {count}"));
@@ -374,8 +432,17 @@ impl SerFile {
     /// Opens and validates `path` (memory-mapped).
     pub fn open(path: &Path, opts: OpenOptions) -> Result<SerFile, SerError> {
         let pb = path.to_path_buf();
-        let file = File::open(path).map_err(|e| SerError::Io { path: pb.clone(), source: e })?;
-        let len = file.metadata().map_err(|e| SerError::Io { path: pb.clone(), source: e })?.len();
+        let file = File::open(path).map_err(|e| SerError::Io {
+            path: pb.clone(),
+            source: e,
+        })?;
+        let len = file
+            .metadata()
+            .map_err(|e| SerError::Io {
+                path: pb.clone(),
+                source: e,
+            })?
+            .len();
         if len < HEADER_LEN as u64 {
             return Err(SerError::Truncated {
                 path: pb,
@@ -383,11 +450,17 @@ impl SerFile {
             });
         }
         if usize::try_from(len).is_err() {
-            return Err(SerError::Unsupported { path: pb, reason: format!("{len} bytes do not fit this machine's address space") });
+            return Err(SerError::Unsupported {
+                path: pb,
+                reason: format!("{len} bytes do not fit this machine's address space"),
+            });
         }
         // SAFETY: the map is read-only; a capture being rewritten underneath us
         // is outside what any reader can defend against.
-        let map = unsafe { Mmap::map(&file) }.map_err(|e| SerError::Io { path: pb.clone(), source: e })?;
+        let map = unsafe { Mmap::map(&file) }.map_err(|e| SerError::Io {
+            path: pb.clone(),
+            source: e,
+        })?;
         SerFile::from_storage(pb, Storage::Map(map), opts)
     }
 
@@ -407,9 +480,15 @@ impl SerFile {
         }
         let header = parse_header(&data[..HEADER_LEN]).map_err(|reason| {
             if reason.contains("not supported") || reason.contains("unknown colour") {
-                SerError::Unsupported { path: pb.clone(), reason }
+                SerError::Unsupported {
+                    path: pb.clone(),
+                    reason,
+                }
             } else {
-                SerError::Invalid { path: pb.clone(), reason }
+                SerError::Invalid {
+                    path: pb.clone(),
+                    reason,
+                }
             }
         })?;
         // Bounded by MAX_DIM: at most 2^15 · 2^15 · 3 · 2 bytes, no overflow in u64.
@@ -434,9 +513,14 @@ impl SerFile {
                 "header frame count is 0 (a capture that did not finish?); using the {usable} complete frames in the file"
             ));
             usable
-        } else if claimed.checked_mul(frame_bytes).is_none_or(|need| need > data_len) {
+        } else if claimed
+            .checked_mul(frame_bytes)
+            .is_none_or(|need| need > data_len)
+        {
             if opts.allow_truncated && present > 0 {
-                warnings.push(format!("header claims {claimed} frames but only {present} are complete; using those"));
+                warnings.push(format!(
+                    "header claims {claimed} frames but only {present} are complete; using those"
+                ));
                 present
             } else {
                 return Err(SerError::Truncated {
@@ -456,9 +540,14 @@ impl SerFile {
         };
         let data_end = HEADER_LEN as u64 + frame_count * frame_bytes;
         let trailer_len = len - data_end;
-        let timestamps = if claimed != 0 && frame_count == claimed && trailer_len == 8 * frame_count {
+        let timestamps = if claimed != 0 && frame_count == claimed && trailer_len == 8 * frame_count
+        {
             let start = data_end as usize;
-            Some((0..frame_count as usize).map(|i| i64_at(&data, start + 8 * i)).collect::<Vec<_>>())
+            Some(
+                (0..frame_count as usize)
+                    .map(|i| i64_at(&data, start + 8 * i))
+                    .collect::<Vec<_>>(),
+            )
         } else {
             if trailer_len != 0 && frame_count == claimed {
                 warnings.push(format!(
@@ -471,12 +560,25 @@ impl SerFile {
         if let Some(ts) = &timestamps {
             warnings.extend(timestamp_warnings(&header, ts));
         }
-        let frame = |i: u64| &data[(HEADER_LEN as u64 + i * frame_bytes) as usize..(HEADER_LEN as u64 + (i + 1) * frame_bytes) as usize];
+        let frame = |i: u64| {
+            &data[(HEADER_LEN as u64 + i * frame_bytes) as usize
+                ..(HEADER_LEN as u64 + (i + 1) * frame_bytes) as usize]
+        };
         let mut looked_at = vec![0, frame_count / 2, frame_count - 1];
         looked_at.dedup();
         let frames: Vec<&[u8]> = looked_at.into_iter().map(frame).collect();
-        let (little_endian, scale) = sample_format(&header, &frames, opts.byte_order, &mut warnings);
-        Ok(SerFile { path: pb, header, frame_count: frame_count as usize, little_endian, scale, timestamps, warnings, data })
+        let (little_endian, scale) =
+            sample_format(&header, &frames, opts.byte_order, &mut warnings);
+        Ok(SerFile {
+            path: pb,
+            header,
+            frame_count: frame_count as usize,
+            little_endian,
+            scale,
+            timestamps,
+            warnings,
+            data,
+        })
     }
 
     /// The stored bytes of frame `index` (`index < frame_count`, so the
@@ -511,7 +613,11 @@ impl SerFile {
         } else {
             let bytes = &frame[2 * y * n..2 * (y + 1) * n];
             for (o, b) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-                let v = if self.little_endian { u16::from_le_bytes([b[0], b[1]]) } else { u16::from_be_bytes([b[0], b[1]]) };
+                let v = if self.little_endian {
+                    u16::from_le_bytes([b[0], b[1]])
+                } else {
+                    u16::from_be_bytes([b[0], b[1]])
+                };
                 *o = (v as f32 * inv).min(1.0);
             }
         }
@@ -519,15 +625,30 @@ impl SerFile {
 
     /// Decodes rows `y0 .. y0 + rows` of frame `index` into `out`
     /// (`rows × width × channels` floats in `[0, 1]`, RGB order, interleaved).
-    pub fn decode_rows(&self, index: usize, y0: usize, rows: usize, out: &mut [f32]) -> Result<(), SerError> {
+    pub fn decode_rows(
+        &self,
+        index: usize,
+        y0: usize,
+        rows: usize,
+        out: &mut [f32],
+    ) -> Result<(), SerError> {
         if index >= self.frame_count {
-            return Err(SerError::FrameIndex { path: self.path.clone(), index, count: self.frame_count });
+            return Err(SerError::FrameIndex {
+                path: self.path.clone(),
+                index,
+                count: self.frame_count,
+            });
         }
         let (w, h, c) = (self.width(), self.height(), self.channels());
-        if y0.checked_add(rows).is_none_or(|end| end > h) || rows.checked_mul(w * c) != Some(out.len()) {
+        if y0.checked_add(rows).is_none_or(|end| end > h)
+            || rows.checked_mul(w * c) != Some(out.len())
+        {
             return Err(SerError::BadRequest {
                 path: self.path.clone(),
-                reason: format!("rows {y0}..{y0}+{rows} of a {w}×{h}×{c} frame into a buffer of {} samples", out.len()),
+                reason: format!(
+                    "rows {y0}..{y0}+{rows} of a {w}×{h}×{c} frame into a buffer of {} samples",
+                    out.len()
+                ),
             });
         }
         let frame = self.frame_bytes_of(index);
@@ -660,7 +781,12 @@ pub mod writer {
     }
 
     /// Writes a whole SER file: header, frames, optional timestamp trailer.
-    pub fn write_ser(path: &Path, spec: &SerSpec, frames: &[Vec<u16>], timestamps: Option<&[i64]>) -> std::io::Result<()> {
+    pub fn write_ser(
+        path: &Path,
+        spec: &SerSpec,
+        frames: &[Vec<u16>],
+        timestamps: Option<&[i64]>,
+    ) -> std::io::Result<()> {
         let mut f = std::io::BufWriter::new(File::create(path)?);
         f.write_all(&header_bytes(spec, frames.len() as u32))?;
         for fr in frames {
@@ -687,7 +813,9 @@ mod tests {
     }
 
     fn ramp(w: u32, h: u32, planes: usize, max: u16) -> Vec<u16> {
-        (0..(w * h) as usize * planes).map(|i| ((i * 37) % (max as usize + 1)) as u16).collect()
+        (0..(w * h) as usize * planes)
+            .map(|i| ((i * 37) % (max as usize + 1)) as u16)
+            .collect()
     }
 
     fn smooth(w: u32, h: u32, planes: usize, max: u16) -> Vec<u16> {
@@ -710,7 +838,10 @@ mod tests {
             let ts = [DEFAULT_DATE + 10, DEFAULT_DATE + 20];
             write_ser(&p, &spec, &frames, Some(&ts)).unwrap();
             let s = SerFile::open(&p, OpenOptions::default()).unwrap();
-            assert_eq!((s.width(), s.height(), s.channels(), s.frame_count), (7, 5, 1, 2));
+            assert_eq!(
+                (s.width(), s.height(), s.channels(), s.frame_count),
+                (7, 5, 1, 2)
+            );
             assert_eq!(s.timestamps.as_deref(), Some(&ts[..]));
             let f = s.decode_frame(1).unwrap();
             for (a, b) in f.iter().zip(&frames[1]) {
@@ -734,7 +865,14 @@ mod tests {
             let f = s.decode_frame(0).unwrap();
             assert!((f[100] - frame[100] as f32 / 4095.0).abs() < 1e-6);
             // An explicit override wins.
-            let forced = SerFile::open(&p, OpenOptions { byte_order: ByteOrder::Little, ..Default::default() }).unwrap();
+            let forced = SerFile::open(
+                &p,
+                OpenOptions {
+                    byte_order: ByteOrder::Little,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
             assert!(forced.little_endian);
         }
     }
@@ -744,14 +882,25 @@ mod tests {
         let rgb = smooth(6, 4, 3, 255);
         for color in [ColorId::Rgb, ColorId::Bgr] {
             let p = tmp(&format!("{}.ser", color.name()));
-            write_ser(&p, &SerSpec::new(6, 4, color, 8), std::slice::from_ref(&rgb), None).unwrap();
+            write_ser(
+                &p,
+                &SerSpec::new(6, 4, color, 8),
+                std::slice::from_ref(&rgb),
+                None,
+            )
+            .unwrap();
             let s = SerFile::open(&p, OpenOptions::default()).unwrap();
             let f = s.decode_frame(0).unwrap();
             for (a, b) in f.iter().zip(&rgb) {
                 assert!((a - *b as f32 / 255.0).abs() < 1e-6, "{color:?}");
             }
         }
-        for pattern in [BayerPattern::Rggb, BayerPattern::Grbg, BayerPattern::Gbrg, BayerPattern::Bggr] {
+        for pattern in [
+            BayerPattern::Rggb,
+            BayerPattern::Grbg,
+            BayerPattern::Gbrg,
+            BayerPattern::Bggr,
+        ] {
             // A flat colour mosaiced and debayered comes back as that colour.
             let (r, g, b) = (200u16, 120u16, 40u16);
             let mosaic: Vec<u16> = (0..8 * 6)
@@ -762,12 +911,22 @@ mod tests {
                 })
                 .collect();
             let p = tmp(&format!("{}.ser", pattern.name()));
-            write_ser(&p, &SerSpec::new(8, 6, ColorId::Bayer(pattern), 8), &[mosaic], None).unwrap();
+            write_ser(
+                &p,
+                &SerSpec::new(8, 6, ColorId::Bayer(pattern), 8),
+                &[mosaic],
+                None,
+            )
+            .unwrap();
             let s = SerFile::open(&p, OpenOptions::default()).unwrap();
             assert_eq!(s.channels(), 3);
             let f = s.decode_frame(0).unwrap();
             for px in f.chunks_exact(3) {
-                assert!((px[0] - 200.0 / 255.0).abs() < 1e-5 && (px[1] - 120.0 / 255.0).abs() < 1e-5 && (px[2] - 40.0 / 255.0).abs() < 1e-5);
+                assert!(
+                    (px[0] - 200.0 / 255.0).abs() < 1e-5
+                        && (px[1] - 120.0 / 255.0).abs() < 1e-5
+                        && (px[2] - 40.0 / 255.0).abs() < 1e-5
+                );
             }
         }
     }
@@ -798,7 +957,10 @@ mod tests {
         spec.header_frame_count = Some(1_000_000_000);
         let p = tmp("absurd.ser");
         std::fs::write(&p, header_bytes(&spec, 0)).unwrap();
-        let e = SerFile::open(&p, OpenOptions::default()).err().unwrap().to_string();
+        let e = SerFile::open(&p, OpenOptions::default())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("absurd.ser") && e.contains("truncated"), "{e}");
         // Half a frame missing: error, or the complete frames with --allow-truncated.
         let spec = SerSpec::new(8, 8, ColorId::Mono, 8);
@@ -808,13 +970,30 @@ mod tests {
         let len = std::fs::metadata(&p).unwrap().len();
         let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
         f.set_len(len - 20).unwrap();
-        let e = SerFile::open(&p, OpenOptions::default()).err().unwrap().to_string();
-        assert!(e.contains("claims 3 frames") && e.contains("2 complete"), "{e}");
-        let s = SerFile::open(&p, OpenOptions { allow_truncated: true, ..Default::default() }).unwrap();
+        let e = SerFile::open(&p, OpenOptions::default())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("claims 3 frames") && e.contains("2 complete"),
+            "{e}"
+        );
+        let s = SerFile::open(
+            &p,
+            OpenOptions {
+                allow_truncated: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert_eq!(s.frame_count, 2);
         // Shorter than a header.
         std::fs::write(&p, b"LUCAM").unwrap();
-        assert!(SerFile::open(&p, OpenOptions::default()).err().unwrap().to_string().contains("header"));
+        assert!(SerFile::open(&p, OpenOptions::default())
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("header"));
     }
 
     #[test]
@@ -835,25 +1014,50 @@ mod tests {
         let p = tmp("mem.ser");
         write_ser(&p, &spec, &frames, Some(&[1, 2])).unwrap();
         let a = SerFile::open(&p, OpenOptions::default()).unwrap();
-        let b = SerFile::from_bytes(&p, std::fs::read(&p).unwrap(), OpenOptions::default()).unwrap();
-        assert_eq!((a.frame_count, a.little_endian, a.scale, &a.timestamps), (b.frame_count, b.little_endian, b.scale, &b.timestamps));
+        let b =
+            SerFile::from_bytes(&p, std::fs::read(&p).unwrap(), OpenOptions::default()).unwrap();
+        assert_eq!(
+            (a.frame_count, a.little_endian, a.scale, &a.timestamps),
+            (b.frame_count, b.little_endian, b.scale, &b.timestamps)
+        );
         for i in 0..2 {
             assert_eq!(a.decode_frame(i).unwrap(), b.decode_frame(i).unwrap());
         }
-        let e = SerFile::from_bytes(Path::new("in-memory.ser"), vec![0; 10], OpenOptions::default()).err().unwrap().to_string();
+        let e = SerFile::from_bytes(
+            Path::new("in-memory.ser"),
+            vec![0; 10],
+            OpenOptions::default(),
+        )
+        .err()
+        .unwrap()
+        .to_string();
         assert!(e.contains("in-memory.ser") && e.contains("178"), "{e}");
     }
 
     #[test]
     fn bad_read_requests_are_errors_not_panics() {
         let p = tmp("req.ser");
-        write_ser(&p, &SerSpec::new(4, 4, ColorId::Mono, 8), &[ramp(4, 4, 1, 255)], None).unwrap();
+        write_ser(
+            &p,
+            &SerSpec::new(4, 4, ColorId::Mono, 8),
+            &[ramp(4, 4, 1, 255)],
+            None,
+        )
+        .unwrap();
         let s = SerFile::open(&p, OpenOptions::default()).unwrap();
         let mut out = vec![0.0; 8];
-        assert!(s.decode_rows(0, 3, 2, &mut out).err().unwrap().to_string().contains("req.ser"));
+        assert!(s
+            .decode_rows(0, 3, 2, &mut out)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("req.ser"));
         assert!(s.decode_rows(0, usize::MAX, 2, &mut out).is_err());
         assert!(s.decode_rows(0, 0, 1, &mut out).is_err()); // buffer of 2 rows for 1
-        assert!(matches!(s.decode_rows(1, 0, 2, &mut out), Err(SerError::FrameIndex { .. })));
+        assert!(matches!(
+            s.decode_rows(1, 0, 2, &mut out),
+            Err(SerError::FrameIndex { .. })
+        ));
         s.decode_rows(0, 2, 2, &mut out).unwrap();
     }
 
@@ -862,18 +1066,39 @@ mod tests {
         let spec = SerSpec::new(4, 4, ColorId::Mono, 8);
         let p = tmp("ts-order.ser");
         let t = DEFAULT_DATE;
-        write_ser(&p, &spec, &vec![ramp(4, 4, 1, 255); 4], Some(&[t, t + 10, t + 5, t + 20])).unwrap();
+        write_ser(
+            &p,
+            &spec,
+            &vec![ramp(4, 4, 1, 255); 4],
+            Some(&[t, t + 10, t + 5, t + 20]),
+        )
+        .unwrap();
         let s = SerFile::open(&p, OpenOptions::default()).unwrap();
         assert_eq!(s.frame_count, 4);
         assert_eq!(s.timestamps.as_ref().unwrap()[2], t + 5);
-        assert!(s.warnings.iter().any(|w| w.contains("not in increasing order") && w.contains("1 of 3") && w.contains("frame 2")), "{:?}", s.warnings);
+        assert!(
+            s.warnings
+                .iter()
+                .any(|w| w.contains("not in increasing order")
+                    && w.contains("1 of 3")
+                    && w.contains("frame 2")),
+            "{:?}",
+            s.warnings
+        );
         // Garbage timestamps: a warning, not an error.
         write_ser(&p, &spec, &vec![ramp(4, 4, 1, 255); 2], Some(&[-5, 7])).unwrap();
         let s = SerFile::open(&p, OpenOptions::default()).unwrap();
-        assert!(s.warnings.iter().any(|w| w.contains("outside the years")), "{:?}", s.warnings);
+        assert!(
+            s.warnings.iter().any(|w| w.contains("outside the years")),
+            "{:?}",
+            s.warnings
+        );
         // All-zero timestamps (programs that do not record them): silent.
         write_ser(&p, &spec, &vec![ramp(4, 4, 1, 255); 2], Some(&[0, 0])).unwrap();
-        assert!(SerFile::open(&p, OpenOptions::default()).unwrap().warnings.is_empty());
+        assert!(SerFile::open(&p, OpenOptions::default())
+            .unwrap()
+            .warnings
+            .is_empty());
     }
 
     #[test]
@@ -887,7 +1112,13 @@ mod tests {
         let local: Vec<i64> = (0..3).map(|i| spec.date_time + i * 100_000).collect();
         write_ser(&p, &spec, &vec![ramp(4, 4, 1, 255); 3], Some(&local)).unwrap();
         let s = SerFile::open(&p, OpenOptions::default()).unwrap();
-        assert!(s.warnings.iter().any(|w| w.contains("local time") && w.contains("+2.00 h")), "{:?}", s.warnings);
+        assert!(
+            s.warnings
+                .iter()
+                .any(|w| w.contains("local time") && w.contains("+2.00 h")),
+            "{:?}",
+            s.warnings
+        );
         // The same capture with UTC timestamps: no warning.
         let utc: Vec<i64> = (0..3).map(|i| spec.date_time_utc + i * 100_000).collect();
         write_ser(&p, &spec, &vec![ramp(4, 4, 1, 255); 3], Some(&utc)).unwrap();
@@ -916,7 +1147,9 @@ mod tests {
             let last: Vec<u16> = (0..w * h).map(|i| (i % 65521) as u16).collect();
             f.seek(SeekFrom::Start(data_end - fb))?;
             f.write_all(&frame_bytes(&spec, &last))?;
-            let ts: Vec<u8> = (0..frames as i64).flat_map(|i| (DEFAULT_DATE + i).to_le_bytes()).collect();
+            let ts: Vec<u8> = (0..frames as i64)
+                .flat_map(|i| (DEFAULT_DATE + i).to_le_bytes())
+                .collect();
             f.write_all(&ts)
         };
         if let Err(e) = write() {
@@ -937,7 +1170,8 @@ mod tests {
         let ts = s.timestamps.as_ref().unwrap();
         assert_eq!(ts[frames as usize - 1], DEFAULT_DATE + frames as i64 - 1);
         let mut row = vec![0.0f32; w as usize];
-        s.decode_rows(frames as usize - 1, h as usize - 1, 1, &mut row).unwrap();
+        s.decode_rows(frames as usize - 1, h as usize - 1, 1, &mut row)
+            .unwrap();
         let i0 = (w * (h - 1)) as usize;
         for (k, v) in row.iter().enumerate() {
             assert!((v - ((i0 + k) % 65521) as f32 / 65535.0).abs() < 1e-6);
@@ -953,12 +1187,30 @@ mod tests {
         let spec = SerSpec::new(8, 8, ColorId::Mono, 1);
         let p = tmp("dark-first.ser");
         let (dark, bright) = (vec![1u16; 64], vec![200u16; 64]);
-        write_ser(&p, &spec, &[dark.clone(), dark.clone(), dark.clone(), bright.clone()], None).unwrap();
+        write_ser(
+            &p,
+            &spec,
+            &[dark.clone(), dark.clone(), dark.clone(), bright.clone()],
+            None,
+        )
+        .unwrap();
         let s = SerFile::open(&p, OpenOptions::default()).unwrap();
         assert_eq!(s.scale, 255.0);
-        assert!(s.warnings.iter().any(|w| w.contains("1-bit") && w.contains("200")), "{:?}", s.warnings);
+        assert!(
+            s.warnings
+                .iter()
+                .any(|w| w.contains("1-bit") && w.contains("200")),
+            "{:?}",
+            s.warnings
+        );
         // Bright frame 1 of 4 is not looked at: clamped, never above 1.
-        write_ser(&p, &spec, &[dark.clone(), bright, dark.clone(), dark.clone(), dark], None).unwrap();
+        write_ser(
+            &p,
+            &spec,
+            &[dark.clone(), bright, dark.clone(), dark.clone(), dark],
+            None,
+        )
+        .unwrap();
         let s = SerFile::open(&p, OpenOptions::default()).unwrap();
         assert!(s.decode_frame(1).unwrap().iter().all(|&v| v == 1.0));
         // 16-bit samples in a 12-bit file whose first frame is dark.

@@ -22,13 +22,20 @@ pub enum Format {
 impl Format {
     /// The format for a path's extension (`.tif/.tiff`, `.png`, `.fit/.fits/.fts`).
     pub fn from_path(path: &Path, png8: bool) -> Result<Format> {
-        let ext = path.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).unwrap_or_default();
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(|e| e.to_ascii_lowercase())
+            .unwrap_or_default();
         Ok(match ext.as_str() {
             "tif" | "tiff" => Format::Tiff16,
             "png" if png8 => Format::Png8,
             "png" => Format::Png16,
             "fit" | "fits" | "fts" => Format::Fits32,
-            _ => bail!("{}: unknown output format '.{ext}' (use .tif, .png or .fits)", path.display()),
+            _ => bail!(
+                "{}: unknown output format '.{ext}' (use .tif, .png or .fits)",
+                path.display()
+            ),
         })
     }
 }
@@ -42,15 +49,21 @@ struct TempPath(Option<PathBuf>);
 
 impl TempPath {
     fn for_target(path: &Path) -> TempPath {
-        let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| "out".into());
-        TempPath(Some(path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))))
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_else(|| "out".into());
+        TempPath(Some(
+            path.with_file_name(format!(".{name}.{}.tmp", std::process::id())),
+        ))
     }
     fn path(&self) -> &Path {
         self.0.as_deref().unwrap()
     }
     fn persist(mut self, to: &Path) -> Result<()> {
         let p = self.0.take().unwrap();
-        std::fs::rename(&p, to).with_context(|| format!("{}: cannot move the finished file into place", to.display()))
+        std::fs::rename(&p, to)
+            .with_context(|| format!("{}: cannot move the finished file into place", to.display()))
     }
 }
 
@@ -67,16 +80,29 @@ impl Drop for TempPath {
 pub fn write_image(image: &Image, path: &Path, png8: bool, force: bool) -> Result<()> {
     let format = Format::from_path(path, png8)?;
     if image.channels != 1 && image.channels != 3 {
-        bail!("{}: cannot write an image with {} channels", path.display(), image.channels);
+        bail!(
+            "{}: cannot write an image with {} channels",
+            path.display(),
+            image.channels
+        );
     }
     if image.data.len() != image.len() {
-        bail!("{}: image holds {} samples, expected {}", path.display(), image.data.len(), image.len());
+        bail!(
+            "{}: image holds {} samples, expected {}",
+            path.display(),
+            image.data.len(),
+            image.len()
+        );
     }
     if path.exists() && !force {
-        bail!("{}: already exists (use --force to replace it)", path.display());
+        bail!(
+            "{}: already exists (use --force to replace it)",
+            path.display()
+        );
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the directory", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("{}: cannot create the directory", dir.display()))?;
     }
     let tmp = TempPath::for_target(path);
     match format {
@@ -101,14 +127,30 @@ fn write_tiff(image: &Image, path: &Path) -> Result<()> {
 }
 
 fn write_png(image: &Image, path: &Path, eight: bool) -> Result<()> {
-    let mut enc = png::Encoder::new(BufWriter::new(File::create(path)?), image.width, image.height);
-    enc.set_color(if image.channels == 1 { png::ColorType::Grayscale } else { png::ColorType::Rgb });
+    let mut enc = png::Encoder::new(
+        BufWriter::new(File::create(path)?),
+        image.width,
+        image.height,
+    );
+    enc.set_color(if image.channels == 1 {
+        png::ColorType::Grayscale
+    } else {
+        png::ColorType::Rgb
+    });
     let bytes: Vec<u8> = if eight {
         enc.set_depth(png::BitDepth::Eight);
-        image.data.iter().map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8).collect()
+        image
+            .data
+            .iter()
+            .map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
+            .collect()
     } else {
         enc.set_depth(png::BitDepth::Sixteen);
-        image.data.iter().flat_map(|&v| to_u16(v).to_be_bytes()).collect()
+        image
+            .data
+            .iter()
+            .flat_map(|&v| to_u16(v).to_be_bytes())
+            .collect()
     };
     let mut w = enc.write_header()?;
     w.write_image_data(&bytes)?;
@@ -119,11 +161,20 @@ fn write_png(image: &Image, path: &Path, eight: bool) -> Result<()> {
 fn write_fits(image: &Image, path: &Path) -> Result<()> {
     use fitsio::images::{ImageDescription, ImageType};
     use fitsio::FitsFile;
-    let (w, h, c) = (image.width as usize, image.height as usize, image.channels as usize);
+    let (w, h, c) = (
+        image.width as usize,
+        image.height as usize,
+        image.channels as usize,
+    );
     // FITS stores planes; rows are written top-down and say so (ROWORDER).
-    let planar: Vec<f32> = (0..c).flat_map(|k| image.data.iter().skip(k).step_by(c).copied()).collect();
+    let planar: Vec<f32> = (0..c)
+        .flat_map(|k| image.data.iter().skip(k).step_by(c).copied())
+        .collect();
     let dims: Vec<usize> = if c == 1 { vec![h, w] } else { vec![c, h, w] };
-    let desc = ImageDescription { data_type: ImageType::Float, dimensions: &dims };
+    let desc = ImageDescription {
+        data_type: ImageType::Float,
+        dimensions: &dims,
+    };
     let mut f = FitsFile::create(path).with_custom_primary(&desc).open()?;
     let hdu = f.primary_hdu()?;
     hdu.write_image(&mut f, &planar)?;
@@ -147,7 +198,12 @@ pub fn read_tiff(path: &Path) -> Result<Image> {
     let DecodingResult::U16(data) = dec.read_image()? else {
         bail!("{}: not a 16-bit TIFF", path.display());
     };
-    Ok(Image::from_vec(w, h, channels, data.iter().map(|&v| v as f32 / 65535.0).collect()))
+    Ok(Image::from_vec(
+        w,
+        h,
+        channels,
+        data.iter().map(|&v| v as f32 / 65535.0).collect(),
+    ))
 }
 
 #[cfg(test)]
@@ -174,9 +230,16 @@ mod tests {
             assert!((a - b).abs() < 1.0 / 65535.0);
         }
         // No temporary files are left behind.
-        let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().ends_with(".tmp")).collect();
+        let leftovers: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
         assert!(leftovers.is_empty());
-        assert!(write_image(&img, &dir.join("a.jpg"), false, true).unwrap_err().to_string().contains("unknown output format"));
+        assert!(write_image(&img, &dir.join("a.jpg"), false, true)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown output format"));
     }
 }
 

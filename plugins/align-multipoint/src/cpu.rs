@@ -4,9 +4,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use jupiter_kit::align::{frame_luminance, mean_of_best};
 use jupiter_kit::fft::{PhaseCorrelator, Shift};
-use jupiter_kit::warp::{Interp, RowWindow};
 use jupiter_plugin_api::prelude::*;
 
+use crate::dewarp::dewarp_rows;
 use crate::field::{self, Local};
 use crate::grid::{self, ApGrid};
 use crate::params::MultipointParams;
@@ -52,44 +52,80 @@ impl Points {
 /// across it is stretched, which biases one correlation by up to a third of
 /// the distortion, while the residual after dewarping is small and nearly
 /// uniform.
-pub fn measure_frame(lum: &[f32], w: usize, h: usize, global: &PhaseCorrelator, points: &Points, p: &MultipointParams) -> FrameMeasure {
-    let g = global.shift_of(lum);
+pub fn measure_frame(
+    lum: &[f32],
+    w: usize,
+    h: usize,
+    global: &PhaseCorrelator,
+    points: &Points,
+    p: &MultipointParams,
+) -> FrameMeasure {
     let grid = &points.grid;
+    // With alignment points, the global shift is only where their patches
+    // are taken: they measure the residual, so one correlation (no
+    // full-frame refinement) is enough. Without any, it is the result.
+    let g = if grid.active_count() > 0 {
+        global.raw_shift(lum)
+    } else {
+        global.shift_of(lum)
+    };
     let (rx, ry) = (g.dx.round(), g.dy.round());
     let s = grid.size;
     let mut patch = vec![0.0f32; s * s];
     let mut locals = vec![Local::default(); grid.len()];
     let accept = |m: &Shift, dx: f32, dy: f32| {
-        m.peak >= p.min_peak && dx.is_finite() && dy.is_finite() && dx.abs() <= p.search && dy.abs() <= p.search
+        m.peak >= p.min_peak
+            && dx.is_finite()
+            && dy.is_finite()
+            && dx.abs() <= p.search
+            && dy.abs() <= p.search
     };
     for (k, pc) in points.correlators.iter().enumerate() {
         let Some(pc) = pc else { continue };
         grid.patch(lum, w, h, k, rx as isize, ry as isize, &mut patch);
-        let m = pc.shift_of(&patch);
+        // With a later pass, its residual measurement also absorbs the small
+        // window bias of a single correlation: no refinement needed here.
+        let m = if p.passes > 1 {
+            pc.raw_shift(&patch)
+        } else {
+            pc.shift_of(&patch)
+        };
         // Total shift of the patch = integer offset + measured; local = total - global.
         let (dx, dy) = (rx + m.dx - g.dx, ry + m.dy - g.dy);
-        locals[k] = Local { dx, dy, peak: m.peak, sharpness: grid::structure(&patch, s), valid: accept(&m, dx, dy) };
+        locals[k] = Local {
+            dx,
+            dy,
+            peak: m.peak,
+            sharpness: grid::structure(&patch, s),
+            valid: accept(&m, dx, dy),
+        };
     }
-    let win = RowWindow { data: lum, y0: 0, rows: h, width: w, channels: 1 };
-    for _ in 1..p.passes {
-        let mut est = locals.clone();
-        field::clean(grid, &mut est, p.outlier);
-        let (mut fx, mut fy): (Vec<f32>, Vec<f32>) = est.iter().map(|l| (l.dx, l.dy)).unzip();
-        field::fill(grid, &mut fx, &mut fy);
-        let f = grid.field(&fx, &fy, &vec![1.0; grid.len()], p.field_refine as usize);
-        for (k, pc) in points.correlators.iter().enumerate() {
-            let Some(pc) = pc else { continue };
-            let (ox, oy) = grid.origin(k);
-            for v in 0..s {
-                for u in 0..s {
-                    let (x, y) = ((ox + u) as f32, (oy + v) as f32);
-                    let (ddx, ddy, _) = f.sample(x, y);
-                    patch[v * s + u] = win.sample(x + g.dx + ddx, y + g.dy + ddy, 0, Interp::Bicubic);
-                }
+    if p.passes > 1 && grid.active_count() > 0 {
+        let mut dewarped = vec![0.0f32; w * h];
+        let ones = vec![1.0; grid.len()];
+        for _ in 1..p.passes {
+            let mut est = locals.clone();
+            field::clean(grid, &mut est, p.outlier);
+            let (mut fx, mut fy): (Vec<f32>, Vec<f32>) = est.iter().map(|l| (l.dx, l.dy)).unzip();
+            field::fill(grid, &mut fx, &mut fy);
+            let f = grid.field(&fx, &fy, &ones, p.field_refine as usize);
+            // The frame resampled once under the field so far; each patch of
+            // it should now match its reference patch up to a small residual.
+            let (y0, y1) = (grid.oy0, grid.origin(grid.len() - 1).1 + s);
+            dewarp_rows(lum, w, h, g.dx, g.dy, &f, y0, &mut dewarped[y0 * w..y1 * w]);
+            for (k, pc) in points.correlators.iter().enumerate() {
+                let Some(pc) = pc else { continue };
+                grid.patch(&dewarped, w, h, k, 0, 0, &mut patch);
+                let m = pc.raw_shift(&patch);
+                let (dx, dy) = (fx[k] + m.dx, fy[k] + m.dy);
+                locals[k] = Local {
+                    dx,
+                    dy,
+                    peak: m.peak,
+                    sharpness: locals[k].sharpness,
+                    valid: accept(&m, dx, dy),
+                };
             }
-            let m = pc.shift_of(&patch);
-            let (dx, dy) = (fx[k] + m.dx, fy[k] + m.dy);
-            locals[k] = Local { dx, dy, peak: m.peak, sharpness: locals[k].sharpness, valid: accept(&m, dx, dy) };
         }
     }
     FrameMeasure { global: g, locals }
@@ -113,10 +149,18 @@ pub fn dewarped_mean(
     let grid = &points.grid;
     let measured = ctx.par_map(k, |i| -> Result<FrameMeasure, StageError> {
         ctx.check_cancelled()?;
-        Ok(measure_frame(&frame_luminance(frames, i)?, w, h, &global, points, p))
+        Ok(measure_frame(
+            &frame_luminance(frames, i)?,
+            w,
+            h,
+            &global,
+            points,
+            p,
+        ))
     })?;
     let measured: Vec<FrameMeasure> = measured.into_iter().collect::<Result<_, _>>()?;
-    let (globals, mut locals): (Vec<Shift>, Vec<Vec<Local>>) = measured.into_iter().map(|m| (m.global, m.locals)).unzip();
+    let (globals, mut locals): (Vec<Shift>, Vec<Vec<Local>>) =
+        measured.into_iter().map(|m| (m.global, m.locals)).unzip();
     for l in locals.iter_mut() {
         field::clean(grid, l, p.outlier);
     }
@@ -127,19 +171,22 @@ pub fn dewarped_mean(
         ctx.check_cancelled()?;
         let (mut dx, mut dy): (Vec<f32>, Vec<f32>) = l.iter().map(|l| (l.dx, l.dy)).unzip();
         field::fill(grid, &mut dx, &mut dy);
-        let warp = FrameWarp { dx: g.dx, dy: g.dy, field: Some(grid.field(&dx, &dy, &ones, p.field_refine as usize)).into() };
+        let warp = FrameWarp {
+            dx: g.dx,
+            dy: g.dy,
+            field: Some(grid.field(&dx, &dy, &ones, p.field_refine as usize)).into(),
+        };
         let lum = frame_luminance(frames, i)?;
-        let win = RowWindow { data: &lum, y0: 0, rows: h, width: w, channels: 1 };
-        let f = warp.field.as_ref().into_option().expect("field was just set");
-        // Rows in parallel: each task writes its own rows of `acc`.
+        let f = warp
+            .field
+            .as_ref()
+            .into_option()
+            .expect("field was just set");
+        // Rows in parallel: each task adds its own rows to `acc`.
         ctx.par_chunks_mut(&mut acc, w * 16, |c, rows| {
-            for (r, row) in rows.chunks_mut(w).enumerate() {
-                let y = (c * 16 + r) as f32;
-                for (x, a) in row.iter_mut().enumerate() {
-                    let (fx, fy, _) = f.sample(x as f32, y);
-                    *a += win.sample(x as f32 + warp.dx + fx, y + warp.dy + fy, 0, Interp::Bicubic);
-                }
-            }
+            let mut tmp = vec![0.0f32; rows.len()];
+            dewarp_rows(&lum, w, h, warp.dx, warp.dy, f, c * 16, &mut tmp);
+            rows.iter_mut().zip(tmp).for_each(|(a, t)| *a += t);
         })?;
     }
     acc.iter_mut().for_each(|a| *a /= k as f32);
@@ -160,12 +207,20 @@ pub struct Summary {
 
 /// Aligns every frame of the source (best first): global shift plus a warp
 /// field with per-point local shifts and weights.
-pub fn align(ctx: &StageCtx, frames: &FrameSourceRef, p: &MultipointParams) -> Result<Alignment, StageError> {
+pub fn align(
+    ctx: &StageCtx,
+    frames: &FrameSourceRef,
+    p: &MultipointParams,
+) -> Result<Alignment, StageError> {
     align_with_summary(ctx, frames, p).map(|(a, _)| a)
 }
 
 /// [`align`], also returning what it found.
-pub fn align_with_summary(ctx: &StageCtx, frames: &FrameSourceRef, p: &MultipointParams) -> Result<(Alignment, Summary), StageError> {
+pub fn align_with_summary(
+    ctx: &StageCtx,
+    frames: &FrameSourceRef,
+    p: &MultipointParams,
+) -> Result<(Alignment, Summary), StageError> {
     let mode = p.validate()?;
     let info = frames.info();
     let n = info.count as usize;
@@ -174,7 +229,9 @@ pub fn align_with_summary(ctx: &StageCtx, frames: &FrameSourceRef, p: &Multipoin
     }
     let (w, h) = (info.width as usize, info.height as usize);
     if w < 8 || h < 8 {
-        return Err(StageError::invalid_params(format!("frames of {w}×{h} are too small for multi-point alignment (at least 8×8)")));
+        return Err(StageError::invalid_params(format!(
+            "frames of {w}×{h} are too small for multi-point alignment (at least 8×8)"
+        )));
     }
 
     // 1. Reference: the mean of the best globally aligned frames.
@@ -190,7 +247,11 @@ pub fn align_with_summary(ctx: &StageCtx, frames: &FrameSourceRef, p: &Multipoin
     //    The globally aligned mean is smeared (ghosted) by the frames' local
     //    distortions; re-average its frames under their measured fields.
     let k = (p.reference_frames as usize).min(n);
-    for _ in 0..if points.grid.active_count() > 0 && k > 1 { p.reference_iterations } else { 0 } {
+    for _ in 0..if points.grid.active_count() > 0 && k > 1 {
+        p.reference_iterations
+    } else {
+        0
+    } {
         reference = dewarped_mean(ctx, frames, &reference, &points, p, k)?;
         points = Points::new(points.grid, &reference, w, h);
     }
@@ -214,8 +275,12 @@ pub fn align_with_summary(ctx: &StageCtx, frames: &FrameSourceRef, p: &Multipoin
     let grid = points.grid;
 
     // 4. Clean, recentre, select, fill; one warp field per frame.
-    let (globals, mut locals): (Vec<Shift>, Vec<Vec<Local>>) = measured.into_iter().map(|m| (m.global, m.locals)).unzip();
-    let replaced: usize = locals.iter_mut().map(|l| field::clean(&grid, l, p.outlier)).sum();
+    let (globals, mut locals): (Vec<Shift>, Vec<Vec<Local>>) =
+        measured.into_iter().map(|m| (m.global, m.locals)).unzip();
+    let replaced: usize = locals
+        .iter_mut()
+        .map(|l| field::clean(&grid, l, p.outlier))
+        .sum();
     if p.recentre {
         field::recentre(&grid, &mut locals);
     }
@@ -230,10 +295,23 @@ pub fn align_with_summary(ctx: &StageCtx, frames: &FrameSourceRef, p: &Multipoin
             count += 1;
         }
         field::fill(&grid, &mut dx, &mut dy);
-        warps.push(FrameWarp { dx: g.dx, dy: g.dy, field: Some(grid.field(&dx, &dy, &wt, p.field_refine as usize)).into() });
+        warps.push(FrameWarp {
+            dx: g.dx,
+            dy: g.dy,
+            field: Some(grid.field(&dx, &dy, &wt, p.field_refine as usize)).into(),
+        });
     }
-    let rms_local = if count > 0 { (sq / count as f64).sqrt() as f32 } else { 0.0 };
-    let summary = Summary { grid: grid.clone(), replaced, measured: active * n, rms_local };
+    let rms_local = if count > 0 {
+        (sq / count as f64).sqrt() as f32
+    } else {
+        0.0
+    };
+    let summary = Summary {
+        grid: grid.clone(),
+        replaced,
+        measured: active * n,
+        rms_local,
+    };
     ctx.info(&format!(
         "{active} of {}×{} alignment points active (size {}, step {}); local shifts RMS {rms_local:.2} px; {replaced} of {} local measurements replaced by their neighbours; {:.0}% of frames kept per point",
         grid.cols,
@@ -245,16 +323,25 @@ pub fn align_with_summary(ctx: &StageCtx, frames: &FrameSourceRef, p: &Multipoin
     ));
     let weak = globals.iter().filter(|s| s.peak < p.min_peak).count();
     if weak > 0 {
-        ctx.warn(&format!("{weak} of {n} frames correlate weakly with the reference (peak < {})", p.min_peak));
+        ctx.warn(&format!(
+            "{weak} of {n} frames correlate weakly with the reference (peak < {})",
+            p.min_peak
+        ));
     }
-    Ok((Alignment { warps: warps.into(), reference: 0 }, summary))
+    Ok((
+        Alignment {
+            warps: warps.into(),
+            reference: 0,
+        },
+        summary,
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::params::Mode;
-    use jupiter_kit::warp::warped_rows;
+    use jupiter_kit::warp::{warped_rows, Interp};
     use jupiter_plugin_api::testing::{MemFrames, ThreadBackend};
 
     /// A textured surface (a sum of ripples and a few blobs) at `(x, y)`.
@@ -262,14 +349,26 @@ mod tests {
         let mut v = 0.45 + 0.05 * (x * 0.05).sin() * (y * 0.037).cos();
         v += 0.1 * ((x * 0.31).sin() * (y * 0.23).cos()) + 0.08 * ((x * 0.13 + y * 0.29).sin());
         v += 0.06 * ((x * 0.71 - y * 0.17).cos() * (y * 0.53).sin());
-        for (bx, by, r) in [(30.0, 40.0, 5.0), (90.0, 30.0, 8.0), (120.0, 90.0, 4.0), (50.0, 100.0, 6.0)] {
+        for (bx, by, r) in [
+            (30.0, 40.0, 5.0),
+            (90.0, 30.0, 8.0),
+            (120.0, 90.0, 4.0),
+            (50.0, 100.0, 6.0),
+        ] {
             v += 0.15 * (-((x - bx).powi(2) + (y - by).powi(2)) / (2.0 * r * r)).exp();
         }
         v
     }
 
     /// A frame whose pixel p shows the surface at `p - g - f(p)`, plus noise.
-    fn warped(w: usize, h: usize, g: (f32, f32), f: &dyn Fn(f32, f32) -> (f32, f32), noise: f32, seed: u64) -> Vec<f32> {
+    fn warped(
+        w: usize,
+        h: usize,
+        g: (f32, f32),
+        f: &dyn Fn(f32, f32) -> (f32, f32),
+        noise: f32,
+        seed: u64,
+    ) -> Vec<f32> {
         let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
         let mut rnd = move || {
             state ^= state << 13;
@@ -292,14 +391,21 @@ mod tests {
         let ph = i as f32 * 2.399; // golden angle: phases spread evenly
         move |x, y| {
             (
-                a * 0.7 * ((x * 0.09 + y * 0.04 + ph).cos() + (x * 0.03 - y * 0.1 + 1.3 * ph).sin()),
-                a * 0.7 * ((x * 0.05 - y * 0.08 + 2.0 * ph).sin() + (x * 0.11 + y * 0.02 - ph).cos()),
+                a * 0.7
+                    * ((x * 0.09 + y * 0.04 + ph).cos() + (x * 0.03 - y * 0.1 + 1.3 * ph).sin()),
+                a * 0.7
+                    * ((x * 0.05 - y * 0.08 + 2.0 * ph).sin() + (x * 0.11 + y * 0.02 - ph).cos()),
             )
         }
     }
 
     /// RMS over the active points of (measured - true) local displacement.
-    fn node_error(m: &FrameMeasure, grid: &ApGrid, g: (f32, f32), f: &dyn Fn(f32, f32) -> (f32, f32)) -> f32 {
+    fn node_error(
+        m: &FrameMeasure,
+        grid: &ApGrid,
+        g: (f32, f32),
+        f: &dyn Fn(f32, f32) -> (f32, f32),
+    ) -> f32 {
         let (mut se, mut n) = (0.0f32, 0.0f32);
         for k in (0..grid.len()).filter(|&k| grid.active[k]) {
             let (x, y) = grid.centre(k);
@@ -323,15 +429,39 @@ mod tests {
         let (w, h) = (160, 128);
         let reference = exact_reference(w, h);
         let p = MultipointParams::default();
-        let points = Points::new(grid::place(&reference, w, h, Mode::Surface, &p), &reference, w, h);
+        let points = Points::new(
+            grid::place(&reference, w, h, Mode::Surface, &p),
+            &reference,
+            w,
+            h,
+        );
         let global = PhaseCorrelator::new(&reference, w, h);
         for g in [(2.3f32, -1.7f32), (-4.6, 0.4)] {
             let frame = warped(w, h, g, &|_, _| (0.0, 0.0), 0.0, 1);
             let m = measure_frame(&frame, w, h, &global, &points, &p);
-            assert!((m.global.dx - g.0).abs() < 0.05 && (m.global.dy - g.1).abs() < 0.05, "{:?}", m.global);
-            let worst = m.locals.iter().filter(|l| l.valid).map(|l| l.dx.abs().max(l.dy.abs())).fold(0.0, f32::max);
-            assert!(worst < 0.1, "largest local shift {worst}");
-            assert_eq!(m.locals.iter().filter(|l| l.valid).count(), points.grid.active_count());
+            // The global shift is one correlation, the points measure the rest.
+            assert!(
+                (m.global.dx - g.0).abs() < 0.3 && (m.global.dy - g.1).abs() < 0.3,
+                "{:?}",
+                m.global
+            );
+            let worst = m
+                .locals
+                .iter()
+                .filter(|l| l.valid)
+                .map(|l| {
+                    (m.global.dx + l.dx - g.0)
+                        .abs()
+                        .max((m.global.dy + l.dy - g.1).abs())
+                })
+                .fold(0.0, f32::max);
+            // Bicubic resampling of this sharp texture (detail down to 9 px
+            // periods) has a small phase error; real frames are blurred.
+            assert!(worst < 0.15, "largest local shift {worst}");
+            assert_eq!(
+                m.locals.iter().filter(|l| l.valid).count(),
+                points.grid.active_count()
+            );
         }
     }
 
@@ -341,21 +471,39 @@ mod tests {
         let reference = exact_reference(w, h);
         let mut errs = [0.0f32; 2];
         for passes in [1, 2] {
-            let p = MultipointParams { passes, ..Default::default() };
-            let points = Points::new(grid::place(&reference, w, h, Mode::Surface, &p), &reference, w, h);
+            let p = MultipointParams {
+                passes,
+                ..Default::default()
+            };
+            let points = Points::new(
+                grid::place(&reference, w, h, Mode::Surface, &p),
+                &reference,
+                w,
+                h,
+            );
             let global = PhaseCorrelator::new(&reference, w, h);
             let mut sum = 0.0;
             for i in 0..6 {
                 let f = distortion(i, 2.0);
                 let g = (1.3, -0.6);
-                let m = measure_frame(&warped(w, h, g, &f, 0.01, i as u64), w, h, &global, &points, &p);
+                let m = measure_frame(
+                    &warped(w, h, g, &f, 0.01, i as u64),
+                    w,
+                    h,
+                    &global,
+                    &points,
+                    &p,
+                );
                 sum += node_error(&m, &points.grid, g, &f) / 6.0;
             }
             errs[passes as usize - 1] = sum;
         }
         // The distortion itself has an RMS of about 2 px.
-        eprintln!("local error: one pass {:.3} px, two passes {:.3} px", errs[0], errs[1]);
-        assert!(errs[1] < 0.3 && errs[1] < 0.8 * errs[0], "{errs:?}");
+        eprintln!(
+            "local error: one pass {:.3} px, two passes {:.3} px",
+            errs[0], errs[1]
+        );
+        assert!(errs[1] < 0.3 && errs[1] < 0.85 * errs[0], "{errs:?}");
     }
 
     /// Weighted mean of the frames under the warps (what `stack-mean` does).
@@ -364,13 +512,27 @@ mod tests {
         let (mut sum, mut wsum) = (vec![0.0f32; w * h], vec![0.0f32; w * h]);
         let (mut buf, mut wt, mut scratch) = (vec![0.0; w * h], vec![0.0; w * h], Vec::new());
         for (i, warp) in warps.iter().enumerate() {
-            warped_rows(&frames.as_ref(), i, warp, Interp::Bicubic, 0, h, &mut buf, Some(&mut wt), &mut scratch).unwrap();
+            warped_rows(
+                &frames.as_ref(),
+                i,
+                warp,
+                Interp::Bicubic,
+                0,
+                h,
+                &mut buf,
+                Some(&mut wt),
+                &mut scratch,
+            )
+            .unwrap();
             for px in 0..w * h {
                 sum[px] += wt[px] * buf[px];
                 wsum[px] += wt[px];
             }
         }
-        sum.iter().zip(&wsum).map(|(s, w)| if *w > 0.0 { s / w } else { 0.0 }).collect()
+        sum.iter()
+            .zip(&wsum)
+            .map(|(s, w)| if *w > 0.0 { s / w } else { 0.0 })
+            .collect()
     }
 
     fn rms_interior(a: &[f32], b: &[f32], w: usize, h: usize, m: usize) -> f32 {
@@ -388,20 +550,41 @@ mod tests {
     fn local_alignment_stacks_much_closer_to_the_truth_than_global() {
         let (w, h, n) = (160, 128, 16);
         let truth = exact_reference(w, h);
-        let globals: Vec<(f32, f32)> = (0..n).map(|i| if i == 0 { (0.0, 0.0) } else { ((i as f32 * 1.7).sin() * 3.0, (i as f32 * 0.9).cos() * 2.5) }).collect();
+        let globals: Vec<(f32, f32)> = (0..n)
+            .map(|i| {
+                if i == 0 {
+                    (0.0, 0.0)
+                } else {
+                    ((i as f32 * 1.7).sin() * 3.0, (i as f32 * 0.9).cos() * 2.5)
+                }
+            })
+            .collect();
         let frames = MemFrames::new(
             w as u32,
             h as u32,
             1,
-            (0..n).map(|i| warped(w, h, globals[i], &distortion(i, 1.5), 0.01, 10 + i as u64)).collect(),
+            (0..n)
+                .map(|i| warped(w, h, globals[i], &distortion(i, 1.5), 0.01, 10 + i as u64))
+                .collect(),
         );
         let be = ThreadBackend::new(2);
-        let p = MultipointParams { keep: 1.0, ..Default::default() };
-        let (a, summary) = be.with_ctx("align-multipoint", |ctx| align_with_summary(ctx, &frames.as_ref(), &p)).unwrap();
+        let p = MultipointParams {
+            keep: 1.0,
+            ..Default::default()
+        };
+        let (a, summary) = be
+            .with_ctx("align-multipoint", |ctx| {
+                align_with_summary(ctx, &frames.as_ref(), &p)
+            })
+            .unwrap();
         assert_eq!(a.warps.len(), n);
         assert_eq!(summary.grid.active_count(), summary.grid.len());
         let mp = stack(&frames, &a.warps);
-        let global_only: Vec<FrameWarp> = a.warps.iter().map(|w| FrameWarp::shift(w.dx, w.dy)).collect();
+        let global_only: Vec<FrameWarp> = a
+            .warps
+            .iter()
+            .map(|w| FrameWarp::shift(w.dx, w.dy))
+            .collect();
         let gl = stack(&frames, &global_only);
         // The stack sits where the reference is: frame 0's place, up to the
         // mean distortion of the reference frames; compare up to a global offset.
@@ -419,16 +602,32 @@ mod tests {
     #[test]
     fn per_point_selection_keeps_the_asked_fraction() {
         let (w, h, n) = (128, 96, 10);
-        let frames = MemFrames::new(w as u32, h as u32, 1, (0..n).map(|i| warped(w, h, (0.0, 0.0), &distortion(i, 0.5), 0.01, i as u64)).collect());
+        let frames = MemFrames::new(
+            w as u32,
+            h as u32,
+            1,
+            (0..n)
+                .map(|i| warped(w, h, (0.0, 0.0), &distortion(i, 0.5), 0.01, i as u64))
+                .collect(),
+        );
         let be = ThreadBackend::new(2);
-        let p = MultipointParams { keep: 0.3, ..Default::default() };
-        let a = be.with_ctx("t", |ctx| align(ctx, &frames.as_ref(), &p)).unwrap();
+        let p = MultipointParams {
+            keep: 0.3,
+            ..Default::default()
+        };
+        let a = be
+            .with_ctx("t", |ctx| align(ctx, &frames.as_ref(), &p))
+            .unwrap();
         let f0 = a.warps[0].field.as_ref().into_option().unwrap();
         // field_refine = 2: the measured points are every other node.
         let (cols, rows) = (f0.cols as usize, f0.rows as usize);
         for j in (0..rows).step_by(2) {
             for i in (0..cols).step_by(2) {
-                let kept: f32 = a.warps.iter().map(|w| w.field.as_ref().into_option().unwrap().weight[j * cols + i]).sum();
+                let kept: f32 = a
+                    .warps
+                    .iter()
+                    .map(|w| w.field.as_ref().into_option().unwrap().weight[j * cols + i])
+                    .sum();
                 assert_eq!(kept, 3.0, "node ({i},{j})");
             }
         }
@@ -437,15 +636,38 @@ mod tests {
     #[test]
     fn rgb_frames_align_on_their_luminance() {
         let (w, h, n) = (96, 80, 4);
-        let mono: Vec<Vec<f32>> = (0..n).map(|i| warped(w, h, (i as f32 * 0.8, -(i as f32) * 0.5), &|_, _| (0.0, 0.0), 0.0, 0)).collect();
-        let rgb: Vec<Vec<f32>> = mono.iter().map(|m| m.iter().flat_map(|v| [*v, v * 0.9, v * 0.8]).collect()).collect();
+        let mono: Vec<Vec<f32>> = (0..n)
+            .map(|i| {
+                warped(
+                    w,
+                    h,
+                    (i as f32 * 0.8, -(i as f32) * 0.5),
+                    &|_, _| (0.0, 0.0),
+                    0.0,
+                    0,
+                )
+            })
+            .collect();
+        let rgb: Vec<Vec<f32>> = mono
+            .iter()
+            .map(|m| m.iter().flat_map(|v| [*v, v * 0.9, v * 0.8]).collect())
+            .collect();
         let frames = MemFrames::new(w as u32, h as u32, 3, rgb);
         let be = ThreadBackend::new(2);
-        let a = be.with_ctx("t", |ctx| align(ctx, &frames.as_ref(), &MultipointParams::default())).unwrap();
+        let a = be
+            .with_ctx("t", |ctx| {
+                align(ctx, &frames.as_ref(), &MultipointParams::default())
+            })
+            .unwrap();
         for (i, warp) in a.warps.iter().enumerate() {
-            assert!((warp.dx - i as f32 * 0.8).abs() < 0.05 && (warp.dy + i as f32 * 0.5).abs() < 0.05, "frame {i}: {warp:?}");
             let f = warp.field.as_ref().into_option().unwrap();
-            assert!(f.dx.iter().chain(f.dy.iter()).all(|v| v.abs() < 0.1));
+            for (fx, fy) in f.dx.iter().zip(f.dy.iter()) {
+                let (tx, ty) = (warp.dx + fx, warp.dy + fy);
+                assert!(
+                    (tx - i as f32 * 0.8).abs() < 0.15 && (ty + i as f32 * 0.5).abs() < 0.15,
+                    "frame {i}: ({tx}, {ty})"
+                );
+            }
         }
     }
 
@@ -453,28 +675,63 @@ mod tests {
     fn bad_inputs_are_errors_not_panics() {
         let be = ThreadBackend::new(2);
         let empty = MemFrames::new(32, 32, 1, vec![]);
-        let e = be.with_ctx("t", |ctx| align(ctx, &empty.as_ref(), &MultipointParams::default())).unwrap_err();
+        let e = be
+            .with_ctx("t", |ctx| {
+                align(ctx, &empty.as_ref(), &MultipointParams::default())
+            })
+            .unwrap_err();
         assert_eq!(e.kind, ErrorKind::InvalidParams);
         let tiny = MemFrames::new(4, 4, 1, vec![vec![0.5; 16]]);
-        let e = be.with_ctx("t", |ctx| align(ctx, &tiny.as_ref(), &MultipointParams::default())).unwrap_err();
+        let e = be
+            .with_ctx("t", |ctx| {
+                align(ctx, &tiny.as_ref(), &MultipointParams::default())
+            })
+            .unwrap_err();
         assert_eq!(e.kind, ErrorKind::InvalidParams);
-        let bad = MultipointParams { keep: 2.0, ..Default::default() };
+        let bad = MultipointParams {
+            keep: 2.0,
+            ..Default::default()
+        };
         let frames = MemFrames::new(32, 32, 1, vec![vec![0.5; 32 * 32]; 2]);
-        let e = be.with_ctx("t", |ctx| align(ctx, &frames.as_ref(), &bad)).unwrap_err();
+        let e = be
+            .with_ctx("t", |ctx| align(ctx, &frames.as_ref(), &bad))
+            .unwrap_err();
         assert_eq!(e.kind, ErrorKind::InvalidParams);
         // Flat frames: no point has structure; global alignment, no error.
-        let a = be.with_ctx("t", |ctx| align(ctx, &frames.as_ref(), &MultipointParams::default())).unwrap();
+        let a = be
+            .with_ctx("t", |ctx| {
+                align(ctx, &frames.as_ref(), &MultipointParams::default())
+            })
+            .unwrap();
         assert_eq!(a.warps.len(), 2);
-        assert!(a.warps.iter().all(|w| w.dx.is_finite() && w.field.as_ref().into_option().unwrap().weight.iter().all(|v| *v == 1.0)));
+        assert!(a.warps.iter().all(|w| w.dx.is_finite()
+            && w.field
+                .as_ref()
+                .into_option()
+                .unwrap()
+                .weight
+                .iter()
+                .all(|v| *v == 1.0)));
     }
 
     #[test]
     fn cancellation_stops_the_run() {
         let (w, h) = (64, 48);
-        let frames = MemFrames::new(w as u32, h as u32, 1, (0..4).map(|i| warped(w, h, (0.0, 0.0), &distortion(i, 0.5), 0.0, 0)).collect());
+        let frames = MemFrames::new(
+            w as u32,
+            h as u32,
+            1,
+            (0..4)
+                .map(|i| warped(w, h, (0.0, 0.0), &distortion(i, 0.5), 0.0, 0))
+                .collect(),
+        );
         let be = ThreadBackend::new(2);
         be.cancel.store(true, std::sync::atomic::Ordering::Relaxed);
-        let e = be.with_ctx("t", |ctx| align(ctx, &frames.as_ref(), &MultipointParams::default())).unwrap_err();
+        let e = be
+            .with_ctx("t", |ctx| {
+                align(ctx, &frames.as_ref(), &MultipointParams::default())
+            })
+            .unwrap_err();
         assert_eq!(e.kind, ErrorKind::Cancelled);
     }
 }

@@ -20,7 +20,11 @@ pub struct Local {
 fn median(v: &mut [f32]) -> f32 {
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { 0.5 * (v[n / 2 - 1] + v[n / 2]) }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
 }
 
 /// Cleans one frame's local shifts over the grid (`locals` indexed by grid
@@ -52,18 +56,32 @@ pub fn clean(grid: &ApGrid, locals: &mut [Local], outlier: f32) -> usize {
         }
         let me = snapshot[k];
         let count = nx.len();
-        let (mx, my) = if count > 0 { (median(&mut nx), median(&mut ny)) } else { (0.0, 0.0) };
+        let (mx, my) = if count > 0 {
+            (median(&mut nx), median(&mut ny))
+        } else {
+            (0.0, 0.0)
+        };
         let dist = ((me.dx - mx).powi(2) + (me.dy - my).powi(2)).sqrt();
         near.push(Some((mx, my, count, dist)));
     }
     let mut devs: Vec<f32> = (0..grid.len())
-        .filter_map(|k| near[k].filter(|n| n.2 >= 3 && snapshot[k].valid).map(|n| n.3))
+        .filter_map(|k| {
+            near[k]
+                .filter(|n| n.2 >= 3 && snapshot[k].valid)
+                .map(|n| n.3)
+        })
         .collect();
-    let typical = if devs.is_empty() { 0.0 } else { 1.4826 * median(&mut devs) };
+    let typical = if devs.is_empty() {
+        0.0
+    } else {
+        1.4826 * median(&mut devs)
+    };
     let limit = outlier.max(5.0 * typical);
     let mut replaced = 0;
     for k in 0..grid.len() {
-        let Some((mx, my, count, dist)) = near[k] else { continue };
+        let Some((mx, my, count, dist)) = near[k] else {
+            continue;
+        };
         if !snapshot[k].valid || (count >= 3 && dist > limit) {
             locals[k].dx = mx;
             locals[k].dy = my;
@@ -169,7 +187,10 @@ pub fn select(grid: &ApGrid, frames: &[Vec<Local>], keep: f32) -> Vec<Vec<f32>> 
     for k in (0..grid.len()).filter(|&k| grid.active[k]) {
         order.sort_by(|&a, &b| {
             let (la, lb) = (&frames[a][k], &frames[b][k]);
-            lb.valid.cmp(&la.valid).then(lb.sharpness.total_cmp(&la.sharpness)).then(a.cmp(&b))
+            lb.valid
+                .cmp(&la.valid)
+                .then(lb.sharpness.total_cmp(&la.sharpness))
+                .then(a.cmp(&b))
         });
         for (rank, &f) in order.iter().enumerate() {
             weights[f][k] = if rank < k_keep { 1.0 } else { 0.0 };
@@ -179,7 +200,7 @@ pub fn select(grid: &ApGrid, frames: &[Vec<Local>], keep: f32) -> Vec<Vec<f32>> 
 }
 
 /// Catmull-Rom weights for taps at -1, 0, 1, 2 of a fraction `t` in `[0, 1)`.
-fn cubic_weights(t: f32) -> [f32; 4] {
+pub(crate) fn cubic_weights(t: f32) -> [f32; 4] {
     let (t2, t3) = (t * t, t * t * t);
     [
         0.5 * (-t3 + 2.0 * t2 - t),
@@ -235,8 +256,11 @@ mod tests {
     #[test]
     fn refine_keeps_nodes_and_follows_a_smooth_field() {
         let (cols, rows, step) = (9, 7, 16.0f32);
-        let f = |x: f32, y: f32| (x * 2.0 * std::f32::consts::PI / 60.0).sin() + 0.5 * (y / 45.0).cos();
-        let coarse: Vec<f32> = (0..cols * rows).map(|k| f((k % cols) as f32 * step, (k / cols) as f32 * step)).collect();
+        let f =
+            |x: f32, y: f32| (x * 2.0 * std::f32::consts::PI / 60.0).sin() + 0.5 * (y / 45.0).cos();
+        let coarse: Vec<f32> = (0..cols * rows)
+            .map(|k| f((k % cols) as f32 * step, (k / cols) as f32 * step))
+            .collect();
         let (fine, fc, fr) = refine(&coarse, cols, rows, 2);
         assert_eq!((fc, fr), (17, 13));
         for j in 0..rows {
@@ -254,7 +278,8 @@ mod tests {
                 let (i0, j0) = (i / 2, j / 2);
                 let (tx, ty) = ((i % 2) as f32 * 0.5, (j % 2) as f32 * 0.5);
                 let c = |a: usize, b: usize| coarse[b * cols + a];
-                let lin = (c(i0, j0) * (1.0 - tx) + c(i0 + 1, j0) * tx) * (1.0 - ty) + (c(i0, j0 + 1) * (1.0 - tx) + c(i0 + 1, j0 + 1) * tx) * ty;
+                let lin = (c(i0, j0) * (1.0 - tx) + c(i0 + 1, j0) * tx) * (1.0 - ty)
+                    + (c(i0, j0 + 1) * (1.0 - tx) + c(i0 + 1, j0 + 1) * tx) * ty;
                 e_lin = e_lin.max((lin - f(x, y)).abs());
             }
         }
@@ -267,7 +292,13 @@ mod tests {
     }
 
     fn at(dx: f32, dy: f32) -> Local {
-        Local { dx, dy, peak: 0.5, sharpness: 1.0, valid: true }
+        Local {
+            dx,
+            dy,
+            peak: 0.5,
+            sharpness: 1.0,
+            valid: true,
+        }
     }
 
     #[test]
@@ -278,7 +309,11 @@ mod tests {
         l[0].valid = false; // failure in a corner
         let replaced = clean(&g, &mut l, 1.0);
         assert_eq!(replaced, 2);
-        assert!((l[4].dx - 1.04).abs() < 0.03 && (l[4].dy + 0.5).abs() < 1e-6, "{:?}", l[4]);
+        assert!(
+            (l[4].dx - 1.04).abs() < 0.03 && (l[4].dy + 0.5).abs() < 1e-6,
+            "{:?}",
+            l[4]
+        );
         assert!((l[0].dx - 1.0).abs() < 0.05 && !l[0].valid);
         // Points near the outlier were judged on the median, which ignores it.
         assert!(l[1].valid && l[8].valid);
@@ -288,11 +323,16 @@ mod tests {
     fn recentre_removes_the_mean_distortion_and_keeps_the_global_mean() {
         let g = grid(2, 1);
         // Point 0 sits +1 px (x) off in every frame: the reference's distortion.
-        let mut frames: Vec<Vec<Local>> = (0..4).map(|f| vec![at(1.0 + f as f32 * 0.1, 0.0), at(f as f32 * 0.1, 0.0)]).collect();
+        let mut frames: Vec<Vec<Local>> = (0..4)
+            .map(|f| vec![at(1.0 + f as f32 * 0.1, 0.0), at(f as f32 * 0.1, 0.0)])
+            .collect();
         recentre(&g, &mut frames);
         for (f, fr) in frames.iter().enumerate() {
             let want = f as f32 * 0.1 + 0.5;
-            assert!((fr[0].dx - want).abs() < 1e-5 && (fr[1].dx - want).abs() < 1e-5, "{fr:?}");
+            assert!(
+                (fr[0].dx - want).abs() < 1e-5 && (fr[1].dx - want).abs() < 1e-5,
+                "{fr:?}"
+            );
         }
     }
 

@@ -38,7 +38,15 @@ impl ApGrid {
         let rows = (h - size) / step + 1;
         let ox0 = (w - size - (cols - 1) * step) / 2;
         let oy0 = (h - size - (rows - 1) * step) / 2;
-        ApGrid { size, step, cols, rows, ox0, oy0, active: vec![true; cols * rows] }
+        ApGrid {
+            size,
+            step,
+            cols,
+            rows,
+            ox0,
+            oy0,
+            active: vec![true; cols * rows],
+        }
     }
 
     /// Number of points.
@@ -58,7 +66,10 @@ impl ApGrid {
 
     /// Top-left pixel of point `k`'s patch.
     pub fn origin(&self, k: usize) -> (usize, usize) {
-        (self.ox0 + (k % self.cols) * self.step, self.oy0 + (k / self.cols) * self.step)
+        (
+            self.ox0 + (k % self.cols) * self.step,
+            self.oy0 + (k / self.cols) * self.step,
+        )
     }
 
     /// Centre of point `k` (pixel coordinates).
@@ -95,15 +106,28 @@ impl ApGrid {
     /// Indices of the 8-neighbours of point `k`.
     pub fn neighbours(&self, k: usize) -> impl Iterator<Item = usize> + '_ {
         let (i, j) = ((k % self.cols) as isize, (k / self.cols) as isize);
-        (-1..=1isize).flat_map(move |dj| (-1..=1isize).map(move |di| (i + di, j + dj))).filter_map(move |(a, b)| {
-            let inside = a >= 0 && b >= 0 && (a as usize) < self.cols && (b as usize) < self.rows;
-            (inside && (a, b) != (i, j)).then(|| b as usize * self.cols + a as usize)
-        })
+        (-1..=1isize)
+            .flat_map(move |dj| (-1..=1isize).map(move |di| (i + di, j + dj)))
+            .filter_map(move |(a, b)| {
+                let inside =
+                    a >= 0 && b >= 0 && (a as usize) < self.cols && (b as usize) < self.rows;
+                (inside && (a, b) != (i, j)).then(|| b as usize * self.cols + a as usize)
+            })
     }
 
     /// Copies point `k`'s patch out of a `w × h` plane, displaced by the
     /// integer offset `(rx, ry)` (edges replicated).
-    pub fn patch(&self, plane: &[f32], w: usize, h: usize, k: usize, rx: isize, ry: isize, out: &mut [f32]) {
+    #[allow(clippy::too_many_arguments)]
+    pub fn patch(
+        &self,
+        plane: &[f32],
+        w: usize,
+        h: usize,
+        k: usize,
+        rx: isize,
+        ry: isize,
+        out: &mut [f32],
+    ) {
         let s = self.size;
         let (ox, oy) = self.origin(k);
         for v in 0..s {
@@ -140,7 +164,8 @@ pub fn structure(p: &[f32], s: usize) -> f32 {
     let mut sm = vec![0.0f32; s * s];
     for y in 1..s - 1 {
         for x in 1..s - 1 {
-            sm[y * s + x] = 0.25 * (hz[(y - 1) * s + x] + 2.0 * hz[y * s + x] + hz[(y + 1) * s + x]);
+            sm[y * s + x] =
+                0.25 * (hz[(y - 1) * s + x] + 2.0 * hz[y * s + x] + hz[(y + 1) * s + x]);
         }
     }
     let (mut acc, mut n) = (0.0f64, 0usize);
@@ -246,13 +271,18 @@ pub fn auto_size(w: usize, h: usize, mode: Mode, disc: Option<f32>) -> usize {
 pub fn place(reference: &[f32], w: usize, h: usize, mode: Mode, p: &MultipointParams) -> ApGrid {
     let mask = (mode == Mode::Planet).then(|| bright_mask(reference, p.disc_threshold));
     let size = if p.ap_size == 0 {
-        let disc = (mode == Mode::Planet).then(|| disc_diameter(&disc_mask(reference, w, h, p.disc_threshold)));
+        let disc = (mode == Mode::Planet)
+            .then(|| disc_diameter(&disc_mask(reference, w, h, p.disc_threshold)));
         auto_size(w, h, mode, disc)
     } else {
         p.ap_size as usize
     };
     let size = size.max(MIN_AP_SIZE.min(w.min(h)));
-    let step = if p.ap_step == 0 { (size / 2).max(1) } else { p.ap_step as usize };
+    let step = if p.ap_step == 0 {
+        (size / 2).max(1)
+    } else {
+        p.ap_step as usize
+    };
     let mut grid = ApGrid::new(w, h, size, step);
     let s = grid.size;
     let (bright, _) = levels(reference);
@@ -263,7 +293,9 @@ pub fn place(reference: &[f32], w: usize, h: usize, mode: Mode, p: &MultipointPa
         let mean = patch.iter().sum::<f32>() / patch.len() as f32;
         let coverage = mask.as_ref().map_or(1.0, |m| {
             let (ox, oy) = grid.origin(k);
-            let inside = (oy..oy + s).map(|y| m[y * w + ox..y * w + ox + s].iter().filter(|b| **b).count()).sum::<usize>();
+            let inside = (oy..oy + s)
+                .map(|y| m[y * w + ox..y * w + ox + s].iter().filter(|b| **b).count())
+                .sum::<usize>();
             inside as f32 / (s * s) as f32
         });
         stats.push((mean, structure(&patch, s), coverage));
@@ -297,9 +329,15 @@ mod tests {
         let (lx, ly) = g.origin(g.len() - 1);
         assert!(lx + 32 <= 100 && ly + 32 <= 70);
         let f = g.field(&[0.0; 15], &[0.0; 15], &[1.0; 15], 1);
-        assert_eq!((f.cols, f.rows, f.step_x, f.x0, f.y0), (5, 3, 16.0, 17.5, 18.5));
+        assert_eq!(
+            (f.cols, f.rows, f.step_x, f.x0, f.y0),
+            (5, 3, 16.0, 17.5, 18.5)
+        );
         let f = g.field(&[0.0; 15], &[0.0; 15], &[1.0; 15], 2);
-        assert_eq!((f.cols, f.rows, f.step_x, f.x0, f.y0), (9, 5, 8.0, 17.5, 18.5));
+        assert_eq!(
+            (f.cols, f.rows, f.step_x, f.x0, f.y0),
+            (9, 5, 8.0, 17.5, 18.5)
+        );
         assert!(f.weight.iter().all(|w| *w == 1.0));
         // A frame smaller than the size gets one point of the frame's size.
         let g = ApGrid::new(20, 30, 64, 32);
@@ -334,8 +372,18 @@ mod tests {
     #[test]
     fn structure_prefers_sharp_patches() {
         let s = 32;
-        let sharp: Vec<f32> = (0..s * s).map(|i| if (i % s / 4 + i / s / 4) % 2 == 0 { 1.0 } else { 0.0 }).collect();
-        let soft: Vec<f32> = (0..s * s).map(|i| 0.5 + 0.5 * ((i % s) as f32 * 0.2).sin()).collect();
+        let sharp: Vec<f32> = (0..s * s)
+            .map(|i| {
+                if (i % s / 4 + i / s / 4) % 2 == 0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let soft: Vec<f32> = (0..s * s)
+            .map(|i| 0.5 + 0.5 * ((i % s) as f32 * 0.2).sin())
+            .collect();
         let flat = vec![0.5; s * s];
         assert!(structure(&sharp, s) > structure(&soft, s));
         assert!(structure(&soft, s) > 0.0);
@@ -358,7 +406,11 @@ mod tests {
                 }
             })
             .collect();
-        let p = MultipointParams { ap_size: 32, ap_step: 32, ..Default::default() };
+        let p = MultipointParams {
+            ap_size: 32,
+            ap_step: 32,
+            ..Default::default()
+        };
         let g = place(&plane, w, h, Mode::Surface, &p);
         assert_eq!((g.cols, g.rows), (4, 3));
         let active: Vec<usize> = (0..g.len()).filter(|&k| g.active[k]).collect();
@@ -373,7 +425,11 @@ mod tests {
                 let (x, y) = ((i % w) as f32, (i / w) as f32);
                 let planet = ((x - 25.0).powi(2) + (y - 20.0).powi(2)).sqrt() < 12.0;
                 let moon = ((x - 52.0).powi(2) + (y - 8.0).powi(2)).sqrt() < 3.0;
-                if planet || moon { 0.8 } else { 0.02 }
+                if planet || moon {
+                    0.8
+                } else {
+                    0.02
+                }
             })
             .collect();
         let m = disc_mask(&plane, w, h, 0.25);
@@ -389,10 +445,17 @@ mod tests {
             .map(|i| {
                 let (x, y) = ((i % w) as f32 - 80.0, (i / w) as f32 - 64.0);
                 let r = (x * x + y * y).sqrt();
-                if r < 40.0 { 0.6 + 0.2 * (y * 0.4).sin() + 0.1 * (x * 0.3).cos() } else { 0.01 }
+                if r < 40.0 {
+                    0.6 + 0.2 * (y * 0.4).sin() + 0.1 * (x * 0.3).cos()
+                } else {
+                    0.01
+                }
             })
             .collect();
-        let p = MultipointParams { mode: "planet".into(), ..Default::default() };
+        let p = MultipointParams {
+            mode: "planet".into(),
+            ..Default::default()
+        };
         let g = place(&plane, w, h, Mode::Planet, &p);
         // Auto size: a quarter of the ~80 px disc.
         assert_eq!(g.size, 24);
@@ -406,9 +469,17 @@ mod tests {
             let touches = ((nx - 80.0).powi(2) + (ny - 64.0).powi(2)).sqrt() < 34.0;
             let clear = ((nx - 80.0).powi(2) + (ny - 64.0).powi(2)).sqrt() > 41.0;
             if g.active[k] {
-                assert!(!clear, "point {k} at {:?} does not touch the disc", g.centre(k));
+                assert!(
+                    !clear,
+                    "point {k} at {:?} does not touch the disc",
+                    g.centre(k)
+                );
             } else {
-                assert!(!touches, "point {k} at {:?} touches the disc but was skipped", g.centre(k));
+                assert!(
+                    !touches,
+                    "point {k} at {:?} touches the disc but was skipped",
+                    g.centre(k)
+                );
             }
         }
     }

@@ -18,31 +18,42 @@
 //! 1. **Reference**: the mean of the best `reference_frames` frames, each
 //!    globally aligned to the best one by phase correlation
 //!    ([`jupiter_kit::align::mean_of_best`], shared with `align-phase`): far
-//!    less noisy than one frame.
+//!    less noisy than one frame. Its frames' local distortions smear it, so
+//!    it is then rebuilt (`reference_iterations` times) from the same frames
+//!    resampled under their measured, recentred local fields (steps 3–5).
 //! 2. **AP grid** on the reference: square patches of `ap_size` px every
 //!    `ap_step` px (default: half the size, i.e. 50 % overlap), centred on the
 //!    frame. `ap_size = 0` picks the size from the image: a sixth of the short
 //!    side (surface) or a quarter of the disc diameter (planet), 24–128 px.
-//!    APs are skipped when their reference patch is darker than
-//!    `min_brightness` × the bright level, or has less structure (RMS
-//!    gradient of the smoothed patch) than `min_structure` × the 90th
-//!    percentile over APs. Presets: `mode = "surface"` uses the whole grid;
-//!    `mode = "planet"` also requires half of the patch to lie on the disc
-//!    (reference brighter than background + `disc_threshold` × (bright −
-//!    background)), so APs sit only on the planet.
+//!    APs with little structure (RMS gradient of the smoothed reference patch
+//!    below `min_structure` × the 90th percentile over APs) are skipped.
+//!    Presets: `mode = "surface"` also skips APs darker than
+//!    `min_brightness` × the bright level; `mode = "planet"` keeps only APs
+//!    whose patch touches the disc or a moon (reference brighter than
+//!    background + `disc_threshold` × (bright − background)), limb included:
+//!    the limb is the sharpest feature of a planet, and leaving its APs out
+//!    costs more than a dB on the synthetic planet.
 //! 3. **Measurement**, one streaming pass over the frames, in parallel
 //!    through the host's pool (`ctx.par_map`; a task holds one decoded
-//!    frame): the frame's global shift by phase correlation against the
-//!    reference; then, at each active AP, the patch at the integer-rounded
-//!    global position is phase-correlated with the AP's reference patch (its
-//!    windowed spectrum is computed once; FFT plans are shared per size),
-//!    with sub-pixel refinement, giving the residual local shift; and the
-//!    patch's sharpness (the same structure measure) is recorded. A
-//!    measurement fails when its correlation peak is below `min_peak` or it
-//!    exceeds the `search` radius.
-//! 4. **Cleanup per frame**: a failed local shift, or one further than
-//!    `outlier` px from the median of its valid neighbours, is replaced by
-//!    that median (local distortion is smooth over a few APs).
+//!    frame): the frame's global shift by one phase correlation against the
+//!    reference (with a full-frame refinement only when no AP is active: the
+//!    APs measure whatever the global shift leaves); then, at each active AP,
+//!    the patch at the integer-rounded global position is phase-correlated
+//!    with the AP's reference patch (its windowed spectrum is computed once;
+//!    FFT plans are shared per size; gaussian sub-pixel peak fit), giving the
+//!    residual local shift, and the patch's sharpness (the same structure
+//!    measure) is recorded. A patch under a distortion that varies across it
+//!    is stretched, which biases a single correlation by up to a third of the
+//!    distortion; so a second pass (`passes`) resamples the frame once under
+//!    the field measured so far and correlates each AP's patch of it again:
+//!    the residual is small and nearly uniform, and adding it also removes
+//!    the small window bias of the first correlation. A measurement fails
+//!    when its correlation peak is below `min_peak` or it exceeds the
+//!    `search` radius.
+//! 4. **Cleanup per frame**: a failed local shift, or one further from the
+//!    median of its valid neighbours than both `outlier` px and 5 × the
+//!    frame's typical deviation (a steep but smooth distortion is not an
+//!    outlier), is replaced by that median.
 //! 5. **Recentring** (`recentre`): the reference is a mean of a few frames and
 //!    keeps part of their distortion; the mean over *all* frames is the
 //!    undistorted geometry (seeing is zero-mean). Each AP's mean local shift
@@ -56,16 +67,34 @@
 //!    take their shifts from the nearest measured APs, ring by ring, so the
 //!    field continues smoothly past the last measured AP (a zero shift there
 //!    would put a false distortion gradient across a planet's limb).
+//! 8. **Field**: the AP grid is refined `field_refine` times by cubic
+//!    interpolation (shifts and weights, weights clamped to 0..=1), so the
+//!    stacker's bilinear interpolation follows a distortion that varies over
+//!    a few AP steps; no extra measurement.
+//!
+//! ## Stackers
+//!
+//! `stack-mean` blends with the interpolated weights (weighted sum / sum of
+//! weights), which is what makes the blending seamless. A stacker that only
+//! excludes samples of weight 0 and counts every other sample fully still
+//! gets the local alignment, but its per-AP selection changes abruptly
+//! where an interpolated weight reaches 0.
 //!
 //! ## Cost and memory
 //!
-//! Per frame: one full-frame phase correlation (two FFTs with refinement)
-//! plus two `ap_size²` FFTs per active AP. Memory: the reference and per-AP
-//! spectra (a few `ap_size²` buffers per AP), one decoded frame per worker,
-//! and the measurements (a few floats per AP and frame) — never the frame
-//! set. The stacker's cost grows a little (per-pixel field interpolation).
+//! Per frame: one full-frame FFT pair (global shift), one full-frame
+//! resampling per extra pass, and one `ap_size²` FFT pair per active AP and
+//! pass. At the default 50 % overlap the patches cover the frame about four
+//! times whatever their size, so the time hardly depends on the AP count (see
+//! docs/BENCHMARKS.md: 54 → 2022 APs on 640×480 frames cost 1.5× the time;
+//! the whole 1000-frame pipeline takes 1.9× the global one). Memory: the
+//! reference and per-AP spectra (a few `ap_size²` buffers per AP), one
+//! decoded frame and its resampled copy per worker, and the measurements (a
+//! few floats per AP and frame) — never the frame set. The stacker's cost
+//! grows (per-pixel field interpolation instead of a separable shift).
 
 pub mod cpu;
+pub mod dewarp;
 pub mod field;
 pub mod grid;
 pub mod params;
@@ -86,7 +115,13 @@ impl Stage for AlignMultipoint {
         )
     }
 
-    fn align(&self, ctx: &StageCtx, frames: &FrameSourceRef, _req: &AlignRequest, params: &str) -> Result<Alignment, StageError> {
+    fn align(
+        &self,
+        ctx: &StageCtx,
+        frames: &FrameSourceRef,
+        _req: &AlignRequest,
+        params: &str,
+    ) -> Result<Alignment, StageError> {
         let p: params::MultipointParams = parse_params(params)?;
         cpu::align(ctx, frames, &p)
     }

@@ -35,10 +35,12 @@ pub struct MultipointParams {
     pub search: f32,
     /// Local measurements whose correlation peak is below this are failures.
     pub min_peak: f32,
-    /// A local shift further than this (pixels) from the median of its
-    /// neighbours is an outlier and replaced by that median.
+    /// A local shift further than this (pixels) and than 5 × the frame's
+    /// typical deviation from the median of its neighbours is an outlier and
+    /// replaced by that median.
     pub outlier: f32,
-    /// Points darker than this fraction of the reference's bright level are skipped.
+    /// Surface mode: points darker than this fraction of the reference's
+    /// bright level are skipped.
     pub min_brightness: f32,
     /// Points with less structure (RMS gradient of the reference patch) than
     /// this fraction of the 90th percentile over all points are skipped.
@@ -54,8 +56,8 @@ pub struct MultipointParams {
     /// measured local fields (sharper than the globally aligned mean, which
     /// the frames' distortions smear); 0 = keep the globally aligned mean.
     pub reference_iterations: u32,
-    /// Measurement passes per frame: the second and later ones resample each
-    /// patch under the field measured so far and measure the residual.
+    /// Measurement passes per frame: the second and later ones resample the
+    /// frame under the field measured so far and measure the residual.
     pub passes: u32,
     /// Subtract each point's mean local shift over all frames, so that the
     /// stack has the mean (undistorted) geometry rather than the reference's.
@@ -90,7 +92,9 @@ impl MultipointParams {
         match self.mode.as_str() {
             "surface" => Ok(Mode::Surface),
             "planet" => Ok(Mode::Planet),
-            other => Err(StageError::invalid_params(format!("mode must be surface or planet, not '{other}'"))),
+            other => Err(StageError::invalid_params(format!(
+                "mode must be surface or planet, not '{other}'"
+            ))),
         }
     }
 
@@ -98,12 +102,24 @@ impl MultipointParams {
     /// them too; a plugin called directly gets the same errors).
     pub fn validate(&self) -> Result<Mode, StageError> {
         let mode = self.mode()?;
-        let bad = |name: &str, v: String, range: &str| Err(StageError::invalid_params(format!("{name} = {v} is out of range ({range})")));
+        let bad = |name: &str, v: String, range: &str| {
+            Err(StageError::invalid_params(format!(
+                "{name} = {v} is out of range ({range})"
+            )))
+        };
         if self.ap_size != 0 && !(16..=512).contains(&self.ap_size) {
-            return bad("ap_size", self.ap_size.to_string(), "0 = auto, or 16 ..= 512");
+            return bad(
+                "ap_size",
+                self.ap_size.to_string(),
+                "0 = auto, or 16 ..= 512",
+            );
         }
         if self.ap_step != 0 && !(4..=512).contains(&self.ap_step) {
-            return bad("ap_step", self.ap_step.to_string(), "0 = half the size, or 4 ..= 512");
+            return bad(
+                "ap_step",
+                self.ap_step.to_string(),
+                "0 = half the size, or 4 ..= 512",
+            );
         }
         let floats = [
             ("keep", self.keep, 0.01, 1.0),
@@ -120,7 +136,11 @@ impl MultipointParams {
             }
         }
         if self.reference_iterations > 4 {
-            return bad("reference_iterations", self.reference_iterations.to_string(), "0 ..= 4");
+            return bad(
+                "reference_iterations",
+                self.reference_iterations.to_string(),
+                "0 ..= 4",
+            );
         }
         if !(1..=4).contains(&self.passes) {
             return bad("passes", self.passes.to_string(), "1 ..= 4");
@@ -129,7 +149,11 @@ impl MultipointParams {
             return bad("field_refine", self.field_refine.to_string(), "1 ..= 4");
         }
         if !(1..=1000).contains(&self.reference_frames) {
-            return bad("reference_frames", self.reference_frames.to_string(), "1 ..= 1000");
+            return bad(
+                "reference_frames",
+                self.reference_frames.to_string(),
+                "1 ..= 1000",
+            );
         }
         Ok(mode)
     }
@@ -139,20 +163,20 @@ impl MultipointParams {
 pub fn specs() -> Vec<ParamSpec> {
     let d = MultipointParams::default();
     vec![
-        ParamSpec::choice("mode", &d.mode, &["surface", "planet"], "surface: AP grid over the frame; planet: APs only on the disc"),
+        ParamSpec::choice("mode", &d.mode, &["surface", "planet"], "surface: AP grid over the frame; planet: only APs touching the disc (or a moon)"),
         ParamSpec::int("ap_size", d.ap_size as i64, 0, 512, "Alignment point patch size in px (0 = auto; else at least 16)"),
         ParamSpec::int("ap_step", d.ap_step as i64, 0, 512, "Distance between alignment points in px (0 = half the size; else at least 4)"),
         ParamSpec::float("keep", d.keep as f64, 0.01, 1.0, "Fraction of frames kept per alignment point (the locally sharpest)"),
         ParamSpec::int("reference_frames", d.reference_frames as i64, 1, 1000, "Best frames averaged into the reference"),
         ParamSpec::float("search", d.search as f64, 0.5, 64.0, "Largest local shift in px accepted at an alignment point"),
         ParamSpec::float("min_peak", d.min_peak as f64, 0.0, 1.0, "Local measurements with a weaker correlation peak are failures"),
-        ParamSpec::float("outlier", d.outlier as f64, 0.1, 64.0, "Local shifts this far (px) from their neighbours' median are replaced by it"),
-        ParamSpec::float("min_brightness", d.min_brightness as f64, 0.0, 1.0, "Skip points darker than this fraction of the bright level"),
+        ParamSpec::float("outlier", d.outlier as f64, 0.1, 64.0, "Local shifts further (px, and than 5× the typical deviation) from their neighbours' median are replaced by it"),
+        ParamSpec::float("min_brightness", d.min_brightness as f64, 0.0, 1.0, "Surface mode: skip points darker than this fraction of the bright level"),
         ParamSpec::float("min_structure", d.min_structure as f64, 0.0, 1.0, "Skip points with less structure than this fraction of the 90th percentile"),
-        ParamSpec::float("disc_threshold", d.disc_threshold as f64, 0.01, 0.99, "Planet mode: disc = brighter than background + this × (bright − background)"),
+        ParamSpec::float("disc_threshold", d.disc_threshold as f64, 0.01, 0.99, "Planet mode: measure points touching where the reference > background + this × (bright − background)"),
         ParamSpec::int("field_refine", d.field_refine as i64, 1, 4, "Warp field nodes per AP step (cubic interpolation between measured points)"),
         ParamSpec::int("reference_iterations", d.reference_iterations as i64, 0, 4, "Rebuilds of the reference from its frames dewarped by their measured fields"),
-        ParamSpec::int("passes", d.passes as i64, 1, 4, "Measurement passes (later ones measure the residual after dewarping the patch)"),
+        ParamSpec::int("passes", d.passes as i64, 1, 4, "Measurement passes (later ones measure the residual after dewarping the frame)"),
         ParamSpec::bool("recentre", d.recentre, "Stack in the mean geometry of all frames instead of the reference's"),
     ]
 }
@@ -175,10 +199,20 @@ mod tests {
     #[test]
     fn unknown_keys_and_bad_values_are_refused() {
         assert!(parse_params::<MultipointParams>(r#"{"ap_sise":48}"#).is_err());
-        for bad in [r#"{"mode":"moon"}"#, r#"{"ap_size":8}"#, r#"{"keep":0}"#, r#"{"search":-1}"#, r#"{"reference_frames":0}"#] {
+        for bad in [
+            r#"{"mode":"moon"}"#,
+            r#"{"ap_size":8}"#,
+            r#"{"keep":0}"#,
+            r#"{"search":-1}"#,
+            r#"{"reference_frames":0}"#,
+        ] {
             let p: MultipointParams = parse_params(bad).unwrap();
             let e = p.validate().unwrap_err();
-            assert_eq!(e.kind, jupiter_plugin_api::ErrorKind::InvalidParams, "{bad}");
+            assert_eq!(
+                e.kind,
+                jupiter_plugin_api::ErrorKind::InvalidParams,
+                "{bad}"
+            );
         }
     }
 

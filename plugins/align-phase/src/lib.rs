@@ -26,7 +26,13 @@ impl Stage for AlignPhase {
         )
     }
 
-    fn align(&self, ctx: &StageCtx, frames: &FrameSourceRef, _req: &AlignRequest, params: &str) -> Result<Alignment, StageError> {
+    fn align(
+        &self,
+        ctx: &StageCtx,
+        frames: &FrameSourceRef,
+        _req: &AlignRequest,
+        params: &str,
+    ) -> Result<Alignment, StageError> {
         let p: params::AlignParams = parse_params(params)?;
         cpu::align(ctx, frames, &p)
     }

@@ -14,14 +14,29 @@ pub struct AlignParams {
 
 impl Default for AlignParams {
     fn default() -> Self {
-        AlignParams { reference_frames: 10, min_peak: 0.05 }
+        AlignParams {
+            reference_frames: 10,
+            min_peak: 0.05,
+        }
     }
 }
 
 pub fn specs() -> Vec<ParamSpec> {
     let d = AlignParams::default();
     vec![
-        ParamSpec::int("reference_frames", d.reference_frames as i64, 1, 1000, "Best frames averaged into the reference"),
-        ParamSpec::float("min_peak", d.min_peak as f64, 0.0, 1.0, "Warn about frames whose correlation peak is below this"),
+        ParamSpec::int(
+            "reference_frames",
+            d.reference_frames as i64,
+            1,
+            1000,
+            "Best frames averaged into the reference",
+        ),
+        ParamSpec::float(
+            "min_peak",
+            d.min_peak as f64,
+            0.0,
+            1.0,
+            "Warn about frames whose correlation peak is below this",
+        ),
     ]
 }

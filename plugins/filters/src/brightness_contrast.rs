@@ -4,7 +4,7 @@
 use jupiter_plugin_api::prelude::*;
 use serde::Deserialize;
 
-use crate::common::{check_range, host_pixels, map_samples};
+use crate::common::{check_range, gpu_or_cpu, host_pixels, map_samples};
 
 /// Allowed brightness offset.
 pub const BRIGHTNESS_RANGE: (f32, f32) = (-1.0, 1.0);
@@ -23,15 +23,28 @@ pub struct BrightnessContrastParams {
 
 impl Default for BrightnessContrastParams {
     fn default() -> Self {
-        BrightnessContrastParams { brightness: 0.0, contrast: 1.0 }
+        BrightnessContrastParams {
+            brightness: 0.0,
+            contrast: 1.0,
+        }
     }
 }
 
 impl BrightnessContrastParams {
     /// Checks every value against its allowed range.
     pub fn validate(&self) -> Result<(), StageError> {
-        check_range("brightness", self.brightness, BRIGHTNESS_RANGE.0, BRIGHTNESS_RANGE.1)?;
-        check_range("contrast", self.contrast, CONTRAST_RANGE.0, CONTRAST_RANGE.1)
+        check_range(
+            "brightness",
+            self.brightness,
+            BRIGHTNESS_RANGE.0,
+            BRIGHTNESS_RANGE.1,
+        )?;
+        check_range(
+            "contrast",
+            self.contrast,
+            CONTRAST_RANGE.0,
+            CONTRAST_RANGE.1,
+        )
     }
 }
 
@@ -57,7 +70,11 @@ pub fn specs() -> Vec<ParamSpec> {
 }
 
 /// Applies brightness and contrast to every sample.
-pub fn apply(ctx: &StageCtx, image: Image, p: &BrightnessContrastParams) -> Result<Image, StageError> {
+pub fn apply(
+    ctx: &StageCtx,
+    image: Image,
+    p: &BrightnessContrastParams,
+) -> Result<Image, StageError> {
     p.validate()?;
     host_pixels(&image)?;
     let mut image = image;
@@ -71,22 +88,27 @@ pub struct BrightnessContrast;
 
 impl Stage for BrightnessContrast {
     fn manifest(&self) -> Manifest {
-        Manifest { gpu: true, ..Manifest::new(
-            "brightness-contrast",
-            env!("CARGO_PKG_VERSION"),
-            StageKind::Filter,
-            "Brightness offset and contrast factor around mid-grey",
-            specs(),
-        ) }
+        Manifest {
+            gpu: true,
+            ..Manifest::new(
+                "brightness-contrast",
+                env!("CARGO_PKG_VERSION"),
+                StageKind::Filter,
+                "Brightness offset and contrast factor around mid-grey",
+                specs(),
+            )
+        }
     }
 
     fn process(&self, ctx: &StageCtx, image: Image, params: &str) -> Result<Image, StageError> {
         let p: BrightnessContrastParams = parse_params(params)?;
         p.validate()?;
-        match ctx.gpu() {
-            Some(g) => crate::gpu::brightness_contrast(&g, image, &p),
-            None => apply(ctx, ctx.to_host(image)?, &p),
-        }
+        gpu_or_cpu(
+            ctx,
+            image,
+            |g, image| crate::gpu::brightness_contrast(g, image, &p),
+            |ctx, image| apply(ctx, image, &p),
+        )
     }
 }
 
@@ -99,18 +121,32 @@ mod tests {
     #[test]
     fn matches_the_reference_formula() {
         let be = ThreadBackend::new(3);
-        for (w, h, ch, b, c) in [(5usize, 7usize, 1usize, 0.1f32, 1.5f32), (9, 3, 3, -0.2, 0.5), (4, 4, 3, 0.0, 1.0)] {
+        for (w, h, ch, b, c) in [
+            (5usize, 7usize, 1usize, 0.1f32, 1.5f32),
+            (9, 3, 3, -0.2, 0.5),
+            (4, 4, 3, 0.0, 1.0),
+        ] {
             let data = noise_image(w * h * ch, 11);
             let want: Vec<f32> = data.iter().map(|v| (v - 0.5) * c + 0.5 + b).collect();
             let img = Image::from_vec(w as u32, h as u32, ch as u32, data);
-            let p = BrightnessContrastParams { brightness: b, contrast: c };
-            let out = be.with_ctx("brightness-contrast", |ctx| apply(ctx, img, &p)).unwrap();
+            let p = BrightnessContrastParams {
+                brightness: b,
+                contrast: c,
+            };
+            let out = be
+                .with_ctx("brightness-contrast", |ctx| apply(ctx, img, &p))
+                .unwrap();
             assert!(max_err(&out.data, &want) < 1e-6);
         }
         // Mid-grey is the pivot of the contrast.
         let img = Image::from_vec(1, 1, 1, vec![0.5]);
-        let p = BrightnessContrastParams { brightness: 0.0, contrast: 3.0 };
-        let out = be.with_ctx("brightness-contrast", |ctx| apply(ctx, img, &p)).unwrap();
+        let p = BrightnessContrastParams {
+            brightness: 0.0,
+            contrast: 3.0,
+        };
+        let out = be
+            .with_ctx("brightness-contrast", |ctx| apply(ctx, img, &p))
+            .unwrap();
         assert_eq!(out.data[0], 0.5);
     }
 
@@ -118,8 +154,13 @@ mod tests {
     fn bad_params_are_rejected() {
         let be = ThreadBackend::new(1);
         be.with_ctx("brightness-contrast", |ctx| {
-            for (json, name) in [(r#"{"brightness": 2}"#, "brightness"), (r#"{"contrast": -1}"#, "contrast")] {
-                let e = BrightnessContrast.process(ctx, Image::new(2, 2, 3), json).unwrap_err();
+            for (json, name) in [
+                (r#"{"brightness": 2}"#, "brightness"),
+                (r#"{"contrast": -1}"#, "contrast"),
+            ] {
+                let e = BrightnessContrast
+                    .process(ctx, Image::new(2, 2, 3), json)
+                    .unwrap_err();
                 assert_eq!(e.kind, ErrorKind::InvalidParams);
                 assert!(e.message.contains(name), "{}", e.message);
             }

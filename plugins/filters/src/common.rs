@@ -24,24 +24,55 @@ pub fn host_pixels(image: &Image) -> Result<(), StageError> {
     Ok(())
 }
 
+/// Runs a stage's GPU path when the host offers a GPU, else its CPU path on
+/// the image's host pixels (downloading a GPU-resident image first).
+pub fn gpu_or_cpu(
+    ctx: &StageCtx,
+    image: Image,
+    gpu: impl FnOnce(&jupiter_plugin_api::GpuServiceBox, Image) -> Result<Image, StageError>,
+    cpu: impl FnOnce(&StageCtx, Image) -> Result<Image, StageError>,
+) -> Result<Image, StageError> {
+    match ctx.gpu() {
+        Some(g) => gpu(&g, image),
+        None => cpu(ctx, ctx.to_host(image)?),
+    }
+}
+
 /// Fails with an `InvalidParams` error naming `name` unless `lo <= v <= hi`.
 pub fn check_range(name: &str, v: f32, lo: f32, hi: f32) -> Result<(), StageError> {
     if v >= lo && v <= hi {
         Ok(())
     } else {
-        Err(StageError::invalid_params(format!("`{name}` must be within {lo} ..= {hi} (got {v})")))
+        Err(StageError::invalid_params(format!(
+            "`{name}` must be within {lo} ..= {hi} (got {v})"
+        )))
     }
 }
 
 /// Replaces every sample `v` by `f(v)`, in parallel.
-pub fn map_samples(ctx: &StageCtx, data: &mut [f32], f: impl Fn(f32) -> f32 + Sync) -> Result<(), StageError> {
-    ctx.par_chunks_mut(data, CHUNK, |_, chunk| chunk.iter_mut().for_each(|v| *v = f(*v)))
+pub fn map_samples(
+    ctx: &StageCtx,
+    data: &mut [f32],
+    f: impl Fn(f32) -> f32 + Sync,
+) -> Result<(), StageError> {
+    ctx.par_chunks_mut(data, CHUNK, |_, chunk| {
+        chunk.iter_mut().for_each(|v| *v = f(*v))
+    })
 }
 
 /// Gaussian blur of every channel of an interleaved image (borders replicate
 /// the edge pixel); the result is interleaved like the input.
-pub fn blur_channels(ctx: &StageCtx, data: &[f32], width: usize, height: usize, channels: usize, sigma: f32) -> Result<Vec<f32>, StageError> {
-    conv::per_channel(data, channels, |plane| conv::gaussian_blur(ctx, plane, width, height, sigma))
+pub fn blur_channels(
+    ctx: &StageCtx,
+    data: &[f32],
+    width: usize,
+    height: usize,
+    channels: usize,
+    sigma: f32,
+) -> Result<Vec<f32>, StageError> {
+    conv::per_channel(data, channels, |plane| {
+        conv::gaussian_blur(ctx, plane, width, height, sigma)
+    })
 }
 
 /// Test helpers: obviously-right references.
@@ -88,6 +119,9 @@ pub mod reference {
     /// Largest absolute difference.
     pub fn max_err(a: &[f32], b: &[f32]) -> f32 {
         assert_eq!(a.len(), b.len());
-        a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
     }
 }

@@ -4,7 +4,7 @@
 use jupiter_plugin_api::prelude::*;
 use serde::Deserialize;
 
-use crate::common::{check_range, host_pixels, map_samples};
+use crate::common::{check_range, gpu_or_cpu, host_pixels, map_samples};
 
 /// Allowed gamma.
 pub const GAMMA_RANGE: (f32, f32) = (0.05, 10.0);
@@ -58,16 +58,27 @@ pub struct Gamma;
 
 impl Stage for Gamma {
     fn manifest(&self) -> Manifest {
-        Manifest { gpu: true, ..Manifest::new("gamma", env!("CARGO_PKG_VERSION"), StageKind::Filter, "Gamma curve: in^(1/gamma), values clamped at 0", specs()) }
+        Manifest {
+            gpu: true,
+            ..Manifest::new(
+                "gamma",
+                env!("CARGO_PKG_VERSION"),
+                StageKind::Filter,
+                "Gamma curve: in^(1/gamma), values clamped at 0",
+                specs(),
+            )
+        }
     }
 
     fn process(&self, ctx: &StageCtx, image: Image, params: &str) -> Result<Image, StageError> {
         let p: GammaParams = parse_params(params)?;
         p.validate()?;
-        match ctx.gpu() {
-            Some(g) => crate::gpu::gamma(&g, image, &p),
-            None => apply(ctx, ctx.to_host(image)?, &p),
-        }
+        gpu_or_cpu(
+            ctx,
+            image,
+            |g, image| crate::gpu::gamma(g, image, &p),
+            |ctx, image| apply(ctx, image, &p),
+        )
     }
 }
 
@@ -82,14 +93,21 @@ mod tests {
         let be = ThreadBackend::new(3);
         for (w, h, ch, gamma) in [(5usize, 3usize, 1usize, 2.2f32), (7, 9, 3, 0.6)] {
             // Values in -0.2 .. 1.2: negatives clamp to 0, above 1 is allowed.
-            let data: Vec<f32> = noise_image(w * h * ch, 5).iter().map(|v| v * 1.4 - 0.2).collect();
+            let data: Vec<f32> = noise_image(w * h * ch, 5)
+                .iter()
+                .map(|v| v * 1.4 - 0.2)
+                .collect();
             let want: Vec<f32> = data.iter().map(|v| v.max(0.0).powf(1.0 / gamma)).collect();
             let img = Image::from_vec(w as u32, h as u32, ch as u32, data);
-            let out = be.with_ctx("gamma", |ctx| apply(ctx, img, &GammaParams { gamma })).unwrap();
+            let out = be
+                .with_ctx("gamma", |ctx| apply(ctx, img, &GammaParams { gamma }))
+                .unwrap();
             assert!(max_err(&out.data, &want) < 1e-6);
         }
         let img = Image::from_vec(4, 1, 1, vec![-0.5, 0.25, f32::NAN, 1.0]);
-        let out = be.with_ctx("gamma", |ctx| apply(ctx, img, &GammaParams { gamma: 2.0 })).unwrap();
+        let out = be
+            .with_ctx("gamma", |ctx| apply(ctx, img, &GammaParams { gamma: 2.0 }))
+            .unwrap();
         assert_eq!(out.data.as_slice(), &[0.0, 0.5, 0.0, 1.0]);
     }
 

@@ -3,7 +3,7 @@
 use jupiter_plugin_api::prelude::*;
 use serde::Deserialize;
 
-use crate::common::{blur_channels, check_range, host_pixels};
+use crate::common::{blur_channels, check_range, gpu_or_cpu, host_pixels};
 
 /// Allowed gaussian sigma, pixels.
 pub const SIGMA_RANGE: (f32, f32) = (0.0, 50.0);
@@ -33,7 +33,13 @@ impl BlurParams {
 /// The manifest's parameter list.
 pub fn specs() -> Vec<ParamSpec> {
     let d = BlurParams::default();
-    vec![ParamSpec::float("sigma", d.sigma as f64, SIGMA_RANGE.0 as f64, SIGMA_RANGE.1 as f64, "Gaussian sigma in pixels (0 = unchanged)")]
+    vec![ParamSpec::float(
+        "sigma",
+        d.sigma as f64,
+        SIGMA_RANGE.0 as f64,
+        SIGMA_RANGE.1 as f64,
+        "Gaussian sigma in pixels (0 = unchanged)",
+    )]
 }
 
 /// Blurs every channel of `image`.
@@ -43,9 +49,18 @@ pub fn apply(ctx: &StageCtx, image: Image, p: &BlurParams) -> Result<Image, Stag
     if p.sigma == 0.0 || image.is_empty() {
         return Ok(image);
     }
-    let (w, h, ch) = (image.width as usize, image.height as usize, image.channels as usize);
+    let (w, h, ch) = (
+        image.width as usize,
+        image.height as usize,
+        image.channels as usize,
+    );
     let out = blur_channels(ctx, &image.data, w, h, ch, p.sigma)?;
-    Ok(Image::from_vec(image.width, image.height, image.channels, out))
+    Ok(Image::from_vec(
+        image.width,
+        image.height,
+        image.channels,
+        out,
+    ))
 }
 
 /// The `gaussian-blur` stage.
@@ -53,16 +68,27 @@ pub struct GaussianBlur;
 
 impl Stage for GaussianBlur {
     fn manifest(&self) -> Manifest {
-        Manifest { gpu: true, ..Manifest::new("gaussian-blur", env!("CARGO_PKG_VERSION"), StageKind::Filter, "Gaussian blur of every channel", specs()) }
+        Manifest {
+            gpu: true,
+            ..Manifest::new(
+                "gaussian-blur",
+                env!("CARGO_PKG_VERSION"),
+                StageKind::Filter,
+                "Gaussian blur of every channel",
+                specs(),
+            )
+        }
     }
 
     fn process(&self, ctx: &StageCtx, image: Image, params: &str) -> Result<Image, StageError> {
         let p: BlurParams = parse_params(params)?;
         p.validate()?;
-        match ctx.gpu() {
-            Some(g) => crate::gpu::gaussian_blur(&g, image, &p),
-            None => apply(ctx, ctx.to_host(image)?, &p),
-        }
+        gpu_or_cpu(
+            ctx,
+            image,
+            |g, image| crate::gpu::gaussian_blur(g, image, &p),
+            |ctx, image| apply(ctx, image, &p),
+        )
     }
 }
 
@@ -75,10 +101,19 @@ mod tests {
     #[test]
     fn matches_direct_convolution_on_odd_sizes_and_rgb() {
         let be = ThreadBackend::new(3);
-        for (w, h, ch, sigma) in [(13usize, 9usize, 1usize, 1.2f32), (7, 5, 3, 0.8), (31, 18, 3, 2.5), (1, 6, 1, 1.0)] {
+        for (w, h, ch, sigma) in [
+            (13usize, 9usize, 1usize, 1.2f32),
+            (7, 5, 3, 0.8),
+            (31, 18, 3, 2.5),
+            (1, 6, 1, 1.0),
+        ] {
             let data = noise_image(w * h * ch, (w * 31 + h) as u64);
             let img = Image::from_vec(w as u32, h as u32, ch as u32, data.clone());
-            let out = be.with_ctx("gaussian-blur", |ctx| apply(ctx, img, &BlurParams { sigma })).unwrap();
+            let out = be
+                .with_ctx("gaussian-blur", |ctx| {
+                    apply(ctx, img, &BlurParams { sigma })
+                })
+                .unwrap();
             let e = max_err(&out.data, &blur(&data, w, h, ch, sigma));
             assert!(e < 1e-5, "{w}×{h}×{ch} sigma {sigma}: max error {e}");
         }
@@ -89,11 +124,18 @@ mod tests {
         let be = ThreadBackend::new(2);
         let img = Image::from_vec(3, 2, 1, vec![0.1, 0.9, 0.3, 0.4, 0.5, 0.6]);
         be.with_ctx("gaussian-blur", |ctx| {
-            assert_eq!(apply(ctx, img.clone(), &BlurParams { sigma: 0.0 }).unwrap(), img);
-            let e = GaussianBlur.process(ctx, img.clone(), r#"{"sigma": -1}"#).unwrap_err();
+            assert_eq!(
+                apply(ctx, img.clone(), &BlurParams { sigma: 0.0 }).unwrap(),
+                img
+            );
+            let e = GaussianBlur
+                .process(ctx, img.clone(), r#"{"sigma": -1}"#)
+                .unwrap_err();
             assert_eq!(e.kind, ErrorKind::InvalidParams);
             assert!(e.message.contains("sigma"), "{}", e.message);
-            let e = GaussianBlur.process(ctx, img, r#"{"radius": 1}"#).unwrap_err();
+            let e = GaussianBlur
+                .process(ctx, img, r#"{"radius": 1}"#)
+                .unwrap_err();
             assert_eq!(e.kind, ErrorKind::InvalidParams);
         });
     }

@@ -18,7 +18,11 @@ use crate::stretch::StretchParams;
 use crate::unsharp_mask::UnsharpParams;
 
 /// A working copy of the image's pixels on the device (owned by `bufs`).
-fn working_copy(gpu: &GpuServiceBox, bufs: &mut Buffers, image: &Image) -> Result<GpuBuffer, StageError> {
+fn working_copy(
+    gpu: &GpuServiceBox,
+    bufs: &mut Buffers,
+    image: &Image,
+) -> Result<GpuBuffer, StageError> {
     let n = image.len();
     let buf = bufs.zeroed(n)?;
     match image.device.as_ref().into_option() {
@@ -28,30 +32,61 @@ fn working_copy(gpu: &GpuServiceBox, bufs: &mut Buffers, image: &Image) -> Resul
     Ok(buf)
 }
 
-fn device_image(gpu: &GpuServiceBox, mut bufs: Buffers, like: &Image, buf: GpuBuffer) -> Result<Image, StageError> {
+fn device_image(
+    gpu: &GpuServiceBox,
+    mut bufs: Buffers,
+    like: &Image,
+    buf: GpuBuffer,
+) -> Result<Image, StageError> {
     gpu.synchronize().into_result()?;
     bufs.keep(buf);
-    Ok(Image { width: like.width, height: like.height, channels: like.channels, data: RVec::new(), device: Some(buf).into() })
+    Ok(Image {
+        width: like.width,
+        height: like.height,
+        channels: like.channels,
+        data: RVec::new(),
+        device: Some(buf).into(),
+    })
 }
 
 fn dims(image: &Image) -> (usize, usize, usize) {
-    (image.width as usize, image.height as usize, image.channels as usize)
+    (
+        image.width as usize,
+        image.height as usize,
+        image.channels as usize,
+    )
 }
 
 /// `gaussian-blur` on the device.
-pub fn gaussian_blur(gpu: &GpuServiceBox, image: Image, p: &BlurParams) -> Result<Image, StageError> {
+pub fn gaussian_blur(
+    gpu: &GpuServiceBox,
+    image: Image,
+    p: &BlurParams,
+) -> Result<Image, StageError> {
     let mut bufs = Buffers::new(gpu);
     let src = working_copy(gpu, &mut bufs, &image)?;
     if p.sigma <= 0.0 || image.is_empty() {
         return device_image(gpu, bufs, &image, src);
     }
     let (tmp, dst) = (bufs.zeroed(image.len())?, bufs.zeroed(image.len())?);
-    conv(gpu, src, tmp, dst, dims(&image), &gaussian_kernel(p.sigma), 1)?;
+    conv(
+        gpu,
+        src,
+        tmp,
+        dst,
+        dims(&image),
+        &gaussian_kernel(p.sigma),
+        1,
+    )?;
     device_image(gpu, bufs, &image, dst)
 }
 
 /// `unsharp-mask` on the device.
-pub fn unsharp_mask(gpu: &GpuServiceBox, image: Image, p: &UnsharpParams) -> Result<Image, StageError> {
+pub fn unsharp_mask(
+    gpu: &GpuServiceBox,
+    image: Image,
+    p: &UnsharpParams,
+) -> Result<Image, StageError> {
     let mut bufs = Buffers::new(gpu);
     let data = working_copy(gpu, &mut bufs, &image)?;
     if p.amount == 0.0 || image.is_empty() {
@@ -59,19 +94,52 @@ pub fn unsharp_mask(gpu: &GpuServiceBox, image: Image, p: &UnsharpParams) -> Res
     }
     let n = image.len();
     let (tmp, blur) = (bufs.zeroed(n)?, bufs.zeroed(n)?);
-    conv(gpu, data, tmp, blur, dims(&image), &gaussian_kernel(p.radius), 1)?;
-    let u = Uniforms::new().u32(n as u32).u32(0).f32(p.amount).f32(p.threshold);
-    run(gpu, shaders::UNSHARP, "unsharp", &[blur, data], &u, groups_1d(n, 256))?;
+    conv(
+        gpu,
+        data,
+        tmp,
+        blur,
+        dims(&image),
+        &gaussian_kernel(p.radius),
+        1,
+    )?;
+    let u = Uniforms::new()
+        .u32(n as u32)
+        .u32(0)
+        .f32(p.amount)
+        .f32(p.threshold);
+    run(
+        gpu,
+        shaders::UNSHARP,
+        "unsharp",
+        &[blur, data],
+        &u,
+        groups_1d(n, 256),
+    )?;
     device_image(gpu, bufs, &image, data)
 }
 
-fn pixel_op(gpu: &GpuServiceBox, image: Image, entry: &str, a: f32, b: f32, c: f32) -> Result<Image, StageError> {
+fn pixel_op(
+    gpu: &GpuServiceBox,
+    image: Image,
+    entry: &str,
+    a: f32,
+    b: f32,
+    c: f32,
+) -> Result<Image, StageError> {
     let mut bufs = Buffers::new(gpu);
     let data = working_copy(gpu, &mut bufs, &image)?;
     let n = image.len();
     if n > 0 {
         let u = Uniforms::new().u32(n as u32).u32(0).f32(a).f32(b).f32(c);
-        run(gpu, shaders::PIXEL_OPS, entry, &[data], &u, groups_1d(n, 256))?;
+        run(
+            gpu,
+            shaders::PIXEL_OPS,
+            entry,
+            &[data],
+            &u,
+            groups_1d(n, 256),
+        )?;
     }
     device_image(gpu, bufs, &image, data)
 }
@@ -82,13 +150,29 @@ pub fn gamma(gpu: &GpuServiceBox, image: Image, p: &GammaParams) -> Result<Image
 }
 
 /// `brightness-contrast` on the device.
-pub fn brightness_contrast(gpu: &GpuServiceBox, image: Image, p: &BrightnessContrastParams) -> Result<Image, StageError> {
-    pixel_op(gpu, image, "brightness_contrast", p.contrast, p.brightness, 0.0)
+pub fn brightness_contrast(
+    gpu: &GpuServiceBox,
+    image: Image,
+    p: &BrightnessContrastParams,
+) -> Result<Image, StageError> {
+    pixel_op(
+        gpu,
+        image,
+        "brightness_contrast",
+        p.contrast,
+        p.brightness,
+        0.0,
+    )
 }
 
 /// `stretch` on the device. `Ok(None)` for the degenerate cases (no samples,
 /// flat image), which the CPU path reports and handles.
-pub fn stretch(ctx: &StageCtx, gpu: &GpuServiceBox, image: &Image, p: &StretchParams) -> Result<Option<Image>, StageError> {
+pub fn stretch(
+    ctx: &StageCtx,
+    gpu: &GpuServiceBox,
+    image: &Image,
+    p: &StretchParams,
+) -> Result<Option<Image>, StageError> {
     let n = image.len();
     if n == 0 {
         return Ok(None);
@@ -96,9 +180,25 @@ pub fn stretch(ctx: &StageCtx, gpu: &GpuServiceBox, image: &Image, p: &StretchPa
     let mut bufs = Buffers::new(gpu);
     let data = working_copy(gpu, &mut bufs, image)?;
     let rank = |q: f64| ((n - 1) as f64 * q.clamp(0.0, 1.0)).round() as usize;
-    let black = kth_smallest(gpu, SelectOf::Values(data), n, 1, 0, rank(p.black_percentile as f64 / 100.0))?;
-    let white = kth_smallest(gpu, SelectOf::Values(data), n, 1, 0, rank(p.white_percentile as f64 / 100.0))?;
-    let (Some(black), Some(white)) = (black, white) else { return Ok(None) };
+    let black = kth_smallest(
+        gpu,
+        SelectOf::Values(data),
+        n,
+        1,
+        0,
+        rank(p.black_percentile as f64 / 100.0),
+    )?;
+    let white = kth_smallest(
+        gpu,
+        SelectOf::Values(data),
+        n,
+        1,
+        0,
+        rank(p.white_percentile as f64 / 100.0),
+    )?;
+    let (Some(black), Some(white)) = (black, white) else {
+        return Ok(None);
+    };
     if !(white > black) {
         return Ok(None);
     }
@@ -106,7 +206,19 @@ pub fn stretch(ctx: &StageCtx, gpu: &GpuServiceBox, image: &Image, p: &StretchPa
         "black point {black:.5} ({}%), white point {white:.5} ({}%), midtone {}",
         p.black_percentile, p.white_percentile, p.midtone
     ));
-    let u = Uniforms::new().u32(n as u32).u32(0).f32(black).f32(1.0 / (white - black)).f32(p.midtone);
-    run(gpu, shaders::PIXEL_OPS, "stretch", &[data], &u, groups_1d(n, 256))?;
+    let u = Uniforms::new()
+        .u32(n as u32)
+        .u32(0)
+        .f32(black)
+        .f32(1.0 / (white - black))
+        .f32(p.midtone);
+    run(
+        gpu,
+        shaders::PIXEL_OPS,
+        "stretch",
+        &[data],
+        &u,
+        groups_1d(n, 256),
+    )?;
     device_image(gpu, bufs, image, data).map(Some)
 }

@@ -43,7 +43,14 @@ pub use rgb_align::RgbAlign;
 pub use stretch::Stretch;
 pub use unsharp_mask::UnsharpMask;
 
-export_plugin!(GaussianBlur, UnsharpMask, Gamma, BrightnessContrast, Stretch, RgbAlign);
+export_plugin!(
+    GaussianBlur,
+    UnsharpMask,
+    Gamma,
+    BrightnessContrast,
+    Stretch,
+    RgbAlign
+);
 
 #[cfg(test)]
 mod tests {
@@ -51,9 +58,29 @@ mod tests {
 
     #[test]
     fn every_stage_has_a_unique_name_and_the_filter_kind() {
-        let stages: [&dyn Stage; 6] = [&GaussianBlur, &UnsharpMask, &Gamma, &BrightnessContrast, &Stretch, &RgbAlign];
-        let names: Vec<String> = stages.iter().map(|s| s.manifest().name.to_string()).collect();
-        assert_eq!(names, ["gaussian-blur", "unsharp-mask", "gamma", "brightness-contrast", "stretch", "rgb-align"]);
+        let stages: [&dyn Stage; 6] = [
+            &GaussianBlur,
+            &UnsharpMask,
+            &Gamma,
+            &BrightnessContrast,
+            &Stretch,
+            &RgbAlign,
+        ];
+        let names: Vec<String> = stages
+            .iter()
+            .map(|s| s.manifest().name.to_string())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "gaussian-blur",
+                "unsharp-mask",
+                "gamma",
+                "brightness-contrast",
+                "stretch",
+                "rgb-align"
+            ]
+        );
         for s in stages {
             let m = s.manifest();
             assert_eq!(m.kind, StageKind::Filter);

@@ -33,14 +33,22 @@ pub struct RgbAlignParams {
 
 impl Default for RgbAlignParams {
     fn default() -> Self {
-        RgbAlignParams { enabled: true, max_shift: 8.0 }
+        RgbAlignParams {
+            enabled: true,
+            max_shift: 8.0,
+        }
     }
 }
 
 impl RgbAlignParams {
     /// Checks every value against its allowed range.
     pub fn validate(&self) -> Result<(), StageError> {
-        check_range("max_shift", self.max_shift, MAX_SHIFT_RANGE.0, MAX_SHIFT_RANGE.1)
+        check_range(
+            "max_shift",
+            self.max_shift,
+            MAX_SHIFT_RANGE.0,
+            MAX_SHIFT_RANGE.1,
+        )
     }
 }
 
@@ -48,7 +56,11 @@ impl RgbAlignParams {
 pub fn specs() -> Vec<ParamSpec> {
     let d = RgbAlignParams::default();
     vec![
-        ParamSpec::bool("enabled", d.enabled, "Measure and correct the R and B shifts against G (false = pass through)"),
+        ParamSpec::bool(
+            "enabled",
+            d.enabled,
+            "Measure and correct the R and B shifts against G (false = pass through)",
+        ),
         ParamSpec::float(
             "max_shift",
             d.max_shift as f64,
@@ -62,7 +74,12 @@ pub fn specs() -> Vec<ParamSpec> {
 /// Measures the displacement of channels 0 (R) and 2 (B) of an interleaved
 /// RGB image against channel 1 (G): channel `c` at `(x + dx, y + dy)` shows
 /// what G shows at `(x, y)`. Both measurements run in parallel.
-pub fn measure(ctx: &StageCtx, data: &[f32], width: usize, height: usize) -> Result<[Shift; 2], StageError> {
+pub fn measure(
+    ctx: &StageCtx,
+    data: &[f32],
+    width: usize,
+    height: usize,
+) -> Result<[Shift; 2], StageError> {
     let plane = |c: usize| -> Vec<f32> { data.iter().skip(c).step_by(3).copied().collect() };
     let pc = PhaseCorrelator::new(&plane(1), width, height);
     let shifts = ctx.par_map(2, |i| pc.shift_of(&plane(if i == 0 { 0 } else { 2 })))?;
@@ -72,11 +89,21 @@ pub fn measure(ctx: &StageCtx, data: &[f32], width: usize, height: usize) -> Res
 /// Resamples channels 0 and 2 of an interleaved RGB image by their shifts
 /// (`None` = leave that channel), bicubic, edges replicated:
 /// `out_c(x, y) = in_c(x + dx, y + dy)`. Channel 1 is copied.
-pub fn correct(ctx: &StageCtx, image: &Image, shifts: [Option<(f32, f32)>; 2]) -> Result<Image, StageError> {
+pub fn correct(
+    ctx: &StageCtx,
+    image: &Image,
+    shifts: [Option<(f32, f32)>; 2],
+) -> Result<Image, StageError> {
     let (w, h) = (image.width as usize, image.height as usize);
     let rl = w * 3;
     let src = image.data.as_slice();
-    let win = RowWindow { data: src, y0: 0, rows: h, width: w, channels: 3 };
+    let win = RowWindow {
+        data: src,
+        y0: 0,
+        rows: h,
+        width: w,
+        channels: 3,
+    };
     let mut out = image.data.to_vec();
     ctx.par_chunks_mut(&mut out, BAND_ROWS * rl, |b, band| {
         let y0 = b * BAND_ROWS;
@@ -104,7 +131,10 @@ pub fn apply(ctx: &StageCtx, image: Image, p: &RgbAlignParams) -> Result<Image, 
         return Ok(image);
     }
     if image.channels != 3 {
-        ctx.info(&format!("{}-channel image: nothing to align, passed through", image.channels));
+        ctx.info(&format!(
+            "{}-channel image: nothing to align, passed through",
+            image.channels
+        ));
         return Ok(image);
     }
     let (w, h) = (image.width as usize, image.height as usize);
@@ -119,8 +149,14 @@ pub fn apply(ctx: &StageCtx, image: Image, p: &RgbAlignParams) -> Result<Image, 
     let measured = measure(ctx, &image.data, w, h)?;
     let mut apply_shift = [None, None];
     for (k, (name, s)) in ["R", "B"].iter().zip(measured).enumerate() {
-        ctx.info(&format!("{name} is shifted by ({:+.3}, {:+.3}) px against G (correlation peak {:.3})", s.dx, s.dy, s.peak));
-        if !(s.dx.is_finite() && s.dy.is_finite()) || s.dx.abs() > p.max_shift || s.dy.abs() > p.max_shift {
+        ctx.info(&format!(
+            "{name} is shifted by ({:+.3}, {:+.3}) px against G (correlation peak {:.3})",
+            s.dx, s.dy, s.peak
+        ));
+        if !(s.dx.is_finite() && s.dy.is_finite())
+            || s.dx.abs() > p.max_shift
+            || s.dy.abs() > p.max_shift
+        {
             ctx.warn(&format!(
                 "{name} shift ({:+.3}, {:+.3}) px exceeds max_shift {} px: {name} left unaligned",
                 s.dx, s.dy, p.max_shift
@@ -169,7 +205,9 @@ mod tests {
         let d = (dx * dx + dy * dy).sqrt();
         let disc = 1.0 / (1.0 + ((d - r) / 0.8).exp());
         let bands = 0.6 + 0.2 * (dy * 0.45).sin() + 0.1 * (dy * 1.1 + 0.3).cos();
-        let oval = |ox: f32, oy: f32, s: f32| (-((x - ox).powi(2) + (y - oy).powi(2)) / (2.0 * s * s)).exp();
+        let oval = |ox: f32, oy: f32, s: f32| {
+            (-((x - ox).powi(2) + (y - oy).powi(2)) / (2.0 * s * s)).exp()
+        };
         disc * (bands + 0.3 * oval(55.0, 45.0, 2.5) - 0.2 * oval(38.0, 32.0, 1.8))
     }
 
@@ -231,8 +269,13 @@ mod tests {
         let data = dispersed(w, h, rs, bs);
         let img = Image::from_vec(w as u32, h as u32, 3, data);
         let be = ThreadBackend::new(2);
-        let out = be.with_ctx("rgb-align", |ctx| correct(ctx, &img, [Some(rs), Some(bs)])).unwrap();
-        let e = (interior_err(&out.data, w, h, 0, 0.9, 4), interior_err(&out.data, w, h, 2, 0.7, 4));
+        let out = be
+            .with_ctx("rgb-align", |ctx| correct(ctx, &img, [Some(rs), Some(bs)]))
+            .unwrap();
+        let e = (
+            interior_err(&out.data, w, h, 0, 0.9, 4),
+            interior_err(&out.data, w, h, 2, 0.7, 4),
+        );
         eprintln!("bicubic with exact shifts: interior max |R−G|, |B−G| = {e:?}");
         assert!(e.0 < 0.01 && e.1 < 0.01, "bicubic with exact shifts: {e:?}");
     }
@@ -244,13 +287,30 @@ mod tests {
             let mono = Image::from_vec(20, 10, 1, (0..200).map(|i| (i % 7) as f32 / 7.0).collect());
             assert_eq!(RgbAlign.process(ctx, mono.clone(), "").unwrap(), mono);
             let (w, h) = (48usize, 40usize);
-            let rgb = Image::from_vec(w as u32, h as u32, 3, dispersed(w, h, (2.0, 0.0), (0.0, 0.0)));
-            assert_eq!(RgbAlign.process(ctx, rgb.clone(), r#"{"enabled": false}"#).unwrap(), rgb);
+            let rgb = Image::from_vec(
+                w as u32,
+                h as u32,
+                3,
+                dispersed(w, h, (2.0, 0.0), (0.0, 0.0)),
+            );
+            assert_eq!(
+                RgbAlign
+                    .process(ctx, rgb.clone(), r#"{"enabled": false}"#)
+                    .unwrap(),
+                rgb
+            );
             // A 2 px shift against a 1 px limit: warned about and left alone.
-            assert_eq!(RgbAlign.process(ctx, rgb.clone(), r#"{"max_shift": 1.0}"#).unwrap(), rgb);
+            assert_eq!(
+                RgbAlign
+                    .process(ctx, rgb.clone(), r#"{"max_shift": 1.0}"#)
+                    .unwrap(),
+                rgb
+            );
             let tiny = Image::from_vec(3, 2, 3, vec![0.5; 18]);
             assert_eq!(RgbAlign.process(ctx, tiny.clone(), "").unwrap(), tiny);
-            let e = RgbAlign.process(ctx, rgb, r#"{"max_shift": -1}"#).unwrap_err();
+            let e = RgbAlign
+                .process(ctx, rgb, r#"{"max_shift": -1}"#)
+                .unwrap_err();
             assert_eq!(e.kind, ErrorKind::InvalidParams);
             assert!(e.message.contains("max_shift"));
         });

@@ -6,7 +6,7 @@
 use jupiter_plugin_api::prelude::*;
 use serde::Deserialize;
 
-use crate::common::{check_range, host_pixels, map_samples};
+use crate::common::{check_range, gpu_or_cpu, host_pixels, map_samples};
 
 /// Allowed percentiles, in percent.
 pub const PERCENTILE_RANGE: (f32, f32) = (0.0, 100.0);
@@ -29,7 +29,11 @@ pub struct StretchParams {
 
 impl Default for StretchParams {
     fn default() -> Self {
-        StretchParams { black_percentile: 0.1, white_percentile: 99.99, midtone: 0.5 }
+        StretchParams {
+            black_percentile: 0.1,
+            white_percentile: 99.99,
+            midtone: 0.5,
+        }
     }
 }
 
@@ -106,7 +110,11 @@ pub fn apply(ctx: &StageCtx, image: Image, p: &StretchParams) -> Result<Image, S
     p.validate()?;
     host_pixels(&image)?;
     let mut image = image;
-    let Some((black, white)) = quantiles(&image.data, p.black_percentile as f64 / 100.0, p.white_percentile as f64 / 100.0) else {
+    let Some((black, white)) = quantiles(
+        &image.data,
+        p.black_percentile as f64 / 100.0,
+        p.white_percentile as f64 / 100.0,
+    ) else {
         if !image.is_empty() {
             ctx.warn("no finite samples: output is black");
         }
@@ -121,10 +129,22 @@ pub fn apply(ctx: &StageCtx, image: Image, p: &StretchParams) -> Result<Image, S
     if white > black {
         let scale = 1.0 / (white - black);
         // NaN → 0; ±inf clamp to 1 / 0.
-        map_samples(ctx, image.data.as_mut_slice(), |v| if v.is_nan() { 0.0 } else { mtf(((v - black) * scale).clamp(0.0, 1.0), m) })?;
+        map_samples(ctx, image.data.as_mut_slice(), |v| {
+            if v.is_nan() {
+                0.0
+            } else {
+                mtf(((v - black) * scale).clamp(0.0, 1.0), m)
+            }
+        })?;
     } else {
         ctx.warn(&format!("black and white points are equal ({black}): the image is flat there; output is 0 up to it and 1 above"));
-        map_samples(ctx, image.data.as_mut_slice(), |v| if v > black { 1.0 } else { 0.0 })?;
+        map_samples(ctx, image.data.as_mut_slice(), |v| {
+            if v > black {
+                1.0
+            } else {
+                0.0
+            }
+        })?;
     }
     Ok(image)
 }
@@ -146,13 +166,15 @@ impl Stage for Stretch {
     fn process(&self, ctx: &StageCtx, image: Image, params: &str) -> Result<Image, StageError> {
         let p: StretchParams = parse_params(params)?;
         p.validate()?;
-        match ctx.gpu() {
-            Some(g) => match crate::gpu::stretch(ctx, &g, &image, &p)? {
+        gpu_or_cpu(
+            ctx,
+            image,
+            |g, image| match crate::gpu::stretch(ctx, g, &image, &p)? {
                 Some(out) => Ok(out),
                 None => apply(ctx, ctx.to_host(image)?, &p),
             },
-            None => apply(ctx, ctx.to_host(image)?, &p),
-        }
+            |ctx, image| apply(ctx, image, &p),
+        )
     }
 }
 
@@ -168,11 +190,17 @@ mod tests {
         // 11×13 RGB = 429 samples: a shuffled ramp 0.2 .. 0.8.
         let (w, h, ch) = (11usize, 13usize, 3usize);
         let n = w * h * ch;
-        let mut data: Vec<f32> = (0..n).map(|i| 0.2 + 0.6 * i as f32 / (n - 1) as f32).collect();
+        let mut data: Vec<f32> = (0..n)
+            .map(|i| 0.2 + 0.6 * i as f32 / (n - 1) as f32)
+            .collect();
         for i in (1..n).rev() {
             data.swap(i, (i * 7919 + 13) % (i + 1));
         }
-        let p = StretchParams { black_percentile: 5.0, white_percentile: 90.0, midtone: 0.5 };
+        let p = StretchParams {
+            black_percentile: 5.0,
+            white_percentile: 90.0,
+            midtone: 0.5,
+        };
         let (black, white) = (percentile(&data, 0.05), percentile(&data, 0.90));
         let img = Image::from_vec(w as u32, h as u32, ch as u32, data.clone());
         let be = ThreadBackend::new(3);
@@ -198,7 +226,10 @@ mod tests {
     fn quantiles_agree_with_kit_percentile() {
         let data = noise_image(1001, 3);
         for (a, b) in [(0.001, 0.9999), (0.1, 0.5), (0.3, 0.3), (0.0, 1.0)] {
-            assert_eq!(quantiles(&data, a, b), Some((percentile(&data, a), percentile(&data, b))));
+            assert_eq!(
+                quantiles(&data, a, b),
+                Some((percentile(&data, a), percentile(&data, b)))
+            );
         }
         assert_eq!(quantiles(&[f32::NAN], 0.1, 0.9), None);
     }
@@ -211,12 +242,25 @@ mod tests {
             assert!((mtf(1.0, m) - 1.0).abs() < 1e-6);
         }
         // Against the formula on a small mono image with the default percentiles.
-        let data: Vec<f32> = noise_image(7 * 5, 17).iter().map(|v| v * 0.5 + 0.1).collect();
-        let p = StretchParams { midtone: 0.25, ..Default::default() };
+        let data: Vec<f32> = noise_image(7 * 5, 17)
+            .iter()
+            .map(|v| v * 0.5 + 0.1)
+            .collect();
+        let p = StretchParams {
+            midtone: 0.25,
+            ..Default::default()
+        };
         let (b, wp) = (percentile(&data, 0.001), percentile(&data, 0.9999));
-        let want: Vec<f32> = data.iter().map(|v| mtf(((v - b) / (wp - b)).clamp(0.0, 1.0), 0.25)).collect();
+        let want: Vec<f32> = data
+            .iter()
+            .map(|v| mtf(((v - b) / (wp - b)).clamp(0.0, 1.0), 0.25))
+            .collect();
         let be = ThreadBackend::new(2);
-        let out = be.with_ctx("stretch", |ctx| apply(ctx, Image::from_vec(7, 5, 1, data), &p)).unwrap();
+        let out = be
+            .with_ctx("stretch", |ctx| {
+                apply(ctx, Image::from_vec(7, 5, 1, data), &p)
+            })
+            .unwrap();
         assert!(max_err(&out.data, &want) < 1e-6);
         assert!(out.data.iter().all(|v| (0.0..=1.0).contains(v)));
     }
@@ -225,13 +269,30 @@ mod tests {
     fn flat_non_finite_and_bad_inputs() {
         let be = ThreadBackend::new(2);
         be.with_ctx("stretch", |ctx| {
-            let flat = apply(ctx, Image::from_vec(3, 1, 1, vec![0.4; 3]), &StretchParams::default()).unwrap();
+            let flat = apply(
+                ctx,
+                Image::from_vec(3, 1, 1, vec![0.4; 3]),
+                &StretchParams::default(),
+            )
+            .unwrap();
             assert_eq!(flat.data.as_slice(), &[0.0; 3]);
             let img = Image::from_vec(5, 1, 1, vec![0.0, f32::NAN, 1.0, f32::INFINITY, 0.5]);
-            let out = apply(ctx, img, &StretchParams { black_percentile: 0.0, white_percentile: 100.0, midtone: 0.5 }).unwrap();
+            let out = apply(
+                ctx,
+                img,
+                &StretchParams {
+                    black_percentile: 0.0,
+                    white_percentile: 100.0,
+                    midtone: 0.5,
+                },
+            )
+            .unwrap();
             assert_eq!(out.data.as_slice(), &[0.0, 0.0, 1.0, 1.0, 0.5]);
             for (json, name) in [
-                (r#"{"black_percentile": 50, "white_percentile": 40}"#, "black_percentile"),
+                (
+                    r#"{"black_percentile": 50, "white_percentile": 40}"#,
+                    "black_percentile",
+                ),
                 (r#"{"white_percentile": 101}"#, "white_percentile"),
                 (r#"{"midtone": 1.0}"#, "midtone"),
             ] {

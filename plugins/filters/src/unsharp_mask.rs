@@ -5,7 +5,7 @@
 use jupiter_plugin_api::prelude::*;
 use serde::Deserialize;
 
-use crate::common::{blur_channels, check_range, host_pixels, CHUNK};
+use crate::common::{blur_channels, check_range, gpu_or_cpu, host_pixels, CHUNK};
 
 /// Allowed radius (gaussian sigma), pixels.
 pub const RADIUS_RANGE: (f32, f32) = (0.1, 50.0);
@@ -29,7 +29,11 @@ pub struct UnsharpParams {
 
 impl Default for UnsharpParams {
     fn default() -> Self {
-        UnsharpParams { radius: 1.5, amount: 0.7, threshold: 0.0 }
+        UnsharpParams {
+            radius: 1.5,
+            amount: 0.7,
+            threshold: 0.0,
+        }
     }
 }
 
@@ -38,7 +42,12 @@ impl UnsharpParams {
     pub fn validate(&self) -> Result<(), StageError> {
         check_range("radius", self.radius, RADIUS_RANGE.0, RADIUS_RANGE.1)?;
         check_range("amount", self.amount, AMOUNT_RANGE.0, AMOUNT_RANGE.1)?;
-        check_range("threshold", self.threshold, THRESHOLD_RANGE.0, THRESHOLD_RANGE.1)
+        check_range(
+            "threshold",
+            self.threshold,
+            THRESHOLD_RANGE.0,
+            THRESHOLD_RANGE.1,
+        )
     }
 }
 
@@ -48,9 +57,27 @@ pub fn specs() -> Vec<ParamSpec> {
     let f = |r: (f32, f32)| (r.0 as f64, r.1 as f64);
     let (r, a, t) = (f(RADIUS_RANGE), f(AMOUNT_RANGE), f(THRESHOLD_RANGE));
     vec![
-        ParamSpec::float("radius", d.radius as f64, r.0, r.1, "Gaussian sigma of the blur that defines detail, pixels"),
-        ParamSpec::float("amount", d.amount as f64, a.0, a.1, "Fraction of the detail added back (0 = unchanged)"),
-        ParamSpec::float("threshold", d.threshold as f64, t.0, t.1, "Only sharpen where |image - blur| exceeds this"),
+        ParamSpec::float(
+            "radius",
+            d.radius as f64,
+            r.0,
+            r.1,
+            "Gaussian sigma of the blur that defines detail, pixels",
+        ),
+        ParamSpec::float(
+            "amount",
+            d.amount as f64,
+            a.0,
+            a.1,
+            "Fraction of the detail added back (0 = unchanged)",
+        ),
+        ParamSpec::float(
+            "threshold",
+            d.threshold as f64,
+            t.0,
+            t.1,
+            "Only sharpen where |image - blur| exceeds this",
+        ),
     ]
 }
 
@@ -72,7 +99,11 @@ pub fn apply(ctx: &StageCtx, image: Image, p: &UnsharpParams) -> Result<Image, S
     if p.amount == 0.0 || image.is_empty() {
         return Ok(image);
     }
-    let (w, h, ch) = (image.width as usize, image.height as usize, image.channels as usize);
+    let (w, h, ch) = (
+        image.width as usize,
+        image.height as usize,
+        image.channels as usize,
+    );
     let blurred = blur_channels(ctx, &image.data, w, h, ch, p.radius)?;
     let mut data = image.data.into_vec();
     let b = &blurred;
@@ -82,7 +113,12 @@ pub fn apply(ctx: &StageCtx, image: Image, p: &UnsharpParams) -> Result<Image, S
             *v = unsharp(*v, b[base + i], p.amount, p.threshold);
         }
     })?;
-    Ok(Image::from_vec(image.width, image.height, image.channels, data))
+    Ok(Image::from_vec(
+        image.width,
+        image.height,
+        image.channels,
+        data,
+    ))
 }
 
 /// The `unsharp-mask` stage.
@@ -102,10 +138,12 @@ impl Stage for UnsharpMask {
     fn process(&self, ctx: &StageCtx, image: Image, params: &str) -> Result<Image, StageError> {
         let p: UnsharpParams = parse_params(params)?;
         p.validate()?;
-        match ctx.gpu() {
-            Some(g) => crate::gpu::unsharp_mask(&g, image, &p),
-            None => apply(ctx, ctx.to_host(image)?, &p),
-        }
+        gpu_or_cpu(
+            ctx,
+            image,
+            |g, image| crate::gpu::unsharp_mask(g, image, &p),
+            |ctx, image| apply(ctx, image, &p),
+        )
     }
 }
 
@@ -121,24 +159,44 @@ mod tests {
         for (w, h, ch) in [(11usize, 7usize, 1usize), (9, 13, 3)] {
             let data = noise_image(w * h * ch, 99);
             for p in [
-                UnsharpParams { radius: 1.0, amount: 1.5, threshold: 0.0 },
-                UnsharpParams { radius: 2.0, amount: 0.5, threshold: 0.15 },
+                UnsharpParams {
+                    radius: 1.0,
+                    amount: 1.5,
+                    threshold: 0.0,
+                },
+                UnsharpParams {
+                    radius: 2.0,
+                    amount: 0.5,
+                    threshold: 0.15,
+                },
             ] {
                 let b = blur(&data, w, h, ch, p.radius);
                 let want: Vec<f32> = data
                     .iter()
                     .zip(&b)
-                    .map(|(&v, &bl)| if (v - bl).abs() > p.threshold { v + p.amount * (v - bl) } else { v })
+                    .map(|(&v, &bl)| {
+                        if (v - bl).abs() > p.threshold {
+                            v + p.amount * (v - bl)
+                        } else {
+                            v
+                        }
+                    })
                     .collect();
                 let img = Image::from_vec(w as u32, h as u32, ch as u32, data.clone());
-                let out = be.with_ctx("unsharp-mask", |ctx| apply(ctx, img, &p)).unwrap();
+                let out = be
+                    .with_ctx("unsharp-mask", |ctx| apply(ctx, img, &p))
+                    .unwrap();
                 let e = max_err(&out.data, &want);
                 assert!(e < 1e-4, "{w}×{h}×{ch} {p:?}: max error {e}");
                 if p.threshold > 0.0 {
                     // Samples whose detail is clearly under the threshold are untouched.
-                    let kept = (0..data.len()).filter(|&i| (data[i] - b[i]).abs() < p.threshold - 1e-4).count();
+                    let kept = (0..data.len())
+                        .filter(|&i| (data[i] - b[i]).abs() < p.threshold - 1e-4)
+                        .count();
                     assert!(kept > 0);
-                    for i in (0..data.len()).filter(|&i| (data[i] - b[i]).abs() < p.threshold - 1e-4) {
+                    for i in
+                        (0..data.len()).filter(|&i| (data[i] - b[i]).abs() < p.threshold - 1e-4)
+                    {
                         assert_eq!(out.data[i], data[i]);
                     }
                 }
@@ -151,7 +209,11 @@ mod tests {
         let be = ThreadBackend::new(1);
         let img = Image::new(3, 3, 1);
         be.with_ctx("unsharp-mask", |ctx| {
-            for (json, name) in [(r#"{"radius": 0}"#, "radius"), (r#"{"amount": -1}"#, "amount"), (r#"{"threshold": 2}"#, "threshold")] {
+            for (json, name) in [
+                (r#"{"radius": 0}"#, "radius"),
+                (r#"{"amount": -1}"#, "amount"),
+                (r#"{"threshold": 2}"#, "threshold"),
+            ] {
                 let e = UnsharpMask.process(ctx, img.clone(), json).unwrap_err();
                 assert_eq!(e.kind, ErrorKind::InvalidParams);
                 assert!(e.message.contains(name), "{}", e.message);

@@ -17,14 +17,32 @@ use crate::warp::{Interp, RowWindow};
 
 /// Luminance plane (mean of the channels) of frame `i` of the source.
 pub fn frame_luminance(frames: &FrameSourceRef, i: usize) -> Result<Vec<f32>, StageError> {
-    Ok(luminance(&frames.frame(i)?, frames.info().channels as usize))
+    Ok(luminance(
+        &frames.frame(i)?,
+        frames.info().channels as usize,
+    ))
 }
 
 /// Resamples a plane (bicubic, edges replicated) so that
 /// `out(x, y) = plane(x + s.dx, y + s.dy)`.
 pub fn shifted(plane: &[f32], w: usize, h: usize, s: Shift) -> Vec<f32> {
-    let win = RowWindow { data: plane, y0: 0, rows: h, width: w, channels: 1 };
-    (0..w * h).map(|i| win.sample((i % w) as f32 + s.dx, (i / w) as f32 + s.dy, 0, Interp::Bicubic)).collect()
+    let win = RowWindow {
+        data: plane,
+        y0: 0,
+        rows: h,
+        width: w,
+        channels: 1,
+    };
+    (0..w * h)
+        .map(|i| {
+            win.sample(
+                (i % w) as f32 + s.dx,
+                (i / w) as f32 + s.dy,
+                0,
+                Interp::Bicubic,
+            )
+        })
+        .collect()
 }
 
 /// Measures the shift of the luminance of every frame in `indices` against
@@ -54,10 +72,16 @@ pub fn measure_shifts(
 /// best `k` frames of the source (frames `0..k`, the source being ordered
 /// best first), each aligned to frame 0 by phase correlation. The result sits
 /// where frame 0 is and has about `sqrt(k)` times less noise than one frame.
-pub fn mean_of_best(ctx: &StageCtx, frames: &FrameSourceRef, k: usize) -> Result<Vec<f32>, StageError> {
+pub fn mean_of_best(
+    ctx: &StageCtx,
+    frames: &FrameSourceRef,
+    k: usize,
+) -> Result<Vec<f32>, StageError> {
     let info = frames.info();
     if info.count == 0 {
-        return Err(StageError::invalid_params("no frames to build a reference from"));
+        return Err(StageError::invalid_params(
+            "no frames to build a reference from",
+        ));
     }
     let (w, h) = (info.width as usize, info.height as usize);
     let best = frame_luminance(frames, 0)?;
@@ -97,11 +121,21 @@ mod tests {
     fn mean_of_best_sits_on_frame_zero() {
         let (w, h) = (64, 48);
         let shifts = [(0.0, 0.0), (1.5, -1.0), (-2.0, 0.5), (0.7, 2.2)];
-        let frames = MemFrames::new(w as u32, h as u32, 1, shifts.iter().map(|&(x, y)| blobs(w, h, x, y)).collect());
+        let frames = MemFrames::new(
+            w as u32,
+            h as u32,
+            1,
+            shifts.iter().map(|&(x, y)| blobs(w, h, x, y)).collect(),
+        );
         let be = ThreadBackend::new(2);
-        let r = be.with_ctx("t", |ctx| mean_of_best(ctx, &frames.as_ref(), 4)).unwrap();
+        let r = be
+            .with_ctx("t", |ctx| mean_of_best(ctx, &frames.as_ref(), 4))
+            .unwrap();
         let truth = blobs(w, h, 0.0, 0.0);
-        let err = (6..h - 6).flat_map(|y| (6..w - 6).map(move |x| y * w + x)).map(|i| (r[i] - truth[i]).abs()).fold(0.0, f32::max);
+        let err = (6..h - 6)
+            .flat_map(|y| (6..w - 6).map(move |x| y * w + x))
+            .map(|i| (r[i] - truth[i]).abs())
+            .fold(0.0, f32::max);
         assert!(err < 5e-3, "max error {err}");
     }
 
@@ -109,9 +143,21 @@ mod tests {
     fn shifted_moves_content_back() {
         let (w, h) = (64, 48);
         let a = blobs(w, h, 2.0, -1.0);
-        let b = shifted(&a, w, h, Shift { dx: 2.0, dy: -1.0, peak: 1.0 });
+        let b = shifted(
+            &a,
+            w,
+            h,
+            Shift {
+                dx: 2.0,
+                dy: -1.0,
+                peak: 1.0,
+            },
+        );
         let truth = blobs(w, h, 0.0, 0.0);
-        let err = (4..h - 4).flat_map(|y| (4..w - 4).map(move |x| y * w + x)).map(|i| (b[i] - truth[i]).abs()).fold(0.0, f32::max);
+        let err = (4..h - 4)
+            .flat_map(|y| (4..w - 4).map(move |x| y * w + x))
+            .map(|i| (b[i] - truth[i]).abs())
+            .fold(0.0, f32::max);
         assert!(err < 1e-4, "max error {err}");
     }
 }

@@ -10,7 +10,9 @@ pub fn gaussian_kernel(sigma: f32) -> Vec<f32> {
         return vec![1.0];
     }
     let r = (3.0 * sigma).ceil() as isize;
-    let mut k: Vec<f32> = (-r..=r).map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp()).collect();
+    let mut k: Vec<f32> = (-r..=r)
+        .map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp())
+        .collect();
     let s: f32 = k.iter().sum();
     k.iter_mut().for_each(|v| *v /= s);
     k
@@ -40,7 +42,15 @@ fn h_rows(src: &[f32], width: usize, kernel: &[f32], d: isize, y_start: usize, o
 }
 
 /// Vertical pass over the rows starting at `y_start` that `out` covers.
-fn v_rows(tmp: &[f32], width: usize, height: usize, kernel: &[f32], d: isize, y_start: usize, out: &mut [f32]) {
+fn v_rows(
+    tmp: &[f32],
+    width: usize,
+    height: usize,
+    kernel: &[f32],
+    d: isize,
+    y_start: usize,
+    out: &mut [f32],
+) {
     let r = (kernel.len() / 2) as isize;
     for (ry, row_out) in out.chunks_mut(width).enumerate() {
         let y = (y_start + ry) as isize;
@@ -75,13 +85,24 @@ pub fn separable(
     check(src, width, height, kernel, out);
     let d = dilation.max(1) as isize;
     let mut tmp = vec![0.0f32; width * height];
-    ctx.par_chunks_mut(&mut tmp, width * ROWS_PER_TASK, |c, chunk| h_rows(src, width, kernel, d, c * ROWS_PER_TASK, chunk))?;
+    ctx.par_chunks_mut(&mut tmp, width * ROWS_PER_TASK, |c, chunk| {
+        h_rows(src, width, kernel, d, c * ROWS_PER_TASK, chunk)
+    })?;
     let tmp = &tmp;
-    ctx.par_chunks_mut(out, width * ROWS_PER_TASK, |c, chunk| v_rows(tmp, width, height, kernel, d, c * ROWS_PER_TASK, chunk))
+    ctx.par_chunks_mut(out, width * ROWS_PER_TASK, |c, chunk| {
+        v_rows(tmp, width, height, kernel, d, c * ROWS_PER_TASK, chunk)
+    })
 }
 
 /// [`separable`] on the calling thread (for code already running in parallel).
-pub fn separable_serial(src: &[f32], width: usize, height: usize, kernel: &[f32], dilation: usize, out: &mut [f32]) {
+pub fn separable_serial(
+    src: &[f32],
+    width: usize,
+    height: usize,
+    kernel: &[f32],
+    dilation: usize,
+    out: &mut [f32],
+) {
     check(src, width, height, kernel, out);
     let d = dilation.max(1) as isize;
     let mut tmp = vec![0.0f32; width * height];
@@ -90,9 +111,23 @@ pub fn separable_serial(src: &[f32], width: usize, height: usize, kernel: &[f32]
 }
 
 /// Gaussian blur of one plane.
-pub fn gaussian_blur(ctx: &StageCtx, src: &[f32], width: usize, height: usize, sigma: f32) -> Result<Vec<f32>, StageError> {
+pub fn gaussian_blur(
+    ctx: &StageCtx,
+    src: &[f32],
+    width: usize,
+    height: usize,
+    sigma: f32,
+) -> Result<Vec<f32>, StageError> {
     let mut out = vec![0.0; src.len()];
-    separable(ctx, src, width, height, &gaussian_kernel(sigma), 1, &mut out)?;
+    separable(
+        ctx,
+        src,
+        width,
+        height,
+        &gaussian_kernel(sigma),
+        1,
+        &mut out,
+    )?;
     Ok(out)
 }
 
@@ -145,13 +180,24 @@ mod tests {
     #[test]
     fn matches_direct_2d_convolution() {
         let (w, h) = (37, 23);
-        let src: Vec<f32> = (0..w * h).map(|i| ((i * 7919) % 101) as f32 / 100.0).collect();
+        let src: Vec<f32> = (0..w * h)
+            .map(|i| ((i * 7919) % 101) as f32 / 100.0)
+            .collect();
         let be = ThreadBackend::new(3);
-        for (k, d) in [(gaussian_kernel(1.5), 1), (B3_SPLINE.to_vec(), 4), (gaussian_kernel(0.7), 2)] {
+        for (k, d) in [
+            (gaussian_kernel(1.5), 1),
+            (B3_SPLINE.to_vec(), 4),
+            (gaussian_kernel(0.7), 2),
+        ] {
             let mut out = vec![0.0; w * h];
-            be.with_ctx("t", |ctx| separable(ctx, &src, w, h, &k, d, &mut out)).unwrap();
+            be.with_ctx("t", |ctx| separable(ctx, &src, w, h, &k, d, &mut out))
+                .unwrap();
             let r = reference(&src, w, h, &k, d);
-            let err = out.iter().zip(&r).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+            let err = out
+                .iter()
+                .zip(&r)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
             assert!(err < 1e-5, "max error {err}");
         }
     }

@@ -29,7 +29,9 @@ impl Fft2d {
         static CACHE: OnceLock<PlanCache> = OnceLock::new();
         let cache = CACHE.get_or_init(Default::default);
         let mut map = cache.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry((width, height)).or_insert_with(|| Arc::new(Fft2d::new(width, height))).clone()
+        map.entry((width, height))
+            .or_insert_with(|| Arc::new(Fft2d::new(width, height)))
+            .clone()
     }
 
     fn new(width: usize, height: usize) -> Fft2d {
@@ -105,7 +107,9 @@ impl Fft2d {
 /// A separable Hann window of `width × height`.
 pub fn hann_window(width: usize, height: usize) -> Vec<f32> {
     let hann = |n: usize| -> Vec<f32> {
-        (0..n).map(|i| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * (i as f32 + 0.5) / n as f32).cos()).collect()
+        (0..n)
+            .map(|i| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * (i as f32 + 0.5) / n as f32).cos())
+            .collect()
     };
     let (wx, wy) = (hann(width), hann(height));
     let mut out = Vec::with_capacity(width * height);
@@ -150,19 +154,36 @@ impl PhaseCorrelator {
 
     /// Like [`new`](Self::new) with an explicit low-pass sigma (cycles/pixel)
     /// and whitening exponent (0 = plain cross-correlation, 1 = pure phase).
-    pub fn with_params(reference: &[f32], width: usize, height: usize, sigma: f32, whiten: f32) -> PhaseCorrelator {
+    pub fn with_params(
+        reference: &[f32],
+        width: usize,
+        height: usize,
+        sigma: f32,
+        whiten: f32,
+    ) -> PhaseCorrelator {
         let fft = Fft2d::cached(width, height);
         let window = hann_window(width, height);
         let b = fft.bins();
         let mut lowpass = vec![0.0; b * height];
         for y in 0..height {
-            let fy = if y <= height / 2 { y as f32 } else { y as f32 - height as f32 } / height as f32;
+            let fy = if y <= height / 2 {
+                y as f32
+            } else {
+                y as f32 - height as f32
+            } / height as f32;
             for x in 0..b {
                 let fx = x as f32 / width as f32;
                 lowpass[y * b + x] = (-(fx * fx + fy * fy) / (2.0 * sigma * sigma)).exp();
             }
         }
-        let mut pc = PhaseCorrelator { fft, window, reference: Vec::new(), lowpass, whiten, self_peak: 1.0 };
+        let mut pc = PhaseCorrelator {
+            fft,
+            window,
+            reference: Vec::new(),
+            lowpass,
+            whiten,
+            self_peak: 1.0,
+        };
         pc.reference = pc.spectrum(reference);
         pc.self_peak = pc.raw_shift(reference).peak.max(1e-20);
         pc
@@ -170,7 +191,11 @@ impl PhaseCorrelator {
 
     fn spectrum(&self, plane: &[f32]) -> Vec<Complex32> {
         let mean = plane.iter().sum::<f32>() / plane.len() as f32;
-        let windowed: Vec<f32> = plane.iter().zip(&self.window).map(|(v, w)| (v - mean) * w).collect();
+        let windowed: Vec<f32> = plane
+            .iter()
+            .zip(&self.window)
+            .map(|(v, w)| (v - mean) * w)
+            .collect();
         self.fft.forward(&windowed)
     }
 
@@ -185,12 +210,29 @@ impl PhaseCorrelator {
             return first;
         }
         let (w, h) = (self.fft.width, self.fft.height);
-        let win = RowWindow { data: frame, y0: 0, rows: h, width: w, channels: 1 };
+        let win = RowWindow {
+            data: frame,
+            y0: 0,
+            rows: h,
+            width: w,
+            channels: 1,
+        };
         let moved: Vec<f32> = (0..w * h)
-            .map(|i| win.sample((i % w) as f32 + first.dx, (i / w) as f32 + first.dy, 0, Interp::Bicubic))
+            .map(|i| {
+                win.sample(
+                    (i % w) as f32 + first.dx,
+                    (i / w) as f32 + first.dy,
+                    0,
+                    Interp::Bicubic,
+                )
+            })
             .collect();
         let rest = self.raw_shift(&moved);
-        Shift { dx: first.dx + rest.dx, dy: first.dy + rest.dy, peak: rest.peak.max(first.peak) }
+        Shift {
+            dx: first.dx + rest.dx,
+            dy: first.dy + rest.dy,
+            peak: rest.peak.max(first.peak),
+        }
     }
 
     /// One phase-correlation measurement (no refinement).
@@ -202,7 +244,11 @@ impl PhaseCorrelator {
             // Partial whitening (|c|^-whiten): sharpens the peak like phase
             // correlation, without letting near-empty bins add phase noise.
             let m = c.norm();
-            *s = if m > 1e-20 { c * (lp / m.powf(self.whiten)) } else { Complex32::default() };
+            *s = if m > 1e-20 {
+                c * (lp / m.powf(self.whiten))
+            } else {
+                Complex32::default()
+            };
         }
         let surface = self.fft.inverse(spec);
         let (mut best, mut bi) = (f32::MIN, 0);
@@ -213,14 +259,26 @@ impl PhaseCorrelator {
             }
         }
         let (px, py) = (bi % w, bi / w);
-        let at = |x: isize, y: isize| surface[(y.rem_euclid(h as isize) as usize) * w + x.rem_euclid(w as isize) as usize];
+        let at = |x: isize, y: isize| {
+            surface[(y.rem_euclid(h as isize) as usize) * w + x.rem_euclid(w as isize) as usize]
+        };
         let (xi, yi) = (px as isize, py as isize);
         let ox = peak_offset(at(xi - 1, yi), best, at(xi + 1, yi));
         let oy = peak_offset(at(xi, yi - 1), best, at(xi, yi + 1));
-        let wrap = |p: usize, n: usize| if p > n / 2 { p as f32 - n as f32 } else { p as f32 };
+        let wrap = |p: usize, n: usize| {
+            if p > n / 2 {
+                p as f32 - n as f32
+            } else {
+                p as f32
+            }
+        };
         // Peak height relative to a perfect match (the auto-correlation).
         let norm = self.self_peak;
-        Shift { dx: wrap(px, w) + ox, dy: wrap(py, h) + oy, peak: (best / norm).max(0.0) }
+        Shift {
+            dx: wrap(px, w) + ox,
+            dy: wrap(py, h) + oy,
+            peak: (best / norm).max(0.0),
+        }
     }
 }
 
@@ -230,10 +288,18 @@ pub fn peak_offset(a: f32, b: f32, c: f32) -> f32 {
     let o = if a > 0.0 && b > 0.0 && c > 0.0 {
         let (la, lb, lc) = (a.ln(), b.ln(), c.ln());
         let d = la - 2.0 * lb + lc;
-        if d.abs() < 1e-12 { 0.0 } else { 0.5 * (la - lc) / d }
+        if d.abs() < 1e-12 {
+            0.0
+        } else {
+            0.5 * (la - lc) / d
+        }
     } else {
         let d = a - 2.0 * b + c;
-        if d.abs() < 1e-12 { 0.0 } else { 0.5 * (a - c) / d }
+        if d.abs() < 1e-12 {
+            0.0
+        } else {
+            0.5 * (a - c) / d
+        }
     };
     o.clamp(-0.5, 0.5)
 }
@@ -244,7 +310,12 @@ mod tests {
 
     /// A smooth test scene (a few gaussian blobs) displaced by `(sx, sy)`.
     fn scene(w: usize, h: usize, sx: f32, sy: f32) -> Vec<f32> {
-        let blobs = [(30.0, 25.0, 6.0, 1.0), (70.0, 40.0, 3.0, 0.7), (50.0, 70.0, 9.0, 0.5), (20.0, 60.0, 2.0, 0.8)];
+        let blobs = [
+            (30.0, 25.0, 6.0, 1.0),
+            (70.0, 40.0, 3.0, 0.7),
+            (50.0, 70.0, 9.0, 0.5),
+            (20.0, 60.0, 2.0, 0.8),
+        ];
         let mut v = vec![0.0; w * h];
         for y in 0..h {
             for x in 0..w {
@@ -275,23 +346,39 @@ mod tests {
         let (w, h) = (100, 90);
         let reference = scene(w, h, 0.0, 0.0);
         let pc = PhaseCorrelator::new(&reference, w, h);
-        for &(sx, sy) in &[(0.0, 0.0), (3.0, -2.0), (1.3, 0.6), (-4.7, 2.25), (0.5, -0.5)] {
+        for &(sx, sy) in &[
+            (0.0, 0.0),
+            (3.0, -2.0),
+            (1.3, 0.6),
+            (-4.7, 2.25),
+            (0.5, -0.5),
+        ] {
             let s = pc.shift_of(&scene(w, h, sx, sy));
-            assert!((s.dx - sx).abs() < 0.05 && (s.dy - sy).abs() < 0.05, "wanted ({sx},{sy}) got {s:?}");
+            assert!(
+                (s.dx - sx).abs() < 0.05 && (s.dy - sy).abs() < 0.05,
+                "wanted ({sx},{sy}) got {s:?}"
+            );
             assert!(s.peak > 0.1);
         }
     }
 
     /// A noisy planet-like disc (bands + limb), for accuracy under noise.
     fn noisy_disc(w: usize, h: usize, sx: f32, sy: f32, seed: u64, sigma: f32) -> Vec<f32> {
-        let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut state = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let mut rnd = move || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((state >> 33) as f32 / (1u64 << 31) as f32) - 0.5
         };
         (0..w * h)
             .map(|i| {
-                let (x, y) = ((i % w) as f32 - w as f32 / 2.0 - sx, (i / w) as f32 - h as f32 / 2.0 - sy);
+                let (x, y) = (
+                    (i % w) as f32 - w as f32 / 2.0 - sx,
+                    (i / w) as f32 - h as f32 / 2.0 - sy,
+                );
                 let r = (x * x + y * y).sqrt() / 40.0;
                 let body = 1.0 / (1.0 + ((r - 1.0) * 30.0).exp());
                 let v = body * (0.7 + 0.15 * (y * 0.22).cos() + 0.05 * (x * 0.4 + y * 0.1).sin());
@@ -304,7 +391,13 @@ mod tests {
     #[ignore = "parameter sweep; run by hand"]
     fn sweep_noise_accuracy() {
         let (w, h) = (160, 128);
-        for (sigma, whiten) in [(0.08, 0.5), (0.06, 0.3), (0.1, 0.3), (0.12, 0.3), (0.06, 0.5)] {
+        for (sigma, whiten) in [
+            (0.08, 0.5),
+            (0.06, 0.3),
+            (0.1, 0.3),
+            (0.12, 0.3),
+            (0.06, 0.5),
+        ] {
             let reference = noisy_disc(w, h, 0.0, 0.0, 1, 0.01);
             let pc = PhaseCorrelator::with_params(&reference, w, h, sigma, whiten);
             let mut worst = 0.0f32;
@@ -316,7 +409,10 @@ mod tests {
                 worst = worst.max(e);
                 sq += e * e;
             }
-            eprintln!("sigma {sigma} whiten {whiten}: worst {worst:.3} rms {:.3}", (sq / 20.0).sqrt());
+            eprintln!(
+                "sigma {sigma} whiten {whiten}: worst {worst:.3} rms {:.3}",
+                (sq / 20.0).sqrt()
+            );
         }
     }
 

@@ -45,9 +45,22 @@ pub fn groups_1d(n: usize, size: usize) -> [u32; 3] {
 }
 
 /// `acc += weight * x` over `n` samples.
-pub fn accumulate(gpu: &GpuServiceBox, x: GpuBuffer, acc: GpuBuffer, n: usize, weight: f32) -> Result<(), StageError> {
+pub fn accumulate(
+    gpu: &GpuServiceBox,
+    x: GpuBuffer,
+    acc: GpuBuffer,
+    n: usize,
+    weight: f32,
+) -> Result<(), StageError> {
     let u = Uniforms::new().u32(n as u32).u32(0).f32(weight).f32(0.0);
-    run(gpu, shaders::STACK_MEAN, "accumulate", &[x, acc], &u, groups_1d(n, 256))
+    run(
+        gpu,
+        shaders::STACK_MEAN,
+        "accumulate",
+        &[x, acc],
+        &u,
+        groups_1d(n, 256),
+    )
 }
 
 /// `data *= s` over `n` samples.
@@ -70,7 +83,12 @@ pub fn conv(
 ) -> Result<(), StageError> {
     let mut bufs = Buffers::new(gpu);
     let taps = bufs.upload(kernel)?;
-    let u = Uniforms::new().u32(w as u32).u32(h as u32).u32(c as u32).u32((kernel.len() / 2) as u32).u32(dilation.max(1) as u32);
+    let u = Uniforms::new()
+        .u32(w as u32)
+        .u32(h as u32)
+        .u32(c as u32)
+        .u32((kernel.len() / 2) as u32)
+        .u32(dilation.max(1) as u32);
     let g = [groups(w, 16), groups(h, 16), c as u32];
     run(gpu, shaders::CONV, "conv_x", &[src, tmp, taps], &u, g)?;
     run(gpu, shaders::CONV, "conv_y", &[tmp, dst, taps], &u, g)
@@ -109,7 +127,11 @@ pub struct FrameSlot {
 pub const SLOT_WORDS: usize = 8;
 
 /// Writes the frame table of a batch into `table` (`SLOT_WORDS` words each).
-pub fn write_slots(gpu: &GpuServiceBox, table: GpuBuffer, slots: &[FrameSlot]) -> Result<(), StageError> {
+pub fn write_slots(
+    gpu: &GpuServiceBox,
+    table: GpuBuffer,
+    slots: &[FrameSlot],
+) -> Result<(), StageError> {
     let mut words = Vec::with_capacity(slots.len() * SLOT_WORDS);
     for s in slots {
         words.extend_from_slice(&[
@@ -141,14 +163,42 @@ fn shift_uniforms(g: &ShiftGeometry, count: usize) -> Uniforms {
 
 /// Resamples the `count` frames of a batch into `dst`, each at its slot's
 /// `dst_offset` (one dispatch for the whole batch).
-pub fn shift_frames(gpu: &GpuServiceBox, src: GpuBuffer, dst: GpuBuffer, table: GpuBuffer, g: &ShiftGeometry, count: usize) -> Result<(), StageError> {
+pub fn shift_frames(
+    gpu: &GpuServiceBox,
+    src: GpuBuffer,
+    dst: GpuBuffer,
+    table: GpuBuffer,
+    g: &ShiftGeometry,
+    count: usize,
+) -> Result<(), StageError> {
     let z = (count * g.channels) as u32;
-    run(gpu, shaders::SHIFT, "shift_frames", &[src, dst, table], &shift_uniforms(g, count), [groups(g.width, 16), groups(g.rows, 16), z])
+    run(
+        gpu,
+        shaders::SHIFT,
+        "shift_frames",
+        &[src, dst, table],
+        &shift_uniforms(g, count),
+        [groups(g.width, 16), groups(g.rows, 16), z],
+    )
 }
 
 /// `acc += Σ_k weight_k · shifted frame k` over the batch (one dispatch).
-pub fn shift_accumulate(gpu: &GpuServiceBox, src: GpuBuffer, acc: GpuBuffer, table: GpuBuffer, g: &ShiftGeometry, count: usize) -> Result<(), StageError> {
-    run(gpu, shaders::SHIFT, "shift_accumulate", &[src, acc, table], &shift_uniforms(g, count), [groups(g.width, 16), groups(g.rows, 16), g.channels as u32])
+pub fn shift_accumulate(
+    gpu: &GpuServiceBox,
+    src: GpuBuffer,
+    acc: GpuBuffer,
+    table: GpuBuffer,
+    g: &ShiftGeometry,
+    count: usize,
+) -> Result<(), StageError> {
+    run(
+        gpu,
+        shaders::SHIFT,
+        "shift_accumulate",
+        &[src, acc, table],
+        &shift_uniforms(g, count),
+        [groups(g.width, 16), groups(g.rows, 16), g.channels as u32],
+    )
 }
 
 /// Decodes rows `y0 .. y0 + rows` of frames `start .. start + count` into
@@ -164,8 +214,14 @@ pub fn read_batch(
     let block = rows * frames.info().row_len();
     let error = std::sync::Mutex::new(None);
     ctx.par_chunks_mut(&mut staging[..count * block], block, |k, chunk| {
-        if let Err(e) = frames.read_rows(start + k, y0, rows, chunk.into()).into_result() {
-            error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+        if let Err(e) = frames
+            .read_rows(start + k, y0, rows, chunk.into())
+            .into_result()
+        {
+            error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert(e);
         }
     })?;
     match error.into_inner().unwrap_or_else(|p| p.into_inner()) {
@@ -178,11 +234,19 @@ pub fn read_batch(
 #[cfg(test)]
 fn key(x: f32) -> u32 {
     let u = x.to_bits();
-    if u & 0x8000_0000 != 0 { !u } else { u | 0x8000_0000 }
+    if u & 0x8000_0000 != 0 {
+        !u
+    } else {
+        u | 0x8000_0000
+    }
 }
 
 fn unkey(k: u32) -> f32 {
-    if k & 0x8000_0000 != 0 { f32::from_bits(k & 0x7fff_ffff) } else { f32::from_bits(!k) }
+    if k & 0x8000_0000 != 0 {
+        f32::from_bits(k & 0x7fff_ffff)
+    } else {
+        f32::from_bits(!k)
+    }
 }
 
 /// What to select from.
@@ -196,7 +260,14 @@ pub enum SelectOf {
 
 /// The exact `k`-th smallest (0-based) of `count` strided values (NaNs skipped),
 /// by four 8-bit radix passes; `None` when fewer than `k + 1` values exist.
-pub fn kth_smallest(gpu: &GpuServiceBox, of: SelectOf, count: usize, stride: usize, offset: usize, k: usize) -> Result<Option<f32>, StageError> {
+pub fn kth_smallest(
+    gpu: &GpuServiceBox,
+    of: SelectOf,
+    count: usize,
+    stride: usize,
+    offset: usize,
+    k: usize,
+) -> Result<Option<f32>, StageError> {
     let (a, b, mode) = match of {
         SelectOf::Values(a) => (a, a, 0u32),
         SelectOf::AbsDiff(a, b) => (a, b, 1u32),
@@ -208,8 +279,23 @@ pub fn kth_smallest(gpu: &GpuServiceBox, of: SelectOf, count: usize, stride: usi
     for pass in 0..4 {
         let shift = 24 - 8 * pass;
         jupiter_plugin_api::gpu::helpers::write(gpu, hist, 0, &zeros)?;
-        let u = Uniforms::new().u32(count as u32).u32(stride as u32).u32(offset as u32).u32(mode).u32(shift).u32(prefix).u32(mask).u32(0);
-        run(gpu, shaders::SELECT_HIST, "histogram", &[a, b, hist], &u, groups_1d(count, 256))?;
+        let u = Uniforms::new()
+            .u32(count as u32)
+            .u32(stride as u32)
+            .u32(offset as u32)
+            .u32(mode)
+            .u32(shift)
+            .u32(prefix)
+            .u32(mask)
+            .u32(0);
+        run(
+            gpu,
+            shaders::SELECT_HIST,
+            "histogram",
+            &[a, b, hist],
+            &u,
+            groups_1d(count, 256),
+        )?;
         let counts = jupiter_plugin_api::gpu::helpers::download(gpu, hist, 256)?;
         let counts: Vec<u64> = counts.iter().map(|c| c.to_bits() as u64).collect();
         let mut bin = None;
@@ -266,16 +352,30 @@ mod validation {
             .filter(|n| n.ends_with(".wgsl"))
             .collect();
         for name in &on_disk {
-            assert!(ALL.iter().any(|(n, _)| n == name), "{name} is not in kit::gpu::shaders::ALL");
+            assert!(
+                ALL.iter().any(|(n, _)| n == name),
+                "{name} is not in kit::gpu::shaders::ALL"
+            );
         }
         for (name, src) in ALL {
             assert!(src.starts_with("// "), "{name}: must start with a comment");
-            let head: String = src.lines().take_while(|l| l.starts_with("//")).collect::<Vec<_>>().join("\n");
-            assert!(head.contains("Bindings") && head.contains("Workgroup"), "{name}: header must name its bindings and workgroup size");
-            let module = naga::front::wgsl::parse_str(src).unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
-            naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty())
-                .validate(&module)
-                .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+            let head: String = src
+                .lines()
+                .take_while(|l| l.starts_with("//"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            assert!(
+                head.contains("Bindings") && head.contains("Workgroup"),
+                "{name}: header must name its bindings and workgroup size"
+            );
+            let module = naga::front::wgsl::parse_str(src)
+                .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
+            naga::valid::Validator::new(
+                naga::valid::ValidationFlags::all(),
+                naga::valid::Capabilities::empty(),
+            )
+            .validate(&module)
+            .unwrap_or_else(|e| panic!("{name}: {e:?}"));
         }
     }
 }
@@ -283,10 +383,32 @@ mod validation {
 /// Per-pixel median over `n` frames of a frame-major tile (`tile[f * npix + i]`)
 /// into `out[out_offset + i]`: in-register insertion sort for n ≤ 64, exact
 /// 4-bit radix selection above (`shaders/stack_median.wgsl`).
-pub fn median_kernel(gpu: &GpuServiceBox, tile: GpuBuffer, out: GpuBuffer, npix: usize, n: usize, out_offset: usize) -> Result<(), StageError> {
-    let u = Uniforms::new().u32(npix as u32).u32(n as u32).u32(out_offset as u32).u32(0);
-    let entry = if n <= 64 { "median_sort" } else { "median_select" };
-    run(gpu, shaders::STACK_MEDIAN, entry, &[tile, out], &u, groups_1d(npix, 64))
+pub fn median_kernel(
+    gpu: &GpuServiceBox,
+    tile: GpuBuffer,
+    out: GpuBuffer,
+    npix: usize,
+    n: usize,
+    out_offset: usize,
+) -> Result<(), StageError> {
+    let u = Uniforms::new()
+        .u32(npix as u32)
+        .u32(n as u32)
+        .u32(out_offset as u32)
+        .u32(0);
+    let entry = if n <= 64 {
+        "median_sort"
+    } else {
+        "median_select"
+    };
+    run(
+        gpu,
+        shaders::STACK_MEDIAN,
+        entry,
+        &[tile, out],
+        &u,
+        groups_1d(npix, 64),
+    )
 }
 
 /// Words of device memory the median stack may use for its frame tile.
@@ -311,9 +433,15 @@ pub fn median_stack(
     let info = frames.info();
     let n = info.count as usize;
     if n == 0 || warps.len() != n {
-        return Err(StageError::invalid_params("no frames to stack, or warps do not match frames"));
+        return Err(StageError::invalid_params(
+            "no frames to stack, or warps do not match frames",
+        ));
     }
-    let (w, h, c) = (info.width as usize, info.height as usize, info.channels as usize);
+    let (w, h, c) = (
+        info.width as usize,
+        info.height as usize,
+        info.channels as usize,
+    );
     let row = w * c;
     let max_dy = warps.iter().map(|wp| wp.dy.abs()).fold(0.0f32, f32::max);
     if !max_dy.is_finite() {
@@ -334,7 +462,16 @@ pub fn median_stack(
         let rows = band.min(h - y0);
         let sy0 = y0.saturating_sub(margin);
         let srows = (y0 + rows + margin).min(h) - sy0;
-        let geometry = ShiftGeometry { width: w, height: h, channels: c, interp, y0, rows, src_y0: sy0, src_rows: srows };
+        let geometry = ShiftGeometry {
+            width: w,
+            height: h,
+            channels: c,
+            interp,
+            y0,
+            rows,
+            src_y0: sy0,
+            src_rows: srows,
+        };
         for start in (0..n).step_by(batch) {
             ctx.check_cancelled()?;
             let count = batch.min(n - start);

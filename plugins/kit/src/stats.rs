@@ -5,7 +5,9 @@ pub fn luminance(data: &[f32], channels: usize) -> Vec<f32> {
     if channels == 1 {
         return data.to_vec();
     }
-    data.chunks_exact(channels).map(|p| p.iter().sum::<f32>() / channels as f32).collect()
+    data.chunks_exact(channels)
+        .map(|p| p.iter().sum::<f32>() / channels as f32)
+        .collect()
 }
 
 /// The `q`-quantile (0..=1) of `values`, by selection (values are copied).
@@ -33,7 +35,12 @@ pub fn mean(values: &[f32]) -> f64 {
 /// Peak signal-to-noise ratio in dB of `a` against `truth`, for a peak of 1.0.
 pub fn psnr(a: &[f32], truth: &[f32]) -> f64 {
     assert_eq!(a.len(), truth.len());
-    let mse = a.iter().zip(truth).map(|(x, y)| ((x - y) as f64).powi(2)).sum::<f64>() / a.len() as f64;
+    let mse = a
+        .iter()
+        .zip(truth)
+        .map(|(x, y)| ((x - y) as f64).powi(2))
+        .sum::<f64>()
+        / a.len() as f64;
     if mse == 0.0 {
         return f64::INFINITY;
     }

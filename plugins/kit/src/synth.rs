@@ -47,7 +47,8 @@ pub fn truth_at(x: f32, y: f32, w: usize, h: usize) -> f32 {
     // Smooth limb over about two pixels.
     let inside = 1.0 / (1.0 + ((r - 1.0) * radius * 0.6).exp());
     let limb = (1.0 - r * r).max(0.0).sqrt().powf(0.4);
-    let bands = 0.5 + 0.12 * ((y - cy) * 0.35).sin() + 0.05 * ((x - cx) * 0.11 + (y - cy) * 0.05).cos();
+    let bands =
+        0.5 + 0.12 * ((y - cy) * 0.35).sin() + 0.05 * ((x - cx) * 0.11 + (y - cy) * 0.05).cos();
     0.05 + inside * limb * bands
 }
 
@@ -70,7 +71,16 @@ pub struct CaptureSpec {
 
 impl Default for CaptureSpec {
     fn default() -> Self {
-        CaptureSpec { width: 64, height: 64, channels: 1, frames: 40, noise: 0.02, max_shift: 1.5, artifact_fraction: 0.1, seed: 1 }
+        CaptureSpec {
+            width: 64,
+            height: 64,
+            channels: 1,
+            frames: 40,
+            noise: 0.02,
+            max_shift: 1.5,
+            artifact_fraction: 0.1,
+            seed: 1,
+        }
     }
 }
 
@@ -94,14 +104,22 @@ pub struct Capture {
 pub fn capture(spec: &CaptureSpec) -> Capture {
     let (w, h, ch) = (spec.width, spec.height, spec.channels.max(1));
     let mut rng = Rng::new(spec.seed);
-    let truth_plane: Vec<f32> = (0..w * h).map(|i| truth_at((i % w) as f32, (i / w) as f32, w, h)).collect();
-    let truth = truth_plane.iter().flat_map(|&v| std::iter::repeat_n(v, ch)).collect();
+    let truth_plane: Vec<f32> = (0..w * h)
+        .map(|i| truth_at((i % w) as f32, (i / w) as f32, w, h))
+        .collect();
+    let truth = truth_plane
+        .iter()
+        .flat_map(|&v| std::iter::repeat_n(v, ch))
+        .collect();
     let n_art = ((spec.frames as f32 * spec.artifact_fraction).round() as usize).min(spec.frames);
     let artifact_frames: Vec<usize> = (0..n_art).map(|k| k * spec.frames / n_art.max(1)).collect();
     let mut frames = Vec::with_capacity(spec.frames);
     let mut warps = Vec::with_capacity(spec.frames);
     for i in 0..spec.frames {
-        let (dx, dy) = (rng.range(-spec.max_shift, spec.max_shift), rng.range(-spec.max_shift, spec.max_shift));
+        let (dx, dy) = (
+            rng.range(-spec.max_shift, spec.max_shift),
+            rng.range(-spec.max_shift, spec.max_shift),
+        );
         let mut f = vec![0.0f32; w * h * ch];
         for y in 0..h {
             for x in 0..w {
@@ -118,7 +136,13 @@ pub fn capture(spec: &CaptureSpec) -> Capture {
         frames.push(f);
         warps.push(FrameWarp::shift(dx, dy));
     }
-    Capture { spec: spec.clone(), truth, frames, warps, artifact_frames }
+    Capture {
+        spec: spec.clone(),
+        truth,
+        frames,
+        warps,
+        artifact_frames,
+    }
 }
 
 fn add_artifacts(f: &mut [f32], w: usize, h: usize, ch: usize, rng: &mut Rng) {
@@ -142,7 +166,10 @@ fn add_artifacts(f: &mut [f32], w: usize, h: usize, ch: usize, rng: &mut Rng) {
     }
     // Hot pixels.
     for _ in 0..(w * h / 200).max(1) {
-        let (x, y) = ((rng.uniform() * w as f32) as usize, (rng.uniform() * h as f32) as usize);
+        let (x, y) = (
+            (rng.uniform() * w as f32) as usize,
+            (rng.uniform() * h as f32) as usize,
+        );
         set(f, x.min(w - 1), y.min(h - 1), 1.0);
     }
     // Cosmic-ray blob: a bright gaussian spot of radius ~2.5 px.
@@ -165,12 +192,21 @@ mod tests {
 
     #[test]
     fn capture_has_the_requested_shape_and_artifact_share() {
-        let spec = CaptureSpec { width: 32, height: 24, channels: 3, frames: 30, ..Default::default() };
+        let spec = CaptureSpec {
+            width: 32,
+            height: 24,
+            channels: 3,
+            frames: 30,
+            ..Default::default()
+        };
         let c = capture(&spec);
         assert_eq!(c.frames.len(), 30);
         assert_eq!(c.warps.len(), 30);
         assert_eq!(c.truth.len(), 32 * 24 * 3);
-        assert!(c.frames.iter().all(|f| f.len() == 32 * 24 * 3 && f.iter().all(|v| (0.0..=1.0).contains(v))));
+        assert!(c
+            .frames
+            .iter()
+            .all(|f| f.len() == 32 * 24 * 3 && f.iter().all(|v| (0.0..=1.0).contains(v))));
         assert_eq!(c.artifact_frames, vec![0, 10, 20]);
         // Same seed, same capture.
         assert_eq!(capture(&spec).frames, c.frames);
@@ -182,6 +218,9 @@ mod tests {
         let v: Vec<f64> = (0..20000).map(|_| r.gauss() as f64).collect();
         let m = v.iter().sum::<f64>() / v.len() as f64;
         let var = v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len() as f64;
-        assert!(m.abs() < 0.03 && (var - 1.0).abs() < 0.05, "mean {m}, variance {var}");
+        assert!(
+            m.abs() < 0.03 && (var - 1.0).abs() < 0.05,
+            "mean {m}, variance {var}"
+        );
     }
 }

@@ -116,10 +116,16 @@ impl PixelMajorBand {
     ) -> Result<(), StageError> {
         let px = rows * self.width;
         if px > self.counts.len() {
-            return Err(StageError::internal(format!("band of {rows} rows exceeds the buffers")));
+            return Err(StageError::internal(format!(
+                "band of {rows} rows exceeds the buffers"
+            )));
         }
         if warps.len() != self.frames {
-            return Err(StageError::internal(format!("{} warps for {} frames", warps.len(), self.frames)));
+            return Err(StageError::internal(format!(
+                "{} warps for {} frames",
+                warps.len(),
+                self.frames
+            )));
         }
         self.rows = rows;
         let (n, ch) = (self.frames, self.channels);
@@ -131,7 +137,17 @@ impl PixelMajorBand {
             if cancelled() {
                 return Err(StageError::cancelled());
             }
-            warped_rows(frames, i, warp, interp, y0, rows, buf, Some(&mut *wbuf), &mut self.scratch)?;
+            warped_rows(
+                frames,
+                i,
+                warp,
+                interp,
+                y0,
+                rows,
+                buf,
+                Some(&mut *wbuf),
+                &mut self.scratch,
+            )?;
             if ch == 1 {
                 for (p, (&v, &wt)) in buf.iter().zip(wbuf.iter()).enumerate() {
                     if wt > 0.0 {
@@ -176,7 +192,13 @@ impl PixelMajorBand {
 /// decoded input rows (see [`warped_rows`]), where `R` = [`band_rows`]. The
 /// frame set is never copied; the per-band buffers are allocated once per band
 /// and reused for every frame. [`naive_stack`] is the simple reference.
-pub fn stack_bands<F>(ctx: &StageCtx, frames: &FrameSourceRef, warps: &[FrameWarp], interp: Interp, reduce: F) -> Result<Image, StageError>
+pub fn stack_bands<F>(
+    ctx: &StageCtx,
+    frames: &FrameSourceRef,
+    warps: &[FrameWarp],
+    interp: Interp,
+    reduce: F,
+) -> Result<Image, StageError>
 where
     F: Fn(&mut [f32]) -> f32 + Sync,
 {
@@ -186,9 +208,18 @@ where
         return Err(StageError::invalid_params("no frames to stack"));
     }
     if warps.len() != n {
-        return Err(StageError::internal(format!("{} warps for {} frames", warps.len(), n)));
+        return Err(StageError::internal(format!(
+            "{} warps for {} frames",
+            warps.len(),
+            n
+        )));
     }
-    let (w, h, ch, rl) = (info.width as usize, info.height as usize, info.channels as usize, info.row_len());
+    let (w, h, ch, rl) = (
+        info.width as usize,
+        info.height as usize,
+        info.channels as usize,
+        info.row_len(),
+    );
     let mut out = Image::new(info.width, info.height, info.channels);
     if out.is_empty() {
         return Ok(out);
@@ -204,7 +235,10 @@ where
         match tile.gather(frames, warps, interp, b * br, rows, &cancelled) {
             Ok(()) => tile.reduce_into(band, &reduce),
             Err(e) => {
-                error.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+                error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_or_insert(e);
                 return;
             }
         }
@@ -223,7 +257,12 @@ where
 /// Sequential and simple on purpose; it holds all `N` aligned frames and their
 /// weight maps (`N·W·H·(C + 1)` floats), so it is for tests and benchmarks
 /// only, never for a stage.
-pub fn naive_stack<F>(frames: &FrameSourceRef, warps: &[FrameWarp], interp: Interp, mut reduce: F) -> Result<Image, StageError>
+pub fn naive_stack<F>(
+    frames: &FrameSourceRef,
+    warps: &[FrameWarp],
+    interp: Interp,
+    mut reduce: F,
+) -> Result<Image, StageError>
 where
     F: FnMut(Vec<f32>) -> f32,
 {
@@ -233,9 +272,17 @@ where
         return Err(StageError::invalid_params("no frames to stack"));
     }
     if warps.len() != n {
-        return Err(StageError::internal(format!("{} warps for {} frames", warps.len(), n)));
+        return Err(StageError::internal(format!(
+            "{} warps for {} frames",
+            warps.len(),
+            n
+        )));
     }
-    let (w, h, ch) = (info.width as usize, info.height as usize, info.channels as usize);
+    let (w, h, ch) = (
+        info.width as usize,
+        info.height as usize,
+        info.channels as usize,
+    );
     let mut aligned = Vec::with_capacity(n);
     let mut weights = Vec::with_capacity(n);
     let mut scratch = Vec::new();
@@ -243,7 +290,17 @@ where
         let mut a = vec![0.0f32; info.frame_len()];
         let mut wt = vec![0.0f32; w * h];
         if h > 0 {
-            warped_rows(frames, i, warp, interp, 0, h, &mut a, Some(&mut wt), &mut scratch)?;
+            warped_rows(
+                frames,
+                i,
+                warp,
+                interp,
+                0,
+                h,
+                &mut a,
+                Some(&mut wt),
+                &mut scratch,
+            )?;
         }
         aligned.push(a);
         weights.push(wt);
@@ -286,7 +343,11 @@ pub fn median_in_place(v: &mut [f32]) -> f32 {
     let (lower, hi, _) = keys.select_nth_unstable(k);
     let hi = *hi;
     // Everything before `k` is <= the k-th: the lower middle is their maximum.
-    let lo = if m % 2 == 1 { None } else { lower.iter().copied().max() };
+    let lo = if m % 2 == 1 {
+        None
+    } else {
+        lower.iter().copied().max()
+    };
     keys.iter_mut().for_each(|k| *k = total_key(*k));
     let value = |key: i32| f32::from_bits(total_key(key) as u32);
     match lo {
@@ -309,6 +370,79 @@ pub fn median_sorted(v: &[f32]) -> f32 {
     } else {
         (s[m / 2 - 1] + s[m / 2]) * 0.5
     }
+}
+
+/// The memory-bound check shared by the tile-based stackers' tests: stacks
+/// generated 256×256 frames (stored nowhere) on one thread at 32 and 64
+/// frames, and asserts that the peak heap use is the output plus about one
+/// band per frame — never the frame set. `alloc` must be the test binary's
+/// global allocator.
+pub fn check_memory_bound(
+    alloc: &jupiter_plugin_api::testing::CountingAlloc,
+    stage: &str,
+    stack: impl Fn(
+        &StageCtx,
+        &FrameSourceRef,
+        &jupiter_plugin_api::StackRequest,
+    ) -> Result<Image, StageError>,
+) {
+    use jupiter_plugin_api::abi_stable::sabi_trait::TD_Opaque;
+    use jupiter_plugin_api::testing::{GeneratedFrames, ThreadBackend};
+    use jupiter_plugin_api::{Alignment, FrameInfo, FrameSource_TO, StackRequest};
+    let (w, h) = (256u32, 256u32);
+    let peak = |n: usize| -> usize {
+        let src = GeneratedFrames {
+            info: FrameInfo {
+                width: w,
+                height: h,
+                channels: 1,
+                count: n as u32,
+            },
+        };
+        let frames = FrameSource_TO::from_ptr(&src, TD_Opaque);
+        let warps = (0..n)
+            .map(|i| FrameWarp::shift(0.3 * (i % 5) as f32 - 0.6, 0.25 * (i % 3) as f32))
+            .collect();
+        let req = StackRequest {
+            alignment: Alignment {
+                warps,
+                reference: 0,
+            },
+            scores: Default::default(),
+        };
+        let backend = ThreadBackend::new(1);
+        let base = alloc.start();
+        let img = backend
+            .with_ctx(stage, |ctx| stack(ctx, &frames, &req))
+            .unwrap();
+        let peak = alloc.peak_since(base);
+        assert_eq!(img.data.len(), (w * h) as usize);
+        peak
+    };
+    let frame = (w * h) as usize * 4;
+    let (p32, p64) = (peak(32), peak(64));
+    // Bytes of one frame's band, at the band height used for 64 frames (and 32).
+    assert_eq!(band_rows(64, w as usize), band_rows(32, w as usize));
+    let band = band_rows(64, w as usize) * w as usize * 4;
+    eprintln!("{stage} peak: {p32} B at 32 frames, {p64} B at 64 frames; one frame {frame} B, one frame band {band} B");
+    // The output is always there.
+    assert!(
+        p32 >= frame,
+        "peak {p32} below the output size: is the allocator counting?"
+    );
+    // Far below the 64 frames (16 MiB) a copy of the frame set would take.
+    assert!(p64 < 64 * frame / 8, "peak {p64} B at 64 frames");
+    // Grows like frames × band: 32 more frames cost about 32 more bands.
+    let growth = p64.saturating_sub(p32);
+    assert!(
+        growth <= 32 * band * 3 / 2,
+        "peak grew by {growth} B from 32 to 64 frames (32 bands = {} B)",
+        32 * band
+    );
+    assert!(
+        growth >= 32 * band / 2,
+        "peak grew by only {growth} B: is the band pixel-major over all frames?"
+    );
 }
 
 #[cfg(test)]
@@ -368,7 +502,8 @@ mod tests {
         let warps: Vec<FrameWarp> = (0..n).map(|_| FrameWarp::shift(0.0, 0.0)).collect();
         let mut band = PixelMajorBand::new(n, w, ch, 4);
         for (y0, rows) in [(0, 4), (4, 4), (8, 1)] {
-            band.gather(&mem.as_ref(), &warps, Interp::Bicubic, y0, rows, &|| false).unwrap();
+            band.gather(&mem.as_ref(), &warps, Interp::Bicubic, y0, rows, &|| false)
+                .unwrap();
             assert_eq!(band.len(), rows * w * ch);
             for s in 0..band.len() {
                 let want: Vec<f32> = frames.iter().map(|f| f[y0 * w * ch + s]).collect();
@@ -383,9 +518,15 @@ mod tests {
         let frames: Vec<Vec<f32>> = (0..n).map(|k| vec![k as f32 / 10.0; w * h]).collect();
         let mem = MemFrames::new(w as u32, h as u32, 1, frames);
         // Frame 1 is excluded everywhere; frame 2 has a fractional weight and counts.
-        let warps = vec![FrameWarp::shift(0.0, 0.0), flat_field(w, h, 0.0), flat_field(w, h, 0.3), FrameWarp::shift(0.0, 0.0)];
+        let warps = vec![
+            FrameWarp::shift(0.0, 0.0),
+            flat_field(w, h, 0.0),
+            flat_field(w, h, 0.3),
+            FrameWarp::shift(0.0, 0.0),
+        ];
         let mut band = PixelMajorBand::new(n, w, 1, h);
-        band.gather(&mem.as_ref(), &warps, Interp::Bilinear, 0, h, &|| false).unwrap();
+        band.gather(&mem.as_ref(), &warps, Interp::Bilinear, 0, h, &|| false)
+            .unwrap();
         for p in 0..w * h {
             assert_eq!(band.count(p), 3);
             assert_eq!(band.samples(p), &[0.0, 0.2, 0.3]);
@@ -397,9 +538,15 @@ mod tests {
         let mem = MemFrames::new(4, 4, 1, vec![vec![0.0; 16]; 2]);
         let warps = vec![FrameWarp::shift(0.0, 0.0); 2];
         let mut band = PixelMajorBand::new(2, 4, 1, 2);
-        assert!(band.gather(&mem.as_ref(), &warps[..1], Interp::Bicubic, 0, 2, &|| false).is_err());
-        assert!(band.gather(&mem.as_ref(), &warps, Interp::Bicubic, 0, 3, &|| false).is_err());
-        let e = band.gather(&mem.as_ref(), &warps, Interp::Bicubic, 0, 2, &|| true).unwrap_err();
+        assert!(band
+            .gather(&mem.as_ref(), &warps[..1], Interp::Bicubic, 0, 2, &|| false)
+            .is_err());
+        assert!(band
+            .gather(&mem.as_ref(), &warps, Interp::Bicubic, 0, 3, &|| false)
+            .is_err());
+        let e = band
+            .gather(&mem.as_ref(), &warps, Interp::Bicubic, 0, 2, &|| true)
+            .unwrap_err();
         assert_eq!(e.kind, jupiter_plugin_api::ErrorKind::Cancelled);
     }
 
@@ -414,14 +561,26 @@ mod tests {
             assert_eq!(median_in_place(&mut w), median_sorted(&v), "{m} values");
         }
         // Ties and duplicates, negatives, signed zeros: same as the sort.
-        for v in [vec![0.5, 0.5, 0.1, 0.5, 0.9, 0.1], vec![-0.5, 0.25, -3.0, 0.0, -0.0, 2.0], vec![-0.0, 0.0], vec![-1.5, -2.5, -0.25]] {
+        for v in [
+            vec![0.5, 0.5, 0.1, 0.5, 0.9, 0.1],
+            vec![-0.5, 0.25, -3.0, 0.0, -0.0, 2.0],
+            vec![-0.0, 0.0],
+            vec![-1.5, -2.5, -0.25],
+        ] {
             let mut w = v.clone();
-            assert_eq!(median_in_place(&mut w).to_bits(), median_sorted(&v).to_bits(), "{v:?}");
+            assert_eq!(
+                median_in_place(&mut w).to_bits(),
+                median_sorted(&v).to_bits(),
+                "{v:?}"
+            );
             // The slice still holds the same values.
             let (mut a, mut b) = (w.clone(), v.clone());
             a.sort_by(f32::total_cmp);
             b.sort_by(f32::total_cmp);
-            assert_eq!(a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), b.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+            assert_eq!(
+                a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                b.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+            );
         }
     }
 
@@ -433,9 +592,16 @@ mod tests {
         let warps: Vec<FrameWarp> = (0..n).map(|_| FrameWarp::shift(0.0, 0.0)).collect();
         let be = ThreadBackend::new(3);
         let max = |v: &mut [f32]| v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let img = be.with_ctx("t", |ctx: &StageCtx| stack_bands(ctx, &mem.as_ref(), &warps, Interp::Bicubic, max)).unwrap();
+        let img = be
+            .with_ctx("t", |ctx: &StageCtx| {
+                stack_bands(ctx, &mem.as_ref(), &warps, Interp::Bicubic, max)
+            })
+            .unwrap();
         for i in 0..w * h * ch {
-            let want = frames.iter().map(|f| f[i]).fold(f32::NEG_INFINITY, f32::max);
+            let want = frames
+                .iter()
+                .map(|f| f[i])
+                .fold(f32::NEG_INFINITY, f32::max);
             assert_eq!(img.data[i], want);
         }
     }
@@ -445,12 +611,21 @@ mod tests {
         let (w, h, ch, n) = (17, 45, 3, 7);
         let frames: Vec<Vec<f32>> = (0..n).map(|k| noise(k as u64 + 21, w * h * ch)).collect();
         let mem = MemFrames::new(w as u32, h as u32, ch as u32, frames);
-        let mut warps: Vec<FrameWarp> = (0..n).map(|k| FrameWarp::shift(0.37 * k as f32 - 1.1, 1.9 - 0.53 * k as f32)).collect();
+        let mut warps: Vec<FrameWarp> = (0..n)
+            .map(|k| FrameWarp::shift(0.37 * k as f32 - 1.1, 1.9 - 0.53 * k as f32))
+            .collect();
         warps[2] = flat_field(w, h, 0.0);
         warps[4] = flat_field(w, h, 0.5);
         let be = ThreadBackend::new(2);
-        let fast = be.with_ctx("t", |ctx: &StageCtx| stack_bands(ctx, &mem.as_ref(), &warps, Interp::Bicubic, median_in_place)).unwrap();
-        let slow = naive_stack(&mem.as_ref(), &warps, Interp::Bicubic, |v| median_sorted(&v)).unwrap();
+        let fast = be
+            .with_ctx("t", |ctx: &StageCtx| {
+                stack_bands(ctx, &mem.as_ref(), &warps, Interp::Bicubic, median_in_place)
+            })
+            .unwrap();
+        let slow = naive_stack(&mem.as_ref(), &warps, Interp::Bicubic, |v| {
+            median_sorted(&v)
+        })
+        .unwrap();
         assert_eq!(fast.data, slow.data);
     }
 
@@ -458,10 +633,17 @@ mod tests {
     fn stack_bands_rejects_empty_or_mismatched_input() {
         let be = ThreadBackend::new(1);
         let empty = MemFrames::new(4, 4, 1, vec![]);
-        let r = be.with_ctx("t", |ctx: &StageCtx| stack_bands(ctx, &empty.as_ref(), &[], Interp::Bicubic, median_in_place));
-        assert_eq!(r.unwrap_err().kind, jupiter_plugin_api::ErrorKind::InvalidParams);
+        let r = be.with_ctx("t", |ctx: &StageCtx| {
+            stack_bands(ctx, &empty.as_ref(), &[], Interp::Bicubic, median_in_place)
+        });
+        assert_eq!(
+            r.unwrap_err().kind,
+            jupiter_plugin_api::ErrorKind::InvalidParams
+        );
         let one = MemFrames::new(4, 4, 1, vec![vec![0.0; 16]]);
-        let r = be.with_ctx("t", |ctx: &StageCtx| stack_bands(ctx, &one.as_ref(), &[], Interp::Bicubic, median_in_place));
+        let r = be.with_ctx("t", |ctx: &StageCtx| {
+            stack_bands(ctx, &one.as_ref(), &[], Interp::Bicubic, median_in_place)
+        });
         assert!(r.is_err());
     }
 }

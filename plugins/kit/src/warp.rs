@@ -18,7 +18,9 @@ impl Interp {
         match s {
             "bilinear" => Ok(Interp::Bilinear),
             "bicubic" => Ok(Interp::Bicubic),
-            other => Err(StageError::invalid_params(format!("interpolation must be bilinear or bicubic, not '{other}'"))),
+            other => Err(StageError::invalid_params(format!(
+                "interpolation must be bilinear or bicubic, not '{other}'"
+            ))),
         }
     }
 }
@@ -117,17 +119,37 @@ pub fn warped_rows(
     scratch: &mut Vec<f32>,
 ) -> Result<(), StageError> {
     let info = frames.info();
-    let (w, h, ch) = (info.width as usize, info.height as usize, info.channels as usize);
+    let (w, h, ch) = (
+        info.width as usize,
+        info.height as usize,
+        info.channels as usize,
+    );
     let (lo, hi) = dy_range(warp);
     let in_y0 = ((y0 as f32 + lo).floor() as isize - 2).clamp(0, h as isize - 1) as usize;
-    let in_y1 = (((y0 + rows) as f32 + hi).ceil() as isize + 3).clamp(in_y0 as isize + 1, h as isize) as usize;
+    let in_y1 = (((y0 + rows) as f32 + hi).ceil() as isize + 3)
+        .clamp(in_y0 as isize + 1, h as isize) as usize;
     let win_len = (in_y1 - in_y0) * w * ch;
     let field = warp.field.as_ref().into_option();
     // A pure shift also needs one horizontally resampled copy of the window.
-    scratch.resize(if field.is_none() { 2 * win_len } else { win_len }, 0.0);
+    scratch.resize(
+        if field.is_none() {
+            2 * win_len
+        } else {
+            win_len
+        },
+        0.0,
+    );
     let (decoded, hrows) = scratch.split_at_mut(win_len);
-    frames.read_rows(index, in_y0, in_y1 - in_y0, (&mut *decoded).into()).into_result()?;
-    let win = RowWindow { data: decoded, y0: in_y0, rows: in_y1 - in_y0, width: w, channels: ch };
+    frames
+        .read_rows(index, in_y0, in_y1 - in_y0, (&mut *decoded).into())
+        .into_result()?;
+    let win = RowWindow {
+        data: decoded,
+        y0: in_y0,
+        rows: in_y1 - in_y0,
+        width: w,
+        channels: ch,
+    };
     let Some(field) = field else {
         shift_rows(&win, warp.dx, warp.dy, interp, y0, rows, out, hrows);
         if let Some(wb) = weight {
@@ -159,7 +181,16 @@ pub fn warped_rows(
 /// taps and weights computed once per call) into `hrows` (one window's worth
 /// of samples), then each output row combines 2 or 4 of those rows.
 #[allow(clippy::too_many_arguments)]
-fn shift_rows(win: &RowWindow, dx: f32, dy: f32, interp: Interp, y0: usize, rows: usize, out: &mut [f32], hrows: &mut [f32]) {
+fn shift_rows(
+    win: &RowWindow,
+    dx: f32,
+    dy: f32,
+    interp: Interp,
+    y0: usize,
+    rows: usize,
+    out: &mut [f32],
+    hrows: &mut [f32],
+) {
     let (w, ch) = (win.width, win.channels);
     let rl = w * ch;
     let clamp_x = |i: isize| i.clamp(0, w as isize - 1) as usize;
@@ -170,14 +201,26 @@ fn shift_rows(win: &RowWindow, dx: f32, dy: f32, interp: Interp, y0: usize, rows
             let fx = sx.floor();
             let (tx, ix) = (sx - fx, fx as isize);
             match interp {
-                Interp::Bilinear => ([clamp_x(ix), clamp_x(ix + 1), 0, 0], [1.0 - tx, tx, 0.0, 0.0]),
-                Interp::Bicubic => ([clamp_x(ix - 1), clamp_x(ix), clamp_x(ix + 1), clamp_x(ix + 2)], cubic_weights(tx)),
+                Interp::Bilinear => (
+                    [clamp_x(ix), clamp_x(ix + 1), 0, 0],
+                    [1.0 - tx, tx, 0.0, 0.0],
+                ),
+                Interp::Bicubic => (
+                    [
+                        clamp_x(ix - 1),
+                        clamp_x(ix),
+                        clamp_x(ix + 1),
+                        clamp_x(ix + 2),
+                    ],
+                    cubic_weights(tx),
+                ),
             }
         })
         .collect();
     let mut ready = vec![false; win.rows];
     // Window row (0-based) holding input row `y`, edges replicated.
-    let wrow = |y: isize| (y.clamp(win.y0 as isize, (win.y0 + win.rows) as isize - 1) as usize) - win.y0;
+    let wrow =
+        |y: isize| (y.clamp(win.y0 as isize, (win.y0 + win.rows) as isize - 1) as usize) - win.y0;
     let mut horizontal = |r: usize, hrows: &mut [f32]| {
         if ready[r] {
             return;
@@ -232,7 +275,10 @@ fn shift_rows(win: &RowWindow, dx: f32, dy: f32, interp: Interp, y0: usize, rows
                 let (ra, rb) = (wrow(iy), wrow(iy + 1));
                 horizontal(ra, hrows);
                 horizontal(rb, hrows);
-                let (a, b) = (&hrows[ra * rl..(ra + 1) * rl], &hrows[rb * rl..(rb + 1) * rl]);
+                let (a, b) = (
+                    &hrows[ra * rl..(ra + 1) * rl],
+                    &hrows[rb * rl..(rb + 1) * rl],
+                );
                 for ((o, a), b) in o.iter_mut().zip(a).zip(b) {
                     *o = a * (1.0 - ty) + b * ty;
                 }
@@ -276,23 +322,59 @@ mod tests {
     fn separable_shift_path_equals_per_pixel_sampling_bit_for_bit() {
         let (w, h) = (29, 41);
         for ch in [1usize, 3] {
-            let data: Vec<f32> = (0..w * h * ch).map(|i| ((i * 7919) % 1013) as f32 / 1013.0).collect();
+            let data: Vec<f32> = (0..w * h * ch)
+                .map(|i| ((i * 7919) % 1013) as f32 / 1013.0)
+                .collect();
             let frames = MemFrames::new(w as u32, h as u32, ch as u32, vec![data.clone()]);
-            let full = RowWindow { data: &data, y0: 0, rows: h, width: w, channels: ch };
-            for (dx, dy) in [(0.0f32, 0.0f32), (0.3, -0.7), (-2.6, 1.45), (3.0, -4.0), (-35.2, 50.9), (12.75, -0.25)] {
+            let full = RowWindow {
+                data: &data,
+                y0: 0,
+                rows: h,
+                width: w,
+                channels: ch,
+            };
+            for (dx, dy) in [
+                (0.0f32, 0.0f32),
+                (0.3, -0.7),
+                (-2.6, 1.45),
+                (3.0, -4.0),
+                (-35.2, 50.9),
+                (12.75, -0.25),
+            ] {
                 for interp in [Interp::Bilinear, Interp::Bicubic] {
                     let mut scratch = Vec::new();
                     for (y0, rows) in [(0, 16), (16, 16), (32, 9), (0, h)] {
                         let mut out = vec![0.0; rows * w * ch];
                         let mut wt = vec![0.0; rows * w];
-                        warped_rows(&frames.as_ref(), 0, &FrameWarp::shift(dx, dy), interp, y0, rows, &mut out, Some(&mut wt), &mut scratch).unwrap();
+                        warped_rows(
+                            &frames.as_ref(),
+                            0,
+                            &FrameWarp::shift(dx, dy),
+                            interp,
+                            y0,
+                            rows,
+                            &mut out,
+                            Some(&mut wt),
+                            &mut scratch,
+                        )
+                        .unwrap();
                         assert!(wt.iter().all(|&v| v == 1.0));
                         for ry in 0..rows {
                             for x in 0..w {
                                 for c in 0..ch {
-                                    let want = full.sample(x as f32 + dx, (y0 + ry) as f32 + dy, c, interp);
+                                    let want = full.sample(
+                                        x as f32 + dx,
+                                        (y0 + ry) as f32 + dy,
+                                        c,
+                                        interp,
+                                    );
                                     let got = out[(ry * w + x) * ch + c];
-                                    assert_eq!(got.to_bits(), want.to_bits(), "{interp:?} ({dx}, {dy}) ch {ch} at ({x}, {})", y0 + ry);
+                                    assert_eq!(
+                                        got.to_bits(),
+                                        want.to_bits(),
+                                        "{interp:?} ({dx}, {dy}) ch {ch} at ({x}, {})",
+                                        y0 + ry
+                                    );
                                 }
                             }
                         }
@@ -314,7 +396,18 @@ mod tests {
             // Read in two bands to exercise the row window.
             for (y0, rows) in [(0, 13), (13, 17)] {
                 let band = &mut out[y0 * w..(y0 + rows) * w];
-                warped_rows(&frames.as_ref(), 0, &FrameWarp::shift(sx, sy), interp, y0, rows, band, None, &mut scratch).unwrap();
+                warped_rows(
+                    &frames.as_ref(),
+                    0,
+                    &FrameWarp::shift(sx, sy),
+                    interp,
+                    y0,
+                    rows,
+                    band,
+                    None,
+                    &mut scratch,
+                )
+                .unwrap();
             }
             // Compare away from the borders, where edge replication differs.
             let mut err = 0.0f32;
@@ -323,7 +416,11 @@ mod tests {
                     err = err.max((out[y * w + x] - truth[y * w + x]).abs());
                 }
             }
-            let tol = if interp == Interp::Bicubic { 2e-3 } else { 1.5e-2 };
+            let tol = if interp == Interp::Bicubic {
+                2e-3
+            } else {
+                1.5e-2
+            };
             assert!(err < tol, "{interp:?}: max error {err}");
         }
     }

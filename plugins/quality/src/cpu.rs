@@ -17,7 +17,9 @@ pub fn sharpness(plane: &[f32], w: usize, h: usize, metric: Metric) -> f64 {
     for y in 1..h - 1 {
         for x in 1..w - 1 {
             let v = match metric {
-                Metric::Laplacian => at(x - 1, y) + at(x + 1, y) + at(x, y - 1) + at(x, y + 1) - 4.0 * at(x, y),
+                Metric::Laplacian => {
+                    at(x - 1, y) + at(x + 1, y) + at(x, y - 1) + at(x, y + 1) - 4.0 * at(x, y)
+                }
                 Metric::Tenengrad => {
                     let gx = (at(x + 1, y - 1) + 2.0 * at(x + 1, y) + at(x + 1, y + 1))
                         - (at(x - 1, y - 1) + 2.0 * at(x - 1, y) + at(x - 1, y + 1));
@@ -43,7 +45,14 @@ pub fn score_plane(lum: &[f32], w: usize, h: usize, p: &QualityParams) -> f32 {
     let mut filtered = Vec::new();
     let plane = if p.prefilter_sigma > 0.0 {
         filtered.resize(lum.len(), 0.0);
-        conv::separable_serial(lum, w, h, &conv::gaussian_kernel(p.prefilter_sigma), 1, &mut filtered);
+        conv::separable_serial(
+            lum,
+            w,
+            h,
+            &conv::gaussian_kernel(p.prefilter_sigma),
+            1,
+            &mut filtered,
+        );
         &filtered
     } else {
         lum
@@ -57,9 +66,17 @@ pub fn score_plane(lum: &[f32], w: usize, h: usize, p: &QualityParams) -> f32 {
 }
 
 /// Scores every frame of the source, in parallel over frames.
-pub fn score_all(ctx: &StageCtx, frames: &FrameSourceRef, p: &QualityParams) -> Result<Vec<f32>, StageError> {
+pub fn score_all(
+    ctx: &StageCtx,
+    frames: &FrameSourceRef,
+    p: &QualityParams,
+) -> Result<Vec<f32>, StageError> {
     let info = frames.info();
-    let (w, h, c) = (info.width as usize, info.height as usize, info.channels as usize);
+    let (w, h, c) = (
+        info.width as usize,
+        info.height as usize,
+        info.channels as usize,
+    );
     let n = info.count as usize;
     let done = AtomicU64::new(0);
     let results = ctx.par_map(n, |i| -> Result<f32, StageError> {
@@ -81,11 +98,13 @@ pub fn score_all(ctx: &StageCtx, frames: &FrameSourceRef, p: &QualityParams) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jupiter_plugin_api::testing::ThreadBackend;
     use jupiter_plugin_api::testing::MemFrames;
+    use jupiter_plugin_api::testing::ThreadBackend;
 
     fn texture(w: usize, h: usize) -> Vec<f32> {
-        (0..w * h).map(|i| 0.5 + 0.3 * (((i % w) as f32 * 0.9).sin() * ((i / w) as f32 * 0.7).cos())).collect()
+        (0..w * h)
+            .map(|i| 0.5 + 0.3 * (((i % w) as f32 * 0.9).sin() * ((i / w) as f32 * 0.7).cos()))
+            .collect()
     }
 
     #[test]
@@ -93,11 +112,22 @@ mod tests {
         let (w, h) = (64, 48);
         let sharp = texture(w, h);
         let be = ThreadBackend::new(2);
-        let soft = be.with_ctx("t", |ctx| conv::gaussian_blur(ctx, &sharp, w, h, 1.5)).unwrap();
-        let softer = be.with_ctx("t", |ctx| conv::gaussian_blur(ctx, &sharp, w, h, 3.0)).unwrap();
+        let soft = be
+            .with_ctx("t", |ctx| conv::gaussian_blur(ctx, &sharp, w, h, 1.5))
+            .unwrap();
+        let softer = be
+            .with_ctx("t", |ctx| conv::gaussian_blur(ctx, &sharp, w, h, 3.0))
+            .unwrap();
         for metric in [Metric::Laplacian, Metric::Tenengrad] {
-            let p = QualityParams { metric, ..Default::default() };
-            let (a, b, c) = (score_plane(&sharp, w, h, &p), score_plane(&soft, w, h, &p), score_plane(&softer, w, h, &p));
+            let p = QualityParams {
+                metric,
+                ..Default::default()
+            };
+            let (a, b, c) = (
+                score_plane(&sharp, w, h, &p),
+                score_plane(&soft, w, h, &p),
+                score_plane(&softer, w, h, &p),
+            );
             assert!(a > b && b > c, "{metric:?}: {a} {b} {c}");
         }
     }
@@ -117,9 +147,20 @@ mod tests {
         let (w, h) = (32, 24);
         let be = ThreadBackend::new(2);
         let sharp = texture(w, h);
-        let soft = be.with_ctx("t", |ctx| conv::gaussian_blur(ctx, &sharp, w, h, 2.0)).unwrap();
-        let frames = MemFrames::new(w as u32, h as u32, 1, vec![soft.clone(), sharp.clone(), soft]);
-        let scores = be.with_ctx("quality", |ctx| score_all(ctx, &frames.as_ref(), &QualityParams::default())).unwrap();
+        let soft = be
+            .with_ctx("t", |ctx| conv::gaussian_blur(ctx, &sharp, w, h, 2.0))
+            .unwrap();
+        let frames = MemFrames::new(
+            w as u32,
+            h as u32,
+            1,
+            vec![soft.clone(), sharp.clone(), soft],
+        );
+        let scores = be
+            .with_ctx("quality", |ctx| {
+                score_all(ctx, &frames.as_ref(), &QualityParams::default())
+            })
+            .unwrap();
         assert_eq!(scores.len(), 3);
         assert!(scores[1] > scores[0] && (scores[0] - scores[2]).abs() < 1e-6);
     }

@@ -26,7 +26,12 @@ impl Stage for Quality {
         )
     }
 
-    fn quality(&self, ctx: &StageCtx, frames: &FrameSourceRef, params: &str) -> Result<Vec<f32>, StageError> {
+    fn quality(
+        &self,
+        ctx: &StageCtx,
+        frames: &FrameSourceRef,
+        params: &str,
+    ) -> Result<Vec<f32>, StageError> {
         let p: params::QualityParams = parse_params(params)?;
         cpu::score_all(ctx, frames, &p)
     }

@@ -26,7 +26,11 @@ pub struct QualityParams {
 
 impl Default for QualityParams {
     fn default() -> Self {
-        QualityParams { metric: Metric::Laplacian, prefilter_sigma: 1.0, normalize: true }
+        QualityParams {
+            metric: Metric::Laplacian,
+            prefilter_sigma: 1.0,
+            normalize: true,
+        }
     }
 }
 
@@ -34,8 +38,23 @@ impl Default for QualityParams {
 pub fn specs() -> Vec<ParamSpec> {
     let d = QualityParams::default();
     vec![
-        ParamSpec::choice("metric", "laplacian", &["laplacian", "tenengrad"], "Sharpness metric"),
-        ParamSpec::float("prefilter_sigma", d.prefilter_sigma as f64, 0.0, 5.0, "Gaussian prefilter against noise, pixels (0 = off)"),
-        ParamSpec::bool("normalize", d.normalize, "Divide the score by the squared mean brightness"),
+        ParamSpec::choice(
+            "metric",
+            "laplacian",
+            &["laplacian", "tenengrad"],
+            "Sharpness metric",
+        ),
+        ParamSpec::float(
+            "prefilter_sigma",
+            d.prefilter_sigma as f64,
+            0.0,
+            5.0,
+            "Gaussian prefilter against noise, pixels (0 = off)",
+        ),
+        ParamSpec::bool(
+            "normalize",
+            d.normalize,
+            "Divide the score by the squared mean brightness",
+        ),
     ]
 }

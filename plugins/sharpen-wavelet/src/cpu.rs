@@ -27,13 +27,26 @@ pub fn soft(d: f32, t: f32) -> f32 {
 
 /// One smoothing step of the à-trous transform: `next = B3 ⊛ cur`, taps
 /// `2^level` pixels apart.
-fn smooth(ctx: &StageCtx, cur: &[f32], w: usize, h: usize, level: usize, next: &mut [f32]) -> Result<(), StageError> {
+fn smooth(
+    ctx: &StageCtx,
+    cur: &[f32],
+    w: usize,
+    h: usize,
+    level: usize,
+    next: &mut [f32],
+) -> Result<(), StageError> {
     conv::separable(ctx, cur, w, h, &B3_SPLINE, 1 << level, next)
 }
 
 /// The à-trous decomposition of one plane: `layers` detail planes (finest
 /// first) and the residual, such that `residual + Σ details = plane`.
-pub fn decompose(ctx: &StageCtx, plane: &[f32], w: usize, h: usize, layers: usize) -> Result<(Vec<Vec<f32>>, Vec<f32>), StageError> {
+pub fn decompose(
+    ctx: &StageCtx,
+    plane: &[f32],
+    w: usize,
+    h: usize,
+    layers: usize,
+) -> Result<(Vec<Vec<f32>>, Vec<f32>), StageError> {
     let mut cur = plane.to_vec();
     let mut details = Vec::with_capacity(layers);
     for j in 0..layers {
@@ -47,7 +60,12 @@ pub fn decompose(ctx: &StageCtx, plane: &[f32], w: usize, h: usize, layers: usiz
 
 /// Robust noise sigma of a detail layer `cur - next`: median(|d|) / 0.6745.
 /// `scratch` (same length) receives |d| and is reordered.
-fn noise_sigma(ctx: &StageCtx, cur: &[f32], next: &[f32], scratch: &mut [f32]) -> Result<f32, StageError> {
+fn noise_sigma(
+    ctx: &StageCtx,
+    cur: &[f32],
+    next: &[f32],
+    scratch: &mut [f32],
+) -> Result<f32, StageError> {
     ctx.par_chunks_mut(scratch, CHUNK, |c, s| {
         let base = c * CHUNK;
         for (i, v) in s.iter_mut().enumerate() {
@@ -122,12 +140,18 @@ pub fn sharpen(ctx: &StageCtx, image: Image, s: &LayerSettings) -> Result<Image,
     if image.is_empty() {
         return Ok(image);
     }
-    let (w, h, ch) = (image.width as usize, image.height as usize, image.channels as usize);
+    let (w, h, ch) = (
+        image.width as usize,
+        image.height as usize,
+        image.channels as usize,
+    );
     let mut data = image.data.into_vec();
     let bad = data.iter().filter(|v| !v.is_finite()).count();
     if bad > 0 {
         ctx.warn(&format!("{bad} non-finite input samples treated as 0"));
-        data.iter_mut().filter(|v| !v.is_finite()).for_each(|v| *v = 0.0);
+        data.iter_mut()
+            .filter(|v| !v.is_finite())
+            .for_each(|v| *v = 0.0);
     }
     let layers = s.gains.len();
     let total = (layers * ch) as u64;
@@ -139,13 +163,22 @@ pub fn sharpen(ctx: &StageCtx, image: Image, s: &LayerSettings) -> Result<Image,
             if sigma > 0.0 {
                 ctx.log(
                     LogLevel::Debug,
-                    &format!("channel {k} layer {}: noise sigma {sigma:.3e}, threshold {:.3e}", j + 1, sigma * s.thresholds[j]),
+                    &format!(
+                        "channel {k} layer {}: noise sigma {sigma:.3e}, threshold {:.3e}",
+                        j + 1,
+                        sigma * s.thresholds[j]
+                    ),
                 );
             }
             ctx.progress((k * layers + j + 1) as u64, total);
         })
     })?;
-    Ok(Image::from_vec(image.width, image.height, image.channels, out))
+    Ok(Image::from_vec(
+        image.width,
+        image.height,
+        image.channels,
+        out,
+    ))
 }
 
 #[cfg(test)]
@@ -171,7 +204,12 @@ mod tests {
     /// shadow, on a black sky.
     fn planet(w: usize, h: usize) -> Vec<f32> {
         let (cx, cy, r) = (w as f32 * 0.5, h as f32 * 0.5, w.min(h) as f32 * 0.4);
-        let spots = [(0.3f32, -0.2f32, 3.5f32, 0.35f32), (-0.4, 0.3, 2.0, -0.3), (0.1, 0.45, 2.5, 0.3), (-0.2, -0.5, 4.0, -0.25)];
+        let spots = [
+            (0.3f32, -0.2f32, 3.5f32, 0.35f32),
+            (-0.4, 0.3, 2.0, -0.3),
+            (0.1, 0.45, 2.5, 0.3),
+            (-0.2, -0.5, 4.0, -0.25),
+        ];
         let mut v = vec![0.0; w * h];
         for y in 0..h {
             for x in 0..w {
@@ -182,7 +220,10 @@ mod tests {
                 }
                 let mu = (1.0 - rr).sqrt();
                 let lat = dy * r; // pixels from the equator
-                let mut b = 0.55 + 0.12 * (lat * 0.35).sin() + 0.08 * (lat * 0.9 + 0.5).sin() + 0.05 * (lat * 1.7).cos();
+                let mut b = 0.55
+                    + 0.12 * (lat * 0.35).sin()
+                    + 0.08 * (lat * 0.9 + 0.5).sin()
+                    + 0.05 * (lat * 1.7).cos();
                 if (lat - 9.0).abs() < 1.0 || (lat + 14.0).abs() < 1.5 {
                     b -= 0.18;
                 }
@@ -202,7 +243,10 @@ mod tests {
     }
 
     fn max_err(a: &[f32], b: &[f32]) -> f32 {
-        a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
     }
 
     #[test]
@@ -220,7 +264,10 @@ mod tests {
             let e = max_err(&sum, &img);
             assert!(e <= 1e-5, "decomposition: max error {e}");
             // The stage itself with neutral settings is the identity.
-            let s = LayerSettings { gains: vec![1.0; 6], thresholds: vec![0.0; 6] };
+            let s = LayerSettings {
+                gains: vec![1.0; 6],
+                thresholds: vec![0.0; 6],
+            };
             let out = sharpen_plane(ctx, &img, w, h, &s, |_, _| {}).unwrap();
             let e = max_err(&out, &img);
             assert!(e <= 1e-5, "unit gains: max error {e}");
@@ -252,7 +299,10 @@ mod tests {
     fn defaults_sharpen_a_blurred_planet() {
         let (before, after) = blur_then_sharpen(0.0);
         eprintln!("noise-free: PSNR blurred {before:.2} dB, sharpened {after:.2} dB");
-        assert!(after > before + 1.5, "PSNR blurred {before:.2} dB -> sharpened {after:.2} dB (wanted a gain of > 1.5 dB)");
+        assert!(
+            after > before + 1.5,
+            "PSNR blurred {before:.2} dB -> sharpened {after:.2} dB (wanted a gain of > 1.5 dB)"
+        );
     }
 
     #[test]

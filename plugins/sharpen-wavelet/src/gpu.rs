@@ -19,14 +19,30 @@ use crate::params::LayerSettings;
 const MAD_TO_SIGMA: f32 = 0.6745;
 
 /// Sharpens `image` (host or device resident) on the GPU; returns a device image.
-pub fn sharpen(ctx: &StageCtx, gpu: &GpuServiceBox, image: Image, s: &LayerSettings) -> Result<Image, StageError> {
-    let (w, h, c) = (image.width as usize, image.height as usize, image.channels as usize);
+pub fn sharpen(
+    ctx: &StageCtx,
+    gpu: &GpuServiceBox,
+    image: Image,
+    s: &LayerSettings,
+) -> Result<Image, StageError> {
+    let (w, h, c) = (
+        image.width as usize,
+        image.height as usize,
+        image.channels as usize,
+    );
     if c > 4 {
-        return Err(StageError::unsupported("the GPU wavelet handles at most 4 channels"));
+        return Err(StageError::unsupported(
+            "the GPU wavelet handles at most 4 channels",
+        ));
     }
     let n = image.len();
     let mut bufs = Buffers::new(gpu);
-    let (mut cur, mut next, tmp, out) = (bufs.zeroed(n)?, bufs.zeroed(n)?, bufs.zeroed(n)?, bufs.zeroed(n)?);
+    let (mut cur, mut next, tmp, out) = (
+        bufs.zeroed(n)?,
+        bufs.zeroed(n)?,
+        bufs.zeroed(n)?,
+        bufs.zeroed(n)?,
+    );
     match image.device.into_option() {
         // The input buffer belongs to the host: work on a copy.
         Some(input) => accumulate(gpu, input, cur, n, 1.0)?,
@@ -40,14 +56,38 @@ pub fn sharpen(ctx: &StageCtx, gpu: &GpuServiceBox, image: Image, s: &LayerSetti
         let mut t = [0.0f32; 4];
         if thr > 0.0 && pixels > 0 {
             for (ch, tc) in t.iter_mut().enumerate().take(c) {
-                let median = kth_smallest(gpu, SelectOf::AbsDiff(cur, next), pixels, c, ch, pixels / 2)?.unwrap_or(0.0);
+                let median =
+                    kth_smallest(gpu, SelectOf::AbsDiff(cur, next), pixels, c, ch, pixels / 2)?
+                        .unwrap_or(0.0);
                 let sigma = median / MAD_TO_SIGMA;
                 *tc = thr * sigma;
-                ctx.log(LogLevel::Debug, &format!("channel {ch} layer {}: noise sigma {sigma:.3e}, threshold {:.3e}", j + 1, *tc));
+                ctx.log(
+                    LogLevel::Debug,
+                    &format!(
+                        "channel {ch} layer {}: noise sigma {sigma:.3e}, threshold {:.3e}",
+                        j + 1,
+                        *tc
+                    ),
+                );
             }
         }
-        let u = Uniforms::new().u32(n as u32).u32(c as u32).f32(gain).f32(0.0).f32(t[0]).f32(t[1]).f32(t[2]).f32(t[3]);
-        run(gpu, jupiter_kit::gpu::shaders::WAVELET, "detail", &[cur, next, out], &u, jupiter_kit::gpu::groups_1d(n, 256))?;
+        let u = Uniforms::new()
+            .u32(n as u32)
+            .u32(c as u32)
+            .f32(gain)
+            .f32(0.0)
+            .f32(t[0])
+            .f32(t[1])
+            .f32(t[2])
+            .f32(t[3]);
+        run(
+            gpu,
+            jupiter_kit::gpu::shaders::WAVELET,
+            "detail",
+            &[cur, next, out],
+            &u,
+            jupiter_kit::gpu::groups_1d(n, 256),
+        )?;
         std::mem::swap(&mut cur, &mut next);
         ctx.progress((j + 1) as u64, layers as u64);
     }
@@ -55,5 +95,11 @@ pub fn sharpen(ctx: &StageCtx, gpu: &GpuServiceBox, image: Image, s: &LayerSetti
     accumulate(gpu, cur, out, n, 1.0)?;
     gpu.synchronize().into_result()?;
     bufs.keep(out);
-    Ok(Image { width: image.width, height: image.height, channels: image.channels, data: RVec::new(), device: Some(out).into() })
+    Ok(Image {
+        width: image.width,
+        height: image.height,
+        channels: image.channels,
+        data: RVec::new(),
+        device: Some(out).into(),
+    })
 }

@@ -74,13 +74,20 @@ mod tests {
             let img = Image::from_vec(4, 3, 1, (0..12).map(|i| i as f32 / 12.0).collect());
             let out = SharpenWavelet.process(ctx, img.clone(), "").unwrap();
             assert_eq!((out.width, out.height, out.channels), (4, 3, 1));
-            let e = SharpenWavelet.process(ctx, img.clone(), r#"{"layers": 99}"#).unwrap_err();
+            let e = SharpenWavelet
+                .process(ctx, img.clone(), r#"{"layers": 99}"#)
+                .unwrap_err();
             assert_eq!(e.kind, ErrorKind::InvalidParams);
-            let e = SharpenWavelet.process(ctx, img, r#"{"bogus": 1}"#).unwrap_err();
+            let e = SharpenWavelet
+                .process(ctx, img, r#"{"bogus": 1}"#)
+                .unwrap_err();
             assert_eq!(e.kind, ErrorKind::InvalidParams);
         });
         let m = SharpenWavelet.manifest();
-        assert_eq!((m.name.as_str(), m.kind), ("sharpen-wavelet", StageKind::Sharpen));
+        assert_eq!(
+            (m.name.as_str(), m.kind),
+            ("sharpen-wavelet", StageKind::Sharpen)
+        );
         assert_eq!(m.params.len(), 3);
     }
 }

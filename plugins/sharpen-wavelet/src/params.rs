@@ -57,7 +57,11 @@ impl WaveletParams {
         check_list("gains", &self.gains, GAIN_RANGE)?;
         check_list("thresholds", &self.thresholds, THRESHOLD_RANGE)?;
         let n = self.layers as usize;
-        let pad = |v: &[f32], neutral: f32| -> Vec<f32> { (0..n).map(|i| v.get(i).copied().unwrap_or(neutral)).collect() };
+        let pad = |v: &[f32], neutral: f32| -> Vec<f32> {
+            (0..n)
+                .map(|i| v.get(i).copied().unwrap_or(neutral))
+                .collect()
+        };
         let mut ignored = Vec::new();
         if self.gains.iter().skip(n).any(|&g| g != 1.0) {
             ignored.push("gains");
@@ -65,9 +69,19 @@ impl WaveletParams {
         if self.thresholds.iter().skip(n).any(|&t| t != 0.0) {
             ignored.push("thresholds");
         }
-        let warning = (!ignored.is_empty())
-            .then(|| format!("entries of {} beyond layer {n} are ignored (layers = {n})", ignored.join(" and ")));
-        Ok((LayerSettings { gains: pad(&self.gains, 1.0), thresholds: pad(&self.thresholds, 0.0) }, warning))
+        let warning = (!ignored.is_empty()).then(|| {
+            format!(
+                "entries of {} beyond layer {n} are ignored (layers = {n})",
+                ignored.join(" and ")
+            )
+        });
+        Ok((
+            LayerSettings {
+                gains: pad(&self.gains, 1.0),
+                thresholds: pad(&self.thresholds, 0.0),
+            },
+            warning,
+        ))
     }
 }
 
@@ -123,7 +137,8 @@ mod tests {
         let (s, warn) = WaveletParams::default().resolve().unwrap();
         assert_eq!(s.gains.len(), 6);
         assert!(warn.is_none());
-        let p: WaveletParams = parse_params(r#"{"layers": 8, "gains": [3.0], "thresholds": []}"#).unwrap();
+        let p: WaveletParams =
+            parse_params(r#"{"layers": 8, "gains": [3.0], "thresholds": []}"#).unwrap();
         let (s, _) = p.resolve().unwrap();
         assert_eq!(s.gains, vec![3.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]);
         assert_eq!(s.thresholds, vec![0.0; 8]);

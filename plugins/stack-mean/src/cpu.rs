@@ -19,7 +19,10 @@ pub fn frame_weights(scores: &[f32], n: usize, p: &MeanParams) -> Vec<f32> {
     if max <= 0.0 {
         return vec![1.0; n];
     }
-    scores.iter().map(|s| (s.max(0.0) / max).powf(p.weight_power)).collect()
+    scores
+        .iter()
+        .map(|s| (s.max(0.0) / max).powf(p.weight_power))
+        .collect()
 }
 
 /// Stacks the source under the alignment.
@@ -27,14 +30,23 @@ pub fn frame_weights(scores: &[f32], n: usize, p: &MeanParams) -> Vec<f32> {
 /// Memory: output (`W·H·C` floats) + per running band `BAND_ROWS·W·C·2` for the
 /// accumulators and resampled rows + `(BAND_ROWS + shift span + 5)·W·C` of
 /// decoded input rows. Independent of the frame count.
-pub fn stack(ctx: &StageCtx, frames: &FrameSourceRef, req: &StackRequest, p: &MeanParams) -> Result<Image, StageError> {
+pub fn stack(
+    ctx: &StageCtx,
+    frames: &FrameSourceRef,
+    req: &StackRequest,
+    p: &MeanParams,
+) -> Result<Image, StageError> {
     let info = frames.info();
     let n = info.count as usize;
     if n == 0 {
         return Err(StageError::invalid_params("no frames to stack"));
     }
     if req.alignment.warps.len() != n {
-        return Err(StageError::internal(format!("{} warps for {} frames", req.alignment.warps.len(), n)));
+        return Err(StageError::internal(format!(
+            "{} warps for {} frames",
+            req.alignment.warps.len(),
+            n
+        )));
     }
     let interp = Interp::parse(&p.interpolation)?;
     let weights = frame_weights(&req.scores, n, p);
@@ -56,7 +68,17 @@ pub fn stack(ctx: &StageCtx, frames: &FrameSourceRef, req: &StackRequest, p: &Me
             if ctx.backend.cancelled() {
                 return;
             }
-            if let Err(e) = warped_rows(frames, i, warp, interp, y0, rows, &mut buf, Some(&mut pix_w), &mut scratch) {
+            if let Err(e) = warped_rows(
+                frames,
+                i,
+                warp,
+                interp,
+                y0,
+                rows,
+                &mut buf,
+                Some(&mut pix_w),
+                &mut scratch,
+            ) {
                 errors.lock().unwrap().get_or_insert(e);
                 return;
             }
@@ -74,7 +96,11 @@ pub fn stack(ctx: &StageCtx, frames: &FrameSourceRef, req: &StackRequest, p: &Me
         }
         for (px, ws) in wsum.iter().enumerate() {
             for c in 0..ch {
-                band[px * ch + c] = if *ws > 0.0 { (sum[px * ch + c] / ws) as f32 } else { 0.0 };
+                band[px * ch + c] = if *ws > 0.0 {
+                    (sum[px * ch + c] / ws) as f32
+                } else {
+                    0.0
+                };
             }
         }
         ctx.progress(done.fetch_add(1, Ordering::Relaxed) + 1, bands);
@@ -93,14 +119,27 @@ mod tests {
     #[test]
     fn mean_of_unshifted_frames_is_the_plain_average() {
         let (w, h) = (21, 35);
-        let frames: Vec<Vec<f32>> = (0..5).map(|k| (0..w * h * 3).map(|i| ((i * (k + 3)) % 17) as f32 / 17.0).collect()).collect();
+        let frames: Vec<Vec<f32>> = (0..5)
+            .map(|k| {
+                (0..w * h * 3)
+                    .map(|i| ((i * (k + 3)) % 17) as f32 / 17.0)
+                    .collect()
+            })
+            .collect();
         let mem = MemFrames::new(w as u32, h as u32, 3, frames.clone());
         let req = StackRequest {
-            alignment: Alignment { warps: (0..5).map(|_| FrameWarp::shift(0.0, 0.0)).collect(), reference: 0 },
+            alignment: Alignment {
+                warps: (0..5).map(|_| FrameWarp::shift(0.0, 0.0)).collect(),
+                reference: 0,
+            },
             scores: RVec::new(),
         };
         let be = ThreadBackend::new(3);
-        let img = be.with_ctx("stack-mean", |ctx| stack(ctx, &mem.as_ref(), &req, &MeanParams::default())).unwrap();
+        let img = be
+            .with_ctx("stack-mean", |ctx| {
+                stack(ctx, &mem.as_ref(), &req, &MeanParams::default())
+            })
+            .unwrap();
         for i in 0..w * h * 3 {
             let want = frames.iter().map(|f| f[i]).sum::<f32>() / 5.0;
             assert!((img.data[i] - want).abs() < 1e-5);
@@ -109,7 +148,11 @@ mod tests {
 
     #[test]
     fn quality_weights_favour_sharp_frames() {
-        let p = MeanParams { quality_weighting: true, weight_power: 2.0, ..Default::default() };
+        let p = MeanParams {
+            quality_weighting: true,
+            weight_power: 2.0,
+            ..Default::default()
+        };
         let w = frame_weights(&[4.0, 2.0, 0.0], 3, &p);
         assert_eq!(w, vec![1.0, 0.25, 0.0]);
         let off = frame_weights(&[4.0, 2.0], 2, &MeanParams::default());

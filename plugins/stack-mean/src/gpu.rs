@@ -8,7 +8,9 @@
 //! Memory: one batch of frames ([`BATCH_WORDS`]) on the host and on the
 //! device, plus the sum.
 
-use jupiter_kit::gpu::{read_batch, scale, shift_accumulate, write_slots, FrameSlot, ShiftGeometry, SLOT_WORDS};
+use jupiter_kit::gpu::{
+    read_batch, scale, shift_accumulate, write_slots, FrameSlot, ShiftGeometry, SLOT_WORDS,
+};
 use jupiter_kit::warp::Interp;
 use jupiter_plugin_api::gpu::helpers::{write, Buffers};
 use jupiter_plugin_api::prelude::*;
@@ -26,11 +28,19 @@ pub fn supports(req: &StackRequest) -> bool {
 }
 
 /// Stacks on the GPU; the image returned is device-resident.
-pub fn stack(ctx: &StageCtx, gpu: &GpuServiceBox, frames: &FrameSourceRef, req: &StackRequest, p: &MeanParams) -> Result<Image, StageError> {
+pub fn stack(
+    ctx: &StageCtx,
+    gpu: &GpuServiceBox,
+    frames: &FrameSourceRef,
+    req: &StackRequest,
+    p: &MeanParams,
+) -> Result<Image, StageError> {
     let info = frames.info();
     let n = info.count as usize;
     if n == 0 || req.alignment.warps.len() != n {
-        return Err(StageError::invalid_params("no frames to stack, or warps do not match frames"));
+        return Err(StageError::invalid_params(
+            "no frames to stack, or warps do not match frames",
+        ));
     }
     let interp = match Interp::parse(&p.interpolation)? {
         Interp::Bilinear => 0,
@@ -41,14 +51,31 @@ pub fn stack(ctx: &StageCtx, gpu: &GpuServiceBox, frames: &FrameSourceRef, req: 
     if total <= 0.0 {
         return Err(StageError::invalid_params("all frame weights are zero"));
     }
-    let (w, h, c) = (info.width as usize, info.height as usize, info.channels as usize);
+    let (w, h, c) = (
+        info.width as usize,
+        info.height as usize,
+        info.channels as usize,
+    );
     let len = info.frame_len();
     // Frames per upload: as many as fit the batch budget.
     let batch = (BATCH_WORDS / len.max(1)).clamp(1, n);
     let mut bufs = Buffers::new(gpu);
-    let (src, acc, table) = (bufs.zeroed(batch * len)?, bufs.zeroed(len)?, bufs.zeroed(batch * SLOT_WORDS)?);
+    let (src, acc, table) = (
+        bufs.zeroed(batch * len)?,
+        bufs.zeroed(len)?,
+        bufs.zeroed(batch * SLOT_WORDS)?,
+    );
     let mut staging = vec![0.0f32; batch * len];
-    let geometry = ShiftGeometry { width: w, height: h, channels: c, interp, y0: 0, rows: h, src_y0: 0, src_rows: h };
+    let geometry = ShiftGeometry {
+        width: w,
+        height: h,
+        channels: c,
+        interp,
+        y0: 0,
+        rows: h,
+        src_y0: 0,
+        src_rows: h,
+    };
     for start in (0..n).step_by(batch) {
         ctx.check_cancelled()?;
         let count = batch.min(n - start);
@@ -57,7 +84,13 @@ pub fn stack(ctx: &StageCtx, gpu: &GpuServiceBox, frames: &FrameSourceRef, req: 
         let slots: Vec<FrameSlot> = (0..count)
             .map(|k| {
                 let warp = &req.alignment.warps[start + k];
-                FrameSlot { dx: warp.dx, dy: warp.dy, weight: weights[start + k], src_offset: k * len, dst_offset: 0 }
+                FrameSlot {
+                    dx: warp.dx,
+                    dy: warp.dy,
+                    weight: weights[start + k],
+                    src_offset: k * len,
+                    dst_offset: 0,
+                }
             })
             .collect();
         write_slots(gpu, table, &slots)?;
@@ -67,5 +100,11 @@ pub fn stack(ctx: &StageCtx, gpu: &GpuServiceBox, frames: &FrameSourceRef, req: 
     scale(gpu, acc, len, (1.0 / total) as f32)?;
     gpu.synchronize().into_result()?;
     bufs.keep(acc);
-    Ok(Image { width: info.width, height: info.height, channels: info.channels, data: RVec::new(), device: Some(acc).into() })
+    Ok(Image {
+        width: info.width,
+        height: info.height,
+        channels: info.channels,
+        data: RVec::new(),
+        device: Some(acc).into(),
+    })
 }

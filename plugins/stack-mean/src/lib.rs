@@ -32,7 +32,13 @@ impl Stage for StackMean {
         }
     }
 
-    fn stack(&self, ctx: &StageCtx, frames: &FrameSourceRef, req: &StackRequest, params: &str) -> Result<Image, StageError> {
+    fn stack(
+        &self,
+        ctx: &StageCtx,
+        frames: &FrameSourceRef,
+        req: &StackRequest,
+        params: &str,
+    ) -> Result<Image, StageError> {
         let p: params::MeanParams = parse_params(params)?;
         match ctx.gpu() {
             Some(g) if gpu::supports(req) => gpu::stack(ctx, &g, frames, req, &p),

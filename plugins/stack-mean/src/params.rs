@@ -15,15 +15,34 @@ pub struct MeanParams {
 
 impl Default for MeanParams {
     fn default() -> Self {
-        MeanParams { interpolation: "bicubic".into(), quality_weighting: false, weight_power: 1.0 }
+        MeanParams {
+            interpolation: "bicubic".into(),
+            quality_weighting: false,
+            weight_power: 1.0,
+        }
     }
 }
 
 pub fn specs() -> Vec<ParamSpec> {
     let d = MeanParams::default();
     vec![
-        ParamSpec::choice("interpolation", &d.interpolation, &["bicubic", "bilinear"], "Resampling of fractional shifts"),
-        ParamSpec::bool("quality_weighting", d.quality_weighting, "Weight frames by their quality score"),
-        ParamSpec::float("weight_power", d.weight_power as f64, 0.0, 8.0, "Exponent applied to the relative score"),
+        ParamSpec::choice(
+            "interpolation",
+            &d.interpolation,
+            &["bicubic", "bilinear"],
+            "Resampling of fractional shifts",
+        ),
+        ParamSpec::bool(
+            "quality_weighting",
+            d.quality_weighting,
+            "Weight frames by their quality score",
+        ),
+        ParamSpec::float(
+            "weight_power",
+            d.weight_power as f64,
+            0.0,
+            8.0,
+            "Exponent applied to the relative score",
+        ),
     ]
 }

@@ -20,7 +20,12 @@ use crate::params::MedianParams;
 /// resampling buffers, where `N` is the frame count and `R` the band's rows
 /// ([`jupiter_kit::tile::band_rows`]: 16, fewer for very large `N·W·C`). The
 /// frame set is never copied.
-pub fn stack(ctx: &StageCtx, frames: &FrameSourceRef, req: &StackRequest, p: &MedianParams) -> Result<Image, StageError> {
+pub fn stack(
+    ctx: &StageCtx,
+    frames: &FrameSourceRef,
+    req: &StackRequest,
+    p: &MedianParams,
+) -> Result<Image, StageError> {
     let interp = Interp::parse(&p.interpolation)?;
     stack_bands(ctx, frames, &req.alignment.warps, interp, median_in_place)
 }
@@ -33,7 +38,11 @@ pub fn stack(ctx: &StageCtx, frames: &FrameSourceRef, req: &StackRequest, p: &Me
 /// does the resampling and gathering). It holds all `N` aligned frames and
 /// their weight maps in memory (`N·W·H·(C + 1)` floats): for tests and the
 /// benchmark only, never for the stage.
-pub fn stack_reference(frames: &FrameSourceRef, req: &StackRequest, p: &MedianParams) -> Result<Image, StageError> {
+pub fn stack_reference(
+    frames: &FrameSourceRef,
+    req: &StackRequest,
+    p: &MedianParams,
+) -> Result<Image, StageError> {
     let interp = Interp::parse(&p.interpolation)?;
     naive_stack(frames, &req.alignment.warps, interp, |mut v| {
         v.sort_by(f32::total_cmp);
@@ -50,13 +59,19 @@ pub fn stack_reference(frames: &FrameSourceRef, req: &StackRequest, p: &MedianPa
 mod tests {
     use super::*;
     use jupiter_kit::stats::psnr;
-    use jupiter_kit::warp::warped_rows;
     use jupiter_kit::synth::{capture, CaptureSpec, Rng};
+    use jupiter_kit::warp::warped_rows;
     use jupiter_plugin_api::testing::{MemFrames, ThreadBackend};
     use jupiter_plugin_api::WarpField;
 
     fn request(warps: Vec<FrameWarp>) -> StackRequest {
-        StackRequest { alignment: Alignment { warps: warps.into(), reference: 0 }, scores: RVec::new() }
+        StackRequest {
+            alignment: Alignment {
+                warps: warps.into(),
+                reference: 0,
+            },
+            scores: RVec::new(),
+        }
     }
 
     fn run(mem: &MemFrames, req: &StackRequest, p: &MedianParams) -> Result<Image, StageError> {
@@ -90,31 +105,76 @@ mod tests {
     #[test]
     fn fast_path_equals_the_naive_reference() {
         let mut rng = Rng::new(3);
-        for (n, ch, interp) in [(1, 1, "bicubic"), (2, 3, "bilinear"), (3, 1, "bicubic"), (8, 3, "bicubic"), (17, 1, "bilinear"), (40, 1, "bicubic")] {
+        for (n, ch, interp) in [
+            (1, 1, "bicubic"),
+            (2, 3, "bilinear"),
+            (3, 1, "bicubic"),
+            (8, 3, "bicubic"),
+            (17, 1, "bilinear"),
+            (40, 1, "bicubic"),
+        ] {
             let (w, h) = (23, 37);
-            let frames: Vec<Vec<f32>> = (0..n).map(|_| (0..w * h * ch).map(|_| rng.uniform()).collect()).collect();
+            let frames: Vec<Vec<f32>> = (0..n)
+                .map(|_| (0..w * h * ch).map(|_| rng.uniform()).collect())
+                .collect();
             let mem = MemFrames::new(w as u32, h as u32, ch as u32, frames);
             let warps: Vec<FrameWarp> = (0..n)
-                .map(|i| if i % 3 == 1 { field_with_hole(&mut rng, w, h) } else { FrameWarp::shift(rng.range(-2.0, 2.0), rng.range(-2.0, 2.0)) })
+                .map(|i| {
+                    if i % 3 == 1 {
+                        field_with_hole(&mut rng, w, h)
+                    } else {
+                        FrameWarp::shift(rng.range(-2.0, 2.0), rng.range(-2.0, 2.0))
+                    }
+                })
                 .collect();
             let req = request(warps);
-            let p = MedianParams { interpolation: interp.into() };
+            let p = MedianParams {
+                interpolation: interp.into(),
+            };
             let fast = run(&mem, &req, &p).unwrap();
             let reference = stack_reference(&mem.as_ref(), &req, &p).unwrap();
-            let err = fast.data.iter().zip(reference.data.iter()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-            assert!(err <= 1e-5, "{n} frames, {ch} channels, {interp}: max difference {err}");
+            let err = fast
+                .data
+                .iter()
+                .zip(reference.data.iter())
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(
+                err <= 1e-5,
+                "{n} frames, {ch} channels, {interp}: max difference {err}"
+            );
         }
     }
 
     #[test]
     fn even_count_gives_the_mean_of_the_two_middle_values() {
         let (w, h) = (5, 20);
-        let mem = MemFrames::new(w, h, 1, [0.1, 0.9, 0.2, 0.6].iter().map(|&v| vec![v; 100]).collect());
-        let img = run(&mem, &request(vec![FrameWarp::shift(0.0, 0.0); 4]), &MedianParams::default()).unwrap();
+        let mem = MemFrames::new(
+            w,
+            h,
+            1,
+            [0.1, 0.9, 0.2, 0.6].iter().map(|&v| vec![v; 100]).collect(),
+        );
+        let img = run(
+            &mem,
+            &request(vec![FrameWarp::shift(0.0, 0.0); 4]),
+            &MedianParams::default(),
+        )
+        .unwrap();
         assert!(img.data.iter().all(|&v| (v - 0.4).abs() < 1e-6));
         // Odd count: the middle value exactly.
-        let mem = MemFrames::new(w, h, 1, [0.7, 0.1, 0.3].iter().map(|&v| vec![v; 100]).collect());
-        let img = run(&mem, &request(vec![FrameWarp::shift(0.0, 0.0); 3]), &MedianParams::default()).unwrap();
+        let mem = MemFrames::new(
+            w,
+            h,
+            1,
+            [0.7, 0.1, 0.3].iter().map(|&v| vec![v; 100]).collect(),
+        );
+        let img = run(
+            &mem,
+            &request(vec![FrameWarp::shift(0.0, 0.0); 3]),
+            &MedianParams::default(),
+        )
+        .unwrap();
         assert!(img.data.iter().all(|&v| v == 0.3));
     }
 
@@ -124,7 +184,12 @@ mod tests {
         // Frames 3 and 4 are bright but have weight 0 everywhere: the median
         // of the other three (0.2, 0.3, 0.4) is 0.3, not 0.4.
         let values = [0.2, 0.3, 0.4, 1.0, 1.0];
-        let mem = MemFrames::new(w as u32, h as u32, 1, values.iter().map(|&v| vec![v; w * h]).collect());
+        let mem = MemFrames::new(
+            w as u32,
+            h as u32,
+            1,
+            values.iter().map(|&v| vec![v; w * h]).collect(),
+        );
         let off = |_: usize| FrameWarp {
             dx: 0.0,
             dy: 0.0,
@@ -141,12 +206,27 @@ mod tests {
             })
             .into(),
         };
-        let warps = vec![FrameWarp::shift(0.0, 0.0), FrameWarp::shift(0.0, 0.0), FrameWarp::shift(0.0, 0.0), off(3), off(4)];
+        let warps = vec![
+            FrameWarp::shift(0.0, 0.0),
+            FrameWarp::shift(0.0, 0.0),
+            FrameWarp::shift(0.0, 0.0),
+            off(3),
+            off(4),
+        ];
         let img = run(&mem, &request(warps), &MedianParams::default()).unwrap();
-        assert!(img.data.iter().all(|&v| (v - 0.3).abs() < 1e-6), "{:?}", &img.data[..4]);
+        assert!(
+            img.data.iter().all(|&v| (v - 0.3).abs() < 1e-6),
+            "{:?}",
+            &img.data[..4]
+        );
         // No frame kept anywhere: zeros, no panic.
         let mem = MemFrames::new(w as u32, h as u32, 1, vec![vec![0.5; w * h]; 2]);
-        let img = run(&mem, &request(vec![off(0), off(1)]), &MedianParams::default()).unwrap();
+        let img = run(
+            &mem,
+            &request(vec![off(0), off(1)]),
+            &MedianParams::default(),
+        )
+        .unwrap();
         assert!(img.data.iter().all(|&v| v == 0.0));
     }
 
@@ -157,20 +237,38 @@ mod tests {
         let e = run(&mem, &request(vec![FrameWarp::shift(0.0, 0.0)]), &p).unwrap_err();
         assert_eq!(e.kind, ErrorKind::Internal);
         assert!(stack_reference(&mem.as_ref(), &request(vec![]), &p).is_err());
-        let bad = MedianParams { interpolation: "nearest".into() };
-        assert_eq!(run(&mem, &request(vec![FrameWarp::shift(0.0, 0.0); 2]), &bad).unwrap_err().kind, ErrorKind::InvalidParams);
+        let bad = MedianParams {
+            interpolation: "nearest".into(),
+        };
+        assert_eq!(
+            run(&mem, &request(vec![FrameWarp::shift(0.0, 0.0); 2]), &bad)
+                .unwrap_err()
+                .kind,
+            ErrorKind::InvalidParams
+        );
         let empty = MemFrames::new(4, 4, 1, vec![]);
-        assert_eq!(run(&empty, &request(vec![]), &p).unwrap_err().kind, ErrorKind::InvalidParams);
+        assert_eq!(
+            run(&empty, &request(vec![]), &p).unwrap_err().kind,
+            ErrorKind::InvalidParams
+        );
         // Through the stage: unknown parameters are rejected.
         let be = ThreadBackend::new(1);
         let req = request(vec![FrameWarp::shift(0.0, 0.0); 2]);
-        let e = be.with_ctx("stack-median", |ctx| crate::StackMedian.stack(ctx, &mem.as_ref(), &req, r#"{"kappa": 3}"#)).unwrap_err();
+        let e = be
+            .with_ctx("stack-median", |ctx| {
+                crate::StackMedian.stack(ctx, &mem.as_ref(), &req, r#"{"kappa": 3}"#)
+            })
+            .unwrap_err();
         assert_eq!(e.kind, ErrorKind::InvalidParams);
     }
 
     /// PSNR over the interior (edge replication differs near the borders).
     fn interior_psnr(img: &[f32], truth: &[f32], w: usize, h: usize, border: usize) -> f64 {
-        let pick = |v: &[f32]| -> Vec<f32> { (border..h - border).flat_map(|y| v[y * w + border..y * w + w - border].to_vec()).collect() };
+        let pick = |v: &[f32]| -> Vec<f32> {
+            (border..h - border)
+                .flat_map(|y| v[y * w + border..y * w + w - border].to_vec())
+                .collect()
+        };
         psnr(&pick(img), &pick(truth))
     }
 
@@ -181,24 +279,51 @@ mod tests {
         let mut sum = vec![0.0f64; w * h];
         let (mut buf, mut scratch) = (vec![0.0f32; w * h], Vec::new());
         for (i, warp) in warps.iter().enumerate() {
-            warped_rows(&mem.as_ref(), i, warp, Interp::Bicubic, 0, h, &mut buf, None, &mut scratch).unwrap();
+            warped_rows(
+                &mem.as_ref(),
+                i,
+                warp,
+                Interp::Bicubic,
+                0,
+                h,
+                &mut buf,
+                None,
+                &mut scratch,
+            )
+            .unwrap();
             sum.iter_mut().zip(&buf).for_each(|(s, v)| *s += *v as f64);
         }
-        sum.iter().map(|s| (s / warps.len() as f64) as f32).collect()
+        sum.iter()
+            .map(|s| (s / warps.len() as f64) as f32)
+            .collect()
     }
 
     #[test]
     fn median_beats_the_mean_on_frames_with_artifacts() {
         for seed in [1, 2, 3] {
-            let spec = CaptureSpec { width: 96, height: 96, frames: 40, noise: 0.01, artifact_fraction: 0.1, seed, ..Default::default() };
+            let spec = CaptureSpec {
+                width: 96,
+                height: 96,
+                frames: 40,
+                noise: 0.01,
+                artifact_fraction: 0.1,
+                seed,
+                ..Default::default()
+            };
             let cap = capture(&spec);
             let mem = MemFrames::new(96, 96, 1, cap.frames.clone());
             let req = request(cap.warps.clone());
             let median = run(&mem, &req, &MedianParams::default()).unwrap();
             let mean = plain_mean(&mem, &cap.warps);
-            let (pm, pa) = (interior_psnr(&median.data, &cap.truth, 96, 96, 4), interior_psnr(&mean, &cap.truth, 96, 96, 4));
+            let (pm, pa) = (
+                interior_psnr(&median.data, &cap.truth, 96, 96, 4),
+                interior_psnr(&mean, &cap.truth, 96, 96, 4),
+            );
             eprintln!("seed {seed}: PSNR median {pm:.2} dB, mean {pa:.2} dB");
-            assert!(pm >= pa + 2.0, "seed {seed}: median {pm:.2} dB vs mean {pa:.2} dB");
+            assert!(
+                pm >= pa + 2.0,
+                "seed {seed}: median {pm:.2} dB vs mean {pa:.2} dB"
+            );
         }
     }
 }

@@ -18,12 +18,31 @@ pub fn supports(req: &StackRequest) -> bool {
 }
 
 /// Stacks on the GPU; the image returned is device-resident.
-pub fn stack(ctx: &StageCtx, gpu: &GpuServiceBox, frames: &FrameSourceRef, req: &StackRequest, p: &MedianParams) -> Result<Image, StageError> {
+pub fn stack(
+    ctx: &StageCtx,
+    gpu: &GpuServiceBox,
+    frames: &FrameSourceRef,
+    req: &StackRequest,
+    p: &MedianParams,
+) -> Result<Image, StageError> {
     let interp = match Interp::parse(&p.interpolation)? {
         Interp::Bilinear => 0,
         Interp::Bicubic => 1,
     };
     let info = frames.info();
-    let buf = median_stack(ctx, gpu, frames, &req.alignment.warps, interp, MEDIAN_TILE_BUDGET_WORDS)?;
-    Ok(Image { width: info.width, height: info.height, channels: info.channels, data: RVec::new(), device: Some(buf).into() })
+    let buf = median_stack(
+        ctx,
+        gpu,
+        frames,
+        &req.alignment.warps,
+        interp,
+        MEDIAN_TILE_BUDGET_WORDS,
+    )?;
+    Ok(Image {
+        width: info.width,
+        height: info.height,
+        channels: info.channels,
+        data: RVec::new(),
+        device: Some(buf).into(),
+    })
 }

@@ -38,7 +38,13 @@ impl Stage for StackMedian {
         }
     }
 
-    fn stack(&self, ctx: &StageCtx, frames: &FrameSourceRef, req: &StackRequest, params: &str) -> Result<Image, StageError> {
+    fn stack(
+        &self,
+        ctx: &StageCtx,
+        frames: &FrameSourceRef,
+        req: &StackRequest,
+        params: &str,
+    ) -> Result<Image, StageError> {
         let p: params::MedianParams = parse_params(params)?;
         match ctx.gpu() {
             Some(g) if gpu::supports(req) => gpu::stack(ctx, &g, frames, req, &p),

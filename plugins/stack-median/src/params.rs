@@ -13,14 +13,21 @@ pub struct MedianParams {
 
 impl Default for MedianParams {
     fn default() -> Self {
-        MedianParams { interpolation: "bicubic".into() }
+        MedianParams {
+            interpolation: "bicubic".into(),
+        }
     }
 }
 
 /// The manifest's description of [`MedianParams`].
 pub fn specs() -> Vec<ParamSpec> {
     let d = MedianParams::default();
-    vec![ParamSpec::choice("interpolation", &d.interpolation, &["bicubic", "bilinear"], "Resampling of fractional shifts")]
+    vec![ParamSpec::choice(
+        "interpolation",
+        &d.interpolation,
+        &["bicubic", "bilinear"],
+        "Resampling of fractional shifts",
+    )]
 }
 
 #[cfg(test)]
@@ -30,7 +37,10 @@ mod tests {
 
     #[test]
     fn defaults_and_unknown_fields() {
-        assert_eq!(parse_params::<MedianParams>("").unwrap(), MedianParams::default());
+        assert_eq!(
+            parse_params::<MedianParams>("").unwrap(),
+            MedianParams::default()
+        );
         let p: MedianParams = parse_params(r#"{"interpolation": "bilinear"}"#).unwrap();
         assert_eq!(p.interpolation, "bilinear");
         let e = parse_params::<MedianParams>(r#"{"kappa": 2}"#).unwrap_err();

@@ -26,19 +26,32 @@ use crate::params::{ClipConfig, Mode, SigmaClipParams};
 /// one per worker thread), `N·R·W·C` pixel-major samples and `O(R·W·C)`
 /// resampling buffers, where `N` is the frame count and `R` the band's rows
 /// ([`jupiter_kit::tile::band_rows`]). The frame set is never copied.
-pub fn stack(ctx: &StageCtx, frames: &FrameSourceRef, req: &StackRequest, p: &SigmaClipParams) -> Result<Image, StageError> {
+pub fn stack(
+    ctx: &StageCtx,
+    frames: &FrameSourceRef,
+    req: &StackRequest,
+    p: &SigmaClipParams,
+) -> Result<Image, StageError> {
     let interp = Interp::parse(&p.interpolation)?;
     let cfg = p.config()?;
-    stack_bands(ctx, frames, &req.alignment.warps, interp, |v| clip_in_place(v, &cfg))
+    stack_bands(ctx, frames, &req.alignment.warps, interp, |v| {
+        clip_in_place(v, &cfg)
+    })
 }
 
 /// The reference: every frame resampled whole, each output sample's kept
 /// samples gathered into a new `Vec` and reduced by [`clip_reference`].
 /// Holds all aligned frames: for tests only.
-pub fn stack_reference(frames: &FrameSourceRef, req: &StackRequest, p: &SigmaClipParams) -> Result<Image, StageError> {
+pub fn stack_reference(
+    frames: &FrameSourceRef,
+    req: &StackRequest,
+    p: &SigmaClipParams,
+) -> Result<Image, StageError> {
     let interp = Interp::parse(&p.interpolation)?;
     let cfg = p.config()?;
-    naive_stack(frames, &req.alignment.warps, interp, |v| clip_reference(&v, &cfg))
+    naive_stack(frames, &req.alignment.warps, interp, |v| {
+        clip_reference(&v, &cfg)
+    })
 }
 
 /// Mean and population standard deviation (two passes, in `f64`).
@@ -103,7 +116,11 @@ pub fn clip_reference(samples: &[f32], cfg: &ClipConfig) -> f32 {
         }
         let centre = median_sorted(&kept) as f64;
         let (l, h) = (centre - cfg.kappa_low * sd, centre + cfg.kappa_high * sd);
-        let next: Vec<f32> = kept.iter().copied().filter(|&x| x as f64 >= l && x as f64 <= h).collect();
+        let next: Vec<f32> = kept
+            .iter()
+            .copied()
+            .filter(|&x| x as f64 >= l && x as f64 <= h)
+            .collect();
         if next.len() == kept.len() || next.len() < cfg.min_frames {
             break;
         }
@@ -113,7 +130,13 @@ pub fn clip_reference(samples: &[f32], cfg: &ClipConfig) -> f32 {
     }
     let mean = match cfg.mode {
         Mode::Clip => kept.iter().map(|&x| x as f64).sum::<f64>() / kept.len() as f64,
-        Mode::Winsorize => samples.iter().map(|&x| (x as f64).max(lo).min(hi)).sum::<f64>() / samples.len() as f64,
+        Mode::Winsorize => {
+            samples
+                .iter()
+                .map(|&x| (x as f64).max(lo).min(hi))
+                .sum::<f64>()
+                / samples.len() as f64
+        }
     };
     mean as f32
 }
@@ -128,7 +151,13 @@ mod tests {
     use jupiter_plugin_api::WarpField;
 
     fn request(warps: Vec<FrameWarp>) -> StackRequest {
-        StackRequest { alignment: Alignment { warps: warps.into(), reference: 0 }, scores: RVec::new() }
+        StackRequest {
+            alignment: Alignment {
+                warps: warps.into(),
+                reference: 0,
+            },
+            scores: RVec::new(),
+        }
     }
 
     fn run(mem: &MemFrames, req: &StackRequest, p: &SigmaClipParams) -> Result<Image, StageError> {
@@ -152,7 +181,10 @@ mod tests {
         let c = clip_reference(&v, &clip);
         assert!((c - 0.5).abs() < 1e-6, "clipped mean {c}");
         assert_eq!(clip_in_place(&mut v.clone(), &clip), c);
-        let win = cfg(&SigmaClipParams { mode: "winsorize".into(), ..Default::default() });
+        let win = cfg(&SigmaClipParams {
+            mode: "winsorize".into(),
+            ..Default::default()
+        });
         let wz = clip_reference(&v, &win);
         // The outlier is replaced by the upper bound: above the clipped mean,
         // well below the plain mean (0.55).
@@ -165,15 +197,27 @@ mod tests {
         let v = with_outlier();
         let plain = v.iter().sum::<f32>() / v.len() as f32;
         for p in [
-            SigmaClipParams { max_iterations: 0, ..Default::default() },
-            SigmaClipParams { min_frames: 10, ..Default::default() },
+            SigmaClipParams {
+                max_iterations: 0,
+                ..Default::default()
+            },
+            SigmaClipParams {
+                min_frames: 10,
+                ..Default::default()
+            },
         ] {
             assert!((clip_reference(&v, &cfg(&p)) - plain).abs() < 1e-6);
             assert!((clip_in_place(&mut v.clone(), &cfg(&p)) - plain).abs() < 1e-6);
         }
         // Identical samples: sigma 0, nothing to clip.
-        assert_eq!(clip_in_place(&mut [0.25; 5], &cfg(&SigmaClipParams::default())), 0.25);
-        assert_eq!(clip_in_place(&mut [], &cfg(&SigmaClipParams::default())), 0.0);
+        assert_eq!(
+            clip_in_place(&mut [0.25; 5], &cfg(&SigmaClipParams::default())),
+            0.25
+        );
+        assert_eq!(
+            clip_in_place(&mut [], &cfg(&SigmaClipParams::default())),
+            0.0
+        );
     }
 
     #[test]
@@ -181,12 +225,34 @@ mod tests {
         let mut rng = Rng::new(5);
         let params = [
             SigmaClipParams::default(),
-            SigmaClipParams { mode: "winsorize".into(), ..Default::default() },
-            SigmaClipParams { kappa_low: 1.0, kappa_high: 1.5, max_iterations: 20, min_frames: 2, ..Default::default() },
-            SigmaClipParams { kappa_low: 0.5, kappa_high: 0.5, mode: "winsorize".into(), ..Default::default() },
+            SigmaClipParams {
+                mode: "winsorize".into(),
+                ..Default::default()
+            },
+            SigmaClipParams {
+                kappa_low: 1.0,
+                kappa_high: 1.5,
+                max_iterations: 20,
+                min_frames: 2,
+                ..Default::default()
+            },
+            SigmaClipParams {
+                kappa_low: 0.5,
+                kappa_high: 0.5,
+                mode: "winsorize".into(),
+                ..Default::default()
+            },
         ];
         for m in 0..60 {
-            let v: Vec<f32> = (0..m).map(|_| if rng.uniform() < 0.15 { rng.uniform() } else { 0.4 + 0.05 * rng.gauss() }).collect();
+            let v: Vec<f32> = (0..m)
+                .map(|_| {
+                    if rng.uniform() < 0.15 {
+                        rng.uniform()
+                    } else {
+                        0.4 + 0.05 * rng.gauss()
+                    }
+                })
+                .collect();
             for p in &params {
                 let c = cfg(p);
                 let (a, b) = (clip_in_place(&mut v.clone(), &c), clip_reference(&v, &c));
@@ -199,9 +265,26 @@ mod tests {
     fn fast_path_equals_the_reference_stack() {
         let mut rng = Rng::new(9);
         let (w, h) = (21, 35);
-        for (n, ch, mode) in [(1, 1, "clip"), (4, 3, "winsorize"), (12, 1, "clip"), (25, 3, "clip"), (25, 1, "winsorize")] {
-            let frames: Vec<Vec<f32>> =
-                (0..n).map(|_| (0..w * h * ch).map(|_| if rng.uniform() < 0.1 { 1.0 } else { 0.3 + 0.05 * rng.gauss() }).collect()).collect();
+        for (n, ch, mode) in [
+            (1, 1, "clip"),
+            (4, 3, "winsorize"),
+            (12, 1, "clip"),
+            (25, 3, "clip"),
+            (25, 1, "winsorize"),
+        ] {
+            let frames: Vec<Vec<f32>> = (0..n)
+                .map(|_| {
+                    (0..w * h * ch)
+                        .map(|_| {
+                            if rng.uniform() < 0.1 {
+                                1.0
+                            } else {
+                                0.3 + 0.05 * rng.gauss()
+                            }
+                        })
+                        .collect()
+                })
+                .collect();
             let mem = MemFrames::new(w as u32, h as u32, ch as u32, frames);
             let warps: Vec<FrameWarp> = (0..n)
                 .map(|i| {
@@ -221,15 +304,30 @@ mod tests {
                         dy: vec![0.1, 0.4].into(),
                         weight: vec![0.0, 1.0].into(),
                     };
-                    FrameWarp { dx, dy, field: Some(field).into() }
+                    FrameWarp {
+                        dx,
+                        dy,
+                        field: Some(field).into(),
+                    }
                 })
                 .collect();
             let req = request(warps);
-            let p = SigmaClipParams { mode: mode.into(), ..Default::default() };
+            let p = SigmaClipParams {
+                mode: mode.into(),
+                ..Default::default()
+            };
             let fast = run(&mem, &req, &p).unwrap();
             let reference = stack_reference(&mem.as_ref(), &req, &p).unwrap();
-            let err = fast.data.iter().zip(reference.data.iter()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-            assert!(err <= 1e-5, "{n} frames, {ch} channels, {mode}: max difference {err}");
+            let err = fast
+                .data
+                .iter()
+                .zip(reference.data.iter())
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(
+                err <= 1e-5,
+                "{n} frames, {ch} channels, {mode}: max difference {err}"
+            );
         }
     }
 
@@ -237,20 +335,44 @@ mod tests {
     fn bad_input_is_an_error_not_a_panic() {
         let mem = MemFrames::new(4, 4, 1, vec![vec![0.0; 16]; 2]);
         let p = SigmaClipParams::default();
-        assert_eq!(run(&mem, &request(vec![FrameWarp::shift(0.0, 0.0)]), &p).unwrap_err().kind, ErrorKind::Internal);
-        let bad = SigmaClipParams { mode: "median".into(), ..Default::default() };
-        assert_eq!(run(&mem, &request(vec![FrameWarp::shift(0.0, 0.0); 2]), &bad).unwrap_err().kind, ErrorKind::InvalidParams);
+        assert_eq!(
+            run(&mem, &request(vec![FrameWarp::shift(0.0, 0.0)]), &p)
+                .unwrap_err()
+                .kind,
+            ErrorKind::Internal
+        );
+        let bad = SigmaClipParams {
+            mode: "median".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            run(&mem, &request(vec![FrameWarp::shift(0.0, 0.0); 2]), &bad)
+                .unwrap_err()
+                .kind,
+            ErrorKind::InvalidParams
+        );
         let empty = MemFrames::new(4, 4, 1, vec![]);
-        assert_eq!(run(&empty, &request(vec![]), &p).unwrap_err().kind, ErrorKind::InvalidParams);
+        assert_eq!(
+            run(&empty, &request(vec![]), &p).unwrap_err().kind,
+            ErrorKind::InvalidParams
+        );
         let be = ThreadBackend::new(1);
         let req = request(vec![FrameWarp::shift(0.0, 0.0); 2]);
-        let e = be.with_ctx("stack-sigma-clip", |ctx| crate::StackSigmaClip.stack(ctx, &mem.as_ref(), &req, r#"{"kappa": 3}"#)).unwrap_err();
+        let e = be
+            .with_ctx("stack-sigma-clip", |ctx| {
+                crate::StackSigmaClip.stack(ctx, &mem.as_ref(), &req, r#"{"kappa": 3}"#)
+            })
+            .unwrap_err();
         assert_eq!(e.kind, ErrorKind::InvalidParams);
     }
 
     /// PSNR over the interior (edge replication differs near the borders).
     fn interior_psnr(img: &[f32], truth: &[f32], w: usize, h: usize, border: usize) -> f64 {
-        let pick = |v: &[f32]| -> Vec<f32> { (border..h - border).flat_map(|y| v[y * w + border..y * w + w - border].to_vec()).collect() };
+        let pick = |v: &[f32]| -> Vec<f32> {
+            (border..h - border)
+                .flat_map(|y| v[y * w + border..y * w + w - border].to_vec())
+                .collect()
+        };
         psnr(&pick(img), &pick(truth))
     }
 
@@ -260,25 +382,57 @@ mod tests {
         let mut sum = vec![0.0f64; w * h];
         let (mut buf, mut scratch) = (vec![0.0f32; w * h], Vec::new());
         for (i, warp) in warps.iter().enumerate() {
-            warped_rows(&mem.as_ref(), i, warp, Interp::Bicubic, 0, h, &mut buf, None, &mut scratch).unwrap();
+            warped_rows(
+                &mem.as_ref(),
+                i,
+                warp,
+                Interp::Bicubic,
+                0,
+                h,
+                &mut buf,
+                None,
+                &mut scratch,
+            )
+            .unwrap();
             sum.iter_mut().zip(&buf).for_each(|(s, v)| *s += *v as f64);
         }
-        sum.iter().map(|s| (s / warps.len() as f64) as f32).collect()
+        sum.iter()
+            .map(|s| (s / warps.len() as f64) as f32)
+            .collect()
     }
 
     #[test]
     fn sigma_clip_beats_the_mean_on_frames_with_artifacts() {
         for seed in [1, 2, 3] {
-            let spec = CaptureSpec { width: 96, height: 96, frames: 40, noise: 0.01, artifact_fraction: 0.1, seed, ..Default::default() };
+            let spec = CaptureSpec {
+                width: 96,
+                height: 96,
+                frames: 40,
+                noise: 0.01,
+                artifact_fraction: 0.1,
+                seed,
+                ..Default::default()
+            };
             let cap = capture(&spec);
             let mem = MemFrames::new(96, 96, 1, cap.frames.clone());
             let req = request(cap.warps.clone());
             let mean = interior_psnr(&plain_mean(&mem, &cap.warps), &cap.truth, 96, 96, 4);
             for mode in ["clip", "winsorize"] {
-                let img = run(&mem, &req, &SigmaClipParams { mode: mode.into(), ..Default::default() }).unwrap();
+                let img = run(
+                    &mem,
+                    &req,
+                    &SigmaClipParams {
+                        mode: mode.into(),
+                        ..Default::default()
+                    },
+                )
+                .unwrap();
                 let got = interior_psnr(&img.data, &cap.truth, 96, 96, 4);
                 eprintln!("seed {seed}: PSNR sigma-clip ({mode}) {got:.2} dB, mean {mean:.2} dB");
-                assert!(got >= mean + 2.0, "seed {seed}, {mode}: {got:.2} dB vs mean {mean:.2} dB");
+                assert!(
+                    got >= mean + 2.0,
+                    "seed {seed}, {mode}: {got:.2} dB vs mean {mean:.2} dB"
+                );
             }
         }
     }

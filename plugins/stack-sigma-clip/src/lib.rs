@@ -31,7 +31,13 @@ impl Stage for StackSigmaClip {
         )
     }
 
-    fn stack(&self, ctx: &StageCtx, frames: &FrameSourceRef, req: &StackRequest, params: &str) -> Result<Image, StageError> {
+    fn stack(
+        &self,
+        ctx: &StageCtx,
+        frames: &FrameSourceRef,
+        req: &StackRequest,
+        params: &str,
+    ) -> Result<Image, StageError> {
         let p: params::SigmaClipParams = parse_params(params)?;
         cpu::stack(ctx, frames, req, &p)
     }
@@ -49,6 +55,16 @@ mod tests {
         assert_eq!(m.name.as_str(), "stack-sigma-clip");
         assert_eq!(m.kind, StageKind::Stack);
         let names: Vec<&str> = m.params.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(names, ["interpolation", "kappa_low", "kappa_high", "max_iterations", "min_frames", "mode"]);
+        assert_eq!(
+            names,
+            [
+                "interpolation",
+                "kappa_low",
+                "kappa_high",
+                "max_iterations",
+                "min_frames",
+                "mode"
+            ]
+        );
     }
 }

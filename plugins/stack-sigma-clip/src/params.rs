@@ -58,13 +58,21 @@ pub struct ClipConfig {
 impl SigmaClipParams {
     /// Checks the ranges and parses `mode`, with an `InvalidParams` error.
     pub fn config(&self) -> Result<ClipConfig, StageError> {
-        for (name, k) in [("kappa_low", self.kappa_low), ("kappa_high", self.kappa_high)] {
+        for (name, k) in [
+            ("kappa_low", self.kappa_low),
+            ("kappa_high", self.kappa_high),
+        ] {
             if !(0.1..=10.0).contains(&k) {
-                return Err(StageError::invalid_params(format!("{name} must be within 0.1 ..= 10, not {k}")));
+                return Err(StageError::invalid_params(format!(
+                    "{name} must be within 0.1 ..= 10, not {k}"
+                )));
             }
         }
         if self.max_iterations > 100 {
-            return Err(StageError::invalid_params(format!("max_iterations must be at most 100, not {}", self.max_iterations)));
+            return Err(StageError::invalid_params(format!(
+                "max_iterations must be at most 100, not {}",
+                self.max_iterations
+            )));
         }
         if self.min_frames < 1 {
             return Err(StageError::invalid_params("min_frames must be at least 1"));
@@ -72,7 +80,11 @@ impl SigmaClipParams {
         let mode = match self.mode.as_str() {
             "clip" => Mode::Clip,
             "winsorize" => Mode::Winsorize,
-            other => return Err(StageError::invalid_params(format!("mode must be clip or winsorize, not '{other}'"))),
+            other => {
+                return Err(StageError::invalid_params(format!(
+                    "mode must be clip or winsorize, not '{other}'"
+                )))
+            }
         };
         Ok(ClipConfig {
             kappa_low: self.kappa_low as f64,
@@ -88,12 +100,46 @@ impl SigmaClipParams {
 pub fn specs() -> Vec<ParamSpec> {
     let d = SigmaClipParams::default();
     vec![
-        ParamSpec::choice("interpolation", &d.interpolation, &["bicubic", "bilinear"], "Resampling of fractional shifts"),
-        ParamSpec::float("kappa_low", d.kappa_low as f64, 0.1, 10.0, "Reject samples this many sigmas below the median"),
-        ParamSpec::float("kappa_high", d.kappa_high as f64, 0.1, 10.0, "Reject samples this many sigmas above the median"),
-        ParamSpec::int("max_iterations", d.max_iterations as i64, 0, 100, "Clipping passes at most (stops when a pass rejects nothing)"),
-        ParamSpec::int("min_frames", d.min_frames as i64, 1, 100_000, "Never keep fewer samples per pixel than this"),
-        ParamSpec::choice("mode", &d.mode, &["clip", "winsorize"], "clip: mean of kept samples; winsorize: outliers replaced by the bounds"),
+        ParamSpec::choice(
+            "interpolation",
+            &d.interpolation,
+            &["bicubic", "bilinear"],
+            "Resampling of fractional shifts",
+        ),
+        ParamSpec::float(
+            "kappa_low",
+            d.kappa_low as f64,
+            0.1,
+            10.0,
+            "Reject samples this many sigmas below the median",
+        ),
+        ParamSpec::float(
+            "kappa_high",
+            d.kappa_high as f64,
+            0.1,
+            10.0,
+            "Reject samples this many sigmas above the median",
+        ),
+        ParamSpec::int(
+            "max_iterations",
+            d.max_iterations as i64,
+            0,
+            100,
+            "Clipping passes at most (stops when a pass rejects nothing)",
+        ),
+        ParamSpec::int(
+            "min_frames",
+            d.min_frames as i64,
+            1,
+            100_000,
+            "Never keep fewer samples per pixel than this",
+        ),
+        ParamSpec::choice(
+            "mode",
+            &d.mode,
+            &["clip", "winsorize"],
+            "clip: mean of kept samples; winsorize: outliers replaced by the bounds",
+        ),
     ]
 }
 
@@ -107,13 +153,37 @@ mod tests {
         let d: SigmaClipParams = parse_params("{}").unwrap();
         assert_eq!(d, SigmaClipParams::default());
         let c = d.config().unwrap();
-        assert_eq!((c.kappa_low, c.kappa_high, c.max_iterations, c.min_frames, c.mode), (2.5, 2.5, 5, 3, Mode::Clip));
+        assert_eq!(
+            (
+                c.kappa_low,
+                c.kappa_high,
+                c.max_iterations,
+                c.min_frames,
+                c.mode
+            ),
+            (2.5, 2.5, 5, 3, Mode::Clip)
+        );
         let w: SigmaClipParams = parse_params(r#"{"mode": "winsorize", "kappa_high": 3}"#).unwrap();
         assert_eq!(w.config().unwrap().mode, Mode::Winsorize);
-        assert_eq!(parse_params::<SigmaClipParams>(r#"{"sigma": 2}"#).unwrap_err().kind, ErrorKind::InvalidParams);
-        for bad in [r#"{"mode": "median"}"#, r#"{"kappa_low": 0}"#, r#"{"kappa_high": 11}"#, r#"{"min_frames": 0}"#, r#"{"max_iterations": 1000}"#] {
+        assert_eq!(
+            parse_params::<SigmaClipParams>(r#"{"sigma": 2}"#)
+                .unwrap_err()
+                .kind,
+            ErrorKind::InvalidParams
+        );
+        for bad in [
+            r#"{"mode": "median"}"#,
+            r#"{"kappa_low": 0}"#,
+            r#"{"kappa_high": 11}"#,
+            r#"{"min_frames": 0}"#,
+            r#"{"max_iterations": 1000}"#,
+        ] {
             let p: SigmaClipParams = parse_params(bad).unwrap();
-            assert_eq!(p.config().unwrap_err().kind, ErrorKind::InvalidParams, "{bad}");
+            assert_eq!(
+                p.config().unwrap_err().kind,
+                ErrorKind::InvalidParams,
+                "{bad}"
+            );
         }
     }
 }

@@ -171,9 +171,11 @@ pub fn main() -> Result<()> {
     let cancel = Arc::new(AtomicBool::new(false));
     {
         let cancel = cancel.clone();
-        // First Ctrl-C: stages stop at their next check. Second: leave now.
+        // First Ctrl-C: stages stop at their next check. Second: leave now,
+        // removing any output still being written.
         let _ = ctrlc::set_handler(move || {
             if cancel.swap(true, Ordering::SeqCst) {
+                crate::io::write::remove_temporaries();
                 std::process::exit(130);
             }
         });

@@ -47,21 +47,41 @@ fn to_u16(v: f32) -> u16 {
 /// A temporary sibling of `path`, removed on drop unless persisted.
 struct TempPath(Option<PathBuf>);
 
+/// Temporary files being written, so that an immediate exit (a second
+/// Ctrl-C) can remove them: see [`remove_temporaries`].
+static LIVE_TEMPS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+fn live_temps() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    LIVE_TEMPS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Removes every temporary output file still being written. Called before
+/// the process exits without unwinding (a second Ctrl-C).
+pub fn remove_temporaries() {
+    for p in live_temps().drain(..) {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
 impl TempPath {
     fn for_target(path: &Path) -> TempPath {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_else(|| "out".into());
-        TempPath(Some(
-            path.with_file_name(format!(".{name}.{}.tmp", std::process::id())),
-        ))
+        let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+        live_temps().push(tmp.clone());
+        TempPath(Some(tmp))
     }
     fn path(&self) -> &Path {
         self.0.as_deref().unwrap()
     }
+    fn forget(p: &Path) {
+        live_temps().retain(|q| q != p);
+    }
     fn persist(mut self, to: &Path) -> Result<()> {
         let p = self.0.take().unwrap();
+        Self::forget(&p);
         std::fs::rename(&p, to)
             .with_context(|| format!("{}: cannot move the finished file into place", to.display()))
     }
@@ -70,6 +90,7 @@ impl TempPath {
 impl Drop for TempPath {
     fn drop(&mut self) {
         if let Some(p) = self.0.take() {
+            Self::forget(&p);
             let _ = std::fs::remove_file(p);
         }
     }

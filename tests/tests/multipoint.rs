@@ -5,6 +5,23 @@
 //! Both results are compared with the truth after fitting one global offset
 //! (the stack sits where the reference is, which is where the best frame is
 //! up to its own seeing), over the interior (16 px from the edges).
+//!
+//! Figures when written (256×192, 100 frames, `--select 50%`):
+//!
+//! | capture | global | multi-point |
+//! |---|---:|---:|
+//! | lunar, local seeing | 24.08 dB | 29.46 dB (keeping all frames per AP: 27.55 dB) |
+//! | lunar, global motion only | 28.76 dB | 30.00 dB |
+//! | planet, global motion only (planet mode) | 37.33 dB | 38.52 dB |
+//! | planet, local seeing (planet mode) | 33.75 dB | 38.00 dB |
+//! | lunar RGB, local seeing | 23.98 dB | 28.87 dB |
+//! | lunar Bayer (8-bit), local seeing | 24.03 dB | 27.67 dB |
+//!
+//! Seams: RMS error within 2 px of the lines where neighbouring APs meet over
+//! RMS error within 2 px of the AP centre lines = 0.994 (x), 0.971 (y); the
+//! same bands on the global stack give 0.937 and 0.969. On global motion the
+//! multi-point stack is better because it keeps, at each AP, the locally
+//! sharpest half of the selected frames (`keep = 0.5`).
 
 use jupiter_host::io::debayer::BayerPattern;
 use jupiter_kit::fft::PhaseCorrelator;

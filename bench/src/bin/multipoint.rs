@@ -287,8 +287,11 @@ fn sweep(o: &Opts, ser: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// (stage, plugin, seconds) of each stage of a run.
+type StageTimes = Vec<(String, String, f64)>;
+
 /// Per-stage seconds from a report.
-fn stage_times(report: &Path) -> Result<Vec<(String, String, f64)>, String> {
+fn stage_times(report: &Path) -> Result<StageTimes, String> {
     let text = std::fs::read_to_string(report).map_err(|e| format!("{}: {e}", report.display()))?;
     let v: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", report.display()))?;
@@ -318,7 +321,7 @@ fn pipeline(o: &Opts, ser: &Path) -> Result<(), String> {
     if !host.exists() {
         return Err(format!("{} is missing: build the host and plugins in release first (see the top of bench/src/bin/multipoint.rs)", host.display()));
     }
-    let run = |name: &str, extra: &[&str]| -> Result<(f64, Vec<(String, String, f64)>), String> {
+    let run = |name: &str, extra: &[&str]| -> Result<(f64, StageTimes), String> {
         let (out, report) = (
             o.dir.join(format!("{name}.tif")),
             o.dir.join(format!("{name}.json")),
@@ -350,7 +353,7 @@ fn pipeline(o: &Opts, ser: &Path) -> Result<(), String> {
         }
         Ok((dt, stage_times(&report)?))
     };
-    let mut best: [Option<(f64, Vec<(String, String, f64)>)>; 2] = [None, None];
+    let mut best: [Option<(f64, StageTimes)>; 2] = [None, None];
     for r in 0..o.repeat {
         // Alternate the order so that neither always runs on a warm cache.
         let order: [usize; 2] = if r % 2 == 0 { [0, 1] } else { [1, 0] };

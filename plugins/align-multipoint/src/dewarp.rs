@@ -51,6 +51,7 @@ pub fn bicubic(plane: &[f32], w: usize, h: usize, x: f32, y: f32) -> f32 {
 
 /// Rows `y0 .. y0 + out.len() / w` of the plane resampled under the warp:
 /// `out(x, y) = plane(x + gx + f.dx(x, y), y + gy + f.dy(x, y))`.
+#[allow(clippy::too_many_arguments)]
 pub fn dewarp_rows(
     plane: &[f32],
     w: usize,

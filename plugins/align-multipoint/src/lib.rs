@@ -86,7 +86,7 @@
 //! resampling per extra pass, and one `ap_size²` FFT pair per active AP and
 //! pass. At the default 50 % overlap the patches cover the frame about four
 //! times whatever their size, so the time hardly depends on the AP count (see
-//! docs/BENCHMARKS.md: 54 → 2022 APs on 640×480 frames cost 1.5× the time;
+//! docs/BENCHMARKS.md: 54 → 2022 APs on 640×480 frames cost 1.4× the time;
 //! the whole 1000-frame pipeline takes 1.9× the global one). Memory: the
 //! reference and per-AP spectra (a few `ap_size²` buffers per AP), one
 //! decoded frame and its resampled copy per worker, and the measurements (a

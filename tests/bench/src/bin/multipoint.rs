@@ -60,10 +60,8 @@ struct Opts {
 }
 
 fn parse(args: &[String]) -> Result<Opts, String> {
-    let ws = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap_or(Path::new("."))
-        .to_path_buf();
+    // The workspace root: this crate lives in tests/bench/.
+    let ws = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let mut o = Opts {
         frames: 1000,
         width: 640,
@@ -319,7 +317,7 @@ fn pipeline(o: &Opts, ser: &Path) -> Result<(), String> {
         .unwrap_or_default();
     let host = exe_dir.join(format!("jupiter-host{}", std::env::consts::EXE_SUFFIX));
     if !host.exists() {
-        return Err(format!("{} is missing: build the host and plugins in release first (see the top of bench/src/bin/multipoint.rs)", host.display()));
+        return Err(format!("{} is missing: build the host and plugins in release first (see the top of tests/bench/src/bin/multipoint.rs)", host.display()));
     }
     let run = |name: &str, extra: &[&str]| -> Result<(f64, StageTimes), String> {
         let (out, report) = (

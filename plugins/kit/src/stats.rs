@@ -47,6 +47,32 @@ pub fn psnr(a: &[f32], truth: &[f32]) -> f64 {
     10.0 * (1.0 / mse).log10()
 }
 
+/// PSNR (dB, peak 1) of `a` against `truth` over the interior, `margin` pixels
+/// away from every edge (where resampling replicates edge pixels).
+pub fn psnr_interior(
+    a: &[f32],
+    truth: &[f32],
+    w: usize,
+    h: usize,
+    ch: usize,
+    margin: usize,
+) -> f64 {
+    let (mut se, mut n) = (0.0f64, 0usize);
+    for y in margin..h.saturating_sub(margin) {
+        for x in margin..w.saturating_sub(margin) {
+            for c in 0..ch {
+                let i = (y * w + x) * ch + c;
+                se += ((a[i] - truth[i]) as f64).powi(2);
+                n += 1;
+            }
+        }
+    }
+    if se == 0.0 {
+        return f64::INFINITY;
+    }
+    10.0 * (n as f64 / se).log10()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

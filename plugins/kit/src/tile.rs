@@ -372,6 +372,21 @@ pub fn median_sorted(v: &[f32]) -> f32 {
     }
 }
 
+/// The plain (unweighted) mean of the bicubic-aligned frames of a mono
+/// source, computed directly: the baseline the rejecting stackers' tests
+/// measure their gain against.
+pub fn plain_mean(frames: &FrameSourceRef, warps: &[FrameWarp]) -> Vec<f32> {
+    let info = frames.info();
+    let (w, h) = (info.width as usize, info.height as usize);
+    let mut sum = vec![0.0f64; w * h];
+    let (mut buf, mut scratch) = (vec![0.0f32; w * h], Vec::new());
+    for (i, warp) in warps.iter().enumerate() {
+        warped_rows(frames, i, warp, Interp::Bicubic, 0, h, &mut buf, None, &mut scratch).expect("readable frames");
+        sum.iter_mut().zip(&buf).for_each(|(s, v)| *s += *v as f64);
+    }
+    sum.iter().map(|s| (s / warps.len() as f64) as f32).collect()
+}
+
 /// The memory-bound check shared by the tile-based stackers' tests: stacks
 /// generated 256×256 frames (stored nowhere) on one thread at 32 and 64
 /// frames, and asserts that the peak heap use is the output plus about one

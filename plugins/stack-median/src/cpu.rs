@@ -58,9 +58,7 @@ pub fn stack_reference(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jupiter_kit::stats::psnr;
     use jupiter_kit::synth::{capture, CaptureSpec, Rng};
-    use jupiter_kit::warp::warped_rows;
     use jupiter_plugin_api::testing::{MemFrames, ThreadBackend};
     use jupiter_plugin_api::WarpField;
 
@@ -264,38 +262,12 @@ mod tests {
 
     /// PSNR over the interior (edge replication differs near the borders).
     fn interior_psnr(img: &[f32], truth: &[f32], w: usize, h: usize, border: usize) -> f64 {
-        let pick = |v: &[f32]| -> Vec<f32> {
-            (border..h - border)
-                .flat_map(|y| v[y * w + border..y * w + w - border].to_vec())
-                .collect()
-        };
-        psnr(&pick(img), &pick(truth))
+        jupiter_kit::stats::psnr_interior(img, truth, w, h, 1, border)
     }
 
     /// The plain mean of the aligned frames, computed directly.
     fn plain_mean(mem: &MemFrames, warps: &[FrameWarp]) -> Vec<f32> {
-        let info = mem.info;
-        let (w, h) = (info.width as usize, info.height as usize);
-        let mut sum = vec![0.0f64; w * h];
-        let (mut buf, mut scratch) = (vec![0.0f32; w * h], Vec::new());
-        for (i, warp) in warps.iter().enumerate() {
-            warped_rows(
-                &mem.as_ref(),
-                i,
-                warp,
-                Interp::Bicubic,
-                0,
-                h,
-                &mut buf,
-                None,
-                &mut scratch,
-            )
-            .unwrap();
-            sum.iter_mut().zip(&buf).for_each(|(s, v)| *s += *v as f64);
-        }
-        sum.iter()
-            .map(|s| (s / warps.len() as f64) as f32)
-            .collect()
+        jupiter_kit::tile::plain_mean(&mem.as_ref(), warps)
     }
 
     #[test]

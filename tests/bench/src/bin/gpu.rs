@@ -8,43 +8,10 @@
 
 use std::time::Instant;
 
-use abi_stable::std_types::{RResult, RSliceMut};
 use jupiter_host::backend::cpu::HostBackend;
 use jupiter_host::backend::{select_device, BackendChoice};
 use jupiter_plugin_api::gpu::helpers::upload;
 use jupiter_plugin_api::*;
-
-/// Frames generated on demand (no 4 GB of frames in memory): a smooth
-/// textured pattern displaced per frame.
-struct Synthetic {
-    info: FrameInfo,
-}
-
-impl FrameSource for Synthetic {
-    fn info(&self) -> FrameInfo {
-        self.info
-    }
-    fn read_rows(
-        &self,
-        index: usize,
-        y0: usize,
-        rows: usize,
-        mut out: RSliceMut<'_, f32>,
-    ) -> RResult<(), StageError> {
-        let w = self.info.width as usize;
-        let (ox, oy) = ((index % 7) as f32 * 0.31, (index % 5) as f32 * 0.27);
-        for r in 0..rows {
-            let y = (y0 + r) as f32 + oy;
-            for x in 0..w {
-                let xf = x as f32 + ox;
-                out[r * w + x] = 0.5
-                    + 0.25 * (xf * 0.05).sin() * (y * 0.031).cos()
-                    + 0.05 * ((index * 31 + x * 17 + (y0 + r) * 13) % 97) as f32 / 97.0;
-            }
-        }
-        RResult::ROk(())
-    }
-}
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
@@ -110,7 +77,7 @@ fn main() {
         median_kernel * 1e3
     );
 
-    let src = Synthetic {
+    let src = jupiter_plugin_api::testing::GeneratedFrames {
         info: FrameInfo {
             width: size as u32,
             height: size as u32,

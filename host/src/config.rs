@@ -132,6 +132,9 @@ pub struct PipelineSpec {
     pub post: Vec<StageChoice>,
     /// True when `post` is the built-in default (missing default stages are then skipped with a warning).
     pub default_post: bool,
+    /// The pipeline file this came from, for error messages.
+    #[serde(skip)]
+    pub source: Option<std::path::PathBuf>,
 }
 
 /// Post-processing run when the pipeline names none: wavelet sharpening, then a display stretch.
@@ -147,6 +150,7 @@ impl Default for PipelineSpec {
             stack: StageChoice::new("stack-mean"),
             post: DEFAULT_POST.iter().map(|p| StageChoice::new(p)).collect(),
             default_post: true,
+            source: None,
         }
     }
 }
@@ -158,7 +162,7 @@ impl PipelineSpec {
             .with_context(|| format!("{}: cannot read the pipeline file", path.display()))?;
         let file: PipelineFile = toml::from_str(&text)
             .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))?;
-        let mut spec = PipelineSpec::default();
+        let mut spec = PipelineSpec { source: Some(path.to_path_buf()), ..PipelineSpec::default() };
         if let Some(v) = file.version {
             if v != 1 {
                 bail!(

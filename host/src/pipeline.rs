@@ -309,7 +309,10 @@ fn resolve<'r>(
 /// Runs the whole pipeline on one capture and writes the result.
 pub fn run(reg: &Registry, backend: &HostBackend, req: &RunRequest) -> Result<RunOutput> {
     let t0 = Instant::now();
-    let stages = resolve(reg, req.spec, backend)?;
+    let stages = resolve(reg, req.spec, backend).map_err(|e| match &req.spec.source {
+        Some(file) => e.context(format!("pipeline {}", file.display())),
+        None => e,
+    })?;
     if req.output.exists() && !req.force {
         bail!(
             "{}: already exists (use --force to replace it)",

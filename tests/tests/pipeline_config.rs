@@ -190,3 +190,26 @@ fn bad_pipeline_files_are_refused_naming_the_key_and_the_range() {
     ]);
     assert!(out.exists());
 }
+
+#[test]
+fn a_parameter_error_names_the_pipeline_file() {
+    let dir = scratch("pipeline-names-file");
+    let ser = dir.join("cap.ser");
+    generate(&ser, &SynthOptions { width: 64, height: 48, frames: 4, ..Default::default() }).unwrap();
+    let pipeline = dir.join("mars.toml");
+    std::fs::write(&pipeline, "[stack]\nplugin = \"stack-sigma-clip\"\nparams = { kappa_low = 50 }\n").unwrap();
+    let o = run_host([
+        "--plugins".as_ref(),
+        build().as_os_str(),
+        "run".as_ref(),
+        ser.as_os_str(),
+        "-o".as_ref(),
+        dir.join("o.tif").as_os_str(),
+        "--pipeline".as_ref(),
+        pipeline.as_os_str(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("mars.toml") && err.contains("'kappa_low'") && err.contains("0.1 ..= 10"), "{err}");
+    assert!(!dir.join("o.tif").exists());
+}

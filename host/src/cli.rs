@@ -215,8 +215,8 @@ fn cmd_plugins(cli: &Cli, backend: &HostBackend) -> Result<()> {
     let reg = load_registry(cli, backend)?;
     println!("plugins in {}:", reg.dir.display());
     println!(
-        "{:<20} {:<8} {:<8} {:<4} {}",
-        "NAME", "VERSION", "KIND", "GPU", "FILE"
+        "{:<20} {:<8} {:<8} {:<4} FILE",
+        "NAME", "VERSION", "KIND", "GPU"
     );
     for s in reg.stages.values() {
         let m = &s.manifest;

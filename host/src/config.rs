@@ -162,7 +162,10 @@ impl PipelineSpec {
             .with_context(|| format!("{}: cannot read the pipeline file", path.display()))?;
         let file: PipelineFile = toml::from_str(&text)
             .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))?;
-        let mut spec = PipelineSpec { source: Some(path.to_path_buf()), ..PipelineSpec::default() };
+        let mut spec = PipelineSpec {
+            source: Some(path.to_path_buf()),
+            ..PipelineSpec::default()
+        };
         if let Some(v) = file.version {
             if v != 1 {
                 bail!(

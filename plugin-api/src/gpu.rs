@@ -143,7 +143,7 @@ pub mod helpers {
         /// The bytes, padded to a multiple of 16.
         pub fn bytes(&self) -> Vec<u8> {
             let mut b = self.0.clone();
-            while b.len() % 16 != 0 {
+            while !b.len().is_multiple_of(16) {
                 b.push(0);
             }
             b

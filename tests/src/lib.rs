@@ -259,7 +259,7 @@ pub fn texture(w: usize, h: usize, c: usize, seed: u32) -> Vec<f32> {
             let (x, y, k) = ((p % w) as f32, (p / w) as f32, (i % c) as f32);
             let v = 0.5
                 + 0.3 * ((x * 0.37 + k + seed as f32).sin() * (y * 0.23 - k).cos())
-                + if (x as usize / 7 + y as usize / 5) % 2 == 0 {
+                + if (x as usize / 7 + y as usize / 5).is_multiple_of(2) {
                     0.1
                 } else {
                     -0.1

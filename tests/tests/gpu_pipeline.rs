@@ -125,20 +125,47 @@ fn a_failing_gpu_stage_is_rerun_on_the_cpu() {
     let ser = capture(&dir);
     let plugins = dir.join("plugins");
     std::fs::create_dir_all(&plugins).unwrap();
-    for f in [plugin_file("quality"), plugin_file("align_phase"), fixture_file("gpu-fail")] {
+    for f in [
+        plugin_file("quality"),
+        plugin_file("align_phase"),
+        fixture_file("gpu-fail"),
+    ] {
         std::fs::copy(&f, plugins.join(f.file_name().unwrap())).unwrap();
     }
     let run = |device: &str, out: &str| {
         let o = std::process::Command::new(host())
-            .args(["--plugins".as_ref(), plugins.as_os_str(), device.as_ref(), "run".as_ref(), ser.as_os_str(), "-o".as_ref(), dir.join(out).as_os_str(), "--stacker".as_ref(), "fixture-gpu-fail".as_ref(), "--no-post".as_ref()])
+            .args([
+                "--plugins".as_ref(),
+                plugins.as_os_str(),
+                device.as_ref(),
+                "run".as_ref(),
+                ser.as_os_str(),
+                "-o".as_ref(),
+                dir.join(out).as_os_str(),
+                "--stacker".as_ref(),
+                "fixture-gpu-fail".as_ref(),
+                "--no-post".as_ref(),
+            ])
             .output()
             .unwrap();
-        assert!(o.status.success(), "{device}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "{device}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         String::from_utf8_lossy(&o.stderr).to_string()
     };
     let err = run("--gpu", "gpu.tif");
     assert_eq!(err.matches("GPU path failed").count(), 1, "stderr:\n{err}");
-    assert!(err.contains("fixture-gpu-fail") && err.contains("simulated device loss") && err.contains("re-running it on the CPU"), "{err}");
+    assert!(
+        err.contains("fixture-gpu-fail")
+            && err.contains("simulated device loss")
+            && err.contains("re-running it on the CPU"),
+        "{err}"
+    );
     run("--cpu", "cpu.tif");
-    assert_eq!(std::fs::read(dir.join("gpu.tif")).unwrap(), std::fs::read(dir.join("cpu.tif")).unwrap());
+    assert_eq!(
+        std::fs::read(dir.join("gpu.tif")).unwrap(),
+        std::fs::read(dir.join("cpu.tif")).unwrap()
+    );
 }

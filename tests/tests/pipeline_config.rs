@@ -195,9 +195,22 @@ fn bad_pipeline_files_are_refused_naming_the_key_and_the_range() {
 fn a_parameter_error_names_the_pipeline_file() {
     let dir = scratch("pipeline-names-file");
     let ser = dir.join("cap.ser");
-    generate(&ser, &SynthOptions { width: 64, height: 48, frames: 4, ..Default::default() }).unwrap();
+    generate(
+        &ser,
+        &SynthOptions {
+            width: 64,
+            height: 48,
+            frames: 4,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let pipeline = dir.join("mars.toml");
-    std::fs::write(&pipeline, "[stack]\nplugin = \"stack-sigma-clip\"\nparams = { kappa_low = 50 }\n").unwrap();
+    std::fs::write(
+        &pipeline,
+        "[stack]\nplugin = \"stack-sigma-clip\"\nparams = { kappa_low = 50 }\n",
+    )
+    .unwrap();
     let o = run_host([
         "--plugins".as_ref(),
         build().as_os_str(),
@@ -210,6 +223,9 @@ fn a_parameter_error_names_the_pipeline_file() {
     ]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("mars.toml") && err.contains("'kappa_low'") && err.contains("0.1 ..= 10"), "{err}");
+    assert!(
+        err.contains("mars.toml") && err.contains("'kappa_low'") && err.contains("0.1 ..= 10"),
+        "{err}"
+    );
     assert!(!dir.join("o.tif").exists());
 }

@@ -125,7 +125,7 @@ impl WgpuService {
     fn create_buffer_impl(&self, size: u64) -> Result<GpuBuffer, StageError> {
         let limits = self.0.device.limits();
         let size = size.max(4).next_multiple_of(4);
-        if size > limits.max_buffer_size || size > limits.max_storage_buffer_binding_size as u64 {
+        if size > limits.max_buffer_size || size > limits.max_storage_buffer_binding_size {
             return Err(StageError::new(
                 jupiter_plugin_api::ErrorKind::OutOfMemory,
                 format!(
@@ -164,7 +164,7 @@ impl WgpuService {
             return Ok(());
         }
         let len = out.len() as u64;
-        if offset + len > b.size || offset % 4 != 0 || len % 4 != 0 {
+        if offset + len > b.size || !offset.is_multiple_of(4) || !len.is_multiple_of(4) {
             return Err(StageError::gpu(format!(
                 "read of {len} bytes at {offset} from a buffer of {} bytes",
                 b.size
@@ -335,7 +335,10 @@ impl GpuService for WgpuService {
         data: RSlice<'_, u8>,
     ) -> RResult<(), StageError> {
         let r = (|| {
-            if offset + data.len() as u64 > buffer.size || offset % 4 != 0 || data.len() % 4 != 0 {
+            if offset + data.len() as u64 > buffer.size
+                || !offset.is_multiple_of(4)
+                || !data.len().is_multiple_of(4)
+            {
                 return Err(StageError::gpu(format!(
                     "write of {} bytes at {offset} into a buffer of {} bytes",
                     data.len(),

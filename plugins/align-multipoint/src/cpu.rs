@@ -266,7 +266,7 @@ pub fn align_with_summary(
         let lum = frame_luminance(frames, i)?;
         let m = measure_frame(&lum, w, h, &global, &points, p);
         let d = done.fetch_add(1, Ordering::Relaxed) + 1;
-        if d % 8 == 0 || d as usize == n {
+        if d.is_multiple_of(8) || d as usize == n {
             ctx.progress(d, n as u64);
         }
         Ok(m)

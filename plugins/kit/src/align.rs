@@ -60,7 +60,7 @@ pub fn measure_shifts(
         ctx.check_cancelled()?;
         let s = pc.shift_of(&frame_luminance(frames, indices[k])?);
         let d = done.fetch_add(1, Ordering::Relaxed) + 1;
-        if report && (d % 16 == 0 || d == n) {
+        if report && (d.is_multiple_of(16) || d == n) {
             ctx.progress(d, n);
         }
         Ok(s)

@@ -381,10 +381,23 @@ pub fn plain_mean(frames: &FrameSourceRef, warps: &[FrameWarp]) -> Vec<f32> {
     let mut sum = vec![0.0f64; w * h];
     let (mut buf, mut scratch) = (vec![0.0f32; w * h], Vec::new());
     for (i, warp) in warps.iter().enumerate() {
-        warped_rows(frames, i, warp, Interp::Bicubic, 0, h, &mut buf, None, &mut scratch).expect("readable frames");
+        warped_rows(
+            frames,
+            i,
+            warp,
+            Interp::Bicubic,
+            0,
+            h,
+            &mut buf,
+            None,
+            &mut scratch,
+        )
+        .expect("readable frames");
         sum.iter_mut().zip(&buf).for_each(|(s, v)| *s += *v as f64);
     }
-    sum.iter().map(|s| (s / warps.len() as f64) as f32).collect()
+    sum.iter()
+        .map(|s| (s / warps.len() as f64) as f32)
+        .collect()
 }
 
 /// The memory-bound check shared by the tile-based stackers' tests: stacks

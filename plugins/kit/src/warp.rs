@@ -335,7 +335,9 @@ mod field_tests {
     #[test]
     fn field_path_matches_per_pixel_sampling() {
         let (w, h) = (37usize, 29usize);
-        let plane: Vec<f32> = (0..w * h).map(|i| ((i % w) as f32 * 0.31).sin() + ((i / w) as f32 * 0.17).cos()).collect();
+        let plane: Vec<f32> = (0..w * h)
+            .map(|i| ((i % w) as f32 * 0.31).sin() + ((i / w) as f32 * 0.17).cos())
+            .collect();
         let frames = MemFrames::new(w as u32, h as u32, 1, vec![plane.clone()]);
         let (cols, rows) = (4usize, 3usize);
         let n = cols * rows;
@@ -350,12 +352,33 @@ mod field_tests {
             dy: (0..n).map(|k| (k as f32 * 1.3).cos()).collect(),
             weight: (0..n).map(|k| (k % 2) as f32).collect(),
         };
-        let warp = FrameWarp { dx: 0.4, dy: -0.7, field: Some(field.clone()).into() };
+        let warp = FrameWarp {
+            dx: 0.4,
+            dy: -0.7,
+            field: Some(field.clone()).into(),
+        };
         let mut out = vec![0.0; w * h];
         let mut wts = vec![0.0; w * h];
         let mut scratch = Vec::new();
-        warped_rows(&frames.as_ref(), 0, &warp, Interp::Bicubic, 0, h, &mut out, Some(&mut wts), &mut scratch).unwrap();
-        let win = RowWindow { data: &plane, y0: 0, rows: h, width: w, channels: 1 };
+        warped_rows(
+            &frames.as_ref(),
+            0,
+            &warp,
+            Interp::Bicubic,
+            0,
+            h,
+            &mut out,
+            Some(&mut wts),
+            &mut scratch,
+        )
+        .unwrap();
+        let win = RowWindow {
+            data: &plane,
+            y0: 0,
+            rows: h,
+            width: w,
+            channels: 1,
+        };
         for y in 0..h {
             for x in 0..w {
                 let (fx, fy, wt) = field.sample(x as f32, y as f32);

@@ -87,7 +87,7 @@ pub fn score_all(
         let lum = stats::luminance(&frame, c);
         let s = score_plane(&lum, w, h, p);
         let d = done.fetch_add(1, Ordering::Relaxed) + 1;
-        if d % 16 == 0 || d as usize == n {
+        if d.is_multiple_of(16) || d as usize == n {
             ctx.progress(d, n as u64);
         }
         Ok(s)

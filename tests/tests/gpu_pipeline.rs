@@ -169,3 +169,56 @@ fn a_failing_gpu_stage_is_rerun_on_the_cpu() {
         std::fs::read(dir.join("cpu.tif")).unwrap()
     );
 }
+
+/// Multi-point alignment (warp fields) stacks on the GPU too, like the CPU.
+#[test]
+fn multipoint_stacks_agree_on_gpu_and_cpu() {
+    let dir = scratch("gpu-multipoint");
+    let ser = dir.join("cap.ser");
+    let o = SynthOptions {
+        width: 160,
+        height: 128,
+        frames: 12,
+        scene: Scene::Lunar,
+        color: SynthColor::Mono,
+        seed: 8,
+        jitter: 2.0,
+        ..Default::default()
+    };
+    generate(&ser, &o).unwrap();
+    let run = |device: &str, name: &str| {
+        let out = dir.join(format!("{name}.tif"));
+        let report = dir.join(format!("{name}.json"));
+        let r = std::process::Command::new(host())
+            .args([
+                "--plugins".as_ref(),
+                build().as_os_str(),
+                device.as_ref(),
+                "run".as_ref(),
+                ser.as_os_str(),
+                "-o".as_ref(),
+                out.as_os_str(),
+                "--aligner".as_ref(),
+                "align-multipoint".as_ref(),
+                "--no-post".as_ref(),
+                "--report".as_ref(),
+                report.as_os_str(),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            r.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        (read_tiff(&out), read_report(&report))
+    };
+    let (cpu, _) = run("--cpu", "cpu");
+    let (gpu, r) = run("--gpu", "gpu");
+    let d = max_abs_diff(&cpu.data, &gpu.data);
+    assert!(
+        d <= 1e-4 + 1.0 / 65535.0,
+        "max |cpu - gpu| = {d:e} on {}",
+        r["device"]
+    );
+}

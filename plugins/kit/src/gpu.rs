@@ -17,6 +17,7 @@ pub mod shaders {
     pub const WAVELET: &str = include_str!("../../../shaders/wavelet.wgsl");
     pub const PIXEL_OPS: &str = include_str!("../../../shaders/pixel_ops.wgsl");
     pub const UNSHARP: &str = include_str!("../../../shaders/unsharp.wgsl");
+    pub const STACK_WARP: &str = include_str!("../../../shaders/stack_warp.wgsl");
 
     /// Every shader with its file name (for validation tests).
     pub const ALL: &[(&str, &str)] = &[
@@ -29,6 +30,7 @@ pub mod shaders {
         ("wavelet.wgsl", WAVELET),
         ("pixel_ops.wgsl", PIXEL_OPS),
         ("unsharp.wgsl", UNSHARP),
+        ("stack_warp.wgsl", STACK_WARP),
     ];
 }
 
@@ -198,6 +200,99 @@ pub fn shift_accumulate(
         &[src, acc, table],
         &shift_uniforms(g, count),
         [groups(g.width, 16), groups(g.rows, 16), g.channels as u32],
+    )
+}
+
+/// Words per frame in the warp table of `shaders/stack_warp.wgsl`.
+pub const WARP_SLOT_WORDS: usize = 12;
+
+/// Builds the warp table and the concatenated grids of a batch: for each
+/// frame its global shift, weight, source offset, and its field (a frame
+/// without one gets a 1×1 grid of zero shift and weight 1).
+pub fn warp_tables(
+    warps: &[&jupiter_plugin_api::FrameWarp],
+    weights: &[f32],
+    frame_len: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let mut table = Vec::with_capacity(warps.len() * WARP_SLOT_WORDS);
+    let mut grids = Vec::new();
+    for (k, (w, &weight)) in warps.iter().zip(weights).enumerate() {
+        let offset = grids.len() as u32;
+        let (cols, rows, x0, y0, sx, sy) = match w.field.as_ref().into_option() {
+            Some(f) => {
+                grids.extend_from_slice(&f.dx);
+                grids.extend_from_slice(&f.dy);
+                grids.extend_from_slice(&f.weight);
+                (f.cols, f.rows, f.x0, f.y0, f.step_x, f.step_y)
+            }
+            None => {
+                grids.extend_from_slice(&[0.0, 0.0, 1.0]);
+                (1, 1, 0.0, 0.0, 1.0, 1.0)
+            }
+        };
+        table.extend_from_slice(&[
+            w.dx,
+            w.dy,
+            weight,
+            f32::from_bits((k * frame_len) as u32),
+            f32::from_bits(offset),
+            f32::from_bits(cols),
+            f32::from_bits(rows),
+            0.0,
+            x0,
+            y0,
+            sx,
+            sy,
+        ]);
+    }
+    (table, grids)
+}
+
+/// `acc += Σ_k w_k · fw_k(x, y) · frame_k(x + dx_k(x, y), y + dy_k(x, y))` and
+/// `wsum += Σ_k w_k · fw_k(x, y)` over a batch under warp fields (one dispatch).
+#[allow(clippy::too_many_arguments)]
+pub fn warp_accumulate(
+    gpu: &GpuServiceBox,
+    [src, acc, wsum, table, grids]: [GpuBuffer; 5],
+    (w, h, c): (usize, usize, usize),
+    interp: u32,
+    count: usize,
+) -> Result<(), StageError> {
+    let u = Uniforms::new()
+        .u32(w as u32)
+        .u32(h as u32)
+        .u32(c as u32)
+        .u32(interp)
+        .u32(count as u32);
+    run(
+        gpu,
+        shaders::STACK_WARP,
+        "warp_accumulate",
+        &[src, acc, wsum, table, grids],
+        &u,
+        [groups(w, 16), groups(h, 16), 1],
+    )
+}
+
+/// `acc /= wsum` per pixel (0 where no frame contributed).
+pub fn warp_normalize(
+    gpu: &GpuServiceBox,
+    bufs: [GpuBuffer; 5],
+    (w, h, c): (usize, usize, usize),
+) -> Result<(), StageError> {
+    let u = Uniforms::new()
+        .u32(w as u32)
+        .u32(h as u32)
+        .u32(c as u32)
+        .u32(0)
+        .u32(0);
+    run(
+        gpu,
+        shaders::STACK_WARP,
+        "normalize",
+        &bufs,
+        &u,
+        [groups(w, 16), groups(h, 16), 1],
     )
 }
 

@@ -1,15 +1,19 @@
-//! GPU path of `stack-mean` (global shifts only; frames with a warp field use
-//! the CPU path). Frames are decoded on the CPU in parallel, uploaded a batch
+//! GPU paths of `stack-mean`. Global shifts ([`stack`]): frames are decoded on the CPU in parallel, uploaded a batch
 //! at a time (one write per batch), and one dispatch of
 //! `shaders/shift.wgsl`'s `shift_accumulate` adds the whole batch, each frame
 //! resampled with the CPU path's bicubic or bilinear weights, into the sum.
 //! The result stays on the device for the next GPU-capable stage.
 //!
+//! Warp fields from multi-point alignment ([`stack_warped`]): the same
+//! batches through `shaders/stack_warp.wgsl`, which interpolates each frame's
+//! alignment-point grid per pixel and keeps a per-pixel weight sum.
+//!
 //! Memory: one batch of frames ([`BATCH_WORDS`]) on the host and on the
-//! device, plus the sum.
+//! device, plus the sum (and the weight sum and grids for warp fields).
 
 use jupiter_kit::gpu::{
-    read_batch, scale, shift_accumulate, write_slots, FrameSlot, ShiftGeometry, SLOT_WORDS,
+    read_batch, scale, shift_accumulate, warp_accumulate, warp_normalize, warp_tables, write_slots,
+    FrameSlot, ShiftGeometry, SLOT_WORDS, WARP_SLOT_WORDS,
 };
 use jupiter_kit::warp::Interp;
 use jupiter_plugin_api::gpu::helpers::{write, Buffers};
@@ -22,7 +26,8 @@ use crate::params::MeanParams;
 /// Words of frame data uploaded per batch (128 MiB).
 pub const BATCH_WORDS: usize = 1 << 25;
 
-/// True when the GPU path can handle this request.
+/// True when the request has only global shifts ([`stack`]); otherwise
+/// [`stack_warped`] handles it.
 pub fn supports(req: &StackRequest) -> bool {
     req.alignment.warps.iter().all(|w| w.field.is_none())
 }
@@ -98,6 +103,81 @@ pub fn stack(
         ctx.progress((start + count) as u64, n as u64);
     }
     scale(gpu, acc, len, (1.0 / total) as f32)?;
+    gpu.synchronize().into_result()?;
+    bufs.keep(acc);
+    Ok(Image {
+        width: info.width,
+        height: info.height,
+        channels: info.channels,
+        data: RVec::new(),
+        device: Some(acc).into(),
+    })
+}
+
+/// The GPU path under warp fields (multi-point alignment): per-pixel shifts
+/// and weights from each frame's alignment-point grid, interpolated on the
+/// device (`shaders/stack_warp.wgsl`); the mean is `Σ w·sample / Σ w` per
+/// pixel, as on the CPU. The image returned is device-resident.
+pub fn stack_warped(
+    ctx: &StageCtx,
+    gpu: &GpuServiceBox,
+    frames: &FrameSourceRef,
+    req: &StackRequest,
+    p: &MeanParams,
+) -> Result<Image, StageError> {
+    let info = frames.info();
+    let n = info.count as usize;
+    if n == 0 || req.alignment.warps.len() != n {
+        return Err(StageError::invalid_params(
+            "no frames to stack, or warps do not match frames",
+        ));
+    }
+    let interp = match Interp::parse(&p.interpolation)? {
+        Interp::Bilinear => 0,
+        Interp::Bicubic => 1,
+    };
+    let weights = frame_weights(&req.scores, n, p);
+    let (w, h, c) = (
+        info.width as usize,
+        info.height as usize,
+        info.channels as usize,
+    );
+    let len = info.frame_len();
+    let batch = (BATCH_WORDS / len.max(1)).clamp(1, n);
+    let grid_words = |wp: &FrameWarp| {
+        wp.field
+            .as_ref()
+            .into_option()
+            .map_or(3, |f| 3 * (f.cols * f.rows) as usize)
+    };
+    let max_grid = req
+        .alignment
+        .warps
+        .iter()
+        .map(grid_words)
+        .max()
+        .unwrap_or(3);
+    let mut bufs = Buffers::new(gpu);
+    let src = bufs.zeroed(batch * len)?;
+    let acc = bufs.zeroed(len)?;
+    let wsum = bufs.zeroed(w * h)?;
+    let table = bufs.zeroed(batch * WARP_SLOT_WORDS)?;
+    let grids = bufs.zeroed(batch * max_grid)?;
+    let all = [src, acc, wsum, table, grids];
+    let mut staging = vec![0.0f32; batch * len];
+    for start in (0..n).step_by(batch) {
+        ctx.check_cancelled()?;
+        let count = batch.min(n - start);
+        read_batch(ctx, frames, start, count, (0, h), &mut staging)?;
+        write(gpu, src, 0, &staging[..count * len])?;
+        let warps: Vec<&FrameWarp> = req.alignment.warps[start..start + count].iter().collect();
+        let (t, g) = warp_tables(&warps, &weights[start..start + count], len);
+        write(gpu, table, 0, &t)?;
+        write(gpu, grids, 0, &g)?;
+        warp_accumulate(gpu, all, (w, h, c), interp, count)?;
+        ctx.progress((start + count) as u64, n as u64);
+    }
+    warp_normalize(gpu, all, (w, h, c))?;
     gpu.synchronize().into_result()?;
     bufs.keep(acc);
     Ok(Image {

@@ -6,8 +6,9 @@
 //! image plus, per worker thread, one band of accumulators and one band of
 //! decoded input rows — never the frame set.
 //!
-//! With a GPU offered by the host (and only global shifts), `gpu.rs` does the
-//! same on the device and leaves the result there.
+//! With a GPU offered by the host, `gpu.rs` does the same on the device
+//! (global shifts, or warp fields from multi-point alignment) and leaves the
+//! result there.
 
 pub mod cpu;
 pub mod gpu;
@@ -42,7 +43,8 @@ impl Stage for StackMean {
         let p: params::MeanParams = parse_params(params)?;
         match ctx.gpu() {
             Some(g) if gpu::supports(req) => gpu::stack(ctx, &g, frames, req, &p),
-            _ => cpu::stack(ctx, frames, req, &p),
+            Some(g) => gpu::stack_warped(ctx, &g, frames, req, &p),
+            None => cpu::stack(ctx, frames, req, &p),
         }
     }
 }

@@ -1,0 +1,134 @@
+// stack_warp.wgsl — weighted mean stacking under warp fields (multi-point
+// alignment, C1 + C3): each frame is resampled at (x + dx + fdx, y + dy + fdy)
+// where (fdx, fdy, fw) is its alignment-point grid interpolated bilinearly at
+// the pixel (the CPU's WarpField::sample, same operations and order); the
+// pixel's weight is the frame weight × fw. Edges replicate; Catmull-Rom
+// (interp = 1) or bilinear (interp = 0) as the CPU path.
+// Bindings (group 0): 0 src: array<f32> (read), the batch's frames, frame k from
+//   word frames[k].src_offset; 1 acc: array<f32> (read_write), Σ weight·sample,
+//   interleaved; 2 wsum: array<f32> (read_write), Σ weight per pixel;
+//   3 frames: array<WarpFrame> (read); 4 grids: array<f32> (read), frame k's
+//   grid dx, dy, weight (cols·rows each) from word frames[k].grid_offset;
+//   5 uniforms P.
+// Workgroup: 16×16×1 over (x, y); channels looped in the thread.
+// warp_accumulate adds a batch; normalize (same bindings) turns acc into acc / wsum (0 where wsum = 0).
+
+struct P { width: u32, height: u32, channels: u32, interp: u32, count: u32, _a: u32, _b: u32, _c: u32 };
+
+struct WarpFrame {
+    dx: f32, dy: f32, weight: f32, src_offset: u32,
+    grid_offset: u32, cols: u32, rows: u32, _a: u32,
+    x0: f32, y0: f32, step_x: f32, step_y: f32,
+};
+
+@group(0) @binding(0) var<storage, read> src: array<f32>;
+@group(0) @binding(1) var<storage, read_write> acc: array<f32>;
+@group(0) @binding(2) var<storage, read_write> wsum: array<f32>;
+@group(0) @binding(3) var<storage, read> frames: array<WarpFrame>;
+@group(0) @binding(4) var<storage, read> grids: array<f32>;
+@group(0) @binding(5) var<uniform> p: P;
+
+fn at(base: u32, x: i32, y: i32, c: u32) -> f32 {
+    let xx = u32(clamp(x, 0, i32(p.width) - 1));
+    let yy = u32(clamp(y, 0, i32(p.height) - 1));
+    return src[base + (yy * p.width + xx) * p.channels + c];
+}
+
+fn cubic(t: f32) -> vec4<f32> {
+    let t2 = t * t;
+    let t3 = t2 * t;
+    return vec4<f32>(0.5 * (-t3 + 2.0 * t2 - t), 0.5 * (3.0 * t3 - 5.0 * t2 + 2.0),
+                     0.5 * (-3.0 * t3 + 4.0 * t2 + t), 0.5 * (t3 - t2));
+}
+
+fn sample(base: u32, sx: f32, sy: f32, c: u32) -> f32 {
+    let fx = floor(sx);
+    let fy = floor(sy);
+    let tx = sx - fx;
+    let ty = sy - fy;
+    let ix = i32(fx);
+    let iy = i32(fy);
+    if (p.interp == 0u) {
+        let a = at(base, ix, iy, c) * (1.0 - tx) + at(base, ix + 1, iy, c) * tx;
+        let b = at(base, ix, iy + 1, c) * (1.0 - tx) + at(base, ix + 1, iy + 1, c) * tx;
+        return a * (1.0 - ty) + b * ty;
+    }
+    let wx = cubic(tx);
+    let wy = cubic(ty);
+    var s = 0.0;
+    for (var j = 0; j < 4; j++) {
+        let yy = iy + j - 1;
+        let row = wx.x * at(base, ix - 1, yy, c) + wx.y * at(base, ix, yy, c) + wx.z * at(base, ix + 1, yy, c) + wx.w * at(base, ix + 2, yy, c);
+        s += wy[j] * row;
+    }
+    return s;
+}
+
+// Bilinear interpolation of grid values v (one of dx, dy, weight).
+fn lerp_grid(off: u32, cols: u32, i0: u32, i1: u32, tx: f32, r0: u32, r1: u32, ty: f32) -> f32 {
+    let a = grids[off + r0 + i0] * (1.0 - tx) + grids[off + r0 + i1] * tx;
+    let b = grids[off + r1 + i0] * (1.0 - tx) + grids[off + r1 + i1] * tx;
+    return a * (1.0 - ty) + b * ty;
+}
+
+@compute @workgroup_size(16, 16, 1)
+fn warp_accumulate(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let x = gid.x;
+    let y = gid.y;
+    if (x >= p.width || y >= p.height) {
+        return;
+    }
+    let pix = y * p.width + x;
+    var ws = 0.0;
+    for (var k = 0u; k < p.count; k++) {
+        let f = frames[k];
+        let fx = clamp((f32(x) - f.x0) / f.step_x, 0.0, f32(f.cols - 1u));
+        let i0 = min(u32(floor(fx)), f.cols - 1u);
+        let i1 = min(i0 + 1u, f.cols - 1u);
+        let tx = fx - f32(i0);
+        let fy = clamp((f32(y) - f.y0) / f.step_y, 0.0, f32(f.rows - 1u));
+        let j0 = min(u32(floor(fy)), f.rows - 1u);
+        let r0 = j0 * f.cols;
+        let r1 = min(j0 + 1u, f.rows - 1u) * f.cols;
+        let ty = fy - f32(j0);
+        let n = f.cols * f.rows;
+        let gdx = lerp_grid(f.grid_offset, f.cols, i0, i1, tx, r0, r1, ty);
+        let gdy = lerp_grid(f.grid_offset + n, f.cols, i0, i1, tx, r0, r1, ty);
+        let gw = lerp_grid(f.grid_offset + 2u * n, f.cols, i0, i1, tx, r0, r1, ty);
+        let wt = f.weight * gw;
+        if (wt <= 0.0) {
+            continue;
+        }
+        let dx = f.dx + gdx;
+        let dy = f.dy + gdy;
+        ws += wt;
+        for (var c = 0u; c < p.channels; c++) {
+            acc[pix * p.channels + c] += wt * sample(f.src_offset, f32(x) + dx, f32(y) + dy, c);
+        }
+    }
+    wsum[pix] += ws;
+}
+
+@compute @workgroup_size(16, 16, 1)
+fn normalize(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let x = gid.x;
+    let y = gid.y;
+    if (x >= p.width || y >= p.height) {
+        return;
+    }
+    // Never true: keeps every binding of the module in this entry's layout,
+    // so both entries take the same bind group.
+    if (p.count == 0xffffffffu) {
+        acc[0] = src[0] + grids[0] + frames[0].dx;
+    }
+    let pix = y * p.width + x;
+    let ws = wsum[pix];
+    for (var c = 0u; c < p.channels; c++) {
+        let i = pix * p.channels + c;
+        if (ws > 0.0) {
+            acc[i] = acc[i] / ws;
+        } else {
+            acc[i] = 0.0;
+        }
+    }
+}

@@ -32,16 +32,14 @@ pub fn supports(req: &StackRequest) -> bool {
     req.alignment.warps.iter().all(|w| w.field.is_none())
 }
 
-/// Stacks on the GPU; the image returned is device-resident.
-pub fn stack(
-    ctx: &StageCtx,
-    gpu: &GpuServiceBox,
+/// Checks the request; returns the frame count, the shader's interpolation
+/// code (0 bilinear, 1 bicubic) and the frame weights.
+fn prepare(
     frames: &FrameSourceRef,
     req: &StackRequest,
     p: &MeanParams,
-) -> Result<Image, StageError> {
-    let info = frames.info();
-    let n = info.count as usize;
+) -> Result<(usize, u32, Vec<f32>), StageError> {
+    let n = frames.info().count as usize;
     if n == 0 || req.alignment.warps.len() != n {
         return Err(StageError::invalid_params(
             "no frames to stack, or warps do not match frames",
@@ -51,7 +49,19 @@ pub fn stack(
         Interp::Bilinear => 0,
         Interp::Bicubic => 1,
     };
-    let weights = frame_weights(&req.scores, n, p);
+    Ok((n, interp, frame_weights(&req.scores, n, p)))
+}
+
+/// Stacks on the GPU; the image returned is device-resident.
+pub fn stack(
+    ctx: &StageCtx,
+    gpu: &GpuServiceBox,
+    frames: &FrameSourceRef,
+    req: &StackRequest,
+    p: &MeanParams,
+) -> Result<Image, StageError> {
+    let info = frames.info();
+    let (n, interp, weights) = prepare(frames, req, p)?;
     let total: f64 = weights.iter().map(|&w| w as f64).sum();
     if total <= 0.0 {
         return Err(StageError::invalid_params("all frame weights are zero"));
@@ -126,17 +136,7 @@ pub fn stack_warped(
     p: &MeanParams,
 ) -> Result<Image, StageError> {
     let info = frames.info();
-    let n = info.count as usize;
-    if n == 0 || req.alignment.warps.len() != n {
-        return Err(StageError::invalid_params(
-            "no frames to stack, or warps do not match frames",
-        ));
-    }
-    let interp = match Interp::parse(&p.interpolation)? {
-        Interp::Bilinear => 0,
-        Interp::Bicubic => 1,
-    };
-    let weights = frame_weights(&req.scores, n, p);
+    let (n, interp, weights) = prepare(frames, req, p)?;
     let (w, h, c) = (
         info.width as usize,
         info.height as usize,

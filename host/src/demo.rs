@@ -87,10 +87,13 @@ pub fn run_demo(
         w,
         h
     );
+    let share = match spec.select {
+        crate::config::Selection::Percent(p) => format!("{p}%"),
+        crate::config::Selection::Count(n) => format!("{n} frames"),
+    };
     println!(
-        "  kept:     {} best frames ({:?} of the capture)",
-        r.selected.len(),
-        spec.select
+        "  kept:     {} best frames ({share} of the capture)",
+        r.selected.len()
     );
     println!("  device:   {}", r.device);
     println!("  stages:   {}", times.join(", "));

@@ -167,12 +167,11 @@ fn plugins_command_lists_the_stages() {
 #[test]
 fn a_foreign_library_in_the_plugin_dir_is_skipped_with_a_warning() {
     let dir = scratch("foreign");
-    let plugins = dir.join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
-    for p in ["quality", "align_phase", "stack_mean"] {
-        let f = plugin_file(p);
-        std::fs::copy(&f, plugins.join(f.file_name().unwrap())).unwrap();
-    }
+    let plugins = plugin_dir(
+        &dir.join("plugins"),
+        &["quality", "align_phase", "stack_mean"],
+        &[],
+    );
     std::fs::write(
         plugins.join(format!(
             "{}notaplugin{}",

@@ -123,15 +123,11 @@ fn a_failing_gpu_stage_is_rerun_on_the_cpu() {
     }
     let dir = scratch("gpu-stage-fails");
     let ser = capture(&dir);
-    let plugins = dir.join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
-    for f in [
-        plugin_file("quality"),
-        plugin_file("align_phase"),
-        fixture_file("gpu-fail"),
-    ] {
-        std::fs::copy(&f, plugins.join(f.file_name().unwrap())).unwrap();
-    }
+    let plugins = plugin_dir(
+        &dir.join("plugins"),
+        &["quality", "align_phase"],
+        &[&fixture_file("gpu-fail")],
+    );
     let run = |device: &str, out: &str| {
         let o = std::process::Command::new(host())
             .args([

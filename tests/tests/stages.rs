@@ -98,12 +98,11 @@ fn stackers_swap_by_name_and_reject_outliers() {
 #[test]
 fn a_partial_plugin_dir_runs_and_names_what_is_missing() {
     let dir = scratch("partial");
-    let plugins = dir.join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
-    for p in ["quality", "align_phase", "stack_mean"] {
-        let f = plugin_file(p);
-        std::fs::copy(&f, plugins.join(f.file_name().unwrap())).unwrap();
-    }
+    let plugins = plugin_dir(
+        &dir.join("plugins"),
+        &["quality", "align_phase", "stack_mean"],
+        &[],
+    );
     let ser = dir.join("cap.ser");
     generate(
         &ser,

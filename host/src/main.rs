@@ -2,7 +2,22 @@
 
 use std::process::ExitCode;
 
+/// Keeps freed memory in the process instead of handing it back to the
+/// kernel: stages allocate and free frame-sized buffers (1–30 MB) for every
+/// frame, and with glibc's defaults each of those comes back as fresh,
+/// page-faulted, zeroed memory (a third of a run's time in the profile).
+/// The plugins share this allocator (they use the system allocator).
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+    }
+}
+
 fn main() -> ExitCode {
+    tune_allocator();
     match jupiter_host::cli::main() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if jupiter_host::cli::is_cancelled(&e) => {

@@ -23,6 +23,10 @@ use crate::io::ser::{OpenOptions, SerFile};
 use crate::io::write::write_image;
 use crate::registry::{LoadedStage, Registry};
 
+/// How many frames ahead of a stage's first read of a frame the host asks
+/// the kernel to read (covers the frames the other workers hold).
+const READ_AHEAD: usize = 8;
+
 /// Frames of a SER file served to stages, through an index map (the
 /// selection, best first). Decoding happens on demand, from the memory map.
 pub struct SerFrames {
@@ -66,6 +70,12 @@ impl FrameSource for SerFrames {
                 info.height,
                 info.channels
             )));
+        }
+        // Stages walk the frames in order (in parallel): read ahead of them.
+        if y0 == 0 {
+            if let Some(&next) = self.indices.get(index + READ_AHEAD) {
+                self.ser.prefetch(next);
+            }
         }
         // Never let a panic cross back into the plugin.
         match catch_unwind(AssertUnwindSafe(|| {

@@ -9,7 +9,7 @@ use jupiter_kit::conv;
 use jupiter_plugin_api::Image;
 
 use crate::io::debayer::BayerPattern;
-use crate::io::ser::writer::{write_ser, SerSpec};
+use crate::io::ser::writer::{SerSpec, SerWriter};
 use crate::io::ser::ColorId;
 
 /// A small deterministic PRNG (SplitMix64) so captures are reproducible
@@ -583,7 +583,7 @@ pub fn generate_with_seeing(
     let max_value: f32 = if o.depth <= 8 { 255.0 } else { 4095.0 };
     let spec = SerSpec::new(o.width, o.height, color, if o.depth <= 8 { 8 } else { 12 });
     let (mut shifts, mut blurs, mut artifact_frames) = (Vec::new(), Vec::new(), Vec::new());
-    let mut frames = Vec::with_capacity(o.frames);
+    let mut out = SerWriter::create(path, &spec, o.frames as u32)?;
     let local_on = !seeing.is_off();
     let mut local = Vec::new();
     let mut seeing_rng = Rng::new(o.seed ^ 0x5EE1_4600_D15C_0000);
@@ -646,14 +646,14 @@ pub fn generate_with_seeing(
                 }
             }
         }
-        frames.push(samples);
+        out.push(&samples)?;
         shifts.push((dx, dy));
         blurs.push(sigma);
     }
     let timestamps: Vec<i64> = (0..o.frames as i64)
         .map(|i| 638_000_000_000_000_000 + i * 100_000)
         .collect();
-    write_ser(path, &spec, &frames, Some(&timestamps))?;
+    out.finish(Some(&timestamps))?;
     Ok(SynthCapture {
         truth,
         shifts,

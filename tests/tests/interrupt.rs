@@ -72,7 +72,7 @@ fn run_and_interrupt(ser: &Path, out: &Path, delay: Duration) -> (Option<i32>, f
 }
 
 /// A capture that takes several seconds through the default pipeline in the
-/// debug build on 2 cores: 24 synthetic frames repeated to 1200 (generating
+/// debug build on 2 cores: 24 synthetic frames repeated to 4000 (generating
 /// them all would take longer than the run).
 fn big_capture(dir: &Path) -> std::path::PathBuf {
     use jupiter_host::io::ser::HEADER_LEN;
@@ -90,7 +90,7 @@ fn big_capture(dir: &Path) -> std::path::PathBuf {
     let bytes = std::fs::read(&small).unwrap();
     std::fs::remove_file(&small).unwrap();
     let frame = (o.width * o.height) as usize;
-    let frames = 1200usize;
+    let frames = 4000usize;
     let mut header = bytes[..HEADER_LEN].to_vec();
     header[38..42].copy_from_slice(&(frames as i32).to_le_bytes());
     let ser = dir.join("big.ser");
@@ -134,9 +134,9 @@ fn ctrl_c_stops_the_run_quickly_with_exit_code_130_and_no_output() {
         );
         return;
     }
-    // The whole run takes about 4.5 s here (quality ~1.4 s, then align ~2.7 s):
+    // The whole run takes about 4.3 s here (quality ~1.2 s, then align ~2.2 s):
     // the signals land in the quality and in the align stage.
-    for delay in [1000, 2000] {
+    for delay in [700, 2000] {
         let out = dir.join("out.tif");
         let (code, took, err) = run_and_interrupt(&ser, &out, Duration::from_millis(delay));
         eprintln!("SIGINT after {delay} ms: stopped {took:.3} s later; stderr:\n{err}");

@@ -215,6 +215,15 @@ impl Deref for Storage {
     }
 }
 
+/// The page-aligned span covering bytes `start .. start + len`, clipped to a
+/// mapping of `total` bytes (madvise works on whole pages).
+fn page_span(start: usize, len: usize, total: usize) -> (usize, usize) {
+    const PAGE: usize = 4096;
+    let a = start / PAGE * PAGE;
+    let b = (start + len).div_ceil(PAGE) * PAGE;
+    (a, b.min(total).saturating_sub(a))
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b)
         .trim_end_matches(['\0', ' '])
@@ -676,7 +685,42 @@ impl SerFile {
                 debayer_rows(&raw, w, h, lo, pattern, y0, rows, out);
             }
         }
+        // The decoded bytes (with the debayer's extra rows) leave this
+        // process's mapping: they stay in the page cache, but the resident
+        // set no longer grows with the capture.
+        let row_bytes = w * self.header.color.planes() * self.header.bytes_per_sample();
+        let (lo, hi) = (y0.saturating_sub(1), (y0 + rows + 1).min(h));
+        let start = HEADER_LEN + index * self.header.frame_bytes();
+        self.release(start + lo * row_bytes, (hi - lo) * row_bytes);
         Ok(())
+    }
+
+    /// Asks the kernel to start reading frame `index` from the disk now
+    /// (`MADV_WILLNEED`), so that reading overlaps the work on earlier frames.
+    /// Does nothing for an index past the end or for in-memory data.
+    pub fn prefetch(&self, index: usize) {
+        if index >= self.frame_count {
+            return;
+        }
+        if let Storage::Map(m) = &self.data {
+            let fb = self.header.frame_bytes();
+            let (start, len) = page_span(HEADER_LEN + index * fb, fb, m.len());
+            // Advisory: failure only loses the read-ahead.
+            let _ = m.advise_range(memmap2::Advice::WillNeed, start, len);
+        }
+    }
+
+    /// Unmaps the pages of `start .. start + len` from this process
+    /// (`MADV_DONTNEED`); the next access maps them again from the page cache.
+    fn release(&self, start: usize, len: usize) {
+        if let Storage::Map(m) = &self.data {
+            let (start, len) = page_span(start, len, m.len());
+            // SAFETY: the mapping is a read-only shared mapping of a file, so
+            // dropping pages loses nothing: a later read (from any thread)
+            // faults the same file contents back in.
+            let _ =
+                unsafe { m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, len) };
+        }
     }
 
     /// Decodes one whole frame.
@@ -787,17 +831,45 @@ pub mod writer {
         frames: &[Vec<u16>],
         timestamps: Option<&[i64]>,
     ) -> std::io::Result<()> {
-        let mut f = std::io::BufWriter::new(File::create(path)?);
-        f.write_all(&header_bytes(spec, frames.len() as u32))?;
+        let mut w = SerWriter::create(path, spec, frames.len() as u32)?;
         for fr in frames {
-            f.write_all(&frame_bytes(spec, fr))?;
+            w.push(fr)?;
         }
-        if let Some(ts) = timestamps {
-            for t in ts {
-                f.write_all(&t.to_le_bytes())?;
+        w.finish(timestamps)
+    }
+
+    /// Writes a SER file frame by frame, so a capture of any length is
+    /// produced without holding its frames in memory.
+    pub struct SerWriter {
+        out: std::io::BufWriter<File>,
+        spec: SerSpec,
+    }
+
+    impl SerWriter {
+        /// Creates `path` and writes the header for `frames` frames.
+        pub fn create(path: &Path, spec: &SerSpec, frames: u32) -> std::io::Result<SerWriter> {
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, File::create(path)?);
+            out.write_all(&header_bytes(spec, frames))?;
+            Ok(SerWriter {
+                out,
+                spec: spec.clone(),
+            })
+        }
+
+        /// Appends one frame (see [`frame_bytes`]).
+        pub fn push(&mut self, samples: &[u16]) -> std::io::Result<()> {
+            self.out.write_all(&frame_bytes(&self.spec, samples))
+        }
+
+        /// Writes the optional timestamp trailer and flushes.
+        pub fn finish(mut self, timestamps: Option<&[i64]>) -> std::io::Result<()> {
+            if let Some(ts) = timestamps {
+                for t in ts {
+                    self.out.write_all(&t.to_le_bytes())?;
+                }
             }
+            self.out.flush()
         }
-        f.flush()
     }
 }
 
@@ -1032,6 +1104,50 @@ mod tests {
         .unwrap()
         .to_string();
         assert!(e.contains("in-memory.ser") && e.contains("178"), "{e}");
+    }
+
+    #[test]
+    fn released_and_prefetched_pages_read_back_the_same() {
+        // Frames of several pages each, read in overlapping bands (each read
+        // drops its pages from the mapping), then again whole, in parallel.
+        let (w, h) = (700u32, 40u32);
+        let spec = SerSpec::new(w, h, ColorId::Bayer(BayerPattern::Rggb), 12);
+        let frames: Vec<Vec<u16>> = (0..4)
+            .map(|k| {
+                (0..w * h)
+                    .map(|i| ((i * 7 + k * 131) % 4096) as u16)
+                    .collect()
+            })
+            .collect();
+        let p = tmp("release.ser");
+        write_ser(&p, &spec, &frames, None).unwrap();
+        let a = SerFile::open(&p, OpenOptions::default()).unwrap();
+        let b =
+            SerFile::from_bytes(&p, std::fs::read(&p).unwrap(), OpenOptions::default()).unwrap();
+        let row = w as usize * 3;
+        for i in 0..4 {
+            a.prefetch(i + 1);
+            let whole = b.decode_frame(i).unwrap();
+            for (y0, rows) in [(0, 9), (7, 13), (20, 20), (39, 1)] {
+                let mut out = vec![0.0; rows * row];
+                a.decode_rows(i, y0, rows, &mut out).unwrap();
+                assert_eq!(
+                    out,
+                    whole[y0 * row..(y0 + rows) * row],
+                    "frame {i} rows {y0}+{rows}"
+                );
+            }
+        }
+        a.prefetch(usize::MAX);
+        std::thread::scope(|s| {
+            for _ in 0..3 {
+                s.spawn(|| {
+                    for i in 0..4 {
+                        assert_eq!(a.decode_frame(i).unwrap(), b.decode_frame(i).unwrap());
+                    }
+                });
+            }
+        });
     }
 
     #[test]

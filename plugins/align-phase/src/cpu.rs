@@ -1,6 +1,6 @@
 //! CPU path of `align-phase`.
 
-use jupiter_kit::align::{mean_of_best, measure_shifts};
+use jupiter_kit::align::{mean_of_best, measure_shifts, Roi};
 use jupiter_kit::fft::PhaseCorrelator;
 use jupiter_plugin_api::prelude::*;
 
@@ -28,9 +28,23 @@ pub fn align(
     }
     let (w, h) = (info.width as usize, info.height as usize);
     let reference = reference_plane(ctx, frames, p.reference_frames as usize)?;
-    let pc = PhaseCorrelator::new(&reference, w, h);
+    let roi = if p.region == "auto" {
+        Roi::around_object(&reference, w, h)
+    } else {
+        Roi::full(w, h)
+    };
+    if roi != Roi::full(w, h) {
+        ctx.log(
+            LogLevel::Debug,
+            &format!(
+                "measuring shifts on the {}×{} region at ({}, {}) around the object",
+                roi.w, roi.h, roi.x0, roi.y0
+            ),
+        );
+    }
+    let pc = PhaseCorrelator::new(&roi.crop(&reference, w), roi.w, roi.h);
     let all: Vec<usize> = (0..info.count as usize).collect();
-    let shifts = measure_shifts(ctx, frames, &pc, &all, true)?;
+    let shifts = measure_shifts(ctx, frames, &pc, roi, &all, true)?;
     let weak = shifts.iter().filter(|s| s.peak < p.min_peak).count();
     if weak > 0 {
         ctx.warn(&format!(

@@ -10,6 +10,9 @@ pub struct AlignParams {
     pub reference_frames: u32,
     /// Frames whose correlation peak falls below this are reported.
     pub min_peak: f32,
+    /// `auto`: measure on the region around the object (planet on dark
+    /// sky; the whole frame for surface captures); `full`: whole frame.
+    pub region: String,
 }
 
 impl Default for AlignParams {
@@ -17,6 +20,7 @@ impl Default for AlignParams {
         AlignParams {
             reference_frames: 10,
             min_peak: 0.05,
+            region: "auto".into(),
         }
     }
 }
@@ -37,6 +41,12 @@ pub fn specs() -> Vec<ParamSpec> {
             0.0,
             1.0,
             "Warn about frames whose correlation peak is below this",
+        ),
+        ParamSpec::choice(
+            "region",
+            &d.region,
+            &["auto", "full"],
+            "Where shifts are measured: auto = the object and a margin (skips empty sky), full = whole frame",
         ),
     ]
 }

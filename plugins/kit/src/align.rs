@@ -13,7 +13,7 @@ use jupiter_plugin_api::{FrameSourceRef, StageCtx, StageError};
 
 use crate::fft::{PhaseCorrelator, Shift};
 use crate::stats::luminance;
-use crate::warp::{Interp, RowWindow};
+use crate::warp::{shift_plane, Interp};
 
 /// Luminance plane (mean of the channels) of frame `i` of the source.
 pub fn frame_luminance(frames: &FrameSourceRef, i: usize) -> Result<Vec<f32>, StageError> {
@@ -26,31 +26,128 @@ pub fn frame_luminance(frames: &FrameSourceRef, i: usize) -> Result<Vec<f32>, St
 /// Resamples a plane (bicubic, edges replicated) so that
 /// `out(x, y) = plane(x + s.dx, y + s.dy)`.
 pub fn shifted(plane: &[f32], w: usize, h: usize, s: Shift) -> Vec<f32> {
-    let win = RowWindow {
-        data: plane,
-        y0: 0,
-        rows: h,
-        width: w,
-        channels: 1,
-    };
-    (0..w * h)
-        .map(|i| {
-            win.sample(
-                (i % w) as f32 + s.dx,
-                (i / w) as f32 + s.dy,
-                0,
-                Interp::Bicubic,
-            )
+    shift_plane(plane, w, h, 1, s.dx, s.dy, Interp::Bicubic)
+}
+
+/// The rectangle of the frame a global shift is measured on: the object and
+/// a margin around it, so that on a planet the FFTs skip the empty sky.
+/// A shift measured on the same rectangle of the reference and of a frame is
+/// the frame's whole-frame shift.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roi {
+    pub x0: usize,
+    pub y0: usize,
+    pub w: usize,
+    pub h: usize,
+}
+
+impl Roi {
+    /// The whole `w × h` frame.
+    pub fn full(w: usize, h: usize) -> Roi {
+        Roi { x0: 0, y0: 0, w, h }
+    }
+
+    /// The bounding box of the pixels of `plane` brighter than its background
+    /// (10th percentile) plus 15 % of its range (to the 99.9th percentile),
+    /// grown by a margin of `max(32, a quarter of the box's larger side)`
+    /// pixels for frame motion and the window's taper, rounded up to an FFT
+    /// friendly size (factors 2, 3, 5) and clamped to the frame. The whole
+    /// frame when that box would cover more than half of it (a surface
+    /// capture) or nothing stands out.
+    pub fn around_object(plane: &[f32], w: usize, h: usize) -> Roi {
+        let full = Roi::full(w, h);
+        if plane.len() != w * h || w < 64 || h < 64 {
+            return full;
+        }
+        let step = (plane.len() / 50_000).max(1);
+        let sample: Vec<f32> = plane.iter().step_by(step).copied().collect();
+        let bg = crate::stats::percentile(&sample, 0.10);
+        let hi = crate::stats::percentile(&sample, 0.999);
+        if hi - bg <= 1e-6 {
+            return full;
+        }
+        let t = bg + 0.15 * (hi - bg);
+        let (mut x0, mut y0, mut x1, mut y1) = (w, h, 0, 0);
+        for y in 0..h {
+            let row = &plane[y * w..(y + 1) * w];
+            let (Some(a), Some(b)) = (
+                row.iter().position(|&v| v > t),
+                row.iter().rposition(|&v| v > t),
+            ) else {
+                continue;
+            };
+            (x0, x1, y0, y1) = (x0.min(a), x1.max(b), y0.min(y), y);
+        }
+        if x1 < x0 {
+            return full;
+        }
+        let margin = 32.max((x1 - x0).max(y1 - y0) / 4);
+        let grow = |lo: usize, hi: usize, n: usize| -> (usize, usize) {
+            let size = fft_size((hi - lo + 1 + 2 * margin).min(n)).min(n);
+            let centre = (lo + hi).div_ceil(2);
+            let start = centre.saturating_sub(size / 2).min(n - size);
+            (start, size)
+        };
+        let (rx, rw) = grow(x0, x1, w);
+        let (ry, rh) = grow(y0, y1, h);
+        if rw * rh * 2 > w * h {
+            return full;
+        }
+        Roi {
+            x0: rx,
+            y0: ry,
+            w: rw,
+            h: rh,
+        }
+    }
+
+    /// This rectangle of a `width`-wide plane, as its own plane.
+    pub fn crop(&self, plane: &[f32], width: usize) -> Vec<f32> {
+        (self.y0..self.y0 + self.h)
+            .flat_map(|y| &plane[y * width + self.x0..y * width + self.x0 + self.w])
+            .copied()
+            .collect()
+    }
+}
+
+/// The smallest `n' >= n` whose only prime factors are 2, 3 and 5.
+fn fft_size(n: usize) -> usize {
+    (n.max(1)..)
+        .find(|&m| {
+            let mut k = m;
+            for p in [2, 3, 5] {
+                while k % p == 0 {
+                    k /= p;
+                }
+            }
+            k == 1
         })
-        .collect()
+        .expect("some larger number is 5-smooth")
+}
+
+/// Luminance of the rectangle `roi` of frame `i` (only its rows are decoded).
+pub fn roi_luminance(frames: &FrameSourceRef, i: usize, roi: Roi) -> Result<Vec<f32>, StageError> {
+    let info = frames.info();
+    let (w, c) = (info.width as usize, info.channels as usize);
+    if roi == Roi::full(w, info.height as usize) {
+        return frame_luminance(frames, i);
+    }
+    let mut rows = vec![0.0; roi.h * w * c];
+    frames
+        .read_rows(i, roi.y0, roi.h, rows.as_mut_slice().into())
+        .into_result()?;
+    let lum = luminance(&rows, c);
+    Ok(Roi { y0: 0, ..roi }.crop(&lum, w))
 }
 
 /// Measures the shift of the luminance of every frame in `indices` against
-/// `pc`, in parallel over frames; reports progress when `report` is set.
+/// `pc` (prepared on the rectangle `roi` of the reference), in parallel over
+/// frames; reports progress when `report` is set.
 pub fn measure_shifts(
     ctx: &StageCtx,
     frames: &FrameSourceRef,
     pc: &PhaseCorrelator,
+    roi: Roi,
     indices: &[usize],
     report: bool,
 ) -> Result<Vec<Shift>, StageError> {
@@ -58,7 +155,7 @@ pub fn measure_shifts(
     let n = indices.len() as u64;
     let r = ctx.par_map(indices.len(), |k| -> Result<Shift, StageError> {
         ctx.check_cancelled()?;
-        let s = pc.shift_of(&frame_luminance(frames, indices[k])?);
+        let s = pc.shift_of(&roi_luminance(frames, indices[k], roi)?);
         let d = done.fetch_add(1, Ordering::Relaxed) + 1;
         if report && (d.is_multiple_of(16) || d == n) {
             ctx.progress(d, n);
@@ -70,7 +167,8 @@ pub fn measure_shifts(
 
 /// The reference of the global aligners: the mean of the luminance of the
 /// best `k` frames of the source (frames `0..k`, the source being ordered
-/// best first), each aligned to frame 0 by phase correlation. The result sits
+/// best first), each aligned to frame 0 by phase correlation (on the
+/// [`Roi`] around the object of frame 0). The result sits
 /// where frame 0 is and has about `sqrt(k)` times less noise than one frame.
 pub fn mean_of_best(
     ctx: &StageCtx,
@@ -89,9 +187,10 @@ pub fn mean_of_best(
     if k == 1 {
         return Ok(best);
     }
-    let pc = PhaseCorrelator::new(&best, w, h);
+    let roi = Roi::around_object(&best, w, h);
+    let pc = PhaseCorrelator::new(&roi.crop(&best, w), roi.w, roi.h);
     let idx: Vec<usize> = (1..k).collect();
-    let shifts = measure_shifts(ctx, frames, &pc, &idx, false)?;
+    let shifts = measure_shifts(ctx, frames, &pc, roi, &idx, false)?;
     let mut acc: Vec<f32> = best;
     for (i, s) in idx.iter().zip(shifts) {
         ctx.check_cancelled()?;
@@ -115,6 +214,80 @@ mod tests {
                     + 0.2 * (-((x - 41.0).powi(2) + (y - 30.0).powi(2)) / 12.0).exp()
             })
             .collect()
+    }
+
+    /// A limb-darkened disc of radius `r` centred at `(cx, cy)` on black sky, with bands.
+    fn planet(w: usize, h: usize, cx: f32, cy: f32, r: f32) -> Vec<f32> {
+        (0..w * h)
+            .map(|i| {
+                let (x, y) = ((i % w) as f32 - cx, (i / w) as f32 - cy);
+                let d = (x * x + y * y).sqrt() / r;
+                let body = 1.0 / (1.0 + ((d - 1.0) * 40.0).exp());
+                body * (0.6 + 0.25 * (y * 0.3).sin() + 0.1 * (x * 0.17).cos())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn roi_holds_a_small_planet_and_is_the_whole_frame_otherwise() {
+        let (w, h) = (640, 480);
+        let p = planet(w, h, 300.0, 250.0, 60.0);
+        let roi = Roi::around_object(&p, w, h);
+        assert!(roi.w < w / 2 && roi.h < h / 2 + 40, "{roi:?}");
+        // The disc and a 32-pixel margin lie inside.
+        assert!(roi.x0 + 32 <= 240 && roi.x0 + roi.w >= 360 + 32, "{roi:?}");
+        assert!(roi.y0 + 32 <= 190 && roi.y0 + roi.h >= 310 + 32, "{roi:?}");
+        assert_eq!(fft_size(roi.w), roi.w);
+        assert_eq!(fft_size(roi.h), roi.h);
+        // A surface filling the frame, a big planet and a flat frame: whole frame.
+        let surface: Vec<f32> = (0..w * h)
+            .map(|i| 0.5 + 0.3 * ((i % w) as f32 * 0.1).sin())
+            .collect();
+        for plane in [surface, planet(w, h, 320.0, 240.0, 200.0), vec![0.2; w * h]] {
+            assert_eq!(Roi::around_object(&plane, w, h), Roi::full(w, h));
+        }
+        assert_eq!(
+            (fft_size(97), fft_size(128), fft_size(241)),
+            (100, 128, 243)
+        );
+    }
+
+    #[test]
+    fn shifts_measured_on_the_roi_equal_whole_frame_shifts() {
+        let (w, h) = (320, 256);
+        let truth = [(0.0f32, 0.0f32), (3.4, -2.2), (-7.75, 5.1), (12.0, 9.3)];
+        let frames = MemFrames::new(
+            w as u32,
+            h as u32,
+            1,
+            truth
+                .iter()
+                .map(|&(x, y)| planet(w, h, 150.0 + x, 130.0 + y, 40.0))
+                .collect(),
+        );
+        let reference = planet(w, h, 150.0, 130.0, 40.0);
+        let roi = Roi::around_object(&reference, w, h);
+        assert!(roi.w * roi.h * 2 <= w * h, "{roi:?}");
+        let be = ThreadBackend::new(2);
+        let full = Roi::full(w, h);
+        let on = |r: Roi| {
+            let pc = PhaseCorrelator::new(&r.crop(&reference, w), r.w, r.h);
+            be.with_ctx("t", |ctx| {
+                measure_shifts(ctx, &frames.as_ref(), &pc, r, &[0, 1, 2, 3], false)
+            })
+            .unwrap()
+        };
+        let (a, b) = (on(roi), on(full));
+        for ((sa, sb), (x, y)) in a.iter().zip(&b).zip(truth) {
+            assert!(
+                (sa.dx - x).abs() < 0.05 && (sa.dy - y).abs() < 0.05,
+                "roi: {sa:?} vs ({x}, {y})"
+            );
+            assert!(
+                (sb.dx - x).abs() < 0.05 && (sb.dy - y).abs() < 0.05,
+                "full: {sb:?} vs ({x}, {y})"
+            );
+        }
     }
 
     #[test]

@@ -27,16 +27,30 @@ const ROWS_PER_TASK: usize = 16;
 /// Horizontal pass over the rows starting at `y_start` that `out` covers.
 fn h_rows(src: &[f32], width: usize, kernel: &[f32], d: isize, y_start: usize, out: &mut [f32]) {
     let r = (kernel.len() / 2) as isize;
+    let w = width as isize;
     for (ry, row_out) in out.chunks_mut(width).enumerate() {
         let y = y_start + ry;
         let row = &src[y * width..(y + 1) * width];
-        for (x, o) in row_out.iter_mut().enumerate() {
-            let mut acc = 0.0;
-            for (k, kv) in kernel.iter().enumerate() {
-                let sx = (x as isize + (k as isize - r) * d).clamp(0, width as isize - 1) as usize;
-                acc += kv * row[sx];
+        row_out.fill(0.0);
+        // Tap by tap over the whole row (vectorises); the taps are added in
+        // kernel order for every pixel, so the sums equal a per-pixel loop's.
+        for (k, &kv) in kernel.iter().enumerate() {
+            let off = (k as isize - r) * d;
+            // Pixels whose tap lands inside the row: x + off in [0, w).
+            let lo = (-off).clamp(0, w) as usize;
+            let hi = (w - off).clamp(0, w) as usize;
+            for o in &mut row_out[..lo] {
+                *o += kv * row[0];
             }
-            *o = acc;
+            if lo < hi {
+                let s0 = (lo as isize + off) as usize;
+                for (o, s) in row_out[lo..hi].iter_mut().zip(&row[s0..s0 + (hi - lo)]) {
+                    *o += kv * s;
+                }
+            }
+            for o in &mut row_out[hi.max(lo)..] {
+                *o += kv * row[width - 1];
+            }
         }
     }
 }
@@ -155,6 +169,39 @@ pub fn per_channel(
 mod tests {
     use super::*;
     use jupiter_plugin_api::testing::ThreadBackend;
+
+    /// The per-pixel form of the horizontal pass (taps clamped at the edges).
+    fn h_rows_per_pixel(src: &[f32], width: usize, kernel: &[f32], d: isize) -> Vec<f32> {
+        let r = (kernel.len() / 2) as isize;
+        let mut out = vec![0.0; src.len()];
+        for (row, row_out) in src.chunks(width).zip(out.chunks_mut(width)) {
+            for (x, o) in row_out.iter_mut().enumerate() {
+                let mut acc = 0.0;
+                for (k, kv) in kernel.iter().enumerate() {
+                    let sx = (x as isize + (k as isize - r) * d).clamp(0, width as isize - 1);
+                    acc += kv * row[sx as usize];
+                }
+                *o = acc;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn tap_by_tap_rows_equal_the_per_pixel_sums_bit_for_bit() {
+        for (w, h) in [(37usize, 5usize), (3, 4), (1, 2)] {
+            let src: Vec<f32> = (0..w * h).map(|i| ((i * 37 % 101) as f32).sin()).collect();
+            for (kernel, d) in [
+                (gaussian_kernel(1.3), 1),
+                (gaussian_kernel(2.0), 4),
+                (vec![0.25, 0.5, 0.25], 16),
+            ] {
+                let mut out = vec![0.0; w * h];
+                h_rows(&src, w, &kernel, d, 0, &mut out);
+                assert_eq!(out, h_rows_per_pixel(&src, w, &kernel, d), "{w}×{h} d={d}");
+            }
+        }
+    }
 
     /// Obviously-right 2-D reference: sum over all taps with clamped coordinates.
     fn reference(src: &[f32], w: usize, h: usize, k: &[f32], d: usize) -> Vec<f32> {

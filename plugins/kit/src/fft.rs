@@ -8,7 +8,7 @@ use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 use rustfft::num_complex::Complex32;
 use rustfft::{Fft, FftPlanner};
 
-use crate::warp::{Interp, RowWindow};
+use crate::warp::{shift_plane, Interp};
 
 /// Plans for a `width × height` real 2-D transform. Layout of spectra:
 /// row-major, `height` rows of `width / 2 + 1` complex bins.
@@ -88,17 +88,29 @@ impl Fft2d {
         out
     }
 
+    /// Column transforms, `BLOCK` columns at a time: the block is gathered
+    /// into contiguous columns (each spectrum row contributes one run of
+    /// `BLOCK` neighbouring bins, which keeps the reads cache friendly), all
+    /// of its columns are transformed in one call, then scattered back.
     fn columns(&self, spec: &mut [Complex32], fft: &dyn Fft<f32>) {
+        const BLOCK: usize = 16;
         let (h, b) = (self.height, self.bins());
-        let mut col = vec![Complex32::default(); h];
+        let mut cols = vec![Complex32::default(); h * BLOCK];
         let mut scratch = vec![Complex32::default(); fft.get_inplace_scratch_len()];
-        for x in 0..b {
+        for x0 in (0..b).step_by(BLOCK) {
+            let n = BLOCK.min(b - x0);
             for y in 0..h {
-                col[y] = spec[y * b + x];
+                let row = &spec[y * b + x0..y * b + x0 + n];
+                for (k, v) in row.iter().enumerate() {
+                    cols[k * h + y] = *v;
+                }
             }
-            fft.process_with_scratch(&mut col, &mut scratch);
+            fft.process_with_scratch(&mut cols[..n * h], &mut scratch);
             for y in 0..h {
-                spec[y * b + x] = col[y];
+                let row = &mut spec[y * b + x0..y * b + x0 + n];
+                for (k, v) in row.iter_mut().enumerate() {
+                    *v = cols[k * h + y];
+                }
             }
         }
     }
@@ -210,23 +222,7 @@ impl PhaseCorrelator {
             return first;
         }
         let (w, h) = (self.fft.width, self.fft.height);
-        let win = RowWindow {
-            data: frame,
-            y0: 0,
-            rows: h,
-            width: w,
-            channels: 1,
-        };
-        let moved: Vec<f32> = (0..w * h)
-            .map(|i| {
-                win.sample(
-                    (i % w) as f32 + first.dx,
-                    (i / w) as f32 + first.dy,
-                    0,
-                    Interp::Bicubic,
-                )
-            })
-            .collect();
+        let moved = shift_plane(frame, w, h, 1, first.dx, first.dy, Interp::Bicubic);
         let rest = self.raw_shift(&moved);
         Shift {
             dx: first.dx + rest.dx,
@@ -243,9 +239,11 @@ impl PhaseCorrelator {
             let c = *s * r.conj();
             // Partial whitening (|c|^-whiten): sharpens the peak like phase
             // correlation, without letting near-empty bins add phase noise.
-            let m = c.norm();
-            *s = if m > 1e-20 {
-                c * (lp / m.powf(self.whiten))
+            // |c|^-whiten = (|c|²)^(-whiten/2): one powf and no hypot per
+            // bin; bins the low-pass has all but removed are zeroed.
+            let m2 = c.norm_sqr();
+            *s = if m2 > 1e-40 && *lp > 1e-7 {
+                c * (lp * m2.powf(-0.5 * self.whiten))
             } else {
                 Complex32::default()
             };

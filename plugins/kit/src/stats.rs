@@ -29,7 +29,20 @@ pub fn mean(values: &[f32]) -> f64 {
     if values.is_empty() {
         return 0.0;
     }
-    values.iter().map(|&v| v as f64).sum::<f64>() / values.len() as f64
+    // Eight f32 lanes per block of 4096 values (vectorises), blocks summed in f64.
+    let mut total = 0.0f64;
+    for block in values.chunks(4096) {
+        let mut lanes = [0.0f32; 8];
+        let chunks = block.chunks_exact(8);
+        let rest: f32 = chunks.remainder().iter().sum();
+        for c in chunks {
+            for i in 0..8 {
+                lanes[i] += c[i];
+            }
+        }
+        total += lanes.iter().map(|&v| v as f64).sum::<f64>() + rest as f64;
+    }
+    total / values.len() as f64
 }
 
 /// Peak signal-to-noise ratio in dB of `a` against `truth`, for a peak of 1.0.

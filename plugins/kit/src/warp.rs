@@ -196,6 +196,31 @@ pub fn warped_rows(
     Ok(())
 }
 
+/// A whole plane (or interleaved image) resampled by a constant shift:
+/// `out(x, y) = src(x + dx, y + dy)`, edges replicated; bit for bit what
+/// [`RowWindow::sample`] gives at every pixel, computed separably.
+pub fn shift_plane(
+    src: &[f32],
+    width: usize,
+    height: usize,
+    channels: usize,
+    dx: f32,
+    dy: f32,
+    interp: Interp,
+) -> Vec<f32> {
+    let win = RowWindow {
+        data: src,
+        y0: 0,
+        rows: height,
+        width,
+        channels,
+    };
+    let mut out = vec![0.0; src.len()];
+    let mut hrows = vec![0.0; src.len()];
+    shift_rows(&win, dx, dy, interp, 0, height, &mut out, &mut hrows);
+    out
+}
+
 /// Output rows `y0 .. y0 + rows` of `win` shifted by `(dx, dy)`: the same
 /// arithmetic as [`RowWindow::sample`] at every pixel (bit for bit), done
 /// separably: each needed input row is resampled horizontally once (column

@@ -62,51 +62,137 @@ pub fn debayer_rows(
         y0 + rows,
         out.len()
     );
+    let raw_end = raw_y0 + raw_rows;
     for oy in 0..rows {
         let y = y0 + oy;
-        for x in 0..width {
-            let own = pattern.color_at(x, y);
-            let mut sum = [0.0f32; 3];
-            let mut cnt = [0u32; 3];
-            for dy in -1isize..=1 {
-                let yy = y as isize + dy;
-                if yy < 0
-                    || yy >= height as isize
-                    || (yy as usize) < raw_y0
-                    || (yy as usize) >= raw_y0 + raw_rows
-                {
-                    continue;
-                }
-                for dx in -1isize..=1 {
-                    let xx = x as isize + dx;
-                    if xx < 0 || xx >= width as isize {
-                        continue;
-                    }
-                    let c = pattern.color_at(xx as usize, yy as usize);
-                    // Only the nearest samples: direct neighbours for G, and for
-                    // R/B the 4 diagonals or the 2 same-row/column neighbours.
-                    let v = raw[(yy as usize - raw_y0) * width + xx as usize];
-                    if dx == 0 && dy == 0 {
-                        sum[c] += v;
-                        cnt[c] += 1;
-                    } else if c != own {
-                        if c == 1 && dx != 0 && dy != 0 {
-                            continue; // diagonal greens are farther than the 4 direct ones
-                        }
-                        sum[c] += v;
-                        cnt[c] += 1;
-                    }
-                }
-            }
-            let o = (oy * width + x) * 3;
-            for c in 0..3 {
-                out[o + c] = if c == own {
-                    raw[(y - raw_y0) * width + x]
-                } else if cnt[c] > 0 {
-                    sum[c] / cnt[c] as f32
+        let o_row = &mut out[oy * width * 3..(oy + 1) * width * 3];
+        // Rows with a raw row above and below: fixed neighbour sets for
+        // every pixel but the first and last (same sums, same order as the
+        // per-pixel form, so the results are identical).
+        if y >= 1 && y + 1 < height && y > raw_y0 && y + 1 < raw_end && width >= 3 {
+            let row = |yy: usize| &raw[(yy - raw_y0) * width..(yy - raw_y0 + 1) * width];
+            let (up, mid, dn) = (row(y - 1), row(y), row(y + 1));
+            let own = [pattern.color_at(0, y), pattern.color_at(1, y)];
+            // For a green pixel: the colour of its row neighbours and of its
+            // column neighbours.
+            let row_other = if own[0] == 1 { own[1] } else { own[0] };
+            let col_other = 2 - row_other;
+            for x in 1..width - 1 {
+                let c = own[x & 1];
+                let mut px = [0.0f32; 3];
+                px[c] = mid[x];
+                if c == 1 {
+                    px[row_other] = (0.0 + mid[x - 1] + mid[x + 1]) / 2.0;
+                    px[col_other] = (0.0 + up[x] + dn[x]) / 2.0;
                 } else {
-                    0.0
-                };
+                    px[1] = (0.0 + up[x] + mid[x - 1] + mid[x + 1] + dn[x]) / 4.0;
+                    px[2 - c] = (0.0 + up[x - 1] + up[x + 1] + dn[x - 1] + dn[x + 1]) / 4.0;
+                }
+                o_row[x * 3..x * 3 + 3].copy_from_slice(&px);
+            }
+            for x in [0, width - 1] {
+                let px = pixel(raw, width, height, raw_y0, raw_rows, pattern, x, y);
+                o_row[x * 3..x * 3 + 3].copy_from_slice(&px);
+            }
+        } else {
+            for x in 0..width {
+                let px = pixel(raw, width, height, raw_y0, raw_rows, pattern, x, y);
+                o_row[x * 3..x * 3 + 3].copy_from_slice(&px);
+            }
+        }
+    }
+}
+
+/// One output pixel by the general rule (any position, edges included).
+#[allow(clippy::too_many_arguments)]
+fn pixel(
+    raw: &[f32],
+    width: usize,
+    height: usize,
+    raw_y0: usize,
+    raw_rows: usize,
+    pattern: BayerPattern,
+    x: usize,
+    y: usize,
+) -> [f32; 3] {
+    let own = pattern.color_at(x, y);
+    let mut sum = [0.0f32; 3];
+    let mut cnt = [0u32; 3];
+    for dy in -1isize..=1 {
+        let yy = y as isize + dy;
+        if yy < 0
+            || yy >= height as isize
+            || (yy as usize) < raw_y0
+            || (yy as usize) >= raw_y0 + raw_rows
+        {
+            continue;
+        }
+        for dx in -1isize..=1 {
+            let xx = x as isize + dx;
+            if xx < 0 || xx >= width as isize {
+                continue;
+            }
+            let c = pattern.color_at(xx as usize, yy as usize);
+            // Only the nearest samples: direct neighbours for G, and for
+            // R/B the 4 diagonals or the 2 same-row/column neighbours.
+            let v = raw[(yy as usize - raw_y0) * width + xx as usize];
+            if dx == 0 && dy == 0 {
+                sum[c] += v;
+                cnt[c] += 1;
+            } else if c != own {
+                if c == 1 && dx != 0 && dy != 0 {
+                    continue; // diagonal greens are farther than the 4 direct ones
+                }
+                sum[c] += v;
+                cnt[c] += 1;
+            }
+        }
+    }
+    let mut px = [0.0f32; 3];
+    for c in 0..3 {
+        px[c] = if c == own {
+            raw[(y - raw_y0) * width + x]
+        } else if cnt[c] > 0 {
+            sum[c] / cnt[c] as f32
+        } else {
+            0.0
+        };
+    }
+    px
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_fast_path_equals_the_per_pixel_rule_bit_for_bit() {
+        let patterns = [
+            BayerPattern::Rggb,
+            BayerPattern::Grbg,
+            BayerPattern::Gbrg,
+            BayerPattern::Bggr,
+        ];
+        for (w, h) in [(7usize, 6usize), (2, 5), (16, 9), (3, 3), (1, 4)] {
+            let raw: Vec<f32> = (0..w * h)
+                .map(|i| ((i * 7919 % 1009) as f32) / 1009.0)
+                .collect();
+            for p in patterns {
+                // Whole image, and windows of rows (as decode_rows asks).
+                for (y0, rows) in [(0, h), (1, h - 2), (h - 1, 1), (0, 1), (h / 2, 1)] {
+                    let lo = y0.saturating_sub(1);
+                    let hi = (y0 + rows + 1).min(h);
+                    let win = &raw[lo * w..hi * w];
+                    let mut out = vec![0.0; rows * w * 3];
+                    debayer_rows(win, w, h, lo, p, y0, rows, &mut out);
+                    for r in 0..rows {
+                        for x in 0..w {
+                            let want = pixel(win, w, h, lo, hi - lo, p, x, y0 + r);
+                            let got = &out[(r * w + x) * 3..(r * w + x) * 3 + 3];
+                            assert_eq!(got, want, "{p:?} {w}×{h} pixel ({x}, {})", y0 + r);
+                        }
+                    }
+                }
             }
         }
     }

@@ -23,8 +23,8 @@ use crate::io::ser::{OpenOptions, SerFile};
 use crate::io::write::write_image;
 use crate::registry::{LoadedStage, Registry};
 
-/// How many frames ahead of a stage's first read of a frame the host asks
-/// the kernel to read (covers the frames the other workers hold).
+/// How many frames ahead of a stage's reads the host asks the kernel to read
+/// the same rows (covers the frames the other workers hold).
 const READ_AHEAD: usize = 8;
 
 /// Frames of a SER file served to stages, through an index map (the
@@ -71,11 +71,10 @@ impl FrameSource for SerFrames {
                 info.channels
             )));
         }
-        // Stages walk the frames in order (in parallel): read ahead of them.
-        if y0 == 0 {
-            if let Some(&next) = self.indices.get(index + READ_AHEAD) {
-                self.ser.prefetch(next);
-            }
+        // Stages walk the frames in order (in parallel, whole or band by
+        // band): read the same rows of a frame further on ahead of them.
+        if let Some(&next) = self.indices.get(index + READ_AHEAD) {
+            self.ser.prefetch_rows(next, y0, rows);
         }
         // Never let a panic cross back into the plugin.
         match catch_unwind(AssertUnwindSafe(|| {
@@ -245,6 +244,9 @@ pub struct Report {
     pub shifts: Vec<[f32; 2]>,
     pub timings: Vec<StageTiming>,
     pub total_seconds: f64,
+    /// Peak resident memory of this process so far, MB (`VmHWM` of
+    /// /proc/self/status; 0 where that is not available).
+    pub peak_rss_mb: f64,
     /// The device the stages were offered.
     pub device: String,
 }
@@ -270,6 +272,18 @@ pub struct RunRequest<'a> {
     pub device: String,
     /// Keep a host copy of the plain stack in the output (costs a download on the GPU path).
     pub keep_stacked: bool,
+}
+
+/// Peak resident set of this process in MB, from `VmHWM` (Linux); 0 elsewhere.
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 fn params_json(stage: &LoadedStage, choice: &StageChoice) -> Result<String> {
@@ -546,6 +560,7 @@ pub fn run(reg: &Registry, backend: &HostBackend, req: &RunRequest) -> Result<Ru
         shifts: alignment.warps.iter().map(|w| [w.dx, w.dy]).collect(),
         timings,
         total_seconds: t0.elapsed().as_secs_f64(),
+        peak_rss_mb: peak_rss_mb(),
         device: req.device.clone(),
     };
     Ok(RunOutput {

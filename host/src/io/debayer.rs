@@ -77,18 +77,39 @@ pub fn debayer_rows(
             // column neighbours.
             let row_other = if own[0] == 1 { own[1] } else { own[0] };
             let col_other = 2 - row_other;
-            for x in 1..width - 1 {
-                let c = own[x & 1];
-                let mut px = [0.0f32; 3];
+            // Samples are never -0.0, so starting the sums at the first
+            // term gives what the per-pixel form's `0.0 + …` gives.
+            let green = |x: usize, px: &mut [f32]| {
+                px[1] = mid[x];
+                px[row_other] = (mid[x - 1] + mid[x + 1]) / 2.0;
+                px[col_other] = (up[x] + dn[x]) / 2.0;
+            };
+            let red_blue = |x: usize, c: usize, px: &mut [f32]| {
                 px[c] = mid[x];
-                if c == 1 {
-                    px[row_other] = (0.0 + mid[x - 1] + mid[x + 1]) / 2.0;
-                    px[col_other] = (0.0 + up[x] + dn[x]) / 2.0;
+                px[1] = (up[x] + mid[x - 1] + mid[x + 1] + dn[x]) / 4.0;
+                px[2 - c] = (up[x - 1] + up[x + 1] + dn[x - 1] + dn[x + 1]) / 4.0;
+            };
+            // Pixel pairs with a fixed colour each: no per-pixel branch.
+            let (first, second) = (own[1], own[0]); // colours at odd, even x
+            let mut x = 1;
+            while x + 1 < width - 1 {
+                let (a, b) = o_row[x * 3..x * 3 + 6].split_at_mut(3);
+                if first == 1 {
+                    green(x, a);
+                    red_blue(x + 1, second, b);
                 } else {
-                    px[1] = (0.0 + up[x] + mid[x - 1] + mid[x + 1] + dn[x]) / 4.0;
-                    px[2 - c] = (0.0 + up[x - 1] + up[x + 1] + dn[x - 1] + dn[x + 1]) / 4.0;
+                    red_blue(x, first, a);
+                    green(x + 1, b);
                 }
-                o_row[x * 3..x * 3 + 3].copy_from_slice(&px);
+                x += 2;
+            }
+            if x < width - 1 {
+                let px = &mut o_row[x * 3..x * 3 + 3];
+                if first == 1 {
+                    green(x, px);
+                } else {
+                    red_blue(x, first, px);
+                }
             }
             for x in [0, width - 1] {
                 let px = pixel(raw, width, height, raw_y0, raw_rows, pattern, x, y);

@@ -470,6 +470,12 @@ impl SerFile {
             path: pb.clone(),
             source: e,
         })?;
+        // No read-around on page faults: with the device's read-ahead (often
+        // megabytes) every fault of a band-wise reader would pull in far more
+        // than it uses, over and over once memory is short. Reading ahead is
+        // asked for explicitly, for exactly the rows that will be decoded
+        // ([`SerFile::prefetch_rows`]).
+        let _ = map.advise(memmap2::Advice::Random);
         SerFile::from_storage(pb, Storage::Map(map), opts)
     }
 
@@ -699,12 +705,22 @@ impl SerFile {
     /// (`MADV_WILLNEED`), so that reading overlaps the work on earlier frames.
     /// Does nothing for an index past the end or for in-memory data.
     pub fn prefetch(&self, index: usize) {
-        if index >= self.frame_count {
+        self.prefetch_rows(index, 0, self.height());
+    }
+
+    /// Like [`prefetch`](Self::prefetch) for rows `y0 .. y0 + rows` of the
+    /// frame (and the row above and below, which the debayer reads).
+    pub fn prefetch_rows(&self, index: usize, y0: usize, rows: usize) {
+        if index >= self.frame_count || y0 >= self.height() {
             return;
         }
         if let Storage::Map(m) = &self.data {
-            let fb = self.header.frame_bytes();
-            let (start, len) = page_span(HEADER_LEN + index * fb, fb, m.len());
+            let row_bytes =
+                self.width() * self.header.color.planes() * self.header.bytes_per_sample();
+            let lo = y0.saturating_sub(1);
+            let hi = y0.saturating_add(rows).saturating_add(1).min(self.height());
+            let start = HEADER_LEN + index * self.header.frame_bytes() + lo * row_bytes;
+            let (start, len) = page_span(start, (hi - lo) * row_bytes, m.len());
             // Advisory: failure only loses the read-ahead.
             let _ = m.advise_range(memmap2::Advice::WillNeed, start, len);
         }
@@ -713,8 +729,13 @@ impl SerFile {
     /// Unmaps the pages of `start .. start + len` from this process
     /// (`MADV_DONTNEED`); the next access maps them again from the page cache.
     fn release(&self, start: usize, len: usize) {
+        // A fault also maps the cached pages around it (the kernel's
+        // fault-around, 64 KiB by default): release those too, or they stay
+        // mapped and the resident set grows with every frame.
+        const AROUND: usize = 64 << 10;
         if let Storage::Map(m) = &self.data {
-            let (start, len) = page_span(start, len, m.len());
+            let lo = start.saturating_sub(AROUND);
+            let (start, len) = page_span(lo, len + (start - lo) + AROUND, m.len());
             // SAFETY: the mapping is a read-only shared mapping of a file, so
             // dropping pages loses nothing: a later read (from any thread)
             // faults the same file contents back in.

@@ -4,13 +4,15 @@
 //!
 //! ```text
 //! cargo build --release --workspace
-//! cargo run --release -p jupiter-bench --bin e2e -- [--dir DIR] [--repeat R]
-//!     [--cases] [--peers] [--cold] [--scaling] [--sizes] [--quick]
+//! cargo run --release -p jupiter-bench --bin e2e -- [--dir DIR] [--host PATH] [--repeat R]
+//!     [--cases] [--peers] [--cold] [--scaling] [--sizes] [--limited] [--quick]
 //! ```
 //!
 //! With no section flag every section runs. Captures are generated once into
 //! `DIR` (default `target/e2e`) by the host's synthetic generator, with their
-//! truth saved beside them, and reused by later runs.
+//! truth saved beside them, and reused by later runs. `--host` times another
+//! build of `jupiter-host` (e.g. an older commit's, for before/after figures;
+//! its plugins are the ones beside it).
 //!
 //! * `--cases`: the three reference captures (1000×640×480 8-bit mono planet,
 //!   500×1024² 16-bit mono lunar surface, 1000×640×480 8-bit Bayer RGGB).
@@ -25,6 +27,10 @@
 //! * `--scaling`: 250 … 4000 frames of 640×480 (each file the first N frames
 //!   of one generated 4000-frame capture): time and peak RSS.
 //! * `--sizes`: 200 frames at 320² … 2048²: time and peak RSS.
+//! * `--limited`: the largest scaling capture run inside a memory cgroup
+//!   (v1, `/sys/fs/cgroup/memory`, needs root) whose limit is a fraction of
+//!   the file's size, page cache included: a capture larger than the memory
+//!   the run may use. Skipped with a message where no cgroup can be made.
 //!
 //! PSNR: the output is registered to the truth (phase correlation, bicubic
 //! resampling), a per-channel gain and offset are fitted by least squares
@@ -45,34 +51,39 @@ use jupiter_kit::stats::luminance;
 use jupiter_kit::warp::{Interp, RowWindow};
 use jupiter_plugin_api::Image;
 
-const USAGE: &str = "usage: e2e [--dir DIR] [--repeat R] [--cases] [--peers] [--cold] [--scaling] [--sizes] [--quick]";
+const USAGE: &str = "usage: e2e [--dir DIR] [--host PATH] [--repeat R] [--cases] [--peers] [--cold] [--scaling] [--sizes] [--limited] [--quick]";
 
 struct Opts {
     dir: PathBuf,
+    host: Option<PathBuf>,
     repeat: usize,
     cases: bool,
     peers: bool,
     cold: bool,
     scaling: bool,
     sizes: bool,
+    limited: bool,
     quick: bool,
 }
 
 fn parse(args: &[String]) -> Result<Opts, String> {
     let mut o = Opts {
         dir: PathBuf::from("target/e2e"),
+        host: None,
         repeat: 3,
         cases: false,
         peers: false,
         cold: false,
         scaling: false,
         sizes: false,
+        limited: false,
         quick: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--dir" => o.dir = it.next().ok_or("--dir needs a value")?.into(),
+            "--host" => o.host = Some(it.next().ok_or("--host needs a value")?.into()),
             "--repeat" => {
                 o.repeat = it
                     .next()
@@ -85,12 +96,14 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             "--cold" => o.cold = true,
             "--scaling" => o.scaling = true,
             "--sizes" => o.sizes = true,
+            "--limited" => o.limited = true,
             "--quick" => o.quick = true,
             other => return Err(format!("unknown option '{other}'")),
         }
     }
-    if !(o.cases || o.peers || o.cold || o.scaling || o.sizes) {
-        (o.cases, o.peers, o.cold, o.scaling, o.sizes) = (true, true, true, true, true);
+    if !(o.cases || o.peers || o.cold || o.scaling || o.sizes || o.limited) {
+        (o.cases, o.peers, o.cold, o.scaling, o.sizes, o.limited) =
+            (true, true, true, true, true, true);
     }
     if o.peers {
         o.cases = true;
@@ -195,16 +208,19 @@ fn truncate_ser(src: &Path, dst: &Path, frames: usize) -> Result<(), String> {
     };
     let frame = w * h * planes * if depth > 8 { 2 } else { 1 };
     header[38..42].copy_from_slice(&(frames as i32).to_le_bytes());
-    let mut data = vec![0u8; (frame * frames as u64) as usize];
-    f.read_exact(&mut data).map_err(err)?;
+    let tmp = dst.with_extension("ser.part");
+    let mut o = std::io::BufWriter::new(File::create(&tmp).map_err(err)?);
+    o.write_all(&header).map_err(err)?;
+    // Streamed (copy), so that this process stays small: Linux carries the
+    // parent's peak RSS into the children it starts.
+    std::io::copy(&mut (&mut f).take(frame * frames as u64), &mut o).map_err(err)?;
     let mut ts = vec![0u8; frames * 8];
     f.seek(SeekFrom::Start(178 + frame * total)).map_err(err)?;
     f.read_exact(&mut ts).map_err(err)?;
-    let tmp = dst.with_extension("ser.part");
-    let mut o = File::create(&tmp).map_err(err)?;
-    o.write_all(&header)
-        .and_then(|_| o.write_all(&data))
-        .and_then(|_| o.write_all(&ts))
+    o.write_all(&ts).map_err(err)?;
+    o.into_inner()
+        .map_err(|e| err(e.into_error()))?
+        .sync_all()
         .map_err(err)?;
     std::fs::rename(&tmp, dst).map_err(err)
 }
@@ -219,8 +235,18 @@ struct Measured {
 
 /// Runs `cmd` to completion and measures it (`wait4`'s resource usage).
 fn measure(cmd: &mut Command, log: &Path) -> Result<Measured, String> {
+    // Both streams go to the log (Siril reports on stdout, jupiter on
+    // stderr), except for `cat`, whose output is the data: /dev/null.
     let errfile = File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
-    cmd.stdout(Stdio::null()).stderr(errfile);
+    if cmd.get_program() == "cat" {
+        cmd.stdout(Stdio::null());
+    } else {
+        let outfile = errfile
+            .try_clone()
+            .map_err(|e| format!("{}: {e}", log.display()))?;
+        cmd.stdout(outfile);
+    }
+    cmd.stderr(errfile);
     let t = Instant::now();
     let child = cmd
         .spawn()
@@ -250,9 +276,21 @@ fn measure(cmd: &mut Command, log: &Path) -> Result<Measured, String> {
             cmd.get_program()
         ));
     }
+    // `ru_maxrss` of a child is at least this process's peak RSS at the
+    // fork (Linux carries it across exec); a jupiter run's report holds its
+    // own peak (VmHWM), which is used when present.
+    let args: Vec<_> = cmd.get_args().collect();
+    let reported = args
+        .iter()
+        .position(|a| *a == "--report")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["peak_rss_mb"].as_f64())
+        .filter(|&v| v > 0.0);
     Ok(Measured {
         secs,
-        rss_mb: ru.ru_maxrss as f64 / 1024.0,
+        rss_mb: reported.unwrap_or(ru.ru_maxrss as f64 / 1024.0),
         read_mb: ru.ru_inblock as f64 * 512.0 / 1e6,
     })
 }
@@ -438,6 +476,9 @@ impl Tools {
         if multipoint {
             c.args(["--aligner", "align-multipoint"]);
         }
+        let report = self.work.join("report.json");
+        let _ = std::fs::remove_file(&report);
+        c.arg("--report").arg(report);
         c
     }
 }
@@ -742,6 +783,90 @@ fn sizes(o: &Opts, t: &Tools) -> Result<(), String> {
     Ok(())
 }
 
+/// A memory cgroup (v1) that is removed on drop.
+struct MemCgroup(PathBuf);
+
+impl MemCgroup {
+    fn new(limit_bytes: u64) -> Result<MemCgroup, String> {
+        let dir = PathBuf::from(format!(
+            "/sys/fs/cgroup/memory/jupiter-e2e-{}",
+            std::process::id()
+        ));
+        std::fs::create_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let cg = MemCgroup(dir);
+        std::fs::write(cg.0.join("memory.limit_in_bytes"), limit_bytes.to_string())
+            .map_err(|e| format!("memory.limit_in_bytes: {e}"))?;
+        Ok(cg)
+    }
+
+    /// `cmd` run inside the cgroup (through `sh`, which joins it and execs).
+    fn wrap(&self, cmd: &Command) -> Command {
+        let mut sh = Command::new("sh");
+        sh.arg("-c")
+            .arg(format!(
+                "echo $$ > {}/cgroup.procs && exec \"$0\" \"$@\"",
+                self.0.display()
+            ))
+            .arg(cmd.get_program())
+            .args(cmd.get_args());
+        sh
+    }
+
+    fn read(&self, name: &str) -> u64 {
+        std::fs::read_to_string(self.0.join(name))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for MemCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+fn limited(o: &Opts, t: &Tools) -> Result<(), String> {
+    println!("\n### A capture larger than the memory the run may use\n");
+    let counts_max = if o.quick { 200 } else { 4000 };
+    let path = o.dir.join(format!("scale-{counts_max}.ser"));
+    if !path.exists() {
+        scaling(o, t)?;
+    }
+    let bytes = std::fs::metadata(&path).map_err(|e| e.to_string())?.len();
+    let limit = (bytes / 5).max(64 << 20);
+    let cg = match MemCgroup::new(limit) {
+        Ok(cg) => cg,
+        Err(e) => {
+            println!("Skipped: no memory cgroup could be made here ({e}).");
+            return Ok(());
+        }
+    };
+    evict(&path)?;
+    let out = t.work.join("limited.tif");
+    let run = cg.wrap(&t.jupiter(&path, &out, false));
+    let m = measure(&mut { run }, &t.work.join("jupiter.log"))?;
+    println!("The run is placed in a memory cgroup (v1) limited to {:.0} MB — page cache included — on a {:.0} MB capture ({counts_max} × 640×480 8-bit), from a cold page cache.\n", limit as f64 / 1e6, bytes as f64 / 1e6);
+    println!("| capture (MB) | cgroup limit (MB) | cgroup peak (MB) | process peak RSS (MB) | read from disk (MB) | read ÷ file | time (s) | OOM events |");
+    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {:.2} | {} |",
+        bytes as f64 / 1e6,
+        limit as f64 / 1e6,
+        cg.read("memory.max_usage_in_bytes") as f64 / 1e6,
+        m.rss_mb,
+        m.read_mb,
+        m.read_mb * 1e6 / bytes as f64,
+        m.secs,
+        std::fs::read_to_string(cg.0.join("memory.oom_control"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("oom_kill "))
+            .unwrap_or("?")
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let o = match parse(&args) {
@@ -751,9 +876,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let host = std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(|d| d.join("jupiter-host")))
+    let host = o
+        .host
+        .clone()
+        .or_else(|| {
+            std::env::current_exe()
+                .ok()
+                .and_then(|p| p.parent().map(|d| d.join("jupiter-host")))
+        })
         .filter(|p| p.exists());
     let Some(host) = host else {
         eprintln!("jupiter-host is not built next to this harness: run `cargo build --release --workspace` first");
@@ -766,7 +896,7 @@ fn main() -> ExitCode {
     }
     let t = Tools { host, work };
     println!(
-        "Machine: {} cores, {:.0} GiB RAM; {}",
+        "Machine: {} cores, {:.0} GiB RAM; {}; host {}",
         std::thread::available_parallelism().map_or(1, |n| n.get()),
         mem_gib(),
         std::process::Command::new("date")
@@ -774,19 +904,29 @@ fn main() -> ExitCode {
             .arg("+%Y-%m-%d")
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        t.host.display()
     );
     let mut result = Ok(());
+    let finish = |r: &Result<(), String>| {
+        println!(
+            "\nThis harness's own peak RSS: {:.0} MB (a floor under the peers' peak RSS figures, which come from `wait4`).",
+            jupiter_host::pipeline::peak_rss_mb()
+        );
+        r.is_ok()
+    };
     for (on, f) in [
         (o.cases, cases as fn(&Opts, &Tools) -> Result<(), String>),
         (o.cold, cold),
         (o.scaling, scaling),
         (o.sizes, sizes),
+        (o.limited, limited),
     ] {
         if on && result.is_ok() {
             result = f(&o, &t);
         }
     }
+    finish(&result);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -809,4 +949,87 @@ fn mem_gib() -> f64 {
                 })
         })
         .map_or(0.0, |kb| kb / 1048576.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jupiter_host::io::ser::{OpenOptions, SerFile};
+
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("jupiter-e2e-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn truncated_capture_equals_the_first_frames() {
+        let dir = scratch("trunc");
+        let opts = SynthOptions {
+            width: 40,
+            height: 30,
+            frames: 6,
+            ..SynthOptions::default()
+        };
+        let full = dir.join("full.ser");
+        generate(&full, &opts).unwrap();
+        let short = dir.join("short.ser");
+        truncate_ser(&full, &short, 4).unwrap();
+        let (a, b) = (
+            SerFile::open(&full, OpenOptions::default()).unwrap(),
+            SerFile::open(&short, OpenOptions::default()).unwrap(),
+        );
+        assert_eq!(b.frame_count, 4);
+        assert!(b.warnings.is_empty(), "{:?}", b.warnings);
+        assert_eq!(
+            b.timestamps.as_deref(),
+            a.timestamps.as_deref().map(|t| &t[..4])
+        );
+        for i in 0..4 {
+            assert_eq!(a.decode_frame(i).unwrap(), b.decode_frame(i).unwrap());
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn psnr_registers_rescales_and_crops_like_a_peer_output() {
+        let (w, h) = (160usize, 120usize);
+        let plane = jupiter_host::synth::render(Scene::Planet, w, h, 1, 0.0, 0.0);
+        let truth = Image::from_vec(w as u32, h as u32, 1, plane.clone());
+        // A peer's output: shifted by (1.5, -2.25), gain 0.8 + offset, 6 px cropped per side.
+        let moved = jupiter_kit::warp::shift_plane(&plane, w, h, 1, 1.5, -2.25, Interp::Bicubic);
+        let (cw, ch) = (w - 12, h - 12);
+        let cropped: Vec<f32> = (0..cw * ch)
+            .map(|i| 0.8 * moved[(i / cw + 6) * w + i % cw + 6] + 0.05)
+            .collect();
+        let out = Image::from_vec(cw as u32, ch as u32, 1, cropped);
+        let p = psnr_vs_truth(&out, &truth).unwrap();
+        assert!(p > 45.0, "{p}");
+        // Noise lowers it as expected: σ = 0.01 → about 40 dB.
+        let noisy: Vec<f32> = out
+            .data
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v + 0.008 * (((i * 7919) % 1000) as f32 / 1000.0 * 2.0 - 1.0) * 1.732)
+            .collect();
+        let q = psnr_vs_truth(&Image::from_vec(cw as u32, ch as u32, 1, noisy), &truth).unwrap();
+        assert!(q < p && q > 36.0 && q < 44.0, "{q}");
+        // Larger than the truth: an error, not a panic.
+        let big = Image::from_vec(w as u32 + 2, h as u32, 1, vec![0.0; (w + 2) * h]);
+        assert!(psnr_vs_truth(&big, &truth).is_err());
+    }
+
+    #[test]
+    fn measure_reports_failures_with_the_error_output() {
+        let dir = scratch("measure");
+        let log = dir.join("log");
+        let ok = measure(Command::new("true").arg("x"), &log).unwrap();
+        assert!(ok.secs >= 0.0 && ok.rss_mb > 0.0);
+        let mut bad = Command::new("sh");
+        bad.args(["-c", "echo broken input >&2; exit 3"]);
+        let e = measure(&mut bad, &log).unwrap_err();
+        assert!(e.contains("broken input"), "{e}");
+        assert!(measure(&mut Command::new("/nonexistent/tool"), &log).is_err());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

@@ -72,44 +72,19 @@ pub fn debayer_rows(
         if y >= 1 && y + 1 < height && y > raw_y0 && y + 1 < raw_end && width >= 3 {
             let row = |yy: usize| &raw[(yy - raw_y0) * width..(yy - raw_y0 + 1) * width];
             let (up, mid, dn) = (row(y - 1), row(y), row(y + 1));
-            let own = [pattern.color_at(0, y), pattern.color_at(1, y)];
-            // For a green pixel: the colour of its row neighbours and of its
-            // column neighbours.
-            let row_other = if own[0] == 1 { own[1] } else { own[0] };
-            let col_other = 2 - row_other;
-            // Samples are never -0.0, so starting the sums at the first
-            // term gives what the per-pixel form's `0.0 + …` gives.
-            let green = |x: usize, px: &mut [f32]| {
-                px[1] = mid[x];
-                px[row_other] = (mid[x - 1] + mid[x + 1]) / 2.0;
-                px[col_other] = (up[x] + dn[x]) / 2.0;
+            // Green at odd x or at even x, and the row's other colour:
+            // four row kinds, each with its colour indices fixed at compile time.
+            let green_odd = pattern.color_at(1, y) == 1;
+            let rb = if green_odd {
+                pattern.color_at(0, y)
+            } else {
+                pattern.color_at(1, y)
             };
-            let red_blue = |x: usize, c: usize, px: &mut [f32]| {
-                px[c] = mid[x];
-                px[1] = (up[x] + mid[x - 1] + mid[x + 1] + dn[x]) / 4.0;
-                px[2 - c] = (up[x - 1] + up[x + 1] + dn[x - 1] + dn[x + 1]) / 4.0;
-            };
-            // Pixel pairs with a fixed colour each: no per-pixel branch.
-            let (first, second) = (own[1], own[0]); // colours at odd, even x
-            let mut x = 1;
-            while x + 1 < width - 1 {
-                let (a, b) = o_row[x * 3..x * 3 + 6].split_at_mut(3);
-                if first == 1 {
-                    green(x, a);
-                    red_blue(x + 1, second, b);
-                } else {
-                    red_blue(x, first, a);
-                    green(x + 1, b);
-                }
-                x += 2;
-            }
-            if x < width - 1 {
-                let px = &mut o_row[x * 3..x * 3 + 3];
-                if first == 1 {
-                    green(x, px);
-                } else {
-                    red_blue(x, first, px);
-                }
+            match (green_odd, rb) {
+                (true, 0) => interior_row::<true, 0>(up, mid, dn, o_row),
+                (true, _) => interior_row::<true, 2>(up, mid, dn, o_row),
+                (false, 0) => interior_row::<false, 0>(up, mid, dn, o_row),
+                (false, _) => interior_row::<false, 2>(up, mid, dn, o_row),
             }
             for x in [0, width - 1] {
                 let px = pixel(raw, width, height, raw_y0, raw_rows, pattern, x, y);
@@ -122,6 +97,62 @@ pub fn debayer_rows(
             }
         }
     }
+}
+
+/// Pixels `1 .. width - 1` of one output row from the raw rows above, at
+/// and below it. `GREEN_ODD`: green sits at odd x; `RB`: the row's other
+/// colour (0 = R, 2 = B), so its column neighbours have colour `2 - RB`.
+/// The sums are those of [`pixel`] in the same order (samples are never
+/// -0.0, so leaving out its leading `0.0 +` changes nothing).
+#[inline(always)]
+fn interior_row<const GREEN_ODD: bool, const RB: usize>(
+    up: &[f32],
+    mid: &[f32],
+    dn: &[f32],
+    out: &mut [f32],
+) {
+    let w = mid.len();
+    assert!(up.len() == w && dn.len() == w && out.len() == 3 * w && w >= 3);
+    let green = |x: usize, px: &mut [f32]| green_px::<RB>(up, mid, dn, x, px);
+    let red_blue = |x: usize, px: &mut [f32]| red_blue_px::<RB>(up, mid, dn, x, px);
+    // Pairs (x, x + 1) starting at x = 1 (odd), then a last odd pixel.
+    let pairs = (w - 2) / 2;
+    for (k, pair) in out[3..3 + 6 * pairs].chunks_exact_mut(6).enumerate() {
+        let x = 1 + 2 * k;
+        let (a, b) = pair.split_at_mut(3);
+        if GREEN_ODD {
+            green(x, a);
+            red_blue(x + 1, b);
+        } else {
+            red_blue(x, a);
+            green(x + 1, b);
+        }
+    }
+    if (w - 2) % 2 == 1 {
+        let x = w - 2;
+        let px = &mut out[3 * x..3 * x + 3];
+        if GREEN_ODD {
+            green(x, px);
+        } else {
+            red_blue(x, px);
+        }
+    }
+}
+
+/// A green pixel at `x` of a row whose other colour is `RB`.
+#[inline(always)]
+fn green_px<const RB: usize>(up: &[f32], mid: &[f32], dn: &[f32], x: usize, px: &mut [f32]) {
+    px[1] = mid[x];
+    px[RB] = (mid[x - 1] + mid[x + 1]) / 2.0;
+    px[2 - RB] = (up[x] + dn[x]) / 2.0;
+}
+
+/// A pixel of colour `RB` at `x`.
+#[inline(always)]
+fn red_blue_px<const RB: usize>(up: &[f32], mid: &[f32], dn: &[f32], x: usize, px: &mut [f32]) {
+    px[RB] = mid[x];
+    px[1] = (up[x] + mid[x - 1] + mid[x + 1] + dn[x]) / 4.0;
+    px[2 - RB] = (up[x - 1] + up[x + 1] + dn[x - 1] + dn[x + 1]) / 4.0;
 }
 
 /// One output pixel by the general rule (any position, edges included).

@@ -291,6 +291,20 @@ fn shift_rows(
                     *d = src[idx[0]] * wt[0] + src[idx[1]] * wt[1];
                 }
             }
+            // RGB: the channel loop written out (same operations, same order).
+            (Interp::Bicubic, 3) => {
+                for (d, (idx, wt)) in dst.chunks_exact_mut(3).zip(&cols) {
+                    let (a, b, c, e) = (idx[0] * 3, idx[1] * 3, idx[2] * 3, idx[3] * 3);
+                    for k in 0..3 {
+                        let mut row = 0.0;
+                        row += wt[0] * src[a + k];
+                        row += wt[1] * src[b + k];
+                        row += wt[2] * src[c + k];
+                        row += wt[3] * src[e + k];
+                        d[k] = row;
+                    }
+                }
+            }
             (Interp::Bicubic, _) => {
                 for (d, (idx, wt)) in dst.chunks_exact_mut(ch).zip(&cols) {
                     for (c, d) in d.iter_mut().enumerate() {

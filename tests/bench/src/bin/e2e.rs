@@ -622,33 +622,46 @@ fn cases(o: &Opts, t: &Tools) -> Result<(), String> {
         }
         if o.peers {
             let surface = spec.opts.scene == Scene::Lunar;
-            match run_pss(t, &cap, surface) {
-                Ok((m, out)) => row(
-                    "PlanetarySystemStacker (multi-point, always)",
-                    &[m],
-                    &out,
-                    format!("{:.1}", m.secs / jupiter_global),
-                ),
+            // Peers run `repeat` times too (no warm-up: their first run
+            // reads the same cached file); the fastest run is compared.
+            let pss: Result<Vec<(Measured, PathBuf)>, String> =
+                (0..o.repeat).map(|_| run_pss(t, &cap, surface)).collect();
+            match pss {
+                Ok(runs) => {
+                    let m: Vec<Measured> = runs.iter().map(|r| r.0).collect();
+                    row(
+                        "PlanetarySystemStacker (multi-point, always)",
+                        &m,
+                        &runs[0].1,
+                        format!("{:.1}", summary(&m).0 / jupiter_global),
+                    )
+                }
                 Err(e) => println!(
                     "| {} | | | PlanetarySystemStacker | failed: {e} | | | | |",
                     spec.what
                 ),
             }
-            match run_siril(t, &cap) {
-                Ok((m, out, None)) => row(
-                    "Siril (star registration, shift)",
-                    &[m],
-                    &out,
-                    format!("{:.1}", m.secs / jupiter_global),
-                ),
-                Ok((m, out, Some(why))) => row(
-                    &format!(
-                        "Siril: cannot register ({why}); timed stacking all frames unregistered"
-                    ),
-                    &[m],
-                    &out,
-                    format!("{:.1} (lower bound)", m.secs / jupiter_global),
-                ),
+            let siril: Result<Vec<_>, String> = (0..o.repeat).map(|_| run_siril(t, &cap)).collect();
+            match siril {
+                Ok(runs) => {
+                    let m: Vec<Measured> = runs.iter().map(|r| r.0).collect();
+                    let ratio = summary(&m).0 / jupiter_global;
+                    let (_, out, why) = &runs[0];
+                    match why {
+                        None => row(
+                            "Siril (star registration, shift)",
+                            &m,
+                            out,
+                            format!("{ratio:.1}"),
+                        ),
+                        Some(why) => row(
+                            &format!("Siril: cannot register ({why}); timed stacking all frames unregistered"),
+                            &m,
+                            out,
+                            format!("{ratio:.1} (lower bound)"),
+                        ),
+                    }
+                }
                 Err(e) => println!(
                     "| {} | | | Siril | failed: {} | | | | |",
                     spec.what,

@@ -475,6 +475,7 @@ impl SerFile {
         // than it uses, over and over once memory is short. Reading ahead is
         // asked for explicitly, for exactly the rows that will be decoded
         // ([`SerFile::prefetch_rows`]).
+        #[cfg(unix)]
         let _ = map.advise(memmap2::Advice::Random);
         SerFile::from_storage(pb, Storage::Map(map), opts)
     }
@@ -721,7 +722,10 @@ impl SerFile {
             let hi = y0.saturating_add(rows).saturating_add(1).min(self.height());
             let start = HEADER_LEN + index * self.header.frame_bytes() + lo * row_bytes;
             let (start, len) = page_span(start, (hi - lo) * row_bytes, m.len());
-            // Advisory: failure only loses the read-ahead.
+            #[cfg(not(unix))]
+            let _ = (start, len);
+            // Advisory: failure only loses the read-ahead (no-op off unix).
+            #[cfg(unix)]
             let _ = m.advise_range(memmap2::Advice::WillNeed, start, len);
         }
     }
@@ -739,8 +743,11 @@ impl SerFile {
             // SAFETY: the mapping is a read-only shared mapping of a file, so
             // dropping pages loses nothing: a later read (from any thread)
             // faults the same file contents back in.
+            #[cfg(unix)]
             let _ =
                 unsafe { m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, len) };
+            #[cfg(not(unix))]
+            let _ = (m, start, len);
         }
     }
 

@@ -683,8 +683,7 @@ impl SerFile {
             }
             ColorId::Bayer(pattern) => {
                 // The bilinear debayer needs one raw row above and below.
-                let lo = y0.saturating_sub(1);
-                let hi = (y0 + rows + 1).min(h);
+                let (lo, hi) = self.padded_rows(y0, rows);
                 let mut raw = vec![0.0f32; (hi - lo) * w];
                 for (k, y) in (lo..hi).enumerate() {
                     self.raw_row(frame, y, &mut raw[k * w..(k + 1) * w]);
@@ -695,33 +694,39 @@ impl SerFile {
         // The decoded bytes (with the debayer's extra rows) leave this
         // process's mapping: they stay in the page cache, but the resident
         // set no longer grows with the capture.
-        let row_bytes = w * self.header.color.planes() * self.header.bytes_per_sample();
-        let (lo, hi) = (y0.saturating_sub(1), (y0 + rows + 1).min(h));
-        let start = HEADER_LEN + index * self.header.frame_bytes();
-        self.release(start + lo * row_bytes, (hi - lo) * row_bytes);
+        let (start, len) = self.padded_span(index, y0, rows);
+        self.release(start, len);
         Ok(())
     }
 
-    /// Asks the kernel to start reading frame `index` from the disk now
-    /// (`MADV_WILLNEED`), so that reading overlaps the work on earlier frames.
-    /// Does nothing for an index past the end or for in-memory data.
-    pub fn prefetch(&self, index: usize) {
-        self.prefetch_rows(index, 0, self.height());
+    /// Rows `y0 .. y0 + rows` with the row above and below where the frame
+    /// has them (what the debayer reads): `(first, end)`.
+    fn padded_rows(&self, y0: usize, rows: usize) -> (usize, usize) {
+        let end = y0.saturating_add(rows).saturating_add(1).min(self.height());
+        (y0.saturating_sub(1).min(end), end)
     }
 
-    /// Like [`prefetch`](Self::prefetch) for rows `y0 .. y0 + rows` of the
-    /// frame (and the row above and below, which the debayer reads).
+    /// Byte offset and length in the file of [`padded_rows`](Self::padded_rows)
+    /// of frame `index`.
+    fn padded_span(&self, index: usize, y0: usize, rows: usize) -> (usize, usize) {
+        let row_bytes = self.width() * self.header.color.planes() * self.header.bytes_per_sample();
+        let (lo, hi) = self.padded_rows(y0, rows);
+        let frame = HEADER_LEN + index * self.header.frame_bytes();
+        (frame + lo * row_bytes, (hi - lo) * row_bytes)
+    }
+
+    /// Asks the kernel to start reading rows `y0 .. y0 + rows` of frame
+    /// `index` (and the row above and below, which the debayer reads) from
+    /// the disk now (`MADV_WILLNEED`), so that reading overlaps the work on
+    /// earlier frames. Does nothing for an index past the end or for
+    /// in-memory data.
     pub fn prefetch_rows(&self, index: usize, y0: usize, rows: usize) {
         if index >= self.frame_count || y0 >= self.height() {
             return;
         }
         if let Storage::Map(m) = &self.data {
-            let row_bytes =
-                self.width() * self.header.color.planes() * self.header.bytes_per_sample();
-            let lo = y0.saturating_sub(1);
-            let hi = y0.saturating_add(rows).saturating_add(1).min(self.height());
-            let start = HEADER_LEN + index * self.header.frame_bytes() + lo * row_bytes;
-            let (start, len) = page_span(start, (hi - lo) * row_bytes, m.len());
+            let (start, len) = self.padded_span(index, y0, rows);
+            let (start, len) = page_span(start, len, m.len());
             #[cfg(not(unix))]
             let _ = (start, len);
             // Advisory: failure only loses the read-ahead (no-op off unix).
@@ -1154,7 +1159,7 @@ mod tests {
             SerFile::from_bytes(&p, std::fs::read(&p).unwrap(), OpenOptions::default()).unwrap();
         let row = w as usize * 3;
         for i in 0..4 {
-            a.prefetch(i + 1);
+            a.prefetch_rows(i + 1, 0, h as usize);
             let whole = b.decode_frame(i).unwrap();
             for (y0, rows) in [(0, 9), (7, 13), (20, 20), (39, 1)] {
                 let mut out = vec![0.0; rows * row];
@@ -1166,7 +1171,7 @@ mod tests {
                 );
             }
         }
-        a.prefetch(usize::MAX);
+        a.prefetch_rows(usize::MAX, 0, 1);
         std::thread::scope(|s| {
             for _ in 0..3 {
                 s.spawn(|| {

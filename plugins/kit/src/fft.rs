@@ -194,6 +194,20 @@ impl PhaseCorrelator {
         sigma: f32,
         whiten: f32,
     ) -> PhaseCorrelator {
+        Self::build(reference, width, height, sigma, whiten, true)
+    }
+
+    /// [`with_params`](Self::with_params), with the binned first-estimate
+    /// correlator only when `coarse` is set (the binned one needs none of its
+    /// own: only its [`raw_shift`](Self::raw_shift) is used).
+    fn build(
+        reference: &[f32],
+        width: usize,
+        height: usize,
+        sigma: f32,
+        whiten: f32,
+        coarse: bool,
+    ) -> PhaseCorrelator {
         let fft = Fft2d::cached(width, height);
         let window = hann_window(width, height);
         let b = fft.bins();
@@ -209,14 +223,15 @@ impl PhaseCorrelator {
                 lowpass[y * b + x] = (-(fx * fx + fy * fy) / (2.0 * sigma * sigma)).exp();
             }
         }
-        let coarse = (width >= COARSE_MIN && height >= COARSE_MIN).then(|| {
+        let coarse = (coarse && width >= COARSE_MIN && height >= COARSE_MIN).then(|| {
             // Frequencies in binned pixels are twice those in full pixels.
-            Box::new(Self::with_params(
+            Box::new(Self::build(
                 &bin2(reference, width, height),
                 width / 2,
                 height / 2,
                 (2.0 * sigma).min(0.5),
                 whiten,
+                false,
             ))
         });
         let mut pc = PhaseCorrelator {

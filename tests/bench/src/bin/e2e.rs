@@ -547,8 +547,7 @@ fn run_siril(t: &Tools, cap: &Capture) -> Result<(Measured, PathBuf, Option<Stri
             let why = std::fs::read_to_string(&log)
                 .unwrap_or_default()
                 .lines()
-                .filter(|l| l.contains("star") && !l.contains("Findstar"))
-                .last()
+                .rfind(|l| l.contains("star") && !l.contains("Findstar"))
                 .map_or(e, |l| l.trim_start_matches("log: ").to_string());
             let m = measure(
                 &mut script(&format!("stack {name} rej n -nonorm -out=result\n"))?,

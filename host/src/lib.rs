@@ -10,6 +10,7 @@ pub mod backend;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod device_frames;
 pub mod io;
 pub mod pipeline;
 pub mod registry;

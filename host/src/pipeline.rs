@@ -9,15 +9,16 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use abi_stable::sabi_trait::TD_Opaque;
-use abi_stable::std_types::{RResult, RSliceMut, RStr, RVec};
+use abi_stable::std_types::{ROption, RResult, RSliceMut, RStr, RVec};
 use anyhow::{bail, Result};
 use jupiter_plugin_api::{
-    AlignRequest, Alignment, ErrorKind, FrameInfo, FrameSource, FrameSourceRef, FrameSource_TO,
+    AlignRequest, Alignment, DeviceFrames, ErrorKind, FrameInfo, FrameSource, FrameSourceRef, FrameSource_TO,
     Image, StackRequest, StageError, StageKind,
 };
 use serde::Serialize;
 
 use crate::backend::cpu::HostBackend;
+use crate::device_frames::{device_frames, CaptureOnDevice};
 use crate::config::{validate_params, PipelineSpec, StageChoice};
 use crate::io::ser::{OpenOptions, SerFile};
 use crate::io::write::write_image;
@@ -32,6 +33,8 @@ const READ_AHEAD: usize = 8;
 pub struct SerFrames {
     pub ser: Arc<SerFile>,
     pub indices: Vec<usize>,
+    /// The capture on the GPU (GPU runs only).
+    pub device: Option<Arc<CaptureOnDevice>>,
 }
 
 impl FrameSource for SerFrames {
@@ -83,6 +86,20 @@ impl FrameSource for SerFrames {
             Ok(Ok(())) => RResult::ROk(()),
             Ok(Err(e)) => RResult::RErr(StageError::internal(e.to_string())),
             Err(_) => RResult::RErr(StageError::internal("the host's SER decoder panicked")),
+        }
+    }
+
+    fn device_frames(&self) -> RResult<ROption<DeviceFrames>, StageError> {
+        let Some(store) = &self.device else {
+            return RResult::ROk(ROption::RNone);
+        };
+        match catch_unwind(AssertUnwindSafe(|| store.get(&self.ser))) {
+            Ok(Ok(Some((buffers, per)))) => {
+                RResult::ROk(ROption::RSome(device_frames(buffers, per, &self.indices)))
+            }
+            Ok(Ok(None)) => RResult::ROk(ROption::RNone),
+            Ok(Err(e)) => RResult::RErr(e),
+            Err(_) => RResult::RErr(StageError::gpu("uploading the capture to the GPU panicked")),
         }
     }
 }
@@ -372,9 +389,15 @@ pub fn run(reg: &Registry, backend: &HostBackend, req: &RunRequest) -> Result<Ru
 
     // Quality.
     let (qs, qp, _) = &stages[0];
+    // On a GPU run the capture is uploaded once, at the first stage that
+    // asks for it, and freed after stacking.
+    let on_device = backend
+        .gpu_service()
+        .map(|g| Arc::new(CaptureOnDevice::new(g.clone(), backend.cancel_flag())));
     let all = SerFrames {
         ser: ser.clone(),
         indices: (0..n).collect(),
+        device: on_device.clone(),
     };
     let t = Instant::now();
     backend.begin_stage("quality");
@@ -411,6 +434,7 @@ pub fn run(reg: &Registry, backend: &HostBackend, req: &RunRequest) -> Result<Ru
     let selected = SerFrames {
         ser: ser.clone(),
         indices: order.clone(),
+        device: on_device.clone(),
     };
     let sel_scores: RVec<f32> = order.iter().map(|&i| scores[i]).collect();
     let source = || -> FrameSourceRef<'_> { FrameSource_TO::from_ptr(&selected, TD_Opaque) };
@@ -468,6 +492,9 @@ pub fn run(reg: &Registry, backend: &HostBackend, req: &RunRequest) -> Result<Ru
     });
     backend.end_stage();
     let stacked = stacked?;
+    if let Some(d) = &on_device {
+        d.free();
+    }
     cancelled()?;
     check_image(ss, &stacked, w, h, Some(c))?;
     let stacked = if stages.len() == 3 {

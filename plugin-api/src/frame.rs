@@ -49,6 +49,57 @@ pub trait FrameSource: Send + Sync {
         rows: usize,
         out: RSliceMut<'_, f32>,
     ) -> RResult<(), StageError>;
+
+    /// The frames already decoded on the GPU, when the host keeps the
+    /// capture there (a GPU run whose frames fit the device): `RNone` when
+    /// they are not (no GPU, CPU run, too large), and the stage reads rows
+    /// instead. The first call uploads the whole capture (raw samples,
+    /// decoded by a kernel); later calls, from any stage, reuse it.
+    fn device_frames(&self) -> RResult<ROption<DeviceFrames>, StageError> {
+        RResult::ROk(ROption::RNone)
+    }
+}
+
+/// Decoded frames resident on the GPU (see [`FrameSource::device_frames`]):
+/// `f32` samples as [`FrameSource::read_rows`] gives them, each frame
+/// `frame_len` consecutive words. The buffers belong to the host; stages
+/// read them and never write or destroy them.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq)]
+pub struct DeviceFrames {
+    pub buffers: RVec<GpuBuffer>,
+    /// Frames per buffer.
+    pub per_buffer: u32,
+    /// Slot of each frame of the source (in source order): the frame lies
+    /// in `buffers[slot / per_buffer]` from word `(slot % per_buffer) * frame_len`.
+    pub slots: RVec<u32>,
+}
+
+impl DeviceFrames {
+    /// Buffer and word offset of frame `index` of the source.
+    pub fn locate(&self, index: usize, frame_len: usize) -> (GpuBuffer, usize) {
+        let slot = self.slots[index] as usize;
+        let per = self.per_buffer.max(1) as usize;
+        (self.buffers[slot / per], (slot % per) * frame_len)
+    }
+
+    /// The frames `indices` (of the source) grouped by buffer, in order of
+    /// first appearance: `(buffer, [(index, word offset)])`.
+    pub fn by_buffer(
+        &self,
+        indices: impl IntoIterator<Item = usize>,
+        frame_len: usize,
+    ) -> Vec<(GpuBuffer, Vec<(usize, usize)>)> {
+        let mut out: Vec<(GpuBuffer, Vec<(usize, usize)>)> = Vec::new();
+        for i in indices {
+            let (b, off) = self.locate(i, frame_len);
+            match out.iter_mut().find(|(ob, _)| *ob == b) {
+                Some((_, v)) => v.push((i, off)),
+                None => out.push((b, vec![(i, off)])),
+            }
+        }
+        out
+    }
 }
 
 /// How stages receive frames: a borrowed trait object.
@@ -60,6 +111,8 @@ pub trait FrameSourceExt {
     fn read_frame(&self, index: usize, out: &mut [f32]) -> Result<(), StageError>;
     /// Reads one whole frame into a new vector.
     fn frame(&self, index: usize) -> Result<Vec<f32>, StageError>;
+    /// [`FrameSource::device_frames`] as a `Result`.
+    fn on_device(&self) -> Result<Option<DeviceFrames>, StageError>;
 }
 
 impl<'a> FrameSourceExt for FrameSourceRef<'a> {
@@ -72,6 +125,9 @@ impl<'a> FrameSourceExt for FrameSourceRef<'a> {
         let mut v = vec![0.0; self.info().frame_len()];
         self.read_frame(index, &mut v)?;
         Ok(v)
+    }
+    fn on_device(&self) -> Result<Option<DeviceFrames>, StageError> {
+        self.device_frames().into_result().map(|o| o.into_option())
     }
 }
 

@@ -105,10 +105,21 @@ pub mod helpers {
         buf: GpuBuffer,
         len: usize,
     ) -> Result<Vec<f32>, StageError> {
+        download_at(gpu, buf, 0, len)
+    }
+
+    /// Downloads `len` floats from word `offset_words` of `buf`.
+    pub fn download_at(
+        gpu: &GpuServiceBox,
+        buf: GpuBuffer,
+        offset_words: usize,
+        len: usize,
+    ) -> Result<Vec<f32>, StageError> {
         let mut out = vec![0.0f32; len];
         // SAFETY: f32 has no invalid bit patterns and u8 has alignment 1.
         let bytes = unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr() as *mut u8, len * 4) };
-        gpu.read_buffer(buf, 0, bytes.into()).into_result()?;
+        gpu.read_buffer(buf, (offset_words * 4) as u64, bytes.into())
+            .into_result()?;
         Ok(out)
     }
 

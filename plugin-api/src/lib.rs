@@ -77,7 +77,8 @@ pub use abi_stable;
 pub use backend::{Backend, BackendRef, Backend_TO, LogLevel, RawTask};
 pub use error::{ErrorKind, StageError};
 pub use frame::{
-    Alignment, FrameInfo, FrameSource, FrameSourceRef, FrameSource_TO, FrameWarp, Image, WarpField,
+    Alignment, DeviceFrames, FrameInfo, FrameSource, FrameSourceRef, FrameSource_TO, FrameWarp,
+    Image, WarpField,
 };
 pub use gpu::{GpuBuffer, GpuService, GpuServiceBox, GpuService_TO};
 pub use params::{parse_params, ParamKind, ParamSpec};
@@ -90,7 +91,8 @@ pub mod prelude {
     pub use crate::error::{ErrorKind, StageError};
     pub use crate::export_plugin;
     pub use crate::frame::{
-        Alignment, FrameInfo, FrameSourceExt, FrameSourceRef, FrameWarp, Image, WarpField,
+        Alignment, DeviceFrames, FrameInfo, FrameSourceExt, FrameSourceRef, FrameWarp, Image,
+        WarpField,
     };
     pub use crate::par;
     pub use crate::params::{parse_params, ParamKind, ParamSpec};

@@ -71,6 +71,10 @@ impl Manifest {
             gpu: false,
         }
     }
+    /// The same manifest, declaring a GPU path.
+    pub fn with_gpu(self) -> Manifest {
+        Manifest { gpu: true, ..self }
+    }
 }
 
 /// Input of an aligner besides the frames.

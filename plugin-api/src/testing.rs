@@ -5,11 +5,12 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use abi_stable::sabi_trait::TD_Opaque;
-use abi_stable::std_types::{RResult, RSliceMut, RStr};
+use abi_stable::std_types::{ROption, RResult, RSliceMut, RStr};
 
 use crate::backend::{Backend, BackendRef, Backend_TO, LogLevel, RawTask};
 use crate::error::StageError;
-use crate::frame::{FrameInfo, FrameSource, FrameSourceRef, FrameSource_TO, Image};
+use crate::frame::{DeviceFrames, FrameInfo, FrameSource, FrameSourceRef, FrameSource_TO, Image};
+use crate::gpu::GpuServiceBox;
 use crate::stage::StageCtx;
 
 /// A backend running `parallel_for` on scoped threads.
@@ -91,6 +92,8 @@ impl Backend for ThreadBackend {
 pub struct MemFrames {
     pub info: FrameInfo,
     pub frames: Vec<Vec<f32>>,
+    /// The frames on a GPU, once [`MemFrames::upload`] put them there.
+    pub device: Option<DeviceFrames>,
 }
 
 impl MemFrames {
@@ -105,7 +108,33 @@ impl MemFrames {
         for f in &frames {
             assert_eq!(f.len(), info.frame_len());
         }
-        MemFrames { info, frames }
+        MemFrames {
+            info,
+            frames,
+            device: None,
+        }
+    }
+    /// Puts the frames on `gpu`, `per_buffer` to a buffer (as the host's
+    /// capture store does), so stages see them through
+    /// [`FrameSource::device_frames`]. The buffers stay until the process ends.
+    pub fn upload(&mut self, gpu: &GpuServiceBox, per_buffer: usize) -> Result<(), StageError> {
+        let per = per_buffer.max(1);
+        let len = self.info.frame_len();
+        let mut buffers = Vec::new();
+        for chunk in self.frames.chunks(per) {
+            let flat: Vec<f32> = chunk.concat();
+            let b = gpu
+                .create_buffer((per * len).max(1) as u64 * 4)
+                .into_result()?;
+            crate::gpu::helpers::write(gpu, b, 0, &flat)?;
+            buffers.push(b);
+        }
+        self.device = Some(DeviceFrames {
+            buffers: buffers.into(),
+            per_buffer: per as u32,
+            slots: (0..self.frames.len() as u32).collect(),
+        });
+        Ok(())
     }
     /// From images of equal size.
     pub fn from_images(images: &[Image]) -> MemFrames {
@@ -145,6 +174,9 @@ impl FrameSource for MemFrames {
         }
         out.copy_from_slice(&frame[y0 * rl..(y0 + rows) * rl]);
         RResult::ROk(())
+    }
+    fn device_frames(&self) -> RResult<ROption<DeviceFrames>, StageError> {
+        RResult::ROk(self.device.clone().into())
     }
 }
 

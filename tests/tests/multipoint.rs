@@ -333,6 +333,7 @@ fn the_aligner_comes_close_to_an_oracle_that_knows_the_true_distortion() {
     let src = jupiter_host::pipeline::SerFrames {
         ser: file,
         indices: order.clone(),
+        device: None,
     };
     let be = cpu_backend();
     let ctx = StageCtx {

@@ -64,6 +64,11 @@ impl HostBackend {
         Backend_TO::from_ptr(self, TD_Opaque)
     }
 
+    /// The cancellation flag (set by Ctrl-C).
+    pub fn cancel_flag(&self) -> Arc<AtomicBool> {
+        self.cancel.clone()
+    }
+
     /// Whether cancellation was requested.
     pub fn is_cancelled(&self) -> bool {
         self.cancel.load(Ordering::Relaxed)

@@ -605,6 +605,24 @@ impl SerFile {
         &self.data[start..start + fb]
     }
 
+    /// The stored bytes of frames `first .. first + count` (consecutive in
+    /// the file), for uploading them undecoded; `None` past the end.
+    pub fn stored_frames(&self, first: usize, count: usize) -> Option<&[u8]> {
+        let end = first.checked_add(count)?;
+        if end > self.frame_count {
+            return None;
+        }
+        let fb = self.header.frame_bytes();
+        Some(&self.data[HEADER_LEN + first * fb..HEADER_LEN + end * fb])
+    }
+
+    /// Gives up this process's mapping of frames `first .. first + count`
+    /// (after [`stored_frames`](Self::stored_frames) was uploaded).
+    pub fn release_frames(&self, first: usize, count: usize) {
+        let fb = self.header.frame_bytes();
+        self.release(HEADER_LEN + first * fb, count * fb);
+    }
+
     /// Frame width.
     pub fn width(&self) -> usize {
         self.header.width as usize

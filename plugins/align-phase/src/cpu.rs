@@ -1,7 +1,7 @@
 //! CPU path of `align-phase`.
 
 use jupiter_kit::align::{mean_of_best, measure_shifts, Roi};
-use jupiter_kit::fft::PhaseCorrelator;
+use jupiter_kit::fft::{PhaseCorrelator, Shift};
 use jupiter_plugin_api::prelude::*;
 
 use crate::params::AlignParams;
@@ -16,12 +16,13 @@ pub fn reference_plane(
     mean_of_best(ctx, frames, k)
 }
 
-/// Aligns every frame of the source (best first) to the mean-of-best reference.
-pub fn align(
+/// The reference (mean of the best frames) and the region shifts are
+/// measured on, shared by the CPU and GPU paths.
+pub fn prepare(
     ctx: &StageCtx,
     frames: &FrameSourceRef,
     p: &AlignParams,
-) -> Result<Alignment, StageError> {
+) -> Result<(Vec<f32>, Roi), StageError> {
     let info = frames.info();
     if info.count == 0 {
         return Err(StageError::invalid_params("no frames to align"));
@@ -42,9 +43,24 @@ pub fn align(
             ),
         );
     }
-    let pc = PhaseCorrelator::new(&roi.crop(&reference, w), roi.w, roi.h);
-    let all: Vec<usize> = (0..info.count as usize).collect();
-    let shifts = measure_shifts(ctx, frames, &pc, roi, &all, true)?;
+    Ok((reference, roi))
+}
+
+/// Every frame's shift, measured on the CPU against the region `roi` of `reference`.
+pub fn measure(
+    ctx: &StageCtx,
+    frames: &FrameSourceRef,
+    reference: &[f32],
+    roi: Roi,
+) -> Result<Vec<Shift>, StageError> {
+    let w = frames.info().width as usize;
+    let pc = PhaseCorrelator::new(&roi.crop(reference, w), roi.w, roi.h);
+    let all: Vec<usize> = (0..frames.info().count as usize).collect();
+    measure_shifts(ctx, frames, &pc, roi, &all, true)
+}
+
+/// The alignment from the measured shifts (warns about weak correlations).
+pub fn finish(ctx: &StageCtx, shifts: &[Shift], p: &AlignParams) -> Alignment {
     let weak = shifts.iter().filter(|s| s.peak < p.min_peak).count();
     if weak > 0 {
         ctx.warn(&format!(
@@ -53,13 +69,24 @@ pub fn align(
             p.min_peak
         ));
     }
-    Ok(Alignment {
+    Alignment {
         warps: shifts
             .iter()
             .map(|s| FrameWarp::shift(s.dx, s.dy))
             .collect(),
         reference: 0,
-    })
+    }
+}
+
+/// Aligns every frame of the source (best first) to the mean-of-best reference.
+pub fn align(
+    ctx: &StageCtx,
+    frames: &FrameSourceRef,
+    p: &AlignParams,
+) -> Result<Alignment, StageError> {
+    let (reference, roi) = prepare(ctx, frames, p)?;
+    let shifts = measure(ctx, frames, &reference, roi)?;
+    Ok(finish(ctx, &shifts, p))
 }
 
 #[cfg(test)]

@@ -5,9 +5,11 @@
 //! against it by phase correlation (Hann window, partially whitened
 //! cross-power spectrum with a gaussian low-pass, gaussian peak fit, one
 //! refinement pass). FFT plans are created once per frame size and shared
-//! (`jupiter_kit::fft`). Frames are measured in parallel through the backend.
+//! (`jupiter_kit::fft`). Frames are measured in parallel through the backend,
+//! or on the GPU (`gpu.rs`) when the host keeps the capture there.
 
 pub mod cpu;
+pub mod gpu;
 pub mod params;
 
 use jupiter_plugin_api::prelude::*;
@@ -24,6 +26,7 @@ impl Stage for AlignPhase {
             "Global sub-pixel alignment by FFT phase correlation against a mean-of-best reference",
             params::specs(),
         )
+        .with_gpu()
     }
 
     fn align(
@@ -34,6 +37,13 @@ impl Stage for AlignPhase {
         params: &str,
     ) -> Result<Alignment, StageError> {
         let p: params::AlignParams = parse_params(params)?;
+        if let Some(g) = ctx.gpu() {
+            if let Some(dev) = frames.on_device()? {
+                if let Some(a) = gpu::align(ctx, &g, frames, &dev, &p)? {
+                    return Ok(a);
+                }
+            }
+        }
         cpu::align(ctx, frames, &p)
     }
 }

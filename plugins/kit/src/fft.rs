@@ -118,13 +118,15 @@ impl Fft2d {
     }
 }
 
+/// The 1-D Hann window of `n` samples (sampled at pixel centres).
+pub fn hann(n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|i| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * (i as f32 + 0.5) / n as f32).cos())
+        .collect()
+}
+
 /// A separable Hann window of `width × height`.
 pub fn hann_window(width: usize, height: usize) -> Vec<f32> {
-    let hann = |n: usize| -> Vec<f32> {
-        (0..n)
-            .map(|i| 0.5 - 0.5 * (2.0 * std::f32::consts::PI * (i as f32 + 0.5) / n as f32).cos())
-            .collect()
-    };
     let (wx, wy) = (hann(width), hann(height));
     let mut out = Vec::with_capacity(width * height);
     for y in 0..height {

@@ -18,6 +18,9 @@ pub mod shaders {
     pub const PIXEL_OPS: &str = include_str!("../../../shaders/pixel_ops.wgsl");
     pub const UNSHARP: &str = include_str!("../../../shaders/unsharp.wgsl");
     pub const STACK_WARP: &str = include_str!("../../../shaders/stack_warp.wgsl");
+    pub const QUALITY: &str = include_str!("../../../shaders/quality.wgsl");
+    pub const DECODE: &str = include_str!("../../../shaders/decode.wgsl");
+    pub const PHASE_CORR: &str = include_str!("../../../shaders/phase_corr.wgsl");
 
     /// Every shader with its file name (for validation tests).
     pub const ALL: &[(&str, &str)] = &[
@@ -31,6 +34,9 @@ pub mod shaders {
         ("pixel_ops.wgsl", PIXEL_OPS),
         ("unsharp.wgsl", UNSHARP),
         ("stack_warp.wgsl", STACK_WARP),
+        ("quality.wgsl", QUALITY),
+        ("decode.wgsl", DECODE),
+        ("phase_corr.wgsl", PHASE_CORR),
     ];
 }
 

@@ -5,9 +5,11 @@
 //! Sobel gradient). An optional light gaussian prefilter keeps sensor noise
 //! from looking like detail; scores are normalised by the frame's mean
 //! brightness squared, so thin cloud or transparency changes do not decide
-//! which frames are kept. Frames are scored in parallel through the backend.
+//! which frames are kept. Frames are scored in parallel through the backend,
+//! or on the GPU (`gpu.rs`) when the host keeps the capture there.
 
 pub mod cpu;
+pub mod gpu;
 pub mod params;
 
 use jupiter_plugin_api::prelude::*;
@@ -24,6 +26,7 @@ impl Stage for Quality {
             "Frame sharpness: variance of Laplacian or Tenengrad, with optional noise prefilter",
             params::specs(),
         )
+        .with_gpu()
     }
 
     fn quality(
@@ -33,6 +36,13 @@ impl Stage for Quality {
         params: &str,
     ) -> Result<Vec<f32>, StageError> {
         let p: params::QualityParams = parse_params(params)?;
+        if let Some(g) = ctx.gpu() {
+            if gpu::supports(&frames.info(), &p) {
+                if let Some(dev) = frames.on_device()? {
+                    return gpu::score_all(ctx, &g, frames, &dev, &p);
+                }
+            }
+        }
         cpu::score_all(ctx, frames, &p)
     }
 }

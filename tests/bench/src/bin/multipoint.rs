@@ -180,6 +180,7 @@ fn sweep(o: &Opts, ser: &Path) -> Result<(), String> {
     let src = SerFrames {
         ser: file,
         indices: (0..n).collect(),
+        device: None,
     };
     let frames = FrameSource_TO::from_ptr(&src, TD_Opaque);
     let mut be =

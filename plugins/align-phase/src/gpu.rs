@@ -1,0 +1,40 @@
+//! GPU path of `align-phase`: the reference is built on the CPU (a few
+//! frames), then every frame's shift is measured on the device by
+//! [`jupiter_kit::gpu_pc::GpuCorrelator`] (the CPU path's arithmetic) over
+//! the frames the host keeps there; four numbers per frame come back.
+
+use jupiter_kit::gpu_pc::GpuCorrelator;
+use jupiter_plugin_api::prelude::*;
+use jupiter_plugin_api::{DeviceFrames, GpuServiceBox};
+
+use crate::cpu;
+use crate::params::AlignParams;
+
+/// Aligns on the device; `None` when the region's size is one the GPU
+/// transform does not handle (the caller measures on the CPU).
+pub fn align(
+    ctx: &StageCtx,
+    gpu: &GpuServiceBox,
+    frames: &FrameSourceRef,
+    dev: &DeviceFrames,
+    p: &AlignParams,
+) -> Result<Option<Alignment>, StageError> {
+    let info = frames.info();
+    let (reference, roi) = cpu::prepare(ctx, frames, p)?;
+    let w = info.width as usize;
+    let Some(gc) = GpuCorrelator::new(gpu, &roi.crop(&reference, w), roi, info.count as usize)? else {
+        ctx.log(
+            LogLevel::Debug,
+            &format!(
+                "the {}×{} region has a size the GPU transform does not handle; measuring on the CPU",
+                roi.w, roi.h
+            ),
+        );
+        let shifts = cpu::measure(ctx, frames, &reference, roi)?;
+        return Ok(Some(cpu::finish(ctx, &shifts, p)));
+    };
+    let all: Vec<usize> = (0..info.count as usize).collect();
+    let shifts = gc.measure(ctx, info, dev, &all)?;
+    ctx.progress(info.count as u64, info.count as u64);
+    Ok(Some(cpu::finish(ctx, &shifts, p)))
+}

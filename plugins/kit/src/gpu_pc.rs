@@ -1,0 +1,479 @@
+//! Phase correlation on the GPU (`shaders/phase_corr.wgsl`): the
+//! measurement of [`crate::fft::PhaseCorrelator::shift_of`] — first estimate
+//! on 2×2-binned planes (regions of at least [`COARSE_MIN`] a side), the
+//! frame resampled by it, the residual measured at full resolution — for a
+//! batch of frames at a time, on frames the host keeps on the device. Only
+//! four numbers per frame come back.
+//!
+//! Sizes: every side of the region (and of its binned half) must have prime
+//! factors up to 13 and be at most 2048 ([`supported_len`]); otherwise
+//! [`GpuCorrelator::new`] returns `None` and the caller measures on the CPU.
+
+use jupiter_plugin_api::gpu::helpers::{download_at, groups, run, write, Buffers, Uniforms};
+use jupiter_plugin_api::{DeviceFrames, FrameInfo, GpuBuffer, GpuServiceBox, StageCtx, StageError};
+
+use crate::align::Roi;
+use crate::fft::{hann, Shift, COARSE_MIN};
+use crate::gpu::{groups_1d, shaders::PHASE_CORR};
+
+/// Longest line the shader's shared memory holds.
+pub const MAX_LEN: usize = 2048;
+/// Invocations per FFT workgroup (as in the shader).
+const WG: usize = 256;
+/// Radix the shader picks for the remaining length `rem` (as `radix()` there).
+fn radix(rem: usize) -> Option<usize> {
+    [4, 2, 3, 5, 7, 11, 13].into_iter().find(|r| rem % r == 0)
+}
+
+/// Can the shader transform a line of `n` samples? (Radices up to 13, and
+/// each invocation's butterfly inputs fit its 16 registers.)
+pub fn supported_len(n: usize) -> bool {
+    if n < 2 || n > MAX_LEN {
+        return false;
+    }
+    let mut ns = 1;
+    while ns < n {
+        let Some(r) = radix(n / ns) else {
+            return false;
+        };
+        if (n / r).div_ceil(WG) * r > 16 {
+            return false;
+        }
+        ns *= r;
+    }
+    true
+}
+
+/// Words of the largest batch buffer (the spectra: 2 words a sample); 128 MiB,
+/// the smallest storage binding limit among the drivers in use (lavapipe).
+const BATCH_WORDS: usize = 1 << 25;
+
+/// One resolution of the correlator.
+struct Level {
+    n0: usize,
+    n1: usize,
+    bin: u32,
+    consts: GpuBuffer,
+    refspec: GpuBuffer,
+    self_peak: f32,
+}
+
+/// The shader's uniform block.
+#[derive(Clone, Copy, Default)]
+struct Pu {
+    geom: [u32; 8],
+    n0: u32,
+    n1: u32,
+    count: u32,
+    base: u32,
+    prev: u32,
+    out: u32,
+    means: u32,
+    use_prev: u32,
+    prev_scale: f32,
+    self_peak: f32,
+    whiten: f32,
+    mode: u32,
+    tables: [u32; 6],
+    inverse: u32,
+}
+
+impl Pu {
+    fn uniforms(&self) -> Uniforms {
+        let mut u = Uniforms::new();
+        for g in self.geom {
+            u = u.u32(g);
+        }
+        u = u
+            .u32(self.n0)
+            .u32(self.n1)
+            .u32(self.count)
+            .u32(self.base)
+            .u32(self.prev)
+            .u32(self.out)
+            .u32(self.means)
+            .u32(self.use_prev)
+            .f32(self.prev_scale)
+            .f32(self.self_peak)
+            .f32(self.whiten)
+            .u32(self.mode);
+        for t in self.tables {
+            u = u.u32(t);
+        }
+        u.u32(self.inverse).u32(0)
+    }
+}
+
+/// Phase correlation against one reference region, on the device.
+pub struct GpuCorrelator<'g> {
+    gpu: &'g GpuServiceBox,
+    /// Frees every buffer below when the correlator is dropped.
+    _bufs: Buffers<'g>,
+    roi: Roi,
+    whiten: f32,
+    fine: Level,
+    coarse: Option<Level>,
+    batch: usize,
+    table: GpuBuffer,
+    res: GpuBuffer,
+    plane: GpuBuffer,
+    spec: GpuBuffer,
+}
+
+/// Where a pass reads its frames: the geometry of the source and the region.
+#[derive(Clone, Copy)]
+struct Source {
+    fw: usize,
+    fh: usize,
+    fc: usize,
+    roi: Roi,
+}
+
+/// A pass's first estimate and how the result combines with it.
+#[derive(Clone, Copy)]
+struct Refine {
+    use_prev: bool,
+    prev: usize,
+    prev_scale: f32,
+    mode: u32,
+    out: usize,
+}
+
+impl<'g> GpuCorrelator<'g> {
+    /// Prepares the reference (`reference` is the region `roi` of the
+    /// reference plane, `roi.w × roi.h`) with the CPU correlator's
+    /// parameters (low-pass sigma 0.1 cycles/px, whitening 0.3), for
+    /// measuring up to `frames` frames per call (the batch is sized by it).
+    /// `None` when the region's sizes are not supported.
+    pub fn new(
+        gpu: &'g GpuServiceBox,
+        reference: &[f32],
+        roi: Roi,
+        frames: usize,
+    ) -> Result<Option<GpuCorrelator<'g>>, StageError> {
+        let (sigma, whiten) = (0.1f32, 0.3f32);
+        let has_coarse = roi.w >= COARSE_MIN && roi.h >= COARSE_MIN;
+        let sizes_ok = supported_len(roi.w)
+            && supported_len(roi.h)
+            && (!has_coarse || (supported_len(roi.w / 2) && supported_len(roi.h / 2)));
+        if !sizes_ok || reference.len() != roi.w * roi.h {
+            return Ok(None);
+        }
+        let plane_len = roi.w * roi.h;
+        let batch = (BATCH_WORDS / (2 * plane_len)).clamp(1, 1024).min(frames.max(1));
+        let mut bufs = Buffers::new(gpu);
+        let table = bufs.zeroed(batch)?;
+        let res = bufs.zeroed(3 * batch * 4)?;
+        let plane = bufs.zeroed(batch * plane_len)?;
+        let spec = bufs.zeroed(2 * batch * plane_len)?;
+        let refplane = bufs.upload(reference)?;
+        let mut level = |n0: usize, n1: usize, bin: u32, sigma: f32| -> Result<Level, StageError> {
+            let consts = bufs.upload(&level_consts(n0, n1, sigma))?;
+            let refspec = bufs.zeroed(2 * n0 * n1)?;
+            Ok(Level {
+                n0,
+                n1,
+                bin,
+                consts,
+                refspec,
+                self_peak: 1.0,
+            })
+        };
+        let fine = level(roi.w, roi.h, 1, sigma)?;
+        let coarse = if has_coarse {
+            Some(level(roi.w / 2, roi.h / 2, 2, (2.0 * sigma).min(0.5))?)
+        } else {
+            None
+        };
+        let mut pc = GpuCorrelator {
+            gpu,
+            _bufs: bufs,
+            roi,
+            whiten,
+            fine,
+            coarse,
+            batch,
+            table,
+            res,
+            plane,
+            spec,
+        };
+        // Reference spectra, then each level's auto-correlation peak (what
+        // a perfect match scores).
+        write(gpu, table, 0, &[0.0])?;
+        let src = Source {
+            fw: roi.w,
+            fh: roi.h,
+            fc: 1,
+            roi: Roi::full(roi.w, roi.h),
+        };
+        let plain = Refine {
+            use_prev: false,
+            prev: 0,
+            prev_scale: 1.0,
+            mode: 0,
+            out: 0,
+        };
+        for coarse in [false, true] {
+            let Some(lv) = (if coarse { pc.coarse.as_ref() } else { Some(&pc.fine) }) else {
+                continue;
+            };
+            pc.spectra(lv, &[(refplane, 0, 1)], src, plain, 1)?;
+            let u = pc.pu(lv, src, 0, 1, plain);
+            let g = groups_1d(lv.n0 * lv.n1, 256);
+            pc.dispatch("save_ref", refplane, lv, &u, g)?;
+            pc.correlate(lv, refplane, src, plain, 1)?;
+            let peak = download_at(gpu, res, 0, 4)?[2].max(1e-20);
+            if coarse {
+                if let Some(c) = pc.coarse.as_mut() {
+                    c.self_peak = peak;
+                }
+            } else {
+                pc.fine.self_peak = peak;
+            }
+        }
+        Ok(Some(pc))
+    }
+
+    fn pu(&self, lv: &Level, src: Source, base: usize, count: usize, r: Refine) -> Pu {
+        let (n0, n1) = (lv.n0 as u32, lv.n1 as u32);
+        Pu {
+            geom: [
+                src.fw as u32,
+                src.fh as u32,
+                src.fc as u32,
+                lv.bin,
+                src.roi.x0 as u32,
+                src.roi.y0 as u32,
+                src.roi.w as u32,
+                src.roi.h as u32,
+            ],
+            n0,
+            n1,
+            count: count as u32,
+            base: base as u32,
+            prev: r.prev as u32,
+            out: r.out as u32,
+            means: (2 * self.batch) as u32,
+            use_prev: r.use_prev as u32,
+            prev_scale: r.prev_scale,
+            self_peak: lv.self_peak,
+            whiten: self.whiten,
+            mode: r.mode,
+            // Offsets in `consts`: twiddles n0, twiddles n1, Hann x, Hann y,
+            // low-pass x, low-pass y (see `level_consts`).
+            tables: [
+                0,
+                2 * n0,
+                2 * n0 + 2 * n1,
+                3 * n0 + 2 * n1,
+                3 * n0 + 3 * n1,
+                3 * n0 + 3 * n1 + n0 / 2 + 1,
+            ],
+            inverse: 0,
+        }
+    }
+
+    fn dispatch(
+        &self,
+        entry: &str,
+        src: GpuBuffer,
+        lv: &Level,
+        u: &Pu,
+        g: [u32; 3],
+    ) -> Result<(), StageError> {
+        run(
+            self.gpu,
+            PHASE_CORR,
+            entry,
+            &[src, self.table, self.res, self.plane, self.spec, lv.refspec, lv.consts],
+            &u.uniforms(),
+            g,
+        )
+    }
+
+    /// Loads batch frames (per source buffer: `(buffer, first batch
+    /// position, count)`) into the planes and transforms them.
+    fn spectra(
+        &self,
+        lv: &Level,
+        groups_of: &[(GpuBuffer, usize, usize)],
+        src: Source,
+        r: Refine,
+        count: usize,
+    ) -> Result<(), StageError> {
+        for &(buf, base, k) in groups_of {
+            let u = self.pu(lv, src, base, k, r);
+            self.dispatch(
+                "load",
+                buf,
+                lv,
+                &u,
+                [groups(lv.n0, 16), groups(lv.n1, 16), k as u32],
+            )?;
+        }
+        let any = groups_of[0].0;
+        let u = self.pu(lv, src, 0, count, r);
+        self.dispatch("mean", any, lv, &u, [count as u32, 1, 1])?;
+        self.dispatch("rows", any, lv, &u, [lv.n1 as u32, count as u32, 1])?;
+        self.dispatch("cols", any, lv, &u, [lv.n0 as u32, count as u32, 1])
+    }
+
+    /// Cross-power, inverse transform and peak of the batch's spectra.
+    fn correlate(
+        &self,
+        lv: &Level,
+        any: GpuBuffer,
+        src: Source,
+        r: Refine,
+        count: usize,
+    ) -> Result<(), StageError> {
+        let mut u = self.pu(lv, src, 0, count, r);
+        self.dispatch("cross", any, lv, &u, groups_1d(count * lv.n0 * lv.n1, 256))?;
+        u.inverse = 1;
+        self.dispatch("cols", any, lv, &u, [lv.n0 as u32, count as u32, 1])?;
+        self.dispatch("rows", any, lv, &u, [lv.n1 as u32, count as u32, 1])?;
+        self.dispatch("peak", any, lv, &u, [count as u32, 1, 1])
+    }
+
+    /// Shifts of frames `indices` of the source (on the device as `dev`),
+    /// in the order given, measured on the region this correlator was made for.
+    pub fn measure(
+        &self,
+        ctx: &StageCtx,
+        info: FrameInfo,
+        dev: &DeviceFrames,
+        indices: &[usize],
+    ) -> Result<Vec<Shift>, StageError> {
+        let len = info.frame_len();
+        let src = Source {
+            fw: info.width as usize,
+            fh: info.height as usize,
+            fc: info.channels as usize,
+            roi: self.roi,
+        };
+        // Work in buffer order so that a batch's frames of one buffer are
+        // consecutive (one load dispatch per buffer); results go back to
+        // their places.
+        let mut work: Vec<(usize, GpuBuffer, usize)> = Vec::with_capacity(indices.len());
+        for (pos, &i) in indices.iter().enumerate() {
+            let (b, off) = dev.locate(i, len);
+            work.push((pos, b, off));
+        }
+        work.sort_by_key(|&(pos, b, _)| (b.id, pos));
+        let mut out = vec![
+            Shift {
+                dx: 0.0,
+                dy: 0.0,
+                peak: 0.0
+            };
+            indices.len()
+        ];
+        let b = self.batch;
+        for chunk in work.chunks(b) {
+            ctx.check_cancelled()?;
+            let count = chunk.len();
+            let offsets: Vec<f32> = chunk
+                .iter()
+                .map(|&(_, _, off)| f32::from_bits(off as u32))
+                .collect();
+            write(self.gpu, self.table, 0, &offsets)?;
+            let mut groups_of: Vec<(GpuBuffer, usize, usize)> = Vec::new();
+            for (k, &(_, buf, _)) in chunk.iter().enumerate() {
+                match groups_of.last_mut() {
+                    Some(g) if g.0 == buf => g.2 += 1,
+                    _ => groups_of.push((buf, k, 1)),
+                }
+            }
+            let any = groups_of[0].0;
+            let last = match &self.coarse {
+                Some(c) => {
+                    let r = Refine {
+                        use_prev: false,
+                        prev: 0,
+                        prev_scale: 1.0,
+                        mode: 0,
+                        out: 0,
+                    };
+                    self.spectra(c, &groups_of, src, r, count)?;
+                    self.correlate(c, any, src, r, count)?;
+                    Refine {
+                        use_prev: true,
+                        prev: 0,
+                        prev_scale: 2.0,
+                        mode: 1,
+                        out: b,
+                    }
+                }
+                None => {
+                    let r = Refine {
+                        use_prev: false,
+                        prev: 0,
+                        prev_scale: 1.0,
+                        mode: 0,
+                        out: 0,
+                    };
+                    self.spectra(&self.fine, &groups_of, src, r, count)?;
+                    self.correlate(&self.fine, any, src, r, count)?;
+                    Refine {
+                        use_prev: true,
+                        prev: 0,
+                        prev_scale: 1.0,
+                        mode: 2,
+                        out: b,
+                    }
+                }
+            };
+            self.spectra(&self.fine, &groups_of, src, last, count)?;
+            self.correlate(&self.fine, any, src, last, count)?;
+            let r = download_at(self.gpu, self.res, 4 * b, 4 * count)?;
+            for (&(pos, _, _), v) in chunk.iter().zip(r.chunks_exact(4)) {
+                out[pos] = Shift {
+                    dx: v[0],
+                    dy: v[1],
+                    peak: v[2],
+                };
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The constant tables of one level, in the order the shader's offsets
+/// expect: twiddles `exp(-2πi m/n0)` (cos, sin; computed in f64), the same
+/// for n1, the Hann windows of the CPU path, and the gaussian low-pass
+/// factors `exp(-f²/(2σ²))` for frequencies `0 ..= n/2`.
+fn level_consts(n0: usize, n1: usize, sigma: f32) -> Vec<f32> {
+    let mut c = Vec::new();
+    for n in [n0, n1] {
+        for m in 0..n {
+            let a = -2.0 * std::f64::consts::PI * m as f64 / n as f64;
+            c.push(a.cos() as f32);
+            c.push(a.sin() as f32);
+        }
+    }
+    c.extend(hann(n0));
+    c.extend(hann(n1));
+    for n in [n0, n1] {
+        for k in 0..=n / 2 {
+            let f = k as f32 / n as f32;
+            c.push((-(f * f) / (2.0 * sigma * sigma)).exp());
+        }
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn supported_lengths() {
+        for n in [2, 8, 96, 80, 160, 480, 640, 1024, 2048, 1936 / 2, 33, 21, 1536, 1920] {
+            assert!(supported_len(n), "{n}");
+        }
+        for n in [1, 17, 4096, 19 * 4, 2 * 23] {
+            assert!(!supported_len(n), "{n}");
+        }
+    }
+}

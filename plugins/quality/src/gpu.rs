@@ -1,0 +1,134 @@
+//! GPU path of the `quality` stage, over frames the host keeps on the device
+//! ([`FrameSourceExt::on_device`]): one dispatch of `shaders/quality.wgsl`
+//! scores a batch of frames tile by tile (luminance, prefilter, metric and
+//! sums fused, so nothing but 3 sums per tile is written), a second adds each
+//! frame's tiles, and only 3 numbers per frame come back. The score itself is
+//! finished on the CPU in `f64`, by the same formula as [`crate::cpu`].
+
+use jupiter_kit::conv::gaussian_kernel;
+use jupiter_kit::gpu::shaders;
+use jupiter_plugin_api::gpu::helpers::{download_at, groups, run, write, Buffers, Uniforms};
+use jupiter_plugin_api::prelude::*;
+use jupiter_plugin_api::{DeviceFrames, GpuServiceBox};
+
+use crate::params::{Metric, QualityParams};
+
+/// Largest prefilter radius the kernel's tile holds (sigma 5 → radius 15).
+pub const MAX_RADIUS: usize = 15;
+/// Words of per-tile sums per batch.
+const PARTIAL_WORDS: usize = 1 << 24;
+
+/// True when this path can score the frames (on the device, sizes the
+/// kernel handles); otherwise the CPU path runs.
+pub fn supports(info: &FrameInfo, p: &QualityParams) -> bool {
+    info.width >= 3
+        && info.height >= 3
+        && gaussian_kernel(p.prefilter_sigma).len() / 2 <= MAX_RADIUS
+}
+
+/// The score of one frame from its totals (sum and sum of squares of the
+/// metric over the interior pixels, sum of the luminance), as in
+/// [`crate::cpu::sharpness`] and [`crate::cpu::score_plane`].
+pub fn finish(s: f64, s2: f64, lum_sum: f64, w: usize, h: usize, p: &QualityParams) -> f32 {
+    let n = ((w - 2) * (h - 2)) as f64;
+    let mut v = match p.metric {
+        Metric::Laplacian => s2 / n - (s / n).powi(2),
+        Metric::Tenengrad => s / n,
+    };
+    if p.normalize {
+        let m = lum_sum / (w * h) as f64;
+        v /= (m * m).max(1e-12);
+    }
+    v as f32
+}
+
+/// Scores every frame of the source on the device.
+pub fn score_all(
+    ctx: &StageCtx,
+    gpu: &GpuServiceBox,
+    frames: &FrameSourceRef,
+    dev: &DeviceFrames,
+    p: &QualityParams,
+) -> Result<Vec<f32>, StageError> {
+    let info = frames.info();
+    let (w, h, c) = (
+        info.width as usize,
+        info.height as usize,
+        info.channels as usize,
+    );
+    let n = info.count as usize;
+    let len = info.frame_len();
+    let kernel = gaussian_kernel(p.prefilter_sigma);
+    let (tx, ty) = (w.div_ceil(16), h.div_ceil(16));
+    let tiles = tx * ty;
+    let batch = (PARTIAL_WORDS / (3 * tiles)).clamp(1, 65535).min(n.max(1));
+    let mut bufs = Buffers::new(gpu);
+    let taps = bufs.upload(&kernel)?;
+    let partial = bufs.zeroed(batch * tiles * 3 + batch * 3)?;
+    let list = bufs.zeroed(batch)?;
+    let totals = batch * tiles * 3;
+    let mut scores = Vec::with_capacity(n);
+    for start in (0..n).step_by(batch) {
+        ctx.check_cancelled()?;
+        let count = batch.min(n - start);
+        // One dispatch per device buffer the batch's frames lie in.
+        let mut done = 0;
+        for (buf, members) in dev.by_buffer(start..start + count, len) {
+            let offsets: Vec<f32> = members
+                .iter()
+                .map(|&(_, off)| f32::from_bits(off as u32))
+                .collect();
+            let k = members.len();
+            let first = members[0].0 - start;
+            // Frames of one buffer are consecutive in the batch when the
+            // source is in capture order; otherwise score them one by one.
+            let runs: Vec<(usize, usize)> = if members
+                .windows(2)
+                .all(|m| m[1].0 == m[0].0 + 1)
+            {
+                vec![(0, k)]
+            } else {
+                (0..k).map(|i| (i, 1)).collect()
+            };
+            for (i0, cnt) in runs {
+                write(gpu, list, 0, &offsets[i0..i0 + cnt])?;
+                let out_base = if cnt == k { first } else { members[i0].0 - start };
+                let u = Uniforms::new()
+                    .u32(w as u32)
+                    .u32(h as u32)
+                    .u32(c as u32)
+                    .u32((kernel.len() / 2) as u32)
+                    .u32(matches!(p.metric, Metric::Tenengrad) as u32)
+                    .u32(tx as u32)
+                    .u32(ty as u32)
+                    .u32(cnt as u32)
+                    .u32(out_base as u32)
+                    .u32(totals as u32);
+                run(
+                    gpu,
+                    shaders::QUALITY,
+                    "tiles",
+                    &[buf, list, partial, taps],
+                    &u,
+                    [tx as u32, ty as u32, cnt as u32],
+                )?;
+                run(
+                    gpu,
+                    shaders::QUALITY,
+                    "reduce",
+                    &[buf, list, partial, taps],
+                    &u,
+                    [groups(cnt, 1), 1, 1],
+                )?;
+                done += cnt;
+            }
+        }
+        debug_assert_eq!(done, count);
+        let all = download_at(gpu, partial, totals, 3 * count)?;
+        for t in all.chunks_exact(3) {
+            scores.push(finish(t[0] as f64, t[1] as f64, t[2] as f64, w, h, p));
+        }
+        ctx.progress((start + count) as u64, n as u64);
+    }
+    Ok(scores)
+}

@@ -1,0 +1,94 @@
+// decode.wgsl — SER samples to f32 on the device, as the host's CPU decoder
+// (`host/src/io/ser.rs` + `debayer.rs`) does: value = min(sample * inv_scale, 1),
+// BGR swapped to RGB, Bayer mosaics by the bilinear rule of `debayer::pixel`
+// (nearest samples of each colour in the 3×3 neighbourhood, edges by the
+// neighbours that exist).
+// Bindings (group 0): 0 raw: array<u32> (read), the stored bytes of `count`
+//   consecutive frames (`frame_bytes` each, packed little-endian into words);
+//   1 out: array<f32> (read_write), frame k of the chunk decoded from word
+//   out_base + k * width * height * channels, channels interleaved; 2 uniforms P.
+// Workgroup: 16×16×1 over (x, y); z = frame of the chunk.
+
+struct P {
+    width: u32, height: u32, planes: u32, channels: u32,
+    bytes: u32, little: u32, kind: u32, pattern: u32,
+    count: u32, frame_bytes: u32, out_base: u32, inv_scale: f32,
+};
+
+@group(0) @binding(0) var<storage, read> raw: array<u32>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<uniform> p: P;
+
+fn byte_at(o: u32) -> u32 {
+    return (raw[o >> 2u] >> ((o & 3u) * 8u)) & 255u;
+}
+
+// Sample `i` (in stored order) of frame `k` of the chunk, scaled to [0, 1].
+fn sample(k: u32, i: u32) -> f32 {
+    let base = k * p.frame_bytes;
+    var v: u32;
+    if (p.bytes == 1u) {
+        v = byte_at(base + i);
+    } else {
+        let a = byte_at(base + 2u * i);
+        let b = byte_at(base + 2u * i + 1u);
+        if (p.little == 1u) { v = a | (b << 8u); } else { v = b | (a << 8u); }
+    }
+    return min(f32(v) * p.inv_scale, 1.0);
+}
+
+// Colour (0 R, 1 G, 2 B) of the filter over (x, y): 2 bits per cell of the
+// 2×2 layout, cell (y % 2) * 2 + x % 2.
+fn color_at(x: u32, y: u32) -> u32 {
+    return (p.pattern >> (((y % 2u) * 2u + (x % 2u)) * 2u)) & 3u;
+}
+
+@compute @workgroup_size(16, 16, 1)
+fn decode(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let x = gid.x;
+    let y = gid.y;
+    let k = gid.z;
+    if (x >= p.width || y >= p.height || k >= p.count) {
+        return;
+    }
+    let o = p.out_base + ((k * p.height + y) * p.width + x) * p.channels;
+    if (p.kind < 2u) {
+        let s = (y * p.width + x) * p.planes;
+        for (var c = 0u; c < p.channels; c++) {
+            var src = c;
+            if (p.kind == 1u) { src = 2u - c; }
+            out[o + c] = sample(k, s + src);
+        }
+        return;
+    }
+    // Bayer: the general rule of debayer::pixel, in its summing order.
+    let own = color_at(x, y);
+    var sum = vec3<f32>(0.0);
+    var cnt = vec3<f32>(0.0);
+    for (var dy = -1; dy <= 1; dy++) {
+        let yy = i32(y) + dy;
+        if (yy < 0 || yy >= i32(p.height)) { continue; }
+        for (var dx = -1; dx <= 1; dx++) {
+            let xx = i32(x) + dx;
+            if (xx < 0 || xx >= i32(p.width)) { continue; }
+            let c = color_at(u32(xx), u32(yy));
+            if (dx == 0 && dy == 0) {
+                sum[c] += sample(k, u32(yy) * p.width + u32(xx));
+                cnt[c] += 1.0;
+            } else if (c != own) {
+                if (c == 1u && dx != 0 && dy != 0) { continue; }
+                sum[c] += sample(k, u32(yy) * p.width + u32(xx));
+                cnt[c] += 1.0;
+            }
+        }
+    }
+    for (var c = 0u; c < 3u; c++) {
+        var v = 0.0;
+        if (c == own) {
+            v = sample(k, y * p.width + x);
+        } else if (cnt[c] > 0.0) {
+            v = sum[c] / cnt[c];
+        }
+        out[o + c] = v;
+    }
+}

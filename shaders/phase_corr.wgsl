@@ -1,0 +1,359 @@
+// phase_corr.wgsl — phase correlation of a batch of frames against one
+// reference on the device, the arithmetic of `kit::fft::PhaseCorrelator`:
+// luminance of the region of interest (optionally 2×2-binned, or resampled
+// by a first estimate with Catmull-Rom weights, edges replicated), minus its
+// mean, times a separable Hann window; 2-D FFT (mixed-radix Stockham, radices
+// 2 3 4 5 7 11 13, one row or column per workgroup in shared memory, twiddles
+// from a table computed in f64 on the CPU); cross-power with the reference
+// spectrum, partially whitened (|c|^-whiten) under a gaussian low-pass;
+// inverse FFT; arg-max and a 3-point gaussian fit per axis.
+// Bindings (group 0): 0 src: array<f32> (read), decoded frames (or the
+//   reference plane); 1 table: array<u32> (read), word offset in `src` of each
+//   batch frame; 2 res: array<vec4<f32>> (read_write), per batch frame
+//   (dx, dy, peak, _) at `prev`/`out` and its mean at `means`; 3 plane:
+//   array<f32> (read_write), batch × n0 × n1 real planes; 4 spec:
+//   array<vec2<f32>> (read_write), batch × n0 × n1 spectra; 5 refspec:
+//   array<vec2<f32>> (read_write), the reference spectrum; 6 consts:
+//   array<f32> (read), twiddles (cos, sin of -2πm/n for n0 and n1), Hann
+//   windows, low-pass factors; 7 uniforms P.
+// Workgroups: load 16×16×1 over (x, y), z = frame; mean, rows, cols, peak
+//   256×1×1, one workgroup per (frame) / (row, frame) / (column, frame);
+//   cross, save_ref 256×1×1 over samples (x + 65535·256·y).
+
+struct P {
+    fw: u32, fh: u32, fc: u32, bin: u32,
+    rx: u32, ry: u32, rw: u32, rh: u32,
+    n0: u32, n1: u32, count: u32, base: u32,
+    prev: u32, out: u32, means: u32, use_prev: u32,
+    prev_scale: f32, self_peak: f32, whiten: f32, mode: u32,
+    tw0: u32, tw1: u32, wx: u32, wy: u32,
+    gx: u32, gy: u32, inverse: u32, _a: u32,
+};
+
+@group(0) @binding(0) var<storage, read> src: array<f32>;
+@group(0) @binding(1) var<storage, read> table: array<u32>;
+@group(0) @binding(2) var<storage, read_write> res: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> plane: array<f32>;
+@group(0) @binding(4) var<storage, read_write> spec: array<vec2<f32>>;
+@group(0) @binding(5) var<storage, read_write> refspec: array<vec2<f32>>;
+@group(0) @binding(6) var<storage, read> consts: array<f32>;
+@group(0) @binding(7) var<uniform> p: P;
+
+// Every entry point binds the same buffers (layouts come from the shader).
+fn touch() {
+    _ = src[0];
+    _ = table[0];
+    _ = res[0];
+    _ = plane[0];
+    _ = spec[0];
+    _ = refspec[0];
+    _ = consts[0];
+}
+
+// Luminance at (u, v) of the region of frame `b`.
+fn lum(b: u32, u: u32, v: u32) -> f32 {
+    let o = table[b] + ((p.ry + v) * p.fw + p.rx + u) * p.fc;
+    if (p.fc == 1u) {
+        return src[o];
+    }
+    if (p.fc == 3u) {
+        return (src[o] + src[o + 1u] + src[o + 2u]) / 3.0;
+    }
+    var s = 0.0;
+    for (var c = 0u; c < p.fc; c++) { s += src[o + c]; }
+    return s / f32(p.fc);
+}
+
+fn lum_clamped(b: u32, u: i32, v: i32) -> f32 {
+    return lum(b, u32(clamp(u, 0, i32(p.rw) - 1)), u32(clamp(v, 0, i32(p.rh) - 1)));
+}
+
+fn cubic(t: f32) -> vec4<f32> {
+    let t2 = t * t;
+    let t3 = t2 * t;
+    return vec4<f32>(0.5 * (-t3 + 2.0 * t2 - t), 0.5 * (3.0 * t3 - 5.0 * t2 + 2.0),
+                     0.5 * (-3.0 * t3 + 4.0 * t2 + t), 0.5 * (t3 - t2));
+}
+
+@compute @workgroup_size(16, 16, 1)
+fn load(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if (p.count == 0xffffffffu) { touch(); }
+    let x = gid.x;
+    let y = gid.y;
+    if (x >= p.n0 || y >= p.n1 || gid.z >= p.count) {
+        return;
+    }
+    let b = p.base + gid.z;
+    var v = 0.0;
+    if (p.bin == 2u) {
+        v = 0.25 * (lum(b, 2u * x, 2u * y) + lum(b, 2u * x + 1u, 2u * y)
+            + lum(b, 2u * x, 2u * y + 1u) + lum(b, 2u * x + 1u, 2u * y + 1u));
+    } else if (p.use_prev == 1u) {
+        let s = res[p.prev + b].xy * p.prev_scale;
+        let sx = f32(x) + s.x;
+        let sy = f32(y) + s.y;
+        let fx = floor(sx);
+        let fy = floor(sy);
+        let wx = cubic(sx - fx);
+        let wy = cubic(sy - fy);
+        let ix = i32(fx);
+        let iy = i32(fy);
+        // Rows first, as kit::warp's separable resampling.
+        for (var j = 0; j < 4; j++) {
+            let yy = iy + j - 1;
+            let row = wx.x * lum_clamped(b, ix - 1, yy) + wx.y * lum_clamped(b, ix, yy)
+                + wx.z * lum_clamped(b, ix + 1, yy) + wx.w * lum_clamped(b, ix + 2, yy);
+            v += wy[j] * row;
+        }
+    } else {
+        v = lum(b, x, y);
+    }
+    plane[(b * p.n1 + y) * p.n0 + x] = v;
+}
+
+var<workgroup> red: array<f32, 256>;
+
+@compute @workgroup_size(256, 1, 1)
+fn mean(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    if (p.count == 0xffffffffu) { touch(); }
+    let b = p.base + wg.x;
+    let n = p.n0 * p.n1;
+    var s = 0.0;
+    for (var i = li; i < n; i += 256u) {
+        s += plane[b * n + i];
+    }
+    red[li] = s;
+    workgroupBarrier();
+    for (var st = 128u; st > 0u; st >>= 1u) {
+        if (li < st) { red[li] += red[li + st]; }
+        workgroupBarrier();
+    }
+    if (li == 0u) {
+        res[p.means + b] = vec4<f32>(red[0] / f32(n), 0.0, 0.0, 0.0);
+    }
+}
+
+// ---- FFT of one line held in shared memory --------------------------------
+
+var<workgroup> sh: array<vec2<f32>, 2048>;
+
+fn cmul(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
+    return vec2<f32>(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x);
+}
+
+// exp(∓2πi m / n) from the table at `tw` (conjugated for the inverse).
+fn twiddle(tw: u32, m: u32, inv: bool) -> vec2<f32> {
+    let t = vec2<f32>(consts[tw + 2u * m], consts[tw + 2u * m + 1u]);
+    if (inv) { return vec2<f32>(t.x, -t.y); }
+    return t;
+}
+
+fn radix(rem: u32) -> u32 {
+    if (rem % 4u == 0u) { return 4u; }
+    if (rem % 2u == 0u) { return 2u; }
+    if (rem % 3u == 0u) { return 3u; }
+    if (rem % 5u == 0u) { return 5u; }
+    if (rem % 7u == 0u) { return 7u; }
+    if (rem % 11u == 0u) { return 11u; }
+    return 13u;
+}
+
+// In-place transform of sh[0 .. n] (unnormalised). Stockham autosort: each
+// stage combines r sub-transforms of length ns into length ns·r; every
+// invocation loads all of its butterflies' inputs before the barrier, then
+// writes the outputs, so one shared array suffices (the host checks that
+// ceil(n / r / 256) · r ≤ 16 for every stage).
+fn fft_line(li: u32, n: u32, tw: u32, inv: bool) {
+    var ns = 1u;
+    loop {
+        if (ns >= n) { break; }
+        let r = radix(n / ns);
+        let m = n / r;
+        var v: array<vec2<f32>, 16>;
+        var cnt = 0u;
+        for (var j = li; j < m; j += 256u) {
+            for (var q = 0u; q < r; q++) {
+                v[cnt * r + q] = sh[j + q * m];
+            }
+            cnt++;
+        }
+        workgroupBarrier();
+        cnt = 0u;
+        let step = n / (ns * r);
+        for (var j = li; j < m; j += 256u) {
+            let k = j % ns;
+            var a: array<vec2<f32>, 16>;
+            for (var q = 0u; q < r; q++) {
+                a[q] = cmul(v[cnt * r + q], twiddle(tw, (k * q * step) % n, inv));
+            }
+            let dst = (j / ns) * ns * r + k;
+            for (var qo = 0u; qo < r; qo++) {
+                var s = a[0];
+                for (var q = 1u; q < r; q++) {
+                    s += cmul(a[q], twiddle(tw, ((q * qo) % r) * m, inv));
+                }
+                sh[dst + qo * ns] = s;
+            }
+            cnt++;
+        }
+        workgroupBarrier();
+        ns *= r;
+    }
+}
+
+// Rows: forward from the windowed plane, or inverse into the plane (real part).
+@compute @workgroup_size(256, 1, 1)
+fn rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    if (p.count == 0xffffffffu) { touch(); }
+    let y = wg.x;
+    let b = p.base + wg.y;
+    let n = p.n0;
+    let row = (b * p.n1 + y) * n;
+    let inv = p.inverse == 1u;
+    if (inv) {
+        for (var x = li; x < n; x += 256u) { sh[x] = spec[row + x]; }
+    } else {
+        let m = res[p.means + b].x;
+        let wy = consts[p.wy + y];
+        for (var x = li; x < n; x += 256u) {
+            let w = consts[p.wx + x] * wy;
+            sh[x] = vec2<f32>((plane[row + x] - m) * w, 0.0);
+        }
+    }
+    workgroupBarrier();
+    fft_line(li, n, p.tw0, inv);
+    if (inv) {
+        for (var x = li; x < n; x += 256u) { plane[row + x] = sh[x].x; }
+    } else {
+        for (var x = li; x < n; x += 256u) { spec[row + x] = sh[x]; }
+    }
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn cols(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    if (p.count == 0xffffffffu) { touch(); }
+    let x = wg.x;
+    let b = p.base + wg.y;
+    let n = p.n1;
+    let o = b * p.n0 * n + x;
+    for (var y = li; y < n; y += 256u) { sh[y] = spec[o + y * p.n0]; }
+    workgroupBarrier();
+    fft_line(li, n, p.tw1, p.inverse == 1u);
+    for (var y = li; y < n; y += 256u) { spec[o + y * p.n0] = sh[y]; }
+}
+
+// Cross-power spectrum of batch frames base .. base + count, whitened and low-passed.
+@compute @workgroup_size(256, 1, 1)
+fn cross(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if (p.count == 0xffffffffu) { touch(); }
+    let plane_len = p.n0 * p.n1;
+    let i = gid.x + gid.y * 65535u * 256u;
+    if (i >= p.count * plane_len) { return; }
+    let j = i % plane_len;
+    let x = j % p.n0;
+    let y = j / p.n0;
+    let lp = consts[p.gx + min(x, p.n0 - x)] * consts[p.gy + min(y, p.n1 - y)];
+    let k = p.base * plane_len + i;
+    let r = refspec[j];
+    let s = cmul(spec[k], vec2<f32>(r.x, -r.y));
+    let m2 = dot(s, s);
+    var w = 0.0;
+    if (m2 > 1e-30 && lp > 1e-7) {
+        w = lp * pow(max(m2, 1e-30), -0.5 * p.whiten);
+    }
+    spec[k] = s * w;
+}
+
+// The spectrum of batch frame `base` becomes the reference.
+@compute @workgroup_size(256, 1, 1)
+fn save_ref(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if (p.count == 0xffffffffu) { touch(); }
+    let plane_len = p.n0 * p.n1;
+    let i = gid.x + gid.y * 65535u * 256u;
+    if (i >= plane_len) { return; }
+    refspec[i] = spec[p.base * plane_len + i];
+}
+
+var<workgroup> best_v: array<f32, 256>;
+var<workgroup> best_i: array<u32, 256>;
+
+// kit::fft::peak_offset: gaussian fit when all three are positive, else a parabola.
+fn peak_offset(a: f32, b: f32, c: f32) -> f32 {
+    var o = 0.0;
+    if (a > 0.0 && b > 0.0 && c > 0.0) {
+        let la = log(a);
+        let lb = log(b);
+        let lc = log(c);
+        let d = la - 2.0 * lb + lc;
+        if (abs(d) >= 1e-12) { o = 0.5 * (la - lc) / d; }
+    } else {
+        let d = a - 2.0 * b + c;
+        if (abs(d) >= 1e-12) { o = 0.5 * (a - c) / d; }
+    }
+    return clamp(o, -0.5, 0.5);
+}
+
+fn surface(b: u32, x: i32, y: i32) -> f32 {
+    let xx = u32((x + i32(p.n0)) % i32(p.n0));
+    let yy = u32((y + i32(p.n1)) % i32(p.n1));
+    return plane[(b * p.n1 + yy) * p.n0 + xx];
+}
+
+fn wrap(v: u32, n: u32) -> f32 {
+    if (v > n / 2u) { return f32(v) - f32(n); }
+    return f32(v);
+}
+
+// Arg-max of each frame's correlation surface (first index on ties), the
+// sub-pixel fit, and the combination with a first estimate (`mode`):
+// 0 this measurement alone; 1 prev · prev_scale + this (peak of this);
+// 2 prev alone when it is under 0.05 px on both axes, else prev + this
+// (the larger peak) — the refinement rules of PhaseCorrelator::shift_of.
+@compute @workgroup_size(256, 1, 1)
+fn peak(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    if (p.count == 0xffffffffu) { touch(); }
+    let b = p.base + wg.x;
+    let n = p.n0 * p.n1;
+    var bv = -3.4e38;
+    var bi = 0u;
+    for (var i = li; i < n; i += 256u) {
+        let v = plane[b * n + i];
+        if (v > bv) { bv = v; bi = i; }
+    }
+    best_v[li] = bv;
+    best_i[li] = bi;
+    workgroupBarrier();
+    for (var st = 128u; st > 0u; st >>= 1u) {
+        if (li < st) {
+            let ov = best_v[li + st];
+            let oi = best_i[li + st];
+            if (ov > best_v[li] || (ov == best_v[li] && oi < best_i[li])) {
+                best_v[li] = ov;
+                best_i[li] = oi;
+            }
+        }
+        workgroupBarrier();
+    }
+    if (li != 0u) { return; }
+    let best = best_v[0];
+    let px = best_i[0] % p.n0;
+    let py = best_i[0] / p.n0;
+    let xi = i32(px);
+    let yi = i32(py);
+    let ox = peak_offset(surface(b, xi - 1, yi), best, surface(b, xi + 1, yi));
+    let oy = peak_offset(surface(b, xi, yi - 1), best, surface(b, xi, yi + 1));
+    let here = vec4<f32>(wrap(px, p.n0) + ox, wrap(py, p.n1) + oy, max(best / p.self_peak, 0.0), 0.0);
+    var r = here;
+    if (p.mode == 1u) {
+        let first = res[p.prev + b].xy * p.prev_scale;
+        r = vec4<f32>(first + here.xy, here.z, 0.0);
+    } else if (p.mode == 2u) {
+        let first = res[p.prev + b];
+        if (abs(first.x) < 0.05 && abs(first.y) < 0.05) {
+            r = first;
+        } else {
+            r = vec4<f32>(first.xy + here.xy, max(here.z, first.z), 0.0);
+        }
+    }
+    res[p.out + b] = r;
+}

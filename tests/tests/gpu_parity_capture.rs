@@ -221,3 +221,36 @@ fn phase_correlation_on_the_device_matches_the_cpu() {
         eprintln!("{w}×{h}×{c}: max |cpu - gpu| shift {worst:e} px");
     }
 }
+
+#[test]
+fn mean_stack_over_device_frames_matches_the_cpu() {
+    let Some(be) = gpu_backend() else { return };
+    let cpu_be = cpu_backend();
+    use jupiter_plugin_stack_mean::params::MeanParams;
+    for (w, h, c) in [(33usize, 21usize, 1usize), (40, 17, 3)] {
+        let frames: Vec<Vec<f32>> = (0..7).map(|k| texture(w, h, c, k)).collect();
+        let mut mem = MemFrames::new(w as u32, h as u32, c as u32, frames);
+        let g = stage_ctx(&be);
+        let gpu = g.gpu().unwrap();
+        mem.upload(&gpu, 3).unwrap();
+        let req = StackRequest {
+            alignment: Alignment {
+                warps: (0..7)
+                    .map(|k| FrameWarp::shift(k as f32 * 0.63 - 2.0, 1.7 - k as f32 * 0.41))
+                    .collect(),
+                reference: 0,
+            },
+            scores: (0..7).map(|k| 1.0 + k as f32).collect(),
+        };
+        let p = MeanParams {
+            quality_weighting: true,
+            ..Default::default()
+        };
+        let cpu = jupiter_plugin_stack_mean::cpu::stack(&stage_ctx(&cpu_be), &mem.as_ref(), &req, &p)
+            .unwrap();
+        let out = jupiter_plugin_stack_mean::gpu::stack(&g, &gpu, &mem.as_ref(), &req, &p).unwrap();
+        let d = max_abs_diff(&cpu.data, &host_data(&g, out));
+        // Tolerance 1e-4 of full scale (as the uploaded-batch path).
+        assert!(d <= 1e-4, "{w}×{h}×{c}: max |cpu - gpu| = {d:e}");
+    }
+}

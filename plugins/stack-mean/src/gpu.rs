@@ -1,5 +1,7 @@
-//! GPU paths of `stack-mean`. Global shifts ([`stack`]): frames are decoded on the CPU in parallel, uploaded a batch
-//! at a time (one write per batch), and one dispatch of
+//! GPU paths of `stack-mean`. Global shifts ([`stack`]): when the host keeps
+//! the capture on the device the frames are read there (no upload);
+//! otherwise they are decoded on the CPU in parallel, uploaded a batch
+//! at a time (one write per batch). One dispatch of
 //! `shaders/shift.wgsl`'s `shift_accumulate` adds the whole batch, each frame
 //! resampled with the CPU path's bicubic or bilinear weights, into the sum.
 //! The result stays on the device for the next GPU-capable stage.
@@ -18,7 +20,7 @@ use jupiter_kit::gpu::{
 use jupiter_kit::warp::Interp;
 use jupiter_plugin_api::gpu::helpers::{write, Buffers};
 use jupiter_plugin_api::prelude::*;
-use jupiter_plugin_api::GpuServiceBox;
+use jupiter_plugin_api::{DeviceFrames, GpuServiceBox};
 
 use crate::cpu::frame_weights;
 use crate::params::MeanParams;
@@ -72,15 +74,6 @@ pub fn stack(
         info.channels as usize,
     );
     let len = info.frame_len();
-    // Frames per upload: as many as fit the batch budget.
-    let batch = (BATCH_WORDS / len.max(1)).clamp(1, n);
-    let mut bufs = Buffers::new(gpu);
-    let (src, acc, table) = (
-        bufs.zeroed(batch * len)?,
-        bufs.zeroed(len)?,
-        bufs.zeroed(batch * SLOT_WORDS)?,
-    );
-    let mut staging = vec![0.0f32; batch * len];
     let geometry = ShiftGeometry {
         width: w,
         height: h,
@@ -91,6 +84,18 @@ pub fn stack(
         src_y0: 0,
         src_rows: h,
     };
+    if let Some(dev) = frames.on_device()? {
+        return stack_resident(ctx, gpu, &dev, req, &weights, total, &geometry, info);
+    }
+    // Frames per upload: as many as fit the batch budget.
+    let batch = (BATCH_WORDS / len.max(1)).clamp(1, n);
+    let mut bufs = Buffers::new(gpu);
+    let (src, acc, table) = (
+        bufs.zeroed(batch * len)?,
+        bufs.zeroed(len)?,
+        bufs.zeroed(batch * SLOT_WORDS)?,
+    );
+    let mut staging = vec![0.0f32; batch * len];
     for start in (0..n).step_by(batch) {
         ctx.check_cancelled()?;
         let count = batch.min(n - start);
@@ -111,6 +116,61 @@ pub fn stack(
         write_slots(gpu, table, &slots)?;
         shift_accumulate(gpu, src, acc, table, &geometry, count)?;
         ctx.progress((start + count) as u64, n as u64);
+    }
+    scale(gpu, acc, len, (1.0 / total) as f32)?;
+    gpu.synchronize().into_result()?;
+    bufs.keep(acc);
+    Ok(Image {
+        width: info.width,
+        height: info.height,
+        channels: info.channels,
+        data: RVec::new(),
+        device: Some(acc).into(),
+    })
+}
+
+/// Frames per dispatch of `shift_accumulate` over resident frames.
+const RESIDENT_BATCH: usize = 4096;
+
+/// [`stack`] over frames the host keeps on the device: no upload, one
+/// `shift_accumulate` dispatch per device buffer the frames lie in.
+#[allow(clippy::too_many_arguments)]
+fn stack_resident(
+    ctx: &StageCtx,
+    gpu: &GpuServiceBox,
+    dev: &DeviceFrames,
+    req: &StackRequest,
+    weights: &[f32],
+    total: f64,
+    geometry: &ShiftGeometry,
+    info: FrameInfo,
+) -> Result<Image, StageError> {
+    let (n, len) = (info.count as usize, info.frame_len());
+    let mut bufs = Buffers::new(gpu);
+    let acc = bufs.zeroed(len)?;
+    let table = bufs.zeroed(n.clamp(1, RESIDENT_BATCH) * SLOT_WORDS)?;
+    let mut done = 0;
+    for (buf, members) in dev.by_buffer(0..n, len) {
+        for part in members.chunks(RESIDENT_BATCH) {
+            ctx.check_cancelled()?;
+            let slots: Vec<FrameSlot> = part
+                .iter()
+                .map(|&(i, off)| {
+                    let warp = &req.alignment.warps[i];
+                    FrameSlot {
+                        dx: warp.dx,
+                        dy: warp.dy,
+                        weight: weights[i],
+                        src_offset: off,
+                        dst_offset: 0,
+                    }
+                })
+                .collect();
+            write_slots(gpu, table, &slots)?;
+            shift_accumulate(gpu, buf, acc, table, geometry, part.len())?;
+            done += part.len();
+            ctx.progress(done as u64, n as u64);
+        }
     }
     scale(gpu, acc, len, (1.0 / total) as f32)?;
     gpu.synchronize().into_result()?;

@@ -9,7 +9,10 @@
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use abi_stable::std_types::{RResult, RSlice, RSliceMut, RStr, RString};
 use jupiter_plugin_api::{GpuBuffer, GpuService, StageError};
@@ -31,6 +34,52 @@ struct Inner {
     queue: wgpu::Queue,
     info: wgpu::AdapterInfo,
     state: Mutex<State>,
+    /// The driver's compiled pipelines, kept on disk between runs (where
+    /// the adapter supports it): compiling the shaders is otherwise a
+    /// large share of a short GPU run.
+    cache: Option<(wgpu::PipelineCache, PathBuf)>,
+    /// Time spent compiling pipelines, in `write_buffer` and waiting in
+    /// reads, ns (reported with `JUPITER_GPU_TRACE`).
+    compile_ns: AtomicU64,
+    write_ns: AtomicU64,
+    read_ns: AtomicU64,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some((cache, path)) = &self.cache {
+            if let Some(data) = cache.get_data() {
+                // Best effort: a cache that cannot be written is only slower.
+                let tmp = path.with_extension("tmp");
+                if std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))
+                    .and_then(|_| std::fs::write(&tmp, &data))
+                    .and_then(|_| std::fs::rename(&tmp, path))
+                    .is_err()
+                {
+                    let _ = std::fs::remove_file(&tmp);
+                }
+            }
+        }
+        if std::env::var_os("JUPITER_GPU_TRACE").is_some() {
+            let s = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64 * 1e-9;
+            eprintln!(
+                "gpu trace: {:.3} s compiling pipelines, {:.3} s in writes, {:.3} s in reads (waiting for the device)",
+                s(&self.compile_ns),
+                s(&self.write_ns),
+                s(&self.read_ns)
+            );
+        }
+    }
+}
+
+/// Where the pipeline cache of an adapter lives: `$XDG_CACHE_HOME/jupiter`
+/// or `~/.cache/jupiter`, named by wgpu's key for the adapter and driver.
+fn cache_path(info: &wgpu::AdapterInfo) -> Option<PathBuf> {
+    let key = wgpu::util::pipeline_cache_key(info)?;
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("jupiter").join(key))
 }
 
 /// The host's GPU service (a cheap handle; clones share the device).
@@ -47,8 +96,12 @@ impl WgpuService {
     /// (lavapipe/llvmpipe) is refused: on a machine without a GPU the rayon CPU
     /// path is many times faster than emulated compute.
     pub fn open(allow_software: bool) -> Result<WgpuService, GpuUnavailable> {
-        let instance =
-            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let t0 = Instant::now();
+        // Vulkan / Metal / DX12 unless WGPU_BACKEND says otherwise: starting
+        // the GL backend (EGL) as well costs a large share of a short run.
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+        desc.backends = wgpu::Backends::PRIMARY;
+        let instance = wgpu::Instance::new(desc.with_env());
         let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
             power_preference: wgpu::PowerPreference::HighPerformance,
             force_fallback_adapter: false,
@@ -64,13 +117,41 @@ impl WgpuService {
             )));
         }
         let limits = adapter.limits();
+        let path = cache_path(&info)
+            .filter(|_| adapter.features().contains(wgpu::Features::PIPELINE_CACHE));
+        let features = if path.is_some() {
+            wgpu::Features::PIPELINE_CACHE
+        } else {
+            wgpu::Features::empty()
+        };
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("jupiter"),
-            required_features: wgpu::Features::empty(),
+            required_features: features,
             required_limits: limits,
             ..Default::default()
         }))
         .map_err(|e| GpuUnavailable(format!("{}: cannot open the device ({e})", info.name)))?;
+        let cache = path.map(|p| {
+            let data = std::fs::read(&p).ok();
+            // SAFETY: the data is what `get_data` wrote for this adapter's
+            // key (wgpu checks its header and, with `fallback`, starts an
+            // empty cache from anything it does not accept).
+            let c = unsafe {
+                device.create_pipeline_cache(&wgpu::PipelineCacheDescriptor {
+                    label: Some("jupiter"),
+                    data: data.as_deref(),
+                    fallback: true,
+                })
+            };
+            (c, p)
+        });
+        if std::env::var_os("JUPITER_GPU_TRACE").is_some() {
+            eprintln!(
+                "gpu trace: device opened in {:.3} s (pipeline cache: {})",
+                t0.elapsed().as_secs_f64(),
+                cache.as_ref().map_or("none".into(), |c| c.1.display().to_string())
+            );
+        }
         Ok(WgpuService(Arc::new(Inner {
             device,
             queue,
@@ -81,6 +162,10 @@ impl WgpuService {
                 encoder: None,
                 next_id: 1,
             }),
+            cache,
+            compile_ns: AtomicU64::new(0),
+            write_ns: AtomicU64::new(0),
+            read_ns: AtomicU64::new(0),
         })))
     }
 
@@ -160,6 +245,15 @@ impl WgpuService {
     }
 
     fn read_impl(&self, b: GpuBuffer, offset: u64, out: &mut [u8]) -> Result<(), StageError> {
+        let t0 = Instant::now();
+        let r = self.read_inner(b, offset, out);
+        self.0
+            .read_ns
+            .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        r
+    }
+
+    fn read_inner(&self, b: GpuBuffer, offset: u64, out: &mut [u8]) -> Result<(), StageError> {
         if out.is_empty() {
             return Ok(());
         }
@@ -208,6 +302,7 @@ impl WgpuService {
         if self.state().pipelines.contains_key(&key) {
             return Ok(key);
         }
+        let t0 = Instant::now();
         let scope = self
             .0
             .device
@@ -228,13 +323,16 @@ impl WgpuService {
                 module: &module,
                 entry_point: Some(entry),
                 compilation_options: Default::default(),
-                cache: None,
+                cache: self.0.cache.as_ref().map(|c| &c.0),
             });
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(StageError::gpu(format!(
                 "compiling compute pipeline '{entry}' failed: {e}"
             )));
         }
+        self.0
+            .compile_ns
+            .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
         self.state().pipelines.insert(key, pipeline);
         Ok(key)
     }
@@ -345,11 +443,15 @@ impl GpuService for WgpuService {
                     buffer.size
                 )));
             }
+            let t0 = Instant::now();
             let mut st = self.state();
             let b = self.buffer(&st, buffer)?;
             // Keep ordering with recorded dispatches: submit them first.
             self.flush(&mut st);
             self.0.queue.write_buffer(&b, offset, &data);
+            self.0
+                .write_ns
+                .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
             Ok(())
         })();
         r.into()

@@ -51,7 +51,7 @@ use jupiter_kit::stats::luminance;
 use jupiter_kit::warp::{Interp, RowWindow};
 use jupiter_plugin_api::Image;
 
-const USAGE: &str = "usage: e2e [--dir DIR] [--host PATH] [--repeat R] [--cases] [--peers] [--cold] [--scaling] [--sizes] [--limited] [--quick]";
+const USAGE: &str = "usage: e2e [--dir DIR] [--host PATH] [--repeat R] [--cases] [--peers] [--cold] [--scaling] [--sizes] [--limited] [--devices] [--only NAME] [--quick]";
 
 struct Opts {
     dir: PathBuf,
@@ -63,6 +63,9 @@ struct Opts {
     scaling: bool,
     sizes: bool,
     limited: bool,
+    devices: bool,
+    /// Only the reference captures whose name contains this.
+    only: Option<String>,
     quick: bool,
 }
 
@@ -77,6 +80,8 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         scaling: false,
         sizes: false,
         limited: false,
+        devices: false,
+        only: None,
         quick: false,
     };
     let mut it = args.iter();
@@ -97,11 +102,13 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             "--scaling" => o.scaling = true,
             "--sizes" => o.sizes = true,
             "--limited" => o.limited = true,
+            "--devices" => o.devices = true,
+            "--only" => o.only = Some(it.next().ok_or("--only needs a value")?.clone()),
             "--quick" => o.quick = true,
             other => return Err(format!("unknown option '{other}'")),
         }
     }
-    if !(o.cases || o.peers || o.cold || o.scaling || o.sizes || o.limited) {
+    if !(o.cases || o.peers || o.cold || o.scaling || o.sizes || o.limited || o.devices) {
         (o.cases, o.peers, o.cold, o.scaling, o.sizes, o.limited) =
             (true, true, true, true, true, true);
     }
@@ -481,6 +488,71 @@ impl Tools {
         c.arg("--report").arg(report);
         c
     }
+}
+
+/// The whole pipeline with `--cpu` and with `--gpu` on the same captures:
+/// wall time of the process, the stages' own total from the report, the
+/// three frame stages, and PSNR against the truth.
+fn devices(o: &Opts, t: &Tools) -> Result<(), String> {
+    println!("\n### Whole pipeline: GPU against the CPU path on this machine\n");
+    println!("`jupiter-host --cpu|--gpu run` (selection 25 %, mean stacking, no sharpening), {} runs after one warm-up; wall = the whole process (start, plugin loading, device start-up, writing), stages = the report's `total_seconds` and per-stage times of the last run.\n", o.repeat);
+    println!("| capture | device | wall min / median (s) | stages total (s) | quality | align | stack | PSNR (dB) | CPU ÷ GPU wall | CPU ÷ GPU stages |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for spec in case_specs(o.quick)
+        .into_iter()
+        .filter(|s| o.only.as_ref().is_none_or(|n| s.name.contains(n.as_str())))
+    {
+        let cap = capture(&o.dir, &spec)?;
+        let mut cpu: Option<(f64, f64)> = None;
+        for dev in ["--cpu", "--gpu"] {
+            let out = t.work.join(format!("{}{dev}.tif", spec.name));
+            let runs = repeat(
+                o.repeat,
+                true,
+                || {
+                    let mut c = Command::new(&t.host);
+                    c.arg(dev);
+                    let inner = t.jupiter(&cap.path, &out, false);
+                    c.args(inner.get_args());
+                    c
+                },
+                &t.work.join("jupiter.log"),
+            )?;
+            let report: serde_json::Value = std::fs::read_to_string(t.work.join("report.json"))
+                .ok()
+                .and_then(|s| serde_json::from_str(&s).ok())
+                .ok_or("no report from jupiter-host")?;
+            let stage = |name: &str| {
+                report["timings"]
+                    .as_array()
+                    .and_then(|a| a.iter().find(|v| v["stage"] == name))
+                    .and_then(|v| v["seconds"].as_f64())
+                    .unwrap_or(f64::NAN)
+            };
+            let total = report["total_seconds"].as_f64().unwrap_or(f64::NAN);
+            let psnr = read_image(&out)
+                .and_then(|img| psnr_vs_truth(&img, &cap.truth))
+                .map_or_else(|e| format!("n/a ({e})"), |p| format!("{p:.2}"));
+            let (min, med, _) = summary(&runs);
+            let ratios = match cpu {
+                None => {
+                    cpu = Some((min, total));
+                    " | ".to_string()
+                }
+                Some((cw, ct)) => format!("{:.1} | {:.1}", cw / min, ct / total),
+            };
+            println!(
+                "| {} | {} ({}) | {min:.3} / {med:.3} | {total:.3} | {:.3} | {:.3} | {:.3} | {psnr} | {ratios} |",
+                spec.what,
+                &dev[2..],
+                report["device"].as_str().unwrap_or("?"),
+                stage("quality"),
+                stage("align"),
+                stage("stack"),
+            );
+        }
+    }
+    Ok(())
 }
 
 fn fmt_run(runs: &[Measured]) -> String {
@@ -933,6 +1005,7 @@ fn main() -> ExitCode {
         (o.scaling, scaling),
         (o.sizes, sizes),
         (o.limited, limited),
+        (o.devices, devices),
     ] {
         if on && result.is_ok() {
             result = f(&o, &t);

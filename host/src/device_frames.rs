@@ -62,10 +62,7 @@ impl CaptureOnDevice {
 
     /// The resident capture as `(buffers, frames per buffer)`, uploading it
     /// on the first call. `Ok(None)`: it does not fit (stages read rows).
-    pub fn get(
-        &self,
-        ser: &SerFile,
-    ) -> Result<Option<(Vec<GpuBuffer>, u32)>, StageError> {
+    pub fn get(&self, ser: &SerFile) -> Result<Option<(Vec<GpuBuffer>, u32)>, StageError> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if st.is_none() {
             *st = Some(self.upload(ser)?);
@@ -115,7 +112,11 @@ impl CaptureOnDevice {
 
     /// Buffers for `n` decoded frames of `frame_bytes`, as large as the
     /// device allows (down to [`MIN_BUFFER`]); `None` when it refuses.
-    fn allocate(&self, frame_bytes: u64, n: usize) -> Result<Option<(Vec<GpuBuffer>, u32)>, StageError> {
+    fn allocate(
+        &self,
+        frame_bytes: u64,
+        n: usize,
+    ) -> Result<Option<(Vec<GpuBuffer>, u32)>, StageError> {
         let mut size = MAX_BUFFER;
         loop {
             let per = (size / frame_bytes).clamp(1, n as u64) as usize;
@@ -230,7 +231,9 @@ impl Drop for CaptureOnDevice {
 
 /// The 2×2 layout as `decode.wgsl` reads it: colour of cell `i` in bits `2i`.
 fn pattern_code(p: BayerPattern) -> u32 {
-    (0..4).fold(0, |acc, i| acc | ((p.color_at(i % 2, i / 2) as u32) << (2 * i)))
+    (0..4).fold(0, |acc, i| {
+        acc | ((p.color_at(i % 2, i / 2) as u32) << (2 * i))
+    })
 }
 
 /// The device frames of a source whose frame `k` is capture frame `indices[k]`.

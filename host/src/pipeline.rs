@@ -12,14 +12,14 @@ use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{ROption, RResult, RSliceMut, RStr, RVec};
 use anyhow::{bail, Result};
 use jupiter_plugin_api::{
-    AlignRequest, Alignment, DeviceFrames, ErrorKind, FrameInfo, FrameSource, FrameSourceRef, FrameSource_TO,
-    Image, StackRequest, StageError, StageKind,
+    AlignRequest, Alignment, DeviceFrames, ErrorKind, FrameInfo, FrameSource, FrameSourceRef,
+    FrameSource_TO, Image, StackRequest, StageError, StageKind,
 };
 use serde::Serialize;
 
 use crate::backend::cpu::HostBackend;
-use crate::device_frames::{device_frames, CaptureOnDevice};
 use crate::config::{validate_params, PipelineSpec, StageChoice};
+use crate::device_frames::{device_frames, CaptureOnDevice};
 use crate::io::ser::{OpenOptions, SerFile};
 use crate::io::write::write_image;
 use crate::registry::{LoadedStage, Registry};

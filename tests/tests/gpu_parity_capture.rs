@@ -8,24 +8,28 @@
 
 use std::sync::Arc;
 
-use jupiter_plugin_api::abi_stable::sabi_trait::TD_Opaque;
 use jupiter_host::device_frames::CaptureOnDevice;
 use jupiter_host::io::debayer::BayerPattern;
 use jupiter_host::io::ser::writer::{write_ser, SerSpec};
 use jupiter_host::io::ser::{ByteOrder, ColorId, OpenOptions, SerFile};
 use jupiter_host::pipeline::SerFrames;
+use jupiter_plugin_api::abi_stable::sabi_trait::TD_Opaque;
+use jupiter_plugin_api::frame::FrameSourceExt;
 use jupiter_plugin_api::gpu::helpers::download;
 use jupiter_plugin_api::testing::MemFrames;
-use jupiter_plugin_api::frame::FrameSourceExt;
 use jupiter_plugin_api::*;
 use jupiter_tests::*;
 
 /// A deterministic pseudo-random sample stream.
 fn samples(n: usize, max: u16, seed: u64) -> Vec<u16> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((s >> 33) % (max as u64 + 1)) as u16
         })
         .collect()
@@ -42,12 +46,30 @@ fn decode_on_the_device_matches_the_host_decoder() {
         ("mono16-be", ColorId::Mono, 16, 31, 19, ByteOrder::Big),
         ("rgb8", ColorId::Rgb, 8, 29, 17, ByteOrder::Auto),
         ("bgr16", ColorId::Bgr, 16, 27, 15, ByteOrder::Little),
-        ("bayer8", ColorId::Bayer(BayerPattern::Rggb), 8, 35, 25, ByteOrder::Auto),
-        ("bayer16-gbrg", ColorId::Bayer(BayerPattern::Gbrg), 16, 26, 14, ByteOrder::Little),
+        (
+            "bayer8",
+            ColorId::Bayer(BayerPattern::Rggb),
+            8,
+            35,
+            25,
+            ByteOrder::Auto,
+        ),
+        (
+            "bayer16-gbrg",
+            ColorId::Bayer(BayerPattern::Gbrg),
+            16,
+            26,
+            14,
+            ByteOrder::Little,
+        ),
     ];
     for (name, color, depth, w, h, order) in cases {
         let spec = SerSpec::new(w, h, color, depth);
-        let planes = if matches!(color, ColorId::Rgb | ColorId::Bgr) { 3 } else { 1 };
+        let planes = if matches!(color, ColorId::Rgb | ColorId::Bgr) {
+            3
+        } else {
+            1
+        };
         let max = ((1u32 << depth) - 1) as u16;
         let frames: Vec<Vec<u16>> = (0..9)
             .map(|k| samples((w * h) as usize * planes, max, k as u64 + 7))
@@ -72,7 +94,10 @@ fn decode_on_the_device_matches_the_host_decoder() {
             device: Some(store.clone()),
         };
         let fs = FrameSource_TO::from_ptr(&src, TD_Opaque);
-        let dev = fs.on_device().unwrap().expect("a 9-frame capture fits the device");
+        let dev = fs
+            .on_device()
+            .unwrap()
+            .expect("a 9-frame capture fits the device");
         let len = fs.info().frame_len();
         let mut worst = 0.0f32;
         for i in 0..9 {
@@ -99,7 +124,9 @@ fn planet(w: usize, h: usize, c: usize, sx: f32, sy: f32, seed: u32) -> Vec<f32>
             let r = (dx * dx + dy * dy).sqrt();
             let rad = 0.3 * w.min(h) as f32;
             let body = 1.0 / (1.0 + ((r - rad) / 1.2).exp());
-            let bands = 0.6 + 0.25 * (dy * 0.21 + 0.002 * dy * dy).sin() + 0.1 * (dx * 0.13 - 0.003 * dx * dy).cos();
+            let bands = 0.6
+                + 0.25 * (dy * 0.21 + 0.002 * dy * dy).sin()
+                + 0.1 * (dx * 0.13 - 0.003 * dx * dy).cos();
             for k in 0..c {
                 // Independent per frame (a fixed pattern would pull shifts to 0).
                 let mut hsh = (x as u32).wrapping_mul(0x9E37_79B9)
@@ -188,8 +215,8 @@ fn phase_correlation_on_the_device_matches_the_cpu() {
             region: "full".into(),
             ..Default::default()
         };
-        let cpu = jupiter_plugin_align_phase::cpu::align(&stage_ctx(&cpu_be), &mem.as_ref(), &p)
-            .unwrap();
+        let cpu =
+            jupiter_plugin_align_phase::cpu::align(&stage_ctx(&cpu_be), &mem.as_ref(), &p).unwrap();
         let on_gpu = jupiter_plugin_align_phase::gpu::align(&g, &gpu, &mem.as_ref(), &dev, &p)
             .unwrap()
             .expect("supported size");
@@ -246,8 +273,9 @@ fn mean_stack_over_device_frames_matches_the_cpu() {
             quality_weighting: true,
             ..Default::default()
         };
-        let cpu = jupiter_plugin_stack_mean::cpu::stack(&stage_ctx(&cpu_be), &mem.as_ref(), &req, &p)
-            .unwrap();
+        let cpu =
+            jupiter_plugin_stack_mean::cpu::stack(&stage_ctx(&cpu_be), &mem.as_ref(), &req, &p)
+                .unwrap();
         let out = jupiter_plugin_stack_mean::gpu::stack(&g, &gpu, &mem.as_ref(), &req, &p).unwrap();
         let d = max_abs_diff(&cpu.data, &host_data(&g, out));
         // Tolerance 1e-4 of full scale (as the uploaded-batch path).

@@ -149,7 +149,9 @@ impl WgpuService {
             eprintln!(
                 "gpu trace: device opened in {:.3} s (pipeline cache: {})",
                 t0.elapsed().as_secs_f64(),
-                cache.as_ref().map_or("none".into(), |c| c.1.display().to_string())
+                cache
+                    .as_ref()
+                    .map_or("none".into(), |c| c.1.display().to_string())
             );
         }
         Ok(WgpuService(Arc::new(Inner {

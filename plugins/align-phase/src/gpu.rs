@@ -22,7 +22,8 @@ pub fn align(
     let info = frames.info();
     let (reference, roi) = cpu::prepare(ctx, frames, p)?;
     let w = info.width as usize;
-    let Some(gc) = GpuCorrelator::new(gpu, &roi.crop(&reference, w), roi, info.count as usize)? else {
+    let Some(gc) = GpuCorrelator::new(gpu, &roi.crop(&reference, w), roi, info.count as usize)?
+    else {
         ctx.log(
             LogLevel::Debug,
             &format!(

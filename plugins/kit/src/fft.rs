@@ -129,10 +129,8 @@ pub fn hann(n: usize) -> Vec<f32> {
 pub fn hann_window(width: usize, height: usize) -> Vec<f32> {
     let (wx, wy) = (hann(width), hann(height));
     let mut out = Vec::with_capacity(width * height);
-    for y in 0..height {
-        for x in 0..width {
-            out.push(wx[x] * wy[y]);
-        }
+    for vy in &wy {
+        out.extend(wx.iter().map(|vx| vx * vy));
     }
     out
 }

@@ -22,13 +22,13 @@ pub const MAX_LEN: usize = 2048;
 const WG: usize = 256;
 /// Radix the shader picks for the remaining length `rem` (as `radix()` there).
 fn radix(rem: usize) -> Option<usize> {
-    [4, 2, 3, 5, 7, 11, 13].into_iter().find(|r| rem % r == 0)
+    [4, 2, 3, 5, 7, 11, 13].into_iter().find(|r| rem.is_multiple_of(*r))
 }
 
 /// Can the shader transform a line of `n` samples? (Radices up to 13, and
 /// each invocation's butterfly inputs fit its 16 registers.)
 pub fn supported_len(n: usize) -> bool {
-    if n < 2 || n > MAX_LEN {
+    if !(2..=MAX_LEN).contains(&n) {
         return false;
     }
     let mut ns = 1;
@@ -160,7 +160,9 @@ impl<'g> GpuCorrelator<'g> {
             return Ok(None);
         }
         let plane_len = roi.w * roi.h;
-        let batch = (BATCH_WORDS / (2 * plane_len)).clamp(1, 1024).min(frames.max(1));
+        let batch = (BATCH_WORDS / (2 * plane_len))
+            .clamp(1, 1024)
+            .min(frames.max(1));
         let mut bufs = Buffers::new(gpu);
         let table = bufs.zeroed(batch)?;
         let res = bufs.zeroed(3 * batch * 4)?;
@@ -215,7 +217,11 @@ impl<'g> GpuCorrelator<'g> {
             out: 0,
         };
         for coarse in [false, true] {
-            let Some(lv) = (if coarse { pc.coarse.as_ref() } else { Some(&pc.fine) }) else {
+            let Some(lv) = (if coarse {
+                pc.coarse.as_ref()
+            } else {
+                Some(&pc.fine)
+            }) else {
                 continue;
             };
             pc.spectra(lv, &[(refplane, 0, 1)], src, plain, 1)?;
@@ -286,7 +292,9 @@ impl<'g> GpuCorrelator<'g> {
             self.gpu,
             PHASE_CORR,
             entry,
-            &[src, self.table, self.res, self.plane, self.spec, lv.refspec, lv.consts],
+            &[
+                src, self.table, self.res, self.plane, self.spec, lv.refspec, lv.consts,
+            ],
             &u.uniforms(),
             g,
         )
@@ -469,7 +477,22 @@ mod tests {
 
     #[test]
     fn supported_lengths() {
-        for n in [2, 8, 96, 80, 160, 480, 640, 1024, 2048, 1936 / 2, 33, 21, 1536, 1920] {
+        for n in [
+            2,
+            8,
+            96,
+            80,
+            160,
+            480,
+            640,
+            1024,
+            2048,
+            1936 / 2,
+            33,
+            21,
+            1536,
+            1920,
+        ] {
             assert!(supported_len(n), "{n}");
         }
         for n in [1, 17, 4096, 19 * 4, 2 * 23] {

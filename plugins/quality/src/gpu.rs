@@ -82,17 +82,18 @@ pub fn score_all(
             let first = members[0].0 - start;
             // Frames of one buffer are consecutive in the batch when the
             // source is in capture order; otherwise score them one by one.
-            let runs: Vec<(usize, usize)> = if members
-                .windows(2)
-                .all(|m| m[1].0 == m[0].0 + 1)
-            {
+            let runs: Vec<(usize, usize)> = if members.windows(2).all(|m| m[1].0 == m[0].0 + 1) {
                 vec![(0, k)]
             } else {
                 (0..k).map(|i| (i, 1)).collect()
             };
             for (i0, cnt) in runs {
                 write(gpu, list, 0, &offsets[i0..i0 + cnt])?;
-                let out_base = if cnt == k { first } else { members[i0].0 - start };
+                let out_base = if cnt == k {
+                    first
+                } else {
+                    members[i0].0 - start
+                };
                 let u = Uniforms::new()
                     .u32(w as u32)
                     .u32(h as u32)

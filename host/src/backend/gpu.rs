@@ -50,7 +50,9 @@ impl Drop for Inner {
         if let Some((cache, path)) = &self.cache {
             if let Some(data) = cache.get_data() {
                 // Best effort: a cache that cannot be written is only slower.
-                let tmp = path.with_extension("tmp");
+                // A private temporary name: runs in parallel each write
+                // their own file and the last rename wins.
+                let tmp = path.with_extension(format!("tmp{}", std::process::id()));
                 if std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))
                     .and_then(|_| std::fs::write(&tmp, &data))
                     .and_then(|_| std::fs::rename(&tmp, path))

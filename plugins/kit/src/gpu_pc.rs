@@ -22,7 +22,9 @@ pub const MAX_LEN: usize = 2048;
 const WG: usize = 256;
 /// Radix the shader picks for the remaining length `rem` (as `radix()` there).
 fn radix(rem: usize) -> Option<usize> {
-    [4, 2, 3, 5, 7, 11, 13].into_iter().find(|r| rem.is_multiple_of(*r))
+    [4, 2, 3, 5, 7, 11, 13]
+        .into_iter()
+        .find(|r| rem.is_multiple_of(*r))
 }
 
 /// Can the shader transform a line of `n` samples? (Radices up to 13, and
@@ -139,6 +141,17 @@ struct Refine {
     out: usize,
 }
 
+impl Refine {
+    /// A plain measurement into result slot 0 (no first estimate).
+    const PLAIN: Refine = Refine {
+        use_prev: false,
+        prev: 0,
+        prev_scale: 1.0,
+        mode: 0,
+        out: 0,
+    };
+}
+
 impl<'g> GpuCorrelator<'g> {
     /// Prepares the reference (`reference` is the region `roi` of the
     /// reference plane, `roi.w × roi.h`) with the CPU correlator's
@@ -209,13 +222,7 @@ impl<'g> GpuCorrelator<'g> {
             fc: 1,
             roi: Roi::full(roi.w, roi.h),
         };
-        let plain = Refine {
-            use_prev: false,
-            prev: 0,
-            prev_scale: 1.0,
-            mode: 0,
-            out: 0,
-        };
+        let plain = Refine::PLAIN;
         for coarse in [false, true] {
             let Some(lv) = (if coarse {
                 pc.coarse.as_ref()
@@ -394,43 +401,21 @@ impl<'g> GpuCorrelator<'g> {
                 }
             }
             let any = groups_of[0].0;
-            let last = match &self.coarse {
-                Some(c) => {
-                    let r = Refine {
-                        use_prev: false,
-                        prev: 0,
-                        prev_scale: 1.0,
-                        mode: 0,
-                        out: 0,
-                    };
-                    self.spectra(c, &groups_of, src, r, count)?;
-                    self.correlate(c, any, src, r, count)?;
-                    Refine {
-                        use_prev: true,
-                        prev: 0,
-                        prev_scale: 2.0,
-                        mode: 1,
-                        out: b,
-                    }
-                }
-                None => {
-                    let r = Refine {
-                        use_prev: false,
-                        prev: 0,
-                        prev_scale: 1.0,
-                        mode: 0,
-                        out: 0,
-                    };
-                    self.spectra(&self.fine, &groups_of, src, r, count)?;
-                    self.correlate(&self.fine, any, src, r, count)?;
-                    Refine {
-                        use_prev: true,
-                        prev: 0,
-                        prev_scale: 1.0,
-                        mode: 2,
-                        out: b,
-                    }
-                }
+            // First estimate: on the binned level when there is one (its
+            // shift in binned pixels, doubled), else at full resolution
+            // (kept alone when under 0.05 px); then the refinement.
+            let (first, prev_scale, mode) = match &self.coarse {
+                Some(c) => (c, 2.0, 1),
+                None => (&self.fine, 1.0, 2),
+            };
+            self.spectra(first, &groups_of, src, Refine::PLAIN, count)?;
+            self.correlate(first, any, src, Refine::PLAIN, count)?;
+            let last = Refine {
+                use_prev: true,
+                prev: 0,
+                prev_scale,
+                mode,
+                out: b,
             };
             self.spectra(&self.fine, &groups_of, src, last, count)?;
             self.correlate(&self.fine, any, src, last, count)?;

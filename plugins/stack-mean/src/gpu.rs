@@ -20,7 +20,7 @@ use jupiter_kit::gpu::{
 use jupiter_kit::warp::Interp;
 use jupiter_plugin_api::gpu::helpers::{write, Buffers};
 use jupiter_plugin_api::prelude::*;
-use jupiter_plugin_api::{DeviceFrames, GpuServiceBox};
+use jupiter_plugin_api::{DeviceFrames, GpuBuffer, GpuServiceBox};
 
 use crate::cpu::frame_weights;
 use crate::params::MeanParams;
@@ -117,7 +117,19 @@ pub fn stack(
         shift_accumulate(gpu, src, acc, table, &geometry, count)?;
         ctx.progress((start + count) as u64, n as u64);
     }
-    scale(gpu, acc, len, (1.0 / total) as f32)?;
+    finish(gpu, &mut bufs, acc, total, info)
+}
+
+/// Divides the weighted sum by the total weight and leaves it on the device
+/// as the stacked image.
+fn finish(
+    gpu: &GpuServiceBox,
+    bufs: &mut Buffers,
+    acc: GpuBuffer,
+    total: f64,
+    info: FrameInfo,
+) -> Result<Image, StageError> {
+    scale(gpu, acc, info.frame_len(), (1.0 / total) as f32)?;
     gpu.synchronize().into_result()?;
     bufs.keep(acc);
     Ok(Image {
@@ -172,16 +184,7 @@ fn stack_resident(
             ctx.progress(done as u64, n as u64);
         }
     }
-    scale(gpu, acc, len, (1.0 / total) as f32)?;
-    gpu.synchronize().into_result()?;
-    bufs.keep(acc);
-    Ok(Image {
-        width: info.width,
-        height: info.height,
-        channels: info.channels,
-        data: RVec::new(),
-        device: Some(acc).into(),
-    })
+    finish(gpu, &mut bufs, acc, total, info)
 }
 
 /// The GPU path under warp fields (multi-point alignment): per-pixel shifts

@@ -162,39 +162,100 @@ fn radix(rem: u32) -> u32 {
 // stage combines r sub-transforms of length ns into length ns·r; every
 // invocation loads all of its butterflies' inputs before the barrier, then
 // writes the outputs, so one shared array suffices (the host checks that
-// ceil(n / r / 256) · r ≤ 16 for every stage).
+// ceil(n / r / 256) · r ≤ 16 for every stage). Radix 4 and 2 have their own
+// butterflies (no multiplications inside); 3, 5, 7, 11, 13 a generic DFT.
 fn fft_line(li: u32, n: u32, tw: u32, inv: bool) {
     var ns = 1u;
+    // +i for the inverse, -i for the forward transform, as a rotation.
+    var rot = -1.0;
+    if (inv) { rot = 1.0; }
     loop {
         if (ns >= n) { break; }
         let r = radix(n / ns);
         let m = n / r;
-        var v: array<vec2<f32>, 16>;
-        var cnt = 0u;
-        for (var j = li; j < m; j += 256u) {
-            for (var q = 0u; q < r; q++) {
-                v[cnt * r + q] = sh[j + q * m];
-            }
-            cnt++;
-        }
-        workgroupBarrier();
-        cnt = 0u;
         let step = n / (ns * r);
-        for (var j = li; j < m; j += 256u) {
-            let k = j % ns;
-            var a: array<vec2<f32>, 16>;
-            for (var q = 0u; q < r; q++) {
-                a[q] = cmul(v[cnt * r + q], twiddle(tw, (k * q * step) % n, inv));
-            }
-            let dst = (j / ns) * ns * r + k;
-            for (var qo = 0u; qo < r; qo++) {
-                var s = a[0];
-                for (var q = 1u; q < r; q++) {
-                    s += cmul(a[q], twiddle(tw, ((q * qo) % r) * m, inv));
+        if (r == 4u) {
+            // At most 4 butterflies per invocation (n ≤ 4096).
+            var v: array<vec2<f32>, 16>;
+            for (var t = 0u; t < 4u; t++) {
+                let j = li + t * 256u;
+                if (j < m) {
+                    v[4u * t] = sh[j];
+                    v[4u * t + 1u] = sh[j + m];
+                    v[4u * t + 2u] = sh[j + 2u * m];
+                    v[4u * t + 3u] = sh[j + 3u * m];
                 }
-                sh[dst + qo * ns] = s;
             }
-            cnt++;
+            workgroupBarrier();
+            for (var t = 0u; t < 4u; t++) {
+                let j = li + t * 256u;
+                if (j < m) {
+                    let k = j % ns;
+                    let a0 = v[4u * t];
+                    let a1 = cmul(v[4u * t + 1u], twiddle(tw, (k * step) % n, inv));
+                    let a2 = cmul(v[4u * t + 2u], twiddle(tw, (2u * k * step) % n, inv));
+                    let a3 = cmul(v[4u * t + 3u], twiddle(tw, (3u * k * step) % n, inv));
+                    let s02 = a0 + a2;
+                    let d02 = a0 - a2;
+                    let s13 = a1 + a3;
+                    let d13 = a1 - a3;
+                    // (a1 - a3) · (∓i)
+                    let d13r = vec2<f32>(-rot * d13.y, rot * d13.x);
+                    let dst = (j / ns) * ns * 4u + k;
+                    sh[dst] = s02 + s13;
+                    sh[dst + ns] = d02 + d13r;
+                    sh[dst + 2u * ns] = s02 - s13;
+                    sh[dst + 3u * ns] = d02 - d13r;
+                }
+            }
+        } else if (r == 2u) {
+            var v: array<vec2<f32>, 16>;
+            for (var t = 0u; t < 8u; t++) {
+                let j = li + t * 256u;
+                if (j < m) {
+                    v[2u * t] = sh[j];
+                    v[2u * t + 1u] = sh[j + m];
+                }
+            }
+            workgroupBarrier();
+            for (var t = 0u; t < 8u; t++) {
+                let j = li + t * 256u;
+                if (j < m) {
+                    let k = j % ns;
+                    let a0 = v[2u * t];
+                    let a1 = cmul(v[2u * t + 1u], twiddle(tw, (k * step) % n, inv));
+                    let dst = (j / ns) * ns * 2u + k;
+                    sh[dst] = a0 + a1;
+                    sh[dst + ns] = a0 - a1;
+                }
+            }
+        } else {
+            var v: array<vec2<f32>, 16>;
+            var cnt = 0u;
+            for (var j = li; j < m; j += 256u) {
+                for (var q = 0u; q < r; q++) {
+                    v[cnt * r + q] = sh[j + q * m];
+                }
+                cnt++;
+            }
+            workgroupBarrier();
+            cnt = 0u;
+            for (var j = li; j < m; j += 256u) {
+                let k = j % ns;
+                var a: array<vec2<f32>, 16>;
+                for (var q = 0u; q < r; q++) {
+                    a[q] = cmul(v[cnt * r + q], twiddle(tw, (k * q * step) % n, inv));
+                }
+                let dst = (j / ns) * ns * r + k;
+                for (var qo = 0u; qo < r; qo++) {
+                    var s = a[0];
+                    for (var q = 1u; q < r; q++) {
+                        s += cmul(a[q], twiddle(tw, ((q * qo) % r) * m, inv));
+                    }
+                    sh[dst + qo * ns] = s;
+                }
+                cnt++;
+            }
         }
         workgroupBarrier();
         ns *= r;

@@ -25,6 +25,11 @@ pub struct GpuUnavailable(pub String);
 struct State {
     buffers: HashMap<u64, wgpu::Buffer>,
     pipelines: HashMap<u64, wgpu::ComputePipeline>,
+    /// Entry point of each pipeline, and (with `JUPITER_GPU_TRACE=kernels`)
+    /// dispatches and seconds per entry point.
+    names: HashMap<u64, String>,
+    modules: HashMap<u64, wgpu::ShaderModule>,
+    kernel_time: HashMap<String, (u64, f64)>,
     encoder: Option<wgpu::CommandEncoder>,
     next_id: u64,
 }
@@ -70,8 +75,20 @@ impl Drop for Inner {
                 s(&self.write_ns),
                 s(&self.read_ns)
             );
+            let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let mut k: Vec<_> = st.kernel_time.iter().collect();
+            k.sort_by(|a, b| b.1 .1.total_cmp(&a.1 .1));
+            for (name, (n, secs)) in k {
+                eprintln!("gpu trace: {name:>18}: {n:5} dispatches, {secs:.4} s");
+            }
         }
     }
+}
+
+/// `JUPITER_GPU_TRACE=kernels`: every dispatch is waited for and timed.
+fn trace_kernels() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("JUPITER_GPU_TRACE").is_ok_and(|v| v == "kernels"))
 }
 
 /// Where the pipeline cache of an adapter lives: `$XDG_CACHE_HOME/jupiter`
@@ -163,6 +180,9 @@ impl WgpuService {
             state: Mutex::new(State {
                 buffers: HashMap::new(),
                 pipelines: HashMap::new(),
+                names: HashMap::new(),
+                modules: HashMap::new(),
+                kernel_time: HashMap::new(),
                 encoder: None,
                 next_id: 1,
             }),
@@ -311,13 +331,26 @@ impl WgpuService {
             .0
             .device
             .push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = self
-            .0
-            .device
-            .create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(entry),
-                source: wgpu::ShaderSource::Wgsl(wgsl.into()),
-            });
+        // One module per WGSL source (parsed and translated once), shared by
+        // its entry points.
+        let mut sh = DefaultHasher::new();
+        wgsl.hash(&mut sh);
+        let skey = sh.finish();
+        let cached = self.state().modules.get(&skey).cloned();
+        let module = match cached {
+            Some(m) => m,
+            None => {
+                let m = self
+                    .0
+                    .device
+                    .create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some(entry),
+                        source: wgpu::ShaderSource::Wgsl(wgsl.into()),
+                    });
+                self.state().modules.insert(skey, m.clone());
+                m
+            }
+        };
         let pipeline = self
             .0
             .device
@@ -337,7 +370,9 @@ impl WgpuService {
         self.0
             .compile_ns
             .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        self.state().pipelines.insert(key, pipeline);
+        let mut st = self.state();
+        st.pipelines.insert(key, pipeline);
+        st.names.insert(key, entry.to_string());
         Ok(key)
     }
 
@@ -410,6 +445,16 @@ impl WgpuService {
             pass.set_pipeline(&pipe);
             pass.set_bind_group(0, &bind_group, &[]);
             pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+        }
+        if trace_kernels() {
+            // Profiling only: run this dispatch alone and time it.
+            let t0 = Instant::now();
+            self.flush(&mut st);
+            self.wait()?;
+            let name = st.names.get(&pipeline).cloned().unwrap_or_default();
+            let e = st.kernel_time.entry(name).or_insert((0, 0.0));
+            e.0 += 1;
+            e.1 += t0.elapsed().as_secs_f64();
         }
         Ok(())
     }

@@ -4,7 +4,7 @@
 //! mean-of-best reference.
 //!
 //! Everything streams: a parallel task holds one decoded frame at a time, and
-//! the reference builder holds one accumulator plus one frame.
+//! the reference builder holds one accumulator plus one frame per worker.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -192,10 +192,18 @@ pub fn mean_of_best(
     let idx: Vec<usize> = (1..k).collect();
     let shifts = measure_shifts(ctx, frames, &pc, roi, &idx, false)?;
     let mut acc: Vec<f32> = best;
-    for (i, s) in idx.iter().zip(shifts) {
+    // Decoded and resampled in parallel, one frame per worker at a time;
+    // added in index order (the same sums as a serial loop).
+    let jobs: Vec<(usize, Shift)> = idx.iter().copied().zip(shifts).collect();
+    for chunk in jobs.chunks(ctx.threads().max(1)) {
         ctx.check_cancelled()?;
-        let moved = shifted(&frame_luminance(frames, *i)?, w, h, s);
-        acc.iter_mut().zip(moved).for_each(|(a, m)| *a += m);
+        let moved = ctx.par_map(chunk.len(), |j| {
+            let (i, s) = chunk[j];
+            frame_luminance(frames, i).map(|l| shifted(&l, w, h, s))
+        })?;
+        for m in moved {
+            acc.iter_mut().zip(m?).for_each(|(a, v)| *a += v);
+        }
     }
     acc.iter_mut().for_each(|a| *a /= k as f32);
     Ok(acc)

@@ -148,6 +148,14 @@ fn twiddle(tw: u32, m: u32, inv: bool) -> vec2<f32> {
     return t;
 }
 
+// Invocations per line of n samples: n / 4 rounded up to a power of two,
+// within 32 ..= 256 (kit::gpu_pc::lanes).
+fn lanes(n: u32) -> u32 {
+    let q = max((n + 3u) / 4u, 2u);
+    let p2 = 1u << (32u - countLeadingZeros(q - 1u));
+    return clamp(p2, 32u, 256u);
+}
+
 fn radix(rem: u32) -> u32 {
     if (rem % 4u == 0u) { return 4u; }
     if (rem % 2u == 0u) { return 2u; }
@@ -161,10 +169,12 @@ fn radix(rem: u32) -> u32 {
 // In-place transform of sh[0 .. n] (unnormalised). Stockham autosort: each
 // stage combines r sub-transforms of length ns into length ns·r; every
 // invocation loads all of its butterflies' inputs before the barrier, then
-// writes the outputs, so one shared array suffices (the host checks that
-// ceil(n / r / 256) · r ≤ 16 for every stage). Radix 4 and 2 have their own
-// butterflies (no multiplications inside); 3, 5, 7, 11, 13 a generic DFT.
-fn fft_line(li: u32, n: u32, tw: u32, inv: bool) {
+// writes the outputs, so one shared array suffices. A workgroup transforms
+// 256 / lanes(n) lines at once, `lanes` invocations each, the line at sh[at..]
+// (the host checks that ceil(n / r / lanes) · r ≤ 16 for every stage).
+// Radix 4 and 2 have their own butterflies (no multiplications inside);
+// 3, 5, 7, 11, 13 a generic DFT.
+fn fft_line(lt: u32, lanes: u32, at: u32, n: u32, tw: u32, inv: bool) {
     var ns = 1u;
     // +i for the inverse, -i for the forward transform, as a rotation.
     var rot = -1.0;
@@ -178,17 +188,17 @@ fn fft_line(li: u32, n: u32, tw: u32, inv: bool) {
             // At most 4 butterflies per invocation (n ≤ 4096).
             var v: array<vec2<f32>, 16>;
             for (var t = 0u; t < 4u; t++) {
-                let j = li + t * 256u;
+                let j = lt + t * lanes;
                 if (j < m) {
-                    v[4u * t] = sh[j];
-                    v[4u * t + 1u] = sh[j + m];
-                    v[4u * t + 2u] = sh[j + 2u * m];
-                    v[4u * t + 3u] = sh[j + 3u * m];
+                    v[4u * t] = sh[at + j];
+                    v[4u * t + 1u] = sh[at + j + m];
+                    v[4u * t + 2u] = sh[at + j + 2u * m];
+                    v[4u * t + 3u] = sh[at + j + 3u * m];
                 }
             }
             workgroupBarrier();
             for (var t = 0u; t < 4u; t++) {
-                let j = li + t * 256u;
+                let j = lt + t * lanes;
                 if (j < m) {
                     let k = j % ns;
                     let a0 = v[4u * t];
@@ -201,7 +211,7 @@ fn fft_line(li: u32, n: u32, tw: u32, inv: bool) {
                     let d13 = a1 - a3;
                     // (a1 - a3) · (∓i)
                     let d13r = vec2<f32>(-rot * d13.y, rot * d13.x);
-                    let dst = (j / ns) * ns * 4u + k;
+                    let dst = at + (j / ns) * ns * 4u + k;
                     sh[dst] = s02 + s13;
                     sh[dst + ns] = d02 + d13r;
                     sh[dst + 2u * ns] = s02 - s13;
@@ -211,20 +221,20 @@ fn fft_line(li: u32, n: u32, tw: u32, inv: bool) {
         } else if (r == 2u) {
             var v: array<vec2<f32>, 16>;
             for (var t = 0u; t < 8u; t++) {
-                let j = li + t * 256u;
+                let j = lt + t * lanes;
                 if (j < m) {
-                    v[2u * t] = sh[j];
-                    v[2u * t + 1u] = sh[j + m];
+                    v[2u * t] = sh[at + j];
+                    v[2u * t + 1u] = sh[at + j + m];
                 }
             }
             workgroupBarrier();
             for (var t = 0u; t < 8u; t++) {
-                let j = li + t * 256u;
+                let j = lt + t * lanes;
                 if (j < m) {
                     let k = j % ns;
                     let a0 = v[2u * t];
                     let a1 = cmul(v[2u * t + 1u], twiddle(tw, (k * step) % n, inv));
-                    let dst = (j / ns) * ns * 2u + k;
+                    let dst = at + (j / ns) * ns * 2u + k;
                     sh[dst] = a0 + a1;
                     sh[dst + ns] = a0 - a1;
                 }
@@ -232,21 +242,21 @@ fn fft_line(li: u32, n: u32, tw: u32, inv: bool) {
         } else {
             var v: array<vec2<f32>, 16>;
             var cnt = 0u;
-            for (var j = li; j < m; j += 256u) {
+            for (var j = lt; j < m; j += lanes) {
                 for (var q = 0u; q < r; q++) {
-                    v[cnt * r + q] = sh[j + q * m];
+                    v[cnt * r + q] = sh[at + j + q * m];
                 }
                 cnt++;
             }
             workgroupBarrier();
             cnt = 0u;
-            for (var j = li; j < m; j += 256u) {
+            for (var j = lt; j < m; j += lanes) {
                 let k = j % ns;
                 var a: array<vec2<f32>, 16>;
                 for (var q = 0u; q < r; q++) {
                     a[q] = cmul(v[cnt * r + q], twiddle(tw, (k * q * step) % n, inv));
                 }
-                let dst = (j / ns) * ns * r + k;
+                let dst = at + (j / ns) * ns * r + k;
                 for (var qo = 0u; qo < r; qo++) {
                     var s = a[0];
                     for (var q = 1u; q < r; q++) {
@@ -262,45 +272,74 @@ fn fft_line(li: u32, n: u32, tw: u32, inv: bool) {
     }
 }
 
-// Rows: forward from the windowed plane, or inverse into the plane (real part).
+// Rows: forward from the windowed plane, or inverse into the plane (real
+// part); 256 / lanes(n0) rows per workgroup.
 @compute @workgroup_size(256, 1, 1)
 fn rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     if (p.count == 0xffffffffu) { touch(); }
-    let y = wg.x;
-    let b = p.base + wg.y;
     let n = p.n0;
-    let row = (b * p.n1 + y) * n;
+    let ln = lanes(n);
+    let per = 256u / ln;
+    let b = p.base + wg.y;
     let inv = p.inverse == 1u;
-    if (inv) {
-        for (var x = li; x < n; x += 256u) { sh[x] = spec[row + x]; }
-    } else {
-        let m = res[p.means + b].x;
-        let wy = consts[p.wy + y];
-        for (var x = li; x < n; x += 256u) {
-            let w = consts[p.wx + x] * wy;
-            sh[x] = vec2<f32>((plane[row + x] - m) * w, 0.0);
+    let m = res[p.means + b].x;
+    for (var i = li; i < per * n; i += 256u) {
+        let y = wg.x * per + i / n;
+        let x = i % n;
+        var v = vec2<f32>(0.0);
+        if (y < p.n1) {
+            let o = (b * p.n1 + y) * n + x;
+            if (inv) {
+                v = spec[o];
+            } else {
+                v = vec2<f32>((plane[o] - m) * (consts[p.wx + x] * consts[p.wy + y]), 0.0);
+            }
         }
+        sh[i] = v;
     }
     workgroupBarrier();
-    fft_line(li, n, p.tw0, inv);
-    if (inv) {
-        for (var x = li; x < n; x += 256u) { plane[row + x] = sh[x].x; }
-    } else {
-        for (var x = li; x < n; x += 256u) { spec[row + x] = sh[x]; }
+    fft_line(li % ln, ln, (li / ln) * n, n, p.tw0, inv);
+    for (var i = li; i < per * n; i += 256u) {
+        let y = wg.x * per + i / n;
+        if (y < p.n1) {
+            let o = (b * p.n1 + y) * n + i % n;
+            if (inv) {
+                plane[o] = sh[i].x;
+            } else {
+                spec[o] = sh[i];
+            }
+        }
     }
 }
 
+// Columns, 256 / lanes(n1) neighbouring columns per workgroup (so that
+// neighbouring invocations read neighbouring samples of a row).
 @compute @workgroup_size(256, 1, 1)
 fn cols(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     if (p.count == 0xffffffffu) { touch(); }
-    let x = wg.x;
-    let b = p.base + wg.y;
     let n = p.n1;
-    let o = b * p.n0 * n + x;
-    for (var y = li; y < n; y += 256u) { sh[y] = spec[o + y * p.n0]; }
+    let ln = lanes(n);
+    let per = 256u / ln;
+    let b = p.base + wg.y;
+    let x0 = wg.x * per;
+    for (var i = li; i < per * n; i += 256u) {
+        let c = i % per;
+        let y = i / per;
+        var v = vec2<f32>(0.0);
+        if (x0 + c < p.n0) {
+            v = spec[(b * n + y) * p.n0 + x0 + c];
+        }
+        sh[c * n + y] = v;
+    }
     workgroupBarrier();
-    fft_line(li, n, p.tw1, p.inverse == 1u);
-    for (var y = li; y < n; y += 256u) { spec[o + y * p.n0] = sh[y]; }
+    fft_line(li % ln, ln, (li / ln) * n, n, p.tw1, p.inverse == 1u);
+    for (var i = li; i < per * n; i += 256u) {
+        let c = i % per;
+        let y = i / per;
+        if (x0 + c < p.n0) {
+            spec[(b * n + y) * p.n0 + x0 + c] = sh[c * n + y];
+        }
+    }
 }
 
 // Cross-power spectrum of batch frames base .. base + count, whitened and low-passed.

@@ -20,6 +20,13 @@ use crate::gpu::{groups_1d, shaders::PHASE_CORR};
 pub const MAX_LEN: usize = 2048;
 /// Invocations per FFT workgroup (as in the shader).
 const WG: usize = 256;
+
+/// Invocations per line of `n` samples (as `lanes()` in the shader): `n / 4`
+/// rounded up to a power of two, within 32 ..= 256; a workgroup transforms
+/// `256 / lanes(n)` lines.
+pub fn lanes(n: usize) -> usize {
+    n.div_ceil(4).max(2).next_power_of_two().clamp(32, WG)
+}
 /// Radix the shader picks for the remaining length `rem` (as `radix()` there).
 fn radix(rem: usize) -> Option<usize> {
     [4, 2, 3, 5, 7, 11, 13]
@@ -38,12 +45,18 @@ pub fn supported_len(n: usize) -> bool {
         let Some(r) = radix(n / ns) else {
             return false;
         };
-        if (n / r).div_ceil(WG) * r > 16 {
+        if (n / r).div_ceil(lanes(n)) * r > 16 {
             return false;
         }
         ns *= r;
     }
     true
+}
+
+/// Workgroups for transforming `lines` lines of `len` samples in each of
+/// `count` frames.
+fn line_groups(lines: usize, len: usize, count: usize) -> [u32; 3] {
+    [lines.div_ceil(WG / lanes(len)) as u32, count as u32, 1]
 }
 
 /// Words of the largest batch buffer (the spectra: 2 words a sample); 128 MiB,
@@ -330,8 +343,8 @@ impl<'g> GpuCorrelator<'g> {
         let any = groups_of[0].0;
         let u = self.pu(lv, src, 0, count, r);
         self.dispatch("mean", any, lv, &u, [count as u32, 1, 1])?;
-        self.dispatch("rows", any, lv, &u, [lv.n1 as u32, count as u32, 1])?;
-        self.dispatch("cols", any, lv, &u, [lv.n0 as u32, count as u32, 1])
+        self.dispatch("rows", any, lv, &u, line_groups(lv.n1, lv.n0, count))?;
+        self.dispatch("cols", any, lv, &u, line_groups(lv.n0, lv.n1, count))
     }
 
     /// Cross-power, inverse transform and peak of the batch's spectra.
@@ -346,8 +359,8 @@ impl<'g> GpuCorrelator<'g> {
         let mut u = self.pu(lv, src, 0, count, r);
         self.dispatch("cross", any, lv, &u, groups_1d(count * lv.n0 * lv.n1, 256))?;
         u.inverse = 1;
-        self.dispatch("cols", any, lv, &u, [lv.n0 as u32, count as u32, 1])?;
-        self.dispatch("rows", any, lv, &u, [lv.n1 as u32, count as u32, 1])?;
+        self.dispatch("cols", any, lv, &u, line_groups(lv.n0, lv.n1, count))?;
+        self.dispatch("rows", any, lv, &u, line_groups(lv.n1, lv.n0, count))?;
         self.dispatch("peak", any, lv, &u, [count as u32, 1, 1])
     }
 
@@ -459,6 +472,16 @@ fn level_consts(n0: usize, n1: usize, sigma: f32) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lanes_fit_the_shared_line_buffer() {
+        for n in 2..=MAX_LEN {
+            let l = lanes(n);
+            assert!(l.is_power_of_two() && (32..=WG).contains(&l));
+            // All lines of a workgroup fit the shader's 2048 samples.
+            assert!(WG / l * n <= MAX_LEN, "{n}");
+        }
+    }
 
     #[test]
     fn supported_lengths() {

@@ -46,16 +46,20 @@ struct Resident {
 pub struct CaptureOnDevice {
     gpu: GpuServiceBox,
     cancel: Arc<AtomicBool>,
+    /// Threads copying the stored bytes into upload buffers.
+    threads: usize,
     /// `None` until the first request; then the outcome, kept for all later ones.
     state: Mutex<Option<Option<Resident>>>,
 }
 
 impl CaptureOnDevice {
-    /// A store on `gpu`; the upload stops (cancelled) once `cancel` is set.
-    pub fn new(gpu: GpuServiceBox, cancel: Arc<AtomicBool>) -> CaptureOnDevice {
+    /// A store on `gpu`; the upload stops (cancelled) once `cancel` is set;
+    /// `threads` copy the bytes into the upload buffers.
+    pub fn new(gpu: GpuServiceBox, cancel: Arc<AtomicBool>, threads: usize) -> CaptureOnDevice {
         CaptureOnDevice {
             gpu,
             cancel,
+            threads: threads.max(1),
             state: Mutex::new(None),
         }
     }
@@ -181,7 +185,12 @@ impl CaptureOnDevice {
                         .ok_or_else(|| StageError::internal("frame range past the capture"))?;
                     let aligned = bytes.len() / 4 * 4;
                     self.gpu
-                        .write_buffer(raw, 0, RSlice::from_slice(&bytes[..aligned]))
+                        .write_buffer_parallel(
+                            raw,
+                            0,
+                            RSlice::from_slice(&bytes[..aligned]),
+                            self.threads as u32,
+                        )
                         .into_result()?;
                     if aligned < bytes.len() {
                         let mut tail = [0u8; 4];

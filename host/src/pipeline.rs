@@ -391,9 +391,13 @@ pub fn run(reg: &Registry, backend: &HostBackend, req: &RunRequest) -> Result<Ru
     let (qs, qp, _) = &stages[0];
     // On a GPU run the capture is uploaded once, at the first stage that
     // asks for it, and freed after stacking.
-    let on_device = backend
-        .gpu_service()
-        .map(|g| Arc::new(CaptureOnDevice::new(g.clone(), backend.cancel_flag())));
+    let on_device = backend.gpu_service().map(|g| {
+        Arc::new(CaptureOnDevice::new(
+            g.clone(),
+            backend.cancel_flag(),
+            backend.pool_threads(),
+        ))
+    });
     let all = SerFrames {
         ser: ser.clone(),
         indices: (0..n).collect(),

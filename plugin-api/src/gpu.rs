@@ -62,6 +62,20 @@ pub trait GpuService: Clone + Send + Sync {
     /// Waits until every submitted dispatch finished.
     #[sabi(last_prefix_field)]
     fn synchronize(&self) -> RResult<(), StageError>;
+
+    /// Like [`write_buffer`](Self::write_buffer) for large data: the host
+    /// copies `data` into a mapped staging buffer with up to `threads`
+    /// threads and queues one device copy (the default is `write_buffer`).
+    fn write_buffer_parallel(
+        &self,
+        buffer: GpuBuffer,
+        offset: u64,
+        data: RSlice<'_, u8>,
+        threads: u32,
+    ) -> RResult<(), StageError> {
+        let _ = threads;
+        self.write_buffer(buffer, offset, data)
+    }
 }
 
 /// How the backend hands out the GPU service.

@@ -86,7 +86,7 @@ fn decode_on_the_device_matches_the_host_decoder() {
             )
             .unwrap(),
         );
-        let store = Arc::new(CaptureOnDevice::new(gpu.clone(), be.cancel_flag()));
+        let store = Arc::new(CaptureOnDevice::new(gpu.clone(), be.cancel_flag(), 2));
         // A reversed selection: slots out of order.
         let src = SerFrames {
             ser: ser.clone(),

@@ -64,6 +64,11 @@ impl HostBackend {
         Backend_TO::from_ptr(self, TD_Opaque)
     }
 
+    /// Worker threads of the pool.
+    pub fn pool_threads(&self) -> usize {
+        self.pool.current_num_threads()
+    }
+
     /// The cancellation flag (set by Ctrl-C).
     pub fn cancel_flag(&self) -> Arc<AtomicBool> {
         self.cancel.clone()

@@ -85,6 +85,19 @@ impl Drop for Inner {
     }
 }
 
+/// A disjoint piece of a mapped upload buffer, written by one thread.
+struct Piece<'a>(wgpu::WriteOnly<'a, [u8]>);
+// SAFETY: a `WriteOnly` view is an exclusive handle on its bytes (the pieces
+// come from `split_at` and do not overlap); wgpu implements `Send` for it
+// only for sized contents, which is why the slice needs this wrapper.
+unsafe impl Send for Piece<'_> {}
+
+impl Piece<'_> {
+    fn write(mut self, src: &[u8]) {
+        self.0.copy_from_slice(src);
+    }
+}
+
 /// `JUPITER_GPU_TRACE=kernels`: every dispatch is waited for and timed.
 fn trace_kernels() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
@@ -318,6 +331,68 @@ impl WgpuService {
         Ok(())
     }
 
+    /// `data` into a staging buffer mapped at creation (filled by `threads`
+    /// scoped threads: one memcpy of the data, in parallel), then one
+    /// queued buffer-to-buffer copy.
+    fn write_parallel_impl(
+        &self,
+        buffer: GpuBuffer,
+        offset: u64,
+        data: &[u8],
+        threads: usize,
+    ) -> Result<(), StageError> {
+        let len = data.len() as u64;
+        if len == 0 {
+            return Ok(());
+        }
+        if offset + len > buffer.size || !offset.is_multiple_of(4) || !len.is_multiple_of(4) {
+            return Err(StageError::gpu(format!(
+                "write of {len} bytes at {offset} into a buffer of {} bytes",
+                buffer.size
+            )));
+        }
+        let t0 = Instant::now();
+        let staging = self.0.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("upload"),
+            size: len,
+            usage: wgpu::BufferUsages::MAP_WRITE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: true,
+        });
+        {
+            let mut view = staging
+                .slice(..)
+                .get_mapped_range_mut()
+                .map_err(|e| StageError::gpu(format!("mapping an upload buffer failed: {e:?}")))?;
+            let piece = data.len().div_ceil(threads.max(1)).next_multiple_of(4096);
+            // Split the write-only view into one piece per thread.
+            let mut rest = view.slice(..);
+            let mut pieces = Vec::new();
+            for src in data.chunks(piece) {
+                let (d, r) = rest.split_at(src.len());
+                pieces.push((Piece(d), src));
+                rest = r;
+            }
+            std::thread::scope(|s| {
+                for (d, src) in pieces {
+                    s.spawn(move || d.write(src));
+                }
+            });
+        }
+        staging.unmap();
+        let mut st = self.state();
+        let dst = self.buffer(&st, buffer)?;
+        let enc = st
+            .encoder
+            .get_or_insert_with(|| self.0.device.create_command_encoder(&Default::default()));
+        enc.copy_buffer_to_buffer(&staging, 0, &dst, offset, len);
+        // Submitted now, so that the staging memory goes back soon.
+        self.flush(&mut st);
+        self.0
+            .write_ns
+            .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
     fn pipeline_impl(&self, wgsl: &str, entry: &str) -> Result<u64, StageError> {
         let mut h = DefaultHasher::new();
         wgsl.hash(&mut h);
@@ -504,6 +579,17 @@ impl GpuService for WgpuService {
             Ok(())
         })();
         r.into()
+    }
+
+    fn write_buffer_parallel(
+        &self,
+        buffer: GpuBuffer,
+        offset: u64,
+        data: RSlice<'_, u8>,
+        threads: u32,
+    ) -> RResult<(), StageError> {
+        self.write_parallel_impl(buffer, offset, &data, threads as usize)
+            .into()
     }
 
     fn read_buffer(

@@ -24,7 +24,10 @@ pub fn align(
     let (reference, roi) = cpu::prepare(ctx, frames, p)?;
     ctx.log(
         LogLevel::Debug,
-        &format!("reference built on the CPU in {:.3} s", t0.elapsed().as_secs_f64()),
+        &format!(
+            "reference built on the CPU in {:.3} s",
+            t0.elapsed().as_secs_f64()
+        ),
     );
     let w = info.width as usize;
     let Some(gc) = GpuCorrelator::new(gpu, &roi.crop(&reference, w), roi, info.count as usize)?

@@ -191,6 +191,44 @@ fn capture(dir: &Path, spec: &CaseSpec) -> Result<Capture, String> {
     })
 }
 
+/// Writes the SER `src` with its frames repeated `times` times (no
+/// timestamps) to `dst`: a long capture from a short generated one.
+fn repeat_ser(src: &Path, dst: &Path, times: usize) -> Result<(), String> {
+    if dst.exists() {
+        return Ok(());
+    }
+    let err = |e: std::io::Error| format!("{}: {e}", src.display());
+    let mut f = File::open(src).map_err(err)?;
+    let mut header = vec![0u8; 178];
+    f.read_exact(&mut header).map_err(err)?;
+    let w = i32::from_le_bytes(header[26..30].try_into().unwrap()) as u64;
+    let h = i32::from_le_bytes(header[30..34].try_into().unwrap()) as u64;
+    let depth = i32::from_le_bytes(header[34..38].try_into().unwrap());
+    let total = i32::from_le_bytes(header[38..42].try_into().unwrap()) as u64;
+    let planes = if matches!(
+        i32::from_le_bytes(header[18..22].try_into().unwrap()),
+        100 | 101
+    ) {
+        3
+    } else {
+        1
+    };
+    let bytes = w * h * planes * if depth > 8 { 2 } else { 1 } * total;
+    header[38..42].copy_from_slice(&((total as usize * times) as i32).to_le_bytes());
+    let tmp = dst.with_extension("ser.part");
+    let mut o = std::io::BufWriter::new(File::create(&tmp).map_err(err)?);
+    o.write_all(&header).map_err(err)?;
+    for _ in 0..times {
+        f.seek(SeekFrom::Start(178)).map_err(err)?;
+        std::io::copy(&mut (&mut f).take(bytes), &mut o).map_err(err)?;
+    }
+    o.into_inner()
+        .map_err(|e| err(e.into_error()))?
+        .sync_all()
+        .map_err(err)?;
+    std::fs::rename(&tmp, dst).map_err(err)
+}
+
 /// Writes the first `frames` frames of the SER `src` (header, frames and
 /// their timestamps) to `dst`: the same capture generated with fewer frames.
 fn truncate_ser(src: &Path, dst: &Path, frames: usize) -> Result<(), String> {
@@ -498,11 +536,33 @@ fn devices(o: &Opts, t: &Tools) -> Result<(), String> {
     println!("`jupiter-host --cpu|--gpu run` (selection 25 %, mean stacking, no sharpening), {} runs after one warm-up; wall = the whole process (start, plugin loading, device start-up, writing), stages = the report's `total_seconds` and per-stage times of the last run.\n", o.repeat);
     println!("| capture | device | wall min / median (s) | stages total (s) | quality | align | stack | PSNR (dB) | CPU ÷ GPU wall | CPU ÷ GPU stages |");
     println!("|---|---|---|---|---|---|---|---|---|---|");
-    for spec in case_specs(o.quick)
+    // Besides the reference captures, 1000 frames of 1024×1024: 100
+    // generated frames repeated 10 times (the generator is serial; the
+    // pipeline's work per frame does not depend on repeats).
+    let big = CaseSpec {
+        name: "big-mono8".into(),
+        what: "1000 × 1024×1024 8-bit mono (Jupiter; 100 frames × 10)".into(),
+        opts: SynthOptions {
+            width: 1024,
+            height: 1024,
+            frames: if o.quick { 10 } else { 100 },
+            seed: 14,
+            ..SynthOptions::default()
+        },
+    };
+    let mut specs = case_specs(o.quick);
+    specs.push(big);
+    for spec in specs
         .into_iter()
         .filter(|s| o.only.as_ref().is_none_or(|n| s.name.contains(n.as_str())))
     {
-        let cap = capture(&o.dir, &spec)?;
+        let mut cap = capture(&o.dir, &spec)?;
+        if spec.name == "big-mono8" {
+            let long = o.dir.join("big-mono8-x10.ser");
+            repeat_ser(&cap.path, &long, 10)?;
+            cap.bytes = std::fs::metadata(&long).map_err(|e| e.to_string())?.len();
+            cap.path = long;
+        }
         let mut cpu: Option<(f64, f64)> = None;
         for dev in ["--cpu", "--gpu"] {
             let out = t.work.join(format!("{}{dev}.tif", spec.name));

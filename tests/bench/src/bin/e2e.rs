@@ -539,13 +539,17 @@ fn devices(o: &Opts, t: &Tools) -> Result<(), String> {
     // Besides the reference captures, 1000 frames of 1024×1024: 100
     // generated frames repeated 10 times (the generator is serial; the
     // pipeline's work per frame does not depend on repeats).
+    let big_frames = if o.quick { 10 } else { 100 };
     let big = CaseSpec {
         name: "big-mono8".into(),
-        what: "1000 × 1024×1024 8-bit mono (Jupiter; 100 frames × 10)".into(),
+        what: format!(
+            "{} × 1024×1024 8-bit mono (Jupiter; {big_frames} frames × 10)",
+            10 * big_frames
+        ),
         opts: SynthOptions {
             width: 1024,
             height: 1024,
-            frames: if o.quick { 10 } else { 100 },
+            frames: big_frames,
             seed: 14,
             ..SynthOptions::default()
         },

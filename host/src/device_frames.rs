@@ -183,6 +183,7 @@ impl CaptureOnDevice {
                     let bytes = ser
                         .stored_frames(first + start, count)
                         .ok_or_else(|| StageError::internal("frame range past the capture"))?;
+                    ser.populate_frames(first + start, count);
                     let aligned = bytes.len() / 4 * 4;
                     self.gpu
                         .write_buffer_parallel(

@@ -1,6 +1,6 @@
 //! CPU path of `align-phase`.
 
-use jupiter_kit::align::{mean_of_best, measure_shifts, Roi};
+use jupiter_kit::align::{mean_of_best, mean_of_best_measured, measure_shifts, MeasureFn, Roi};
 use jupiter_kit::fft::{PhaseCorrelator, Shift};
 use jupiter_plugin_api::prelude::*;
 
@@ -23,12 +23,27 @@ pub fn prepare(
     frames: &FrameSourceRef,
     p: &AlignParams,
 ) -> Result<(Vec<f32>, Roi), StageError> {
+    prepare_with(ctx, frames, p, None)
+}
+
+/// [`prepare`], with the reference frames' shifts measured by `measure`
+/// when given (see [`jupiter_kit::align::mean_of_best_measured`]).
+pub fn prepare_with(
+    ctx: &StageCtx,
+    frames: &FrameSourceRef,
+    p: &AlignParams,
+    measure: Option<&MeasureFn>,
+) -> Result<(Vec<f32>, Roi), StageError> {
     let info = frames.info();
     if info.count == 0 {
         return Err(StageError::invalid_params("no frames to align"));
     }
     let (w, h) = (info.width as usize, info.height as usize);
-    let reference = reference_plane(ctx, frames, p.reference_frames as usize)?;
+    let k = p.reference_frames as usize;
+    let reference = match measure {
+        Some(m) => mean_of_best_measured(ctx, frames, k, m)?,
+        None => reference_plane(ctx, frames, k)?,
+    };
     let roi = if p.region == "auto" {
         Roi::around_object(&reference, w, h)
     } else {

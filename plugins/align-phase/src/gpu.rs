@@ -1,8 +1,11 @@
-//! GPU path of `align-phase`: the reference is built on the CPU (a few
-//! frames), then every frame's shift is measured on the device by
+//! GPU path of `align-phase`: the reference (mean of the best frames) has
+//! its few shifts measured on the device and is resampled and summed on the
+//! CPU; then every frame's shift is measured on the device by
 //! [`jupiter_kit::gpu_pc::GpuCorrelator`] (the CPU path's arithmetic) over
 //! the frames the host keeps there; four numbers per frame come back.
 
+use jupiter_kit::align::{measure_shifts, Roi};
+use jupiter_kit::fft::{PhaseCorrelator, Shift};
 use jupiter_kit::gpu_pc::GpuCorrelator;
 use jupiter_plugin_api::prelude::*;
 use jupiter_plugin_api::{DeviceFrames, GpuServiceBox};
@@ -21,13 +24,20 @@ pub fn align(
 ) -> Result<Option<Alignment>, StageError> {
     let info = frames.info();
     let t0 = std::time::Instant::now();
-    let (reference, roi) = cpu::prepare(ctx, frames, p)?;
+    // The reference's few shifts are measured on the device too.
+    let measure = |crop: &[f32], roi: Roi, idx: &[usize]| -> Result<Vec<Shift>, StageError> {
+        match GpuCorrelator::new(gpu, crop, roi, idx.len())? {
+            Some(gc) => gc.measure(ctx, info, dev, idx),
+            None => {
+                let pc = PhaseCorrelator::new(crop, roi.w, roi.h);
+                measure_shifts(ctx, frames, &pc, roi, idx, false)
+            }
+        }
+    };
+    let (reference, roi) = cpu::prepare_with(ctx, frames, p, Some(&measure))?;
     ctx.log(
         LogLevel::Debug,
-        &format!(
-            "reference built on the CPU in {:.3} s",
-            t0.elapsed().as_secs_f64()
-        ),
+        &format!("reference built in {:.3} s", t0.elapsed().as_secs_f64()),
     );
     let w = info.width as usize;
     let Some(gc) = GpuCorrelator::new(gpu, &roi.crop(&reference, w), roi, info.count as usize)?

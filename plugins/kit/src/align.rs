@@ -175,6 +175,24 @@ pub fn mean_of_best(
     frames: &FrameSourceRef,
     k: usize,
 ) -> Result<Vec<f32>, StageError> {
+    mean_of_best_measured(ctx, frames, k, &|crop, roi, idx| {
+        let pc = PhaseCorrelator::new(crop, roi.w, roi.h);
+        measure_shifts(ctx, frames, &pc, roi, idx, false)
+    })
+}
+
+/// How [`mean_of_best_measured`] measures shifts: given the region `roi`
+/// of the best frame (`crop`, `roi.w × roi.h`), the shifts of frames `idx`.
+pub type MeasureFn<'a> = dyn Fn(&[f32], Roi, &[usize]) -> Result<Vec<Shift>, StageError> + 'a;
+
+/// [`mean_of_best`] with the shifts measured by `measure` (a GPU path
+/// measures them on the device; the resampling and the sums are the same).
+pub fn mean_of_best_measured(
+    ctx: &StageCtx,
+    frames: &FrameSourceRef,
+    k: usize,
+    measure: &MeasureFn,
+) -> Result<Vec<f32>, StageError> {
     let info = frames.info();
     if info.count == 0 {
         return Err(StageError::invalid_params(
@@ -188,9 +206,8 @@ pub fn mean_of_best(
         return Ok(best);
     }
     let roi = Roi::around_object(&best, w, h);
-    let pc = PhaseCorrelator::new(&roi.crop(&best, w), roi.w, roi.h);
     let idx: Vec<usize> = (1..k).collect();
-    let shifts = measure_shifts(ctx, frames, &pc, roi, &idx, false)?;
+    let shifts = measure(&roi.crop(&best, w), roi, &idx)?;
     let mut acc: Vec<f32> = best;
     // Decoded and resampled in parallel, one frame per worker at a time;
     // added in index order (the same sums as a serial loop).

@@ -16,9 +16,10 @@
 //   array<vec2<f32>> (read_write), the reference spectrum; 6 consts:
 //   array<f32> (read), twiddles (cos, sin of -2πm/n for n0 and n1), Hann
 //   windows, low-pass factors; 7 uniforms P.
-// Workgroups: load 16×16×1 over (x, y), z = frame; mean, rows, cols, peak
-//   256×1×1, one workgroup per (frame) / (row, frame) / (column, frame);
-//   cross, save_ref 256×1×1 over samples (x + 65535·256·y).
+// Workgroups: load 16×16×1 over (x, y), z = frame; mean_part, peak_part
+//   256×1×1, (PARTS, frames); mean, peak 64×1×1 over frames; rows, cols
+//   256×1×1 over (lines / lines per workgroup, frames); cross, save_ref
+//   256×1×1 over samples (x + 65535·256·y).
 
 struct P {
     fw: u32, fh: u32, fc: u32, bin: u32,
@@ -27,7 +28,7 @@ struct P {
     prev: u32, out: u32, means: u32, use_prev: u32,
     prev_scale: f32, self_peak: f32, whiten: f32, mode: u32,
     tw0: u32, tw1: u32, wx: u32, wy: u32,
-    gx: u32, gy: u32, inverse: u32, _a: u32,
+    gx: u32, gy: u32, inverse: u32, part: u32,
 };
 
 @group(0) @binding(0) var<storage, read> src: array<f32>;
@@ -113,13 +114,18 @@ fn load(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 var<workgroup> red: array<f32, 256>;
 
+// Partial results per frame: PARTS workgroups each reduce an interleaved
+// share of the plane into res[part + b · PARTS + g] (x: sum; y, z: largest
+// value and its index), then one invocation per frame combines them.
+const PARTS: u32 = 32u;
+
 @compute @workgroup_size(256, 1, 1)
-fn mean(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+fn mean_part(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     if (p.count == 0xffffffffu) { touch(); }
-    let b = p.base + wg.x;
+    let b = p.base + wg.y;
     let n = p.n0 * p.n1;
     var s = 0.0;
-    for (var i = li; i < n; i += 256u) {
+    for (var i = wg.x * 256u + li; i < n; i += PARTS * 256u) {
         s += plane[b * n + i];
     }
     red[li] = s;
@@ -129,8 +135,18 @@ fn mean(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         workgroupBarrier();
     }
     if (li == 0u) {
-        res[p.means + b] = vec4<f32>(red[0] / f32(n), 0.0, 0.0, 0.0);
+        res[p.part + b * PARTS + wg.x] = vec4<f32>(red[0], 0.0, 0.0, 0.0);
     }
+}
+
+@compute @workgroup_size(64, 1, 1)
+fn mean(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if (p.count == 0xffffffffu) { touch(); }
+    if (gid.x >= p.count) { return; }
+    let b = p.base + gid.x;
+    var s = 0.0;
+    for (var g = 0u; g < PARTS; g++) { s += res[p.part + b * PARTS + g].x; }
+    res[p.means + b] = vec4<f32>(s / f32(p.n0 * p.n1), 0.0, 0.0, 0.0);
 }
 
 // ---- FFT of one line held in shared memory --------------------------------
@@ -404,19 +420,14 @@ fn wrap(v: u32, n: u32) -> f32 {
     return f32(v);
 }
 
-// Arg-max of each frame's correlation surface (first index on ties), the
-// sub-pixel fit, and the combination with a first estimate (`mode`):
-// 0 this measurement alone; 1 prev · prev_scale + this (peak of this);
-// 2 prev alone when it is under 0.05 px on both axes, else prev + this
-// (the larger peak) — the refinement rules of PhaseCorrelator::shift_of.
 @compute @workgroup_size(256, 1, 1)
-fn peak(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+fn peak_part(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     if (p.count == 0xffffffffu) { touch(); }
-    let b = p.base + wg.x;
+    let b = p.base + wg.y;
     let n = p.n0 * p.n1;
     var bv = -3.4e38;
     var bi = 0u;
-    for (var i = li; i < n; i += 256u) {
+    for (var i = wg.x * 256u + li; i < n; i += PARTS * 256u) {
         let v = plane[b * n + i];
         if (v > bv) { bv = v; bi = i; }
     }
@@ -434,10 +445,34 @@ fn peak(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         }
         workgroupBarrier();
     }
-    if (li != 0u) { return; }
-    let best = best_v[0];
-    let px = best_i[0] % p.n0;
-    let py = best_i[0] / p.n0;
+    if (li == 0u) {
+        res[p.part + b * PARTS + wg.x] = vec4<f32>(0.0, best_v[0], bitcast<f32>(best_i[0]), 0.0);
+    }
+}
+
+// Arg-max of each frame's correlation surface (first index on ties) from
+// the partial results, the sub-pixel fit, and the combination with a first
+// estimate (`mode`): 0 this measurement alone; 1 prev · prev_scale + this
+// (peak of this); 2 prev alone when it is under 0.05 px on both axes, else
+// prev + this (the larger peak) — the refinement rules of
+// PhaseCorrelator::shift_of. One invocation per frame.
+@compute @workgroup_size(64, 1, 1)
+fn peak(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if (p.count == 0xffffffffu) { touch(); }
+    if (gid.x >= p.count) { return; }
+    let b = p.base + gid.x;
+    var best = -3.4e38;
+    var bi = 0u;
+    for (var g = 0u; g < PARTS; g++) {
+        let r = res[p.part + b * PARTS + g];
+        let i = bitcast<u32>(r.z);
+        if (r.y > best || (r.y == best && i < bi)) {
+            best = r.y;
+            bi = i;
+        }
+    }
+    let px = bi % p.n0;
+    let py = bi / p.n0;
     let xi = i32(px);
     let yi = i32(py);
     let ox = peak_offset(surface(b, xi - 1, yi), best, surface(b, xi + 1, yi));

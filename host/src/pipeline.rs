@@ -496,9 +496,11 @@ pub fn run(reg: &Registry, backend: &HostBackend, req: &RunRequest) -> Result<Ru
     });
     backend.end_stage();
     let stacked = stacked?;
-    if let Some(d) = &on_device {
-        d.free();
-    }
+    // The capture's device memory is given back on a thread of its own (a
+    // few GB take a while to free) while post-processing goes on.
+    let freeing = on_device
+        .clone()
+        .map(|d| std::thread::spawn(move || d.free()));
     cancelled()?;
     check_image(ss, &stacked, w, h, Some(c))?;
     let stacked = if stages.len() == 3 {
@@ -577,6 +579,9 @@ pub fn run(reg: &Registry, backend: &HostBackend, req: &RunRequest) -> Result<Ru
         );
     }
     write_image(&image, &req.output, req.png8, req.force)?;
+    if let Some(t) = freeing {
+        let _ = t.join();
+    }
     let report = Report {
         input: req.input.display().to_string(),
         output: req.output.display().to_string(),

@@ -16,6 +16,9 @@ use crate::align::Roi;
 use crate::fft::{hann, Shift, COARSE_MIN};
 use crate::gpu::{groups_1d, shaders::PHASE_CORR};
 
+/// Workgroups per frame in the shader's reductions (`PARTS` there).
+const PARTS: usize = 32;
+
 /// Longest line the shader's shared memory holds.
 pub const MAX_LEN: usize = 2048;
 /// Invocations per FFT workgroup (as in the shader).
@@ -91,6 +94,7 @@ struct Pu {
     mode: u32,
     tables: [u32; 6],
     inverse: u32,
+    part: u32,
 }
 
 impl Pu {
@@ -115,7 +119,7 @@ impl Pu {
         for t in self.tables {
             u = u.u32(t);
         }
-        u.u32(self.inverse).u32(0)
+        u.u32(self.inverse).u32(self.part)
     }
 }
 
@@ -191,7 +195,7 @@ impl<'g> GpuCorrelator<'g> {
             .min(frames.max(1));
         let mut bufs = Buffers::new(gpu);
         let table = bufs.zeroed(batch)?;
-        let res = bufs.zeroed(3 * batch * 4)?;
+        let res = bufs.zeroed((3 + PARTS) * batch * 4)?;
         let plane = bufs.zeroed(batch * plane_len)?;
         let spec = bufs.zeroed(2 * batch * plane_len)?;
         let refplane = bufs.upload(reference)?;
@@ -297,6 +301,7 @@ impl<'g> GpuCorrelator<'g> {
                 3 * n0 + 3 * n1 + n0 / 2 + 1,
             ],
             inverse: 0,
+            part: (3 * self.batch) as u32,
         }
     }
 
@@ -342,7 +347,8 @@ impl<'g> GpuCorrelator<'g> {
         }
         let any = groups_of[0].0;
         let u = self.pu(lv, src, 0, count, r);
-        self.dispatch("mean", any, lv, &u, [count as u32, 1, 1])?;
+        self.dispatch("mean_part", any, lv, &u, [PARTS as u32, count as u32, 1])?;
+        self.dispatch("mean", any, lv, &u, [groups(count, 64), 1, 1])?;
         self.dispatch("rows", any, lv, &u, line_groups(lv.n1, lv.n0, count))?;
         self.dispatch("cols", any, lv, &u, line_groups(lv.n0, lv.n1, count))
     }
@@ -361,7 +367,8 @@ impl<'g> GpuCorrelator<'g> {
         u.inverse = 1;
         self.dispatch("cols", any, lv, &u, line_groups(lv.n0, lv.n1, count))?;
         self.dispatch("rows", any, lv, &u, line_groups(lv.n1, lv.n0, count))?;
-        self.dispatch("peak", any, lv, &u, [count as u32, 1, 1])
+        self.dispatch("peak_part", any, lv, &u, [PARTS as u32, count as u32, 1])?;
+        self.dispatch("peak", any, lv, &u, [groups(count, 64), 1, 1])
     }
 
     /// Shifts of frames `indices` of the source (on the device as `dev`),

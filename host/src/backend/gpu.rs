@@ -48,7 +48,22 @@ struct Inner {
     compile_ns: AtomicU64,
     write_ns: AtomicU64,
     read_ns: AtomicU64,
+    /// Mapped upload buffers for `write_buffer_parallel`, reused.
+    ring: Mutex<Ring>,
+    ring_tx: std::sync::mpsc::Sender<wgpu::Buffer>,
 }
+
+/// Upload buffers: `free` ones are mapped and ready; `out` are being
+/// filled or copied; they come back through `returned` once mapped again.
+struct Ring {
+    free: Vec<wgpu::Buffer>,
+    out: usize,
+    returned: std::sync::mpsc::Receiver<wgpu::Buffer>,
+}
+
+/// Upload buffers in the ring, and their usual size (64 MiB).
+const RING: usize = 3;
+const RING_BUFFER: u64 = 64 << 20;
 
 impl Drop for Inner {
     fn drop(&mut self) {
@@ -177,6 +192,7 @@ impl WgpuService {
             };
             (c, p)
         });
+        let (ring_tx, ring_rx) = std::sync::mpsc::channel();
         if std::env::var_os("JUPITER_GPU_TRACE").is_some() {
             eprintln!(
                 "gpu trace: device opened in {:.3} s (pipeline cache: {})",
@@ -203,6 +219,12 @@ impl WgpuService {
             compile_ns: AtomicU64::new(0),
             write_ns: AtomicU64::new(0),
             read_ns: AtomicU64::new(0),
+            ring: Mutex::new(Ring {
+                free: Vec::new(),
+                out: 0,
+                returned: ring_rx,
+            }),
+            ring_tx,
         })))
     }
 
@@ -352,15 +374,10 @@ impl WgpuService {
             )));
         }
         let t0 = Instant::now();
-        let staging = self.0.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("upload"),
-            size: len,
-            usage: wgpu::BufferUsages::MAP_WRITE | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: true,
-        });
+        let staging = self.staging(len)?;
         {
             let mut view = staging
-                .slice(..)
+                .slice(..len)
                 .get_mapped_range_mut()
                 .map_err(|e| StageError::gpu(format!("mapping an upload buffer failed: {e:?}")))?;
             let piece = data.len().div_ceil(threads.max(1)).next_multiple_of(4096);
@@ -385,12 +402,53 @@ impl WgpuService {
             .encoder
             .get_or_insert_with(|| self.0.device.create_command_encoder(&Default::default()));
         enc.copy_buffer_to_buffer(&staging, 0, &dst, offset, len);
-        // Submitted now, so that the staging memory goes back soon.
+        // Submitted now; the staging buffer is mapped again (and returns to
+        // the ring) once the device has copied it.
         self.flush(&mut st);
+        drop(st);
+        let tx = self.0.ring_tx.clone();
+        let again = staging.clone();
+        staging.map_async(wgpu::MapMode::Write, .., move |r| {
+            if r.is_ok() {
+                let _ = tx.send(again);
+            }
+        });
         self.0
             .write_ns
             .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// A mapped upload buffer of at least `len` bytes from the ring: a
+    /// returned one when there is one, a new one while fewer than
+    /// [`RING`] are in use, else the next to come back (waits for the device).
+    fn staging(&self, len: u64) -> Result<wgpu::Buffer, StageError> {
+        let mut ring = self.0.ring.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            while let Ok(b) = ring.returned.try_recv() {
+                ring.out -= 1;
+                ring.free.push(b);
+            }
+            if let Some(i) = ring.free.iter().position(|b| b.size() >= len) {
+                ring.out += 1;
+                return Ok(ring.free.swap_remove(i));
+            }
+            if ring.out + ring.free.len() < RING {
+                ring.out += 1;
+                return Ok(self.0.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("upload"),
+                    size: len.max(RING_BUFFER),
+                    usage: wgpu::BufferUsages::MAP_WRITE | wgpu::BufferUsages::COPY_SRC,
+                    mapped_at_creation: true,
+                }));
+            }
+            if let Some(small) = ring.free.pop() {
+                // Too small for this upload: make room for a larger one.
+                drop(small);
+                continue;
+            }
+            self.wait()?;
+        }
     }
 
     fn pipeline_impl(&self, wgsl: &str, entry: &str) -> Result<u64, StageError> {

@@ -603,9 +603,11 @@ impl GpuService for WgpuService {
     }
 
     fn destroy_buffer(&self, buffer: GpuBuffer) {
-        let mut st = self.state();
         // Pending work may still use it: wgpu keeps it alive until then.
-        st.buffers.remove(&buffer.id);
+        let b = self.state().buffers.remove(&buffer.id);
+        // Dropped outside the lock: freeing a large allocation takes a
+        // while, and other threads' GPU calls need not wait for it.
+        drop(b);
     }
 
     fn write_buffer(

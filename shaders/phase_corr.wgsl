@@ -189,7 +189,8 @@ fn radix(rem: u32) -> u32 {
 // 256 / lanes(n) lines at once, `lanes` invocations each, the line at sh[at..]
 // (the host checks that ceil(n / r / lanes) · r ≤ 16 for every stage).
 // Radix 4 and 2 have their own butterflies (no multiplications inside);
-// 3, 5, 7, 11, 13 a generic DFT.
+// 3, 5, 7, 11, 13 a generic DFT. Twiddle indices k·q·n/(ns·r) stay below n
+// (k < ns, q < r), so they need no reduction.
 fn fft_line(lt: u32, lanes: u32, at: u32, n: u32, tw: u32, inv: bool) {
     var ns = 1u;
     // +i for the inverse, -i for the forward transform, as a rotation.
@@ -216,18 +217,19 @@ fn fft_line(lt: u32, lanes: u32, at: u32, n: u32, tw: u32, inv: bool) {
             for (var t = 0u; t < 4u; t++) {
                 let j = lt + t * lanes;
                 if (j < m) {
-                    let k = j % ns;
+                    let jn = j / ns;
+                    let k = j - jn * ns;
                     let a0 = v[4u * t];
-                    let a1 = cmul(v[4u * t + 1u], twiddle(tw, (k * step) % n, inv));
-                    let a2 = cmul(v[4u * t + 2u], twiddle(tw, (2u * k * step) % n, inv));
-                    let a3 = cmul(v[4u * t + 3u], twiddle(tw, (3u * k * step) % n, inv));
+                    let a1 = cmul(v[4u * t + 1u], twiddle(tw, k * step, inv));
+                    let a2 = cmul(v[4u * t + 2u], twiddle(tw, 2u * k * step, inv));
+                    let a3 = cmul(v[4u * t + 3u], twiddle(tw, 3u * k * step, inv));
                     let s02 = a0 + a2;
                     let d02 = a0 - a2;
                     let s13 = a1 + a3;
                     let d13 = a1 - a3;
                     // (a1 - a3) · (∓i)
                     let d13r = vec2<f32>(-rot * d13.y, rot * d13.x);
-                    let dst = at + (j / ns) * ns * 4u + k;
+                    let dst = at + jn * ns * 4u + k;
                     sh[dst] = s02 + s13;
                     sh[dst + ns] = d02 + d13r;
                     sh[dst + 2u * ns] = s02 - s13;
@@ -247,10 +249,11 @@ fn fft_line(lt: u32, lanes: u32, at: u32, n: u32, tw: u32, inv: bool) {
             for (var t = 0u; t < 8u; t++) {
                 let j = lt + t * lanes;
                 if (j < m) {
-                    let k = j % ns;
+                    let jn = j / ns;
+                    let k = j - jn * ns;
                     let a0 = v[2u * t];
-                    let a1 = cmul(v[2u * t + 1u], twiddle(tw, (k * step) % n, inv));
-                    let dst = at + (j / ns) * ns * 2u + k;
+                    let a1 = cmul(v[2u * t + 1u], twiddle(tw, k * step, inv));
+                    let dst = at + jn * ns * 2u + k;
                     sh[dst] = a0 + a1;
                     sh[dst + ns] = a0 - a1;
                 }
@@ -270,7 +273,7 @@ fn fft_line(lt: u32, lanes: u32, at: u32, n: u32, tw: u32, inv: bool) {
                 let k = j % ns;
                 var a: array<vec2<f32>, 16>;
                 for (var q = 0u; q < r; q++) {
-                    a[q] = cmul(v[cnt * r + q], twiddle(tw, (k * q * step) % n, inv));
+                    a[q] = cmul(v[cnt * r + q], twiddle(tw, k * q * step, inv));
                 }
                 let dst = at + (j / ns) * ns * r + k;
                 for (var qo = 0u; qo < r; qo++) {

@@ -191,6 +191,19 @@ fn capture(dir: &Path, spec: &CaseSpec) -> Result<Capture, String> {
     })
 }
 
+/// Bytes per frame and frame count from a SER header (178 bytes).
+fn ser_layout(header: &[u8]) -> (u64, u64) {
+    let field = |o: usize| i32::from_le_bytes(header[o..o + 4].try_into().unwrap());
+    let (w, h, depth, total) = (
+        field(26) as u64,
+        field(30) as u64,
+        field(34),
+        field(38) as u64,
+    );
+    let planes = if matches!(field(18), 100 | 101) { 3 } else { 1 };
+    (w * h * planes * if depth > 8 { 2 } else { 1 }, total)
+}
+
 /// Writes the SER `src` with its frames repeated `times` times (no
 /// timestamps) to `dst`: a long capture from a short generated one.
 fn repeat_ser(src: &Path, dst: &Path, times: usize) -> Result<(), String> {
@@ -201,19 +214,8 @@ fn repeat_ser(src: &Path, dst: &Path, times: usize) -> Result<(), String> {
     let mut f = File::open(src).map_err(err)?;
     let mut header = vec![0u8; 178];
     f.read_exact(&mut header).map_err(err)?;
-    let w = i32::from_le_bytes(header[26..30].try_into().unwrap()) as u64;
-    let h = i32::from_le_bytes(header[30..34].try_into().unwrap()) as u64;
-    let depth = i32::from_le_bytes(header[34..38].try_into().unwrap());
-    let total = i32::from_le_bytes(header[38..42].try_into().unwrap()) as u64;
-    let planes = if matches!(
-        i32::from_le_bytes(header[18..22].try_into().unwrap()),
-        100 | 101
-    ) {
-        3
-    } else {
-        1
-    };
-    let bytes = w * h * planes * if depth > 8 { 2 } else { 1 } * total;
+    let (frame, total) = ser_layout(&header);
+    let bytes = frame * total;
     header[38..42].copy_from_slice(&((total as usize * times) as i32).to_le_bytes());
     let tmp = dst.with_extension("ser.part");
     let mut o = std::io::BufWriter::new(File::create(&tmp).map_err(err)?);
@@ -239,19 +241,7 @@ fn truncate_ser(src: &Path, dst: &Path, frames: usize) -> Result<(), String> {
     let mut f = File::open(src).map_err(err)?;
     let mut header = vec![0u8; 178];
     f.read_exact(&mut header).map_err(err)?;
-    let w = i32::from_le_bytes(header[26..30].try_into().unwrap()) as u64;
-    let h = i32::from_le_bytes(header[30..34].try_into().unwrap()) as u64;
-    let depth = i32::from_le_bytes(header[34..38].try_into().unwrap());
-    let total = i32::from_le_bytes(header[38..42].try_into().unwrap()) as u64;
-    let planes = if matches!(
-        i32::from_le_bytes(header[18..22].try_into().unwrap()),
-        100 | 101
-    ) {
-        3
-    } else {
-        1
-    };
-    let frame = w * h * planes * if depth > 8 { 2 } else { 1 };
+    let (frame, total) = ser_layout(&header);
     header[38..42].copy_from_slice(&(frames as i32).to_le_bytes());
     let tmp = dst.with_extension("ser.part");
     let mut o = std::io::BufWriter::new(File::create(&tmp).map_err(err)?);

@@ -182,6 +182,28 @@ fn radix(rem: u32) -> u32 {
     return 13u;
 }
 
+// One radix-4 butterfly: inputs v0..v3 (read before the stage's barrier),
+// outputs written to sh.
+fn radix4(at: u32, j: u32, ns: u32, step: u32, tw: u32, inv: bool, rot: f32,
+          v0: vec2<f32>, v1: vec2<f32>, v2: vec2<f32>, v3: vec2<f32>) {
+    let jn = j / ns;
+    let k = j - jn * ns;
+    let a1 = cmul(v1, twiddle(tw, k * step, inv));
+    let a2 = cmul(v2, twiddle(tw, 2u * k * step, inv));
+    let a3 = cmul(v3, twiddle(tw, 3u * k * step, inv));
+    let s02 = v0 + a2;
+    let d02 = v0 - a2;
+    let s13 = a1 + a3;
+    let d13 = a1 - a3;
+    // (a1 - a3) · (∓i)
+    let d13r = vec2<f32>(-rot * d13.y, rot * d13.x);
+    let dst = at + jn * ns * 4u + k;
+    sh[dst] = s02 + s13;
+    sh[dst + ns] = d02 + d13r;
+    sh[dst + 2u * ns] = s02 - s13;
+    sh[dst + 3u * ns] = d02 - d13r;
+}
+
 // In-place transform of sh[0 .. n] (unnormalised). Stockham autosort: each
 // stage combines r sub-transforms of length ns into length ns·r; every
 // invocation loads all of its butterflies' inputs before the barrier, then
@@ -202,39 +224,36 @@ fn fft_line(lt: u32, lanes: u32, at: u32, n: u32, tw: u32, inv: bool) {
         let m = n / r;
         let step = n / (ns * r);
         if (r == 4u) {
-            // At most 4 butterflies per invocation (n ≤ 4096).
-            var v: array<vec2<f32>, 16>;
-            for (var t = 0u; t < 4u; t++) {
-                let j = lt + t * lanes;
-                if (j < m) {
-                    v[4u * t] = sh[at + j];
-                    v[4u * t + 1u] = sh[at + j + m];
-                    v[4u * t + 2u] = sh[at + j + 2u * m];
-                    v[4u * t + 3u] = sh[at + j + 3u * m];
-                }
+            // At most 2 butterflies per invocation (n ≤ 2048, lanes ≥ n / 8),
+            // held in plain variables (no private array).
+            let j0 = lt;
+            let j1 = lt + lanes;
+            var x0 = vec2<f32>(0.0);
+            var x1 = vec2<f32>(0.0);
+            var x2 = vec2<f32>(0.0);
+            var x3 = vec2<f32>(0.0);
+            var y0 = vec2<f32>(0.0);
+            var y1 = vec2<f32>(0.0);
+            var y2 = vec2<f32>(0.0);
+            var y3 = vec2<f32>(0.0);
+            if (j0 < m) {
+                x0 = sh[at + j0];
+                x1 = sh[at + j0 + m];
+                x2 = sh[at + j0 + 2u * m];
+                x3 = sh[at + j0 + 3u * m];
+            }
+            if (j1 < m) {
+                y0 = sh[at + j1];
+                y1 = sh[at + j1 + m];
+                y2 = sh[at + j1 + 2u * m];
+                y3 = sh[at + j1 + 3u * m];
             }
             workgroupBarrier();
-            for (var t = 0u; t < 4u; t++) {
-                let j = lt + t * lanes;
-                if (j < m) {
-                    let jn = j / ns;
-                    let k = j - jn * ns;
-                    let a0 = v[4u * t];
-                    let a1 = cmul(v[4u * t + 1u], twiddle(tw, k * step, inv));
-                    let a2 = cmul(v[4u * t + 2u], twiddle(tw, 2u * k * step, inv));
-                    let a3 = cmul(v[4u * t + 3u], twiddle(tw, 3u * k * step, inv));
-                    let s02 = a0 + a2;
-                    let d02 = a0 - a2;
-                    let s13 = a1 + a3;
-                    let d13 = a1 - a3;
-                    // (a1 - a3) · (∓i)
-                    let d13r = vec2<f32>(-rot * d13.y, rot * d13.x);
-                    let dst = at + jn * ns * 4u + k;
-                    sh[dst] = s02 + s13;
-                    sh[dst + ns] = d02 + d13r;
-                    sh[dst + 2u * ns] = s02 - s13;
-                    sh[dst + 3u * ns] = d02 - d13r;
-                }
+            if (j0 < m) {
+                radix4(at, j0, ns, step, tw, inv, rot, x0, x1, x2, x3);
+            }
+            if (j1 < m) {
+                radix4(at, j1, ns, step, tw, inv, rot, y0, y1, y2, y3);
             }
         } else if (r == 2u) {
             var v: array<vec2<f32>, 16>;

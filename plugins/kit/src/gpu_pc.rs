@@ -48,7 +48,10 @@ pub fn supported_len(n: usize) -> bool {
         let Some(r) = radix(n / ns) else {
             return false;
         };
-        if (n / r).div_ceil(lanes(n)) * r > 16 {
+        // Radix 4 keeps at most 2 butterflies per invocation in variables;
+        // the others at most 16 inputs in a private array.
+        let per = (n / r).div_ceil(lanes(n));
+        if per * r > 16 || (r == 4 && per > 2) {
             return false;
         }
         ns *= r;

@@ -69,7 +69,17 @@ impl CaptureOnDevice {
     pub fn get(&self, ser: &SerFile) -> Result<Option<(Vec<GpuBuffer>, u32)>, StageError> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if st.is_none() {
-            *st = Some(self.upload(ser)?);
+            match self.upload(ser) {
+                Ok(r) => *st = Some(r),
+                Err(e) => {
+                    // A failed upload is not retried by the next stage
+                    // (it streams instead); a cancelled one may be.
+                    if e.kind != ErrorKind::Cancelled {
+                        *st = Some(None);
+                    }
+                    return Err(e);
+                }
+            }
         }
         Ok(st
             .as_ref()

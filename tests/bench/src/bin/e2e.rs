@@ -191,6 +191,16 @@ fn capture(dir: &Path, spec: &CaseSpec) -> Result<Capture, String> {
     })
 }
 
+/// Opens a SER file for copying: the file (positioned after the header),
+/// the header, bytes per frame and frame count.
+fn open_ser(src: &Path) -> std::io::Result<(File, Vec<u8>, u64, u64)> {
+    let mut f = File::open(src)?;
+    let mut header = vec![0u8; 178];
+    f.read_exact(&mut header)?;
+    let (frame, total) = ser_layout(&header);
+    Ok((f, header, frame, total))
+}
+
 /// Bytes per frame and frame count from a SER header (178 bytes).
 fn ser_layout(header: &[u8]) -> (u64, u64) {
     let field = |o: usize| i32::from_le_bytes(header[o..o + 4].try_into().unwrap());
@@ -211,10 +221,7 @@ fn repeat_ser(src: &Path, dst: &Path, times: usize) -> Result<(), String> {
         return Ok(());
     }
     let err = |e: std::io::Error| format!("{}: {e}", src.display());
-    let mut f = File::open(src).map_err(err)?;
-    let mut header = vec![0u8; 178];
-    f.read_exact(&mut header).map_err(err)?;
-    let (frame, total) = ser_layout(&header);
+    let (mut f, mut header, frame, total) = open_ser(src).map_err(err)?;
     let bytes = frame * total;
     header[38..42].copy_from_slice(&((total as usize * times) as i32).to_le_bytes());
     let tmp = dst.with_extension("ser.part");
@@ -238,10 +245,7 @@ fn truncate_ser(src: &Path, dst: &Path, frames: usize) -> Result<(), String> {
         return Ok(());
     }
     let err = |e: std::io::Error| format!("{}: {e}", src.display());
-    let mut f = File::open(src).map_err(err)?;
-    let mut header = vec![0u8; 178];
-    f.read_exact(&mut header).map_err(err)?;
-    let (frame, total) = ser_layout(&header);
+    let (mut f, mut header, frame, total) = open_ser(src).map_err(err)?;
     header[38..42].copy_from_slice(&(frames as i32).to_le_bytes());
     let tmp = dst.with_extension("ser.part");
     let mut o = std::io::BufWriter::new(File::create(&tmp).map_err(err)?);

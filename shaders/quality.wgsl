@@ -5,7 +5,8 @@
 // and sum of squares of that value and the sum of the unfiltered luminance.
 // Bindings (group 0): 0 frames: array<f32> (read), decoded frames
 //   (width×height×channels, interleaved); 1 list: array<u32> (read), word
-//   offset in `frames` of each frame of the dispatch; 2 partial: array<f32>
+//   offset in `frames` of each frame of the batch (this dispatch's frames
+//   are batch frames out_base ..); 2 partial: array<f32>
 //   (read_write), 3 sums per (frame, tile), and from word `totals` 3 per
 //   frame after `reduce`;
 //   3 taps: array<f32> (read), the gaussian (2·radius+1 taps); 4 uniforms P.
@@ -48,7 +49,7 @@ fn luma(base: u32, x: u32, y: u32) -> f32 {
 @compute @workgroup_size(16, 16, 1)
 fn tiles(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let k = wg.z;
-    let base = list[k];
+    let base = list[p.out_base + k];
     let r = p.radius;
     let lw = T + 2u + 2u * r;
     let x0 = i32(wg.x * T) - 1 - i32(r);

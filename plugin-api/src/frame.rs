@@ -83,23 +83,58 @@ impl DeviceFrames {
         (self.buffers[slot / per], (slot % per) * frame_len)
     }
 
-    /// The frames `indices` (of the source) grouped by buffer, in order of
-    /// first appearance: `(buffer, [(index, word offset)])`.
-    pub fn by_buffer(
-        &self,
-        indices: impl IntoIterator<Item = usize>,
-        frame_len: usize,
-    ) -> Vec<(GpuBuffer, Vec<(usize, usize)>)> {
-        let mut out: Vec<(GpuBuffer, Vec<(usize, usize)>)> = Vec::new();
-        for i in indices {
-            let (b, off) = self.locate(i, frame_len);
-            match out.iter_mut().find(|(ob, _)| *ob == b) {
-                Some((_, v)) => v.push((i, off)),
-                None => out.push((b, vec![(i, off)])),
+    /// The frames `indices` (of the source) in buffer order: grouped by
+    /// buffer, buffers in order of first appearance, request order kept
+    /// within a buffer (so a chunk of the result spans few buffers).
+    pub fn in_buffer_order(&self, indices: &[usize], frame_len: usize) -> Vec<DeviceSlot> {
+        let mut seen: Vec<GpuBuffer> = Vec::new();
+        let mut out: Vec<(usize, DeviceSlot)> = indices
+            .iter()
+            .enumerate()
+            .map(|(pos, &index)| {
+                let (buffer, offset) = self.locate(index, frame_len);
+                let rank = seen.iter().position(|b| *b == buffer).unwrap_or_else(|| {
+                    seen.push(buffer);
+                    seen.len() - 1
+                });
+                let slot = DeviceSlot {
+                    pos,
+                    index,
+                    buffer,
+                    offset,
+                };
+                (rank, slot)
+            })
+            .collect();
+        out.sort_by_key(|(rank, _)| *rank);
+        out.into_iter().map(|(_, s)| s).collect()
+    }
+
+    /// The runs of consecutive slots in one buffer: `(buffer, first, count)`
+    /// (one dispatch each; see [`in_buffer_order`](Self::in_buffer_order)).
+    pub fn runs(slots: &[DeviceSlot]) -> Vec<(GpuBuffer, usize, usize)> {
+        let mut runs: Vec<(GpuBuffer, usize, usize)> = Vec::new();
+        for (k, s) in slots.iter().enumerate() {
+            match runs.last_mut() {
+                Some(r) if r.0 == s.buffer => r.2 += 1,
+                _ => runs.push((s.buffer, k, 1)),
             }
         }
-        out
+        runs
     }
+}
+
+/// Where one requested frame lies on the device (see
+/// [`DeviceFrames::in_buffer_order`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceSlot {
+    /// Position in the request.
+    pub pos: usize,
+    /// Frame index in the source.
+    pub index: usize,
+    pub buffer: GpuBuffer,
+    /// Word offset of the frame in `buffer`.
+    pub offset: usize,
 }
 
 /// How stages receive frames: a borrowed trait object.
@@ -281,4 +316,35 @@ pub struct Alignment {
     /// Index (in the source) of the frame used as the reference, or the best
     /// frame when the reference is a mean of several.
     pub reference: u32,
+}
+
+#[cfg(test)]
+mod device_tests {
+    use super::*;
+
+    #[test]
+    fn buffer_order_groups_by_first_appearance_and_runs_follow_it() {
+        let buf = |id| GpuBuffer { id, size: 64 };
+        // Two frames per buffer, frame length 4 words.
+        let dev = DeviceFrames {
+            buffers: vec![buf(1), buf(2), buf(3)].into(),
+            per_buffer: 2,
+            slots: vec![5, 0, 3, 1, 2].into(),
+        };
+        let order = dev.in_buffer_order(&[0, 1, 2, 3, 4], 4);
+        let got: Vec<(usize, u64, usize)> = order
+            .iter()
+            .map(|s| (s.index, s.buffer.id, s.offset))
+            .collect();
+        // Buffer 3 first (frame 0 = slot 5), then buffer 1, then buffer 2.
+        assert_eq!(
+            got,
+            vec![(0, 3, 4), (1, 1, 0), (3, 1, 4), (2, 2, 4), (4, 2, 0)]
+        );
+        assert_eq!(
+            DeviceFrames::runs(&order),
+            vec![(buf(3), 0, 1), (buf(1), 1, 2), (buf(2), 3, 2)]
+        );
+        assert!(order.iter().all(|s| s.pos == s.index));
+    }
 }

@@ -77,8 +77,8 @@ pub use abi_stable;
 pub use backend::{Backend, BackendRef, Backend_TO, LogLevel, RawTask};
 pub use error::{ErrorKind, StageError};
 pub use frame::{
-    Alignment, DeviceFrames, FrameInfo, FrameSource, FrameSourceRef, FrameSource_TO, FrameWarp,
-    Image, WarpField,
+    Alignment, DeviceFrames, DeviceSlot, FrameInfo, FrameSource, FrameSourceRef, FrameSource_TO,
+    FrameWarp, Image, WarpField,
 };
 pub use gpu::{GpuBuffer, GpuService, GpuServiceBox, GpuService_TO};
 pub use params::{parse_params, ParamKind, ParamSpec};

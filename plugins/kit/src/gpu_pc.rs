@@ -393,12 +393,7 @@ impl<'g> GpuCorrelator<'g> {
         // Work in buffer order so that a batch's frames of one buffer are
         // consecutive (one load dispatch per buffer); results go back to
         // their places.
-        let mut work: Vec<(usize, GpuBuffer, usize)> = Vec::with_capacity(indices.len());
-        for (pos, &i) in indices.iter().enumerate() {
-            let (b, off) = dev.locate(i, len);
-            work.push((pos, b, off));
-        }
-        work.sort_by_key(|&(pos, b, _)| (b.id, pos));
+        let work = dev.in_buffer_order(indices, len);
         let mut out = vec![
             Shift {
                 dx: 0.0,
@@ -413,16 +408,10 @@ impl<'g> GpuCorrelator<'g> {
             let count = chunk.len();
             let offsets: Vec<f32> = chunk
                 .iter()
-                .map(|&(_, _, off)| f32::from_bits(off as u32))
+                .map(|s| f32::from_bits(s.offset as u32))
                 .collect();
             write(self.gpu, self.table, 0, &offsets)?;
-            let mut groups_of: Vec<(GpuBuffer, usize, usize)> = Vec::new();
-            for (k, &(_, buf, _)) in chunk.iter().enumerate() {
-                match groups_of.last_mut() {
-                    Some(g) if g.0 == buf => g.2 += 1,
-                    _ => groups_of.push((buf, k, 1)),
-                }
-            }
+            let groups_of = DeviceFrames::runs(chunk);
             let any = groups_of[0].0;
             // First estimate: on the binned level when there is one (its
             // shift in binned pixels, doubled), else at full resolution
@@ -443,8 +432,8 @@ impl<'g> GpuCorrelator<'g> {
             self.spectra(&self.fine, &groups_of, src, last, count)?;
             self.correlate(&self.fine, any, src, last, count)?;
             let r = download_at(self.gpu, self.res, 4 * b, 4 * count)?;
-            for (&(pos, _, _), v) in chunk.iter().zip(r.chunks_exact(4)) {
-                out[pos] = Shift {
+            for (s, v) in chunk.iter().zip(r.chunks_exact(4)) {
+                out[s.pos] = Shift {
                     dx: v[0],
                     dy: v[1],
                     peak: v[2],

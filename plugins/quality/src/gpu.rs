@@ -67,69 +67,54 @@ pub fn score_all(
     let partial = bufs.zeroed(batch * tiles * 3 + batch * 3)?;
     let list = bufs.zeroed(batch)?;
     let totals = batch * tiles * 3;
-    let mut scores = Vec::with_capacity(n);
-    for start in (0..n).step_by(batch) {
+    let all: Vec<usize> = (0..n).collect();
+    let order = dev.in_buffer_order(&all, len);
+    let mut scores = vec![0.0f32; n];
+    let mut done = 0;
+    for chunk in order.chunks(batch) {
         ctx.check_cancelled()?;
-        let count = batch.min(n - start);
+        let offsets: Vec<f32> = chunk
+            .iter()
+            .map(|s| f32::from_bits(s.offset as u32))
+            .collect();
+        write(gpu, list, 0, &offsets)?;
         // One dispatch per device buffer the batch's frames lie in.
-        let mut done = 0;
-        for (buf, members) in dev.by_buffer(start..start + count, len) {
-            let offsets: Vec<f32> = members
-                .iter()
-                .map(|&(_, off)| f32::from_bits(off as u32))
-                .collect();
-            let k = members.len();
-            let first = members[0].0 - start;
-            // Frames of one buffer are consecutive in the batch when the
-            // source is in capture order; otherwise score them one by one.
-            let runs: Vec<(usize, usize)> = if members.windows(2).all(|m| m[1].0 == m[0].0 + 1) {
-                vec![(0, k)]
-            } else {
-                (0..k).map(|i| (i, 1)).collect()
-            };
-            for (i0, cnt) in runs {
-                write(gpu, list, 0, &offsets[i0..i0 + cnt])?;
-                let out_base = if cnt == k {
-                    first
-                } else {
-                    members[i0].0 - start
-                };
-                let u = Uniforms::new()
-                    .u32(w as u32)
-                    .u32(h as u32)
-                    .u32(c as u32)
-                    .u32((kernel.len() / 2) as u32)
-                    .u32(matches!(p.metric, Metric::Tenengrad) as u32)
-                    .u32(tx as u32)
-                    .u32(ty as u32)
-                    .u32(cnt as u32)
-                    .u32(out_base as u32)
-                    .u32(totals as u32);
-                run(
-                    gpu,
-                    shaders::QUALITY,
-                    "tiles",
-                    &[buf, list, partial, taps],
-                    &u,
-                    [tx as u32, ty as u32, cnt as u32],
-                )?;
-                run(
-                    gpu,
-                    shaders::QUALITY,
-                    "reduce",
-                    &[buf, list, partial, taps],
-                    &u,
-                    [groups(cnt, 1), 1, 1],
-                )?;
-                done += cnt;
-            }
+        for (buf, first, count) in DeviceFrames::runs(chunk) {
+            let u = Uniforms::new()
+                .u32(w as u32)
+                .u32(h as u32)
+                .u32(c as u32)
+                .u32((kernel.len() / 2) as u32)
+                .u32(matches!(p.metric, Metric::Tenengrad) as u32)
+                .u32(tx as u32)
+                .u32(ty as u32)
+                .u32(count as u32)
+                .u32(first as u32)
+                .u32(totals as u32);
+            let bindings = [buf, list, partial, taps];
+            run(
+                gpu,
+                shaders::QUALITY,
+                "tiles",
+                &bindings,
+                &u,
+                [tx as u32, ty as u32, count as u32],
+            )?;
+            run(
+                gpu,
+                shaders::QUALITY,
+                "reduce",
+                &bindings,
+                &u,
+                [groups(count, 1), 1, 1],
+            )?;
         }
-        debug_assert_eq!(done, count);
-        let all = download_at(gpu, partial, totals, 3 * count)?;
-        for t in all.chunks_exact(3) {
-            scores.push(finish(t[0] as f64, t[1] as f64, t[2] as f64, w, h, p));
+        let sums = download_at(gpu, partial, totals, 3 * chunk.len())?;
+        for (s, t) in chunk.iter().zip(sums.chunks_exact(3)) {
+            scores[s.pos] = finish(t[0] as f64, t[1] as f64, t[2] as f64, w, h, p);
         }
-        ctx.progress((start + count) as u64, n as u64);
+        done += chunk.len();
+        ctx.progress(done as u64, n as u64);
     }
     Ok(scores)
 }

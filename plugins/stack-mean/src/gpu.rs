@@ -161,19 +161,21 @@ fn stack_resident(
     let mut bufs = Buffers::new(gpu);
     let acc = bufs.zeroed(len)?;
     let table = bufs.zeroed(n.clamp(1, RESIDENT_BATCH) * SLOT_WORDS)?;
+    let all: Vec<usize> = (0..n).collect();
+    let order = dev.in_buffer_order(&all, len);
     let mut done = 0;
-    for (buf, members) in dev.by_buffer(0..n, len) {
-        for part in members.chunks(RESIDENT_BATCH) {
+    for (buf, first, count) in DeviceFrames::runs(&order) {
+        for part in order[first..first + count].chunks(RESIDENT_BATCH) {
             ctx.check_cancelled()?;
             let slots: Vec<FrameSlot> = part
                 .iter()
-                .map(|&(i, off)| {
-                    let warp = &req.alignment.warps[i];
+                .map(|s| {
+                    let warp = &req.alignment.warps[s.index];
                     FrameSlot {
                         dx: warp.dx,
                         dy: warp.dy,
-                        weight: weights[i],
-                        src_offset: off,
+                        weight: weights[s.index],
+                        src_offset: s.offset,
                         dst_offset: 0,
                     }
                 })

@@ -42,6 +42,14 @@ struct Resident {
     per_buffer: u32,
 }
 
+impl Resident {
+    fn release(self, gpu: &GpuServiceBox) {
+        for b in self.buffers {
+            gpu.destroy_buffer(b);
+        }
+    }
+}
+
 /// The decoded capture on the device, uploaded on first request.
 pub struct CaptureOnDevice {
     gpu: GpuServiceBox,
@@ -64,9 +72,14 @@ impl CaptureOnDevice {
         }
     }
 
-    /// The resident capture as `(buffers, frames per buffer)`, uploading it
-    /// on the first call. `Ok(None)`: it does not fit (stages read rows).
-    pub fn get(&self, ser: &SerFile) -> Result<Option<(Vec<GpuBuffer>, u32)>, StageError> {
+    /// The resident frames of a source whose frame `k` is capture frame
+    /// `indices[k]`, uploading the capture on the first call. `Ok(None)`: it
+    /// does not fit (stages read rows).
+    pub fn frames(
+        &self,
+        ser: &SerFile,
+        indices: &[usize],
+    ) -> Result<Option<DeviceFrames>, StageError> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if st.is_none() {
             match self.upload(ser) {
@@ -81,19 +94,18 @@ impl CaptureOnDevice {
                 }
             }
         }
-        Ok(st
-            .as_ref()
-            .and_then(|r| r.as_ref())
-            .map(|r| (r.buffers.clone(), r.per_buffer)))
+        Ok(st.as_ref().and_then(|r| r.as_ref()).map(|r| DeviceFrames {
+            buffers: r.buffers.clone().into(),
+            per_buffer: r.per_buffer,
+            slots: indices.iter().map(|&i| i as u32).collect(),
+        }))
     }
 
     /// Frees the device copy (later requests get `None`).
     pub fn free(&self) {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(Some(r)) = st.take() {
-            for b in r.buffers {
-                self.gpu.destroy_buffer(b);
-            }
+            r.release(&self.gpu);
         }
         *st = Some(None);
     }
@@ -105,20 +117,13 @@ impl CaptureOnDevice {
         if n == 0 || frame_words == 0 || frame_words * 4 * n as u64 > budget_bytes() {
             return Ok(None);
         }
-        let Some(buffers) = self.allocate(frame_words * 4, n)? else {
+        let Some(res) = self.allocate(frame_words * 4, n) else {
             return Ok(None);
-        };
-        let per_buffer = buffers.1;
-        let res = Resident {
-            buffers: buffers.0,
-            per_buffer,
         };
         match self.fill(ser, &res) {
             Ok(()) => Ok(Some(res)),
             Err(e) => {
-                for b in res.buffers {
-                    self.gpu.destroy_buffer(b);
-                }
+                res.release(&self.gpu);
                 Err(e)
             }
         }
@@ -126,11 +131,7 @@ impl CaptureOnDevice {
 
     /// Buffers for `n` decoded frames of `frame_bytes`, as large as the
     /// device allows (down to [`MIN_BUFFER`]); `None` when it refuses.
-    fn allocate(
-        &self,
-        frame_bytes: u64,
-        n: usize,
-    ) -> Result<Option<(Vec<GpuBuffer>, u32)>, StageError> {
+    fn allocate(&self, frame_bytes: u64, n: usize) -> Option<Resident> {
         let mut size = MAX_BUFFER;
         loop {
             let per = (size / frame_bytes).clamp(1, n as u64) as usize;
@@ -146,16 +147,18 @@ impl CaptureOnDevice {
                     }
                 }
             }
-            let Some(e) = failed else {
-                return Ok(Some((out, per as u32)));
+            let res = Resident {
+                buffers: out,
+                per_buffer: per as u32,
             };
-            for b in out {
-                self.gpu.destroy_buffer(b);
-            }
+            let Some(e) = failed else {
+                return Some(res);
+            };
+            res.release(&self.gpu);
             // Too large for one binding: try smaller buffers; out of memory
             // or nothing smaller to try: stream instead.
             if e.kind != ErrorKind::OutOfMemory || per == 1 || size <= MIN_BUFFER {
-                return Ok(None);
+                return None;
             }
             size /= 2;
         }
@@ -254,13 +257,4 @@ fn pattern_code(p: BayerPattern) -> u32 {
     (0..4).fold(0, |acc, i| {
         acc | ((p.color_at(i % 2, i / 2) as u32) << (2 * i))
     })
-}
-
-/// The device frames of a source whose frame `k` is capture frame `indices[k]`.
-pub fn device_frames(buffers: Vec<GpuBuffer>, per_buffer: u32, indices: &[usize]) -> DeviceFrames {
-    DeviceFrames {
-        buffers: buffers.into(),
-        per_buffer,
-        slots: indices.iter().map(|&i| i as u32).collect(),
-    }
 }

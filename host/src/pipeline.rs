@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::backend::cpu::HostBackend;
 use crate::config::{validate_params, PipelineSpec, StageChoice};
-use crate::device_frames::{device_frames, CaptureOnDevice};
+use crate::device_frames::CaptureOnDevice;
 use crate::io::ser::{OpenOptions, SerFile};
 use crate::io::write::write_image;
 use crate::registry::{LoadedStage, Registry};
@@ -93,12 +93,8 @@ impl FrameSource for SerFrames {
         let Some(store) = &self.device else {
             return RResult::ROk(ROption::RNone);
         };
-        match catch_unwind(AssertUnwindSafe(|| store.get(&self.ser))) {
-            Ok(Ok(Some((buffers, per)))) => {
-                RResult::ROk(ROption::RSome(device_frames(buffers, per, &self.indices)))
-            }
-            Ok(Ok(None)) => RResult::ROk(ROption::RNone),
-            Ok(Err(e)) => RResult::RErr(e),
+        match catch_unwind(AssertUnwindSafe(|| store.frames(&self.ser, &self.indices))) {
+            Ok(r) => r.map(ROption::from).into(),
             Err(_) => RResult::RErr(StageError::gpu("uploading the capture to the GPU panicked")),
         }
     }

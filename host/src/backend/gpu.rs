@@ -82,7 +82,7 @@ impl Drop for Inner {
                 }
             }
         }
-        if std::env::var_os("JUPITER_GPU_TRACE").is_some() {
+        if trace().is_some() {
             let s = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64 * 1e-9;
             eprintln!(
                 "gpu trace: {:.3} s compiling pipelines, {:.3} s in writes, {:.3} s in reads (waiting for the device)",
@@ -100,6 +100,35 @@ impl Drop for Inner {
     }
 }
 
+/// Checks that `len` bytes at `offset` lie inside `b` on 4-byte bounds (what
+/// a `what` = "write"/"read" of a storage buffer needs).
+fn check_range(what: &str, b: GpuBuffer, offset: u64, len: u64) -> Result<(), StageError> {
+    if offset + len > b.size || !offset.is_multiple_of(4) || !len.is_multiple_of(4) {
+        return Err(StageError::gpu(format!(
+            "{what} of {len} bytes at {offset} in a buffer of {} bytes",
+            b.size
+        )));
+    }
+    Ok(())
+}
+
+/// Adds the time since `t0` to a trace counter.
+fn add_time(counter: &AtomicU64, t0: Instant) {
+    counter.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+}
+
+/// `JUPITER_GPU_TRACE`: unset → `None`; `kernels` → every dispatch is also
+/// waited for and timed; any other value → start-up, compile, write and
+/// wait times only.
+fn trace() -> Option<bool> {
+    static TRACE: std::sync::OnceLock<Option<bool>> = std::sync::OnceLock::new();
+    *TRACE.get_or_init(|| {
+        std::env::var("JUPITER_GPU_TRACE")
+            .ok()
+            .map(|v| v == "kernels")
+    })
+}
+
 /// A disjoint piece of a mapped upload buffer, written by one thread.
 struct Piece<'a>(wgpu::WriteOnly<'a, [u8]>);
 // SAFETY: a `WriteOnly` view is an exclusive handle on its bytes (the pieces
@@ -111,12 +140,6 @@ impl Piece<'_> {
     fn write(mut self, src: &[u8]) {
         self.0.copy_from_slice(src);
     }
-}
-
-/// `JUPITER_GPU_TRACE=kernels`: every dispatch is waited for and timed.
-fn trace_kernels() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var("JUPITER_GPU_TRACE").is_ok_and(|v| v == "kernels"))
 }
 
 /// Where the pipeline cache of an adapter lives: `$XDG_CACHE_HOME/jupiter`
@@ -193,7 +216,7 @@ impl WgpuService {
             (c, p)
         });
         let (ring_tx, ring_rx) = std::sync::mpsc::channel();
-        if std::env::var_os("JUPITER_GPU_TRACE").is_some() {
+        if trace().is_some() {
             eprintln!(
                 "gpu trace: device opened in {:.3} s (pipeline cache: {})",
                 t0.elapsed().as_secs_f64(),
@@ -306,9 +329,7 @@ impl WgpuService {
     fn read_impl(&self, b: GpuBuffer, offset: u64, out: &mut [u8]) -> Result<(), StageError> {
         let t0 = Instant::now();
         let r = self.read_inner(b, offset, out);
-        self.0
-            .read_ns
-            .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        add_time(&self.0.read_ns, t0);
         r
     }
 
@@ -317,12 +338,7 @@ impl WgpuService {
             return Ok(());
         }
         let len = out.len() as u64;
-        if offset + len > b.size || !offset.is_multiple_of(4) || !len.is_multiple_of(4) {
-            return Err(StageError::gpu(format!(
-                "read of {len} bytes at {offset} from a buffer of {} bytes",
-                b.size
-            )));
-        }
+        check_range("read", b, offset, len)?;
         let staging = self.0.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
             size: len,
@@ -367,12 +383,7 @@ impl WgpuService {
         if len == 0 {
             return Ok(());
         }
-        if offset + len > buffer.size || !offset.is_multiple_of(4) || !len.is_multiple_of(4) {
-            return Err(StageError::gpu(format!(
-                "write of {len} bytes at {offset} into a buffer of {} bytes",
-                buffer.size
-            )));
-        }
+        check_range("write", buffer, offset, len)?;
         let t0 = Instant::now();
         let staging = self.staging(len)?;
         {
@@ -413,9 +424,7 @@ impl WgpuService {
                 let _ = tx.send(again);
             }
         });
-        self.0
-            .write_ns
-            .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        add_time(&self.0.write_ns, t0);
         Ok(())
     }
 
@@ -500,9 +509,7 @@ impl WgpuService {
                 "compiling compute pipeline '{entry}' failed: {e}"
             )));
         }
-        self.0
-            .compile_ns
-            .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        add_time(&self.0.compile_ns, t0);
         let mut st = self.state();
         st.pipelines.insert(key, pipeline);
         st.names.insert(key, entry.to_string());
@@ -579,7 +586,7 @@ impl WgpuService {
             pass.set_bind_group(0, &bind_group, &[]);
             pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
         }
-        if trace_kernels() {
+        if trace() == Some(true) {
             // Profiling only: run this dispatch alone and time it.
             let t0 = Instant::now();
             self.flush(&mut st);
@@ -617,25 +624,14 @@ impl GpuService for WgpuService {
         data: RSlice<'_, u8>,
     ) -> RResult<(), StageError> {
         let r = (|| {
-            if offset + data.len() as u64 > buffer.size
-                || !offset.is_multiple_of(4)
-                || !data.len().is_multiple_of(4)
-            {
-                return Err(StageError::gpu(format!(
-                    "write of {} bytes at {offset} into a buffer of {} bytes",
-                    data.len(),
-                    buffer.size
-                )));
-            }
+            check_range("write", buffer, offset, data.len() as u64)?;
             let t0 = Instant::now();
             let mut st = self.state();
             let b = self.buffer(&st, buffer)?;
             // Keep ordering with recorded dispatches: submit them first.
             self.flush(&mut st);
             self.0.queue.write_buffer(&b, offset, &data);
-            self.0
-                .write_ns
-                .fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            add_time(&self.0.write_ns, t0);
             Ok(())
         })();
         r.into()

@@ -1,7 +1,7 @@
 //! CPU path of `align-phase`.
 
-use jupiter_kit::align::{mean_of_best, mean_of_best_measured, measure_shifts, MeasureFn, Roi};
-use jupiter_kit::fft::{PhaseCorrelator, Shift};
+use jupiter_kit::align::{mean_of_best, mean_of_best_measured, measure_region, MeasureFn, Roi};
+use jupiter_kit::fft::Shift;
 use jupiter_plugin_api::prelude::*;
 
 use crate::params::AlignParams;
@@ -69,9 +69,8 @@ pub fn measure(
     roi: Roi,
 ) -> Result<Vec<Shift>, StageError> {
     let w = frames.info().width as usize;
-    let pc = PhaseCorrelator::new(&roi.crop(reference, w), roi.w, roi.h);
     let all: Vec<usize> = (0..frames.info().count as usize).collect();
-    measure_shifts(ctx, frames, &pc, roi, &all, true)
+    measure_region(ctx, frames, &roi.crop(reference, w), roi, &all, true)
 }
 
 /// The alignment from the measured shifts (warns about weak correlations).

@@ -4,8 +4,8 @@
 //! [`jupiter_kit::gpu_pc::GpuCorrelator`] (the CPU path's arithmetic) over
 //! the frames the host keeps there; four numbers per frame come back.
 
-use jupiter_kit::align::{measure_shifts, Roi};
-use jupiter_kit::fft::{PhaseCorrelator, Shift};
+use jupiter_kit::align::{measure_region, Roi};
+use jupiter_kit::fft::Shift;
 use jupiter_kit::gpu_pc::GpuCorrelator;
 use jupiter_plugin_api::prelude::*;
 use jupiter_plugin_api::{DeviceFrames, GpuServiceBox};
@@ -28,10 +28,7 @@ pub fn align(
     let measure = |crop: &[f32], roi: Roi, idx: &[usize]| -> Result<Vec<Shift>, StageError> {
         match GpuCorrelator::new(gpu, crop, roi, idx.len())? {
             Some(gc) => gc.measure(ctx, info, dev, idx),
-            None => {
-                let pc = PhaseCorrelator::new(crop, roi.w, roi.h);
-                measure_shifts(ctx, frames, &pc, roi, idx, false)
-            }
+            None => measure_region(ctx, frames, crop, roi, idx, false),
         }
     };
     let (reference, roi) = cpu::prepare_with(ctx, frames, p, Some(&measure))?;

@@ -176,9 +176,23 @@ pub fn mean_of_best(
     k: usize,
 ) -> Result<Vec<f32>, StageError> {
     mean_of_best_measured(ctx, frames, k, &|crop, roi, idx| {
-        let pc = PhaseCorrelator::new(crop, roi.w, roi.h);
-        measure_shifts(ctx, frames, &pc, roi, idx, false)
+        measure_region(ctx, frames, crop, roi, idx, false)
     })
+}
+
+/// The shifts of frames `idx` against `crop` (the region `roi` of a
+/// reference, `roi.w × roi.h`), measured on the CPU: a [`PhaseCorrelator`]
+/// on the region and [`measure_shifts`].
+pub fn measure_region(
+    ctx: &StageCtx,
+    frames: &FrameSourceRef,
+    crop: &[f32],
+    roi: Roi,
+    idx: &[usize],
+    report: bool,
+) -> Result<Vec<Shift>, StageError> {
+    let pc = PhaseCorrelator::new(crop, roi.w, roi.h);
+    measure_shifts(ctx, frames, &pc, roi, idx, report)
 }
 
 /// How [`mean_of_best_measured`] measures shifts: given the region `roi`

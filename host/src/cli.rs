@@ -18,7 +18,7 @@ use crate::registry::{default_plugin_dir, Registry};
 /// keeps the sharpest, aligns and stacks them, sharpens and stretches the
 /// result, and writes a 16-bit TIFF, PNG or FITS. Every stage is a plugin.
 #[derive(Parser, Debug)]
-#[command(name = "jupiter-host", version, about, long_about = None, after_help = "Examples:\n  jupiter-host demo\n  jupiter-host run capture.ser\n  jupiter-host --plugins ./plugins run capture.ser -o jupiter.tif --select 20% --stacker stack-median\n  jupiter-host run capture.ser --set sharpen-wavelet.gains=[2.0,1.6,1.2,1,1,1] --report report.json\n  jupiter-host plugins\n  jupiter-host info capture.ser")]
+#[command(name = "jupiter-host", version, about, long_about = None, after_help = "Examples:\n  jupiter-host demo\n  jupiter-host run capture.ser\n  jupiter-host run night/*.ser -o stacked/ --format png\n  jupiter-host --plugins ./plugins run capture.ser -o jupiter.tif --select 20% --stacker stack-median\n  jupiter-host run capture.ser --set sharpen-wavelet.gains=[2.0,1.6,1.2,1,1,1] --report report.json\n  jupiter-host plugins\n  jupiter-host info capture.ser")]
 pub struct Cli {
     /// Directory holding the plugin libraries (default: the executable's directory).
     #[arg(long, global = true, value_name = "DIR")]
@@ -102,11 +102,19 @@ impl OpenArgs {
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// The SER capture.
-    pub file: PathBuf,
-    /// Output image (.tif, .png, .fits); default: <capture>_jupiter.tif beside the capture.
+    /// The SER capture(s). Several captures run as one batch: the device,
+    /// the plugins and the GPU buffers are set up once for all of them; a
+    /// capture that fails is reported and the others still run.
+    #[arg(required = true, num_args = 1..)]
+    pub files: Vec<PathBuf>,
+    /// Output image (.tif, .png, .fits); with several captures, a directory
+    /// for `<capture>_jupiter.<format>`. Default: beside each capture.
     #[arg(short, long)]
     pub output: Option<PathBuf>,
+    /// Image format of outputs named by jupiter (with several captures, or
+    /// without `--output`).
+    #[arg(long, value_enum, default_value_t = OutFormat::Tif)]
+    pub format: OutFormat,
     /// Frames to keep: a percentage (25%) or a count (300).
     #[arg(long)]
     pub select: Option<String>,
@@ -136,6 +144,46 @@ pub struct RunArgs {
     pub png8: bool,
     #[command(flatten)]
     pub open: OpenArgs,
+}
+
+/// Image format of outputs named by jupiter.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutFormat {
+    /// 16-bit TIFF.
+    Tif,
+    /// 16-bit PNG (8-bit with `--png8`).
+    Png,
+    /// 32-bit float FITS.
+    Fits,
+}
+
+impl OutFormat {
+    fn extension(self) -> &'static str {
+        match self {
+            OutFormat::Tif => "tif",
+            OutFormat::Png => "png",
+            OutFormat::Fits => "fits",
+        }
+    }
+}
+
+/// Where the output of `input` goes: `-o` itself for a single capture,
+/// else `<stem>_jupiter.<format>` in `-o`'s directory or beside the capture.
+pub fn output_path(args: &RunArgs, input: &Path) -> PathBuf {
+    match &args.output {
+        Some(o) if args.files.len() == 1 => o.clone(),
+        dir => {
+            let stem = input
+                .file_stem()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_else(|| "capture".into());
+            let name = format!("{stem}_jupiter.{}", args.format.extension());
+            match dir {
+                Some(d) => d.join(name),
+                None => input.with_file_name(name),
+            }
+        }
+    }
 }
 
 /// True when the error is a user cancellation (exit code 130).
@@ -329,49 +377,92 @@ pub fn build_spec(args: &RunArgs) -> Result<PipelineSpec> {
 
 fn cmd_run(cli: &Cli, backend: &mut HostBackend, args: &RunArgs) -> Result<()> {
     let spec = build_spec(args)?;
+    check_outputs(args)?;
     let reg = load_registry(cli, backend)?;
+    crate::timeline::mark("plugins loaded");
     let device = setup_device(backend, backend_choice(cli, Some(&spec)));
+    crate::timeline::mark("device ready");
     let backend = &*backend;
-    let output = match &args.output {
-        Some(o) => o.clone(),
-        None => {
-            let stem = args
-                .file
-                .file_stem()
-                .map(|s| s.to_string_lossy().to_string())
-                .unwrap_or_else(|| "capture".into());
-            args.file.with_file_name(format!("{stem}_jupiter.tif"))
+    let batch = args.files.len() > 1;
+    let mut reports = Vec::new();
+    let mut failed = 0;
+    for input in &args.files {
+        let req = RunRequest {
+            input,
+            output: output_path(args, input),
+            spec: &spec,
+            open: args.open.options(),
+            force: args.force,
+            png8: args.png8,
+            device: device.clone(),
+            keep_stacked: false,
+        };
+        match run(&reg, backend, &req) {
+            Ok(out) => {
+                if !cli.quiet {
+                    let r = &out.report;
+                    eprintln!(
+                        "stacked {} of {} frames ({}×{}, {} ch) on {} in {:.2} s → {}",
+                        r.selected.len(),
+                        r.frames,
+                        r.width,
+                        r.height,
+                        r.channels,
+                        r.device,
+                        r.total_seconds,
+                        r.output
+                    );
+                }
+                reports.push(serde_json::to_value(&out.report)?);
+            }
+            // Cancelled, or the only capture: stop with this error.
+            Err(e) if !batch || is_cancelled(&e) => return Err(e),
+            Err(e) => {
+                let text = format!("{e:#}");
+                let name = input.display().to_string();
+                backend.message(&if text.starts_with(&name) {
+                    format!("error: {text}")
+                } else {
+                    format!("error: {name}: {text}")
+                });
+                reports.push(serde_json::json!({
+                    "input": input.display().to_string(),
+                    "error": text,
+                }));
+                failed += 1;
+            }
         }
-    };
-    let req = RunRequest {
-        input: &args.file,
-        output,
-        spec: &spec,
-        open: args.open.options(),
-        force: args.force,
-        png8: args.png8,
-        device,
-        keep_stacked: false,
-    };
-    let out = run(&reg, backend, &req)?;
+    }
+    backend.release_capture();
     if let Some(rp) = &args.report {
-        let text = serde_json::to_string_pretty(&out.report)?;
+        let value = if batch {
+            serde_json::Value::Array(reports)
+        } else {
+            reports.pop().unwrap_or_default()
+        };
+        let text = serde_json::to_string_pretty(&value)?;
         crate::io::write::write_text_atomic(rp, &text)
             .with_context(|| format!("{}: cannot write the report", rp.display()))?;
     }
-    if !cli.quiet {
-        let r = &out.report;
-        eprintln!(
-            "stacked {} of {} frames ({}×{}, {} ch) on {} in {:.2} s → {}",
-            r.selected.len(),
-            r.frames,
-            r.width,
-            r.height,
-            r.channels,
-            r.device,
-            r.total_seconds,
-            r.output
-        );
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} captures failed", args.files.len());
+    }
+    Ok(())
+}
+
+/// Refuses a batch whose outputs would overwrite one another.
+fn check_outputs(args: &RunArgs) -> Result<()> {
+    let mut seen = std::collections::HashMap::new();
+    for input in &args.files {
+        let out = output_path(args, input);
+        if let Some(other) = seen.insert(out.clone(), input) {
+            anyhow::bail!(
+                "{} and {} would both be written to {}",
+                other.display(),
+                input.display(),
+                out.display()
+            );
+        }
     }
     Ok(())
 }

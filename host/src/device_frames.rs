@@ -7,6 +7,11 @@
 //! All-or-nothing: when the decoded capture does not fit [`budget_bytes`] or
 //! an allocation fails, nothing stays resident and the stages read rows as on
 //! a CPU run.
+//!
+//! One store serves a whole batch of captures: [`CaptureOnDevice::finish`]
+//! keeps a capture's buffers as spares that the next capture's upload fills
+//! again (allocating and freeing gigabytes of device memory costs about as
+//! much as uploading them); [`CaptureOnDevice::release`] frees everything.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -56,8 +61,16 @@ pub struct CaptureOnDevice {
     cancel: Arc<AtomicBool>,
     /// Threads copying the stored bytes into upload buffers.
     threads: usize,
-    /// `None` until the first request; then the outcome, kept for all later ones.
-    state: Mutex<Option<Option<Resident>>>,
+    state: Mutex<Store>,
+}
+
+#[derive(Default)]
+struct Store {
+    /// The current capture: `None` until its first request; then the
+    /// outcome, kept for all later ones.
+    capture: Option<Option<Resident>>,
+    /// Buffers of earlier captures, filled again by the next upload.
+    spare: Vec<GpuBuffer>,
 }
 
 impl CaptureOnDevice {
@@ -68,8 +81,12 @@ impl CaptureOnDevice {
             gpu,
             cancel,
             threads: threads.max(1),
-            state: Mutex::new(None),
+            state: Mutex::new(Store::default()),
         }
+    }
+
+    fn store(&self) -> std::sync::MutexGuard<'_, Store> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The resident frames of a source whose frame `k` is capture frame
@@ -80,97 +97,224 @@ impl CaptureOnDevice {
         ser: &SerFile,
         indices: &[usize],
     ) -> Result<Option<DeviceFrames>, StageError> {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if st.is_none() {
-            match self.upload(ser) {
-                Ok(r) => *st = Some(r),
+        let mut st = self.store();
+        if st.capture.is_none() {
+            let mut spare = std::mem::take(&mut st.spare);
+            let r = self.upload(ser, &mut spare);
+            st.spare = spare;
+            match r {
+                Ok(r) => st.capture = Some(r),
                 Err(e) => {
                     // A failed upload is not retried by the next stage
                     // (it streams instead); a cancelled one may be.
                     if e.kind != ErrorKind::Cancelled {
-                        *st = Some(None);
+                        st.capture = Some(None);
                     }
                     return Err(e);
                 }
             }
         }
-        Ok(st.as_ref().and_then(|r| r.as_ref()).map(|r| DeviceFrames {
-            buffers: r.buffers.clone().into(),
-            per_buffer: r.per_buffer,
-            slots: indices.iter().map(|&i| i as u32).collect(),
-        }))
+        Ok(st
+            .capture
+            .as_ref()
+            .and_then(|r| r.as_ref())
+            .map(|r| DeviceFrames {
+                buffers: r.buffers.clone().into(),
+                per_buffer: r.per_buffer,
+                slots: indices.iter().map(|&i| i as u32).collect(),
+            }))
     }
 
-    /// Frees the device copy (later requests get `None`).
-    pub fn free(&self) {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(Some(r)) = st.take() {
-            r.release(&self.gpu);
+    /// Ends the current capture: later requests get `None`; its buffers stay
+    /// allocated for the next capture (see [`start`](Self::start)).
+    pub fn finish(&self) {
+        let mut st = self.store();
+        if let Some(Some(r)) = st.capture.take() {
+            st.spare.extend(r.buffers);
         }
-        *st = Some(None);
+        st.capture = Some(None);
     }
 
-    fn upload(&self, ser: &SerFile) -> Result<Option<Resident>, StageError> {
+    /// Makes the store ready for a new capture (uploaded on its first
+    /// request), keeping the previous capture's buffers for it.
+    pub fn start(&self) {
+        self.finish();
+        self.store().capture = None;
+    }
+
+    /// Frees every buffer (the current capture's and the spares); later
+    /// requests get `None` until [`start`](Self::start).
+    pub fn release(&self) {
+        self.finish();
+        let spare = std::mem::take(&mut self.store().spare);
+        for b in spare {
+            self.gpu.destroy_buffer(b);
+        }
+    }
+
+    /// Uploads and decodes `ser`, filling buffers from `spare` where they
+    /// are large enough (the others stay there) and allocating the rest.
+    fn upload(
+        &self,
+        ser: &SerFile,
+        spare: &mut Vec<GpuBuffer>,
+    ) -> Result<Option<Resident>, StageError> {
         let (w, h, c) = (ser.width(), ser.height(), ser.channels());
         let n = ser.frame_count;
         let frame_words = (w * h * c) as u64;
         if n == 0 || frame_words == 0 || frame_words * 4 * n as u64 > budget_bytes() {
             return Ok(None);
         }
-        let Some(res) = self.allocate(frame_words * 4, n) else {
-            return Ok(None);
+        crate::timeline::mark("capture upload begins");
+        // Compiled first: compiling while buffers are being allocated waits
+        // for the driver.
+        self.gpu
+            .pipeline(DECODE.into(), "decode".into())
+            .into_result()?;
+        let frame_bytes = frame_words * 4;
+        let per = (MAX_BUFFER / frame_bytes).clamp(1, n as u64) as usize;
+        let need = |k: usize| per.min(n - k * per) as u64 * frame_bytes;
+        // Spares that fit, smallest first; the rest are freed (they would
+        // hold memory this capture may need).
+        spare.sort_by_key(|b| b.size);
+        let mut reused: Vec<Option<GpuBuffer>> = (0..n.div_ceil(per))
+            .map(|k| {
+                let i = spare.iter().position(|b| b.size >= need(k))?;
+                Some(spare.remove(i))
+            })
+            .collect();
+        for b in spare.drain(..) {
+            self.gpu.destroy_buffer(b);
+        }
+        let first = match reused[0].take() {
+            Some(b) => b,
+            None => match self.first_buffer(frame_bytes, n) {
+                Some((b, p)) if p == per => b,
+                other => {
+                    // None fits, or the device wants smaller buffers.
+                    for b in reused.into_iter().flatten() {
+                        self.gpu.destroy_buffer(b);
+                    }
+                    let Some((b, p)) = other else {
+                        return Ok(None);
+                    };
+                    let fresh = vec![None; n.div_ceil(p)];
+                    return self.upload_into(ser, frame_bytes, p, b, fresh);
+                }
+            },
         };
-        match self.fill(ser, &res) {
-            Ok(()) => Ok(Some(res)),
+        self.upload_into(ser, frame_bytes, per, first, reused)
+    }
+
+    /// Fills buffer 0 (`first`) and the others: `reused[k]` where given,
+    /// else allocated on a thread while the first ones fill (allocating
+    /// device memory takes about as long as uploading).
+    fn upload_into(
+        &self,
+        ser: &SerFile,
+        frame_bytes: u64,
+        per: usize,
+        first: GpuBuffer,
+        mut reused: Vec<Option<GpuBuffer>>,
+    ) -> Result<Option<Resident>, StageError> {
+        let n = ser.frame_count;
+        let count = reused.len();
+        let (tx, rx) = std::sync::mpsc::sync_channel(count);
+        let _ = tx.send(Ok(first));
+        let mut res = Resident {
+            buffers: Vec::with_capacity(count),
+            per_buffer: per as u32,
+        };
+        let stop = AtomicBool::new(false);
+        let result = std::thread::scope(|s| {
+            let (gpu, stop) = (&self.gpu, &stop);
+            s.spawn(move || {
+                for k in 1..count {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let frames = per.min(n - k * per) as u64;
+                    let r = match reused[k].take() {
+                        Some(b) => Ok(b),
+                        None => gpu.create_buffer(frames * frame_bytes).into_result(),
+                    };
+                    let failed = r.is_err();
+                    // The receiver outlives this thread (scoped).
+                    let _ = tx.send(r);
+                    if failed {
+                        break;
+                    }
+                }
+                // Spares not handed over (stopped early) go back the same way.
+                for b in reused.into_iter().flatten() {
+                    let _ = tx.send(Ok(b));
+                }
+            });
+            let r = self.fill(ser, per, count, || {
+                let b = rx
+                    .recv()
+                    .map_err(|_| StageError::internal("capture buffer allocation stopped"))??;
+                res.buffers.push(b);
+                Ok(b)
+            });
+            // On failure, stop the allocating thread and keep what it made
+            // (released below); on success everything was received already.
+            stop.store(true, Ordering::Relaxed);
+            res.buffers.extend(rx.iter().filter_map(|b| b.ok()));
+            r
+        });
+        match result {
+            Ok(()) => {
+                crate::timeline::mark("capture uploaded and decoded");
+                Ok(Some(res))
+            }
             Err(e) => {
                 res.release(&self.gpu);
-                Err(e)
+                // Out of device memory part way: stream instead.
+                if e.kind == ErrorKind::OutOfMemory {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
             }
         }
     }
 
-    /// Buffers for `n` decoded frames of `frame_bytes`, as large as the
-    /// device allows (down to [`MIN_BUFFER`]); `None` when it refuses.
-    fn allocate(&self, frame_bytes: u64, n: usize) -> Option<Resident> {
+    /// The first buffer for `n` decoded frames of `frame_bytes` and the
+    /// frames per buffer: as large as the device allows (down to
+    /// [`MIN_BUFFER`]); `None` when it refuses.
+    fn first_buffer(&self, frame_bytes: u64, n: usize) -> Option<(GpuBuffer, usize)> {
         let mut size = MAX_BUFFER;
         loop {
             let per = (size / frame_bytes).clamp(1, n as u64) as usize;
-            let mut out = Vec::new();
-            let mut failed = None;
-            for start in (0..n).step_by(per) {
-                let k = per.min(n - start);
-                match self.gpu.create_buffer(k as u64 * frame_bytes).into_result() {
-                    Ok(b) => out.push(b),
-                    Err(e) => {
-                        failed = Some(e);
-                        break;
-                    }
+            match self
+                .gpu
+                .create_buffer(per as u64 * frame_bytes)
+                .into_result()
+            {
+                Ok(b) => return Some((b, per)),
+                // Too large for one binding: try smaller buffers; out of
+                // memory or nothing smaller to try: stream instead.
+                Err(e) if e.kind == ErrorKind::OutOfMemory && per > 1 && size > MIN_BUFFER => {
+                    size /= 2
                 }
+                Err(_) => return None,
             }
-            let res = Resident {
-                buffers: out,
-                per_buffer: per as u32,
-            };
-            let Some(e) = failed else {
-                return Some(res);
-            };
-            res.release(&self.gpu);
-            // Too large for one binding: try smaller buffers; out of memory
-            // or nothing smaller to try: stream instead.
-            if e.kind != ErrorKind::OutOfMemory || per == 1 || size <= MIN_BUFFER {
-                return None;
-            }
-            size /= 2;
         }
     }
 
     /// Uploads the stored bytes chunk by chunk and decodes each chunk into
     /// its frames' slots.
-    fn fill(&self, ser: &SerFile, res: &Resident) -> Result<(), StageError> {
+    fn fill(
+        &self,
+        ser: &SerFile,
+        per: usize,
+        count: usize,
+        mut next_buffer: impl FnMut() -> Result<GpuBuffer, StageError>,
+    ) -> Result<(), StageError> {
         let (w, h, c) = (ser.width(), ser.height(), ser.channels());
         let n = ser.frame_count;
         let fb = ser.header.frame_bytes();
-        let per = res.per_buffer as usize;
         // Frames per chunk: a multiple of 4 (whole words of bytes), inside
         // one decoded buffer.
         let chunk = ((CHUNK_BYTES / fb.max(1)) / 4 * 4).max(4).min(per);
@@ -184,8 +328,10 @@ impl CaptureOnDevice {
             ColorId::Bgr => (1, 3, 0),
             ColorId::Bayer(p) => (2, 1, pattern_code(p)),
         };
+        let mut populate = 0.0;
         let result = (|| {
-            for buf in 0..res.buffers.len() {
+            for buf in 0..count {
+                let dst = next_buffer()?;
                 let first = buf * per;
                 let in_buf = per.min(n - first);
                 for start in (0..in_buf).step_by(chunk) {
@@ -196,7 +342,9 @@ impl CaptureOnDevice {
                     let bytes = ser
                         .stored_frames(first + start, count)
                         .ok_or_else(|| StageError::internal("frame range past the capture"))?;
+                    let t0 = std::time::Instant::now();
                     ser.populate_frames(first + start, count);
+                    populate += t0.elapsed().as_secs_f64();
                     let aligned = bytes.len() / 4 * 4;
                     self.gpu
                         .write_buffer_parallel(
@@ -230,7 +378,7 @@ impl CaptureOnDevice {
                         &self.gpu,
                         DECODE,
                         "decode",
-                        &[raw, res.buffers[buf]],
+                        &[raw, dst],
                         &u,
                         [groups(w, 16), groups(h, 16), count as u32],
                     )?;
@@ -239,6 +387,9 @@ impl CaptureOnDevice {
                     ser.release_frames(first + start, count);
                 }
             }
+            crate::timeline::mark(&format!(
+                "capture queued ({populate:.3} s pre-mapping pages)"
+            ));
             self.gpu.synchronize().into_result()
         })();
         self.gpu.destroy_buffer(raw);
@@ -248,7 +399,7 @@ impl CaptureOnDevice {
 
 impl Drop for CaptureOnDevice {
     fn drop(&mut self) {
-        self.free();
+        self.release();
     }
 }
 

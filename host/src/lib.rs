@@ -15,3 +15,4 @@ pub mod io;
 pub mod pipeline;
 pub mod registry;
 pub mod synth;
+pub mod timeline;

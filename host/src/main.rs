@@ -17,6 +17,7 @@ fn tune_allocator() {
 }
 
 fn main() -> ExitCode {
+    jupiter_host::timeline::start();
     tune_allocator();
     match jupiter_host::cli::main() {
         Ok(()) => ExitCode::SUCCESS,

@@ -357,6 +357,7 @@ pub fn run(reg: &Registry, backend: &HostBackend, req: &RunRequest) -> Result<Ru
         );
     }
     let ser = Arc::new(SerFile::open(req.input, req.open)?);
+    crate::timeline::mark("capture opened");
     for w in &ser.warnings {
         backend.message(&format!("warning: {}: {w}", req.input.display()));
     }
@@ -386,14 +387,12 @@ pub fn run(reg: &Registry, backend: &HostBackend, req: &RunRequest) -> Result<Ru
     // Quality.
     let (qs, qp, _) = &stages[0];
     // On a GPU run the capture is uploaded once, at the first stage that
-    // asks for it, and freed after stacking.
-    let on_device = backend.gpu_service().map(|g| {
-        Arc::new(CaptureOnDevice::new(
-            g.clone(),
-            backend.cancel_flag(),
-            backend.pool_threads(),
-        ))
-    });
+    // asks for it, into the backend's store (whose buffers the previous
+    // capture of a batch leaves allocated), and given up after stacking.
+    let on_device = backend.capture_store();
+    if let Some(d) = &on_device {
+        d.start();
+    }
     let all = SerFrames {
         ser: ser.clone(),
         indices: (0..n).collect(),
@@ -491,12 +490,10 @@ pub fn run(reg: &Registry, backend: &HostBackend, req: &RunRequest) -> Result<Ru
         )
     });
     backend.end_stage();
+    if let Some(d) = &on_device {
+        d.finish();
+    }
     let stacked = stacked?;
-    // The capture's device memory is given back on a thread of its own (a
-    // few GB take a while to free) while post-processing goes on.
-    let freeing = on_device
-        .clone()
-        .map(|d| std::thread::spawn(move || d.free()));
     cancelled()?;
     check_image(ss, &stacked, w, h, Some(c))?;
     let stacked = if stages.len() == 3 {
@@ -574,10 +571,9 @@ pub fn run(reg: &Registry, backend: &HostBackend, req: &RunRequest) -> Result<Ru
             image.data[i]
         );
     }
+    crate::timeline::mark("image downloaded");
     write_image(&image, &req.output, req.png8, req.force)?;
-    if let Some(t) = freeing {
-        let _ = t.join();
-    }
+    crate::timeline::mark("output written");
     let report = Report {
         input: req.input.display().to_string(),
         output: req.output.display().to_string(),

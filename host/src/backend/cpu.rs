@@ -10,12 +10,17 @@ use indicatif::{ProgressBar, ProgressStyle};
 use jupiter_plugin_api::{Backend, BackendRef, Backend_TO, GpuServiceBox, LogLevel, RawTask};
 use rayon::prelude::*;
 
+use crate::device_frames::CaptureOnDevice;
+
 /// The host's backend: one pool shared by every stage of every plugin.
 pub struct HostBackend {
     pool: rayon::ThreadPool,
     cancel: Arc<AtomicBool>,
     bar: RwLock<Option<ProgressBar>>,
     gpu: Option<GpuServiceBox>,
+    /// The capture on the GPU (GPU runs): one store for all the captures
+    /// this backend runs, so that device buffers are reused.
+    capture: Option<Arc<CaptureOnDevice>>,
     /// Cleared while a stage is re-run on the CPU after a GPU failure.
     gpu_enabled: AtomicBool,
     /// Show `Info` messages from stages (Debug needs `verbose`).
@@ -35,6 +40,7 @@ impl HostBackend {
             cancel,
             bar: RwLock::new(None),
             gpu: None,
+            capture: None,
             gpu_enabled: AtomicBool::new(false),
             quiet: false,
             verbose: false,
@@ -44,7 +50,26 @@ impl HostBackend {
     /// Offers `gpu` to the stages from now on.
     pub fn set_gpu(&mut self, gpu: Option<GpuServiceBox>) {
         self.gpu_enabled.store(gpu.is_some(), Ordering::SeqCst);
+        self.capture = gpu.as_ref().map(|g| {
+            Arc::new(CaptureOnDevice::new(
+                g.clone(),
+                self.cancel.clone(),
+                self.pool.current_num_threads(),
+            ))
+        });
         self.gpu = gpu;
+    }
+
+    /// The store that keeps a capture on the GPU (GPU runs only).
+    pub fn capture_store(&self) -> Option<Arc<CaptureOnDevice>> {
+        self.capture.clone()
+    }
+
+    /// Frees the device memory the capture store keeps for the next capture.
+    pub fn release_capture(&self) {
+        if let Some(c) = &self.capture {
+            c.release();
+        }
     }
 
     /// The GPU service, if any (regardless of the per-stage switch).
@@ -81,6 +106,7 @@ impl HostBackend {
 
     /// Starts a progress bar for a stage (hidden when stderr is not a terminal).
     pub fn begin_stage(&self, label: &str) {
+        crate::timeline::mark(&format!("stage {label} begins"));
         let bar = ProgressBar::new(0);
         bar.set_style(
             ProgressStyle::with_template("{prefix:>14} [{bar:30}] {pos}/{len} {elapsed}")
@@ -93,6 +119,7 @@ impl HostBackend {
 
     /// Ends the current progress bar.
     pub fn end_stage(&self) {
+        crate::timeline::mark("stage ends");
         if let Some(bar) = self.bar.write().unwrap_or_else(|e| e.into_inner()).take() {
             bar.finish_and_clear();
         }

@@ -1,6 +1,8 @@
 //! CPU path of `align-phase`.
 
-use jupiter_kit::align::{mean_of_best, mean_of_best_measured, measure_region, MeasureFn, Roi};
+use jupiter_kit::align::{
+    mean_of_best, mean_of_best_measured, measure_region, MeasureFn, Roi, SumFn,
+};
 use jupiter_kit::fft::Shift;
 use jupiter_plugin_api::prelude::*;
 
@@ -26,13 +28,14 @@ pub fn prepare(
     prepare_with(ctx, frames, p, None)
 }
 
-/// [`prepare`], with the reference frames' shifts measured by `measure`
-/// when given (see [`jupiter_kit::align::mean_of_best_measured`]).
+/// [`prepare`], with the reference frames' shifts measured by `device.0`
+/// and the frames added by `device.1` when given (see
+/// [`jupiter_kit::align::mean_of_best_measured`]).
 pub fn prepare_with(
     ctx: &StageCtx,
     frames: &FrameSourceRef,
     p: &AlignParams,
-    measure: Option<&MeasureFn>,
+    device: Option<(&MeasureFn, &SumFn)>,
 ) -> Result<(Vec<f32>, Roi), StageError> {
     let info = frames.info();
     if info.count == 0 {
@@ -40,8 +43,8 @@ pub fn prepare_with(
     }
     let (w, h) = (info.width as usize, info.height as usize);
     let k = p.reference_frames as usize;
-    let reference = match measure {
-        Some(m) => mean_of_best_measured(ctx, frames, k, m)?,
+    let reference = match device {
+        Some((m, sum)) => mean_of_best_measured(ctx, frames, k, m, Some(sum))?,
         None => reference_plane(ctx, frames, k)?,
     };
     let roi = if p.region == "auto" {

@@ -1,12 +1,14 @@
 //! GPU path of `align-phase`: the reference (mean of the best frames) has
-//! its few shifts measured on the device and is resampled and summed on the
-//! CPU; then every frame's shift is measured on the device by
+//! its few shifts measured, and its frames resampled and summed, on the
+//! device; then every frame's shift is measured on the device by
 //! [`jupiter_kit::gpu_pc::GpuCorrelator`] (the CPU path's arithmetic) over
 //! the frames the host keeps there; four numbers per frame come back.
 
 use jupiter_kit::align::{measure_region, Roi};
 use jupiter_kit::fft::Shift;
+use jupiter_kit::gpu::{accumulate_resident, ShiftGeometry};
 use jupiter_kit::gpu_pc::GpuCorrelator;
+use jupiter_plugin_api::gpu::helpers::{download, Buffers};
 use jupiter_plugin_api::prelude::*;
 use jupiter_plugin_api::{DeviceFrames, GpuServiceBox};
 
@@ -31,12 +33,34 @@ pub fn align(
             None => measure_region(ctx, frames, crop, roi, idx, false),
         }
     };
-    let (reference, roi) = cpu::prepare_with(ctx, frames, p, Some(&measure))?;
+    // ... and its frames added there (resampled as on the CPU).
+    let (w, h, c) = (
+        info.width as usize,
+        info.height as usize,
+        info.channels as usize,
+    );
+    let geometry = ShiftGeometry {
+        width: w,
+        height: h,
+        channels: c,
+        interp: 1,
+        y0: 0,
+        rows: h,
+        src_y0: 0,
+        src_rows: h,
+    };
+    let sum = |items: &[(usize, Shift)]| -> Result<Option<Vec<f32>>, StageError> {
+        let mut bufs = Buffers::new(gpu);
+        let acc = bufs.zeroed(info.frame_len())?;
+        let items: Vec<_> = items.iter().map(|&(i, s)| (i, s.dx, s.dy, 1.0)).collect();
+        accumulate_resident(gpu, dev, &geometry, &items, acc, |_| ctx.check_cancelled())?;
+        download(gpu, acc, info.frame_len()).map(Some)
+    };
+    let (reference, roi) = cpu::prepare_with(ctx, frames, p, Some((&measure, &sum)))?;
     ctx.log(
         LogLevel::Debug,
         &format!("reference built in {:.3} s", t0.elapsed().as_secs_f64()),
     );
-    let w = info.width as usize;
     let Some(gc) = GpuCorrelator::new(gpu, &roi.crop(&reference, w), roi, info.count as usize)?
     else {
         ctx.log(

@@ -175,9 +175,13 @@ pub fn mean_of_best(
     frames: &FrameSourceRef,
     k: usize,
 ) -> Result<Vec<f32>, StageError> {
-    mean_of_best_measured(ctx, frames, k, &|crop, roi, idx| {
-        measure_region(ctx, frames, crop, roi, idx, false)
-    })
+    mean_of_best_measured(
+        ctx,
+        frames,
+        k,
+        &|crop, roi, idx| measure_region(ctx, frames, crop, roi, idx, false),
+        None,
+    )
 }
 
 /// The shifts of frames `idx` against `crop` (the region `roi` of a
@@ -199,6 +203,12 @@ pub fn measure_region(
 /// of the best frame (`crop`, `roi.w × roi.h`), the shifts of frames `idx`.
 pub type MeasureFn<'a> = dyn Fn(&[f32], Roi, &[usize]) -> Result<Vec<Shift>, StageError> + 'a;
 
+/// How [`mean_of_best_measured`] may add the frames up elsewhere (a GPU
+/// path, over the frames it keeps on the device): the sum, in the order
+/// given, of frames `(index, shift)` resampled as by [`shifted`], with all
+/// their channels (`width × height × channels`); `None`: added on the CPU.
+pub type SumFn<'a> = dyn Fn(&[(usize, Shift)]) -> Result<Option<Vec<f32>>, StageError> + 'a;
+
 /// [`mean_of_best`] with the shifts measured by `measure` (a GPU path
 /// measures them on the device; the resampling and the sums are the same).
 pub fn mean_of_best_measured(
@@ -206,6 +216,7 @@ pub fn mean_of_best_measured(
     frames: &FrameSourceRef,
     k: usize,
     measure: &MeasureFn,
+    sum: Option<&SumFn>,
 ) -> Result<Vec<f32>, StageError> {
     let info = frames.info();
     if info.count == 0 {
@@ -222,6 +233,22 @@ pub fn mean_of_best_measured(
     let roi = Roi::around_object(&best, w, h);
     let idx: Vec<usize> = (1..k).collect();
     let shifts = measure(&roi.crop(&best, w), roi, &idx)?;
+    if let Some(sum) = sum {
+        // Frame 0 unshifted (bicubic weights at zero shift: the samples).
+        let zero = Shift {
+            dx: 0.0,
+            dy: 0.0,
+            peak: 1.0,
+        };
+        let items: Vec<(usize, Shift)> = std::iter::once((0, zero))
+            .chain(idx.iter().copied().zip(shifts.iter().copied()))
+            .collect();
+        if let Some(total) = sum(&items)? {
+            let mut acc = luminance(&total, info.channels as usize);
+            acc.iter_mut().for_each(|a| *a /= k as f32);
+            return Ok(acc);
+        }
+    }
     let mut acc: Vec<f32> = best;
     // Decoded and resampled in parallel, one frame per worker at a time;
     // added in index order (the same sums as a serial loop).

@@ -4,7 +4,7 @@
 //! histogram (the host reads back only 256 counts per pass).
 
 use jupiter_plugin_api::gpu::helpers::{groups, run, Buffers, Uniforms};
-use jupiter_plugin_api::{GpuBuffer, GpuServiceBox, StageError};
+use jupiter_plugin_api::{DeviceFrames, GpuBuffer, GpuServiceBox, StageError};
 
 /// WGSL sources, embedded at build time from `shaders/`.
 pub mod shaders {
@@ -129,6 +129,52 @@ pub struct FrameSlot {
     pub src_offset: usize,
     /// Word offset of this frame's output rows in `dst` (`shift_frames`).
     pub dst_offset: usize,
+}
+
+/// Frames per dispatch of [`accumulate_resident`].
+const RESIDENT_BATCH: usize = 4096;
+
+/// Adds frames the host keeps on the device into `acc` (`width × rows ×
+/// channels` of `g`): `acc += Σ weight · frame(x + dx, y + dy)` over
+/// `items` = (frame index, dx, dy, weight), one `shift_accumulate` dispatch
+/// per device buffer the frames lie in (and per [`RESIDENT_BATCH`] frames),
+/// in buffer order. `progress(done)` after each dispatch.
+pub fn accumulate_resident(
+    gpu: &GpuServiceBox,
+    dev: &DeviceFrames,
+    g: &ShiftGeometry,
+    items: &[(usize, f32, f32, f32)],
+    acc: GpuBuffer,
+    mut progress: impl FnMut(usize) -> Result<(), StageError>,
+) -> Result<(), StageError> {
+    let len = g.width * g.height * g.channels;
+    let mut bufs = Buffers::new(gpu);
+    let table = bufs.zeroed(items.len().clamp(1, RESIDENT_BATCH) * SLOT_WORDS)?;
+    let index: Vec<usize> = items.iter().map(|t| t.0).collect();
+    let order = dev.in_buffer_order(&index, len);
+    let mut done = 0;
+    for (buf, first, count) in DeviceFrames::runs(&order) {
+        for part in order[first..first + count].chunks(RESIDENT_BATCH) {
+            let slots: Vec<FrameSlot> = part
+                .iter()
+                .map(|s| {
+                    let (_, dx, dy, weight) = items[s.pos];
+                    FrameSlot {
+                        dx,
+                        dy,
+                        weight,
+                        src_offset: s.offset,
+                        dst_offset: 0,
+                    }
+                })
+                .collect();
+            write_slots(gpu, table, &slots)?;
+            shift_accumulate(gpu, buf, acc, table, g, part.len())?;
+            done += part.len();
+            progress(done)?;
+        }
+    }
+    Ok(())
 }
 
 /// Words per [`FrameSlot`] in the device's frame table.

@@ -14,8 +14,8 @@
 //! device, plus the sum (and the weight sum and grids for warp fields).
 
 use jupiter_kit::gpu::{
-    read_batch, scale, shift_accumulate, warp_accumulate, warp_normalize, warp_tables, write_slots,
-    FrameSlot, ShiftGeometry, SLOT_WORDS, WARP_SLOT_WORDS,
+    accumulate_resident, read_batch, scale, shift_accumulate, warp_accumulate, warp_normalize,
+    warp_tables, write_slots, FrameSlot, ShiftGeometry, SLOT_WORDS, WARP_SLOT_WORDS,
 };
 use jupiter_kit::warp::Interp;
 use jupiter_plugin_api::gpu::helpers::{write, Buffers};
@@ -141,9 +141,6 @@ fn finish(
     })
 }
 
-/// Frames per dispatch of `shift_accumulate` over resident frames.
-const RESIDENT_BATCH: usize = 4096;
-
 /// [`stack`] over frames the host keeps on the device: no upload, one
 /// `shift_accumulate` dispatch per device buffer the frames lie in.
 #[allow(clippy::too_many_arguments)]
@@ -157,35 +154,19 @@ fn stack_resident(
     geometry: &ShiftGeometry,
     info: FrameInfo,
 ) -> Result<Image, StageError> {
-    let (n, len) = (info.count as usize, info.frame_len());
+    let n = info.count as usize;
     let mut bufs = Buffers::new(gpu);
-    let acc = bufs.zeroed(len)?;
-    let table = bufs.zeroed(n.clamp(1, RESIDENT_BATCH) * SLOT_WORDS)?;
-    let all: Vec<usize> = (0..n).collect();
-    let order = dev.in_buffer_order(&all, len);
-    let mut done = 0;
-    for (buf, first, count) in DeviceFrames::runs(&order) {
-        for part in order[first..first + count].chunks(RESIDENT_BATCH) {
-            ctx.check_cancelled()?;
-            let slots: Vec<FrameSlot> = part
-                .iter()
-                .map(|s| {
-                    let warp = &req.alignment.warps[s.index];
-                    FrameSlot {
-                        dx: warp.dx,
-                        dy: warp.dy,
-                        weight: weights[s.index],
-                        src_offset: s.offset,
-                        dst_offset: 0,
-                    }
-                })
-                .collect();
-            write_slots(gpu, table, &slots)?;
-            shift_accumulate(gpu, buf, acc, table, geometry, part.len())?;
-            done += part.len();
-            ctx.progress(done as u64, n as u64);
-        }
-    }
+    let acc = bufs.zeroed(info.frame_len())?;
+    let items: Vec<(usize, f32, f32, f32)> = (0..n)
+        .map(|i| {
+            let w = &req.alignment.warps[i];
+            (i, w.dx, w.dy, weights[i])
+        })
+        .collect();
+    accumulate_resident(gpu, dev, geometry, &items, acc, |done| {
+        ctx.progress(done as u64, n as u64);
+        ctx.check_cancelled()
+    })?;
     finish(gpu, &mut bufs, acc, total, info)
 }
 

@@ -550,6 +550,7 @@ fn devices(o: &Opts, t: &Tools) -> Result<(), String> {
     };
     let mut specs = case_specs(o.quick);
     specs.push(big);
+    let mut batch_rows = Vec::new();
     for spec in specs
         .into_iter()
         .filter(|s| o.only.as_ref().is_none_or(|n| s.name.contains(n.as_str())))
@@ -609,8 +610,76 @@ fn devices(o: &Opts, t: &Tools) -> Result<(), String> {
                 stage("stack"),
             );
         }
+        batch_rows.extend(batch_run(o, t, &spec, &cap)?);
+    }
+    println!("\nThe same captures as one batch of {BATCH} (`jupiter-host --cpu|--gpu run C1.ser … C{BATCH}.ser -o DIR`, links to one file): the device, the plugins and the GPU buffers are set up once; wall = the whole process.\n");
+    println!("| capture | device | batch wall min / median (s) | per capture (s) | PSNR (dB) | CPU ÷ GPU |");
+    println!("|---|---|---|---|---|---|");
+    for r in batch_rows {
+        println!("{r}");
     }
     Ok(())
+}
+
+/// Captures per batch in [`batch_run`].
+const BATCH: usize = 5;
+
+/// Runs [`BATCH`] copies (links) of `cap` as one `run` with `--cpu` and
+/// with `--gpu`; returns the table rows.
+fn batch_run(o: &Opts, t: &Tools, spec: &CaseSpec, cap: &Capture) -> Result<Vec<String>, String> {
+    let links: Vec<PathBuf> = (0..BATCH)
+        .map(|k| o.dir.join(format!("{}-batch{k}.ser", spec.name)))
+        .collect();
+    for l in &links {
+        let _ = std::fs::remove_file(l);
+        std::os::unix::fs::symlink(&cap.path, l).map_err(|e| format!("{}: {e}", l.display()))?;
+    }
+    let mut rows = Vec::new();
+    let mut cpu = None;
+    for dev in ["--cpu", "--gpu"] {
+        let dir = t.work.join(format!("batch{dev}"));
+        let runs = repeat(
+            o.repeat,
+            true,
+            || {
+                let mut c = Command::new(&t.host);
+                c.arg(dev)
+                    .args(["-q", "run"])
+                    .args(&links)
+                    .arg("-o")
+                    .arg(&dir);
+                c.args([
+                    "--select",
+                    "25%",
+                    "--stacker",
+                    "stack-mean",
+                    "--no-post",
+                    "--force",
+                ]);
+                c
+            },
+            &t.work.join("jupiter.log"),
+        )?;
+        let out = dir.join(format!("{}-batch{}_jupiter.tif", spec.name, BATCH - 1));
+        let psnr = read_image(&out)
+            .and_then(|img| psnr_vs_truth(&img, &cap.truth))
+            .map_or_else(|e| format!("n/a ({e})"), |p| format!("{p:.2}"));
+        let (min, med, _) = summary(&runs);
+        let ratio = match cpu {
+            None => {
+                cpu = Some(min);
+                String::new()
+            }
+            Some(c) => format!("{:.1}", c / min),
+        };
+        rows.push(format!(
+            "| {} | {} | {min:.3} / {med:.3} | {:.3} | {psnr} | {ratio} |",
+            spec.what,
+            &dev[2..],
+            min / BATCH as f64
+        ));
+    }
+    Ok(rows)
 }
 
 fn fmt_run(runs: &[Measured]) -> String {

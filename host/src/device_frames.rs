@@ -229,12 +229,12 @@ impl CaptureOnDevice {
         let result = std::thread::scope(|s| {
             let (gpu, stop) = (&self.gpu, &stop);
             s.spawn(move || {
-                for k in 1..count {
+                for (k, spare) in reused.iter_mut().enumerate().skip(1) {
                     if stop.load(Ordering::Relaxed) {
                         break;
                     }
                     let frames = per.min(n - k * per) as u64;
-                    let r = match reused[k].take() {
+                    let r = match spare.take() {
                         Some(b) => Ok(b),
                         None => gpu.create_buffer(frames * frame_bytes).into_result(),
                     };

@@ -10,8 +10,9 @@
 //   (read_write), 3 sums per (frame, tile), and from word `totals` 3 per
 //   frame after `reduce`;
 //   3 taps: array<f32> (read), the gaussian (2·radius+1 taps); 4 uniforms P.
-// Workgroup: tiles: 16×16×1 over a tile's pixels, z = frame of the dispatch;
-//   reduce: 256×1×1, one workgroup per frame.
+// Workgroup: tiles: 16×16×1 over a 16×16 tile's pixels, z = frame of the
+//   dispatch; tiles32 (radius ≤ 7): 256×1×1 over a 32×32 tile, 4 pixels per
+//   invocation, z = frame; reduce: 256×1×1, one workgroup per frame.
 
 struct P {
     width: u32, height: u32, channels: u32, radius: u32,
@@ -125,6 +126,102 @@ fn tiles(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
         partial[o] = lum[0];
         partial[o + 1u] = lum[256];
         partial[o + 2u] = lum[512];
+    }
+}
+
+// tiles32: 32×32 outputs per workgroup (fewer apron loads and barriers per
+// pixel), radius ≤ 7: luminance (34 + 2r)² ≤ 48², reused for the blurred
+// 34×34 block once the x pass is done; `hx2` (34 × (34 + 2r)) is reused for
+// the sums.
+const T2: u32 = 32u;
+var<workgroup> lum2: array<f32, 2304>;
+var<workgroup> hx2: array<f32, 1632>;
+
+@compute @workgroup_size(256, 1, 1)
+fn tiles32(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let k = wg.z;
+    let base = list[p.out_base + k];
+    let r = p.radius;
+    let lw = T2 + 2u + 2u * r;
+    let bw = T2 + 2u;
+    let x0 = i32(wg.x * T2) - 1 - i32(r);
+    let y0 = i32(wg.y * T2) - 1 - i32(r);
+    let wmax = i32(p.width) - 1;
+    let hmax = i32(p.height) - 1;
+    for (var i = li; i < lw * lw; i += 256u) {
+        let x = u32(clamp(x0 + i32(i % lw), 0, wmax));
+        let y = u32(clamp(y0 + i32(i / lw), 0, hmax));
+        lum2[i] = luma(base, x, y);
+    }
+    workgroupBarrier();
+    for (var i = li; i < bw * lw; i += 256u) {
+        let col = i % bw;
+        let row = i / bw;
+        var s = 0.0;
+        for (var t = 0u; t <= 2u * r; t++) {
+            s += taps[t] * lum2[row * lw + col + t];
+        }
+        hx2[row * bw + col] = s;
+    }
+    // This invocation's pixels: column lx, rows ly + 8j.
+    let lx = li % T2;
+    let ly = li / T2;
+    let x = wg.x * T2 + lx;
+    var own = 0.0;
+    for (var j = 0u; j < 4u; j++) {
+        let y = wg.y * T2 + ly + 8u * j;
+        if (x < p.width && y < p.height) {
+            own += lum2[(ly + 8u * j + 1u + r) * lw + lx + 1u + r];
+        }
+    }
+    workgroupBarrier();
+    for (var i = li; i < bw * bw; i += 256u) {
+        let col = i % bw;
+        let row = i / bw;
+        var s = 0.0;
+        for (var t = 0u; t <= 2u * r; t++) {
+            s += taps[t] * hx2[(row + t) * bw + col];
+        }
+        lum2[i] = s;
+    }
+    workgroupBarrier();
+    var sv = 0.0;
+    var sv2 = 0.0;
+    for (var j = 0u; j < 4u; j++) {
+        let y = wg.y * T2 + ly + 8u * j;
+        if (x >= 1u && y >= 1u && x + 1u < p.width && y + 1u < p.height) {
+            let c = (ly + 8u * j + 1u) * bw + lx + 1u;
+            let up = c - bw;
+            let dn = c + bw;
+            var v = 0.0;
+            if (p.metric == 0u) {
+                v = lum2[c - 1u] + lum2[c + 1u] + lum2[up] + lum2[dn] - 4.0 * lum2[c];
+            } else {
+                let gx = (lum2[up + 1u] + 2.0 * lum2[c + 1u] + lum2[dn + 1u]) - (lum2[up - 1u] + 2.0 * lum2[c - 1u] + lum2[dn - 1u]);
+                let gy = (lum2[dn - 1u] + 2.0 * lum2[dn] + lum2[dn + 1u]) - (lum2[up - 1u] + 2.0 * lum2[up] + lum2[up + 1u]);
+                v = gx * gx + gy * gy;
+            }
+            sv += v;
+            sv2 += v * v;
+        }
+    }
+    hx2[li] = sv;
+    hx2[256u + li] = sv2;
+    hx2[512u + li] = own;
+    workgroupBarrier();
+    for (var s = 128u; s > 0u; s >>= 1u) {
+        if (li < s) {
+            hx2[li] += hx2[li + s];
+            hx2[256u + li] += hx2[256u + li + s];
+            hx2[512u + li] += hx2[512u + li + s];
+        }
+        workgroupBarrier();
+    }
+    if (li == 0u) {
+        let o = ((p.out_base + k) * p.tiles_x * p.tiles_y + wg.y * p.tiles_x + wg.x) * 3u;
+        partial[o] = hx2[0];
+        partial[o + 1u] = hx2[256];
+        partial[o + 2u] = hx2[512];
     }
 }
 

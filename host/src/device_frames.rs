@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use abi_stable::std_types::RSlice;
-use jupiter_plugin_api::gpu::helpers::{groups, run, Uniforms};
+use jupiter_plugin_api::gpu::helpers::{groups, run, Buffers, Uniforms};
 use jupiter_plugin_api::{DeviceFrames, ErrorKind, GpuBuffer, GpuServiceBox, StageError};
 
 use crate::io::debayer::BayerPattern;
@@ -61,6 +61,10 @@ pub struct CaptureOnDevice {
     cancel: Arc<AtomicBool>,
     /// Threads copying the stored bytes into upload buffers.
     threads: usize,
+    /// Largest decoded buffer ([`MAX_BUFFER`]) and stored bytes per upload
+    /// chunk ([`CHUNK_BYTES`]); smaller in tests, to exercise the splits.
+    max_buffer: u64,
+    chunk_bytes: usize,
     state: Mutex<Store>,
 }
 
@@ -81,8 +85,19 @@ impl CaptureOnDevice {
             gpu,
             cancel,
             threads: threads.max(1),
+            max_buffer: MAX_BUFFER,
+            chunk_bytes: CHUNK_BYTES,
             state: Mutex::new(Store::default()),
         }
+    }
+
+    /// This store with decoded buffers of at most `max_buffer` bytes and
+    /// uploads of `chunk_bytes` (tests use small ones to cover captures that
+    /// span several buffers and chunks).
+    pub fn with_sizes(mut self, max_buffer: u64, chunk_bytes: usize) -> CaptureOnDevice {
+        self.max_buffer = max_buffer.max(4);
+        self.chunk_bytes = chunk_bytes.max(4);
+        self
     }
 
     fn store(&self) -> std::sync::MutexGuard<'_, Store> {
@@ -172,7 +187,7 @@ impl CaptureOnDevice {
             .pipeline(DECODE.into(), "decode".into())
             .into_result()?;
         let frame_bytes = frame_words * 4;
-        let per = (MAX_BUFFER / frame_bytes).clamp(1, n as u64) as usize;
+        let per = (self.max_buffer / frame_bytes).clamp(1, n as u64) as usize;
         let need = |k: usize| per.min(n - k * per) as u64 * frame_bytes;
         // Spares that fit, smallest first; the rest are freed (they would
         // hold memory this capture may need).
@@ -284,7 +299,7 @@ impl CaptureOnDevice {
     /// frames per buffer: as large as the device allows (down to
     /// [`MIN_BUFFER`]); `None` when it refuses.
     fn first_buffer(&self, frame_bytes: u64, n: usize) -> Option<(GpuBuffer, usize)> {
-        let mut size = MAX_BUFFER;
+        let mut size = self.max_buffer;
         loop {
             let per = (size / frame_bytes).clamp(1, n as u64) as usize;
             match self
@@ -317,34 +332,64 @@ impl CaptureOnDevice {
         let fb = ser.header.frame_bytes();
         // Frames per chunk: a multiple of 4 (whole words of bytes), inside
         // one decoded buffer.
-        let chunk = ((CHUNK_BYTES / fb.max(1)) / 4 * 4).max(4).min(per);
-        let raw = self
-            .gpu
-            .create_buffer((chunk * fb).next_multiple_of(4) as u64)
-            .into_result()?;
+        let chunk = ((self.chunk_bytes / fb.max(1)) / 4 * 4).max(4).min(per);
+        // (first frame in its decoded buffer, first frame, frames) per chunk.
+        let mut plan = Vec::new();
+        for buf in 0..count {
+            let in_buf = per.min(n - buf * per);
+            for start in (0..in_buf).step_by(chunk) {
+                plan.push((start, buf * per + start, chunk.min(in_buf - start)));
+            }
+        }
+        // Two raw buffers, used in turn: a chunk's copy need not wait for
+        // the previous chunk's decode.
+        let mut bufs = Buffers::new(&self.gpu);
+        let raw = [
+            bufs.zeroed((chunk * fb).div_ceil(4))?,
+            bufs.zeroed((chunk * fb).div_ceil(4))?,
+        ];
         let (kind, planes, pattern) = match ser.header.color {
             ColorId::Mono => (0, 1, 0),
             ColorId::Rgb => (0, 3, 0),
             ColorId::Bgr => (1, 3, 0),
             ColorId::Bayer(p) => (2, 1, pattern_code(p)),
         };
-        let mut populate = 0.0;
-        let result = (|| {
-            for buf in 0..count {
-                let dst = next_buffer()?;
-                let first = buf * per;
-                let in_buf = per.min(n - first);
-                for start in (0..in_buf).step_by(chunk) {
+        let stop = AtomicBool::new(false);
+        let mut waited = 0.0;
+        let result = std::thread::scope(|s| {
+            // The next chunk's pages are mapped in (MADV_POPULATE_READ) on a
+            // thread while this one is copied; at most two chunks ahead.
+            let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+            let (plan, stop) = (&plan, &stop);
+            s.spawn(move || {
+                for &(_, frame, frames) in plan {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    ser.populate_frames(frame, frames);
+                    if tx.send(()).is_err() {
+                        break;
+                    }
+                }
+            });
+            let r = (|| {
+                let mut dst = None;
+                for (i, &(start, frame, frames)) in plan.iter().enumerate() {
                     if self.cancel.load(Ordering::Relaxed) {
                         return Err(StageError::cancelled());
                     }
-                    let count = chunk.min(in_buf - start);
+                    if start == 0 {
+                        // The first chunk of decoded buffer `buf`.
+                        dst = Some(next_buffer()?);
+                    }
+                    let dst = dst.expect("set above");
+                    let raw = raw[i % 2];
                     let bytes = ser
-                        .stored_frames(first + start, count)
+                        .stored_frames(frame, frames)
                         .ok_or_else(|| StageError::internal("frame range past the capture"))?;
                     let t0 = std::time::Instant::now();
-                    ser.populate_frames(first + start, count);
-                    populate += t0.elapsed().as_secs_f64();
+                    let _ = rx.recv();
+                    waited += t0.elapsed().as_secs_f64();
                     let aligned = bytes.len() / 4 * 4;
                     self.gpu
                         .write_buffer_parallel(
@@ -370,7 +415,7 @@ impl CaptureOnDevice {
                         .u32(ser.little_endian as u32)
                         .u32(kind)
                         .u32(pattern)
-                        .u32(count as u32)
+                        .u32(frames as u32)
                         .u32(fb as u32)
                         .u32((start * w * h * c) as u32)
                         .f32(1.0 / ser.scale);
@@ -380,20 +425,23 @@ impl CaptureOnDevice {
                         "decode",
                         &[raw, dst],
                         &u,
-                        [groups(w, 16), groups(h, 16), count as u32],
+                        [groups(w, 16), groups(h, 16), frames as u32],
                     )?;
                     // The bytes are on their way to the device: drop this
                     // process's mapping of them (they stay in the page cache).
-                    ser.release_frames(first + start, count);
+                    ser.release_frames(frame, frames);
                 }
-            }
-            crate::timeline::mark(&format!(
-                "capture queued ({populate:.3} s pre-mapping pages)"
-            ));
-            self.gpu.synchronize().into_result()
-        })();
-        self.gpu.destroy_buffer(raw);
-        result
+                Ok(())
+            })();
+            stop.store(true, Ordering::Relaxed);
+            drop(rx);
+            r
+        });
+        crate::timeline::mark(&format!(
+            "capture queued ({waited:.3} s waiting for pages to be mapped)"
+        ));
+        result?;
+        self.gpu.synchronize().into_result()
     }
 }
 

@@ -86,7 +86,13 @@ fn decode_on_the_device_matches_the_host_decoder() {
             )
             .unwrap(),
         );
-        let store = Arc::new(CaptureOnDevice::new(gpu.clone(), be.cancel_flag(), 2));
+        // Decoded buffers of 8 frames, uploads of 4 (the smallest chunk):
+        // two chunks into the first buffer (both raw buffers in turn), one
+        // into the second.
+        let decoded = (ser.width() * ser.height() * ser.channels() * 4) as u64;
+        let store = Arc::new(
+            CaptureOnDevice::new(gpu.clone(), be.cancel_flag(), 2).with_sizes(8 * decoded, 1),
+        );
         // A reversed selection: slots out of order.
         let src = SerFrames {
             ser: ser.clone(),
@@ -169,6 +175,12 @@ fn frame_scores_on_the_device_match_the_cpu() {
             QualityParams {
                 metric: Metric::Laplacian,
                 prefilter_sigma: 5.0,
+                normalize: true,
+            },
+            // Radius 7: the largest apron of the 32×32-tile kernel.
+            QualityParams {
+                metric: Metric::Tenengrad,
+                prefilter_sigma: 2.3,
                 normalize: true,
             },
         ] {

@@ -1,6 +1,7 @@
 //! GPU path of the `quality` stage, over frames the host keeps on the device
 //! ([`FrameSourceExt::on_device`]): one dispatch of `shaders/quality.wgsl`
-//! scores a batch of frames tile by tile (luminance, prefilter, metric and
+//! scores a batch of frames tile by tile (32×32 tiles for prefilter radii up
+//! to 7, else 16×16) (luminance, prefilter, metric and
 //! sums fused, so nothing but 3 sums per tile is written), a second adds each
 //! frame's tiles, and only 3 numbers per frame come back. The score itself is
 //! finished on the CPU in `f64`, by the same formula as [`crate::cpu`].
@@ -15,6 +16,8 @@ use crate::params::{Metric, QualityParams};
 
 /// Largest prefilter radius the kernel's tile holds (sigma 5 → radius 15).
 pub const MAX_RADIUS: usize = 15;
+/// Largest prefilter radius of the 32×32-tile kernel (`tiles32`).
+pub const MAX_RADIUS_32: usize = 7;
 /// Words of per-tile sums per batch.
 const PARTIAL_WORDS: usize = 1 << 24;
 
@@ -59,7 +62,13 @@ pub fn score_all(
     let n = info.count as usize;
     let len = info.frame_len();
     let kernel = gaussian_kernel(p.prefilter_sigma);
-    let (tx, ty) = (w.div_ceil(16), h.div_ceil(16));
+    // 32×32 tiles where the apron fits the kernel's workgroup memory.
+    let (entry, tile) = if kernel.len() / 2 <= MAX_RADIUS_32 {
+        ("tiles32", 32)
+    } else {
+        ("tiles", 16)
+    };
+    let (tx, ty) = (w.div_ceil(tile), h.div_ceil(tile));
     let tiles = tx * ty;
     let batch = (PARTIAL_WORDS / (3 * tiles)).clamp(1, 65535).min(n.max(1));
     let mut bufs = Buffers::new(gpu);
@@ -95,7 +104,7 @@ pub fn score_all(
             run(
                 gpu,
                 shaders::QUALITY,
-                "tiles",
+                entry,
                 &bindings,
                 &u,
                 [tx as u32, ty as u32, count as u32],

@@ -354,94 +354,68 @@ impl CaptureOnDevice {
             ColorId::Bgr => (1, 3, 0),
             ColorId::Bayer(p) => (2, 1, pattern_code(p)),
         };
-        let stop = AtomicBool::new(false);
-        let mut waited = 0.0;
-        let result = std::thread::scope(|s| {
-            // The next chunk's pages are mapped in (MADV_POPULATE_READ) on a
-            // thread while this one is copied; at most two chunks ahead.
-            let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
-            let (plan, stop) = (&plan, &stop);
-            s.spawn(move || {
-                for &(_, frame, frames) in plan {
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    ser.populate_frames(frame, frames);
-                    if tx.send(()).is_err() {
-                        break;
-                    }
+        let result = (|| {
+            let mut dst = None;
+            for (i, &(start, frame, frames)) in plan.iter().enumerate() {
+                if self.cancel.load(Ordering::Relaxed) {
+                    return Err(StageError::cancelled());
                 }
-            });
-            let r = (|| {
-                let mut dst = None;
-                for (i, &(start, frame, frames)) in plan.iter().enumerate() {
-                    if self.cancel.load(Ordering::Relaxed) {
-                        return Err(StageError::cancelled());
-                    }
-                    if start == 0 {
-                        // The first chunk of decoded buffer `buf`.
-                        dst = Some(next_buffer()?);
-                    }
-                    let dst = dst.expect("set above");
-                    let raw = raw[i % 2];
-                    let bytes = ser
-                        .stored_frames(frame, frames)
-                        .ok_or_else(|| StageError::internal("frame range past the capture"))?;
-                    let t0 = std::time::Instant::now();
-                    let _ = rx.recv();
-                    waited += t0.elapsed().as_secs_f64();
-                    let aligned = bytes.len() / 4 * 4;
+                if start == 0 {
+                    // The first chunk of the next decoded buffer.
+                    dst = Some(next_buffer()?);
+                }
+                let dst = dst.expect("set above");
+                let raw = raw[i % 2];
+                let bytes = ser
+                    .stored_frames(frame, frames)
+                    .ok_or_else(|| StageError::internal("frame range past the capture"))?;
+                // Mapped in first: faults during the parallel copy cost more.
+                ser.populate_frames(frame, frames);
+                let aligned = bytes.len() / 4 * 4;
+                self.gpu
+                    .write_buffer_parallel(
+                        raw,
+                        0,
+                        RSlice::from_slice(&bytes[..aligned]),
+                        self.threads as u32,
+                    )
+                    .into_result()?;
+                if aligned < bytes.len() {
+                    let mut tail = [0u8; 4];
+                    tail[..bytes.len() - aligned].copy_from_slice(&bytes[aligned..]);
                     self.gpu
-                        .write_buffer_parallel(
-                            raw,
-                            0,
-                            RSlice::from_slice(&bytes[..aligned]),
-                            self.threads as u32,
-                        )
+                        .write_buffer(raw, aligned as u64, RSlice::from_slice(&tail))
                         .into_result()?;
-                    if aligned < bytes.len() {
-                        let mut tail = [0u8; 4];
-                        tail[..bytes.len() - aligned].copy_from_slice(&bytes[aligned..]);
-                        self.gpu
-                            .write_buffer(raw, aligned as u64, RSlice::from_slice(&tail))
-                            .into_result()?;
-                    }
-                    let u = Uniforms::new()
-                        .u32(w as u32)
-                        .u32(h as u32)
-                        .u32(planes)
-                        .u32(c as u32)
-                        .u32(ser.header.bytes_per_sample() as u32)
-                        .u32(ser.little_endian as u32)
-                        .u32(kind)
-                        .u32(pattern)
-                        .u32(frames as u32)
-                        .u32(fb as u32)
-                        .u32((start * w * h * c) as u32)
-                        .f32(1.0 / ser.scale);
-                    run(
-                        &self.gpu,
-                        DECODE,
-                        "decode",
-                        &[raw, dst],
-                        &u,
-                        [groups(w, 16), groups(h, 16), frames as u32],
-                    )?;
-                    // The bytes are on their way to the device: drop this
-                    // process's mapping of them (they stay in the page cache).
-                    ser.release_frames(frame, frames);
                 }
-                Ok(())
-            })();
-            stop.store(true, Ordering::Relaxed);
-            drop(rx);
-            r
-        });
-        crate::timeline::mark(&format!(
-            "capture queued ({waited:.3} s waiting for pages to be mapped)"
-        ));
-        result?;
-        self.gpu.synchronize().into_result()
+                let u = Uniforms::new()
+                    .u32(w as u32)
+                    .u32(h as u32)
+                    .u32(planes)
+                    .u32(c as u32)
+                    .u32(ser.header.bytes_per_sample() as u32)
+                    .u32(ser.little_endian as u32)
+                    .u32(kind)
+                    .u32(pattern)
+                    .u32(frames as u32)
+                    .u32(fb as u32)
+                    .u32((start * w * h * c) as u32)
+                    .f32(1.0 / ser.scale);
+                run(
+                    &self.gpu,
+                    DECODE,
+                    "decode",
+                    &[raw, dst],
+                    &u,
+                    [groups(w, 16), groups(h, 16), frames as u32],
+                )?;
+                // The bytes are on their way to the device: drop this
+                // process's mapping of them (they stay in the page cache).
+                ser.release_frames(frame, frames);
+            }
+            crate::timeline::mark("capture queued");
+            self.gpu.synchronize().into_result()
+        })();
+        result
     }
 }
 

@@ -2,7 +2,9 @@
 // reference on the device, the arithmetic of `kit::fft::PhaseCorrelator`:
 // luminance of the region of interest (optionally 2×2-binned, or resampled
 // by a first estimate with Catmull-Rom weights, edges replicated), minus its
-// mean, times a separable Hann window; 2-D FFT (mixed-radix Stockham, radices
+// mean, times a separable Hann window; frames 2q and 2q+1 of a batch share
+// one complex transform (2q the real part, 2q+1 the imaginary part: the
+// spectra of real planes separate by symmetry); 2-D FFT (mixed-radix Stockham, radices
 // 2 3 4 5 7 11 13, one row or column per workgroup in shared memory, twiddles
 // from a table computed in f64 on the CPU); cross-power with the reference
 // spectrum, partially whitened (|c|^-whiten) under a gaussian low-pass;
@@ -12,14 +14,16 @@
 //   batch frame; 2 res: array<vec4<f32>> (read_write), per batch frame
 //   (dx, dy, peak, _) at `prev`/`out` and its mean at `means`; 3 plane:
 //   array<f32> (read_write), batch × n0 × n1 real planes; 4 spec:
-//   array<vec2<f32>> (read_write), batch × n0 × n1 spectra; 5 refspec:
+//   array<vec2<f32>> (read_write), batch / 2 × n0 × n1 spectra (one per
+//   pair of frames); 5 refspec:
 //   array<vec2<f32>> (read_write), the reference spectrum; 6 consts:
 //   array<f32> (read), twiddles (cos, sin of -2πm/n for n0 and n1), Hann
 //   windows, low-pass factors; 7 uniforms P.
 // Workgroups: load 16×16×1 over (x, y), z = frame; mean_part, peak_part
 //   256×1×1, (PARTS, frames); mean, peak 64×1×1 over frames; rows, cols
-//   256×1×1 over (lines / lines per workgroup, frames); cross, save_ref
-//   256×1×1 over samples (x + 65535·256·y).
+//   256×1×1 over (lines / lines per workgroup, pairs of frames); cross
+//   256×1×1 over the samples of the pairs, save_ref over samples
+//   (x + 65535·256·y).
 
 struct P {
     fw: u32, fh: u32, fc: u32, bin: u32,
@@ -310,27 +314,37 @@ fn fft_line(lt: u32, lanes: u32, at: u32, n: u32, tw: u32, inv: bool) {
     }
 }
 
-// Rows: forward from the windowed plane, or inverse into the plane (real
-// part); 256 / lanes(n0) rows per workgroup.
+// Rows of pair q = wg.y (frames a = 2q, b = 2q + 1 of the batch): forward
+// from the windowed planes (a real, b imaginary; b zero past the batch), or
+// inverse into the planes (real part to a, imaginary part to b);
+// 256 / lanes(n0) rows per workgroup.
 @compute @workgroup_size(256, 1, 1)
 fn rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     if (p.count == 0xffffffffu) { touch(); }
     let n = p.n0;
     let ln = lanes(n);
     let per = 256u / ln;
-    let b = p.base + wg.y;
+    let q = p.base + wg.y;
+    let a = 2u * q;
+    let b = a + 1u;
+    let has_b = b < p.base + p.count;
     let inv = p.inverse == 1u;
-    let m = res[p.means + b].x;
+    let ma = res[p.means + a].x;
+    var mb = 0.0;
+    if (has_b) { mb = res[p.means + b].x; }
+    let plane_len = n * p.n1;
     for (var i = li; i < per * n; i += 256u) {
         let y = wg.x * per + i / n;
         let x = i % n;
         var v = vec2<f32>(0.0);
         if (y < p.n1) {
-            let o = (b * p.n1 + y) * n + x;
+            let o = y * n + x;
             if (inv) {
-                v = spec[o];
+                v = spec[q * plane_len + o];
             } else {
-                v = vec2<f32>((plane[o] - m) * (consts[p.wx + x] * consts[p.wy + y]), 0.0);
+                let win = consts[p.wx + x] * consts[p.wy + y];
+                v.x = (plane[a * plane_len + o] - ma) * win;
+                if (has_b) { v.y = (plane[b * plane_len + o] - mb) * win; }
             }
         }
         sh[i] = v;
@@ -340,11 +354,12 @@ fn rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     for (var i = li; i < per * n; i += 256u) {
         let y = wg.x * per + i / n;
         if (y < p.n1) {
-            let o = (b * p.n1 + y) * n + i % n;
+            let o = y * n + i % n;
             if (inv) {
-                plane[o] = sh[i].x;
+                plane[a * plane_len + o] = sh[i].x;
+                if (has_b) { plane[b * plane_len + o] = sh[i].y; }
             } else {
-                spec[o] = sh[i];
+                spec[q * plane_len + o] = sh[i];
             }
         }
     }
@@ -380,26 +395,64 @@ fn cols(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
 }
 
-// Cross-power spectrum of batch frames base .. base + count, whitened and low-passed.
-@compute @workgroup_size(256, 1, 1)
-fn cross(@builtin(global_invocation_id) gid: vec3<u32>) {
-    if (p.count == 0xffffffffu) { touch(); }
-    let plane_len = p.n0 * p.n1;
-    let i = gid.x + gid.y * 65535u * 256u;
-    if (i >= p.count * plane_len) { return; }
-    let j = i % plane_len;
-    let x = j % p.n0;
-    let y = j / p.n0;
-    let lp = consts[p.gx + min(x, p.n0 - x)] * consts[p.gy + min(y, p.n1 - y)];
-    let k = p.base * plane_len + i;
+// The cross-power of one frame's spectrum value `x` at sample j (low-pass
+// factor lp) with the reference, partially whitened.
+fn cross_one(x: vec2<f32>, j: u32, lp: f32) -> vec2<f32> {
     let r = refspec[j];
-    let s = cmul(spec[k], vec2<f32>(r.x, -r.y));
+    let s = cmul(x, vec2<f32>(r.x, -r.y));
     let m2 = dot(s, s);
     var w = 0.0;
     if (m2 > 1e-30 && lp > 1e-7) {
         w = lp * pow(max(m2, 1e-30), -0.5 * p.whiten);
     }
-    spec[k] = s * w;
+    return s * w;
+}
+
+fn lowpass(x: u32, y: u32) -> f32 {
+    return consts[p.gx + min(x, p.n0 - x)] * consts[p.gy + min(y, p.n1 - y)];
+}
+
+// Cross-power spectra of the pairs' frames, whitened and low-passed. Pair
+// spectrum Z = A + iB of real planes a, b: A(k) = (Z(k) + conj Z(-k)) / 2,
+// B(k) = (Z(k) - conj Z(-k)) / 2i; the result is C_a + i C_b (both
+// Hermitian, so the inverse transform gives the two correlation surfaces as
+// its real and imaginary parts). One invocation per mirrored pair of samples.
+@compute @workgroup_size(256, 1, 1)
+fn cross(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if (p.count == 0xffffffffu) { touch(); }
+    let plane_len = p.n0 * p.n1;
+    let i = gid.x + gid.y * 65535u * 256u;
+    let pairs = (p.count + 1u) / 2u;
+    if (i >= pairs * plane_len) { return; }
+    let q = p.base + i / plane_len;
+    let j = i % plane_len;
+    let x = j % p.n0;
+    let y = j / p.n0;
+    let xm = (p.n0 - x) % p.n0;
+    let ym = (p.n1 - y) % p.n1;
+    let jm = ym * p.n0 + xm;
+    if (jm < j) { return; }
+    let has_b = 2u * q + 1u < p.base + p.count;
+    let z = spec[q * plane_len + j];
+    let zm = spec[q * plane_len + jm];
+    let za = 0.5 * (z + vec2<f32>(zm.x, -zm.y));
+    let d = z - vec2<f32>(zm.x, -zm.y);
+    let zb = vec2<f32>(0.5 * d.y, -0.5 * d.x);
+    let lp = lowpass(x, y);
+    let lpm = lowpass(xm, ym);
+    let ca = cross_one(za, j, lp);
+    let cam = cross_one(vec2<f32>(za.x, -za.y), jm, lpm);
+    var cb = vec2<f32>(0.0);
+    var cbm = vec2<f32>(0.0);
+    if (has_b) {
+        cb = cross_one(zb, j, lp);
+        cbm = cross_one(vec2<f32>(zb.x, -zb.y), jm, lpm);
+    }
+    // c_a + i c_b
+    spec[q * plane_len + j] = vec2<f32>(ca.x - cb.y, ca.y + cb.x);
+    if (jm != j) {
+        spec[q * plane_len + jm] = vec2<f32>(cam.x - cbm.y, cam.y + cbm.x);
+    }
 }
 
 // The spectrum of batch frame `base` becomes the reference.

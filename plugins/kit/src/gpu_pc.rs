@@ -2,8 +2,9 @@
 //! measurement of [`crate::fft::PhaseCorrelator::shift_of`] — first estimate
 //! on 2×2-binned planes (regions of at least [`COARSE_MIN`] a side), the
 //! frame resampled by it, the residual measured at full resolution — for a
-//! batch of frames at a time, on frames the host keeps on the device. Only
-//! four numbers per frame come back.
+//! batch of frames at a time, on frames the host keeps on the device, two
+//! frames per complex transform (the real and imaginary parts). Only four
+//! numbers per frame come back.
 //!
 //! Sizes: every side of the region (and of its binned half) must have prime
 //! factors up to 13 and be at most 2048 ([`supported_len`]); otherwise
@@ -350,10 +351,11 @@ impl<'g> GpuCorrelator<'g> {
         }
         let any = groups_of[0].0;
         let u = self.pu(lv, src, 0, count, r);
+        let pairs = count.div_ceil(2);
         self.dispatch("mean_part", any, lv, &u, [PARTS as u32, count as u32, 1])?;
         self.dispatch("mean", any, lv, &u, [groups(count, 64), 1, 1])?;
-        self.dispatch("rows", any, lv, &u, line_groups(lv.n1, lv.n0, count))?;
-        self.dispatch("cols", any, lv, &u, line_groups(lv.n0, lv.n1, count))
+        self.dispatch("rows", any, lv, &u, line_groups(lv.n1, lv.n0, pairs))?;
+        self.dispatch("cols", any, lv, &u, line_groups(lv.n0, lv.n1, pairs))
     }
 
     /// Cross-power, inverse transform and peak of the batch's spectra.
@@ -366,10 +368,11 @@ impl<'g> GpuCorrelator<'g> {
         count: usize,
     ) -> Result<(), StageError> {
         let mut u = self.pu(lv, src, 0, count, r);
-        self.dispatch("cross", any, lv, &u, groups_1d(count * lv.n0 * lv.n1, 256))?;
+        let pairs = count.div_ceil(2);
+        self.dispatch("cross", any, lv, &u, groups_1d(pairs * lv.n0 * lv.n1, 256))?;
         u.inverse = 1;
-        self.dispatch("cols", any, lv, &u, line_groups(lv.n0, lv.n1, count))?;
-        self.dispatch("rows", any, lv, &u, line_groups(lv.n1, lv.n0, count))?;
+        self.dispatch("cols", any, lv, &u, line_groups(lv.n0, lv.n1, pairs))?;
+        self.dispatch("rows", any, lv, &u, line_groups(lv.n1, lv.n0, pairs))?;
         self.dispatch("peak_part", any, lv, &u, [PARTS as u32, count as u32, 1])?;
         self.dispatch("peak", any, lv, &u, [groups(count, 64), 1, 1])
     }

@@ -386,7 +386,7 @@ fn cmd_run(cli: &Cli, backend: &mut HostBackend, args: &RunArgs) -> Result<()> {
     let batch = args.files.len() > 1;
     let mut reports = Vec::new();
     let mut failed = 0;
-    for input in &args.files {
+    for (k, input) in args.files.iter().enumerate() {
         let req = RunRequest {
             input,
             output: output_path(args, input),
@@ -396,6 +396,7 @@ fn cmd_run(cli: &Cli, backend: &mut HostBackend, args: &RunArgs) -> Result<()> {
             png8: args.png8,
             device: device.clone(),
             keep_stacked: false,
+            next: args.files.get(k + 1).map(|p| p.as_path()),
         };
         match run(&reg, backend, &req) {
             Ok(out) => {

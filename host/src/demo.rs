@@ -60,6 +60,7 @@ pub fn run_demo(
         png8: false,
         device: device.to_string(),
         keep_stacked: true,
+        next: None,
     };
     let out = run(reg, backend, &req)?;
     let r = &out.report;

@@ -75,6 +75,15 @@ struct Store {
     capture: Option<Option<Resident>>,
     /// Buffers of earlier captures, filled again by the next upload.
     spare: Vec<GpuBuffer>,
+    /// The next capture of a batch, being uploaded on a thread.
+    next: Option<Prefetch>,
+}
+
+/// An upload running ahead (see [`CaptureOnDevice::prefetch`]): the capture
+/// and the thread, which returns its outcome and the spares it left.
+struct Prefetch {
+    ser: Arc<SerFile>,
+    thread: std::thread::JoinHandle<(Result<Option<Resident>, StageError>, Vec<GpuBuffer>)>,
 }
 
 impl CaptureOnDevice {
@@ -150,17 +159,75 @@ impl CaptureOnDevice {
         st.capture = Some(None);
     }
 
-    /// Makes the store ready for a new capture (uploaded on its first
-    /// request), keeping the previous capture's buffers for it.
-    pub fn start(&self) {
+    /// Makes the store ready for capture `ser` (uploaded on its first
+    /// request, or already by [`prefetch`](Self::prefetch)), keeping the
+    /// previous capture's buffers for it.
+    pub fn start(&self, ser: &Arc<SerFile>) {
         self.finish();
-        self.store().capture = None;
+        let ahead = self.join_prefetch();
+        let mut st = self.store();
+        st.capture = None;
+        if let Some((done, res)) = ahead {
+            if Arc::ptr_eq(&done, ser) {
+                st.capture = Some(Some(res));
+            } else {
+                st.spare.extend(res.buffers);
+            }
+        }
     }
 
-    /// Frees every buffer (the current capture's and the spares); later
-    /// requests get `None` until [`start`](Self::start).
+    /// The capture being uploaded ahead, when it is `path` (the run of that
+    /// capture uses this very file, whose bytes were uploaded).
+    pub fn prefetched(&self, path: &std::path::Path) -> Option<Arc<SerFile>> {
+        let st = self.store();
+        let next = st.next.as_ref()?;
+        (next.ser.path == path).then(|| next.ser.clone())
+    }
+
+    /// Starts uploading the next capture of a batch on a thread, while the
+    /// current one is aligned and stacked (on a GPU the copies and the
+    /// current capture's kernels overlap); [`start`](Self::start) takes it
+    /// over. Skipped when both captures would not fit the budget together.
+    /// A failed upload ahead is left to the capture's own run to retry.
+    pub fn prefetch(self: &Arc<Self>, ser: Arc<SerFile>) {
+        let decoded =
+            |s: &SerFile| (s.width() * s.height() * s.channels() * 4) as u64 * s.frame_count as u64;
+        let mut st = self.store();
+        let current: u64 = match &st.capture {
+            Some(Some(r)) => r.buffers.iter().map(|b| b.size).sum(),
+            _ => 0,
+        };
+        if st.next.is_some() || current + decoded(&ser) > budget_bytes() {
+            return;
+        }
+        let mut spare = std::mem::take(&mut st.spare);
+        let (me, file) = (self.clone(), ser.clone());
+        let thread = std::thread::spawn(move || {
+            let r = me.upload(&file, &mut spare);
+            (r, spare)
+        });
+        st.next = Some(Prefetch { ser, thread });
+    }
+
+    /// Waits for the upload ahead, if any: its capture and buffers when it
+    /// succeeded (its spares go back to the store).
+    fn join_prefetch(&self) -> Option<(Arc<SerFile>, Resident)> {
+        let next = self.store().next.take()?;
+        let (r, spare) = next.thread.join().ok()?;
+        self.store().spare.extend(spare);
+        match r {
+            Ok(Some(res)) => Some((next.ser, res)),
+            _ => None,
+        }
+    }
+
+    /// Frees every buffer (the current capture's, one uploaded ahead and the
+    /// spares); later requests get `None` until [`start`](Self::start).
     pub fn release(&self) {
         self.finish();
+        if let Some((_, res)) = self.join_prefetch() {
+            res.release(&self.gpu);
+        }
         let spare = std::mem::take(&mut self.store().spare);
         for b in spare {
             self.gpu.destroy_buffer(b);

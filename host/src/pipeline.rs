@@ -285,6 +285,9 @@ pub struct RunRequest<'a> {
     pub device: String,
     /// Keep a host copy of the plain stack in the output (costs a download on the GPU path).
     pub keep_stacked: bool,
+    /// The capture a batch runs next: on a GPU run it is uploaded while
+    /// this one is aligned and stacked.
+    pub next: Option<&'a Path>,
 }
 
 /// Peak resident set of this process in MB, from `VmHWM` (Linux); 0 elsewhere.
@@ -356,7 +359,18 @@ pub fn run(reg: &Registry, backend: &HostBackend, req: &RunRequest) -> Result<Ru
             req.output.display()
         );
     }
-    let ser = Arc::new(SerFile::open(req.input, req.open)?);
+    // On a GPU run the capture is uploaded once, at the first stage that
+    // asks for it (or while the previous capture of a batch was aligned),
+    // into the backend's store (whose buffers the previous capture leaves
+    // allocated), and given up after stacking.
+    let on_device = backend.capture_store();
+    let ser = match on_device.as_ref().and_then(|d| d.prefetched(req.input)) {
+        Some(s) => s,
+        None => Arc::new(SerFile::open(req.input, req.open)?),
+    };
+    if let Some(d) = &on_device {
+        d.start(&ser);
+    }
     crate::timeline::mark("capture opened");
     for w in &ser.warnings {
         backend.message(&format!("warning: {}: {w}", req.input.display()));
@@ -386,13 +400,6 @@ pub fn run(reg: &Registry, backend: &HostBackend, req: &RunRequest) -> Result<Ru
 
     // Quality.
     let (qs, qp, _) = &stages[0];
-    // On a GPU run the capture is uploaded once, at the first stage that
-    // asks for it, into the backend's store (whose buffers the previous
-    // capture of a batch leaves allocated), and given up after stacking.
-    let on_device = backend.capture_store();
-    if let Some(d) = &on_device {
-        d.start();
-    }
     let all = SerFrames {
         ser: ser.clone(),
         indices: (0..n).collect(),
@@ -424,6 +431,13 @@ pub fn run(reg: &Registry, backend: &HostBackend, req: &RunRequest) -> Result<Ru
         ));
     }
     time(qs, "quality", t);
+    // The next capture of a batch goes up while this one is aligned and
+    // stacked (a file that does not open is reported by its own run).
+    if let (Some(d), Some(next)) = (&on_device, req.next) {
+        if let Ok(s) = SerFile::open(next, req.open) {
+            d.prefetch(Arc::new(s));
+        }
+    }
 
     // Selection: best first.
     let keep = req.spec.select.count_of(n);

@@ -51,7 +51,7 @@ use jupiter_kit::stats::luminance;
 use jupiter_kit::warp::{Interp, RowWindow};
 use jupiter_plugin_api::Image;
 
-const USAGE: &str = "usage: e2e [--dir DIR] [--host PATH] [--repeat R] [--cases] [--peers] [--cold] [--scaling] [--sizes] [--limited] [--devices] [--only NAME] [--quick]";
+const USAGE: &str = "usage: e2e [--dir DIR] [--host PATH] [--repeat R] [--cases] [--peers] [--cold] [--scaling] [--sizes] [--limited] [--devices] [--only NAME] [--quick] [--batch N]";
 
 struct Opts {
     dir: PathBuf,
@@ -67,6 +67,8 @@ struct Opts {
     /// Only the reference captures whose name contains this.
     only: Option<String>,
     quick: bool,
+    /// Captures per batch in the `--devices` batch rows.
+    batch: usize,
 }
 
 fn parse(args: &[String]) -> Result<Opts, String> {
@@ -83,6 +85,7 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         devices: false,
         only: None,
         quick: false,
+        batch: 5,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -105,6 +108,13 @@ fn parse(args: &[String]) -> Result<Opts, String> {
             "--devices" => o.devices = true,
             "--only" => o.only = Some(it.next().ok_or("--only needs a value")?.clone()),
             "--quick" => o.quick = true,
+            "--batch" => {
+                o.batch = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|&b: &usize| b >= 1)
+                    .ok_or("--batch needs a count of at least 1")?
+            }
             other => return Err(format!("unknown option '{other}'")),
         }
     }
@@ -612,7 +622,8 @@ fn devices(o: &Opts, t: &Tools) -> Result<(), String> {
         }
         batch_rows.extend(batch_run(o, t, &spec, &cap)?);
     }
-    println!("\nThe same captures as one batch of {BATCH} (`jupiter-host --cpu|--gpu run C1.ser … C{BATCH}.ser -o DIR`, links to one file): the device, the plugins and the GPU buffers are set up once; wall = the whole process.\n");
+    let n = o.batch;
+    println!("\nThe same captures as one batch of {n} (`jupiter-host --cpu|--gpu run C1.ser … C{n}.ser -o DIR`, links to one file; `--batch N`): the device, the plugins and the GPU buffers are set up once; wall = the whole process.\n");
     println!("| capture | device | batch wall min / median (s) | per capture (s) | PSNR (dB) | CPU ÷ GPU |");
     println!("|---|---|---|---|---|---|");
     for r in batch_rows {
@@ -621,13 +632,10 @@ fn devices(o: &Opts, t: &Tools) -> Result<(), String> {
     Ok(())
 }
 
-/// Captures per batch in [`batch_run`].
-const BATCH: usize = 5;
-
-/// Runs [`BATCH`] copies (links) of `cap` as one `run` with `--cpu` and
+/// Runs `o.batch` copies (links) of `cap` as one `run` with `--cpu` and
 /// with `--gpu`; returns the table rows.
 fn batch_run(o: &Opts, t: &Tools, spec: &CaseSpec, cap: &Capture) -> Result<Vec<String>, String> {
-    let links: Vec<PathBuf> = (0..BATCH)
+    let links: Vec<PathBuf> = (0..o.batch)
         .map(|k| o.dir.join(format!("{}-batch{k}.ser", spec.name)))
         .collect();
     for l in &links {
@@ -660,7 +668,7 @@ fn batch_run(o: &Opts, t: &Tools, spec: &CaseSpec, cap: &Capture) -> Result<Vec<
             },
             &t.work.join("jupiter.log"),
         )?;
-        let out = dir.join(format!("{}-batch{}_jupiter.tif", spec.name, BATCH - 1));
+        let out = dir.join(format!("{}-batch{}_jupiter.tif", spec.name, o.batch - 1));
         let psnr = read_image(&out)
             .and_then(|img| psnr_vs_truth(&img, &cap.truth))
             .map_or_else(|e| format!("n/a ({e})"), |p| format!("{p:.2}"));
@@ -676,7 +684,7 @@ fn batch_run(o: &Opts, t: &Tools, spec: &CaseSpec, cap: &Capture) -> Result<Vec<
             "| {} | {} | {min:.3} / {med:.3} | {:.3} | {psnr} | {ratio} |",
             spec.what,
             &dev[2..],
-            min / BATCH as f64
+            min / o.batch as f64
         ));
     }
     Ok(rows)

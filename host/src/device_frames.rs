@@ -79,11 +79,14 @@ struct Store {
     next: Option<Prefetch>,
 }
 
+/// What an upload ahead returns: its outcome and the spares it left.
+type Ahead = (Result<Option<Resident>, StageError>, Vec<GpuBuffer>);
+
 /// An upload running ahead (see [`CaptureOnDevice::prefetch`]): the capture
-/// and the thread, which returns its outcome and the spares it left.
+/// and the thread.
 struct Prefetch {
     ser: Arc<SerFile>,
-    thread: std::thread::JoinHandle<(Result<Option<Resident>, StageError>, Vec<GpuBuffer>)>,
+    thread: std::thread::JoinHandle<Ahead>,
 }
 
 impl CaptureOnDevice {

@@ -16,7 +16,7 @@ use crate::params::{Metric, QualityParams};
 
 /// Largest prefilter radius the kernel's tile holds (sigma 5 → radius 15).
 pub const MAX_RADIUS: usize = 15;
-/// Largest prefilter radius of the 32×32-tile kernel (`tiles32`).
+/// Largest prefilter radius of 32×32 tiles (16×16 above it).
 pub const MAX_RADIUS_32: usize = 7;
 /// Words of per-tile sums per batch.
 const PARTIAL_WORDS: usize = 1 << 24;
@@ -63,10 +63,10 @@ pub fn score_all(
     let len = info.frame_len();
     let kernel = gaussian_kernel(p.prefilter_sigma);
     // 32×32 tiles where the apron fits the kernel's workgroup memory.
-    let (entry, tile) = if kernel.len() / 2 <= MAX_RADIUS_32 {
-        ("tiles32", 32)
+    let tile = if kernel.len() / 2 <= MAX_RADIUS_32 {
+        32
     } else {
-        ("tiles", 16)
+        16
     };
     let (tx, ty) = (w.div_ceil(tile), h.div_ceil(tile));
     let tiles = tx * ty;
@@ -99,12 +99,13 @@ pub fn score_all(
                 .u32(ty as u32)
                 .u32(count as u32)
                 .u32(first as u32)
-                .u32(totals as u32);
+                .u32(totals as u32)
+                .u32(tile as u32);
             let bindings = [buf, list, partial, taps];
             run(
                 gpu,
                 shaders::QUALITY,
-                entry,
+                "tiles",
                 &bindings,
                 &u,
                 [tx as u32, ty as u32, count as u32],

@@ -505,6 +505,17 @@ fn psnr_vs_truth(out: &Image, truth: &Image) -> Result<f64, String> {
     Ok(10.0 * (n as f64 / se.max(1e-30)).log10())
 }
 
+/// The pipeline of the harness's jupiter runs: 25 % of the frames, mean
+/// stacking, no post-processing.
+const RUN_ARGS: [&str; 6] = [
+    "--select",
+    "25%",
+    "--stacker",
+    "stack-mean",
+    "--no-post",
+    "--force",
+];
+
 /// Paths of the tools.
 struct Tools {
     host: PathBuf,
@@ -514,14 +525,11 @@ struct Tools {
 impl Tools {
     fn jupiter(&self, input: &Path, out: &Path, multipoint: bool) -> Command {
         let mut c = Command::new(&self.host);
-        c.args(["-q", "run"]).arg(input).arg("-o").arg(out).args([
-            "--select",
-            "25%",
-            "--stacker",
-            "stack-mean",
-            "--no-post",
-            "--force",
-        ]);
+        c.args(["-q", "run"])
+            .arg(input)
+            .arg("-o")
+            .arg(out)
+            .args(RUN_ARGS);
         if multipoint {
             c.args(["--aligner", "align-multipoint"]);
         }
@@ -655,15 +663,8 @@ fn batch_run(o: &Opts, t: &Tools, spec: &CaseSpec, cap: &Capture) -> Result<Vec<
                     .args(["-q", "run"])
                     .args(&links)
                     .arg("-o")
-                    .arg(&dir);
-                c.args([
-                    "--select",
-                    "25%",
-                    "--stacker",
-                    "stack-mean",
-                    "--no-post",
-                    "--force",
-                ]);
+                    .arg(&dir)
+                    .args(RUN_ARGS);
                 c
             },
             &t.work.join("jupiter.log"),

@@ -216,6 +216,12 @@ impl CaptureOnDevice {
     /// succeeded (its spares go back to the store).
     fn join_prefetch(&self) -> Option<(Arc<SerFile>, Resident)> {
         let next = self.store().next.take()?;
+        if next.thread.thread().id() == std::thread::current().id() {
+            // The store is dropped by its own upload thread (the last owner
+            // went away meanwhile): nothing to wait for; the buffers go
+            // with the GPU service.
+            return None;
+        }
         let (r, spare) = next.thread.join().ok()?;
         self.store().spare.extend(spare);
         match r {

@@ -408,6 +408,13 @@ fn read_image(path: &Path) -> Result<Image, String> {
     Ok(Image::from_vec(w, h, channels.min(3), data))
 }
 
+/// The PSNR of the image at `out` against `truth`, for a table cell.
+fn psnr_text(out: &Path, truth: &Image) -> String {
+    read_image(out)
+        .and_then(|img| psnr_vs_truth(&img, truth))
+        .map_or_else(|e| format!("n/a ({e})"), |p| format!("{p:.2}"))
+}
+
 /// PSNR (dB) of `out` against `truth` after registration and a per-channel
 /// gain/offset fit (see the module doc). An output smaller than the truth
 /// (PlanetarySystemStacker crops its borders) is placed centred on a canvas
@@ -607,9 +614,7 @@ fn devices(o: &Opts, t: &Tools) -> Result<(), String> {
                     .unwrap_or(f64::NAN)
             };
             let total = report["total_seconds"].as_f64().unwrap_or(f64::NAN);
-            let psnr = read_image(&out)
-                .and_then(|img| psnr_vs_truth(&img, &cap.truth))
-                .map_or_else(|e| format!("n/a ({e})"), |p| format!("{p:.2}"));
+            let psnr = psnr_text(&out, &cap.truth);
             let (min, med, _) = summary(&runs);
             let ratios = match cpu {
                 None => {
@@ -670,9 +675,7 @@ fn batch_run(o: &Opts, t: &Tools, spec: &CaseSpec, cap: &Capture) -> Result<Vec<
             &t.work.join("jupiter.log"),
         )?;
         let out = dir.join(format!("{}-batch{}_jupiter.tif", spec.name, o.batch - 1));
-        let psnr = read_image(&out)
-            .and_then(|img| psnr_vs_truth(&img, &cap.truth))
-            .map_or_else(|e| format!("n/a ({e})"), |p| format!("{p:.2}"));
+        let psnr = psnr_text(&out, &cap.truth);
         let (min, med, _) = summary(&runs);
         let ratio = match cpu {
             None => {
@@ -798,9 +801,7 @@ fn cases(o: &Opts, t: &Tools) -> Result<(), String> {
         let (cat_min, _, _) = summary(&cat);
         let mut jupiter_global = 0.0;
         let row = |tool: &str, m: &[Measured], out: &Path, ratio: String| {
-            let psnr = read_image(out)
-                .and_then(|img| psnr_vs_truth(&img, &cap.truth))
-                .map_or_else(|e| format!("n/a ({e})"), |p| format!("{p:.2}"));
+            let psnr = psnr_text(out, &cap.truth);
             let (min, _, _) = summary(m);
             println!(
                 "| {} | {:.0} | {cat_min:.3} | {tool} | {} | {psnr} | {:.1} | {ratio} |",

@@ -387,6 +387,14 @@ fn cmd_run(cli: &Cli, backend: &mut HostBackend, args: &RunArgs) -> Result<()> {
     let mut reports = Vec::new();
     let mut failed = 0;
     for (k, input) in args.files.iter().enumerate() {
+        if batch && !cli.quiet {
+            backend.message(&format!(
+                "[{}/{}] {}",
+                k + 1,
+                args.files.len(),
+                input.display()
+            ));
+        }
         let req = RunRequest {
             input,
             output: output_path(args, input),

@@ -3,6 +3,7 @@
 //! sub-pixel shift, accumulation, and exact k-th-value selection by a radix
 //! histogram (the host reads back only 256 counts per pass).
 
+use jupiter_plugin_api::frame::FrameSourceExt;
 use jupiter_plugin_api::gpu::helpers::{groups, run, Buffers, Uniforms};
 use jupiter_plugin_api::{DeviceFrames, GpuBuffer, GpuServiceBox, StageError};
 
@@ -567,8 +568,9 @@ pub const MEDIAN_TILE_BUDGET_WORDS: usize = 1 << 26;
 /// every frame fits `budget_words` (frame-major). For each band, the frames'
 /// source rows (band ± the largest vertical shift + 3 rows of interpolation
 /// margin) are decoded on the CPU in parallel batches, uploaded one batch per
-/// write, shifted into the band buffer on the device, and the band's median
-/// is taken. Returns the device buffer holding the `w × h × c` result.
+/// write (or read where the host keeps the frames on the device), shifted
+/// into the band buffer on the device, and the band's median is taken.
+/// Returns the device buffer holding the `w × h × c` result.
 pub fn median_stack(
     ctx: &jupiter_plugin_api::StageCtx,
     gpu: &GpuServiceBox,
@@ -601,10 +603,53 @@ pub fn median_stack(
     let mut bufs = Buffers::new(gpu);
     let out = bufs.zeroed(h * row)?;
     let tile = bufs.zeroed(n * band * row)?;
+    let bands = h.div_ceil(band);
+    if let Some(dev) = frames.on_device()? {
+        // Frames the host keeps on the device: each band is shifted straight
+        // from them (whole frames as the source: the same samples, as the
+        // uploaded rows' margin covers every tap), one dispatch per device
+        // buffer the frames lie in.
+        let all: Vec<usize> = (0..n).collect();
+        let order = dev.in_buffer_order(&all, h * row);
+        let table = bufs.zeroed(n * SLOT_WORDS)?;
+        for (b, y0) in (0..h).step_by(band).enumerate() {
+            ctx.check_cancelled()?;
+            let rows = band.min(h - y0);
+            let geometry = ShiftGeometry {
+                width: w,
+                height: h,
+                channels: c,
+                interp,
+                y0,
+                rows,
+                src_y0: 0,
+                src_rows: h,
+            };
+            for (buf, first, count) in DeviceFrames::runs(&order) {
+                let part = &order[first..first + count];
+                let slots: Vec<FrameSlot> = part
+                    .iter()
+                    .map(|s| FrameSlot {
+                        dx: warps[s.index].dx,
+                        dy: warps[s.index].dy,
+                        weight: 1.0,
+                        src_offset: s.offset,
+                        dst_offset: s.index * rows * row,
+                    })
+                    .collect();
+                write_slots(gpu, table, &slots)?;
+                shift_frames(gpu, buf, tile, table, &geometry, count)?;
+            }
+            median_kernel(gpu, tile, out, rows * row, n, y0 * row)?;
+            ctx.progress((b + 1) as u64, bands as u64);
+        }
+        gpu.synchronize().into_result()?;
+        bufs.keep(out);
+        return Ok(out);
+    }
     let src = bufs.zeroed(batch * src_rows_max * row)?;
     let table = bufs.zeroed(batch * SLOT_WORDS)?;
     let mut staging = vec![0.0f32; batch * src_rows_max * row];
-    let bands = h.div_ceil(band);
     for (b, y0) in (0..h).step_by(band).enumerate() {
         let rows = band.min(h - y0);
         let sy0 = y0.saturating_sub(margin);

@@ -1,7 +1,7 @@
 //! GPU path of `stack-median` (global shifts only; warp fields and their
 //! per-pixel weights use the CPU path). Bands of rows are gathered frame-major
-//! on the device (each frame's rows decoded on the CPU, uploaded in batches,
-//! shifted by `shaders/shift.wgsl`), then each pixel's median is taken by
+//! on the device (shifted by `shaders/shift.wgsl` from the frames the host
+//! keeps there, or from rows decoded on the CPU and uploaded in batches), then each pixel's median is taken by
 //! `shaders/stack_median.wgsl`: an in-register insertion sort up to 64 frames,
 //! an exact 4-bit radix selection above. The result stays on the device.
 

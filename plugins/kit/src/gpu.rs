@@ -604,56 +604,31 @@ pub fn median_stack(
     let out = bufs.zeroed(h * row)?;
     let tile = bufs.zeroed(n * band * row)?;
     let bands = h.div_ceil(band);
-    if let Some(dev) = frames.on_device()? {
-        // Frames the host keeps on the device: each band is shifted straight
-        // from them (whole frames as the source: the same samples, as the
-        // uploaded rows' margin covers every tap), one dispatch per device
-        // buffer the frames lie in.
-        let all: Vec<usize> = (0..n).collect();
-        let order = dev.in_buffer_order(&all, h * row);
-        let table = bufs.zeroed(n * SLOT_WORDS)?;
-        for (b, y0) in (0..h).step_by(band).enumerate() {
-            ctx.check_cancelled()?;
-            let rows = band.min(h - y0);
-            let geometry = ShiftGeometry {
-                width: w,
-                height: h,
-                channels: c,
-                interp,
-                y0,
-                rows,
-                src_y0: 0,
-                src_rows: h,
-            };
-            for (buf, first, count) in DeviceFrames::runs(&order) {
-                let part = &order[first..first + count];
-                let slots: Vec<FrameSlot> = part
-                    .iter()
-                    .map(|s| FrameSlot {
-                        dx: warps[s.index].dx,
-                        dy: warps[s.index].dy,
-                        weight: 1.0,
-                        src_offset: s.offset,
-                        dst_offset: s.index * rows * row,
-                    })
-                    .collect();
-                write_slots(gpu, table, &slots)?;
-                shift_frames(gpu, buf, tile, table, &geometry, count)?;
-            }
-            median_kernel(gpu, tile, out, rows * row, n, y0 * row)?;
-            ctx.progress((b + 1) as u64, bands as u64);
-        }
-        gpu.synchronize().into_result()?;
-        bufs.keep(out);
-        return Ok(out);
+    // Frames the host keeps on the device are shifted straight from there
+    // (whole frames as the source: the same samples, as the uploaded rows'
+    // margin covers every tap), one dispatch per device buffer they lie in;
+    // otherwise each band's rows are decoded and uploaded batch by batch.
+    enum Source {
+        Resident(Vec<jupiter_plugin_api::DeviceSlot>),
+        Upload(GpuBuffer, Vec<f32>),
     }
-    let src = bufs.zeroed(batch * src_rows_max * row)?;
-    let table = bufs.zeroed(batch * SLOT_WORDS)?;
-    let mut staging = vec![0.0f32; batch * src_rows_max * row];
+    let mut source = match frames.on_device()? {
+        Some(dev) => Source::Resident(dev.in_buffer_order(&(0..n).collect::<Vec<_>>(), h * row)),
+        None => Source::Upload(
+            bufs.zeroed(batch * src_rows_max * row)?,
+            vec![0.0f32; batch * src_rows_max * row],
+        ),
+    };
+    let table = bufs.zeroed(n * SLOT_WORDS)?;
     for (b, y0) in (0..h).step_by(band).enumerate() {
         let rows = band.min(h - y0);
-        let sy0 = y0.saturating_sub(margin);
-        let srows = (y0 + rows + margin).min(h) - sy0;
+        let (sy0, srows) = match source {
+            Source::Resident(_) => (0, h),
+            Source::Upload(..) => {
+                let sy0 = y0.saturating_sub(margin);
+                (sy0, (y0 + rows + margin).min(h) - sy0)
+            }
+        };
         let geometry = ShiftGeometry {
             width: w,
             height: h,
@@ -664,22 +639,39 @@ pub fn median_stack(
             src_y0: sy0,
             src_rows: srows,
         };
-        for start in (0..n).step_by(batch) {
-            ctx.check_cancelled()?;
-            let count = batch.min(n - start);
-            read_batch(ctx, frames, start, count, (sy0, srows), &mut staging)?;
-            jupiter_plugin_api::gpu::helpers::write(gpu, src, 0, &staging[..count * srows * row])?;
-            let slots: Vec<FrameSlot> = (0..count)
-                .map(|k| FrameSlot {
-                    dx: warps[start + k].dx,
-                    dy: warps[start + k].dy,
-                    weight: 1.0,
-                    src_offset: k * srows * row,
-                    dst_offset: (start + k) * rows * row,
-                })
-                .collect();
-            write_slots(gpu, table, &slots)?;
-            shift_frames(gpu, src, tile, table, &geometry, count)?;
+        let slot = |i: usize, src_offset: usize| FrameSlot {
+            dx: warps[i].dx,
+            dy: warps[i].dy,
+            weight: 1.0,
+            src_offset,
+            dst_offset: i * rows * row,
+        };
+        match &mut source {
+            Source::Resident(order) => {
+                ctx.check_cancelled()?;
+                for (buf, first, count) in DeviceFrames::runs(order) {
+                    let slots: Vec<FrameSlot> = order[first..first + count]
+                        .iter()
+                        .map(|s| slot(s.index, s.offset))
+                        .collect();
+                    write_slots(gpu, table, &slots)?;
+                    shift_frames(gpu, buf, tile, table, &geometry, count)?;
+                }
+            }
+            Source::Upload(src, staging) => {
+                for start in (0..n).step_by(batch) {
+                    ctx.check_cancelled()?;
+                    let count = batch.min(n - start);
+                    read_batch(ctx, frames, start, count, (sy0, srows), staging)?;
+                    let words = &staging[..count * srows * row];
+                    jupiter_plugin_api::gpu::helpers::write(gpu, *src, 0, words)?;
+                    let slots: Vec<FrameSlot> = (0..count)
+                        .map(|k| slot(start + k, k * srows * row))
+                        .collect();
+                    write_slots(gpu, table, &slots)?;
+                    shift_frames(gpu, *src, tile, table, &geometry, count)?;
+                }
+            }
         }
         median_kernel(gpu, tile, out, rows * row, n, y0 * row)?;
         ctx.progress((b + 1) as u64, bands as u64);

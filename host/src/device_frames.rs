@@ -193,14 +193,14 @@ impl CaptureOnDevice {
     /// over. Skipped when both captures would not fit the budget together.
     /// A failed upload ahead is left to the capture's own run to retry.
     pub fn prefetch(self: &Arc<Self>, ser: Arc<SerFile>) {
-        let decoded =
-            |s: &SerFile| (s.width() * s.height() * s.channels() * 4) as u64 * s.frame_count as u64;
         let mut st = self.store();
         let current: u64 = match &st.capture {
             Some(Some(r)) => r.buffers.iter().map(|b| b.size).sum(),
             _ => 0,
         };
-        if st.next.is_some() || current + decoded(&ser) > budget_bytes() {
+        if st.next.is_some()
+            || current + decoded_frame_bytes(&ser) * ser.frame_count as u64 > budget_bytes()
+        {
             return;
         }
         let mut spare = std::mem::take(&mut st.spare);
@@ -250,10 +250,9 @@ impl CaptureOnDevice {
         ser: &SerFile,
         spare: &mut Vec<GpuBuffer>,
     ) -> Result<Option<Resident>, StageError> {
-        let (w, h, c) = (ser.width(), ser.height(), ser.channels());
         let n = ser.frame_count;
-        let frame_words = (w * h * c) as u64;
-        if n == 0 || frame_words == 0 || frame_words * 4 * n as u64 > budget_bytes() {
+        let frame_bytes = decoded_frame_bytes(ser);
+        if n == 0 || frame_bytes == 0 || frame_bytes * n as u64 > budget_bytes() {
             return Ok(None);
         }
         crate::timeline::mark("capture upload begins");
@@ -262,7 +261,6 @@ impl CaptureOnDevice {
         self.gpu
             .pipeline(DECODE.into(), "decode".into())
             .into_result()?;
-        let frame_bytes = frame_words * 4;
         let per = (self.max_buffer / frame_bytes).clamp(1, n as u64) as usize;
         let need = |k: usize| per.min(n - k * per) as u64 * frame_bytes;
         // Spares that fit, smallest first; the rest are freed (they would
@@ -499,6 +497,11 @@ impl Drop for CaptureOnDevice {
     fn drop(&mut self) {
         self.release();
     }
+}
+
+/// Bytes of one decoded frame of `ser` on the device (f32 samples).
+fn decoded_frame_bytes(ser: &SerFile) -> u64 {
+    (ser.width() * ser.height() * ser.channels() * 4) as u64
 }
 
 /// The 2×2 layout as `decode.wgsl` reads it: colour of cell `i` in bits `2i`.

@@ -17,11 +17,6 @@ pub fn start() {
     mark("start");
 }
 
-/// True when the timeline is printed.
-pub fn enabled() -> bool {
-    origin().is_some()
-}
-
 /// Prints `what` with the time since [`start`].
 pub fn mark(what: &str) {
     if let Some(t0) = origin() {

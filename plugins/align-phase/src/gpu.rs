@@ -39,16 +39,7 @@ pub fn align(
         info.height as usize,
         info.channels as usize,
     );
-    let geometry = ShiftGeometry {
-        width: w,
-        height: h,
-        channels: c,
-        interp: 1,
-        y0: 0,
-        rows: h,
-        src_y0: 0,
-        src_rows: h,
-    };
+    let geometry = ShiftGeometry::whole(w, h, c, 1);
     let sum = |items: &[(usize, Shift)]| -> Result<Option<Vec<f32>>, StageError> {
         let mut bufs = Buffers::new(gpu);
         let acc = bufs.zeroed(info.frame_len())?;

@@ -119,6 +119,22 @@ pub struct ShiftGeometry {
     pub src_rows: usize,
 }
 
+impl ShiftGeometry {
+    /// Whole `w × h × c` frames in and out.
+    pub fn whole(w: usize, h: usize, c: usize, interp: u32) -> ShiftGeometry {
+        ShiftGeometry {
+            width: w,
+            height: h,
+            channels: c,
+            interp,
+            y0: 0,
+            rows: h,
+            src_y0: 0,
+            src_rows: h,
+        }
+    }
+}
+
 /// One frame of a shift batch.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FrameSlot {

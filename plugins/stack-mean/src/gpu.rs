@@ -74,16 +74,7 @@ pub fn stack(
         info.channels as usize,
     );
     let len = info.frame_len();
-    let geometry = ShiftGeometry {
-        width: w,
-        height: h,
-        channels: c,
-        interp,
-        y0: 0,
-        rows: h,
-        src_y0: 0,
-        src_rows: h,
-    };
+    let geometry = ShiftGeometry::whole(w, h, c, interp);
     if let Some(dev) = frames.on_device()? {
         return stack_resident(ctx, gpu, &dev, req, &weights, total, &geometry, info);
     }

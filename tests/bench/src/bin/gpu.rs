@@ -145,16 +145,7 @@ fn main() {
         })
         .collect();
     jupiter_kit::gpu::write_slots(&gpu, table, &slots).unwrap();
-    let geometry = jupiter_kit::gpu::ShiftGeometry {
-        width: size,
-        height: size,
-        channels: 1,
-        interp: 1,
-        y0: 0,
-        rows: size,
-        src_y0: 0,
-        src_rows: size,
-    };
+    let geometry = jupiter_kit::gpu::ShiftGeometry::whole(size, size, 1, 1);
     gpu.synchronize().into_result().unwrap();
     let t = Instant::now();
     for start in (0..frames).step_by(batch) {

@@ -7,15 +7,13 @@ use anyhow::{Context, Result};
 
 use crate::config::PipelineSpec;
 use crate::io::ser::{OpenOptions, SerFile};
-use crate::pipeline::{run, RunRequest};
-use crate::registry::Registry;
+use crate::pipeline::{run, RunRequest, Session};
 use crate::synth::{generate, psnr_interior, render, Scene, SynthColor, SynthOptions};
 
 /// Generates `dir/demo.ser`, runs the default pipeline, writes
 /// `dir/demo_jupiter.tif` and `dir/report.json`, and prints what happened.
 pub fn run_demo(
-    reg: &Registry,
-    backend: &crate::backend::cpu::HostBackend,
+    session: &Session,
     dir: &Path,
     (frames, width, height): (usize, u32, u32),
     device: &str,
@@ -62,7 +60,7 @@ pub fn run_demo(
         keep_stacked: true,
         next: None,
     };
-    let out = run(reg, backend, &req)?;
+    let out = run(session, &req)?;
     let r = &out.report;
     std::fs::write(dir.join("report.json"), serde_json::to_string_pretty(r)?)?;
 

@@ -8,9 +8,10 @@
 
 pub mod backend;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod demo;
-pub mod device_frames;
+pub mod frames;
 pub mod io;
 pub mod pipeline;
 pub mod registry;

@@ -19,9 +19,9 @@ fn tune_allocator() {
 fn main() -> ExitCode {
     jupiter_host::timeline::start();
     tune_allocator();
-    match jupiter_host::cli::main() {
+    match jupiter_host::commands::main() {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if jupiter_host::cli::is_cancelled(&e) => {
+        Err(e) if jupiter_host::commands::is_cancelled(&e) => {
             eprintln!("cancelled; no output written");
             ExitCode::from(130)
         }

@@ -214,7 +214,7 @@ pub fn read_tiff(path: &Path) -> jupiter_plugin_api::Image {
 /// when `CI` or `JUPITER_REQUIRE_GPU` is set: in CI the lavapipe driver is
 /// installed, so a skipped GPU test would hide a broken GPU path.
 #[cfg(feature = "gpu")]
-pub fn gpu_backend() -> Option<jupiter_host::backend::cpu::HostBackend> {
+pub fn gpu_backend() -> Option<jupiter_host::backend::HostBackend> {
     use jupiter_host::backend::{select_device, BackendChoice};
     let sel = select_device(BackendChoice::Gpu);
     let Some(gpu) = sel.gpu else {
@@ -228,7 +228,7 @@ pub fn gpu_backend() -> Option<jupiter_host::backend::cpu::HostBackend> {
         eprintln!("skipping GPU test: {}", sel.warning.unwrap_or_default());
         return None;
     };
-    let mut be = jupiter_host::backend::cpu::HostBackend::new(2, Default::default()).unwrap();
+    let mut be = jupiter_host::backend::HostBackend::new(2, Default::default()).unwrap();
     be.quiet = true;
     be.set_gpu(Some(gpu));
     eprintln!("GPU: {}", sel.description);
@@ -236,8 +236,8 @@ pub fn gpu_backend() -> Option<jupiter_host::backend::cpu::HostBackend> {
 }
 
 /// A plain CPU host backend.
-pub fn cpu_backend() -> jupiter_host::backend::cpu::HostBackend {
-    let mut be = jupiter_host::backend::cpu::HostBackend::new(2, Default::default()).unwrap();
+pub fn cpu_backend() -> jupiter_host::backend::HostBackend {
+    let mut be = jupiter_host::backend::HostBackend::new(2, Default::default()).unwrap();
     be.quiet = true;
     be
 }
@@ -270,7 +270,7 @@ pub fn texture(w: usize, h: usize, c: usize, seed: u32) -> Vec<f32> {
 }
 
 /// A stage context over a host backend (in-process stage calls).
-pub fn stage_ctx(be: &jupiter_host::backend::cpu::HostBackend) -> jupiter_plugin_api::StageCtx<'_> {
+pub fn stage_ctx(be: &jupiter_host::backend::HostBackend) -> jupiter_plugin_api::StageCtx<'_> {
     jupiter_plugin_api::StageCtx {
         backend: be.as_ref(),
         stage: "parity".into(),

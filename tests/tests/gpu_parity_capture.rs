@@ -8,11 +8,11 @@
 
 use std::sync::Arc;
 
-use jupiter_host::device_frames::CaptureOnDevice;
+use jupiter_host::frames::CaptureOnDevice;
 use jupiter_host::io::debayer::BayerPattern;
 use jupiter_host::io::ser::writer::{write_ser, SerSpec};
 use jupiter_host::io::ser::{ByteOrder, ColorId, OpenOptions, SerFile};
-use jupiter_host::pipeline::SerFrames;
+use jupiter_host::frames::CaptureFrames;
 use jupiter_plugin_api::abi_stable::sabi_trait::TD_Opaque;
 use jupiter_plugin_api::frame::FrameSourceExt;
 use jupiter_plugin_api::gpu::helpers::download;
@@ -94,7 +94,7 @@ fn decode_on_the_device_matches_the_host_decoder() {
             CaptureOnDevice::new(gpu.clone(), be.cancel_flag(), 2).with_sizes(8 * decoded, 1),
         );
         // A reversed selection: slots out of order.
-        let src = SerFrames {
+        let src = CaptureFrames {
             ser: ser.clone(),
             indices: (0..9).rev().collect(),
             device: Some(store.clone()),

@@ -7,7 +7,7 @@
 use jupiter_plugin_api::*;
 use jupiter_tests::*;
 
-fn ctx(be: &jupiter_host::backend::cpu::HostBackend) -> StageCtx<'_> {
+fn ctx(be: &jupiter_host::backend::HostBackend) -> StageCtx<'_> {
     stage_ctx(be)
 }
 

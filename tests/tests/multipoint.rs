@@ -330,7 +330,7 @@ fn the_aligner_comes_close_to_an_oracle_that_knows_the_true_distortion() {
     let mut order: Vec<usize> = (0..o.frames).collect();
     order.sort_by(|&a, &b| cap.blur[a].total_cmp(&cap.blur[b]));
     order.truncate(50);
-    let src = jupiter_host::pipeline::SerFrames {
+    let src = jupiter_host::frames::CaptureFrames {
         ser: file,
         indices: order.clone(),
         device: None,

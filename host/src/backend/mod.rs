@@ -1,11 +1,13 @@
 //! The compute backend the host hands to every stage.
 //!
-//! [`cpu::HostBackend`] owns the one rayon pool (plugins reach it through
+//! [`HostBackend`] (in `host.rs`) owns the one rayon pool (plugins reach it through
 //! `Backend::parallel_for`), the progress bar of the running stage, the log,
-//! and the cancellation flag set by Ctrl-C. The GPU service slot stays empty
-//! until the host is built with a GPU backend.
+//! and the cancellation flag set by Ctrl-C, and the GPU service slot, which
+//! stays empty unless the host is built with the `gpu` feature (`gpu.rs`)
+//! and a usable adapter is found.
 
-pub mod cpu;
+mod host;
+pub use host::HostBackend;
 #[cfg(feature = "gpu")]
 pub mod gpu;
 

@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use jupiter_host::backend::cpu::HostBackend;
+use jupiter_host::backend::HostBackend;
 use jupiter_host::backend::{select_device, BackendChoice};
 use jupiter_plugin_api::gpu::helpers::upload;
 use jupiter_plugin_api::*;

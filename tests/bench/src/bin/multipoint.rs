@@ -33,9 +33,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use abi_stable::sabi_trait::TD_Opaque;
-use jupiter_host::backend::cpu::HostBackend;
+use jupiter_host::backend::HostBackend;
 use jupiter_host::io::ser::SerFile;
-use jupiter_host::pipeline::SerFrames;
+use jupiter_host::frames::CaptureFrames;
 use jupiter_host::synth::{generate_with_seeing, Scene, Seeing, SynthColor, SynthOptions};
 use jupiter_kit::warp::{warped_rows, Interp};
 use jupiter_plugin_align_multipoint::dewarp::dewarp_rows;
@@ -177,7 +177,7 @@ fn sweep(o: &Opts, ser: &Path) -> Result<(), String> {
     let err = |e: jupiter_plugin_api::StageError| e.to_string();
     let file = Arc::new(SerFile::open(ser, Default::default()).map_err(|e| e.to_string())?);
     let n = o.sweep_frames.min(file.frame_count);
-    let src = SerFrames {
+    let src = CaptureFrames {
         ser: file,
         indices: (0..n).collect(),
         device: None,

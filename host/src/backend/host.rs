@@ -1,5 +1,6 @@
-//! [`HostBackend`]: the rayon pool, progress, log and cancellation behind the
-//! `Backend` trait object that stages receive.
+//! [`HostBackend`]: what the `Backend` trait object handed to stages holds —
+//! the rayon pool, the progress bar, the log, the cancellation flag and the
+//! GPU slot (a wgpu service when the host was built and run with one).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -10,21 +11,17 @@ use indicatif::{ProgressBar, ProgressStyle};
 use jupiter_plugin_api::{Backend, BackendRef, Backend_TO, GpuServiceBox, LogLevel, RawTask};
 use rayon::prelude::*;
 
-use crate::device_frames::CaptureOnDevice;
-
 /// The host's backend: one pool shared by every stage of every plugin.
 pub struct HostBackend {
     pool: rayon::ThreadPool,
     cancel: Arc<AtomicBool>,
     bar: RwLock<Option<ProgressBar>>,
     gpu: Option<GpuServiceBox>,
-    /// The capture on the GPU (GPU runs): one store for all the captures
-    /// this backend runs, so that device buffers are reused.
-    capture: Option<Arc<CaptureOnDevice>>,
     /// Cleared while a stage is re-run on the CPU after a GPU failure.
     gpu_enabled: AtomicBool,
-    /// Show `Info` messages from stages (Debug needs `verbose`).
+    /// Hide `Info` messages from stages (warnings and errors still show).
     pub quiet: bool,
+    /// Show `Debug` messages from stages.
     pub verbose: bool,
 }
 
@@ -40,7 +37,6 @@ impl HostBackend {
             cancel,
             bar: RwLock::new(None),
             gpu: None,
-            capture: None,
             gpu_enabled: AtomicBool::new(false),
             quiet: false,
             verbose: false,
@@ -50,26 +46,7 @@ impl HostBackend {
     /// Offers `gpu` to the stages from now on.
     pub fn set_gpu(&mut self, gpu: Option<GpuServiceBox>) {
         self.gpu_enabled.store(gpu.is_some(), Ordering::SeqCst);
-        self.capture = gpu.as_ref().map(|g| {
-            Arc::new(CaptureOnDevice::new(
-                g.clone(),
-                self.cancel.clone(),
-                self.pool.current_num_threads(),
-            ))
-        });
         self.gpu = gpu;
-    }
-
-    /// The store that keeps a capture on the GPU (GPU runs only).
-    pub fn capture_store(&self) -> Option<Arc<CaptureOnDevice>> {
-        self.capture.clone()
-    }
-
-    /// Frees the device memory the capture store keeps for the next capture.
-    pub fn release_capture(&self) {
-        if let Some(c) = &self.capture {
-            c.release();
-        }
     }
 
     /// The GPU service, if any (regardless of the per-stage switch).

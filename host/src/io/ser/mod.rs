@@ -27,27 +27,28 @@
 //! plausible date, or look like local time instead of UTC is reported as a
 //! warning (shown, and written to the run's report), never an error: the
 //! timestamps are informational, the frames are still good.
+//!
+//! Files: [`header`] (layout, validation), [`samples`] (byte order and depth
+//! from the data), [`timestamps`] (the trailer), [`storage`] (the map and its
+//! page advice), [`writer`] (SER files for the demo and the tests).
+
+mod header;
+mod samples;
+mod storage;
+mod timestamps;
+pub mod writer;
 
 use std::fs::File;
-use std::ops::Deref;
 use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
-use super::debayer::{debayer_rows, BayerPattern};
-
-/// Size of the SER header.
-pub const HEADER_LEN: usize = 178;
-/// Largest accepted width or height.
-pub const MAX_DIM: u32 = 1 << 15;
-/// Most frames used from one file (frame counts cross the plugin ABI as `u32`;
-/// a header's count is an `i32`, so only a recomputed count can exceed this).
-pub const MAX_FRAMES: u64 = i32::MAX as u64;
-
-/// 100-ns ticks per second, the unit of SER timestamps.
-const TICKS_PER_SECOND: i64 = 10_000_000;
-/// Ticks from 0001-01-01 to 1970-01-01 (the SER epoch is year 1).
-const TICKS_UNIX_EPOCH: i64 = 621_355_968_000_000_000;
+use super::debayer::debayer_rows;
+use header::i64_at;
+pub use header::{parse_header, ColorId, HeaderError, SerHeader, HEADER_LEN, MAX_DIM, MAX_FRAMES};
+use samples::{sample16, sample_format};
+use storage::Storage;
+pub use timestamps::timestamp_warnings;
 
 /// Errors reading a SER file; each names the file.
 #[derive(Debug, thiserror::Error)]
@@ -71,69 +72,6 @@ pub enum SerError {
     },
     #[error("{path}: bad read request: {reason}")]
     BadRequest { path: PathBuf, reason: String },
-}
-
-/// Colour layout of the samples.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub enum ColorId {
-    Mono,
-    Bayer(BayerPattern),
-    Rgb,
-    Bgr,
-}
-
-impl ColorId {
-    fn from_code(code: i32) -> Result<ColorId, String> {
-        Ok(match code {
-            0 => ColorId::Mono,
-            8 => ColorId::Bayer(BayerPattern::Rggb),
-            9 => ColorId::Bayer(BayerPattern::Grbg),
-            10 => ColorId::Bayer(BayerPattern::Gbrg),
-            11 => ColorId::Bayer(BayerPattern::Bggr),
-            16..=19 => {
-                return Err(format!(
-                    "CMY Bayer pattern (colour ID {code}) is not supported"
-                ))
-            }
-            100 => ColorId::Rgb,
-            101 => ColorId::Bgr,
-            other => return Err(format!("unknown colour ID {other}")),
-        })
-    }
-    /// The SER colour ID code.
-    pub fn code(self) -> i32 {
-        match self {
-            ColorId::Mono => 0,
-            ColorId::Bayer(BayerPattern::Rggb) => 8,
-            ColorId::Bayer(BayerPattern::Grbg) => 9,
-            ColorId::Bayer(BayerPattern::Gbrg) => 10,
-            ColorId::Bayer(BayerPattern::Bggr) => 11,
-            ColorId::Rgb => 100,
-            ColorId::Bgr => 101,
-        }
-    }
-    /// Samples stored per pixel.
-    pub fn planes(self) -> usize {
-        match self {
-            ColorId::Rgb | ColorId::Bgr => 3,
-            _ => 1,
-        }
-    }
-    /// Channels after decoding (Bayer is debayered to RGB).
-    pub fn channels(self) -> usize {
-        match self {
-            ColorId::Mono => 1,
-            _ => 3,
-        }
-    }
-    pub fn name(self) -> &'static str {
-        match self {
-            ColorId::Mono => "MONO",
-            ColorId::Bayer(p) => p.name(),
-            ColorId::Rgb => "RGB",
-            ColorId::Bgr => "BGR",
-        }
-    }
 }
 
 /// How to read 16-bit samples.
@@ -162,24 +100,6 @@ impl Default for OpenOptions {
     }
 }
 
-/// The parsed header fields.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct SerHeader {
-    pub file_id: String,
-    pub lu_id: i32,
-    pub color: ColorId,
-    pub little_endian_flag: i32,
-    pub width: u32,
-    pub height: u32,
-    pub depth: u32,
-    pub frame_count_header: u32,
-    pub observer: String,
-    pub instrument: String,
-    pub telescope: String,
-    pub date_time: i64,
-    pub date_time_utc: i64,
-}
-
 /// An open SER file.
 pub struct SerFile {
     pub path: PathBuf,
@@ -195,246 +115,6 @@ pub struct SerFile {
     /// Problems worked around while opening (shown to the user, put in reports).
     pub warnings: Vec<String>,
     data: Storage,
-}
-
-/// Where the bytes of a SER file live.
-enum Storage {
-    /// The file, memory-mapped (the normal case: never read whole).
-    Map(Mmap),
-    /// Bytes already in memory ([`SerFile::from_bytes`]).
-    Mem(Vec<u8>),
-}
-
-impl Deref for Storage {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match self {
-            Storage::Map(m) => m,
-            Storage::Mem(v) => v,
-        }
-    }
-}
-
-/// The page-aligned span covering bytes `start .. start + len`, clipped to a
-/// mapping of `total` bytes (madvise works on whole pages).
-fn page_span(start: usize, len: usize, total: usize) -> (usize, usize) {
-    const PAGE: usize = 4096;
-    let a = start / PAGE * PAGE;
-    let b = (start + len).div_ceil(PAGE) * PAGE;
-    (a, b.min(total).saturating_sub(a))
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b)
-        .trim_end_matches(['\0', ' '])
-        .to_string()
-}
-
-fn i32_at(b: &[u8], o: usize) -> i32 {
-    i32::from_le_bytes(b[o..o + 4].try_into().unwrap())
-}
-
-fn i64_at(b: &[u8], o: usize) -> i64 {
-    i64::from_le_bytes(b[o..o + 8].try_into().unwrap())
-}
-
-/// Chooses the byte order of 16-bit samples (from the first frame) and the
-/// scale mapping samples to `[0, 1]` (from the largest value in `frames`: the
-/// first, middle and last frame, since a capture may start dark). Returns
-/// `(little_endian, scale)`. Frames not looked at may still hold larger
-/// values: the decoder clamps those to 1.
-fn sample_format(
-    header: &SerHeader,
-    frames: &[&[u8]],
-    order: ByteOrder,
-    warnings: &mut Vec<String>,
-) -> (bool, f32) {
-    let depth = header.depth;
-    let declared_max = (1u32 << depth) - 1;
-    let raw = frames[0];
-    if header.bytes_per_sample() == 1 {
-        let max = frames
-            .iter()
-            .flat_map(|f| f.iter().copied())
-            .max()
-            .unwrap_or(0) as u32;
-        if max > declared_max {
-            warnings.push(format!(
-                "header says {depth}-bit samples but values reach {max}; reading them as 8-bit"
-            ));
-            return (true, 255.0);
-        }
-        return (true, declared_max as f32);
-    }
-    let value = |i: usize, le: bool| {
-        let b = [raw[2 * i], raw[2 * i + 1]];
-        if le {
-            u16::from_le_bytes(b)
-        } else {
-            u16::from_be_bytes(b)
-        }
-    };
-    let n = raw.len() / 2;
-    let little_endian = match order {
-        ByteOrder::Little => true,
-        ByteOrder::Big => false,
-        ByteOrder::Auto => {
-            // Sum of horizontal neighbour differences: the right order gives a smooth image.
-            let row = header.width as usize * header.color.planes();
-            let step = (n / 200_000).max(1);
-            let roughness = |le: bool| -> f64 {
-                (0..n.saturating_sub(1))
-                    .step_by(step)
-                    .filter(|i| (i + 1) % row != 0)
-                    .map(|i| (value(i + 1, le) as f64 - value(i, le) as f64).abs())
-                    .sum()
-            };
-            let (le, be) = (roughness(true), roughness(false));
-            let little = le <= be * 1.05;
-            if !little {
-                warnings.push(format!(
-                    "16-bit samples are big-endian (decided from the data; header LittleEndian flag = {}); use --byte-order to override",
-                    header.little_endian_flag
-                ));
-            }
-            little
-        }
-    };
-    let max = frames
-        .iter()
-        .flat_map(|f| {
-            f.chunks_exact(2).map(|b| {
-                if little_endian {
-                    u16::from_le_bytes([b[0], b[1]])
-                } else {
-                    u16::from_be_bytes([b[0], b[1]])
-                }
-            })
-        })
-        .max()
-        .unwrap_or(0) as u32;
-    if max > declared_max {
-        warnings.push(format!(
-            "header says {depth}-bit samples but values reach {max}; reading them as 16-bit"
-        ));
-        return (little_endian, 65535.0);
-    }
-    (little_endian, declared_max as f32)
-}
-
-/// Problems with a timestamp trailer, as warnings (never errors).
-///
-/// - steps that go backwards (out of order);
-/// - values outside 1970..2200 (a trailer of garbage or of another unit);
-/// - local time instead of UTC: the spec says trailer timestamps are UTC, but
-///   some programs write local time. When the header's local start time and
-///   UTC start time differ by a time-zone offset, and the first timestamp is
-///   close to the local one rather than the UTC one, the trailer is local.
-pub fn timestamp_warnings(header: &SerHeader, ts: &[i64]) -> Vec<String> {
-    let mut out = Vec::new();
-    if ts.is_empty() || ts.iter().all(|&t| t == 0) {
-        return out;
-    }
-    let back: Vec<usize> = ts
-        .windows(2)
-        .enumerate()
-        .filter(|(_, w)| w[1] < w[0])
-        .map(|(i, _)| i + 1)
-        .collect();
-    if let Some(first) = back.first() {
-        out.push(format!(
-            "timestamps in the trailer are not in increasing order ({} of {} steps go backwards, the first at frame {first}); they are reported as they are and not used for ordering",
-            back.len(),
-            ts.len() - 1
-        ));
-    }
-    let year_1970 = TICKS_UNIX_EPOCH;
-    let year_2200 = TICKS_UNIX_EPOCH + 230 * 365 * 86_400 * TICKS_PER_SECOND;
-    let implausible = ts
-        .iter()
-        .filter(|&&t| !(year_1970..year_2200).contains(&t))
-        .count();
-    if implausible > 0 {
-        out.push(format!(
-            "{implausible} of {} trailer timestamps lie outside the years 1970 to 2200 (not 100-ns ticks since year 1?)",
-            ts.len()
-        ));
-    }
-    let (local, utc) = (header.date_time, header.date_time_utc);
-    let offset = local.wrapping_sub(utc);
-    let quarter_hour = 900 * TICKS_PER_SECOND;
-    let plausible_zone = offset.unsigned_abs() >= quarter_hour as u64
-        && offset.unsigned_abs() <= 14 * 3600 * TICKS_PER_SECOND as u64;
-    if utc > 0 && local > 0 && plausible_zone {
-        let t0 = ts[0];
-        if t0.abs_diff(local) < t0.abs_diff(utc) {
-            out.push(format!(
-                "trailer timestamps look like local time, not UTC as the SER spec says (they match the header's local start time, which is {:+.2} h from UTC)",
-                offset as f64 / (3600 * TICKS_PER_SECOND) as f64
-            ));
-        }
-    }
-    out
-}
-
-/// Parses and validates a header (without looking at the frames).
-pub fn parse_header(b: &[u8]) -> Result<SerHeader, String> {
-    if b.len() < HEADER_LEN {
-        return Err(format!(
-            "header is {} bytes, a SER header has {HEADER_LEN}",
-            b.len()
-        ));
-    }
-    let file_id = text(&b[0..14]);
-    if !b[0..14].starts_with(b"LUCAM-RECORDER") {
-        return Err(format!(
-            "wrong magic {:?} (expected \"LUCAM-RECORDER\")",
-            file_id
-        ));
-    }
-    let color_code = i32_at(b, 18);
-    let (w, h, depth, count) = (i32_at(b, 26), i32_at(b, 30), i32_at(b, 34), i32_at(b, 38));
-    if w <= 0 || h <= 0 || w as u32 > MAX_DIM || h as u32 > MAX_DIM {
-        return Err(format!("frame size {w}×{h} is outside 1..={MAX_DIM}"));
-    }
-    if !(1..=16).contains(&depth) {
-        return Err(format!(
-            "pixel depth {depth} bits is not supported (1 to 16)"
-        ));
-    }
-    if count < 0 {
-        return Err(format!("negative frame count {count}"));
-    }
-    Ok(SerHeader {
-        file_id,
-        lu_id: i32_at(b, 14),
-        color: ColorId::from_code(color_code)?,
-        little_endian_flag: i32_at(b, 22),
-        width: w as u32,
-        height: h as u32,
-        depth: depth as u32,
-        frame_count_header: count as u32,
-        observer: text(&b[42..82]),
-        instrument: text(&b[82..122]),
-        telescope: text(&b[122..162]),
-        date_time: i64_at(b, 162),
-        date_time_utc: i64_at(b, 170),
-    })
-}
-
-impl SerHeader {
-    /// Bytes per stored sample.
-    pub fn bytes_per_sample(&self) -> usize {
-        if self.depth <= 8 {
-            1
-        } else {
-            2
-        }
-    }
-    /// Bytes per frame.
-    pub fn frame_bytes(&self) -> usize {
-        self.width as usize * self.height as usize * self.color.planes() * self.bytes_per_sample()
-    }
 }
 
 impl SerFile {
@@ -494,97 +174,16 @@ impl SerFile {
                 reason: format!("{len} bytes, shorter than the {HEADER_LEN}-byte header"),
             });
         }
-        let header = parse_header(&data[..HEADER_LEN]).map_err(|reason| {
-            if reason.contains("not supported") || reason.contains("unknown colour") {
-                SerError::Unsupported {
-                    path: pb.clone(),
-                    reason,
-                }
-            } else {
-                SerError::Invalid {
-                    path: pb.clone(),
-                    reason,
-                }
-            }
-        })?;
-        // Bounded by MAX_DIM: at most 2^15 · 2^15 · 3 · 2 bytes, no overflow in u64.
-        let frame_bytes = header.frame_bytes() as u64;
-        let data_len = len - HEADER_LEN as u64;
-        let present = data_len / frame_bytes;
+        let header = parse_header(&data[..HEADER_LEN]).map_err(|e| SerError::header(&pb, e))?;
         let mut warnings = Vec::new();
-        let claimed = header.frame_count_header as u64;
-        let frame_count: u64 = if claimed == 0 {
-            if present == 0 {
-                return Err(SerError::Truncated {
-                    path: pb,
-                    reason: format!(
-                        "the header claims 0 frames and the file holds none ({data_len} bytes of data, a {}×{} frame needs {frame_bytes})",
-                        header.width, header.height
-                    ),
-                });
-            }
-            // Frame indices cross the plugin boundary as u32: never more than that.
-            let usable = present.min(MAX_FRAMES);
-            warnings.push(format!(
-                "header frame count is 0 (a capture that did not finish?); using the {usable} complete frames in the file"
-            ));
-            usable
-        } else if claimed
-            .checked_mul(frame_bytes)
-            .is_none_or(|need| need > data_len)
-        {
-            if opts.allow_truncated && present > 0 {
-                warnings.push(format!(
-                    "header claims {claimed} frames but only {present} are complete; using those"
-                ));
-                present
-            } else {
-                return Err(SerError::Truncated {
-                    path: pb,
-                    reason: format!(
-                        "header claims {claimed} frames of {}×{} ({} bytes each) but the file holds only {present} complete frames ({} bytes of data){}",
-                        header.width,
-                        header.height,
-                        frame_bytes,
-                        data_len,
-                        if present > 0 { "; pass --allow-truncated to use them" } else { "" }
-                    ),
-                });
-            }
-        } else {
-            claimed
-        };
-        let data_end = HEADER_LEN as u64 + frame_count * frame_bytes;
-        let trailer_len = len - data_end;
-        let timestamps = if claimed != 0 && frame_count == claimed && trailer_len == 8 * frame_count
-        {
-            let start = data_end as usize;
-            Some(
-                (0..frame_count as usize)
-                    .map(|i| i64_at(&data, start + 8 * i))
-                    .collect::<Vec<_>>(),
-            )
-        } else {
-            if trailer_len != 0 && frame_count == claimed {
-                warnings.push(format!(
-                    "trailer of {trailer_len} bytes does not hold one 8-byte timestamp per frame ({} bytes expected); timestamps ignored",
-                    8 * frame_count
-                ));
-            }
-            None
-        };
-        if let Some(ts) = &timestamps {
-            warnings.extend(timestamp_warnings(&header, ts));
-        }
-        let frame = |i: u64| {
-            &data[(HEADER_LEN as u64 + i * frame_bytes) as usize
-                ..(HEADER_LEN as u64 + (i + 1) * frame_bytes) as usize]
-        };
-        let mut looked_at = vec![0, frame_count / 2, frame_count - 1];
-        looked_at.dedup();
-        let frames: Vec<&[u8]> = looked_at.into_iter().map(frame).collect();
-        let (little_endian, scale) =
-            sample_format(&header, &frames, opts.byte_order, &mut warnings);
+        let frame_count = usable_frames(&pb, &header, len, opts, &mut warnings)?;
+        let timestamps = read_trailer(&header, &data, frame_count, &mut warnings);
+        let (little_endian, scale) = sample_format(
+            &header,
+            &sampled_frames(&data, &header, frame_count),
+            opts.byte_order,
+            &mut warnings,
+        );
         Ok(SerFile {
             path: pb,
             header,
@@ -616,27 +215,6 @@ impl SerFile {
         Some(&self.data[HEADER_LEN + first * fb..HEADER_LEN + end * fb])
     }
 
-    /// Maps frames `first .. first + count` into this process in one call
-    /// (`MADV_POPULATE_READ`, Linux 5.14+), so that copying them does not
-    /// take one page fault per page; a no-op where unsupported.
-    pub fn populate_frames(&self, first: usize, count: usize) {
-        if let Storage::Map(m) = &self.data {
-            let fb = self.header.frame_bytes();
-            let (start, len) = page_span(HEADER_LEN + first * fb, count * fb, m.len());
-            #[cfg(target_os = "linux")]
-            let _ = m.advise_range(memmap2::Advice::PopulateRead, start, len);
-            #[cfg(not(target_os = "linux"))]
-            let _ = (start, len);
-        }
-    }
-
-    /// Gives up this process's mapping of frames `first .. first + count`
-    /// (after [`stored_frames`](Self::stored_frames) was uploaded).
-    pub fn release_frames(&self, first: usize, count: usize) {
-        let fb = self.header.frame_bytes();
-        self.release(HEADER_LEN + first * fb, count * fb);
-    }
-
     /// Frame width.
     pub fn width(&self) -> usize {
         self.header.width as usize
@@ -661,11 +239,7 @@ impl SerFile {
         } else {
             let bytes = &frame[2 * y * n..2 * (y + 1) * n];
             for (o, b) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-                let v = if self.little_endian {
-                    u16::from_le_bytes([b[0], b[1]])
-                } else {
-                    u16::from_be_bytes([b[0], b[1]])
-                };
+                let v = sample16([b[0], b[1]], self.little_endian);
                 *o = (v as f32 * inv).min(1.0);
             }
         }
@@ -731,63 +305,6 @@ impl SerFile {
         Ok(())
     }
 
-    /// Rows `y0 .. y0 + rows` with the row above and below where the frame
-    /// has them (what the debayer reads): `(first, end)`.
-    fn padded_rows(&self, y0: usize, rows: usize) -> (usize, usize) {
-        let end = y0.saturating_add(rows).saturating_add(1).min(self.height());
-        (y0.saturating_sub(1).min(end), end)
-    }
-
-    /// Byte offset and length in the file of [`padded_rows`](Self::padded_rows)
-    /// of frame `index`.
-    fn padded_span(&self, index: usize, y0: usize, rows: usize) -> (usize, usize) {
-        let row_bytes = self.width() * self.header.color.planes() * self.header.bytes_per_sample();
-        let (lo, hi) = self.padded_rows(y0, rows);
-        let frame = HEADER_LEN + index * self.header.frame_bytes();
-        (frame + lo * row_bytes, (hi - lo) * row_bytes)
-    }
-
-    /// Asks the kernel to start reading rows `y0 .. y0 + rows` of frame
-    /// `index` (and the row above and below, which the debayer reads) from
-    /// the disk now (`MADV_WILLNEED`), so that reading overlaps the work on
-    /// earlier frames. Does nothing for an index past the end or for
-    /// in-memory data.
-    pub fn prefetch_rows(&self, index: usize, y0: usize, rows: usize) {
-        if index >= self.frame_count || y0 >= self.height() {
-            return;
-        }
-        if let Storage::Map(m) = &self.data {
-            let (start, len) = self.padded_span(index, y0, rows);
-            let (start, len) = page_span(start, len, m.len());
-            #[cfg(not(unix))]
-            let _ = (start, len);
-            // Advisory: failure only loses the read-ahead (no-op off unix).
-            #[cfg(unix)]
-            let _ = m.advise_range(memmap2::Advice::WillNeed, start, len);
-        }
-    }
-
-    /// Unmaps the pages of `start .. start + len` from this process
-    /// (`MADV_DONTNEED`); the next access maps them again from the page cache.
-    fn release(&self, start: usize, len: usize) {
-        // A fault also maps the cached pages around it (the kernel's
-        // fault-around, 64 KiB by default): release those too, or they stay
-        // mapped and the resident set grows with every frame.
-        const AROUND: usize = 64 << 10;
-        if let Storage::Map(m) = &self.data {
-            let lo = start.saturating_sub(AROUND);
-            let (start, len) = page_span(lo, len + (start - lo) + AROUND, m.len());
-            // SAFETY: the mapping is a read-only shared mapping of a file, so
-            // dropping pages loses nothing: a later read (from any thread)
-            // faults the same file contents back in.
-            #[cfg(unix)]
-            let _ =
-                unsafe { m.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, len) };
-            #[cfg(not(unix))]
-            let _ = (m, start, len);
-        }
-    }
-
     /// Decodes one whole frame.
     pub fn decode_frame(&self, index: usize) -> Result<Vec<f32>, SerError> {
         let mut v = vec![0.0; self.width() * self.height() * self.channels()];
@@ -796,152 +313,123 @@ impl SerFile {
     }
 }
 
-/// Writes SER files (used by the demo and the tests' synthetic captures).
-pub mod writer {
-    use super::*;
-    use std::io::Write;
-
-    /// What to write in the header.
-    #[derive(Debug, Clone)]
-    pub struct SerSpec {
-        pub width: u32,
-        pub height: u32,
-        pub color: ColorId,
-        pub depth: u32,
-        /// Value of the LittleEndian field (data are written little-endian unless `big_endian`).
-        pub little_endian_flag: i32,
-        pub big_endian: bool,
-        /// Frame count written in the header (None = the real count).
-        pub header_frame_count: Option<u32>,
-        pub observer: String,
-        pub instrument: String,
-        pub telescope: String,
-        /// Start of the capture, local time (100-ns ticks since year 1).
-        pub date_time: i64,
-        /// Start of the capture, UTC.
-        pub date_time_utc: i64,
-    }
-
-    impl SerSpec {
-        pub fn new(width: u32, height: u32, color: ColorId, depth: u32) -> SerSpec {
-            SerSpec {
-                width,
-                height,
-                color,
-                depth,
-                little_endian_flag: 0,
-                big_endian: false,
-                header_frame_count: None,
-                observer: "jupiter".into(),
-                instrument: "synthetic".into(),
-                telescope: "synthetic".into(),
-                date_time: DEFAULT_DATE,
-                date_time_utc: DEFAULT_DATE,
-            }
-        }
-    }
-
-    /// The start time written by default (a date in 2022, UTC = local).
-    pub const DEFAULT_DATE: i64 = 638_000_000_000_000_000;
-
-    fn field(s: &str) -> [u8; 40] {
-        let mut b = [0u8; 40];
-        let n = s.len().min(40);
-        b[..n].copy_from_slice(&s.as_bytes()[..n]);
-        b
-    }
-
-    /// The 178-byte header.
-    pub fn header_bytes(spec: &SerSpec, frames: u32) -> Vec<u8> {
-        let mut h = Vec::with_capacity(HEADER_LEN);
-        h.extend_from_slice(b"LUCAM-RECORDER");
-        h.extend_from_slice(&0i32.to_le_bytes());
-        h.extend_from_slice(&spec.color.code().to_le_bytes());
-        h.extend_from_slice(&spec.little_endian_flag.to_le_bytes());
-        h.extend_from_slice(&(spec.width as i32).to_le_bytes());
-        h.extend_from_slice(&(spec.height as i32).to_le_bytes());
-        h.extend_from_slice(&(spec.depth as i32).to_le_bytes());
-        h.extend_from_slice(&(spec.header_frame_count.unwrap_or(frames) as i32).to_le_bytes());
-        h.extend_from_slice(&field(&spec.observer));
-        h.extend_from_slice(&field(&spec.instrument));
-        h.extend_from_slice(&field(&spec.telescope));
-        h.extend_from_slice(&spec.date_time.to_le_bytes());
-        h.extend_from_slice(&spec.date_time_utc.to_le_bytes());
-        debug_assert_eq!(h.len(), HEADER_LEN);
-        h
-    }
-
-    /// Encodes one frame of stored samples (values already in sample units,
-    /// `width × height × planes`, RGB order for colour; BGR files are swapped here).
-    pub fn frame_bytes(spec: &SerSpec, samples: &[u16]) -> Vec<u8> {
-        let planes = spec.color.planes();
-        assert_eq!(samples.len(), (spec.width * spec.height) as usize * planes);
-        let mut s = samples.to_vec();
-        if spec.color == ColorId::Bgr {
-            s.chunks_exact_mut(3).for_each(|p| p.swap(0, 2));
-        }
-        if spec.depth <= 8 {
-            s.iter().map(|&v| v.min(255) as u8).collect()
-        } else if spec.big_endian {
-            s.iter().flat_map(|v| v.to_be_bytes()).collect()
+impl SerError {
+    /// The error for a refused header: unsupported features and broken
+    /// files are told apart by the header error's type.
+    fn header(path: &Path, e: HeaderError) -> SerError {
+        let path = path.to_path_buf();
+        let reason = e.to_string();
+        if e.is_unsupported() {
+            SerError::Unsupported { path, reason }
         } else {
-            s.iter().flat_map(|v| v.to_le_bytes()).collect()
-        }
-    }
-
-    /// Writes a whole SER file: header, frames, optional timestamp trailer.
-    pub fn write_ser(
-        path: &Path,
-        spec: &SerSpec,
-        frames: &[Vec<u16>],
-        timestamps: Option<&[i64]>,
-    ) -> std::io::Result<()> {
-        let mut w = SerWriter::create(path, spec, frames.len() as u32)?;
-        for fr in frames {
-            w.push(fr)?;
-        }
-        w.finish(timestamps)
-    }
-
-    /// Writes a SER file frame by frame, so a capture of any length is
-    /// produced without holding its frames in memory.
-    pub struct SerWriter {
-        out: std::io::BufWriter<File>,
-        spec: SerSpec,
-    }
-
-    impl SerWriter {
-        /// Creates `path` and writes the header for `frames` frames.
-        pub fn create(path: &Path, spec: &SerSpec, frames: u32) -> std::io::Result<SerWriter> {
-            let mut out = std::io::BufWriter::with_capacity(1 << 20, File::create(path)?);
-            out.write_all(&header_bytes(spec, frames))?;
-            Ok(SerWriter {
-                out,
-                spec: spec.clone(),
-            })
-        }
-
-        /// Appends one frame (see [`frame_bytes`]).
-        pub fn push(&mut self, samples: &[u16]) -> std::io::Result<()> {
-            self.out.write_all(&frame_bytes(&self.spec, samples))
-        }
-
-        /// Writes the optional timestamp trailer and flushes.
-        pub fn finish(mut self, timestamps: Option<&[i64]>) -> std::io::Result<()> {
-            if let Some(ts) = timestamps {
-                for t in ts {
-                    self.out.write_all(&t.to_le_bytes())?;
-                }
-            }
-            self.out.flush()
+            SerError::Invalid { path, reason }
         }
     }
 }
 
+/// The frames to use: the header's count when the file holds them, the
+/// complete frames present when the count is 0 (an unfinished capture) or,
+/// with `allow_truncated`, when the file is short; else a `Truncated` error.
+fn usable_frames(
+    path: &Path,
+    header: &SerHeader,
+    len: u64,
+    opts: OpenOptions,
+    warnings: &mut Vec<String>,
+) -> Result<u64, SerError> {
+    // Bounded by MAX_DIM: at most 2^15 · 2^15 · 3 · 2 bytes, no overflow in u64.
+    let frame_bytes = header.frame_bytes() as u64;
+    let data_len = len - HEADER_LEN as u64;
+    let present = data_len / frame_bytes;
+    let claimed = header.frame_count_header as u64;
+    let truncated = |reason: String| SerError::Truncated {
+        path: path.to_path_buf(),
+        reason,
+    };
+    if claimed == 0 {
+        if present == 0 {
+            return Err(truncated(format!(
+                "the header claims 0 frames and the file holds none ({data_len} bytes of data, a {}×{} frame needs {frame_bytes})",
+                header.width, header.height
+            )));
+        }
+        // Frame indices cross the plugin boundary as u32: never more than that.
+        let usable = present.min(MAX_FRAMES);
+        warnings.push(format!(
+            "header frame count is 0 (a capture that did not finish?); using the {usable} complete frames in the file"
+        ));
+        return Ok(usable);
+    }
+    if claimed
+        .checked_mul(frame_bytes)
+        .is_some_and(|need| need <= data_len)
+    {
+        return Ok(claimed);
+    }
+    if opts.allow_truncated && present > 0 {
+        warnings.push(format!(
+            "header claims {claimed} frames but only {present} are complete; using those"
+        ));
+        return Ok(present);
+    }
+    Err(truncated(format!(
+        "header claims {claimed} frames of {}×{} ({} bytes each) but the file holds only {present} complete frames ({} bytes of data){}",
+        header.width,
+        header.height,
+        frame_bytes,
+        data_len,
+        if present > 0 { "; pass --allow-truncated to use them" } else { "" }
+    )))
+}
+
+/// The timestamp trailer when it holds exactly one time per frame of a
+/// complete capture (with its warnings); a trailer of another length is
+/// ignored with a warning.
+fn read_trailer(
+    header: &SerHeader,
+    data: &[u8],
+    frame_count: u64,
+    warnings: &mut Vec<String>,
+) -> Option<Vec<i64>> {
+    let claimed = header.frame_count_header as u64;
+    let data_end = HEADER_LEN as u64 + frame_count * header.frame_bytes() as u64;
+    let trailer_len = data.len() as u64 - data_end;
+    if claimed == 0 || frame_count != claimed || trailer_len != 8 * frame_count {
+        if trailer_len != 0 && frame_count == claimed {
+            warnings.push(format!(
+                "trailer of {trailer_len} bytes does not hold one 8-byte timestamp per frame ({} bytes expected); timestamps ignored",
+                8 * frame_count
+            ));
+        }
+        return None;
+    }
+    let start = data_end as usize;
+    let ts: Vec<i64> = (0..frame_count as usize)
+        .map(|i| i64_at(data, start + 8 * i))
+        .collect();
+    warnings.extend(timestamp_warnings(header, &ts));
+    Some(ts)
+}
+
+/// The first, middle and last frames (a capture may start dark), from which
+/// the byte order and the sample scale are inferred.
+fn sampled_frames<'a>(data: &'a [u8], header: &SerHeader, frame_count: u64) -> Vec<&'a [u8]> {
+    let frame_bytes = header.frame_bytes() as u64;
+    let frame = |i: u64| {
+        &data[(HEADER_LEN as u64 + i * frame_bytes) as usize
+            ..(HEADER_LEN as u64 + (i + 1) * frame_bytes) as usize]
+    };
+    let mut looked_at = vec![0, frame_count / 2, frame_count - 1];
+    looked_at.dedup();
+    looked_at.into_iter().map(frame).collect()
+}
+
 #[cfg(test)]
 mod tests {
+    use super::timestamps::TICKS_PER_SECOND;
     use super::writer::*;
     use super::*;
+    use crate::io::debayer::BayerPattern;
 
     fn tmp(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("jupiter-ser-test-{}", std::process::id()));
@@ -1074,17 +562,29 @@ mod tests {
         assert!(parse_header(&good).is_ok());
         let mut bad = good.clone();
         bad[0] = b'X';
-        assert!(parse_header(&bad).unwrap_err().contains("magic"));
+        assert!(parse_header(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("magic"));
         let mut bad = good.clone();
         bad[26..30].copy_from_slice(&0i32.to_le_bytes());
-        assert!(parse_header(&bad).unwrap_err().contains("frame size"));
+        assert!(parse_header(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("frame size"));
         let mut bad = good.clone();
         bad[34..38].copy_from_slice(&17i32.to_le_bytes());
-        assert!(parse_header(&bad).unwrap_err().contains("depth"));
+        assert!(parse_header(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("depth"));
         let mut bad = good.clone();
         bad[18..22].copy_from_slice(&16i32.to_le_bytes());
-        assert!(parse_header(&bad).unwrap_err().contains("CMY"));
-        assert!(parse_header(&good[..100]).unwrap_err().contains("178"));
+        assert!(parse_header(&bad).unwrap_err().to_string().contains("CMY"));
+        assert!(parse_header(&good[..100])
+            .unwrap_err()
+            .to_string()
+            .contains("178"));
     }
 
     #[test]

@@ -24,7 +24,7 @@ use crate::io::debayer::BayerPattern;
 use crate::io::ser::{ColorId, SerFile};
 
 /// The decode kernel.
-const DECODE: &str = include_str!("../../shaders/decode.wgsl");
+const DECODE: &str = include_str!("../../../shaders/decode.wgsl");
 
 /// Largest decoded buffer tried first; halved while the device refuses it.
 const MAX_BUFFER: u64 = 1 << 30;

@@ -1,0 +1,87 @@
+//! [`CaptureFrames`]: the frame source stages read, over a capture's memory
+//! map and, on GPU runs, its device-resident copy.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use abi_stable::std_types::{ROption, RResult, RSliceMut};
+use jupiter_plugin_api::{DeviceFrames, FrameInfo, FrameSource, StageError};
+
+use super::CaptureOnDevice;
+use crate::io::ser::SerFile;
+
+/// How many frames ahead of a stage's reads the host asks the kernel to read
+/// the same rows (covers the frames the other workers hold).
+const READ_AHEAD: usize = 8;
+
+/// Frames of a SER file served to stages, through an index map (the
+/// selection, best first). Decoding happens on demand, from the memory map.
+pub struct CaptureFrames {
+    pub ser: Arc<SerFile>,
+    pub indices: Vec<usize>,
+    /// The capture on the GPU (GPU runs only).
+    pub device: Option<Arc<CaptureOnDevice>>,
+}
+
+impl FrameSource for CaptureFrames {
+    fn info(&self) -> FrameInfo {
+        FrameInfo {
+            width: self.ser.width() as u32,
+            height: self.ser.height() as u32,
+            channels: self.ser.channels() as u32,
+            count: self.indices.len() as u32,
+        }
+    }
+
+    fn read_rows(
+        &self,
+        index: usize,
+        y0: usize,
+        rows: usize,
+        mut out: RSliceMut<'_, f32>,
+    ) -> RResult<(), StageError> {
+        let info = self.info();
+        let Some(&frame) = self.indices.get(index) else {
+            return RResult::RErr(StageError::internal(format!(
+                "frame {index} requested, the source has {}",
+                info.count
+            )));
+        };
+        if y0
+            .checked_add(rows)
+            .is_none_or(|e| e > info.height as usize)
+            || out.len() != rows * info.row_len()
+        {
+            return RResult::RErr(StageError::internal(format!(
+                "read_rows({index}, {y0}, {rows}) with a buffer of {} samples on {}×{}×{} frames",
+                out.len(),
+                info.width,
+                info.height,
+                info.channels
+            )));
+        }
+        // Stages walk the frames in order (in parallel, whole or band by
+        // band): read the same rows of a frame further on ahead of them.
+        if let Some(&next) = self.indices.get(index + READ_AHEAD) {
+            self.ser.prefetch_rows(next, y0, rows);
+        }
+        // Never let a panic cross back into the plugin.
+        match catch_unwind(AssertUnwindSafe(|| {
+            self.ser.decode_rows(frame, y0, rows, &mut out)
+        })) {
+            Ok(Ok(())) => RResult::ROk(()),
+            Ok(Err(e)) => RResult::RErr(StageError::internal(e.to_string())),
+            Err(_) => RResult::RErr(StageError::internal("the host's SER decoder panicked")),
+        }
+    }
+
+    fn device_frames(&self) -> RResult<ROption<DeviceFrames>, StageError> {
+        let Some(store) = &self.device else {
+            return RResult::ROk(ROption::RNone);
+        };
+        match catch_unwind(AssertUnwindSafe(|| store.frames(&self.ser, &self.indices))) {
+            Ok(r) => r.map(ROption::from).into(),
+            Err(_) => RResult::RErr(StageError::gpu("uploading the capture to the GPU panicked")),
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! Runs one capture through the stages:
+//!
+//! ```text
+//! capture ─▶ quality ─▶ select ─▶ align ─▶ stack ─▶ post… ─▶ write
+//!  (frames)   scores     best N    warps    image    image    TIFF/PNG/FITS
+//! ```
+//!
+//! [`run`] reads as that diagram: [`Pipeline`] holds the resolved stages
+//! (`resolve.rs`), [`StageRunner`] has one function per stage (`stages.rs`),
+//! and `checks.rs` holds what the host verifies of every stage's result
+//! (sizes, counts, finite values), with errors that name the plugin, its
+//! file and the stage.
+
+mod checks;
+mod report;
+mod resolve;
+mod stages;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use abi_stable::std_types::RVec;
+use anyhow::{bail, Result};
+use jupiter_plugin_api::{Image, StackRequest};
+
+pub use checks::{download, RunError};
+pub use report::{peak_rss_mb, Report, StageTiming};
+pub use resolve::{Pipeline, ResolvedStage};
+pub use stages::{select, StageRunner};
+
+use crate::backend::HostBackend;
+use crate::config::PipelineSpec;
+use crate::frames::{Capture, CaptureOnDevice};
+use crate::io::ser::OpenOptions;
+use crate::io::write::write_image;
+use crate::registry::Registry;
+
+/// What the runs of one command share: the plugins, the backend and, on a
+/// GPU run, the store that keeps each capture on the device (one for the
+/// whole batch, so that device buffers are reused from capture to capture).
+pub struct Session<'a> {
+    pub registry: &'a Registry,
+    pub backend: &'a HostBackend,
+    pub store: Option<Arc<CaptureOnDevice>>,
+}
+
+impl<'a> Session<'a> {
+    /// A session over `backend` as it is now (call after the device is set up).
+    pub fn new(registry: &'a Registry, backend: &'a HostBackend) -> Session<'a> {
+        let store = backend.gpu_service().map(|g| {
+            Arc::new(CaptureOnDevice::new(
+                g.clone(),
+                backend.cancel_flag(),
+                backend.pool_threads(),
+            ))
+        });
+        Session {
+            registry,
+            backend,
+            store,
+        }
+    }
+}
+
+impl Drop for Session<'_> {
+    /// Frees the device memory the store kept for a next capture.
+    fn drop(&mut self) {
+        if let Some(s) = &self.store {
+            s.release();
+        }
+    }
+}
+
+/// What a run produced.
+pub struct RunOutput {
+    pub report: Report,
+    /// The stack before post-processing (when `keep_stacked` was asked).
+    pub stacked: Option<Image>,
+    /// The final image (written to `report.output`).
+    pub image: Image,
+}
+
+/// Inputs of one run.
+pub struct RunRequest<'a> {
+    pub input: &'a Path,
+    pub output: PathBuf,
+    pub spec: &'a PipelineSpec,
+    pub open: OpenOptions,
+    pub force: bool,
+    pub png8: bool,
+    /// The device description for the report.
+    pub device: String,
+    /// Keep a host copy of the plain stack in the output (costs a download on the GPU path).
+    pub keep_stacked: bool,
+    /// The capture a batch runs next: on a GPU run it is uploaded while
+    /// this one is aligned and stacked.
+    pub next: Option<&'a Path>,
+}
+
+/// Runs the whole pipeline on one capture and writes the result.
+pub fn run(session: &Session, req: &RunRequest) -> Result<RunOutput> {
+    let t0 = Instant::now();
+    let pipeline = Pipeline::resolve(session.registry, req.spec, session.backend)?;
+    if req.output.exists() && !req.force {
+        bail!(
+            "{}: already exists (use --force to replace it)",
+            req.output.display()
+        );
+    }
+    let capture = open_capture(session, req)?;
+    let mut stages = StageRunner::new(session.backend);
+
+    let scores = stages.quality(
+        &pipeline.quality,
+        &capture.frames((0..capture.len()).collect()),
+    )?;
+    capture.upload_ahead(req.next, req.open);
+    let selected = select(&scores, pipeline.select);
+    let frames = capture.frames(selected.clone());
+    let sel_scores: RVec<f32> = selected.iter().map(|&i| scores[i]).collect();
+    let alignment = stages.align(&pipeline.align, &frames, &sel_scores)?;
+    let stack_req = StackRequest {
+        alignment: alignment.clone(),
+        scores: sel_scores,
+    };
+    let stacked = stages.stack(
+        &pipeline.stack,
+        &frames,
+        &stack_req,
+        pipeline.post.is_empty(),
+    )?;
+    let (stacked, image) = keep_stacked(session.backend, stacked, req.keep_stacked)?;
+    let image = stages.post(&pipeline.post, image)?;
+    stages.cancelled()?;
+    let image = finish_image(session.backend, image)?;
+    write_image(&image, &req.output, req.png8, req.force)?;
+    crate::timeline::mark("output written");
+
+    let (w, h, c) = capture.dims();
+    let report = Report {
+        input: req.input.display().to_string(),
+        output: req.output.display().to_string(),
+        width: w as usize,
+        height: h as usize,
+        channels: c as usize,
+        frames: capture.len(),
+        warnings: capture.ser.warnings.clone(),
+        pipeline: req.spec.clone(),
+        scores,
+        selected,
+        shifts: alignment.warps.iter().map(|w| [w.dx, w.dy]).collect(),
+        timings: stages.timings,
+        total_seconds: t0.elapsed().as_secs_f64(),
+        peak_rss_mb: peak_rss_mb(),
+        device: req.device.clone(),
+    };
+    Ok(RunOutput {
+        report,
+        stacked,
+        image,
+    })
+}
+
+/// Opens the capture (on a GPU run into the session's store: uploaded at
+/// the first stage that asks for it, or already while the previous capture
+/// of a batch was aligned) and shows its warnings.
+fn open_capture(session: &Session, req: &RunRequest) -> Result<Capture> {
+    let capture = Capture::open(req.input, req.open, session.store.as_ref())?;
+    crate::timeline::mark("capture opened");
+    for w in &capture.ser.warnings {
+        session
+            .backend
+            .message(&format!("warning: {}: {w}", req.input.display()));
+    }
+    Ok(capture)
+}
+
+/// The plain stack, kept in host memory only when asked for, and the image
+/// the post stages start from.
+fn keep_stacked(
+    backend: &HostBackend,
+    stacked: Image,
+    keep: bool,
+) -> Result<(Option<Image>, Image)> {
+    if !keep {
+        return Ok((None, stacked));
+    }
+    let image = download(backend, stacked)?;
+    Ok((Some(image.clone()), image))
+}
+
+/// The final image in host memory, refused if it holds NaN or infinity.
+fn finish_image(backend: &HostBackend, image: Image) -> Result<Image> {
+    let image = download(backend, image)?;
+    if let Some(i) = image.data.iter().position(|v| !v.is_finite()) {
+        bail!(
+            "the final image has a non-finite value ({}) at sample {i}",
+            image.data[i]
+        );
+    }
+    crate::timeline::mark("image downloaded");
+    Ok(image)
+}

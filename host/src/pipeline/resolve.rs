@@ -1,0 +1,99 @@
+//! The pipeline a run executes: every stage of the spec looked up in the
+//! registry with its parameters validated against the stage's manifest,
+//! before any frame is read.
+
+use anyhow::Result;
+use jupiter_plugin_api::StageKind;
+
+use crate::backend::HostBackend;
+use crate::config::{validate_params, PipelineSpec, Selection, StageChoice};
+use crate::registry::{is_image_stage, LoadedStage, Registry};
+
+/// One stage ready to call: its plugin and its validated parameters (JSON).
+pub struct ResolvedStage<'r> {
+    pub stage: &'r LoadedStage,
+    pub params: String,
+}
+
+impl<'r> ResolvedStage<'r> {
+    fn new(stage: &'r LoadedStage, choice: &StageChoice) -> Result<ResolvedStage<'r>> {
+        validate_params(&stage.manifest, &choice.params)?;
+        Ok(ResolvedStage {
+            stage,
+            params: serde_json::to_string(&choice.params)?,
+        })
+    }
+
+    /// The stage's name (as its manifest gives it).
+    pub fn name(&self) -> &str {
+        self.stage.manifest.name.as_str()
+    }
+}
+
+/// quality → select → align → stack → post, each stage resolved.
+pub struct Pipeline<'r> {
+    pub quality: ResolvedStage<'r>,
+    pub select: Selection,
+    pub align: ResolvedStage<'r>,
+    pub stack: ResolvedStage<'r>,
+    /// Image stages run in order on the stack (may be empty).
+    pub post: Vec<ResolvedStage<'r>>,
+}
+
+impl<'r> Pipeline<'r> {
+    /// Resolves every stage of `spec` and validates its parameters; errors
+    /// name the pipeline file when the spec came from one.
+    pub fn resolve(
+        reg: &'r Registry,
+        spec: &PipelineSpec,
+        backend: &HostBackend,
+    ) -> Result<Pipeline<'r>> {
+        Self::resolve_all(reg, spec, backend).map_err(|e| match &spec.source {
+            Some(file) => e.context(format!("pipeline {}", file.display())),
+            None => e,
+        })
+    }
+
+    fn resolve_all(
+        reg: &'r Registry,
+        spec: &PipelineSpec,
+        backend: &HostBackend,
+    ) -> Result<Pipeline<'r>> {
+        let stage =
+            |choice: &StageChoice, kind| ResolvedStage::new(reg.get(&choice.plugin, kind)?, choice);
+        Ok(Pipeline {
+            quality: stage(&spec.quality, StageKind::Quality)?,
+            select: spec.select,
+            align: stage(&spec.align, StageKind::Align)?,
+            stack: stage(&spec.stack, StageKind::Stack)?,
+            post: resolve_post(reg, spec, backend)?,
+        })
+    }
+}
+
+/// The post stages; a missing stage of the built-in default post-processing
+/// is skipped with a warning, any other missing stage is an error.
+fn resolve_post<'r>(
+    reg: &'r Registry,
+    spec: &PipelineSpec,
+    backend: &HostBackend,
+) -> Result<Vec<ResolvedStage<'r>>> {
+    let mut out = Vec::new();
+    for choice in &spec.post {
+        if spec.default_post && !reg.stages.contains_key(&choice.plugin) {
+            backend.message(&format!(
+                "warning: default post-processing stage '{}' is not installed; skipped",
+                choice.plugin
+            ));
+            continue;
+        }
+        let kind = reg
+            .stages
+            .get(&choice.plugin)
+            .map(|s| s.manifest.kind)
+            .filter(|&k| is_image_stage(k))
+            .unwrap_or(StageKind::Filter);
+        out.push(ResolvedStage::new(reg.get(&choice.plugin, kind)?, choice)?);
+    }
+    Ok(out)
+}

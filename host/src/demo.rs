@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use crate::config::PipelineSpec;
 use crate::io::ser::{OpenOptions, SerFile};
 use crate::pipeline::{run, RunRequest, Session};
-use crate::synth::{generate, psnr_interior, render, Scene, SynthColor, SynthOptions};
+use jupiter_testkit::capture::{generate, psnr_interior, render, Scene, SynthColor, SynthOptions};
 
 /// Generates `dir/demo.ser`, runs the default pipeline, writes
 /// `dir/demo_jupiter.tif` and `dir/report.json`, and prints what happened.

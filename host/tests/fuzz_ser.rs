@@ -19,8 +19,8 @@ use std::cell::Cell;
 use std::path::{Path, PathBuf};
 
 use jupiter_host::io::debayer::{debayer_rows, BayerPattern};
-use jupiter_host::io::ser::writer::{frame_bytes, header_bytes, SerSpec, DEFAULT_DATE};
-use jupiter_host::io::ser::{ByteOrder, ColorId, OpenOptions, SerError, SerFile, HEADER_LEN};
+use jupiter_host::io::ser::{ByteOrder, OpenOptions, SerError, SerFile, HEADER_LEN};
+use jupiter_testkit::ser::{frame_bytes, header_bytes, Cfa, SerColor, SerSpec, DEFAULT_DATE};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
@@ -196,15 +196,15 @@ fn check(bytes: Vec<u8>, opts: OpenOptions) -> Result<Option<SerFile>, TestCaseE
 
 // ---- strategies ------------------------------------------------------------
 
-fn colors() -> impl Strategy<Value = ColorId> {
+fn colors() -> impl Strategy<Value = SerColor> {
     prop_oneof![
-        Just(ColorId::Mono),
-        Just(ColorId::Bayer(BayerPattern::Rggb)),
-        Just(ColorId::Bayer(BayerPattern::Grbg)),
-        Just(ColorId::Bayer(BayerPattern::Gbrg)),
-        Just(ColorId::Bayer(BayerPattern::Bggr)),
-        Just(ColorId::Rgb),
-        Just(ColorId::Bgr),
+        Just(SerColor::Mono),
+        Just(SerColor::Bayer(Cfa::Rggb)),
+        Just(SerColor::Bayer(Cfa::Grbg)),
+        Just(SerColor::Bayer(Cfa::Gbrg)),
+        Just(SerColor::Bayer(Cfa::Bggr)),
+        Just(SerColor::Rgb),
+        Just(SerColor::Bgr),
     ]
 }
 
@@ -487,18 +487,18 @@ proptest! {
             let want = |s: u16| s as f32 / ser.scale;
             prop_assert!(ser.scale == declared_max || ser.scale == 255.0 || ser.scale == 65535.0);
             match spec.color {
-                ColorId::Mono | ColorId::Rgb => {
+                SerColor::Mono | SerColor::Rgb => {
                     for (a, b) in f.iter().zip(samples) {
                         prop_assert!((a - want(*b)).abs() < 1e-6);
                     }
                 }
-                ColorId::Bgr => {
+                SerColor::Bgr => {
                     // The writer swaps RGB to BGR, the reader swaps it back.
                     for (a, b) in f.iter().zip(samples) {
                         prop_assert!((a - want(*b)).abs() < 1e-6);
                     }
                 }
-                ColorId::Bayer(p) => {
+                SerColor::Bayer(p) => {
                     // Each pixel keeps its own sample in its own colour.
                     for y in 0..h {
                         for x in 0..w {
@@ -613,7 +613,7 @@ proptest! {
 
 #[test]
 fn absurd_header_in_a_tiny_file_allocates_nothing_large() {
-    let mut spec = SerSpec::new(32768, 32768, ColorId::Rgb, 16);
+    let mut spec = SerSpec::new(32768, 32768, SerColor::Rgb, 16);
     spec.header_frame_count = Some(i32::MAX as u32);
     let mut bytes = header_bytes(&spec, 0);
     bytes.resize(1024, 7);
@@ -639,7 +639,7 @@ fn absurd_header_in_a_tiny_file_allocates_nothing_large() {
 #[test]
 fn header_only_and_empty_inputs() {
     for len in [0, 1, 14, HEADER_LEN - 1, HEADER_LEN] {
-        let mut b = header_bytes(&SerSpec::new(4, 4, ColorId::Mono, 8), 1);
+        let mut b = header_bytes(&SerSpec::new(4, 4, SerColor::Mono, 8), 1);
         b.truncate(len);
         let e = SerFile::from_bytes(name(), b, OpenOptions::default())
             .err()
@@ -651,7 +651,7 @@ fn header_only_and_empty_inputs() {
 
 #[test]
 fn zero_count_with_a_partial_frame_names_the_sizes() {
-    let mut spec = SerSpec::new(16, 16, ColorId::Mono, 8);
+    let mut spec = SerSpec::new(16, 16, SerColor::Mono, 8);
     spec.header_frame_count = Some(0);
     let mut b = header_bytes(&spec, 0);
     b.extend_from_slice(&[1; 100]);

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-pub use jupiter_host::synth;
+pub use jupiter_testkit::capture as synth;
 
 /// Where cargo puts the debug build.
 pub fn target_dir() -> PathBuf {

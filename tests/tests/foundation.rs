@@ -1,7 +1,7 @@
 //! End-to-end: the built host and plugins on generated SER captures with a
 //! known truth (shifts, image), checking numbers.
 
-use jupiter_host::io::debayer::BayerPattern;
+use jupiter_testkit::ser::Cfa;
 use jupiter_tests::synth::{generate, psnr_interior, render, Scene, SynthColor, SynthOptions};
 use jupiter_tests::*;
 
@@ -108,7 +108,7 @@ fn recovers_shifts_and_beats_the_best_frame_by_3_db() {
 fn bayer_capture_gives_rgb_with_the_right_colours() {
     let dir = scratch("bayer");
     let o = SynthOptions {
-        color: SynthColor::Bayer(BayerPattern::Rggb),
+        color: SynthColor::Bayer(Cfa::Rggb),
         depth: 8,
         frames: 24,
         jitter: 0.0,

@@ -9,9 +9,9 @@
 use std::sync::Arc;
 
 use jupiter_host::frames::CaptureOnDevice;
-use jupiter_host::io::debayer::BayerPattern;
-use jupiter_host::io::ser::writer::{write_ser, SerSpec};
-use jupiter_host::io::ser::{ByteOrder, ColorId, OpenOptions, SerFile};
+use jupiter_testkit::ser::{Cfa, SerColor};
+use jupiter_testkit::ser::{write_ser, SerSpec};
+use jupiter_host::io::ser::{ByteOrder, OpenOptions, SerFile};
 use jupiter_host::frames::CaptureFrames;
 use jupiter_plugin_api::abi_stable::sabi_trait::TD_Opaque;
 use jupiter_plugin_api::frame::FrameSourceExt;
@@ -22,17 +22,8 @@ use jupiter_tests::*;
 
 /// A deterministic pseudo-random sample stream.
 fn samples(n: usize, max: u16, seed: u64) -> Vec<u16> {
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 33) % (max as u64 + 1)) as u16
-        })
-        .collect()
+    let mut rng = jupiter_testkit::Rng::new(seed);
+    (0..n).map(|_| rng.below_or_eq(max as u64) as u16).collect()
 }
 
 #[test]
@@ -41,14 +32,14 @@ fn decode_on_the_device_matches_the_host_decoder() {
     let gpu = be.gpu_service().unwrap().clone();
     let dir = scratch("gpu-decode");
     let cases = [
-        ("mono8", ColorId::Mono, 8, 37, 23, ByteOrder::Auto),
-        ("mono12", ColorId::Mono, 12, 33, 21, ByteOrder::Little),
-        ("mono16-be", ColorId::Mono, 16, 31, 19, ByteOrder::Big),
-        ("rgb8", ColorId::Rgb, 8, 29, 17, ByteOrder::Auto),
-        ("bgr16", ColorId::Bgr, 16, 27, 15, ByteOrder::Little),
+        ("mono8", SerColor::Mono, 8, 37, 23, ByteOrder::Auto),
+        ("mono12", SerColor::Mono, 12, 33, 21, ByteOrder::Little),
+        ("mono16-be", SerColor::Mono, 16, 31, 19, ByteOrder::Big),
+        ("rgb8", SerColor::Rgb, 8, 29, 17, ByteOrder::Auto),
+        ("bgr16", SerColor::Bgr, 16, 27, 15, ByteOrder::Little),
         (
             "bayer8",
-            ColorId::Bayer(BayerPattern::Rggb),
+            SerColor::Bayer(Cfa::Rggb),
             8,
             35,
             25,
@@ -56,7 +47,7 @@ fn decode_on_the_device_matches_the_host_decoder() {
         ),
         (
             "bayer16-gbrg",
-            ColorId::Bayer(BayerPattern::Gbrg),
+            SerColor::Bayer(Cfa::Gbrg),
             16,
             26,
             14,
@@ -65,7 +56,7 @@ fn decode_on_the_device_matches_the_host_decoder() {
     ];
     for (name, color, depth, w, h, order) in cases {
         let spec = SerSpec::new(w, h, color, depth);
-        let planes = if matches!(color, ColorId::Rgb | ColorId::Bgr) {
+        let planes = if matches!(color, SerColor::Rgb | SerColor::Bgr) {
             3
         } else {
             1

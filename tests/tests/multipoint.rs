@@ -23,7 +23,7 @@
 //! multi-point stack is better because it keeps, at each AP, the locally
 //! sharpest half of the selected frames (`keep = 0.5`).
 
-use jupiter_host::io::debayer::BayerPattern;
+use jupiter_testkit::ser::Cfa;
 use jupiter_kit::fft::PhaseCorrelator;
 use jupiter_kit::stats::luminance;
 use jupiter_plugin_align_multipoint::grid::{auto_size, ApGrid};
@@ -293,7 +293,7 @@ fn rgb_and_bayer_captures_under_local_seeing() {
         global.psnr
     );
     let o = SynthOptions {
-        color: SynthColor::Bayer(BayerPattern::Rggb),
+        color: SynthColor::Bayer(Cfa::Rggb),
         depth: 8,
         ..lunar(26)
     };

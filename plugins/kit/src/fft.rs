@@ -501,15 +501,8 @@ mod tests {
 
     /// A noisy planet-like disc (bands + limb), for accuracy under noise.
     fn noisy_disc(w: usize, h: usize, sx: f32, sy: f32, seed: u64, sigma: f32) -> Vec<f32> {
-        let mut state = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let mut rnd = move || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((state >> 33) as f32 / (1u64 << 31) as f32) - 0.5
-        };
+        let mut rng = jupiter_testkit::Rng::new(seed);
+        let mut rnd = move || rng.uniform_f32() - 0.5;
         (0..w * h)
             .map(|i| {
                 let (x, y) = (

@@ -14,8 +14,6 @@
 //! - [`warp`]: sub-pixel resampling (bilinear, bicubic) of frame rows under a
 //!   [`FrameWarp`](jupiter_plugin_api::FrameWarp), streamed from a frame source.
 //! - [`stats`]: luminance, percentiles, PSNR.
-//! - [`synth`]: synthetic captures with a known truth and bright artifacts,
-//!   for stacker tests and benchmarks.
 //! - [`tile`]: pixel-major gathering of resampled bands across frames (all
 //!   samples of a pixel contiguous) and per-pixel median selection, for the
 //!   median and sigma-clip stackers.
@@ -26,6 +24,5 @@ pub mod fft;
 pub mod gpu;
 pub mod gpu_pc;
 pub mod stats;
-pub mod synth;
 pub mod tile;
 pub mod warp;

@@ -188,15 +188,10 @@ mod tests {
     use jupiter_kit::stats::psnr;
     use jupiter_plugin_api::testing::ThreadBackend;
 
-    /// A deterministic uniform generator in [0, 1) (xorshift).
+    /// A deterministic uniform generator in [0, 1) (the test kit's one RNG).
     fn rng(seed: u64) -> impl FnMut() -> f32 {
-        let mut s = seed.max(1);
-        move || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 24) as f32
-        }
+        let mut r = jupiter_testkit::Rng::new(seed);
+        move || r.uniform_f32()
     }
 
     /// A sharp synthetic planet: a limb-darkened disc with latitude bands of

@@ -58,7 +58,7 @@ pub fn stack_reference(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jupiter_kit::synth::{capture, CaptureSpec, Rng};
+    use jupiter_testkit::frames::{capture, CaptureSpec, Rng};
     use jupiter_plugin_api::testing::{MemFrames, ThreadBackend};
     use jupiter_plugin_api::WarpField;
 
@@ -83,8 +83,8 @@ mod tests {
         let mut weight = vec![1.0f32; 9];
         weight[0] = 0.0;
         FrameWarp {
-            dx: rng.range(-1.0, 1.0),
-            dy: rng.range(-1.0, 1.0),
+            dx: rng.range_f32(-1.0, 1.0),
+            dy: rng.range_f32(-1.0, 1.0),
             field: Some(WarpField {
                 cols: 3,
                 rows: 3,
@@ -92,8 +92,8 @@ mod tests {
                 y0: 4.0,
                 step_x: (w as f32 - 8.0) / 2.0,
                 step_y: (h as f32 - 8.0) / 2.0,
-                dx: (0..9).map(|_| rng.range(-0.7, 0.7)).collect(),
-                dy: (0..9).map(|_| rng.range(-0.7, 0.7)).collect(),
+                dx: (0..9).map(|_| rng.range_f32(-0.7, 0.7)).collect(),
+                dy: (0..9).map(|_| rng.range_f32(-0.7, 0.7)).collect(),
                 weight: weight.into(),
             })
             .into(),
@@ -113,7 +113,7 @@ mod tests {
         ] {
             let (w, h) = (23, 37);
             let frames: Vec<Vec<f32>> = (0..n)
-                .map(|_| (0..w * h * ch).map(|_| rng.uniform()).collect())
+                .map(|_| (0..w * h * ch).map(|_| rng.uniform_f32()).collect())
                 .collect();
             let mem = MemFrames::new(w as u32, h as u32, ch as u32, frames);
             let warps: Vec<FrameWarp> = (0..n)
@@ -121,7 +121,7 @@ mod tests {
                     if i % 3 == 1 {
                         field_with_hole(&mut rng, w, h)
                     } else {
-                        FrameWarp::shift(rng.range(-2.0, 2.0), rng.range(-2.0, 2.0))
+                        FrameWarp::shift(rng.range_f32(-2.0, 2.0), rng.range_f32(-2.0, 2.0))
                     }
                 })
                 .collect();
@@ -267,7 +267,7 @@ mod tests {
 
     /// The plain mean of the aligned frames, computed directly.
     fn plain_mean(mem: &MemFrames, warps: &[FrameWarp]) -> Vec<f32> {
-        jupiter_kit::tile::plain_mean(&mem.as_ref(), warps)
+        jupiter_testkit::reference::plain_mean(&mem.as_ref(), warps)
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Memory bound of `stack-median`: the peak heap use while stacking is the output
 //! plus one band of all frames (threads = 1), never the frame set. A counting
 //! global allocator records the peak; the frames are computed on the fly (see
-//! `jupiter_kit::tile::check_memory_bound`). One test per binary: the
+//! `jupiter_testkit::reference::check_memory_bound`). One test per binary: the
 //! allocator's counters are process-wide.
 
 use jupiter_plugin_api::testing::CountingAlloc;
@@ -13,7 +13,7 @@ static ALLOC: CountingAlloc = CountingAlloc::new();
 
 #[test]
 fn peak_memory_is_output_plus_one_band_of_all_frames() {
-    jupiter_kit::tile::check_memory_bound(&ALLOC, "stack-median", |ctx, frames, req| {
+    jupiter_testkit::reference::check_memory_bound(&ALLOC, "stack-median", |ctx, frames, req| {
         stack(ctx, frames, req, &MedianParams::default())
     });
 }

@@ -144,7 +144,7 @@ pub fn clip_reference(samples: &[f32], cfg: &ClipConfig) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jupiter_kit::synth::{capture, CaptureSpec, Rng};
+    use jupiter_testkit::frames::{capture, CaptureSpec, Rng};
     use jupiter_plugin_api::testing::{MemFrames, ThreadBackend};
     use jupiter_plugin_api::WarpField;
 
@@ -244,8 +244,8 @@ mod tests {
         for m in 0..60 {
             let v: Vec<f32> = (0..m)
                 .map(|_| {
-                    if rng.uniform() < 0.15 {
-                        rng.uniform()
+                    if rng.uniform_f32() < 0.15 {
+                        rng.uniform_f32()
                     } else {
                         0.4 + 0.05 * rng.gauss()
                     }
@@ -274,7 +274,7 @@ mod tests {
                 .map(|_| {
                     (0..w * h * ch)
                         .map(|_| {
-                            if rng.uniform() < 0.1 {
+                            if rng.uniform_f32() < 0.1 {
                                 1.0
                             } else {
                                 0.3 + 0.05 * rng.gauss()
@@ -286,7 +286,7 @@ mod tests {
             let mem = MemFrames::new(w as u32, h as u32, ch as u32, frames);
             let warps: Vec<FrameWarp> = (0..n)
                 .map(|i| {
-                    let (dx, dy) = (rng.range(-1.5, 1.5), rng.range(-1.5, 1.5));
+                    let (dx, dy) = (rng.range_f32(-1.5, 1.5), rng.range_f32(-1.5, 1.5));
                     if i % 4 != 3 {
                         return FrameWarp::shift(dx, dy);
                     }
@@ -371,7 +371,7 @@ mod tests {
 
     /// The plain mean of the aligned frames, computed directly.
     fn plain_mean(mem: &MemFrames, warps: &[FrameWarp]) -> Vec<f32> {
-        jupiter_kit::tile::plain_mean(&mem.as_ref(), warps)
+        jupiter_testkit::reference::plain_mean(&mem.as_ref(), warps)
     }
 
     #[test]

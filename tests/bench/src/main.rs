@@ -17,7 +17,7 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use jupiter_kit::synth::{capture, CaptureSpec};
+use jupiter_testkit::frames::{capture, CaptureSpec};
 use jupiter_kit::warp::{warped_rows, Interp};
 use jupiter_plugin_api::testing::{MemFrames, ThreadBackend};
 use jupiter_plugin_api::{Alignment, Image, StackRequest, StageError};

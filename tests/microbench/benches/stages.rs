@@ -24,11 +24,10 @@ use std::time::Duration;
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RResult, RSliceMut};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use jupiter_host::io::debayer::BayerPattern;
-use jupiter_host::io::ser::writer::{frame_bytes, header_bytes, SerSpec};
-use jupiter_host::io::ser::{ColorId, OpenOptions, SerFile};
+use jupiter_testkit::ser::{frame_bytes, header_bytes, Cfa, SerColor, SerSpec};
+use jupiter_host::io::ser::{OpenOptions, SerFile};
 use jupiter_kit::fft::{Fft2d, PhaseCorrelator};
-use jupiter_kit::synth::{capture, CaptureSpec};
+use jupiter_testkit::frames::{capture, CaptureSpec};
 use jupiter_kit::tile::naive_stack;
 use jupiter_kit::warp::{shift_plane, Interp};
 use jupiter_plugin_api::testing::{MemFrames, ThreadBackend};
@@ -71,10 +70,10 @@ fn ser_decode(c: &mut Criterion) {
     let mut g = c.benchmark_group("ser_decode");
     for (w, h) in SIZES {
         for (name, color, depth) in [
-            ("mono8", ColorId::Mono, 8),
-            ("mono16", ColorId::Mono, 12),
-            ("bayer8", ColorId::Bayer(BayerPattern::Rggb), 8),
-            ("bayer16", ColorId::Bayer(BayerPattern::Rggb), 12),
+            ("mono8", SerColor::Mono, 8),
+            ("mono16", SerColor::Mono, 12),
+            ("bayer8", SerColor::Bayer(Cfa::Rggb), 8),
+            ("bayer16", SerColor::Bayer(Cfa::Rggb), 12),
         ] {
             let spec = SerSpec::new(w as u32, h as u32, color, depth);
             let max = if depth > 8 { 4095.0 } else { 255.0 };

@@ -30,13 +30,12 @@
 //!
 //! Files: [`header`] (layout, validation), [`samples`] (byte order and depth
 //! from the data), [`timestamps`] (the trailer), [`storage`] (the map and its
-//! page advice), [`writer`] (SER files for the demo and the tests).
+//! page advice). The SER writer the tests use is `jupiter_testkit::ser`.
 
 mod header;
 mod samples;
 mod storage;
 mod timestamps;
-pub mod writer;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -427,9 +426,11 @@ fn sampled_frames<'a>(data: &'a [u8], header: &SerHeader, frame_count: u64) -> V
 #[cfg(test)]
 mod tests {
     use super::timestamps::TICKS_PER_SECOND;
-    use super::writer::*;
     use super::*;
-    use crate::io::debayer::BayerPattern;
+    use jupiter_testkit::ser::{
+        frame_bytes, header_bytes, write_ser, Cfa as BayerPattern, SerColor as ColorId, SerSpec,
+        DEFAULT_DATE,
+    };
 
     fn tmp(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("jupiter-ser-test-{}", std::process::id()));
@@ -506,7 +507,7 @@ mod tests {
     fn rgb_bgr_and_bayer_decode_to_rgb() {
         let rgb = smooth(6, 4, 3, 255);
         for color in [ColorId::Rgb, ColorId::Bgr] {
-            let p = tmp(&format!("{}.ser", color.name()));
+            let p = tmp(&format!("{color:?}.ser"));
             write_ser(
                 &p,
                 &SerSpec::new(6, 4, color, 8),
@@ -535,7 +536,7 @@ mod tests {
                     _ => b,
                 })
                 .collect();
-            let p = tmp(&format!("{}.ser", pattern.name()));
+            let p = tmp(&format!("{pattern:?}.ser"));
             write_ser(
                 &p,
                 &SerSpec::new(8, 6, ColorId::Bayer(pattern), 8),

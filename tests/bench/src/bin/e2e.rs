@@ -43,9 +43,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
-use jupiter_host::io::debayer::BayerPattern;
+use jupiter_testkit::ser::Cfa;
 use jupiter_host::io::write::write_image;
-use jupiter_host::synth::{generate, Scene, SynthColor, SynthOptions};
+use jupiter_testkit::capture::{generate, Scene, SynthColor, SynthOptions};
 use jupiter_kit::fft::PhaseCorrelator;
 use jupiter_kit::stats::luminance;
 use jupiter_kit::warp::{Interp, RowWindow};
@@ -168,7 +168,7 @@ fn case_specs(quick: bool) -> Vec<CaseSpec> {
             name: "planet-bayer8".into(),
             what: format!("{} × 640×480 8-bit Bayer RGGB", base.frames),
             opts: SynthOptions {
-                color: SynthColor::Bayer(BayerPattern::Rggb),
+                color: SynthColor::Bayer(Cfa::Rggb),
                 seed: 13,
                 ..base
             },
@@ -1216,7 +1216,7 @@ mod tests {
     #[test]
     fn psnr_registers_rescales_and_crops_like_a_peer_output() {
         let (w, h) = (160usize, 120usize);
-        let plane = jupiter_host::synth::render(Scene::Planet, w, h, 1, 0.0, 0.0);
+        let plane = jupiter_testkit::capture::render(Scene::Planet, w, h, 1, 0.0, 0.0);
         let truth = Image::from_vec(w as u32, h as u32, 1, plane.clone());
         // A peer's output: shifted by (1.5, -2.25), gain 0.8 + offset, 6 px cropped per side.
         let moved = jupiter_kit::warp::shift_plane(&plane, w, h, 1, 1.5, -2.25, Interp::Bicubic);

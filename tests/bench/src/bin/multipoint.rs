@@ -36,7 +36,7 @@ use abi_stable::sabi_trait::TD_Opaque;
 use jupiter_host::backend::HostBackend;
 use jupiter_host::io::ser::SerFile;
 use jupiter_host::frames::CaptureFrames;
-use jupiter_host::synth::{generate_with_seeing, Scene, Seeing, SynthColor, SynthOptions};
+use jupiter_testkit::capture::{generate_with_seeing, Scene, Seeing, SynthColor, SynthOptions};
 use jupiter_kit::warp::{warped_rows, Interp};
 use jupiter_plugin_align_multipoint::dewarp::dewarp_rows;
 use jupiter_plugin_align_multipoint::params::MultipointParams;

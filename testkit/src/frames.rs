@@ -5,37 +5,7 @@
 
 use jupiter_plugin_api::FrameWarp;
 
-/// A small deterministic generator (xorshift64*), no dependencies.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator for `seed` (any value).
-    pub fn new(seed: u64) -> Rng {
-        Rng((seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x2545_F491_4F6C_DD1D) | 1)
-    }
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    /// Uniform in `[0, 1)`.
-    pub fn uniform(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
-    }
-    /// Uniform in `[lo, hi)`.
-    pub fn range(&mut self, lo: f32, hi: f32) -> f32 {
-        lo + (hi - lo) * self.uniform()
-    }
-    /// Standard normal (Box–Muller).
-    pub fn gauss(&mut self) -> f32 {
-        let u1 = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        let u2 = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        ((-2.0 * (u1 + 1e-300).ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
-    }
-}
+pub use crate::rng::Rng;
 
 /// The noiseless scene at real position `(x, y)` of a `w × h` image: a dark
 /// sky (0.05) and a limb-darkened disc with soft cloud bands, smooth enough
@@ -117,8 +87,8 @@ pub fn capture(spec: &CaptureSpec) -> Capture {
     let mut warps = Vec::with_capacity(spec.frames);
     for i in 0..spec.frames {
         let (dx, dy) = (
-            rng.range(-spec.max_shift, spec.max_shift),
-            rng.range(-spec.max_shift, spec.max_shift),
+            rng.range_f32(-spec.max_shift, spec.max_shift),
+            rng.range_f32(-spec.max_shift, spec.max_shift),
         );
         let mut f = vec![0.0f32; w * h * ch];
         for y in 0..h {
@@ -153,8 +123,8 @@ fn add_artifacts(f: &mut [f32], w: usize, h: usize, ch: usize, rng: &mut Rng) {
         }
     };
     // Satellite streak: a line across the frame, about two pixels wide.
-    let (x0, y0) = (rng.range(0.0, w as f32), rng.range(0.0, h as f32));
-    let angle = rng.range(0.0, std::f32::consts::PI);
+    let (x0, y0) = (rng.range_f32(0.0, w as f32), rng.range_f32(0.0, h as f32));
+    let angle = rng.range_f32(0.0, std::f32::consts::PI);
     let (nx, ny) = (-angle.sin(), angle.cos());
     for y in 0..h {
         for x in 0..w {
@@ -167,13 +137,13 @@ fn add_artifacts(f: &mut [f32], w: usize, h: usize, ch: usize, rng: &mut Rng) {
     // Hot pixels.
     for _ in 0..(w * h / 200).max(1) {
         let (x, y) = (
-            (rng.uniform() * w as f32) as usize,
-            (rng.uniform() * h as f32) as usize,
+            (rng.uniform_f32() * w as f32) as usize,
+            (rng.uniform_f32() * h as f32) as usize,
         );
         set(f, x.min(w - 1), y.min(h - 1), 1.0);
     }
     // Cosmic-ray blob: a bright gaussian spot of radius ~2.5 px.
-    let (bx, by) = (rng.range(0.0, w as f32), rng.range(0.0, h as f32));
+    let (bx, by) = (rng.range_f32(0.0, w as f32), rng.range_f32(0.0, h as f32));
     for y in 0..h {
         for x in 0..w {
             let r2 = (x as f32 - bx).powi(2) + (y as f32 - by).powi(2);

@@ -1,14 +1,73 @@
-//! SER writer: used by the demo and the tests' synthetic captures.
+//! SER writer, for the demo's and the tests' synthetic captures. It has
+//! its own colour types so that the reader under test (the host's) and the
+//! writer share no code.
 
-use super::*;
+use std::fs::File;
 use std::io::Write;
+use std::path::Path;
+
+/// Size of the SER header.
+pub const HEADER_LEN: usize = 178;
+
+/// The 2×2 colour filter layout, named by its top-left row pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cfa {
+    Rggb,
+    Grbg,
+    Gbrg,
+    Bggr,
+}
+
+impl Cfa {
+    /// Colour (0 = R, 1 = G, 2 = B) of the filter over pixel `(x, y)`.
+    pub fn color_at(self, x: usize, y: usize) -> usize {
+        let layout: [usize; 4] = match self {
+            Cfa::Rggb => [0, 1, 1, 2],
+            Cfa::Grbg => [1, 0, 2, 1],
+            Cfa::Gbrg => [1, 2, 0, 1],
+            Cfa::Bggr => [2, 1, 1, 0],
+        };
+        layout[(y % 2) * 2 + (x % 2)]
+    }
+}
+
+/// Colour layout of the stored samples, as the SER colour ID says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SerColor {
+    Mono,
+    Bayer(Cfa),
+    Rgb,
+    Bgr,
+}
+
+impl SerColor {
+    /// The SER colour ID code.
+    pub fn code(self) -> i32 {
+        match self {
+            SerColor::Mono => 0,
+            SerColor::Bayer(Cfa::Rggb) => 8,
+            SerColor::Bayer(Cfa::Grbg) => 9,
+            SerColor::Bayer(Cfa::Gbrg) => 10,
+            SerColor::Bayer(Cfa::Bggr) => 11,
+            SerColor::Rgb => 100,
+            SerColor::Bgr => 101,
+        }
+    }
+    /// Samples stored per pixel.
+    pub fn planes(self) -> usize {
+        match self {
+            SerColor::Rgb | SerColor::Bgr => 3,
+            _ => 1,
+        }
+    }
+}
 
 /// What to write in the header.
 #[derive(Debug, Clone)]
 pub struct SerSpec {
     pub width: u32,
     pub height: u32,
-    pub color: ColorId,
+    pub color: SerColor,
     pub depth: u32,
     /// Value of the LittleEndian field (data are written little-endian unless `big_endian`).
     pub little_endian_flag: i32,
@@ -25,7 +84,7 @@ pub struct SerSpec {
 }
 
 impl SerSpec {
-    pub fn new(width: u32, height: u32, color: ColorId, depth: u32) -> SerSpec {
+    pub fn new(width: u32, height: u32, color: SerColor, depth: u32) -> SerSpec {
         SerSpec {
             width,
             height,
@@ -79,7 +138,7 @@ pub fn frame_bytes(spec: &SerSpec, samples: &[u16]) -> Vec<u8> {
     let planes = spec.color.planes();
     assert_eq!(samples.len(), (spec.width * spec.height) as usize * planes);
     let mut s = samples.to_vec();
-    if spec.color == ColorId::Bgr {
+    if spec.color == SerColor::Bgr {
         s.chunks_exact_mut(3).for_each(|p| p.swap(0, 2));
     }
     if spec.depth <= 8 {

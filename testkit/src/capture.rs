@@ -8,41 +8,8 @@ use std::path::Path;
 use jupiter_kit::conv;
 use jupiter_plugin_api::Image;
 
-use crate::io::debayer::BayerPattern;
-use crate::io::ser::writer::{SerSpec, SerWriter};
-use crate::io::ser::ColorId;
-
-/// A small deterministic PRNG (SplitMix64) so captures are reproducible
-/// across platforms and crate versions.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in `[0, 1)`.
-    pub fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    /// Uniform in `[a, b)`.
-    pub fn range(&mut self, a: f64, b: f64) -> f64 {
-        a + (b - a) * self.uniform()
-    }
-    /// Standard normal (Box–Muller).
-    pub fn normal(&mut self) -> f64 {
-        let u1 = self.uniform().max(1e-300);
-        let u2 = self.uniform();
-        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-    }
-}
+pub use crate::rng::Rng;
+use crate::ser::{Cfa, SerColor, SerSpec, SerWriter};
 
 /// What the synthetic target looks like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +25,7 @@ pub enum Scene {
 pub enum SynthColor {
     Mono,
     Rgb,
-    Bayer(BayerPattern),
+    Bayer(Cfa),
 }
 
 /// Parameters of a synthetic capture.
@@ -576,9 +543,9 @@ pub fn generate_with_seeing(
         render(o.scene, w, h, ch, 0.0, 0.0),
     );
     let color = match o.color {
-        SynthColor::Mono => ColorId::Mono,
-        SynthColor::Rgb => ColorId::Rgb,
-        SynthColor::Bayer(p) => ColorId::Bayer(p),
+        SynthColor::Mono => SerColor::Mono,
+        SynthColor::Rgb => SerColor::Rgb,
+        SynthColor::Bayer(p) => SerColor::Bayer(p),
     };
     let max_value: f32 = if o.depth <= 8 { 255.0 } else { 4095.0 };
     let spec = SerSpec::new(o.width, o.height, color, if o.depth <= 8 { 8 } else { 12 });

@@ -1,0 +1,23 @@
+//! # jupiter-testkit
+//!
+//! Test and benchmark support, kept out of the product: the host links it
+//! only for `jupiter-host demo`, plugins only as a dev-dependency.
+//!
+//! - [`rng`]: the one deterministic generator all test data comes from.
+//! - [`capture`]: synthetic SER captures with a known truth (a banded planet
+//!   with moons, or a cratered lunar surface; per-frame seeing, local
+//!   seeing, Poisson and read noise), for the demo, the end-to-end tests and
+//!   the harnesses.
+//! - [`frames`]: small in-memory captures with bright artifacts, for the
+//!   stackers' unit tests and benchmarks.
+//! - [`ser`]: the SER writer.
+//! - [`reference`]: the plain mean of aligned frames and the memory-bound
+//!   check the tile-based stackers' tests share.
+
+pub mod capture;
+pub mod frames;
+pub mod reference;
+pub mod rng;
+pub mod ser;
+
+pub use rng::Rng;

@@ -1,0 +1,108 @@
+//! Reference results the stackers' tests measure against: the plain mean
+//! of the aligned frames, and the memory-bound check of the tile-based
+//! stackers.
+
+use jupiter_kit::tile::band_rows;
+use jupiter_kit::warp::{warped_rows, Interp};
+use jupiter_plugin_api::{FrameSourceRef, FrameWarp, Image, StageCtx, StageError};
+
+/// The plain (unweighted) mean of the bicubic-aligned frames of a mono
+/// source, computed directly: the baseline the rejecting stackers' tests
+/// measure their gain against.
+pub fn plain_mean(frames: &FrameSourceRef, warps: &[FrameWarp]) -> Vec<f32> {
+    let info = frames.info();
+    let (w, h) = (info.width as usize, info.height as usize);
+    let mut sum = vec![0.0f64; w * h];
+    let (mut buf, mut scratch) = (vec![0.0f32; w * h], Vec::new());
+    for (i, warp) in warps.iter().enumerate() {
+        warped_rows(
+            frames,
+            i,
+            warp,
+            Interp::Bicubic,
+            0,
+            h,
+            &mut buf,
+            None,
+            &mut scratch,
+        )
+        .expect("readable frames");
+        sum.iter_mut().zip(&buf).for_each(|(s, v)| *s += *v as f64);
+    }
+    sum.iter()
+        .map(|s| (s / warps.len() as f64) as f32)
+        .collect()
+}
+
+/// The memory-bound check shared by the tile-based stackers' tests: stacks
+/// generated 256×256 frames (stored nowhere) on one thread at 32 and 64
+/// frames, and asserts that the peak heap use is the output plus about one
+/// band per frame — never the frame set. `alloc` must be the test binary's
+/// global allocator.
+pub fn check_memory_bound(
+    alloc: &jupiter_plugin_api::testing::CountingAlloc,
+    stage: &str,
+    stack: impl Fn(
+        &StageCtx,
+        &FrameSourceRef,
+        &jupiter_plugin_api::StackRequest,
+    ) -> Result<Image, StageError>,
+) {
+    use jupiter_plugin_api::abi_stable::sabi_trait::TD_Opaque;
+    use jupiter_plugin_api::testing::{GeneratedFrames, ThreadBackend};
+    use jupiter_plugin_api::{Alignment, FrameInfo, FrameSource_TO, StackRequest};
+    let (w, h) = (256u32, 256u32);
+    let peak = |n: usize| -> usize {
+        let src = GeneratedFrames {
+            info: FrameInfo {
+                width: w,
+                height: h,
+                channels: 1,
+                count: n as u32,
+            },
+        };
+        let frames = FrameSource_TO::from_ptr(&src, TD_Opaque);
+        let warps = (0..n)
+            .map(|i| FrameWarp::shift(0.3 * (i % 5) as f32 - 0.6, 0.25 * (i % 3) as f32))
+            .collect();
+        let req = StackRequest {
+            alignment: Alignment {
+                warps,
+                reference: 0,
+            },
+            scores: Default::default(),
+        };
+        let backend = ThreadBackend::new(1);
+        let base = alloc.start();
+        let img = backend
+            .with_ctx(stage, |ctx| stack(ctx, &frames, &req))
+            .unwrap();
+        let peak = alloc.peak_since(base);
+        assert_eq!(img.data.len(), (w * h) as usize);
+        peak
+    };
+    let frame = (w * h) as usize * 4;
+    let (p32, p64) = (peak(32), peak(64));
+    // Bytes of one frame's band, at the band height used for 64 frames (and 32).
+    assert_eq!(band_rows(64, w as usize), band_rows(32, w as usize));
+    let band = band_rows(64, w as usize) * w as usize * 4;
+    eprintln!("{stage} peak: {p32} B at 32 frames, {p64} B at 64 frames; one frame {frame} B, one frame band {band} B");
+    // The output is always there.
+    assert!(
+        p32 >= frame,
+        "peak {p32} below the output size: is the allocator counting?"
+    );
+    // Far below the 64 frames (16 MiB) a copy of the frame set would take.
+    assert!(p64 < 64 * frame / 8, "peak {p64} B at 64 frames");
+    // Grows like frames × band: 32 more frames cost about 32 more bands.
+    let growth = p64.saturating_sub(p32);
+    assert!(
+        growth <= 32 * band * 3 / 2,
+        "peak grew by {growth} B from 32 to 64 frames (32 bands = {} B)",
+        32 * band
+    );
+    assert!(
+        growth >= 32 * band / 2,
+        "peak grew by only {growth} B: is the band pixel-major over all frames?"
+    );
+}

@@ -16,6 +16,20 @@ use crate::cli::{backend_choice, Cli, Command};
 use crate::pipeline::{RunError, Session};
 use crate::registry::{default_plugin_dir, Registry};
 
+/// Writes a command's output to stdout; a reader that went away (`info x.ser
+/// | head -1`) ends the command quietly instead of failing.
+pub(crate) fn print_out(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
 /// True when the error is a user cancellation (exit code 130).
 pub fn is_cancelled(e: &anyhow::Error) -> bool {
     matches!(e.downcast_ref::<RunError>(), Some(RunError::Cancelled))

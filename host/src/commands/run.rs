@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 
 use crate::backend::HostBackend;
 use crate::cli::{backend_choice, build_spec, output_path, Cli, RunArgs};
+use crate::io::write::check_output;
 use crate::pipeline::{run, Report, RunRequest, Session};
 
 use super::{is_cancelled, load_registry, setup_device};
@@ -112,7 +113,8 @@ fn write_report(path: &Path, mut reports: Vec<serde_json::Value>, batch: bool) -
         .with_context(|| format!("{}: cannot write the report", path.display()))
 }
 
-/// Refuses a batch whose outputs would overwrite one another.
+/// Refuses a batch whose outputs would overwrite one another, and a single
+/// capture's output that cannot be written, before any plugin is loaded.
 fn check_outputs(args: &RunArgs) -> Result<()> {
     let mut seen = std::collections::HashMap::new();
     for input in &args.files {
@@ -125,6 +127,9 @@ fn check_outputs(args: &RunArgs) -> Result<()> {
                 out.display()
             );
         }
+    }
+    if let [input] = args.files.as_slice() {
+        check_output(&output_path(args, input), args.png8, args.force)?;
     }
     Ok(())
 }

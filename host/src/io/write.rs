@@ -96,6 +96,44 @@ impl Drop for TempPath {
     }
 }
 
+/// Everything about an output that can be checked before any work: a
+/// known format for its extension, no existing file unless `force`, and a
+/// location that is (or can become) a writable directory. A run calls it
+/// before reading a frame, so that a typo costs nothing.
+pub fn check_output(path: &Path, png8: bool, force: bool) -> Result<()> {
+    if path.is_dir() {
+        bail!("{}: is a directory", path.display());
+    }
+    Format::from_path(path, png8)?;
+    if path.exists() && !force {
+        bail!(
+            "{}: already exists (use --force to replace it)",
+            path.display()
+        );
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    // The nearest existing ancestor must be a directory we may write in
+    // (missing directories below it are created when the image is written).
+    let existing = dir
+        .ancestors()
+        .find(|d| d.exists())
+        .unwrap_or(Path::new("."));
+    if !existing.is_dir() {
+        bail!(
+            "{}: {} is not a directory",
+            path.display(),
+            existing.display()
+        );
+    }
+    let probe = existing.join(format!(".jupiter-probe-{}", std::process::id()));
+    std::fs::File::create(&probe)
+        .and_then(|_| std::fs::remove_file(&probe))
+        .with_context(|| format!("{}: cannot write in {}", path.display(), existing.display()))
+}
+
 /// Writes `image` to `path` atomically. Refuses to replace an existing file
 /// unless `force`.
 pub fn write_image(image: &Image, path: &Path, png8: bool, force: bool) -> Result<()> {
@@ -230,6 +268,24 @@ pub fn read_tiff(path: &Path) -> Result<Image> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn outputs_are_checked_before_any_work() {
+        let dir = std::env::temp_dir().join(format!("jupiter-check-out-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let msg = |p: &Path| check_output(p, false, false).unwrap_err().to_string();
+        assert!(msg(&dir.join("x.jpg")).contains("unknown output format '.jpg'"));
+        assert!(msg(&dir).contains("is a directory"));
+        let file = dir.join("there.tif");
+        std::fs::write(&file, b"x").unwrap();
+        assert!(msg(&file).contains("already exists"));
+        assert!(check_output(&file, false, true).is_ok());
+        assert!(msg(&file.join("below.tif")).contains("is not a directory"));
+        // Missing directories are fine: they are created when writing.
+        assert!(check_output(&dir.join("new/deeper/out.png"), false, false).is_ok());
+        assert!(!dir.join("new").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn writes_all_formats_atomically_and_refuses_to_overwrite() {

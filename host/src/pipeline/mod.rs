@@ -33,7 +33,7 @@ use crate::backend::HostBackend;
 use crate::config::PipelineSpec;
 use crate::frames::{Capture, CaptureOnDevice};
 use crate::io::ser::OpenOptions;
-use crate::io::write::write_image;
+use crate::io::write::{check_output, write_image};
 use crate::registry::Registry;
 
 /// What the runs of one command share: the plugins, the backend and, on a
@@ -102,12 +102,7 @@ pub struct RunRequest<'a> {
 pub fn run(session: &Session, req: &RunRequest) -> Result<RunOutput> {
     let t0 = Instant::now();
     let pipeline = Pipeline::resolve(session.registry, req.spec, session.backend)?;
-    if req.output.exists() && !req.force {
-        bail!(
-            "{}: already exists (use --force to replace it)",
-            req.output.display()
-        );
-    }
+    check_output(&req.output, req.png8, req.force)?;
     let capture = open_capture(session, req)?;
     let mut stages = StageRunner::new(session.backend);
 

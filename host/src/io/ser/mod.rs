@@ -47,7 +47,7 @@ use header::i64_at;
 pub use header::{parse_header, ColorId, HeaderError, SerHeader, HEADER_LEN, MAX_DIM, MAX_FRAMES};
 use samples::{sample16, sample_format};
 use storage::Storage;
-pub use timestamps::timestamp_warnings;
+pub use timestamps::{iso8601, timestamp_warnings};
 
 /// Errors reading a SER file; each names the file.
 #[derive(Debug, thiserror::Error)]

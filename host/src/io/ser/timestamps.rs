@@ -62,3 +62,61 @@ pub fn timestamp_warnings(header: &SerHeader, ts: &[i64]) -> Vec<String> {
     }
     out
 }
+
+/// A SER time (100-ns ticks since 0001-01-01) as ISO 8601 UTC with
+/// milliseconds, e.g. `2022-08-29T10:13:20.000Z`; `None` outside the
+/// years 1..=9999 (a zero or garbage field).
+pub fn iso8601(ticks: i64) -> Option<String> {
+    const TICKS_PER_DAY: i64 = 86_400 * TICKS_PER_SECOND;
+    if ticks <= 0 {
+        return None;
+    }
+    let days_since_year_1 = ticks / TICKS_PER_DAY;
+    let rem = ticks % TICKS_PER_DAY;
+    let (y, m, d) = civil_from_days(days_since_year_1 - 719_162)?;
+    let ms = rem / 10_000;
+    Some(format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1000 % 60,
+        ms % 1000
+    ))
+}
+
+/// Year, month, day of `days` since 1970-01-01 in the proleptic Gregorian
+/// calendar (the era arithmetic of H. Hinnant's date algorithms).
+fn civil_from_days(days: i64) -> Option<(i64, i64, i64)> {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (1..=9999).contains(&y).then_some((y, m, d))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_read_as_iso_dates() {
+        assert_eq!(
+            iso8601(TICKS_UNIX_EPOCH).unwrap(),
+            "1970-01-01T00:00:00.000Z"
+        );
+        // 2000-02-29 12:34:56.789 UTC, a leap day.
+        let t = TICKS_UNIX_EPOCH + (951_827_696_789 * 10_000);
+        assert_eq!(iso8601(t).unwrap(), "2000-02-29T12:34:56.789Z");
+        assert_eq!(
+            iso8601(638_000_000_000_000_000).unwrap(),
+            "2022-09-28T22:13:20.000Z"
+        );
+        assert_eq!(iso8601(0), None);
+        assert_eq!(iso8601(-5), None);
+    }
+}

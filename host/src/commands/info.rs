@@ -5,21 +5,16 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::backend::describe_device;
-use crate::cli::{backend_choice, Cli, OpenArgs};
+use crate::cli::{Cli, OpenArgs};
 use crate::io::ser::{iso8601, SerFile};
 
-use super::print_out;
+use super::{device_text, print_out};
 
 /// Prints what `jupiter-host info FILE` shows.
 pub fn cmd_info(cli: &Cli, file: &Path, open: &OpenArgs) -> Result<()> {
     let ser = SerFile::open(file, open.options())?;
     let mut out = describe(&ser)?;
-    writeln!(
-        out,
-        "device:      {}",
-        describe_device(backend_choice(cli, None))
-    )?;
+    writeln!(out, "device:      {}", device_text(cli))?;
     print_out(&out)
 }
 

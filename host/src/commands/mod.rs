@@ -30,6 +30,11 @@ pub(crate) fn print_out(text: &str) -> Result<()> {
     }
 }
 
+/// The device a run would use, for the last line of `info` and `plugins`.
+pub(crate) fn device_text(cli: &Cli) -> String {
+    crate::backend::describe_device(backend_choice(cli, None))
+}
+
 /// True when the error is a user cancellation (exit code 130).
 pub fn is_cancelled(e: &anyhow::Error) -> bool {
     matches!(e.downcast_ref::<RunError>(), Some(RunError::Cancelled))

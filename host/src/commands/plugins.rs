@@ -4,10 +4,10 @@ use std::fmt::Write;
 
 use anyhow::Result;
 
-use crate::backend::{describe_device, HostBackend};
-use crate::cli::{backend_choice, Cli};
+use crate::backend::HostBackend;
+use crate::cli::Cli;
 
-use super::{load_registry, print_out};
+use super::{device_text, load_registry, print_out};
 
 /// Lists every stage with its version, kind, GPU path and parameters.
 pub fn cmd_plugins(cli: &Cli, backend: &HostBackend) -> Result<()> {
@@ -48,10 +48,6 @@ pub fn cmd_plugins(cli: &Cli, backend: &HostBackend) -> Result<()> {
             )?;
         }
     }
-    writeln!(
-        out,
-        "device: {}",
-        describe_device(backend_choice(cli, None))
-    )?;
+    writeln!(out, "device: {}", device_text(cli))?;
     print_out(&out)
 }

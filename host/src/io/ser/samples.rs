@@ -16,65 +16,68 @@ pub(super) fn sample_format(
     order: ByteOrder,
     warnings: &mut Vec<String>,
 ) -> (bool, f32) {
-    let depth = header.depth;
-    let declared_max = (1u32 << depth) - 1;
-    let raw = frames[0];
-    if header.bytes_per_sample() == 1 {
-        let max = frames
-            .iter()
-            .flat_map(|f| f.iter().copied())
-            .max()
-            .unwrap_or(0) as u32;
-        if max > declared_max {
-            warnings.push(format!(
-                "header says {depth}-bit samples but values reach {max}; reading them as 8-bit"
-            ));
-            return (true, 255.0);
-        }
-        return (true, declared_max as f32);
+    let wide = header.bytes_per_sample() == 2;
+    let little_endian = !wide || byte_order(header, frames[0], order, warnings);
+    let max = frames
+        .iter()
+        .flat_map(|f| -> Box<dyn Iterator<Item = u32> + '_> {
+            if wide {
+                Box::new(
+                    f.chunks_exact(2)
+                        .map(move |b| sample16([b[0], b[1]], little_endian) as u32),
+                )
+            } else {
+                Box::new(f.iter().map(|&b| b as u32))
+            }
+        })
+        .max()
+        .unwrap_or(0);
+    let declared_max = (1u32 << header.depth) - 1;
+    if max <= declared_max {
+        return (little_endian, declared_max as f32);
+    }
+    let bits = if wide { 16 } else { 8 };
+    warnings.push(format!(
+        "header says {}-bit samples but values reach {max}; reading them as {bits}-bit",
+        header.depth
+    ));
+    (little_endian, ((1u32 << bits) - 1) as f32)
+}
+
+/// Whether 16-bit samples are little-endian: as asked, or with `Auto` the
+/// order that makes the first frame smoother (sum of horizontal neighbour
+/// differences; a near tie means little-endian, the common case).
+fn byte_order(
+    header: &SerHeader,
+    raw: &[u8],
+    order: ByteOrder,
+    warnings: &mut Vec<String>,
+) -> bool {
+    match order {
+        ByteOrder::Little => return true,
+        ByteOrder::Big => return false,
+        ByteOrder::Auto => {}
     }
     let value = |i: usize, le: bool| sample16([raw[2 * i], raw[2 * i + 1]], le);
     let n = raw.len() / 2;
-    let little_endian = match order {
-        ByteOrder::Little => true,
-        ByteOrder::Big => false,
-        ByteOrder::Auto => {
-            // Sum of horizontal neighbour differences: the right order gives a smooth image.
-            let row = header.width as usize * header.color.planes();
-            let step = (n / 200_000).max(1);
-            let roughness = |le: bool| -> f64 {
-                (0..n.saturating_sub(1))
-                    .step_by(step)
-                    .filter(|i| (i + 1) % row != 0)
-                    .map(|i| (value(i + 1, le) as f64 - value(i, le) as f64).abs())
-                    .sum()
-            };
-            let (le, be) = (roughness(true), roughness(false));
-            let little = le <= be * 1.05;
-            if !little {
-                warnings.push(format!(
-                    "16-bit samples are big-endian (decided from the data; header LittleEndian flag = {}); use --byte-order to override",
-                    header.little_endian_flag
-                ));
-            }
-            little
-        }
+    let row = header.width as usize * header.color.planes();
+    let step = (n / 200_000).max(1);
+    let roughness = |le: bool| -> f64 {
+        (0..n.saturating_sub(1))
+            .step_by(step)
+            .filter(|i| (i + 1) % row != 0)
+            .map(|i| (value(i + 1, le) as f64 - value(i, le) as f64).abs())
+            .sum()
     };
-    let max = frames
-        .iter()
-        .flat_map(|f| {
-            f.chunks_exact(2)
-                .map(|b| sample16([b[0], b[1]], little_endian))
-        })
-        .max()
-        .unwrap_or(0) as u32;
-    if max > declared_max {
+    let (le, be) = (roughness(true), roughness(false));
+    let little = le <= be * 1.05;
+    if !little {
         warnings.push(format!(
-            "header says {depth}-bit samples but values reach {max}; reading them as 16-bit"
+            "16-bit samples are big-endian (decided from the data; header LittleEndian flag = {}); use --byte-order to override",
+            header.little_endian_flag
         ));
-        return (little_endian, 65535.0);
     }
-    (little_endian, declared_max as f32)
+    little
 }
 
 /// A 16-bit sample from its two stored bytes.

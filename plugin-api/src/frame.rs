@@ -29,6 +29,32 @@ impl FrameInfo {
     pub fn frame_len(&self) -> usize {
         self.row_len() * self.height as usize
     }
+    /// The contract of [`FrameSource::read_rows`], checked in one place for
+    /// every frame source (the host's and the test sources): `index` is a
+    /// frame of the source, rows `y0 .. y0 + rows` lie inside the frame
+    /// (without overflow) and `out_len` is exactly `rows * row_len()`.
+    /// One `Internal` error message for every violation.
+    pub fn check_read(
+        &self,
+        index: usize,
+        y0: usize,
+        rows: usize,
+        out_len: usize,
+    ) -> Result<(), StageError> {
+        let rows_fit = y0
+            .checked_add(rows)
+            .is_some_and(|end| end <= self.height as usize);
+        let len_fits = rows
+            .checked_mul(self.row_len())
+            .is_some_and(|n| n == out_len);
+        if index < self.count as usize && rows_fit && len_fits {
+            return Ok(());
+        }
+        Err(StageError::internal(format!(
+            "read_rows({index}, {y0}, {rows}) with a buffer of {out_len} samples on {} frames of {}×{}×{}",
+            self.count, self.width, self.height, self.channels
+        )))
+    }
 }
 
 /// Frames served by the host on demand, decoded to `f32` in `[0, 1]` with

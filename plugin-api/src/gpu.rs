@@ -85,6 +85,7 @@ pub type GpuServiceBox = GpuService_TO<'static, RArc<()>>;
 pub mod helpers {
     use super::*;
     use abi_stable::std_types::RSlice;
+    use crate::frame::Image;
 
     /// Uploads `data` into a new buffer.
     pub fn upload(gpu: &GpuServiceBox, data: &[f32]) -> Result<GpuBuffer, StageError> {
@@ -135,6 +136,24 @@ pub mod helpers {
         gpu.read_buffer(buf, (offset_words * 4) as u64, bytes.into())
             .into_result()?;
         Ok(out)
+    }
+
+    /// The image with its pixels in host memory: a GPU-resident image is
+    /// downloaded and its device buffer freed (the image owned it); a host
+    /// image is returned as it is. The one download of a stage's output,
+    /// shared by the host and [`StageCtx::to_host`](crate::StageCtx::to_host).
+    pub fn download_image(gpu: &GpuServiceBox, image: Image) -> Result<Image, StageError> {
+        let Some(buf) = image.device.into_option() else {
+            return Ok(image);
+        };
+        let data = download(gpu, buf, image.len())?;
+        gpu.destroy_buffer(buf);
+        Ok(Image::from_vec(
+            image.width,
+            image.height,
+            image.channels,
+            data,
+        ))
     }
 
     /// Bytes of a float slice.

@@ -63,6 +63,7 @@
 #![allow(non_camel_case_types, non_local_definitions)]
 
 pub mod backend;
+pub mod declare;
 pub mod error;
 pub mod export;
 pub mod frame;
@@ -81,9 +82,9 @@ pub use frame::{
     FrameWarp, Image, WarpField,
 };
 pub use gpu::{GpuBuffer, GpuService, GpuServiceBox, GpuService_TO};
-pub use params::{parse_params, ParamKind, ParamSpec};
+pub use params::{parse_params, ChoiceValue, Interpolation, ParamKind, ParamSpec, StageParams};
 pub use root::{PluginMod, PluginMod_Ref};
-pub use stage::{AlignRequest, Manifest, StackRequest, Stage, StageCtx, StageKind};
+pub use stage::{check_warps, AlignRequest, Manifest, StackRequest, Stage, StageCtx, StageKind};
 
 /// Everything a plugin usually needs.
 pub mod prelude {
@@ -95,7 +96,7 @@ pub mod prelude {
         WarpField,
     };
     pub use crate::par;
-    pub use crate::params::{parse_params, ParamKind, ParamSpec};
+    pub use crate::params::{parse_params, Interpolation, ParamKind, ParamSpec, StageParams};
     pub use crate::stage::{AlignRequest, Manifest, StackRequest, Stage, StageCtx, StageKind};
     pub use abi_stable::std_types::{RString, RVec};
 }

@@ -4,6 +4,7 @@
 use abi_stable::std_types::{ROption, RString, RVec};
 use abi_stable::StableAbi;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
 
 use crate::error::StageError;
 
@@ -159,4 +160,123 @@ fn tidy(v: f64) -> f64 {
 pub fn parse_params<T: DeserializeOwned>(json: &str) -> Result<T, StageError> {
     let text = if json.trim().is_empty() { "{}" } else { json };
     serde_json::from_str(text).map_err(|e| StageError::invalid_params(e.to_string()))
+}
+
+/// A stage's parameter struct, as [`params!`](crate::params!) declares it:
+/// every field is declared once (name, type, default, range or choices,
+/// doc), and this trait gives the manifest's specs and the range checks
+/// from that one declaration.
+pub trait StageParams: DeserializeOwned + Default {
+    /// The manifest's description of every field, in declaration order.
+    fn specs() -> Vec<ParamSpec>;
+    /// Checks every field against its declared range or choices; the
+    /// error (`InvalidParams`) names the key and the allowed range. The host
+    /// checks the same ranges against the specs before calling the stage;
+    /// a plugin called directly gets the same refusals.
+    fn check_ranges(&self) -> Result<(), StageError>;
+    /// Parses the stage's JSON parameters (empty = all defaults, unknown
+    /// keys refused) and checks the ranges: the one way a stage reads them.
+    fn parse(json: &str) -> Result<Self, StageError> {
+        let p: Self = parse_params(json)?;
+        p.check_ranges()?;
+        Ok(p)
+    }
+}
+
+/// A value of a `choice` parameter: a name out of a fixed list. Implemented
+/// by `String` (checked against the declared list) and by enums that
+/// deserialize themselves (such as [`Interpolation`]).
+pub trait ChoiceValue {
+    /// The name of this value as it is written in the parameters.
+    fn choice_name(&self) -> &str;
+}
+
+impl ChoiceValue for String {
+    fn choice_name(&self) -> &str {
+        self
+    }
+}
+
+/// How fractional shifts are resampled, as every stacker's `interpolation`
+/// parameter names it. One type for the parameter, the CPU resampler and
+/// the GPU kernels, so that the name, its parsing and the kernels' code are
+/// written once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interpolation {
+    /// 2×2 taps; slightly softening.
+    Bilinear,
+    /// 4×4 Catmull-Rom taps; keeps detail (the default).
+    Bicubic,
+}
+
+impl Interpolation {
+    /// The names, in the order the manifests list them.
+    pub const ALL: &'static [&'static str] = &["bicubic", "bilinear"];
+
+    /// The parameter name of this choice.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Interpolation::Bilinear => "bilinear",
+            Interpolation::Bicubic => "bicubic",
+        }
+    }
+
+    /// Parses `bilinear` / `bicubic`, with an `InvalidParams` error otherwise.
+    pub fn parse(s: &str) -> Result<Interpolation, StageError> {
+        match s {
+            "bilinear" => Ok(Interpolation::Bilinear),
+            "bicubic" => Ok(Interpolation::Bicubic),
+            other => Err(StageError::invalid_params(format!(
+                "interpolation must be bilinear or bicubic, not '{other}'"
+            ))),
+        }
+    }
+
+    /// The value the GPU kernels take for this choice (`interp` in
+    /// `shaders/shift.wgsl`, `stack_warp.wgsl` and the median gather):
+    /// 0 bilinear, 1 bicubic.
+    pub fn shader_code(self) -> u32 {
+        match self {
+            Interpolation::Bilinear => 0,
+            Interpolation::Bicubic => 1,
+        }
+    }
+}
+
+impl std::str::FromStr for Interpolation {
+    type Err = StageError;
+    fn from_str(s: &str) -> Result<Self, StageError> {
+        Interpolation::parse(s)
+    }
+}
+
+impl ChoiceValue for Interpolation {
+    fn choice_name(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl<'de> Deserialize<'de> for Interpolation {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Interpolation::parse(&name).map_err(|e| serde::de::Error::custom(e.message))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interpolation_names_parse_and_shader_codes() {
+        for name in Interpolation::ALL {
+            let i: Interpolation = serde_json::from_str(&format!("\"{name}\"")).unwrap();
+            assert_eq!(i.as_str(), *name);
+        }
+        assert_eq!(Interpolation::Bilinear.shader_code(), 0);
+        assert_eq!(Interpolation::Bicubic.shader_code(), 1);
+        let e = serde_json::from_str::<Interpolation>("\"nearest\"").unwrap_err();
+        assert!(e.to_string().contains("bilinear or bicubic, not 'nearest'"), "{e}");
+        assert!("cubic".parse::<Interpolation>().is_err());
+    }
 }

@@ -5,7 +5,7 @@ use abi_stable::StableAbi;
 
 use crate::backend::{BackendRef, LogLevel};
 use crate::error::StageError;
-use crate::frame::{Alignment, FrameSourceRef, Image};
+use crate::frame::{Alignment, FrameInfo, FrameSourceRef, Image};
 use crate::gpu::GpuServiceBox;
 use crate::params::ParamSpec;
 
@@ -94,6 +94,32 @@ pub struct StackRequest {
     pub scores: RVec<f32>,
 }
 
+impl StackRequest {
+    /// The stacker's input contract, checked in one place by every stacker
+    /// (CPU and GPU paths alike): at least one frame (`InvalidParams`, as a
+    /// selection that keeps nothing is a settings problem) and exactly one
+    /// warp per frame (`Internal`: the host broke the align → stack
+    /// contract). Scores may be missing; stackers then weigh frames equally.
+    pub fn check(&self, info: &FrameInfo) -> Result<(), StageError> {
+        check_warps(info, self.alignment.warps.len())
+    }
+}
+
+/// [`StackRequest::check`] for code that holds the warps alone (the shared
+/// band stackers): `warps` is the number of warps handed over.
+pub fn check_warps(info: &FrameInfo, warps: usize) -> Result<(), StageError> {
+    let n = info.count as usize;
+    if n == 0 {
+        return Err(StageError::invalid_params("no frames to stack"));
+    }
+    if warps != n {
+        return Err(StageError::internal(format!(
+            "{warps} warps for {n} frames"
+        )));
+    }
+    Ok(())
+}
+
 /// What a stage sees of the host while it runs: the backend plus its own name.
 pub struct StageCtx<'a> {
     pub backend: BackendRef<'a>,
@@ -134,20 +160,13 @@ impl<'a> StageCtx<'a> {
     /// The image with its pixels in host memory (downloads a GPU-resident
     /// image once; host images are returned as they are).
     pub fn to_host(&self, image: Image) -> Result<Image, StageError> {
-        let Some(buf) = image.device.into_option() else {
+        if image.device.is_none() {
             return Ok(image);
-        };
+        }
         let gpu = self.gpu().ok_or_else(|| {
             StageError::gpu("a GPU-resident image reached a stage without GPU access")
         })?;
-        let data = crate::gpu::helpers::download(&gpu, buf, image.len())?;
-        gpu.destroy_buffer(buf);
-        Ok(Image::from_vec(
-            image.width,
-            image.height,
-            image.channels,
-            data,
-        ))
+        crate::gpu::helpers::download_image(&gpu, image)
     }
 
     /// Parallel loop over `0..len` in chunks of `grain` (see [`crate::par::for_each_range`]).

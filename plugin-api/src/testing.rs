@@ -163,15 +163,11 @@ impl FrameSource for MemFrames {
         rows: usize,
         mut out: RSliceMut<'_, f32>,
     ) -> RResult<(), StageError> {
-        let rl = self.info.row_len();
-        let Some(frame) = self.frames.get(index) else {
-            return RResult::RErr(StageError::internal(format!("frame {index} out of range")));
-        };
-        if y0 + rows > self.info.height as usize || out.len() != rows * rl {
-            return RResult::RErr(StageError::internal(
-                "read_rows: bad row range or buffer size",
-            ));
+        if let Err(e) = self.info.check_read(index, y0, rows, out.len()) {
+            return RResult::RErr(e);
         }
+        let rl = self.info.row_len();
+        let frame = &self.frames[index];
         out.copy_from_slice(&frame[y0 * rl..(y0 + rows) * rl]);
         RResult::ROk(())
     }
@@ -266,9 +262,11 @@ impl FrameSource for GeneratedFrames {
         mut out: RSliceMut<'_, f32>,
     ) -> RResult<(), StageError> {
         let w = self.info.width as usize;
-        if y0 + rows > self.info.height as usize || out.len() != rows * w || self.info.channels != 1
-        {
-            return RResult::RErr(StageError::internal("bad read"));
+        if self.info.channels != 1 {
+            return RResult::RErr(StageError::internal("generated frames are mono"));
+        }
+        if let Err(e) = self.info.check_read(index, y0, rows, out.len()) {
+            return RResult::RErr(e);
         }
         for r in 0..rows {
             let y = y0 + r;

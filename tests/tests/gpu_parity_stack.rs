@@ -32,7 +32,7 @@ fn stack_mean_gpu_matches_cpu() {
         for p in [
             jupiter_plugin_stack_mean::params::MeanParams::default(),
             jupiter_plugin_stack_mean::params::MeanParams {
-                interpolation: "bilinear".into(),
+                interpolation: Interpolation::Bilinear,
                 quality_weighting: true,
                 weight_power: 1.5,
             },
@@ -204,7 +204,7 @@ fn stack_mean_with_warp_fields_gpu_matches_cpu() {
         for p in [
             jupiter_plugin_stack_mean::params::MeanParams::default(),
             jupiter_plugin_stack_mean::params::MeanParams {
-                interpolation: "bilinear".into(),
+                interpolation: Interpolation::Bilinear,
                 quality_weighting: true,
                 weight_power: 1.0,
             },

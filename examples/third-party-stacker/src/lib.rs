@@ -99,12 +99,7 @@ fn shift_at(warp: &FrameWarp, x: f32, y: f32) -> (f32, f32, f32) {
 pub fn stack(ctx: &StageCtx, frames: &FrameSourceRef, req: &StackRequest, p: &TrimParams) -> Result<Image, StageError> {
     let info = frames.info();
     let n = info.count as usize;
-    if n == 0 {
-        return Err(StageError::invalid_params("no frames to stack"));
-    }
-    if req.alignment.warps.len() != n {
-        return Err(StageError::internal(format!("{} warps for {n} frames", req.alignment.warps.len())));
-    }
+    req.check(&info)?;
     let (w, h, ch, rl) = (info.width as usize, info.height as usize, info.channels as usize, info.row_len());
     // As many rows per band as fit the memory budget (at least one).
     let band_rows = (BAND_BYTES / (rl * n * 4).max(1)).clamp(1, 32).min(h);

@@ -111,7 +111,7 @@ impl Stage for AlignMultipoint {
             env!("CARGO_PKG_VERSION"),
             StageKind::Align,
             "Multi-point alignment: global shift plus local shifts on a grid of alignment points, best frames kept per point",
-            params::specs(),
+            params::MultipointParams::specs(),
         )
     }
 
@@ -122,7 +122,7 @@ impl Stage for AlignMultipoint {
         _req: &AlignRequest,
         params: &str,
     ) -> Result<Alignment, StageError> {
-        let p: params::MultipointParams = parse_params(params)?;
+        let p = params::MultipointParams::parse(params)?;
         cpu::align(ctx, frames, &p)
     }
 }

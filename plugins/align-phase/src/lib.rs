@@ -24,7 +24,7 @@ impl Stage for AlignPhase {
             env!("CARGO_PKG_VERSION"),
             StageKind::Align,
             "Global sub-pixel alignment by FFT phase correlation against a mean-of-best reference",
-            params::specs(),
+            params::AlignParams::specs(),
         )
         .with_gpu()
     }
@@ -36,7 +36,7 @@ impl Stage for AlignPhase {
         _req: &AlignRequest,
         params: &str,
     ) -> Result<Alignment, StageError> {
-        let p: params::AlignParams = parse_params(params)?;
+        let p = params::AlignParams::parse(params)?;
         if let Some(g) = ctx.gpu() {
             if let Some(dev) = frames.on_device()? {
                 if let Some(a) = gpu::align(ctx, &g, frames, &dev, &p)? {

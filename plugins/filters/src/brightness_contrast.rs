@@ -2,71 +2,18 @@
 //! per sample (contrast pivots around mid-grey; not clamped).
 
 use jupiter_plugin_api::prelude::*;
-use serde::Deserialize;
 
-use crate::common::{check_range, gpu_or_cpu, host_pixels, map_samples};
+use crate::common::{gpu_or_cpu, host_pixels, map_samples};
 
-/// Allowed brightness offset.
-pub const BRIGHTNESS_RANGE: (f32, f32) = (-1.0, 1.0);
-/// Allowed contrast factor.
-pub const CONTRAST_RANGE: (f32, f32) = (0.0, 10.0);
-
-/// Parameters of `brightness-contrast`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct BrightnessContrastParams {
-    /// Offset added after the contrast (0 = unchanged).
-    pub brightness: f32,
-    /// Factor applied around 0.5 (1 = unchanged).
-    pub contrast: f32,
-}
-
-impl Default for BrightnessContrastParams {
-    fn default() -> Self {
-        BrightnessContrastParams {
-            brightness: 0.0,
-            contrast: 1.0,
-        }
+jupiter_plugin_api::params! {
+    /// Parameters of `brightness-contrast`.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct BrightnessContrastParams {
+        /// Offset added after the contrast (0 = unchanged).
+        pub brightness: f32 = 0.0, float(-1.0, 1.0), "Offset added to every sample (after the contrast)";
+        /// Factor applied around 0.5 (1 = unchanged).
+        pub contrast: f32 = 1.0, float(0.0, 10.0), "Factor applied around mid-grey 0.5 (1 = unchanged)";
     }
-}
-
-impl BrightnessContrastParams {
-    /// Checks every value against its allowed range.
-    pub fn validate(&self) -> Result<(), StageError> {
-        check_range(
-            "brightness",
-            self.brightness,
-            BRIGHTNESS_RANGE.0,
-            BRIGHTNESS_RANGE.1,
-        )?;
-        check_range(
-            "contrast",
-            self.contrast,
-            CONTRAST_RANGE.0,
-            CONTRAST_RANGE.1,
-        )
-    }
-}
-
-/// The manifest's parameter list.
-pub fn specs() -> Vec<ParamSpec> {
-    let d = BrightnessContrastParams::default();
-    vec![
-        ParamSpec::float(
-            "brightness",
-            d.brightness as f64,
-            BRIGHTNESS_RANGE.0 as f64,
-            BRIGHTNESS_RANGE.1 as f64,
-            "Offset added to every sample (after the contrast)",
-        ),
-        ParamSpec::float(
-            "contrast",
-            d.contrast as f64,
-            CONTRAST_RANGE.0 as f64,
-            CONTRAST_RANGE.1 as f64,
-            "Factor applied around mid-grey 0.5 (1 = unchanged)",
-        ),
-    ]
 }
 
 /// Applies brightness and contrast to every sample.
@@ -75,7 +22,7 @@ pub fn apply(
     image: Image,
     p: &BrightnessContrastParams,
 ) -> Result<Image, StageError> {
-    p.validate()?;
+    p.check_ranges()?;
     host_pixels(&image)?;
     let mut image = image;
     let (b, c) = (p.brightness, p.contrast);
@@ -95,14 +42,13 @@ impl Stage for BrightnessContrast {
                 env!("CARGO_PKG_VERSION"),
                 StageKind::Filter,
                 "Brightness offset and contrast factor around mid-grey",
-                specs(),
+                BrightnessContrastParams::specs(),
             )
         }
     }
 
     fn process(&self, ctx: &StageCtx, image: Image, params: &str) -> Result<Image, StageError> {
-        let p: BrightnessContrastParams = parse_params(params)?;
-        p.validate()?;
+        let p = BrightnessContrastParams::parse(params)?;
         gpu_or_cpu(
             ctx,
             image,

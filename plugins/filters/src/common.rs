@@ -1,5 +1,6 @@
-//! Helpers shared by the filter stages: input checks, parameter range checks
-//! and the parallel per-sample / per-channel loops.
+//! Helpers shared by the filter stages: input checks and the parallel
+//! per-sample / per-channel loops (parameter ranges are declared with
+//! `jupiter_plugin_api::params!`).
 
 use jupiter_kit::conv;
 use jupiter_plugin_api::prelude::*;
@@ -35,17 +36,6 @@ pub fn gpu_or_cpu(
     match ctx.gpu() {
         Some(g) => gpu(&g, image),
         None => cpu(ctx, ctx.to_host(image)?),
-    }
-}
-
-/// Fails with an `InvalidParams` error naming `name` unless `lo <= v <= hi`.
-pub fn check_range(name: &str, v: f32, lo: f32, hi: f32) -> Result<(), StageError> {
-    if v >= lo && v <= hi {
-        Ok(())
-    } else {
-        Err(StageError::invalid_params(format!(
-            "`{name}` must be within {lo} ..= {hi} (got {v})"
-        )))
     }
 }
 

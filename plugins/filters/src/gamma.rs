@@ -2,49 +2,21 @@
 //! the midtones, < 1 darkens them; 0 and 1 stay put).
 
 use jupiter_plugin_api::prelude::*;
-use serde::Deserialize;
 
-use crate::common::{check_range, gpu_or_cpu, host_pixels, map_samples};
+use crate::common::{gpu_or_cpu, host_pixels, map_samples};
 
-/// Allowed gamma.
-pub const GAMMA_RANGE: (f32, f32) = (0.05, 10.0);
-
-/// Parameters of `gamma`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct GammaParams {
-    /// The gamma (> 0); 1 leaves the image unchanged.
-    pub gamma: f32,
-}
-
-impl Default for GammaParams {
-    fn default() -> Self {
-        GammaParams { gamma: 1.0 }
+jupiter_plugin_api::params! {
+    /// Parameters of `gamma`.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct GammaParams {
+        /// The gamma (> 0); 1 leaves the image unchanged.
+        pub gamma: f32 = 1.0, float(0.05, 10.0), "out = in^(1/gamma) on values clamped at 0 (> 1 brightens midtones; 1 = unchanged)";
     }
-}
-
-impl GammaParams {
-    /// Checks every value against its allowed range.
-    pub fn validate(&self) -> Result<(), StageError> {
-        check_range("gamma", self.gamma, GAMMA_RANGE.0, GAMMA_RANGE.1)
-    }
-}
-
-/// The manifest's parameter list.
-pub fn specs() -> Vec<ParamSpec> {
-    let d = GammaParams::default();
-    vec![ParamSpec::float(
-        "gamma",
-        d.gamma as f64,
-        GAMMA_RANGE.0 as f64,
-        GAMMA_RANGE.1 as f64,
-        "out = in^(1/gamma) on values clamped at 0 (> 1 brightens midtones; 1 = unchanged)",
-    )]
 }
 
 /// Applies the gamma to every sample (negative and NaN samples become 0).
 pub fn apply(ctx: &StageCtx, image: Image, p: &GammaParams) -> Result<Image, StageError> {
-    p.validate()?;
+    p.check_ranges()?;
     host_pixels(&image)?;
     let mut image = image;
     let e = 1.0 / p.gamma;
@@ -65,14 +37,13 @@ impl Stage for Gamma {
                 env!("CARGO_PKG_VERSION"),
                 StageKind::Filter,
                 "Gamma curve: in^(1/gamma), values clamped at 0",
-                specs(),
+                GammaParams::specs(),
             )
         }
     }
 
     fn process(&self, ctx: &StageCtx, image: Image, params: &str) -> Result<Image, StageError> {
-        let p: GammaParams = parse_params(params)?;
-        p.validate()?;
+        let p = GammaParams::parse(params)?;
         gpu_or_cpu(
             ctx,
             image,

@@ -1,50 +1,22 @@
 //! `gaussian-blur`: separable gaussian convolution of every channel.
 
 use jupiter_plugin_api::prelude::*;
-use serde::Deserialize;
 
-use crate::common::{blur_channels, check_range, gpu_or_cpu, host_pixels};
+use crate::common::{blur_channels, gpu_or_cpu, host_pixels};
 
-/// Allowed gaussian sigma, pixels.
-pub const SIGMA_RANGE: (f32, f32) = (0.0, 50.0);
-
-/// Parameters of `gaussian-blur`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct BlurParams {
-    /// Gaussian standard deviation in pixels (0 = unchanged). The kernel
-    /// reaches `ceil(3 sigma)` pixels either side.
-    pub sigma: f32,
-}
-
-impl Default for BlurParams {
-    fn default() -> Self {
-        BlurParams { sigma: 1.0 }
+jupiter_plugin_api::params! {
+    /// Parameters of `gaussian-blur`.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct BlurParams {
+        /// Gaussian standard deviation in pixels (0 = unchanged). The kernel
+        /// reaches `ceil(3 sigma)` pixels either side.
+        pub sigma: f32 = 1.0, float(0.0, 50.0), "Gaussian sigma in pixels (0 = unchanged)";
     }
-}
-
-impl BlurParams {
-    /// Checks every value against its allowed range.
-    pub fn validate(&self) -> Result<(), StageError> {
-        check_range("sigma", self.sigma, SIGMA_RANGE.0, SIGMA_RANGE.1)
-    }
-}
-
-/// The manifest's parameter list.
-pub fn specs() -> Vec<ParamSpec> {
-    let d = BlurParams::default();
-    vec![ParamSpec::float(
-        "sigma",
-        d.sigma as f64,
-        SIGMA_RANGE.0 as f64,
-        SIGMA_RANGE.1 as f64,
-        "Gaussian sigma in pixels (0 = unchanged)",
-    )]
 }
 
 /// Blurs every channel of `image`.
 pub fn apply(ctx: &StageCtx, image: Image, p: &BlurParams) -> Result<Image, StageError> {
-    p.validate()?;
+    p.check_ranges()?;
     host_pixels(&image)?;
     if p.sigma == 0.0 || image.is_empty() {
         return Ok(image);
@@ -75,14 +47,13 @@ impl Stage for GaussianBlur {
                 env!("CARGO_PKG_VERSION"),
                 StageKind::Filter,
                 "Gaussian blur of every channel",
-                specs(),
+                BlurParams::specs(),
             )
         }
     }
 
     fn process(&self, ctx: &StageCtx, image: Image, params: &str) -> Result<Image, StageError> {
-        let p: BlurParams = parse_params(params)?;
-        p.validate()?;
+        let p = BlurParams::parse(params)?;
         gpu_or_cpu(
             ctx,
             image,

@@ -6,12 +6,9 @@
 use jupiter_kit::fft::{PhaseCorrelator, Shift};
 use jupiter_kit::warp::{Interp, RowWindow};
 use jupiter_plugin_api::prelude::*;
-use serde::Deserialize;
 
-use crate::common::{check_range, host_pixels, BAND_ROWS};
+use crate::common::{host_pixels, BAND_ROWS};
 
-/// Allowed `max_shift`, pixels.
-pub const MAX_SHIFT_RANGE: (f32, f32) = (0.0, 100.0);
 /// Smallest image side phase correlation is attempted on.
 pub const MIN_SIDE: usize = 8;
 /// A channel whose correlation peak (relative to green's auto-correlation)
@@ -20,55 +17,16 @@ pub const MIN_PEAK: f32 = 0.05;
 /// Shifts smaller than this on both axes are not worth a resampling pass.
 pub const NEGLIGIBLE_SHIFT: f32 = 0.005;
 
-/// Parameters of `rgb-align`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RgbAlignParams {
-    /// false passes the image through unchanged.
-    pub enabled: bool,
-    /// Sanity limit, pixels: a channel measured as shifted further than this
-    /// on either axis is left alone (with a warning).
-    pub max_shift: f32,
-}
-
-impl Default for RgbAlignParams {
-    fn default() -> Self {
-        RgbAlignParams {
-            enabled: true,
-            max_shift: 8.0,
-        }
+jupiter_plugin_api::params! {
+    /// Parameters of `rgb-align`.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct RgbAlignParams {
+        /// false passes the image through unchanged.
+        pub enabled: bool = true, bool, "Measure and correct the R and B shifts against G (false = pass through)";
+        /// Sanity limit, pixels: a channel measured as shifted further than this
+        /// on either axis is left alone (with a warning).
+        pub max_shift: f32 = 8.0, float(0.0, 100.0), "Largest believable shift per axis, pixels; a channel measured beyond it is left alone";
     }
-}
-
-impl RgbAlignParams {
-    /// Checks every value against its allowed range.
-    pub fn validate(&self) -> Result<(), StageError> {
-        check_range(
-            "max_shift",
-            self.max_shift,
-            MAX_SHIFT_RANGE.0,
-            MAX_SHIFT_RANGE.1,
-        )
-    }
-}
-
-/// The manifest's parameter list.
-pub fn specs() -> Vec<ParamSpec> {
-    let d = RgbAlignParams::default();
-    vec![
-        ParamSpec::bool(
-            "enabled",
-            d.enabled,
-            "Measure and correct the R and B shifts against G (false = pass through)",
-        ),
-        ParamSpec::float(
-            "max_shift",
-            d.max_shift as f64,
-            MAX_SHIFT_RANGE.0 as f64,
-            MAX_SHIFT_RANGE.1 as f64,
-            "Largest believable shift per axis, pixels; a channel measured beyond it is left alone",
-        ),
-    ]
 }
 
 /// Measures the displacement of channels 0 (R) and 2 (B) of an interleaved
@@ -124,7 +82,7 @@ pub fn correct(
 /// Measures and corrects the R and B shifts of an RGB image; other channel
 /// counts pass through unchanged.
 pub fn apply(ctx: &StageCtx, image: Image, p: &RgbAlignParams) -> Result<Image, StageError> {
-    p.validate()?;
+    p.check_ranges()?;
     host_pixels(&image)?;
     if !p.enabled {
         ctx.info("disabled: image passed through");
@@ -183,12 +141,12 @@ impl Stage for RgbAlign {
             env!("CARGO_PKG_VERSION"),
             StageKind::Filter,
             "Atmospheric dispersion fix: aligns R and B to G by phase correlation and bicubic resampling",
-            specs(),
+            RgbAlignParams::specs(),
         )
     }
 
     fn process(&self, ctx: &StageCtx, image: Image, params: &str) -> Result<Image, StageError> {
-        apply(ctx, image, &parse_params(params)?)
+        apply(ctx, image, &RgbAlignParams::parse(params)?)
     }
 }
 

@@ -4,70 +4,37 @@
 //! transfer function bends the curve in between.
 
 use jupiter_plugin_api::prelude::*;
-use serde::Deserialize;
 
-use crate::common::{check_range, gpu_or_cpu, host_pixels, map_samples};
+use crate::common::{gpu_or_cpu, host_pixels, map_samples};
 
-/// Allowed percentiles, in percent.
-pub const PERCENTILE_RANGE: (f32, f32) = (0.0, 100.0);
-/// Allowed midtone balance (0.5 = linear).
-pub const MIDTONE_RANGE: (f32, f32) = (0.001, 0.999);
-
-/// Parameters of `stretch`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StretchParams {
-    /// Percentile of all samples mapped to 0, in percent.
-    pub black_percentile: f32,
-    /// Percentile of all samples mapped to 1, in percent.
-    pub white_percentile: f32,
-    /// Midtone balance `m` of the midtone transfer function (PixInsight's
-    /// MTF): the stretched value `m` becomes 0.5. 0.5 is linear, smaller
-    /// values brighten the midtones, larger darken them.
-    pub midtone: f32,
-}
-
-impl Default for StretchParams {
-    fn default() -> Self {
-        StretchParams {
-            black_percentile: 0.1,
-            white_percentile: 99.99,
-            midtone: 0.5,
-        }
+jupiter_plugin_api::params! {
+    /// Parameters of `stretch`.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct StretchParams {
+        /// Percentile of all samples mapped to 0, in percent.
+        pub black_percentile: f32 = 0.1, float(0.0, 100.0), "Percentile of all samples mapped to black (0), percent";
+        /// Percentile of all samples mapped to 1, in percent.
+        pub white_percentile: f32 = 99.99, float(0.0, 100.0), "Percentile of all samples mapped to white (1), percent";
+        /// Midtone balance `m` of the midtone transfer function (PixInsight's
+        /// MTF): the stretched value `m` becomes 0.5. 0.5 is linear, smaller
+        /// values brighten the midtones, larger darken them.
+        pub midtone: f32 = 0.5, float(0.001, 0.999), "Midtone balance of the MTF: this stretched value becomes 0.5 (0.5 = linear, lower = brighter)";
     }
 }
 
 impl StretchParams {
-    /// Checks every value against its allowed range.
+    /// Checks every value against its range, and that the black point lies
+    /// below the white point.
     pub fn validate(&self) -> Result<(), StageError> {
-        let (lo, hi) = PERCENTILE_RANGE;
-        check_range("black_percentile", self.black_percentile, lo, hi)?;
-        check_range("white_percentile", self.white_percentile, lo, hi)?;
+        self.check_ranges()?;
         if self.black_percentile >= self.white_percentile {
             return Err(StageError::invalid_params(format!(
                 "`black_percentile` ({}) must be below `white_percentile` ({})",
                 self.black_percentile, self.white_percentile
             )));
         }
-        check_range("midtone", self.midtone, MIDTONE_RANGE.0, MIDTONE_RANGE.1)
+        Ok(())
     }
-}
-
-/// The manifest's parameter list.
-pub fn specs() -> Vec<ParamSpec> {
-    let d = StretchParams::default();
-    let (lo, hi) = (PERCENTILE_RANGE.0 as f64, PERCENTILE_RANGE.1 as f64);
-    vec![
-        ParamSpec::float("black_percentile", d.black_percentile as f64, lo, hi, "Percentile of all samples mapped to black (0), percent"),
-        ParamSpec::float("white_percentile", d.white_percentile as f64, lo, hi, "Percentile of all samples mapped to white (1), percent"),
-        ParamSpec::float(
-            "midtone",
-            d.midtone as f64,
-            MIDTONE_RANGE.0 as f64,
-            MIDTONE_RANGE.1 as f64,
-            "Midtone balance of the MTF: this stretched value becomes 0.5 (0.5 = linear, lower = brighter)",
-        ),
-    ]
 }
 
 /// The midtone transfer function `MTF_m(x) = (m − 1) x / ((2m − 1) x − m)`
@@ -159,12 +126,12 @@ impl Stage for Stretch {
             env!("CARGO_PKG_VERSION"),
             StageKind::Filter,
             "Histogram stretch: percentile black/white points to 0..1, optional midtone transfer",
-            specs(),
+            StretchParams::specs(),
         ) }
     }
 
     fn process(&self, ctx: &StageCtx, image: Image, params: &str) -> Result<Image, StageError> {
-        let p: StretchParams = parse_params(params)?;
+        let p = StretchParams::parse(params)?;
         p.validate()?;
         gpu_or_cpu(
             ctx,

@@ -3,82 +3,21 @@
 //! exceeds a threshold.
 
 use jupiter_plugin_api::prelude::*;
-use serde::Deserialize;
 
-use crate::common::{blur_channels, check_range, gpu_or_cpu, host_pixels, CHUNK};
+use crate::common::{blur_channels, gpu_or_cpu, host_pixels, CHUNK};
 
-/// Allowed radius (gaussian sigma), pixels.
-pub const RADIUS_RANGE: (f32, f32) = (0.1, 50.0);
-/// Allowed amount.
-pub const AMOUNT_RANGE: (f32, f32) = (0.0, 20.0);
-/// Allowed threshold (image units).
-pub const THRESHOLD_RANGE: (f32, f32) = (0.0, 1.0);
-
-/// Parameters of `unsharp-mask`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct UnsharpParams {
-    /// Sigma of the gaussian blur that defines "detail", pixels.
-    pub radius: f32,
-    /// How much of the detail is added back (0 = unchanged, 1 = doubled).
-    pub amount: f32,
-    /// Detail whose magnitude is at most this is left alone (keeps noise
-    /// in flat areas from being amplified); image units (0..1).
-    pub threshold: f32,
-}
-
-impl Default for UnsharpParams {
-    fn default() -> Self {
-        UnsharpParams {
-            radius: 1.5,
-            amount: 0.7,
-            threshold: 0.0,
-        }
+jupiter_plugin_api::params! {
+    /// Parameters of `unsharp-mask`.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct UnsharpParams {
+        /// Sigma of the gaussian blur that defines "detail", pixels.
+        pub radius: f32 = 1.5, float(0.1, 50.0), "Gaussian sigma of the blur that defines detail, pixels";
+        /// How much of the detail is added back (0 = unchanged, 1 = doubled).
+        pub amount: f32 = 0.7, float(0.0, 20.0), "Fraction of the detail added back (0 = unchanged)";
+        /// Detail whose magnitude is at most this is left alone (keeps noise
+        /// in flat areas from being amplified); image units (0..1).
+        pub threshold: f32 = 0.0, float(0.0, 1.0), "Only sharpen where |image - blur| exceeds this";
     }
-}
-
-impl UnsharpParams {
-    /// Checks every value against its allowed range.
-    pub fn validate(&self) -> Result<(), StageError> {
-        check_range("radius", self.radius, RADIUS_RANGE.0, RADIUS_RANGE.1)?;
-        check_range("amount", self.amount, AMOUNT_RANGE.0, AMOUNT_RANGE.1)?;
-        check_range(
-            "threshold",
-            self.threshold,
-            THRESHOLD_RANGE.0,
-            THRESHOLD_RANGE.1,
-        )
-    }
-}
-
-/// The manifest's parameter list.
-pub fn specs() -> Vec<ParamSpec> {
-    let d = UnsharpParams::default();
-    let f = |r: (f32, f32)| (r.0 as f64, r.1 as f64);
-    let (r, a, t) = (f(RADIUS_RANGE), f(AMOUNT_RANGE), f(THRESHOLD_RANGE));
-    vec![
-        ParamSpec::float(
-            "radius",
-            d.radius as f64,
-            r.0,
-            r.1,
-            "Gaussian sigma of the blur that defines detail, pixels",
-        ),
-        ParamSpec::float(
-            "amount",
-            d.amount as f64,
-            a.0,
-            a.1,
-            "Fraction of the detail added back (0 = unchanged)",
-        ),
-        ParamSpec::float(
-            "threshold",
-            d.threshold as f64,
-            t.0,
-            t.1,
-            "Only sharpen where |image - blur| exceeds this",
-        ),
-    ]
 }
 
 /// The unsharp-mask formula for one sample and its blurred value.
@@ -94,7 +33,7 @@ pub fn unsharp(v: f32, blurred: f32, amount: f32, threshold: f32) -> f32 {
 
 /// Sharpens every channel of `image`.
 pub fn apply(ctx: &StageCtx, image: Image, p: &UnsharpParams) -> Result<Image, StageError> {
-    p.validate()?;
+    p.check_ranges()?;
     host_pixels(&image)?;
     if p.amount == 0.0 || image.is_empty() {
         return Ok(image);
@@ -131,13 +70,12 @@ impl Stage for UnsharpMask {
             env!("CARGO_PKG_VERSION"),
             StageKind::Filter,
             "Unsharp mask: in + amount·(in − gaussian blur) where the difference exceeds a threshold",
-            specs(),
+            UnsharpParams::specs(),
         ) }
     }
 
     fn process(&self, ctx: &StageCtx, image: Image, params: &str) -> Result<Image, StageError> {
-        let p: UnsharpParams = parse_params(params)?;
-        p.validate()?;
+        let p = UnsharpParams::parse(params)?;
         gpu_or_cpu(
             ctx,
             image,

@@ -3,27 +3,10 @@
 
 use jupiter_plugin_api::{FrameSourceRef, FrameWarp, StageError};
 
-/// Interpolation kernel for fractional shifts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Interp {
-    /// 2×2 taps; slightly softening.
-    Bilinear,
-    /// 4×4 Catmull-Rom taps; keeps detail (default).
-    Bicubic,
-}
-
-impl Interp {
-    /// Parses `bilinear` / `bicubic`.
-    pub fn parse(s: &str) -> Result<Interp, StageError> {
-        match s {
-            "bilinear" => Ok(Interp::Bilinear),
-            "bicubic" => Ok(Interp::Bicubic),
-            other => Err(StageError::invalid_params(format!(
-                "interpolation must be bilinear or bicubic, not '{other}'"
-            ))),
-        }
-    }
-}
+/// Interpolation kernel for fractional shifts: the parameter type of the
+/// stackers' `interpolation` ([`jupiter_plugin_api::Interpolation`]), under
+/// the short name the resamplers use.
+pub use jupiter_plugin_api::Interpolation as Interp;
 
 /// Catmull-Rom weights for taps at -1, 0, 1, 2 of a fraction `t` in `[0, 1)`.
 #[inline]

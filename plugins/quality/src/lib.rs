@@ -24,7 +24,7 @@ impl Stage for Quality {
             env!("CARGO_PKG_VERSION"),
             StageKind::Quality,
             "Frame sharpness: variance of Laplacian or Tenengrad, with optional noise prefilter",
-            params::specs(),
+            params::QualityParams::specs(),
         )
         .with_gpu()
     }
@@ -35,7 +35,7 @@ impl Stage for Quality {
         frames: &FrameSourceRef,
         params: &str,
     ) -> Result<Vec<f32>, StageError> {
-        let p: params::QualityParams = parse_params(params)?;
+        let p = params::QualityParams::parse(params)?;
         if let Some(g) = ctx.gpu() {
             if gpu::supports(&frames.info(), &p) {
                 if let Some(dev) = frames.on_device()? {

@@ -1,6 +1,6 @@
 //! Parameters of the `quality` stage.
 
-use jupiter_plugin_api::ParamSpec;
+use jupiter_plugin_api::ChoiceValue;
 use serde::Deserialize;
 
 /// Sharpness metric.
@@ -13,48 +13,28 @@ pub enum Metric {
     Tenengrad,
 }
 
-/// Parameters (JSON/TOML keys in snake_case).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct QualityParams {
-    pub metric: Metric,
-    /// Gaussian prefilter sigma in pixels (0 = none).
-    pub prefilter_sigma: f32,
-    /// Divide by the squared mean brightness.
-    pub normalize: bool,
+impl Metric {
+    /// The names, in the order the manifest lists them.
+    pub const ALL: &'static [&'static str] = &["laplacian", "tenengrad"];
 }
 
-impl Default for QualityParams {
-    fn default() -> Self {
-        QualityParams {
-            metric: Metric::Laplacian,
-            prefilter_sigma: 1.0,
-            normalize: true,
+impl ChoiceValue for Metric {
+    fn choice_name(&self) -> &str {
+        match self {
+            Metric::Laplacian => "laplacian",
+            Metric::Tenengrad => "tenengrad",
         }
     }
 }
 
-/// The manifest's parameter list (kept next to the struct and its defaults).
-pub fn specs() -> Vec<ParamSpec> {
-    let d = QualityParams::default();
-    vec![
-        ParamSpec::choice(
-            "metric",
-            "laplacian",
-            &["laplacian", "tenengrad"],
-            "Sharpness metric",
-        ),
-        ParamSpec::float(
-            "prefilter_sigma",
-            d.prefilter_sigma as f64,
-            0.0,
-            5.0,
-            "Gaussian prefilter against noise, pixels (0 = off)",
-        ),
-        ParamSpec::bool(
-            "normalize",
-            d.normalize,
-            "Divide the score by the squared mean brightness",
-        ),
-    ]
+jupiter_plugin_api::params! {
+    /// Parameters (JSON/TOML keys in snake_case).
+    #[derive(Debug, Clone)]
+    pub struct QualityParams {
+        pub metric: Metric = Metric::Laplacian, choice(Metric::ALL), "Sharpness metric";
+        /// Gaussian prefilter sigma in pixels (0 = none).
+        pub prefilter_sigma: f32 = 1.0, float(0.0, 5.0), "Gaussian prefilter against noise, pixels (0 = off)";
+        /// Divide by the squared mean brightness.
+        pub normalize: bool = true, bool, "Divide the score by the squared mean brightness";
+    }
 }

@@ -42,13 +42,13 @@ impl Stage for SharpenWavelet {
                 env!("CARGO_PKG_VERSION"),
                 StageKind::Sharpen,
                 "À-trous B3-spline wavelet sharpening with per-layer gain and noise threshold",
-                params::specs(),
+                params::WaveletParams::specs(),
             )
         }
     }
 
     fn process(&self, ctx: &StageCtx, image: Image, params: &str) -> Result<Image, StageError> {
-        let p: params::WaveletParams = parse_params(params)?;
+        let p = params::WaveletParams::parse(params)?;
         let (settings, warning) = p.resolve()?;
         if let Some(w) = warning {
             ctx.warn(&w);

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use jupiter_kit::warp::{warped_rows, Interp};
+use jupiter_kit::warp::warped_rows;
 use jupiter_plugin_api::prelude::*;
 
 use crate::params::MeanParams;
@@ -38,17 +38,8 @@ pub fn stack(
 ) -> Result<Image, StageError> {
     let info = frames.info();
     let n = info.count as usize;
-    if n == 0 {
-        return Err(StageError::invalid_params("no frames to stack"));
-    }
-    if req.alignment.warps.len() != n {
-        return Err(StageError::internal(format!(
-            "{} warps for {} frames",
-            req.alignment.warps.len(),
-            n
-        )));
-    }
-    let interp = Interp::parse(&p.interpolation)?;
+    req.check(&info)?;
+    let interp = p.interpolation;
     let weights = frame_weights(&req.scores, n, p);
     let (w, h, rl) = (info.width as usize, info.height as usize, info.row_len());
     let ch = info.channels as usize;

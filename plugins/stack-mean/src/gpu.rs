@@ -17,7 +17,6 @@ use jupiter_kit::gpu::{
     accumulate_resident, read_batch, scale, shift_accumulate, warp_accumulate, warp_normalize,
     warp_tables, write_slots, FrameSlot, ShiftGeometry, SLOT_WORDS, WARP_SLOT_WORDS,
 };
-use jupiter_kit::warp::Interp;
 use jupiter_plugin_api::gpu::helpers::{write, Buffers};
 use jupiter_plugin_api::prelude::*;
 use jupiter_plugin_api::{DeviceFrames, GpuBuffer, GpuServiceBox};
@@ -47,10 +46,7 @@ fn prepare(
             "no frames to stack, or warps do not match frames",
         ));
     }
-    let interp = match Interp::parse(&p.interpolation)? {
-        Interp::Bilinear => 0,
-        Interp::Bicubic => 1,
-    };
+    let interp = p.interpolation.shader_code();
     Ok((n, interp, frame_weights(&req.scores, n, p)))
 }
 

@@ -28,7 +28,7 @@ impl Stage for StackMean {
                 env!("CARGO_PKG_VERSION"),
                 StageKind::Stack,
                 "Mean of the aligned frames, optionally weighted by frame quality",
-                params::specs(),
+                params::MeanParams::specs(),
             )
         }
     }
@@ -40,7 +40,7 @@ impl Stage for StackMean {
         req: &StackRequest,
         params: &str,
     ) -> Result<Image, StageError> {
-        let p: params::MeanParams = parse_params(params)?;
+        let p = params::MeanParams::parse(params)?;
         match ctx.gpu() {
             Some(g) if gpu::supports(req) => gpu::stack(ctx, &g, frames, req, &p),
             Some(g) => gpu::stack_warped(ctx, &g, frames, req, &p),

@@ -2,7 +2,6 @@
 //! stage, and the naive gather-and-sort reference it is tested against.
 
 use jupiter_kit::tile::{median_in_place, naive_stack, stack_bands};
-use jupiter_kit::warp::Interp;
 use jupiter_plugin_api::prelude::*;
 
 use crate::params::MedianParams;
@@ -26,8 +25,7 @@ pub fn stack(
     req: &StackRequest,
     p: &MedianParams,
 ) -> Result<Image, StageError> {
-    let interp = Interp::parse(&p.interpolation)?;
-    stack_bands(ctx, frames, &req.alignment.warps, interp, median_in_place)
+    stack_bands(ctx, frames, &req.alignment.warps, p.interpolation, median_in_place)
 }
 
 /// The naive reference: resamples every frame whole, then for each output
@@ -43,8 +41,7 @@ pub fn stack_reference(
     req: &StackRequest,
     p: &MedianParams,
 ) -> Result<Image, StageError> {
-    let interp = Interp::parse(&p.interpolation)?;
-    naive_stack(frames, &req.alignment.warps, interp, |mut v| {
+    naive_stack(frames, &req.alignment.warps, p.interpolation, |mut v| {
         v.sort_by(f32::total_cmp);
         let m = v.len();
         match m {
@@ -127,7 +124,7 @@ mod tests {
                 .collect();
             let req = request(warps);
             let p = MedianParams {
-                interpolation: interp.into(),
+                interpolation: Interpolation::parse(interp).unwrap(),
             };
             let fast = run(&mem, &req, &p).unwrap();
             let reference = stack_reference(&mem.as_ref(), &req, &p).unwrap();
@@ -235,11 +232,8 @@ mod tests {
         let e = run(&mem, &request(vec![FrameWarp::shift(0.0, 0.0)]), &p).unwrap_err();
         assert_eq!(e.kind, ErrorKind::Internal);
         assert!(stack_reference(&mem.as_ref(), &request(vec![]), &p).is_err());
-        let bad = MedianParams {
-            interpolation: "nearest".into(),
-        };
         assert_eq!(
-            run(&mem, &request(vec![FrameWarp::shift(0.0, 0.0); 2]), &bad)
+            MedianParams::parse(r#"{"interpolation": "nearest"}"#)
                 .unwrap_err()
                 .kind,
             ErrorKind::InvalidParams

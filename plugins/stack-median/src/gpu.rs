@@ -6,7 +6,6 @@
 //! an exact 4-bit radix selection above. The result stays on the device.
 
 use jupiter_kit::gpu::{median_stack, MEDIAN_TILE_BUDGET_WORDS};
-use jupiter_kit::warp::Interp;
 use jupiter_plugin_api::prelude::*;
 use jupiter_plugin_api::GpuServiceBox;
 
@@ -25,10 +24,7 @@ pub fn stack(
     req: &StackRequest,
     p: &MedianParams,
 ) -> Result<Image, StageError> {
-    let interp = match Interp::parse(&p.interpolation)? {
-        Interp::Bilinear => 0,
-        Interp::Bicubic => 1,
-    };
+    let interp = p.interpolation.shader_code();
     let info = frames.info();
     let buf = median_stack(
         ctx,

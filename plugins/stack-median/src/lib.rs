@@ -33,7 +33,7 @@ impl Stage for StackMedian {
                 env!("CARGO_PKG_VERSION"),
                 StageKind::Stack,
                 "Exact per-pixel median of the aligned frames (rejects satellites, hot pixels, cosmic rays)",
-                params::specs(),
+                params::MedianParams::specs(),
             )
         }
     }
@@ -45,7 +45,7 @@ impl Stage for StackMedian {
         req: &StackRequest,
         params: &str,
     ) -> Result<Image, StageError> {
-        let p: params::MedianParams = parse_params(params)?;
+        let p = params::MedianParams::parse(params)?;
         match ctx.gpu() {
             Some(g) if gpu::supports(req) => gpu::stack(ctx, &g, frames, req, &p),
             _ => cpu::stack(ctx, frames, req, &p),

@@ -1,33 +1,14 @@
 //! Parameters of the `stack-median` stage.
 
-use jupiter_plugin_api::ParamSpec;
-use serde::Deserialize;
+use jupiter_plugin_api::Interpolation;
 
-/// `stack-median` parameters (JSON; unknown fields are rejected).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MedianParams {
-    /// `bicubic` or `bilinear` resampling of fractional shifts.
-    pub interpolation: String,
-}
-
-impl Default for MedianParams {
-    fn default() -> Self {
-        MedianParams {
-            interpolation: "bicubic".into(),
-        }
+jupiter_plugin_api::params! {
+    /// `stack-median` parameters (JSON; unknown fields are rejected).
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct MedianParams {
+        /// Resampling of fractional shifts.
+        pub interpolation: Interpolation = Interpolation::Bicubic, choice(Interpolation::ALL), "Resampling of fractional shifts";
     }
-}
-
-/// The manifest's description of [`MedianParams`].
-pub fn specs() -> Vec<ParamSpec> {
-    let d = MedianParams::default();
-    vec![ParamSpec::choice(
-        "interpolation",
-        &d.interpolation,
-        &["bicubic", "bilinear"],
-        "Resampling of fractional shifts",
-    )]
 }
 
 #[cfg(test)]
@@ -42,7 +23,7 @@ mod tests {
             MedianParams::default()
         );
         let p: MedianParams = parse_params(r#"{"interpolation": "bilinear"}"#).unwrap();
-        assert_eq!(p.interpolation, "bilinear");
+        assert_eq!(p.interpolation.as_str(), "bilinear");
         let e = parse_params::<MedianParams>(r#"{"kappa": 2}"#).unwrap_err();
         assert_eq!(e.kind, ErrorKind::InvalidParams);
     }

@@ -14,7 +14,6 @@
 //! was applied). A pixel with no sample gives 0.
 
 use jupiter_kit::tile::{median_in_place, median_sorted, naive_stack, stack_bands};
-use jupiter_kit::warp::Interp;
 use jupiter_plugin_api::prelude::*;
 
 use crate::params::{ClipConfig, Mode, SigmaClipParams};
@@ -32,9 +31,8 @@ pub fn stack(
     req: &StackRequest,
     p: &SigmaClipParams,
 ) -> Result<Image, StageError> {
-    let interp = Interp::parse(&p.interpolation)?;
     let cfg = p.config()?;
-    stack_bands(ctx, frames, &req.alignment.warps, interp, |v| {
+    stack_bands(ctx, frames, &req.alignment.warps, p.interpolation, |v| {
         clip_in_place(v, &cfg)
     })
 }
@@ -47,9 +45,8 @@ pub fn stack_reference(
     req: &StackRequest,
     p: &SigmaClipParams,
 ) -> Result<Image, StageError> {
-    let interp = Interp::parse(&p.interpolation)?;
     let cfg = p.config()?;
-    naive_stack(frames, &req.alignment.warps, interp, |v| {
+    naive_stack(frames, &req.alignment.warps, p.interpolation, |v| {
         clip_reference(&v, &cfg)
     })
 }

@@ -27,7 +27,7 @@ impl Stage for StackSigmaClip {
             env!("CARGO_PKG_VERSION"),
             StageKind::Stack,
             "Mean of the aligned frames after iterative kappa-sigma clipping (or winsorizing) per pixel",
-            params::specs(),
+            params::SigmaClipParams::specs(),
         )
     }
 
@@ -38,7 +38,7 @@ impl Stage for StackSigmaClip {
         req: &StackRequest,
         params: &str,
     ) -> Result<Image, StageError> {
-        let p: params::SigmaClipParams = parse_params(params)?;
+        let p = params::SigmaClipParams::parse(params)?;
         cpu::stack(ctx, frames, req, &p)
     }
 }

@@ -1,38 +1,25 @@
 //! Parameters of the `stack-sigma-clip` stage.
 
-use jupiter_plugin_api::{ParamSpec, StageError};
-use serde::Deserialize;
+use jupiter_plugin_api::{Interpolation, StageError, StageParams};
 
-/// `stack-sigma-clip` parameters (JSON; unknown fields are rejected).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SigmaClipParams {
-    /// `bicubic` or `bilinear` resampling of fractional shifts.
-    pub interpolation: String,
-    /// Reject samples below `median - kappa_low × sigma` (0.1 ..= 10).
-    pub kappa_low: f32,
-    /// Reject samples above `median + kappa_high × sigma` (0.1 ..= 10).
-    pub kappa_high: f32,
-    /// Clipping passes at most (0 = plain mean); stops earlier once a pass
-    /// rejects nothing.
-    pub max_iterations: u32,
-    /// Never keep fewer samples than this (a pass that would is not applied).
-    pub min_frames: u32,
-    /// `clip` (mean of the kept samples) or `winsorize` (mean of all samples
-    /// clamped to the final bounds).
-    pub mode: String,
-}
-
-impl Default for SigmaClipParams {
-    fn default() -> Self {
-        SigmaClipParams {
-            interpolation: "bicubic".into(),
-            kappa_low: 2.5,
-            kappa_high: 2.5,
-            max_iterations: 5,
-            min_frames: 3,
-            mode: "clip".into(),
-        }
+jupiter_plugin_api::params! {
+    /// `stack-sigma-clip` parameters (JSON; unknown fields are rejected).
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct SigmaClipParams {
+        /// Resampling of fractional shifts.
+        pub interpolation: Interpolation = Interpolation::Bicubic, choice(Interpolation::ALL), "Resampling of fractional shifts";
+        /// Reject samples below `median - kappa_low × sigma`.
+        pub kappa_low: f32 = 2.5, float(0.1, 10.0), "Reject samples this many sigmas below the median";
+        /// Reject samples above `median + kappa_high × sigma`.
+        pub kappa_high: f32 = 2.5, float(0.1, 10.0), "Reject samples this many sigmas above the median";
+        /// Clipping passes at most (0 = plain mean); stops earlier once a pass
+        /// rejects nothing.
+        pub max_iterations: u32 = 5, int(0, 100), "Clipping passes at most (stops when a pass rejects nothing)";
+        /// Never keep fewer samples than this (a pass that would is not applied).
+        pub min_frames: u32 = 3, int(1, 100_000), "Never keep fewer samples per pixel than this";
+        /// `clip` (mean of the kept samples) or `winsorize` (mean of all samples
+        /// clamped to the final bounds).
+        pub mode: String = "clip".into(), choice(&["clip", "winsorize"]), "clip: mean of kept samples; winsorize: outliers replaced by the bounds";
     }
 }
 
@@ -58,33 +45,10 @@ pub struct ClipConfig {
 impl SigmaClipParams {
     /// Checks the ranges and parses `mode`, with an `InvalidParams` error.
     pub fn config(&self) -> Result<ClipConfig, StageError> {
-        for (name, k) in [
-            ("kappa_low", self.kappa_low),
-            ("kappa_high", self.kappa_high),
-        ] {
-            if !(0.1..=10.0).contains(&k) {
-                return Err(StageError::invalid_params(format!(
-                    "{name} must be within 0.1 ..= 10, not {k}"
-                )));
-            }
-        }
-        if self.max_iterations > 100 {
-            return Err(StageError::invalid_params(format!(
-                "max_iterations must be at most 100, not {}",
-                self.max_iterations
-            )));
-        }
-        if self.min_frames < 1 {
-            return Err(StageError::invalid_params("min_frames must be at least 1"));
-        }
+        self.check_ranges()?;
         let mode = match self.mode.as_str() {
-            "clip" => Mode::Clip,
             "winsorize" => Mode::Winsorize,
-            other => {
-                return Err(StageError::invalid_params(format!(
-                    "mode must be clip or winsorize, not '{other}'"
-                )))
-            }
+            _ => Mode::Clip,
         };
         Ok(ClipConfig {
             kappa_low: self.kappa_low as f64,
@@ -94,53 +58,6 @@ impl SigmaClipParams {
             mode,
         })
     }
-}
-
-/// The manifest's description of [`SigmaClipParams`].
-pub fn specs() -> Vec<ParamSpec> {
-    let d = SigmaClipParams::default();
-    vec![
-        ParamSpec::choice(
-            "interpolation",
-            &d.interpolation,
-            &["bicubic", "bilinear"],
-            "Resampling of fractional shifts",
-        ),
-        ParamSpec::float(
-            "kappa_low",
-            d.kappa_low as f64,
-            0.1,
-            10.0,
-            "Reject samples this many sigmas below the median",
-        ),
-        ParamSpec::float(
-            "kappa_high",
-            d.kappa_high as f64,
-            0.1,
-            10.0,
-            "Reject samples this many sigmas above the median",
-        ),
-        ParamSpec::int(
-            "max_iterations",
-            d.max_iterations as i64,
-            0,
-            100,
-            "Clipping passes at most (stops when a pass rejects nothing)",
-        ),
-        ParamSpec::int(
-            "min_frames",
-            d.min_frames as i64,
-            1,
-            100_000,
-            "Never keep fewer samples per pixel than this",
-        ),
-        ParamSpec::choice(
-            "mode",
-            &d.mode,
-            &["clip", "winsorize"],
-            "clip: mean of kept samples; winsorize: outliers replaced by the bounds",
-        ),
-    ]
 }
 
 #[cfg(test)]

@@ -122,7 +122,7 @@ fn median(o: &MedianOpts) -> Result<(), String> {
         scores: Default::default(),
     };
     let p = MedianParams {
-        interpolation: o.interp.clone(),
+        interpolation: Interp::parse(&o.interp).map_err(err)?,
     };
     let frames = mem.as_ref();
 

@@ -40,26 +40,10 @@ impl FrameSource for CaptureFrames {
         rows: usize,
         mut out: RSliceMut<'_, f32>,
     ) -> RResult<(), StageError> {
-        let info = self.info();
-        let Some(&frame) = self.indices.get(index) else {
-            return RResult::RErr(StageError::internal(format!(
-                "frame {index} requested, the source has {}",
-                info.count
-            )));
-        };
-        if y0
-            .checked_add(rows)
-            .is_none_or(|e| e > info.height as usize)
-            || out.len() != rows * info.row_len()
-        {
-            return RResult::RErr(StageError::internal(format!(
-                "read_rows({index}, {y0}, {rows}) with a buffer of {} samples on {}×{}×{} frames",
-                out.len(),
-                info.width,
-                info.height,
-                info.channels
-            )));
+        if let Err(e) = self.info().check_read(index, y0, rows, out.len()) {
+            return RResult::RErr(e);
         }
+        let frame = self.indices[index];
         // Stages walk the frames in order (in parallel, whole or band by
         // band): read the same rows of a frame further on ahead of them.
         if let Some(&next) = self.indices.get(index + READ_AHEAD) {

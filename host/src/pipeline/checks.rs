@@ -111,21 +111,14 @@ pub(super) fn check_finite(s: &LoadedStage, data: &[f32]) -> Result<()> {
 
 /// Brings a GPU-resident image into host memory (and frees its buffer).
 pub fn download(backend: &HostBackend, image: Image) -> Result<Image> {
-    let Some(buf) = image.device.as_ref().into_option().copied() else {
+    if image.device.is_none() {
         return Ok(image);
-    };
+    }
     let gpu = backend
         .gpu_service()
         .ok_or_else(|| anyhow::anyhow!("a stage returned a GPU image but there is no GPU"))?;
-    let data = jupiter_plugin_api::gpu::helpers::download(gpu, buf, image.len())
-        .map_err(|e| anyhow::anyhow!("downloading the image from the GPU failed: {e}"))?;
-    gpu.destroy_buffer(buf);
-    Ok(Image::from_vec(
-        image.width,
-        image.height,
-        image.channels,
-        data,
-    ))
+    jupiter_plugin_api::gpu::helpers::download_image(gpu, image)
+        .map_err(|e| anyhow::anyhow!("downloading the image from the GPU failed: {e}"))
 }
 
 /// Calls a stage; when it reports a GPU failure, warns once and re-runs it on

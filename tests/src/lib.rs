@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+pub mod gpu_harness;
+
 pub use jupiter_testkit::capture as synth;
 
 /// Where cargo puts the debug build.
@@ -213,7 +215,6 @@ pub fn read_tiff(path: &Path) -> jupiter_plugin_api::Image {
 /// request would). `None` when no adapter exists, which is a test failure
 /// when `CI` or `JUPITER_REQUIRE_GPU` is set: in CI the lavapipe driver is
 /// installed, so a skipped GPU test would hide a broken GPU path.
-#[cfg(feature = "gpu")]
 pub fn gpu_backend() -> Option<jupiter_host::backend::HostBackend> {
     use jupiter_host::backend::{select_device, BackendChoice};
     let sel = select_device(BackendChoice::Gpu);

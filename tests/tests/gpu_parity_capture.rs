@@ -4,20 +4,20 @@
 //! (`shaders/phase_corr.wgsl`). Mono and RGB, odd sizes, several device
 //! buffers. Runs with `--features gpu`; in CI on Mesa's lavapipe, where a
 //! missing adapter fails the test. Each test states its tolerance.
-#![cfg(feature = "gpu")]
+#![cfg_attr(not(feature = "gpu"), allow(dead_code, unused_imports))]
 
 use std::sync::Arc;
 
-use jupiter_host::frames::CaptureOnDevice;
-use jupiter_testkit::ser::{Cfa, SerColor};
-use jupiter_testkit::ser::{write_ser, SerSpec};
-use jupiter_host::io::ser::{ByteOrder, OpenOptions, SerFile};
 use jupiter_host::frames::CaptureFrames;
+use jupiter_host::frames::CaptureOnDevice;
+use jupiter_host::io::ser::{ByteOrder, OpenOptions, SerFile};
 use jupiter_plugin_api::abi_stable::sabi_trait::TD_Opaque;
 use jupiter_plugin_api::frame::FrameSourceExt;
 use jupiter_plugin_api::gpu::helpers::download;
 use jupiter_plugin_api::testing::MemFrames;
 use jupiter_plugin_api::*;
+use jupiter_testkit::ser::{write_ser, SerSpec};
+use jupiter_testkit::ser::{Cfa, SerColor};
 use jupiter_tests::*;
 
 /// A deterministic pseudo-random sample stream.
@@ -26,7 +26,6 @@ fn samples(n: usize, max: u16, seed: u64) -> Vec<u16> {
     (0..n).map(|_| rng.below_or_eq(max as u64) as u16).collect()
 }
 
-#[test]
 fn decode_on_the_device_matches_the_host_decoder() {
     let Some(be) = gpu_backend() else { return };
     let gpu = be.gpu_service().unwrap().clone();
@@ -141,7 +140,6 @@ fn planet(w: usize, h: usize, c: usize, sx: f32, sy: f32, seed: u32) -> Vec<f32>
     out
 }
 
-#[test]
 fn frame_scores_on_the_device_match_the_cpu() {
     let Some(be) = gpu_backend() else { return };
     let cpu_be = cpu_backend();
@@ -192,7 +190,6 @@ fn frame_scores_on_the_device_match_the_cpu() {
     }
 }
 
-#[test]
 fn phase_correlation_on_the_device_matches_the_cpu() {
     let Some(be) = gpu_backend() else { return };
     let cpu_be = cpu_backend();
@@ -252,7 +249,6 @@ fn phase_correlation_on_the_device_matches_the_cpu() {
     }
 }
 
-#[test]
 fn mean_stack_over_device_frames_matches_the_cpu() {
     let Some(be) = gpu_backend() else { return };
     let cpu_be = cpu_backend();
@@ -288,7 +284,6 @@ fn mean_stack_over_device_frames_matches_the_cpu() {
 
 /// `stack-median` over frames kept on the device (several device buffers,
 /// bands of rows smaller than the frame) equals its CPU path.
-#[test]
 fn median_stack_over_device_frames_matches_the_cpu() {
     let Some(be) = gpu_backend() else { return };
     let cpu_be = cpu_backend();
@@ -332,3 +327,5 @@ fn median_stack_over_device_frames_matches_the_cpu() {
         assert!(d <= 1e-4, "{w}×{h}×{c}: max |cpu - gpu| = {d:e}");
     }
 }
+
+jupiter_tests::gpu_main!(gpu: [decode_on_the_device_matches_the_host_decoder, frame_scores_on_the_device_match_the_cpu, phase_correlation_on_the_device_matches_the_cpu, mean_stack_over_device_frames_matches_the_cpu, median_stack_over_device_frames_matches_the_cpu]);

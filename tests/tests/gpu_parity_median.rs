@@ -3,14 +3,13 @@
 //! path) and 66 frames (radix selection). Runs with `--features gpu`; in CI
 //! on lavapipe. Tolerance: 1e-5 absolute (both select the same samples; only
 //! the interpolation arithmetic may differ in the last bits).
-#![cfg(feature = "gpu")]
+#![cfg_attr(not(feature = "gpu"), allow(dead_code, unused_imports))]
 
 use jupiter_plugin_api::testing::MemFrames;
 use jupiter_plugin_api::*;
 use jupiter_plugin_stack_median::StackMedian;
 use jupiter_tests::*;
 
-#[test]
 fn stack_median_stage_gpu_matches_cpu() {
     let Some(gpu_be) = gpu_backend() else { return };
     let cpu_be = cpu_backend();
@@ -48,3 +47,5 @@ fn stack_median_stage_gpu_matches_cpu() {
         }
     }
 }
+
+jupiter_tests::gpu_main!(gpu: [stack_median_stage_gpu_matches_cpu]);

@@ -2,7 +2,7 @@
 //! and RGB, odd sizes, image edges). Runs with `--features gpu`; in CI on
 //! Mesa's lavapipe, where a missing adapter fails the test. Tolerances are
 //! absolute, on data in [0, 1] (full scale = 1); each test states its own.
-#![cfg(feature = "gpu")]
+#![cfg_attr(not(feature = "gpu"), allow(dead_code, unused_imports))]
 
 use jupiter_plugin_api::testing::MemFrames;
 use jupiter_plugin_api::*;
@@ -12,7 +12,6 @@ fn ctx(be: &jupiter_host::backend::HostBackend) -> StageCtx<'_> {
     stage_ctx(be)
 }
 
-#[test]
 fn stack_mean_gpu_matches_cpu() {
     let Some(gpu_be) = gpu_backend() else { return };
     let cpu_be = cpu_backend();
@@ -59,7 +58,6 @@ fn stack_mean_gpu_matches_cpu() {
     }
 }
 
-#[test]
 fn radix_select_is_exact() {
     let Some(gpu_be) = gpu_backend() else { return };
     let g = ctx(&gpu_be);
@@ -124,7 +122,6 @@ fn median_reference(mem: &MemFrames, warps: &[FrameWarp]) -> Vec<f32> {
         .collect()
 }
 
-#[test]
 fn median_gpu_matches_the_naive_median() {
     let Some(gpu_be) = gpu_backend() else { return };
     // 7 and 8 frames take the in-register sort, 70 and 71 the radix selection;
@@ -162,7 +159,6 @@ fn median_gpu_matches_the_naive_median() {
 
 /// Multi-point warp fields with per-point weights (some 0): the GPU mean
 /// equals the CPU mean within 1e-4 (f32 sums on the device, f64 on the CPU).
-#[test]
 fn stack_mean_with_warp_fields_gpu_matches_cpu() {
     let Some(gpu_be) = gpu_backend() else { return };
     let cpu_be = cpu_backend();
@@ -229,3 +225,5 @@ fn stack_mean_with_warp_fields_gpu_matches_cpu() {
         }
     }
 }
+
+jupiter_tests::gpu_main!(gpu: [stack_mean_gpu_matches_cpu, radix_select_is_exact, median_gpu_matches_the_naive_median, stack_mean_with_warp_fields_gpu_matches_cpu]);

@@ -2,7 +2,7 @@
 //! and RGB, odd sizes, image edges). Runs with `--features gpu`; in CI on
 //! Mesa's lavapipe, where a missing adapter fails the test. Tolerances are
 //! absolute, on data in [0, 1] (full scale = 1); each test states its own.
-#![cfg(feature = "gpu")]
+#![cfg_attr(not(feature = "gpu"), allow(dead_code, unused_imports))]
 
 use jupiter_plugin_api::*;
 use jupiter_tests::*;
@@ -11,7 +11,6 @@ fn ctx(be: &jupiter_host::backend::HostBackend) -> StageCtx<'_> {
     stage_ctx(be)
 }
 
-#[test]
 fn wavelet_gpu_matches_cpu() {
     let Some(gpu_be) = gpu_backend() else { return };
     let cpu_be = cpu_backend();
@@ -48,3 +47,5 @@ fn wavelet_gpu_matches_cpu() {
         }
     }
 }
+
+jupiter_tests::gpu_main!(gpu: [wavelet_gpu_matches_cpu]);

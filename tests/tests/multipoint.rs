@@ -23,12 +23,12 @@
 //! multi-point stack is better because it keeps, at each AP, the locally
 //! sharpest half of the selected frames (`keep = 0.5`).
 
-use jupiter_testkit::ser::Cfa;
 use jupiter_kit::fft::PhaseCorrelator;
 use jupiter_kit::stats::luminance;
 use jupiter_plugin_align_multipoint::grid::{auto_size, ApGrid};
 use jupiter_plugin_align_multipoint::params::Mode;
 use jupiter_plugin_api::Image;
+use jupiter_testkit::ser::Cfa;
 use jupiter_tests::synth::{
     generate_with_seeing, psnr_interior, render, Scene, Seeing, SynthColor, SynthOptions,
 };

@@ -316,9 +316,7 @@ fn rgb_and_bayer_captures_under_local_seeing() {
 fn the_aligner_comes_close_to_an_oracle_that_knows_the_true_distortion() {
     use jupiter_plugin_align_multipoint::params::MultipointParams;
     use jupiter_plugin_api::abi_stable::sabi_trait::TD_Opaque;
-    use jupiter_plugin_api::{
-        Alignment, FrameSource_TO, FrameWarp, StackRequest, StageCtx, WarpField,
-    };
+    use jupiter_plugin_api::{Alignment, FrameSource_TO, FrameWarp, StackRequest, StageCtx};
     let dir = scratch("multipoint-oracle");
     let o = lunar(21);
     let ser = dir.join("lunar.ser");
@@ -341,11 +339,67 @@ fn the_aligner_comes_close_to_an_oracle_that_knows_the_true_distortion() {
         stage: "oracle".into(),
     };
     let frames = FrameSource_TO::from_ptr(&src, TD_Opaque);
-    // True warps on a 4 px grid: output x samples the frame at x + d with
-    // d = g + f(x + d) (the frame shows the scene at p - g - f(p)).
     let step = 4usize;
     let (cols, rows) = (w / step + 1, h / step + 1);
-    let truth: Vec<FrameWarp> = order
+    let truth = true_warps(&cap, &order, (w, h), step);
+    let stack_with = |warps: Vec<FrameWarp>| {
+        let req = StackRequest {
+            alignment: Alignment {
+                warps: warps.into(),
+                reference: 0,
+            },
+            scores: Vec::new().into(),
+        };
+        score(
+            &jupiter_plugin_stack_mean::cpu::stack(&ctx, &frames, &req, &Default::default())
+                .unwrap(),
+            &o,
+        )
+        .psnr
+    };
+    let oracle_all = stack_with(truth.clone());
+    let align = |p: MultipointParams| {
+        jupiter_plugin_align_multipoint::cpu::align(&ctx, &frames, &p).unwrap()
+    };
+    let all = stack_with(
+        align(MultipointParams {
+            keep: 1.0,
+            ..Default::default()
+        })
+        .warps
+        .to_vec(),
+    );
+    let selected = align(MultipointParams::default());
+    let mp = stack_with(selected.warps.to_vec());
+    // The oracle with the aligner's per-point weights.
+    let weighted = with_weights_of(&truth, &selected.warps, (cols, rows), step);
+    let oracle_sel = stack_with(weighted);
+    eprintln!(
+        "oracle: all frames {oracle_all:.2} dB, aligner {all:.2} dB ({:+.2}); per-point selection: oracle {oracle_sel:.2} dB, aligner {mp:.2} dB ({:+.2})",
+        all - oracle_all,
+        mp - oracle_sel
+    );
+    assert!(
+        all >= oracle_all - 1.0,
+        "aligner {all:.2} dB vs oracle {oracle_all:.2} dB"
+    );
+    assert!(
+        mp >= oracle_sel - 1.5,
+        "aligner {mp:.2} dB vs oracle {oracle_sel:.2} dB"
+    );
+}
+
+/// True warps on a `step` px grid: output x samples the frame at x + d with
+/// d = g + f(x + d) (the frame shows the scene at p - g - f(p)).
+fn true_warps(
+    cap: &jupiter_tests::synth::SynthCapture,
+    order: &[usize],
+    (w, h): (usize, usize),
+    step: usize,
+) -> Vec<jupiter_plugin_api::FrameWarp> {
+    use jupiter_plugin_api::{FrameWarp, WarpField};
+    let (cols, rows) = (w / step + 1, h / step + 1);
+    order
         .iter()
         .map(|&i| {
             let (gx, gy) = cap.shifts[i];
@@ -381,40 +435,20 @@ fn the_aligner_comes_close_to_an_oracle_that_knows_the_true_distortion() {
                 field: Some(field).into(),
             }
         })
-        .collect();
-    let stack_with = |warps: Vec<FrameWarp>| {
-        let req = StackRequest {
-            alignment: Alignment {
-                warps: warps.into(),
-                reference: 0,
-            },
-            scores: Vec::new().into(),
-        };
-        score(
-            &jupiter_plugin_stack_mean::cpu::stack(&ctx, &frames, &req, &Default::default())
-                .unwrap(),
-            &o,
-        )
-        .psnr
-    };
-    let oracle_all = stack_with(truth.clone());
-    let align = |p: MultipointParams| {
-        jupiter_plugin_align_multipoint::cpu::align(&ctx, &frames, &p).unwrap()
-    };
-    let all = stack_with(
-        align(MultipointParams {
-            keep: 1.0,
-            ..Default::default()
-        })
-        .warps
-        .to_vec(),
-    );
-    let selected = align(MultipointParams::default());
-    let mp = stack_with(selected.warps.to_vec());
-    // The oracle with the aligner's per-point weights.
-    let weighted: Vec<FrameWarp> = truth
+        .collect()
+}
+
+/// The true warps with the per-point weights of the aligner's fields.
+fn with_weights_of(
+    truth: &[jupiter_plugin_api::FrameWarp],
+    aligned: &[jupiter_plugin_api::FrameWarp],
+    (cols, rows): (usize, usize),
+    step: usize,
+) -> Vec<jupiter_plugin_api::FrameWarp> {
+    use jupiter_plugin_api::FrameWarp;
+    truth
         .iter()
-        .zip(selected.warps.iter())
+        .zip(aligned.iter())
         .map(|(t, m)| {
             let (mut f, mf) = (
                 t.field.as_ref().into_option().unwrap().clone(),
@@ -431,19 +465,5 @@ fn the_aligner_comes_close_to_an_oracle_that_knows_the_true_distortion() {
                 field: Some(f).into(),
             }
         })
-        .collect();
-    let oracle_sel = stack_with(weighted);
-    eprintln!(
-        "oracle: all frames {oracle_all:.2} dB, aligner {all:.2} dB ({:+.2}); per-point selection: oracle {oracle_sel:.2} dB, aligner {mp:.2} dB ({:+.2})",
-        all - oracle_all,
-        mp - oracle_sel
-    );
-    assert!(
-        all >= oracle_all - 1.0,
-        "aligner {all:.2} dB vs oracle {oracle_all:.2} dB"
-    );
-    assert!(
-        mp >= oracle_sel - 1.5,
-        "aligner {mp:.2} dB vs oracle {oracle_sel:.2} dB"
-    );
+        .collect()
 }

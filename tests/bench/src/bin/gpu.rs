@@ -50,33 +50,7 @@ fn main() {
         backend: cpu_be.as_ref(),
         stage: "bench".into(),
     };
-
-    // Median kernel: one band of the 1000 × 1024² stack, repeated over all bands.
-    let row = size;
-    let band = (jupiter_kit::gpu::MEDIAN_TILE_BUDGET_WORDS / (frames * row)).clamp(1, size);
-    let bands = size.div_ceil(band);
-    let tile_data: Vec<f32> = (0..frames * band * row)
-        .map(|i| ((i as u64 * 2654435761) % 10007) as f32 / 10007.0)
-        .collect();
-    let tile = upload(&gpu, &tile_data).unwrap();
-    let out = upload(&gpu, &vec![0.0; size * row]).unwrap();
-    jupiter_kit::gpu::median_kernel(&gpu, tile, out, band * row, frames, 0).unwrap();
-    gpu.synchronize().into_result().unwrap();
-    let t = Instant::now();
-    for b in 0..bands {
-        let rows = band.min(size - b * band);
-        jupiter_kit::gpu::median_kernel(&gpu, tile, out, rows * row, frames, b * band * row)
-            .unwrap();
-    }
-    gpu.synchronize().into_result().unwrap();
-    let median_kernel = secs(t);
-    gpu.destroy_buffer(tile);
-    gpu.destroy_buffer(out);
-    println!(
-        "median kernel, {frames} frames of {size}×{size}: {:.1} ms ({bands} bands of {band} rows)",
-        median_kernel * 1e3
-    );
-
+    median_kernel(&gpu, frames, size);
     let src = jupiter_plugin_api::testing::GeneratedFrames {
         info: FrameInfo {
             width: size as u32,
@@ -89,8 +63,6 @@ fn main() {
     let warps: Vec<FrameWarp> = (0..frames)
         .map(|k| FrameWarp::shift((k % 9) as f32 * 0.37 - 1.5, (k % 7) as f32 * 0.29 - 1.0))
         .collect();
-
-    // Median end to end (decode, upload, shift, select, download) vs the CPU fast path.
     let req = StackRequest {
         alignment: Alignment {
             warps: warps.clone().into(),
@@ -98,13 +70,77 @@ fn main() {
         },
         scores: Default::default(),
     };
+    let run = Run {
+        gpu: &gpu,
+        gctx: &gctx,
+        cctx: &cctx,
+        source: &source,
+        req: &req,
+        frames,
+        size,
+    };
+    median_stack(&run);
+    mean_stack(&run);
+    wavelet_bench(&gctx, &gpu, &cctx, wsize);
+}
+
+/// What the stacking benchmarks share.
+struct Run<'a, 'c, 's> {
+    gpu: &'a GpuServiceBox,
+    gctx: &'a StageCtx<'c>,
+    cctx: &'a StageCtx<'c>,
+    source: &'a FrameSourceRef<'s>,
+    req: &'a StackRequest,
+    frames: usize,
+    size: usize,
+}
+
+/// Median kernel: one band of the frames × size² stack, repeated over all bands.
+fn median_kernel(gpu: &GpuServiceBox, frames: usize, size: usize) {
+    let row = size;
+    let band = (jupiter_kit::gpu::MEDIAN_TILE_BUDGET_WORDS / (frames * row)).clamp(1, size);
+    let bands = size.div_ceil(band);
+    let tile_data: Vec<f32> = (0..frames * band * row)
+        .map(|i| ((i as u64 * 2654435761) % 10007) as f32 / 10007.0)
+        .collect();
+    let tile = upload(gpu, &tile_data).unwrap();
+    let out = upload(gpu, &vec![0.0; size * row]).unwrap();
+    jupiter_kit::gpu::median_kernel(gpu, tile, out, band * row, frames, 0).unwrap();
+    gpu.synchronize().into_result().unwrap();
+    let t = Instant::now();
+    for b in 0..bands {
+        let rows = band.min(size - b * band);
+        jupiter_kit::gpu::median_kernel(gpu, tile, out, rows * row, frames, b * band * row)
+            .unwrap();
+    }
+    gpu.synchronize().into_result().unwrap();
+    let median_kernel = secs(t);
+    gpu.destroy_buffer(tile);
+    gpu.destroy_buffer(out);
+    println!(
+        "median kernel, {frames} frames of {size}×{size}: {:.1} ms ({bands} bands of {band} rows)",
+        median_kernel * 1e3
+    );
+}
+
+/// Median end to end (decode, upload, shift, select, download) vs the CPU fast path.
+fn median_stack(r: &Run<'_, '_, '_>) {
+    let Run {
+        gpu,
+        gctx,
+        cctx,
+        source,
+        req,
+        frames,
+        size,
+    } = *r;
     let mp = jupiter_plugin_stack_median::params::MedianParams::default();
     let t = Instant::now();
-    let img = jupiter_plugin_stack_median::gpu::stack(&gctx, &gpu, &source, &req, &mp).unwrap();
+    let img = jupiter_plugin_stack_median::gpu::stack(gctx, gpu, source, req, &mp).unwrap();
     let gpu_median = gctx.to_host(img).unwrap();
     let median_gpu = secs(t);
     let t = Instant::now();
-    let cpu_median = jupiter_plugin_stack_median::cpu::stack(&cctx, &source, &req, &mp).unwrap();
+    let cpu_median = jupiter_plugin_stack_median::cpu::stack(cctx, source, req, &mp).unwrap();
     let median_cpu = secs(t);
     let diff = cpu_median
         .data
@@ -116,25 +152,37 @@ fn main() {
         "median stack, {frames} frames of {size}×{size} (bicubic shifts): GPU end to end {median_gpu:.2} s, CPU {median_cpu:.2} s ({:.1}×), max |cpu - gpu| {diff:e}",
         median_cpu / median_gpu
     );
+}
 
-    // Mean: GPU end to end vs the CPU path.
+/// Mean: GPU end to end vs the CPU path, and the kernels alone.
+fn mean_stack(r: &Run<'_, '_, '_>) {
+    let Run {
+        gpu,
+        gctx,
+        cctx,
+        source,
+        req,
+        frames,
+        size,
+    } = *r;
+    let warps = &req.alignment.warps;
     let p = jupiter_plugin_stack_mean::params::MeanParams::default();
     let t = Instant::now();
-    let img = jupiter_plugin_stack_mean::gpu::stack(&gctx, &gpu, &source, &req, &p).unwrap();
+    let img = jupiter_plugin_stack_mean::gpu::stack(gctx, gpu, source, req, &p).unwrap();
     let _ = gctx.to_host(img).unwrap();
     let mean_gpu = secs(t);
     let t = Instant::now();
-    let _ = jupiter_plugin_stack_mean::cpu::stack(&cctx, &source, &req, &p).unwrap();
+    let _ = jupiter_plugin_stack_mean::cpu::stack(cctx, source, req, &p).unwrap();
     let mean_cpu = secs(t);
     // Mean kernels only: batched shift + accumulate over all frames, the
     // batch's frames already on the device.
     let len = size * size;
     let batch = (jupiter_plugin_stack_mean::gpu::BATCH_WORDS / len).clamp(1, frames);
     let mut staged = vec![0.0f32; batch * len];
-    jupiter_kit::gpu::read_batch(&gctx, &source, 0, batch, (0, size), &mut staged).unwrap();
-    let fsrc = upload(&gpu, &staged).unwrap();
-    let acc = upload(&gpu, &vec![0.0; len]).unwrap();
-    let table = upload(&gpu, &vec![0.0; batch * jupiter_kit::gpu::SLOT_WORDS]).unwrap();
+    jupiter_kit::gpu::read_batch(gctx, source, 0, batch, (0, size), &mut staged).unwrap();
+    let fsrc = upload(gpu, &staged).unwrap();
+    let acc = upload(gpu, &vec![0.0; len]).unwrap();
+    let table = upload(gpu, &vec![0.0; batch * jupiter_kit::gpu::SLOT_WORDS]).unwrap();
     let slots: Vec<jupiter_kit::gpu::FrameSlot> = (0..batch)
         .map(|k| jupiter_kit::gpu::FrameSlot {
             dx: warps[k].dx,
@@ -144,13 +192,13 @@ fn main() {
             dst_offset: 0,
         })
         .collect();
-    jupiter_kit::gpu::write_slots(&gpu, table, &slots).unwrap();
+    jupiter_kit::gpu::write_slots(gpu, table, &slots).unwrap();
     let geometry = jupiter_kit::gpu::ShiftGeometry::whole(size, size, 1, 1);
     gpu.synchronize().into_result().unwrap();
     let t = Instant::now();
     for start in (0..frames).step_by(batch) {
         jupiter_kit::gpu::shift_accumulate(
-            &gpu,
+            gpu,
             fsrc,
             acc,
             table,
@@ -169,8 +217,10 @@ fn main() {
         mean_kernel * 1e3,
         mean_cpu / mean_gpu
     );
+}
 
-    // Wavelet, 6 layers, on wsize²: GPU end to end (upload + kernels + download) vs CPU.
+/// Wavelet, 6 layers, on wsize²: GPU end to end (upload + kernels + download) vs CPU.
+fn wavelet_bench(gctx: &StageCtx, gpu: &GpuServiceBox, cctx: &StageCtx, wsize: usize) {
     let img = Image::from_vec(
         wsize as u32,
         wsize as u32,
@@ -181,10 +231,10 @@ fn main() {
     );
     let s = jupiter_plugin_sharpen_wavelet_settings();
     let t = Instant::now();
-    let out = wavelet_gpu(&gctx, &gpu, img.clone(), &s);
+    let out = wavelet_gpu(gctx, gpu, img.clone(), &s);
     let wav_gpu = secs(t);
     let t = Instant::now();
-    let _ = wavelet_cpu(&cctx, img, &s);
+    let _ = wavelet_cpu(cctx, img, &s);
     let wav_cpu = secs(t);
     drop(out);
     println!("wavelet 6 layers on {wsize}×{wsize}: GPU end to end {wav_gpu:.2} s, CPU {wav_cpu:.2} s ({:.1}×)", wav_cpu / wav_gpu);

@@ -250,15 +250,24 @@ fn sweep(o: &Opts, ser: &Path) -> Result<(), String> {
             last = Some(a);
         }
     }
-    // Resampling under a warp field: the stacker's per-pixel path versus the
-    // aligner's row-wise one, one thread, every frame once (luminance only).
     if let Some(a) = last {
+        resampling(o, &frames, &a)?;
+    }
+    Ok(())
+}
+
+/// Resampling under a warp field: the stacker's per-pixel path versus the
+/// aligner's row-wise one, one thread, every frame once (luminance only).
+fn resampling(o: &Opts, frames: &jupiter_plugin_api::FrameSourceRef, a: &Alignment) -> Result<(), String> {
+    let err = |e: jupiter_plugin_api::StageError| e.to_string();
+    let n = a.warps.len();
+    {
         let (w, h) = (o.width as usize, o.height as usize);
         let (mut out, mut wt, mut scratch) = (vec![0.0f32; w * h], vec![0.0f32; w * h], Vec::new());
         let t = Instant::now();
         for (i, warp) in a.warps.iter().enumerate() {
             warped_rows(
-                &frames,
+                frames,
                 i,
                 warp,
                 Interp::Bicubic,

@@ -1,4 +1,4 @@
-// conv_separable.wgsl — separable convolution with dilated taps (C2):
+// conv_separable.wgsl — separable convolution with dilated taps:
 // gaussian blur, unsharp mask and the à-trous wavelet share it.
 // Bindings (group 0): 0 src: array<f32> (read) width×height×channels interleaved;
 //   1 dst: array<f32> (read_write), same layout; 2 taps: array<f32> (read),

@@ -73,13 +73,6 @@ fn lum_clamped(b: u32, u: i32, v: i32) -> f32 {
     return lum(b, u32(clamp(u, 0, i32(p.rw) - 1)), u32(clamp(v, 0, i32(p.rh) - 1)));
 }
 
-fn cubic(t: f32) -> vec4<f32> {
-    let t2 = t * t;
-    let t3 = t2 * t;
-    return vec4<f32>(0.5 * (-t3 + 2.0 * t2 - t), 0.5 * (3.0 * t3 - 5.0 * t2 + 2.0),
-                     0.5 * (-3.0 * t3 + 4.0 * t2 + t), 0.5 * (t3 - t2));
-}
-
 @compute @workgroup_size(16, 16, 1)
 fn load(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (p.count == 0xffffffffu) { touch(); }
@@ -421,7 +414,7 @@ fn lowpass(x: u32, y: u32) -> f32 {
 fn cross(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (p.count == 0xffffffffu) { touch(); }
     let plane_len = p.n0 * p.n1;
-    let i = gid.x + gid.y * 65535u * 256u;
+    let i = flat_index(gid, 256u);
     let pairs = (p.count + 1u) / 2u;
     if (i >= pairs * plane_len) { return; }
     let q = p.base + i / plane_len;
@@ -460,7 +453,7 @@ fn cross(@builtin(global_invocation_id) gid: vec3<u32>) {
 fn save_ref(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (p.count == 0xffffffffu) { touch(); }
     let plane_len = p.n0 * p.n1;
-    let i = gid.x + gid.y * 65535u * 256u;
+    let i = flat_index(gid, 256u);
     if (i >= plane_len) { return; }
     refspec[i] = spec[p.base * plane_len + i];
 }

@@ -1,4 +1,4 @@
-// pixel_ops.wgsl — elementwise operations (C4), in place on one buffer.
+// pixel_ops.wgsl — elementwise operations, in place on one buffer.
 // Bindings (group 0): 0 data: array<f32> (read_write); 1 uniforms P.
 // Workgroup: 256×1×1 over samples (gid.y extends past 65535 groups).
 // gamma:               v <= 0 or NaN → 0, else v^(1/gamma)        (a = gamma)
@@ -11,13 +11,9 @@ struct P { n: u32, _pad: u32, a: f32, b: f32, c: f32, _p1: f32, _p2: f32, _p3: f
 @group(0) @binding(0) var<storage, read_write> data: array<f32>;
 @group(0) @binding(1) var<uniform> p: P;
 
-fn idx(gid: vec3<u32>) -> u32 {
-    return gid.x + gid.y * 65535u * 256u;
-}
-
 @compute @workgroup_size(256, 1, 1)
 fn gamma(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = idx(gid);
+    let i = flat_index(gid, 256u);
     if (i >= p.n) { return; }
     let v = data[i];
     if (!(v > 0.0)) {
@@ -29,7 +25,7 @@ fn gamma(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 @compute @workgroup_size(256, 1, 1)
 fn brightness_contrast(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = idx(gid);
+    let i = flat_index(gid, 256u);
     if (i >= p.n) { return; }
     data[i] = (data[i] - 0.5) * p.a + 0.5 + p.b;
 }
@@ -43,7 +39,7 @@ fn mtf(x: f32, m: f32) -> f32 {
 
 @compute @workgroup_size(256, 1, 1)
 fn stretch(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = idx(gid);
+    let i = flat_index(gid, 256u);
     if (i >= p.n) { return; }
     let v = data[i];
     if (v != v) {

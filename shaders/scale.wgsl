@@ -9,7 +9,7 @@ struct P { n: u32, _a: u32, scale: f32, _b: f32 };
 
 @compute @workgroup_size(256, 1, 1)
 fn scale(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = gid.x + gid.y * 65535u * 256u;
+    let i = flat_index(gid, 256u);
     if (i >= p.n) { return; }
     data[i] *= p.scale;
 }

@@ -16,17 +16,9 @@ struct P { count: u32, stride: u32, offset: u32, mode: u32, shift: u32, prefix: 
 @group(0) @binding(2) var<storage, read_write> hist: array<atomic<u32>, 256>;
 @group(0) @binding(3) var<uniform> p: P;
 
-fn key(x: f32) -> u32 {
-    let u = bitcast<u32>(x);
-    if ((u & 0x80000000u) != 0u) {
-        return ~u;
-    }
-    return u | 0x80000000u;
-}
-
 @compute @workgroup_size(256, 1, 1)
 fn histogram(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = gid.x + gid.y * 65535u * 256u;
+    let i = flat_index(gid, 256u);
     if (i >= p.count) { return; }
     let j = i * p.stride + p.offset;
     var v = a[j];

@@ -1,4 +1,4 @@
-// shift.wgsl — sub-pixel shifts of a batch of frames (C3), as the CPU path:
+// shift.wgsl — sub-pixel shifts of a batch of frames, as the CPU path:
 // out(x, y) = frame(x + dx, y + dy), edge pixels replicated, Catmull-Rom
 // (interp = 1) or bilinear (interp = 0) weights.
 // Bindings (group 0): 0 src: array<f32> (read): for frame k, from word
@@ -29,36 +29,6 @@ fn at(base: u32, x: i32, y: i32, c: u32) -> f32 {
     return src[base + (yy * p.width + xx) * p.channels + c];
 }
 
-fn cubic(t: f32) -> vec4<f32> {
-    let t2 = t * t;
-    let t3 = t2 * t;
-    return vec4<f32>(0.5 * (-t3 + 2.0 * t2 - t), 0.5 * (3.0 * t3 - 5.0 * t2 + 2.0),
-                     0.5 * (-3.0 * t3 + 4.0 * t2 + t), 0.5 * (t3 - t2));
-}
-
-fn sample(base: u32, sx: f32, sy: f32, c: u32) -> f32 {
-    let fx = floor(sx);
-    let fy = floor(sy);
-    let tx = sx - fx;
-    let ty = sy - fy;
-    let ix = i32(fx);
-    let iy = i32(fy);
-    if (p.interp == 0u) {
-        let a = at(base, ix, iy, c) * (1.0 - tx) + at(base, ix + 1, iy, c) * tx;
-        let b = at(base, ix, iy + 1, c) * (1.0 - tx) + at(base, ix + 1, iy + 1, c) * tx;
-        return a * (1.0 - ty) + b * ty;
-    }
-    let wx = cubic(tx);
-    let wy = cubic(ty);
-    var acc = 0.0;
-    for (var j = 0; j < 4; j++) {
-        let yy = iy + j - 1;
-        let row = wx.x * at(base, ix - 1, yy, c) + wx.y * at(base, ix, yy, c) + wx.z * at(base, ix + 1, yy, c) + wx.w * at(base, ix + 2, yy, c);
-        acc += wy[j] * row;
-    }
-    return acc;
-}
-
 @compute @workgroup_size(16, 16, 1)
 fn shift_frames(@builtin(global_invocation_id) gid: vec3<u32>) {
     let x = gid.x;
@@ -70,7 +40,7 @@ fn shift_frames(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let f = frames[k];
     let y = p.y0 + r;
-    dst[f.dst_offset + (r * p.width + x) * p.channels + c] = sample(f.src_offset, f32(x) + f.dx, f32(y) + f.dy, c);
+    dst[f.dst_offset + (r * p.width + x) * p.channels + c] = sample(f.src_offset, f32(x) + f.dx, f32(y) + f.dy, c, p.interp);
 }
 
 @compute @workgroup_size(16, 16, 1)
@@ -85,7 +55,7 @@ fn shift_accumulate(@builtin(global_invocation_id) gid: vec3<u32>) {
     var acc = 0.0;
     for (var k = 0u; k < p.count; k++) {
         let f = frames[k];
-        acc += f.weight * sample(f.src_offset, f32(x) + f.dx, f32(y) + f.dy, c);
+        acc += f.weight * sample(f.src_offset, f32(x) + f.dx, f32(y) + f.dy, c, p.interp);
     }
     dst[(r * p.width + x) * p.channels + c] += acc;
 }

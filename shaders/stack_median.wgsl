@@ -1,4 +1,4 @@
-// stack_median.wgsl — exact per-pixel median over n aligned frames (C1).
+// stack_median.wgsl — exact per-pixel median over n aligned frames.
 // Bindings (group 0): 0 samples: array<f32> (read), frame-major tile:
 //   samples[f * npix + i] is sample i of frame f; 1 out: array<f32> (read_write),
 //   out[out_offset + i]; 2 uniforms P.
@@ -15,13 +15,9 @@ struct P { npix: u32, n: u32, out_offset: u32, _pad: u32 };
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<uniform> p: P;
 
-fn index(gid: vec3<u32>) -> u32 {
-    return gid.x + gid.y * 65535u * 64u;
-}
-
 @compute @workgroup_size(64, 1, 1)
 fn median_sort(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = index(gid);
+    let i = flat_index(gid, 64u);
     if (i >= p.npix) { return; }
     var v: array<f32, 64>;
     let n = min(p.n, 64u);
@@ -41,22 +37,6 @@ fn median_sort(@builtin(global_invocation_id) gid: vec3<u32>) {
         m = 0.5 * (v[n / 2u - 1u] + v[n / 2u]);
     }
     out[p.out_offset + i] = m;
-}
-
-// Order-preserving map from f32 to u32.
-fn key(x: f32) -> u32 {
-    let b = bitcast<u32>(x);
-    if ((b & 0x80000000u) != 0u) {
-        return ~b;
-    }
-    return b | 0x80000000u;
-}
-
-fn unkey(k: u32) -> f32 {
-    if ((k & 0x80000000u) != 0u) {
-        return bitcast<f32>(k & 0x7fffffffu);
-    }
-    return bitcast<f32>(~k);
 }
 
 // The k-th smallest key (0-based) among the pixel's samples: radix selection
@@ -93,7 +73,7 @@ fn select_key(i: u32, k_in: u32) -> u32 {
 
 @compute @workgroup_size(64, 1, 1)
 fn median_select(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = index(gid);
+    let i = flat_index(gid, 64u);
     if (i >= p.npix) { return; }
     let k = (p.n - 1u) / 2u;
     let a = select_key(i, k);

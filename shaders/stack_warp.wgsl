@@ -34,36 +34,6 @@ fn at(base: u32, x: i32, y: i32, c: u32) -> f32 {
     return src[base + (yy * p.width + xx) * p.channels + c];
 }
 
-fn cubic(t: f32) -> vec4<f32> {
-    let t2 = t * t;
-    let t3 = t2 * t;
-    return vec4<f32>(0.5 * (-t3 + 2.0 * t2 - t), 0.5 * (3.0 * t3 - 5.0 * t2 + 2.0),
-                     0.5 * (-3.0 * t3 + 4.0 * t2 + t), 0.5 * (t3 - t2));
-}
-
-fn sample(base: u32, sx: f32, sy: f32, c: u32) -> f32 {
-    let fx = floor(sx);
-    let fy = floor(sy);
-    let tx = sx - fx;
-    let ty = sy - fy;
-    let ix = i32(fx);
-    let iy = i32(fy);
-    if (p.interp == 0u) {
-        let a = at(base, ix, iy, c) * (1.0 - tx) + at(base, ix + 1, iy, c) * tx;
-        let b = at(base, ix, iy + 1, c) * (1.0 - tx) + at(base, ix + 1, iy + 1, c) * tx;
-        return a * (1.0 - ty) + b * ty;
-    }
-    let wx = cubic(tx);
-    let wy = cubic(ty);
-    var s = 0.0;
-    for (var j = 0; j < 4; j++) {
-        let yy = iy + j - 1;
-        let row = wx.x * at(base, ix - 1, yy, c) + wx.y * at(base, ix, yy, c) + wx.z * at(base, ix + 1, yy, c) + wx.w * at(base, ix + 2, yy, c);
-        s += wy[j] * row;
-    }
-    return s;
-}
-
 // Bilinear interpolation of grid values v (one of dx, dy, weight).
 fn lerp_grid(off: u32, cols: u32, i0: u32, i1: u32, tx: f32, r0: u32, r1: u32, ty: f32) -> f32 {
     let a = grids[off + r0 + i0] * (1.0 - tx) + grids[off + r0 + i1] * tx;
@@ -103,7 +73,7 @@ fn warp_accumulate(@builtin(global_invocation_id) gid: vec3<u32>) {
         let dy = f.dy + gdy;
         ws += wt;
         for (var c = 0u; c < p.channels; c++) {
-            acc[pix * p.channels + c] += wt * sample(f.src_offset, f32(x) + dx, f32(y) + dy, c);
+            acc[pix * p.channels + c] += wt * sample(f.src_offset, f32(x) + dx, f32(y) + dy, c, p.interp);
         }
     }
     wsum[pix] += ws;

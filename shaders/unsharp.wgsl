@@ -11,7 +11,7 @@ struct P { n: u32, _pad: u32, amount: f32, threshold: f32 };
 
 @compute @workgroup_size(256, 1, 1)
 fn unsharp(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = gid.x + gid.y * 65535u * 256u;
+    let i = flat_index(gid, 256u);
     if (i >= p.n) { return; }
     let v = data[i];
     let d = v - blur[i];

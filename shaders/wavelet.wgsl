@@ -1,4 +1,4 @@
-// wavelet.wgsl — one à-trous detail layer added into the output (C2):
+// wavelet.wgsl — one à-trous detail layer added into the output:
 // out[i] += gain * soft(cur[i] - next[i], t[channel]), soft-threshold per channel.
 // The smoothing itself is conv_separable.wgsl with the B3 taps and dilation 2^j.
 // Bindings (group 0): 0 cur: array<f32> (read); 1 next: array<f32> (read);
@@ -14,7 +14,7 @@ struct P { n: u32, channels: u32, gain: f32, _a: f32, t: vec4<f32> };
 
 @compute @workgroup_size(256, 1, 1)
 fn detail(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = gid.x + gid.y * 65535u * 256u;
+    let i = flat_index(gid, 256u);
     if (i >= p.n) { return; }
     let t = p.t[i % p.channels];
     var d = cur[i] - next[i];

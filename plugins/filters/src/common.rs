@@ -15,7 +15,7 @@ pub const BAND_ROWS: usize = 16;
 pub fn host_pixels(image: &Image) -> Result<(), StageError> {
     if image.data.len() != image.len() {
         return Err(StageError::unsupported(format!(
-            "image pixels are not in host memory ({} samples for {}×{}×{}; this stage has no GPU path): the host must download the image first",
+            "image pixels are not in host memory ({} samples for {}×{}×{}): the CPU path reads host memory, so the host must download the image first",
             image.data.len(),
             image.width,
             image.height,

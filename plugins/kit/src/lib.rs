@@ -8,8 +8,6 @@
 //!   luminance, parallel shift measurement, the mean-of-best reference).
 //! - [`fft`]: 2-D real FFT with a plan cache and phase correlation with
 //!   sub-pixel peak fitting.
-//! - [`gpu_pc`]: the same phase correlation on the GPU, over frames the
-//!   host keeps on the device.
 //! - [`conv`]: separable convolution (gaussian), parallel over rows.
 //! - [`warp`]: sub-pixel resampling (bilinear, bicubic) of frame rows under a
 //!   [`FrameWarp`](jupiter_plugin_api::FrameWarp), streamed from a frame source.
@@ -22,7 +20,6 @@ pub mod align;
 pub mod conv;
 pub mod fft;
 pub mod gpu;
-pub mod gpu_pc;
 pub mod stats;
 pub mod tile;
 pub mod warp;

@@ -134,7 +134,7 @@ pub fn sharpen_plane(
 pub fn sharpen(ctx: &StageCtx, image: Image, s: &LayerSettings) -> Result<Image, StageError> {
     if image.data.len() != image.len() {
         return Err(StageError::unsupported(
-            "image pixels are not in host memory (this stage has no GPU path): the host must download the image first",
+            "image pixels are not in host memory: the CPU path reads host memory, so the host must download the image first",
         ));
     }
     if image.is_empty() {

@@ -5,9 +5,10 @@
 //! `shaders/stack_median.wgsl`: an in-register insertion sort up to 64 frames,
 //! an exact 4-bit radix selection above. The result stays on the device.
 
-use jupiter_kit::gpu::{median_stack, MEDIAN_TILE_BUDGET_WORDS};
+use jupiter_kit::gpu::{groups_1d, shaders, stack_bands_on_device};
+use jupiter_plugin_api::gpu::helpers::{run, Uniforms};
 use jupiter_plugin_api::prelude::*;
-use jupiter_plugin_api::GpuServiceBox;
+use jupiter_plugin_api::{GpuBuffer, GpuServiceBox};
 
 use crate::params::MedianParams;
 
@@ -42,3 +43,60 @@ pub fn stack(
         device: Some(buf).into(),
     })
 }
+
+/// Exact per-pixel median of the frames under global shifts, on the GPU:
+/// the kit's band driver with the median kernel; returns the device buffer
+/// holding the `w × h × c` result.
+pub fn median_stack(
+    ctx: &StageCtx,
+    gpu: &GpuServiceBox,
+    frames: &FrameSourceRef,
+    warps: &[FrameWarp],
+    interp: u32,
+    budget_words: usize,
+) -> Result<GpuBuffer, StageError> {
+    stack_bands_on_device(
+        ctx,
+        gpu,
+        frames,
+        warps,
+        interp,
+        budget_words,
+        &mut |tile, out, npix, n, offset| median_kernel(gpu, tile, out, npix, n, offset),
+    )
+}
+
+/// Per-pixel median over `n` frames of a frame-major tile (`tile[f * npix + i]`)
+/// into `out[out_offset + i]`: in-register insertion sort for n ≤ 64, exact
+/// 4-bit radix selection above (`shaders/stack_median.wgsl`).
+pub fn median_kernel(
+    gpu: &GpuServiceBox,
+    tile: GpuBuffer,
+    out: GpuBuffer,
+    npix: usize,
+    n: usize,
+    out_offset: usize,
+) -> Result<(), StageError> {
+    let u = Uniforms::new()
+        .u32(npix as u32)
+        .u32(n as u32)
+        .u32(out_offset as u32)
+        .u32(0);
+    let entry = if n <= 64 {
+        "median_sort"
+    } else {
+        "median_select"
+    };
+    run(
+        gpu,
+        shaders::STACK_MEDIAN,
+        entry,
+        &[tile, out],
+        &u,
+        groups_1d(npix, 64),
+    )
+}
+
+/// Words of device memory the median stack may use for its frame tile.
+pub const MEDIAN_TILE_BUDGET_WORDS: usize = 1 << 26;
+

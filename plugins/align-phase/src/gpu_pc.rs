@@ -1,5 +1,5 @@
 //! Phase correlation on the GPU (`shaders/phase_corr.wgsl`): the
-//! measurement of [`crate::fft::PhaseCorrelator::shift_of`] — first estimate
+//! measurement of [`jupiter_kit::fft::PhaseCorrelator::shift_of`] — first estimate
 //! on 2×2-binned planes (regions of at least [`COARSE_MIN`] a side), the
 //! frame resampled by it, the residual measured at full resolution — for a
 //! batch of frames at a time, on frames the host keeps on the device, two
@@ -13,9 +13,9 @@
 use jupiter_plugin_api::gpu::helpers::{download_at, groups, run, write, Buffers, Uniforms};
 use jupiter_plugin_api::{DeviceFrames, FrameInfo, GpuBuffer, GpuServiceBox, StageCtx, StageError};
 
-use crate::align::Roi;
-use crate::fft::{hann, Shift, COARSE_MIN};
-use crate::gpu::{groups_1d, shaders::PHASE_CORR};
+use jupiter_kit::align::Roi;
+use jupiter_kit::fft::{hann, Shift, COARSE_MIN};
+use jupiter_kit::gpu::{groups_1d, shaders::PHASE_CORR};
 
 /// Workgroups per frame in the shader's reductions (`PARTS` there).
 const PARTS: usize = 32;

@@ -1,0 +1,299 @@
+//! Resampling frames on the device: whole-batch shifts (`shift.wgsl`), warp
+//! fields (`stack_warp.wgsl`), accumulation of resident frames, and the
+//! parallel decode of a batch of rows for upload.
+
+use jupiter_plugin_api::gpu::helpers::{groups, run, Buffers, Uniforms};
+use jupiter_plugin_api::{DeviceFrames, GpuBuffer, GpuServiceBox, StageError};
+
+use super::shaders;
+
+/// Geometry shared by the frames of a shift batch (see `shaders/shift.wgsl`).
+#[derive(Debug, Clone, Copy)]
+pub struct ShiftGeometry {
+    pub width: usize,
+    pub height: usize,
+    pub channels: usize,
+    /// 0 bilinear, 1 bicubic (Catmull-Rom).
+    pub interp: u32,
+    /// Output rows `y0 .. y0 + rows`.
+    pub y0: usize,
+    pub rows: usize,
+    /// Each frame's source holds frame rows `src_y0 .. src_y0 + src_rows`.
+    pub src_y0: usize,
+    pub src_rows: usize,
+}
+
+impl ShiftGeometry {
+    /// Whole `w × h × c` frames in and out.
+    pub fn whole(w: usize, h: usize, c: usize, interp: u32) -> ShiftGeometry {
+        ShiftGeometry {
+            width: w,
+            height: h,
+            channels: c,
+            interp,
+            y0: 0,
+            rows: h,
+            src_y0: 0,
+            src_rows: h,
+        }
+    }
+}
+
+/// One frame of a shift batch.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FrameSlot {
+    pub dx: f32,
+    pub dy: f32,
+    /// Weight in `shift_accumulate`.
+    pub weight: f32,
+    /// Word offset of this frame's source rows in `src`.
+    pub src_offset: usize,
+    /// Word offset of this frame's output rows in `dst` (`shift_frames`).
+    pub dst_offset: usize,
+}
+
+/// Frames per dispatch of [`accumulate_resident`].
+const RESIDENT_BATCH: usize = 4096;
+
+/// Adds frames the host keeps on the device into `acc` (`width × rows ×
+/// channels` of `g`): `acc += Σ weight · frame(x + dx, y + dy)` over
+/// `items` = (frame index, dx, dy, weight), one `shift_accumulate` dispatch
+/// per device buffer the frames lie in (and per [`RESIDENT_BATCH`] frames),
+/// in buffer order. `progress(done)` after each dispatch.
+pub fn accumulate_resident(
+    gpu: &GpuServiceBox,
+    dev: &DeviceFrames,
+    g: &ShiftGeometry,
+    items: &[(usize, f32, f32, f32)],
+    acc: GpuBuffer,
+    mut progress: impl FnMut(usize) -> Result<(), StageError>,
+) -> Result<(), StageError> {
+    let len = g.width * g.height * g.channels;
+    let mut bufs = Buffers::new(gpu);
+    let table = bufs.zeroed(items.len().clamp(1, RESIDENT_BATCH) * SLOT_WORDS)?;
+    let index: Vec<usize> = items.iter().map(|t| t.0).collect();
+    let order = dev.in_buffer_order(&index, len);
+    let mut done = 0;
+    for (buf, first, count) in DeviceFrames::runs(&order) {
+        for part in order[first..first + count].chunks(RESIDENT_BATCH) {
+            let slots: Vec<FrameSlot> = part
+                .iter()
+                .map(|s| {
+                    let (_, dx, dy, weight) = items[s.pos];
+                    FrameSlot {
+                        dx,
+                        dy,
+                        weight,
+                        src_offset: s.offset,
+                        dst_offset: 0,
+                    }
+                })
+                .collect();
+            write_slots(gpu, table, &slots)?;
+            shift_accumulate(gpu, buf, acc, table, g, part.len())?;
+            done += part.len();
+            progress(done)?;
+        }
+    }
+    Ok(())
+}
+
+/// Words per [`FrameSlot`] in the device's frame table.
+pub const SLOT_WORDS: usize = 8;
+
+/// Writes the frame table of a batch into `table` (`SLOT_WORDS` words each).
+pub fn write_slots(
+    gpu: &GpuServiceBox,
+    table: GpuBuffer,
+    slots: &[FrameSlot],
+) -> Result<(), StageError> {
+    let mut words = Vec::with_capacity(slots.len() * SLOT_WORDS);
+    for s in slots {
+        words.extend_from_slice(&[
+            s.dx,
+            s.dy,
+            s.weight,
+            f32::from_bits(s.src_offset as u32),
+            f32::from_bits(s.dst_offset as u32),
+            0.0,
+            0.0,
+            0.0,
+        ]);
+    }
+    jupiter_plugin_api::gpu::helpers::write(gpu, table, 0, &words)
+}
+
+fn shift_uniforms(g: &ShiftGeometry, count: usize) -> Uniforms {
+    Uniforms::new()
+        .u32(g.width as u32)
+        .u32(g.height as u32)
+        .u32(g.channels as u32)
+        .u32(g.interp)
+        .u32(g.y0 as u32)
+        .u32(g.rows as u32)
+        .u32(g.src_y0 as u32)
+        .u32(g.src_rows as u32)
+        .u32(count as u32)
+}
+
+/// Resamples the `count` frames of a batch into `dst`, each at its slot's
+/// `dst_offset` (one dispatch for the whole batch).
+pub fn shift_frames(
+    gpu: &GpuServiceBox,
+    src: GpuBuffer,
+    dst: GpuBuffer,
+    table: GpuBuffer,
+    g: &ShiftGeometry,
+    count: usize,
+) -> Result<(), StageError> {
+    let z = (count * g.channels) as u32;
+    run(
+        gpu,
+        shaders::SHIFT,
+        "shift_frames",
+        &[src, dst, table],
+        &shift_uniforms(g, count),
+        [groups(g.width, 16), groups(g.rows, 16), z],
+    )
+}
+
+/// `acc += Σ_k weight_k · shifted frame k` over the batch (one dispatch).
+pub fn shift_accumulate(
+    gpu: &GpuServiceBox,
+    src: GpuBuffer,
+    acc: GpuBuffer,
+    table: GpuBuffer,
+    g: &ShiftGeometry,
+    count: usize,
+) -> Result<(), StageError> {
+    run(
+        gpu,
+        shaders::SHIFT,
+        "shift_accumulate",
+        &[src, acc, table],
+        &shift_uniforms(g, count),
+        [groups(g.width, 16), groups(g.rows, 16), g.channels as u32],
+    )
+}
+
+/// Words per frame in the warp table of `shaders/stack_warp.wgsl`.
+pub const WARP_SLOT_WORDS: usize = 12;
+
+/// Builds the warp table and the concatenated grids of a batch: for each
+/// frame its global shift, weight, source offset, and its field (a frame
+/// without one gets a 1×1 grid of zero shift and weight 1).
+pub fn warp_tables(
+    warps: &[&jupiter_plugin_api::FrameWarp],
+    weights: &[f32],
+    frame_len: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let mut table = Vec::with_capacity(warps.len() * WARP_SLOT_WORDS);
+    let mut grids = Vec::new();
+    for (k, (w, &weight)) in warps.iter().zip(weights).enumerate() {
+        let offset = grids.len() as u32;
+        let (cols, rows, x0, y0, sx, sy) = match w.field.as_ref().into_option() {
+            Some(f) => {
+                grids.extend_from_slice(&f.dx);
+                grids.extend_from_slice(&f.dy);
+                grids.extend_from_slice(&f.weight);
+                (f.cols, f.rows, f.x0, f.y0, f.step_x, f.step_y)
+            }
+            None => {
+                grids.extend_from_slice(&[0.0, 0.0, 1.0]);
+                (1, 1, 0.0, 0.0, 1.0, 1.0)
+            }
+        };
+        table.extend_from_slice(&[
+            w.dx,
+            w.dy,
+            weight,
+            f32::from_bits((k * frame_len) as u32),
+            f32::from_bits(offset),
+            f32::from_bits(cols),
+            f32::from_bits(rows),
+            0.0,
+            x0,
+            y0,
+            sx,
+            sy,
+        ]);
+    }
+    (table, grids)
+}
+
+/// `acc += Σ_k w_k · fw_k(x, y) · frame_k(x + dx_k(x, y), y + dy_k(x, y))` and
+/// `wsum += Σ_k w_k · fw_k(x, y)` over a batch under warp fields (one dispatch).
+#[allow(clippy::too_many_arguments)]
+pub fn warp_accumulate(
+    gpu: &GpuServiceBox,
+    [src, acc, wsum, table, grids]: [GpuBuffer; 5],
+    (w, h, c): (usize, usize, usize),
+    interp: u32,
+    count: usize,
+) -> Result<(), StageError> {
+    let u = Uniforms::new()
+        .u32(w as u32)
+        .u32(h as u32)
+        .u32(c as u32)
+        .u32(interp)
+        .u32(count as u32);
+    run(
+        gpu,
+        shaders::STACK_WARP,
+        "warp_accumulate",
+        &[src, acc, wsum, table, grids],
+        &u,
+        [groups(w, 16), groups(h, 16), 1],
+    )
+}
+
+/// `acc /= wsum` per pixel (0 where no frame contributed).
+pub fn warp_normalize(
+    gpu: &GpuServiceBox,
+    bufs: [GpuBuffer; 5],
+    (w, h, c): (usize, usize, usize),
+) -> Result<(), StageError> {
+    let u = Uniforms::new()
+        .u32(w as u32)
+        .u32(h as u32)
+        .u32(c as u32)
+        .u32(0)
+        .u32(0);
+    run(
+        gpu,
+        shaders::STACK_WARP,
+        "normalize",
+        &bufs,
+        &u,
+        [groups(w, 16), groups(h, 16), 1],
+    )
+}
+
+/// Decodes rows `y0 .. y0 + rows` of frames `start .. start + count` into
+/// consecutive blocks of `staging`, in parallel through the backend.
+pub fn read_batch(
+    ctx: &jupiter_plugin_api::StageCtx,
+    frames: &jupiter_plugin_api::FrameSourceRef,
+    start: usize,
+    count: usize,
+    (y0, rows): (usize, usize),
+    staging: &mut [f32],
+) -> Result<(), StageError> {
+    let block = rows * frames.info().row_len();
+    let error = std::sync::Mutex::new(None);
+    ctx.par_chunks_mut(&mut staging[..count * block], block, |k, chunk| {
+        if let Err(e) = frames
+            .read_rows(start + k, y0, rows, chunk.into())
+            .into_result()
+        {
+            error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert(e);
+        }
+    })?;
+    match error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}

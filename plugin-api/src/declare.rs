@@ -101,7 +101,12 @@ pub mod kinds {
         pub fn spec<T: Into<f64> + Copy>(name: &str, d: &T, lo: T, hi: T, doc: &str) -> ParamSpec {
             ParamSpec::float(name, (*d).into(), lo.into(), hi.into(), doc)
         }
-        pub fn check<T: PartialOrd + Display>(name: &str, v: &T, lo: T, hi: T) -> Result<(), StageError> {
+        pub fn check<T: PartialOrd + Display>(
+            name: &str,
+            v: &T,
+            lo: T,
+            hi: T,
+        ) -> Result<(), StageError> {
             within(name, v, lo, hi)
         }
     }
@@ -112,7 +117,12 @@ pub mod kinds {
         pub fn spec<T: Into<i64> + Copy>(name: &str, d: &T, lo: T, hi: T, doc: &str) -> ParamSpec {
             ParamSpec::int(name, (*d).into(), lo.into(), hi.into(), doc)
         }
-        pub fn check<T: PartialOrd + Display>(name: &str, v: &T, lo: T, hi: T) -> Result<(), StageError> {
+        pub fn check<T: PartialOrd + Display>(
+            name: &str,
+            v: &T,
+            lo: T,
+            hi: T,
+        ) -> Result<(), StageError> {
             within(name, v, lo, hi)
         }
     }
@@ -143,7 +153,13 @@ pub mod kinds {
     /// A list of floats, each in `lo ..= hi`.
     pub mod float_list {
         use super::*;
-        pub fn spec<T: Into<f64> + Copy>(name: &str, d: &[T], lo: T, hi: T, doc: &str) -> ParamSpec {
+        pub fn spec<T: Into<f64> + Copy>(
+            name: &str,
+            d: &[T],
+            lo: T,
+            hi: T,
+            doc: &str,
+        ) -> ParamSpec {
             let d: Vec<f64> = d.iter().map(|&v| v.into()).collect();
             ParamSpec::float_list(name, &d, lo.into(), hi.into(), doc)
         }

@@ -84,8 +84,8 @@ pub type GpuServiceBox = GpuService_TO<'static, RArc<()>>;
 /// Safe helpers over a [`GpuServiceBox`], used by plugins' GPU paths.
 pub mod helpers {
     use super::*;
-    use abi_stable::std_types::RSlice;
     use crate::frame::Image;
+    use abi_stable::std_types::RSlice;
 
     /// Uploads `data` into a new buffer.
     pub fn upload(gpu: &GpuServiceBox, data: &[f32]) -> Result<GpuBuffer, StageError> {
@@ -171,6 +171,10 @@ pub mod helpers {
     impl Uniforms {
         pub fn new() -> Uniforms {
             Uniforms(Vec::new())
+        }
+        /// A uniform block given as its bytes (e.g. a `#[repr(C)]` struct's).
+        pub fn from_bytes(bytes: &[u8]) -> Uniforms {
+            Uniforms(bytes.to_vec())
         }
         pub fn u32(mut self, v: u32) -> Uniforms {
             self.0.extend_from_slice(&v.to_le_bytes());

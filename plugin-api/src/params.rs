@@ -276,7 +276,10 @@ mod tests {
         assert_eq!(Interpolation::Bilinear.shader_code(), 0);
         assert_eq!(Interpolation::Bicubic.shader_code(), 1);
         let e = serde_json::from_str::<Interpolation>("\"nearest\"").unwrap_err();
-        assert!(e.to_string().contains("bilinear or bicubic, not 'nearest'"), "{e}");
+        assert!(
+            e.to_string().contains("bilinear or bicubic, not 'nearest'"),
+            "{e}"
+        );
         assert!("cubic".parse::<Interpolation>().is_err());
     }
 }

@@ -308,8 +308,15 @@ fn median_stack_over_device_frames_matches_the_cpu() {
             jupiter_plugin_stack_median::cpu::stack(&stage_ctx(&cpu_be), &mem.as_ref(), &req, &p)
                 .unwrap();
         // A band budget of 5 rows of all frames: several bands.
-        let out = jupiter_plugin_stack_median::gpu::median_stack(&g, &gpu, &mem.as_ref(), &warps, 1, 7 * 5 * w * c)
-            .unwrap();
+        let out = jupiter_plugin_stack_median::gpu::median_stack(
+            &g,
+            &gpu,
+            &mem.as_ref(),
+            &warps,
+            1,
+            7 * 5 * w * c,
+        )
+        .unwrap();
         let d = max_abs_diff(
             &cpu.data,
             &host_data(

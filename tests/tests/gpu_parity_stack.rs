@@ -145,8 +145,15 @@ fn median_gpu_matches_the_naive_median() {
         let want = median_reference(&mem, &warps);
         let g = ctx(&gpu_be);
         let gpu = g.gpu().unwrap();
-        let buf =
-            jupiter_plugin_stack_median::gpu::median_stack(&g, &gpu, &mem.as_ref(), &warps, 1, budget).unwrap();
+        let buf = jupiter_plugin_stack_median::gpu::median_stack(
+            &g,
+            &gpu,
+            &mem.as_ref(),
+            &warps,
+            1,
+            budget,
+        )
+        .unwrap();
         let got = jupiter_plugin_api::gpu::helpers::download(&gpu, buf, want.len()).unwrap();
         gpu.destroy_buffer(buf);
         let d = max_abs_diff(&want, &got);

@@ -26,6 +26,24 @@ use crate::io::ser::{ColorId, SerFile};
 /// The decode kernel.
 const DECODE: &str = include_str!("../../../shaders/decode.wgsl");
 
+/// The uniform block of `decode.wgsl`, field for field its `P`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct DecodeP {
+    width: u32,
+    height: u32,
+    planes: u32,
+    channels: u32,
+    bytes: u32,
+    little: u32,
+    kind: u32,
+    pattern: u32,
+    count: u32,
+    frame_bytes: u32,
+    out_base: u32,
+    inv_scale: f32,
+}
+
 /// Largest decoded buffer tried first; halved while the device refuses it.
 const MAX_BUFFER: u64 = 1 << 30;
 /// Smallest buffer size tried before giving up.
@@ -461,19 +479,20 @@ impl CaptureOnDevice {
                         .write_buffer(raw, aligned as u64, RSlice::from_slice(&tail))
                         .into_result()?;
                 }
-                let u = Uniforms::new()
-                    .u32(w as u32)
-                    .u32(h as u32)
-                    .u32(planes)
-                    .u32(c as u32)
-                    .u32(ser.header.bytes_per_sample() as u32)
-                    .u32(ser.little_endian as u32)
-                    .u32(kind)
-                    .u32(pattern)
-                    .u32(frames as u32)
-                    .u32(fb as u32)
-                    .u32((start * w * h * c) as u32)
-                    .f32(1.0 / ser.scale);
+                let u = Uniforms::from_bytes(bytemuck::bytes_of(&DecodeP {
+                    width: w as u32,
+                    height: h as u32,
+                    planes,
+                    channels: c as u32,
+                    bytes: ser.header.bytes_per_sample() as u32,
+                    little: ser.little_endian as u32,
+                    kind,
+                    pattern,
+                    count: frames as u32,
+                    frame_bytes: fb as u32,
+                    out_base: (start * w * h * c) as u32,
+                    inv_scale: 1.0 / ser.scale,
+                }));
                 run(
                     &self.gpu,
                     DECODE,
@@ -509,4 +528,24 @@ fn pattern_code(p: BayerPattern) -> u32 {
     (0..4).fold(0, |acc, i| {
         acc | ((p.color_at(i % 2, i / 2) as u32) << (2 * i))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `DecodeP` has the size of the WGSL struct it fills.
+    #[test]
+    fn the_decode_uniform_block_matches_its_wgsl_struct() {
+        let module = naga::front::wgsl::parse_str(DECODE).unwrap();
+        let span = module
+            .types
+            .iter()
+            .find_map(|(_, t)| match (&t.name, &t.inner) {
+                (Some(n), naga::TypeInner::Struct { span, .. }) if n == "P" => Some(*span),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(span as usize, std::mem::size_of::<DecodeP>());
+    }
 }

@@ -4,10 +4,10 @@
 //! [`crate::gpu_pc::GpuCorrelator`] (the CPU path's arithmetic) over
 //! the frames the host keeps there; four numbers per frame come back.
 
+use crate::gpu_pc::GpuCorrelator;
 use jupiter_kit::align::{measure_region, Roi};
 use jupiter_kit::fft::Shift;
 use jupiter_kit::gpu::{accumulate_resident, ShiftGeometry};
-use crate::gpu_pc::GpuCorrelator;
 use jupiter_plugin_api::gpu::helpers::{download, Buffers};
 use jupiter_plugin_api::prelude::*;
 use jupiter_plugin_api::{DeviceFrames, GpuServiceBox};

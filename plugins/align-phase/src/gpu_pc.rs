@@ -10,12 +10,12 @@
 //! factors up to 13 and be at most 2048 ([`supported_len`]); otherwise
 //! [`GpuCorrelator::new`] returns `None` and the caller measures on the CPU.
 
-use jupiter_plugin_api::gpu::helpers::{download_at, groups, run, write, Buffers, Uniforms};
+use jupiter_plugin_api::gpu::helpers::{download_at, groups, run, write, Buffers};
 use jupiter_plugin_api::{DeviceFrames, FrameInfo, GpuBuffer, GpuServiceBox, StageCtx, StageError};
 
 use jupiter_kit::align::Roi;
 use jupiter_kit::fft::{hann, Shift, COARSE_MIN};
-use jupiter_kit::gpu::{groups_1d, shaders::PHASE_CORR};
+use jupiter_kit::gpu::{groups_1d, shaders::PHASE_CORR, uniforms, PhaseCorrP};
 
 /// Workgroups per frame in the shader's reductions (`PARTS` there).
 const PARTS: usize = 32;
@@ -81,51 +81,7 @@ struct Level {
 }
 
 /// The shader's uniform block.
-#[derive(Clone, Copy, Default)]
-struct Pu {
-    geom: [u32; 8],
-    n0: u32,
-    n1: u32,
-    count: u32,
-    base: u32,
-    prev: u32,
-    out: u32,
-    means: u32,
-    use_prev: u32,
-    prev_scale: f32,
-    self_peak: f32,
-    whiten: f32,
-    mode: u32,
-    tables: [u32; 6],
-    inverse: u32,
-    part: u32,
-}
-
-impl Pu {
-    fn uniforms(&self) -> Uniforms {
-        let mut u = Uniforms::new();
-        for g in self.geom {
-            u = u.u32(g);
-        }
-        u = u
-            .u32(self.n0)
-            .u32(self.n1)
-            .u32(self.count)
-            .u32(self.base)
-            .u32(self.prev)
-            .u32(self.out)
-            .u32(self.means)
-            .u32(self.use_prev)
-            .f32(self.prev_scale)
-            .f32(self.self_peak)
-            .f32(self.whiten)
-            .u32(self.mode);
-        for t in self.tables {
-            u = u.u32(t);
-        }
-        u.u32(self.inverse).u32(self.part)
-    }
-}
+type Pu = PhaseCorrP;
 
 /// Phase correlation against one reference region, on the device.
 pub struct GpuCorrelator<'g> {
@@ -324,7 +280,7 @@ impl<'g> GpuCorrelator<'g> {
             &[
                 src, self.table, self.res, self.plane, self.spec, lv.refspec, lv.consts,
             ],
-            &u.uniforms(),
+            &uniforms(u),
             g,
         )
     }

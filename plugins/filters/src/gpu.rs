@@ -6,8 +6,10 @@
 //! (exact ranks, as the CPU path's `round((n − 1) q)`).
 
 use jupiter_kit::conv::gaussian_kernel;
-use jupiter_kit::gpu::{accumulate, conv, groups_1d, kth_smallest, shaders, SelectOf};
-use jupiter_plugin_api::gpu::helpers::{run, write, Buffers, Uniforms};
+use jupiter_kit::gpu::{
+    accumulate, conv, groups_1d, kth_smallest, shaders, uniforms, PixelOpsP, SelectOf, UnsharpP,
+};
+use jupiter_plugin_api::gpu::helpers::{run, write, Buffers};
 use jupiter_plugin_api::prelude::*;
 use jupiter_plugin_api::{GpuBuffer, GpuServiceBox};
 
@@ -103,11 +105,12 @@ pub fn unsharp_mask(
         &gaussian_kernel(p.radius),
         1,
     )?;
-    let u = Uniforms::new()
-        .u32(n as u32)
-        .u32(0)
-        .f32(p.amount)
-        .f32(p.threshold);
+    let u = uniforms(&UnsharpP {
+        n: n as u32,
+        _pad: 0,
+        amount: p.amount,
+        threshold: p.threshold,
+    });
     run(
         gpu,
         shaders::UNSHARP,
@@ -131,7 +134,13 @@ fn pixel_op(
     let data = working_copy(gpu, &mut bufs, &image)?;
     let n = image.len();
     if n > 0 {
-        let u = Uniforms::new().u32(n as u32).u32(0).f32(a).f32(b).f32(c);
+        let u = uniforms(&PixelOpsP {
+            n: n as u32,
+            a,
+            b,
+            c,
+            ..Default::default()
+        });
         run(
             gpu,
             shaders::PIXEL_OPS,
@@ -206,12 +215,13 @@ pub fn stretch(
         "black point {black:.5} ({}%), white point {white:.5} ({}%), midtone {}",
         p.black_percentile, p.white_percentile, p.midtone
     ));
-    let u = Uniforms::new()
-        .u32(n as u32)
-        .u32(0)
-        .f32(black)
-        .f32(1.0 / (white - black))
-        .f32(p.midtone);
+    let u = uniforms(&PixelOpsP {
+        n: n as u32,
+        a: black,
+        b: 1.0 / (white - black),
+        c: p.midtone,
+        ..Default::default()
+    });
     run(
         gpu,
         shaders::PIXEL_OPS,

@@ -7,8 +7,8 @@
 //! finished on the CPU in `f64`, by the same formula as [`crate::cpu`].
 
 use jupiter_kit::conv::gaussian_kernel;
-use jupiter_kit::gpu::shaders;
-use jupiter_plugin_api::gpu::helpers::{download_at, groups, run, write, Buffers, Uniforms};
+use jupiter_kit::gpu::{shaders, uniforms, QualityP};
+use jupiter_plugin_api::gpu::helpers::{download_at, groups, run, write, Buffers};
 use jupiter_plugin_api::prelude::*;
 use jupiter_plugin_api::{DeviceFrames, GpuServiceBox};
 
@@ -89,18 +89,20 @@ pub fn score_all(
         write(gpu, list, 0, &offsets)?;
         // One dispatch per device buffer the batch's frames lie in.
         for (buf, first, count) in DeviceFrames::runs(chunk) {
-            let u = Uniforms::new()
-                .u32(w as u32)
-                .u32(h as u32)
-                .u32(c as u32)
-                .u32((kernel.len() / 2) as u32)
-                .u32(matches!(p.metric, Metric::Tenengrad) as u32)
-                .u32(tx as u32)
-                .u32(ty as u32)
-                .u32(count as u32)
-                .u32(first as u32)
-                .u32(totals as u32)
-                .u32(tile as u32);
+            let u = uniforms(&QualityP {
+                width: w as u32,
+                height: h as u32,
+                channels: c as u32,
+                radius: (kernel.len() / 2) as u32,
+                metric: matches!(p.metric, Metric::Tenengrad) as u32,
+                tiles_x: tx as u32,
+                tiles_y: ty as u32,
+                count: count as u32,
+                out_base: first as u32,
+                totals: totals as u32,
+                tile: tile as u32,
+                _c: 0,
+            });
             let bindings = [buf, list, partial, taps];
             run(
                 gpu,

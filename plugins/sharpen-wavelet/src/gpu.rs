@@ -9,8 +9,8 @@
 //! CPU path's.
 
 use jupiter_kit::conv::B3_SPLINE;
-use jupiter_kit::gpu::{accumulate, conv, kth_smallest, SelectOf};
-use jupiter_plugin_api::gpu::helpers::{run, Buffers, Uniforms};
+use jupiter_kit::gpu::{accumulate, conv, kth_smallest, uniforms, SelectOf, WaveletP};
+use jupiter_plugin_api::gpu::helpers::{run, Buffers};
 use jupiter_plugin_api::prelude::*;
 use jupiter_plugin_api::GpuServiceBox;
 
@@ -71,15 +71,13 @@ pub fn sharpen(
                 );
             }
         }
-        let u = Uniforms::new()
-            .u32(n as u32)
-            .u32(c as u32)
-            .f32(gain)
-            .f32(0.0)
-            .f32(t[0])
-            .f32(t[1])
-            .f32(t[2])
-            .f32(t[3]);
+        let u = uniforms(&WaveletP {
+            n: n as u32,
+            channels: c as u32,
+            gain,
+            _a: 0.0,
+            t: [t[0], t[1], t[2], t[3]],
+        });
         run(
             gpu,
             jupiter_kit::gpu::shaders::WAVELET,

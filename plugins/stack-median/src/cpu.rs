@@ -25,7 +25,13 @@ pub fn stack(
     req: &StackRequest,
     p: &MedianParams,
 ) -> Result<Image, StageError> {
-    stack_bands(ctx, frames, &req.alignment.warps, p.interpolation, median_in_place)
+    stack_bands(
+        ctx,
+        frames,
+        &req.alignment.warps,
+        p.interpolation,
+        median_in_place,
+    )
 }
 
 /// The naive reference: resamples every frame whole, then for each output
@@ -55,9 +61,9 @@ pub fn stack_reference(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jupiter_testkit::frames::{capture, CaptureSpec, Rng};
     use jupiter_plugin_api::testing::{MemFrames, ThreadBackend};
     use jupiter_plugin_api::WarpField;
+    use jupiter_testkit::frames::{capture, CaptureSpec, Rng};
 
     fn request(warps: Vec<FrameWarp>) -> StackRequest {
         StackRequest {

@@ -5,8 +5,8 @@
 //! `shaders/stack_median.wgsl`: an in-register insertion sort up to 64 frames,
 //! an exact 4-bit radix selection above. The result stays on the device.
 
-use jupiter_kit::gpu::{groups_1d, shaders, stack_bands_on_device};
-use jupiter_plugin_api::gpu::helpers::{run, Uniforms};
+use jupiter_kit::gpu::{groups_1d, shaders, stack_bands_on_device, uniforms, StackMedianP};
+use jupiter_plugin_api::gpu::helpers::run;
 use jupiter_plugin_api::prelude::*;
 use jupiter_plugin_api::{GpuBuffer, GpuServiceBox};
 
@@ -77,11 +77,12 @@ pub fn median_kernel(
     n: usize,
     out_offset: usize,
 ) -> Result<(), StageError> {
-    let u = Uniforms::new()
-        .u32(npix as u32)
-        .u32(n as u32)
-        .u32(out_offset as u32)
-        .u32(0);
+    let u = uniforms(&StackMedianP {
+        npix: npix as u32,
+        n: n as u32,
+        out_offset: out_offset as u32,
+        _pad: 0,
+    });
     let entry = if n <= 64 {
         "median_sort"
     } else {
@@ -99,4 +100,3 @@ pub fn median_kernel(
 
 /// Words of device memory the median stack may use for its frame tile.
 pub const MEDIAN_TILE_BUDGET_WORDS: usize = 1 << 26;
-

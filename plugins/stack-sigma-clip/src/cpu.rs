@@ -141,9 +141,9 @@ pub fn clip_reference(samples: &[f32], cfg: &ClipConfig) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jupiter_testkit::frames::{capture, CaptureSpec, Rng};
     use jupiter_plugin_api::testing::{MemFrames, ThreadBackend};
     use jupiter_plugin_api::WarpField;
+    use jupiter_testkit::frames::{capture, CaptureSpec, Rng};
 
     fn request(warps: Vec<FrameWarp>) -> StackRequest {
         StackRequest {

@@ -13,7 +13,9 @@ static ALLOC: CountingAlloc = CountingAlloc::new();
 
 #[test]
 fn peak_memory_is_output_plus_one_band_of_all_frames() {
-    jupiter_testkit::reference::check_memory_bound(&ALLOC, "stack-sigma-clip", |ctx, frames, req| {
-        stack(ctx, frames, req, &SigmaClipParams::default())
-    });
+    jupiter_testkit::reference::check_memory_bound(
+        &ALLOC,
+        "stack-sigma-clip",
+        |ctx, frames, req| stack(ctx, frames, req, &SigmaClipParams::default()),
+    );
 }

@@ -17,12 +17,12 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use jupiter_testkit::frames::{capture, CaptureSpec};
 use jupiter_kit::warp::{warped_rows, Interp};
 use jupiter_plugin_api::testing::{MemFrames, ThreadBackend};
 use jupiter_plugin_api::{Alignment, Image, StackRequest, StageError};
 use jupiter_plugin_stack_median::cpu::{stack, stack_reference};
 use jupiter_plugin_stack_median::params::MedianParams;
+use jupiter_testkit::frames::{capture, CaptureSpec};
 
 const USAGE: &str = "usage: jupiter-bench median [--frames N] [--width W] [--height H] [--threads T] [--interp bicubic|bilinear] [--repeat R]";
 

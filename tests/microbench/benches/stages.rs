@@ -24,10 +24,8 @@ use std::time::Duration;
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RResult, RSliceMut};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use jupiter_testkit::ser::{frame_bytes, header_bytes, Cfa, SerColor, SerSpec};
 use jupiter_host::io::ser::{OpenOptions, SerFile};
 use jupiter_kit::fft::{Fft2d, PhaseCorrelator};
-use jupiter_testkit::frames::{capture, CaptureSpec};
 use jupiter_kit::tile::naive_stack;
 use jupiter_kit::warp::{shift_plane, Interp};
 use jupiter_plugin_api::testing::{MemFrames, ThreadBackend};
@@ -35,6 +33,8 @@ use jupiter_plugin_api::{
     Alignment, FrameInfo, FrameSource, FrameSourceRef, FrameSource_TO, Image, StackRequest,
     StageError,
 };
+use jupiter_testkit::frames::{capture, CaptureSpec};
+use jupiter_testkit::ser::{frame_bytes, header_bytes, Cfa, SerColor, SerSpec};
 
 const SIZES: [(usize, usize); 2] = [(640, 480), (1024, 1024)];
 

@@ -5,18 +5,19 @@
 //! per-pixel stackers (`bands.rs`) and exact k-th-value selection
 //! (`select.rs`).
 
-use jupiter_plugin_api::gpu::helpers::{groups, run, Buffers, Uniforms};
+use jupiter_plugin_api::gpu::helpers::{groups, run, Buffers};
 use jupiter_plugin_api::{GpuBuffer, GpuServiceBox, StageError};
 
 mod bands;
 mod select;
 pub mod shaders;
 mod shift;
+pub mod uniforms;
 
 pub use bands::{stack_bands_on_device, BandKernel};
 pub use select::{kth_smallest, SelectOf};
 pub use shift::*;
-
+pub use uniforms::*;
 
 /// Workgroups for a 1-D pass over `n` items with groups of `size`, split
 /// over y when more than 65535 groups are needed (shaders index
@@ -38,7 +39,11 @@ pub fn accumulate(
     n: usize,
     weight: f32,
 ) -> Result<(), StageError> {
-    let u = Uniforms::new().u32(n as u32).u32(0).f32(weight).f32(0.0);
+    let u = uniforms(&StackMeanP {
+        n: n as u32,
+        weight,
+        ..Default::default()
+    });
     run(
         gpu,
         shaders::STACK_MEAN,
@@ -51,7 +56,11 @@ pub fn accumulate(
 
 /// `data *= s` over `n` samples.
 pub fn scale(gpu: &GpuServiceBox, data: GpuBuffer, n: usize, s: f32) -> Result<(), StageError> {
-    let u = Uniforms::new().u32(n as u32).u32(0).f32(s).f32(0.0);
+    let u = uniforms(&ScaleP {
+        n: n as u32,
+        scale: s,
+        ..Default::default()
+    });
     run(gpu, shaders::SCALE, "scale", &[data], &u, groups_1d(n, 256))
 }
 
@@ -69,17 +78,18 @@ pub fn conv(
 ) -> Result<(), StageError> {
     let mut bufs = Buffers::new(gpu);
     let taps = bufs.upload(kernel)?;
-    let u = Uniforms::new()
-        .u32(w as u32)
-        .u32(h as u32)
-        .u32(c as u32)
-        .u32((kernel.len() / 2) as u32)
-        .u32(dilation.max(1) as u32);
+    let u = uniforms(&ConvP {
+        width: w as u32,
+        height: h as u32,
+        channels: c as u32,
+        radius: (kernel.len() / 2) as u32,
+        dilation: dilation.max(1) as u32,
+        ..Default::default()
+    });
     let g = [groups(w, 16), groups(h, 16), c as u32];
     run(gpu, shaders::CONV, "conv_x", &[src, tmp, taps], &u, g)?;
     run(gpu, shaders::CONV, "conv_y", &[tmp, dst, taps], &u, g)
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -139,4 +149,3 @@ mod validation {
         }
     }
 }
-

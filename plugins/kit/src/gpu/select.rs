@@ -1,9 +1,10 @@
 //! Exact k-th value selection on the device by a radix histogram
 //! (`select_hist.wgsl`): the host reads back only 256 counts per pass.
 
-use jupiter_plugin_api::gpu::helpers::{run, Buffers, Uniforms};
+use jupiter_plugin_api::gpu::helpers::{run, Buffers};
 use jupiter_plugin_api::{GpuBuffer, GpuServiceBox, StageError};
 
+use super::uniforms::{uniforms, SelectP};
 use super::{groups_1d, shaders};
 
 /// Order-preserving key of an `f32` (as in `select_hist.wgsl`).
@@ -55,15 +56,16 @@ pub fn kth_smallest(
     for pass in 0..4 {
         let shift = 24 - 8 * pass;
         jupiter_plugin_api::gpu::helpers::write(gpu, hist, 0, &zeros)?;
-        let u = Uniforms::new()
-            .u32(count as u32)
-            .u32(stride as u32)
-            .u32(offset as u32)
-            .u32(mode)
-            .u32(shift)
-            .u32(prefix)
-            .u32(mask)
-            .u32(0);
+        let u = uniforms(&SelectP {
+            count: count as u32,
+            stride: stride as u32,
+            offset: offset as u32,
+            mode,
+            shift,
+            prefix,
+            mask,
+            _pad: 0,
+        });
         run(
             gpu,
             shaders::SELECT_HIST,

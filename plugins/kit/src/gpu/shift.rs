@@ -6,6 +6,7 @@ use jupiter_plugin_api::gpu::helpers::{groups, run, Buffers, Uniforms};
 use jupiter_plugin_api::{DeviceFrames, GpuBuffer, GpuServiceBox, StageError};
 
 use super::shaders;
+use super::uniforms::{uniforms, ShiftP, StackWarpP};
 
 /// Geometry shared by the frames of a shift batch (see `shaders/shift.wgsl`).
 #[derive(Debug, Clone, Copy)]
@@ -124,16 +125,18 @@ pub fn write_slots(
 }
 
 fn shift_uniforms(g: &ShiftGeometry, count: usize) -> Uniforms {
-    Uniforms::new()
-        .u32(g.width as u32)
-        .u32(g.height as u32)
-        .u32(g.channels as u32)
-        .u32(g.interp)
-        .u32(g.y0 as u32)
-        .u32(g.rows as u32)
-        .u32(g.src_y0 as u32)
-        .u32(g.src_rows as u32)
-        .u32(count as u32)
+    uniforms(&ShiftP {
+        width: g.width as u32,
+        height: g.height as u32,
+        channels: g.channels as u32,
+        interp: g.interp,
+        y0: g.y0 as u32,
+        rows: g.rows as u32,
+        src_y0: g.src_y0 as u32,
+        src_rows: g.src_rows as u32,
+        count: count as u32,
+        ..Default::default()
+    })
 }
 
 /// Resamples the `count` frames of a batch into `dst`, each at its slot's
@@ -231,12 +234,14 @@ pub fn warp_accumulate(
     interp: u32,
     count: usize,
 ) -> Result<(), StageError> {
-    let u = Uniforms::new()
-        .u32(w as u32)
-        .u32(h as u32)
-        .u32(c as u32)
-        .u32(interp)
-        .u32(count as u32);
+    let u = uniforms(&StackWarpP {
+        width: w as u32,
+        height: h as u32,
+        channels: c as u32,
+        interp,
+        count: count as u32,
+        ..Default::default()
+    });
     run(
         gpu,
         shaders::STACK_WARP,
@@ -253,12 +258,12 @@ pub fn warp_normalize(
     bufs: [GpuBuffer; 5],
     (w, h, c): (usize, usize, usize),
 ) -> Result<(), StageError> {
-    let u = Uniforms::new()
-        .u32(w as u32)
-        .u32(h as u32)
-        .u32(c as u32)
-        .u32(0)
-        .u32(0);
+    let u = uniforms(&StackWarpP {
+        width: w as u32,
+        height: h as u32,
+        channels: c as u32,
+        ..Default::default()
+    });
     run(
         gpu,
         shaders::STACK_WARP,

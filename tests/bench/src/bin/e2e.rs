@@ -43,13 +43,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
-use jupiter_testkit::ser::Cfa;
 use jupiter_host::io::write::write_image;
-use jupiter_testkit::capture::{generate, Scene, SynthColor, SynthOptions};
 use jupiter_kit::fft::PhaseCorrelator;
 use jupiter_kit::stats::luminance;
 use jupiter_kit::warp::{Interp, RowWindow};
 use jupiter_plugin_api::Image;
+use jupiter_testkit::capture::{generate, Scene, SynthColor, SynthOptions};
+use jupiter_testkit::ser::Cfa;
 
 const USAGE: &str = "usage: e2e [--dir DIR] [--host PATH] [--repeat R] [--cases] [--peers] [--cold] [--scaling] [--sizes] [--limited] [--devices] [--only NAME] [--quick] [--batch N]";
 

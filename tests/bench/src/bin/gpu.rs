@@ -98,7 +98,8 @@ struct Run<'a, 'c, 's> {
 /// Median kernel: one band of the frames × size² stack, repeated over all bands.
 fn median_kernel(gpu: &GpuServiceBox, frames: usize, size: usize) {
     let row = size;
-    let band = (jupiter_plugin_stack_median::gpu::MEDIAN_TILE_BUDGET_WORDS / (frames * row)).clamp(1, size);
+    let band = (jupiter_plugin_stack_median::gpu::MEDIAN_TILE_BUDGET_WORDS / (frames * row))
+        .clamp(1, size);
     let bands = size.div_ceil(band);
     let tile_data: Vec<f32> = (0..frames * band * row)
         .map(|i| ((i as u64 * 2654435761) % 10007) as f32 / 10007.0)
@@ -110,8 +111,15 @@ fn median_kernel(gpu: &GpuServiceBox, frames: usize, size: usize) {
     let t = Instant::now();
     for b in 0..bands {
         let rows = band.min(size - b * band);
-        jupiter_plugin_stack_median::gpu::median_kernel(gpu, tile, out, rows * row, frames, b * band * row)
-            .unwrap();
+        jupiter_plugin_stack_median::gpu::median_kernel(
+            gpu,
+            tile,
+            out,
+            rows * row,
+            frames,
+            b * band * row,
+        )
+        .unwrap();
     }
     gpu.synchronize().into_result().unwrap();
     let median_kernel = secs(t);

@@ -34,14 +34,14 @@ use std::time::Instant;
 
 use abi_stable::sabi_trait::TD_Opaque;
 use jupiter_host::backend::HostBackend;
-use jupiter_host::io::ser::SerFile;
 use jupiter_host::frames::CaptureFrames;
-use jupiter_testkit::capture::{generate_with_seeing, Scene, Seeing, SynthColor, SynthOptions};
+use jupiter_host::io::ser::SerFile;
 use jupiter_kit::warp::{warped_rows, Interp};
 use jupiter_plugin_align_multipoint::dewarp::dewarp_rows;
 use jupiter_plugin_align_multipoint::params::MultipointParams;
 use jupiter_plugin_api::frame::FrameSourceExt;
 use jupiter_plugin_api::{Alignment, FrameSource_TO, FrameWarp, StackRequest, StageCtx};
+use jupiter_testkit::capture::{generate_with_seeing, Scene, Seeing, SynthColor, SynthOptions};
 
 const USAGE: &str = "usage: multipoint [--frames N] [--width W] [--height H] [--threads T] [--sweep-frames N] [--ap-sizes SIZE[/STEP],…] [--repeat R] [--dir DIR] [--skip-sweep] [--skip-pipeline]";
 
@@ -258,7 +258,11 @@ fn sweep(o: &Opts, ser: &Path) -> Result<(), String> {
 
 /// Resampling under a warp field: the stacker's per-pixel path versus the
 /// aligner's row-wise one, one thread, every frame once (luminance only).
-fn resampling(o: &Opts, frames: &jupiter_plugin_api::FrameSourceRef, a: &Alignment) -> Result<(), String> {
+fn resampling(
+    o: &Opts,
+    frames: &jupiter_plugin_api::FrameSourceRef,
+    a: &Alignment,
+) -> Result<(), String> {
     let err = |e: jupiter_plugin_api::StageError| e.to_string();
     let n = a.warps.len();
     {

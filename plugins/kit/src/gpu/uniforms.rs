@@ -1,0 +1,222 @@
+//! The uniform block of every kernel in the registry, one `#[repr(C)]` Pod
+//! struct each, field for field the WGSL struct `P` of its file (a test
+//! checks the sizes against the WGSL layout). Stages fill the struct and
+//! pass [`uniforms`] of it to `run`.
+
+use bytemuck::{Pod, Zeroable};
+use jupiter_plugin_api::gpu::helpers::Uniforms;
+
+/// The bytes of a uniform block, as `run` takes them.
+pub fn uniforms<T: Pod>(block: &T) -> Uniforms {
+    Uniforms::from_bytes(bytemuck::bytes_of(block))
+}
+
+/// `stack_mean.wgsl` (`accumulate`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct StackMeanP {
+    pub n: u32,
+    pub _a: u32,
+    pub weight: f32,
+    pub scale: f32,
+}
+
+/// `scale.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct ScaleP {
+    pub n: u32,
+    pub _a: u32,
+    pub scale: f32,
+    pub _b: f32,
+}
+
+/// `conv_separable.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct ConvP {
+    pub width: u32,
+    pub height: u32,
+    pub channels: u32,
+    pub radius: u32,
+    pub dilation: u32,
+    pub _pad: [u32; 3],
+}
+
+/// `shift.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct ShiftP {
+    pub width: u32,
+    pub height: u32,
+    pub channels: u32,
+    pub interp: u32,
+    pub y0: u32,
+    pub rows: u32,
+    pub src_y0: u32,
+    pub src_rows: u32,
+    pub count: u32,
+    pub _pad: [u32; 3],
+}
+
+/// `stack_warp.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct StackWarpP {
+    pub width: u32,
+    pub height: u32,
+    pub channels: u32,
+    pub interp: u32,
+    pub count: u32,
+    pub _pad: [u32; 3],
+}
+
+/// `select_hist.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct SelectP {
+    pub count: u32,
+    pub stride: u32,
+    pub offset: u32,
+    pub mode: u32,
+    pub shift: u32,
+    pub prefix: u32,
+    pub mask: u32,
+    pub _pad: u32,
+}
+
+/// `stack_median.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct StackMedianP {
+    pub npix: u32,
+    pub n: u32,
+    pub out_offset: u32,
+    pub _pad: u32,
+}
+
+/// `quality.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct QualityP {
+    pub width: u32,
+    pub height: u32,
+    pub channels: u32,
+    pub radius: u32,
+    pub metric: u32,
+    pub tiles_x: u32,
+    pub tiles_y: u32,
+    pub count: u32,
+    pub out_base: u32,
+    pub totals: u32,
+    pub tile: u32,
+    pub _c: u32,
+}
+
+/// `unsharp.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct UnsharpP {
+    pub n: u32,
+    pub _pad: u32,
+    pub amount: f32,
+    pub threshold: f32,
+}
+
+/// `pixel_ops.wgsl` (`a`, `b`, `c` mean what each entry point says).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct PixelOpsP {
+    pub n: u32,
+    pub _pad: u32,
+    pub a: f32,
+    pub b: f32,
+    pub c: f32,
+    pub _p: [f32; 3],
+}
+
+/// `wavelet.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct WaveletP {
+    pub n: u32,
+    pub channels: u32,
+    pub gain: f32,
+    pub _a: f32,
+    /// Per-channel noise thresholds.
+    pub t: [f32; 4],
+}
+
+/// `phase_corr.wgsl`: the geometry of the frames and region, the batch, the
+/// buffers' offsets, and the FFT pass.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct PhaseCorrP {
+    /// fw, fh, fc, bin, rx, ry, rw, rh.
+    pub geom: [u32; 8],
+    pub n0: u32,
+    pub n1: u32,
+    pub count: u32,
+    pub base: u32,
+    pub prev: u32,
+    pub out: u32,
+    pub means: u32,
+    pub use_prev: u32,
+    pub prev_scale: f32,
+    pub self_peak: f32,
+    pub whiten: f32,
+    pub mode: u32,
+    /// tw0, tw1, wx, wy, gx, gy.
+    pub tables: [u32; 6],
+    pub inverse: u32,
+    pub part: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu::shaders;
+
+    /// Size of the WGSL struct `name` of `src`, from naga's layout.
+    fn wgsl_size(src: &str, name: &str) -> u32 {
+        let module = naga::front::wgsl::parse_str(src).unwrap();
+        let size = module
+            .types
+            .iter()
+            .find_map(|(_, t)| match (&t.name, &t.inner) {
+                (Some(n), naga::TypeInner::Struct { span, .. }) if n == name => Some(*span),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no struct {name}"));
+        size
+    }
+
+    #[test]
+    fn every_uniform_block_has_the_size_of_its_wgsl_struct() {
+        let blocks: &[(&str, &str, usize)] = &[
+            ("stack_mean", shaders::STACK_MEAN, size_of::<StackMeanP>()),
+            ("scale", shaders::SCALE, size_of::<ScaleP>()),
+            ("conv", shaders::CONV, size_of::<ConvP>()),
+            ("shift", shaders::SHIFT, size_of::<ShiftP>()),
+            ("stack_warp", shaders::STACK_WARP, size_of::<StackWarpP>()),
+            ("select_hist", shaders::SELECT_HIST, size_of::<SelectP>()),
+            (
+                "stack_median",
+                shaders::STACK_MEDIAN,
+                size_of::<StackMedianP>(),
+            ),
+            ("quality", shaders::QUALITY, size_of::<QualityP>()),
+            ("unsharp", shaders::UNSHARP, size_of::<UnsharpP>()),
+            ("pixel_ops", shaders::PIXEL_OPS, size_of::<PixelOpsP>()),
+            ("wavelet", shaders::WAVELET, size_of::<WaveletP>()),
+            ("phase_corr", shaders::PHASE_CORR, size_of::<PhaseCorrP>()),
+        ];
+        for &(name, src, size) in blocks {
+            assert_eq!(
+                wgsl_size(src, "P") as usize,
+                size,
+                "{name}: Rust and WGSL P differ"
+            );
+        }
+    }
+}

@@ -218,6 +218,17 @@ impl Image {
             device: ROption::RNone,
         }
     }
+    /// An image whose pixels are in a device buffer (`data` empty): what a
+    /// GPU path returns to keep its result on the device.
+    pub fn on_device(width: u32, height: u32, channels: u32, buffer: GpuBuffer) -> Image {
+        Image {
+            width,
+            height,
+            channels,
+            data: RVec::new(),
+            device: ROption::RSome(buffer),
+        }
+    }
     /// Wraps host pixels; panics if the length does not match.
     pub fn from_vec(width: u32, height: u32, channels: u32, data: Vec<f32>) -> Image {
         assert_eq!(

@@ -321,13 +321,7 @@ fn median_stack_over_device_frames_matches_the_cpu() {
             &cpu.data,
             &host_data(
                 &g,
-                jupiter_plugin_api::Image {
-                    width: w as u32,
-                    height: h as u32,
-                    channels: c as u32,
-                    data: Default::default(),
-                    device: Some(out).into(),
-                },
+                jupiter_plugin_api::Image::on_device(w as u32, h as u32, c as u32, out),
             ),
         );
         // Tolerance 1e-4 of full scale (as the uploaded-band path).

@@ -42,13 +42,12 @@ fn device_image(
 ) -> Result<Image, StageError> {
     gpu.synchronize().into_result()?;
     bufs.keep(buf);
-    Ok(Image {
-        width: like.width,
-        height: like.height,
-        channels: like.channels,
-        data: RVec::new(),
-        device: Some(buf).into(),
-    })
+    Ok(Image::on_device(
+        like.width,
+        like.height,
+        like.channels,
+        buf,
+    ))
 }
 
 fn dims(image: &Image) -> (usize, usize, usize) {

@@ -93,11 +93,10 @@ pub fn sharpen(
     accumulate(gpu, cur, out, n, 1.0)?;
     gpu.synchronize().into_result()?;
     bufs.keep(out);
-    Ok(Image {
-        width: image.width,
-        height: image.height,
-        channels: image.channels,
-        data: RVec::new(),
-        device: Some(out).into(),
-    })
+    Ok(Image::on_device(
+        image.width,
+        image.height,
+        image.channels,
+        out,
+    ))
 }

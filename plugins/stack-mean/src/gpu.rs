@@ -119,13 +119,12 @@ fn finish(
     scale(gpu, acc, info.frame_len(), (1.0 / total) as f32)?;
     gpu.synchronize().into_result()?;
     bufs.keep(acc);
-    Ok(Image {
-        width: info.width,
-        height: info.height,
-        channels: info.channels,
-        data: RVec::new(),
-        device: Some(acc).into(),
-    })
+    Ok(Image::on_device(
+        info.width,
+        info.height,
+        info.channels,
+        acc,
+    ))
 }
 
 /// [`stack`] over frames the host keeps on the device: no upload, one
@@ -213,11 +212,10 @@ pub fn stack_warped(
     warp_normalize(gpu, all, (w, h, c))?;
     gpu.synchronize().into_result()?;
     bufs.keep(acc);
-    Ok(Image {
-        width: info.width,
-        height: info.height,
-        channels: info.channels,
-        data: RVec::new(),
-        device: Some(acc).into(),
-    })
+    Ok(Image::on_device(
+        info.width,
+        info.height,
+        info.channels,
+        acc,
+    ))
 }

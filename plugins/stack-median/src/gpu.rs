@@ -35,13 +35,12 @@ pub fn stack(
         interp,
         MEDIAN_TILE_BUDGET_WORDS,
     )?;
-    Ok(Image {
-        width: info.width,
-        height: info.height,
-        channels: info.channels,
-        data: RVec::new(),
-        device: Some(buf).into(),
-    })
+    Ok(Image::on_device(
+        info.width,
+        info.height,
+        info.channels,
+        buf,
+    ))
 }
 
 /// Exact per-pixel median of the frames under global shifts, on the GPU:

@@ -201,6 +201,48 @@ where
     out
 }
 
+/// A scratch directory `name` holding `cap.ser`: a small generated capture
+/// (the generator's defaults otherwise). Returns `(dir, ser)`.
+pub fn small_capture(name: &str, width: u32, height: u32, frames: usize) -> (PathBuf, PathBuf) {
+    let dir = scratch(name);
+    let ser = dir.join("cap.ser");
+    synth::generate(
+        &ser,
+        &synth::SynthOptions {
+            width,
+            height,
+            frames,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    (dir, ser)
+}
+
+/// `jupiter-host --plugins <plugins> run <ser> <args…>` (success or not).
+pub fn try_run_capture(plugins: &Path, ser: &Path, args: &[&std::ffi::OsStr]) -> Output {
+    let mut all: Vec<&std::ffi::OsStr> = vec![
+        "--plugins".as_ref(),
+        plugins.as_os_str(),
+        "run".as_ref(),
+        ser.as_os_str(),
+    ];
+    all.extend(args);
+    run_host(all)
+}
+
+/// `jupiter-host --plugins <plugins> run <ser> <args…>`, expected to succeed.
+pub fn run_capture(plugins: &Path, ser: &Path, args: &[&std::ffi::OsStr]) -> Output {
+    let mut all: Vec<&std::ffi::OsStr> = vec![
+        "--plugins".as_ref(),
+        plugins.as_os_str(),
+        "run".as_ref(),
+        ser.as_os_str(),
+    ];
+    all.extend(args);
+    run_ok(all)
+}
+
 /// Reads a report written with `--report`.
 pub fn read_report(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()

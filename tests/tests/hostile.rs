@@ -6,7 +6,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use jupiter_tests::synth::{generate, SynthOptions};
 use jupiter_tests::*;
 
 /// The standard plugins a run with `--no-post` needs.
@@ -14,18 +13,7 @@ const STANDARD: &[&str] = &["quality", "align_phase", "stack_mean"];
 
 /// A small capture and a plugin directory with the standard plugins plus `extra`.
 fn setup(name: &str, extra: &[&Path]) -> (PathBuf, PathBuf, PathBuf) {
-    let dir = scratch(&format!("hostile-{name}"));
-    let ser = dir.join("cap.ser");
-    generate(
-        &ser,
-        &SynthOptions {
-            width: 64,
-            height: 48,
-            frames: 6,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let (dir, ser) = small_capture(&format!("hostile-{name}"), 64, 48, 6);
     let plugins = plugin_dir(&dir.join("plugins"), STANDARD, extra);
     (dir, ser, plugins)
 }
@@ -42,6 +30,13 @@ fn run_in(plugins: &Path, ser: &Path, out: &Path, more: &[&str]) -> Output {
     ];
     args.extend(more.iter().map(|s| s.into()));
     run_host(args)
+}
+
+/// The line of `err` that names `lib`'s file.
+fn line_naming<'e>(err: &'e str, lib: &Path) -> &'e str {
+    err.lines()
+        .find(|l| l.contains(&file_name(lib)))
+        .unwrap_or_else(|| panic!("no line naming {}:\n{err}", lib.display()))
 }
 
 fn stderr(o: &Output) -> String {
@@ -177,10 +172,7 @@ fn an_incompatible_plugin_is_skipped_and_the_rest_still_work() {
     let o = run_in(&plugins, &ser, &out, &[]);
     let err = stderr(&o);
     assert!(o.status.success(), "{err}");
-    let warning = err
-        .lines()
-        .find(|l| l.contains(&file_name(&lib)))
-        .unwrap_or_else(|| panic!("no warning naming the file:\n{err}"));
+    let warning = line_naming(&err, &lib);
     assert!(
         warning.starts_with("warning:")
             && warning.contains("skipped")
@@ -219,10 +211,7 @@ fn a_library_that_is_not_a_plugin_is_skipped_with_a_warning() {
     let o = run_in(&plugins, &ser, &out, &[]);
     let err = stderr(&o);
     assert!(o.status.success(), "{err}");
-    let warning = err
-        .lines()
-        .find(|l| l.contains(&file_name(&lib)))
-        .unwrap_or_else(|| panic!("no warning naming the file:\n{err}"));
+    let warning = line_naming(&err, &lib);
     assert!(
         warning.starts_with("warning:")
             && warning.contains("skipped")

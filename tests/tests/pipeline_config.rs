@@ -2,7 +2,6 @@
 //! of range: the built host refuses them before doing any work, with exit
 //! code 1 and a message naming the key and, for parameters, the allowed range.
 
-use jupiter_tests::synth::{generate, SynthOptions};
 use jupiter_tests::*;
 
 /// (pipeline file, substrings the error must contain)
@@ -94,32 +93,21 @@ const BAD_FILES: &[(&str, &[&str])] = &[
 
 #[test]
 fn bad_pipeline_files_are_refused_naming_the_key_and_the_range() {
-    let dir = scratch("pipeline-config");
-    let ser = dir.join("cap.ser");
-    generate(
-        &ser,
-        &SynthOptions {
-            width: 64,
-            height: 48,
-            frames: 6,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let (dir, ser) = small_capture("pipeline-config", 64, 48, 6);
     let out = dir.join("out.tif");
     let toml = dir.join("pipeline.toml");
     for (text, want) in BAD_FILES {
         std::fs::write(&toml, text).unwrap();
-        let o = run_host([
-            "--plugins".as_ref(),
-            build().as_os_str(),
-            "run".as_ref(),
-            ser.as_os_str(),
-            "-o".as_ref(),
-            out.as_os_str(),
-            "--pipeline".as_ref(),
-            toml.as_os_str(),
-        ]);
+        let o = try_run_capture(
+            build(),
+            &ser,
+            &[
+                "-o".as_ref(),
+                out.as_os_str(),
+                "--pipeline".as_ref(),
+                toml.as_os_str(),
+            ],
+        );
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(1), "{text:?} was accepted:\n{err}");
         for w in *want {
@@ -151,16 +139,16 @@ fn bad_pipeline_files_are_refused_naming_the_key_and_the_range() {
         ("gamma.gamma=2", &["no stage 'gamma' in the pipeline"][..]),
         ("stack", &["expected stage.param=value"][..]),
     ] {
-        let o = run_host([
-            "--plugins".as_ref(),
-            build().as_os_str(),
-            "run".as_ref(),
-            ser.as_os_str(),
-            "-o".as_ref(),
-            out.as_os_str(),
-            "--set".as_ref(),
-            set.as_ref(),
-        ]);
+        let o = try_run_capture(
+            build(),
+            &ser,
+            &[
+                "-o".as_ref(),
+                out.as_os_str(),
+                "--set".as_ref(),
+                set.as_ref(),
+            ],
+        );
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(1), "--set {set} was accepted:\n{err}");
         for w in want {
@@ -178,49 +166,38 @@ fn bad_pipeline_files_are_refused_naming_the_key_and_the_range() {
         "version = 1\nbackend = \"cpu\"\nselect = \"50%\"\n[stack]\nplugin = \"stack-mean\"\nparams = { weight_power = 2.0, quality_weighting = true }\n[[post]]\nplugin = \"gamma\"\nparams = { gamma = 1.2 }\n",
     )
     .unwrap();
-    run_ok([
-        "--plugins".as_ref(),
-        build().as_os_str(),
-        "run".as_ref(),
-        ser.as_os_str(),
-        "-o".as_ref(),
-        out.as_os_str(),
-        "--pipeline".as_ref(),
-        toml.as_os_str(),
-    ]);
+    run_capture(
+        build(),
+        &ser,
+        &[
+            "-o".as_ref(),
+            out.as_os_str(),
+            "--pipeline".as_ref(),
+            toml.as_os_str(),
+        ],
+    );
     assert!(out.exists());
 }
 
 #[test]
 fn a_parameter_error_names_the_pipeline_file() {
-    let dir = scratch("pipeline-names-file");
-    let ser = dir.join("cap.ser");
-    generate(
-        &ser,
-        &SynthOptions {
-            width: 64,
-            height: 48,
-            frames: 4,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let (dir, ser) = small_capture("pipeline-names-file", 64, 48, 4);
     let pipeline = dir.join("mars.toml");
     std::fs::write(
         &pipeline,
         "[stack]\nplugin = \"stack-sigma-clip\"\nparams = { kappa_low = 50 }\n",
     )
     .unwrap();
-    let o = run_host([
-        "--plugins".as_ref(),
-        build().as_os_str(),
-        "run".as_ref(),
-        ser.as_os_str(),
-        "-o".as_ref(),
-        dir.join("o.tif").as_os_str(),
-        "--pipeline".as_ref(),
-        pipeline.as_os_str(),
-    ]);
+    let o = try_run_capture(
+        build(),
+        &ser,
+        &[
+            "-o".as_ref(),
+            dir.join("o.tif").as_os_str(),
+            "--pipeline".as_ref(),
+            pipeline.as_os_str(),
+        ],
+    );
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(

@@ -46,21 +46,21 @@ fn stackers_swap_by_name_and_reject_outliers() {
     for stacker in ["stack-mean", "stack-median", "stack-sigma-clip"] {
         let out = dir.join(format!("{stacker}.tif"));
         let report = dir.join(format!("{stacker}.json"));
-        run_ok([
-            "--plugins".as_ref(),
-            build().as_os_str(),
-            "run".as_ref(),
-            ser.as_os_str(),
-            "-o".as_ref(),
-            out.as_os_str(),
-            "--select".as_ref(),
-            "100%".as_ref(),
-            "--stacker".as_ref(),
-            stacker.as_ref(),
-            "--no-post".as_ref(),
-            "--report".as_ref(),
-            report.as_os_str(),
-        ]);
+        run_capture(
+            build(),
+            &ser,
+            &[
+                "-o".as_ref(),
+                out.as_os_str(),
+                "--select".as_ref(),
+                "100%".as_ref(),
+                "--stacker".as_ref(),
+                stacker.as_ref(),
+                "--no-post".as_ref(),
+                "--report".as_ref(),
+                report.as_os_str(),
+            ],
+        );
         let r = read_report(&report);
         assert_eq!(
             r["timings"][2]["plugin"], stacker,
@@ -115,14 +115,11 @@ fn a_partial_plugin_dir_runs_and_names_what_is_missing() {
     )
     .unwrap();
     // The default pipeline: its post stages are absent, which is a warning.
-    let out = run_ok([
-        "--plugins".as_ref(),
-        plugins.as_os_str(),
-        "run".as_ref(),
-        ser.as_os_str(),
-        "-o".as_ref(),
-        dir.join("a.tif").as_os_str(),
-    ]);
+    let out = run_capture(
+        &plugins,
+        &ser,
+        &["-o".as_ref(), dir.join("a.tif").as_os_str()],
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("'sharpen-wavelet' is not installed")
@@ -131,16 +128,16 @@ fn a_partial_plugin_dir_runs_and_names_what_is_missing() {
     );
     assert!(dir.join("a.tif").exists());
     // Asking for an absent stacker is an error that lists the available ones.
-    let o = run_host([
-        "--plugins".as_ref(),
-        plugins.as_os_str(),
-        "run".as_ref(),
-        ser.as_os_str(),
-        "-o".as_ref(),
-        dir.join("b.tif").as_os_str(),
-        "--stacker".as_ref(),
-        "stack-median".as_ref(),
-    ]);
+    let o = try_run_capture(
+        &plugins,
+        &ser,
+        &[
+            "-o".as_ref(),
+            dir.join("b.tif").as_os_str(),
+            "--stacker".as_ref(),
+            "stack-median".as_ref(),
+        ],
+    );
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -151,16 +148,16 @@ fn a_partial_plugin_dir_runs_and_names_what_is_missing() {
     // So is a pipeline file naming an absent post stage.
     let pipeline = dir.join("p.toml");
     std::fs::write(&pipeline, "[[post]]\nplugin = \"sharpen-wavelet\"\n").unwrap();
-    let o = run_host([
-        "--plugins".as_ref(),
-        plugins.as_os_str(),
-        "run".as_ref(),
-        ser.as_os_str(),
-        "-o".as_ref(),
-        dir.join("c.tif").as_os_str(),
-        "--pipeline".as_ref(),
-        pipeline.as_os_str(),
-    ]);
+    let o = try_run_capture(
+        &plugins,
+        &ser,
+        &[
+            "-o".as_ref(),
+            dir.join("c.tif").as_os_str(),
+            "--pipeline".as_ref(),
+            pipeline.as_os_str(),
+        ],
+    );
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("'sharpen-wavelet'"));
 }
@@ -181,14 +178,7 @@ fn the_default_pipeline_sharpens_and_stretches() {
     )
     .unwrap();
     let report = dir.join("r.json");
-    run_ok([
-        "--plugins".as_ref(),
-        build().as_os_str(),
-        "run".as_ref(),
-        ser.as_os_str(),
-        "--report".as_ref(),
-        report.as_os_str(),
-    ]);
+    run_capture(build(), &ser, &["--report".as_ref(), report.as_os_str()]);
     let r = read_report(&report);
     let plugins: Vec<&str> = r["timings"]
         .as_array()
@@ -215,15 +205,11 @@ fn the_default_pipeline_sharpens_and_stretches() {
     // measured after normalising both to their own range (so that the
     // stretch alone does not count).
     let plain = dir.join("plain.tif");
-    run_ok([
-        "--plugins".as_ref(),
-        build().as_os_str(),
-        "run".as_ref(),
-        ser.as_os_str(),
-        "--no-post".as_ref(),
-        "-o".as_ref(),
-        plain.as_os_str(),
-    ]);
+    run_capture(
+        build(),
+        &ser,
+        &["--no-post".as_ref(), "-o".as_ref(), plain.as_os_str()],
+    );
     let plain = read_tiff(&plain);
     let (sharp, soft) = (detail(&img), detail(&plain));
     eprintln!("detail: default post {sharp:.3e}, plain stack {soft:.3e}");

@@ -126,18 +126,18 @@ fn its_parameters_are_checked_by_the_host(
     ser: &std::path::Path,
     dir: &std::path::Path,
 ) {
-    let out = run_host([
-        "--plugins".as_ref(),
-        plugins.as_os_str(),
-        "run".as_ref(),
-        ser.as_os_str(),
-        "--stacker".as_ref(),
-        "stack-trimmed-mean".as_ref(),
-        "--set".as_ref(),
-        "stack.trim=0.9".as_ref(),
-        "-o".as_ref(),
-        dir.join("bad.tif").as_os_str(),
-    ]);
+    let out = try_run_capture(
+        &plugins,
+        &ser,
+        &[
+            "--stacker".as_ref(),
+            "stack-trimmed-mean".as_ref(),
+            "--set".as_ref(),
+            "stack.trim=0.9".as_ref(),
+            "-o".as_ref(),
+            dir.join("bad.tif").as_os_str(),
+        ],
+    );
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -1,13 +1,13 @@
 //! GPU paths of the filter stages (all but `rgb-align`, which measures shifts
 //! with an FFT on the CPU). Each takes a host or device image and returns a
 //! device image; the input's device buffer belongs to the host and is only
-//! read. Kernels: `shaders/conv_separable.wgsl`, `unsharp.wgsl`,
+//! read. Kernels: `shaders/conv_separable.wgsl`, `combine.wgsl` (unsharp),
 //! `pixel_ops.wgsl`, and `select_hist.wgsl` for the stretch percentiles
 //! (exact ranks, as the CPU path's `round((n − 1) q)`).
 
 use jupiter_kit::conv::gaussian_kernel;
 use jupiter_kit::gpu::{
-    accumulate, conv, groups_1d, kth_smallest, shaders, uniforms, PixelOpsP, SelectOf, UnsharpP,
+    accumulate, conv, groups_1d, kth_smallest, shaders, uniforms, CombineP, PixelOpsP, SelectOf,
 };
 use jupiter_plugin_api::gpu::helpers::{run, write, Buffers};
 use jupiter_plugin_api::prelude::*;
@@ -104,15 +104,15 @@ pub fn unsharp_mask(
         &gaussian_kernel(p.radius),
         1,
     )?;
-    let u = uniforms(&UnsharpP {
+    let u = uniforms(&CombineP {
         n: n as u32,
         _pad: 0,
-        amount: p.amount,
-        threshold: p.threshold,
+        a: p.amount,
+        b: p.threshold,
     });
     run(
         gpu,
-        shaders::UNSHARP,
+        shaders::COMBINE,
         "unsharp",
         &[blur, data],
         &u,

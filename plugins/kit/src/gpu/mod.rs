@@ -39,14 +39,14 @@ pub fn accumulate(
     n: usize,
     weight: f32,
 ) -> Result<(), StageError> {
-    let u = uniforms(&StackMeanP {
+    let u = uniforms(&CombineP {
         n: n as u32,
-        weight,
+        a: weight,
         ..Default::default()
     });
     run(
         gpu,
-        shaders::STACK_MEAN,
+        shaders::COMBINE,
         "accumulate",
         &[x, acc],
         &u,
@@ -56,12 +56,19 @@ pub fn accumulate(
 
 /// `data *= s` over `n` samples.
 pub fn scale(gpu: &GpuServiceBox, data: GpuBuffer, n: usize, s: f32) -> Result<(), StageError> {
-    let u = uniforms(&ScaleP {
+    let u = uniforms(&PixelOpsP {
         n: n as u32,
-        scale: s,
+        a: s,
         ..Default::default()
     });
-    run(gpu, shaders::SCALE, "scale", &[data], &u, groups_1d(n, 256))
+    run(
+        gpu,
+        shaders::PIXEL_OPS,
+        "scale",
+        &[data],
+        &u,
+        groups_1d(n, 256),
+    )
 }
 
 /// Separable convolution of an interleaved `w × h × c` buffer: `src` → `dst`

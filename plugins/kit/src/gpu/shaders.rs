@@ -12,14 +12,12 @@ macro_rules! wgsl {
 }
 
 pub const SHIFT: &str = wgsl!("common.wgsl", "sample.wgsl", "shift.wgsl");
-pub const STACK_MEAN: &str = wgsl!("common.wgsl", "stack_mean.wgsl");
+pub const COMBINE: &str = wgsl!("common.wgsl", "combine.wgsl");
 pub const STACK_MEDIAN: &str = wgsl!("common.wgsl", "stack_median.wgsl");
-pub const SCALE: &str = wgsl!("common.wgsl", "scale.wgsl");
 pub const CONV: &str = wgsl!("conv_separable.wgsl");
 pub const SELECT_HIST: &str = wgsl!("common.wgsl", "select_hist.wgsl");
 pub const WAVELET: &str = wgsl!("common.wgsl", "wavelet.wgsl");
 pub const PIXEL_OPS: &str = wgsl!("common.wgsl", "pixel_ops.wgsl");
-pub const UNSHARP: &str = wgsl!("common.wgsl", "unsharp.wgsl");
 pub const STACK_WARP: &str = wgsl!("common.wgsl", "sample.wgsl", "stack_warp.wgsl");
 pub const QUALITY: &str = wgsl!("quality.wgsl");
 pub const DECODE: &str = wgsl!("decode.wgsl");
@@ -31,14 +29,12 @@ pub const PARTS: &[&str] = &["common.wgsl", "sample.wgsl"];
 /// Every kernel with its file name (for validation tests), as compiled.
 pub const ALL: &[(&str, &str)] = &[
     ("shift.wgsl", SHIFT),
-    ("stack_mean.wgsl", STACK_MEAN),
+    ("combine.wgsl", COMBINE),
     ("stack_median.wgsl", STACK_MEDIAN),
-    ("scale.wgsl", SCALE),
     ("conv_separable.wgsl", CONV),
     ("select_hist.wgsl", SELECT_HIST),
     ("wavelet.wgsl", WAVELET),
     ("pixel_ops.wgsl", PIXEL_OPS),
-    ("unsharp.wgsl", UNSHARP),
     ("stack_warp.wgsl", STACK_WARP),
     ("quality.wgsl", QUALITY),
     ("decode.wgsl", DECODE),

@@ -11,24 +11,14 @@ pub fn uniforms<T: Pod>(block: &T) -> Uniforms {
     Uniforms::from_bytes(bytemuck::bytes_of(block))
 }
 
-/// `stack_mean.wgsl` (`accumulate`).
+/// `combine.wgsl` (`a`, `b` mean what each entry point says).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-pub struct StackMeanP {
+pub struct CombineP {
     pub n: u32,
-    pub _a: u32,
-    pub weight: f32,
-    pub scale: f32,
-}
-
-/// `scale.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-pub struct ScaleP {
-    pub n: u32,
-    pub _a: u32,
-    pub scale: f32,
-    pub _b: f32,
+    pub _pad: u32,
+    pub a: f32,
+    pub b: f32,
 }
 
 /// `conv_separable.wgsl`.
@@ -113,16 +103,6 @@ pub struct QualityP {
     pub _c: u32,
 }
 
-/// `unsharp.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-pub struct UnsharpP {
-    pub n: u32,
-    pub _pad: u32,
-    pub amount: f32,
-    pub threshold: f32,
-}
-
 /// `pixel_ops.wgsl` (`a`, `b`, `c` mean what each entry point says).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
@@ -194,8 +174,7 @@ mod tests {
     #[test]
     fn every_uniform_block_has_the_size_of_its_wgsl_struct() {
         let blocks: &[(&str, &str, usize)] = &[
-            ("stack_mean", shaders::STACK_MEAN, size_of::<StackMeanP>()),
-            ("scale", shaders::SCALE, size_of::<ScaleP>()),
+            ("combine", shaders::COMBINE, size_of::<CombineP>()),
             ("conv", shaders::CONV, size_of::<ConvP>()),
             ("shift", shaders::SHIFT, size_of::<ShiftP>()),
             ("stack_warp", shaders::STACK_WARP, size_of::<StackWarpP>()),
@@ -206,7 +185,6 @@ mod tests {
                 size_of::<StackMedianP>(),
             ),
             ("quality", shaders::QUALITY, size_of::<QualityP>()),
-            ("unsharp", shaders::UNSHARP, size_of::<UnsharpP>()),
             ("pixel_ops", shaders::PIXEL_OPS, size_of::<PixelOpsP>()),
             ("wavelet", shaders::WAVELET, size_of::<WaveletP>()),
             ("phase_corr", shaders::PHASE_CORR, size_of::<PhaseCorrP>()),

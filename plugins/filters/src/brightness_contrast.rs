@@ -3,7 +3,7 @@
 
 use jupiter_plugin_api::prelude::*;
 
-use crate::common::{gpu_or_cpu, host_pixels, map_samples};
+use crate::common::{host_pixels, map_samples};
 
 jupiter_plugin_api::params! {
     /// Parameters of `brightness-contrast`.
@@ -30,25 +30,14 @@ pub fn apply(
     Ok(image)
 }
 
-/// The `brightness-contrast` stage (named like the unit struct it was).
-#[allow(non_upper_case_globals)]
-pub const BrightnessContrast: ProcessFn<BrightnessContrastParams> = ProcessFn {
-    info: StageInfo::new(
+crate::filter_stage! {
+    /// The `brightness-contrast` stage (named like the unit struct it was).
+    BrightnessContrast: BrightnessContrastParams = (
         "brightness-contrast",
-        env!("CARGO_PKG_VERSION"),
         "Brightness offset and contrast factor around mid-grey",
+        crate::gpu::brightness_contrast
     )
-    .with_gpu(),
-    kind: StageKind::Filter,
-    run: |ctx, image, p| {
-        gpu_or_cpu(
-            ctx,
-            image,
-            |g, image| crate::gpu::brightness_contrast(g, image, p),
-            |ctx, image| apply(ctx, image, p),
-        )
-    },
-};
+}
 
 #[cfg(test)]
 mod tests {

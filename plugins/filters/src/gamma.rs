@@ -3,7 +3,7 @@
 
 use jupiter_plugin_api::prelude::*;
 
-use crate::common::{gpu_or_cpu, host_pixels, map_samples};
+use crate::common::{host_pixels, map_samples};
 
 jupiter_plugin_api::params! {
     /// Parameters of `gamma`.
@@ -25,25 +25,14 @@ pub fn apply(ctx: &StageCtx, image: Image, p: &GammaParams) -> Result<Image, Sta
     Ok(image)
 }
 
-/// The `gamma` stage (named like the unit struct it was).
-#[allow(non_upper_case_globals)]
-pub const Gamma: ProcessFn<GammaParams> = ProcessFn {
-    info: StageInfo::new(
+crate::filter_stage! {
+    /// The `gamma` stage (named like the unit struct it was).
+    Gamma: GammaParams = (
         "gamma",
-        env!("CARGO_PKG_VERSION"),
         "Gamma curve: in^(1/gamma), values clamped at 0",
+        crate::gpu::gamma
     )
-    .with_gpu(),
-    kind: StageKind::Filter,
-    run: |ctx, image, p| {
-        gpu_or_cpu(
-            ctx,
-            image,
-            |g, image| crate::gpu::gamma(g, image, p),
-            |ctx, image| apply(ctx, image, p),
-        )
-    },
-};
+}
 
 #[cfg(test)]
 mod tests {

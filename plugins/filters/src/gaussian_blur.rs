@@ -2,7 +2,7 @@
 
 use jupiter_plugin_api::prelude::*;
 
-use crate::common::{blur_channels, gpu_or_cpu, host_pixels};
+use crate::common::{blur_channels, host_pixels};
 
 jupiter_plugin_api::params! {
     /// Parameters of `gaussian-blur`.
@@ -35,25 +35,14 @@ pub fn apply(ctx: &StageCtx, image: Image, p: &BlurParams) -> Result<Image, Stag
     ))
 }
 
-/// The `gaussian-blur` stage (named like the unit struct it was).
-#[allow(non_upper_case_globals)]
-pub const GaussianBlur: ProcessFn<BlurParams> = ProcessFn {
-    info: StageInfo::new(
+crate::filter_stage! {
+    /// The `gaussian-blur` stage (named like the unit struct it was).
+    GaussianBlur: BlurParams = (
         "gaussian-blur",
-        env!("CARGO_PKG_VERSION"),
         "Gaussian blur of every channel",
+        crate::gpu::gaussian_blur
     )
-    .with_gpu(),
-    kind: StageKind::Filter,
-    run: |ctx, image, p| {
-        gpu_or_cpu(
-            ctx,
-            image,
-            |g, image| crate::gpu::gaussian_blur(g, image, p),
-            |ctx, image| apply(ctx, image, p),
-        )
-    },
-};
+}
 
 #[cfg(test)]
 mod tests {

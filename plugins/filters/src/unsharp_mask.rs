@@ -4,7 +4,7 @@
 
 use jupiter_plugin_api::prelude::*;
 
-use crate::common::{blur_channels, gpu_or_cpu, host_pixels, CHUNK};
+use crate::common::{blur_channels, host_pixels, CHUNK};
 
 jupiter_plugin_api::params! {
     /// Parameters of `unsharp-mask`.
@@ -60,25 +60,14 @@ pub fn apply(ctx: &StageCtx, image: Image, p: &UnsharpParams) -> Result<Image, S
     ))
 }
 
-/// The `unsharp-mask` stage (named like the unit struct it was).
-#[allow(non_upper_case_globals)]
-pub const UnsharpMask: ProcessFn<UnsharpParams> = ProcessFn {
-    info: StageInfo::new(
+crate::filter_stage! {
+    /// The `unsharp-mask` stage (named like the unit struct it was).
+    UnsharpMask: UnsharpParams = (
         "unsharp-mask",
-        env!("CARGO_PKG_VERSION"),
         "Unsharp mask: in + amount·(in − gaussian blur) where the difference exceeds a threshold",
+        crate::gpu::unsharp_mask
     )
-    .with_gpu(),
-    kind: StageKind::Filter,
-    run: |ctx, image, p| {
-        gpu_or_cpu(
-            ctx,
-            image,
-            |g, image| crate::gpu::unsharp_mask(g, image, p),
-            |ctx, image| apply(ctx, image, p),
-        )
-    },
-};
+}
 
 #[cfg(test)]
 mod tests {

@@ -278,6 +278,21 @@ pub fn gpu_backend() -> Option<jupiter_host::backend::HostBackend> {
     Some(be)
 }
 
+/// A GPU backend and a CPU backend, for a parity test (the GPU harness runs
+/// those only where an adapter exists, or in CI where its absence fails).
+pub fn backends() -> (
+    jupiter_host::backend::HostBackend,
+    jupiter_host::backend::HostBackend,
+) {
+    (gpu_only(), cpu_backend())
+}
+
+/// The GPU backend of a GPU test (which the harness runs only where an
+/// adapter exists, or in CI where its absence is a failure).
+pub fn gpu_only() -> jupiter_host::backend::HostBackend {
+    gpu_backend().expect("no GPU adapter (the GPU harness should have ignored this test)")
+}
+
 /// A plain CPU host backend.
 pub fn cpu_backend() -> jupiter_host::backend::HostBackend {
     let mut be = jupiter_host::backend::HostBackend::new(2, Default::default()).unwrap();

@@ -27,7 +27,7 @@ fn samples(n: usize, max: u16, seed: u64) -> Vec<u16> {
 }
 
 fn decode_on_the_device_matches_the_host_decoder() {
-    let Some(be) = gpu_backend() else { return };
+    let be = gpu_only();
     let gpu = be.gpu_service().unwrap().clone();
     let dir = scratch("gpu-decode");
     let cases = [
@@ -141,7 +141,7 @@ fn planet(w: usize, h: usize, c: usize, sx: f32, sy: f32, seed: u32) -> Vec<f32>
 }
 
 fn frame_scores_on_the_device_match_the_cpu() {
-    let Some(be) = gpu_backend() else { return };
+    let be = gpu_only();
     let cpu_be = cpu_backend();
     use jupiter_plugin_quality::params::{Metric, QualityParams};
     for (w, h, c) in [(37usize, 23usize, 1usize), (40, 17, 3), (130, 97, 1)] {
@@ -191,7 +191,7 @@ fn frame_scores_on_the_device_match_the_cpu() {
 }
 
 fn phase_correlation_on_the_device_matches_the_cpu() {
-    let Some(be) = gpu_backend() else { return };
+    let be = gpu_only();
     let cpu_be = cpu_backend();
     use jupiter_plugin_align_phase::params::AlignParams;
     // 96×80: one full-resolution pass and the refinement; 160×144: the
@@ -250,7 +250,7 @@ fn phase_correlation_on_the_device_matches_the_cpu() {
 }
 
 fn mean_stack_over_device_frames_matches_the_cpu() {
-    let Some(be) = gpu_backend() else { return };
+    let be = gpu_only();
     let cpu_be = cpu_backend();
     use jupiter_plugin_stack_mean::params::MeanParams;
     for (w, h, c) in [(33usize, 21usize, 1usize), (40, 17, 3)] {
@@ -285,7 +285,7 @@ fn mean_stack_over_device_frames_matches_the_cpu() {
 /// `stack-median` over frames kept on the device (several device buffers,
 /// bands of rows smaller than the frame) equals its CPU path.
 fn median_stack_over_device_frames_matches_the_cpu() {
-    let Some(be) = gpu_backend() else { return };
+    let be = gpu_only();
     let cpu_be = cpu_backend();
     for (w, h, c) in [(33usize, 21usize, 1usize), (40, 17, 3)] {
         let frames: Vec<Vec<f32>> = (0..7).map(|k| texture(w, h, c, k + 20)).collect();

@@ -7,14 +7,9 @@
 use jupiter_plugin_api::*;
 use jupiter_tests::*;
 
-fn ctx(be: &jupiter_host::backend::HostBackend) -> StageCtx<'_> {
-    stage_ctx(be)
-}
-
 fn filters_gpu_match_cpu() {
     use jupiter_plugin_filters::*;
-    let Some(gpu_be) = gpu_backend() else { return };
-    let cpu_be = cpu_backend();
+    let (gpu_be, cpu_be) = backends();
     let stages: [(&dyn Stage, &str); 7] = [
         (&GaussianBlur, r#"{"sigma": 1.7}"#),
         (
@@ -40,8 +35,10 @@ fn filters_gpu_match_cpu() {
         for (stage, params) in stages {
             let name = stage.manifest().name;
             assert!(stage.manifest().gpu, "{name} should declare its GPU path");
-            let cpu = stage.process(&ctx(&cpu_be), img.clone(), params).unwrap();
-            let g = ctx(&gpu_be);
+            let cpu = stage
+                .process(&stage_ctx(&cpu_be), img.clone(), params)
+                .unwrap();
+            let g = stage_ctx(&gpu_be);
             let gpu = stage.process(&g, img.clone(), params).unwrap();
             assert!(
                 gpu.device.is_some(),

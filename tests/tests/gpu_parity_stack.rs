@@ -8,13 +8,8 @@ use jupiter_plugin_api::testing::MemFrames;
 use jupiter_plugin_api::*;
 use jupiter_tests::*;
 
-fn ctx(be: &jupiter_host::backend::HostBackend) -> StageCtx<'_> {
-    stage_ctx(be)
-}
-
 fn stack_mean_gpu_matches_cpu() {
-    let Some(gpu_be) = gpu_backend() else { return };
-    let cpu_be = cpu_backend();
+    let (gpu_be, cpu_be) = backends();
     for (w, h, c) in [(33usize, 21usize, 1usize), (40, 17, 3)] {
         let frames: Vec<Vec<f32>> = (0..7).map(|k| texture(w, h, c, k)).collect();
         let mem = MemFrames::new(w as u32, h as u32, c as u32, frames);
@@ -36,9 +31,10 @@ fn stack_mean_gpu_matches_cpu() {
                 weight_power: 1.5,
             },
         ] {
-            let cpu = jupiter_plugin_stack_mean::cpu::stack(&ctx(&cpu_be), &mem.as_ref(), &req, &p)
-                .unwrap();
-            let g = ctx(&gpu_be);
+            let cpu =
+                jupiter_plugin_stack_mean::cpu::stack(&stage_ctx(&cpu_be), &mem.as_ref(), &req, &p)
+                    .unwrap();
+            let g = stage_ctx(&gpu_be);
             let gpu = jupiter_plugin_stack_mean::gpu::stack(
                 &g,
                 &g.gpu().unwrap(),
@@ -59,8 +55,8 @@ fn stack_mean_gpu_matches_cpu() {
 }
 
 fn radix_select_is_exact() {
-    let Some(gpu_be) = gpu_backend() else { return };
-    let g = ctx(&gpu_be);
+    let gpu_be = gpu_only();
+    let g = stage_ctx(&gpu_be);
     let gpu = g.gpu().unwrap();
     let v: Vec<f32> = (0..10_001)
         .map(|i| ((i * 7919) % 10_007) as f32 / 777.0 - 6.0)
@@ -123,7 +119,7 @@ fn median_reference(mem: &MemFrames, warps: &[FrameWarp]) -> Vec<f32> {
 }
 
 fn median_gpu_matches_the_naive_median() {
-    let Some(gpu_be) = gpu_backend() else { return };
+    let gpu_be = gpu_only();
     // 7 and 8 frames take the in-register sort, 70 and 71 the radix selection;
     // a tiny tile budget forces several bands.
     for (w, h, c, n, budget) in [
@@ -143,7 +139,7 @@ fn median_gpu_matches_the_naive_median() {
             })
             .collect();
         let want = median_reference(&mem, &warps);
-        let g = ctx(&gpu_be);
+        let g = stage_ctx(&gpu_be);
         let gpu = g.gpu().unwrap();
         let buf = jupiter_plugin_stack_median::gpu::median_stack(
             &g,
@@ -167,8 +163,7 @@ fn median_gpu_matches_the_naive_median() {
 /// Multi-point warp fields with per-point weights (some 0): the GPU mean
 /// equals the CPU mean within 1e-4 (f32 sums on the device, f64 on the CPU).
 fn stack_mean_with_warp_fields_gpu_matches_cpu() {
-    let Some(gpu_be) = gpu_backend() else { return };
-    let cpu_be = cpu_backend();
+    let (gpu_be, cpu_be) = backends();
     for (w, h, c, n) in [(41usize, 29usize, 1usize, 6usize), (30, 33, 3, 5)] {
         let frames: Vec<Vec<f32>> = (0..n as u32).map(|k| texture(w, h, c, k)).collect();
         let mem = MemFrames::new(w as u32, h as u32, c as u32, frames);
@@ -212,9 +207,10 @@ fn stack_mean_with_warp_fields_gpu_matches_cpu() {
                 weight_power: 1.0,
             },
         ] {
-            let cpu = jupiter_plugin_stack_mean::cpu::stack(&ctx(&cpu_be), &mem.as_ref(), &req, &p)
-                .unwrap();
-            let g = ctx(&gpu_be);
+            let cpu =
+                jupiter_plugin_stack_mean::cpu::stack(&stage_ctx(&cpu_be), &mem.as_ref(), &req, &p)
+                    .unwrap();
+            let g = stage_ctx(&gpu_be);
             let gpu = jupiter_plugin_stack_mean::gpu::stack_warped(
                 &g,
                 &g.gpu().unwrap(),

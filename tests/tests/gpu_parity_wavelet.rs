@@ -7,13 +7,8 @@
 use jupiter_plugin_api::*;
 use jupiter_tests::*;
 
-fn ctx(be: &jupiter_host::backend::HostBackend) -> StageCtx<'_> {
-    stage_ctx(be)
-}
-
 fn wavelet_gpu_matches_cpu() {
-    let Some(gpu_be) = gpu_backend() else { return };
-    let cpu_be = cpu_backend();
+    let (gpu_be, cpu_be) = backends();
     use jupiter_plugin_sharpen_wavelet::params::LayerSettings;
     for (w, h, c) in [(45usize, 31usize, 1usize), (38, 27, 3)] {
         let img = Image::from_vec(w as u32, h as u32, c as u32, texture(w, h, c, 3));
@@ -27,9 +22,10 @@ fn wavelet_gpu_matches_cpu() {
                 thresholds: vec![0.5, 0.3, 0.0, 0.0, 0.0, 0.0],
             },
         ] {
-            let cpu = jupiter_plugin_sharpen_wavelet::cpu::sharpen(&ctx(&cpu_be), img.clone(), &s)
-                .unwrap();
-            let g = ctx(&gpu_be);
+            let cpu =
+                jupiter_plugin_sharpen_wavelet::cpu::sharpen(&stage_ctx(&cpu_be), img.clone(), &s)
+                    .unwrap();
+            let g = stage_ctx(&gpu_be);
             let gpu = jupiter_plugin_sharpen_wavelet::gpu::sharpen(
                 &g,
                 &g.gpu().unwrap(),

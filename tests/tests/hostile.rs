@@ -105,55 +105,54 @@ fn a_panicking_stage_is_an_error_naming_plugin_and_stage() {
     }
 }
 
+/// Runs with the fixture `name` in the plugin directory (as the stacker
+/// `stacker` when given), expects a clean failure that leaves no output, and
+/// returns its stderr, the fixture's file name and the plugin directory.
+fn refused(name: &str, stacker: Option<&str>) -> (String, String, PathBuf) {
+    let lib = fixture_file(name);
+    let (dir, ser, plugins) = setup(name, &[&lib]);
+    let out = dir.join("out.tif");
+    let more: &[&str] = match &stacker {
+        Some(s) => &["--stacker", s],
+        None => &[],
+    };
+    let o = run_in(&plugins, &ser, &out, more);
+    assert_clean_failure(&o);
+    assert_no_output(&dir, &out);
+    (stderr(&o), file_name(&lib), plugins)
+}
+
 #[test]
 fn nan_output_is_refused_naming_the_plugin() {
-    let lib = fixture_file("nan");
-    let (dir, ser, plugins) = setup("nan", &[&lib]);
-    let out = dir.join("out.tif");
-    let o = run_in(&plugins, &ser, &out, &["--stacker", "fixture-nan"]);
-    assert_clean_failure(&o);
-    let err = stderr(&o);
+    let (err, file, _) = refused("nan", Some("fixture-nan"));
     assert!(
-        err.contains("fixture-nan") && err.contains(&file_name(&lib)) && err.contains("non-finite"),
+        err.contains("fixture-nan") && err.contains(&file) && err.contains("non-finite"),
         "{err}"
     );
-    assert_no_output(&dir, &out);
 }
 
 #[test]
 fn wrong_size_output_is_refused_naming_the_plugin() {
-    let lib = fixture_file("wrong-size");
-    let (dir, ser, plugins) = setup("wrong-size", &[&lib]);
-    let out = dir.join("out.tif");
-    let o = run_in(&plugins, &ser, &out, &["--stacker", "fixture-wrong-size"]);
-    assert_clean_failure(&o);
-    let err = stderr(&o);
+    let (err, file, _) = refused("wrong-size", Some("fixture-wrong-size"));
     assert!(
-        err.contains("fixture-wrong-size") && err.contains(&file_name(&lib)),
+        err.contains("fixture-wrong-size") && err.contains(&file),
         "{err}"
     );
     assert!(
         err.contains("65×48×1") && err.contains("expected 64×48×1"),
         "{err}"
     );
-    assert_no_output(&dir, &out);
 }
 
 #[test]
 fn a_duplicate_stage_name_is_an_error_naming_both_files() {
-    let lib = fixture_file("dup");
-    let (dir, ser, plugins) = setup("dup", &[&lib]);
-    let out = dir.join("out.tif");
-    let o = run_in(&plugins, &ser, &out, &[]);
-    assert_clean_failure(&o);
-    let err = stderr(&o);
+    let (err, file, plugins) = refused("dup", None);
     assert!(
         err.contains("'stack-mean'")
-            && err.contains(&file_name(&lib))
+            && err.contains(&file)
             && err.contains(&file_name(&plugin_file("stack_mean"))),
         "{err}"
     );
-    assert_no_output(&dir, &out);
     // Listing the plugins says the same.
     let o = run_host([
         "--plugins".as_ref(),
@@ -161,7 +160,7 @@ fn a_duplicate_stage_name_is_an_error_naming_both_files() {
         "plugins".as_ref(),
     ]);
     assert_clean_failure(&o);
-    assert!(stderr(&o).contains(&file_name(&lib)));
+    assert!(stderr(&o).contains(&file));
 }
 
 #[test]

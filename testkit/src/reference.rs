@@ -106,3 +106,52 @@ pub fn check_memory_bound(
         "peak grew by only {growth} B: is the band pixel-major over all frames?"
     );
 }
+
+/// The rejecting stackers' shared test: on 96×96 captures with bright
+/// artifacts in a tenth of the frames (seeds 1 to 3), every image `stack`
+/// returns (with a label) must beat the plain mean by at least 2 dB
+/// (interior PSNR against the truth).
+pub fn beats_the_mean_on_artifacts(
+    stack: impl Fn(
+        &jupiter_plugin_api::testing::MemFrames,
+        &jupiter_plugin_api::StackRequest,
+    ) -> Vec<(String, Image)>,
+) {
+    use crate::frames::{capture, CaptureSpec};
+    use jupiter_kit::stats::psnr_interior;
+    for seed in [1, 2, 3] {
+        let cap = capture(&CaptureSpec {
+            width: 96,
+            height: 96,
+            frames: 40,
+            noise: 0.01,
+            artifact_fraction: 0.1,
+            seed,
+            ..Default::default()
+        });
+        let mem = jupiter_plugin_api::testing::MemFrames::new(96, 96, 1, cap.frames.clone());
+        let req = jupiter_plugin_api::StackRequest {
+            alignment: jupiter_plugin_api::Alignment {
+                warps: cap.warps.clone().into(),
+                reference: 0,
+            },
+            scores: Default::default(),
+        };
+        let mean = psnr_interior(
+            &plain_mean(&mem.as_ref(), &cap.warps),
+            &cap.truth,
+            96,
+            96,
+            1,
+            4,
+        );
+        for (label, img) in stack(&mem, &req) {
+            let got = psnr_interior(&img.data, &cap.truth, 96, 96, 1, 4);
+            eprintln!("seed {seed}: PSNR {label} {got:.2} dB, mean {mean:.2} dB");
+            assert!(
+                got >= mean + 2.0,
+                "seed {seed}, {label}: {got:.2} dB vs mean {mean:.2} dB"
+            );
+        }
+    }
+}

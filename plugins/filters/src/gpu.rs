@@ -7,9 +7,9 @@
 
 use jupiter_kit::conv::gaussian_kernel;
 use jupiter_kit::gpu::{
-    accumulate, conv, groups_1d, kth_smallest, shaders, uniforms, CombineP, PixelOpsP, SelectOf,
+    accumulate, conv, dispatch, groups_1d, kth_smallest, shaders, CombineP, PixelOpsP, SelectOf,
 };
-use jupiter_plugin_api::gpu::helpers::{run, write, Buffers};
+use jupiter_plugin_api::gpu::helpers::{write, Buffers};
 use jupiter_plugin_api::prelude::*;
 use jupiter_plugin_api::{GpuBuffer, GpuServiceBox};
 
@@ -104,18 +104,17 @@ pub fn unsharp_mask(
         &gaussian_kernel(p.radius),
         1,
     )?;
-    let u = uniforms(&CombineP {
-        n: n as u32,
-        _pad: 0,
-        a: p.amount,
-        b: p.threshold,
-    });
-    run(
+    dispatch(
         gpu,
         shaders::COMBINE,
         "unsharp",
         &[blur, data],
-        &u,
+        &CombineP {
+            n: n as u32,
+            _pad: 0,
+            a: p.amount,
+            b: p.threshold,
+        },
         groups_1d(n, 256),
     )?;
     device_image(gpu, bufs, &image, data)
@@ -133,19 +132,18 @@ fn pixel_op(
     let data = working_copy(gpu, &mut bufs, &image)?;
     let n = image.len();
     if n > 0 {
-        let u = uniforms(&PixelOpsP {
-            n: n as u32,
-            a,
-            b,
-            c,
-            ..Default::default()
-        });
-        run(
+        dispatch(
             gpu,
             shaders::PIXEL_OPS,
             entry,
             &[data],
-            &u,
+            &PixelOpsP {
+                n: n as u32,
+                a,
+                b,
+                c,
+                ..Default::default()
+            },
             groups_1d(n, 256),
         )?;
     }
@@ -214,19 +212,18 @@ pub fn stretch(
         "black point {black:.5} ({}%), white point {white:.5} ({}%), midtone {}",
         p.black_percentile, p.white_percentile, p.midtone
     ));
-    let u = uniforms(&PixelOpsP {
-        n: n as u32,
-        a: black,
-        b: 1.0 / (white - black),
-        c: p.midtone,
-        ..Default::default()
-    });
-    run(
+    dispatch(
         gpu,
         shaders::PIXEL_OPS,
         "stretch",
         &[data],
-        &u,
+        &PixelOpsP {
+            n: n as u32,
+            a: black,
+            b: 1.0 / (white - black),
+            c: p.midtone,
+            ..Default::default()
+        },
         groups_1d(n, 256),
     )?;
     device_image(gpu, bufs, image, data).map(Some)

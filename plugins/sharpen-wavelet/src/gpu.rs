@@ -9,8 +9,8 @@
 //! CPU path's.
 
 use jupiter_kit::conv::B3_SPLINE;
-use jupiter_kit::gpu::{accumulate, conv, kth_smallest, uniforms, SelectOf, WaveletP};
-use jupiter_plugin_api::gpu::helpers::{run, Buffers};
+use jupiter_kit::gpu::{accumulate, conv, dispatch, kth_smallest, SelectOf, WaveletP};
+use jupiter_plugin_api::gpu::helpers::Buffers;
 use jupiter_plugin_api::prelude::*;
 use jupiter_plugin_api::GpuServiceBox;
 
@@ -71,19 +71,18 @@ pub fn sharpen(
                 );
             }
         }
-        let u = uniforms(&WaveletP {
-            n: n as u32,
-            channels: c as u32,
-            gain,
-            _a: 0.0,
-            t: [t[0], t[1], t[2], t[3]],
-        });
-        run(
+        dispatch(
             gpu,
             jupiter_kit::gpu::shaders::WAVELET,
             "detail",
             &[cur, next, out],
-            &u,
+            &WaveletP {
+                n: n as u32,
+                channels: c as u32,
+                gain,
+                _a: 0.0,
+                t: [t[0], t[1], t[2], t[3]],
+            },
             jupiter_kit::gpu::groups_1d(n, 256),
         )?;
         std::mem::swap(&mut cur, &mut next);

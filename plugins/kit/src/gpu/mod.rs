@@ -39,34 +39,32 @@ pub fn accumulate(
     n: usize,
     weight: f32,
 ) -> Result<(), StageError> {
-    let u = uniforms(&CombineP {
-        n: n as u32,
-        a: weight,
-        ..Default::default()
-    });
-    run(
+    dispatch(
         gpu,
         shaders::COMBINE,
         "accumulate",
         &[x, acc],
-        &u,
+        &CombineP {
+            n: n as u32,
+            a: weight,
+            ..Default::default()
+        },
         groups_1d(n, 256),
     )
 }
 
 /// `data *= s` over `n` samples.
 pub fn scale(gpu: &GpuServiceBox, data: GpuBuffer, n: usize, s: f32) -> Result<(), StageError> {
-    let u = uniforms(&PixelOpsP {
-        n: n as u32,
-        a: s,
-        ..Default::default()
-    });
-    run(
+    dispatch(
         gpu,
         shaders::PIXEL_OPS,
         "scale",
         &[data],
-        &u,
+        &PixelOpsP {
+            n: n as u32,
+            a: s,
+            ..Default::default()
+        },
         groups_1d(n, 256),
     )
 }

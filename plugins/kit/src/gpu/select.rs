@@ -1,10 +1,10 @@
 //! Exact k-th value selection on the device by a radix histogram
 //! (`select_hist.wgsl`): the host reads back only 256 counts per pass.
 
-use jupiter_plugin_api::gpu::helpers::{run, Buffers};
+use jupiter_plugin_api::gpu::helpers::Buffers;
 use jupiter_plugin_api::{GpuBuffer, GpuServiceBox, StageError};
 
-use super::uniforms::{uniforms, SelectP};
+use super::uniforms::{dispatch, SelectP};
 use super::{groups_1d, shaders};
 
 /// Order-preserving key of an `f32` (as in `select_hist.wgsl`).
@@ -56,22 +56,21 @@ pub fn kth_smallest(
     for pass in 0..4 {
         let shift = 24 - 8 * pass;
         jupiter_plugin_api::gpu::helpers::write(gpu, hist, 0, &zeros)?;
-        let u = uniforms(&SelectP {
-            count: count as u32,
-            stride: stride as u32,
-            offset: offset as u32,
-            mode,
-            shift,
-            prefix,
-            mask,
-            _pad: 0,
-        });
-        run(
+        dispatch(
             gpu,
             shaders::SELECT_HIST,
             "histogram",
             &[a, b, hist],
-            &u,
+            &SelectP {
+                count: count as u32,
+                stride: stride as u32,
+                offset: offset as u32,
+                mode,
+                shift,
+                prefix,
+                mask,
+                _pad: 0,
+            },
             groups_1d(count, 256),
         )?;
         let counts = jupiter_plugin_api::gpu::helpers::download(gpu, hist, 256)?;

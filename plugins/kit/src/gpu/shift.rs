@@ -6,7 +6,7 @@ use jupiter_plugin_api::gpu::helpers::{groups, run, Buffers, Uniforms};
 use jupiter_plugin_api::{DeviceFrames, GpuBuffer, GpuServiceBox, StageError};
 
 use super::shaders;
-use super::uniforms::{uniforms, ShiftP, StackWarpP};
+use super::uniforms::{dispatch, uniforms, ShiftP, StackWarpP};
 
 /// Geometry shared by the frames of a shift batch (see `shaders/shift.wgsl`).
 #[derive(Debug, Clone, Copy)]
@@ -234,20 +234,19 @@ pub fn warp_accumulate(
     interp: u32,
     count: usize,
 ) -> Result<(), StageError> {
-    let u = uniforms(&StackWarpP {
-        width: w as u32,
-        height: h as u32,
-        channels: c as u32,
-        interp,
-        count: count as u32,
-        ..Default::default()
-    });
-    run(
+    dispatch(
         gpu,
         shaders::STACK_WARP,
         "warp_accumulate",
         &[src, acc, wsum, table, grids],
-        &u,
+        &StackWarpP {
+            width: w as u32,
+            height: h as u32,
+            channels: c as u32,
+            interp,
+            count: count as u32,
+            ..Default::default()
+        },
         [groups(w, 16), groups(h, 16), 1],
     )
 }
@@ -258,18 +257,17 @@ pub fn warp_normalize(
     bufs: [GpuBuffer; 5],
     (w, h, c): (usize, usize, usize),
 ) -> Result<(), StageError> {
-    let u = uniforms(&StackWarpP {
-        width: w as u32,
-        height: h as u32,
-        channels: c as u32,
-        ..Default::default()
-    });
-    run(
+    dispatch(
         gpu,
         shaders::STACK_WARP,
         "normalize",
         &bufs,
-        &u,
+        &StackWarpP {
+            width: w as u32,
+            height: h as u32,
+            channels: c as u32,
+            ..Default::default()
+        },
         [groups(w, 16), groups(h, 16), 1],
     )
 }

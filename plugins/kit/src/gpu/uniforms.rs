@@ -11,6 +11,18 @@ pub fn uniforms<T: Pod>(block: &T) -> Uniforms {
     Uniforms::from_bytes(bytemuck::bytes_of(block))
 }
 
+/// Runs `entry` of `wgsl` with `block` as its uniforms.
+pub fn dispatch<T: Pod>(
+    gpu: &jupiter_plugin_api::GpuServiceBox,
+    wgsl: &str,
+    entry: &str,
+    bindings: &[jupiter_plugin_api::GpuBuffer],
+    block: &T,
+    groups: [u32; 3],
+) -> Result<(), jupiter_plugin_api::StageError> {
+    jupiter_plugin_api::gpu::helpers::run(gpu, wgsl, entry, bindings, &uniforms(block), groups)
+}
+
 /// `combine.wgsl` (`a`, `b` mean what each entry point says).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]

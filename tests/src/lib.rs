@@ -87,13 +87,18 @@ pub fn fixtures() -> &'static Path {
 
 /// A fixture library by crate suffix (`panic` → `libjupiter_fixture_panic.so`).
 pub fn fixture_file(name: &str) -> PathBuf {
-    let file = format!(
-        "{}jupiter_fixture_{}{}",
+    fixtures().join(library_name("jupiter_fixture", name))
+}
+
+/// The platform's file name of the cdylib `<prefix>_<name>` (dashes as
+/// underscores), e.g. `libjupiter_plugin_stack_mean.so`.
+fn library_name(prefix: &str, name: &str) -> String {
+    format!(
+        "{}{prefix}_{}{}",
         std::env::consts::DLL_PREFIX,
         name.replace('-', "_"),
         std::env::consts::DLL_SUFFIX
-    );
-    fixtures().join(file)
+    )
 }
 
 /// Builds `examples/third-party-stacker` (an out-of-tree plugin) once per
@@ -151,13 +156,7 @@ pub fn host() -> PathBuf {
 /// Plugin libraries in the build directory, by stage library name
 /// (e.g. `stack_mean` → `.../libjupiter_plugin_stack_mean.so`).
 pub fn plugin_file(name: &str) -> PathBuf {
-    let file = format!(
-        "{}jupiter_plugin_{}{}",
-        std::env::consts::DLL_PREFIX,
-        name.replace('-', "_"),
-        std::env::consts::DLL_SUFFIX
-    );
-    build().join(file)
+    build().join(library_name("jupiter_plugin", name))
 }
 
 /// A fresh, empty scratch directory for one test.

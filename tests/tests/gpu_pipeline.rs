@@ -24,12 +24,16 @@ fn capture(dir: &Path) -> std::path::PathBuf {
     ser
 }
 
+/// What most runs here keep.
+const SELECT: &[&str] = &["--select", "50%"];
+
 fn run_with(
     dir: &Path,
     ser: &Path,
     name: &str,
     device: &str,
     env: &[(&str, &str)],
+    extra: &[&str],
 ) -> (std::process::Output, std::path::PathBuf, serde_json::Value) {
     let out = dir.join(format!("{name}.tif"));
     let report = dir.join(format!("{name}.json"));
@@ -45,9 +49,8 @@ fn run_with(
             out.as_os_str(),
             "--report".as_ref(),
             report.as_os_str(),
-            "--select".as_ref(),
-            "50%".as_ref(),
         ])
+        .args(extra)
         .output()
         .unwrap();
     assert!(
@@ -62,8 +65,8 @@ fn run_with(
 fn gpu_and_cpu_runs_agree() {
     let dir = scratch("gpu-vs-cpu");
     let ser = capture(&dir);
-    let (_, cpu_out, cpu_r) = run_with(&dir, &ser, "cpu", "--cpu", &[]);
-    let (_, gpu_out, gpu_r) = run_with(&dir, &ser, "gpu", "--gpu", &[]);
+    let (_, cpu_out, cpu_r) = run_with(&dir, &ser, "cpu", "--cpu", &[], SELECT);
+    let (_, gpu_out, gpu_r) = run_with(&dir, &ser, "gpu", "--gpu", &[], SELECT);
     assert!(cpu_r["device"].as_str().unwrap().starts_with("CPU"));
     // This test only runs where an adapter exists (else it is ignored).
     assert!(
@@ -88,7 +91,7 @@ fn gpu_and_cpu_runs_agree() {
 fn gpu_request_without_adapter_warns_once_and_matches_cpu() {
     let dir = scratch("gpu-fallback");
     let ser = capture(&dir);
-    let (_, cpu_out, _) = run_with(&dir, &ser, "cpu", "--cpu", &[]);
+    let (_, cpu_out, _) = run_with(&dir, &ser, "cpu", "--cpu", &[], SELECT);
     // Only the GL backend, which this build does not contain: no adapter at all.
     let (o, fb_out, r) = run_with(
         &dir,
@@ -99,6 +102,7 @@ fn gpu_request_without_adapter_warns_once_and_matches_cpu() {
             ("WGPU_BACKEND", "gl"),
             ("VK_ICD_FILENAMES", "/nonexistent.json"),
         ],
+        SELECT,
     );
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(err.matches("GPU requested").count(), 1, "stderr:\n{err}");
@@ -174,31 +178,9 @@ fn multipoint_stacks_agree_on_gpu_and_cpu() {
     };
     generate(&ser, &o).unwrap();
     let run = |device: &str, name: &str| {
-        let out = dir.join(format!("{name}.tif"));
-        let report = dir.join(format!("{name}.json"));
-        let r = std::process::Command::new(host())
-            .args([
-                "--plugins".as_ref(),
-                build().as_os_str(),
-                device.as_ref(),
-                "run".as_ref(),
-                ser.as_os_str(),
-                "-o".as_ref(),
-                out.as_os_str(),
-                "--aligner".as_ref(),
-                "align-multipoint".as_ref(),
-                "--no-post".as_ref(),
-                "--report".as_ref(),
-                report.as_os_str(),
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            r.status.success(),
-            "{name}: {}",
-            String::from_utf8_lossy(&r.stderr)
-        );
-        (read_tiff(&out), read_report(&report))
+        let more = ["--aligner", "align-multipoint", "--no-post"];
+        let (_, out, report) = run_with(&dir, &ser, name, device, &[], &more);
+        (read_tiff(&out), report)
     };
     let (cpu, _) = run("--cpu", "cpu");
     let (gpu, r) = run("--gpu", "gpu");
@@ -280,7 +262,8 @@ fn batch_on(device: &str) {
         assert!(entries[2]["error"].as_str().unwrap().contains("broken.ser"));
         for (k, cap) in caps.iter().enumerate() {
             let name = cap.file_stem().unwrap().to_string_lossy().to_string();
-            let (_, alone, _) = run_with(&dir, cap, &format!("{name}{device}"), device, &[]);
+            let (_, alone, _) =
+                run_with(&dir, cap, &format!("{name}{device}"), device, &[], SELECT);
             let batched = out.join(format!("{name}_jupiter.tif"));
             let entry = &entries[if k < 2 { k } else { k + 1 }];
             assert_eq!(

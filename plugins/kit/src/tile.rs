@@ -204,16 +204,7 @@ where
 {
     let info = frames.info();
     let n = info.count as usize;
-    if n == 0 {
-        return Err(StageError::invalid_params("no frames to stack"));
-    }
-    if warps.len() != n {
-        return Err(StageError::internal(format!(
-            "{} warps for {} frames",
-            warps.len(),
-            n
-        )));
-    }
+    jupiter_plugin_api::check_warps(&info, warps.len())?;
     let (w, h, ch, rl) = (
         info.width as usize,
         info.height as usize,
@@ -268,16 +259,7 @@ where
 {
     let info = frames.info();
     let n = info.count as usize;
-    if n == 0 {
-        return Err(StageError::invalid_params("no frames to stack"));
-    }
-    if warps.len() != n {
-        return Err(StageError::internal(format!(
-            "{} warps for {} frames",
-            warps.len(),
-            n
-        )));
-    }
+    jupiter_plugin_api::check_warps(&info, warps.len())?;
     let (w, h, ch) = (
         info.width as usize,
         info.height as usize,

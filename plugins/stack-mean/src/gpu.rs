@@ -41,11 +41,7 @@ fn prepare(
     p: &MeanParams,
 ) -> Result<(usize, u32, Vec<f32>), StageError> {
     let n = frames.info().count as usize;
-    if n == 0 || req.alignment.warps.len() != n {
-        return Err(StageError::invalid_params(
-            "no frames to stack, or warps do not match frames",
-        ));
-    }
+    req.check(&frames.info())?;
     let interp = p.interpolation.shader_code();
     Ok((n, interp, frame_weights(&req.scores, n, p)))
 }

@@ -36,11 +36,7 @@ pub fn stack_bands_on_device(
 ) -> Result<GpuBuffer, StageError> {
     let info = frames.info();
     let n = info.count as usize;
-    if n == 0 || warps.len() != n {
-        return Err(StageError::invalid_params(
-            "no frames to stack, or warps do not match frames",
-        ));
-    }
+    jupiter_plugin_api::check_warps(&info, warps.len())?;
     let (w, h, c) = (
         info.width as usize,
         info.height as usize,

@@ -73,6 +73,7 @@ pub mod params;
 pub mod root;
 pub mod stage;
 pub mod testing;
+pub mod typed;
 
 pub use abi_stable;
 pub use backend::{Backend, BackendRef, Backend_TO, LogLevel, RawTask};
@@ -85,6 +86,7 @@ pub use gpu::{GpuBuffer, GpuService, GpuServiceBox, GpuService_TO};
 pub use params::{parse_params, ChoiceValue, Interpolation, ParamKind, ParamSpec, StageParams};
 pub use root::{PluginMod, PluginMod_Ref};
 pub use stage::{check_warps, AlignRequest, Manifest, StackRequest, Stage, StageCtx, StageKind};
+pub use typed::{AlignFn, ProcessFn, QualityFn, StackFn, StageInfo};
 
 /// Everything a plugin usually needs.
 pub mod prelude {
@@ -98,5 +100,6 @@ pub mod prelude {
     pub use crate::par;
     pub use crate::params::{parse_params, Interpolation, ParamKind, ParamSpec, StageParams};
     pub use crate::stage::{AlignRequest, Manifest, StackRequest, Stage, StageCtx, StageKind};
+    pub use crate::typed::{AlignFn, ProcessFn, QualityFn, StackFn, StageInfo};
     pub use abi_stable::std_types::{RString, RVec};
 }

@@ -101,30 +101,15 @@ pub mod params;
 
 use jupiter_plugin_api::prelude::*;
 
-/// The `align-multipoint` stage.
-pub struct AlignMultipoint;
-
-impl Stage for AlignMultipoint {
-    fn manifest(&self) -> Manifest {
-        Manifest::new(
-            "align-multipoint",
-            env!("CARGO_PKG_VERSION"),
-            StageKind::Align,
-            "Multi-point alignment: global shift plus local shifts on a grid of alignment points, best frames kept per point",
-            params::MultipointParams::specs(),
-        )
-    }
-
-    fn align(
-        &self,
-        ctx: &StageCtx,
-        frames: &FrameSourceRef,
-        _req: &AlignRequest,
-        params: &str,
-    ) -> Result<Alignment, StageError> {
-        let p = params::MultipointParams::parse(params)?;
-        cpu::align(ctx, frames, &p)
-    }
-}
+/// The `align-multipoint` stage (named like the unit struct it was).
+#[allow(non_upper_case_globals)]
+pub const AlignMultipoint: AlignFn<params::MultipointParams> = AlignFn {
+    info: StageInfo::new(
+        "align-multipoint",
+        env!("CARGO_PKG_VERSION"),
+        "Multi-point alignment: global shift plus local shifts on a grid of alignment points, best frames kept per point",
+    ),
+    run: |ctx, frames, _req, p| cpu::align(ctx, frames, p),
+};
 
 export_plugin!(AlignMultipoint);

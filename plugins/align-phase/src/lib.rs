@@ -14,38 +14,25 @@ pub mod params;
 
 use jupiter_plugin_api::prelude::*;
 
-/// The `align-phase` stage.
-pub struct AlignPhase;
-
-impl Stage for AlignPhase {
-    fn manifest(&self) -> Manifest {
-        Manifest::new(
-            "align-phase",
-            env!("CARGO_PKG_VERSION"),
-            StageKind::Align,
-            "Global sub-pixel alignment by FFT phase correlation against a mean-of-best reference",
-            params::AlignParams::specs(),
-        )
-        .with_gpu()
-    }
-
-    fn align(
-        &self,
-        ctx: &StageCtx,
-        frames: &FrameSourceRef,
-        _req: &AlignRequest,
-        params: &str,
-    ) -> Result<Alignment, StageError> {
-        let p = params::AlignParams::parse(params)?;
+/// The `align-phase` stage (named like the unit struct it was).
+#[allow(non_upper_case_globals)]
+pub const AlignPhase: AlignFn<params::AlignParams> = AlignFn {
+    info: StageInfo::new(
+        "align-phase",
+        env!("CARGO_PKG_VERSION"),
+        "Global sub-pixel alignment by FFT phase correlation against a mean-of-best reference",
+    )
+    .with_gpu(),
+    run: |ctx, frames, _req, p| {
         if let Some(g) = ctx.gpu() {
             if let Some(dev) = frames.on_device()? {
-                if let Some(a) = gpu::align(ctx, &g, frames, &dev, &p)? {
+                if let Some(a) = gpu::align(ctx, &g, frames, &dev, p)? {
                     return Ok(a);
                 }
             }
         }
-        cpu::align(ctx, frames, &p)
-    }
-}
+        cpu::align(ctx, frames, p)
+    },
+};
 
 export_plugin!(AlignPhase);

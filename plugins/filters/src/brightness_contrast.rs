@@ -30,33 +30,25 @@ pub fn apply(
     Ok(image)
 }
 
-/// The `brightness-contrast` stage.
-pub struct BrightnessContrast;
-
-impl Stage for BrightnessContrast {
-    fn manifest(&self) -> Manifest {
-        Manifest {
-            gpu: true,
-            ..Manifest::new(
-                "brightness-contrast",
-                env!("CARGO_PKG_VERSION"),
-                StageKind::Filter,
-                "Brightness offset and contrast factor around mid-grey",
-                BrightnessContrastParams::specs(),
-            )
-        }
-    }
-
-    fn process(&self, ctx: &StageCtx, image: Image, params: &str) -> Result<Image, StageError> {
-        let p = BrightnessContrastParams::parse(params)?;
+/// The `brightness-contrast` stage (named like the unit struct it was).
+#[allow(non_upper_case_globals)]
+pub const BrightnessContrast: ProcessFn<BrightnessContrastParams> = ProcessFn {
+    info: StageInfo::new(
+        "brightness-contrast",
+        env!("CARGO_PKG_VERSION"),
+        "Brightness offset and contrast factor around mid-grey",
+    )
+    .with_gpu(),
+    kind: StageKind::Filter,
+    run: |ctx, image, p| {
         gpu_or_cpu(
             ctx,
             image,
-            |g, image| crate::gpu::brightness_contrast(g, image, &p),
-            |ctx, image| apply(ctx, image, &p),
+            |g, image| crate::gpu::brightness_contrast(g, image, p),
+            |ctx, image| apply(ctx, image, p),
         )
-    }
-}
+    },
+};
 
 #[cfg(test)]
 mod tests {

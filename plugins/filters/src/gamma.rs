@@ -25,33 +25,25 @@ pub fn apply(ctx: &StageCtx, image: Image, p: &GammaParams) -> Result<Image, Sta
     Ok(image)
 }
 
-/// The `gamma` stage.
-pub struct Gamma;
-
-impl Stage for Gamma {
-    fn manifest(&self) -> Manifest {
-        Manifest {
-            gpu: true,
-            ..Manifest::new(
-                "gamma",
-                env!("CARGO_PKG_VERSION"),
-                StageKind::Filter,
-                "Gamma curve: in^(1/gamma), values clamped at 0",
-                GammaParams::specs(),
-            )
-        }
-    }
-
-    fn process(&self, ctx: &StageCtx, image: Image, params: &str) -> Result<Image, StageError> {
-        let p = GammaParams::parse(params)?;
+/// The `gamma` stage (named like the unit struct it was).
+#[allow(non_upper_case_globals)]
+pub const Gamma: ProcessFn<GammaParams> = ProcessFn {
+    info: StageInfo::new(
+        "gamma",
+        env!("CARGO_PKG_VERSION"),
+        "Gamma curve: in^(1/gamma), values clamped at 0",
+    )
+    .with_gpu(),
+    kind: StageKind::Filter,
+    run: |ctx, image, p| {
         gpu_or_cpu(
             ctx,
             image,
-            |g, image| crate::gpu::gamma(g, image, &p),
-            |ctx, image| apply(ctx, image, &p),
+            |g, image| crate::gpu::gamma(g, image, p),
+            |ctx, image| apply(ctx, image, p),
         )
-    }
-}
+    },
+};
 
 #[cfg(test)]
 mod tests {

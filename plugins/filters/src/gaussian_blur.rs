@@ -35,33 +35,25 @@ pub fn apply(ctx: &StageCtx, image: Image, p: &BlurParams) -> Result<Image, Stag
     ))
 }
 
-/// The `gaussian-blur` stage.
-pub struct GaussianBlur;
-
-impl Stage for GaussianBlur {
-    fn manifest(&self) -> Manifest {
-        Manifest {
-            gpu: true,
-            ..Manifest::new(
-                "gaussian-blur",
-                env!("CARGO_PKG_VERSION"),
-                StageKind::Filter,
-                "Gaussian blur of every channel",
-                BlurParams::specs(),
-            )
-        }
-    }
-
-    fn process(&self, ctx: &StageCtx, image: Image, params: &str) -> Result<Image, StageError> {
-        let p = BlurParams::parse(params)?;
+/// The `gaussian-blur` stage (named like the unit struct it was).
+#[allow(non_upper_case_globals)]
+pub const GaussianBlur: ProcessFn<BlurParams> = ProcessFn {
+    info: StageInfo::new(
+        "gaussian-blur",
+        env!("CARGO_PKG_VERSION"),
+        "Gaussian blur of every channel",
+    )
+    .with_gpu(),
+    kind: StageKind::Filter,
+    run: |ctx, image, p| {
         gpu_or_cpu(
             ctx,
             image,
-            |g, image| crate::gpu::gaussian_blur(g, image, &p),
-            |ctx, image| apply(ctx, image, &p),
+            |g, image| crate::gpu::gaussian_blur(g, image, p),
+            |ctx, image| apply(ctx, image, p),
         )
-    }
-}
+    },
+};
 
 #[cfg(test)]
 mod tests {

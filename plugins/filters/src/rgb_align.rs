@@ -131,24 +131,17 @@ pub fn apply(ctx: &StageCtx, image: Image, p: &RgbAlignParams) -> Result<Image, 
     correct(ctx, &image, apply_shift)
 }
 
-/// The `rgb-align` stage.
-pub struct RgbAlign;
-
-impl Stage for RgbAlign {
-    fn manifest(&self) -> Manifest {
-        Manifest::new(
-            "rgb-align",
-            env!("CARGO_PKG_VERSION"),
-            StageKind::Filter,
-            "Atmospheric dispersion fix: aligns R and B to G by phase correlation and bicubic resampling",
-            RgbAlignParams::specs(),
-        )
-    }
-
-    fn process(&self, ctx: &StageCtx, image: Image, params: &str) -> Result<Image, StageError> {
-        apply(ctx, image, &RgbAlignParams::parse(params)?)
-    }
-}
+/// The `rgb-align` stage (named like the unit struct it was).
+#[allow(non_upper_case_globals)]
+pub const RgbAlign: ProcessFn<RgbAlignParams> = ProcessFn {
+    info: StageInfo::new(
+        "rgb-align",
+        env!("CARGO_PKG_VERSION"),
+        "Atmospheric dispersion fix: aligns R and B to G by phase correlation and bicubic resampling",
+    ),
+    kind: StageKind::Filter,
+    run: apply,
+};
 
 #[cfg(test)]
 mod tests {

@@ -116,34 +116,29 @@ pub fn apply(ctx: &StageCtx, image: Image, p: &StretchParams) -> Result<Image, S
     Ok(image)
 }
 
-/// The `stretch` stage.
-pub struct Stretch;
-
-impl Stage for Stretch {
-    fn manifest(&self) -> Manifest {
-        Manifest { gpu: true, ..Manifest::new(
-            "stretch",
-            env!("CARGO_PKG_VERSION"),
-            StageKind::Filter,
-            "Histogram stretch: percentile black/white points to 0..1, optional midtone transfer",
-            StretchParams::specs(),
-        ) }
-    }
-
-    fn process(&self, ctx: &StageCtx, image: Image, params: &str) -> Result<Image, StageError> {
-        let p = StretchParams::parse(params)?;
+/// The `stretch` stage (named like the unit struct it was).
+#[allow(non_upper_case_globals)]
+pub const Stretch: ProcessFn<StretchParams> = ProcessFn {
+    info: StageInfo::new(
+        "stretch",
+        env!("CARGO_PKG_VERSION"),
+        "Histogram stretch: percentile black/white points to 0..1, optional midtone transfer",
+    )
+    .with_gpu(),
+    kind: StageKind::Filter,
+    run: |ctx, image, p| {
         p.validate()?;
         gpu_or_cpu(
             ctx,
             image,
-            |g, image| match crate::gpu::stretch(ctx, g, &image, &p)? {
+            |g, image| match crate::gpu::stretch(ctx, g, &image, p)? {
                 Some(out) => Ok(out),
-                None => apply(ctx, ctx.to_host(image)?, &p),
+                None => apply(ctx, ctx.to_host(image)?, p),
             },
-            |ctx, image| apply(ctx, image, &p),
+            |ctx, image| apply(ctx, image, p),
         )
-    }
-}
+    },
+};
 
 #[cfg(test)]
 mod tests {

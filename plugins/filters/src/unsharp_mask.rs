@@ -60,30 +60,25 @@ pub fn apply(ctx: &StageCtx, image: Image, p: &UnsharpParams) -> Result<Image, S
     ))
 }
 
-/// The `unsharp-mask` stage.
-pub struct UnsharpMask;
-
-impl Stage for UnsharpMask {
-    fn manifest(&self) -> Manifest {
-        Manifest { gpu: true, ..Manifest::new(
-            "unsharp-mask",
-            env!("CARGO_PKG_VERSION"),
-            StageKind::Filter,
-            "Unsharp mask: in + amount·(in − gaussian blur) where the difference exceeds a threshold",
-            UnsharpParams::specs(),
-        ) }
-    }
-
-    fn process(&self, ctx: &StageCtx, image: Image, params: &str) -> Result<Image, StageError> {
-        let p = UnsharpParams::parse(params)?;
+/// The `unsharp-mask` stage (named like the unit struct it was).
+#[allow(non_upper_case_globals)]
+pub const UnsharpMask: ProcessFn<UnsharpParams> = ProcessFn {
+    info: StageInfo::new(
+        "unsharp-mask",
+        env!("CARGO_PKG_VERSION"),
+        "Unsharp mask: in + amount·(in − gaussian blur) where the difference exceeds a threshold",
+    )
+    .with_gpu(),
+    kind: StageKind::Filter,
+    run: |ctx, image, p| {
         gpu_or_cpu(
             ctx,
             image,
-            |g, image| crate::gpu::unsharp_mask(g, image, &p),
-            |ctx, image| apply(ctx, image, &p),
+            |g, image| crate::gpu::unsharp_mask(g, image, p),
+            |ctx, image| apply(ctx, image, p),
         )
-    }
-}
+    },
+};
 
 #[cfg(test)]
 mod tests {

@@ -14,37 +14,25 @@ pub mod params;
 
 use jupiter_plugin_api::prelude::*;
 
-/// The `quality` stage.
-pub struct Quality;
-
-impl Stage for Quality {
-    fn manifest(&self) -> Manifest {
-        Manifest::new(
-            "quality",
-            env!("CARGO_PKG_VERSION"),
-            StageKind::Quality,
-            "Frame sharpness: variance of Laplacian or Tenengrad, with optional noise prefilter",
-            params::QualityParams::specs(),
-        )
-        .with_gpu()
-    }
-
-    fn quality(
-        &self,
-        ctx: &StageCtx,
-        frames: &FrameSourceRef,
-        params: &str,
-    ) -> Result<Vec<f32>, StageError> {
-        let p = params::QualityParams::parse(params)?;
+/// The `quality` stage (named like the unit struct it was).
+#[allow(non_upper_case_globals)]
+pub const Quality: QualityFn<params::QualityParams> = QualityFn {
+    info: StageInfo::new(
+        "quality",
+        env!("CARGO_PKG_VERSION"),
+        "Frame sharpness: variance of Laplacian or Tenengrad, with optional noise prefilter",
+    )
+    .with_gpu(),
+    run: |ctx, frames, p| {
         if let Some(g) = ctx.gpu() {
-            if gpu::supports(&frames.info(), &p) {
+            if gpu::supports(&frames.info(), p) {
                 if let Some(dev) = frames.on_device()? {
-                    return gpu::score_all(ctx, &g, frames, &dev, &p);
+                    return gpu::score_all(ctx, &g, frames, &dev, p);
                 }
             }
         }
-        cpu::score_all(ctx, frames, &p)
-    }
-}
+        cpu::score_all(ctx, frames, p)
+    },
+};
 
 export_plugin!(Quality);

@@ -30,25 +30,17 @@ pub mod params;
 
 use jupiter_plugin_api::prelude::*;
 
-/// The `sharpen-wavelet` stage.
-pub struct SharpenWavelet;
-
-impl Stage for SharpenWavelet {
-    fn manifest(&self) -> Manifest {
-        Manifest {
-            gpu: true,
-            ..Manifest::new(
-                "sharpen-wavelet",
-                env!("CARGO_PKG_VERSION"),
-                StageKind::Sharpen,
-                "À-trous B3-spline wavelet sharpening with per-layer gain and noise threshold",
-                params::WaveletParams::specs(),
-            )
-        }
-    }
-
-    fn process(&self, ctx: &StageCtx, image: Image, params: &str) -> Result<Image, StageError> {
-        let p = params::WaveletParams::parse(params)?;
+/// The `sharpen-wavelet` stage (named like the unit struct it was).
+#[allow(non_upper_case_globals)]
+pub const SharpenWavelet: ProcessFn<params::WaveletParams> = ProcessFn {
+    info: StageInfo::new(
+        "sharpen-wavelet",
+        env!("CARGO_PKG_VERSION"),
+        "À-trous B3-spline wavelet sharpening with per-layer gain and noise threshold",
+    )
+    .with_gpu(),
+    kind: StageKind::Sharpen,
+    run: |ctx, image, p| {
         let (settings, warning) = p.resolve()?;
         if let Some(w) = warning {
             ctx.warn(&w);
@@ -57,8 +49,8 @@ impl Stage for SharpenWavelet {
             Some(g) if image.channels <= 4 => gpu::sharpen(ctx, &g, image, &settings),
             _ => cpu::sharpen(ctx, ctx.to_host(image)?, &settings),
         }
-    }
-}
+    },
+};
 
 export_plugin!(SharpenWavelet);
 

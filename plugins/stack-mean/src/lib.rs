@@ -16,37 +16,20 @@ pub mod params;
 
 use jupiter_plugin_api::prelude::*;
 
-/// The `stack-mean` stage.
-pub struct StackMean;
-
-impl Stage for StackMean {
-    fn manifest(&self) -> Manifest {
-        Manifest {
-            gpu: true,
-            ..Manifest::new(
-                "stack-mean",
-                env!("CARGO_PKG_VERSION"),
-                StageKind::Stack,
-                "Mean of the aligned frames, optionally weighted by frame quality",
-                params::MeanParams::specs(),
-            )
-        }
-    }
-
-    fn stack(
-        &self,
-        ctx: &StageCtx,
-        frames: &FrameSourceRef,
-        req: &StackRequest,
-        params: &str,
-    ) -> Result<Image, StageError> {
-        let p = params::MeanParams::parse(params)?;
-        match ctx.gpu() {
-            Some(g) if gpu::supports(req) => gpu::stack(ctx, &g, frames, req, &p),
-            Some(g) => gpu::stack_warped(ctx, &g, frames, req, &p),
-            None => cpu::stack(ctx, frames, req, &p),
-        }
-    }
-}
+/// The `stack-mean` stage (named like the unit struct it was).
+#[allow(non_upper_case_globals)]
+pub const StackMean: StackFn<params::MeanParams> = StackFn {
+    info: StageInfo::new(
+        "stack-mean",
+        env!("CARGO_PKG_VERSION"),
+        "Mean of the aligned frames, optionally weighted by frame quality",
+    )
+    .with_gpu(),
+    run: |ctx, frames, req, p| match ctx.gpu() {
+        Some(g) if gpu::supports(req) => gpu::stack(ctx, &g, frames, req, p),
+        Some(g) => gpu::stack_warped(ctx, &g, frames, req, p),
+        None => cpu::stack(ctx, frames, req, p),
+    },
+};
 
 export_plugin!(StackMean);

@@ -21,37 +21,20 @@ pub mod params;
 
 use jupiter_plugin_api::prelude::*;
 
-/// The `stack-median` stage.
-pub struct StackMedian;
-
-impl Stage for StackMedian {
-    fn manifest(&self) -> Manifest {
-        Manifest {
-            gpu: true,
-            ..Manifest::new(
-                "stack-median",
-                env!("CARGO_PKG_VERSION"),
-                StageKind::Stack,
-                "Exact per-pixel median of the aligned frames (rejects satellites, hot pixels, cosmic rays)",
-                params::MedianParams::specs(),
-            )
-        }
-    }
-
-    fn stack(
-        &self,
-        ctx: &StageCtx,
-        frames: &FrameSourceRef,
-        req: &StackRequest,
-        params: &str,
-    ) -> Result<Image, StageError> {
-        let p = params::MedianParams::parse(params)?;
-        match ctx.gpu() {
-            Some(g) if gpu::supports(req) => gpu::stack(ctx, &g, frames, req, &p),
-            _ => cpu::stack(ctx, frames, req, &p),
-        }
-    }
-}
+/// The `stack-median` stage (named like the unit struct it was).
+#[allow(non_upper_case_globals)]
+pub const StackMedian: StackFn<params::MedianParams> = StackFn {
+    info: StageInfo::new(
+        "stack-median",
+        env!("CARGO_PKG_VERSION"),
+        "Exact per-pixel median of the aligned frames (rejects satellites, hot pixels, cosmic rays)",
+    )
+    .with_gpu(),
+    run: |ctx, frames, req, p| match ctx.gpu() {
+        Some(g) if gpu::supports(req) => gpu::stack(ctx, &g, frames, req, p),
+        _ => cpu::stack(ctx, frames, req, p),
+    },
+};
 
 export_plugin!(StackMedian);
 

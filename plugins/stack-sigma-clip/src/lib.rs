@@ -17,31 +17,16 @@ pub mod params;
 
 use jupiter_plugin_api::prelude::*;
 
-/// The `stack-sigma-clip` stage.
-pub struct StackSigmaClip;
-
-impl Stage for StackSigmaClip {
-    fn manifest(&self) -> Manifest {
-        Manifest::new(
-            "stack-sigma-clip",
-            env!("CARGO_PKG_VERSION"),
-            StageKind::Stack,
-            "Mean of the aligned frames after iterative kappa-sigma clipping (or winsorizing) per pixel",
-            params::SigmaClipParams::specs(),
-        )
-    }
-
-    fn stack(
-        &self,
-        ctx: &StageCtx,
-        frames: &FrameSourceRef,
-        req: &StackRequest,
-        params: &str,
-    ) -> Result<Image, StageError> {
-        let p = params::SigmaClipParams::parse(params)?;
-        cpu::stack(ctx, frames, req, &p)
-    }
-}
+/// The `stack-sigma-clip` stage (named like the unit struct it was).
+#[allow(non_upper_case_globals)]
+pub const StackSigmaClip: StackFn<params::SigmaClipParams> = StackFn {
+    info: StageInfo::new(
+        "stack-sigma-clip",
+        env!("CARGO_PKG_VERSION"),
+        "Mean of the aligned frames after iterative kappa-sigma clipping (or winsorizing) per pixel",
+    ),
+    run: cpu::stack,
+};
 
 export_plugin!(StackSigmaClip);
 

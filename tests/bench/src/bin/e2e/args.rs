@@ -1,0 +1,80 @@
+//! Command-line options of the harness.
+
+use super::*;
+
+pub(crate) const USAGE: &str = "usage: e2e [--dir DIR] [--host PATH] [--repeat R] [--cases] [--peers] [--cold] [--scaling] [--sizes] [--limited] [--devices] [--only NAME] [--quick] [--batch N]";
+
+pub(crate) struct Opts {
+    pub(crate) dir: PathBuf,
+    pub(crate) host: Option<PathBuf>,
+    pub(crate) repeat: usize,
+    pub(crate) cases: bool,
+    pub(crate) peers: bool,
+    pub(crate) cold: bool,
+    pub(crate) scaling: bool,
+    pub(crate) sizes: bool,
+    pub(crate) limited: bool,
+    pub(crate) devices: bool,
+    /// Only the reference captures whose name contains this.
+    pub(crate) only: Option<String>,
+    pub(crate) quick: bool,
+    /// Captures per batch in the `--devices` batch rows.
+    pub(crate) batch: usize,
+}
+
+pub(crate) fn parse(args: &[String]) -> Result<Opts, String> {
+    let mut o = Opts {
+        dir: PathBuf::from("target/e2e"),
+        host: None,
+        repeat: 3,
+        cases: false,
+        peers: false,
+        cold: false,
+        scaling: false,
+        sizes: false,
+        limited: false,
+        devices: false,
+        only: None,
+        quick: false,
+        batch: 5,
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--dir" => o.dir = it.next().ok_or("--dir needs a value")?.into(),
+            "--host" => o.host = Some(it.next().ok_or("--host needs a value")?.into()),
+            "--repeat" => {
+                o.repeat = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|&r| r > 0)
+                    .ok_or("--repeat needs a positive integer")?
+            }
+            "--cases" => o.cases = true,
+            "--peers" => o.peers = true,
+            "--cold" => o.cold = true,
+            "--scaling" => o.scaling = true,
+            "--sizes" => o.sizes = true,
+            "--limited" => o.limited = true,
+            "--devices" => o.devices = true,
+            "--only" => o.only = Some(it.next().ok_or("--only needs a value")?.clone()),
+            "--quick" => o.quick = true,
+            "--batch" => {
+                o.batch = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|&b: &usize| b >= 1)
+                    .ok_or("--batch needs a count of at least 1")?
+            }
+            other => return Err(format!("unknown option '{other}'")),
+        }
+    }
+    if !(o.cases || o.peers || o.cold || o.scaling || o.sizes || o.limited || o.devices) {
+        (o.cases, o.peers, o.cold, o.scaling, o.sizes, o.limited) =
+            (true, true, true, true, true, true);
+    }
+    if o.peers {
+        o.cases = true;
+    }
+    Ok(o)
+}

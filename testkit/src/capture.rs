@@ -10,6 +10,7 @@ use jupiter_plugin_api::Image;
 
 pub use crate::rng::Rng;
 use crate::ser::{Cfa, SerColor, SerSpec, SerWriter};
+pub use jupiter_kit::stats::psnr_interior;
 
 /// What the synthetic target looks like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -766,5 +767,3 @@ mod tests {
         }
     }
 }
-
-pub use jupiter_kit::stats::psnr_interior;

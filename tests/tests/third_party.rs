@@ -127,8 +127,8 @@ fn its_parameters_are_checked_by_the_host(
     dir: &std::path::Path,
 ) {
     let out = try_run_capture(
-        &plugins,
-        &ser,
+        plugins,
+        ser,
         &[
             "--stacker".as_ref(),
             "stack-trimmed-mean".as_ref(),

@@ -265,6 +265,13 @@ pub fn read_tiff(path: &Path) -> Result<Image> {
     ))
 }
 
+/// Writes a text file atomically (temp file + rename), replacing any old one.
+pub fn write_text_atomic(path: &Path, text: &str) -> Result<()> {
+    let tmp = TempPath::for_target(path);
+    std::fs::write(tmp.path(), text)?;
+    tmp.persist(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,11 +325,4 @@ mod tests {
             .to_string()
             .contains("unknown output format"));
     }
-}
-
-/// Writes a text file atomically (temp file + rename), replacing any old one.
-pub fn write_text_atomic(path: &Path, text: &str) -> Result<()> {
-    let tmp = TempPath::for_target(path);
-    std::fs::write(tmp.path(), text)?;
-    tmp.persist(path)
 }

@@ -66,6 +66,25 @@ pub fn blur_channels(
 }
 
 /// Test helpers: obviously-right references.
+/// Declares a filter stage with a GPU path: the stage runs `$gpu` when the
+/// backend offers a device, else the calling module's CPU `apply`.
+#[macro_export]
+macro_rules! filter_stage {
+    ($(#[$m:meta])* $name:ident: $params:ty = ($stage:literal, $summary:literal, $gpu:path)) => {
+        $(#[$m])*
+        #[allow(non_upper_case_globals)]
+        pub const $name: ProcessFn<$params> = ProcessFn {
+            info: StageInfo::new($stage, env!("CARGO_PKG_VERSION"), $summary).with_gpu(),
+            kind: StageKind::Filter,
+            run: |ctx, image, p| {
+                $crate::common::gpu_or_cpu(ctx, image, |g, image| $gpu(g, image, p), |ctx, image| {
+                    apply(ctx, image, p)
+                })
+            },
+        };
+    };
+}
+
 #[cfg(test)]
 pub mod reference {
     use jupiter_kit::conv::gaussian_kernel;
@@ -114,23 +133,4 @@ pub mod reference {
             .map(|(x, y)| (x - y).abs())
             .fold(0.0, f32::max)
     }
-}
-
-/// Declares a filter stage with a GPU path: the stage runs `$gpu` when the
-/// backend offers a device, else the calling module's CPU `apply`.
-#[macro_export]
-macro_rules! filter_stage {
-    ($(#[$m:meta])* $name:ident: $params:ty = ($stage:literal, $summary:literal, $gpu:path)) => {
-        $(#[$m])*
-        #[allow(non_upper_case_globals)]
-        pub const $name: ProcessFn<$params> = ProcessFn {
-            info: StageInfo::new($stage, env!("CARGO_PKG_VERSION"), $summary).with_gpu(),
-            kind: StageKind::Filter,
-            run: |ctx, image, p| {
-                $crate::common::gpu_or_cpu(ctx, image, |g, image| $gpu(g, image, p), |ctx, image| {
-                    apply(ctx, image, p)
-                })
-            },
-        };
-    };
 }

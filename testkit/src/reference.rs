@@ -155,3 +155,30 @@ pub fn beats_the_mean_on_artifacts(
         }
     }
 }
+
+/// The stackers' shared contract test, through the stage as the host calls
+/// it: a warp count that does not match the frames is `Internal` (the host
+/// broke the contract), no frames and unknown parameters are
+/// `InvalidParams`; never a panic.
+pub fn stack_contract_errors(stage: &dyn jupiter_plugin_api::Stage, name: &str) {
+    use jupiter_plugin_api::testing::{MemFrames, ThreadBackend};
+    use jupiter_plugin_api::{Alignment, ErrorKind, StackRequest};
+    let be = ThreadBackend::new(1);
+    let call = |frames: &MemFrames, warps: usize, params: &str| {
+        let req = StackRequest {
+            alignment: Alignment {
+                warps: vec![FrameWarp::shift(0.0, 0.0); warps].into(),
+                reference: 0,
+            },
+            scores: Default::default(),
+        };
+        be.with_ctx(name, |ctx| stage.stack(ctx, &frames.as_ref(), &req, params))
+            .unwrap_err()
+            .kind
+    };
+    let mem = MemFrames::new(4, 4, 1, vec![vec![0.0; 16]; 2]);
+    assert_eq!(call(&mem, 1, "{}"), ErrorKind::Internal);
+    let empty = MemFrames::new(4, 4, 1, vec![]);
+    assert_eq!(call(&empty, 0, "{}"), ErrorKind::InvalidParams);
+    assert_eq!(call(&mem, 2, r#"{"kappa": 3}"#), ErrorKind::InvalidParams);
+}

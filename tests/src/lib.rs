@@ -292,6 +292,21 @@ pub fn gpu_only() -> jupiter_host::backend::HostBackend {
     gpu_backend().expect("no GPU adapter (the GPU harness should have ignored this test)")
 }
 
+/// A stack request over `warps` with quality scores 1, 2, 3, … (so that
+/// quality weighting changes the result).
+pub fn scored_request(
+    warps: Vec<jupiter_plugin_api::FrameWarp>,
+) -> jupiter_plugin_api::StackRequest {
+    let n = warps.len();
+    jupiter_plugin_api::StackRequest {
+        alignment: jupiter_plugin_api::Alignment {
+            warps: warps.into(),
+            reference: 0,
+        },
+        scores: (0..n).map(|k| 1.0 + k as f32).collect(),
+    }
+}
+
 /// A plain CPU host backend.
 pub fn cpu_backend() -> jupiter_host::backend::HostBackend {
     let mut be = jupiter_host::backend::HostBackend::new(2, Default::default()).unwrap();

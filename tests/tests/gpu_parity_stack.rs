@@ -16,21 +16,8 @@ fn stack_mean_gpu_matches_cpu() {
         let warps: Vec<FrameWarp> = (0..7)
             .map(|k| FrameWarp::shift(k as f32 * 0.63 - 2.0, 1.7 - k as f32 * 0.41))
             .collect();
-        let req = StackRequest {
-            alignment: Alignment {
-                warps: warps.into(),
-                reference: 0,
-            },
-            scores: (0..7).map(|k| 1.0 + k as f32).collect(),
-        };
-        for p in [
-            jupiter_plugin_stack_mean::params::MeanParams::default(),
-            jupiter_plugin_stack_mean::params::MeanParams {
-                interpolation: Interpolation::Bilinear,
-                quality_weighting: true,
-                weight_power: 1.5,
-            },
-        ] {
+        let req = scored_request(warps);
+        for p in mean_params(1.5) {
             let cpu =
                 jupiter_plugin_stack_mean::cpu::stack(&stage_ctx(&cpu_be), &mem.as_ref(), &req, &p)
                     .unwrap();
@@ -192,21 +179,8 @@ fn stack_mean_with_warp_fields_gpu_matches_cpu() {
                 wp
             })
             .collect();
-        let req = StackRequest {
-            alignment: Alignment {
-                warps: warps.into(),
-                reference: 0,
-            },
-            scores: (0..n).map(|k| 1.0 + k as f32).collect(),
-        };
-        for p in [
-            jupiter_plugin_stack_mean::params::MeanParams::default(),
-            jupiter_plugin_stack_mean::params::MeanParams {
-                interpolation: Interpolation::Bilinear,
-                quality_weighting: true,
-                weight_power: 1.0,
-            },
-        ] {
+        let req = scored_request(warps);
+        for p in mean_params(1.0) {
             let cpu =
                 jupiter_plugin_stack_mean::cpu::stack(&stage_ctx(&cpu_be), &mem.as_ref(), &req, &p)
                     .unwrap();
@@ -230,3 +204,15 @@ fn stack_mean_with_warp_fields_gpu_matches_cpu() {
 }
 
 jupiter_tests::gpu_main!(gpu: [stack_mean_gpu_matches_cpu, radix_select_is_exact, median_gpu_matches_the_naive_median, stack_mean_with_warp_fields_gpu_matches_cpu]);
+
+/// The default mean and a bilinear, quality-weighted one.
+fn mean_params(weight_power: f32) -> [jupiter_plugin_stack_mean::params::MeanParams; 2] {
+    [
+        Default::default(),
+        jupiter_plugin_stack_mean::params::MeanParams {
+            interpolation: Interpolation::Bilinear,
+            quality_weighting: true,
+            weight_power,
+        },
+    ]
+}

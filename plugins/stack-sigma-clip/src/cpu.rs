@@ -328,14 +328,11 @@ mod tests {
 
     #[test]
     fn bad_input_is_an_error_not_a_panic() {
-        let mem = MemFrames::new(4, 4, 1, vec![vec![0.0; 16]; 2]);
-        let p = SigmaClipParams::default();
-        assert_eq!(
-            run(&mem, &request(vec![FrameWarp::shift(0.0, 0.0)]), &p)
-                .unwrap_err()
-                .kind,
-            ErrorKind::Internal
+        jupiter_testkit::reference::stack_contract_errors(
+            &crate::StackSigmaClip,
+            "stack-sigma-clip",
         );
+        let mem = MemFrames::new(4, 4, 1, vec![vec![0.0; 16]; 2]);
         let bad = SigmaClipParams {
             mode: "median".into(),
             ..Default::default()
@@ -346,19 +343,6 @@ mod tests {
                 .kind,
             ErrorKind::InvalidParams
         );
-        let empty = MemFrames::new(4, 4, 1, vec![]);
-        assert_eq!(
-            run(&empty, &request(vec![]), &p).unwrap_err().kind,
-            ErrorKind::InvalidParams
-        );
-        let be = ThreadBackend::new(1);
-        let req = request(vec![FrameWarp::shift(0.0, 0.0); 2]);
-        let e = be
-            .with_ctx("stack-sigma-clip", |ctx| {
-                crate::StackSigmaClip.stack(ctx, &mem.as_ref(), &req, r#"{"kappa": 3}"#)
-            })
-            .unwrap_err();
-        assert_eq!(e.kind, ErrorKind::InvalidParams);
     }
 
     #[test]

@@ -113,17 +113,10 @@ pub mod kinds {
 
     /// An integer in `lo ..= hi`.
     pub mod int {
+        pub use super::float::check;
         use super::*;
         pub fn spec<T: Into<i64> + Copy>(name: &str, d: &T, lo: T, hi: T, doc: &str) -> ParamSpec {
             ParamSpec::int(name, (*d).into(), lo.into(), hi.into(), doc)
-        }
-        pub fn check<T: PartialOrd + Display>(
-            name: &str,
-            v: &T,
-            lo: T,
-            hi: T,
-        ) -> Result<(), StageError> {
-            within(name, v, lo, hi)
         }
     }
 

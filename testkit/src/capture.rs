@@ -311,13 +311,7 @@ impl HalfPixelScene {
     /// `(x - dx - fx(x, y), y - dy - fy(x, y))`.
     fn render(&self, w: usize, h: usize, dx: f64, dy: f64, fx: &[f64], fy: &[f64]) -> Vec<f32> {
         let ch = self.channels;
-        let win = jupiter_kit::warp::RowWindow {
-            data: &self.data,
-            y0: 0,
-            rows: self.height,
-            width: self.width,
-            channels: ch,
-        };
+        let win = jupiter_kit::warp::RowWindow::whole(&self.data, self.width, self.height, ch);
         let mut out = vec![0.0f32; w * h * ch];
         for y in 0..h {
             for x in 0..w {

@@ -117,13 +117,7 @@ mod tests {
         };
         let mut out = vec![0.0; w * h];
         dewarp_rows(&plane, w, h, 1.25, -0.75, &f, 0, &mut out);
-        let win = RowWindow {
-            data: &plane,
-            y0: 0,
-            rows: h,
-            width: w,
-            channels: 1,
-        };
+        let win = RowWindow::whole(&plane, w, h, 1);
         for y in 0..h {
             for x in 0..w {
                 let (dx, dy, _) = f.sample(x as f32, y as f32);

@@ -55,13 +55,7 @@ pub fn correct(
     let (w, h) = (image.width as usize, image.height as usize);
     let rl = w * 3;
     let src = image.data.as_slice();
-    let win = RowWindow {
-        data: src,
-        y0: 0,
-        rows: h,
-        width: w,
-        channels: 3,
-    };
+    let win = RowWindow::whole(src, w, h, 3);
     let mut out = image.data.to_vec();
     ctx.par_chunks_mut(&mut out, BAND_ROWS * rl, |b, band| {
         let y0 = b * BAND_ROWS;

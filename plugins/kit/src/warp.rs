@@ -30,7 +30,18 @@ pub struct RowWindow<'a> {
     pub channels: usize,
 }
 
-impl RowWindow<'_> {
+impl<'a> RowWindow<'a> {
+    /// A window over a whole `width × height × channels` image.
+    pub fn whole(data: &'a [f32], width: usize, height: usize, channels: usize) -> RowWindow<'a> {
+        RowWindow {
+            data,
+            y0: 0,
+            rows: height,
+            width,
+            channels,
+        }
+    }
+
     #[inline]
     fn at(&self, x: isize, y: isize, c: usize) -> f32 {
         let x = x.clamp(0, self.width as isize - 1) as usize;
@@ -191,13 +202,7 @@ pub fn shift_plane(
     dy: f32,
     interp: Interp,
 ) -> Vec<f32> {
-    let win = RowWindow {
-        data: src,
-        y0: 0,
-        rows: height,
-        width,
-        channels,
-    };
+    let win = RowWindow::whole(src, width, height, channels);
     let mut out = vec![0.0; src.len()];
     let mut hrows = vec![0.0; src.len()];
     shift_rows(&win, dx, dy, interp, 0, height, &mut out, &mut hrows);
@@ -394,13 +399,7 @@ mod field_tests {
             &mut scratch,
         )
         .unwrap();
-        let win = RowWindow {
-            data: &plane,
-            y0: 0,
-            rows: h,
-            width: w,
-            channels: 1,
-        };
+        let win = RowWindow::whole(&plane, w, h, 1);
         for y in 0..h {
             for x in 0..w {
                 let (fx, fy, wt) = field.sample(x as f32, y as f32);
@@ -435,13 +434,7 @@ mod tests {
                 .map(|i| ((i * 7919) % 1013) as f32 / 1013.0)
                 .collect();
             let frames = MemFrames::new(w as u32, h as u32, ch as u32, vec![data.clone()]);
-            let full = RowWindow {
-                data: &data,
-                y0: 0,
-                rows: h,
-                width: w,
-                channels: ch,
-            };
+            let full = RowWindow::whole(&data, w, h, ch);
             for (dx, dy) in [
                 (0.0f32, 0.0f32),
                 (0.3, -0.7),

@@ -55,13 +55,7 @@ pub(crate) fn psnr_vs_truth(out: &Image, truth: &Image) -> Result<f64, String> {
     let (tc, oc) = (truth.channels as usize, out.channels as usize);
     // Output planes on the truth-sized canvas (edges replicated).
     let canvas = |plane: &[f32]| -> Vec<f32> {
-        let win = RowWindow {
-            data: plane,
-            y0: 0,
-            rows: oh,
-            width: ow,
-            channels: 1,
-        };
+        let win = RowWindow::whole(plane, ow, oh, 1);
         (0..w * h)
             .map(|i| {
                 win.sample(
@@ -102,13 +96,7 @@ pub(crate) fn psnr_vs_truth(out: &Image, truth: &Image) -> Result<f64, String> {
     };
     let (mut se, mut n) = (0.0f64, 0usize);
     for (c, plane) in out_planes.iter().enumerate() {
-        let win = RowWindow {
-            data: plane,
-            y0: 0,
-            rows: h,
-            width: w,
-            channels: 1,
-        };
+        let win = RowWindow::whole(plane, w, h, 1);
         let mut pairs = Vec::new();
         for y in 0..h {
             for x in 0..w {

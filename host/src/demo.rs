@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use crate::config::PipelineSpec;
 use crate::io::ser::{OpenOptions, SerFile};
 use crate::pipeline::{run, RunRequest, Session};
-use jupiter_testkit::capture::{generate, psnr_interior, render, Scene, SynthColor, SynthOptions};
+use jupiter_testkit::capture::{generate, psnr_interior, render, SynthColor, SynthOptions};
 
 /// Generates `dir/demo.ser`, runs the default pipeline, writes
 /// `dir/demo_jupiter.tif` and `dir/report.json`, and prints what happened.
@@ -24,15 +24,12 @@ pub fn run_demo(
         width: width.max(32),
         height: height.max(32),
         frames: frames.max(2),
-        scene: Scene::Planet,
         color: SynthColor::Rgb,
-        depth: 8,
         seed: 2026,
-        jitter: 6.0,
         blur: (0.7, 2.6),
         full_well: 300.0,
-        read_noise: 3.0,
-        artifacts: 0.0,
+        // Planet scene, 8-bit, ±6 px jitter, read noise 3: the defaults.
+        ..Default::default()
     };
     let ser_path = dir.join("demo.ser");
     eprintln!(

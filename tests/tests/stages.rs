@@ -2,7 +2,7 @@
 //! outliers with median and sigma-clip, runs from a partial plugin directory,
 //! and applies the default post-processing.
 
-use jupiter_tests::synth::{generate, psnr_interior, render, Scene, SynthColor, SynthOptions};
+use jupiter_tests::synth::{generate, psnr_interior, render, SynthColor, SynthOptions};
 use jupiter_tests::*;
 
 fn outlier_capture(
@@ -16,8 +16,6 @@ fn outlier_capture(
         width: 128,
         height: 112,
         frames: 40,
-        scene: Scene::Planet,
-        color: SynthColor::Mono,
         depth: 16,
         seed: 21,
         jitter: 4.0,
@@ -27,6 +25,7 @@ fn outlier_capture(
         full_well: 5000.0,
         read_noise: 2.0,
         artifacts: 0.1,
+        ..Default::default()
     };
     let ser = dir.join("outliers.ser");
     let cap = generate(&ser, &o).unwrap();

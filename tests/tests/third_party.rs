@@ -3,7 +3,7 @@
 //! plugin-api only), copied into a plugin directory next to the standard
 //! plugins, and used by the unchanged host binary.
 
-use jupiter_tests::synth::{generate, psnr_interior, render, Scene, SynthColor, SynthOptions};
+use jupiter_tests::synth::{generate, psnr_interior, render, SynthOptions};
 use jupiter_tests::*;
 
 #[test]
@@ -34,15 +34,13 @@ fn an_out_of_tree_stacker_runs_in_the_unchanged_host() {
         width: 160,
         height: 128,
         frames: 60,
-        scene: Scene::Planet,
-        color: SynthColor::Mono,
         depth: 16,
         seed: 23,
         jitter: 4.0,
         blur: (0.8, 1.8),
         full_well: 250.0,
-        read_noise: 3.0,
         artifacts: 0.35,
+        ..Default::default()
     };
     let ser = dir.join("cap.ser");
     let cap = generate(&ser, &o).unwrap();

@@ -25,6 +25,10 @@ impl FrameInfo {
     pub fn row_len(&self) -> usize {
         self.width as usize * self.channels as usize
     }
+    /// Width, height and channels as `usize`, the form pixel loops index with.
+    pub fn dims(&self) -> (usize, usize, usize) {
+        (self.width as usize, self.height as usize, self.channels as usize)
+    }
     /// Samples in one frame.
     pub fn frame_len(&self) -> usize {
         self.row_len() * self.height as usize
@@ -207,6 +211,10 @@ pub struct Image {
 }
 
 impl Image {
+    /// Width, height and channels as `usize`, the form pixel loops index with.
+    pub fn dims(&self) -> (usize, usize, usize) {
+        (self.width as usize, self.height as usize, self.channels as usize)
+    }
     /// A zero image.
     pub fn new(width: u32, height: u32, channels: u32) -> Image {
         let n = width as usize * height as usize * channels as usize;

@@ -68,6 +68,7 @@ pub mod error;
 pub mod export;
 pub mod frame;
 pub mod gpu;
+pub mod manifest;
 pub mod par;
 pub mod params;
 pub mod root;

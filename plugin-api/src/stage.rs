@@ -1,13 +1,13 @@
 //! Stage kinds, manifests, requests, and the [`Stage`] trait plugins implement.
 
-use abi_stable::std_types::{RStr, RString, RVec};
+use abi_stable::std_types::{RStr, RVec};
 use abi_stable::StableAbi;
 
 use crate::backend::{BackendRef, LogLevel};
 use crate::error::StageError;
-use crate::frame::{Alignment, FrameInfo, FrameSourceRef, Image};
+use crate::frame::{Alignment, FrameInfo, FrameSourceRef, FrameWarp, Image};
 use crate::gpu::GpuServiceBox;
-use crate::params::ParamSpec;
+pub use crate::manifest::Manifest;
 
 /// Where a stage sits in the pipeline, which fixes its call signature.
 #[repr(u8)]
@@ -37,46 +37,6 @@ impl StageKind {
     }
 }
 
-/// What a stage declares about itself.
-#[repr(C)]
-#[derive(StableAbi, Debug, Clone, PartialEq)]
-pub struct Manifest {
-    /// Unique stage name, e.g. `stack-median`.
-    pub name: RString,
-    /// The stage's own version (semver text).
-    pub version: RString,
-    pub kind: StageKind,
-    /// One line for `jupiter-host plugins`.
-    pub summary: RString,
-    pub params: RVec<ParamSpec>,
-    /// True when the stage has a GPU path.
-    pub gpu: bool,
-}
-
-impl Manifest {
-    /// A manifest with this crate's conventions (version from the plugin's Cargo.toml).
-    pub fn new(
-        name: &str,
-        version: &str,
-        kind: StageKind,
-        summary: &str,
-        params: Vec<ParamSpec>,
-    ) -> Manifest {
-        Manifest {
-            name: name.into(),
-            version: version.into(),
-            kind,
-            summary: summary.into(),
-            params: params.into(),
-            gpu: false,
-        }
-    }
-    /// The same manifest, declaring a GPU path.
-    pub fn with_gpu(self) -> Manifest {
-        Manifest { gpu: true, ..self }
-    }
-}
-
 /// Input of an aligner besides the frames.
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, PartialEq)]
@@ -95,6 +55,19 @@ pub struct StackRequest {
 }
 
 impl StackRequest {
+    /// A request for these warps, in frame order, with frame 0 as the
+    /// reference and no scores (frames weigh equally).
+    pub fn new(warps: impl Into<RVec<FrameWarp>>) -> StackRequest {
+        StackRequest {
+            alignment: Alignment { warps: warps.into(), reference: 0 },
+            scores: RVec::new(),
+        }
+    }
+    /// The same request with one quality score per frame.
+    pub fn with_scores(self, scores: impl Into<RVec<f32>>) -> StackRequest {
+        StackRequest { scores: scores.into(), ..self }
+    }
+
     /// The stacker's input contract, checked in one place by every stacker
     /// (CPU and GPU paths alike): at least one frame (`InvalidParams`, as a
     /// selection that keeps nothing is a settings problem) and exactly one

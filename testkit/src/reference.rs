@@ -50,7 +50,7 @@ pub fn check_memory_bound(
 ) {
     use jupiter_plugin_api::abi_stable::sabi_trait::TD_Opaque;
     use jupiter_plugin_api::testing::{GeneratedFrames, ThreadBackend};
-    use jupiter_plugin_api::{Alignment, FrameInfo, FrameSource_TO, StackRequest};
+    use jupiter_plugin_api::{FrameInfo, FrameSource_TO, StackRequest};
     let (w, h) = (256u32, 256u32);
     let peak = |n: usize| -> usize {
         let src = GeneratedFrames {
@@ -64,14 +64,8 @@ pub fn check_memory_bound(
         let frames = FrameSource_TO::from_ptr(&src, TD_Opaque);
         let warps = (0..n)
             .map(|i| FrameWarp::shift(0.3 * (i % 5) as f32 - 0.6, 0.25 * (i % 3) as f32))
-            .collect();
-        let req = StackRequest {
-            alignment: Alignment {
-                warps,
-                reference: 0,
-            },
-            scores: Default::default(),
-        };
+            .collect::<Vec<_>>();
+        let req = StackRequest::new(warps);
         let backend = ThreadBackend::new(1);
         let base = alloc.start();
         let img = backend
@@ -130,13 +124,7 @@ pub fn beats_the_mean_on_artifacts(
             ..Default::default()
         });
         let mem = jupiter_plugin_api::testing::MemFrames::new(96, 96, 1, cap.frames.clone());
-        let req = jupiter_plugin_api::StackRequest {
-            alignment: jupiter_plugin_api::Alignment {
-                warps: cap.warps.clone().into(),
-                reference: 0,
-            },
-            scores: Default::default(),
-        };
+        let req = jupiter_plugin_api::StackRequest::new(cap.warps.clone());
         let mean = psnr_interior(
             &plain_mean(&mem.as_ref(), &cap.warps),
             &cap.truth,
@@ -162,16 +150,10 @@ pub fn beats_the_mean_on_artifacts(
 /// `InvalidParams`; never a panic.
 pub fn stack_contract_errors(stage: &dyn jupiter_plugin_api::Stage, name: &str) {
     use jupiter_plugin_api::testing::{MemFrames, ThreadBackend};
-    use jupiter_plugin_api::{Alignment, ErrorKind, StackRequest};
+    use jupiter_plugin_api::{ErrorKind, StackRequest};
     let be = ThreadBackend::new(1);
     let call = |frames: &MemFrames, warps: usize, params: &str| {
-        let req = StackRequest {
-            alignment: Alignment {
-                warps: vec![FrameWarp::shift(0.0, 0.0); warps].into(),
-                reference: 0,
-            },
-            scores: Default::default(),
-        };
+        let req = StackRequest::new(vec![FrameWarp::shift(0.0, 0.0); warps]);
         be.with_ctx(name, |ctx| stage.stack(ctx, &frames.as_ref(), &req, params))
             .unwrap_err()
             .kind
@@ -181,4 +163,13 @@ pub fn stack_contract_errors(stage: &dyn jupiter_plugin_api::Stage, name: &str) 
     let empty = MemFrames::new(4, 4, 1, vec![]);
     assert_eq!(call(&empty, 0, "{}"), ErrorKind::InvalidParams);
     assert_eq!(call(&mem, 2, r#"{"kappa": 3}"#), ErrorKind::InvalidParams);
+}
+
+/// Largest absolute difference.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }

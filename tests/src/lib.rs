@@ -298,13 +298,7 @@ pub fn scored_request(
     warps: Vec<jupiter_plugin_api::FrameWarp>,
 ) -> jupiter_plugin_api::StackRequest {
     let n = warps.len();
-    jupiter_plugin_api::StackRequest {
-        alignment: jupiter_plugin_api::Alignment {
-            warps: warps.into(),
-            reference: 0,
-        },
-        scores: (0..n).map(|k| 1.0 + k as f32).collect(),
-    }
+    jupiter_plugin_api::StackRequest::new(warps).with_scores((0..n).map(|k| 1.0 + k as f32).collect::<Vec<_>>())
 }
 
 /// A plain CPU host backend.
@@ -314,14 +308,7 @@ pub fn cpu_backend() -> jupiter_host::backend::HostBackend {
     be
 }
 
-/// Largest absolute difference.
-pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
+pub use jupiter_testkit::reference::max_abs_diff;
 
 /// A textured test image with sharp edges touching the borders, in [0, 1].
 pub fn texture(w: usize, h: usize, c: usize, seed: u32) -> Vec<f32> {

@@ -23,13 +23,7 @@ fn stack_median_stage_gpu_matches_cpu() {
                 )
             })
             .collect();
-        let req = StackRequest {
-            alignment: Alignment {
-                warps: warps.into(),
-                reference: 0,
-            },
-            scores: Default::default(),
-        };
+        let req = StackRequest::new(warps);
         for params in ["{}", r#"{"interpolation": "bilinear"}"#] {
             let cpu = StackMedian
                 .stack(&stage_ctx(&cpu_be), &mem.as_ref(), &req, params)

@@ -316,7 +316,7 @@ fn rgb_and_bayer_captures_under_local_seeing() {
 fn the_aligner_comes_close_to_an_oracle_that_knows_the_true_distortion() {
     use jupiter_plugin_align_multipoint::params::MultipointParams;
     use jupiter_plugin_api::abi_stable::sabi_trait::TD_Opaque;
-    use jupiter_plugin_api::{Alignment, FrameSource_TO, FrameWarp, StackRequest, StageCtx};
+    use jupiter_plugin_api::{FrameSource_TO, FrameWarp, StackRequest, StageCtx};
     let dir = scratch("multipoint-oracle");
     let o = lunar(21);
     let ser = dir.join("lunar.ser");
@@ -343,13 +343,7 @@ fn the_aligner_comes_close_to_an_oracle_that_knows_the_true_distortion() {
     let (cols, rows) = (w / step + 1, h / step + 1);
     let truth = true_warps(&cap, &order, (w, h), step);
     let stack_with = |warps: Vec<FrameWarp>| {
-        let req = StackRequest {
-            alignment: Alignment {
-                warps: warps.into(),
-                reference: 0,
-            },
-            scores: Vec::new().into(),
-        };
+        let req = StackRequest::new(warps);
         score(
             &jupiter_plugin_stack_mean::cpu::stack(&ctx, &frames, &req, &Default::default())
                 .unwrap(),

@@ -221,11 +221,7 @@ fn the_default_pipeline_sharpens_and_stretches() {
 /// Mean squared Laplacian of the first channel, the image scaled to [0, 1]
 /// by its own range: fine detail independent of brightness and contrast.
 fn detail(img: &jupiter_plugin_api::Image) -> f64 {
-    let (w, h, c) = (
-        img.width as usize,
-        img.height as usize,
-        img.channels as usize,
-    );
+    let (w, h, c) = img.dims();
     let v = |x: usize, y: usize| img.data[(y * w + x) * c] as f64;
     let (lo, hi) = img
         .data

@@ -173,10 +173,7 @@ mod tests {
     use jupiter_plugin_api::testing::{MemFrames, ThreadBackend};
 
     fn request(shifts: &[(f32, f32)]) -> StackRequest {
-        StackRequest {
-            alignment: Alignment { warps: shifts.iter().map(|&(dx, dy)| FrameWarp::shift(dx, dy)).collect(), reference: 0 },
-            scores: RVec::new(),
-        }
+        StackRequest::new(shifts.iter().map(|&(dx, dy)| FrameWarp::shift(dx, dy)).collect::<Vec<_>>())
     }
 
     #[test]

@@ -220,11 +220,7 @@ fn write_png(image: &Image, path: &Path, eight: bool) -> Result<()> {
 fn write_fits(image: &Image, path: &Path) -> Result<()> {
     use fitsio::images::{ImageDescription, ImageType};
     use fitsio::FitsFile;
-    let (w, h, c) = (
-        image.width as usize,
-        image.height as usize,
-        image.channels as usize,
-    );
+    let (w, h, c) = image.dims();
     // FITS stores planes; rows are written top-down and say so (ROWORDER).
     let planar: Vec<f32> = (0..c)
         .flat_map(|k| image.data.iter().skip(k).step_by(c).copied())

@@ -34,11 +34,7 @@ pub fn align(
         }
     };
     // ... and its frames added there (resampled as on the CPU).
-    let (w, h, c) = (
-        info.width as usize,
-        info.height as usize,
-        info.channels as usize,
-    );
+    let (w, h, c) = info.dims();
     let geometry = ShiftGeometry::whole(w, h, c, 1);
     let sum = |items: &[(usize, Shift)]| -> Result<Option<Vec<f32>>, StageError> {
         let mut bufs = Buffers::new(gpu);

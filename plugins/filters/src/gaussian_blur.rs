@@ -21,11 +21,7 @@ pub fn apply(ctx: &StageCtx, image: Image, p: &BlurParams) -> Result<Image, Stag
     if p.sigma == 0.0 || image.is_empty() {
         return Ok(image);
     }
-    let (w, h, ch) = (
-        image.width as usize,
-        image.height as usize,
-        image.channels as usize,
-    );
+    let (w, h, ch) = image.dims();
     let out = blur_channels(ctx, &image.data, w, h, ch, p.sigma)?;
     Ok(Image::from_vec(
         image.width,

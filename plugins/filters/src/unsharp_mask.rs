@@ -38,11 +38,7 @@ pub fn apply(ctx: &StageCtx, image: Image, p: &UnsharpParams) -> Result<Image, S
     if p.amount == 0.0 || image.is_empty() {
         return Ok(image);
     }
-    let (w, h, ch) = (
-        image.width as usize,
-        image.height as usize,
-        image.channels as usize,
-    );
+    let (w, h, ch) = image.dims();
     let blurred = blur_channels(ctx, &image.data, w, h, ch, p.radius)?;
     let mut data = image.data.into_vec();
     let b = &blurred;

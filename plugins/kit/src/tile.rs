@@ -260,11 +260,7 @@ where
     let info = frames.info();
     let n = info.count as usize;
     jupiter_plugin_api::check_warps(&info, warps.len())?;
-    let (w, h, ch) = (
-        info.width as usize,
-        info.height as usize,
-        info.channels as usize,
-    );
+    let (w, h, ch) = info.dims();
     let mut aligned = Vec::with_capacity(n);
     let mut weights = Vec::with_capacity(n);
     let mut scratch = Vec::new();

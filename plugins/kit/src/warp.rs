@@ -113,11 +113,7 @@ pub fn warped_rows(
     scratch: &mut Vec<f32>,
 ) -> Result<(), StageError> {
     let info = frames.info();
-    let (w, h, ch) = (
-        info.width as usize,
-        info.height as usize,
-        info.channels as usize,
-    );
+    let (w, h, ch) = info.dims();
     let (lo, hi) = dy_range(warp);
     let in_y0 = ((y0 as f32 + lo).floor() as isize - 2).clamp(0, h as isize - 1) as usize;
     let in_y1 = (((y0 + rows) as f32 + hi).ceil() as isize + 3)

@@ -103,11 +103,7 @@ pub fn score_all(
     p: &QualityParams,
 ) -> Result<Vec<f32>, StageError> {
     let info = frames.info();
-    let (w, h, c) = (
-        info.width as usize,
-        info.height as usize,
-        info.channels as usize,
-    );
+    let (w, h, c) = info.dims();
     let n = info.count as usize;
     let done = AtomicU64::new(0);
     let results = ctx.par_map(n, |i| -> Result<f32, StageError> {

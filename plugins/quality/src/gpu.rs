@@ -54,11 +54,7 @@ pub fn score_all(
     p: &QualityParams,
 ) -> Result<Vec<f32>, StageError> {
     let info = frames.info();
-    let (w, h, c) = (
-        info.width as usize,
-        info.height as usize,
-        info.channels as usize,
-    );
+    let (w, h, c) = info.dims();
     let n = info.count as usize;
     let len = info.frame_len();
     let kernel = gaussian_kernel(p.prefilter_sigma);

@@ -140,11 +140,7 @@ pub fn sharpen(ctx: &StageCtx, image: Image, s: &LayerSettings) -> Result<Image,
     if image.is_empty() {
         return Ok(image);
     }
-    let (w, h, ch) = (
-        image.width as usize,
-        image.height as usize,
-        image.channels as usize,
-    );
+    let (w, h, ch) = image.dims();
     let mut data = image.data.into_vec();
     let bad = data.iter().filter(|v| !v.is_finite()).count();
     if bad > 0 {

@@ -25,11 +25,7 @@ pub fn sharpen(
     image: Image,
     s: &LayerSettings,
 ) -> Result<Image, StageError> {
-    let (w, h, c) = (
-        image.width as usize,
-        image.height as usize,
-        image.channels as usize,
-    );
+    let (w, h, c) = image.dims();
     if c > 4 {
         return Err(StageError::unsupported(
             "the GPU wavelet handles at most 4 channels",

@@ -60,11 +60,7 @@ pub fn stack(
     if total <= 0.0 {
         return Err(StageError::invalid_params("all frame weights are zero"));
     }
-    let (w, h, c) = (
-        info.width as usize,
-        info.height as usize,
-        info.channels as usize,
-    );
+    let (w, h, c) = info.dims();
     let len = info.frame_len();
     let geometry = ShiftGeometry::whole(w, h, c, interp);
     if let Some(dev) = frames.on_device()? {
@@ -165,11 +161,7 @@ pub fn stack_warped(
 ) -> Result<Image, StageError> {
     let info = frames.info();
     let (n, interp, weights) = prepare(frames, req, p)?;
-    let (w, h, c) = (
-        info.width as usize,
-        info.height as usize,
-        info.channels as usize,
-    );
+    let (w, h, c) = info.dims();
     let len = info.frame_len();
     let batch = (BATCH_WORDS / len.max(1)).clamp(1, n);
     let grid_words = |wp: &FrameWarp| {

@@ -65,16 +65,6 @@ mod tests {
     use jupiter_plugin_api::WarpField;
     use jupiter_testkit::frames::Rng;
 
-    fn request(warps: Vec<FrameWarp>) -> StackRequest {
-        StackRequest {
-            alignment: Alignment {
-                warps: warps.into(),
-                reference: 0,
-            },
-            scores: RVec::new(),
-        }
-    }
-
     fn run(mem: &MemFrames, req: &StackRequest, p: &MedianParams) -> Result<Image, StageError> {
         let be = ThreadBackend::new(3);
         be.with_ctx("stack-median", |ctx| stack(ctx, &mem.as_ref(), req, p))
@@ -128,18 +118,13 @@ mod tests {
                     }
                 })
                 .collect();
-            let req = request(warps);
+            let req = StackRequest::new(warps);
             let p = MedianParams {
                 interpolation: Interpolation::parse(interp).unwrap(),
             };
             let fast = run(&mem, &req, &p).unwrap();
             let reference = stack_reference(&mem.as_ref(), &req, &p).unwrap();
-            let err = fast
-                .data
-                .iter()
-                .zip(reference.data.iter())
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0f32, f32::max);
+            let err = jupiter_testkit::reference::max_abs_diff(&fast.data, &reference.data);
             assert!(
                 err <= 1e-5,
                 "{n} frames, {ch} channels, {interp}: max difference {err}"
@@ -158,7 +143,7 @@ mod tests {
         );
         let img = run(
             &mem,
-            &request(vec![FrameWarp::shift(0.0, 0.0); 4]),
+            &StackRequest::new(vec![FrameWarp::shift(0.0, 0.0); 4]),
             &MedianParams::default(),
         )
         .unwrap();
@@ -172,7 +157,7 @@ mod tests {
         );
         let img = run(
             &mem,
-            &request(vec![FrameWarp::shift(0.0, 0.0); 3]),
+            &StackRequest::new(vec![FrameWarp::shift(0.0, 0.0); 3]),
             &MedianParams::default(),
         )
         .unwrap();
@@ -214,7 +199,7 @@ mod tests {
             off(3),
             off(4),
         ];
-        let img = run(&mem, &request(warps), &MedianParams::default()).unwrap();
+        let img = run(&mem, &StackRequest::new(warps), &MedianParams::default()).unwrap();
         assert!(
             img.data.iter().all(|&v| (v - 0.3).abs() < 1e-6),
             "{:?}",
@@ -224,7 +209,7 @@ mod tests {
         let mem = MemFrames::new(w as u32, h as u32, 1, vec![vec![0.5; w * h]; 2]);
         let img = run(
             &mem,
-            &request(vec![off(0), off(1)]),
+            &StackRequest::new(vec![off(0), off(1)]),
             &MedianParams::default(),
         )
         .unwrap();
@@ -236,9 +221,9 @@ mod tests {
         jupiter_testkit::reference::stack_contract_errors(&crate::StackMedian, "stack-median");
         let mem = MemFrames::new(4, 4, 1, vec![vec![0.0; 16]; 2]);
         let p = MedianParams::default();
-        let e = run(&mem, &request(vec![FrameWarp::shift(0.0, 0.0)]), &p).unwrap_err();
+        let e = run(&mem, &StackRequest::new(vec![FrameWarp::shift(0.0, 0.0)]), &p).unwrap_err();
         assert_eq!(e.kind, ErrorKind::Internal);
-        assert!(stack_reference(&mem.as_ref(), &request(vec![]), &p).is_err());
+        assert!(stack_reference(&mem.as_ref(), &StackRequest::new(vec![]), &p).is_err());
         assert_eq!(
             MedianParams::parse(r#"{"interpolation": "nearest"}"#)
                 .unwrap_err()

@@ -145,16 +145,6 @@ mod tests {
     use jupiter_plugin_api::WarpField;
     use jupiter_testkit::frames::Rng;
 
-    fn request(warps: Vec<FrameWarp>) -> StackRequest {
-        StackRequest {
-            alignment: Alignment {
-                warps: warps.into(),
-                reference: 0,
-            },
-            scores: RVec::new(),
-        }
-    }
-
     fn run(mem: &MemFrames, req: &StackRequest, p: &SigmaClipParams) -> Result<Image, StageError> {
         let be = ThreadBackend::new(3);
         be.with_ctx("stack-sigma-clip", |ctx| stack(ctx, &mem.as_ref(), req, p))
@@ -306,19 +296,14 @@ mod tests {
                     }
                 })
                 .collect();
-            let req = request(warps);
+            let req = StackRequest::new(warps);
             let p = SigmaClipParams {
                 mode: mode.into(),
                 ..Default::default()
             };
             let fast = run(&mem, &req, &p).unwrap();
             let reference = stack_reference(&mem.as_ref(), &req, &p).unwrap();
-            let err = fast
-                .data
-                .iter()
-                .zip(reference.data.iter())
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0f32, f32::max);
+            let err = jupiter_testkit::reference::max_abs_diff(&fast.data, &reference.data);
             assert!(
                 err <= 1e-5,
                 "{n} frames, {ch} channels, {mode}: max difference {err}"
@@ -338,7 +323,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            run(&mem, &request(vec![FrameWarp::shift(0.0, 0.0); 2]), &bad)
+            run(&mem, &StackRequest::new(vec![FrameWarp::shift(0.0, 0.0); 2]), &bad)
                 .unwrap_err()
                 .kind,
             ErrorKind::InvalidParams

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use jupiter_kit::warp::{warped_rows, Interp};
 use jupiter_plugin_api::testing::{MemFrames, ThreadBackend};
-use jupiter_plugin_api::{Alignment, Image, StackRequest, StageError};
+use jupiter_plugin_api::{Image, StackRequest, StageError};
 use jupiter_plugin_stack_median::cpu::{stack, stack_reference};
 use jupiter_plugin_stack_median::params::MedianParams;
 use jupiter_testkit::frames::{capture, CaptureSpec};
@@ -114,13 +114,7 @@ fn median(o: &MedianOpts) -> Result<(), String> {
     };
     let cap = capture(&spec);
     let mem = MemFrames::new(o.width as u32, o.height as u32, 1, cap.frames);
-    let req = StackRequest {
-        alignment: Alignment {
-            warps: cap.warps.into(),
-            reference: 0,
-        },
-        scores: Default::default(),
-    };
+    let req = StackRequest::new(cap.warps);
     let p = MedianParams {
         interpolation: Interp::parse(&o.interp).map_err(err)?,
     };

@@ -30,7 +30,7 @@ use jupiter_kit::tile::naive_stack;
 use jupiter_kit::warp::{shift_plane, Interp};
 use jupiter_plugin_api::testing::{MemFrames, ThreadBackend};
 use jupiter_plugin_api::{
-    Alignment, FrameInfo, FrameSource, FrameSourceRef, FrameSource_TO, Image, StackRequest,
+    FrameInfo, FrameSource, FrameSourceRef, FrameSource_TO, Image, StackRequest,
     StageError,
 };
 use jupiter_testkit::frames::{capture, CaptureSpec};
@@ -220,13 +220,7 @@ impl StackInput {
                 inner: MemFrames::new(w as u32, h as u32, 1, cap.frames),
                 count: frames as u32,
             },
-            req: StackRequest {
-                alignment: Alignment {
-                    warps: warps.into(),
-                    reference: 0,
-                },
-                scores: Default::default(),
-            },
+            req: StackRequest::new(warps),
         }
     }
     fn frames(&self) -> FrameSourceRef<'_> {

@@ -37,11 +37,7 @@ pub fn stack_bands_on_device(
     let info = frames.info();
     let n = info.count as usize;
     jupiter_plugin_api::check_warps(&info, warps.len())?;
-    let (w, h, c) = (
-        info.width as usize,
-        info.height as usize,
-        info.channels as usize,
-    );
+    let (w, h, c) = info.dims();
     let row = w * c;
     let max_dy = warps.iter().map(|wp| wp.dy.abs()).fold(0.0f32, f32::max);
     if !max_dy.is_finite() {

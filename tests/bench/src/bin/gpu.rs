@@ -63,13 +63,7 @@ fn main() {
     let warps: Vec<FrameWarp> = (0..frames)
         .map(|k| FrameWarp::shift((k % 9) as f32 * 0.37 - 1.5, (k % 7) as f32 * 0.29 - 1.0))
         .collect();
-    let req = StackRequest {
-        alignment: Alignment {
-            warps: warps.clone().into(),
-            reference: 0,
-        },
-        scores: Default::default(),
-    };
+    let req = StackRequest::new(warps.clone());
     let run = Run {
         gpu: &gpu,
         gctx: &gctx,
@@ -133,15 +127,8 @@ fn median_kernel(gpu: &GpuServiceBox, frames: usize, size: usize) {
 
 /// Median end to end (decode, upload, shift, select, download) vs the CPU fast path.
 fn median_stack(r: &Run<'_, '_, '_>) {
-    let Run {
-        gpu,
-        gctx,
-        cctx,
-        source,
-        req,
-        frames,
-        size,
-    } = *r;
+    let (gpu, gctx, cctx, source, req) = (r.gpu, r.gctx, r.cctx, r.source, r.req);
+    let (frames, size) = (r.frames, r.size);
     let mp = jupiter_plugin_stack_median::params::MedianParams::default();
     let t = Instant::now();
     let img = jupiter_plugin_stack_median::gpu::stack(gctx, gpu, source, req, &mp).unwrap();
@@ -150,12 +137,7 @@ fn median_stack(r: &Run<'_, '_, '_>) {
     let t = Instant::now();
     let cpu_median = jupiter_plugin_stack_median::cpu::stack(cctx, source, req, &mp).unwrap();
     let median_cpu = secs(t);
-    let diff = cpu_median
-        .data
-        .iter()
-        .zip(gpu_median.data.iter())
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
+    let diff = jupiter_testkit::reference::max_abs_diff(&cpu_median.data, &gpu_median.data);
     println!(
         "median stack, {frames} frames of {size}×{size} (bicubic shifts): GPU end to end {median_gpu:.2} s, CPU {median_cpu:.2} s ({:.1}×), max |cpu - gpu| {diff:e}",
         median_cpu / median_gpu
@@ -164,15 +146,8 @@ fn median_stack(r: &Run<'_, '_, '_>) {
 
 /// Mean: GPU end to end vs the CPU path, and the kernels alone.
 fn mean_stack(r: &Run<'_, '_, '_>) {
-    let Run {
-        gpu,
-        gctx,
-        cctx,
-        source,
-        req,
-        frames,
-        size,
-    } = *r;
+    let (gpu, gctx, cctx, source, req) = (r.gpu, r.gctx, r.cctx, r.source, r.req);
+    let (frames, size) = (r.frames, r.size);
     let warps = &req.alignment.warps;
     let p = jupiter_plugin_stack_mean::params::MeanParams::default();
     let t = Instant::now();

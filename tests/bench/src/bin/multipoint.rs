@@ -191,13 +191,7 @@ fn sweep(o: &Opts, ser: &Path) -> Result<(), String> {
         stage: "align-multipoint".into(),
     };
     let stack = |warps: Vec<FrameWarp>| -> Result<f64, String> {
-        let req = StackRequest {
-            alignment: Alignment {
-                warps: warps.into(),
-                reference: 0,
-            },
-            scores: Vec::new().into(),
-        };
+        let req = StackRequest::new(warps);
         let t = Instant::now();
         jupiter_plugin_stack_mean::cpu::stack(&ctx, &frames, &req, &Default::default())
             .map_err(err)?;

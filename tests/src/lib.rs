@@ -218,27 +218,22 @@ pub fn small_capture(name: &str, width: u32, height: u32, frames: usize) -> (Pat
     (dir, ser)
 }
 
+/// The start of a run's command line: `--plugins <plugins> run <ser>`.
+pub fn capture_args(plugins: &Path, ser: &Path) -> Vec<std::ffi::OsString> {
+    vec!["--plugins".into(), plugins.into(), "run".into(), ser.into()]
+}
+
 /// `jupiter-host --plugins <plugins> run <ser> <args…>` (success or not).
 pub fn try_run_capture(plugins: &Path, ser: &Path, args: &[&std::ffi::OsStr]) -> Output {
-    let mut all: Vec<&std::ffi::OsStr> = vec![
-        "--plugins".as_ref(),
-        plugins.as_os_str(),
-        "run".as_ref(),
-        ser.as_os_str(),
-    ];
-    all.extend(args);
+    let mut all = capture_args(plugins, ser);
+    all.extend(args.iter().map(|a| a.to_os_string()));
     run_host(all)
 }
 
 /// `jupiter-host --plugins <plugins> run <ser> <args…>`, expected to succeed.
 pub fn run_capture(plugins: &Path, ser: &Path, args: &[&std::ffi::OsStr]) -> Output {
-    let mut all: Vec<&std::ffi::OsStr> = vec![
-        "--plugins".as_ref(),
-        plugins.as_os_str(),
-        "run".as_ref(),
-        ser.as_os_str(),
-    ];
-    all.extend(args);
+    let mut all = capture_args(plugins, ser);
+    all.extend(args.iter().map(|a| a.to_os_string()));
     run_ok(all)
 }
 
@@ -309,6 +304,16 @@ pub fn cpu_backend() -> jupiter_host::backend::HostBackend {
 }
 
 pub use jupiter_testkit::reference::max_abs_diff;
+
+/// `n` frames of [`texture`] (seeds `seed0..seed0 + n`) as an in-memory source.
+pub fn texture_frames(
+    (w, h, c): (usize, usize, usize),
+    n: usize,
+    seed0: u32,
+) -> jupiter_plugin_api::testing::MemFrames {
+    let frames = (0..n as u32).map(|k| texture(w, h, c, seed0 + k)).collect();
+    jupiter_plugin_api::testing::MemFrames::new(w as u32, h as u32, c as u32, frames)
+}
 
 /// A textured test image with sharp edges touching the borders, in [0, 1].
 pub fn texture(w: usize, h: usize, c: usize, seed: u32) -> Vec<f32> {

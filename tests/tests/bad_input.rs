@@ -52,17 +52,14 @@ fn run(dir: &Path, name: &str, bytes: &[u8], more: &[&str]) -> (Output, PathBuf,
         dir.join(format!("{name}.tif")),
         dir.join(format!("{name}.json")),
     );
-    let mut args: Vec<std::ffi::OsString> = vec![
-        "--plugins".into(),
-        build().into(),
-        "run".into(),
-        ser.into(),
+    let mut args = capture_args(build(), &ser);
+    args.append(&mut vec![
         "-o".into(),
         out.clone().into(),
         "--no-post".into(),
         "--report".into(),
         report.clone().into(),
-    ];
+    ]);
     args.extend(more.iter().map(|s| s.into()));
     (run_host(args), out, report)
 }

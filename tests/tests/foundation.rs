@@ -29,11 +29,7 @@ fn recovers_shifts_and_beats_the_best_frame_by_3_db() {
     let ser = dir.join("cap.ser");
     let cap = generate(&ser, &o).unwrap();
     let (out, report) = (dir.join("stack.tif"), dir.join("report.json"));
-    run_ok([
-        "--plugins".as_ref(),
-        build().as_os_str(),
-        "run".as_ref(),
-        ser.as_os_str(),
+    run_capture(build(), &ser, &[
         "-o".as_ref(),
         out.as_os_str(),
         "--select".as_ref(),
@@ -118,11 +114,7 @@ fn bayer_capture_gives_rgb_with_the_right_colours() {
     let ser = dir.join("bayer.ser");
     let _cap = generate(&ser, &o).unwrap();
     let out = dir.join("bayer.tif");
-    run_ok([
-        "--plugins".as_ref(),
-        build().as_os_str(),
-        "run".as_ref(),
-        ser.as_os_str(),
+    run_capture(build(), &ser, &[
         "-o".as_ref(),
         out.as_os_str(),
         "--no-post".as_ref(),
@@ -194,11 +186,7 @@ fn a_foreign_library_in_the_plugin_dir_is_skipped_with_a_warning() {
         },
     )
     .unwrap();
-    let out = run_ok([
-        "--plugins".as_ref(),
-        plugins.as_os_str(),
-        "run".as_ref(),
-        ser.as_os_str(),
+    let out = run_capture(&plugins, &ser, &[
         "-o".as_ref(),
         dir.join("o.tif").as_os_str(),
         "--no-post".as_ref(),
@@ -241,12 +229,7 @@ fn bad_input_gets_a_clear_error_naming_the_file() {
     let dir = scratch("bad");
     let ser = dir.join("broken.ser");
     std::fs::write(&ser, b"LUCAM-RECORDER but far too short").unwrap();
-    let out = run_host([
-        "--plugins".as_ref(),
-        build().as_os_str(),
-        "run".as_ref(),
-        ser.as_os_str(),
-    ]);
+    let out = try_run_capture(build(), &ser, &[]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -254,8 +254,7 @@ fn mean_stack_over_device_frames_matches_the_cpu() {
     let cpu_be = cpu_backend();
     use jupiter_plugin_stack_mean::params::MeanParams;
     for (w, h, c) in [(33usize, 21usize, 1usize), (40, 17, 3)] {
-        let frames: Vec<Vec<f32>> = (0..7).map(|k| texture(w, h, c, k)).collect();
-        let mut mem = MemFrames::new(w as u32, h as u32, c as u32, frames);
+        let mut mem = texture_frames((w, h, c), 7, 0);
         let g = stage_ctx(&be);
         let gpu = g.gpu().unwrap();
         mem.upload(&gpu, 3).unwrap();
@@ -282,8 +281,7 @@ fn median_stack_over_device_frames_matches_the_cpu() {
     let be = gpu_only();
     let cpu_be = cpu_backend();
     for (w, h, c) in [(33usize, 21usize, 1usize), (40, 17, 3)] {
-        let frames: Vec<Vec<f32>> = (0..7).map(|k| texture(w, h, c, k + 20)).collect();
-        let mut mem = MemFrames::new(w as u32, h as u32, c as u32, frames);
+        let mut mem = texture_frames((w, h, c), 7, 20);
         let g = stage_ctx(&be);
         let gpu = g.gpu().unwrap();
         mem.upload(&gpu, 3).unwrap();

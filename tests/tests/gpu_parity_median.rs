@@ -5,7 +5,6 @@
 //! the interpolation arithmetic may differ in the last bits).
 #![cfg_attr(not(feature = "gpu"), allow(dead_code, unused_imports))]
 
-use jupiter_plugin_api::testing::MemFrames;
 use jupiter_plugin_api::*;
 use jupiter_plugin_stack_median::StackMedian;
 use jupiter_tests::*;
@@ -13,8 +12,7 @@ use jupiter_tests::*;
 fn stack_median_stage_gpu_matches_cpu() {
     let (gpu_be, cpu_be) = backends();
     for (w, h, c, n) in [(27usize, 19usize, 1usize, 9usize), (18, 23, 3, 66)] {
-        let frames: Vec<Vec<f32>> = (0..n as u32).map(|k| texture(w, h, c, k)).collect();
-        let mem = MemFrames::new(w as u32, h as u32, c as u32, frames);
+        let mem = texture_frames((w, h, c), n, 0);
         let warps: Vec<FrameWarp> = (0..n)
             .map(|k| {
                 FrameWarp::shift(

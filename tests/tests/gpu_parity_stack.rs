@@ -11,33 +11,11 @@ use jupiter_tests::*;
 fn stack_mean_gpu_matches_cpu() {
     let (gpu_be, cpu_be) = backends();
     for (w, h, c) in [(33usize, 21usize, 1usize), (40, 17, 3)] {
-        let frames: Vec<Vec<f32>> = (0..7).map(|k| texture(w, h, c, k)).collect();
-        let mem = MemFrames::new(w as u32, h as u32, c as u32, frames);
+        let mem = texture_frames((w, h, c), 7, 0);
         let warps: Vec<FrameWarp> = (0..7)
             .map(|k| FrameWarp::shift(k as f32 * 0.63 - 2.0, 1.7 - k as f32 * 0.41))
             .collect();
-        let req = scored_request(warps);
-        for p in mean_params(1.5) {
-            let cpu =
-                jupiter_plugin_stack_mean::cpu::stack(&stage_ctx(&cpu_be), &mem.as_ref(), &req, &p)
-                    .unwrap();
-            let g = stage_ctx(&gpu_be);
-            let gpu = jupiter_plugin_stack_mean::gpu::stack(
-                &g,
-                &g.gpu().unwrap(),
-                &mem.as_ref(),
-                &req,
-                &p,
-            )
-            .unwrap();
-            assert!(gpu.device.is_some(), "the stack should stay on the device");
-            let d = max_abs_diff(&cpu.data, &host_data(&g, gpu));
-            assert!(
-                d <= 1e-4,
-                "{w}×{h}×{c} {:?}: max |cpu - gpu| = {d:e}",
-                p.interpolation
-            );
-        }
+        mean_parity(&(&gpu_be, &cpu_be), &mem, warps, 1.5, jupiter_plugin_stack_mean::gpu::stack);
     }
 }
 
@@ -115,8 +93,7 @@ fn median_gpu_matches_the_naive_median() {
         (21, 11, 1, 70, 5000),
         (9, 15, 3, 71, 1 << 20),
     ] {
-        let frames: Vec<Vec<f32>> = (0..n as u32).map(|k| texture(w, h, c, k)).collect();
-        let mem = MemFrames::new(w as u32, h as u32, c as u32, frames);
+        let mem = texture_frames((w, h, c), n, 0);
         let warps: Vec<FrameWarp> = (0..n)
             .map(|k| {
                 FrameWarp::shift(
@@ -152,8 +129,7 @@ fn median_gpu_matches_the_naive_median() {
 fn stack_mean_with_warp_fields_gpu_matches_cpu() {
     let (gpu_be, cpu_be) = backends();
     for (w, h, c, n) in [(41usize, 29usize, 1usize, 6usize), (30, 33, 3, 5)] {
-        let frames: Vec<Vec<f32>> = (0..n as u32).map(|k| texture(w, h, c, k)).collect();
-        let mem = MemFrames::new(w as u32, h as u32, c as u32, frames);
+        let mem = texture_frames((w, h, c), n, 0);
         let (cols, rows) = (4usize, 3usize);
         let warps: Vec<FrameWarp> = (0..n)
             .map(|k| {
@@ -179,31 +155,48 @@ fn stack_mean_with_warp_fields_gpu_matches_cpu() {
                 wp
             })
             .collect();
-        let req = scored_request(warps);
-        for p in mean_params(1.0) {
-            let cpu =
-                jupiter_plugin_stack_mean::cpu::stack(&stage_ctx(&cpu_be), &mem.as_ref(), &req, &p)
-                    .unwrap();
-            let g = stage_ctx(&gpu_be);
-            let gpu = jupiter_plugin_stack_mean::gpu::stack_warped(
-                &g,
-                &g.gpu().unwrap(),
-                &mem.as_ref(),
-                &req,
-                &p,
-            )
-            .unwrap();
-            let d = max_abs_diff(&cpu.data, &host_data(&g, gpu));
-            assert!(
-                d <= 1e-4,
-                "{w}×{h}×{c} {:?}: max |cpu - gpu| = {d:e}",
-                p.interpolation
-            );
-        }
+        mean_parity(&(&gpu_be, &cpu_be), &mem, warps, 1.0, jupiter_plugin_stack_mean::gpu::stack_warped);
     }
 }
 
 jupiter_tests::gpu_main!(gpu: [stack_mean_gpu_matches_cpu, radix_select_is_exact, median_gpu_matches_the_naive_median, stack_mean_with_warp_fields_gpu_matches_cpu]);
+
+/// A GPU mean stacker's signature (resident shifts, or warp fields).
+type GpuMean = fn(
+    &StageCtx,
+    &GpuServiceBox,
+    &FrameSourceRef,
+    &StackRequest,
+    &jupiter_plugin_stack_mean::params::MeanParams,
+) -> Result<Image, StageError>;
+
+/// The GPU mean `gpu_stack` equals the CPU mean within 1e-4 for the default
+/// parameters and a bilinear quality-weighted mean (`weight_power`), and
+/// leaves its stack on the device.
+fn mean_parity(
+    (gpu_be, cpu_be): &(&jupiter_host::backend::HostBackend, &jupiter_host::backend::HostBackend),
+    mem: &MemFrames,
+    warps: Vec<FrameWarp>,
+    weight_power: f32,
+    gpu_stack: GpuMean,
+) {
+    let info = mem.as_ref().info();
+    let (w, h, c) = info.dims();
+    let req = scored_request(warps);
+    for p in mean_params(weight_power) {
+        let cpu = jupiter_plugin_stack_mean::cpu::stack(&stage_ctx(cpu_be), &mem.as_ref(), &req, &p)
+            .unwrap();
+        let g = stage_ctx(gpu_be);
+        let gpu = gpu_stack(&g, &g.gpu().unwrap(), &mem.as_ref(), &req, &p).unwrap();
+        assert!(gpu.device.is_some(), "the stack should stay on the device");
+        let d = max_abs_diff(&cpu.data, &host_data(&g, gpu));
+        assert!(
+            d <= 1e-4,
+            "{w}×{h}×{c} {:?}: max |cpu - gpu| = {d:e}",
+            p.interpolation
+        );
+    }
+}
 
 /// The default mean and a bilinear, quality-weighted one.
 fn mean_params(weight_power: f32) -> [jupiter_plugin_stack_mean::params::MeanParams; 2] {

@@ -19,15 +19,12 @@ fn setup(name: &str, extra: &[&Path]) -> (PathBuf, PathBuf, PathBuf) {
 }
 
 fn run_in(plugins: &Path, ser: &Path, out: &Path, more: &[&str]) -> Output {
-    let mut args: Vec<std::ffi::OsString> = vec![
-        "--plugins".into(),
-        plugins.into(),
-        "run".into(),
-        ser.into(),
+    let mut args = capture_args(plugins, ser);
+    args.append(&mut vec![
         "-o".into(),
         out.into(),
         "--no-post".into(),
-    ];
+    ]);
     args.extend(more.iter().map(|s| s.into()));
     run_host(args)
 }

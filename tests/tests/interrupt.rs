@@ -19,18 +19,25 @@ fn interrupt(pid: u32) {
     assert!(status.success(), "kill -INT {pid} failed");
 }
 
+/// `--plugins <build> --threads 2 run <ser>`: the runs here use two threads,
+/// so that their timing does not depend on the machine's core count.
+fn two_thread_run(ser: &Path) -> [&std::ffi::OsStr; 6] {
+    let (plugins, ser) = (build().as_os_str(), ser.as_os_str());
+    [
+        "--plugins".as_ref(),
+        plugins,
+        "--threads".as_ref(),
+        "2".as_ref(),
+        "run".as_ref(),
+        ser,
+    ]
+}
+
 /// Starts a run on `ser` writing `out`, interrupts it after `delay`, and
 /// returns (exit code, seconds from the signal to the exit, stderr).
 fn run_and_interrupt(ser: &Path, out: &Path, delay: Duration) -> (Option<i32>, f64, String) {
     let mut child = Command::new(host())
-        .args([
-            "--plugins".as_ref(),
-            build().as_os_str(),
-            "--threads".as_ref(),
-            "2".as_ref(),
-            "run".as_ref(),
-            ser.as_os_str(),
-        ])
+        .args(two_thread_run(ser))
         .args([
             "-o".as_ref(),
             out.as_os_str(),
@@ -113,20 +120,14 @@ fn ctrl_c_stops_the_run_quickly_with_exit_code_130_and_no_output() {
     if std::env::var_os("JUPITER_CALIBRATE").is_some() {
         let t = Instant::now();
         let report = dir.join("r.json");
-        run_ok([
-            "--plugins".as_ref(),
-            build().as_os_str(),
-            "--threads".as_ref(),
-            "2".as_ref(),
-            "run".as_ref(),
-            ser.as_os_str(),
+        run_ok(two_thread_run(&ser).into_iter().chain([
             "-o".as_ref(),
             dir.join("full.tif").as_os_str(),
             "--select".as_ref(),
             "50%".as_ref(),
             "--report".as_ref(),
             report.as_os_str(),
-        ]);
+        ]));
         eprintln!(
             "full run {:.2} s: {}",
             t.elapsed().as_secs_f64(),

@@ -57,16 +57,13 @@ fn lunar(seed: u64) -> SynthOptions {
 /// extra arguments; returns the plain stack.
 fn stack(ser: &std::path::Path, name: &str, aligner: Option<&str>, extra: &[&str]) -> Image {
     let out = ser.with_file_name(format!("{name}.tif"));
-    let mut args: Vec<std::ffi::OsString> = vec![
-        "--plugins".into(),
-        build().into(),
-        "run".into(),
-        ser.into(),
+    let mut args = capture_args(build(), ser);
+    args.append(&mut vec![
         "-o".into(),
         out.clone().into(),
         "--no-post".into(),
         "--force".into(),
-    ];
+    ]);
     if let Some(a) = aligner {
         args.push("--aligner".into());
         args.push(a.into());

@@ -27,7 +27,11 @@ impl FrameInfo {
     }
     /// Width, height and channels as `usize`, the form pixel loops index with.
     pub fn dims(&self) -> (usize, usize, usize) {
-        (self.width as usize, self.height as usize, self.channels as usize)
+        (
+            self.width as usize,
+            self.height as usize,
+            self.channels as usize,
+        )
     }
     /// Samples in one frame.
     pub fn frame_len(&self) -> usize {
@@ -213,7 +217,11 @@ pub struct Image {
 impl Image {
     /// Width, height and channels as `usize`, the form pixel loops index with.
     pub fn dims(&self) -> (usize, usize, usize) {
-        (self.width as usize, self.height as usize, self.channels as usize)
+        (
+            self.width as usize,
+            self.height as usize,
+            self.channels as usize,
+        )
     }
     /// A zero image.
     pub fn new(width: u32, height: u32, channels: u32) -> Image {

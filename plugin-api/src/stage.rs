@@ -59,13 +59,19 @@ impl StackRequest {
     /// reference and no scores (frames weigh equally).
     pub fn new(warps: impl Into<RVec<FrameWarp>>) -> StackRequest {
         StackRequest {
-            alignment: Alignment { warps: warps.into(), reference: 0 },
+            alignment: Alignment {
+                warps: warps.into(),
+                reference: 0,
+            },
             scores: RVec::new(),
         }
     }
     /// The same request with one quality score per frame.
     pub fn with_scores(self, scores: impl Into<RVec<f32>>) -> StackRequest {
-        StackRequest { scores: scores.into(), ..self }
+        StackRequest {
+            scores: scores.into(),
+            ..self
+        }
     }
 
     /// The stacker's input contract, checked in one place by every stacker

@@ -237,6 +237,36 @@ pub fn run_capture(plugins: &Path, ser: &Path, args: &[&std::ffi::OsStr]) -> Out
     run_ok(all)
 }
 
+/// `jupiter-host --plugins <plugins> run <ser> <args…>`, expected to be
+/// refused with exit code 1 and no panic; returns its stderr.
+pub fn refused_run(plugins: &Path, ser: &Path, args: &[&std::ffi::OsStr]) -> String {
+    let o = try_run_capture(plugins, ser, args);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{args:?} was accepted:\n{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+/// The PSNR of the capture's best single frame against the truth rendered at
+/// that frame's shift (frames in `skip`, e.g. artifacts, left out).
+pub fn best_frame_psnr(
+    ser: &Path,
+    o: &synth::SynthOptions,
+    cap: &synth::SynthCapture,
+    skip: &[usize],
+) -> f64 {
+    let (w, h) = (o.width as usize, o.height as usize);
+    let ser_file = jupiter_host::io::ser::SerFile::open(ser, Default::default()).unwrap();
+    (0..o.frames)
+        .filter(|i| !skip.contains(i))
+        .map(|i| {
+            let (dx, dy) = (cap.shifts[i].0 as f64, cap.shifts[i].1 as f64);
+            let t = synth::render(o.scene, w, h, 1, dx, dy);
+            synth::psnr_interior(&ser_file.decode_frame(i).unwrap(), &t, w, h, 1, 8)
+        })
+        .fold(f64::MIN, f64::max)
+}
+
 /// Reads a report written with `--report`.
 pub fn read_report(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
@@ -293,7 +323,8 @@ pub fn scored_request(
     warps: Vec<jupiter_plugin_api::FrameWarp>,
 ) -> jupiter_plugin_api::StackRequest {
     let n = warps.len();
-    jupiter_plugin_api::StackRequest::new(warps).with_scores((0..n).map(|k| 1.0 + k as f32).collect::<Vec<_>>())
+    jupiter_plugin_api::StackRequest::new(warps)
+        .with_scores((0..n).map(|k| 1.0 + k as f32).collect::<Vec<_>>())
 }
 
 /// A plain CPU host backend.

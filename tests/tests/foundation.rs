@@ -29,15 +29,19 @@ fn recovers_shifts_and_beats_the_best_frame_by_3_db() {
     let ser = dir.join("cap.ser");
     let cap = generate(&ser, &o).unwrap();
     let (out, report) = (dir.join("stack.tif"), dir.join("report.json"));
-    run_capture(build(), &ser, &[
-        "-o".as_ref(),
-        out.as_os_str(),
-        "--select".as_ref(),
-        "50%".as_ref(),
-        "--no-post".as_ref(),
-        "--report".as_ref(),
-        report.as_os_str(),
-    ]);
+    run_capture(
+        build(),
+        &ser,
+        &[
+            "-o".as_ref(),
+            out.as_os_str(),
+            "--select".as_ref(),
+            "50%".as_ref(),
+            "--no-post".as_ref(),
+            "--report".as_ref(),
+            report.as_os_str(),
+        ],
+    );
     let r = read_report(&report);
     let selected: Vec<usize> = r["selected"]
         .as_array()
@@ -76,20 +80,7 @@ fn recovers_shifts_and_beats_the_best_frame_by_3_db() {
     let (w, h) = (o.width as usize, o.height as usize);
     let truth = render(o.scene, w, h, 1, best.0 as f64, best.1 as f64);
     let stacked = read_tiff(&out);
-    let ser_file = jupiter_host::io::ser::SerFile::open(&ser, Default::default()).unwrap();
-    let single = (0..o.frames)
-        .map(|i| {
-            let t = render(
-                o.scene,
-                w,
-                h,
-                1,
-                cap.shifts[i].0 as f64,
-                cap.shifts[i].1 as f64,
-            );
-            psnr_interior(&ser_file.decode_frame(i).unwrap(), &t, w, h, 1, 8)
-        })
-        .fold(f64::MIN, f64::max);
+    let single = best_frame_psnr(&ser, &o, &cap, &[]);
     let stack = psnr_interior(&stacked.data, &truth, w, h, 1, 8);
     assert!(
         stack >= single + 3.0,
@@ -114,13 +105,17 @@ fn bayer_capture_gives_rgb_with_the_right_colours() {
     let ser = dir.join("bayer.ser");
     let _cap = generate(&ser, &o).unwrap();
     let out = dir.join("bayer.tif");
-    run_capture(build(), &ser, &[
-        "-o".as_ref(),
-        out.as_os_str(),
-        "--no-post".as_ref(),
-        "--select".as_ref(),
-        "100%".as_ref(),
-    ]);
+    run_capture(
+        build(),
+        &ser,
+        &[
+            "-o".as_ref(),
+            out.as_os_str(),
+            "--no-post".as_ref(),
+            "--select".as_ref(),
+            "100%".as_ref(),
+        ],
+    );
     let img = read_tiff(&out);
     assert_eq!(img.channels, 3);
     let (w, h) = (o.width as usize, o.height as usize);
@@ -186,11 +181,15 @@ fn a_foreign_library_in_the_plugin_dir_is_skipped_with_a_warning() {
         },
     )
     .unwrap();
-    let out = run_capture(&plugins, &ser, &[
-        "-o".as_ref(),
-        dir.join("o.tif").as_os_str(),
-        "--no-post".as_ref(),
-    ]);
+    let out = run_capture(
+        &plugins,
+        &ser,
+        &[
+            "-o".as_ref(),
+            dir.join("o.tif").as_os_str(),
+            "--no-post".as_ref(),
+        ],
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     for name in ["notaplugin", lib_name.as_str()] {
         assert!(

@@ -258,9 +258,12 @@ fn mean_stack_over_device_frames_matches_the_cpu() {
         let g = stage_ctx(&be);
         let gpu = g.gpu().unwrap();
         mem.upload(&gpu, 3).unwrap();
-        let req = StackRequest::new((0..7)
-                    .map(|k| FrameWarp::shift(k as f32 * 0.63 - 2.0, 1.7 - k as f32 * 0.41))
-                    .collect::<Vec<_>>()).with_scores((0..7).map(|k| 1.0 + k as f32).collect::<Vec<_>>());
+        let req = StackRequest::new(
+            (0..7)
+                .map(|k| FrameWarp::shift(k as f32 * 0.63 - 2.0, 1.7 - k as f32 * 0.41))
+                .collect::<Vec<_>>(),
+        )
+        .with_scores((0..7).map(|k| 1.0 + k as f32).collect::<Vec<_>>());
         let p = MeanParams {
             quality_weighting: true,
             ..Default::default()
@@ -288,7 +291,8 @@ fn median_stack_over_device_frames_matches_the_cpu() {
         let warps: Vec<FrameWarp> = (0..7)
             .map(|k| FrameWarp::shift(k as f32 * 0.57 - 1.9, 1.3 - k as f32 * 0.37))
             .collect();
-        let req = StackRequest::new(warps.clone()).with_scores((0..7).map(|k| 1.0 + k as f32).collect::<Vec<_>>());
+        let req = StackRequest::new(warps.clone())
+            .with_scores((0..7).map(|k| 1.0 + k as f32).collect::<Vec<_>>());
         let p = jupiter_plugin_stack_median::params::MedianParams::default();
         let cpu =
             jupiter_plugin_stack_median::cpu::stack(&stage_ctx(&cpu_be), &mem.as_ref(), &req, &p)

@@ -15,7 +15,13 @@ fn stack_mean_gpu_matches_cpu() {
         let warps: Vec<FrameWarp> = (0..7)
             .map(|k| FrameWarp::shift(k as f32 * 0.63 - 2.0, 1.7 - k as f32 * 0.41))
             .collect();
-        mean_parity(&(&gpu_be, &cpu_be), &mem, warps, 1.5, jupiter_plugin_stack_mean::gpu::stack);
+        mean_parity(
+            &(&gpu_be, &cpu_be),
+            &mem,
+            warps,
+            1.5,
+            jupiter_plugin_stack_mean::gpu::stack,
+        );
     }
 }
 
@@ -155,7 +161,13 @@ fn stack_mean_with_warp_fields_gpu_matches_cpu() {
                 wp
             })
             .collect();
-        mean_parity(&(&gpu_be, &cpu_be), &mem, warps, 1.0, jupiter_plugin_stack_mean::gpu::stack_warped);
+        mean_parity(
+            &(&gpu_be, &cpu_be),
+            &mem,
+            warps,
+            1.0,
+            jupiter_plugin_stack_mean::gpu::stack_warped,
+        );
     }
 }
 
@@ -174,7 +186,10 @@ type GpuMean = fn(
 /// parameters and a bilinear quality-weighted mean (`weight_power`), and
 /// leaves its stack on the device.
 fn mean_parity(
-    (gpu_be, cpu_be): &(&jupiter_host::backend::HostBackend, &jupiter_host::backend::HostBackend),
+    (gpu_be, cpu_be): &(
+        &jupiter_host::backend::HostBackend,
+        &jupiter_host::backend::HostBackend,
+    ),
     mem: &MemFrames,
     warps: Vec<FrameWarp>,
     weight_power: f32,
@@ -184,8 +199,9 @@ fn mean_parity(
     let (w, h, c) = info.dims();
     let req = scored_request(warps);
     for p in mean_params(weight_power) {
-        let cpu = jupiter_plugin_stack_mean::cpu::stack(&stage_ctx(cpu_be), &mem.as_ref(), &req, &p)
-            .unwrap();
+        let cpu =
+            jupiter_plugin_stack_mean::cpu::stack(&stage_ctx(cpu_be), &mem.as_ref(), &req, &p)
+                .unwrap();
         let g = stage_ctx(gpu_be);
         let gpu = gpu_stack(&g, &g.gpu().unwrap(), &mem.as_ref(), &req, &p).unwrap();
         assert!(gpu.device.is_some(), "the stack should stay on the device");

@@ -20,11 +20,7 @@ fn setup(name: &str, extra: &[&Path]) -> (PathBuf, PathBuf, PathBuf) {
 
 fn run_in(plugins: &Path, ser: &Path, out: &Path, more: &[&str]) -> Output {
     let mut args = capture_args(plugins, ser);
-    args.append(&mut vec![
-        "-o".into(),
-        out.into(),
-        "--no-post".into(),
-    ]);
+    args.append(&mut vec!["-o".into(), out.into(), "--no-post".into()]);
     args.extend(more.iter().map(|s| s.into()));
     run_host(args)
 }
@@ -209,5 +205,8 @@ fn an_incompatible_plugin_is_skipped_and_the_rest_still_work() {
 #[test]
 fn a_library_that_is_not_a_plugin_is_skipped_with_a_warning() {
     let (_, _, _, warning) = run_beside_fixture("not-a-plugin");
-    assert!(warning.contains("exports no jupiter root module"), "{warning}");
+    assert!(
+        warning.contains("exports no jupiter root module"),
+        "{warning}"
+    );
 }

@@ -98,7 +98,7 @@ fn bad_pipeline_files_are_refused_naming_the_key_and_the_range() {
     let toml = dir.join("pipeline.toml");
     for (text, want) in BAD_FILES {
         std::fs::write(&toml, text).unwrap();
-        let o = try_run_capture(
+        let err = refused_run(
             build(),
             &ser,
             &[
@@ -108,12 +108,9 @@ fn bad_pipeline_files_are_refused_naming_the_key_and_the_range() {
                 toml.as_os_str(),
             ],
         );
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(1), "{text:?} was accepted:\n{err}");
         for w in *want {
             assert!(err.contains(w), "{text:?}: the error lacks {w:?}:\n{err}");
         }
-        assert!(!err.contains("panicked"), "{err}");
         assert!(!out.exists());
     }
     // Errors about the file's syntax and structure name the file.
@@ -139,7 +136,7 @@ fn bad_pipeline_files_are_refused_naming_the_key_and_the_range() {
         ("gamma.gamma=2", &["no stage 'gamma' in the pipeline"][..]),
         ("stack", &["expected stage.param=value"][..]),
     ] {
-        let o = try_run_capture(
+        let err = refused_run(
             build(),
             &ser,
             &[
@@ -149,8 +146,6 @@ fn bad_pipeline_files_are_refused_naming_the_key_and_the_range() {
                 set.as_ref(),
             ],
         );
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(1), "--set {set} was accepted:\n{err}");
         for w in want {
             assert!(
                 err.contains(w),

@@ -77,7 +77,7 @@ fn an_out_of_tree_stacker_runs_in_the_unchanged_host() {
     let (w, h) = (o.width as usize, o.height as usize);
     let best = cap.shifts[report["selected"][0].as_u64().unwrap() as usize];
     let truth = render(o.scene, w, h, 1, best.0 as f64, best.1 as f64);
-    let single = best_clean_frame_psnr(&ser, &o, &cap);
+    let single = best_frame_psnr(&ser, &o, &cap, &cap.artifact_frames);
     let p_trim = psnr_interior(&trimmed.data, &truth, w, h, 1, 8);
     let p_mean = psnr_interior(&mean.data, &truth, w, h, 1, 8);
     eprintln!("PSNR: best clean frame {single:.2} dB, stack-mean {p_mean:.2} dB, stack-trimmed-mean {p_trim:.2} dB");
@@ -92,30 +92,6 @@ fn an_out_of_tree_stacker_runs_in_the_unchanged_host() {
     );
 
     its_parameters_are_checked_by_the_host(&plugins, &ser, &dir);
-}
-
-/// PSNR of the best frame free of artifacts, against the truth at its position.
-fn best_clean_frame_psnr(
-    ser: &std::path::Path,
-    o: &SynthOptions,
-    cap: &jupiter_tests::synth::SynthCapture,
-) -> f64 {
-    let (w, h) = (o.width as usize, o.height as usize);
-    let ser_file = jupiter_host::io::ser::SerFile::open(ser, Default::default()).unwrap();
-    (0..o.frames)
-        .filter(|i| !cap.artifact_frames.contains(i))
-        .map(|i| {
-            let t = render(
-                o.scene,
-                w,
-                h,
-                1,
-                cap.shifts[i].0 as f64,
-                cap.shifts[i].1 as f64,
-            );
-            psnr_interior(&ser_file.decode_frame(i).unwrap(), &t, w, h, 1, 8)
-        })
-        .fold(f64::MIN, f64::max)
 }
 
 /// Its parameters are validated by the host like any plugin's.

@@ -31,7 +31,10 @@ pub struct TrimParams {
 
 impl Default for TrimParams {
     fn default() -> Self {
-        TrimParams { trim: 0.1, winsorize: false }
+        TrimParams {
+            trim: 0.1,
+            winsorize: false,
+        }
     }
 }
 
@@ -49,16 +52,35 @@ impl Stage for TrimmedMean {
             StageKind::Stack,
             "Trimmed or winsorized mean of the aligned frames (third-party example)",
             vec![
-                ParamSpec::float("trim", 0.1, 0.0, 0.45, "Fraction of samples cut at each end of every pixel's distribution"),
-                ParamSpec::bool("winsorize", false, "Clamp the tails to the nearest kept sample instead of dropping them"),
+                ParamSpec::float(
+                    "trim",
+                    0.1,
+                    0.0,
+                    0.45,
+                    "Fraction of samples cut at each end of every pixel's distribution",
+                ),
+                ParamSpec::bool(
+                    "winsorize",
+                    false,
+                    "Clamp the tails to the nearest kept sample instead of dropping them",
+                ),
             ],
         )
     }
 
-    fn stack(&self, ctx: &StageCtx, frames: &FrameSourceRef, req: &StackRequest, params: &str) -> Result<Image, StageError> {
+    fn stack(
+        &self,
+        ctx: &StageCtx,
+        frames: &FrameSourceRef,
+        req: &StackRequest,
+        params: &str,
+    ) -> Result<Image, StageError> {
         let p: TrimParams = parse_params(params)?;
         if !(0.0..=0.45).contains(&p.trim) {
-            return Err(StageError::invalid_params(format!("trim = {} is outside 0 ..= 0.45", p.trim)));
+            return Err(StageError::invalid_params(format!(
+                "trim = {} is outside 0 ..= 0.45",
+                p.trim
+            )));
         }
         stack(ctx, frames, req, &p)
     }
@@ -96,11 +118,21 @@ fn shift_at(warp: &FrameWarp, x: f32, y: f32) -> (f32, f32, f32) {
 }
 
 /// Stacks the source under the alignment, band by band.
-pub fn stack(ctx: &StageCtx, frames: &FrameSourceRef, req: &StackRequest, p: &TrimParams) -> Result<Image, StageError> {
+pub fn stack(
+    ctx: &StageCtx,
+    frames: &FrameSourceRef,
+    req: &StackRequest,
+    p: &TrimParams,
+) -> Result<Image, StageError> {
     let info = frames.info();
     let n = info.count as usize;
     req.check(&info)?;
-    let (w, h, ch, rl) = (info.width as usize, info.height as usize, info.channels as usize, info.row_len());
+    let (w, h, ch, rl) = (
+        info.width as usize,
+        info.height as usize,
+        info.channels as usize,
+        info.row_len(),
+    );
     // As many rows per band as fit the memory budget (at least one).
     let band_rows = (BAND_BYTES / (rl * n * 4).max(1)).clamp(1, 32).min(h);
     let bands = h.div_ceil(band_rows) as u64;
@@ -119,13 +151,22 @@ pub fn stack(ctx: &StageCtx, frames: &FrameSourceRef, req: &StackRequest, p: &Tr
                 return;
             }
             // The input rows this band needs from frame i.
-            let shifts: Vec<(f32, f32, f32)> =
-                (0..rows * w).map(|px| shift_at(warp, (px % w) as f32, (y0 + px / w) as f32)).collect();
-            let (lo, hi) = shifts.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), s| (lo.min(s.1), hi.max(s.1)));
+            let shifts: Vec<(f32, f32, f32)> = (0..rows * w)
+                .map(|px| shift_at(warp, (px % w) as f32, (y0 + px / w) as f32))
+                .collect();
+            let (lo, hi) = shifts
+                .iter()
+                .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), s| {
+                    (lo.min(s.1), hi.max(s.1))
+                });
             let first = ((y0 as f32 + lo).floor() as isize).clamp(0, h as isize - 1) as usize;
-            let last = (((y0 + rows - 1) as f32 + hi).ceil() as isize + 1).clamp(0, h as isize - 1) as usize;
+            let last = (((y0 + rows - 1) as f32 + hi).ceil() as isize + 1).clamp(0, h as isize - 1)
+                as usize;
             input.resize((last + 1 - first) * rl, 0.0);
-            if let Err(e) = frames.read_rows(i, first, last + 1 - first, input.as_mut_slice().into()).into_result() {
+            if let Err(e) = frames
+                .read_rows(i, first, last + 1 - first, input.as_mut_slice().into())
+                .into_result()
+            {
                 error.lock().unwrap().get_or_insert(e);
                 return;
             }
@@ -155,7 +196,12 @@ pub fn stack(ctx: &StageCtx, frames: &FrameSourceRef, req: &StackRequest, p: &Tr
             for c in 0..ch {
                 buf.clear();
                 let s = &samples[(px * ch + c) * n..(px * ch + c + 1) * n];
-                buf.extend(s.iter().zip(&valid[px * n..(px + 1) * n]).filter(|(_, v)| **v).map(|(x, _)| *x));
+                buf.extend(
+                    s.iter()
+                        .zip(&valid[px * n..(px + 1) * n])
+                        .filter(|(_, v)| **v)
+                        .map(|(x, _)| *x),
+                );
                 band[px * ch + c] = trimmed_mean(&mut buf, p.trim, p.winsorize);
             }
         }
@@ -173,7 +219,12 @@ mod tests {
     use jupiter_plugin_api::testing::{MemFrames, ThreadBackend};
 
     fn request(shifts: &[(f32, f32)]) -> StackRequest {
-        StackRequest::new(shifts.iter().map(|&(dx, dy)| FrameWarp::shift(dx, dy)).collect::<Vec<_>>())
+        StackRequest::new(
+            shifts
+                .iter()
+                .map(|&(dx, dy)| FrameWarp::shift(dx, dy))
+                .collect::<Vec<_>>(),
+        )
     }
 
     #[test]
@@ -201,20 +252,34 @@ mod tests {
                 (0..w * h)
                     .map(|p| {
                         let (x, y) = ((p % w) as f32, (p / w) as f32);
-                        if i == 3 && p == 5 * w + 7 { 1.0 } else { base(x - dx, y - dy) }
+                        if i == 3 && p == 5 * w + 7 {
+                            1.0
+                        } else {
+                            base(x - dx, y - dy)
+                        }
                     })
                     .collect()
             })
             .collect();
         let mem = MemFrames::new(w as u32, h as u32, 1, frames);
         let be = ThreadBackend::new(3);
-        let p = TrimParams { trim: 0.2, winsorize: false };
-        let img = be.with_ctx("stack-trimmed-mean", |ctx| stack(ctx, &mem.as_ref(), &request(&shifts), &p)).unwrap();
+        let p = TrimParams {
+            trim: 0.2,
+            winsorize: false,
+        };
+        let img = be
+            .with_ctx("stack-trimmed-mean", |ctx| {
+                stack(ctx, &mem.as_ref(), &request(&shifts), &p)
+            })
+            .unwrap();
         // Inside the area every frame covers, the stack is the unshifted ramp, hot pixel gone.
         for y in 0..h - 1 {
             for x in 0..w - 2 {
                 let got = img.data[y * w + x];
-                assert!((got - base(x as f32, y as f32)).abs() < 1e-5, "({x},{y}): {got}");
+                assert!(
+                    (got - base(x as f32, y as f32)).abs() < 1e-5,
+                    "({x},{y}): {got}"
+                );
             }
         }
     }
@@ -222,23 +287,56 @@ mod tests {
     #[test]
     fn bands_and_threads_do_not_change_the_result() {
         let (w, h, n) = (17usize, 40usize, 6usize);
-        let frames: Vec<Vec<f32>> = (0..n).map(|k| (0..w * h * 3).map(|i| ((i * (k + 5)) % 23) as f32 / 23.0).collect()).collect();
+        let frames: Vec<Vec<f32>> = (0..n)
+            .map(|k| {
+                (0..w * h * 3)
+                    .map(|i| ((i * (k + 5)) % 23) as f32 / 23.0)
+                    .collect()
+            })
+            .collect();
         let mem = MemFrames::new(w as u32, h as u32, 3, frames);
-        let req = request(&[(0.5, -0.25), (0.0, 0.0), (-1.5, 2.0), (0.25, 0.75), (3.0, 1.0), (0.0, -2.5)]);
-        let p = TrimParams { trim: 0.2, winsorize: true };
-        let one = ThreadBackend::new(1).with_ctx("s", |ctx| stack(ctx, &mem.as_ref(), &req, &p)).unwrap();
-        let four = ThreadBackend::new(4).with_ctx("s", |ctx| stack(ctx, &mem.as_ref(), &req, &p)).unwrap();
+        let req = request(&[
+            (0.5, -0.25),
+            (0.0, 0.0),
+            (-1.5, 2.0),
+            (0.25, 0.75),
+            (3.0, 1.0),
+            (0.0, -2.5),
+        ]);
+        let p = TrimParams {
+            trim: 0.2,
+            winsorize: true,
+        };
+        let one = ThreadBackend::new(1)
+            .with_ctx("s", |ctx| stack(ctx, &mem.as_ref(), &req, &p))
+            .unwrap();
+        let four = ThreadBackend::new(4)
+            .with_ctx("s", |ctx| stack(ctx, &mem.as_ref(), &req, &p))
+            .unwrap();
         assert_eq!(one.data, four.data);
-        assert!(one.data.iter().all(|v| v.is_finite() && (0.0..=1.0).contains(v)));
+        assert!(one
+            .data
+            .iter()
+            .all(|v| v.is_finite() && (0.0..=1.0).contains(v)));
     }
 
     #[test]
     fn parameters_are_checked() {
         let mem = MemFrames::new(2, 2, 1, vec![vec![0.5; 4]]);
         let be = ThreadBackend::new(1);
-        let run = |params: &str| be.with_ctx("s", |ctx| TrimmedMean.stack(ctx, &mem.as_ref(), &request(&[(0.0, 0.0)]), params));
-        assert_eq!(run("{\"trim\": 0.6}").unwrap_err().kind, ErrorKind::InvalidParams);
-        assert_eq!(run("{\"trimm\": 0.1}").unwrap_err().kind, ErrorKind::InvalidParams);
+        let run = |params: &str| {
+            be.with_ctx("s", |ctx| {
+                TrimmedMean.stack(ctx, &mem.as_ref(), &request(&[(0.0, 0.0)]), params)
+            })
+        };
+        assert_eq!(
+            run("{\"trim\": 0.6}").unwrap_err().kind,
+            ErrorKind::InvalidParams
+        );
+        assert_eq!(
+            run("{\"trimm\": 0.1}").unwrap_err().kind,
+            ErrorKind::InvalidParams
+        );
         assert_eq!(run("").unwrap().data[0], 0.5);
     }
 }

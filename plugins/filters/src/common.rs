@@ -114,23 +114,8 @@ pub mod reference {
 
     /// A deterministic pseudo-random image in [0, 1).
     pub fn noise_image(len: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.max(1);
-        (0..len)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 40) as f32 / (1u64 << 24) as f32
-            })
-            .collect()
+        jupiter_testkit::rng::noise(seed, len)
     }
 
-    /// Largest absolute difference.
-    pub fn max_err(a: &[f32], b: &[f32]) -> f32 {
-        assert_eq!(a.len(), b.len());
-        a.iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max)
-    }
+    pub use jupiter_testkit::reference::max_abs_diff as max_err;
 }

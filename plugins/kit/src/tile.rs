@@ -356,18 +356,7 @@ mod tests {
     use jupiter_plugin_api::testing::{MemFrames, ThreadBackend};
     use jupiter_plugin_api::{StageCtx, WarpField};
 
-    /// Deterministic values in [0, 1).
-    fn noise(seed: u64, n: usize) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 40) as f32 / (1u64 << 24) as f32
-            })
-            .collect()
-    }
+    use jupiter_testkit::rng::noise;
 
     /// A field over the whole image whose weight is `wt` everywhere.
     fn flat_field(w: usize, h: usize, wt: f32) -> FrameWarp {

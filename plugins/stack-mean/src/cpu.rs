@@ -118,7 +118,11 @@ mod tests {
             })
             .collect();
         let mem = MemFrames::new(w as u32, h as u32, 3, frames.clone());
-        let req = StackRequest::new((0..5).map(|_| FrameWarp::shift(0.0, 0.0)).collect::<Vec<_>>());
+        let req = StackRequest::new(
+            (0..5)
+                .map(|_| FrameWarp::shift(0.0, 0.0))
+                .collect::<Vec<_>>(),
+        );
         let be = ThreadBackend::new(3);
         let img = be
             .with_ctx("stack-mean", |ctx| {

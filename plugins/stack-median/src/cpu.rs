@@ -221,7 +221,12 @@ mod tests {
         jupiter_testkit::reference::stack_contract_errors(&crate::StackMedian, "stack-median");
         let mem = MemFrames::new(4, 4, 1, vec![vec![0.0; 16]; 2]);
         let p = MedianParams::default();
-        let e = run(&mem, &StackRequest::new(vec![FrameWarp::shift(0.0, 0.0)]), &p).unwrap_err();
+        let e = run(
+            &mem,
+            &StackRequest::new(vec![FrameWarp::shift(0.0, 0.0)]),
+            &p,
+        )
+        .unwrap_err();
         assert_eq!(e.kind, ErrorKind::Internal);
         assert!(stack_reference(&mem.as_ref(), &StackRequest::new(vec![]), &p).is_err());
         assert_eq!(

@@ -323,9 +323,13 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            run(&mem, &StackRequest::new(vec![FrameWarp::shift(0.0, 0.0); 2]), &bad)
-                .unwrap_err()
-                .kind,
+            run(
+                &mem,
+                &StackRequest::new(vec![FrameWarp::shift(0.0, 0.0); 2]),
+                &bad
+            )
+            .unwrap_err()
+            .kind,
             ErrorKind::InvalidParams
         );
     }

@@ -30,8 +30,7 @@ use jupiter_kit::tile::naive_stack;
 use jupiter_kit::warp::{shift_plane, Interp};
 use jupiter_plugin_api::testing::{MemFrames, ThreadBackend};
 use jupiter_plugin_api::{
-    FrameInfo, FrameSource, FrameSourceRef, FrameSource_TO, Image, StackRequest,
-    StageError,
+    FrameInfo, FrameSource, FrameSourceRef, FrameSource_TO, Image, StackRequest, StageError,
 };
 use jupiter_testkit::frames::{capture, CaptureSpec};
 use jupiter_testkit::ser::{frame_bytes, header_bytes, Cfa, SerColor, SerSpec};

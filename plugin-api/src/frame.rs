@@ -315,16 +315,46 @@ pub struct WarpField {
 }
 
 impl WarpField {
+    /// A field of `cols × rows` nodes, node (0, 0) at pixel `origin` and the
+    /// others `step` apart; `dx`, `dy` and `weight` hold one value per node,
+    /// row by row.
+    pub fn new(
+        (cols, rows): (usize, usize),
+        (x0, y0): (f32, f32),
+        (step_x, step_y): (f32, f32),
+        [dx, dy, weight]: [Vec<f32>; 3],
+    ) -> WarpField {
+        let (cols, rows) = (cols as u32, rows as u32);
+        let (dx, dy, weight) = (dx.into(), dy.into(), weight.into());
+        WarpField {
+            cols,
+            rows,
+            x0,
+            y0,
+            step_x,
+            step_y,
+            dx,
+            dy,
+            weight,
+        }
+    }
+
+    /// The grid columns around pixel column `x`: the two node indices and
+    /// the fraction of the way from the first to the second (clamped at the
+    /// edges). Every user of the field interpolates with these operations,
+    /// so that their results agree to the bit.
+    pub fn column_nodes(&self, x: f32) -> (usize, usize, f32) {
+        nodes(x, self.x0, self.step_x, self.cols as usize)
+    }
+    /// [`Self::column_nodes`] for rows.
+    pub fn row_nodes(&self, y: f32) -> (usize, usize, f32) {
+        nodes(y, self.y0, self.step_y, self.rows as usize)
+    }
+
     /// Interpolated `(dx, dy, weight)` at pixel `(x, y)`.
     pub fn sample(&self, x: f32, y: f32) -> (f32, f32, f32) {
-        let fx = ((x - self.x0) / self.step_x).clamp(0.0, (self.cols - 1) as f32);
-        let fy = ((y - self.y0) / self.step_y).clamp(0.0, (self.rows - 1) as f32);
-        let i0 = (fx.floor() as usize).min(self.cols as usize - 1);
-        let j0 = (fy.floor() as usize).min(self.rows as usize - 1);
-        let i1 = (i0 + 1).min(self.cols as usize - 1);
-        let j1 = (j0 + 1).min(self.rows as usize - 1);
-        let tx = fx - i0 as f32;
-        let ty = fy - j0 as f32;
+        let (i0, i1, tx) = self.column_nodes(x);
+        let (j0, j1, ty) = self.row_nodes(y);
         let c = self.cols as usize;
         let lerp = |v: &RVec<f32>| {
             let a = v[j0 * c + i0] * (1.0 - tx) + v[j0 * c + i1] * tx;
@@ -350,7 +380,23 @@ pub struct FrameWarp {
     pub field: ROption<WarpField>,
 }
 
+/// Bilinear interpolation nodes along one axis of a field (see
+/// [`WarpField::column_nodes`]).
+fn nodes(p: f32, origin: f32, step: f32, count: usize) -> (usize, usize, f32) {
+    let f = ((p - origin) / step).clamp(0.0, (count - 1) as f32);
+    let i0 = (f.floor() as usize).min(count - 1);
+    (i0, (i0 + 1).min(count - 1), f - i0 as f32)
+}
+
 impl FrameWarp {
+    /// A global shift plus a local field on top of it.
+    pub fn with_field(dx: f32, dy: f32, field: WarpField) -> FrameWarp {
+        FrameWarp {
+            dx,
+            dy,
+            field: ROption::RSome(field),
+        }
+    }
     /// A pure global shift.
     pub fn shift(dx: f32, dy: f32) -> FrameWarp {
         FrameWarp {

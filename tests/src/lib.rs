@@ -120,6 +120,9 @@ pub fn third_party_stacker() -> &'static Path {
     })
 }
 
+/// The plugins a run with `--no-post` needs (library names).
+pub const NO_POST_PLUGINS: &[&str] = &["quality", "align_phase", "stack_mean"];
+
 /// Makes `dir` a plugin directory holding the standard plugins named in
 /// `standard` (by library name, e.g. `stack_mean`, copied from the main build)
 /// and the `extra` library files.

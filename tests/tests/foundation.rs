@@ -154,11 +154,7 @@ fn plugins_command_lists_the_stages() {
 #[test]
 fn a_foreign_library_in_the_plugin_dir_is_skipped_with_a_warning() {
     let dir = scratch("foreign");
-    let plugins = plugin_dir(
-        &dir.join("plugins"),
-        &["quality", "align_phase", "stack_mean"],
-        &[],
-    );
+    let plugins = plugin_dir(&dir.join("plugins"), NO_POST_PLUGINS, &[]);
     std::fs::write(
         plugins.join(format!(
             "{}notaplugin{}",

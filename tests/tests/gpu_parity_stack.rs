@@ -140,20 +140,14 @@ fn stack_mean_with_warp_fields_gpu_matches_cpu() {
         let warps: Vec<FrameWarp> = (0..n)
             .map(|k| {
                 let g = cols * rows;
-                let field = WarpField {
-                    cols: cols as u32,
-                    rows: rows as u32,
-                    x0: 4.0,
-                    y0: 3.5,
-                    step_x: 11.0,
-                    step_y: 12.0,
-                    dx: (0..g).map(|i| ((i + k) as f32 * 0.9).sin() * 1.3).collect(),
-                    dy: (0..g).map(|i| ((i * 2 + k) as f32 * 0.7).cos()).collect(),
-                    // Frame k is dropped at some points: weight 0 there.
-                    weight: (0..g)
-                        .map(|i| if (i + k) % 4 == 0 { 0.0 } else { 1.0 })
-                        .collect(),
-                };
+                let dx = (0..g).map(|i| ((i + k) as f32 * 0.9).sin() * 1.3).collect();
+                let dy = (0..g).map(|i| ((i * 2 + k) as f32 * 0.7).cos()).collect();
+                // Frame k is dropped at some points: weight 0 there.
+                let weight = (0..g)
+                    .map(|i| if (i + k) % 4 == 0 { 0.0 } else { 1.0 })
+                    .collect();
+                let field =
+                    WarpField::new((cols, rows), (4.0, 3.5), (11.0, 12.0), [dx, dy, weight]);
                 let mut wp = FrameWarp::shift(0.3 * k as f32 - 0.7, 0.5 - 0.2 * k as f32);
                 if k != 2 {
                     wp.field = Some(field).into(); // frame 2 has a global shift only

@@ -8,13 +8,10 @@ use std::process::Output;
 
 use jupiter_tests::*;
 
-/// The standard plugins a run with `--no-post` needs.
-const STANDARD: &[&str] = &["quality", "align_phase", "stack_mean"];
-
 /// A small capture and a plugin directory with the standard plugins plus `extra`.
 fn setup(name: &str, extra: &[&Path]) -> (PathBuf, PathBuf, PathBuf) {
     let (dir, ser) = small_capture(&format!("hostile-{name}"), 64, 48, 6);
-    let plugins = plugin_dir(&dir.join("plugins"), STANDARD, extra);
+    let plugins = plugin_dir(&dir.join("plugins"), NO_POST_PLUGINS, extra);
     (dir, ser, plugins)
 }
 

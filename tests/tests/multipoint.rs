@@ -409,22 +409,9 @@ fn true_warps(
                 }
             }
             let weight = vec![1.0f32; dx.len()];
-            let field = WarpField {
-                cols: cols as u32,
-                rows: rows as u32,
-                x0: 0.0,
-                y0: 0.0,
-                step_x: step as f32,
-                step_y: step as f32,
-                dx: dx.into(),
-                dy: dy.into(),
-                weight: weight.into(),
-            };
-            FrameWarp {
-                dx: 0.0,
-                dy: 0.0,
-                field: Some(field).into(),
-            }
+            let step = (step as f32, step as f32);
+            let field = WarpField::new((cols, rows), (0.0, 0.0), step, [dx, dy, weight]);
+            FrameWarp::with_field(0.0, 0.0, field)
         })
         .collect()
 }
@@ -450,11 +437,7 @@ fn with_weights_of(
                     f.weight[j * cols + c] = mf.sample((c * step) as f32, (j * step) as f32).2;
                 }
             }
-            FrameWarp {
-                dx: 0.0,
-                dy: 0.0,
-                field: Some(f).into(),
-            }
+            FrameWarp::with_field(0.0, 0.0, f)
         })
         .collect()
 }

@@ -97,11 +97,7 @@ fn stackers_swap_by_name_and_reject_outliers() {
 #[test]
 fn a_partial_plugin_dir_runs_and_names_what_is_missing() {
     let dir = scratch("partial");
-    let plugins = plugin_dir(
-        &dir.join("plugins"),
-        &["quality", "align_phase", "stack_mean"],
-        &[],
-    );
+    let plugins = plugin_dir(&dir.join("plugins"), NO_POST_PLUGINS, &[]);
     let ser = dir.join("cap.ser");
     generate(
         &ser,

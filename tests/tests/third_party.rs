@@ -10,11 +10,7 @@ use jupiter_tests::*;
 fn an_out_of_tree_stacker_runs_in_the_unchanged_host() {
     let lib = third_party_stacker();
     let dir = scratch("third-party");
-    let plugins = plugin_dir(
-        &dir.join("plugins"),
-        &["quality", "align_phase", "stack_mean"],
-        &[lib],
-    );
+    let plugins = plugin_dir(&dir.join("plugins"), NO_POST_PLUGINS, &[lib]);
 
     // The host lists it with its parameters.
     let o = run_ok([

@@ -171,11 +171,11 @@ pub fn dewarped_mean(
         ctx.check_cancelled()?;
         let (mut dx, mut dy): (Vec<f32>, Vec<f32>) = l.iter().map(|l| (l.dx, l.dy)).unzip();
         field::fill(grid, &mut dx, &mut dy);
-        let warp = FrameWarp {
-            dx: g.dx,
-            dy: g.dy,
-            field: Some(grid.field(&dx, &dy, &ones, p.field_refine as usize)).into(),
-        };
+        let warp = FrameWarp::with_field(
+            g.dx,
+            g.dy,
+            grid.field(&dx, &dy, &ones, p.field_refine as usize),
+        );
         let lum = frame_luminance(frames, i)?;
         let f = warp
             .field
@@ -295,11 +295,11 @@ pub fn align_with_summary(
             count += 1;
         }
         field::fill(&grid, &mut dx, &mut dy);
-        warps.push(FrameWarp {
-            dx: g.dx,
-            dy: g.dy,
-            field: Some(grid.field(&dx, &dy, &wt, p.field_refine as usize)).into(),
-        });
+        warps.push(FrameWarp::with_field(
+            g.dx,
+            g.dy,
+            grid.field(&dx, &dy, &wt, p.field_refine as usize),
+        ));
     }
     let rms_local = if count > 0 {
         (sq / count as f64).sqrt() as f32

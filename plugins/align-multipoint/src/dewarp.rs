@@ -62,22 +62,13 @@ pub fn dewarp_rows(
     y0: usize,
     out: &mut [f32],
 ) {
-    let (cols, rows) = (f.cols as usize, f.rows as usize);
+    let cols = f.cols as usize;
     let (mut rdx, mut rdy) = (vec![0.0f32; cols], vec![0.0f32; cols]);
     // Per column: the node pair and fraction (the same for every row).
-    let xs: Vec<(usize, usize, f32)> = (0..w)
-        .map(|x| {
-            let fx = ((x as f32 - f.x0) / f.step_x).clamp(0.0, (cols - 1) as f32);
-            let i0 = (fx.floor() as usize).min(cols - 1);
-            (i0, (i0 + 1).min(cols - 1), fx - i0 as f32)
-        })
-        .collect();
+    let xs: Vec<(usize, usize, f32)> = (0..w).map(|x| f.column_nodes(x as f32)).collect();
     for (r, row) in out.chunks_mut(w).enumerate() {
         let y = (y0 + r) as f32;
-        let fy = ((y - f.y0) / f.step_y).clamp(0.0, (rows - 1) as f32);
-        let j0 = (fy.floor() as usize).min(rows - 1);
-        let j1 = (j0 + 1).min(rows - 1);
-        let ty = fy - j0 as f32;
+        let (j0, j1, ty) = f.row_nodes(y);
         for i in 0..cols {
             rdx[i] = f.dx[j0 * cols + i] * (1.0 - ty) + f.dx[j1 * cols + i] * ty;
             rdy[i] = f.dy[j0 * cols + i] * (1.0 - ty) + f.dy[j1 * cols + i] * ty;
@@ -104,17 +95,14 @@ mod tests {
             .collect();
         let (cols, rows) = (5usize, 4usize);
         let n = cols * rows;
-        let f = WarpField {
-            cols: cols as u32,
-            rows: rows as u32,
-            x0: 6.5,
-            y0: 4.0,
-            step_x: 10.0,
-            step_y: 11.0,
-            dx: (0..n).map(|k| (k as f32 * 0.7).sin() * 2.0).collect(),
-            dy: (0..n).map(|k| (k as f32 * 1.3).cos() * 1.5).collect(),
-            weight: vec![1.0; n].into(),
-        };
+        let dx = (0..n).map(|k| (k as f32 * 0.7).sin() * 2.0).collect();
+        let dy = (0..n).map(|k| (k as f32 * 1.3).cos() * 1.5).collect();
+        let f = WarpField::new(
+            (cols, rows),
+            (6.5, 4.0),
+            (10.0, 11.0),
+            [dx, dy, vec![1.0; n]],
+        );
         let mut out = vec![0.0; w * h];
         dewarp_rows(&plane, w, h, 1.25, -0.75, &f, 0, &mut out);
         let win = RowWindow::whole(&plane, w, h, 1);

@@ -90,17 +90,7 @@ impl ApGrid {
         let (mut weight, _, _) = refine(weight, self.cols, self.rows, factor);
         weight.iter_mut().for_each(|w| *w = w.clamp(0.0, 1.0));
         let step = self.step as f32 / factor as f32;
-        WarpField {
-            cols: cols as u32,
-            rows: rows as u32,
-            x0,
-            y0,
-            step_x: step,
-            step_y: step,
-            dx: dx.into(),
-            dy: dy.into(),
-            weight: weight.into(),
-        }
+        WarpField::new((cols, rows), (x0, y0), (step, step), [dx, dy, weight])
     }
 
     /// Indices of the 8-neighbours of point `k`.

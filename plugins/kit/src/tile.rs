@@ -360,23 +360,9 @@ mod tests {
 
     /// A field over the whole image whose weight is `wt` everywhere.
     fn flat_field(w: usize, h: usize, wt: f32) -> FrameWarp {
-        let cells = 4;
-        FrameWarp {
-            dx: 0.0,
-            dy: 0.0,
-            field: Some(WarpField {
-                cols: 2,
-                rows: 2,
-                x0: 0.0,
-                y0: 0.0,
-                step_x: w as f32,
-                step_y: h as f32,
-                dx: vec![0.0; cells].into(),
-                dy: vec![0.0; cells].into(),
-                weight: vec![wt; cells].into(),
-            })
-            .into(),
-        }
+        let values = [vec![0.0; 4], vec![0.0; 4], vec![wt; 4]];
+        let field = WarpField::new((2, 2), (0.0, 0.0), (w as f32, h as f32), values);
+        FrameWarp::with_field(0.0, 0.0, field)
     }
 
     #[test]

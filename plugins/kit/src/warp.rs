@@ -150,20 +150,12 @@ pub fn warped_rows(
     // The field's bilinear interpolation, as `WarpField::sample` computes it
     // (same operations, same order), with the column nodes found once per
     // call and the row nodes once per row instead of once per pixel.
-    let (cols, grid_rows) = (field.cols as usize, field.rows as usize);
-    let xs: Vec<(usize, usize, f32)> = (0..w)
-        .map(|x| {
-            let fx = ((x as f32 - field.x0) / field.step_x).clamp(0.0, (cols - 1) as f32);
-            let i0 = (fx.floor() as usize).min(cols - 1);
-            (i0, (i0 + 1).min(cols - 1), fx - i0 as f32)
-        })
-        .collect();
+    let cols = field.cols as usize;
+    let xs: Vec<(usize, usize, f32)> = (0..w).map(|x| field.column_nodes(x as f32)).collect();
     for ry in 0..rows {
         let y = (y0 + ry) as f32;
-        let fy = ((y - field.y0) / field.step_y).clamp(0.0, (grid_rows - 1) as f32);
-        let j0 = (fy.floor() as usize).min(grid_rows - 1);
-        let (r0, r1) = (j0 * cols, (j0 + 1).min(grid_rows - 1) * cols);
-        let ty = fy - j0 as f32;
+        let (j0, j1, ty) = field.row_nodes(y);
+        let (r0, r1) = (j0 * cols, j1 * cols);
         for x in 0..w {
             let (i0, i1, tx) = xs[x];
             let lerp = |v: &[f32]| {
@@ -364,22 +356,11 @@ mod field_tests {
         let frames = MemFrames::new(w as u32, h as u32, 1, vec![plane.clone()]);
         let (cols, rows) = (4usize, 3usize);
         let n = cols * rows;
-        let field = WarpField {
-            cols: cols as u32,
-            rows: rows as u32,
-            x0: 3.5,
-            y0: 2.0,
-            step_x: 10.0,
-            step_y: 12.0,
-            dx: (0..n).map(|k| (k as f32 * 0.7).sin() * 1.5).collect(),
-            dy: (0..n).map(|k| (k as f32 * 1.3).cos()).collect(),
-            weight: (0..n).map(|k| (k % 2) as f32).collect(),
-        };
-        let warp = FrameWarp {
-            dx: 0.4,
-            dy: -0.7,
-            field: Some(field.clone()).into(),
-        };
+        let dx = (0..n).map(|k| (k as f32 * 0.7).sin() * 1.5).collect();
+        let dy = (0..n).map(|k| (k as f32 * 1.3).cos()).collect();
+        let weight = (0..n).map(|k| (k % 2) as f32).collect();
+        let field = WarpField::new((cols, rows), (3.5, 2.0), (10.0, 12.0), [dx, dy, weight]);
+        let warp = FrameWarp::with_field(0.4, -0.7, field.clone());
         let mut out = vec![0.0; w * h];
         let mut wts = vec![0.0; w * h];
         let mut scratch = Vec::new();

@@ -75,22 +75,12 @@ mod tests {
     fn field_with_hole(rng: &mut Rng, w: usize, h: usize) -> FrameWarp {
         let mut weight = vec![1.0f32; 9];
         weight[0] = 0.0;
-        FrameWarp {
-            dx: rng.range_f32(-1.0, 1.0),
-            dy: rng.range_f32(-1.0, 1.0),
-            field: Some(WarpField {
-                cols: 3,
-                rows: 3,
-                x0: 4.0,
-                y0: 4.0,
-                step_x: (w as f32 - 8.0) / 2.0,
-                step_y: (h as f32 - 8.0) / 2.0,
-                dx: (0..9).map(|_| rng.range_f32(-0.7, 0.7)).collect(),
-                dy: (0..9).map(|_| rng.range_f32(-0.7, 0.7)).collect(),
-                weight: weight.into(),
-            })
-            .into(),
-        }
+        let (dx, dy) = (rng.range_f32(-1.0, 1.0), rng.range_f32(-1.0, 1.0));
+        let local_dx = (0..9).map(|_| rng.range_f32(-0.7, 0.7)).collect();
+        let local_dy = (0..9).map(|_| rng.range_f32(-0.7, 0.7)).collect();
+        let step = ((w as f32 - 8.0) / 2.0, (h as f32 - 8.0) / 2.0);
+        let field = WarpField::new((3, 3), (4.0, 4.0), step, [local_dx, local_dy, weight]);
+        FrameWarp::with_field(dx, dy, field)
     }
 
     #[test]
@@ -176,21 +166,14 @@ mod tests {
             1,
             values.iter().map(|&v| vec![v; w * h]).collect(),
         );
-        let off = |_: usize| FrameWarp {
-            dx: 0.0,
-            dy: 0.0,
-            field: Some(WarpField {
-                cols: 1,
-                rows: 1,
-                x0: 0.0,
-                y0: 0.0,
-                step_x: 1.0,
-                step_y: 1.0,
-                dx: vec![0.0].into(),
-                dy: vec![0.0].into(),
-                weight: vec![0.0].into(),
-            })
-            .into(),
+        let off = |_: usize| {
+            let zero = WarpField::new(
+                (1, 1),
+                (0.0, 0.0),
+                (1.0, 1.0),
+                [vec![0.0], vec![0.0], vec![0.0]],
+            );
+            FrameWarp::with_field(0.0, 0.0, zero)
         };
         let warps = vec![
             FrameWarp::shift(0.0, 0.0),

@@ -278,22 +278,9 @@ mod tests {
                         return FrameWarp::shift(dx, dy);
                     }
                     // A field that drops this frame on the left part of the image.
-                    let field = WarpField {
-                        cols: 2,
-                        rows: 1,
-                        x0: 5.0,
-                        y0: 0.0,
-                        step_x: 10.0,
-                        step_y: 1.0,
-                        dx: vec![0.3, -0.2].into(),
-                        dy: vec![0.1, 0.4].into(),
-                        weight: vec![0.0, 1.0].into(),
-                    };
-                    FrameWarp {
-                        dx,
-                        dy,
-                        field: Some(field).into(),
-                    }
+                    let values = [vec![0.3, -0.2], vec![0.1, 0.4], vec![0.0, 1.0]];
+                    let field = WarpField::new((2, 1), (5.0, 0.0), (10.0, 1.0), values);
+                    FrameWarp::with_field(dx, dy, field)
                 })
                 .collect();
             let req = StackRequest::new(warps);

@@ -206,19 +206,23 @@ where
 /// A scratch directory `name` holding `cap.ser`: a small generated capture
 /// (the generator's defaults otherwise). Returns `(dir, ser)`.
 pub fn small_capture(name: &str, width: u32, height: u32, frames: usize) -> (PathBuf, PathBuf) {
+    let o = synth::SynthOptions {
+        width,
+        height,
+        frames,
+        ..Default::default()
+    };
+    let (dir, ser, _) = generated(name, &o);
+    (dir, ser)
+}
+
+/// A fresh scratch folder `name` holding `cap.ser` generated with `o`:
+/// returns the folder, the capture's path and what the generator knows of it.
+pub fn generated(name: &str, o: &synth::SynthOptions) -> (PathBuf, PathBuf, synth::SynthCapture) {
     let dir = scratch(name);
     let ser = dir.join("cap.ser");
-    synth::generate(
-        &ser,
-        &synth::SynthOptions {
-            width,
-            height,
-            frames,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    (dir, ser)
+    let cap = synth::generate(&ser, o).unwrap();
+    (dir, ser, cap)
 }
 
 /// The start of a run's command line: `--plugins <plugins> run <ser>`.

@@ -24,10 +24,8 @@ fn base_options() -> SynthOptions {
 
 #[test]
 fn recovers_shifts_and_beats_the_best_frame_by_3_db() {
-    let dir = scratch("shifts");
     let o = base_options();
-    let ser = dir.join("cap.ser");
-    let cap = generate(&ser, &o).unwrap();
+    let (dir, ser, cap) = generated("shifts", &o);
     let (out, report) = (dir.join("stack.tif"), dir.join("report.json"));
     run_capture(
         build(),
@@ -199,16 +197,11 @@ fn a_foreign_library_in_the_plugin_dir_is_skipped_with_a_warning() {
 
 #[test]
 fn info_shows_the_header() {
-    let dir = scratch("info");
-    let ser = dir.join("cap.ser");
-    generate(
-        &ser,
-        &SynthOptions {
-            frames: 5,
-            ..base_options()
-        },
-    )
-    .unwrap();
+    let o = SynthOptions {
+        frames: 5,
+        ..base_options()
+    };
+    let (_, ser, _) = generated("info", &o);
     let out = run_ok(["info".as_ref(), ser.as_os_str()]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -77,14 +77,8 @@ fn median_reference(mem: &MemFrames, warps: &[FrameWarp]) -> Vec<f32> {
         .collect();
     (0..len)
         .map(|p| {
-            let mut v: Vec<f32> = aligned.iter().map(|f| f[p]).collect();
-            v.sort_by(|a, b| a.total_cmp(b));
-            let n = v.len();
-            if n % 2 == 1 {
-                v[n / 2]
-            } else {
-                0.5 * (v[n / 2 - 1] + v[n / 2])
-            }
+            let v: Vec<f32> = aligned.iter().map(|f| f[p]).collect();
+            jupiter_kit::tile::median_sorted(&v)
         })
         .collect()
 }

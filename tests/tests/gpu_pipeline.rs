@@ -164,8 +164,6 @@ fn a_failing_gpu_stage_is_rerun_on_the_cpu() {
 
 /// Multi-point alignment (warp fields) stacks on the GPU too, like the CPU.
 fn multipoint_stacks_agree_on_gpu_and_cpu() {
-    let dir = scratch("gpu-multipoint");
-    let ser = dir.join("cap.ser");
     let o = SynthOptions {
         width: 160,
         height: 128,
@@ -176,7 +174,7 @@ fn multipoint_stacks_agree_on_gpu_and_cpu() {
         jitter: 2.0,
         ..Default::default()
     };
-    generate(&ser, &o).unwrap();
+    let (dir, ser, _) = generated("gpu-multipoint", &o);
     let run = |device: &str, name: &str| {
         let more = ["--aligner", "align-multipoint", "--no-post"];
         let (_, out, report) = run_with(&dir, &ser, name, device, &[], &more);

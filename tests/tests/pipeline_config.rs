@@ -96,18 +96,15 @@ fn bad_pipeline_files_are_refused_naming_the_key_and_the_range() {
     let (dir, ser) = small_capture("pipeline-config", 64, 48, 6);
     let out = dir.join("out.tif");
     let toml = dir.join("pipeline.toml");
+    let with_file: [&std::ffi::OsStr; 4] = [
+        "-o".as_ref(),
+        out.as_os_str(),
+        "--pipeline".as_ref(),
+        toml.as_os_str(),
+    ];
     for (text, want) in BAD_FILES {
         std::fs::write(&toml, text).unwrap();
-        let err = refused_run(
-            build(),
-            &ser,
-            &[
-                "-o".as_ref(),
-                out.as_os_str(),
-                "--pipeline".as_ref(),
-                toml.as_os_str(),
-            ],
-        );
+        let err = refused_run(build(), &ser, &with_file);
         for w in *want {
             assert!(err.contains(w), "{text:?}: the error lacks {w:?}:\n{err}");
         }
@@ -161,16 +158,7 @@ fn bad_pipeline_files_are_refused_naming_the_key_and_the_range() {
         "version = 1\nbackend = \"cpu\"\nselect = \"50%\"\n[stack]\nplugin = \"stack-mean\"\nparams = { weight_power = 2.0, quality_weighting = true }\n[[post]]\nplugin = \"gamma\"\nparams = { gamma = 1.2 }\n",
     )
     .unwrap();
-    run_capture(
-        build(),
-        &ser,
-        &[
-            "-o".as_ref(),
-            out.as_os_str(),
-            "--pipeline".as_ref(),
-            toml.as_os_str(),
-        ],
-    );
+    run_capture(build(), &ser, &with_file);
     assert!(out.exists());
 }
 

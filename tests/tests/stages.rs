@@ -96,19 +96,14 @@ fn stackers_swap_by_name_and_reject_outliers() {
 
 #[test]
 fn a_partial_plugin_dir_runs_and_names_what_is_missing() {
-    let dir = scratch("partial");
+    let o = SynthOptions {
+        width: 96,
+        height: 80,
+        frames: 10,
+        ..Default::default()
+    };
+    let (dir, ser, _) = generated("partial", &o);
     let plugins = plugin_dir(&dir.join("plugins"), NO_POST_PLUGINS, &[]);
-    let ser = dir.join("cap.ser");
-    generate(
-        &ser,
-        &SynthOptions {
-            width: 96,
-            height: 80,
-            frames: 10,
-            ..Default::default()
-        },
-    )
-    .unwrap();
     // The default pipeline: its post stages are absent, which is a warning.
     let out = run_capture(
         &plugins,
@@ -122,53 +117,49 @@ fn a_partial_plugin_dir_runs_and_names_what_is_missing() {
         "{err}"
     );
     assert!(dir.join("a.tif").exists());
-    // Asking for an absent stacker is an error that lists the available ones.
-    let err = refused_run(
-        &plugins,
-        &ser,
-        &[
-            "-o".as_ref(),
-            dir.join("b.tif").as_os_str(),
-            "--stacker".as_ref(),
-            "stack-median".as_ref(),
-        ],
-    );
-    assert!(
-        err.contains("'stack-median'") && err.contains("available stack stages: stack-mean"),
-        "{err}"
-    );
-    assert!(!dir.join("b.tif").exists());
-    // So is a pipeline file naming an absent post stage.
+    // Asking for an absent stacker is an error that lists the available
+    // ones; so is a pipeline file naming an absent post stage.
     let pipeline = dir.join("p.toml");
     std::fs::write(&pipeline, "[[post]]\nplugin = \"sharpen-wavelet\"\n").unwrap();
-    let err = refused_run(
-        &plugins,
-        &ser,
-        &[
-            "-o".as_ref(),
-            dir.join("c.tif").as_os_str(),
-            "--pipeline".as_ref(),
+    let cases = [
+        (
+            "b.tif",
+            "--stacker",
+            "stack-median".as_ref(),
+            "'stack-median'",
+        ),
+        (
+            "c.tif",
+            "--pipeline",
             pipeline.as_os_str(),
-        ],
-    );
-    assert!(err.contains("'sharpen-wavelet'"));
+            "'sharpen-wavelet'",
+        ),
+    ];
+    for (out, flag, value, named) in cases {
+        let out = dir.join(out);
+        let err = refused_run(
+            &plugins,
+            &ser,
+            &["-o".as_ref(), out.as_os_str(), flag.as_ref(), value],
+        );
+        assert!(err.contains(named), "{err}");
+        if flag == "--stacker" {
+            assert!(err.contains("available stack stages: stack-mean"), "{err}");
+        }
+        assert!(!out.exists());
+    }
 }
 
 #[test]
 fn the_default_pipeline_sharpens_and_stretches() {
-    let dir = scratch("default-post");
-    let ser = dir.join("cap.ser");
-    generate(
-        &ser,
-        &SynthOptions {
-            width: 96,
-            height: 80,
-            frames: 12,
-            color: SynthColor::Rgb,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let o = SynthOptions {
+        width: 96,
+        height: 80,
+        frames: 12,
+        color: SynthColor::Rgb,
+        ..Default::default()
+    };
+    let (dir, ser, _) = generated("default-post", &o);
     let report = dir.join("r.json");
     run_capture(build(), &ser, &["--report".as_ref(), report.as_os_str()]);
     let r = read_report(&report);

@@ -42,11 +42,8 @@ fn an_out_of_tree_stacker_runs_in_the_unchanged_host() {
     let cap = generate(&ser, &o).unwrap();
     let stack = |stacker: &str, out: &str, more: &[&str]| {
         let (out, report) = (dir.join(out), dir.join(format!("{stacker}.json")));
-        let mut args: Vec<std::ffi::OsString> = vec![
-            "--plugins".into(),
-            plugins.clone().into(),
-            "run".into(),
-            ser.clone().into(),
+        let mut args = capture_args(&plugins, &ser);
+        args.append(&mut vec![
             "--stacker".into(),
             stacker.into(),
             "--no-post".into(),
@@ -56,7 +53,7 @@ fn an_out_of_tree_stacker_runs_in_the_unchanged_host() {
             out.clone().into(),
             "--report".into(),
             report.clone().into(),
-        ];
+        ]);
         args.extend(more.iter().map(|s| s.into()));
         run_ok(args);
         (read_tiff(&out), read_report(&report))

@@ -18,13 +18,7 @@ pub struct Local {
 }
 
 fn median(v: &mut [f32]) -> f32 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        0.5 * (v[n / 2 - 1] + v[n / 2])
-    }
+    jupiter_kit::tile::median_sorted(v)
 }
 
 /// Cleans one frame's local shifts over the grid (`locals` indexed by grid

@@ -353,6 +353,32 @@ pub fn texture_frames(
     jupiter_plugin_api::testing::MemFrames::new(w as u32, h as u32, c as u32, frames)
 }
 
+/// `n` global shifts moving linearly: frame k is shifted by
+/// `(x0 + k·step_x, y0 + k·step_y)`.
+pub fn linear_shifts(
+    n: usize,
+    (x0, step_x): (f32, f32),
+    (y0, step_y): (f32, f32),
+) -> Vec<jupiter_plugin_api::FrameWarp> {
+    (0..n)
+        .map(|k| {
+            jupiter_plugin_api::FrameWarp::shift(x0 + k as f32 * step_x, y0 + k as f32 * step_y)
+        })
+        .collect()
+}
+
+/// [`texture_frames`] uploaded to the device of `ctx` (in buffers of 3
+/// frames), as the host keeps a capture resident.
+pub fn resident_texture_frames(
+    ctx: &jupiter_plugin_api::StageCtx,
+    dims: (usize, usize, usize),
+    seed0: u32,
+) -> jupiter_plugin_api::testing::MemFrames {
+    let mut mem = texture_frames(dims, 7, seed0);
+    mem.upload(&ctx.gpu().unwrap(), 3).unwrap();
+    mem
+}
+
 /// A textured test image with sharp edges touching the borders, in [0, 1].
 pub fn texture(w: usize, h: usize, c: usize, seed: u32) -> Vec<f32> {
     (0..w * h * c)

@@ -254,16 +254,9 @@ fn mean_stack_over_device_frames_matches_the_cpu() {
     let cpu_be = cpu_backend();
     use jupiter_plugin_stack_mean::params::MeanParams;
     for (w, h, c) in [(33usize, 21usize, 1usize), (40, 17, 3)] {
-        let mut mem = texture_frames((w, h, c), 7, 0);
         let g = stage_ctx(&be);
-        let gpu = g.gpu().unwrap();
-        mem.upload(&gpu, 3).unwrap();
-        let req = StackRequest::new(
-            (0..7)
-                .map(|k| FrameWarp::shift(k as f32 * 0.63 - 2.0, 1.7 - k as f32 * 0.41))
-                .collect::<Vec<_>>(),
-        )
-        .with_scores((0..7).map(|k| 1.0 + k as f32).collect::<Vec<_>>());
+        let (gpu, mem) = (g.gpu().unwrap(), resident_texture_frames(&g, (w, h, c), 0));
+        let req = scored_request(linear_shifts(7, (-2.0, 0.63), (1.7, -0.41)));
         let p = MeanParams {
             quality_weighting: true,
             ..Default::default()
@@ -284,15 +277,10 @@ fn median_stack_over_device_frames_matches_the_cpu() {
     let be = gpu_only();
     let cpu_be = cpu_backend();
     for (w, h, c) in [(33usize, 21usize, 1usize), (40, 17, 3)] {
-        let mut mem = texture_frames((w, h, c), 7, 20);
         let g = stage_ctx(&be);
-        let gpu = g.gpu().unwrap();
-        mem.upload(&gpu, 3).unwrap();
-        let warps: Vec<FrameWarp> = (0..7)
-            .map(|k| FrameWarp::shift(k as f32 * 0.57 - 1.9, 1.3 - k as f32 * 0.37))
-            .collect();
-        let req = StackRequest::new(warps.clone())
-            .with_scores((0..7).map(|k| 1.0 + k as f32).collect::<Vec<_>>());
+        let (gpu, mem) = (g.gpu().unwrap(), resident_texture_frames(&g, (w, h, c), 20));
+        let warps = linear_shifts(7, (-1.9, 0.57), (1.3, -0.37));
+        let req = scored_request(warps.clone());
         let p = jupiter_plugin_stack_median::params::MedianParams::default();
         let cpu =
             jupiter_plugin_stack_median::cpu::stack(&stage_ctx(&cpu_be), &mem.as_ref(), &req, &p)

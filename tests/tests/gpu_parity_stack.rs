@@ -4,24 +4,18 @@
 //! absolute, on data in [0, 1] (full scale = 1); each test states its own.
 #![cfg_attr(not(feature = "gpu"), allow(dead_code, unused_imports))]
 
+use jupiter_host::backend::HostBackend;
 use jupiter_plugin_api::testing::MemFrames;
 use jupiter_plugin_api::*;
+use jupiter_plugin_stack_mean::gpu as mean_gpu;
 use jupiter_tests::*;
 
 fn stack_mean_gpu_matches_cpu() {
-    let (gpu_be, cpu_be) = backends();
+    let be = backends();
     for (w, h, c) in [(33usize, 21usize, 1usize), (40, 17, 3)] {
         let mem = texture_frames((w, h, c), 7, 0);
-        let warps: Vec<FrameWarp> = (0..7)
-            .map(|k| FrameWarp::shift(k as f32 * 0.63 - 2.0, 1.7 - k as f32 * 0.41))
-            .collect();
-        mean_parity(
-            &(&gpu_be, &cpu_be),
-            &mem,
-            warps,
-            1.5,
-            jupiter_plugin_stack_mean::gpu::stack,
-        );
+        let warps = linear_shifts(7, (-2.0, 0.63), (1.7, -0.41));
+        mean_parity(&be, &mem, warps, 1.5, mean_gpu::stack);
     }
 }
 
@@ -127,7 +121,7 @@ fn median_gpu_matches_the_naive_median() {
 /// Multi-point warp fields with per-point weights (some 0): the GPU mean
 /// equals the CPU mean within 1e-4 (f32 sums on the device, f64 on the CPU).
 fn stack_mean_with_warp_fields_gpu_matches_cpu() {
-    let (gpu_be, cpu_be) = backends();
+    let be = backends();
     for (w, h, c, n) in [(41usize, 29usize, 1usize, 6usize), (30, 33, 3, 5)] {
         let mem = texture_frames((w, h, c), n, 0);
         let (cols, rows) = (4usize, 3usize);
@@ -149,13 +143,7 @@ fn stack_mean_with_warp_fields_gpu_matches_cpu() {
                 wp
             })
             .collect();
-        mean_parity(
-            &(&gpu_be, &cpu_be),
-            &mem,
-            warps,
-            1.0,
-            jupiter_plugin_stack_mean::gpu::stack_warped,
-        );
+        mean_parity(&be, &mem, warps, 1.0, mean_gpu::stack_warped);
     }
 }
 
@@ -174,10 +162,7 @@ type GpuMean = fn(
 /// parameters and a bilinear quality-weighted mean (`weight_power`), and
 /// leaves its stack on the device.
 fn mean_parity(
-    (gpu_be, cpu_be): &(
-        &jupiter_host::backend::HostBackend,
-        &jupiter_host::backend::HostBackend,
-    ),
+    (gpu_be, cpu_be): &(HostBackend, HostBackend),
     mem: &MemFrames,
     warps: Vec<FrameWarp>,
     weight_power: f32,

@@ -280,3 +280,21 @@ impl FrameSource for GeneratedFrames {
         RResult::ROk(())
     }
 }
+
+/// Checks a stage's manifest: its name, kind, whether it declares a GPU
+/// path, and its parameter names in order.
+pub fn check_manifest(
+    stage: &dyn crate::Stage,
+    name: &str,
+    kind: crate::StageKind,
+    gpu: bool,
+    params: &[&str],
+) {
+    let m = stage.manifest();
+    assert_eq!(m.name.as_str(), name);
+    assert_eq!(m.kind, kind);
+    assert_eq!(m.gpu, gpu, "{name}: GPU path declared");
+    let names: Vec<&str> = m.params.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, params, "{name}: parameters");
+}
+

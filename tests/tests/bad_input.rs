@@ -90,42 +90,57 @@ fn broken_files_are_refused_with_the_file_name_and_the_reason() {
             "--allow-truncated",
         ],
     ));
-    let mut b = good[..1024].to_vec();
-    set_i32(&mut b, 26, 100_000);
-    set_i32(&mut b, 30, 100_000);
-    set_i32(&mut b, 38, 1_000_000_000);
-    cases.push((
-        "absurd-size",
-        b,
-        vec!["frame size 100000×100000", "1..=32768"],
-    ));
-    let mut b = good[..1024].to_vec();
-    set_i32(&mut b, 26, 30_000);
-    set_i32(&mut b, 30, 30_000);
-    set_i32(&mut b, 38, 1_000_000_000);
-    cases.push((
-        "absurd-count",
-        b,
-        vec!["truncated", "claims 1000000000 frames of 30000×30000"],
-    ));
-    let mut b = good.clone();
-    set_i32(&mut b, 26, 0);
-    cases.push(("zero-width", b, vec!["frame size 0×48"]));
-    let mut b = good.clone();
-    set_i32(&mut b, 38, -5);
-    cases.push(("negative-count", b, vec!["negative frame count -5"]));
-    let mut b = good.clone();
-    set_i32(&mut b, 34, 17);
-    cases.push(("depth-17", b, vec!["unsupported", "pixel depth 17"]));
-    let mut b = good.clone();
-    set_i32(&mut b, 34, 0);
-    cases.push(("depth-0", b, vec!["unsupported", "pixel depth 0"]));
-    let mut b = good.clone();
-    set_i32(&mut b, 18, 16);
-    cases.push(("cmy", b, vec!["unsupported", "CMY"]));
-    let mut b = good.clone();
-    set_i32(&mut b, 18, 5);
-    cases.push(("colour-5", b, vec!["unsupported", "unknown colour ID 5"]));
+    // Header fields set to bad values: the case, how many bytes of the good
+    // file it keeps, the (offset, value) edits, and what the error says.
+    type Edit<'a> = (&'a str, usize, &'a [(usize, i32)], Vec<&'a str>);
+    let all = good.len();
+    let edits: [Edit; 8] = [
+        (
+            "absurd-size",
+            1024,
+            &[(26, 100_000), (30, 100_000), (38, 1_000_000_000)],
+            vec!["frame size 100000×100000", "1..=32768"],
+        ),
+        (
+            "absurd-count",
+            1024,
+            &[(26, 30_000), (30, 30_000), (38, 1_000_000_000)],
+            vec!["truncated", "claims 1000000000 frames of 30000×30000"],
+        ),
+        ("zero-width", all, &[(26, 0)], vec!["frame size 0×48"]),
+        (
+            "negative-count",
+            all,
+            &[(38, -5)],
+            vec!["negative frame count -5"],
+        ),
+        (
+            "depth-17",
+            all,
+            &[(34, 17)],
+            vec!["unsupported", "pixel depth 17"],
+        ),
+        (
+            "depth-0",
+            all,
+            &[(34, 0)],
+            vec!["unsupported", "pixel depth 0"],
+        ),
+        ("cmy", all, &[(18, 16)], vec!["unsupported", "CMY"]),
+        (
+            "colour-5",
+            all,
+            &[(18, 5)],
+            vec!["unsupported", "unknown colour ID 5"],
+        ),
+    ];
+    for (name, len, fields, want) in edits {
+        let mut b = good[..len].to_vec();
+        for &(offset, value) in fields {
+            set_i32(&mut b, offset, value);
+        }
+        cases.push((name, b, want));
+    }
 
     for (name, bytes, want) in &cases {
         for allow in [false, true] {

@@ -358,6 +358,20 @@ mod tests {
 
     use jupiter_testkit::rng::noise;
 
+    /// `n` noise frames (seeds `seed0..`), as vectors and as a source, and
+    /// `n` zero shifts.
+    fn unshifted_noise(
+        (w, h, ch): (usize, usize, usize),
+        n: usize,
+        seed0: u64,
+    ) -> (Vec<Vec<f32>>, MemFrames, Vec<FrameWarp>) {
+        let frames: Vec<Vec<f32>> = (0..n)
+            .map(|k| noise(k as u64 + seed0, w * h * ch))
+            .collect();
+        let mem = MemFrames::new(w as u32, h as u32, ch as u32, frames.clone());
+        (frames, mem, vec![FrameWarp::shift(0.0, 0.0); n])
+    }
+
     /// A field over the whole image whose weight is `wt` everywhere.
     fn flat_field(w: usize, h: usize, wt: f32) -> FrameWarp {
         let values = [vec![0.0; 4], vec![0.0; 4], vec![wt; 4]];
@@ -377,9 +391,7 @@ mod tests {
     #[test]
     fn gather_transposes_unshifted_frames_to_pixel_major() {
         let (w, h, ch, n) = (7, 9, 3, 5);
-        let frames: Vec<Vec<f32>> = (0..n).map(|k| noise(k as u64 + 1, w * h * ch)).collect();
-        let mem = MemFrames::new(w as u32, h as u32, ch as u32, frames.clone());
-        let warps: Vec<FrameWarp> = (0..n).map(|_| FrameWarp::shift(0.0, 0.0)).collect();
+        let (frames, mem, warps) = unshifted_noise((w, h, ch), n, 1);
         let mut band = PixelMajorBand::new(n, w, ch, 4);
         for (y0, rows) in [(0, 4), (4, 4), (8, 1)] {
             band.gather(&mem.as_ref(), &warps, Interp::Bicubic, y0, rows, &|| false)
@@ -467,9 +479,7 @@ mod tests {
     #[test]
     fn stack_bands_reduces_every_pixel_across_frames() {
         let (w, h, ch, n) = (13, 40, 3, 6);
-        let frames: Vec<Vec<f32>> = (0..n).map(|k| noise(k as u64 + 11, w * h * ch)).collect();
-        let mem = MemFrames::new(w as u32, h as u32, ch as u32, frames.clone());
-        let warps: Vec<FrameWarp> = (0..n).map(|_| FrameWarp::shift(0.0, 0.0)).collect();
+        let (frames, mem, warps) = unshifted_noise((w, h, ch), n, 11);
         let be = ThreadBackend::new(3);
         let max = |v: &mut [f32]| v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let img = be

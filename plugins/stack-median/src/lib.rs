@@ -44,11 +44,13 @@ mod tests {
 
     #[test]
     fn manifest_names_a_stack_stage_with_its_params() {
-        let m = StackMedian.manifest();
-        assert_eq!(m.name.as_str(), "stack-median");
-        assert_eq!(m.kind, StageKind::Stack);
-        assert!(m.gpu);
-        let names: Vec<&str> = m.params.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(names, ["interpolation"]);
+        let kind = StageKind::Stack;
+        jupiter_plugin_api::testing::check_manifest(
+            &StackMedian,
+            "stack-median",
+            kind,
+            true,
+            &["interpolation"],
+        );
     }
 }

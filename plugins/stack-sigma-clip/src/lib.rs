@@ -36,20 +36,20 @@ mod tests {
 
     #[test]
     fn manifest_names_a_stack_stage_with_its_params() {
-        let m = StackSigmaClip.manifest();
-        assert_eq!(m.name.as_str(), "stack-sigma-clip");
-        assert_eq!(m.kind, StageKind::Stack);
-        let names: Vec<&str> = m.params.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "interpolation",
-                "kappa_low",
-                "kappa_high",
-                "max_iterations",
-                "min_frames",
-                "mode"
-            ]
+        let params = [
+            "interpolation",
+            "kappa_low",
+            "kappa_high",
+            "max_iterations",
+            "min_frames",
+            "mode",
+        ];
+        jupiter_plugin_api::testing::check_manifest(
+            &StackSigmaClip,
+            "stack-sigma-clip",
+            StageKind::Stack,
+            false,
+            &params,
         );
     }
 }

@@ -10,6 +10,14 @@ pub use crate::rng::Rng;
 /// The noiseless scene at real position `(x, y)` of a `w × h` image: a dark
 /// sky (0.05) and a limb-darkened disc with soft cloud bands, smooth enough
 /// that bicubic resampling reproduces it closely.
+/// A `w × h` image whose pixel `(x, y)` is `f(x, y)`, row by row: the
+/// synthetic test planes of unit tests.
+pub fn image_from(w: usize, h: usize, f: impl Fn(f32, f32) -> f32) -> Vec<f32> {
+    (0..w * h)
+        .map(|i| f((i % w) as f32, (i / w) as f32))
+        .collect()
+}
+
 pub fn truth_at(x: f32, y: f32, w: usize, h: usize) -> f32 {
     let (cx, cy) = (w as f32 * 0.5, h as f32 * 0.5);
     let radius = w.min(h) as f32 * 0.38;

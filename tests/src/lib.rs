@@ -367,6 +367,22 @@ pub fn linear_shifts(
         .collect()
 }
 
+/// `n` global shifts scattered over a few values per axis: frame k is
+/// shifted by `((k·mul) mod modulus)·scale + offset` on each axis, given as
+/// `(mul, modulus, scale, offset)`.
+pub fn scattered_shifts(
+    n: usize,
+    x: (usize, usize, f32, f32),
+    y: (usize, usize, f32, f32),
+) -> Vec<jupiter_plugin_api::FrameWarp> {
+    let at = |(mul, modulus, scale, offset): (usize, usize, f32, f32), k: usize| {
+        ((k * mul) % modulus) as f32 * scale + offset
+    };
+    (0..n)
+        .map(|k| jupiter_plugin_api::FrameWarp::shift(at(x, k), at(y, k)))
+        .collect()
+}
+
 /// [`texture_frames`] uploaded to the device of `ctx` (in buffers of 3
 /// frames), as the host keeps a capture resident.
 pub fn resident_texture_frames(

@@ -13,14 +13,7 @@ fn stack_median_stage_gpu_matches_cpu() {
     let (gpu_be, cpu_be) = backends();
     for (w, h, c, n) in [(27usize, 19usize, 1usize, 9usize), (18, 23, 3, 66)] {
         let mem = texture_frames((w, h, c), n, 0);
-        let warps: Vec<FrameWarp> = (0..n)
-            .map(|k| {
-                FrameWarp::shift(
-                    ((k * 3) % 7) as f32 * 0.45 - 1.3,
-                    ((k * 5) % 6) as f32 * 0.33 - 0.9,
-                )
-            })
-            .collect();
+        let warps = scattered_shifts(n, (3, 7, 0.45, -1.3), (5, 6, 0.33, -0.9));
         let req = StackRequest::new(warps);
         for params in ["{}", r#"{"interpolation": "bilinear"}"#] {
             let cpu = StackMedian

@@ -88,14 +88,7 @@ fn median_gpu_matches_the_naive_median() {
         (9, 15, 3, 71, 1 << 20),
     ] {
         let mem = texture_frames((w, h, c), n, 0);
-        let warps: Vec<FrameWarp> = (0..n)
-            .map(|k| {
-                FrameWarp::shift(
-                    ((k * 7) % 11) as f32 * 0.37 - 2.0,
-                    ((k * 5) % 9) as f32 * 0.41 - 1.6,
-                )
-            })
-            .collect();
+        let warps = scattered_shifts(n, (7, 11, 0.37, -2.0), (5, 9, 0.41, -1.6));
         let want = median_reference(&mem, &warps);
         let g = stage_ctx(&gpu_be);
         let gpu = g.gpu().unwrap();

@@ -271,27 +271,24 @@ pub fn mean_of_best_measured(
 mod tests {
     use super::*;
     use jupiter_plugin_api::testing::{MemFrames, ThreadBackend};
+    use jupiter_testkit::frames::image_from;
 
     fn blobs(w: usize, h: usize, sx: f32, sy: f32) -> Vec<f32> {
-        (0..w * h)
-            .map(|i| {
-                let (x, y) = ((i % w) as f32 - sx, (i / w) as f32 - sy);
-                0.4 + 0.3 * (-((x - 20.0).powi(2) + (y - 18.0).powi(2)) / 30.0).exp()
-                    + 0.2 * (-((x - 41.0).powi(2) + (y - 30.0).powi(2)) / 12.0).exp()
-            })
-            .collect()
+        image_from(w, h, |x, y| {
+            let (x, y) = (x - sx, y - sy);
+            0.4 + 0.3 * (-((x - 20.0).powi(2) + (y - 18.0).powi(2)) / 30.0).exp()
+                + 0.2 * (-((x - 41.0).powi(2) + (y - 30.0).powi(2)) / 12.0).exp()
+        })
     }
 
     /// A limb-darkened disc of radius `r` centred at `(cx, cy)` on black sky, with bands.
     fn planet(w: usize, h: usize, cx: f32, cy: f32, r: f32) -> Vec<f32> {
-        (0..w * h)
-            .map(|i| {
-                let (x, y) = ((i % w) as f32 - cx, (i / w) as f32 - cy);
-                let d = (x * x + y * y).sqrt() / r;
-                let body = 1.0 / (1.0 + ((d - 1.0) * 40.0).exp());
-                body * (0.6 + 0.25 * (y * 0.3).sin() + 0.1 * (x * 0.17).cos())
-            })
-            .collect()
+        image_from(w, h, |x, y| {
+            let (x, y) = (x - cx, y - cy);
+            let d = (x * x + y * y).sqrt() / r;
+            let body = 1.0 / (1.0 + ((d - 1.0) * 40.0).exp());
+            body * (0.6 + 0.25 * (y * 0.3).sin() + 0.1 * (x * 0.17).cos())
+        })
     }
 
     #[test]
@@ -306,9 +303,7 @@ mod tests {
         assert_eq!(fft_size(roi.w), roi.w);
         assert_eq!(fft_size(roi.h), roi.h);
         // A surface filling the frame, a big planet and a flat frame: whole frame.
-        let surface: Vec<f32> = (0..w * h)
-            .map(|i| 0.5 + 0.3 * ((i % w) as f32 * 0.1).sin())
-            .collect();
+        let surface = image_from(w, h, |x, _| 0.5 + 0.3 * (x * 0.1).sin());
         for plane in [surface, planet(w, h, 320.0, 240.0, 200.0), vec![0.2; w * h]] {
             assert_eq!(Roi::around_object(&plane, w, h), Roi::full(w, h));
         }

@@ -345,14 +345,13 @@ mod field_tests {
     use super::*;
     use jupiter_plugin_api::testing::MemFrames;
     use jupiter_plugin_api::WarpField;
+    use jupiter_testkit::frames::image_from;
 
     /// The field path equals sampling `WarpField::sample` at every pixel, bit for bit.
     #[test]
     fn field_path_matches_per_pixel_sampling() {
         let (w, h) = (37usize, 29usize);
-        let plane: Vec<f32> = (0..w * h)
-            .map(|i| ((i % w) as f32 * 0.31).sin() + ((i / w) as f32 * 0.17).cos())
-            .collect();
+        let plane = image_from(w, h, |x, y| (x * 0.31).sin() + (y * 0.17).cos());
         let frames = MemFrames::new(w as u32, h as u32, 1, vec![plane.clone()]);
         let (cols, rows) = (4usize, 3usize);
         let n = cols * rows;
@@ -393,14 +392,12 @@ mod field_tests {
 mod tests {
     use super::*;
     use jupiter_plugin_api::testing::MemFrames;
+    use jupiter_testkit::frames::image_from;
 
     fn smooth(w: usize, h: usize, sx: f32, sy: f32) -> Vec<f32> {
-        (0..w * h)
-            .map(|i| {
-                let (x, y) = ((i % w) as f32 - sx, (i / w) as f32 - sy);
-                0.5 + 0.25 * (x * 0.3).sin() * (y * 0.2).cos()
-            })
-            .collect()
+        image_from(w, h, |x, y| {
+            0.5 + 0.25 * ((x - sx) * 0.3).sin() * ((y - sy) * 0.2).cos()
+        })
     }
 
     #[test]

@@ -89,6 +89,23 @@ struct Run<'a, 'c, 's> {
     size: usize,
 }
 
+impl Run<'_, '_, '_> {
+    /// Runs a GPU stacker (its image downloaded) and a CPU stacker on this
+    /// run's frames; returns each image with its time in seconds.
+    fn time_both(
+        &self,
+        gpu_stack: impl Fn(&StageCtx, &GpuServiceBox) -> Result<Image, StageError>,
+        cpu_stack: impl Fn(&StageCtx) -> Result<Image, StageError>,
+    ) -> ((Image, f64), (Image, f64)) {
+        let t = Instant::now();
+        let img = gpu_stack(self.gctx, self.gpu).unwrap();
+        let on_gpu = (self.gctx.to_host(img).unwrap(), secs(t));
+        let t = Instant::now();
+        let on_cpu = (cpu_stack(self.cctx).unwrap(), secs(t));
+        (on_gpu, on_cpu)
+    }
+}
+
 /// Median kernel: one band of the frames × size² stack, repeated over all bands.
 fn median_kernel(gpu: &GpuServiceBox, frames: usize, size: usize) {
     let row = size;
@@ -127,16 +144,12 @@ fn median_kernel(gpu: &GpuServiceBox, frames: usize, size: usize) {
 
 /// Median end to end (decode, upload, shift, select, download) vs the CPU fast path.
 fn median_stack(r: &Run<'_, '_, '_>) {
-    let (gpu, gctx, cctx, source, req) = (r.gpu, r.gctx, r.cctx, r.source, r.req);
     let (frames, size) = (r.frames, r.size);
     let mp = jupiter_plugin_stack_median::params::MedianParams::default();
-    let t = Instant::now();
-    let img = jupiter_plugin_stack_median::gpu::stack(gctx, gpu, source, req, &mp).unwrap();
-    let gpu_median = gctx.to_host(img).unwrap();
-    let median_gpu = secs(t);
-    let t = Instant::now();
-    let cpu_median = jupiter_plugin_stack_median::cpu::stack(cctx, source, req, &mp).unwrap();
-    let median_cpu = secs(t);
+    let ((gpu_median, median_gpu), (cpu_median, median_cpu)) = r.time_both(
+        |ctx, gpu| jupiter_plugin_stack_median::gpu::stack(ctx, gpu, r.source, r.req, &mp),
+        |ctx| jupiter_plugin_stack_median::cpu::stack(ctx, r.source, r.req, &mp),
+    );
     let diff = jupiter_testkit::reference::max_abs_diff(&cpu_median.data, &gpu_median.data);
     println!(
         "median stack, {frames} frames of {size}×{size} (bicubic shifts): GPU end to end {median_gpu:.2} s, CPU {median_cpu:.2} s ({:.1}×), max |cpu - gpu| {diff:e}",
@@ -146,17 +159,14 @@ fn median_stack(r: &Run<'_, '_, '_>) {
 
 /// Mean: GPU end to end vs the CPU path, and the kernels alone.
 fn mean_stack(r: &Run<'_, '_, '_>) {
-    let (gpu, gctx, cctx, source, req) = (r.gpu, r.gctx, r.cctx, r.source, r.req);
+    let (gpu, gctx, source, req) = (r.gpu, r.gctx, r.source, r.req);
     let (frames, size) = (r.frames, r.size);
     let warps = &req.alignment.warps;
     let p = jupiter_plugin_stack_mean::params::MeanParams::default();
-    let t = Instant::now();
-    let img = jupiter_plugin_stack_mean::gpu::stack(gctx, gpu, source, req, &p).unwrap();
-    let _ = gctx.to_host(img).unwrap();
-    let mean_gpu = secs(t);
-    let t = Instant::now();
-    let _ = jupiter_plugin_stack_mean::cpu::stack(cctx, source, req, &p).unwrap();
-    let mean_cpu = secs(t);
+    let ((_, mean_gpu), (_, mean_cpu)) = r.time_both(
+        |ctx, gpu| jupiter_plugin_stack_mean::gpu::stack(ctx, gpu, source, req, &p),
+        |ctx| jupiter_plugin_stack_mean::cpu::stack(ctx, source, req, &p),
+    );
     // Mean kernels only: batched shift + accumulate over all frames, the
     // batch's frames already on the device.
     let len = size * size;

@@ -118,7 +118,9 @@ pub struct RunArgs {
     /// Stacker stage to use (e.g. stack-mean, stack-median, stack-sigma-clip).
     #[arg(long)]
     pub stacker: Option<String>,
-    /// Aligner stage to use.
+    /// Aligner stage to use. Default: align-multipoint (alignment points,
+    /// planet or surface mode chosen from the capture); align-phase is
+    /// global alignment only, the fast path for previews.
     #[arg(long)]
     pub aligner: Option<String>,
     /// Pipeline file (TOML): stages, parameters, selection, backend.
@@ -198,6 +200,7 @@ pub fn build_spec(args: &RunArgs) -> Result<PipelineSpec> {
     }
     if let Some(a) = &args.aligner {
         spec.align = StageChoice::new(a);
+        spec.default_align = false;
     }
     if args.no_post {
         spec.post.clear();

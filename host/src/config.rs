@@ -11,7 +11,7 @@
 //! params = { metric = "laplacian" }
 //!
 //! [align]
-//! plugin = "align-phase"
+//! plugin = "align-multipoint"
 //!
 //! [stack]
 //! plugin = "stack-median"
@@ -128,6 +128,9 @@ pub struct PipelineSpec {
     pub select: Selection,
     pub quality: StageChoice,
     pub align: StageChoice,
+    /// True when `align` is the built-in default (when its plugin is not
+    /// installed, the global [`FALLBACK_ALIGNER`] runs instead, with a warning).
+    pub default_align: bool,
     pub stack: StageChoice,
     pub post: Vec<StageChoice>,
     /// True when `post` is the built-in default (missing default stages are then skipped with a warning).
@@ -136,6 +139,15 @@ pub struct PipelineSpec {
     #[serde(skip)]
     pub source: Option<std::path::PathBuf>,
 }
+
+/// The aligner when the pipeline names none: alignment points, their mode
+/// (planet or surface) chosen from the capture; it falls back to global
+/// alignment by itself when no point has structure.
+pub const DEFAULT_ALIGNER: &str = "align-multipoint";
+
+/// The default aligner's stand-in when its plugin is not installed: global
+/// alignment (also the fast path for previews, `--aligner align-phase`).
+pub const FALLBACK_ALIGNER: &str = "align-phase";
 
 /// Post-processing run when the pipeline names none: wavelet sharpening, then a display stretch.
 pub const DEFAULT_POST: &[&str] = &["sharpen-wavelet", "stretch"];
@@ -146,7 +158,8 @@ impl Default for PipelineSpec {
             backend: BackendChoice::Auto,
             select: Selection::Percent(25.0),
             quality: StageChoice::new("quality"),
-            align: StageChoice::new("align-phase"),
+            align: StageChoice::new(DEFAULT_ALIGNER),
+            default_align: true,
             stack: StageChoice::new("stack-mean"),
             post: DEFAULT_POST.iter().map(|p| StageChoice::new(p)).collect(),
             default_post: true,
@@ -185,6 +198,7 @@ impl PipelineSpec {
         }
         if let Some(e) = &file.align {
             spec.align = StageChoice::from_entry(e)?;
+            spec.default_align = false;
         }
         if let Some(e) = &file.stack {
             spec.stack = StageChoice::from_entry(e)?;

@@ -120,7 +120,9 @@ pub fn third_party_stacker() -> &'static Path {
     })
 }
 
-/// The plugins a run with `--no-post` needs (library names).
+/// The plugins a run with `--no-post` needs (library names): without
+/// `align_multipoint` the default aligner is replaced by `align-phase`
+/// (global alignment) with a warning.
 pub const NO_POST_PLUGINS: &[&str] = &["quality", "align_phase", "stack_mean"];
 
 /// Makes `dir` a plugin directory holding the standard plugins named in

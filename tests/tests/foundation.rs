@@ -36,6 +36,9 @@ fn recovers_shifts_and_beats_the_best_frame_by_3_db() {
             "--select".as_ref(),
             "50%".as_ref(),
             "--no-post".as_ref(),
+            // The global aligner's shifts are what this test checks.
+            "--aligner".as_ref(),
+            "align-phase".as_ref(),
             "--report".as_ref(),
             report.as_os_str(),
         ],

@@ -1,5 +1,5 @@
-//! End-to-end: multi-point alignment (`align-multipoint`) against global
-//! alignment (`align-phase`, the default) with the same frame budget (same
+//! End-to-end: multi-point alignment (`align-multipoint`, the default)
+//! against global alignment (`align-phase`) with the same frame budget (same
 //! `--select`), on synthetic captures with a known truth.
 //!
 //! Both results are compared with the truth after fitting one global offset
@@ -56,6 +56,16 @@ fn lunar(seed: u64) -> SynthOptions {
 /// Runs the host on `ser` with the given aligner (None = the default) and
 /// extra arguments; returns the plain stack.
 fn stack(ser: &std::path::Path, name: &str, aligner: Option<&str>, extra: &[&str]) -> Image {
+    stack_logged(ser, name, aligner, extra).0
+}
+
+/// [`stack`], also returning what the run printed on stderr.
+fn stack_logged(
+    ser: &std::path::Path,
+    name: &str,
+    aligner: Option<&str>,
+    extra: &[&str],
+) -> (Image, String) {
     let out = ser.with_file_name(format!("{name}.tif"));
     let mut args = capture_args(build(), ser);
     args.append(&mut vec![
@@ -69,8 +79,11 @@ fn stack(ser: &std::path::Path, name: &str, aligner: Option<&str>, extra: &[&str
         args.push(a.into());
     }
     args.extend(extra.iter().map(|s| s.into()));
-    run_ok(args);
-    read_tiff(&out)
+    let o = run_ok(args);
+    (
+        read_tiff(&out),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 /// How close a stack is to the truth.
@@ -143,7 +156,10 @@ fn compare(name: &str, o: &SynthOptions, seeing: &Seeing, mp_args: &[&str]) -> (
     let dir = scratch(name);
     let ser = dir.join("capture.ser");
     generate_with_seeing(&ser, o, seeing).unwrap();
-    let global = score(&stack(&ser, "global", None, &["--select", "50%"]), o);
+    let global = score(
+        &stack(&ser, "global", Some("align-phase"), &["--select", "50%"]),
+        o,
+    );
     let mut args = vec!["--select", "50%"];
     args.extend_from_slice(mp_args);
     let mp = score(
@@ -167,7 +183,10 @@ fn spatially_varying_seeing_gains_over_1_5_db_without_seams() {
     let dir = scratch("multipoint-seeing");
     let ser = dir.join("lunar.ser");
     generate_with_seeing(&ser, &o, &Seeing::turbulent()).unwrap();
-    let global = score(&stack(&ser, "global", None, &["--select", "50%"]), &o);
+    let global = score(
+        &stack(&ser, "global", Some("align-phase"), &["--select", "50%"]),
+        &o,
+    );
     let mp = score(
         &stack(
             &ser,
@@ -440,4 +459,74 @@ fn with_weights_of(
             FrameWarp::with_field(0.0, 0.0, f)
         })
         .collect()
+}
+
+/// The default run (no `--aligner`) aligns on alignment points and picks
+/// its mode from the capture: surface mode on a lunar capture with local
+/// seeing, where it beats global alignment by ≥ 1 dB; planet mode on a
+/// planet, where it does not lose to global alignment.
+#[test]
+fn the_default_is_multipoint_with_its_mode_chosen_from_the_capture() {
+    let cases = [
+        ("default-lunar", lunar(31), "surface mode (automatic", 1.0),
+        (
+            "default-planet",
+            SynthOptions {
+                scene: Scene::Planet,
+                ..lunar(32)
+            },
+            "planet mode (automatic",
+            0.0,
+        ),
+    ];
+    for (name, o, mode_line, gain) in cases {
+        let dir = scratch(name);
+        let ser = dir.join("capture.ser");
+        generate_with_seeing(&ser, &o, &Seeing::turbulent()).unwrap();
+        let select = ["--select", "50%"];
+        let global = score(&stack(&ser, "global", Some("align-phase"), &select), &o);
+        let (img, err) = stack_logged(&ser, "default", None, &select);
+        let default = score(&img, &o);
+        eprintln!(
+            "{name}: global {:.2} dB, default {:.2} dB",
+            global.psnr, default.psnr
+        );
+        assert!(
+            err.contains(mode_line),
+            "{name}: no '{mode_line}' line in:\n{err}"
+        );
+        assert!(err.contains("alignment points active"), "{err}");
+        assert!(
+            default.psnr >= global.psnr + gain,
+            "{name}: default {:.2} dB vs global {:.2} dB (want ≥ {gain:+} dB)",
+            default.psnr,
+            global.psnr
+        );
+    }
+}
+
+/// A capture too featureless for alignment points (a flat grey field with
+/// noise) still runs by default: global alignment, with one line saying so.
+#[test]
+fn a_featureless_capture_falls_back_to_global_alignment() {
+    use jupiter_testkit::ser::{write_ser, SerColor, SerSpec};
+    let dir = scratch("default-featureless");
+    let ser = dir.join("flat.ser");
+    let (w, h) = (64u32, 48u32);
+    let frames: Vec<Vec<u16>> = (0..8u64)
+        .map(|k| {
+            jupiter_testkit::rng::noise(k + 1, (w * h) as usize)
+                .iter()
+                .map(|v| 120 + (v * 4.0) as u16)
+                .collect()
+        })
+        .collect();
+    write_ser(&ser, &SerSpec::new(w, h, SerColor::Mono, 8), &frames, None).unwrap();
+    let (img, err) = stack_logged(&ser, "flat", None, &[]);
+    assert_eq!((img.width, img.height), (w, h));
+    let fallbacks = err
+        .lines()
+        .filter(|l| l.contains("falling back to global alignment"))
+        .count();
+    assert_eq!(fallbacks, 1, "{err}");
 }

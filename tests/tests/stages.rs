@@ -173,7 +173,7 @@ fn the_default_pipeline_sharpens_and_stretches() {
         plugins,
         [
             "quality",
-            "align-phase",
+            "align-multipoint",
             "stack-mean",
             "sharpen-wavelet",
             "stretch"

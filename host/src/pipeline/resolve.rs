@@ -6,7 +6,7 @@ use anyhow::Result;
 use jupiter_plugin_api::StageKind;
 
 use crate::backend::HostBackend;
-use crate::config::{validate_params, PipelineSpec, Selection, StageChoice};
+use crate::config::{validate_params, PipelineSpec, Selection, StageChoice, FALLBACK_ALIGNER};
 use crate::registry::{is_image_stage, LoadedStage, Registry};
 
 /// One stage ready to call: its plugin and its validated parameters (JSON).
@@ -64,10 +64,33 @@ impl<'r> Pipeline<'r> {
         Ok(Pipeline {
             quality: stage(&spec.quality, StageKind::Quality)?,
             select: spec.select,
-            align: stage(&spec.align, StageKind::Align)?,
+            align: stage(
+                &default_align_or_fallback(reg, spec, backend),
+                StageKind::Align,
+            )?,
             stack: stage(&spec.stack, StageKind::Stack)?,
             post: resolve_post(reg, spec, backend)?,
         })
+    }
+}
+
+/// The spec's aligner; when it is the built-in default and its plugin is not
+/// installed, global alignment with the same parameters, with a warning.
+fn default_align_or_fallback(
+    reg: &Registry,
+    spec: &PipelineSpec,
+    backend: &HostBackend,
+) -> StageChoice {
+    if !spec.default_align || reg.stages.contains_key(&spec.align.plugin) {
+        return spec.align.clone();
+    }
+    backend.message(&format!(
+        "warning: the default aligner '{}' is not installed; using {FALLBACK_ALIGNER} (global alignment)",
+        spec.align.plugin
+    ));
+    StageChoice {
+        plugin: FALLBACK_ALIGNER.into(),
+        ..spec.align.clone()
     }
 }
 

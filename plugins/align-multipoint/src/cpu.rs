@@ -9,7 +9,7 @@ use jupiter_plugin_api::prelude::*;
 use crate::dewarp::dewarp_rows;
 use crate::field::{self, Local};
 use crate::grid::{self, ApGrid};
-use crate::params::MultipointParams;
+use crate::params::{Mode, MultipointParams};
 
 /// Everything measured on one frame: its global shift and, per grid point
 /// (inactive points stay default), the local measurement.
@@ -196,6 +196,8 @@ pub fn dewarped_mean(
 /// Summary of a run, for the log and the tests.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
+    /// The mode used (the automatic choice when the user asked for `auto`).
+    pub mode: Mode,
     pub grid: ApGrid,
     /// Local measurements that failed or were outliers, replaced by their neighbours' median.
     pub replaced: usize,
@@ -221,7 +223,7 @@ pub fn align_with_summary(
     frames: &FrameSourceRef,
     p: &MultipointParams,
 ) -> Result<(Alignment, Summary), StageError> {
-    let mode = p.validate()?;
+    let chosen = p.validate()?;
     let info = frames.info();
     let n = info.count as usize;
     if n == 0 {
@@ -237,6 +239,18 @@ pub fn align_with_summary(
     // 1. Reference: the mean of the best globally aligned frames.
     let mut reference = mean_of_best(ctx, frames, p.reference_frames as usize)?;
     ctx.check_cancelled()?;
+    let mode = chosen.unwrap_or_else(|| {
+        let m = grid::detect_mode(&reference, w, h, p.disc_threshold);
+        ctx.info(&format!(
+            "{} mode (automatic: {}; set align.mode to override)",
+            m.name(),
+            match m {
+                Mode::Planet => "a disc on dark sky",
+                Mode::Surface => "the surface fills or crosses the frame",
+            }
+        ));
+        m
+    });
 
     // 2. Alignment points, decided on the reference; per-point correlators.
     let grid = grid::place(&reference, w, h, mode, p);
@@ -307,6 +321,7 @@ pub fn align_with_summary(
         0.0
     };
     let summary = Summary {
+        mode,
         grid: grid.clone(),
         replaced,
         measured: active * n,

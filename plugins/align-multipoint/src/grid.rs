@@ -236,6 +236,32 @@ pub fn disc_mask(reference: &[f32], w: usize, h: usize, threshold: f32) -> Vec<b
     label.iter().map(|&l| l != 0 && l == best).collect()
 }
 
+/// The mode for a reference frame when the user chose `auto`: a planet is a
+/// bright body lying wholly inside the frame on dark sky, so its largest
+/// bright region ([`disc_mask`]) keeps off the frame's border (a margin of
+/// 2 px) and covers at least 0.1 % of the frame; anything else — a surface
+/// filling the frame, a body cut by the frame's edge, no bright body at all
+/// — is a surface.
+pub fn detect_mode(reference: &[f32], w: usize, h: usize, threshold: f32) -> Mode {
+    let disc = disc_mask(reference, w, h, threshold);
+    let area = disc.iter().filter(|d| **d).count();
+    let margin = 2;
+    let touches_border = (0..h).any(|y| {
+        let row = &disc[y * w..(y + 1) * w];
+        if y < margin || y + margin >= h {
+            row.iter().any(|d| *d)
+        } else {
+            row[..margin.min(w)].iter().any(|d| *d)
+                || row[w.saturating_sub(margin)..].iter().any(|d| *d)
+        }
+    });
+    if touches_border || area * 1000 < w * h {
+        Mode::Surface
+    } else {
+        Mode::Planet
+    }
+}
+
 /// Diameter (pixels) of a disc of the mask's area.
 pub fn disc_diameter(mask: &[bool]) -> f32 {
     let area = mask.iter().filter(|m| **m).count() as f32;

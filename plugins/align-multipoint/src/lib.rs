@@ -27,7 +27,9 @@
 //!    side (surface) or a quarter of the disc diameter (planet), 24–128 px.
 //!    APs with little structure (RMS gradient of the smoothed reference patch
 //!    below `min_structure` × the 90th percentile over APs) are skipped.
-//!    Presets: `mode = "surface"` also skips APs darker than
+//!    Presets (`mode = "auto"`, the default, picks one from the reference:
+//!    `planet` when its largest bright region lies wholly inside the frame,
+//!    `surface` otherwise, and logs the choice): `mode = "surface"` also skips APs darker than
 //!    `min_brightness` × the bright level; `mode = "planet"` keeps only APs
 //!    whose patch touches the disc or a moon (reference brighter than
 //!    background + `disc_threshold` × (bright − background)), limb included:

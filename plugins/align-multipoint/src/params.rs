@@ -18,8 +18,9 @@ jupiter_plugin_api::params! {
     /// lunar/solar surface capture).
     #[derive(Debug, Clone, PartialEq)]
     pub struct MultipointParams {
-        /// `surface` or `planet` (see [`Mode`]).
-        pub mode: String = "surface".into(), choice(&["surface", "planet"]), "surface: AP grid over the frame; planet: only APs touching the disc (or a moon)";
+        /// `auto`, `surface` or `planet` (see [`Mode`]); `auto` decides from
+        /// the reference frame ([`crate::grid::detect_mode`]).
+        pub mode: String = "auto".into(), choice(&["auto", "surface", "planet"]), "auto: from the reference (a disc on dark sky is a planet); surface: AP grid over the frame; planet: only APs touching the disc (or a moon)";
         /// Side of an alignment point's square patch in pixels; 0 = automatic
         /// (from the frame size in surface mode, from the disc size in planet mode).
         pub ap_size: u32 = 0, int_or_zero(16, 512), "Alignment point patch size in px (0 = auto; else at least 16)";
@@ -64,22 +65,33 @@ jupiter_plugin_api::params! {
     }
 }
 
+impl Mode {
+    /// The mode's parameter value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Surface => "surface",
+            Mode::Planet => "planet",
+        }
+    }
+}
+
 impl MultipointParams {
-    /// The parsed mode; `InvalidParams` for an unknown name.
-    pub fn mode(&self) -> Result<Mode, StageError> {
+    /// The parsed mode, `None` for `auto`; `InvalidParams` for an unknown name.
+    pub fn mode(&self) -> Result<Option<Mode>, StageError> {
         match self.mode.as_str() {
-            "surface" => Ok(Mode::Surface),
-            "planet" => Ok(Mode::Planet),
+            "auto" => Ok(None),
+            "surface" => Ok(Some(Mode::Surface)),
+            "planet" => Ok(Some(Mode::Planet)),
             other => Err(StageError::invalid_params(format!(
-                "mode must be surface or planet, not '{other}'"
+                "mode must be auto, surface or planet, not '{other}'"
             ))),
         }
     }
 
     /// Checks every value against its declared range (the host checks
     /// them too; a plugin called directly gets the same errors) and parses
-    /// the mode.
-    pub fn validate(&self) -> Result<Mode, StageError> {
+    /// the mode (`None`: automatic).
+    pub fn validate(&self) -> Result<Option<Mode>, StageError> {
         self.check_ranges()?;
         self.mode()
     }
@@ -94,9 +106,11 @@ mod tests {
     fn defaults_parse_and_validate() {
         let p: MultipointParams = parse_params("").unwrap();
         assert_eq!(p, MultipointParams::default());
-        assert_eq!(p.validate().unwrap(), Mode::Surface);
+        assert_eq!(p.validate().unwrap(), None);
+        let p: MultipointParams = parse_params(r#"{"mode":"surface"}"#).unwrap();
+        assert_eq!(p.validate().unwrap(), Some(Mode::Surface));
         let p: MultipointParams = parse_params(r#"{"mode":"planet","ap_size":48}"#).unwrap();
-        assert_eq!(p.validate().unwrap(), Mode::Planet);
+        assert_eq!(p.validate().unwrap(), Some(Mode::Planet));
         assert_eq!(p.ap_size, 48);
     }
 

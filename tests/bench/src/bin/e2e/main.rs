@@ -17,7 +17,8 @@
 //! * `--cases`: the three reference captures (1000×640×480 8-bit mono planet,
 //!   500×1024² 16-bit mono lunar surface, 1000×640×480 8-bit Bayer RGGB).
 //!   For each: time of `cat FILE > /dev/null` from the page cache, jupiter
-//!   with global and with multi-point alignment (min / median of R runs, peak
+//!   with its default (multi-point) and with global alignment (`--aligner
+//!   align-phase`; min / median of R runs, peak
 //!   RSS, PSNR against the truth), and with `--peers` PlanetarySystemStacker
 //!   and Siril on the same file with the same selection (25 %) and mean
 //!   stacking, no sharpening.

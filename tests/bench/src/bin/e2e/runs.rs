@@ -20,15 +20,17 @@ pub(crate) struct Tools {
 }
 
 impl Tools {
-    fn jupiter(&self, input: &Path, out: &Path, multipoint: bool) -> Command {
+    /// `jupiter-host run` with the harness's pipeline: the default aligner
+    /// (multi-point), or global alignment (`--aligner align-phase`).
+    fn jupiter(&self, input: &Path, out: &Path, global: bool) -> Command {
         let mut c = Command::new(&self.host);
         c.args(["-q", "run"])
             .arg(input)
             .arg("-o")
             .arg(out)
             .args(RUN_ARGS);
-        if multipoint {
-            c.args(["--aligner", "align-multipoint"]);
+        if global {
+            c.args(["--aligner", "align-phase"]);
         }
         let report = self.work.join("report.json");
         let _ = std::fs::remove_file(&report);
@@ -192,7 +194,7 @@ pub(crate) fn batch_run(
 pub(crate) fn cases(o: &Opts, t: &Tools) -> Result<(), String> {
     println!("\n### Whole pipeline on the reference captures\n");
     println!("Selection 25 %, mean stacking, no sharpening; times in seconds (min / median of {} runs after one warm-up), peak RSS in MB, PSNR in dB against the generator's truth.\n", o.repeat);
-    println!("| capture | size (MB) | `cat` from page cache (s) | tool | time min / median (s) | peak RSS (MB) | PSNR (dB) | time ÷ `cat` | peer time ÷ jupiter time |");
+    println!("| capture | size (MB) | `cat` from page cache (s) | tool | time min / median (s) | peak RSS (MB) | PSNR (dB) | time ÷ `cat` | peer time ÷ jupiter default time |");
     println!("|---|---|---|---|---|---|---|---|---|");
     for spec in case_specs(o.quick) {
         let cap = capture(&o.dir, &spec)?;
@@ -207,7 +209,7 @@ pub(crate) fn cases(o: &Opts, t: &Tools) -> Result<(), String> {
             &t.work.join("cat.log"),
         )?;
         let (cat_min, _, _) = summary(&cat);
-        let mut jupiter_global = 0.0;
+        let mut jupiter_default = 0.0;
         let row = |tool: &str, m: &[Measured], out: &Path, ratio: String| {
             let psnr = psnr_text(out, &cap.truth);
             let (min, _, _) = summary(m);
@@ -219,20 +221,23 @@ pub(crate) fn cases(o: &Opts, t: &Tools) -> Result<(), String> {
                 min / cat_min
             );
         };
-        for (label, mp) in [("jupiter (global)", false), ("jupiter (multi-point)", true)] {
+        for (label, global) in [
+            ("jupiter (default: multi-point)", false),
+            ("jupiter (global: --aligner align-phase)", true),
+        ] {
             let out = t.work.join(format!(
                 "{}-{}.tif",
                 spec.name,
-                if mp { "mp" } else { "global" }
+                if global { "global" } else { "default" }
             ));
             let runs = repeat(
                 o.repeat,
                 true,
-                || t.jupiter(&cap.path, &out, mp),
+                || t.jupiter(&cap.path, &out, global),
                 &t.work.join("jupiter.log"),
             )?;
-            if !mp {
-                jupiter_global = summary(&runs).0;
+            if !global {
+                jupiter_default = summary(&runs).0;
             }
             row(label, &runs, &out, "".into());
         }
@@ -249,7 +254,7 @@ pub(crate) fn cases(o: &Opts, t: &Tools) -> Result<(), String> {
                         "PlanetarySystemStacker (multi-point, always)",
                         &m,
                         &runs[0].1,
-                        format!("{:.1}", summary(&m).0 / jupiter_global),
+                        format!("{:.1}", summary(&m).0 / jupiter_default),
                     )
                 }
                 Err(e) => println!(
@@ -261,7 +266,7 @@ pub(crate) fn cases(o: &Opts, t: &Tools) -> Result<(), String> {
             match siril {
                 Ok(runs) => {
                     let m: Vec<Measured> = runs.iter().map(|r| r.0).collect();
-                    let ratio = summary(&m).0 / jupiter_global;
+                    let ratio = summary(&m).0 / jupiter_default;
                     let (_, out, why) = &runs[0];
                     match why {
                         None => row(

@@ -136,6 +136,36 @@ impl ApGrid {
     }
 }
 
+/// [`structure`] of white noise of standard deviation 1: the smoothed
+/// central differences have the taps [1 2 0 −2 −1]/4 ⊗ [1 2 1]/4, variance
+/// 60/256 per axis, so the RMS gradient is √(120/256) and the score half of it.
+const NOISE_STRUCTURE: f32 = 0.342;
+
+/// How far above the noise's own [`structure`] a point must be to be measured.
+const NOISE_MARGIN: f32 = 3.0;
+
+/// The noise standard deviation of a plane, robust to its detail: the
+/// median absolute response of the Laplacian-like kernel
+/// [1 −2 1; −2 4 −2; 1 −2 1] (zero on smooth gradients; 6σ of standard
+/// deviation on white noise), over at most about 200 000 pixels.
+pub fn noise_sigma(plane: &[f32], w: usize, h: usize) -> f32 {
+    if w < 3 || h < 3 {
+        return 0.0;
+    }
+    let stride = ((w - 2) * (h - 2) / 200_000).max(1);
+    let at = |x: usize, y: usize| plane[y * w + x];
+    let responses: Vec<f32> = (0..(w - 2) * (h - 2))
+        .step_by(stride)
+        .map(|i| {
+            let (x, y) = (i % (w - 2) + 1, i / (w - 2) + 1);
+            let corners = at(x - 1, y - 1) + at(x + 1, y - 1) + at(x - 1, y + 1) + at(x + 1, y + 1);
+            let edges = at(x, y - 1) + at(x - 1, y) + at(x + 1, y) + at(x, y + 1);
+            (corners - 2.0 * edges + 4.0 * at(x, y)).abs()
+        })
+        .collect();
+    percentile(&responses, 0.5) / (0.6745 * 6.0)
+}
+
 /// Local structure of a patch: RMS gradient of its [1 2 1]-smoothed copy
 /// (smoothing keeps pixel noise from passing for detail). Also the sharpness
 /// score used to rank frames at a point: blur lowers it, detail raises it.
@@ -318,6 +348,10 @@ pub fn place(reference: &[f32], w: usize, h: usize, mode: Mode, p: &MultipointPa
     }
     let structures: Vec<f32> = stats.iter().map(|s| s.1).collect();
     let p90 = percentile(&structures, 0.9);
+    // Structure a patch of pure noise would show: a point must stand well
+    // above it, however flat the rest of the frame is (the relative test
+    // alone passes every point of a featureless frame).
+    let floor = NOISE_MARGIN * NOISE_STRUCTURE * noise_sigma(reference, w, h);
     for (k, (mean, st, coverage)) in stats.into_iter().enumerate() {
         let placed = match mode {
             // Every point touching the disc (or a moon): the limb is the
@@ -325,7 +359,7 @@ pub fn place(reference: &[f32], w: usize, h: usize, mode: Mode, p: &MultipointPa
             Mode::Planet => coverage > 0.0,
             Mode::Surface => mean >= p.min_brightness * bright,
         };
-        grid.active[k] = placed && st >= p.min_structure * p90 && st > 0.0;
+        grid.active[k] = placed && st >= p.min_structure * p90 && st > floor && st > 0.0;
     }
     grid
 }
@@ -333,6 +367,55 @@ pub fn place(reference: &[f32], w: usize, h: usize, mode: Mode, p: &MultipointPa
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn detect_mode_tells_a_disc_on_dark_sky_from_a_surface() {
+        use jupiter_testkit::frames::image_from;
+        let (w, h) = (160, 120);
+        let disc = |cx: f32, cy: f32, r: f32| {
+            image_from(w, h, move |x, y| {
+                let inside = (x - cx).powi(2) + (y - cy).powi(2) < r * r;
+                if inside {
+                    0.6 + 0.2 * (y * 0.3).sin()
+                } else {
+                    0.02
+                }
+            })
+        };
+        assert_eq!(
+            detect_mode(&disc(80.0, 60.0, 35.0), w, h, 0.25),
+            Mode::Planet
+        );
+        // The same disc cut by the frame's edge, and a textured surface.
+        assert_eq!(
+            detect_mode(&disc(150.0, 60.0, 35.0), w, h, 0.25),
+            Mode::Surface
+        );
+        let surface = image_from(w, h, |x, y| 0.5 + 0.2 * (x * 0.2).sin() * (y * 0.15).cos());
+        assert_eq!(detect_mode(&surface, w, h, 0.25), Mode::Surface);
+        // Nothing bright at all.
+        assert_eq!(detect_mode(&vec![0.1; w * h], w, h, 0.25), Mode::Surface);
+    }
+
+    #[test]
+    fn noise_sigma_reads_white_noise_and_ignores_smooth_detail() {
+        let (w, h) = (200, 150);
+        let mut rng = jupiter_testkit::rng::Rng::new(5);
+        let noise: Vec<f32> = (0..w * h).map(|_| 0.02 * rng.gauss()).collect();
+        let s = noise_sigma(&noise, w, h);
+        assert!((s - 0.02).abs() < 0.002, "{s}");
+        // Smooth structure (slow sines) adds almost nothing.
+        let detailed: Vec<f32> = noise
+            .iter()
+            .enumerate()
+            .map(|(i, n)| n + 0.3 * ((i % w) as f32 * 0.05).sin() * ((i / w) as f32 * 0.07).cos())
+            .collect();
+        let d = noise_sigma(&detailed, w, h);
+        assert!((d - 0.02).abs() < 0.003, "{d}");
+        // Pure noise has about NOISE_STRUCTURE × σ of structure.
+        let st = structure(&noise[..64 * 64], 64);
+        assert!((st / 0.02 - NOISE_STRUCTURE).abs() < 0.05, "{}", st / 0.02);
+    }
 
     #[test]
     fn grid_is_centred_and_covers_the_frame() {

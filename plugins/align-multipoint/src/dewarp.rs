@@ -7,18 +7,7 @@
 
 use jupiter_plugin_api::WarpField;
 
-use crate::field::cubic_weights;
-
-/// `floor` for finite values well inside the `i32` range (no libm call).
-#[inline]
-fn floor_i(v: f32) -> isize {
-    let i = v as isize;
-    if (i as f32) > v {
-        i - 1
-    } else {
-        i
-    }
-}
+use jupiter_kit::warp::{cubic_weights, floor_i};
 
 /// Bicubic (Catmull-Rom) sample of a `w × h` plane at `(x, y)`, edges replicated.
 #[inline]

@@ -4,6 +4,7 @@
 //! tested on their own.
 
 use crate::grid::ApGrid;
+use jupiter_kit::warp::cubic_weights;
 
 /// One local measurement: the shift of a point's patch on top of the frame's
 /// global shift, the correlation peak (confidence), whether it passed the
@@ -191,17 +192,6 @@ pub fn select(grid: &ApGrid, frames: &[Vec<Local>], keep: f32) -> Vec<Vec<f32>> 
         }
     }
     weights
-}
-
-/// Catmull-Rom weights for taps at -1, 0, 1, 2 of a fraction `t` in `[0, 1)`.
-pub(crate) fn cubic_weights(t: f32) -> [f32; 4] {
-    let (t2, t3) = (t * t, t * t * t);
-    [
-        0.5 * (-t3 + 2.0 * t2 - t),
-        0.5 * (3.0 * t3 - 5.0 * t2 + 2.0),
-        0.5 * (-3.0 * t3 + 4.0 * t2 + t),
-        0.5 * (t3 - t2),
-    ]
 }
 
 /// Upsamples a `cols × rows` grid of node values by `factor` in both

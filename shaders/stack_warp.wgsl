@@ -34,11 +34,12 @@ fn at(base: u32, x: i32, y: i32, c: u32) -> f32 {
     return src[base + (yy * p.width + xx) * p.channels + c];
 }
 
-// Bilinear interpolation of grid values v (one of dx, dy, weight).
+// Bilinear interpolation of grid values v (one of dx, dy, weight): along
+// the grid's columns first, then along the row (as WarpField::sample).
 fn lerp_grid(off: u32, cols: u32, i0: u32, i1: u32, tx: f32, r0: u32, r1: u32, ty: f32) -> f32 {
-    let a = grids[off + r0 + i0] * (1.0 - tx) + grids[off + r0 + i1] * tx;
-    let b = grids[off + r1 + i0] * (1.0 - tx) + grids[off + r1 + i1] * tx;
-    return a * (1.0 - ty) + b * ty;
+    let a = grids[off + r0 + i0] * (1.0 - ty) + grids[off + r1 + i0] * ty;
+    let b = grids[off + r0 + i1] * (1.0 - ty) + grids[off + r1 + i1] * ty;
+    return a * (1.0 - tx) + b * tx;
 }
 
 @compute @workgroup_size(16, 16, 1)

@@ -351,15 +351,18 @@ impl WarpField {
         nodes(y, self.y0, self.step_y, self.rows as usize)
     }
 
-    /// Interpolated `(dx, dy, weight)` at pixel `(x, y)`.
+    /// Interpolated `(dx, dy, weight)` at pixel `(x, y)`: bilinear, along
+    /// the grid's columns first, then along the row. The resamplers compute
+    /// the same operations in this order (the column step once per row), so
+    /// that they agree with this to the bit.
     pub fn sample(&self, x: f32, y: f32) -> (f32, f32, f32) {
         let (i0, i1, tx) = self.column_nodes(x);
         let (j0, j1, ty) = self.row_nodes(y);
         let c = self.cols as usize;
         let lerp = |v: &RVec<f32>| {
-            let a = v[j0 * c + i0] * (1.0 - tx) + v[j0 * c + i1] * tx;
-            let b = v[j1 * c + i0] * (1.0 - tx) + v[j1 * c + i1] * tx;
-            a * (1.0 - ty) + b * ty
+            let a = v[j0 * c + i0] * (1.0 - ty) + v[j1 * c + i0] * ty;
+            let b = v[j0 * c + i1] * (1.0 - ty) + v[j1 * c + i1] * ty;
+            a * (1.0 - tx) + b * tx
         };
         (lerp(&self.dx), lerp(&self.dy), lerp(&self.weight))
     }

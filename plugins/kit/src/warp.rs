@@ -186,21 +186,27 @@ pub fn warped_rows(
     };
     // The field's bilinear interpolation, as `WarpField::sample` computes it
     // (same operations, same order), with the column nodes found once per
-    // call and the row nodes once per row instead of once per pixel.
+    // call and the step along the grid's columns done once per row.
     let cols = field.cols as usize;
     let xs: Vec<(usize, usize, f32)> = (0..w).map(|x| field.column_nodes(x as f32)).collect();
+    let mut at_row = vec![0.0f32; 3 * cols];
     for ry in 0..rows {
         let y = (y0 + ry) as f32;
         let (j0, j1, ty) = field.row_nodes(y);
-        let (r0, r1) = (j0 * cols, j1 * cols);
+        for (k, v) in [&field.dx, &field.dy, &field.weight]
+            .into_iter()
+            .enumerate()
+        {
+            for i in 0..cols {
+                at_row[k * cols + i] = v[j0 * cols + i] * (1.0 - ty) + v[j1 * cols + i] * ty;
+            }
+        }
+        let (rdx, rest) = at_row.split_at(cols);
+        let (rdy, rwt) = rest.split_at(cols);
         for x in 0..w {
             let (i0, i1, tx) = xs[x];
-            let lerp = |v: &[f32]| {
-                let a = v[r0 + i0] * (1.0 - tx) + v[r0 + i1] * tx;
-                let b = v[r1 + i0] * (1.0 - tx) + v[r1 + i1] * tx;
-                a * (1.0 - ty) + b * ty
-            };
-            let wt = lerp(&field.weight);
+            let lerp = |v: &[f32]| v[i0] * (1.0 - tx) + v[i1] * tx;
+            let wt = lerp(rwt);
             if let Some(wb) = weight.as_deref_mut() {
                 wb[ry * w + x] = wt;
             }
@@ -211,7 +217,7 @@ pub fn warped_rows(
                 out[o..o + ch].fill(0.0);
                 continue;
             }
-            let (dx, dy) = (warp.dx + lerp(&field.dx), warp.dy + lerp(&field.dy));
+            let (dx, dy) = (warp.dx + lerp(rdx), warp.dy + lerp(rdy));
             let (sx, sy) = (x as f32 + dx, y + dy);
             for c in 0..ch {
                 out[o + c] = win.sample(sx, sy, c, interp);

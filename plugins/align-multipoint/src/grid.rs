@@ -144,28 +144,6 @@ const NOISE_STRUCTURE: f32 = 0.342;
 /// How far above the noise's own [`structure`] a point must be to be measured.
 const NOISE_MARGIN: f32 = 3.0;
 
-/// The noise standard deviation of a plane, robust to its detail: the
-/// median absolute response of the Laplacian-like kernel
-/// [1 −2 1; −2 4 −2; 1 −2 1] (zero on smooth gradients; 6σ of standard
-/// deviation on white noise), over at most about 200 000 pixels.
-pub fn noise_sigma(plane: &[f32], w: usize, h: usize) -> f32 {
-    if w < 3 || h < 3 {
-        return 0.0;
-    }
-    let stride = ((w - 2) * (h - 2) / 200_000).max(1);
-    let at = |x: usize, y: usize| plane[y * w + x];
-    let responses: Vec<f32> = (0..(w - 2) * (h - 2))
-        .step_by(stride)
-        .map(|i| {
-            let (x, y) = (i % (w - 2) + 1, i / (w - 2) + 1);
-            let corners = at(x - 1, y - 1) + at(x + 1, y - 1) + at(x - 1, y + 1) + at(x + 1, y + 1);
-            let edges = at(x, y - 1) + at(x - 1, y) + at(x + 1, y) + at(x, y + 1);
-            (corners - 2.0 * edges + 4.0 * at(x, y)).abs()
-        })
-        .collect();
-    percentile(&responses, 0.5) / (0.6745 * 6.0)
-}
-
 /// Local structure of a patch: RMS gradient of its [1 2 1]-smoothed copy
 /// (smoothing keeps pixel noise from passing for detail). Also the sharpness
 /// score used to rank frames at a point: blur lowers it, detail raises it.
@@ -351,7 +329,7 @@ pub fn place(reference: &[f32], w: usize, h: usize, mode: Mode, p: &MultipointPa
     // Structure a patch of pure noise would show: a point must stand well
     // above it, however flat the rest of the frame is (the relative test
     // alone passes every point of a featureless frame).
-    let floor = NOISE_MARGIN * NOISE_STRUCTURE * noise_sigma(reference, w, h);
+    let floor = NOISE_MARGIN * NOISE_STRUCTURE * jupiter_kit::stats::noise_sigma(reference, w, h);
     for (k, (mean, st, coverage)) in stats.into_iter().enumerate() {
         let placed = match mode {
             // Every point touching the disc (or a moon): the limb is the
@@ -402,7 +380,7 @@ mod tests {
         let (w, h) = (200, 150);
         let mut rng = jupiter_testkit::rng::Rng::new(5);
         let noise: Vec<f32> = (0..w * h).map(|_| 0.02 * rng.gauss()).collect();
-        let s = noise_sigma(&noise, w, h);
+        let s = jupiter_kit::stats::noise_sigma(&noise, w, h);
         assert!((s - 0.02).abs() < 0.002, "{s}");
         // Smooth structure (slow sines) adds almost nothing.
         let detailed: Vec<f32> = noise
@@ -410,7 +388,7 @@ mod tests {
             .enumerate()
             .map(|(i, n)| n + 0.3 * ((i % w) as f32 * 0.05).sin() * ((i / w) as f32 * 0.07).cos())
             .collect();
-        let d = noise_sigma(&detailed, w, h);
+        let d = jupiter_kit::stats::noise_sigma(&detailed, w, h);
         assert!((d - 0.02).abs() < 0.003, "{d}");
         // Pure noise has about NOISE_STRUCTURE × σ of structure.
         let st = structure(&noise[..64 * 64], 64);

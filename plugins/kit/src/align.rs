@@ -111,7 +111,7 @@ impl Roi {
 }
 
 /// The smallest `n' >= n` whose only prime factors are 2, 3 and 5.
-fn fft_size(n: usize) -> usize {
+pub fn fft_size(n: usize) -> usize {
     (n.max(1)..)
         .find(|&m| {
             let mut k = m;

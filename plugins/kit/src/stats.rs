@@ -93,6 +93,28 @@ pub fn psnr_interior(
     10.0 * (n as f64 / se).log10()
 }
 
+/// The noise standard deviation of a plane, robust to its detail: the
+/// median absolute response of the Laplacian-like kernel
+/// [1 −2 1; −2 4 −2; 1 −2 1] (zero on smooth gradients; 6σ of standard
+/// deviation on white noise), over at most about 200 000 pixels.
+pub fn noise_sigma(plane: &[f32], w: usize, h: usize) -> f32 {
+    if w < 3 || h < 3 {
+        return 0.0;
+    }
+    let stride = ((w - 2) * (h - 2) / 200_000).max(1);
+    let at = |x: usize, y: usize| plane[y * w + x];
+    let responses: Vec<f32> = (0..(w - 2) * (h - 2))
+        .step_by(stride)
+        .map(|i| {
+            let (x, y) = (i % (w - 2) + 1, i / (w - 2) + 1);
+            let corners = at(x - 1, y - 1) + at(x + 1, y - 1) + at(x - 1, y + 1) + at(x + 1, y + 1);
+            let edges = at(x, y - 1) + at(x - 1, y) + at(x + 1, y) + at(x, y + 1);
+            (corners - 2.0 * edges + 4.0 * at(x, y)).abs()
+        })
+        .collect();
+    percentile(&responses, 0.5) / (0.6745 * 6.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -276,6 +276,25 @@ pub fn best_frame_psnr(
         .fold(f64::MIN, f64::max)
 }
 
+/// `jupiter-host --plugins <plugins> run <ser> -o <out> --report <report>
+/// <more…>`, expected to succeed; returns the report.
+pub fn run_reported(
+    plugins: &Path,
+    ser: &Path,
+    (out, report): (&Path, &Path),
+    more: &[&str],
+) -> serde_json::Value {
+    let mut args = vec![
+        "-o".as_ref(),
+        out.as_os_str(),
+        "--report".as_ref(),
+        report.as_os_str(),
+    ];
+    args.extend(more.iter().map(|a| std::ffi::OsStr::new(*a)));
+    run_capture(plugins, ser, &args);
+    read_report(report)
+}
+
 /// Reads a report written with `--report`.
 pub fn read_report(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
@@ -385,6 +404,20 @@ pub fn scattered_shifts(
         .collect()
 }
 
+/// `frames` of `dims` uploaded to the device of `ctx`, `per_buffer` frames
+/// per device buffer (so that batches span buffers), as the host keeps a
+/// capture resident.
+pub fn resident_frames(
+    ctx: &jupiter_plugin_api::StageCtx,
+    (w, h, c): (usize, usize, usize),
+    frames: Vec<Vec<f32>>,
+    per_buffer: usize,
+) -> jupiter_plugin_api::testing::MemFrames {
+    let mut mem = jupiter_plugin_api::testing::MemFrames::new(w as u32, h as u32, c as u32, frames);
+    mem.upload(&ctx.gpu().unwrap(), per_buffer).unwrap();
+    mem
+}
+
 /// [`texture_frames`] uploaded to the device of `ctx` (in buffers of 3
 /// frames), as the host keeps a capture resident.
 pub fn resident_texture_frames(
@@ -392,9 +425,10 @@ pub fn resident_texture_frames(
     dims: (usize, usize, usize),
     seed0: u32,
 ) -> jupiter_plugin_api::testing::MemFrames {
-    let mut mem = texture_frames(dims, 7, seed0);
-    mem.upload(&ctx.gpu().unwrap(), 3).unwrap();
-    mem
+    let frames = (0..7u32)
+        .map(|k| texture(dims.0, dims.1, dims.2, seed0 + k))
+        .collect();
+    resident_frames(ctx, dims, frames, 3)
 }
 
 /// A textured test image with sharp edges touching the borders, in [0, 1].

@@ -27,23 +27,9 @@ fn recovers_shifts_and_beats_the_best_frame_by_3_db() {
     let o = base_options();
     let (dir, ser, cap) = generated("shifts", &o);
     let (out, report) = (dir.join("stack.tif"), dir.join("report.json"));
-    run_capture(
-        build(),
-        &ser,
-        &[
-            "-o".as_ref(),
-            out.as_os_str(),
-            "--select".as_ref(),
-            "50%".as_ref(),
-            "--no-post".as_ref(),
-            // The global aligner's shifts are what this test checks.
-            "--aligner".as_ref(),
-            "align-phase".as_ref(),
-            "--report".as_ref(),
-            report.as_os_str(),
-        ],
-    );
-    let r = read_report(&report);
+    // The global aligner's shifts are what this test checks.
+    let more = ["--select", "50%", "--no-post", "--aligner", "align-phase"];
+    let r = run_reported(build(), &ser, (&out, &report), &more);
     let selected: Vec<usize> = r["selected"]
         .as_array()
         .unwrap()

@@ -14,7 +14,6 @@ use jupiter_host::io::ser::{ByteOrder, OpenOptions, SerFile};
 use jupiter_plugin_api::abi_stable::sabi_trait::TD_Opaque;
 use jupiter_plugin_api::frame::FrameSourceExt;
 use jupiter_plugin_api::gpu::helpers::download;
-use jupiter_plugin_api::testing::MemFrames;
 use jupiter_plugin_api::*;
 use jupiter_testkit::ser::{write_ser, SerSpec};
 use jupiter_testkit::ser::{Cfa, SerColor};
@@ -148,11 +147,10 @@ fn frame_scores_on_the_device_match_the_cpu() {
         let frames: Vec<Vec<f32>> = (0..7)
             .map(|k| planet(w, h, c, k as f32 * 0.7, -(k as f32) * 0.4, k))
             .collect();
-        let mut mem = MemFrames::new(w as u32, h as u32, c as u32, frames);
         let g = stage_ctx(&be);
         let gpu = g.gpu().unwrap();
         // Three frames per device buffer: the batch spans buffers.
-        mem.upload(&gpu, 3).unwrap();
+        let mem = resident_frames(&g, (w, h, c), frames, 3);
         let dev = mem.device.clone().unwrap();
         for p in [
             QualityParams::default(),
@@ -205,10 +203,9 @@ fn phase_correlation_on_the_device_matches_the_cpu() {
             .enumerate()
             .map(|(k, &(x, y))| planet(w, h, c, x, y, k as u32))
             .collect();
-        let mut mem = MemFrames::new(w as u32, h as u32, c as u32, frames);
         let g = stage_ctx(&be);
         let gpu = g.gpu().unwrap();
-        mem.upload(&gpu, 4).unwrap();
+        let mem = resident_frames(&g, (w, h, c), frames, 4);
         let dev = mem.device.clone().unwrap();
         let p = AlignParams {
             reference_frames: 3,

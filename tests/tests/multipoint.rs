@@ -150,6 +150,17 @@ fn seam_ratios(err: &[f64], w: usize, h: usize, grid: &ApGrid) -> (f64, f64) {
     (rms(bx) / rms(ix), rms(by) / rms(iy))
 }
 
+/// Asserts that `mp` scores at least `gain` dB above `global` (`what`
+/// names the comparison in the message).
+fn assert_gain(what: &str, global: &Score, mp: &Score, gain: f64) {
+    assert!(
+        mp.psnr >= global.psnr + gain,
+        "{what} {:.2} dB vs global {:.2} dB (want {gain:+} dB)",
+        mp.psnr,
+        global.psnr
+    );
+}
+
 /// Generates a capture with `seeing`, stacks it with global alignment and
 /// with multi-point alignment (`mp_args` extra), same `--select 50%`.
 fn compare(name: &str, o: &SynthOptions, seeing: &Seeing, mp_args: &[&str]) -> (Score, Score) {
@@ -221,18 +232,8 @@ fn spatially_varying_seeing_gains_over_1_5_db_without_seams() {
         all.psnr,
         all.psnr - global.psnr,
     );
-    assert!(
-        mp.psnr >= global.psnr + 1.5,
-        "multi-point {:.2} dB vs global {:.2} dB",
-        mp.psnr,
-        global.psnr
-    );
-    assert!(
-        all.psnr >= global.psnr + 1.5,
-        "multi-point (keep 1) {:.2} dB vs global {:.2} dB",
-        all.psnr,
-        global.psnr
-    );
+    assert_gain("multi-point", &global, &mp, 1.5);
+    assert_gain("multi-point (keep 1)", &global, &all, 1.5);
     // No seams: the error where neighbouring APs meet is the error at their centres, within 10 %.
     for r in [sx, sy] {
         assert!(
@@ -250,12 +251,7 @@ fn global_motion_only_is_no_worse_than_global_alignment() {
         &Seeing::default(),
         &[],
     );
-    assert!(
-        mp.psnr >= global.psnr - 0.2,
-        "lunar: multi-point {:.2} dB vs global {:.2} dB",
-        mp.psnr,
-        global.psnr
-    );
+    assert_gain("lunar: multi-point", &global, &mp, -0.2);
     let planet = SynthOptions {
         scene: Scene::Planet,
         ..lunar(23)
@@ -266,12 +262,7 @@ fn global_motion_only_is_no_worse_than_global_alignment() {
         &Seeing::default(),
         &["--set", "align.mode=planet"],
     );
-    assert!(
-        mp.psnr >= global.psnr - 0.2,
-        "planet: multi-point {:.2} dB vs global {:.2} dB",
-        mp.psnr,
-        global.psnr
-    );
+    assert_gain("planet: multi-point", &global, &mp, -0.2);
 }
 
 #[test]
@@ -286,12 +277,7 @@ fn planet_mode_on_a_planet_under_local_seeing() {
         &Seeing::turbulent(),
         &["--set", "align.mode=planet"],
     );
-    assert!(
-        mp.psnr >= global.psnr + 1.5,
-        "multi-point {:.2} dB vs global {:.2} dB",
-        mp.psnr,
-        global.psnr
-    );
+    assert_gain("multi-point", &global, &mp, 1.5);
 }
 
 #[test]
@@ -302,24 +288,14 @@ fn rgb_and_bayer_captures_under_local_seeing() {
     };
     let (global, mp) = compare("multipoint-rgb", &o, &Seeing::turbulent(), &[]);
     assert_eq!(mp.err.len(), 256 * 192);
-    assert!(
-        mp.psnr >= global.psnr + 1.5,
-        "RGB: multi-point {:.2} dB vs global {:.2} dB",
-        mp.psnr,
-        global.psnr
-    );
+    assert_gain("RGB: multi-point", &global, &mp, 1.5);
     let o = SynthOptions {
         color: SynthColor::Bayer(Cfa::Rggb),
         depth: 8,
         ..lunar(26)
     };
     let (global, mp) = compare("multipoint-bayer", &o, &Seeing::turbulent(), &[]);
-    assert!(
-        mp.psnr >= global.psnr + 1.5,
-        "Bayer: multi-point {:.2} dB vs global {:.2} dB",
-        mp.psnr,
-        global.psnr
-    );
+    assert_gain("Bayer: multi-point", &global, &mp, 1.5);
 }
 
 /// In-process, against an oracle: the 50 least blurred frames of a

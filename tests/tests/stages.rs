@@ -45,22 +45,8 @@ fn stackers_swap_by_name_and_reject_outliers() {
     for stacker in ["stack-mean", "stack-median", "stack-sigma-clip"] {
         let out = dir.join(format!("{stacker}.tif"));
         let report = dir.join(format!("{stacker}.json"));
-        run_capture(
-            build(),
-            &ser,
-            &[
-                "-o".as_ref(),
-                out.as_os_str(),
-                "--select".as_ref(),
-                "100%".as_ref(),
-                "--stacker".as_ref(),
-                stacker.as_ref(),
-                "--no-post".as_ref(),
-                "--report".as_ref(),
-                report.as_os_str(),
-            ],
-        );
-        let r = read_report(&report);
+        let more = ["--select", "100%", "--stacker", stacker, "--no-post"];
+        let r = run_reported(build(), &ser, (&out, &report), &more);
         assert_eq!(
             r["timings"][2]["plugin"], stacker,
             "the report names the stacker that ran"

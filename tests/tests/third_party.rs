@@ -42,21 +42,10 @@ fn an_out_of_tree_stacker_runs_in_the_unchanged_host() {
     let cap = generate(&ser, &o).unwrap();
     let stack = |stacker: &str, out: &str, more: &[&str]| {
         let (out, report) = (dir.join(out), dir.join(format!("{stacker}.json")));
-        let mut args = capture_args(&plugins, &ser);
-        args.append(&mut vec![
-            "--stacker".into(),
-            stacker.into(),
-            "--no-post".into(),
-            "--select".into(),
-            "75%".into(),
-            "-o".into(),
-            out.clone().into(),
-            "--report".into(),
-            report.clone().into(),
-        ]);
-        args.extend(more.iter().map(|s| s.into()));
-        run_ok(args);
-        (read_tiff(&out), read_report(&report))
+        let mut args = vec!["--stacker", stacker, "--no-post", "--select", "75%"];
+        args.extend_from_slice(more);
+        let r = run_reported(&plugins, &ser, (&out, &report), &args);
+        (read_tiff(&out), r)
     };
     let (trimmed, report) = stack(
         "stack-trimmed-mean",

@@ -184,9 +184,7 @@ mod tests {
     #[test]
     fn the_blur_is_a_convolution_with_mirrored_edges() {
         let (w, h) = (23, 17);
-        let plane: Vec<f32> = (0..w * h)
-            .map(|i| ((i * 7919) % 101) as f32 / 100.0)
-            .collect();
+        let plane = jupiter_testkit::rng::noise(3, w * h);
         let k = Kernel::new(PsfModel::Moffat(2.5), 1.2);
         let got = Blur::new(&k, w, h).apply(&plane);
         let r = k.radius as isize;
@@ -264,6 +262,28 @@ mod tests {
         }
     }
 
+    const SIZE: (usize, usize) = (256, 224);
+
+    /// Planet and surface, each blurred by σ 1, 1.5 and 2 px with noise at a
+    /// typical stack's level: (scene, σ, truth, observed).
+    fn cases() -> Vec<(Scene, f32, Vec<f32>, Vec<f32>)> {
+        let mut out = Vec::new();
+        for scene in [Scene::Planet, Scene::Lunar] {
+            for sigma in [1.0f32, 1.5, 2.0] {
+                let (truth, d) = observed(scene, SIZE, sigma, 0.002);
+                out.push((scene, sigma, truth, d));
+            }
+        }
+        out
+    }
+
+    /// The stage's CPU path on one observed plane.
+    fn run(d: &[f32], p: &DeconvolveParams) -> (Image, Option<Applied>) {
+        let image = Image::from_vec(SIZE.0 as u32, SIZE.1 as u32, 1, d.to_vec());
+        let be = jupiter_plugin_api::testing::ThreadBackend::new(2);
+        be.with_ctx("deconvolve", |ctx| deconvolve(ctx, image, p).unwrap())
+    }
+
     /// The target for an estimated PSF (≥ 2 dB on every case, and
     /// the width within 20 %). Not met yet: the power-spectrum fit reads the
     /// planet's σ 1.5 and 2 blurs as 0.68 and 1.01 px (its disc shapes the
@@ -272,66 +292,50 @@ mod tests {
     #[test]
     #[ignore = "PSF estimation does not meet its target yet (see the doc comment)"]
     fn the_estimated_psf_recovers_2_db() {
-        let be = jupiter_plugin_api::testing::ThreadBackend::new(2);
-        for scene in [Scene::Planet, Scene::Lunar] {
-            for sigma in [1.0f32, 1.5, 2.0] {
-                let (w, h) = (256, 224);
-                let (truth, d) = observed(scene, (w, h), sigma, 0.002);
-                let s = crate::psf::estimate_sigma(&d, w, h).expect("a blur above the noise");
-                assert!(
-                    (s - sigma).abs() <= 0.2 * sigma,
-                    "{scene:?} σ {sigma}: estimated {s:.3}"
-                );
-                let image = Image::from_vec(w as u32, h as u32, 1, d.clone());
-                let (out, _) = be.with_ctx("deconvolve", |ctx| {
-                    deconvolve(ctx, image, &DeconvolveParams::default()).unwrap()
-                });
-                let (base, e) = (
-                    psnr_interior(&d, &truth, w, h, 1, MARGIN),
-                    psnr_interior(&out.data, &truth, w, h, 1, MARGIN),
-                );
-                assert!(
-                    e >= base + 2.0,
-                    "{scene:?} σ {sigma}: {e:.2} vs {base:.2} dB"
-                );
-            }
+        let (w, h) = SIZE;
+        for (scene, sigma, truth, d) in cases() {
+            let s = crate::psf::estimate_sigma(&d, w, h).expect("a blur above the noise");
+            assert!(
+                (s - sigma).abs() <= 0.2 * sigma,
+                "{scene:?} σ {sigma}: estimated {s:.3}"
+            );
+            let (out, _) = run(&d, &DeconvolveParams::default());
+            let base = psnr_interior(&d, &truth, w, h, 1, MARGIN);
+            let e = psnr_interior(&out.data, &truth, w, h, 1, MARGIN);
+            assert!(
+                e >= base + 2.0,
+                "{scene:?} σ {sigma}: {e:.2} vs {base:.2} dB"
+            );
         }
     }
 
     #[test]
     fn deconvolution_recovers_a_known_blur() {
-        let be = jupiter_plugin_api::testing::ThreadBackend::new(2);
-        for scene in [Scene::Planet, Scene::Lunar] {
-            for sigma in [1.0f32, 1.5, 2.0] {
-                let (w, h) = (256, 224);
-                let (truth, d) = observed(scene, (w, h), sigma, 0.002);
-                let psnr = |v: &[f32]| psnr_interior(v, &truth, w, h, 1, MARGIN);
-                let image = Image::from_vec(w as u32, h as u32, 1, d.clone());
-                let run = |method: &str| {
-                    let p = DeconvolveParams {
-                        sigma,
-                        method: method.into(),
-                        ..Default::default()
-                    };
-                    be.with_ctx("deconvolve", |ctx| {
-                        deconvolve(ctx, image.clone(), &p).unwrap()
-                    })
+        let (w, h) = SIZE;
+        for (scene, sigma, truth, d) in cases() {
+            let psnr = |v: &[f32]| psnr_interior(v, &truth, w, h, 1, MARGIN);
+            let with = |method: &str| {
+                let p = DeconvolveParams {
+                    sigma,
+                    method: method.into(),
+                    ..Default::default()
                 };
-                let (rl, wi) = (run("rl"), run("wiener"));
-                let (base, r, w_) = (psnr(&d), psnr(&rl.0.data), psnr(&wi.0.data));
-                eprintln!(
-                    "{scene:?} σ {sigma}: blurred {base:.2} dB, Richardson-Lucy {r:.2} dB ({} iterations), Wiener {w_:.2} dB",
-                    rl.1.as_ref().unwrap().iterations
-                );
-                assert!(
-                    r >= base + 3.0,
-                    "{scene:?} σ {sigma}: Richardson-Lucy {r:.2} vs {base:.2} dB"
-                );
-                assert!(
-                    w_ >= base + 2.0,
-                    "{scene:?} σ {sigma}: Wiener {w_:.2} vs {base:.2} dB"
-                );
-            }
+                run(&d, &p)
+            };
+            let (rl, wi) = (with("rl"), with("wiener"));
+            let (base, r, w_) = (psnr(&d), psnr(&rl.0.data), psnr(&wi.0.data));
+            eprintln!(
+                "{scene:?} σ {sigma}: blurred {base:.2} dB, Richardson-Lucy {r:.2} dB ({} iterations), Wiener {w_:.2} dB",
+                rl.1.as_ref().unwrap().iterations
+            );
+            assert!(
+                r >= base + 3.0,
+                "{scene:?} σ {sigma}: Richardson-Lucy {r:.2} vs {base:.2} dB"
+            );
+            assert!(
+                w_ >= base + 2.0,
+                "{scene:?} σ {sigma}: Wiener {w_:.2} vs {base:.2} dB"
+            );
         }
     }
 }

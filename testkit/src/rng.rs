@@ -50,6 +50,13 @@ impl Rng {
     }
 }
 
+/// `len` values uniform in `[0, 1)` from the generator seeded with `seed`:
+/// the deterministic noise images of unit tests.
+pub fn noise(seed: u64, len: usize) -> Vec<f32> {
+    let mut rng = Rng::new(seed);
+    (0..len).map(|_| rng.uniform_f32()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,11 +80,4 @@ mod tests {
         let v = n.iter().map(|x| (x - m).powi(2)).sum::<f64>() / n.len() as f64;
         assert!(m.abs() < 0.03 && (v - 1.0).abs() < 0.05, "mean {m} var {v}");
     }
-}
-
-/// `len` values uniform in `[0, 1)` from the generator seeded with `seed`:
-/// the deterministic noise images of unit tests.
-pub fn noise(seed: u64, len: usize) -> Vec<f32> {
-    let mut rng = Rng::new(seed);
-    (0..len).map(|_| rng.uniform_f32()).collect()
 }

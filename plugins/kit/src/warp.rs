@@ -58,7 +58,7 @@ impl<'a> RowWindow<'a> {
     #[inline]
     fn holds_taps(&self, ix: isize, iy: isize) -> bool {
         ix >= 1
-            && iy - 1 >= self.y0 as isize
+            && iy > self.y0 as isize
             && ((ix + 2) as usize) < self.width
             && ((iy + 2) as usize) < self.y0 + self.rows
     }

@@ -519,6 +519,38 @@ pub fn generate(path: &Path, o: &SynthOptions) -> std::io::Result<SynthCapture> 
     generate_with_seeing(path, o, &Seeing::default())
 }
 
+/// Photon and read noise on an image in [0, 1] (`full_well` electrons at
+/// 1), then quantisation to `max_value`: the stored samples of one frame
+/// (one per pixel for a Bayer mosaic, `ch` otherwise).
+fn sensor_samples(
+    img: &[f32],
+    (w, h, ch): (usize, usize, usize),
+    o: &SynthOptions,
+    planes: usize,
+    max_value: f32,
+    rng: &mut Rng,
+) -> Vec<u16> {
+    let mut samples: Vec<u16> = Vec::with_capacity(w * h * planes);
+    for y in 0..h {
+        for x in 0..w {
+            let px = &img[(y * w + x) * ch..(y * w + x + 1) * ch];
+            let values: Vec<f32> = match o.color {
+                SynthColor::Bayer(p) => vec![px[p.color_at(x, y)]],
+                _ => px.to_vec(),
+            };
+            for v in values {
+                let e = v.max(0.0) as f64 * o.full_well as f64;
+                let noisy = e + e.sqrt() * rng.normal() + o.read_noise as f64 * rng.normal();
+                let s = (noisy / o.full_well as f64 * max_value as f64)
+                    .round()
+                    .clamp(0.0, max_value as f64);
+                samples.push(s as u16);
+            }
+        }
+    }
+    samples
+}
+
 /// Like [`generate`], with spatially varying seeing on top (see [`Seeing`]).
 /// The global shifts, blur sigmas, artifacts and noise come from the same
 /// random sequence as without it, so `Seeing::default()` gives exactly the
@@ -589,25 +621,7 @@ pub fn generate_with_seeing(
             add_artifact(&mut img, w, h, ch, &mut rng);
             artifact_frames.push(i);
         }
-        // Photon + read noise, then quantisation.
-        let mut samples: Vec<u16> = Vec::with_capacity(w * h * color.planes());
-        for y in 0..h {
-            for x in 0..w {
-                let px = &img[(y * w + x) * ch..(y * w + x + 1) * ch];
-                let values: Vec<f32> = match o.color {
-                    SynthColor::Bayer(p) => vec![px[p.color_at(x, y)]],
-                    _ => px.to_vec(),
-                };
-                for v in values {
-                    let e = v.max(0.0) as f64 * o.full_well as f64;
-                    let noisy = e + e.sqrt() * rng.normal() + o.read_noise as f64 * rng.normal();
-                    let s = (noisy / o.full_well as f64 * max_value as f64)
-                        .round()
-                        .clamp(0.0, max_value as f64);
-                    samples.push(s as u16);
-                }
-            }
-        }
+        let samples = sensor_samples(&img, (w, h, ch), o, color.planes(), max_value, &mut rng);
         out.push(&samples)?;
         shifts.push((dx, dy));
         blurs.push(sigma);

@@ -235,59 +235,11 @@ pub fn align_with_summary(
             "frames of {w}×{h} are too small for multi-point alignment (at least 8×8)"
         )));
     }
-
-    // 1. Reference: the mean of the best globally aligned frames.
-    let mut reference = mean_of_best(ctx, frames, p.reference_frames as usize)?;
-    ctx.check_cancelled()?;
-    let mode = chosen.unwrap_or_else(|| {
-        let m = grid::detect_mode(&reference, w, h, p.disc_threshold);
-        ctx.info(&format!(
-            "{} mode (automatic: {}; set align.mode to override)",
-            m.name(),
-            match m {
-                Mode::Planet => "a disc on dark sky",
-                Mode::Surface => "the surface fills or crosses the frame",
-            }
-        ));
-        m
-    });
-
-    // 2. Alignment points, decided on the reference; per-point correlators.
-    let grid = grid::place(&reference, w, h, mode, p);
-    if grid.active_count() == 0 {
-        ctx.warn("no alignment point has enough structure: falling back to global alignment");
-    }
-    let mut points = Points::new(grid, &reference, w, h);
-    //    The globally aligned mean is smeared (ghosted) by the frames' local
-    //    distortions; re-average its frames under their measured fields.
-    let k = (p.reference_frames as usize).min(n);
-    for _ in 0..if points.grid.active_count() > 0 && k > 1 {
-        p.reference_iterations
-    } else {
-        0
-    } {
-        reference = dewarped_mean(ctx, frames, &reference, &points, p, k)?;
-        points = Points::new(points.grid, &reference, w, h);
-    }
-    let global = PhaseCorrelator::new(&reference, w, h);
-    drop(reference);
-
-    // 3. One streaming pass over the frames, in parallel: each task decodes
-    //    one frame, measures its global and local shifts, and drops it.
-    let done = AtomicU64::new(0);
-    let measured = ctx.par_map(n, |i| -> Result<FrameMeasure, StageError> {
-        ctx.check_cancelled()?;
-        let lum = frame_luminance(frames, i)?;
-        let m = measure_frame(&lum, w, h, &global, &points, p);
-        let d = done.fetch_add(1, Ordering::Relaxed) + 1;
-        if d.is_multiple_of(8) || d as usize == n {
-            ctx.progress(d, n as u64);
-        }
-        Ok(m)
-    })?;
-    let measured: Vec<FrameMeasure> = measured.into_iter().collect::<Result<_, _>>()?;
+    // 1–2. Reference, mode, alignment points and their correlators.
+    let (mode, global, points) = reference_and_points(ctx, frames, p, chosen)?;
+    // 3. One streaming pass over the frames.
+    let measured = measure_all(ctx, frames, &global, &points, p)?;
     let grid = points.grid;
-
     // 4. Clean, recentre, select, fill; one warp field per frame.
     let (globals, mut locals): (Vec<Shift>, Vec<Vec<Local>>) =
         measured.into_iter().map(|m| (m.global, m.locals)).unzip();
@@ -299,41 +251,148 @@ pub fn align_with_summary(
         field::recentre(&grid, &mut locals);
     }
     let weights = field::select(&grid, &locals, p.keep);
-    let active = grid.active_count();
+    let (warps, rms_local) = warps_of(&grid, &globals, &locals, weights, p);
+    let measured = grid.active_count() * n;
+    let summary = Summary {
+        mode,
+        grid,
+        replaced,
+        measured,
+        rms_local,
+    };
+    log_summary(ctx, &summary, &globals, p);
+    let warps = warps.into();
+    Ok((
+        Alignment {
+            warps,
+            reference: 0,
+        },
+        summary,
+    ))
+}
+
+/// Steps 1–2: the reference (the mean of the best globally aligned frames,
+/// rebuilt under the measured fields `reference_iterations` times), the
+/// mode (chosen from it when `auto`), the alignment points on it, and the
+/// reference's global correlator.
+fn reference_and_points(
+    ctx: &StageCtx,
+    frames: &FrameSourceRef,
+    p: &MultipointParams,
+    chosen: Option<Mode>,
+) -> Result<(Mode, PhaseCorrelator, Points), StageError> {
+    let info = frames.info();
+    let (w, h, n) = (
+        info.width as usize,
+        info.height as usize,
+        info.count as usize,
+    );
+    let mut reference = mean_of_best(ctx, frames, p.reference_frames as usize)?;
+    ctx.check_cancelled()?;
+    let mode = chosen.unwrap_or_else(|| {
+        let m = grid::detect_mode(&reference, w, h, p.disc_threshold);
+        let why = match m {
+            Mode::Planet => "a disc on dark sky",
+            Mode::Surface => "the surface fills or crosses the frame",
+        };
+        ctx.info(&format!(
+            "{} mode (automatic: {why}; set align.mode to override)",
+            m.name()
+        ));
+        m
+    });
+    let grid = grid::place(&reference, w, h, mode, p);
+    if grid.active_count() == 0 {
+        ctx.warn("no alignment point has enough structure: falling back to global alignment");
+    }
+    let mut points = Points::new(grid, &reference, w, h);
+    // The globally aligned mean is smeared (ghosted) by the frames' local
+    // distortions; re-average its frames under their measured fields.
+    let k = (p.reference_frames as usize).min(n);
+    let rebuilds = if points.grid.active_count() > 0 && k > 1 {
+        p.reference_iterations
+    } else {
+        0
+    };
+    for _ in 0..rebuilds {
+        reference = dewarped_mean(ctx, frames, &reference, &points, p, k)?;
+        points = Points::new(points.grid, &reference, w, h);
+    }
+    Ok((mode, PhaseCorrelator::new(&reference, w, h), points))
+}
+
+/// Step 3: one streaming pass over the frames, in parallel: each task
+/// decodes one frame, measures its global and local shifts, and drops it.
+fn measure_all(
+    ctx: &StageCtx,
+    frames: &FrameSourceRef,
+    global: &PhaseCorrelator,
+    points: &Points,
+    p: &MultipointParams,
+) -> Result<Vec<FrameMeasure>, StageError> {
+    let info = frames.info();
+    let (w, h, n) = (
+        info.width as usize,
+        info.height as usize,
+        info.count as usize,
+    );
+    let done = AtomicU64::new(0);
+    let measured = ctx.par_map(n, |i| -> Result<FrameMeasure, StageError> {
+        ctx.check_cancelled()?;
+        let lum = frame_luminance(frames, i)?;
+        let m = measure_frame(&lum, w, h, global, points, p);
+        let d = done.fetch_add(1, Ordering::Relaxed) + 1;
+        if d.is_multiple_of(8) || d as usize == n {
+            ctx.progress(d, n as u64);
+        }
+        Ok(m)
+    })?;
+    measured.into_iter().collect()
+}
+
+/// One warp per frame (its global shift and the filled, refined field of
+/// its local shifts with the per-point weights) and the RMS of the local
+/// shifts over the active points.
+fn warps_of(
+    grid: &ApGrid,
+    globals: &[Shift],
+    locals: &[Vec<Local>],
+    weights: Vec<Vec<f32>>,
+    p: &MultipointParams,
+) -> (Vec<FrameWarp>, f32) {
     let (mut sq, mut count) = (0.0f64, 0usize);
-    let mut warps = Vec::with_capacity(n);
-    for ((g, l), wt) in globals.iter().zip(&locals).zip(weights) {
+    let mut warps = Vec::with_capacity(globals.len());
+    for ((g, l), wt) in globals.iter().zip(locals).zip(weights) {
         let (mut dx, mut dy): (Vec<f32>, Vec<f32>) = l.iter().map(|l| (l.dx, l.dy)).unzip();
         for k in (0..grid.len()).filter(|&k| grid.active[k]) {
             sq += (dx[k] * dx[k] + dy[k] * dy[k]) as f64;
             count += 1;
         }
-        field::fill(&grid, &mut dx, &mut dy);
-        warps.push(FrameWarp::with_field(
-            g.dx,
-            g.dy,
-            grid.field(&dx, &dy, &wt, p.field_refine as usize),
-        ));
+        field::fill(grid, &mut dx, &mut dy);
+        let f = grid.field(&dx, &dy, &wt, p.field_refine as usize);
+        warps.push(FrameWarp::with_field(g.dx, g.dy, f));
     }
-    let rms_local = if count > 0 {
+    let rms = if count > 0 {
         (sq / count as f64).sqrt() as f32
     } else {
         0.0
     };
-    let summary = Summary {
-        mode,
-        grid: grid.clone(),
-        replaced,
-        measured: active * n,
-        rms_local,
-    };
+    (warps, rms)
+}
+
+/// The run's info line, and a warning when frames correlate weakly.
+fn log_summary(ctx: &StageCtx, s: &Summary, globals: &[Shift], p: &MultipointParams) {
+    let (grid, n) = (&s.grid, globals.len());
     ctx.info(&format!(
-        "{active} of {}×{} alignment points active (size {}, step {}); local shifts RMS {rms_local:.2} px; {replaced} of {} local measurements replaced by their neighbours; {:.0}% of frames kept per point",
+        "{} of {}×{} alignment points active (size {}, step {}); local shifts RMS {:.2} px; {} of {} local measurements replaced by their neighbours; {:.0}% of frames kept per point",
+        grid.active_count(),
         grid.cols,
         grid.rows,
         grid.size,
         grid.step,
-        active * n,
+        s.rms_local,
+        s.replaced,
+        s.measured,
         100.0 * ((p.keep as f64 * n as f64).round().clamp(1.0, n as f64)) / n as f64,
     ));
     let weak = globals.iter().filter(|s| s.peak < p.min_peak).count();
@@ -343,13 +402,6 @@ pub fn align_with_summary(
             p.min_peak
         ));
     }
-    Ok((
-        Alignment {
-            warps: warps.into(),
-            reference: 0,
-        },
-        summary,
-    ))
 }
 
 #[cfg(test)]

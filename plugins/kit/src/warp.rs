@@ -246,27 +246,11 @@ pub fn shift_plane(
     out
 }
 
-/// Output rows `y0 .. y0 + rows` of `win` shifted by `(dx, dy)`: the same
-/// arithmetic as [`RowWindow::sample`] at every pixel (bit for bit), done
-/// separably: each needed input row is resampled horizontally once (column
-/// taps and weights computed once per call) into `hrows` (one window's worth
-/// of samples), then each output row combines 2 or 4 of those rows.
-#[allow(clippy::too_many_arguments)]
-fn shift_rows(
-    win: &RowWindow,
-    dx: f32,
-    dy: f32,
-    interp: Interp,
-    y0: usize,
-    rows: usize,
-    out: &mut [f32],
-    hrows: &mut [f32],
-) {
-    let (w, ch) = (win.width, win.channels);
-    let rl = w * ch;
+/// Per output column: its input columns (edges replicated) and weights for
+/// a horizontal shift by `dx`.
+fn column_taps(w: usize, dx: f32, interp: Interp) -> Vec<([usize; 4], [f32; 4])> {
     let clamp_x = |i: isize| i.clamp(0, w as isize - 1) as usize;
-    // Per output column: its input columns (clamped) and weights.
-    let cols: Vec<([usize; 4], [f32; 4])> = (0..w)
+    (0..w)
         .map(|x| {
             let sx = x as f32 + dx;
             let fx = sx.floor();
@@ -287,7 +271,89 @@ fn shift_rows(
                 ),
             }
         })
-        .collect();
+        .collect()
+}
+
+/// One input row (`ch` interleaved channels) resampled horizontally with
+/// the [`column_taps`] into `dst`.
+fn horizontal_row(
+    src: &[f32],
+    dst: &mut [f32],
+    cols: &[([usize; 4], [f32; 4])],
+    interp: Interp,
+    ch: usize,
+) {
+    match (interp, ch) {
+        // Mono: the common case, one sample per column.
+        (Interp::Bicubic, 1) => {
+            for (d, (idx, wt)) in dst.iter_mut().zip(cols) {
+                let mut row = 0.0;
+                row += wt[0] * src[idx[0]];
+                row += wt[1] * src[idx[1]];
+                row += wt[2] * src[idx[2]];
+                row += wt[3] * src[idx[3]];
+                *d = row;
+            }
+        }
+        (Interp::Bilinear, 1) => {
+            for (d, (idx, wt)) in dst.iter_mut().zip(cols) {
+                *d = src[idx[0]] * wt[0] + src[idx[1]] * wt[1];
+            }
+        }
+        // RGB: the channel loop written out (same operations, same order).
+        (Interp::Bicubic, 3) => {
+            for (d, (idx, wt)) in dst.chunks_exact_mut(3).zip(cols) {
+                let (a, b, c, e) = (idx[0] * 3, idx[1] * 3, idx[2] * 3, idx[3] * 3);
+                for k in 0..3 {
+                    let mut row = 0.0;
+                    row += wt[0] * src[a + k];
+                    row += wt[1] * src[b + k];
+                    row += wt[2] * src[c + k];
+                    row += wt[3] * src[e + k];
+                    d[k] = row;
+                }
+            }
+        }
+        (Interp::Bicubic, _) => {
+            for (d, (idx, wt)) in dst.chunks_exact_mut(ch).zip(cols) {
+                for (c, d) in d.iter_mut().enumerate() {
+                    let mut row = 0.0;
+                    for i in 0..4 {
+                        row += wt[i] * src[idx[i] * ch + c];
+                    }
+                    *d = row;
+                }
+            }
+        }
+        (Interp::Bilinear, _) => {
+            for (d, (idx, wt)) in dst.chunks_exact_mut(ch).zip(cols) {
+                for (c, d) in d.iter_mut().enumerate() {
+                    *d = src[idx[0] * ch + c] * wt[0] + src[idx[1] * ch + c] * wt[1];
+                }
+            }
+        }
+    }
+}
+
+/// Output rows `y0 .. y0 + rows` of `win` shifted by `(dx, dy)`: the same
+/// arithmetic as [`RowWindow::sample`] at every pixel (bit for bit), done
+/// separably: each needed input row is resampled horizontally once (column
+/// taps and weights computed once per call) into `hrows` (one window's worth
+/// of samples), then each output row combines 2 or 4 of those rows.
+#[allow(clippy::too_many_arguments)]
+fn shift_rows(
+    win: &RowWindow,
+    dx: f32,
+    dy: f32,
+    interp: Interp,
+    y0: usize,
+    rows: usize,
+    out: &mut [f32],
+    hrows: &mut [f32],
+) {
+    let (w, ch) = (win.width, win.channels);
+    let rl = w * ch;
+    let cols = column_taps(w, dx, interp);
     let mut ready = vec![false; win.rows];
     // Window row (0-based) holding input row `y`, edges replicated.
     let wrow =
@@ -298,57 +364,7 @@ fn shift_rows(
         }
         ready[r] = true;
         let src = &win.data[r * rl..(r + 1) * rl];
-        let dst = &mut hrows[r * rl..(r + 1) * rl];
-        match (interp, ch) {
-            // Mono: the common case, one sample per column.
-            (Interp::Bicubic, 1) => {
-                for (d, (idx, wt)) in dst.iter_mut().zip(&cols) {
-                    let mut row = 0.0;
-                    row += wt[0] * src[idx[0]];
-                    row += wt[1] * src[idx[1]];
-                    row += wt[2] * src[idx[2]];
-                    row += wt[3] * src[idx[3]];
-                    *d = row;
-                }
-            }
-            (Interp::Bilinear, 1) => {
-                for (d, (idx, wt)) in dst.iter_mut().zip(&cols) {
-                    *d = src[idx[0]] * wt[0] + src[idx[1]] * wt[1];
-                }
-            }
-            // RGB: the channel loop written out (same operations, same order).
-            (Interp::Bicubic, 3) => {
-                for (d, (idx, wt)) in dst.chunks_exact_mut(3).zip(&cols) {
-                    let (a, b, c, e) = (idx[0] * 3, idx[1] * 3, idx[2] * 3, idx[3] * 3);
-                    for k in 0..3 {
-                        let mut row = 0.0;
-                        row += wt[0] * src[a + k];
-                        row += wt[1] * src[b + k];
-                        row += wt[2] * src[c + k];
-                        row += wt[3] * src[e + k];
-                        d[k] = row;
-                    }
-                }
-            }
-            (Interp::Bicubic, _) => {
-                for (d, (idx, wt)) in dst.chunks_exact_mut(ch).zip(&cols) {
-                    for (c, d) in d.iter_mut().enumerate() {
-                        let mut row = 0.0;
-                        for i in 0..4 {
-                            row += wt[i] * src[idx[i] * ch + c];
-                        }
-                        *d = row;
-                    }
-                }
-            }
-            (Interp::Bilinear, _) => {
-                for (d, (idx, wt)) in dst.chunks_exact_mut(ch).zip(&cols) {
-                    for (c, d) in d.iter_mut().enumerate() {
-                        *d = src[idx[0] * ch + c] * wt[0] + src[idx[1] * ch + c] * wt[1];
-                    }
-                }
-            }
-        }
+        horizontal_row(src, &mut hrows[r * rl..(r + 1) * rl], &cols, interp, ch);
     };
     for ry in 0..rows {
         let sy = (y0 + ry) as f32 + dy;

@@ -76,16 +76,7 @@ pub fn stack_bands_on_device(
                 (sy0, (y0 + rows + margin).min(h) - sy0)
             }
         };
-        let geometry = ShiftGeometry {
-            width: w,
-            height: h,
-            channels: c,
-            interp,
-            y0,
-            rows,
-            src_y0: sy0,
-            src_rows: srows,
-        };
+        let geometry = band_geometry((w, h, c), interp, (y0, rows), (sy0, srows));
         let slot = |i: usize, src_offset: usize| FrameSlot {
             dx: warps[i].dx,
             dy: warps[i].dy,
@@ -126,4 +117,24 @@ pub fn stack_bands_on_device(
     gpu.synchronize().into_result()?;
     bufs.keep(out);
     Ok(out)
+}
+
+/// The shift geometry of output rows `y0 .. y0 + rows` of a `w × h × c`
+/// image, read from source rows `src_y0 .. src_y0 + src_rows`.
+fn band_geometry(
+    (width, height, channels): (usize, usize, usize),
+    interp: u32,
+    (y0, rows): (usize, usize),
+    (src_y0, src_rows): (usize, usize),
+) -> ShiftGeometry {
+    ShiftGeometry {
+        width,
+        height,
+        channels,
+        interp,
+        y0,
+        rows,
+        src_y0,
+        src_rows,
+    }
 }

@@ -191,6 +191,18 @@ pub(crate) fn batch_run(
     Ok(rows)
 }
 
+/// The fastest of `o.repeat` runs of `cat FILE > /dev/null` (after a
+/// warm-up): the floor a run's reading cannot beat.
+fn cat_time(o: &Opts, t: &Tools, path: &Path) -> Result<f64, String> {
+    let cat = || {
+        let mut c = Command::new("cat");
+        c.arg(path);
+        c
+    };
+    let runs = repeat(o.repeat, true, cat, &t.work.join("cat.log"))?;
+    Ok(summary(&runs).0)
+}
+
 pub(crate) fn cases(o: &Opts, t: &Tools) -> Result<(), String> {
     println!("\n### Whole pipeline on the reference captures\n");
     println!("Selection 25 %, mean stacking, no sharpening; times in seconds (min / median of {} runs after one warm-up), peak RSS in MB, PSNR in dB against the generator's truth.\n", o.repeat);
@@ -198,17 +210,7 @@ pub(crate) fn cases(o: &Opts, t: &Tools) -> Result<(), String> {
     println!("|---|---|---|---|---|---|---|---|---|");
     for spec in case_specs(o.quick) {
         let cap = capture(&o.dir, &spec)?;
-        let cat = repeat(
-            o.repeat,
-            true,
-            || {
-                let mut c = Command::new("cat");
-                c.arg(&cap.path);
-                c
-            },
-            &t.work.join("cat.log"),
-        )?;
-        let (cat_min, _, _) = summary(&cat);
+        let cat_min = cat_time(o, t, &cap.path)?;
         let mut jupiter_default = 0.0;
         let row = |tool: &str, m: &[Measured], out: &Path, ratio: String| {
             let psnr = psnr_text(out, &cap.truth);

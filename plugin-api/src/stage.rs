@@ -168,6 +168,27 @@ impl<'a> StageCtx<'a> {
         crate::par::chunks_mut(&self.backend, data, chunk, f);
         self.check_cancelled()
     }
+    /// A fallible parallel map over `0..n`: stops with the first error or
+    /// on cancellation, and reports progress as items finish (every `every`
+    /// items and at the last one; `every = 0`: no progress).
+    pub fn par_try_map<T: Send, F: Fn(usize) -> Result<T, StageError> + Sync>(
+        &self,
+        n: usize,
+        every: u64,
+        f: F,
+    ) -> Result<Vec<T>, StageError> {
+        let done = std::sync::atomic::AtomicU64::new(0);
+        let results = self.par_map(n, |i| {
+            self.check_cancelled()?;
+            let r = f(i)?;
+            let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            if every > 0 && (d.is_multiple_of(every) || d == n as u64) {
+                self.progress(d, n as u64);
+            }
+            Ok(r)
+        })?;
+        results.into_iter().collect()
+    }
     /// Parallel map over `0..n` (see [`crate::par::map`]).
     pub fn par_map<T: Send, F: Fn(usize) -> T + Sync>(
         &self,

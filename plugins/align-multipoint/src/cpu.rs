@@ -1,6 +1,5 @@
 //! CPU path of `align-multipoint` (see the crate documentation for the algorithm).
 
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use jupiter_kit::align::{frame_luminance, mean_of_best};
 use jupiter_kit::fft::{PhaseCorrelator, Shift};
@@ -238,7 +237,7 @@ pub fn align_with_summary(
     // 1–2. Reference, mode, alignment points and their correlators.
     let (mode, global, points) = reference_and_points(ctx, frames, p, chosen)?;
     // 3. One streaming pass over the frames.
-    let measured = measure_all(ctx, frames, &global, &points, p)?;
+    let measured = points.measure_all(ctx, frames, &global, p)?;
     let grid = points.grid;
     // 4. Clean, recentre, select, fill; one warp field per frame.
     let (globals, mut locals): (Vec<Shift>, Vec<Vec<Local>>) =
@@ -321,33 +320,22 @@ fn reference_and_points(
     Ok((mode, PhaseCorrelator::new(&reference, w, h), points))
 }
 
-/// Step 3: one streaming pass over the frames, in parallel: each task
-/// decodes one frame, measures its global and local shifts, and drops it.
-fn measure_all(
-    ctx: &StageCtx,
-    frames: &FrameSourceRef,
-    global: &PhaseCorrelator,
-    points: &Points,
-    p: &MultipointParams,
-) -> Result<Vec<FrameMeasure>, StageError> {
-    let info = frames.info();
-    let (w, h, n) = (
-        info.width as usize,
-        info.height as usize,
-        info.count as usize,
-    );
-    let done = AtomicU64::new(0);
-    let measured = ctx.par_map(n, |i| -> Result<FrameMeasure, StageError> {
-        ctx.check_cancelled()?;
-        let lum = frame_luminance(frames, i)?;
-        let m = measure_frame(&lum, w, h, global, points, p);
-        let d = done.fetch_add(1, Ordering::Relaxed) + 1;
-        if d.is_multiple_of(8) || d as usize == n {
-            ctx.progress(d, n as u64);
-        }
-        Ok(m)
-    })?;
-    measured.into_iter().collect()
+impl Points {
+    /// Step 3: one streaming pass over the frames, in parallel: each task
+    /// decodes one frame, measures its global and local shifts, and drops it.
+    fn measure_all(
+        &self,
+        ctx: &StageCtx,
+        frames: &FrameSourceRef,
+        global: &PhaseCorrelator,
+        p: &MultipointParams,
+    ) -> Result<Vec<FrameMeasure>, StageError> {
+        let (w, h, _) = frames.info().dims();
+        ctx.par_try_map(frames.info().count as usize, 8, |i| {
+            let lum = frame_luminance(frames, i)?;
+            Ok(measure_frame(&lum, w, h, global, self, p))
+        })
+    }
 }
 
 /// One warp per frame (its global shift and the filled, refined field of

@@ -6,7 +6,6 @@
 //! Everything streams: a parallel task holds one decoded frame at a time, and
 //! the reference builder holds one accumulator plus one frame per worker.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use jupiter_plugin_api::frame::FrameSourceExt;
 use jupiter_plugin_api::{FrameSourceRef, StageCtx, StageError};
@@ -151,18 +150,10 @@ pub fn measure_shifts(
     indices: &[usize],
     report: bool,
 ) -> Result<Vec<Shift>, StageError> {
-    let done = AtomicU64::new(0);
-    let n = indices.len() as u64;
-    let r = ctx.par_map(indices.len(), |k| -> Result<Shift, StageError> {
-        ctx.check_cancelled()?;
-        let s = pc.shift_of(&roi_luminance(frames, indices[k], roi)?);
-        let d = done.fetch_add(1, Ordering::Relaxed) + 1;
-        if report && (d.is_multiple_of(16) || d == n) {
-            ctx.progress(d, n);
-        }
-        Ok(s)
-    })?;
-    r.into_iter().collect()
+    let every = if report { 16 } else { 0 };
+    ctx.par_try_map(indices.len(), every, |k| {
+        Ok(pc.shift_of(&roi_luminance(frames, indices[k], roi)?))
+    })
 }
 
 /// The reference of the global aligners: the mean of the luminance of the

@@ -1,6 +1,5 @@
 //! CPU path of the `quality` stage.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use jupiter_kit::{conv, stats};
 use jupiter_plugin_api::prelude::*;
@@ -104,25 +103,14 @@ pub fn score_all(
 ) -> Result<Vec<f32>, StageError> {
     let info = frames.info();
     let (w, h, c) = info.dims();
-    let n = info.count as usize;
-    let done = AtomicU64::new(0);
-    let results = ctx.par_map(n, |i| -> Result<f32, StageError> {
-        if ctx.backend.cancelled() {
-            return Err(StageError::cancelled());
-        }
+    ctx.par_try_map(info.count as usize, 16, |i| {
         let frame = frames.frame(i)?;
-        let s = if c == 1 {
+        Ok(if c == 1 {
             score_plane(&frame, w, h, p)
         } else {
             score_plane(&stats::luminance(&frame, c), w, h, p)
-        };
-        let d = done.fetch_add(1, Ordering::Relaxed) + 1;
-        if d.is_multiple_of(16) || d as usize == n {
-            ctx.progress(d, n as u64);
-        }
-        Ok(s)
-    })?;
-    results.into_iter().collect()
+        })
+    })
 }
 
 #[cfg(test)]

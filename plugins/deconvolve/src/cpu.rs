@@ -287,7 +287,7 @@ mod tests {
     /// The target for an estimated PSF (≥ 2 dB on every case, and
     /// the width within 20 %). Not met yet: the power-spectrum fit reads the
     /// planet's σ 1.5 and 2 blurs as 0.68 and 1.01 px (its disc shapes the
-    /// spectrum where the blur should), and the lunar ones 20–35 % wide (the
+    /// spectrum where the blur should), and the lunar ones 15–34 % wide (the
     /// rendered surface has its own smoothness).
     #[test]
     #[ignore = "PSF estimation does not meet its target yet (see the doc comment)"]

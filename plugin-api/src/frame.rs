@@ -351,6 +351,20 @@ impl WarpField {
         nodes(y, self.y0, self.step_y, self.rows as usize)
     }
 
+    /// The field along pixel row `y` at every grid column: `dx`, `dy` and
+    /// `weight` one after the other in `out` (`3 · cols` values). With
+    /// [`Self::column_nodes`] a resampler interpolates a whole row from it,
+    /// computing what [`Self::sample`] computes, in the same order.
+    pub fn along_row(&self, y: f32, out: &mut [f32]) {
+        let (j0, j1, ty) = self.row_nodes(y);
+        let c = self.cols as usize;
+        for (k, v) in [&self.dx, &self.dy, &self.weight].into_iter().enumerate() {
+            for i in 0..c {
+                out[k * c + i] = v[j0 * c + i] * (1.0 - ty) + v[j1 * c + i] * ty;
+            }
+        }
+    }
+
     /// Interpolated `(dx, dy, weight)` at pixel `(x, y)`: bilinear, along
     /// the grid's columns first, then along the row. The resamplers compute
     /// the same operations in this order (the column step once per row), so

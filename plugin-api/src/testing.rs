@@ -297,4 +297,3 @@ pub fn check_manifest(
     let names: Vec<&str> = m.params.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, params, "{name}: parameters");
 }
-

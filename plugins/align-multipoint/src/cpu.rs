@@ -1,6 +1,5 @@
 //! CPU path of `align-multipoint` (see the crate documentation for the algorithm).
 
-
 use jupiter_kit::align::{frame_luminance, mean_of_best};
 use jupiter_kit::fft::{PhaseCorrelator, Shift};
 use jupiter_plugin_api::prelude::*;
@@ -281,11 +280,7 @@ fn reference_and_points(
     chosen: Option<Mode>,
 ) -> Result<(Mode, PhaseCorrelator, Points), StageError> {
     let info = frames.info();
-    let (w, h, n) = (
-        info.width as usize,
-        info.height as usize,
-        info.count as usize,
-    );
+    let ((w, h, _), n) = (info.dims(), info.count as usize);
     let mut reference = mean_of_best(ctx, frames, p.reference_frames as usize)?;
     ctx.check_cancelled()?;
     let mode = chosen.unwrap_or_else(|| {

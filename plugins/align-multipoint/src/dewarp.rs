@@ -1,42 +1,12 @@
 //! Resampling a whole plane under a global shift plus a warp field, fast:
 //! the field is interpolated along each row from its node values (the same
 //! bilinear interpolation as [`WarpField::sample`]), and the bicubic taps
-//! skip the edge clamping away from the borders. Used for the measurement
+//! skip the edge clamping away from the borders ([`RowWindow::sample`]). Used for the measurement
 //! passes after the first and for the reference rebuild, where per-pixel
 //! `WarpField::sample` + `RowWindow::sample` dominated the aligner's time.
 
+use jupiter_kit::warp::{Interp, RowWindow};
 use jupiter_plugin_api::WarpField;
-
-use jupiter_kit::warp::{cubic_weights, floor_i};
-
-/// Bicubic (Catmull-Rom) sample of a `w × h` plane at `(x, y)`, edges replicated.
-#[inline]
-pub fn bicubic(plane: &[f32], w: usize, h: usize, x: f32, y: f32) -> f32 {
-    let (ix, iy) = (floor_i(x), floor_i(y));
-    let (wx, wy) = (cubic_weights(x - ix as f32), cubic_weights(y - iy as f32));
-    if ix >= 1 && iy >= 1 && ((ix + 2) as usize) < w && ((iy + 2) as usize) < h {
-        let base = (iy - 1) as usize * w + (ix - 1) as usize;
-        let mut acc = 0.0;
-        for (j, wyj) in wy.iter().enumerate() {
-            let r = &plane[base + j * w..base + j * w + 4];
-            acc += wyj * (wx[0] * r[0] + wx[1] * r[1] + wx[2] * r[2] + wx[3] * r[3]);
-        }
-        acc
-    } else {
-        let cx = |d: isize| (ix + d).clamp(0, w as isize - 1) as usize;
-        let cy = |d: isize| (iy + d).clamp(0, h as isize - 1) as usize;
-        let mut acc = 0.0;
-        for (j, wyj) in wy.iter().enumerate() {
-            let row = cy(j as isize - 1) * w;
-            let mut s = 0.0;
-            for (i, wxi) in wx.iter().enumerate() {
-                s += wxi * plane[row + cx(i as isize - 1)];
-            }
-            acc += wyj * s;
-        }
-        acc
-    }
-}
 
 /// Rows `y0 .. y0 + out.len() / w` of the plane resampled under the warp:
 /// `out(x, y) = plane(x + gx + f.dx(x, y), y + gy + f.dy(x, y))`.
@@ -52,21 +22,19 @@ pub fn dewarp_rows(
     out: &mut [f32],
 ) {
     let cols = f.cols as usize;
-    let (mut rdx, mut rdy) = (vec![0.0f32; cols], vec![0.0f32; cols]);
+    let win = RowWindow::whole(plane, w, h, 1);
+    let mut at_row = vec![0.0f32; 3 * cols];
     // Per column: the node pair and fraction (the same for every row).
     let xs: Vec<(usize, usize, f32)> = (0..w).map(|x| f.column_nodes(x as f32)).collect();
     for (r, row) in out.chunks_mut(w).enumerate() {
         let y = (y0 + r) as f32;
-        let (j0, j1, ty) = f.row_nodes(y);
-        for i in 0..cols {
-            rdx[i] = f.dx[j0 * cols + i] * (1.0 - ty) + f.dx[j1 * cols + i] * ty;
-            rdy[i] = f.dy[j0 * cols + i] * (1.0 - ty) + f.dy[j1 * cols + i] * ty;
-        }
+        f.along_row(y, &mut at_row);
+        let (rdx, rdy) = (&at_row[..cols], &at_row[cols..2 * cols]);
         for (x, o) in row.iter_mut().enumerate() {
             let (i0, i1, tx) = xs[x];
             let dx = rdx[i0] * (1.0 - tx) + rdx[i1] * tx;
             let dy = rdy[i0] * (1.0 - tx) + rdy[i1] * tx;
-            *o = bicubic(plane, w, h, x as f32 + gx + dx, y + gy + dy);
+            *o = win.sample(x as f32 + gx + dx, y + gy + dy, 0, Interp::Bicubic);
         }
     }
 }
@@ -74,7 +42,6 @@ pub fn dewarp_rows(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jupiter_kit::warp::{Interp, RowWindow};
 
     #[test]
     fn matches_the_kit_sampler_and_the_field_interpolation() {
@@ -115,8 +82,5 @@ mod tests {
         let mut part = vec![0.0; 7 * w];
         dewarp_rows(&plane, w, h, 1.25, -0.75, &f, 20, &mut part);
         assert_eq!(&part[..], &out[20 * w..27 * w]);
-        assert_eq!(floor_i(-0.5), -1);
-        assert_eq!(floor_i(2.0), 2);
-        assert_eq!(floor_i(-3.0), -3);
     }
 }

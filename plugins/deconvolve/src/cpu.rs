@@ -5,7 +5,7 @@
 use jupiter_kit::stats::{luminance, noise_sigma};
 use jupiter_plugin_api::prelude::*;
 
-use crate::params::{DeconvolveParams, Method, PsfModel};
+use crate::params::{DeconvolveParams, Method};
 use crate::psf::{fit_spectrum_with, Blur, Kernel, SpectrumFit};
 
 /// What a run chose and measured, for the log line (and the report).
@@ -30,7 +30,11 @@ pub fn deconvolve(
     let (method, model) = p.resolve()?;
     let (w, h, ch) = image.dims();
     let given = (p.sigma > 0.0).then_some(p.sigma);
-    let fit = fit_spectrum_with(&luminance(&image.data, ch), w, h, given);
+    // The spectrum model: to estimate the width, and Wiener's noise-to-signal
+    // ratio per frequency (not needed for Richardson–Lucy with a given width).
+    let fit = (given.is_none() || method == Method::Wiener)
+        .then(|| fit_spectrum_with(&luminance(&image.data, ch), w, h, given))
+        .flatten();
     let (sigma, estimated) = match (p.sigma, fit) {
         (s, _) if s > 0.0 => (s, false),
         (_, Some(f)) => (f.sigma.clamp(0.3, 8.0), true),
@@ -65,19 +69,10 @@ pub fn deconvolve(
         noise: results.iter().map(|r| r.1).sum::<f32>() / ch as f32,
         iterations: results.iter().map(|r| r.2).max().unwrap_or(0),
     };
-    let _ = model_name(model);
     Ok((
         Image::from_vec(w as u32, h as u32, ch as u32, data),
         Some(applied),
     ))
-}
-
-/// The PSF model's name for messages.
-pub fn model_name(model: PsfModel) -> &'static str {
-    match model {
-        PsfModel::Gaussian => "Gaussian",
-        PsfModel::Moffat(_) => "Moffat",
-    }
 }
 
 /// Richardson–Lucy: `u ← u · K ⊛ (d / K ⊛ u)` (the kernel is symmetric, so

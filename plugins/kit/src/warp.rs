@@ -192,15 +192,7 @@ pub fn warped_rows(
     let mut at_row = vec![0.0f32; 3 * cols];
     for ry in 0..rows {
         let y = (y0 + ry) as f32;
-        let (j0, j1, ty) = field.row_nodes(y);
-        for (k, v) in [&field.dx, &field.dy, &field.weight]
-            .into_iter()
-            .enumerate()
-        {
-            for i in 0..cols {
-                at_row[k * cols + i] = v[j0 * cols + i] * (1.0 - ty) + v[j1 * cols + i] * ty;
-            }
-        }
+        field.along_row(y, &mut at_row);
         let (rdx, rest) = at_row.split_at(cols);
         let (rdy, rwt) = rest.split_at(cols);
         for x in 0..w {
@@ -463,6 +455,13 @@ mod tests {
     use super::*;
     use jupiter_plugin_api::testing::MemFrames;
     use jupiter_testkit::frames::image_from;
+
+    #[test]
+    fn floor_i_is_floor() {
+        for v in [-0.5f32, 2.0, -3.0, 0.0, 7.99, -1e-3] {
+            assert_eq!(floor_i(v), v.floor() as isize, "{v}");
+        }
+    }
 
     fn smooth(w: usize, h: usize, sx: f32, sy: f32) -> Vec<f32> {
         image_from(w, h, |x, y| {

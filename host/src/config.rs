@@ -149,8 +149,10 @@ pub const DEFAULT_ALIGNER: &str = "align-multipoint";
 /// alignment (also the fast path for previews, `--aligner align-phase`).
 pub const FALLBACK_ALIGNER: &str = "align-phase";
 
-/// Post-processing run when the pipeline names none: wavelet sharpening, then a display stretch.
-pub const DEFAULT_POST: &[&str] = &["sharpen-wavelet", "stretch"];
+/// Post-processing run when the pipeline names none: deconvolution with the
+/// PSF estimated from the stack (it adapts to whatever blur the stack has;
+/// fixed wavelet gains over-sharpen a sharp stack), then a display stretch.
+pub const DEFAULT_POST: &[&str] = &["deconvolve", "stretch"];
 
 impl Default for PipelineSpec {
     fn default() -> Self {

@@ -10,7 +10,7 @@ use jupiter_plugin_api::Image;
 
 pub use crate::rng::Rng;
 use crate::ser::{Cfa, SerColor, SerSpec, SerWriter};
-pub use jupiter_kit::stats::psnr_interior;
+pub use jupiter_kit::stats::{fitted_to, psnr_fitted, psnr_interior};
 
 /// What the synthetic target looks like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

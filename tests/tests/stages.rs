@@ -98,8 +98,7 @@ fn a_partial_plugin_dir_runs_and_names_what_is_missing() {
     );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("'sharpen-wavelet' is not installed")
-            && err.contains("'stretch' is not installed"),
+        err.contains("'deconvolve' is not installed") && err.contains("'stretch' is not installed"),
         "{err}"
     );
     assert!(dir.join("a.tif").exists());
@@ -161,7 +160,7 @@ fn the_default_pipeline_sharpens_and_stretches() {
             "quality",
             "align-multipoint",
             "stack-mean",
-            "sharpen-wavelet",
+            "deconvolve",
             "stretch"
         ]
     );

@@ -23,6 +23,10 @@ pub struct HostBackend {
     pub quiet: bool,
     /// Show `Debug` messages from stages.
     pub verbose: bool,
+    /// Every info, warning and error message of the stages since the last
+    /// [`HostBackend::take_messages`] (shown or not): the run report's
+    /// record of what each stage chose and measured.
+    messages: std::sync::Mutex<Vec<String>>,
 }
 
 impl HostBackend {
@@ -40,7 +44,13 @@ impl HostBackend {
             gpu_enabled: AtomicBool::new(false),
             quiet: false,
             verbose: false,
+            messages: Default::default(),
         })
+    }
+
+    /// The stages' messages since the last call (see `messages`).
+    pub fn take_messages(&self) -> Vec<String> {
+        std::mem::take(&mut *self.messages.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Offers `gpu` to the stages from now on.
@@ -142,14 +152,21 @@ impl Backend for HostBackend {
             LogLevel::Info => !self.quiet,
             LogLevel::Debug => self.verbose,
         };
+        let tag = match level {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warning",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+        };
+        let line = format!("{tag}: {message}");
+        if level != LogLevel::Debug {
+            self.messages
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(line.clone());
+        }
         if show {
-            let tag = match level {
-                LogLevel::Error => "error",
-                LogLevel::Warn => "warning",
-                LogLevel::Info => "info",
-                LogLevel::Debug => "debug",
-            };
-            self.message(&format!("{tag}: {message}"));
+            self.message(&line);
         }
     }
 

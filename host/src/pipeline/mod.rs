@@ -101,6 +101,7 @@ pub struct RunRequest<'a> {
 /// Runs the whole pipeline on one capture and writes the result.
 pub fn run(session: &Session, req: &RunRequest) -> Result<RunOutput> {
     let t0 = Instant::now();
+    session.backend.take_messages();
     let pipeline = Pipeline::resolve(session.registry, req.spec, session.backend)?;
     check_output(&req.output, req.png8, req.force)?;
     let capture = open_capture(session, req)?;
@@ -141,6 +142,7 @@ pub fn run(session: &Session, req: &RunRequest) -> Result<RunOutput> {
         channels: c as usize,
         frames: capture.len(),
         warnings: capture.ser.warnings.clone(),
+        messages: session.backend.take_messages(),
         pipeline: req.spec.clone(),
         scores,
         selected,

@@ -23,6 +23,10 @@ pub struct Report {
     pub channels: usize,
     pub frames: usize,
     pub warnings: Vec<String>,
+    /// What the stages said (info, warnings, errors; `stage: message`), in
+    /// order: e.g. the aligner's chosen mode, the PSF width and noise the
+    /// deconvolution measured.
+    pub messages: Vec<String>,
     pub pipeline: PipelineSpec,
     pub scores: Vec<f32>,
     /// Selected frame indices, best first.

@@ -7,9 +7,11 @@
 //! - **PSF**: Gaussian or Moffat (`psf`, `moffat_beta`), of width `sigma`
 //!   (Gaussian sigma in px; a Moffat of the same FWHM), or — `sigma = 0`,
 //!   the default — estimated from the image: above the noise floor, the
-//!   radially averaged power spectrum of a blurred scene is a power law
-//!   times the Gaussian transfer function `exp(−4π²σ²f²)`, and a linear
-//!   least-squares fit of `ln(P − N)` gives σ ([`psf::estimate_sigma`]).
+//!   radially averaged power spectrum of a blurred scene of edges is
+//!   `f^-3` times the Gaussian transfer function `exp(−4π²σ²f²)`; a linear
+//!   least-squares fit of `ln(P − N)` gives the blur, and the scene's own
+//!   finest width (`scene_sigma`) is taken out of it in quadrature
+//!   ([`psf::estimate_sigma`]).
 //! - **Richardson–Lucy** (`method = "rl"`): iterated until the re-blurred
 //!   estimate's residual reaches the noise (`stop` × the noise variance,
 //!   measured on the image: the discrepancy principle), so noise is not
@@ -45,7 +47,10 @@ pub const Deconvolve: ProcessFn<params::DeconvolveParams> = ProcessFn {
                 p.method,
                 p.psf,
                 a.sigma,
-                if a.estimated { "estimated" } else { "given" },
+                match a.measured {
+                    Some(m) => format!("estimated: the spectrum shows {m:.2} px, less the scene's own {:.2} px", p.scene_sigma),
+                    None => "given".into(),
+                },
                 a.noise,
                 if a.iterations > 0 { format!("; {} iterations", a.iterations) } else { String::new() }
             )),
@@ -68,6 +73,7 @@ mod tests {
             "method",
             "psf",
             "sigma",
+            "scene_sigma",
             "moffat_beta",
             "iterations",
             "stop",

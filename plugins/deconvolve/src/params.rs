@@ -13,6 +13,11 @@ jupiter_plugin_api::params! {
         /// PSF width as a Gaussian sigma in pixels (a Moffat PSF of the same
         /// FWHM, 2.3548 sigma); 0 = estimated from the image's power spectrum.
         pub sigma: f32 = 0.0, float(0.0, 20.0), "PSF width as Gaussian sigma in px (Moffat: same FWHM); 0 = estimated from the image";
+        /// The width (Gaussian sigma, px) of the scene's own finest
+        /// structure, taken out of the estimated blur in quadrature: what
+        /// the image's spectrum shows is the PSF and the scene's sharpest
+        /// edges together (see `psf::estimate_sigma`).
+        pub scene_sigma: f32 = 0.6, float(0.0, 5.0), "With sigma = 0: the scene's own finest width (px), taken out of the measured blur in quadrature";
         /// Moffat's beta (wings fall as r^-2beta; large beta → Gaussian).
         pub moffat_beta: f32 = 3.0, float(1.0, 20.0), "Moffat beta (larger = lighter wings)";
         /// Richardson–Lucy: the most iterations.

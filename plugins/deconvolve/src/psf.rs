@@ -186,25 +186,33 @@ impl SpectrumFit {
     }
 }
 
+/// What a spectrum fit takes as known: the blur's width (to fit the scene's
+/// power law, for Wiener's noise-to-signal ratio) or the scene's spectral
+/// slope (to fit the blur's width).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Known {
+    Sigma(f32),
+    Alpha(f64),
+}
+
+/// The spectral slope of a scene made of edges (a limb, crater rims, belt
+/// boundaries): a step's power falls as f^-2 across it, f^-3 once radially
+/// averaged. Fixing it takes away the trade between the slope and the blur
+/// (both bend the same curve), which made a free fit of both unstable.
+pub const EDGE_SLOPE: f64 = 3.0;
+
 /// Fits [`SpectrumFit`] to the plane's radially averaged power spectrum
 /// `P(f)`: the noise floor is the median power between 0.4 and 0.5
 /// cycles/px (where a PSF of sigma ≥ 1 px has removed the signal); above
-/// it, `ln(P − floor) = ln_a − alpha·ln f − 4π²σ²·f²` is linear in
-/// `(ln_a, alpha, σ²)`: least squares over the bins between `min_freq` and
-/// 0.4 cycles/px that stand 4× above the floor. `None` when too few bins do
-/// or the fit is not a blur.
-pub fn fit_spectrum(plane: &[f32], width: usize, height: usize) -> Option<SpectrumFit> {
-    fit_spectrum_with(plane, width, height, None)
-}
-
-/// [`fit_spectrum`], with the blur's sigma known when `sigma` is given (then
-/// only the scene's power law is fitted: `ln(P − floor) + 4π²σ²f² = ln_a −
-/// alpha·ln f`).
-pub fn fit_spectrum_with(
+/// it, `ln(P − floor) = ln_a − alpha·ln f − 4π²σ²·f²` is fitted by least
+/// squares over the bins between `MIN_FREQ` and 0.4 cycles/px that stand
+/// 2× above the floor, with `alpha` or `σ` known. `None` when too few bins
+/// do, or the fit is not a blur.
+pub fn fit_spectrum(
     plane: &[f32],
     width: usize,
     height: usize,
-    sigma: Option<f32>,
+    known: Known,
 ) -> Option<SpectrumFit> {
     let (bins, power) = radial_power(plane, width, height)?;
     let floor_bins: Vec<f32> = bins
@@ -215,10 +223,11 @@ pub fn fit_spectrum_with(
         .collect();
     let floor = jupiter_kit::stats::percentile(&floor_bins, 0.5) as f64;
     let lo = MIN_FREQ.max(3.0 / width.min(height) as f32);
+    // (ln f, f², ln(P − floor)) of the usable bins.
     let pts: Vec<(f64, f64, f64)> = bins
         .iter()
         .zip(&power)
-        .filter(|(f, p)| **f >= lo && **f < 0.4 && **p as f64 > 4.0 * floor)
+        .filter(|(f, p)| **f >= lo && **f < 0.4 && **p as f64 > 2.0 * floor)
         .map(|(f, p)| {
             (
                 (*f as f64).ln(),
@@ -231,37 +240,84 @@ pub fn fit_spectrum_with(
         return None;
     }
     let four_pi2 = 4.0 * std::f64::consts::PI.powi(2);
-    if let Some(s) = sigma {
-        // z + 4π²σ²f² = c0 + c1·ln f: the 3-parameter fit with the f² term fixed.
-        let shifted: Vec<(f64, f64, f64)> = pts
-            .iter()
-            .map(|&(lf, f2, z)| (lf, 0.0, z + four_pi2 * (s as f64).powi(2) * f2))
-            .collect();
-        let c = least_squares2(&shifted)?;
-        return Some(SpectrumFit {
-            sigma: s,
-            ln_a: c[0],
-            alpha: -c[1],
-            floor,
-        });
+    match known {
+        Known::Sigma(s) => {
+            // z + 4π²σ²f² = ln_a − alpha·ln f.
+            let shifted: Vec<(f64, f64)> = pts
+                .iter()
+                .map(|&(lf, f2, z)| (lf, z + four_pi2 * (s as f64).powi(2) * f2))
+                .collect();
+            let [ln_a, slope] = least_squares(&shifted)?;
+            Some(SpectrumFit {
+                sigma: s,
+                ln_a,
+                alpha: -slope,
+                floor,
+            })
+        }
+        Known::Alpha(alpha) => {
+            // z + alpha·ln f = ln_a − 4π²σ²·f².
+            let shifted: Vec<(f64, f64)> = pts
+                .iter()
+                .map(|&(lf, f2, z)| (f2, z + alpha * lf))
+                .collect();
+            let [ln_a, slope] = least_squares(&shifted)?;
+            let sigma2 = -slope / four_pi2;
+            (sigma2 > 0.0).then(|| SpectrumFit {
+                sigma: sigma2.sqrt() as f32,
+                ln_a,
+                alpha,
+                floor,
+            })
+        }
     }
-    let c = least_squares3(&pts)?;
-    let sigma2 = -c[2] / four_pi2;
-    (sigma2 > 0.0).then(|| SpectrumFit {
-        sigma: sigma2.sqrt() as f32,
-        ln_a: c[0],
-        alpha: -c[1],
-        floor,
-    })
 }
 
 /// The lowest frequency of the fit (cycles/px): below it a planet's disc
 /// and large-scale shading, not the blur, shape the spectrum.
 const MIN_FREQ: f32 = 0.04;
 
-/// [`fit_spectrum`]'s sigma.
-pub fn estimate_sigma(plane: &[f32], width: usize, height: usize) -> Option<f32> {
-    fit_spectrum(plane, width, height).map(|f| f.sigma)
+/// A PSF width estimated from the image.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Estimate {
+    /// The blur the spectrum shows (PSF and the scene's own finest width).
+    pub measured: f32,
+    /// The PSF's: `sqrt(measured² − scene_sigma²)`.
+    pub sigma: f32,
+}
+
+/// Estimates the PSF's Gaussian sigma: [`fit_spectrum`] with the scene's
+/// slope [`EDGE_SLOPE`], less `scene_sigma` in quadrature. A scene is not
+/// made of points: its sharpest structures (a limb, a crater rim) have a
+/// width of their own, which the spectrum adds in quadrature to the PSF's,
+/// and deconvolving that too over-sharpens (rings) far more than
+/// deconvolving a little less than the PSF costs. `None` when no blur
+/// stands above the noise, or it is no wider than the scene's own.
+pub fn estimate_sigma(
+    plane: &[f32],
+    width: usize,
+    height: usize,
+    scene_sigma: f32,
+) -> Option<Estimate> {
+    let fit = fit_spectrum(plane, width, height, Known::Alpha(EDGE_SLOPE))?;
+    let psf2 = fit.sigma.powi(2) - scene_sigma.powi(2);
+    (psf2 > 0.2f32.powi(2)).then(|| Estimate {
+        measured: fit.sigma,
+        sigma: psf2.sqrt(),
+    })
+}
+
+/// A normalised 1-D Gaussian of radius `ceil(4σ)`: the separable form of
+/// the Gaussian PSF (the 2-D kernel is its outer product).
+pub fn gaussian_taps(sigma: f32) -> Vec<f32> {
+    let sigma = sigma.max(0.05);
+    let r = (4.0 * sigma).ceil() as isize;
+    let mut k: Vec<f32> = (-r..=r)
+        .map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp())
+        .collect();
+    let sum: f32 = k.iter().sum();
+    k.iter_mut().for_each(|v| *v /= sum);
+    k
 }
 
 /// Radially averaged power spectrum of the windowed, mean-free plane, in
@@ -300,51 +356,17 @@ fn radial_power(plane: &[f32], width: usize, height: usize) -> Option<(Vec<f32>,
     Some((bins, power))
 }
 
-/// Least squares for `z = c0 + c1·x` over `(x, _, z)` points.
-fn least_squares2(pts: &[(f64, f64, f64)]) -> Option<[f64; 2]> {
+/// Least squares for `z = c0 + c1·x` over `(x, z)` points.
+fn least_squares(pts: &[(f64, f64)]) -> Option<[f64; 2]> {
     let n = pts.len() as f64;
-    let (sx, sz) = pts.iter().fold((0.0, 0.0), |(a, b), p| (a + p.0, b + p.2));
+    let (sx, sz) = pts.iter().fold((0.0, 0.0), |(a, b), p| (a + p.0, b + p.1));
     let (mx, mz) = (sx / n, sz / n);
     let (sxx, sxz) = pts.iter().fold((0.0, 0.0), |(a, b), p| {
-        (a + (p.0 - mx).powi(2), b + (p.0 - mx) * (p.2 - mz))
+        (a + (p.0 - mx).powi(2), b + (p.0 - mx) * (p.1 - mz))
     });
     if sxx < 1e-12 {
         return None;
     }
     let c1 = sxz / sxx;
     Some([mz - c1 * mx, c1])
-}
-
-/// Least squares for `z = c0 + c1·x + c2·y` over `(x, y, z)` points (normal
-/// equations, solved by Cramer's rule); `None` when degenerate.
-fn least_squares3(pts: &[(f64, f64, f64)]) -> Option<[f64; 3]> {
-    let mut m = [[0.0f64; 3]; 3];
-    let mut r = [0.0f64; 3];
-    for &(x, y, z) in pts {
-        let v = [1.0, x, y];
-        for i in 0..3 {
-            for j in 0..3 {
-                m[i][j] += v[i] * v[j];
-            }
-            r[i] += v[i] * z;
-        }
-    }
-    let det = |a: &[[f64; 3]; 3]| {
-        a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1])
-            - a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0])
-            + a[0][2] * (a[1][0] * a[2][1] - a[1][1] * a[2][0])
-    };
-    let d = det(&m);
-    if d.abs() < 1e-12 {
-        return None;
-    }
-    let mut c = [0.0f64; 3];
-    for (k, ck) in c.iter_mut().enumerate() {
-        let mut a = m;
-        for i in 0..3 {
-            a[i][k] = r[i];
-        }
-        *ck = det(&a) / d;
-    }
-    Some(c)
 }

@@ -6,7 +6,6 @@
 //! Everything streams: a parallel task holds one decoded frame at a time, and
 //! the reference builder holds one accumulator plus one frame per worker.
 
-
 use jupiter_plugin_api::frame::FrameSourceExt;
 use jupiter_plugin_api::{FrameSourceRef, StageCtx, StageError};
 

@@ -93,6 +93,53 @@ pub fn psnr_interior(
     10.0 * (n as f64 / se).log10()
 }
 
+/// [`psnr_interior`] after fitting each channel of `a` to the truth by a
+/// gain and an offset (least squares over the same interior): for images
+/// whose scale is not the truth's, such as a stretched output.
+pub fn psnr_fitted(a: &[f32], truth: &[f32], w: usize, h: usize, ch: usize, margin: usize) -> f64 {
+    psnr_interior(
+        &fitted_to(a, truth, w, h, ch, margin),
+        truth,
+        w,
+        h,
+        ch,
+        margin,
+    )
+}
+
+/// `a` with each channel mapped by the gain and offset that best fit it to
+/// the truth (least squares over the interior `margin` px from the edges).
+pub fn fitted_to(
+    a: &[f32],
+    truth: &[f32],
+    w: usize,
+    h: usize,
+    ch: usize,
+    margin: usize,
+) -> Vec<f32> {
+    let mut fitted = a.to_vec();
+    let inside = |i: usize| {
+        let (x, y) = ((i / ch) % w, (i / ch) / w);
+        x >= margin && y >= margin && x + margin < w && y + margin < h
+    };
+    for c in 0..ch {
+        let idx: Vec<usize> = (c..a.len()).step_by(ch).filter(|&i| inside(i)).collect();
+        let n = idx.len().max(1) as f64;
+        let (ma, mt) = idx.iter().fold((0.0, 0.0), |s, &i| {
+            (s.0 + a[i] as f64 / n, s.1 + truth[i] as f64 / n)
+        });
+        let (sat, saa) = idx.iter().fold((0.0, 0.0), |s, &i| {
+            let da = a[i] as f64 - ma;
+            (s.0 + da * (truth[i] as f64 - mt), s.1 + da * da)
+        });
+        let gain = if saa > 0.0 { sat / saa } else { 0.0 };
+        for i in (c..a.len()).step_by(ch) {
+            fitted[i] = (mt + gain * (a[i] as f64 - ma)) as f32;
+        }
+    }
+    fitted
+}
+
 /// The noise standard deviation of a plane, robust to its detail: the
 /// median absolute response of the Laplacian-like kernel
 /// [1 −2 1; −2 4 −2; 1 −2 1] (zero on smooth gradients; 6σ of standard
@@ -113,6 +160,89 @@ pub fn noise_sigma(plane: &[f32], w: usize, h: usize) -> f32 {
         })
         .collect();
     percentile(&responses, 0.5) / (0.6745 * 6.0)
+}
+
+/// Signal-dependent noise: the variance of a sample of level `v` is
+/// `read + shot · max(v, 0)` (read noise plus photon noise, which a stack
+/// keeps in proportion). A planet's dark sky and its bright disc differ in
+/// noise by orders of magnitude, so one figure for the whole image (what
+/// [`noise_sigma`] gives, the median: the sky's where the sky is most of the
+/// frame) misjudges the disc.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NoiseModel {
+    pub read: f32,
+    pub shot: f32,
+}
+
+impl NoiseModel {
+    /// The variance at level `v`.
+    #[inline]
+    pub fn variance(&self, v: f32) -> f32 {
+        self.read + self.shot * v.max(0.0)
+    }
+}
+
+/// Fits [`NoiseModel`] to a plane: the pixels (at most about 200 000) are
+/// sorted by their 3×3 mean into 16 bins of equal count; each bin's noise
+/// variance is [`noise_sigma`]'s robust Laplacian estimate over its pixels;
+/// a least-squares line through (level, variance) gives `read` and `shot`,
+/// both kept ≥ 0 (a line with a negative intercept is refitted through the
+/// origin; one with a negative slope becomes the bins' median variance).
+pub fn noise_model(plane: &[f32], w: usize, h: usize) -> NoiseModel {
+    if w < 3 || h < 3 {
+        return NoiseModel {
+            read: 0.0,
+            shot: 0.0,
+        };
+    }
+    let stride = ((w - 2) * (h - 2) / 200_000).max(1);
+    let at = |x: usize, y: usize| plane[y * w + x];
+    let mut samples: Vec<(f32, f32)> = (0..(w - 2) * (h - 2))
+        .step_by(stride)
+        .map(|i| {
+            let (x, y) = (i % (w - 2) + 1, i / (w - 2) + 1);
+            let corners = at(x - 1, y - 1) + at(x + 1, y - 1) + at(x - 1, y + 1) + at(x + 1, y + 1);
+            let edges = at(x, y - 1) + at(x - 1, y) + at(x + 1, y) + at(x, y + 1);
+            let level = (corners + edges + at(x, y)) / 9.0;
+            (level, (corners - 2.0 * edges + 4.0 * at(x, y)).abs())
+        })
+        .collect();
+    samples.sort_by(|a, b| a.0.total_cmp(&b.0));
+    const BINS: usize = 16;
+    let per = (samples.len() / BINS).max(1);
+    let points: Vec<(f64, f64)> = samples
+        .chunks(per)
+        .filter(|c| c.len() * 2 >= per)
+        .map(|c| {
+            let level = c[c.len() / 2].0 as f64;
+            let r: Vec<f32> = c.iter().map(|s| s.1).collect();
+            let sigma = percentile(&r, 0.5) as f64 / (0.6745 * 6.0);
+            (level, sigma * sigma)
+        })
+        .collect();
+    let n = points.len() as f64;
+    let (mx, my) = points
+        .iter()
+        .fold((0.0, 0.0), |a, p| (a.0 + p.0 / n, a.1 + p.1 / n));
+    let (sxy, sxx) = points.iter().fold((0.0, 0.0), |a, p| {
+        (a.0 + (p.0 - mx) * (p.1 - my), a.1 + (p.0 - mx).powi(2))
+    });
+    let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
+    let (read, shot) = if slope <= 0.0 {
+        let v: Vec<f32> = points.iter().map(|p| p.1 as f32).collect();
+        (percentile(&v, 0.5) as f64, 0.0)
+    } else if my - slope * mx < 0.0 {
+        let (sxy0, sxx0) = points
+            .iter()
+            .fold((0.0, 0.0), |a, p| (a.0 + p.0 * p.1, a.1 + p.0 * p.0));
+        (0.0, (sxy0 / sxx0.max(1e-30)).max(0.0))
+    } else {
+        (my - slope * mx, slope)
+    };
+    NoiseModel {
+        read: read as f32,
+        shot: shot as f32,
+    }
 }
 
 #[cfg(test)]
@@ -140,5 +270,46 @@ mod tests {
     fn luminance_averages_channels() {
         let l = luminance(&[0.3, 0.6, 0.9, 0.0, 0.0, 0.3], 3);
         assert!((l[0] - 0.6).abs() < 1e-6 && (l[1] - 0.1).abs() < 1e-6);
+    }
+
+    #[test]
+    fn the_noise_model_separates_read_and_shot_noise() {
+        // A smooth ramp 0..1 with noise of variance 1e-6 + 4e-4 · level.
+        let (w, h) = (400, 300);
+        let mut state = 7u64;
+        let mut gauss = || {
+            let mut u = || {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 11) as f64 / (1u64 << 53) as f64
+            };
+            let (a, b) = (u().max(1e-12), u());
+            ((-2.0 * a.ln()).sqrt() * (2.0 * std::f64::consts::PI * b).cos()) as f32
+        };
+        let plane: Vec<f32> = (0..w * h)
+            .map(|i| {
+                let v = (i % w) as f32 / w as f32;
+                v + (1e-6 + 4e-4 * v).sqrt() * gauss()
+            })
+            .collect();
+        let m = noise_model(&plane, w, h);
+        assert!((m.shot - 4e-4).abs() < 0.4e-4, "{m:?}");
+        assert!(m.read < 2e-5, "{m:?}");
+        assert!((m.variance(0.5) - 2.01e-4).abs() < 0.2e-4, "{m:?}");
+    }
+
+    #[test]
+    fn the_fitted_psnr_ignores_gain_and_offset() {
+        let truth: Vec<f32> = (0..400).map(|i| ((i * 37) % 101) as f32 / 100.0).collect();
+        let scaled: Vec<f32> = truth.iter().map(|v| 0.2 + 3.0 * v).collect();
+        assert!(psnr_fitted(&scaled, &truth, 20, 20, 1, 2) > 100.0);
+        let noisy: Vec<f32> = truth
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v + if i % 2 == 0 { 0.01 } else { -0.01 })
+            .collect();
+        let p = psnr_fitted(&noisy, &truth, 20, 20, 1, 2);
+        assert!((p - 40.0).abs() < 0.5, "{p}");
     }
 }

@@ -1,6 +1,5 @@
 //! CPU path of the `quality` stage.
 
-
 use jupiter_kit::{conv, stats};
 use jupiter_plugin_api::prelude::*;
 

@@ -2,7 +2,7 @@
 
 use super::*;
 
-pub(crate) const USAGE: &str = "usage: e2e [--dir DIR] [--host PATH] [--repeat R] [--cases] [--peers] [--cold] [--scaling] [--sizes] [--limited] [--devices] [--only NAME] [--quick] [--batch N]";
+pub(crate) const USAGE: &str = "usage: e2e [--dir DIR] [--host PATH] [--repeat R] [--cases] [--peers] [--cold] [--scaling] [--sizes] [--limited] [--devices] [--post] [--only NAME] [--quick] [--batch N]";
 
 pub(crate) struct Opts {
     pub(crate) dir: PathBuf,
@@ -15,6 +15,7 @@ pub(crate) struct Opts {
     pub(crate) sizes: bool,
     pub(crate) limited: bool,
     pub(crate) devices: bool,
+    pub(crate) post: bool,
     /// Only the reference captures whose name contains this.
     pub(crate) only: Option<String>,
     pub(crate) quick: bool,
@@ -34,6 +35,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Opts, String> {
         sizes: false,
         limited: false,
         devices: false,
+        post: false,
         only: None,
         quick: false,
         batch: 5,
@@ -57,6 +59,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Opts, String> {
             "--sizes" => o.sizes = true,
             "--limited" => o.limited = true,
             "--devices" => o.devices = true,
+            "--post" => o.post = true,
             "--only" => o.only = Some(it.next().ok_or("--only needs a value")?.clone()),
             "--quick" => o.quick = true,
             "--batch" => {
@@ -69,7 +72,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Opts, String> {
             other => return Err(format!("unknown option '{other}'")),
         }
     }
-    if !(o.cases || o.peers || o.cold || o.scaling || o.sizes || o.limited || o.devices) {
+    if !(o.cases || o.peers || o.cold || o.scaling || o.sizes || o.limited || o.devices || o.post) {
         (o.cases, o.peers, o.cold, o.scaling, o.sizes, o.limited) =
             (true, true, true, true, true, true);
     }

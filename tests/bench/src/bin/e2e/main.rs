@@ -5,7 +5,7 @@
 //! ```text
 //! cargo build --release --workspace
 //! cargo run --release -p jupiter-bench --bin e2e -- [--dir DIR] [--host PATH] [--repeat R]
-//!     [--cases] [--peers] [--cold] [--scaling] [--sizes] [--limited] [--quick]
+//!     [--cases] [--peers] [--cold] [--scaling] [--sizes] [--limited] [--post] [--quick]
 //! ```
 //!
 //! With no section flag every section runs. Captures are generated once into
@@ -32,6 +32,10 @@
 //!   (v1, `/sys/fs/cgroup/memory`, needs root) whose limit is a fraction of
 //!   the file's size, page cache included: a capture larger than the memory
 //!   the run may use. Skipped with a message where no cgroup can be made.
+//! * `--post`: eight 320×256 captures (planet and surface, mild and strong
+//!   seeing, clean and noisy), stacked globally and multi-point: PSNR of the
+//!   unsharpened stack, of the default post-processing's output, and of
+//!   Richardson–Lucy at the best and at the estimated PSF width.
 //!
 //! PSNR: the output is registered to the truth (phase correlation, bicubic
 //! resampling), a per-channel gain and offset are fitted by least squares
@@ -56,6 +60,7 @@ mod args;
 mod captures;
 mod measure;
 mod peers;
+mod post;
 mod runs;
 mod score;
 
@@ -63,6 +68,7 @@ use args::*;
 use captures::*;
 use measure::*;
 use peers::*;
+use post::post;
 use runs::*;
 use score::*;
 
@@ -121,6 +127,7 @@ fn main() -> ExitCode {
         (o.sizes, sizes),
         (o.limited, limited),
         (o.devices, devices),
+        (o.post, post),
     ] {
         if on && result.is_ok() {
             result = f(&o, &t);

@@ -4,6 +4,7 @@
 //   2 uniforms P. Workgroup: 256×1×1 over samples (gid.y extends past 65535 groups).
 // accumulate: dst[i] += a * src[i] (weighted mean stacking; the division by
 //             the total weight is pixel_ops.wgsl's scale).
+// multiply:  dst[i] *= src[i] (Richardson–Lucy's update).
 // unsharp:    with v = dst[i], d = v - src[i] (src: the blurred image from
 //             conv_separable.wgsl): dst[i] = v + a * d where |d| > b, else v
 //             (a = amount, b = threshold).
@@ -30,4 +31,11 @@ fn unsharp(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (abs(d) > p.b) {
         dst[i] = v + p.a * d;
     }
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn multiply(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = flat_index(gid, 256u);
+    if (i >= p.n) { return; }
+    dst[i] *= src[i];
 }

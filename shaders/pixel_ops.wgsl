@@ -2,6 +2,7 @@
 // Bindings (group 0): 0 data: array<f32> (read_write); 1 uniforms P.
 // Workgroup: 256×1×1 over samples (gid.y extends past 65535 groups).
 // scale:               v * a                                      (a = the factor)
+// offset:              v + a                                      (a = the offset)
 // gamma:               v <= 0 or NaN → 0, else v^(1/gamma)        (a = gamma)
 // brightness_contrast: (v - 0.5) * contrast + 0.5 + brightness    (a = contrast, b = brightness)
 // stretch:             mtf(clamp((v - black) * scale, 0, 1), m); NaN → 0
@@ -55,4 +56,11 @@ fn scale(@builtin(global_invocation_id) gid: vec3<u32>) {
     let i = flat_index(gid, 256u);
     if (i >= p.n) { return; }
     data[i] *= p.a;
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn offset(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = flat_index(gid, 256u);
+    if (i >= p.n) { return; }
+    data[i] += p.a;
 }

@@ -390,7 +390,7 @@ mod tests {
                 shot: 0.0,
             };
             let (u, run) = be.with_ctx("rl", |ctx| {
-                richardson_lucy(ctx, &psf, &[d.clone()], &[none], iters, 0.0).unwrap()
+                richardson_lucy(ctx, &psf, std::slice::from_ref(&d), &[none], iters, 0.0).unwrap()
             });
             assert_eq!(run, iters);
             let p = psnr(&u[0]);

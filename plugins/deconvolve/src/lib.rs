@@ -25,6 +25,7 @@
 //! with one PSF (estimated on the luminance) — linked settings.
 
 pub mod cpu;
+pub mod gpu;
 pub mod params;
 pub mod psf;
 
@@ -37,10 +38,11 @@ pub const Deconvolve: ProcessFn<params::DeconvolveParams> = ProcessFn {
         "deconvolve",
         env!("CARGO_PKG_VERSION"),
         "Richardson-Lucy (stopped at the noise) or Wiener deconvolution; Gaussian or Moffat PSF, given or estimated from the image",
-    ),
+    )
+    .with_gpu(),
     kind: StageKind::Sharpen,
     run: |ctx, image, p| {
-        let (out, applied) = cpu::deconvolve(ctx, ctx.to_host(image)?, p)?;
+        let (out, applied) = deconvolve(ctx, image, p)?;
         match applied {
             Some(a) => ctx.info(&format!(
                 "{} with a {} PSF of sigma {:.2} px ({}); noise {:.2e}{}",
@@ -48,17 +50,48 @@ pub const Deconvolve: ProcessFn<params::DeconvolveParams> = ProcessFn {
                 p.psf,
                 a.sigma,
                 match a.measured {
-                    Some(m) => format!("estimated: the spectrum shows {m:.2} px, less the scene's own {:.2} px", p.scene_sigma),
+                    Some(m) => format!(
+                        "estimated: the spectrum shows {m:.2} px, less the scene's own {:.2} px",
+                        p.scene_sigma
+                    ),
                     None => "given".into(),
                 },
                 a.noise,
-                if a.iterations > 0 { format!("; {} iterations", a.iterations) } else { String::new() }
+                if p.method == "rl" {
+                    format!("; {} iterations", a.iterations)
+                } else {
+                    String::new()
+                }
             )),
             None => ctx.warn("no blur could be measured above the noise: the image is left as it is"),
         }
         Ok(out)
     },
 };
+
+/// The stage: measured on a host copy, run on the GPU when the host offers
+/// one and the plan is Richardson–Lucy with a Gaussian PSF, else on the CPU.
+pub fn deconvolve(
+    ctx: &StageCtx,
+    image: Image,
+    p: &params::DeconvolveParams,
+) -> Result<(Image, Option<cpu::Applied>), StageError> {
+    let Some(g) = ctx.gpu() else {
+        return cpu::deconvolve(ctx, ctx.to_host(image)?, p);
+    };
+    let host = gpu::host_copy(&g, &image)?;
+    match cpu::Plan::new(&host, p)? {
+        Some(plan) if gpu::handles(&plan) => {
+            let (out, it) = gpu::richardson_lucy(ctx, &g, &host, &plan, p)?;
+            Ok((out, Some(plan.applied(it))))
+        }
+        Some(plan) => {
+            let (out, it) = cpu::run(ctx, &host, &plan, p)?;
+            Ok((out, Some(plan.applied(it))))
+        }
+        None => Ok((image, None)),
+    }
+}
 
 export_plugin!(Deconvolve);
 
@@ -79,13 +112,7 @@ mod tests {
             "stop",
             "wiener_k",
         ];
-        check_manifest(
-            &Deconvolve,
-            "deconvolve",
-            StageKind::Sharpen,
-            false,
-            &params,
-        );
+        check_manifest(&Deconvolve, "deconvolve", StageKind::Sharpen, true, &params);
         let be = ThreadBackend::new(2);
         be.with_ctx("deconvolve", |ctx| {
             let img = Image::from_vec(

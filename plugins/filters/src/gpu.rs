@@ -205,7 +205,8 @@ pub fn stretch(
     let (Some(black), Some(white)) = (black, white) else {
         return Ok(None);
     };
-    if !(white > black) {
+    // Also refuses NaN points.
+    if white.partial_cmp(&black) != Some(std::cmp::Ordering::Greater) {
         return Ok(None);
     }
     ctx.info(&format!(

@@ -22,6 +22,7 @@ pub const STACK_WARP: &str = wgsl!("common.wgsl", "sample.wgsl", "stack_warp.wgs
 pub const QUALITY: &str = wgsl!("quality.wgsl");
 pub const DECODE: &str = wgsl!("decode.wgsl");
 pub const PHASE_CORR: &str = wgsl!("common.wgsl", "phase_corr.wgsl");
+pub const DECONVOLVE: &str = wgsl!("common.wgsl", "deconvolve.wgsl");
 
 /// Helper files prepended to kernels, not kernels themselves.
 pub const PARTS: &[&str] = &["common.wgsl", "sample.wgsl"];
@@ -39,4 +40,5 @@ pub const ALL: &[(&str, &str)] = &[
     ("quality.wgsl", QUALITY),
     ("decode.wgsl", DECODE),
     ("phase_corr.wgsl", PHASE_CORR),
+    ("deconvolve.wgsl", DECONVOLVE),
 ];

@@ -23,7 +23,8 @@ pub fn dispatch<T: Pod>(
     jupiter_plugin_api::gpu::helpers::run(gpu, wgsl, entry, bindings, &uniforms(block), groups)
 }
 
-/// `combine.wgsl` (`a`, `b` mean what each entry point says).
+/// `combine.wgsl` and `deconvolve.wgsl` (`a`, `b` mean what each entry
+/// point says).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
 pub struct CombineP {
@@ -187,6 +188,7 @@ mod tests {
     fn every_uniform_block_has_the_size_of_its_wgsl_struct() {
         let blocks: &[(&str, &str, usize)] = &[
             ("combine", shaders::COMBINE, size_of::<CombineP>()),
+            ("deconvolve", shaders::DECONVOLVE, size_of::<CombineP>()),
             ("conv", shaders::CONV, size_of::<ConvP>()),
             ("shift", shaders::SHIFT, size_of::<ShiftP>()),
             ("stack_warp", shaders::STACK_WARP, size_of::<StackWarpP>()),

@@ -14,7 +14,7 @@ use crate::io::ser::{ByteOrder, OpenOptions};
 /// keeps the sharpest, aligns and stacks them, sharpens and stretches the
 /// result, and writes a 16-bit TIFF, PNG or FITS. Every stage is a plugin.
 #[derive(Parser, Debug)]
-#[command(name = "jupiter-host", version, about, long_about = None, after_help = "Examples:\n  jupiter-host demo\n  jupiter-host run capture.ser\n  jupiter-host run night/*.ser -o stacked/ --format png\n  jupiter-host --plugins ./plugins run capture.ser -o jupiter.tif --select 20% --stacker stack-median\n  jupiter-host run capture.ser --set sharpen-wavelet.gains=[2.0,1.6,1.2,1,1,1] --report report.json\n  jupiter-host plugins\n  jupiter-host info capture.ser")]
+#[command(name = "jupiter-host", version, about, long_about = None, after_help = "Examples:\n  jupiter-host demo\n  jupiter-host run capture.ser\n  jupiter-host run night/*.ser -o stacked/ --format png\n  jupiter-host --plugins ./plugins run capture.ser -o jupiter.tif --select 20% --stacker stack-median\n  jupiter-host run capture.ser --set deconvolve.sigma=1.2 --report report.json\n  jupiter-host plugins\n  jupiter-host info capture.ser")]
 pub struct Cli {
     /// Directory holding the plugin libraries (default: the executable's directory).
     #[arg(long, global = true, value_name = "DIR")]
@@ -126,7 +126,7 @@ pub struct RunArgs {
     /// Pipeline file (TOML): stages, parameters, selection, backend.
     #[arg(long, value_name = "FILE.toml")]
     pub pipeline: Option<PathBuf>,
-    /// Set a stage parameter: quality.metric=tenengrad, stack.kappa_low=2, sharpen-wavelet.gains=[2,1.5,1,1,1,1].
+    /// Set a stage parameter: quality.metric=tenengrad, stack.kappa_low=2, deconvolve.sigma=1.2.
     #[arg(long = "set", value_name = "STAGE.PARAM=VALUE")]
     pub set: Vec<String>,
     /// Skip post-processing (sharpening, filters): write the plain stack.

@@ -334,10 +334,10 @@ mod tests {
     fn set_overrides_and_typed_values() {
         let mut s = PipelineSpec::default();
         s.apply_set("stack.kappa=2.5").unwrap();
-        s.apply_set("sharpen-wavelet.gains=[2.0, 1.5]").unwrap();
+        s.apply_set("deconvolve.iterations=20").unwrap();
         s.apply_set("quality.metric=tenengrad").unwrap();
         assert_eq!(s.stack.params["kappa"], serde_json::json!(2.5));
-        assert_eq!(s.post[0].params["gains"], serde_json::json!([2.0, 1.5]));
+        assert_eq!(s.post[0].params["iterations"], serde_json::json!(20));
         assert_eq!(s.quality.params["metric"], serde_json::json!("tenengrad"));
         assert!(s
             .apply_set("nosuch.x=1")

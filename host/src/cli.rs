@@ -118,6 +118,10 @@ pub struct RunArgs {
     /// Stacker stage to use (e.g. stack-mean, stack-median, stack-sigma-clip).
     #[arg(long)]
     pub stacker: Option<String>,
+    /// Drizzle onto a grid this many times finer (1.5, 2, 3; 1–4): the
+    /// shorthand for `--stacker stack-drizzle --set stack.scale=N`.
+    #[arg(long, value_name = "SCALE", conflicts_with = "stacker")]
+    pub drizzle: Option<f32>,
     /// Aligner stage to use. Default: align-multipoint (alignment points,
     /// planet or surface mode chosen from the capture); align-phase is
     /// global alignment only, the fast path for previews.
@@ -197,6 +201,15 @@ pub fn build_spec(args: &RunArgs) -> Result<PipelineSpec> {
     }
     if let Some(s) = &args.stacker {
         spec.stack = StageChoice::new(s);
+    }
+    if let Some(scale) = args.drizzle {
+        if !(1.0..=4.0).contains(&scale) {
+            anyhow::bail!("--drizzle {scale}: the scale must lie in 1 ..= 4 (1.5, 2 and 3 are the usual choices)");
+        }
+        spec.stack = StageChoice::new("stack-drizzle");
+        spec.stack
+            .params
+            .insert("scale".into(), serde_json::json!(scale));
     }
     if let Some(a) = &args.aligner {
         spec.align = StageChoice::new(a);

@@ -50,6 +50,12 @@ pub struct SynthOptions {
     pub read_noise: f32,
     /// Fraction of frames carrying a bright artifact (streak, hot pixels, cosmic ray).
     pub artifacts: f32,
+    /// Undersampling: each frame is rendered, displaced, blurred (and
+    /// distorted) at `bin` times the frame's resolution, then binned
+    /// `bin × bin` (shifts, blur and seeing in frame pixels); the truth is
+    /// the scene at the fine resolution, `bin` times the frames' size.
+    /// 1 = frames rendered at their own resolution.
+    pub bin: u32,
 }
 
 impl Default for SynthOptions {
@@ -67,6 +73,7 @@ impl Default for SynthOptions {
             full_well: 400.0,
             read_noise: 3.0,
             artifacts: 0.0,
+            bin: 1,
         }
     }
 }
@@ -514,6 +521,25 @@ fn add_artifact(frame: &mut [f32], w: usize, h: usize, ch: usize, rng: &mut Rng)
     }
 }
 
+/// `b × b` binning (the mean) of an image `b` times `(w, h)`.
+fn bin_down(img: Vec<f32>, (w, h, ch): (usize, usize, usize), b: usize) -> Vec<f32> {
+    if b == 1 {
+        return img;
+    }
+    let fw = w * b;
+    let mut out = vec![0.0f32; w * h * ch];
+    for y in 0..h * b {
+        for x in 0..fw {
+            for c in 0..ch {
+                out[((y / b) * w + x / b) * ch + c] += img[(y * fw + x) * ch + c];
+            }
+        }
+    }
+    let k = 1.0 / (b * b) as f32;
+    out.iter_mut().for_each(|v| *v *= k);
+    out
+}
+
 /// Generates a capture at `path` and returns its truth.
 pub fn generate(path: &Path, o: &SynthOptions) -> std::io::Result<SynthCapture> {
     generate_with_seeing(path, o, &Seeing::default())
@@ -560,12 +586,21 @@ pub fn generate_with_seeing(
     o: &SynthOptions,
     seeing: &Seeing,
 ) -> std::io::Result<SynthCapture> {
-    let (w, h) = (o.width as usize, o.height as usize);
+    let (cw, chh) = (o.width as usize, o.height as usize);
     let ch = if o.color == SynthColor::Mono { 1 } else { 3 };
     let mut rng = Rng::new(o.seed);
+    // Frames are made at the fine resolution and binned to (cw, chh).
+    let b = o.bin.max(1) as usize;
+    let (w, h) = (cw * b, chh * b);
+    let bf = b as f32;
+    let seeing = &Seeing {
+        warp: (seeing.warp.0 * bf, seeing.warp.1 * bf),
+        scale: (seeing.scale.0 * bf, seeing.scale.1 * bf),
+        blur_variation: seeing.blur_variation,
+    };
     let truth = Image::from_vec(
-        o.width,
-        o.height,
+        w as u32,
+        h as u32,
         ch as u32,
         render(o.scene, w, h, ch, 0.0, 0.0),
     );
@@ -582,7 +617,7 @@ pub fn generate_with_seeing(
     let mut local = Vec::new();
     let mut seeing_rng = Rng::new(o.seed ^ 0x5EE1_4600_D15C_0000);
     let half_pixel = local_on.then(|| {
-        let margin = (o.jitter.abs() + 3.0 * seeing.warp.1.max(0.0)).ceil() as usize + 4;
+        let margin = (o.jitter.abs() * bf + 3.0 * seeing.warp.1.max(0.0)).ceil() as usize + 4;
         HalfPixelScene::new(o.scene, w, h, ch, margin)
     });
     for i in 0..o.frames {
@@ -595,21 +630,22 @@ pub fn generate_with_seeing(
             )
         };
         let sigma = rng.range(o.blur.0 as f64, o.blur.1 as f64) as f32;
-        let mut img = if let Some(hp) = &half_pixel {
-            let ls = LocalSeeing::random(&mut seeing_rng, seeing, sigma);
+        let (fdx, fdy, fsigma) = (dx * bf, dy * bf, sigma * bf);
+        let img = if let Some(hp) = &half_pixel {
+            let ls = LocalSeeing::random(&mut seeing_rng, seeing, fsigma);
             let fx = wave_sum_grid(&ls.waves_x, w, h);
             let fy = wave_sum_grid(&ls.waves_y, w, h);
-            let img = hp.render(w, h, dx as f64, dy as f64, &fx, &fy);
+            let img = hp.render(w, h, fdx as f64, fdy as f64, &fx, &fy);
             let m = wave_sum_grid(&ls.waves_blur, w, h);
             let sigmas: Vec<f32> = m
                 .iter()
-                .map(|m| (sigma * (1.0 + ls.variation * *m as f32)).max(0.2))
+                .map(|m| (fsigma * (1.0 + ls.variation * *m as f32)).max(0.2))
                 .collect();
             local.push(ls);
             varying_blur(&img, w, h, ch, &sigmas)
         } else {
-            let img = render(o.scene, w, h, ch, dx as f64, dy as f64);
-            let kernel = conv::gaussian_kernel(sigma);
+            let img = render(o.scene, w, h, ch, fdx as f64, fdy as f64);
+            let kernel = conv::gaussian_kernel(fsigma);
             conv::per_channel(&img, ch, |p| {
                 let mut out = vec![0.0; p.len()];
                 conv::separable_serial(p, w, h, &kernel, 1, &mut out);
@@ -617,6 +653,8 @@ pub fn generate_with_seeing(
             })
             .expect("blur cannot fail")
         };
+        let (w, h) = (cw, chh);
+        let mut img = bin_down(img, (w, h, ch), b);
         if (rng.uniform() as f32) < o.artifacts {
             add_artifact(&mut img, w, h, ch, &mut rng);
             artifact_frames.push(i);

@@ -51,6 +51,22 @@ pub(super) fn bad_output(s: &LoadedStage, problem: String) -> anyhow::Error {
     .into()
 }
 
+/// A stacker's image: the frames' size, or larger by one scale on both
+/// axes (a drizzle or another super-resolving stacker: `round(w · k) ×
+/// round(h · k)` for a `k` in 1 ..= 4). Returns the scale.
+pub(super) fn check_stacked(s: &LoadedStage, img: &Image, w: u32, h: u32, c: u32) -> Result<f64> {
+    let k = img.width as f64 / w as f64;
+    let scaled =
+        (1.0..=4.0).contains(&k) && ((h as f64 * k).round() - img.height as f64).abs() <= 1.0;
+    let (ew, eh) = if scaled {
+        (img.width, img.height)
+    } else {
+        (w, h)
+    };
+    check_image(s, img, ew, eh, Some(c))?;
+    Ok(if scaled { k } else { 1.0 })
+}
+
 pub(super) fn check_image(
     s: &LoadedStage,
     img: &Image,

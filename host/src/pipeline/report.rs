@@ -21,6 +21,11 @@ pub struct Report {
     pub width: usize,
     pub height: usize,
     pub channels: usize,
+    /// The output image's size: the frames' size times `scale` (a
+    /// drizzling stacker's), 1 otherwise.
+    pub output_width: usize,
+    pub output_height: usize,
+    pub scale: f64,
     pub frames: usize,
     pub warnings: Vec<String>,
     /// What the stages said (info, warnings, errors; `stage: message`), in

@@ -11,7 +11,9 @@ use jupiter_plugin_api::{
     AlignRequest, Alignment, FrameSourceRef, FrameSource_TO, Image, StackRequest, StageError,
 };
 
-use super::checks::{bad_output, check_finite, check_image, download, with_cpu_fallback, RunError};
+use super::checks::{
+    bad_output, check_finite, check_image, check_stacked, download, with_cpu_fallback, RunError,
+};
 use super::report::StageTiming;
 use super::resolve::ResolvedStage;
 use crate::backend::HostBackend;
@@ -164,12 +166,12 @@ impl<'a> StageRunner<'a> {
         let stacked = stacked?;
         self.cancelled()?;
         let info = jupiter_plugin_api::FrameSource::info(frames);
-        check_image(
+        check_stacked(
             stage.stage,
             &stacked,
             info.width,
             info.height,
-            Some(info.channels),
+            info.channels,
         )?;
         let stacked = if download_now {
             download(self.backend, stacked)?

@@ -162,6 +162,22 @@ pub fn noise_sigma(plane: &[f32], w: usize, h: usize) -> f32 {
     percentile(&responses, 0.5) / (0.6745 * 6.0)
 }
 
+/// Per-frame stacking weights: all 1, or `(score / best score) ^ power`
+/// when `on` (and one score per frame is there).
+pub fn quality_weights(scores: &[f32], n: usize, on: bool, power: f32) -> Vec<f32> {
+    if !on || scores.len() != n {
+        return vec![1.0; n];
+    }
+    let max = scores.iter().copied().fold(0.0f32, f32::max);
+    if max <= 0.0 {
+        return vec![1.0; n];
+    }
+    scores
+        .iter()
+        .map(|s| (s.max(0.0) / max).powf(power))
+        .collect()
+}
+
 /// Signal-dependent noise: the variance of a sample of level `v` is
 /// `read + shot · max(v, 0)` (read noise plus photon noise, which a stack
 /// keeps in proportion). A planet's dark sky and its bright disc differ in

@@ -115,7 +115,7 @@ impl<'a> RowWindow<'a> {
 }
 
 /// Vertical extent of a warp's shifts: `(min dy, max dy)`.
-fn dy_range(warp: &FrameWarp) -> (f32, f32) {
+pub fn dy_range(warp: &FrameWarp) -> (f32, f32) {
     match warp.field.as_ref().into_option() {
         None => (warp.dy, warp.dy),
         Some(f) => {

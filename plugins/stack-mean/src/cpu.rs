@@ -12,17 +12,7 @@ pub const BAND_ROWS: usize = 16;
 
 /// Per-frame weights: all 1, or `(score / max) ^ power`.
 pub fn frame_weights(scores: &[f32], n: usize, p: &MeanParams) -> Vec<f32> {
-    if !p.quality_weighting || scores.len() != n {
-        return vec![1.0; n];
-    }
-    let max = scores.iter().copied().fold(0.0f32, f32::max);
-    if max <= 0.0 {
-        return vec![1.0; n];
-    }
-    scores
-        .iter()
-        .map(|s| (s.max(0.0) / max).powf(p.weight_power))
-        .collect()
+    jupiter_kit::stats::quality_weights(scores, n, p.quality_weighting, p.weight_power)
 }
 
 /// Stacks the source under the alignment.

@@ -156,6 +156,7 @@ fn capture(o: &Opts) -> Result<PathBuf, String> {
         full_well: 400.0,
         read_noise: 3.0,
         artifacts: 0.0,
+        bin: 1,
     };
     eprintln!(
         "generating {} ({} frames of {}×{}, local seeing) …",

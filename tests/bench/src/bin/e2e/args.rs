@@ -2,7 +2,7 @@
 
 use super::*;
 
-pub(crate) const USAGE: &str = "usage: e2e [--dir DIR] [--host PATH] [--repeat R] [--cases] [--peers] [--cold] [--scaling] [--sizes] [--limited] [--devices] [--post] [--only NAME] [--quick] [--batch N]";
+pub(crate) const USAGE: &str = "usage: e2e [--dir DIR] [--host PATH] [--repeat R] [--cases] [--peers] [--cold] [--scaling] [--sizes] [--limited] [--devices] [--post] [--drizzle] [--only NAME] [--quick] [--batch N]";
 
 pub(crate) struct Opts {
     pub(crate) dir: PathBuf,
@@ -16,6 +16,7 @@ pub(crate) struct Opts {
     pub(crate) limited: bool,
     pub(crate) devices: bool,
     pub(crate) post: bool,
+    pub(crate) drizzle: bool,
     /// Only the reference captures whose name contains this.
     pub(crate) only: Option<String>,
     pub(crate) quick: bool,
@@ -36,6 +37,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Opts, String> {
         limited: false,
         devices: false,
         post: false,
+        drizzle: false,
         only: None,
         quick: false,
         batch: 5,
@@ -60,6 +62,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Opts, String> {
             "--limited" => o.limited = true,
             "--devices" => o.devices = true,
             "--post" => o.post = true,
+            "--drizzle" => o.drizzle = true,
             "--only" => o.only = Some(it.next().ok_or("--only needs a value")?.clone()),
             "--quick" => o.quick = true,
             "--batch" => {
@@ -72,7 +75,16 @@ pub(crate) fn parse(args: &[String]) -> Result<Opts, String> {
             other => return Err(format!("unknown option '{other}'")),
         }
     }
-    if !(o.cases || o.peers || o.cold || o.scaling || o.sizes || o.limited || o.devices || o.post) {
+    if !(o.cases
+        || o.peers
+        || o.cold
+        || o.scaling
+        || o.sizes
+        || o.limited
+        || o.devices
+        || o.post
+        || o.drizzle)
+    {
         (o.cases, o.peers, o.cold, o.scaling, o.sizes, o.limited) =
             (true, true, true, true, true, true);
     }

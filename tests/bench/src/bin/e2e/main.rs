@@ -5,7 +5,7 @@
 //! ```text
 //! cargo build --release --workspace
 //! cargo run --release -p jupiter-bench --bin e2e -- [--dir DIR] [--host PATH] [--repeat R]
-//!     [--cases] [--peers] [--cold] [--scaling] [--sizes] [--limited] [--post] [--quick]
+//!     [--cases] [--peers] [--cold] [--scaling] [--sizes] [--limited] [--post] [--drizzle] [--quick]
 //! ```
 //!
 //! With no section flag every section runs. Captures are generated once into
@@ -32,6 +32,9 @@
 //!   (v1, `/sys/fs/cgroup/memory`, needs root) whose limit is a fraction of
 //!   the file's size, page cache included: a capture larger than the memory
 //!   the run may use. Skipped with a message where no cgroup can be made.
+//! * `--drizzle`: undersampled captures (2× truth, frames binned 2×2), 1×
+//!   mean upscaled vs 2× drizzle (pixfrac sweep), global and multi-point;
+//!   the time of 2× drizzle on 250 frames of 640×480.
 //! * `--post`: eight 320×256 captures (planet and surface, mild and strong
 //!   seeing, clean and noisy), stacked globally and multi-point: PSNR of the
 //!   unsharpened stack, of the default post-processing's output, and of
@@ -58,6 +61,7 @@ use jupiter_testkit::ser::Cfa;
 
 mod args;
 mod captures;
+mod drizzle;
 mod measure;
 mod peers;
 mod post;
@@ -66,6 +70,7 @@ mod score;
 
 use args::*;
 use captures::*;
+use drizzle::drizzle;
 use measure::*;
 use peers::*;
 use post::post;
@@ -128,6 +133,7 @@ fn main() -> ExitCode {
         (o.limited, limited),
         (o.devices, devices),
         (o.post, post),
+        (o.drizzle, drizzle),
     ] {
         if on && result.is_ok() {
             result = f(&o, &t);

@@ -119,7 +119,9 @@ pub struct RunArgs {
     #[arg(long)]
     pub stacker: Option<String>,
     /// Drizzle onto a grid this many times finer (1.5, 2, 3; 1–4): the
-    /// shorthand for `--stacker stack-drizzle --set stack.scale=N`.
+    /// shorthand for `--stacker stack-drizzle --set stack.scale=N` (with
+    /// align-multipoint, also `--set align.density=N`: alignment points N×
+    /// denser).
     #[arg(long, value_name = "SCALE", conflicts_with = "stacker")]
     pub drizzle: Option<f32>,
     /// Aligner stage to use. Default: align-multipoint (alignment points,
@@ -202,6 +204,10 @@ pub fn build_spec(args: &RunArgs) -> Result<PipelineSpec> {
     if let Some(s) = &args.stacker {
         spec.stack = StageChoice::new(s);
     }
+    if let Some(a) = &args.aligner {
+        spec.align = StageChoice::new(a);
+        spec.default_align = false;
+    }
     if let Some(scale) = args.drizzle {
         if !(1.0..=4.0).contains(&scale) {
             anyhow::bail!("--drizzle {scale}: the scale must lie in 1 ..= 4 (1.5, 2 and 3 are the usual choices)");
@@ -210,10 +216,12 @@ pub fn build_spec(args: &RunArgs) -> Result<PipelineSpec> {
         spec.stack
             .params
             .insert("scale".into(), serde_json::json!(scale));
-    }
-    if let Some(a) = &args.aligner {
-        spec.align = StageChoice::new(a);
-        spec.default_align = false;
+        // A finer output grid needs a finer warp field.
+        if spec.align.plugin == crate::config::DEFAULT_ALIGNER {
+            spec.align
+                .params
+                .insert("density".into(), serde_json::json!(scale));
+        }
     }
     if args.no_post {
         spec.post.clear();

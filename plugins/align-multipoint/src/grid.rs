@@ -303,7 +303,7 @@ pub fn place(reference: &[f32], w: usize, h: usize, mode: Mode, p: &MultipointPa
     };
     let size = size.max(MIN_AP_SIZE.min(w.min(h)));
     let step = if p.ap_step == 0 {
-        (size / 2).max(1)
+        ((size as f32 / 2.0 / p.density.max(1.0)).round() as usize).max(4.min(size / 2).max(1))
     } else {
         p.ap_step as usize
     };

@@ -26,6 +26,10 @@ jupiter_plugin_api::params! {
         pub ap_size: u32 = 0, int_or_zero(16, 512), "Alignment point patch size in px (0 = auto; else at least 16)";
         /// Distance between neighbouring alignment points; 0 = half the size.
         pub ap_step: u32 = 0, int_or_zero(4, 512), "Distance between alignment points in px (0 = half the size; else at least 4)";
+        /// With `ap_step = 0`: points per automatic step (half the size);
+        /// 2 = twice as dense. Finer output grids (drizzle) need the finer
+        /// field: `--drizzle N` sets it to N.
+        pub density: f32 = 1.0, float(1.0, 4.0), "With ap_step = 0: alignment points per automatic step (2 = twice as dense; --drizzle N sets N)";
         /// Fraction of the frames kept at each alignment point (the locally sharpest).
         pub keep: f32 = 0.5, float(0.01, 1.0), "Fraction of frames kept per alignment point (the locally sharpest)";
         /// How many of the best frames are averaged into the reference.

@@ -3,7 +3,7 @@
 //! bicubic interpolation, both scored against the full-resolution truth; a
 //! pixfrac sweep; the time of 2× drizzle on 250 frames of 640×480.
 
-use jupiter_testkit::capture::{generate_with_seeing, Seeing};
+use jupiter_testkit::capture::{generate_with_seeing, Seeing, SynthCapture};
 
 use super::*;
 
@@ -21,45 +21,54 @@ fn specs() -> Vec<(CaseSpec, Seeing)> {
         bin: 2,
         ..SynthOptions::default()
     };
-    vec![
-        (
-            CaseSpec {
-                name: "drizzle-planet".into(),
-                what: "200 × 240×200 16-bit, binned 2×2 from 480×400 (planet)".into(),
-                opts: base.clone(),
-            },
-            Seeing::default(),
-        ),
-        (
-            CaseSpec {
-                name: "drizzle-planet-local".into(),
-                what: "the same with local seeing (0.5–1.5 px distortions)".into(),
-                opts: SynthOptions { seed: 72, ..base },
-            },
-            Seeing {
-                warp: (0.5, 1.5),
-                scale: (25.0, 50.0),
-                blur_variation: 0.3,
-            },
-        ),
-    ]
+    let local = Seeing {
+        warp: (0.5, 1.5),
+        scale: (25.0, 50.0),
+        blur_variation: 0.3,
+    };
+    let mut out = Vec::new();
+    for (k, (scene, label)) in [(Scene::Planet, "planet"), (Scene::Lunar, "lunar")]
+        .into_iter()
+        .enumerate()
+    {
+        for (j, seeing) in [Seeing::default(), local.clone()].into_iter().enumerate() {
+            let on = !seeing.is_off();
+            out.push((
+                CaseSpec {
+                    name: format!("drizzle-{label}{}", if on { "-local" } else { "" }),
+                    what: format!(
+                        "200 × 240×200 16-bit, binned 2×2 from 480×400 ({label}{})",
+                        if on {
+                            ", local seeing 0.5–1.5 px"
+                        } else {
+                            ""
+                        }
+                    ),
+                    opts: SynthOptions {
+                        seed: 71 + 2 * k as u64 + j as u64,
+                        scene,
+                        ..base.clone()
+                    },
+                },
+                seeing,
+            ));
+        }
+    }
+    out
 }
 
-/// Generates one capture unless it is there; the truth is at 2×.
-fn undersampled(dir: &Path, spec: &CaseSpec, seeing: &Seeing) -> Result<Capture, String> {
+/// Generates one capture (always: its true warps are needed for the
+/// perfect-registration rows); the truth is at 2×.
+fn undersampled(
+    dir: &Path,
+    spec: &CaseSpec,
+    seeing: &Seeing,
+) -> Result<(PathBuf, SynthCapture), String> {
     let path = dir.join(format!("{}.ser", spec.name));
-    let truth_path = dir.join(format!("{}.truth.tif", spec.name));
-    if !(path.exists() && truth_path.exists()) {
-        eprintln!("generating {}", path.display());
-        let c = generate_with_seeing(&path, &spec.opts, seeing)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        write_image(&c.truth, &truth_path, false, true).map_err(|e| e.to_string())?;
-    }
-    Ok(Capture {
-        truth: read_image(&truth_path)?,
-        bytes: std::fs::metadata(&path).map_err(|e| e.to_string())?.len(),
-        path,
-    })
+    eprintln!("generating {}", path.display());
+    let c = generate_with_seeing(&path, &spec.opts, seeing)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((path, c))
 }
 
 /// `image` upscaled `k`× with bicubic interpolation (output pixel `u`'s
@@ -82,10 +91,12 @@ fn upscale(image: &Image, k: usize) -> Image {
     Image::from_vec(ow as u32, oh as u32, c as u32, data)
 }
 
+const PIXFRACS: [f32; 6] = [0.3, 0.4, 0.5, 0.6, 0.7, 1.0];
+
 pub(crate) fn drizzle(o: &Opts, t: &Tools) -> Result<(), String> {
     println!("\n### Drizzle on undersampled captures\n");
-    println!("Selection 25 %, no post-processing. PSNR in dB against the 2× truth after registration and a gain/offset fit; the 1× stacks are upscaled 2× with bicubic interpolation first. Time: one run, whole process.\n");
-    println!("| capture | stack | PSNR (dB) | vs upscaled 1× of the same alignment | time (s) |");
+    println!("Selection 25 %, no post-processing. PSNR in dB against the 2× truth after registration and a gain/offset fit; the 1× stacks are upscaled 2× with bicubic interpolation first. `--drizzle 2` also makes the multi-point grid twice as dense (`align.density = 2`); the 1× multi-point stack is shown at both densities. Perfect registration: the generator's true warps, the truly sharpest 25 %, in process. Time: one run, whole process.\n");
+    println!("| capture | stack | PSNR (dB) | vs the upscaled 1× stack above it | time (s) |");
     println!("|---|---|---|---|---|");
     for (spec, seeing) in specs() {
         if o.only
@@ -94,50 +105,70 @@ pub(crate) fn drizzle(o: &Opts, t: &Tools) -> Result<(), String> {
         {
             continue;
         }
-        let cap = undersampled(&o.dir, &spec, &seeing)?;
+        let (path, cap) = undersampled(&o.dir, &spec, &seeing)?;
+        let row = |what: &str, p: f64, base: Option<f64>, secs: Option<f64>| {
+            println!(
+                "| {} | {what} | {p:.2} | {} | {} |",
+                spec.what,
+                base.map_or(String::new(), |b| format!("{:+.2}", p - b)),
+                secs.map_or(String::new(), |s| format!("{s:.2}"))
+            )
+        };
         for (label, align) in [
             ("global", &["--aligner", "align-phase"][..]),
             ("multi-point", &[][..]),
+            ("multi-point, density 2", &["--set", "align.density=2"][..]),
         ] {
-            let one = t.work.join(format!("{}-{label}-1x.tif", spec.name));
+            let one = t.work.join(format!("{}-1x.tif", spec.name));
             let mut args = vec!["--stacker", "stack-mean"];
             args.extend_from_slice(align);
-            let secs = timed_drizzle(t, &cap.path, &one, &args)?;
+            let secs = timed(t, &path, &one, &args)?;
             let base = psnr_vs_truth(&upscale(&read_image(&one)?, 2), &cap.truth)?;
-            println!(
-                "| {} | 1× mean, {label}, bicubic ×2 | {base:.2} | | {secs:.2} |",
-                spec.what
+            row(
+                &format!("1× mean, {label}, bicubic ×2"),
+                base,
+                None,
+                Some(secs),
             );
-            let pixfracs: Vec<f32> = std::env::var("E2E_PIXFRACS")
-                .map_or(vec![0.5, 0.6, 0.7, 0.8, 1.0], |v| {
-                    v.split(',').map(|x| x.parse().unwrap()).collect()
-                });
-            for pixfrac in pixfracs {
-                let out = t
-                    .work
-                    .join(format!("{}-{label}-drizzle-{pixfrac}.tif", spec.name));
+            if label.contains("density") {
+                continue;
+            }
+            for pixfrac in PIXFRACS {
+                let out = t.work.join(format!("{}-drizzle.tif", spec.name));
                 let set = format!("stack.pixfrac={pixfrac}");
                 let mut args = vec!["--drizzle", "2", "--set", &set];
-                args.extend_from_slice(align);
-                let secs = timed_drizzle(t, &cap.path, &out, &args)?;
+                args.extend_from_slice(&align[..align.len().min(2)]);
+                let secs = timed(t, &path, &out, &args)?;
                 let p = psnr_vs_truth(&read_image(&out)?, &cap.truth)?;
-                println!(
-                    "| {} | drizzle 2×, pixfrac {pixfrac}, {label} | {p:.2} | {:+.2} | {secs:.2} |",
-                    spec.what,
-                    p - base
+                row(
+                    &format!("drizzle 2×, pixfrac {pixfrac}, {label}"),
+                    p,
+                    Some(base),
+                    Some(secs),
                 );
             }
         }
-    }
-    if std::env::var("E2E_NO_TIME").is_ok() {
-        return Ok(());
+        let (mean, drizzled) = perfect(&path, &spec.opts, &cap)?;
+        let base = psnr_vs_truth(&upscale(&mean, 2), &cap.truth)?;
+        row(
+            "perfect registration: 1× mean, bicubic ×2",
+            base,
+            None,
+            None,
+        );
+        row(
+            "perfect registration: drizzle 2×, pixfrac 0.5",
+            psnr_vs_truth(&drizzled, &cap.truth)?,
+            Some(base),
+            None,
+        );
     }
     drizzle_time(o, t)
 }
 
 /// One timed run (selection 25 %, no post-processing) with `extra`
 /// (the stacker or `--drizzle`, the aligner).
-fn timed_drizzle(t: &Tools, input: &Path, out: &Path, extra: &[&str]) -> Result<f64, String> {
+fn timed(t: &Tools, input: &Path, out: &Path, extra: &[&str]) -> Result<f64, String> {
     let mut c = Command::new(&t.host);
     c.args(["-q", "run"])
         .arg(input)
@@ -145,9 +176,6 @@ fn timed_drizzle(t: &Tools, input: &Path, out: &Path, extra: &[&str]) -> Result<
         .arg(out)
         .args(["--select", "25%", "--no-post", "--force"])
         .args(extra);
-    if let (Ok(more), false) = (std::env::var("E2E_EXTRA"), extra.contains(&"align-phase")) {
-        c.args(more.split_whitespace());
-    }
     Ok(measure(&mut c, &t.work.join("drizzle.log"))?.secs)
 }
 
@@ -163,12 +191,12 @@ fn drizzle_time(o: &Opts, t: &Tools) -> Result<(), String> {
     if !short.exists() {
         truncate_ser(&cap.path, &short, 250)?;
     }
-    println!("\n250 × 640×480 8-bit (the first frames of planet-mono8), selection 25 %, no post-processing; min of {} runs:\n", o.repeat);
-    println!("| stack | global (s) | multi-point (s) |");
+    println!("\n250 × 640×480 8-bit (the first frames of planet-mono8), selection 25 %, no post-processing; min of {} runs, seconds:\n", o.repeat);
+    println!("| stack | global | multi-point |");
     println!("|---|---|---|");
     for (label, extra) in [
         ("1× mean", &["--stacker", "stack-mean"][..]),
-        ("2× drizzle (pixfrac default)", &["--drizzle", "2"][..]),
+        ("2× drizzle", &["--drizzle", "2"][..]),
     ] {
         let mut cells = Vec::new();
         for align in [&["--aligner", "align-phase"][..], &[][..]] {
@@ -176,7 +204,7 @@ fn drizzle_time(o: &Opts, t: &Tools) -> Result<(), String> {
             let mut args: Vec<&str> = extra.to_vec();
             args.extend_from_slice(align);
             let best = (0..o.repeat)
-                .map(|_| timed_drizzle(t, &short, &out, &args))
+                .map(|_| timed(t, &short, &out, &args))
                 .collect::<Result<Vec<f64>, String>>()?
                 .into_iter()
                 .fold(f64::MAX, f64::min);
@@ -185,4 +213,73 @@ fn drizzle_time(o: &Opts, t: &Tools) -> Result<(), String> {
         println!("| {label} | {} | {} |", cells[0], cells[1]);
     }
     Ok(())
+}
+
+/// The 1× mean and the 2× drizzle (pixfrac 0.5) under the generator's true
+/// warps (global shift plus the local displacement sampled every 4 px),
+/// of the truly sharpest quarter of the frames.
+fn perfect(path: &Path, o: &SynthOptions, cap: &SynthCapture) -> Result<(Image, Image), String> {
+    use jupiter_plugin_api::testing::{MemFrames, ThreadBackend};
+    use jupiter_plugin_api::{FrameWarp, StackRequest, WarpField};
+    use jupiter_plugin_stack_drizzle::{cpu as dz, geometry::Geometry, params::DrizzleParams};
+    let ser = jupiter_host::io::ser::SerFile::open(path, Default::default())
+        .map_err(|e| e.to_string())?;
+    let (w, h) = (o.width as usize, o.height as usize);
+    let mut order: Vec<usize> = (0..o.frames).collect();
+    order.sort_by(|a, b| cap.blur[*a].total_cmp(&cap.blur[*b]));
+    order.truncate(o.frames / 4);
+    let frames = order
+        .iter()
+        .map(|&i| ser.decode_frame(i).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let b = o.bin as f64;
+    let warps: Vec<FrameWarp> = order
+        .iter()
+        .map(|&i| {
+            let (dx, dy) = cap.shifts[i];
+            let Some(ls) = cap.local.get(i) else {
+                return FrameWarp::shift(dx, dy);
+            };
+            // The local displacement is in fine pixels at fine positions.
+            let step = 4usize;
+            let (cols, rows) = (w / step + 1, h / step + 1);
+            let (mut fx, mut fy) = (Vec::new(), Vec::new());
+            for r in 0..rows {
+                for c in 0..cols {
+                    let at = |v: usize| (v as f64 + 0.5) * b - 0.5;
+                    let (ddx, ddy) = ls.displacement(at(c * step), at(r * step));
+                    fx.push((ddx / b) as f32);
+                    fy.push((ddy / b) as f32);
+                }
+            }
+            let n = fx.len();
+            let field = WarpField::new(
+                (cols, rows),
+                (0.0, 0.0),
+                (step as f32, step as f32),
+                [fx, fy, vec![1.0; n]],
+            );
+            FrameWarp::with_field(dx, dy, field)
+        })
+        .collect();
+    let mem = MemFrames::new(w as u32, h as u32, 1, frames);
+    let req = StackRequest::new(warps);
+    let be = ThreadBackend::new(2);
+    let mean = be
+        .with_ctx("stack-mean", |ctx| {
+            jupiter_plugin_stack_mean::cpu::stack(ctx, &mem.as_ref(), &req, &Default::default())
+        })
+        .map_err(|e| e.to_string())?;
+    let g = Geometry::new(w, h, 2.0, 0.5);
+    let p = DrizzleParams::default();
+    let mut d = be
+        .with_ctx("stack-drizzle", |ctx| {
+            dz::drizzle(ctx, &mem.as_ref(), &req, &g, &p)
+        })
+        .map_err(|e| e.to_string())?;
+    dz::fill_holes(&mut d.data, &d.weight, g.out_w, g.out_h, 1);
+    Ok((
+        mean,
+        Image::from_vec(g.out_w as u32, g.out_h as u32, 1, d.data),
+    ))
 }

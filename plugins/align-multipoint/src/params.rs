@@ -142,7 +142,7 @@ mod tests {
     fn specs_match_the_defaults() {
         let d = MultipointParams::default();
         let s = MultipointParams::specs();
-        assert_eq!(s.len(), 15);
+        assert_eq!(s.len(), 16);
         let keep = s.iter().find(|p| p.name.as_str() == "keep").unwrap();
         assert_eq!(keep.default.as_str(), d.keep.to_string());
     }

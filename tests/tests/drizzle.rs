@@ -7,7 +7,9 @@
 use jupiter_kit::fft::PhaseCorrelator;
 use jupiter_kit::warp::{Interp, RowWindow};
 use jupiter_plugin_api::Image;
-use jupiter_tests::synth::{generate_with_seeing, psnr_fitted, render, Scene, Seeing, SynthOptions};
+use jupiter_tests::synth::{
+    generate_with_seeing, psnr_fitted, render, Scene, Seeing, SynthOptions,
+};
 use jupiter_tests::*;
 
 const MARGIN: usize = 16;
@@ -34,7 +36,12 @@ fn upscale2(img: &Image) -> Image {
 }
 
 /// (1× mean upscaled, 2× drizzle) PSNR, and the drizzle run's report.
-fn compare(name: &str, o: &SynthOptions, seeing: &Seeing, align: &[&str]) -> (f64, f64, serde_json::Value) {
+fn compare(
+    name: &str,
+    o: &SynthOptions,
+    seeing: &Seeing,
+    align: &[&str],
+) -> (f64, f64, serde_json::Value) {
     let dir = scratch(name);
     let ser = dir.join("cap.ser");
     generate_with_seeing(&ser, o, seeing).unwrap();
@@ -71,20 +78,40 @@ fn options(seed: u64) -> SynthOptions {
 #[test]
 fn drizzle_beats_the_upscaled_mean_under_global_shifts() {
     let o = options(81);
-    let (one, dz, report) = compare("drizzle-global", &o, &Seeing::default(), &["--aligner", "align-phase"]);
-    eprintln!("global: upscaled 1× mean {one:.2} dB, 2× drizzle {dz:.2} dB ({:+.2})", dz - one);
+    let (one, dz, report) = compare(
+        "drizzle-global",
+        &o,
+        &Seeing::default(),
+        &["--aligner", "align-phase"],
+    );
+    eprintln!(
+        "global: upscaled 1× mean {one:.2} dB, 2× drizzle {dz:.2} dB ({:+.2})",
+        dz - one
+    );
     assert!(dz >= one + 0.5, "{dz:.2} vs {one:.2} dB");
     assert_eq!(report["scale"].as_f64(), Some(2.0));
     assert_eq!(report["output_width"].as_u64(), Some(256));
-    let said = report["messages"].as_array().unwrap().iter().filter_map(|m| m.as_str()).any(|m| m.contains("stack-drizzle: drizzle ×2.00 (pixfrac 0.5): 256×224"));
+    let said = report["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m.as_str())
+        .any(|m| m.contains("stack-drizzle: drizzle ×2.00 (pixfrac 0.5): 256×224"));
     assert!(said, "{:?}", report["messages"]);
 }
 
 #[test]
 fn drizzle_under_multipoint_beats_the_upscaled_multipoint_stack() {
     let o = options(82);
-    let seeing = Seeing { warp: (0.5, 1.5), scale: (25.0, 50.0), blur_variation: 0.3 };
+    let seeing = Seeing {
+        warp: (0.5, 1.5),
+        scale: (25.0, 50.0),
+        blur_variation: 0.3,
+    };
     let (one, dz, _) = compare("drizzle-multipoint", &o, &seeing, &[]);
-    eprintln!("multi-point, local seeing: upscaled 1× mean {one:.2} dB, 2× drizzle {dz:.2} dB ({:+.2})", dz - one);
+    eprintln!(
+        "multi-point, local seeing: upscaled 1× mean {one:.2} dB, 2× drizzle {dz:.2} dB ({:+.2})",
+        dz - one
+    );
     assert!(dz >= one + 1.0, "{dz:.2} vs {one:.2} dB");
 }

@@ -23,6 +23,7 @@ pub const QUALITY: &str = wgsl!("quality.wgsl");
 pub const DECODE: &str = wgsl!("decode.wgsl");
 pub const PHASE_CORR: &str = wgsl!("common.wgsl", "phase_corr.wgsl");
 pub const DECONVOLVE: &str = wgsl!("common.wgsl", "deconvolve.wgsl");
+pub const DRIZZLE: &str = wgsl!("drizzle.wgsl");
 
 /// Helper files prepended to kernels, not kernels themselves.
 pub const PARTS: &[&str] = &["common.wgsl", "sample.wgsl"];
@@ -41,4 +42,5 @@ pub const ALL: &[(&str, &str)] = &[
     ("decode.wgsl", DECODE),
     ("phase_corr.wgsl", PHASE_CORR),
     ("deconvolve.wgsl", DECONVOLVE),
+    ("drizzle.wgsl", DRIZZLE),
 ];

@@ -74,6 +74,23 @@ pub struct StackWarpP {
     pub _pad: [u32; 3],
 }
 
+/// `drizzle.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct DrizzleP {
+    pub width: u32,
+    pub height: u32,
+    pub channels: u32,
+    pub count: u32,
+    pub out_w: u32,
+    pub out_h: u32,
+    pub _pad: [u32; 2],
+    pub sx: f32,
+    pub sy: f32,
+    pub pixfrac: f32,
+    pub _p: f32,
+}
+
 /// `select_hist.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
@@ -189,6 +206,7 @@ mod tests {
         let blocks: &[(&str, &str, usize)] = &[
             ("combine", shaders::COMBINE, size_of::<CombineP>()),
             ("deconvolve", shaders::DECONVOLVE, size_of::<CombineP>()),
+            ("drizzle", shaders::DRIZZLE, size_of::<DrizzleP>()),
             ("conv", shaders::CONV, size_of::<ConvP>()),
             ("shift", shaders::SHIFT, size_of::<ShiftP>()),
             ("stack_warp", shaders::STACK_WARP, size_of::<StackWarpP>()),

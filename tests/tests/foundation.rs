@@ -19,6 +19,7 @@ fn base_options() -> SynthOptions {
         full_well: 250.0,
         read_noise: 3.0,
         artifacts: 0.0,
+        bin: 1,
     }
 }
 

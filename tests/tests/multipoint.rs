@@ -50,6 +50,7 @@ fn lunar(seed: u64) -> SynthOptions {
         full_well: 400.0,
         read_noise: 3.0,
         artifacts: 0.0,
+        bin: 1,
     }
 }
 

@@ -138,9 +138,13 @@ pub struct RunArgs {
     /// Skip post-processing (sharpening, filters): write the plain stack.
     #[arg(long)]
     pub no_post: bool,
-    /// Write a JSON report (scores, selection, shifts, timings, plugins).
-    #[arg(long, value_name = "FILE.json")]
-    pub report: Option<PathBuf>,
+    /// Write a report: FILE.json (scores, selection, shifts, timings,
+    /// plugins) or FILE.html (a self-contained page with the quality graph,
+    /// the alignment, before/after images); may be given more than once.
+    /// A batch writes one HTML page per capture beside FILE.html, which
+    /// becomes their index.
+    #[arg(long, value_name = "FILE.json|FILE.html")]
+    pub report: Vec<PathBuf>,
     /// Replace the output file if it exists.
     #[arg(short, long)]
     pub force: bool,

@@ -62,6 +62,14 @@ pub fn run_demo(
     let out = run(session, &req)?;
     let r = &out.report;
     std::fs::write(dir.join("report.json"), serde_json::to_string_pretty(r)?)?;
+    let pics = crate::pipeline::html::Pictures {
+        best: out.best.as_ref(),
+        stacked: out.stacked.as_ref(),
+        result: &out.image,
+    };
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let page = crate::pipeline::html::page(r, &pics, &command).map_err(anyhow::Error::msg)?;
+    crate::io::write::write_text_atomic(&dir.join("report.html"), &page)?;
 
     // Quality gain against the truth, at the position of the reference frame.
     let (w, h, ch) = (opts.width as usize, opts.height as usize, 3);
@@ -111,6 +119,10 @@ pub fn run_demo(
         "  output:   {} (16-bit RGB TIFF, deconvolved and stretched for viewing)",
         output.display()
     );
-    println!("  report:   {}", dir.join("report.json").display());
+    println!(
+        "  report:   {} and {} (open in a browser)",
+        dir.join("report.json").display(),
+        dir.join("report.html").display()
+    );
     Ok(())
 }

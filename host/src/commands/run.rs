@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use crate::backend::HostBackend;
 use crate::cli::{backend_choice, build_spec, output_path, Cli, RunArgs};
 use crate::io::write::check_output;
-use crate::pipeline::{run, Report, RunRequest, Session};
+use crate::pipeline::{html, run, Report, RunOutput, RunRequest, Session};
 
 use super::{is_cancelled, load_registry, setup_device};
 
@@ -23,7 +23,14 @@ pub fn cmd_run(cli: &Cli, backend: &mut HostBackend, args: &RunArgs) -> Result<(
     crate::timeline::mark("device ready");
     let session = Session::new(&reg, backend);
     let batch = args.files.len() > 1;
+    let html_reports: Vec<&Path> = args
+        .report
+        .iter()
+        .map(|p| p.as_path())
+        .filter(|p| is_html(p))
+        .collect();
     let mut reports = Vec::new();
+    let mut pages: Vec<(String, Result<(Report, String), String>)> = Vec::new();
     let mut failed = 0;
     for (k, input) in args.files.iter().enumerate() {
         if batch && !cli.quiet {
@@ -42,7 +49,7 @@ pub fn cmd_run(cli: &Cli, backend: &mut HostBackend, args: &RunArgs) -> Result<(
             force: args.force,
             png8: args.png8,
             device: device.clone(),
-            keep_stacked: false,
+            keep_stacked: !html_reports.is_empty(),
             next: args.files.get(k + 1).map(|p| p.as_path()),
         };
         match run(&session, &req) {
@@ -50,19 +57,55 @@ pub fn cmd_run(cli: &Cli, backend: &mut HostBackend, args: &RunArgs) -> Result<(
                 if !cli.quiet {
                     eprintln!("{}", summary(&out.report));
                 }
+                for page in &html_reports {
+                    let path = if batch {
+                        page_path(page, input)
+                    } else {
+                        page.to_path_buf()
+                    };
+                    write_html(&path, &out)?;
+                    pages.push((
+                        file_name(&path),
+                        Ok((
+                            out.report.clone(),
+                            html::data_png(&html::thumbnail(&out.image, 120))
+                                .map_err(anyhow::Error::msg)?,
+                        )),
+                    ));
+                }
                 reports.push(serde_json::to_value(&out.report)?);
             }
             // Cancelled, or the only capture: stop with this error.
             Err(e) if !batch || is_cancelled(&e) => return Err(e),
             Err(e) => {
+                pages.push((input.display().to_string(), Err(format!("{e:#}"))));
                 reports.push(failure(session.backend, input, &e));
                 failed += 1;
             }
         }
     }
     drop(session);
-    if let Some(rp) = &args.report {
-        write_report(rp, reports, batch)?;
+    for rp in args.report.iter().filter(|p| !is_html(p)) {
+        write_report(rp, reports.clone(), batch)?;
+    }
+    if batch {
+        for index in &html_reports {
+            // One row per capture, from this index's pages.
+            let rows: Vec<(String, Result<(&Report, String), String>)> = pages
+                .iter()
+                .filter(|(name, e)| e.is_err() || name.starts_with(&stem(index)))
+                .map(|(name, e)| {
+                    (
+                        name.clone(),
+                        e.as_ref()
+                            .map(|(r, t)| (r, t.clone()))
+                            .map_err(|m| m.clone()),
+                    )
+                })
+                .collect();
+            crate::io::write::write_text_atomic(index, &html::index(&rows))
+                .with_context(|| format!("{}: cannot write the report index", index.display()))?;
+        }
     }
     if failed > 0 {
         anyhow::bail!("{failed} of {} captures failed", args.files.len());
@@ -99,6 +142,39 @@ fn failure(backend: &HostBackend, input: &Path, e: &anyhow::Error) -> serde_json
         "input": name,
         "error": text,
     })
+}
+
+fn is_html(p: &Path) -> bool {
+    p.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("html") || e.eq_ignore_ascii_case("htm"))
+}
+
+fn stem(p: &Path) -> String {
+    p.file_stem()
+        .map_or(String::new(), |s| s.to_string_lossy().into_owned())
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .map_or(String::new(), |s| s.to_string_lossy().into_owned())
+}
+
+/// A batch capture's page beside the index: `INDEX-CAPTURE.html`.
+fn page_path(index: &Path, input: &Path) -> std::path::PathBuf {
+    index.with_file_name(format!("{}-{}.html", stem(index), stem(input)))
+}
+
+/// Writes one run's HTML report; the command line that ran it goes in.
+fn write_html(path: &Path, out: &RunOutput) -> Result<()> {
+    let pics = html::Pictures {
+        best: out.best.as_ref(),
+        stacked: out.stacked.as_ref(),
+        result: &out.image,
+    };
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let text = html::page(&out.report, &pics, &command).map_err(anyhow::Error::msg)?;
+    crate::io::write::write_text_atomic(path, &text)
+        .with_context(|| format!("{}: cannot write the report", path.display()))
 }
 
 /// Writes the JSON report: the run's object, or an array for a batch.

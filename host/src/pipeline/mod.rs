@@ -12,6 +12,7 @@
 //! file and the stage.
 
 mod checks;
+pub mod html;
 mod report;
 mod resolve;
 mod stages;
@@ -25,7 +26,7 @@ use anyhow::{bail, Result};
 use jupiter_plugin_api::{Image, StackRequest};
 
 pub use checks::{download, RunError};
-pub use report::{peak_rss_mb, Report, StageTiming};
+pub use report::{peak_rss_mb, ApSummary, Report, StageTiming};
 pub use resolve::{Pipeline, ResolvedStage};
 pub use stages::{select, StageRunner};
 
@@ -77,6 +78,8 @@ pub struct RunOutput {
     pub report: Report,
     /// The stack before post-processing (when `keep_stacked` was asked).
     pub stacked: Option<Image>,
+    /// The best frame, decoded (when `keep_stacked` was asked).
+    pub best: Option<Image>,
     /// The final image (written to `report.output`).
     pub image: Image,
 }
@@ -154,10 +157,16 @@ pub fn run(session: &Session, req: &RunRequest) -> Result<RunOutput> {
         total_seconds: t0.elapsed().as_secs_f64(),
         peak_rss_mb: peak_rss_mb(),
         device: req.device.clone(),
+        alignment_points: ApSummary::of(&alignment.warps),
+    };
+    let best = match (req.keep_stacked, report.selected.first()) {
+        (true, Some(&i)) => Some(best_frame(&capture, i)?),
+        _ => None,
     };
     Ok(RunOutput {
         report,
         stacked,
+        best,
         image,
     })
 }
@@ -174,6 +183,12 @@ fn open_capture(session: &Session, req: &RunRequest) -> Result<Capture> {
             .message(&format!("warning: {}: {w}", req.input.display()));
     }
     Ok(capture)
+}
+
+/// Frame `index` of the capture, decoded.
+fn best_frame(capture: &Capture, index: usize) -> Result<Image> {
+    let (w, h, c) = capture.dims();
+    Ok(Image::from_vec(w, h, c, capture.ser.decode_frame(index)?))
 }
 
 /// The plain stack, kept in host memory only when asked for, and the image

@@ -45,6 +45,59 @@ pub struct Report {
     pub peak_rss_mb: f64,
     /// The device the stages were offered.
     pub device: String,
+    /// Multi-point runs: the warp field's nodes with what was measured at
+    /// each over the kept frames.
+    pub alignment_points: Option<ApSummary>,
+}
+
+/// The warp fields of a multi-point run, summarised per node (the fields of
+/// all frames share one grid): the RMS over the kept frames of the local
+/// shift (on top of the global one), and the fraction of frames whose
+/// weight there is above zero (the per-point selection).
+#[derive(Debug, Clone, Serialize)]
+pub struct ApSummary {
+    pub cols: usize,
+    pub rows: usize,
+    pub x0: f32,
+    pub y0: f32,
+    pub step_x: f32,
+    pub step_y: f32,
+    /// Per node, row by row (px).
+    pub rms: Vec<f32>,
+    /// Per node, row by row (0..=1).
+    pub kept: Vec<f32>,
+}
+
+impl ApSummary {
+    /// The summary of the warps' fields; `None` when a warp has no field or
+    /// the grids differ.
+    pub fn of(warps: &[jupiter_plugin_api::FrameWarp]) -> Option<ApSummary> {
+        let first = warps.first()?.field.as_ref().into_option()?;
+        let (cols, rows) = (first.cols as usize, first.rows as usize);
+        let mut sq = vec![0.0f64; cols * rows];
+        let mut kept = vec![0.0f32; cols * rows];
+        for w in warps {
+            let f = w.field.as_ref().into_option()?;
+            if (f.cols as usize, f.rows as usize) != (cols, rows) {
+                return None;
+            }
+            for k in 0..cols * rows {
+                sq[k] += (f.dx[k] as f64).powi(2) + (f.dy[k] as f64).powi(2);
+                kept[k] += (f.weight[k] > 0.0) as u32 as f32;
+            }
+        }
+        let n = warps.len() as f32;
+        Some(ApSummary {
+            cols,
+            rows,
+            x0: first.x0,
+            y0: first.y0,
+            step_x: first.step_x,
+            step_y: first.step_y,
+            rms: sq.iter().map(|s| (s / n as f64).sqrt() as f32).collect(),
+            kept: kept.iter().map(|k| k / n).collect(),
+        })
+    }
 }
 
 /// Peak resident set of this process in MB, from `VmHWM` (Linux); 0 elsewhere.

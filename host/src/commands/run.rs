@@ -30,7 +30,8 @@ pub fn cmd_run(cli: &Cli, backend: &mut HostBackend, args: &RunArgs) -> Result<(
         .filter(|p| is_html(p))
         .collect();
     let mut reports = Vec::new();
-    let mut pages: Vec<(String, Result<(Report, String), String>)> = Vec::new();
+    // Per HTML page written: its file name, the report and a thumbnail.
+    let mut pages: Vec<Page> = Vec::new();
     let mut failed = 0;
     for (k, input) in args.files.iter().enumerate() {
         if batch && !cli.quiet {
@@ -91,7 +92,7 @@ pub fn cmd_run(cli: &Cli, backend: &mut HostBackend, args: &RunArgs) -> Result<(
     if batch {
         for index in &html_reports {
             // One row per capture, from this index's pages.
-            let rows: Vec<(String, Result<(&Report, String), String>)> = pages
+            let rows: Vec<html::IndexRow> = pages
                 .iter()
                 .filter(|(name, e)| e.is_err() || name.starts_with(&stem(index)))
                 .map(|(name, e)| {
@@ -143,6 +144,9 @@ fn failure(backend: &HostBackend, input: &Path, e: &anyhow::Error) -> serde_json
         "error": text,
     })
 }
+
+/// An HTML page written for a capture of a batch (see `html::IndexRow`).
+type Page = (String, Result<(Report, String), String>);
 
 fn is_html(p: &Path) -> bool {
     p.extension()

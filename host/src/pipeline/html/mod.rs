@@ -289,9 +289,13 @@ pub fn thumbnail(img: &Image, max: u32) -> Image {
     Image::from_vec(w as u32, h as u32, c as u32, data)
 }
 
+/// One capture of a batch for the index: its page's file name, and its
+/// report with a thumbnail (a PNG data URL), or the error.
+pub type IndexRow<'a> = (String, Result<(&'a Report, String), String>);
+
 /// The index page of a batch: one row per capture with a thumbnail, key
 /// figures and a link to its report (or the error).
-pub fn index(entries: &[(String, Result<(&Report, String), String>)]) -> String {
+pub fn index(entries: &[IndexRow]) -> String {
     let mut h = String::from("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>jupiter batch</title>");
     h += &format!("<style>{}</style></head><body><h1>jupiter batch: {} captures</h1>\n<table><tr><th></th><th>capture</th><th>kept</th><th>output</th><th>seconds</th></tr>", include_str!("report.css"), entries.len());
     for (name, e) in entries {

@@ -123,7 +123,7 @@ pub fn histogram(scores: &[f32]) -> Result<String> {
     const BINS: usize = 32;
     let (lo, hi) = range(scores);
     let width = (hi - lo) / BINS as f32;
-    let mut counts = vec![0u32; BINS];
+    let mut counts = [0u32; BINS];
     for &s in scores {
         let k = (((s - lo) / width) as usize).min(BINS - 1);
         counts[k] += 1;

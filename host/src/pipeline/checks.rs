@@ -51,20 +51,19 @@ pub(super) fn bad_output(s: &LoadedStage, problem: String) -> anyhow::Error {
     .into()
 }
 
-/// A stacker's image: the frames' size, or larger by one scale on both
-/// axes (a drizzle or another super-resolving stacker: `round(w · k) ×
-/// round(h · k)` for a `k` in 1 ..= 4). Returns the scale.
+/// A stacker's image: the frames' size, or larger on both axes by one
+/// scale in (1, 4] (a drizzle, or another super-resolving stacker: `W =
+/// round(w · k)`, `H = round(h · k)` for one `k`). Returns the scale.
 pub(super) fn check_stacked(s: &LoadedStage, img: &Image, w: u32, h: u32, c: u32) -> Result<f64> {
-    let k = img.width as f64 / w as f64;
-    let scaled =
-        (1.0..=4.0).contains(&k) && ((h as f64 * k).round() - img.height as f64).abs() <= 1.0;
-    let (ew, eh) = if scaled {
-        (img.width, img.height)
-    } else {
-        (w, h)
-    };
+    let (ow, oh) = (img.width as f64, img.height as f64);
+    let (w64, h64) = (w as f64, h as f64);
+    // The scales each side allows, as intervals; one k must lie in both.
+    let lo = ((ow - 0.5) / w64).max((oh - 0.5) / h64);
+    let hi = ((ow + 0.5) / w64).min((oh + 0.5) / h64);
+    let scaled = img.width > w && img.height > h && lo < hi && lo <= 4.0;
+    let (ew, eh) = if scaled { (img.width, img.height) } else { (w, h) };
     check_image(s, img, ew, eh, Some(c))?;
-    Ok(if scaled { k } else { 1.0 })
+    Ok(if scaled { ow / w64 } else { 1.0 })
 }
 
 pub(super) fn check_image(

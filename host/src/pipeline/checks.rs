@@ -61,7 +61,11 @@ pub(super) fn check_stacked(s: &LoadedStage, img: &Image, w: u32, h: u32, c: u32
     let lo = ((ow - 0.5) / w64).max((oh - 0.5) / h64);
     let hi = ((ow + 0.5) / w64).min((oh + 0.5) / h64);
     let scaled = img.width > w && img.height > h && lo < hi && lo <= 4.0;
-    let (ew, eh) = if scaled { (img.width, img.height) } else { (w, h) };
+    let (ew, eh) = if scaled {
+        (img.width, img.height)
+    } else {
+        (w, h)
+    };
     check_image(s, img, ew, eh, Some(c))?;
     Ok(if scaled { ow / w64 } else { 1.0 })
 }

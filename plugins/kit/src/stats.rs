@@ -148,18 +148,28 @@ pub fn noise_sigma(plane: &[f32], w: usize, h: usize) -> f32 {
     if w < 3 || h < 3 {
         return 0.0;
     }
+    let responses: Vec<f32> = laplacian_samples(plane, w, h)
+        .into_iter()
+        .map(|s| s.1)
+        .collect();
+    percentile(&responses, 0.5) / (0.6745 * 6.0)
+}
+
+/// `(3×3 mean, |Laplacian-like response|)` at every pixel off the border
+/// (a stride keeps it to about 200 000): [`noise_sigma`]'s kernel.
+fn laplacian_samples(plane: &[f32], w: usize, h: usize) -> Vec<(f32, f32)> {
     let stride = ((w - 2) * (h - 2) / 200_000).max(1);
     let at = |x: usize, y: usize| plane[y * w + x];
-    let responses: Vec<f32> = (0..(w - 2) * (h - 2))
+    (0..(w - 2) * (h - 2))
         .step_by(stride)
         .map(|i| {
             let (x, y) = (i % (w - 2) + 1, i / (w - 2) + 1);
             let corners = at(x - 1, y - 1) + at(x + 1, y - 1) + at(x - 1, y + 1) + at(x + 1, y + 1);
             let edges = at(x, y - 1) + at(x - 1, y) + at(x + 1, y) + at(x, y + 1);
-            (corners - 2.0 * edges + 4.0 * at(x, y)).abs()
+            let level = (corners + edges + at(x, y)) / 9.0;
+            (level, (corners - 2.0 * edges + 4.0 * at(x, y)).abs())
         })
-        .collect();
-    percentile(&responses, 0.5) / (0.6745 * 6.0)
+        .collect()
 }
 
 /// Per-frame stacking weights: all 1, or `(score / best score) ^ power`
@@ -211,18 +221,7 @@ pub fn noise_model(plane: &[f32], w: usize, h: usize) -> NoiseModel {
             shot: 0.0,
         };
     }
-    let stride = ((w - 2) * (h - 2) / 200_000).max(1);
-    let at = |x: usize, y: usize| plane[y * w + x];
-    let mut samples: Vec<(f32, f32)> = (0..(w - 2) * (h - 2))
-        .step_by(stride)
-        .map(|i| {
-            let (x, y) = (i % (w - 2) + 1, i / (w - 2) + 1);
-            let corners = at(x - 1, y - 1) + at(x + 1, y - 1) + at(x - 1, y + 1) + at(x + 1, y + 1);
-            let edges = at(x, y - 1) + at(x - 1, y) + at(x + 1, y) + at(x, y + 1);
-            let level = (corners + edges + at(x, y)) / 9.0;
-            (level, (corners - 2.0 * edges + 4.0 * at(x, y)).abs())
-        })
-        .collect();
+    let mut samples = laplacian_samples(plane, w, h);
     samples.sort_by(|a, b| a.0.total_cmp(&b.0));
     const BINS: usize = 16;
     let per = (samples.len() / BINS).max(1);

@@ -28,10 +28,7 @@ pub fn drizzle(
     g: &Geometry,
     p: &DrizzleParams,
 ) -> Result<Drizzled, StageError> {
-    let info = frames.info();
-    req.check(&info)?;
-    let n = info.count as usize;
-    let weights = quality_weights(&req.scores, n, p.quality_weighting, p.weight_power);
+    let weights = frame_weights(frames, req, p)?;
     let bands = g.out_h.div_ceil(BAND_ROWS);
     let parts = ctx.par_try_map(bands, 1, |b| {
         let v0 = b * BAND_ROWS;
@@ -43,6 +40,22 @@ pub fn drizzle(
         weight.extend(w);
     }
     Ok(Drizzled { data, weight })
+}
+
+/// Checks the request; the per-frame quality weights (all 1 unless asked).
+pub fn frame_weights(
+    frames: &FrameSourceRef,
+    req: &StackRequest,
+    p: &DrizzleParams,
+) -> Result<Vec<f32>, StageError> {
+    let info = frames.info();
+    req.check(&info)?;
+    Ok(quality_weights(
+        &req.scores,
+        info.count as usize,
+        p.quality_weighting,
+        p.weight_power,
+    ))
 }
 
 /// One band of output rows: `(values, weights)`; a pixel no drop reached

@@ -14,8 +14,8 @@
 //! device, plus the sum (and the weight sum and grids for warp fields).
 
 use jupiter_kit::gpu::{
-    accumulate_resident, read_batch, scale, shift_accumulate, warp_accumulate, warp_normalize,
-    warp_tables, write_slots, FrameSlot, ShiftGeometry, SLOT_WORDS, WARP_SLOT_WORDS,
+    accumulate_resident, for_warp_batches, read_batch, scale, shift_accumulate, warp_accumulate,
+    warp_normalize, write_slots, FrameSlot, ShiftGeometry, SLOT_WORDS,
 };
 use jupiter_plugin_api::gpu::helpers::{write, Buffers};
 use jupiter_plugin_api::prelude::*;
@@ -160,43 +160,25 @@ pub fn stack_warped(
     p: &MeanParams,
 ) -> Result<Image, StageError> {
     let info = frames.info();
-    let (n, interp, weights) = prepare(frames, req, p)?;
+    let (_, interp, weights) = prepare(frames, req, p)?;
     let (w, h, c) = info.dims();
-    let len = info.frame_len();
-    let batch = (BATCH_WORDS / len.max(1)).clamp(1, n);
-    let grid_words = |wp: &FrameWarp| {
-        wp.field
-            .as_ref()
-            .into_option()
-            .map_or(3, |f| 3 * (f.cols * f.rows) as usize)
-    };
-    let max_grid = req
-        .alignment
-        .warps
-        .iter()
-        .map(grid_words)
-        .max()
-        .unwrap_or(3);
     let mut bufs = Buffers::new(gpu);
-    let src = bufs.zeroed(batch * len)?;
-    let acc = bufs.zeroed(len)?;
+    let acc = bufs.zeroed(info.frame_len())?;
     let wsum = bufs.zeroed(w * h)?;
-    let table = bufs.zeroed(batch * WARP_SLOT_WORDS)?;
-    let grids = bufs.zeroed(batch * max_grid)?;
-    let all = [src, acc, wsum, table, grids];
-    let mut staging = vec![0.0f32; batch * len];
-    for start in (0..n).step_by(batch) {
-        ctx.check_cancelled()?;
-        let count = batch.min(n - start);
-        read_batch(ctx, frames, start, count, (0, h), &mut staging)?;
-        write(gpu, src, 0, &staging[..count * len])?;
-        let warps: Vec<&FrameWarp> = req.alignment.warps[start..start + count].iter().collect();
-        let (t, g) = warp_tables(&warps, &weights[start..start + count], len);
-        write(gpu, table, 0, &t)?;
-        write(gpu, grids, 0, &g)?;
-        warp_accumulate(gpu, all, (w, h, c), interp, count)?;
-        ctx.progress((start + count) as u64, n as u64);
-    }
+    let mut all = [acc; 5];
+    for_warp_batches(
+        ctx,
+        gpu,
+        &mut bufs,
+        frames,
+        &req.alignment.warps,
+        &weights,
+        BATCH_WORDS,
+        |b| {
+            all = [b.src, acc, wsum, b.table, b.grids];
+            warp_accumulate(gpu, all, (w, h, c), interp, b.count)
+        },
+    )?;
     warp_normalize(gpu, all, (w, h, c))?;
     gpu.synchronize().into_result()?;
     bufs.keep(acc);

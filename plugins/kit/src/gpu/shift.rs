@@ -2,7 +2,7 @@
 //! fields (`stack_warp.wgsl`), accumulation of resident frames, and the
 //! parallel decode of a batch of rows for upload.
 
-use jupiter_plugin_api::gpu::helpers::{groups, run, Buffers, Uniforms};
+use jupiter_plugin_api::gpu::helpers::{groups, run, write, Buffers, Uniforms};
 use jupiter_plugin_api::{DeviceFrames, GpuBuffer, GpuServiceBox, StageError};
 
 use super::shaders;
@@ -121,7 +121,7 @@ pub fn write_slots(
             0.0,
         ]);
     }
-    jupiter_plugin_api::gpu::helpers::write(gpu, table, 0, &words)
+    write(gpu, table, 0, &words)
 }
 
 fn shift_uniforms(g: &ShiftGeometry, count: usize) -> Uniforms {
@@ -270,6 +270,68 @@ pub fn warp_normalize(
         },
         [groups(w, 16), groups(h, 16), 1],
     )
+}
+
+/// The device buffers a batch of warped frames lies in: the frames, their
+/// warp table and grids (`shaders/stack_warp.wgsl`'s and `drizzle.wgsl`'s
+/// bindings 0, 3 and 4).
+#[derive(Clone, Copy)]
+pub struct WarpBatch {
+    pub src: GpuBuffer,
+    pub table: GpuBuffer,
+    pub grids: GpuBuffer,
+    /// Frames in this batch.
+    pub count: usize,
+}
+
+/// Streams every frame to the device with its warp, as many at a time as
+/// `batch_words` of frame data allow: decoded on the CPU in parallel, one
+/// write per batch, the tables from [`warp_tables`]; `each` runs the
+/// kernels on one batch. The buffers live in `bufs` (the caller's, so that
+/// queued work finishes before they go).
+#[allow(clippy::too_many_arguments)]
+pub fn for_warp_batches(
+    ctx: &jupiter_plugin_api::StageCtx,
+    gpu: &GpuServiceBox,
+    bufs: &mut jupiter_plugin_api::gpu::helpers::Buffers,
+    frames: &jupiter_plugin_api::FrameSourceRef,
+    warps: &[jupiter_plugin_api::FrameWarp],
+    weights: &[f32],
+    batch_words: usize,
+    mut each: impl FnMut(WarpBatch) -> Result<(), StageError>,
+) -> Result<(), StageError> {
+    let info = frames.info();
+    let (n, len, h) = (info.count as usize, info.frame_len(), info.height as usize);
+    let batch = (batch_words / len.max(1)).clamp(1, n.max(1));
+    let grid_words = |wp: &jupiter_plugin_api::FrameWarp| {
+        wp.field
+            .as_ref()
+            .into_option()
+            .map_or(3, |f| 3 * (f.cols * f.rows) as usize)
+    };
+    let max_grid = warps.iter().map(grid_words).max().unwrap_or(3);
+    let src = bufs.zeroed(batch * len)?;
+    let table = bufs.zeroed(batch * WARP_SLOT_WORDS)?;
+    let grids = bufs.zeroed(batch * max_grid)?;
+    let mut staging = vec![0.0f32; batch * len];
+    for start in (0..n).step_by(batch) {
+        ctx.check_cancelled()?;
+        let count = batch.min(n - start);
+        read_batch(ctx, frames, start, count, (0, h), &mut staging)?;
+        write(gpu, src, 0, &staging[..count * len])?;
+        let ws: Vec<&jupiter_plugin_api::FrameWarp> = warps[start..start + count].iter().collect();
+        let (t, g) = warp_tables(&ws, &weights[start..start + count], len);
+        write(gpu, table, 0, &t)?;
+        write(gpu, grids, 0, &g)?;
+        each(WarpBatch {
+            src,
+            table,
+            grids,
+            count,
+        })?;
+        ctx.progress((start + count) as u64, n as u64);
+    }
+    Ok(())
 }
 
 /// Decodes rows `y0 .. y0 + rows` of frames `start .. start + count` into

@@ -1,4 +1,5 @@
-// drizzle.wgsl — drizzle onto a grid finer than the frames (the
+// drizzle.wgsl — drizzle onto a grid finer than the frames (warp_grid.wgsl
+// prepended; the
 // `stack-drizzle` CPU path's arithmetic, geometry.rs): output pixel (u, v)
 // spans [u/sx − ½, (u+1)/sx − ½] × [v/sy − ½, (v+1)/sy − ½] in reference
 // pixels; frame k's displacement (dx, dy) and weight there come from its
@@ -20,24 +21,12 @@ struct P {
     sx: f32, sy: f32, pixfrac: f32, _c: f32,
 };
 
-struct WarpFrame {
-    dx: f32, dy: f32, weight: f32, src_offset: u32,
-    grid_offset: u32, cols: u32, rows: u32, _a: u32,
-    x0: f32, y0: f32, step_x: f32, step_y: f32,
-};
-
 @group(0) @binding(0) var<storage, read> src: array<f32>;
 @group(0) @binding(1) var<storage, read_write> acc: array<f32>;
 @group(0) @binding(2) var<storage, read_write> wsum: array<f32>;
 @group(0) @binding(3) var<storage, read> frames: array<WarpFrame>;
 @group(0) @binding(4) var<storage, read> grids: array<f32>;
 @group(0) @binding(5) var<uniform> p: P;
-
-fn lerp_grid(off: u32, i0: u32, i1: u32, tx: f32, r0: u32, r1: u32, ty: f32) -> f32 {
-    let a = grids[off + r0 + i0] * (1.0 - ty) + grids[off + r1 + i0] * ty;
-    let b = grids[off + r0 + i1] * (1.0 - ty) + grids[off + r1 + i1] * ty;
-    return a * (1.0 - tx) + b * tx;
-}
 
 @compute @workgroup_size(16, 16, 1)
 fn drizzle_accumulate(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -57,22 +46,13 @@ fn drizzle_accumulate(@builtin(global_invocation_id) gid: vec3<u32>) {
     var ws = 0.0;
     for (var k = 0u; k < p.count; k++) {
         let f = frames[k];
-        let fx = clamp((rx - f.x0) / f.step_x, 0.0, f32(f.cols - 1u));
-        let i0 = min(u32(floor(fx)), f.cols - 1u);
-        let i1 = min(i0 + 1u, f.cols - 1u);
-        let tx = fx - f32(i0);
-        let fy = clamp((ry - f.y0) / f.step_y, 0.0, f32(f.rows - 1u));
-        let j0 = min(u32(floor(fy)), f.rows - 1u);
-        let r0 = j0 * f.cols;
-        let r1 = min(j0 + 1u, f.rows - 1u) * f.cols;
-        let ty = fy - f32(j0);
-        let n = f.cols * f.rows;
-        let wt = f.weight * lerp_grid(f.grid_offset + 2u * n, i0, i1, tx, r0, r1, ty);
+        let g = grid_at(f, rx, ry);
+        let wt = f.weight * g.z;
         if (wt <= 0.0) {
             continue;
         }
-        let dx = f.dx + lerp_grid(f.grid_offset, i0, i1, tx, r0, r1, ty);
-        let dy = f.dy + lerp_grid(f.grid_offset + n, i0, i1, tx, r0, r1, ty);
+        let dx = f.dx + g.x;
+        let dy = f.dy + g.y;
         let y_first = max(i32(floor(a0y + dy - half)), 0);
         let y_last = min(i32(ceil(a1y + dy + half)), i32(p.height) - 1);
         let x_first = max(i32(floor(a0x + dx - half)), 0);

@@ -1,5 +1,5 @@
 // stack_warp.wgsl — weighted mean stacking under warp fields (multi-point
-// alignment, C1 + C3): each frame is resampled at (x + dx + fdx, y + dy + fdy)
+// alignment, C1 + C3; warp_grid.wgsl prepended): each frame is resampled at (x + dx + fdx, y + dy + fdy)
 // where (fdx, fdy, fw) is its alignment-point grid interpolated bilinearly at
 // the pixel (the CPU's WarpField::sample, same operations and order); the
 // pixel's weight is the frame weight × fw. Edges replicate; Catmull-Rom
@@ -15,12 +15,6 @@
 
 struct P { width: u32, height: u32, channels: u32, interp: u32, count: u32, _a: u32, _b: u32, _c: u32 };
 
-struct WarpFrame {
-    dx: f32, dy: f32, weight: f32, src_offset: u32,
-    grid_offset: u32, cols: u32, rows: u32, _a: u32,
-    x0: f32, y0: f32, step_x: f32, step_y: f32,
-};
-
 @group(0) @binding(0) var<storage, read> src: array<f32>;
 @group(0) @binding(1) var<storage, read_write> acc: array<f32>;
 @group(0) @binding(2) var<storage, read_write> wsum: array<f32>;
@@ -34,14 +28,6 @@ fn at(base: u32, x: i32, y: i32, c: u32) -> f32 {
     return src[base + (yy * p.width + xx) * p.channels + c];
 }
 
-// Bilinear interpolation of grid values v (one of dx, dy, weight): along
-// the grid's columns first, then along the row (as WarpField::sample).
-fn lerp_grid(off: u32, cols: u32, i0: u32, i1: u32, tx: f32, r0: u32, r1: u32, ty: f32) -> f32 {
-    let a = grids[off + r0 + i0] * (1.0 - ty) + grids[off + r1 + i0] * ty;
-    let b = grids[off + r0 + i1] * (1.0 - ty) + grids[off + r1 + i1] * ty;
-    return a * (1.0 - tx) + b * tx;
-}
-
 @compute @workgroup_size(16, 16, 1)
 fn warp_accumulate(@builtin(global_invocation_id) gid: vec3<u32>) {
     let x = gid.x;
@@ -53,25 +39,13 @@ fn warp_accumulate(@builtin(global_invocation_id) gid: vec3<u32>) {
     var ws = 0.0;
     for (var k = 0u; k < p.count; k++) {
         let f = frames[k];
-        let fx = clamp((f32(x) - f.x0) / f.step_x, 0.0, f32(f.cols - 1u));
-        let i0 = min(u32(floor(fx)), f.cols - 1u);
-        let i1 = min(i0 + 1u, f.cols - 1u);
-        let tx = fx - f32(i0);
-        let fy = clamp((f32(y) - f.y0) / f.step_y, 0.0, f32(f.rows - 1u));
-        let j0 = min(u32(floor(fy)), f.rows - 1u);
-        let r0 = j0 * f.cols;
-        let r1 = min(j0 + 1u, f.rows - 1u) * f.cols;
-        let ty = fy - f32(j0);
-        let n = f.cols * f.rows;
-        let gdx = lerp_grid(f.grid_offset, f.cols, i0, i1, tx, r0, r1, ty);
-        let gdy = lerp_grid(f.grid_offset + n, f.cols, i0, i1, tx, r0, r1, ty);
-        let gw = lerp_grid(f.grid_offset + 2u * n, f.cols, i0, i1, tx, r0, r1, ty);
-        let wt = f.weight * gw;
+        let g = grid_at(f, f32(x), f32(y));
+        let wt = f.weight * g.z;
         if (wt <= 0.0) {
             continue;
         }
-        let dx = f.dx + gdx;
-        let dy = f.dy + gdy;
+        let dx = f.dx + g.x;
+        let dy = f.dy + g.y;
         ws += wt;
         for (var c = 0u; c < p.channels; c++) {
             acc[pix * p.channels + c] += wt * sample(f.src_offset, f32(x) + dx, f32(y) + dy, c, p.interp);

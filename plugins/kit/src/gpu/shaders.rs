@@ -2,7 +2,8 @@
 //! GPU path takes its kernels from. WGSL has no includes, so a kernel that
 //! uses the shared helpers gets them prepended here: `common.wgsl` (the 2-D
 //! dispatch index, order-preserving float keys, Catmull-Rom taps) and, for
-//! the resampling kernels, `sample.wgsl`.
+//! the resampling kernels, `sample.wgsl`; for those that read warp
+//! fields, `warp_grid.wgsl`.
 
 /// Prepends the shared helper files to a kernel file (both from `shaders/`).
 macro_rules! wgsl {
@@ -18,15 +19,20 @@ pub const CONV: &str = wgsl!("conv_separable.wgsl");
 pub const SELECT_HIST: &str = wgsl!("common.wgsl", "select_hist.wgsl");
 pub const WAVELET: &str = wgsl!("common.wgsl", "wavelet.wgsl");
 pub const PIXEL_OPS: &str = wgsl!("common.wgsl", "pixel_ops.wgsl");
-pub const STACK_WARP: &str = wgsl!("common.wgsl", "sample.wgsl", "stack_warp.wgsl");
+pub const STACK_WARP: &str = wgsl!(
+    "common.wgsl",
+    "sample.wgsl",
+    "warp_grid.wgsl",
+    "stack_warp.wgsl"
+);
 pub const QUALITY: &str = wgsl!("quality.wgsl");
 pub const DECODE: &str = wgsl!("decode.wgsl");
 pub const PHASE_CORR: &str = wgsl!("common.wgsl", "phase_corr.wgsl");
 pub const DECONVOLVE: &str = wgsl!("common.wgsl", "deconvolve.wgsl");
-pub const DRIZZLE: &str = wgsl!("drizzle.wgsl");
+pub const DRIZZLE: &str = wgsl!("warp_grid.wgsl", "drizzle.wgsl");
 
 /// Helper files prepended to kernels, not kernels themselves.
-pub const PARTS: &[&str] = &["common.wgsl", "sample.wgsl"];
+pub const PARTS: &[&str] = &["common.wgsl", "sample.wgsl", "warp_grid.wgsl"];
 
 /// Every kernel with its file name (for validation tests), as compiled.
 pub const ALL: &[(&str, &str)] = &[

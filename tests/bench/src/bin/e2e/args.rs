@@ -2,7 +2,7 @@
 
 use super::*;
 
-pub(crate) const USAGE: &str = "usage: e2e [--dir DIR] [--host PATH] [--repeat R] [--cases] [--peers] [--cold] [--scaling] [--sizes] [--limited] [--devices] [--post] [--drizzle] [--only NAME] [--quick] [--batch N]";
+pub(crate) const USAGE: &str = "usage: e2e [--dir DIR] [--host PATH] [--repeat R] [--cases] [--peers] [--cold] [--scaling] [--sizes] [--limited] [--devices] [--post] [--drizzle] [--ceiling] [--only NAME] [--quick] [--batch N]";
 
 pub(crate) struct Opts {
     pub(crate) dir: PathBuf,
@@ -17,6 +17,7 @@ pub(crate) struct Opts {
     pub(crate) devices: bool,
     pub(crate) post: bool,
     pub(crate) drizzle: bool,
+    pub(crate) ceiling: bool,
     /// Only the reference captures whose name contains this.
     pub(crate) only: Option<String>,
     pub(crate) quick: bool,
@@ -38,6 +39,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Opts, String> {
         devices: false,
         post: false,
         drizzle: false,
+        ceiling: false,
         only: None,
         quick: false,
         batch: 5,
@@ -63,6 +65,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Opts, String> {
             "--devices" => o.devices = true,
             "--post" => o.post = true,
             "--drizzle" => o.drizzle = true,
+            "--ceiling" => o.ceiling = true,
             "--only" => o.only = Some(it.next().ok_or("--only needs a value")?.clone()),
             "--quick" => o.quick = true,
             "--batch" => {

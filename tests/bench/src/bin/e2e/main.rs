@@ -5,7 +5,7 @@
 //! ```text
 //! cargo build --release --workspace
 //! cargo run --release -p jupiter-bench --bin e2e -- [--dir DIR] [--host PATH] [--repeat R]
-//!     [--cases] [--peers] [--cold] [--scaling] [--sizes] [--limited] [--post] [--drizzle] [--quick]
+//!     [--cases] [--peers] [--cold] [--scaling] [--sizes] [--limited] [--post] [--drizzle] [--ceiling] [--quick]
 //! ```
 //!
 //! With no section flag every section runs. Captures are generated once into
@@ -35,6 +35,9 @@
 //! * `--drizzle`: undersampled captures (2× truth, frames binned 2×2), 1×
 //!   mean upscaled vs 2× drizzle (pixfrac sweep), global and multi-point;
 //!   the time of 2× drizzle on 250 frames of 640×480.
+//! * `--ceiling`: the `--post` captures' default and global stacks against
+//!   ceilings (a) and (b): the plain mean of the truly sharpest frames of
+//!   the same capture rendered without motion (25 %, and the best fraction).
 //! * `--post`: eight 320×256 captures (planet and surface, mild and strong
 //!   seeing, clean and noisy), stacked globally and multi-point: PSNR of the
 //!   unsharpened stack, of the default post-processing's output, and of
@@ -61,6 +64,7 @@ use jupiter_testkit::ser::Cfa;
 
 mod args;
 mod captures;
+mod ceiling;
 mod drizzle;
 mod measure;
 mod peers;
@@ -70,6 +74,7 @@ mod score;
 
 use args::*;
 use captures::*;
+use ceiling::ceiling;
 use drizzle::drizzle;
 use measure::*;
 use peers::*;
@@ -134,6 +139,7 @@ fn main() -> ExitCode {
         (o.devices, devices),
         (o.post, post),
         (o.drizzle, drizzle),
+        (o.ceiling, ceiling),
     ] {
         if on && result.is_ok() {
             result = f(&o, &t);

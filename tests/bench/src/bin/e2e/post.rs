@@ -11,7 +11,7 @@ use super::*;
 /// The post-processing captures: planet and surface, mild and strong
 /// seeing (strong adds local distortions and a blur varying across the
 /// field), clean (16-bit, deep wells) and noisy (8-bit, shallow wells).
-fn post_specs() -> Vec<(CaseSpec, Seeing)> {
+pub(crate) fn post_specs() -> Vec<(CaseSpec, Seeing)> {
     let mut out = Vec::new();
     for scene in [Scene::Planet, Scene::Lunar] {
         for strong in [false, true] {
@@ -59,7 +59,11 @@ fn post_specs() -> Vec<(CaseSpec, Seeing)> {
 }
 
 /// Generates one post capture unless it is there.
-fn post_capture(dir: &Path, spec: &CaseSpec, seeing: &Seeing) -> Result<Capture, String> {
+pub(crate) fn post_capture(
+    dir: &Path,
+    spec: &CaseSpec,
+    seeing: &Seeing,
+) -> Result<Capture, String> {
     let path = dir.join(format!("{}.ser", spec.name));
     let truth_path = dir.join(format!("{}.truth.tif", spec.name));
     if !(path.exists() && truth_path.exists()) {
@@ -77,7 +81,7 @@ fn post_capture(dir: &Path, spec: &CaseSpec, seeing: &Seeing) -> Result<Capture,
 
 /// Runs the host on `input` into `out` (default post-processing unless
 /// `no_post`), global or default alignment.
-fn run_host(
+pub(crate) fn run_host(
     t: &Tools,
     input: &Path,
     out: &Path,

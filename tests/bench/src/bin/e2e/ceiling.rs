@@ -1,0 +1,99 @@
+//! `--ceiling`: how far the default stack is from what perfect
+//! registration and selection give. For each of the `--post` captures, its
+//! twin is rendered with the same per-frame blur and noise but no motion
+//! (no jitter, no local distortion), and the plain mean of the twin's truly
+//! sharpest frames (by the generator's blur) is scored: ceiling (a) keeps
+//! the sharpest 25 %, ceiling (b) the fraction of 3–50 % that scores best.
+
+use jupiter_testkit::capture::{generate_with_seeing, Seeing};
+
+use super::post::{post_capture, post_specs, run_host};
+use super::*;
+
+const FRACTIONS: [f32; 9] = [0.03, 0.05, 0.10, 0.15, 0.20, 0.25, 0.30, 0.40, 0.50];
+
+pub(crate) fn ceiling(o: &Opts, t: &Tools) -> Result<(), String> {
+    println!("\n### Distance to the perfect-registration ceiling\n");
+    println!("PSNR in dB against the truth (registration and gain/offset fit); stacks without post-processing, 25 % kept. Ceilings: the same capture rendered without motion (same per-frame blur sigma and noise draws), plain mean of its truly sharpest frames: (a) 25 %, (b) the best fraction of {FRACTIONS:?}.\n");
+    println!("| capture | global | default (multi-point) | ceiling (a) | ceiling (b) (fraction) | default − (b) |");
+    println!("|---|---|---|---|---|---|");
+    for (spec, seeing) in post_specs() {
+        if o.only
+            .as_ref()
+            .is_some_and(|n| !spec.name.contains(n.as_str()))
+        {
+            continue;
+        }
+        let cap = post_capture(&o.dir, &spec, &seeing)?;
+        let mut got = Vec::new();
+        for global in [true, false] {
+            let out = t.work.join(format!("{}-ceiling-run.tif", spec.name));
+            run_host(t, &cap.path, &out, global, true)?;
+            got.push(psnr_vs_truth(&read_image(&out)?, &cap.truth)?);
+        }
+        let (a, (b, frac)) = ceilings(o, &spec, &seeing, &cap.truth)?;
+        println!(
+            "| {} | {:.2} | {:.2} | {a:.2} | {b:.2} ({:.0} %) | {:+.2} |",
+            spec.name,
+            got[0],
+            got[1],
+            100.0 * frac,
+            got[1] - b
+        );
+    }
+    Ok(())
+}
+
+/// Ceilings (a) and (b, its fraction) of one capture.
+fn ceilings(
+    o: &Opts,
+    spec: &CaseSpec,
+    seeing: &Seeing,
+    truth: &Image,
+) -> Result<(f64, (f64, f32)), String> {
+    let twin = o.dir.join(format!("{}-still.ser", spec.name));
+    let still = SynthOptions {
+        jitter: 0.0,
+        ..spec.opts.clone()
+    };
+    let still_seeing = Seeing {
+        warp: (0.0, 0.0),
+        ..seeing.clone()
+    };
+    let cap = generate_with_seeing(&twin, &still, &still_seeing).map_err(|e| e.to_string())?;
+    let ser = jupiter_host::io::ser::SerFile::open(&twin, Default::default())
+        .map_err(|e| e.to_string())?;
+    let mut order: Vec<usize> = (0..still.frames).collect();
+    order.sort_by(|a, b| cap.blur[*a].total_cmp(&cap.blur[*b]));
+    let (w, h, c) = (still.width, still.height, truth.channels);
+    let mut sum = vec![0.0f64; (w * h * c) as usize];
+    let mut scores = Vec::new();
+    let mut taken = 0usize;
+    for f in FRACTIONS {
+        let want = ((still.frames as f32 * f).round() as usize).max(1);
+        while taken < want {
+            let frame = ser.decode_frame(order[taken]).map_err(|e| e.to_string())?;
+            sum.iter_mut()
+                .zip(&frame)
+                .for_each(|(s, v)| *s += *v as f64);
+            taken += 1;
+        }
+        let mean = Image::from_vec(
+            w,
+            h,
+            c,
+            sum.iter().map(|s| (s / taken as f64) as f32).collect(),
+        );
+        scores.push((psnr_vs_truth(&mean, truth)?, f));
+    }
+    let a = scores
+        .iter()
+        .find(|s| (s.1 - 0.25).abs() < 1e-6)
+        .map_or(f64::NAN, |s| s.0);
+    let b = scores
+        .iter()
+        .copied()
+        .fold((f64::MIN, 0.0), |m, s| if s.0 > m.0 { s } else { m });
+    let _ = std::fs::remove_file(&twin);
+    Ok((a, b))
+}

@@ -86,7 +86,8 @@ pub(crate) fn parse(args: &[String]) -> Result<Opts, String> {
         || o.limited
         || o.devices
         || o.post
-        || o.drizzle)
+        || o.drizzle
+        || o.ceiling)
     {
         (o.cases, o.peers, o.cold, o.scaling, o.sizes, o.limited) =
             (true, true, true, true, true, true);

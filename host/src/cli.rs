@@ -57,6 +57,10 @@ pub enum Command {
         #[command(flatten)]
         open: OpenArgs,
     },
+    /// Tune the post-processing live in a browser page served on 127.0.0.1.
+    ///
+    /// Example: jupiter-host tune capture_stack.tif    (or a capture, stacked first)
+    Tune(TuneArgs),
     /// Generate a synthetic Jupiter capture and run the default pipeline on it.
     ///
     /// Example: jupiter-host demo ./jupiter-demo
@@ -112,6 +116,28 @@ pub struct RunArgs {
     /// without `--output`).
     #[arg(long, value_enum, default_value_t = OutFormat::Tif)]
     pub format: OutFormat,
+    #[command(flatten)]
+    pub pipe: PipelineArgs,
+    /// Write a report: FILE.json (scores, selection, shifts, timings,
+    /// plugins) or FILE.html (a self-contained page with the quality graph,
+    /// the alignment, before/after images); may be given more than once.
+    /// A batch writes one HTML page per capture beside FILE.html, which
+    /// becomes their index.
+    #[arg(long, value_name = "FILE.json|FILE.html")]
+    pub report: Vec<PathBuf>,
+    /// Replace the output file if it exists.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Write 8-bit PNG instead of 16-bit.
+    #[arg(long)]
+    pub png8: bool,
+    #[command(flatten)]
+    pub open: OpenArgs,
+}
+
+/// The flags that choose the pipeline (shared by `run` and `tune`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct PipelineArgs {
     /// Frames to keep: a percentage (25%) or a count (300).
     #[arg(long)]
     pub select: Option<String>,
@@ -138,19 +164,26 @@ pub struct RunArgs {
     /// Skip post-processing (sharpening, filters): write the plain stack.
     #[arg(long)]
     pub no_post: bool,
-    /// Write a report: FILE.json (scores, selection, shifts, timings,
-    /// plugins) or FILE.html (a self-contained page with the quality graph,
-    /// the alignment, before/after images); may be given more than once.
-    /// A batch writes one HTML page per capture beside FILE.html, which
-    /// becomes their index.
-    #[arg(long, value_name = "FILE.json|FILE.html")]
-    pub report: Vec<PathBuf>,
-    /// Replace the output file if it exists.
-    #[arg(short, long)]
-    pub force: bool,
-    /// Write 8-bit PNG instead of 16-bit.
+}
+
+/// `tune`: a stack (or a capture, stacked first) and the local page.
+#[derive(Args, Debug)]
+pub struct TuneArgs {
+    /// A stack (16-bit TIFF as `run` writes it) or a capture (SER), which
+    /// is stacked first with the pipeline's stacking stages.
+    pub input: PathBuf,
+    /// Port on 127.0.0.1 (0: any free port, the default).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Print the URL without opening a browser.
     #[arg(long)]
-    pub png8: bool,
+    pub no_browser: bool,
+    /// Base name of what "Save" writes in the working directory
+    /// (`NAME.tif|png|fits` and `NAME.toml`). Default: `<input>_tuned`.
+    #[arg(long, value_name = "NAME")]
+    pub save_as: Option<String>,
+    #[command(flatten)]
+    pub pipe: PipelineArgs,
     #[command(flatten)]
     pub open: OpenArgs,
 }
@@ -197,7 +230,7 @@ pub fn output_path(args: &RunArgs, input: &Path) -> PathBuf {
 }
 
 /// Builds the pipeline from the file, the defaults and the CLI flags.
-pub fn build_spec(args: &RunArgs) -> Result<PipelineSpec> {
+pub fn build_spec(args: &PipelineArgs) -> Result<PipelineSpec> {
     let mut spec = match &args.pipeline {
         Some(p) => PipelineSpec::from_file(p)?,
         None => PipelineSpec::default(),

@@ -242,6 +242,65 @@ impl PipelineSpec {
     }
 }
 
+impl Selection {
+    /// The selection as a pipeline file writes it (`25%` or `300`).
+    pub fn to_text(self) -> String {
+        match self {
+            Selection::Percent(p) => format!("{p}%"),
+            Selection::Count(n) => n.to_string(),
+        }
+    }
+}
+
+impl StageChoice {
+    /// The stage as a pipeline-file table: `plugin` and, when set, `params`.
+    fn to_table(&self) -> Result<toml::Table> {
+        let mut t = toml::Table::new();
+        t.insert("plugin".into(), toml::Value::String(self.plugin.clone()));
+        if !self.params.is_empty() {
+            let params = toml::Value::try_from(&self.params)
+                .with_context(|| format!("parameters of '{}'", self.plugin))?;
+            t.insert("params".into(), params);
+        }
+        Ok(t)
+    }
+}
+
+impl PipelineSpec {
+    /// The spec as a pipeline file that [`PipelineSpec::from_file`] reads
+    /// back to the same stages and parameters. With `stacking` false only
+    /// the post-processing is written (the stacking stays whatever the
+    /// later run chooses).
+    pub fn to_toml(&self, stacking: bool) -> Result<String> {
+        // Section by section, so the file reads in pipeline order.
+        let section = |key: &str, v: toml::Value| -> Result<String> {
+            let mut t = toml::Table::new();
+            t.insert(key.into(), v);
+            Ok(toml::to_string(&t)?)
+        };
+        let mut out = String::from("# jupiter pipeline (run --pipeline FILE)\nversion = 1\n");
+        if stacking {
+            out += &section("select", toml::Value::String(self.select.to_text()))?;
+            for (key, stage) in [
+                ("quality", &self.quality),
+                ("align", &self.align),
+                ("stack", &self.stack),
+            ] {
+                out += "\n";
+                out += &section(key, toml::Value::Table(stage.to_table()?))?;
+            }
+        }
+        let post = self
+            .post
+            .iter()
+            .map(|s| s.to_table().map(toml::Value::Table))
+            .collect::<Result<Vec<_>>>()?;
+        out += "\n";
+        out += &section("post", toml::Value::Array(post))?;
+        Ok(out)
+    }
+}
+
 /// A CLI value as TOML (numbers, booleans, arrays, quoted strings), else plain text.
 fn parse_value(text: &str) -> Value {
     toml::from_str::<toml::Table>(&format!("v = {text}"))
@@ -344,6 +403,34 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("no stage 'nosuch'"));
+    }
+
+    #[test]
+    fn to_toml_reads_back_to_the_same_pipeline() {
+        let mut s = PipelineSpec::default();
+        s.select = Selection::Count(300);
+        s.apply_set("stack.kappa=2.5").unwrap();
+        s.apply_set("deconvolve.sigma=1.25").unwrap();
+        s.apply_set("deconvolve.iterations=20").unwrap();
+        s.apply_set("stretch.midtone=0.4").unwrap();
+        s.post.insert(0, StageChoice::new("sharpen-wavelet"));
+        s.apply_set("sharpen-wavelet.gains=[1.5, 1.0]").unwrap();
+        let path =
+            std::env::temp_dir().join(format!("jupiter-to-toml-{}.toml", std::process::id()));
+        for stacking in [true, false] {
+            std::fs::write(&path, s.to_toml(stacking).unwrap()).unwrap();
+            let back = PipelineSpec::from_file(&path).unwrap();
+            assert_eq!(
+                serde_json::to_value(&back.post).unwrap(),
+                serde_json::to_value(&s.post).unwrap()
+            );
+            let same = |a: &PipelineSpec| {
+                serde_json::to_value((&a.select, &a.quality, &a.align, &a.stack)).unwrap()
+            };
+            assert_eq!(same(&back) == same(&s), stacking);
+            assert!(!back.default_post);
+        }
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]

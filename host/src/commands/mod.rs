@@ -1,9 +1,10 @@
-//! The commands: `run` (one capture or a batch), `plugins`, `info`, `demo`.
+//! The commands: `run` (one capture or a batch), `tune`, `plugins`, `info`, `demo`.
 //! [`crate::cli`] parses; each command lives in its own file here.
 
 mod info;
 mod plugins;
 mod run;
+mod tune;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -50,6 +51,7 @@ pub fn main() -> Result<()> {
         Command::Plugins => plugins::cmd_plugins(&cli, &backend),
         Command::Info { file, open } => info::cmd_info(&cli, file, open),
         Command::Run(args) => run::cmd_run(&cli, &mut backend, args),
+        Command::Tune(args) => tune::cmd_tune(&cli, &mut backend, args),
         Command::Demo {
             dir,
             frames,

@@ -15,7 +15,7 @@ use super::{is_cancelled, load_registry, setup_device};
 
 /// Runs every capture of `args` and writes the report when asked.
 pub fn cmd_run(cli: &Cli, backend: &mut HostBackend, args: &RunArgs) -> Result<()> {
-    let spec = build_spec(args)?;
+    let spec = build_spec(&args.pipe)?;
     check_outputs(args)?;
     let reg = load_registry(cli, backend)?;
     crate::timeline::mark("plugins loaded");

@@ -110,13 +110,21 @@ fn resolve_post<'r>(
             ));
             continue;
         }
+        out.push(ResolvedStage::image_stage(reg, choice)?);
+    }
+    Ok(out)
+}
+
+impl<'r> ResolvedStage<'r> {
+    /// An image → image stage (sharpen or filter) with validated parameters;
+    /// an error names the stage when it is missing or of another kind.
+    pub fn image_stage(reg: &'r Registry, choice: &StageChoice) -> Result<ResolvedStage<'r>> {
         let kind = reg
             .stages
             .get(&choice.plugin)
             .map(|s| s.manifest.kind)
             .filter(|&k| is_image_stage(k))
             .unwrap_or(StageKind::Filter);
-        out.push(ResolvedStage::new(reg.get(&choice.plugin, kind)?, choice)?);
+        ResolvedStage::new(reg.get(&choice.plugin, kind)?, choice)
     }
-    Ok(out)
 }

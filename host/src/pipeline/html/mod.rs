@@ -221,20 +221,35 @@ pub fn sharpness(img: &Image) -> f64 {
     sum / ((w - 2) * (h - 2)) as f64
 }
 
-/// The image as an 8-bit PNG data URL, stretched between its 0.1 and 99.9
-/// percentiles (all channels together).
+/// An image as a PNG data URL, levels from its 0.1 and 99.9 percentiles
+/// (a plain stack is dim and a frame may be noisy: this shows them alike).
 pub fn data_png(img: &Image) -> Result<String, String> {
-    let c = img.channels as usize;
+    let png = png_bytes(img, Some(auto_levels(img)))?;
+    Ok(format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(png)
+    ))
+}
+
+/// The 0.1 and 99.9 percentiles of the finite samples (black and white
+/// points for display).
+pub fn auto_levels(img: &Image) -> (f32, f32) {
     let mut v: Vec<f32> = img.data.iter().copied().filter(|x| x.is_finite()).collect();
-    let (lo, hi) = if v.is_empty() {
-        (0.0, 1.0)
-    } else {
-        let k = |q: f64| ((v.len() - 1) as f64 * q) as usize;
-        let (a, b) = (k(0.001), k(0.999));
-        let lo = *v.select_nth_unstable_by(a, f32::total_cmp).1;
-        let hi = *v.select_nth_unstable_by(b, f32::total_cmp).1;
-        (lo, if hi > lo { hi } else { lo + 1.0 })
-    };
+    if v.is_empty() {
+        return (0.0, 1.0);
+    }
+    let k = |q: f64| ((v.len() - 1) as f64 * q) as usize;
+    let (a, b) = (k(0.001), k(0.999));
+    let lo = *v.select_nth_unstable_by(a, f32::total_cmp).1;
+    let hi = *v.select_nth_unstable_by(b, f32::total_cmp).1;
+    (lo, if hi > lo { hi } else { lo + 1.0 })
+}
+
+/// An 8-bit PNG (grey, or RGB from the first three channels) of `img`
+/// mapped from `levels` (black, white) to 0..255; `None`: 0..1 as it is.
+pub fn png_bytes(img: &Image, levels: Option<(f32, f32)>) -> Result<Vec<u8>, String> {
+    let c = img.channels as usize;
+    let (lo, hi) = levels.unwrap_or((0.0, 1.0));
     let bytes: Vec<u8> = img
         .data
         .iter()
@@ -257,10 +272,7 @@ pub fn data_png(img: &Image) -> Result<String, String> {
         };
         wr.write_image_data(&data).map_err(|e| e.to_string())?;
     }
-    Ok(format!(
-        "data:image/png;base64,{}",
-        base64::engine::general_purpose::STANDARD.encode(out)
-    ))
+    Ok(out)
 }
 
 /// A copy at most `max` px wide or high (box average over whole blocks),

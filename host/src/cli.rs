@@ -14,7 +14,7 @@ use crate::io::ser::{ByteOrder, OpenOptions};
 /// keeps the sharpest, aligns and stacks them, sharpens and stretches the
 /// result, and writes a 16-bit TIFF, PNG or FITS. Every stage is a plugin.
 #[derive(Parser, Debug)]
-#[command(name = "jupiter-host", version, about, long_about = None, after_help = "Examples:\n  jupiter-host demo\n  jupiter-host run capture.ser\n  jupiter-host run night/*.ser -o stacked/ --format png\n  jupiter-host --plugins ./plugins run capture.ser -o jupiter.tif --select 20% --stacker stack-median\n  jupiter-host run capture.ser --set deconvolve.sigma=1.2 --report report.json\n  jupiter-host plugins\n  jupiter-host info capture.ser")]
+#[command(name = "jupiter-host", version, about, long_about = None, after_help = "Examples:\n  jupiter-host demo\n  jupiter-host run capture.ser\n  jupiter-host run night/*.ser -o stacked/ --format png\n  jupiter-host --plugins ./plugins run capture.ser -o jupiter.tif --select 20% --stacker stack-median\n  jupiter-host run capture.ser --set deconvolve.sigma=1.2 --report report.json\n  jupiter-host tune capture.ser   (the post-processing in a browser page)\n  jupiter-host plugins\n  jupiter-host info capture.ser")]
 pub struct Cli {
     /// Directory holding the plugin libraries (default: the executable's directory).
     #[arg(long, global = true, value_name = "DIR")]

@@ -5,7 +5,7 @@
 //! passes after the first and for the reference rebuild, where per-pixel
 //! `WarpField::sample` + `RowWindow::sample` dominated the aligner's time.
 
-use jupiter_kit::warp::{Interp, RowWindow};
+use jupiter_kit::warp::{FieldRows, Interp, RowWindow};
 use jupiter_plugin_api::WarpField;
 
 /// Rows `y0 .. y0 + out.len() / w` of the plane resampled under the warp:
@@ -21,20 +21,19 @@ pub fn dewarp_rows(
     y0: usize,
     out: &mut [f32],
 ) {
-    let cols = f.cols as usize;
     let win = RowWindow::whole(plane, w, h, 1);
-    let mut at_row = vec![0.0f32; 3 * cols];
-    // Per column: the node pair and fraction (the same for every row).
-    let xs: Vec<(usize, usize, f32)> = (0..w).map(|x| f.column_nodes(x as f32)).collect();
+    let mut rows_of = FieldRows::new(f, w);
+    let (mut dx, mut dy, mut wt) = (vec![0.0f32; w], vec![0.0f32; w], vec![0.0f32; w]);
     for (r, row) in out.chunks_mut(w).enumerate() {
         let y = (y0 + r) as f32;
-        f.along_row(y, &mut at_row);
-        let (rdx, rdy) = (&at_row[..cols], &at_row[cols..2 * cols]);
+        rows_of.row(y, &mut dx, &mut dy, &mut wt);
         for (x, o) in row.iter_mut().enumerate() {
-            let (i0, i1, tx) = xs[x];
-            let dx = rdx[i0] * (1.0 - tx) + rdx[i1] * tx;
-            let dy = rdy[i0] * (1.0 - tx) + rdy[i1] * tx;
-            *o = win.sample(x as f32 + gx + dx, y + gy + dy, 0, Interp::Bicubic);
+            win.sample_all(
+                x as f32 + gx + dx[x],
+                y + gy + dy[x],
+                Interp::Bicubic,
+                std::slice::from_mut(o),
+            );
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Sub-pixel resampling of frame rows under a [`FrameWarp`], streamed from a
 //! frame source: only the input rows a band of output needs are decoded.
 
-use jupiter_plugin_api::{FrameSourceRef, FrameWarp, StageError};
+use jupiter_plugin_api::{FrameSourceRef, FrameWarp, StageError, WarpField};
 
 /// Interpolation kernel for fractional shifts: the parameter type of the
 /// stackers' `interpolation` ([`jupiter_plugin_api::Interpolation`]), under
@@ -114,6 +114,114 @@ impl<'a> RowWindow<'a> {
     }
 }
 
+impl RowWindow<'_> {
+    /// Every channel at the real position `(x, y)` into `out` (`channels`
+    /// values): what [`Self::sample`] gives per channel, bit for bit, with
+    /// the bicubic weights computed once per pixel and, away from the
+    /// edges, the 4×4 taps read from one bounds-checked block (the per-pixel
+    /// overhead of `sample` was most of the warped stack's time).
+    #[inline]
+    pub fn sample_all(&self, x: f32, y: f32, interp: Interp, out: &mut [f32]) {
+        let (ix, iy) = (floor_i(x), floor_i(y));
+        if interp != Interp::Bicubic || !self.holds_taps(ix, iy) {
+            for (c, o) in out.iter_mut().enumerate() {
+                *o = self.sample(x, y, c, interp);
+            }
+            return;
+        }
+        let (wx, wy) = (cubic_weights(x - ix as f32), cubic_weights(y - iy as f32));
+        let row_len = self.width * self.channels;
+        let base =
+            (iy - 1 - self.y0 as isize) as usize * row_len + (ix - 1) as usize * self.channels;
+        match self.channels {
+            1 => out[0] = taps::<1>(&self.data[base..], row_len, 0, &wx, &wy),
+            3 => {
+                for (c, o) in out.iter_mut().enumerate().take(3) {
+                    *o = taps::<3>(&self.data[base..], row_len, c, &wx, &wy);
+                }
+            }
+            ch => {
+                for (c, o) in out.iter_mut().enumerate() {
+                    *o = taps_dyn(&self.data[base..], row_len, ch, c, &wx, &wy);
+                }
+            }
+        }
+    }
+}
+
+/// The bicubic sum over a 4×4 block starting at `block[c]` (rows
+/// `row_len` apart, pixels `CH` apart), in [`RowWindow::sample`]'s order.
+#[inline(always)]
+fn taps<const CH: usize>(
+    block: &[f32],
+    row_len: usize,
+    c: usize,
+    wx: &[f32; 4],
+    wy: &[f32; 4],
+) -> f32 {
+    let block = &block[..3 * row_len + 3 * CH + c + 1];
+    let mut acc = 0.0;
+    for (j, wyj) in wy.iter().enumerate() {
+        let r = &block[j * row_len + c..];
+        let r: &[f32] = &r[..3 * CH + 1];
+        acc += wyj * (wx[0] * r[0] + wx[1] * r[CH] + wx[2] * r[2 * CH] + wx[3] * r[3 * CH]);
+    }
+    acc
+}
+
+/// [`taps`] for a channel count known only at run time.
+#[inline]
+fn taps_dyn(
+    block: &[f32],
+    row_len: usize,
+    ch: usize,
+    c: usize,
+    wx: &[f32; 4],
+    wy: &[f32; 4],
+) -> f32 {
+    let mut acc = 0.0;
+    for (j, wyj) in wy.iter().enumerate() {
+        let r = &block[j * row_len + c..];
+        acc += wyj * (wx[0] * r[0] + wx[1] * r[ch] + wx[2] * r[2 * ch] + wx[3] * r[3 * ch]);
+    }
+    acc
+}
+
+/// A warp field interpolated along whole pixel rows: what
+/// [`WarpField::sample`] gives at each pixel, bit for bit (the same
+/// operations in the same order), with the column nodes found once and the
+/// step along the grid's columns done once per row.
+pub struct FieldRows<'f> {
+    field: &'f WarpField,
+    xs: Vec<(usize, usize, f32)>,
+    at_row: Vec<f32>,
+}
+
+impl<'f> FieldRows<'f> {
+    /// For rows `width` pixels long.
+    pub fn new(field: &'f WarpField, width: usize) -> FieldRows<'f> {
+        FieldRows {
+            field,
+            xs: (0..width).map(|x| field.column_nodes(x as f32)).collect(),
+            at_row: vec![0.0; 3 * field.cols as usize],
+        }
+    }
+
+    /// The field's `dx`, `dy` and weight at every pixel of row `y`.
+    pub fn row(&mut self, y: f32, dx: &mut [f32], dy: &mut [f32], weight: &mut [f32]) {
+        let cols = self.field.cols as usize;
+        self.field.along_row(y, &mut self.at_row);
+        let (rdx, rest) = self.at_row.split_at(cols);
+        let (rdy, rwt) = rest.split_at(cols);
+        for (x, &(i0, i1, tx)) in self.xs.iter().enumerate() {
+            let lerp = |v: &[f32]| v[i0] * (1.0 - tx) + v[i1] * tx;
+            dx[x] = lerp(rdx);
+            dy[x] = lerp(rdy);
+            weight[x] = lerp(rwt);
+        }
+    }
+}
+
 /// Vertical extent of a warp's shifts: `(min dy, max dy)`.
 pub fn dy_range(warp: &FrameWarp) -> (f32, f32) {
     match warp.field.as_ref().into_option() {
@@ -184,36 +292,24 @@ pub fn warped_rows(
         }
         return Ok(());
     };
-    // The field's bilinear interpolation, as `WarpField::sample` computes it
-    // (same operations, same order), with the column nodes found once per
-    // call and the step along the grid's columns done once per row.
-    let cols = field.cols as usize;
-    let xs: Vec<(usize, usize, f32)> = (0..w).map(|x| field.column_nodes(x as f32)).collect();
-    let mut at_row = vec![0.0f32; 3 * cols];
+    let mut rows_of = FieldRows::new(field, w);
+    let (mut fdx, mut fdy, mut fwt) = (vec![0.0f32; w], vec![0.0f32; w], vec![0.0f32; w]);
     for ry in 0..rows {
         let y = (y0 + ry) as f32;
-        field.along_row(y, &mut at_row);
-        let (rdx, rest) = at_row.split_at(cols);
-        let (rdy, rwt) = rest.split_at(cols);
-        for x in 0..w {
-            let (i0, i1, tx) = xs[x];
-            let lerp = |v: &[f32]| v[i0] * (1.0 - tx) + v[i1] * tx;
-            let wt = lerp(rwt);
-            if let Some(wb) = weight.as_deref_mut() {
-                wb[ry * w + x] = wt;
-            }
-            let o = (ry * w + x) * ch;
-            if wt == 0.0 && weight.is_some() {
+        rows_of.row(y, &mut fdx, &mut fdy, &mut fwt);
+        if let Some(wb) = weight.as_deref_mut() {
+            wb[ry * w..(ry + 1) * w].copy_from_slice(&fwt);
+        }
+        let out_row = &mut out[ry * w * ch..(ry + 1) * w * ch];
+        for (x, o) in out_row.chunks_exact_mut(ch).enumerate() {
+            if fwt[x] == 0.0 && weight.is_some() {
                 // Dropped here (per-point frame selection): its weight
                 // zeroes whatever it would add, so skip the resampling.
-                out[o..o + ch].fill(0.0);
+                o.fill(0.0);
                 continue;
             }
-            let (dx, dy) = (warp.dx + lerp(rdx), warp.dy + lerp(rdy));
-            let (sx, sy) = (x as f32 + dx, y + dy);
-            for c in 0..ch {
-                out[o + c] = win.sample(sx, sy, c, interp);
-            }
+            let (dx, dy) = (warp.dx + fdx[x], warp.dy + fdy[x]);
+            win.sample_all(x as f32 + dx, y + dy, interp, o);
         }
     }
     Ok(())

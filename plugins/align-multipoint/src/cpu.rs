@@ -6,6 +6,7 @@ use jupiter_plugin_api::prelude::*;
 
 use crate::dewarp::dewarp_rows;
 use crate::field::{self, Local};
+use crate::gradient::{Gradient, MAX_SHIFT};
 use crate::grid::{self, ApGrid};
 use crate::params::{Mode, MultipointParams};
 
@@ -23,6 +24,9 @@ pub struct Points {
     pub grid: ApGrid,
     /// `Some` for active points.
     pub correlators: Vec<Option<PhaseCorrelator>>,
+    /// The gradient fits of the active points with enough structure in
+    /// both directions (the passes after the first).
+    pub gradients: Vec<Option<Gradient>>,
 }
 
 impl Points {
@@ -30,15 +34,23 @@ impl Points {
     pub fn new(grid: ApGrid, reference: &[f32], w: usize, h: usize) -> Points {
         let s = grid.size;
         let mut patch = vec![0.0f32; s * s];
-        let correlators = (0..grid.len())
+        let (correlators, gradients) = (0..grid.len())
             .map(|k| {
-                grid.active[k].then(|| {
-                    grid.patch(reference, w, h, k, 0, 0, &mut patch);
-                    PhaseCorrelator::new(&patch, s, s)
-                })
+                if !grid.active[k] {
+                    return (None, None);
+                }
+                grid.patch(reference, w, h, k, 0, 0, &mut patch);
+                (
+                    Some(PhaseCorrelator::new(&patch, s, s)),
+                    Gradient::new(&patch, s),
+                )
             })
-            .collect();
-        Points { grid, correlators }
+            .unzip();
+        Points {
+            grid,
+            correlators,
+            gradients,
+        }
     }
 }
 
@@ -114,7 +126,7 @@ pub fn measure_frame(
             for (k, pc) in points.correlators.iter().enumerate() {
                 let Some(pc) = pc else { continue };
                 grid.patch(&dewarped, w, h, k, 0, 0, &mut patch);
-                let m = pc.raw_shift(&patch);
+                let m = residual(points, k, pc, &patch, locals[k].peak, p);
                 let (dx, dy) = (fx[k] + m.dx, fy[k] + m.dy);
                 locals[k] = Local {
                     dx,
@@ -127,6 +139,27 @@ pub fn measure_frame(
         }
     }
     FrameMeasure { global: g, locals }
+}
+
+/// The residual shift of point `k`'s patch after dewarping: the gradient
+/// fit when `refine = gradient` and the residual is within its range (it
+/// keeps the first pass's peak), else the phase correlation.
+fn residual(
+    points: &Points,
+    k: usize,
+    pc: &PhaseCorrelator,
+    patch: &[f32],
+    peak: f32,
+    p: &MultipointParams,
+) -> Shift {
+    let fitted = (p.refine == "gradient")
+        .then(|| points.gradients[k].as_ref())
+        .flatten()
+        .and_then(|g| g.shift(patch));
+    match fitted {
+        Some((dx, dy)) if dx.abs() <= MAX_SHIFT && dy.abs() <= MAX_SHIFT => Shift { dx, dy, peak },
+        _ => pc.raw_shift(patch),
+    }
 }
 
 /// The mean of the luminance of frames `0..k`, each resampled under its

@@ -98,6 +98,7 @@
 pub mod cpu;
 pub mod dewarp;
 pub mod field;
+pub mod gradient;
 pub mod grid;
 pub mod params;
 

@@ -63,6 +63,11 @@ jupiter_plugin_api::params! {
         /// Measurement passes per frame: the second and later ones resample the
         /// frame under the field measured so far and measure the residual.
         pub passes: u32 = 2, int(1, 4), "Measurement passes (later ones measure the residual after dewarping the frame)";
+        /// How the passes after the first measure the residual: a gradient
+        /// (Lucas–Kanade) fit, a few operations per pixel, with the phase
+        /// correlation where the residual is beyond its range; or the phase
+        /// correlation at every point.
+        pub refine: String = "gradient".into(), choice(&["gradient", "correlation"]), "Later passes: gradient (a Lucas-Kanade fit per point, fast) or correlation (a phase correlation per point)";
         /// Subtract each point's mean local shift over all frames, so that the
         /// stack has the mean (undistorted) geometry rather than the reference's.
         pub recentre: bool = true, bool, "Stack in the mean geometry of all frames instead of the reference's";
@@ -142,7 +147,7 @@ mod tests {
     fn specs_match_the_defaults() {
         let d = MultipointParams::default();
         let s = MultipointParams::specs();
-        assert_eq!(s.len(), 16);
+        assert_eq!(s.len(), 17);
         let keep = s.iter().find(|p| p.name.as_str() == "keep").unwrap();
         assert_eq!(keep.default.as_str(), d.keep.to_string());
     }

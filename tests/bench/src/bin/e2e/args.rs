@@ -2,7 +2,7 @@
 
 use super::*;
 
-pub(crate) const USAGE: &str = "usage: e2e [--dir DIR] [--host PATH] [--repeat R] [--cases] [--peers] [--cold] [--scaling] [--sizes] [--limited] [--devices] [--post] [--drizzle] [--ceiling] [--only NAME] [--quick] [--batch N]";
+pub(crate) const USAGE: &str = "usage: e2e [--dir DIR] [--host PATH] [--repeat R] [--cases] [--peers] [--cold] [--scaling] [--sizes] [--limited] [--devices] [--post] [--drizzle] [--ceiling] [--only NAME] [--quick] [--batch N] [--set STAGE.PARAM=VALUE]…";
 
 pub(crate) struct Opts {
     pub(crate) dir: PathBuf,
@@ -23,6 +23,8 @@ pub(crate) struct Opts {
     pub(crate) quick: bool,
     /// Captures per batch in the `--devices` batch rows.
     pub(crate) batch: usize,
+    /// `--set STAGE.PARAM=VALUE` given to every jupiter run (A/B of a parameter).
+    pub(crate) sets: Vec<String>,
 }
 
 pub(crate) fn parse(args: &[String]) -> Result<Opts, String> {
@@ -43,6 +45,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Opts, String> {
         only: None,
         quick: false,
         batch: 5,
+        sets: Vec::new(),
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -66,6 +69,9 @@ pub(crate) fn parse(args: &[String]) -> Result<Opts, String> {
             "--post" => o.post = true,
             "--drizzle" => o.drizzle = true,
             "--ceiling" => o.ceiling = true,
+            "--set" => o
+                .sets
+                .push(it.next().ok_or("--set needs STAGE.PARAM=VALUE")?.clone()),
             "--only" => o.only = Some(it.next().ok_or("--only needs a value")?.clone()),
             "--quick" => o.quick = true,
             "--batch" => {

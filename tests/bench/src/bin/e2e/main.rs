@@ -109,7 +109,11 @@ fn main() -> ExitCode {
         eprintln!("{}: {e}", work.display());
         return ExitCode::FAILURE;
     }
-    let t = Tools { host, work };
+    let t = Tools {
+        host,
+        work,
+        sets: o.sets.clone(),
+    };
     println!(
         "Machine: {} cores, {:.0} GiB RAM; {}; host {}",
         std::thread::available_parallelism().map_or(1, |n| n.get()),

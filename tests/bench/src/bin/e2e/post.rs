@@ -100,6 +100,9 @@ pub(crate) fn run_host(
     if no_post {
         c.arg("--no-post");
     }
+    if !global {
+        t.add_sets(&mut c);
+    }
     let o = c.output().map_err(|e| e.to_string())?;
     if !o.status.success() {
         return Err(format!(

@@ -17,9 +17,18 @@ pub(crate) const RUN_ARGS: [&str; 6] = [
 pub(crate) struct Tools {
     pub(crate) host: PathBuf,
     pub(crate) work: PathBuf,
+    /// `--set` arguments for every jupiter run.
+    pub(crate) sets: Vec<String>,
 }
 
 impl Tools {
+    /// Appends the harness's `--set` arguments.
+    pub(crate) fn add_sets(&self, c: &mut Command) {
+        for s in &self.sets {
+            c.arg("--set").arg(s);
+        }
+    }
+
     /// `jupiter-host run` with the harness's pipeline: the default aligner
     /// (multi-point), or global alignment (`--aligner align-phase`).
     fn jupiter(&self, input: &Path, out: &Path, global: bool) -> Command {
@@ -32,6 +41,7 @@ impl Tools {
         if global {
             c.args(["--aligner", "align-phase"]);
         }
+        self.add_sets(&mut c);
         let report = self.work.join("report.json");
         let _ = std::fs::remove_file(&report);
         c.arg("--report").arg(report);

@@ -1,6 +1,8 @@
-//! Input and output: the SER reader (memory-mapped), the debayer, and the
-//! TIFF / PNG / FITS writers (all writes atomic: temp file + rename).
+//! Input and output: the capture readers behind [`capture::CaptureFile`]
+//! (SER, memory-mapped), the debayer, and the TIFF / PNG / FITS writers (all
+//! writes atomic: temp file + rename).
 
+pub mod capture;
 pub mod debayer;
 pub mod ser;
 pub mod write;

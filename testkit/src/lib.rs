@@ -10,10 +10,12 @@
 //!   the harnesses.
 //! - [`frames`]: small in-memory captures with bright artifacts, for the
 //!   stackers' unit tests and benchmarks.
-//! - [`ser`]: the SER writer.
+//! - [`ser`]: the SER writer; [`avi`], [`fits`], [`sequence`]: writers of
+//!   the other capture formats (the same frames as AVI, FITS cube, image files).
 //! - [`reference`]: the plain mean of aligned frames and the memory-bound
 //!   check the tile-based stackers' tests share.
 
+pub mod avi;
 pub mod capture;
 pub mod frames;
 pub mod reference;

@@ -23,8 +23,8 @@ use abi_stable::std_types::RSlice;
 use jupiter_plugin_api::gpu::helpers::{groups, run, Buffers, Uniforms};
 use jupiter_plugin_api::{DeviceFrames, ErrorKind, GpuBuffer, GpuServiceBox, StageError};
 
-use crate::io::debayer::BayerPattern;
 use crate::io::capture::CaptureFile;
+use crate::io::debayer::BayerPattern;
 use crate::io::ser::ColorId;
 
 /// The decode kernel.
@@ -541,11 +541,7 @@ impl CaptureOnDevice {
                     .map_err(|e| StageError::internal(e.to_string()))?;
                 let bytes: &[u8] = bytemuck::cast_slice(&frame);
                 self.gpu
-                    .write_buffer(
-                        dst,
-                        (slot * bytes.len()) as u64,
-                        RSlice::from_slice(bytes),
-                    )
+                    .write_buffer(dst, (slot * bytes.len()) as u64, RSlice::from_slice(bytes))
                     .into_result()?;
             }
         }

@@ -64,7 +64,9 @@ impl FrameSource for CaptureFrames {
         let Some(store) = &self.device else {
             return RResult::ROk(ROption::RNone);
         };
-        match catch_unwind(AssertUnwindSafe(|| store.frames(&self.capture, &self.indices))) {
+        match catch_unwind(AssertUnwindSafe(|| {
+            store.frames(&self.capture, &self.indices)
+        })) {
             Ok(r) => r.map(ROption::from).into(),
             Err(_) => RResult::RErr(StageError::gpu("uploading the capture to the GPU panicked")),
         }

@@ -2,7 +2,9 @@
 //! (SER, memory-mapped), the debayer, and the TIFF / PNG / FITS writers (all
 //! writes atomic: temp file + rename).
 
+pub mod avi;
 pub mod capture;
 pub mod debayer;
+pub mod mapped;
 pub mod ser;
 pub mod write;

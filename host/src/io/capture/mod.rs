@@ -189,6 +189,7 @@ impl CaptureFile {
                 }
                 return CaptureFile::from_reader(Box::new(ser), None);
             }
+            Format::Avi => Box::new(super::avi::AviFile::open(path)?),
             other => {
                 return Err(CaptureError::unsupported(
                     path,

@@ -17,6 +17,7 @@
 
 pub mod avi;
 pub mod capture;
+pub mod fits;
 pub mod frames;
 pub mod reference;
 pub mod rng;

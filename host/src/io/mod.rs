@@ -5,6 +5,7 @@
 pub mod avi;
 pub mod capture;
 pub mod debayer;
+pub mod fits;
 pub mod mapped;
 pub mod ser;
 pub mod write;

@@ -190,6 +190,7 @@ impl CaptureFile {
                 return CaptureFile::from_reader(Box::new(ser), None);
             }
             Format::Avi => Box::new(super::avi::AviFile::open(path)?),
+            Format::Fits => Box::new(super::fits::FitsCube::open(path)?),
             other => {
                 return Err(CaptureError::unsupported(
                     path,

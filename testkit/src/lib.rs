@@ -21,6 +21,7 @@ pub mod fits;
 pub mod frames;
 pub mod reference;
 pub mod rng;
+pub mod sequence;
 pub mod ser;
 
 pub use rng::Rng;

@@ -7,5 +7,6 @@ pub mod capture;
 pub mod debayer;
 pub mod fits;
 pub mod mapped;
+pub mod sequence;
 pub mod ser;
 pub mod write;

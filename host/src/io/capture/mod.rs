@@ -191,12 +191,7 @@ impl CaptureFile {
             }
             Format::Avi => Box::new(super::avi::AviFile::open(path)?),
             Format::Fits => Box::new(super::fits::FitsCube::open(path)?),
-            other => {
-                return Err(CaptureError::unsupported(
-                    path,
-                    format!("{other:?} captures are not read yet"),
-                ))
-            }
+            Format::Sequence => Box::new(super::sequence::ImageSequence::open(path)?),
         };
         CaptureFile::from_reader(reader, opts.bayer)
     }

@@ -45,20 +45,31 @@ fn tiff_decoder(path: &Path) -> Result<tiff::decoder::Decoder<BufReader<File>>, 
     tiff::decoder::Decoder::new(BufReader::new(f)).map_err(|e| format!("not a readable TIFF: {e}"))
 }
 
+/// Runs a third-party decoder, turning a panic on a hostile file into an error.
+fn guarded<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|_| Err("the image decoder failed on this file (panicked)".into()))
+}
+
 /// The frame shape in the header of a PNG or TIFF file.
 pub fn shape(kind: ImageKind, path: &Path) -> Result<Shape, String> {
+    guarded(|| shape_unguarded(kind, path))
+}
+
+fn shape_unguarded(kind: ImageKind, path: &Path) -> Result<Shape, String> {
     match kind {
         ImageKind::Png => {
             let r = png_reader(path)?;
             let (ct, bd) = r.output_color_type();
-            let channels =
-                match ct {
-                    png::ColorType::Grayscale => 1,
-                    png::ColorType::Rgb => 3,
-                    other => return Err(format!(
+            let channels = match ct {
+                png::ColorType::Grayscale => 1,
+                png::ColorType::Rgb => 3,
+                other => {
+                    return Err(format!(
                         "PNG colour type {other:?} is not supported (grey or RGB, without alpha)"
-                    )),
-                };
+                    ))
+                }
+            };
             let i = r.info();
             Ok(Shape {
                 width: i.width as usize,
@@ -98,6 +109,10 @@ pub fn shape(kind: ImageKind, path: &Path) -> Result<Shape, String> {
 /// The whole frame of a PNG or TIFF file as `f32` (integers scaled by
 /// their range; floats as stored), checked against `expect`.
 pub fn decode(kind: ImageKind, path: &Path, expect: Shape) -> Result<Vec<f32>, String> {
+    guarded(|| decode_unguarded(kind, path, expect))
+}
+
+fn decode_unguarded(kind: ImageKind, path: &Path, expect: Shape) -> Result<Vec<f32>, String> {
     let (data, shape) = match kind {
         ImageKind::Png => {
             let mut r = png_reader(path)?;

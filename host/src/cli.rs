@@ -10,7 +10,8 @@ use crate::backend::BackendChoice;
 use crate::config::{PipelineSpec, Selection, StageChoice};
 use crate::io::ser::{ByteOrder, OpenOptions};
 
-/// jupiter: planetary lucky imaging. Scores every frame of a SER capture,
+/// jupiter: planetary lucky imaging. Scores every frame of a capture (SER,
+/// uncompressed AVI, FITS cube, or a directory of FITS/TIFF/PNG frames),
 /// keeps the sharpest, aligns and stacks them, sharpens and stretches the
 /// result, and writes a 16-bit TIFF, PNG or FITS. Every stage is a plugin.
 #[derive(Parser, Debug)]
@@ -40,7 +41,7 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Stack a SER capture into one image.
+    /// Stack a capture (SER, AVI, FITS cube, image directory) into one image.
     ///
     /// Example: jupiter-host run capture.ser -o jupiter.tif --select 25% --stacker stack-sigma-clip
     Run(RunArgs),
@@ -48,11 +49,11 @@ pub enum Command {
     ///
     /// Example: jupiter-host --plugins ./plugins plugins
     Plugins,
-    /// Show a SER file's header, frame count, size, colour and timestamps.
+    /// Show a capture's header, frame count, size, colour and timestamps.
     ///
     /// Example: jupiter-host info capture.ser
     Info {
-        /// The SER file.
+        /// The capture (SER, AVI, FITS, or a directory of images).
         file: PathBuf,
         #[command(flatten)]
         open: OpenArgs,
@@ -80,7 +81,7 @@ pub enum Command {
     },
 }
 
-/// How to read the SER file.
+/// How to read a SER file.
 #[derive(Args, Debug, Clone)]
 pub struct OpenArgs {
     /// Byte order of 16-bit samples (auto decides from the data; the header flag is unreliable).
@@ -103,7 +104,8 @@ impl OpenArgs {
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// The SER capture(s). Several captures run as one batch: the device,
+    /// The capture(s): SER, uncompressed AVI, FITS cube, or a directory of
+    /// FITS/TIFF/PNG frames. Several captures run as one batch: the device,
     /// the plugins and the GPU buffers are set up once for all of them; a
     /// capture that fails is reported and the others still run.
     #[arg(required = true, num_args = 1..)]
@@ -161,6 +163,11 @@ pub struct PipelineArgs {
     /// Set a stage parameter: quality.metric=tenengrad, stack.kappa_low=2, deconvolve.sigma=1.2.
     #[arg(long = "set", value_name = "STAGE.PARAM=VALUE")]
     pub set: Vec<String>,
+    /// Bayer pattern of a raw-mosaic capture whose file does not say
+    /// (RGGB, GRBG, GBRG, BGGR): its frames are debayered to RGB. Overrides
+    /// the pattern a file declares.
+    #[arg(long, value_name = "PATTERN", value_parser = crate::config::parse_bayer)]
+    pub bayer: Option<crate::io::debayer::BayerPattern>,
     /// Skip post-processing (sharpening, filters): write the plain stack.
     #[arg(long)]
     pub no_post: bool,
@@ -259,6 +266,9 @@ pub fn build_spec(args: &PipelineArgs) -> Result<PipelineSpec> {
                 .params
                 .insert("density".into(), serde_json::json!(scale));
         }
+    }
+    if let Some(b) = args.bayer {
+        spec.bayer = Some(b);
     }
     if args.no_post {
         spec.post.clear();

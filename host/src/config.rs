@@ -5,6 +5,7 @@
 //! version = 1
 //! backend = "auto"          # auto | cpu | gpu
 //! select = "25%"            # a percentage or a frame count
+//! bayer = "RGGB"            # raw mosaic captures whose file does not say (optional)
 //!
 //! [quality]
 //! plugin = "quality"
@@ -32,6 +33,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::backend::BackendChoice;
+use crate::io::debayer::BayerPattern;
 
 /// The pipeline file as written.
 #[derive(Debug, Default, Deserialize)]
@@ -40,6 +42,7 @@ pub struct PipelineFile {
     pub version: Option<u32>,
     pub backend: Option<BackendChoice>,
     pub select: Option<String>,
+    pub bayer: Option<String>,
     pub quality: Option<StageEntry>,
     pub align: Option<StageEntry>,
     pub stack: Option<StageEntry>,
@@ -126,6 +129,10 @@ impl StageChoice {
 pub struct PipelineSpec {
     pub backend: BackendChoice,
     pub select: Selection,
+    /// The Bayer pattern of a raw-mosaic capture whose file does not carry
+    /// one (AVI, PNG/TIFF sequences, FITS without `BAYERPAT`, SER marked
+    /// mono): `--bayer` or the `bayer` key; overrides the file's pattern.
+    pub bayer: Option<BayerPattern>,
     pub quality: StageChoice,
     pub align: StageChoice,
     /// True when `align` is the built-in default (when its plugin is not
@@ -159,6 +166,7 @@ impl Default for PipelineSpec {
         PipelineSpec {
             backend: BackendChoice::Auto,
             select: Selection::Percent(25.0),
+            bayer: None,
             quality: StageChoice::new("quality"),
             align: StageChoice::new(DEFAULT_ALIGNER),
             default_align: true,
@@ -194,6 +202,9 @@ impl PipelineSpec {
         }
         if let Some(s) = &file.select {
             spec.select = Selection::parse(s).with_context(|| path.display().to_string())?;
+        }
+        if let Some(b) = &file.bayer {
+            spec.bayer = Some(parse_bayer(b).with_context(|| path.display().to_string())?);
         }
         if let Some(e) = &file.quality {
             spec.quality = StageChoice::from_entry(e)?;
@@ -281,6 +292,9 @@ impl PipelineSpec {
         let mut out = String::from("# jupiter pipeline (run --pipeline FILE)\nversion = 1\n");
         if stacking {
             out += &section("select", toml::Value::String(self.select.to_text()))?;
+            if let Some(b) = self.bayer {
+                out += &section("bayer", toml::Value::String(b.name().into()))?;
+            }
             for (key, stage) in [
                 ("quality", &self.quality),
                 ("align", &self.align),
@@ -299,6 +313,13 @@ impl PipelineSpec {
         out += &section("post", toml::Value::Array(post))?;
         Ok(out)
     }
+}
+
+/// A Bayer pattern as `--bayer` and the `bayer` key spell it.
+pub fn parse_bayer(text: &str) -> Result<BayerPattern> {
+    BayerPattern::parse(text).with_context(|| {
+        format!("bayer: '{text}' is not a Bayer pattern (RGGB, GRBG, GBRG or BGGR)")
+    })
 }
 
 /// A CLI value as TOML (numbers, booleans, arrays, quoted strings), else plain text.

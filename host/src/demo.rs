@@ -6,7 +6,8 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use crate::config::PipelineSpec;
-use crate::io::ser::{OpenOptions, SerFile};
+use crate::io::capture::CaptureFile;
+use crate::io::ser::OpenOptions;
 use crate::pipeline::{run, RunRequest, Session};
 use jupiter_testkit::capture::{
     generate, psnr_fitted, psnr_interior, render, SynthColor, SynthOptions,
@@ -76,7 +77,7 @@ pub fn run_demo(
     let best = r.selected[0];
     let (bx, by) = capture.shifts[best];
     let truth_at_best = render(opts.scene, w, h, ch, bx as f64, by as f64);
-    let ser = SerFile::open(&ser_path, OpenOptions::default())?;
+    let ser = CaptureFile::open(&ser_path, Default::default())?;
     let single = psnr_interior(&ser.decode_frame(best)?, &truth_at_best, w, h, ch, 8);
     let stacked_img = out.stacked.as_ref().expect("keep_stacked was asked");
     let stacked = psnr_interior(&stacked_img.data, &truth_at_best, w, h, ch, 8);

@@ -10,14 +10,18 @@
 //!   the harnesses.
 //! - [`frames`]: small in-memory captures with bright artifacts, for the
 //!   stackers' unit tests and benchmarks.
-//! - [`ser`]: the SER writer.
+//! - [`ser`]: the SER writer; [`avi`], [`fits`], [`sequence`]: writers of
+//!   the other capture formats (the same frames as AVI, FITS cube, image files).
 //! - [`reference`]: the plain mean of aligned frames and the memory-bound
 //!   check the tile-based stackers' tests share.
 
+pub mod avi;
 pub mod capture;
+pub mod fits;
 pub mod frames;
 pub mod reference;
 pub mod rng;
+pub mod sequence;
 pub mod ser;
 
 pub use rng::Rng;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use jupiter_host::frames::CaptureFrames;
 use jupiter_host::frames::CaptureOnDevice;
+use jupiter_host::io::capture::CaptureFile;
 use jupiter_host::io::ser::{ByteOrder, OpenOptions, SerFile};
 use jupiter_plugin_api::abi_stable::sabi_trait::TD_Opaque;
 use jupiter_plugin_api::frame::FrameSourceExt;
@@ -65,7 +66,7 @@ fn decode_on_the_device_matches_the_host_decoder() {
             .collect();
         let path = dir.join(format!("{name}.ser"));
         write_ser(&path, &spec, &frames, None).unwrap();
-        let ser = Arc::new(
+        let ser = Arc::new(CaptureFile::from(
             SerFile::open(
                 &path,
                 OpenOptions {
@@ -74,7 +75,7 @@ fn decode_on_the_device_matches_the_host_decoder() {
                 },
             )
             .unwrap(),
-        );
+        ));
         // Decoded buffers of 8 frames, uploads of 4 (the smallest chunk):
         // two chunks into the first buffer (both raw buffers in turn), one
         // into the second.
@@ -84,7 +85,7 @@ fn decode_on_the_device_matches_the_host_decoder() {
         );
         // A reversed selection: slots out of order.
         let src = CaptureFrames {
-            ser: ser.clone(),
+            capture: ser.clone(),
             indices: (0..9).rev().collect(),
             device: Some(store.clone()),
         };

@@ -315,14 +315,14 @@ fn the_aligner_comes_close_to_an_oracle_that_knows_the_true_distortion() {
     let ser = dir.join("lunar.ser");
     let cap = generate_with_seeing(&ser, &o, &Seeing::turbulent()).unwrap();
     let (w, h) = (o.width as usize, o.height as usize);
-    let file = std::sync::Arc::new(
+    let file = std::sync::Arc::new(jupiter_host::io::capture::CaptureFile::from(
         jupiter_host::io::ser::SerFile::open(&ser, Default::default()).unwrap(),
-    );
+    ));
     let mut order: Vec<usize> = (0..o.frames).collect();
     order.sort_by(|&a, &b| cap.blur[a].total_cmp(&cap.blur[b]));
     order.truncate(50);
     let src = jupiter_host::frames::CaptureFrames {
-        ser: file,
+        capture: file,
         indices: order.clone(),
         device: None,
     };

@@ -1,4 +1,6 @@
-//! `info`: a capture's header, frames, colour and timestamps.
+//! `info`: a capture's header, frames, colour and timestamps, for every
+//! format (SER keeps its own lines: header frame count, byte order, the
+//! observer fields); dates as ISO 8601 UTC.
 
 use std::fmt::Write;
 use std::path::Path;
@@ -6,14 +8,24 @@ use std::path::Path;
 use anyhow::Result;
 
 use crate::cli::{Cli, OpenArgs};
+use crate::io::capture::{CaptureFile, OpenOptions};
 use crate::io::ser::{iso8601, SerFile};
 
 use super::{device_text, print_out};
 
 /// Prints what `jupiter-host info FILE` shows.
 pub fn cmd_info(cli: &Cli, file: &Path, open: &OpenArgs) -> Result<()> {
-    let ser = SerFile::open(file, open.options())?;
-    let mut out = describe(&ser)?;
+    let capture = CaptureFile::open(
+        file,
+        OpenOptions {
+            ser: open.options(),
+            bayer: None,
+        },
+    )?;
+    let mut out = match capture.reader().as_ser() {
+        Some(ser) => describe(ser)?,
+        None => describe_any(&capture)?,
+    };
     writeln!(out, "device:      {}", device_text(cli))?;
     print_out(&out)
 }
@@ -23,6 +35,7 @@ fn describe(ser: &SerFile) -> Result<String, std::fmt::Error> {
     let h = &ser.header;
     let mut out = String::new();
     writeln!(out, "file:        {}", ser.path.display())?;
+    writeln!(out, "format:      SER")?;
     writeln!(
         out,
         "frames:      {} (header says {})",
@@ -73,6 +86,39 @@ fn describe(ser: &SerFile) -> Result<String, std::fmt::Error> {
         None => writeln!(out, "timestamps:  absent"),
     }?;
     for w in &ser.warnings {
+        writeln!(out, "warning:     {w}")?;
+    }
+    Ok(out)
+}
+
+/// Any capture's format, geometry, dates and the reader's own lines.
+fn describe_any(c: &CaptureFile) -> Result<String, std::fmt::Error> {
+    let r = c.reader();
+    let mut out = String::new();
+    writeln!(out, "file:        {}", c.path().display())?;
+    writeln!(out, "format:      {}", r.format())?;
+    writeln!(out, "frames:      {}", c.frame_count())?;
+    writeln!(out, "size:        {}×{}", c.width(), c.height())?;
+    let colour = match (c.bayer(), c.channels()) {
+        (Some(p), _) => format!("{} (raw mosaic) → 3 channels", p.name()),
+        (None, 1) => "MONO → 1 channel".to_string(),
+        (None, n) => format!("RGB → {n} channels"),
+    };
+    writeln!(out, "colour:      {colour}")?;
+    writeln!(out, "bit depth:   {} bits per sample", c.bit_depth())?;
+    for (name, value) in r.details() {
+        writeln!(out, "{:<13}{value}", format!("{name}:"))?;
+    }
+    if let Some(fps) = r.frame_rate() {
+        writeln!(out, "frame rate:  {fps:.3} frames/s")?;
+    }
+    let date = r.start_time().map_or("not set".into(), date_text);
+    writeln!(out, "date (UTC):  {date}")?;
+    match c.timestamps() {
+        Some(ts) => writeln!(out, "timestamps:  present ({} frames)", ts.len()),
+        None => writeln!(out, "timestamps:  absent"),
+    }?;
+    for w in c.warnings() {
         writeln!(out, "warning:     {w}")?;
     }
     Ok(out)

@@ -1,8 +1,11 @@
-//! The capture on the GPU: on a GPU run the host uploads the SER file's
+//! The capture on the GPU: on a GPU run the host uploads the capture's
 //! stored samples once (raw bytes: a quarter of the decoded size for 8-bit
 //! data), decodes them on the device (`shaders/decode.wgsl`, the same rules
 //! as the CPU decoder) and keeps the decoded frames there for every stage
 //! (scoring, alignment, stacking), which then read no frame on the CPU.
+//! A capture whose samples the kernel cannot read (float FITS, image
+//! sequences: [`CaptureFile::raw_layout`] is `None`) is decoded on the CPU
+//! and uploaded as `f32`, frame by frame.
 //!
 //! All-or-nothing: when the decoded capture does not fit [`budget_bytes`] or
 //! an allocation fails, nothing stays resident and the stages read rows as on
@@ -20,8 +23,9 @@ use abi_stable::std_types::RSlice;
 use jupiter_plugin_api::gpu::helpers::{groups, run, Buffers, Uniforms};
 use jupiter_plugin_api::{DeviceFrames, ErrorKind, GpuBuffer, GpuServiceBox, StageError};
 
+use crate::io::capture::CaptureFile;
 use crate::io::debayer::BayerPattern;
-use crate::io::ser::{ColorId, SerFile};
+use crate::io::ser::ColorId;
 
 /// The decode kernel.
 const DECODE: &str = include_str!("../../../shaders/decode.wgsl");
@@ -103,7 +107,7 @@ type Ahead = (Result<Option<Resident>, StageError>, Vec<GpuBuffer>);
 /// An upload running ahead (see [`CaptureOnDevice::prefetch`]): the capture
 /// and the thread.
 struct Prefetch {
-    ser: Arc<SerFile>,
+    ser: Arc<CaptureFile>,
     thread: std::thread::JoinHandle<Ahead>,
 }
 
@@ -139,7 +143,7 @@ impl CaptureOnDevice {
     /// does not fit (stages read rows).
     pub fn frames(
         &self,
-        ser: &SerFile,
+        ser: &CaptureFile,
         indices: &[usize],
     ) -> Result<Option<DeviceFrames>, StageError> {
         let mut st = self.store();
@@ -183,7 +187,7 @@ impl CaptureOnDevice {
     /// Makes the store ready for capture `ser` (uploaded on its first
     /// request, or already by [`prefetch`](Self::prefetch)), keeping the
     /// previous capture's buffers for it.
-    pub fn start(&self, ser: &Arc<SerFile>) {
+    pub fn start(&self, ser: &Arc<CaptureFile>) {
         self.finish();
         let ahead = self.join_prefetch();
         let mut st = self.store();
@@ -199,10 +203,10 @@ impl CaptureOnDevice {
 
     /// The capture being uploaded ahead, when it is `path` (the run of that
     /// capture uses this very file, whose bytes were uploaded).
-    pub fn prefetched(&self, path: &std::path::Path) -> Option<Arc<SerFile>> {
+    pub fn prefetched(&self, path: &std::path::Path) -> Option<Arc<CaptureFile>> {
         let st = self.store();
         let next = st.next.as_ref()?;
-        (next.ser.path == path).then(|| next.ser.clone())
+        (next.ser.path() == path).then(|| next.ser.clone())
     }
 
     /// Starts uploading the next capture of a batch on a thread, while the
@@ -210,14 +214,14 @@ impl CaptureOnDevice {
     /// current capture's kernels overlap); [`start`](Self::start) takes it
     /// over. Skipped when both captures would not fit the budget together.
     /// A failed upload ahead is left to the capture's own run to retry.
-    pub fn prefetch(self: &Arc<Self>, ser: Arc<SerFile>) {
+    pub fn prefetch(self: &Arc<Self>, ser: Arc<CaptureFile>) {
         let mut st = self.store();
         let current: u64 = match &st.capture {
             Some(Some(r)) => r.buffers.iter().map(|b| b.size).sum(),
             _ => 0,
         };
         if st.next.is_some()
-            || current + decoded_frame_bytes(&ser) * ser.frame_count as u64 > budget_bytes()
+            || current + decoded_frame_bytes(&ser) * ser.frame_count() as u64 > budget_bytes()
         {
             return;
         }
@@ -232,7 +236,7 @@ impl CaptureOnDevice {
 
     /// Waits for the upload ahead, if any: its capture and buffers when it
     /// succeeded (its spares go back to the store).
-    fn join_prefetch(&self) -> Option<(Arc<SerFile>, Resident)> {
+    fn join_prefetch(&self) -> Option<(Arc<CaptureFile>, Resident)> {
         let next = self.store().next.take()?;
         if next.thread.thread().id() == std::thread::current().id() {
             // The store is dropped by its own upload thread (the last owner
@@ -265,10 +269,10 @@ impl CaptureOnDevice {
     /// are large enough (the others stay there) and allocating the rest.
     fn upload(
         &self,
-        ser: &SerFile,
+        ser: &CaptureFile,
         spare: &mut Vec<GpuBuffer>,
     ) -> Result<Option<Resident>, StageError> {
-        let n = ser.frame_count;
+        let n = ser.frame_count();
         let frame_bytes = decoded_frame_bytes(ser);
         if n == 0 || frame_bytes == 0 || frame_bytes * n as u64 > budget_bytes() {
             return Ok(None);
@@ -318,13 +322,13 @@ impl CaptureOnDevice {
     /// device memory takes about as long as uploading).
     fn upload_into(
         &self,
-        ser: &SerFile,
+        ser: &CaptureFile,
         frame_bytes: u64,
         per: usize,
         first: GpuBuffer,
         mut reused: Vec<Option<GpuBuffer>>,
     ) -> Result<Option<Resident>, StageError> {
-        let n = ser.frame_count;
+        let n = ser.frame_count();
         let count = reused.len();
         let (tx, rx) = std::sync::mpsc::sync_channel(count);
         let _ = tx.send(Ok(first));
@@ -414,14 +418,17 @@ impl CaptureOnDevice {
     /// its frames' slots.
     fn fill(
         &self,
-        ser: &SerFile,
+        ser: &CaptureFile,
         per: usize,
         count: usize,
         mut next_buffer: impl FnMut() -> Result<GpuBuffer, StageError>,
     ) -> Result<(), StageError> {
+        let Some(layout) = ser.raw_layout() else {
+            return self.fill_decoded(ser, per, count, next_buffer);
+        };
         let (w, h, c) = (ser.width(), ser.height(), ser.channels());
-        let n = ser.frame_count;
-        let fb = ser.header.frame_bytes();
+        let n = ser.frame_count();
+        let fb = w * h * layout.color.planes() * layout.bytes;
         // Frames per chunk: a multiple of 4 (whole words of bytes), inside
         // one decoded buffer.
         let chunk = ((self.chunk_bytes / fb.max(1)) / 4 * 4).max(4).min(per);
@@ -440,7 +447,7 @@ impl CaptureOnDevice {
             bufs.zeroed((chunk * fb).div_ceil(4))?,
             bufs.zeroed((chunk * fb).div_ceil(4))?,
         ];
-        let (kind, planes, pattern) = match ser.header.color {
+        let (kind, planes, pattern) = match layout.color {
             ColorId::Mono => (0, 1, 0),
             ColorId::Rgb => (0, 3, 0),
             ColorId::Bgr => (1, 3, 0),
@@ -459,7 +466,7 @@ impl CaptureOnDevice {
                 let dst = dst.expect("set above");
                 let raw = raw[i % 2];
                 let bytes = ser
-                    .stored_frames(frame, frames)
+                    .raw_frames(frame, frames)
                     .ok_or_else(|| StageError::internal("frame range past the capture"))?;
                 // Mapped in first: faults during the parallel copy cost more.
                 ser.populate_frames(frame, frames);
@@ -484,14 +491,14 @@ impl CaptureOnDevice {
                     height: h as u32,
                     planes,
                     channels: c as u32,
-                    bytes: ser.header.bytes_per_sample() as u32,
-                    little: ser.little_endian as u32,
+                    bytes: layout.bytes as u32,
+                    little: layout.little_endian as u32,
                     kind,
                     pattern,
                     count: frames as u32,
                     frame_bytes: fb as u32,
                     out_base: (start * w * h * c) as u32,
-                    inv_scale: 1.0 / ser.scale,
+                    inv_scale: 1.0 / layout.scale,
                 }));
                 run(
                     &self.gpu,
@@ -512,6 +519,37 @@ impl CaptureOnDevice {
     }
 }
 
+impl CaptureOnDevice {
+    /// [`fill`](Self::fill) for a capture the kernel cannot decode: each
+    /// frame decoded on the CPU and written as `f32` into its slot.
+    fn fill_decoded(
+        &self,
+        ser: &CaptureFile,
+        per: usize,
+        count: usize,
+        mut next_buffer: impl FnMut() -> Result<GpuBuffer, StageError>,
+    ) -> Result<(), StageError> {
+        let n = ser.frame_count();
+        let mut frame = vec![0.0f32; ser.width() * ser.height() * ser.channels()];
+        for buf in 0..count {
+            let dst = next_buffer()?;
+            for slot in 0..per.min(n - buf * per) {
+                if self.cancel.load(Ordering::Relaxed) {
+                    return Err(StageError::cancelled());
+                }
+                ser.decode_rows(buf * per + slot, 0, ser.height(), &mut frame)
+                    .map_err(|e| StageError::internal(e.to_string()))?;
+                let bytes: &[u8] = bytemuck::cast_slice(&frame);
+                self.gpu
+                    .write_buffer(dst, (slot * bytes.len()) as u64, RSlice::from_slice(bytes))
+                    .into_result()?;
+            }
+        }
+        crate::timeline::mark("capture queued (decoded on the CPU)");
+        self.gpu.synchronize().into_result()
+    }
+}
+
 impl Drop for CaptureOnDevice {
     fn drop(&mut self) {
         self.release();
@@ -519,7 +557,7 @@ impl Drop for CaptureOnDevice {
 }
 
 /// Bytes of one decoded frame of `ser` on the device (f32 samples).
-fn decoded_frame_bytes(ser: &SerFile) -> u64 {
+fn decoded_frame_bytes(ser: &CaptureFile) -> u64 {
     (ser.width() * ser.height() * ser.channels() * 4) as u64
 }
 

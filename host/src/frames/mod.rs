@@ -15,12 +15,12 @@ use anyhow::Result;
 pub use device::{budget_bytes, CaptureOnDevice};
 pub use source::CaptureFrames;
 
-use crate::io::ser::{OpenOptions, SerFile};
+use crate::io::capture::{CaptureFile, OpenOptions};
 
-/// The capture of one run: its file and, on a GPU run, the batch's store
-/// that holds it on the device.
+/// The capture of one run: its file (any format) and, on a GPU run, the
+/// batch's store that holds it on the device.
 pub struct Capture {
-    pub ser: Arc<SerFile>,
+    pub file: Arc<CaptureFile>,
     pub device: Option<Arc<CaptureOnDevice>>,
 }
 
@@ -32,25 +32,25 @@ impl Capture {
         open: OpenOptions,
         store: Option<&Arc<CaptureOnDevice>>,
     ) -> Result<Capture> {
-        let ser = match store.and_then(|d| d.prefetched(path)) {
+        let file = match store.and_then(|d| d.prefetched(path)) {
             Some(s) => s,
-            None => Arc::new(SerFile::open(path, open)?),
+            None => Arc::new(CaptureFile::open(path, open)?),
         };
         if let Some(d) = store {
-            d.start(&ser);
+            d.start(&file);
         }
         Ok(Capture {
-            ser,
+            file,
             device: store.cloned(),
         })
     }
 
     /// Frame count.
     pub fn len(&self) -> usize {
-        self.ser.frame_count
+        self.file.frame_count()
     }
 
-    /// Whether the capture has no frames (never true of an opened SER file).
+    /// Whether the capture has no frames (never true of an opened capture).
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -58,16 +58,16 @@ impl Capture {
     /// `(width, height, channels)` of the decoded frames.
     pub fn dims(&self) -> (u32, u32, u32) {
         (
-            self.ser.width() as u32,
-            self.ser.height() as u32,
-            self.ser.channels() as u32,
+            self.file.width() as u32,
+            self.file.height() as u32,
+            self.file.channels() as u32,
         )
     }
 
     /// The frames `indices` (in that order) as a frame source.
     pub fn frames(&self, indices: Vec<usize>) -> CaptureFrames {
         CaptureFrames {
-            ser: self.ser.clone(),
+            capture: self.file.clone(),
             indices,
             device: self.device.clone(),
         }
@@ -78,7 +78,7 @@ impl Capture {
     /// its own run).
     pub fn upload_ahead(&self, next: Option<&Path>, open: OpenOptions) {
         if let (Some(d), Some(next)) = (&self.device, next) {
-            if let Ok(s) = SerFile::open(next, open) {
+            if let Ok(s) = CaptureFile::open(next, open) {
                 d.prefetch(Arc::new(s));
             }
         }

@@ -8,16 +8,17 @@ use abi_stable::std_types::{ROption, RResult, RSliceMut};
 use jupiter_plugin_api::{DeviceFrames, FrameInfo, FrameSource, StageError};
 
 use super::CaptureOnDevice;
-use crate::io::ser::SerFile;
+use crate::io::capture::CaptureFile;
 
 /// How many frames ahead of a stage's reads the host asks the kernel to read
 /// the same rows (covers the frames the other workers hold).
 const READ_AHEAD: usize = 8;
 
-/// Frames of a SER file served to stages, through an index map (the
-/// selection, best first). Decoding happens on demand, from the memory map.
+/// Frames of a capture served to stages, through an index map (the
+/// selection, best first). Decoding happens on demand (from the memory map
+/// for SER, AVI and FITS).
 pub struct CaptureFrames {
-    pub ser: Arc<SerFile>,
+    pub capture: Arc<CaptureFile>,
     pub indices: Vec<usize>,
     /// The capture on the GPU (GPU runs only).
     pub device: Option<Arc<CaptureOnDevice>>,
@@ -26,9 +27,9 @@ pub struct CaptureFrames {
 impl FrameSource for CaptureFrames {
     fn info(&self) -> FrameInfo {
         FrameInfo {
-            width: self.ser.width() as u32,
-            height: self.ser.height() as u32,
-            channels: self.ser.channels() as u32,
+            width: self.capture.width() as u32,
+            height: self.capture.height() as u32,
+            channels: self.capture.channels() as u32,
             count: self.indices.len() as u32,
         }
     }
@@ -47,15 +48,15 @@ impl FrameSource for CaptureFrames {
         // Stages walk the frames in order (in parallel, whole or band by
         // band): read the same rows of a frame further on ahead of them.
         if let Some(&next) = self.indices.get(index + READ_AHEAD) {
-            self.ser.prefetch_rows(next, y0, rows);
+            self.capture.prefetch_rows(next, y0, rows);
         }
         // Never let a panic cross back into the plugin.
         match catch_unwind(AssertUnwindSafe(|| {
-            self.ser.decode_rows(frame, y0, rows, &mut out)
+            self.capture.decode_rows(frame, y0, rows, &mut out)
         })) {
             Ok(Ok(())) => RResult::ROk(()),
             Ok(Err(e)) => RResult::RErr(StageError::internal(e.to_string())),
-            Err(_) => RResult::RErr(StageError::internal("the host's SER decoder panicked")),
+            Err(_) => RResult::RErr(StageError::internal("the host's capture decoder panicked")),
         }
     }
 
@@ -63,7 +64,9 @@ impl FrameSource for CaptureFrames {
         let Some(store) = &self.device else {
             return RResult::ROk(ROption::RNone);
         };
-        match catch_unwind(AssertUnwindSafe(|| store.frames(&self.ser, &self.indices))) {
+        match catch_unwind(AssertUnwindSafe(|| {
+            store.frames(&self.capture, &self.indices)
+        })) {
             Ok(r) => r.map(ROption::from).into(),
             Err(_) => RResult::RErr(StageError::gpu("uploading the capture to the GPU panicked")),
         }

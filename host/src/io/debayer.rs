@@ -18,6 +18,25 @@ impl BayerPattern {
             BayerPattern::Bggr => "BAYER_BGGR",
         }
     }
+    /// Every pattern, in the order SER numbers them.
+    pub const ALL: [BayerPattern; 4] = [
+        BayerPattern::Rggb,
+        BayerPattern::Grbg,
+        BayerPattern::Gbrg,
+        BayerPattern::Bggr,
+    ];
+    /// The four letters (`RGGB`), as `--bayer` and FITS `BAYERPAT` spell it.
+    pub fn short_name(self) -> &'static str {
+        &self.name()[6..]
+    }
+    /// Parses `RGGB`, `grbg`, … (what `--bayer`, the pipeline's `bayer` key
+    /// and FITS `BAYERPAT` hold); `None` for anything else.
+    pub fn parse(s: &str) -> Option<BayerPattern> {
+        let s = s.trim();
+        BayerPattern::ALL
+            .into_iter()
+            .find(|p| p.short_name().eq_ignore_ascii_case(s))
+    }
     /// Colour (0 = R, 1 = G, 2 = B) of the filter over pixel `(x, y)`.
     pub fn color_at(self, x: usize, y: usize) -> usize {
         let layout: [usize; 4] = match self {

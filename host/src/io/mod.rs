@@ -1,6 +1,12 @@
-//! Input and output: the SER reader (memory-mapped), the debayer, and the
-//! TIFF / PNG / FITS writers (all writes atomic: temp file + rename).
+//! Input and output: the capture readers behind [`capture::CaptureFile`]
+//! (SER, memory-mapped), the debayer, and the TIFF / PNG / FITS writers (all
+//! writes atomic: temp file + rename).
 
+pub mod avi;
+pub mod capture;
 pub mod debayer;
+pub mod fits;
+pub mod mapped;
+pub mod sequence;
 pub mod ser;
 pub mod write;

@@ -33,6 +33,7 @@ pub use stages::{select, StageRunner};
 use crate::backend::HostBackend;
 use crate::config::PipelineSpec;
 use crate::frames::{Capture, CaptureOnDevice};
+use crate::io::capture;
 use crate::io::ser::OpenOptions;
 use crate::io::write::{check_output, write_image};
 use crate::registry::Registry;
@@ -114,7 +115,7 @@ pub fn run(session: &Session, req: &RunRequest) -> Result<RunOutput> {
         &pipeline.quality,
         &capture.frames((0..capture.len()).collect()),
     )?;
-    capture.upload_ahead(req.next, req.open);
+    capture.upload_ahead(req.next, open_options(req));
     let selected = select(&scores, pipeline.select);
     let frames = capture.frames(selected.clone());
     let sel_scores: RVec<f32> = selected.iter().map(|&i| scores[i]).collect();
@@ -147,7 +148,7 @@ pub fn run(session: &Session, req: &RunRequest) -> Result<RunOutput> {
         output_height: image.height as usize,
         scale: image.width as f64 / w as f64,
         frames: capture.len(),
-        warnings: capture.ser.warnings.clone(),
+        warnings: capture.file.warnings().to_vec(),
         messages: session.backend.take_messages(),
         pipeline: req.spec.clone(),
         scores,
@@ -175,9 +176,9 @@ pub fn run(session: &Session, req: &RunRequest) -> Result<RunOutput> {
 /// the first stage that asks for it, or already while the previous capture
 /// of a batch was aligned) and shows its warnings.
 fn open_capture(session: &Session, req: &RunRequest) -> Result<Capture> {
-    let capture = Capture::open(req.input, req.open, session.store.as_ref())?;
+    let capture = Capture::open(req.input, open_options(req), session.store.as_ref())?;
     crate::timeline::mark("capture opened");
-    for w in &capture.ser.warnings {
+    for w in capture.file.warnings() {
         session
             .backend
             .message(&format!("warning: {}: {w}", req.input.display()));
@@ -185,10 +186,19 @@ fn open_capture(session: &Session, req: &RunRequest) -> Result<Capture> {
     Ok(capture)
 }
 
+/// How to open the request's captures: its SER options and the pipeline's
+/// Bayer pattern (`--bayer`, the `bayer` key).
+fn open_options(req: &RunRequest) -> capture::OpenOptions {
+    capture::OpenOptions {
+        ser: req.open,
+        bayer: req.spec.bayer,
+    }
+}
+
 /// Frame `index` of the capture, decoded.
 fn best_frame(capture: &Capture, index: usize) -> Result<Image> {
     let (w, h, c) = capture.dims();
-    Ok(Image::from_vec(w, h, c, capture.ser.decode_frame(index)?))
+    Ok(Image::from_vec(w, h, c, capture.file.decode_frame(index)?))
 }
 
 /// The plain stack, kept in host memory only when asked for, and the image

@@ -176,10 +176,10 @@ fn capture(o: &Opts) -> Result<PathBuf, String> {
 
 fn sweep(o: &Opts, ser: &Path) -> Result<(), String> {
     let err = |e: jupiter_plugin_api::StageError| e.to_string();
-    let file = Arc::new(SerFile::open(ser, Default::default()).map_err(|e| e.to_string())?);
+    let file = SerFile::open(ser, Default::default()).map_err(|e| e.to_string())?;
     let n = o.sweep_frames.min(file.frame_count);
     let src = CaptureFrames {
-        ser: file,
+        capture: Arc::new(file.into()),
         indices: (0..n).collect(),
         device: None,
     };

@@ -1,0 +1,468 @@
+//! Every capture format behind one type: [`CaptureFile`] is what the
+//! pipeline reads (frames decoded on demand to `f32` in `[0, 1]`, the stored
+//! samples for the device upload where the layout allows), whatever the file
+//! is: a SER video, an uncompressed AVI, a FITS cube, or a directory of
+//! FITS / TIFF / PNG images.
+//!
+//! Each format implements [`FrameReader`] in its own folder (`io/ser/`,
+//! `io/avi/`, `io/fits/`, `io/sequence/`); [`CaptureFile::open`] picks the
+//! reader from the content (magic bytes) and, failing that, the extension.
+//! The Bayer pattern of a raw mosaic comes from the file (SER colour ID, FITS
+//! `BAYERPAT`) or from `--bayer`; demosaicing a reader's mono rows happens
+//! here, once for every format (the SER reader debayers itself, as before).
+
+mod detect;
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+
+use super::debayer::{debayer_rows, BayerPattern};
+use super::ser::{self, ColorId, SerError, SerFile};
+
+pub use detect::{detect, Format};
+
+/// Errors reading a capture; each names the file (or the directory).
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error(transparent)]
+    Ser(#[from] SerError),
+    #[error("{path}: cannot open: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+    #[error("{path}: unsupported: {reason}")]
+    Unsupported { path: PathBuf, reason: String },
+    #[error("{path}: frame {index} does not exist (the capture has {count} frames)")]
+    FrameIndex {
+        path: PathBuf,
+        index: usize,
+        count: usize,
+    },
+    #[error("{path}: bad read request: {reason}")]
+    BadRequest { path: PathBuf, reason: String },
+}
+
+impl CaptureError {
+    /// A file that is broken or not what its extension says.
+    pub fn invalid(path: &Path, reason: impl Into<String>) -> CaptureError {
+        CaptureError::Invalid {
+            path: path.to_path_buf(),
+            reason: reason.into(),
+        }
+    }
+    /// A valid file using a feature jupiter does not read.
+    pub fn unsupported(path: &Path, reason: impl Into<String>) -> CaptureError {
+        CaptureError::Unsupported {
+            path: path.to_path_buf(),
+            reason: reason.into(),
+        }
+    }
+    /// The file could not be opened or read.
+    pub fn io(path: &Path, source: std::io::Error) -> CaptureError {
+        CaptureError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// How to open a capture: the SER options and a Bayer pattern for raw
+/// mosaics whose file does not say (`--bayer`, the pipeline's `bayer` key).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenOptions {
+    pub ser: ser::OpenOptions,
+    pub bayer: Option<BayerPattern>,
+}
+
+/// The stored samples of a reader, as the device's decode kernel reads them
+/// (`shaders/decode.wgsl`): `bytes` per sample (1 or 2, in `little_endian`
+/// order when 2), `color` the layout of the samples, value = sample / `scale`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RawLayout {
+    pub bytes: usize,
+    pub little_endian: bool,
+    pub color: ColorId,
+    pub scale: f32,
+}
+
+/// What a capture format provides; implemented once per format.
+///
+/// The frame geometry and samples only: the Bayer override and the checks
+/// of read requests live in [`CaptureFile`], so a reader may assume that
+/// `index < frame_count()` and that `y0 + rows <= height()` with `out`
+/// holding `rows × width × channels` samples.
+pub trait FrameReader: Send + Sync {
+    /// The file (or directory) read, for messages.
+    fn path(&self) -> &Path;
+    /// The format's name, for `info` ("SER", "AVI", …).
+    fn format(&self) -> &'static str;
+    fn width(&self) -> usize;
+    fn height(&self) -> usize;
+    /// Channels of the rows [`decode_rows`](Self::decode_rows) writes (1 or 3).
+    fn channels(&self) -> usize;
+    fn frame_count(&self) -> usize;
+    /// Bits per stored sample, as the file declares them.
+    fn bit_depth(&self) -> u32;
+    /// The Bayer pattern of a mono mosaic that this reader does *not*
+    /// demosaic itself (FITS `BAYERPAT`); `None` otherwise.
+    fn mosaic(&self) -> Option<BayerPattern> {
+        None
+    }
+    /// Per-frame times (100-ns ticks since 0001-01-01 UTC, as SER stores them).
+    fn timestamps(&self) -> Option<&[i64]> {
+        None
+    }
+    /// Start of the capture (same ticks), when the file records it.
+    fn start_time(&self) -> Option<i64> {
+        None
+    }
+    /// Frames per second, when the file records it.
+    fn frame_rate(&self) -> Option<f64> {
+        None
+    }
+    /// Problems worked around while opening (shown, and kept in reports).
+    fn warnings(&self) -> &[String];
+    /// Format-specific lines for `info` (name, value).
+    fn details(&self) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+    /// Decodes rows `y0 .. y0 + rows` of frame `index` into `out`
+    /// (interleaved, RGB order, values in `[0, 1]`).
+    fn decode_rows(
+        &self,
+        index: usize,
+        y0: usize,
+        rows: usize,
+        out: &mut [f32],
+    ) -> Result<(), CaptureError>;
+    /// Asks for rows of a frame that will be decoded soon (advisory).
+    fn prefetch_rows(&self, _index: usize, _y0: usize, _rows: usize) {}
+    /// The layout of [`raw_frames`](Self::raw_frames); `None` when the
+    /// samples cannot be decoded by the device kernel (the device store then
+    /// uploads decoded frames).
+    fn raw_layout(&self) -> Option<RawLayout> {
+        None
+    }
+    /// The stored samples of frames `first .. first + count`, consecutive,
+    /// in [`raw_layout`](Self::raw_layout); borrowed where the file holds
+    /// them so, else copied. `None` past the end or without a layout.
+    fn raw_frames(&self, _first: usize, _count: usize) -> Option<Cow<'_, [u8]>> {
+        None
+    }
+    /// Maps the stored bytes of frames in ahead of a copy (advisory).
+    fn populate_frames(&self, _first: usize, _count: usize) {}
+    /// Drops this process's mapping of frames already uploaded (advisory).
+    fn release_frames(&self, _first: usize, _count: usize) {}
+    /// The SER file behind this reader, for the SER-only lines of `info`.
+    fn as_ser(&self) -> Option<&SerFile> {
+        None
+    }
+}
+
+/// An open capture of any format: what the pipeline, the device upload,
+/// `info` and `demo` read.
+pub struct CaptureFile {
+    reader: Box<dyn FrameReader>,
+    /// The pattern demosaiced here (mono readers only).
+    debayer: Option<BayerPattern>,
+    warnings: Vec<String>,
+}
+
+impl From<SerFile> for CaptureFile {
+    fn from(ser: SerFile) -> CaptureFile {
+        CaptureFile::from_reader(Box::new(ser), None)
+            .expect("a SER file without a Bayer override always opens")
+    }
+}
+
+impl CaptureFile {
+    /// Opens `path` with the reader its content (or extension) calls for.
+    pub fn open(path: &Path, opts: OpenOptions) -> Result<CaptureFile, CaptureError> {
+        let reader: Box<dyn FrameReader> = match detect(path)? {
+            Format::Ser => {
+                let mut ser = SerFile::open(path, opts.ser)?;
+                if let Some(p) = opts.bayer {
+                    ser_bayer(&mut ser, p)?;
+                }
+                return CaptureFile::from_reader(Box::new(ser), None);
+            }
+            Format::Avi => Box::new(super::avi::AviFile::open(path)?),
+            Format::Fits => Box::new(super::fits::FitsCube::open(path)?),
+            Format::Sequence => Box::new(super::sequence::ImageSequence::open(path)?),
+        };
+        CaptureFile::from_reader(reader, opts.bayer)
+    }
+
+    /// A capture over `reader`, demosaicing its mono rows with `bayer` (the
+    /// user's pattern) or the pattern the file declares.
+    pub fn from_reader(
+        reader: Box<dyn FrameReader>,
+        bayer: Option<BayerPattern>,
+    ) -> Result<CaptureFile, CaptureError> {
+        let mut warnings = reader.warnings().to_vec();
+        let declared = reader.mosaic();
+        if let Some(p) = bayer {
+            if reader.channels() != 1 {
+                return Err(CaptureError::invalid(
+                    reader.path(),
+                    format!("--bayer {}: the frames are already colour ({} channels); a Bayer pattern applies to raw mosaics only", p.short_name(), reader.channels()),
+                ));
+            }
+            if let Some(d) = declared.filter(|&d| d != p) {
+                warnings.push(format!(
+                    "the file says Bayer pattern {}; using {} as asked",
+                    d.short_name(),
+                    p.short_name()
+                ));
+            }
+        }
+        let debayer = bayer.or(declared).filter(|_| reader.channels() == 1);
+        Ok(CaptureFile {
+            reader,
+            debayer,
+            warnings,
+        })
+    }
+
+    /// The format reader (for the lines of `info` only it knows).
+    pub fn reader(&self) -> &dyn FrameReader {
+        self.reader.as_ref()
+    }
+    /// The capture's path.
+    pub fn path(&self) -> &Path {
+        self.reader.path()
+    }
+    /// Frame width.
+    pub fn width(&self) -> usize {
+        self.reader.width()
+    }
+    /// Frame height.
+    pub fn height(&self) -> usize {
+        self.reader.height()
+    }
+    /// Channels after decoding (1 or 3).
+    pub fn channels(&self) -> usize {
+        if self.debayer.is_some() {
+            3
+        } else {
+            self.reader.channels()
+        }
+    }
+    /// Frames in the capture.
+    pub fn frame_count(&self) -> usize {
+        self.reader.frame_count()
+    }
+    /// Bits per stored sample.
+    pub fn bit_depth(&self) -> u32 {
+        self.reader.bit_depth()
+    }
+    /// The Bayer pattern the frames are demosaiced with, if any.
+    pub fn bayer(&self) -> Option<BayerPattern> {
+        match self.reader.as_ser().map(|s| s.header.color) {
+            Some(ColorId::Bayer(p)) => Some(p),
+            Some(_) => None,
+            None => self.debayer,
+        }
+    }
+    /// Per-frame times (100-ns ticks since 0001-01-01 UTC).
+    pub fn timestamps(&self) -> Option<&[i64]> {
+        self.reader.timestamps()
+    }
+    /// Problems worked around while opening.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// Decodes rows `y0 .. y0 + rows` of frame `index` into `out`
+    /// (`rows × width × channels` floats in `[0, 1]`, RGB, interleaved).
+    pub fn decode_rows(
+        &self,
+        index: usize,
+        y0: usize,
+        rows: usize,
+        out: &mut [f32],
+    ) -> Result<(), CaptureError> {
+        self.check_read(index, y0, rows, out.len())?;
+        let Some(pattern) = self.debayer else {
+            return self.reader.decode_rows(index, y0, rows, out);
+        };
+        // The bilinear debayer needs one raw row above and below.
+        let (w, h) = (self.width(), self.height());
+        let lo = y0.saturating_sub(1);
+        let hi = (y0 + rows + 1).min(h);
+        let mut raw = vec![0.0f32; (hi - lo) * w];
+        self.reader.decode_rows(index, lo, hi - lo, &mut raw)?;
+        debayer_rows(&raw, w, h, lo, pattern, y0, rows, out);
+        Ok(())
+    }
+
+    /// Decodes one whole frame.
+    pub fn decode_frame(&self, index: usize) -> Result<Vec<f32>, CaptureError> {
+        let mut v = vec![0.0; self.width() * self.height() * self.channels()];
+        self.decode_rows(index, 0, self.height(), &mut v)?;
+        Ok(v)
+    }
+
+    /// Asks the reader for rows of a frame that will be decoded soon.
+    pub fn prefetch_rows(&self, index: usize, y0: usize, rows: usize) {
+        if index < self.frame_count() {
+            self.reader.prefetch_rows(index, y0, rows);
+        }
+    }
+
+    /// The stored samples' layout for the device decode (the demosaic
+    /// asked for here included); `None`: upload decoded frames.
+    pub fn raw_layout(&self) -> Option<RawLayout> {
+        let mut l = self.reader.raw_layout()?;
+        if let Some(p) = self.debayer {
+            l.color = ColorId::Bayer(p);
+        }
+        Some(l)
+    }
+    /// Bytes of one frame in [`raw_layout`](Self::raw_layout).
+    pub fn raw_frame_bytes(&self) -> Option<usize> {
+        let l = self.raw_layout()?;
+        Some(self.width() * self.height() * l.color.planes() * l.bytes)
+    }
+    /// The stored samples of frames `first .. first + count`.
+    pub fn raw_frames(&self, first: usize, count: usize) -> Option<Cow<'_, [u8]>> {
+        let end = first.checked_add(count)?;
+        if end > self.frame_count() {
+            return None;
+        }
+        self.reader.raw_frames(first, count)
+    }
+    /// See [`FrameReader::populate_frames`].
+    pub fn populate_frames(&self, first: usize, count: usize) {
+        self.reader.populate_frames(first, count)
+    }
+    /// See [`FrameReader::release_frames`].
+    pub fn release_frames(&self, first: usize, count: usize) {
+        self.reader.release_frames(first, count)
+    }
+
+    fn check_read(
+        &self,
+        index: usize,
+        y0: usize,
+        rows: usize,
+        len: usize,
+    ) -> Result<(), CaptureError> {
+        let (w, h, c, n) = (
+            self.width(),
+            self.height(),
+            self.channels(),
+            self.frame_count(),
+        );
+        if index >= n {
+            return Err(CaptureError::FrameIndex {
+                path: self.path().to_path_buf(),
+                index,
+                count: n,
+            });
+        }
+        if y0.checked_add(rows).is_none_or(|end| end > h) || rows.checked_mul(w * c) != Some(len) {
+            return Err(CaptureError::BadRequest {
+                path: self.path().to_path_buf(),
+                reason: format!(
+                    "rows {y0}..{y0}+{rows} of a {w}×{h}×{c} frame into a buffer of {len} samples"
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Applies `--bayer` to a SER file: a mono file becomes the mosaic it is,
+/// a Bayer file another pattern (with a warning); colour files refuse it.
+fn ser_bayer(ser: &mut SerFile, p: BayerPattern) -> Result<(), CaptureError> {
+    match ser.header.color {
+        ColorId::Mono => {}
+        ColorId::Bayer(q) if q == p => {}
+        ColorId::Bayer(q) => ser.warnings.push(format!(
+            "the header says Bayer pattern {}; using {} as asked",
+            q.short_name(),
+            p.short_name()
+        )),
+        c => {
+            return Err(CaptureError::invalid(
+                &ser.path,
+                format!(
+                    "--bayer {}: the frames are already colour ({}); a Bayer pattern applies to raw mosaics only",
+                    p.short_name(),
+                    c.name()
+                ),
+            ))
+        }
+    }
+    ser.header.color = ColorId::Bayer(p);
+    Ok(())
+}
+
+impl FrameReader for SerFile {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+    fn format(&self) -> &'static str {
+        "SER"
+    }
+    fn width(&self) -> usize {
+        SerFile::width(self)
+    }
+    fn height(&self) -> usize {
+        SerFile::height(self)
+    }
+    fn channels(&self) -> usize {
+        SerFile::channels(self)
+    }
+    fn frame_count(&self) -> usize {
+        self.frame_count
+    }
+    fn bit_depth(&self) -> u32 {
+        self.header.depth
+    }
+    fn timestamps(&self) -> Option<&[i64]> {
+        self.timestamps.as_deref()
+    }
+    fn start_time(&self) -> Option<i64> {
+        (self.header.date_time_utc > 0).then_some(self.header.date_time_utc)
+    }
+    fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+    fn decode_rows(
+        &self,
+        index: usize,
+        y0: usize,
+        rows: usize,
+        out: &mut [f32],
+    ) -> Result<(), CaptureError> {
+        Ok(SerFile::decode_rows(self, index, y0, rows, out)?)
+    }
+    fn prefetch_rows(&self, index: usize, y0: usize, rows: usize) {
+        SerFile::prefetch_rows(self, index, y0, rows)
+    }
+    fn raw_layout(&self) -> Option<RawLayout> {
+        Some(RawLayout {
+            bytes: self.header.bytes_per_sample(),
+            little_endian: self.little_endian,
+            color: self.header.color,
+            scale: self.scale,
+        })
+    }
+    fn raw_frames(&self, first: usize, count: usize) -> Option<Cow<'_, [u8]>> {
+        self.stored_frames(first, count).map(Cow::Borrowed)
+    }
+    fn populate_frames(&self, first: usize, count: usize) {
+        SerFile::populate_frames(self, first, count)
+    }
+    fn release_frames(&self, first: usize, count: usize) {
+        SerFile::release_frames(self, first, count)
+    }
+    fn as_ser(&self) -> Option<&SerFile> {
+        Some(self)
+    }
+}

@@ -4,7 +4,7 @@ use jupiter_kit::align::{frame_luminance, mean_of_best};
 use jupiter_kit::fft::{PhaseCorrelator, Shift};
 use jupiter_plugin_api::prelude::*;
 
-use crate::dewarp::dewarp_rows;
+use crate::dewarp::{dewarp_rows, dewarp_rows_within};
 use crate::field::{self, Local};
 use crate::gradient::{Gradient, MAX_SHIFT};
 use crate::grid::{self, ApGrid};
@@ -27,6 +27,9 @@ pub struct Points {
     /// The gradient fits of the active points with enough structure in
     /// both directions (the passes after the first).
     pub gradients: Vec<Option<Gradient>>,
+    /// Per frame row, the columns active points cover (`x0 >= x1`: none):
+    /// all that the later passes resample.
+    pub spans: Vec<(usize, usize)>,
 }
 
 impl Points {
@@ -46,10 +49,12 @@ impl Points {
                 )
             })
             .unzip();
+        let spans = active_spans(&grid, w, h);
         Points {
             grid,
             correlators,
             gradients,
+            spans,
         }
     }
 }
@@ -122,7 +127,16 @@ pub fn measure_frame(
             // The frame resampled once under the field so far; each patch of
             // it should now match its reference patch up to a small residual.
             let (y0, y1) = (grid.oy0, grid.origin(grid.len() - 1).1 + s);
-            dewarp_rows(lum, w, h, g.dx, g.dy, &f, y0, &mut dewarped[y0 * w..y1 * w]);
+            dewarp_rows_within(
+                lum,
+                w,
+                h,
+                (g.dx, g.dy),
+                &f,
+                y0,
+                &mut dewarped[y0 * w..y1 * w],
+                |y| points.spans[y],
+            );
             for (k, pc) in points.correlators.iter().enumerate() {
                 let Some(pc) = pc else { continue };
                 grid.patch(&dewarped, w, h, k, 0, 0, &mut patch);
@@ -139,6 +153,19 @@ pub fn measure_frame(
         }
     }
     FrameMeasure { global: g, locals }
+}
+
+/// Per row of a `w × h` frame, the columns the active points' patches cover.
+fn active_spans(grid: &ApGrid, w: usize, h: usize) -> Vec<(usize, usize)> {
+    let mut spans = vec![(w, 0); h];
+    for k in (0..grid.len()).filter(|&k| grid.active[k]) {
+        let (ox, oy) = grid.origin(k);
+        let (x1, y1) = ((ox + grid.size).min(w), (oy + grid.size).min(h));
+        for s in &mut spans[oy.min(h)..y1] {
+            *s = (s.0.min(ox), s.1.max(x1));
+        }
+    }
+    spans
 }
 
 /// The residual shift of point `k`'s patch after dewarping: the gradient

@@ -21,13 +21,34 @@ pub fn dewarp_rows(
     y0: usize,
     out: &mut [f32],
 ) {
+    dewarp_rows_within(plane, w, h, (gx, gy), f, y0, out, |_| (0, w));
+}
+
+/// [`dewarp_rows`] over the columns `span(y)` of each row `y` only (the
+/// rest of `out` is left as it is): the measurement passes need the
+/// frame only where active alignment points lie (on a planet, the disc).
+#[allow(clippy::too_many_arguments)]
+pub fn dewarp_rows_within(
+    plane: &[f32],
+    w: usize,
+    h: usize,
+    (gx, gy): (f32, f32),
+    f: &WarpField,
+    y0: usize,
+    out: &mut [f32],
+    span: impl Fn(usize) -> (usize, usize),
+) {
     let win = RowWindow::whole(plane, w, h, 1);
     let mut rows_of = FieldRows::new(f, w);
     let (mut dx, mut dy, mut wt) = (vec![0.0f32; w], vec![0.0f32; w], vec![0.0f32; w]);
     for (r, row) in out.chunks_mut(w).enumerate() {
+        let (x0, x1) = span(y0 + r);
+        if x0 >= x1 {
+            continue;
+        }
         let y = (y0 + r) as f32;
         rows_of.row(y, &mut dx, &mut dy, &mut wt);
-        for (x, o) in row.iter_mut().enumerate() {
+        for (x, o) in row.iter_mut().enumerate().take(x1).skip(x0) {
             win.sample_all(
                 x as f32 + gx + dx[x],
                 y + gy + dy[x],
@@ -75,6 +96,21 @@ mod tests {
                     "({x},{y}): {} vs {want}",
                     out[y * w + x]
                 );
+            }
+        }
+        // Within spans: the same values there, the rest untouched.
+        let mut spanned = vec![-1.0; w * h];
+        dewarp_rows_within(&plane, w, h, (1.25, -0.75), &f, 0, &mut spanned, |y| {
+            (y % 7, 10 + y % 5)
+        });
+        for y in 0..h {
+            for x in 0..w {
+                let want = if (y % 7..10 + y % 5).contains(&x) {
+                    out[y * w + x]
+                } else {
+                    -1.0
+                };
+                assert_eq!(spanned[y * w + x], want, "({x},{y})");
             }
         }
         // Rows from the middle give the same values.

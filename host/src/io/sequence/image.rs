@@ -53,7 +53,31 @@ fn guarded<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
 
 /// The frame shape in the header of a PNG or TIFF file.
 pub fn shape(kind: ImageKind, path: &Path) -> Result<Shape, String> {
-    guarded(|| shape_unguarded(kind, path))
+    let shape = guarded(|| shape_unguarded(kind, path))?;
+    let len = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
+    check_expansion(shape, len)?;
+    Ok(shape)
+}
+
+/// The most bytes of samples one byte of a PNG or TIFF file can decode to:
+/// deflate cannot exceed 1032:1 and LZW's 12-bit codes about 2730:1, so a
+/// header whose size needs more is broken (or hostile), and is refused
+/// before its frame is allocated.
+const MAX_EXPANSION: u64 = 4096;
+
+/// Refuses a shape whose decoded samples the file's size cannot hold.
+fn check_expansion(shape: Shape, file_len: u64) -> Result<(), String> {
+    let bytes = (shape.width as u64)
+        .saturating_mul(shape.height as u64)
+        .saturating_mul(shape.channels as u64)
+        .saturating_mul(shape.depth.div_ceil(8) as u64);
+    if bytes > file_len.saturating_mul(MAX_EXPANSION) {
+        return Err(format!(
+            "the header says {} ({bytes} bytes of samples), more than a file of {file_len} bytes can hold",
+            shape.describe()
+        ));
+    }
+    Ok(())
 }
 
 fn shape_unguarded(kind: ImageKind, path: &Path) -> Result<Shape, String> {
@@ -152,4 +176,22 @@ fn decode_unguarded(kind: ImageKind, path: &Path, expect: Shape) -> Result<Vec<f
         ));
     }
     Ok(data)
+}
+
+#[cfg(test)]
+mod expansion_tests {
+    use super::*;
+
+    #[test]
+    fn headers_larger_than_the_file_can_hold_are_refused() {
+        let s = |w, h| Shape {
+            width: w,
+            height: h,
+            channels: 1,
+            depth: 8,
+        };
+        assert!(check_expansion(s(640, 480), 4000).is_ok());
+        let e = check_expansion(s(80_000, 80_000), 120).unwrap_err();
+        assert!(e.contains("more than a file of 120 bytes"), "{e}");
+    }
 }

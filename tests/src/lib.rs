@@ -33,9 +33,17 @@ pub fn build() -> &'static Path {
         let mut cmd = Command::new(cargo);
         cmd.current_dir(ws)
             .args(["build", "--workspace", "--quiet"]);
-        // Build the host as this test crate sees it (with or without the GPU backend).
-        if cfg!(feature = "gpu") {
-            cmd.args(["--features", "gpu"]);
+        // Build the host as this test crate sees it (with or without the GPU
+        // backend and FFmpeg).
+        let features: Vec<&str> = [
+            ("gpu", cfg!(feature = "gpu")),
+            ("ffmpeg", cfg!(feature = "ffmpeg")),
+        ]
+        .into_iter()
+        .filter_map(|(f, on)| on.then_some(f))
+        .collect();
+        if !features.is_empty() {
+            cmd.args(["--features", &features.join(",")]);
         }
         let status = cmd.status().expect("cannot run cargo build");
         assert!(status.success(), "cargo build --workspace failed");

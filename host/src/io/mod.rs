@@ -9,4 +9,6 @@ pub mod fits;
 pub mod mapped;
 pub mod sequence;
 pub mod ser;
+#[cfg(feature = "ffmpeg")]
+pub mod video;
 pub mod write;

@@ -224,9 +224,9 @@ fn compressed_message(name: &str, handler: Option<[u8; 4]>) -> String {
         .map(|h| format!(" (handler {})", fourcc_text(h)))
         .unwrap_or_default();
     if known.contains(&name) {
-        format!("the video is compressed with {name}{via}; jupiter reads uncompressed AVI (Y800, GREY, Y16, 8/24/32-bit BI_RGB) natively, compressed video needs a build with the `ffmpeg` feature (or convert the capture to SER)")
+        format!("the video is compressed with {name}{via}; jupiter reads uncompressed AVI (Y800, GREY, Y16, 8/24/32-bit BI_RGB) natively, compressed video needs a build with the `ffmpeg` feature (`cargo build --release --workspace --features jupiter-host/ffmpeg`, with the system's FFmpeg libraries), or convert the capture to SER")
     } else {
-        format!("video codec {name}{via} is not supported; jupiter reads uncompressed AVI (Y800, GREY, Y16, 8/24/32-bit BI_RGB) natively, compressed video needs a build with the `ffmpeg` feature (or convert the capture to SER)")
+        format!("video codec {name}{via} is not supported; jupiter reads uncompressed AVI (Y800, GREY, Y16, 8/24/32-bit BI_RGB) natively, compressed video needs a build with the `ffmpeg` feature (`cargo build --release --workspace --features jupiter-host/ffmpeg`, with the system's FFmpeg libraries), or convert the capture to SER")
     }
 }
 

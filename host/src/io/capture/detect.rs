@@ -16,6 +16,9 @@ pub enum Format {
     Avi,
     Fits,
     Sequence,
+    /// A container only FFmpeg reads (MP4, MOV, MKV, WebM, MPEG): the
+    /// `ffmpeg` feature's reader, or a clear error without it.
+    Video,
 }
 
 /// The format of `path`, from its content, else its extension.
@@ -33,7 +36,7 @@ pub fn detect(path: &Path) -> Result<Format, CaptureError> {
     from_extension(path).ok_or_else(|| {
         CaptureError::unsupported(
             path,
-            "not a capture jupiter reads (SER, uncompressed AVI, FITS, or a directory of FITS/TIFF/PNG images)",
+            "not a capture jupiter reads (SER, AVI, FITS, or a directory of FITS/TIFF/PNG images; MP4/MOV/MKV with the `ffmpeg` feature)",
         )
     })
 }
@@ -46,6 +49,12 @@ pub fn from_magic(head: &[u8]) -> Option<Format> {
         Some(Format::Avi)
     } else if head.starts_with(b"SIMPLE  =") {
         Some(Format::Fits)
+    } else if head.len() >= 8
+        && matches!(&head[4..8], b"ftyp" | b"moov" | b"mdat" | b"wide" | b"free")
+        || head.starts_with(&[0x1a, 0x45, 0xdf, 0xa3])
+        || head.starts_with(&[0, 0, 1, 0xba])
+    {
+        Some(Format::Video)
     } else {
         None
     }
@@ -58,6 +67,7 @@ fn from_extension(path: &Path) -> Option<Format> {
         "ser" => Some(Format::Ser),
         "avi" => Some(Format::Avi),
         "fit" | "fits" | "fts" => Some(Format::Fits),
+        "mp4" | "m4v" | "mov" | "mkv" | "webm" | "mpg" | "mpeg" | "wmv" => Some(Format::Video),
         _ => None,
     }
 }

@@ -69,6 +69,29 @@ impl CaptureError {
     }
 }
 
+/// The FFmpeg reader for a compressed video; without the `ffmpeg` feature,
+/// or when FFmpeg cannot read it either, `without` (the native reader's
+/// error, which names the codec and how to enable the feature).
+#[cfg(feature = "ffmpeg")]
+fn compressed_video(
+    path: &Path,
+    without: CaptureError,
+) -> Result<Box<dyn FrameReader>, CaptureError> {
+    match super::video::VideoFile::open(path) {
+        Ok(v) => Ok(Box::new(v)),
+        Err(e) if matches!(without, CaptureError::Unsupported { .. }) => Err(e),
+        Err(_) => Err(without),
+    }
+}
+
+#[cfg(not(feature = "ffmpeg"))]
+fn compressed_video(
+    _path: &Path,
+    without: CaptureError,
+) -> Result<Box<dyn FrameReader>, CaptureError> {
+    Err(without)
+}
+
 /// How to open a capture: the SER options and a Bayer pattern for raw
 /// mosaics whose file does not say (`--bayer`, the pipeline's `bayer` key).
 #[derive(Debug, Clone, Copy, Default)]
@@ -189,7 +212,19 @@ impl CaptureFile {
                 }
                 return CaptureFile::from_reader(Box::new(ser), None);
             }
-            Format::Avi => Box::new(super::avi::AviFile::open(path)?),
+            Format::Avi => match super::avi::AviFile::open(path) {
+                Ok(avi) => Box::new(avi),
+                // Compressed (or a layout the native reader lacks): FFmpeg's,
+                // where the build has it.
+                Err(e) => compressed_video(path, e)?,
+            },
+            Format::Video => compressed_video(
+                path,
+                CaptureError::unsupported(
+                    path,
+                    "compressed video (MP4, MOV, MKV, …) needs a build with the `ffmpeg` feature (`cargo build --release --workspace --features jupiter-host/ffmpeg`, with the system's FFmpeg libraries), or convert the capture to SER or uncompressed AVI",
+                ),
+            )?,
             Format::Fits => Box::new(super::fits::FitsCube::open(path)?),
             Format::Sequence => Box::new(super::sequence::ImageSequence::open(path)?),
         };

@@ -23,6 +23,9 @@ pub struct FitsHeader {
     pub bzero: f64,
     pub bscale: f64,
     pub datamax: Option<f64>,
+    /// `CAPDEPTH`: the bit depth of the capture a master written by
+    /// `jupiter-host master` was built from (its samples are floats).
+    pub capture_depth: Option<u32>,
     pub bayer: Option<BayerPattern>,
     /// `DATE-OBS` as 100-ns ticks since 0001-01-01 UTC.
     pub date_obs: Option<i64>,
@@ -183,6 +186,7 @@ pub fn parse_header(data: &[u8]) -> Result<FitsHeader, String> {
         datamax: float("DATAMAX", f64::NAN)
             .ok()
             .filter(|v| v.is_finite() && *v > 0.0),
+        capture_depth: get("CAPDEPTH").and_then(|v| v.parse().ok()),
         bayer,
         date_obs,
         date_text,

@@ -19,6 +19,12 @@ pub const DARK_KAPPA: f32 = 8.0;
 /// dark's, since the sample must be an outlier in every frame).
 pub const FRAME_KAPPA: f32 = 5.0;
 
+/// The smallest robust deviation used (half an 8-bit step): a master of
+/// many quantised frames can be so smooth that its MAD would make a pixel
+/// a few tenths of a step high "hot"; weak warm pixels are taken care of
+/// by the dark subtraction, the repair is for the strong ones.
+pub const MIN_SIGMA: f32 = 0.5 / 255.0;
+
 /// Frames looked at to find hot pixels without a dark.
 pub const SAMPLED_FRAMES: usize = 8;
 
@@ -52,7 +58,7 @@ pub fn outliers(data: &[f32], layout: &Layout, kappa: f32) -> Vec<bool> {
         // Quantised, mostly flat data: the mean absolute deviation instead.
         sigma = 1.2533 * dev.iter().sum::<f32>() / dev.len().max(1) as f32;
     }
-    let sigma = sigma.max(1e-6);
+    let sigma = sigma.max(MIN_SIGMA);
     r.iter().map(|v| v - centre > kappa * sigma).collect()
 }
 

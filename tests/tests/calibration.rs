@@ -111,7 +111,17 @@ fn calibrated_is_close_to_clean(name: &str, color: SynthColor) -> (Captures, ser
         "--flat-dark",
         s(&c.flat_darks),
     ];
-    let (r, _, cal) = stack(&o, &c.shifts, &c.flawed, &c.dir.join("cal.tif"), &masters);
+    let html = c.dir.join("cal.html");
+    let mut flags = masters.to_vec();
+    flags.extend(["--report", s(&html)]);
+    let (r, _, cal) = stack(&o, &c.shifts, &c.flawed, &c.dir.join("cal.tif"), &flags);
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains("<h2>Calibration</h2>")
+            && page.contains("normalised(flat − flat-dark)")
+            && page.contains("darks.ser"),
+        "the HTML report's calibration table"
+    );
     eprintln!(
         "{name}: clean {clean:.2} dB, uncalibrated {raw:.2} dB, calibrated {cal:.2} dB ({:+.2} dB, {:+.2} dB vs clean)",
         cal - raw,

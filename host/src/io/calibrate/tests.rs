@@ -364,3 +364,53 @@ fn a_master_written_as_fits_reads_back_as_the_same_master() {
     assert!((m.data[17] - median(&mut col)).abs() < 1e-6);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn masters_come_from_any_capture_format_or_a_single_image() {
+    use jupiter_testkit::fits::{write_fits, FitsSpec};
+    use jupiter_testkit::sequence::write_png;
+    let dir = scratch("formats");
+    let (w, h) = (10, 8);
+    // A FITS cube of three frames: the median of each pixel.
+    let frames: Vec<Vec<f64>> = [1000.0, 3000.0, 2000.0]
+        .iter()
+        .map(|v| vec![*v; w * h])
+        .collect();
+    let cube = dir.join("darks.fits");
+    write_fits(&cube, &FitsSpec::u16(w, h), &frames).unwrap();
+    let m = Master::load(&cube, OpenOptions::default(), Combine::Median).unwrap();
+    assert_eq!((m.frames, m.depth), (3, Some(16)));
+    assert!(m.data.iter().all(|v| (v * 65535.0 - 2000.0).abs() < 0.01));
+    // A 16-bit PNG taken as a master image as it is.
+    let png = dir.join("flat.png");
+    let samples: Vec<u16> = (0..w * h).map(|i| 20000 + i as u16).collect();
+    write_png(&png, (w as u32, h as u32, 1), 16, &samples).unwrap();
+    let m = Master::load(&png, OpenOptions::default(), Combine::Median).unwrap();
+    assert_eq!(m.describe(), "master image");
+    assert_eq!(m.layout, mono(w, h));
+    assert!((m.data[7] * 65535.0 - 20007.0).abs() < 0.01);
+    // A directory of PNG frames is a capture like any other.
+    let seq = dir.join("bias");
+    std::fs::create_dir_all(&seq).unwrap();
+    for k in 0..3u16 {
+        let v = vec![100 + 10 * k; w * h];
+        write_png(
+            &seq.join(format!("b_{k}.png")),
+            (w as u32, h as u32, 1),
+            16,
+            &v,
+        )
+        .unwrap();
+    }
+    let m = Master::load(&seq, OpenOptions::default(), Combine::SigmaClip).unwrap();
+    assert_eq!(m.describe(), "sigma-clip of 3 frames");
+    assert!(m.data.iter().all(|v| (v * 65535.0 - 110.0).abs() < 0.01));
+    // Something that is no image: an error naming it.
+    let junk = dir.join("notes.txt");
+    std::fs::write(&junk, "not a master").unwrap();
+    let e = Master::load(&junk, OpenOptions::default(), Combine::Median)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("notes.txt"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

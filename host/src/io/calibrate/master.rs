@@ -48,6 +48,9 @@ impl Master {
         combine: Combine,
     ) -> Result<Master, CalibrationError> {
         let (file, declared) = open_master(path, open)?;
+        if let Some(d) = declared.as_ref().filter(|d| d.channels == 3) {
+            return planar_master(path, &file, d);
+        }
         let layout = Layout::of(&file);
         let frames = file.frame_count();
         let float = file.bit_depth() > 16;
@@ -104,6 +107,9 @@ impl Master {
         if let Some(d) = self.depth {
             cards.push(FitsCard::Int("CAPDEPTH", d as i64));
         }
+        if l.channels > 1 {
+            cards.push(FitsCard::Int("CHANNELS", l.channels as i64));
+        }
         if let Some(p) = l.bayer {
             cards.push(FitsCard::Text("BAYERPAT", p.short_name().into()));
         }
@@ -121,6 +127,8 @@ impl Master {
 struct Declared {
     depth: Option<u32>,
     scale: Option<f64>,
+    /// 3 for a master of RGB frames (its planes read as 3 frames).
+    channels: u32,
 }
 
 /// Opens a master file: any capture format, or one FITS/TIFF/PNG image;
@@ -139,6 +147,7 @@ fn open_master(
         let declared = h.capture_depth.map(|d| Declared {
             depth: Some(d),
             scale: h.datamax,
+            channels: h.channels.unwrap_or(1),
         });
         return Ok((
             CaptureFile::from_reader(Box::new(cube), open.bayer)?,
@@ -146,6 +155,48 @@ fn open_master(
         ));
     }
     Ok((CaptureFile::open(path, open)?, None))
+}
+
+/// A master of RGB frames that jupiter wrote: its three planes (which
+/// the FITS reader sees as frames) interleaved back into one frame.
+fn planar_master(
+    path: &Path,
+    file: &CaptureFile,
+    d: &Declared,
+) -> Result<Master, CalibrationError> {
+    let (w, h) = (file.width(), file.height());
+    if file.frame_count() != 3 || file.raw_channels() != 1 {
+        return Err(CalibrationError::Invalid {
+            role: "master",
+            path: path.to_path_buf(),
+            reason: format!(
+                "CHANNELS = 3 but the data holds {} planes of {} channel(s)",
+                file.frame_count(),
+                file.raw_channels()
+            ),
+        });
+    }
+    let mut data = vec![0.0f32; w * h * 3];
+    for k in 0..3 {
+        let plane = file.decode_frame(k)?;
+        for (i, v) in plane.into_iter().enumerate() {
+            data[i * 3 + k] = v;
+        }
+    }
+    Ok(Master {
+        path: path.to_path_buf(),
+        layout: Layout {
+            width: w,
+            height: h,
+            channels: 3,
+            bayer: None,
+        },
+        depth: d.depth,
+        scale: d.scale,
+        frames: 1,
+        combine: None,
+        data,
+    })
 }
 
 /// Combines every frame of `file` pixel by pixel (raw samples), band by

@@ -414,3 +414,34 @@ fn masters_come_from_any_capture_format_or_a_single_image() {
     assert!(e.contains("notes.txt"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_master_of_rgb_frames_reads_back_as_one_rgb_frame() {
+    let dir = scratch("rgb");
+    let (w, h) = (6, 4);
+    let frames: Vec<Vec<u16>> = (0..3)
+        .map(|f| (0..w * h * 3).map(|i| (i * 3 + f) as u16 % 256).collect())
+        .collect();
+    let src = ser(&dir.join("darks.ser"), (w, h), SerColor::Rgb, &frames);
+    let built = Master::load(&src, OpenOptions::default(), Combine::Median).unwrap();
+    assert_eq!(built.layout.channels, 3);
+    let out = dir.join("dark.fits");
+    built.write_fits(&out, false).unwrap();
+    let back = Master::load(&out, OpenOptions::default(), Combine::Median).unwrap();
+    assert_eq!((back.layout, back.frames), (built.layout, 1));
+    assert!(back
+        .data
+        .iter()
+        .zip(&built.data)
+        .all(|(a, b)| (a - b).abs() < 1e-6));
+    let cap = CaptureFile::open(&src, OpenOptions::default()).unwrap();
+    let spec = CalibrationSpec {
+        dark: Some(out),
+        ..Default::default()
+    };
+    let cal = Calibration::prepare(&spec, OpenOptions::default())
+        .unwrap()
+        .unwrap();
+    assert!(cal.attach(&cap).is_ok());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -22,7 +22,12 @@ pub fn cmd_run(cli: &Cli, backend: &mut HostBackend, args: &RunArgs) -> Result<(
     let device = setup_device(backend, backend_choice(cli, Some(&spec)));
     crate::timeline::mark("device ready");
     let session = Session::new(&reg, backend);
-    let calibration = prepare_calibration(&spec, args.open.options(), session.backend)?;
+    let calibration = prepare_calibration(
+        &spec,
+        args.open.options(),
+        args.files.first().map(|p| p.as_path()),
+        session.backend,
+    )?;
     let batch = args.files.len() > 1;
     let html_reports: Vec<&Path> = args
         .report

@@ -107,17 +107,25 @@ pub struct RunRequest<'a> {
 }
 
 /// Builds the masters a pipeline's calibration names (once for a batch);
-/// `None` when it names none.
+/// `None` when it names none. Each master is checked against `first` (the
+/// batch's first capture) before its frames are combined, so that a
+/// mismatch is reported before any long work; a `first` that does not
+/// open is left to its own run to report.
 pub fn prepare_calibration(
     spec: &PipelineSpec,
     open: OpenOptions,
+    first: Option<&Path>,
     backend: &HostBackend,
 ) -> Result<Option<Arc<Calibration>>> {
     let opts = capture::OpenOptions {
         ser: open,
         bayer: spec.bayer,
     };
-    let cal = Calibration::prepare(&spec.calibration, opts)?;
+    if spec.calibration.is_empty() {
+        return Ok(None);
+    }
+    let first = first.and_then(|p| capture::CaptureFile::open(p, opts).ok());
+    let cal = Calibration::prepare(&spec.calibration, opts, first.as_ref())?;
     if let Some(c) = cal.as_ref().filter(|_| !backend.quiet) {
         for line in c.describe() {
             backend.message(&line);

@@ -101,7 +101,12 @@ fn stack_capture(
         device: device.to_string(),
         keep_stacked: false,
         next: None,
-        calibration: prepare_calibration(&plain, args.open.options(), session.backend)?,
+        calibration: prepare_calibration(
+            &plain,
+            args.open.options(),
+            Some(&args.input),
+            session.backend,
+        )?,
     };
     let out = run(session, &req);
     let _ = std::fs::remove_dir_all(&dir);

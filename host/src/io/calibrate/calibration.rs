@@ -32,23 +32,31 @@ pub struct Calibration {
 impl Calibration {
     /// Builds the masters `spec` names (opened with `open`, as the capture
     /// will be); `None` when nothing is asked for.
+    /// With `capture` (the first of a batch, opened), each master is
+    /// checked against it before its frames are combined.
     pub fn prepare(
         spec: &CalibrationSpec,
         open: OpenOptions,
+        capture: Option<&CaptureFile>,
     ) -> Result<Option<Arc<Calibration>>, CalibrationError> {
         if spec.is_empty() {
             return Ok(None);
         }
-        let load = |p: &Option<PathBuf>| {
+        let load = |role: &'static str, p: &Option<PathBuf>| {
             p.as_deref()
-                .map(|p| Master::load(p, open, spec.combine))
+                .map(|p| {
+                    Master::load_checked(p, open, spec.combine, |m| match capture {
+                        Some(c) => check_against(role, m, c),
+                        None => Ok(()),
+                    })
+                })
                 .transpose()
         };
         let (dark, flat, bias, flat_dark) = (
-            load(&spec.dark)?,
-            load(&spec.flat)?,
-            load(&spec.bias)?,
-            load(&spec.flat_dark)?,
+            load("dark", &spec.dark)?,
+            load("flat", &spec.flat)?,
+            load("bias", &spec.bias)?,
+            load("flat-dark", &spec.flat_dark)?,
         );
         check_agree(&[
             ("dark", &dark),
@@ -113,19 +121,7 @@ impl Calibration {
     pub fn attach(self: &Arc<Self>, file: &CaptureFile) -> Result<Applied, CalibrationError> {
         let layout = Layout::of(file);
         for (role, m) in self.masters() {
-            if let Some(reason) = mismatch(
-                m,
-                &layout,
-                Some(file.bit_depth()),
-                Some(file.sample_scale()),
-            ) {
-                return Err(CalibrationError::Mismatch {
-                    role,
-                    master: m.path.clone(),
-                    capture: file.path().to_path_buf(),
-                    reason,
-                });
-            }
+            check_against(role, m, file)?;
         }
         let (hot, hot_from) = match (&self.hot, self.spec.hot_pixels_on()) {
             (Some(h), _) => (h.clone(), "dark"),
@@ -183,6 +179,29 @@ impl Calibration {
             hot_pixels_from: hot_from.into(),
             dead_pixels: self.dead.len(),
         }
+    }
+}
+
+/// Refuses a master that cannot calibrate `file`'s frames, naming both.
+fn check_against(
+    role: &'static str,
+    m: &Master,
+    file: &CaptureFile,
+) -> Result<(), CalibrationError> {
+    let layout = Layout::of(file);
+    match mismatch(
+        m,
+        &layout,
+        Some(file.bit_depth()),
+        Some(file.sample_scale()),
+    ) {
+        Some(reason) => Err(CalibrationError::Mismatch {
+            role,
+            master: m.path.clone(),
+            capture: file.path().to_path_buf(),
+            reason,
+        }),
+        None => Ok(()),
     }
 }
 

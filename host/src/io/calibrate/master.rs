@@ -47,11 +47,24 @@ impl Master {
         open: OpenOptions,
         combine: Combine,
     ) -> Result<Master, CalibrationError> {
+        Master::load_checked(path, open, combine, |_| Ok(()))
+    }
+
+    /// [`load`](Self::load), with `check` run on the master's geometry
+    /// (a [`Master`] without its data) as soon as the file is open: a
+    /// master that cannot fit is refused before its frames are combined.
+    pub fn load_checked(
+        path: &Path,
+        open: OpenOptions,
+        combine: Combine,
+        check: impl Fn(&Master) -> Result<(), CalibrationError>,
+    ) -> Result<Master, CalibrationError> {
         let (file, declared) = open_master(path, open)?;
         if let Some(d) = declared.as_ref().filter(|d| d.channels == 3) {
-            return planar_master(path, &file, d);
+            let m = planar_master(path, &file, d)?;
+            check(&m)?;
+            return Ok(m);
         }
-        let layout = Layout::of(&file);
         let frames = file.frame_count();
         let float = file.bit_depth() > 16;
         let (depth, scale) = match declared {
@@ -59,17 +72,18 @@ impl Master {
             None if float => (None, None),
             None => (Some(file.bit_depth()), Some(file.sample_scale())),
         };
-        let combine = (frames > 1).then_some(combine);
-        let data = combine_frames(&file, combine.unwrap_or(Combine::Median))?;
-        Ok(Master {
+        let mut m = Master {
             path: path.to_path_buf(),
-            layout,
+            layout: Layout::of(&file),
             depth,
             scale,
             frames,
-            combine,
-            data,
-        })
+            combine: (frames > 1).then_some(combine),
+            data: Vec::new(),
+        };
+        check(&m)?;
+        m.data = combine_frames(&file, combine)?;
+        Ok(m)
     }
 
     /// How the master was made, for messages and reports

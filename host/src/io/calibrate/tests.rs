@@ -160,7 +160,7 @@ fn hot_pixels_without_a_dark_come_from_outliers_in_every_frame() {
         hot_pixels: Some(true),
         ..Default::default()
     };
-    let cal = Calibration::prepare(&spec, OpenOptions::default())
+    let cal = Calibration::prepare(&spec, OpenOptions::default(), None)
         .unwrap()
         .unwrap();
     let applied = cal.attach(&file).unwrap();
@@ -207,7 +207,7 @@ fn calibration_applies_dark_and_flat_to_raw_samples_before_the_debayer() {
         flat_dark: Some(ser(&dir.join("fd.ser"), (w, h), bayer, &flat_darks)),
         ..Default::default()
     };
-    let cal = Calibration::prepare(&spec, OpenOptions::default())
+    let cal = Calibration::prepare(&spec, OpenOptions::default(), None)
         .unwrap()
         .unwrap();
     let file = CaptureFile::open(&cap, OpenOptions::default()).unwrap();
@@ -251,7 +251,7 @@ fn a_mismatched_master_is_an_error_naming_both_files() {
     );
     let file = CaptureFile::open(&cap, OpenOptions::default()).unwrap();
     let attach = |spec: CalibrationSpec| {
-        Calibration::prepare(&spec, OpenOptions::default())
+        Calibration::prepare(&spec, OpenOptions::default(), None)
             .and_then(|c| c.unwrap().attach(&file).map(|_| ()))
             .unwrap_err()
             .to_string()
@@ -284,7 +284,7 @@ fn a_mismatched_master_is_an_error_naming_both_files() {
         flat: Some(grbg.clone()),
         ..Default::default()
     };
-    let cal = Calibration::prepare(&spec, OpenOptions::default())
+    let cal = Calibration::prepare(&spec, OpenOptions::default(), None)
         .unwrap()
         .unwrap();
     let rf = CaptureFile::open(&rggb_cap, OpenOptions::default()).unwrap();
@@ -317,15 +317,31 @@ fn a_mismatched_master_is_an_error_naming_both_files() {
     let e = Calibration::prepare(
         &CalibrationSpec {
             dark: Some(cap.clone()),
-            flat: Some(small),
+            flat: Some(small.clone()),
             ..Default::default()
         },
         OpenOptions::default(),
+        None,
     )
     .err()
     .unwrap()
     .to_string();
     assert!(e.contains("small_dark.ser") && e.contains("cap.ser"), "{e}");
+    // Given the capture, the masters are checked before being combined.
+    let e = Calibration::prepare(
+        &CalibrationSpec {
+            dark: Some(small),
+            ..Default::default()
+        },
+        OpenOptions::default(),
+        Some(&file),
+    )
+    .err()
+    .unwrap();
+    assert!(
+        matches!(e, CalibrationError::Mismatch { .. }) && e.to_string().contains("8×12"),
+        "{e}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -439,7 +455,7 @@ fn a_master_of_rgb_frames_reads_back_as_one_rgb_frame() {
         dark: Some(out),
         ..Default::default()
     };
-    let cal = Calibration::prepare(&spec, OpenOptions::default())
+    let cal = Calibration::prepare(&spec, OpenOptions::default(), None)
         .unwrap()
         .unwrap();
     assert!(cal.attach(&cap).is_ok());

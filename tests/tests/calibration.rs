@@ -3,7 +3,8 @@
 //! ≥ 3 dB closer to the truth with its darks, flats and flat-darks than
 //! without, and within 0.5 dB of the same capture from a perfect sensor;
 //! mono and Bayer. Masters built once with `master` give the same stack as
-//! the captures; a mismatched master is refused naming both files.
+//! the captures (sigma-clipped both ways); a mismatched master is refused
+//! naming both files.
 
 use std::path::{Path, PathBuf};
 
@@ -179,12 +180,16 @@ fn masters_built_once_stack_like_the_captures() {
         ("--flat-dark", &c.flat_darks),
     ] {
         let master = capture.with_extension("fits");
-        run_ok([
+        let made = run_ok([
             "master".as_ref(),
             capture.as_os_str(),
             "-o".as_ref(),
             master.as_os_str(),
+            "--combine".as_ref(),
+            "sigma-clip".as_ref(),
         ]);
+        let said = String::from_utf8_lossy(&made.stderr);
+        assert!(said.contains("sigma-clip of 32 frames"), "{said}");
         flags.extend([flag.to_string(), master.display().to_string()]);
     }
     let via_masters: Vec<&str> = flags.iter().map(String::as_str).collect();
@@ -202,8 +207,10 @@ fn masters_built_once_stack_like_the_captures() {
         s(&c.flats),
         "--flat-dark",
         s(&c.flat_darks),
+        "--combine",
+        "sigma-clip",
     ];
-    let (_, from_captures, p2) = stack(
+    let (direct_r, from_captures, p2) = stack(
         &o,
         &c.shifts,
         &c.flawed,
@@ -218,6 +225,10 @@ fn masters_built_once_stack_like_the_captures() {
     eprintln!("masters {p1:.3} dB, captures {p2:.3} dB, largest difference {worst:e}");
     assert!(worst <= 1.5 / 65535.0, "largest difference {worst}");
     assert_eq!(r["calibration"]["masters"][0]["built"], "master image");
+    assert_eq!(
+        direct_r["calibration"]["masters"][1]["built"],
+        "sigma-clip of 32 frames"
+    );
     // The master keeps the mosaic and says so.
     let out = run_ok(["info".as_ref(), c.darks.with_extension("fits").as_os_str()]);
     let info = String::from_utf8_lossy(&out.stdout);

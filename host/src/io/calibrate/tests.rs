@@ -461,3 +461,41 @@ fn a_master_of_rgb_frames_reads_back_as_one_rgb_frame() {
     assert!(cal.attach(&cap).is_ok());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn hot_pixels_of_a_flawed_planet_capture_are_found_without_a_dark() {
+    use jupiter_testkit::capture::{Scene, SynthColor, SynthOptions};
+    use jupiter_testkit::flaws::{generate_flawed, Flaws};
+    let dir = scratch("flawed");
+    for color in [SynthColor::Mono, SynthColor::Bayer(Cfa::Rggb)] {
+        let o = SynthOptions {
+            width: 128,
+            height: 96,
+            frames: 16,
+            scene: Scene::Planet,
+            color,
+            jitter: 4.0,
+            ..Default::default()
+        };
+        let flaws = Flaws::synthetic(&o, 31);
+        let path = dir.join("flawed.ser");
+        generate_flawed(&path, &o, &flaws).unwrap();
+        let file = CaptureFile::open(&path, OpenOptions::default()).unwrap();
+        let found = hot_in_frames(&file, &Layout::of(&file)).unwrap();
+        let false_hits: Vec<&usize> = found.iter().filter(|i| !flaws.hot.contains(i)).collect();
+        eprintln!(
+            "{color:?}: {} of {} planted hot pixels found, {} false",
+            found.len() - false_hits.len(),
+            flaws.hot.len(),
+            false_hits.len()
+        );
+        assert!(false_hits.is_empty(), "{color:?}: not hot: {false_hits:?}");
+        assert!(
+            found.len() * 10 >= flaws.hot.len() * 8,
+            "{color:?}: {} of {}",
+            found.len(),
+            flaws.hot.len()
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

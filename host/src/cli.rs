@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::backend::BackendChoice;
 use crate::config::{PipelineSpec, Selection, StageChoice};
+use crate::io::calibrate::Combine;
 use crate::io::ser::{ByteOrder, OpenOptions};
 
 /// jupiter: planetary lucky imaging. Scores every frame of a capture (SER,
@@ -15,7 +16,7 @@ use crate::io::ser::{ByteOrder, OpenOptions};
 /// keeps the sharpest, aligns and stacks them, sharpens and stretches the
 /// result, and writes a 16-bit TIFF, PNG or FITS. Every stage is a plugin.
 #[derive(Parser, Debug)]
-#[command(name = "jupiter-host", version, about, long_about = None, after_help = "Examples:\n  jupiter-host demo\n  jupiter-host run capture.ser\n  jupiter-host run night/*.ser -o stacked/ --format png\n  jupiter-host --plugins ./plugins run capture.ser -o jupiter.tif --select 20% --stacker stack-median\n  jupiter-host run capture.ser --set deconvolve.sigma=1.2 --report report.json\n  jupiter-host tune capture.ser   (the post-processing in a browser page)\n  jupiter-host plugins\n  jupiter-host info capture.ser")]
+#[command(name = "jupiter-host", version, about, long_about = None, after_help = "Examples:\n  jupiter-host demo\n  jupiter-host run capture.ser\n  jupiter-host run night/*.ser -o stacked/ --format png\n  jupiter-host --plugins ./plugins run capture.ser -o jupiter.tif --select 20% --stacker stack-median\n  jupiter-host run capture.ser --set deconvolve.sigma=1.2 --report report.json\n  jupiter-host run capture.ser --dark darks.ser --flat flats.ser --flat-dark flatdarks.ser\n  jupiter-host master darks.ser -o master_dark.fits\n  jupiter-host tune capture.ser   (the post-processing in a browser page)\n  jupiter-host plugins\n  jupiter-host info capture.ser")]
 pub struct Cli {
     /// Directory holding the plugin libraries (default: the executable's directory).
     #[arg(long, global = true, value_name = "DIR")]
@@ -62,6 +63,11 @@ pub enum Command {
     ///
     /// Example: jupiter-host tune capture_stack.tif    (or a capture, stacked first)
     Tune(TuneArgs),
+    /// Combine a dark, flat or bias capture into a master, for reuse as
+    /// `run --dark OUT.fits` (raw samples, not debayered, 32-bit float FITS).
+    ///
+    /// Example: jupiter-host master darks.ser -o master_dark.fits --combine sigma-clip
+    Master(MasterArgs),
     /// Generate a synthetic Jupiter capture and run the default pipeline on it.
     ///
     /// Example: jupiter-host demo ./jupiter-demo
@@ -171,6 +177,55 @@ pub struct PipelineArgs {
     /// Skip post-processing (sharpening, filters): write the plain stack.
     #[arg(long)]
     pub no_post: bool,
+    /// Dark frames (same exposure and gain as the capture): a capture in
+    /// any input format, combined into a master (see --combine), or a
+    /// master image (FITS, TIFF, PNG; `jupiter-host master` makes one).
+    /// Subtracted from every frame's raw samples, before the debayer.
+    #[arg(long, value_name = "FILE", help_heading = "Calibration")]
+    pub dark: Option<PathBuf>,
+    /// Flat frames (capture or master): every frame is divided by the flat
+    /// minus its flat-dark (or bias), each colour normalised to its own mean.
+    #[arg(long, value_name = "FILE", help_heading = "Calibration")]
+    pub flat: Option<PathBuf>,
+    /// Bias frames (capture or master): taken off the flat when there is no
+    /// --flat-dark, and off the frames when there is no --dark.
+    #[arg(long, value_name = "FILE", help_heading = "Calibration")]
+    pub bias: Option<PathBuf>,
+    /// Darks for the flats (the flats' exposure), taken off the flat.
+    #[arg(long, value_name = "FILE", help_heading = "Calibration")]
+    pub flat_dark: Option<PathBuf>,
+    /// How calibration captures are combined into masters (default median).
+    #[arg(long, value_enum, help_heading = "Calibration")]
+    pub combine: Option<Combine>,
+    /// Find and repair hot pixels even without masters (from outliers in
+    /// the capture's own frames); the default whenever a master is given.
+    #[arg(long, conflicts_with = "no_hot_pixels", help_heading = "Calibration")]
+    pub hot_pixels: bool,
+    /// Leave hot pixels alone (dark and flat still apply).
+    #[arg(long, help_heading = "Calibration")]
+    pub no_hot_pixels: bool,
+}
+
+/// `master`: one calibration capture combined into a master FITS.
+#[derive(Args, Debug)]
+pub struct MasterArgs {
+    /// The dark, flat, bias or flat-dark capture (SER, AVI, FITS cube, or
+    /// a directory of FITS/TIFF/PNG frames).
+    pub file: PathBuf,
+    /// The master to write (32-bit float FITS: .fits, .fit or .fts).
+    #[arg(short, long, value_name = "OUT.fits")]
+    pub output: PathBuf,
+    /// How the frames are combined, pixel by pixel.
+    #[arg(long, value_enum, default_value_t = Combine::Median)]
+    pub combine: Combine,
+    /// Bayer pattern of a raw mosaic whose file does not say (as for `run`).
+    #[arg(long, value_name = "PATTERN", value_parser = crate::config::parse_bayer)]
+    pub bayer: Option<crate::io::debayer::BayerPattern>,
+    /// Replace the output file if it exists.
+    #[arg(short, long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub open: OpenArgs,
 }
 
 /// `tune`: a stack (or a capture, stacked first) and the local page.
@@ -270,6 +325,7 @@ pub fn build_spec(args: &PipelineArgs) -> Result<PipelineSpec> {
     if let Some(b) = args.bayer {
         spec.bayer = Some(b);
     }
+    calibration_flags(args, &mut spec);
     if args.no_post {
         spec.post.clear();
         spec.default_post = false;
@@ -278,6 +334,31 @@ pub fn build_spec(args: &PipelineArgs) -> Result<PipelineSpec> {
         spec.apply_set(s)?;
     }
     Ok(spec)
+}
+
+/// `--dark`, `--flat`, `--bias`, `--flat-dark`, `--combine` and the hot
+/// pixel switches over the pipeline file's `[calibration]`.
+fn calibration_flags(args: &PipelineArgs, spec: &mut PipelineSpec) {
+    let c = &mut spec.calibration;
+    for (flag, key) in [
+        (&args.dark, &mut c.dark),
+        (&args.flat, &mut c.flat),
+        (&args.bias, &mut c.bias),
+        (&args.flat_dark, &mut c.flat_dark),
+    ] {
+        if let Some(p) = flag {
+            *key = Some(p.clone());
+        }
+    }
+    if let Some(m) = args.combine {
+        c.combine = m;
+    }
+    if args.hot_pixels {
+        c.hot_pixels = Some(true);
+    }
+    if args.no_hot_pixels {
+        c.hot_pixels = Some(false);
+    }
 }
 
 /// Where stages may run: `--cpu`/`--gpu`, else the pipeline's `backend` key.

@@ -7,6 +7,14 @@
 //! select = "25%"            # a percentage or a frame count
 //! bayer = "RGGB"            # raw mosaic captures whose file does not say (optional)
 //!
+//! [calibration]             # optional; paths relative to this file
+//! dark = "darks.ser"        # a capture (combined) or a master image
+//! flat = "flats.ser"
+//! flat_dark = "flatdarks.ser"
+//! bias = "bias.fits"
+//! combine = "median"        # median | sigma-clip
+//! hot_pixels = true         # default: on whenever a master is given
+//!
 //! [quality]
 //! plugin = "quality"
 //! params = { metric = "laplacian" }
@@ -33,6 +41,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::backend::BackendChoice;
+use crate::io::calibrate::CalibrationSpec;
 use crate::io::debayer::BayerPattern;
 
 /// The pipeline file as written.
@@ -43,6 +52,7 @@ pub struct PipelineFile {
     pub backend: Option<BackendChoice>,
     pub select: Option<String>,
     pub bayer: Option<String>,
+    pub calibration: Option<CalibrationSpec>,
     pub quality: Option<StageEntry>,
     pub align: Option<StageEntry>,
     pub stack: Option<StageEntry>,
@@ -133,6 +143,9 @@ pub struct PipelineSpec {
     /// one (AVI, PNG/TIFF sequences, FITS without `BAYERPAT`, SER marked
     /// mono): `--bayer` or the `bayer` key; overrides the file's pattern.
     pub bayer: Option<BayerPattern>,
+    /// Darks, flats, bias and hot pixels (`--dark` …, the `[calibration]`
+    /// table); empty: the frames are used as they are.
+    pub calibration: CalibrationSpec,
     pub quality: StageChoice,
     pub align: StageChoice,
     /// True when `align` is the built-in default (when its plugin is not
@@ -167,6 +180,7 @@ impl Default for PipelineSpec {
             backend: BackendChoice::Auto,
             select: Selection::Percent(25.0),
             bayer: None,
+            calibration: CalibrationSpec::default(),
             quality: StageChoice::new("quality"),
             align: StageChoice::new(DEFAULT_ALIGNER),
             default_align: true,
@@ -205,6 +219,13 @@ impl PipelineSpec {
         }
         if let Some(b) = &file.bayer {
             spec.bayer = Some(parse_bayer(b).with_context(|| path.display().to_string())?);
+        }
+        if let Some(c) = &file.calibration {
+            spec.calibration = c.clone();
+            // Masters named relative to the pipeline file are found beside it.
+            if let Some(dir) = path.parent() {
+                spec.calibration.resolve_paths(dir);
+            }
         }
         if let Some(e) = &file.quality {
             spec.quality = StageChoice::from_entry(e)?;
@@ -293,7 +314,14 @@ impl PipelineSpec {
         if stacking {
             out += &section("select", toml::Value::String(self.select.to_text()))?;
             if let Some(b) = self.bayer {
-                out += &section("bayer", toml::Value::String(b.name().into()))?;
+                out += &section("bayer", toml::Value::String(b.short_name().into()))?;
+            }
+            if !self.calibration.is_empty() {
+                out += "\n";
+                out += &section(
+                    "calibration",
+                    toml::Value::try_from(&self.calibration).context("the calibration")?,
+                )?;
             }
             for (key, stage) in [
                 ("quality", &self.quality),
@@ -452,6 +480,32 @@ mod tests {
             assert!(!back.default_post);
         }
         std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn calibration_and_bayer_are_written_back_and_relative_masters_found_beside_the_file() {
+        let dir = std::env::temp_dir().join(format!("jupiter-cfg-cal-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("p.toml");
+        std::fs::write(
+            &p,
+            "bayer = \"GRBG\"\n[calibration]\ndark = \"darks.ser\"\nflat = \"/data/flat.fits\"\ncombine = \"sigma-clip\"\nhot_pixels = false\n",
+        )
+        .unwrap();
+        let s = PipelineSpec::from_file(&p).unwrap();
+        let c = &s.calibration;
+        assert_eq!(c.dark.as_deref(), Some(dir.join("darks.ser").as_path()));
+        assert_eq!(c.flat.as_deref(), Some(Path::new("/data/flat.fits")));
+        assert_eq!(c.combine, crate::io::calibrate::Combine::SigmaClip);
+        assert!(!c.hot_pixels_on());
+        std::fs::write(&p, s.to_toml(true).unwrap()).unwrap();
+        let back = PipelineSpec::from_file(&p).unwrap();
+        assert_eq!(back.calibration, s.calibration);
+        assert_eq!(back.bayer, Some(BayerPattern::Grbg));
+        std::fs::write(&p, "[calibration]\ndrak = \"x.ser\"\n").unwrap();
+        let e = format!("{:#}", PipelineSpec::from_file(&p).unwrap_err());
+        assert!(e.contains("drak"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -59,6 +59,7 @@ pub fn run_demo(
         device: device.to_string(),
         keep_stacked: true,
         next: None,
+        calibration: None,
     };
     let out = run(session, &req)?;
     let r = &out.report;

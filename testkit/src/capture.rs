@@ -548,13 +548,14 @@ pub fn generate(path: &Path, o: &SynthOptions) -> std::io::Result<SynthCapture> 
 /// Photon and read noise on an image in [0, 1] (`full_well` electrons at
 /// 1), then quantisation to `max_value`: the stored samples of one frame
 /// (one per pixel for a Bayer mosaic, `ch` otherwise).
-fn sensor_samples(
+pub(crate) fn sensor_samples(
     img: &[f32],
     (w, h, ch): (usize, usize, usize),
     o: &SynthOptions,
     planes: usize,
     max_value: f32,
     rng: &mut Rng,
+    response: &Response,
 ) -> Vec<u16> {
     let mut samples: Vec<u16> = Vec::with_capacity(w * h * planes);
     for y in 0..h {
@@ -565,6 +566,7 @@ fn sensor_samples(
                 _ => px.to_vec(),
             };
             for v in values {
+                let v = response.at(samples.len(), v);
                 let e = v.max(0.0) as f64 * o.full_well as f64;
                 let noisy = e + e.sqrt() * rng.normal() + o.read_noise as f64 * rng.normal();
                 let s = (noisy / o.full_well as f64 * max_value as f64)
@@ -577,6 +579,23 @@ fn sensor_samples(
     samples
 }
 
+/// How the sensor turns light into signal, per stored sample: `light ×
+/// flat + dark × dark_scale` (a perfect sensor by default; see
+/// [`crate::flaws`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Response<'a> {
+    pub flat: Option<&'a [f32]>,
+    pub dark: Option<&'a [f32]>,
+    pub dark_scale: f32,
+}
+
+impl Response<'_> {
+    fn at(&self, i: usize, v: f32) -> f32 {
+        let lit = self.flat.map_or(v, |f| v * f[i]);
+        lit + self.dark.map_or(0.0, |d| d[i] * self.dark_scale)
+    }
+}
+
 /// Like [`generate`], with spatially varying seeing on top (see [`Seeing`]).
 /// The global shifts, blur sigmas, artifacts and noise come from the same
 /// random sequence as without it, so `Seeing::default()` gives exactly the
@@ -585,6 +604,17 @@ pub fn generate_with_seeing(
     path: &Path,
     o: &SynthOptions,
     seeing: &Seeing,
+) -> std::io::Result<SynthCapture> {
+    generate_through(path, o, seeing, &Response::default())
+}
+
+/// [`generate_with_seeing`] through a sensor `response` (flat and dark):
+/// the same frames, shifts and noise draws as a perfect sensor gives.
+pub(crate) fn generate_through(
+    path: &Path,
+    o: &SynthOptions,
+    seeing: &Seeing,
+    response: &Response,
 ) -> std::io::Result<SynthCapture> {
     let (cw, chh) = (o.width as usize, o.height as usize);
     let ch = if o.color == SynthColor::Mono { 1 } else { 3 };
@@ -659,7 +689,15 @@ pub fn generate_with_seeing(
             add_artifact(&mut img, w, h, ch, &mut rng);
             artifact_frames.push(i);
         }
-        let samples = sensor_samples(&img, (w, h, ch), o, color.planes(), max_value, &mut rng);
+        let samples = sensor_samples(
+            &img,
+            (w, h, ch),
+            o,
+            color.planes(),
+            max_value,
+            &mut rng,
+            response,
+        );
         out.push(&samples)?;
         shifts.push((dx, dy));
         blurs.push(sigma);

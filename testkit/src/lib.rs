@@ -8,6 +8,8 @@
 //!   with moons, or a cratered lunar surface; per-frame seeing, local
 //!   seeing, Poisson and read noise), for the demo, the end-to-end tests and
 //!   the harnesses.
+//! - [`flaws`]: a flawed sensor (flat, dark, hot pixels) and its dark,
+//!   flat and flat-dark captures, for the calibration tests.
 //! - [`frames`]: small in-memory captures with bright artifacts, for the
 //!   stackers' unit tests and benchmarks.
 //! - [`ser`]: the SER writer; [`avi`], [`fits`], [`sequence`]: writers of
@@ -18,6 +20,7 @@
 pub mod avi;
 pub mod capture;
 pub mod fits;
+pub mod flaws;
 pub mod frames;
 pub mod reference;
 pub mod rng;

@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use jupiter_testkit::flaws::{generate_flawed, write_darks, write_flats, Flaws};
 use jupiter_tests::synth::{generate, Scene, SynthColor, SynthOptions};
 use jupiter_tests::*;
 
@@ -86,6 +87,43 @@ fn gpu_and_cpu_runs_agree() {
         "--gpu on {}: max difference to --cpu {d:e}",
         gpu_r["device"]
     );
+}
+
+/// A calibrated capture is uploaded as decoded, calibrated frames: the GPU
+/// run stacks the same image as the CPU run.
+fn calibrated_gpu_and_cpu_runs_agree() {
+    let dir = scratch("gpu-calibrated");
+    let o = SynthOptions {
+        width: 96,
+        height: 80,
+        frames: 16,
+        scene: Scene::Planet,
+        color: SynthColor::Bayer(jupiter_testkit::ser::Cfa::Rggb),
+        seed: 5,
+        jitter: 3.0,
+        ..Default::default()
+    };
+    let flaws = Flaws::synthetic(&o, 8);
+    let ser = dir.join("cap.ser");
+    generate_flawed(&ser, &o, &flaws).unwrap();
+    let (darks, flats) = (dir.join("darks.ser"), dir.join("flats.ser"));
+    write_darks(&darks, &o, &flaws, 8, 1).unwrap();
+    write_flats(&flats, &o, &flaws, 8, 2).unwrap();
+    let mut extra = SELECT.to_vec();
+    extra.extend([
+        "--dark",
+        darks.to_str().unwrap(),
+        "--flat",
+        flats.to_str().unwrap(),
+    ]);
+    let (_, cpu_out, cpu_r) = run_with(&dir, &ser, "cpu", "--cpu", &[], &extra);
+    let (_, gpu_out, gpu_r) = run_with(&dir, &ser, "gpu", "--gpu", &[], &extra);
+    assert!(gpu_r["device"].as_str().unwrap().starts_with("GPU"));
+    assert_eq!(cpu_r["calibration"], gpu_r["calibration"]);
+    assert!(gpu_r["calibration"]["hot_pixels"].as_u64().unwrap() > 0);
+    let d = max_abs_diff(&read_tiff(&cpu_out).data, &read_tiff(&gpu_out).data);
+    eprintln!("calibrated --gpu: max difference to --cpu {d:e}");
+    assert!(d <= 1e-4 + 1.0 / 65535.0, "max |cpu - gpu| = {d:e}");
 }
 
 fn gpu_request_without_adapter_warns_once_and_matches_cpu() {
@@ -283,6 +321,7 @@ fn batch_on(device: &str) {
 jupiter_tests::gpu_main!(
     gpu: [
         gpu_and_cpu_runs_agree,
+        calibrated_gpu_and_cpu_runs_agree,
         a_failing_gpu_stage_is_rerun_on_the_cpu,
         multipoint_stacks_agree_on_gpu_and_cpu,
         a_gpu_batch_gives_each_capture_its_own_result,

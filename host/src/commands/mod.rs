@@ -1,7 +1,8 @@
-//! The commands: `run` (one capture or a batch), `tune`, `plugins`, `info`, `demo`.
+//! The commands: `run` (one capture or a batch), `tune`, `master`, `plugins`, `info`, `demo`.
 //! [`crate::cli`] parses; each command lives in its own file here.
 
 mod info;
+mod master;
 mod plugins;
 mod run;
 mod tune;
@@ -52,6 +53,7 @@ pub fn main() -> Result<()> {
         Command::Info { file, open } => info::cmd_info(&cli, file, open),
         Command::Run(args) => run::cmd_run(&cli, &mut backend, args),
         Command::Tune(args) => tune::cmd_tune(&cli, &mut backend, args),
+        Command::Master(args) => master::cmd_master(args, cli.quiet),
         Command::Demo {
             dir,
             frames,

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use crate::backend::HostBackend;
 use crate::cli::{backend_choice, build_spec, output_path, Cli, RunArgs};
 use crate::io::write::check_output;
-use crate::pipeline::{html, run, Report, RunOutput, RunRequest, Session};
+use crate::pipeline::{html, prepare_calibration, run, Report, RunOutput, RunRequest, Session};
 
 use super::{is_cancelled, load_registry, setup_device};
 
@@ -22,6 +22,12 @@ pub fn cmd_run(cli: &Cli, backend: &mut HostBackend, args: &RunArgs) -> Result<(
     let device = setup_device(backend, backend_choice(cli, Some(&spec)));
     crate::timeline::mark("device ready");
     let session = Session::new(&reg, backend);
+    let calibration = prepare_calibration(
+        &spec,
+        args.open.options(),
+        args.files.first().map(|p| p.as_path()),
+        session.backend,
+    )?;
     let batch = args.files.len() > 1;
     let html_reports: Vec<&Path> = args
         .report
@@ -52,6 +58,7 @@ pub fn cmd_run(cli: &Cli, backend: &mut HostBackend, args: &RunArgs) -> Result<(
             device: device.clone(),
             keep_stacked: !html_reports.is_empty(),
             next: args.files.get(k + 1).map(|p| p.as_path()),
+            calibration: calibration.clone(),
         };
         match run(&session, &req) {
             Ok(out) => {

@@ -15,6 +15,7 @@ use anyhow::Result;
 pub use device::{budget_bytes, CaptureOnDevice};
 pub use source::CaptureFrames;
 
+use crate::io::calibrate::Calibration;
 use crate::io::capture::{CaptureFile, OpenOptions};
 
 /// The capture of one run: its file (any format) and, on a GPU run, the
@@ -26,15 +27,17 @@ pub struct Capture {
 
 impl Capture {
     /// Opens `path` (or adopts it when the store uploaded it ahead) and
-    /// makes it the store's current capture.
+    /// makes it the store's current capture; with `calibration`, its masters
+    /// are checked against the capture here, before any frame is scored.
     pub fn open(
         path: &Path,
         open: OpenOptions,
         store: Option<&Arc<CaptureOnDevice>>,
+        calibration: Option<&Arc<Calibration>>,
     ) -> Result<Capture> {
         let file = match store.and_then(|d| d.prefetched(path)) {
             Some(s) => s,
-            None => Arc::new(CaptureFile::open(path, open)?),
+            None => Arc::new(open_file(path, open, calibration)?),
         };
         if let Some(d) = store {
             d.start(&file);
@@ -76,9 +79,14 @@ impl Capture {
     /// On a GPU run, starts uploading the next capture of a batch while this
     /// one is aligned and stacked (a file that does not open is reported by
     /// its own run).
-    pub fn upload_ahead(&self, next: Option<&Path>, open: OpenOptions) {
+    pub fn upload_ahead(
+        &self,
+        next: Option<&Path>,
+        open: OpenOptions,
+        calibration: Option<&Arc<Calibration>>,
+    ) {
         if let (Some(d), Some(next)) = (&self.device, next) {
-            if let Ok(s) = CaptureFile::open(next, open) {
+            if let Ok(s) = open_file(next, open, calibration) {
                 d.prefetch(Arc::new(s));
             }
         }
@@ -91,4 +99,21 @@ impl Capture {
             d.finish();
         }
     }
+}
+
+/// Opens a capture file, with `calibration` attached when given (its
+/// frames then decode calibrated, and the device uploads them decoded).
+fn open_file(
+    path: &Path,
+    open: OpenOptions,
+    calibration: Option<&Arc<Calibration>>,
+) -> Result<CaptureFile> {
+    let file = CaptureFile::open(path, open)?;
+    Ok(match calibration {
+        Some(c) => {
+            let applied = c.attach(&file)?;
+            file.with_calibration(Arc::new(applied))
+        }
+        None => file,
+    })
 }

@@ -3,6 +3,7 @@
 //! writes atomic: temp file + rename).
 
 pub mod avi;
+pub mod calibrate;
 pub mod capture;
 pub mod debayer;
 pub mod fits;

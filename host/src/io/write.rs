@@ -137,6 +137,26 @@ pub fn check_output(path: &Path, png8: bool, force: bool) -> Result<()> {
 /// Writes `image` to `path` atomically. Refuses to replace an existing file
 /// unless `force`.
 pub fn write_image(image: &Image, path: &Path, png8: bool, force: bool) -> Result<()> {
+    write_image_with(image, path, png8, force, &[])
+}
+
+/// A header card for a FITS output beyond the ones every FITS gets (what a
+/// calibration master records of the capture it was built from).
+#[derive(Debug, Clone)]
+pub enum FitsCard {
+    Text(&'static str, String),
+    Int(&'static str, i64),
+    Float(&'static str, f64),
+}
+
+/// [`write_image`] with extra FITS header cards (ignored for TIFF and PNG).
+pub fn write_image_with(
+    image: &Image,
+    path: &Path,
+    png8: bool,
+    force: bool,
+    cards: &[FitsCard],
+) -> Result<()> {
     let format = Format::from_path(path, png8)?;
     if image.channels != 1 && image.channels != 3 {
         bail!(
@@ -167,7 +187,7 @@ pub fn write_image(image: &Image, path: &Path, png8: bool, force: bool) -> Resul
     match format {
         Format::Tiff16 => write_tiff(image, tmp.path()),
         Format::Png16 | Format::Png8 => write_png(image, tmp.path(), format == Format::Png8),
-        Format::Fits32 => write_fits(image, tmp.path()),
+        Format::Fits32 => write_fits(image, tmp.path(), cards),
     }
     .with_context(|| format!("{}: cannot write the image", path.display()))?;
     tmp.persist(path)
@@ -217,7 +237,7 @@ fn write_png(image: &Image, path: &Path, eight: bool) -> Result<()> {
     Ok(())
 }
 
-fn write_fits(image: &Image, path: &Path) -> Result<()> {
+fn write_fits(image: &Image, path: &Path, cards: &[FitsCard]) -> Result<()> {
     use fitsio::images::{ImageDescription, ImageType};
     use fitsio::FitsFile;
     let (w, h, c) = image.dims();
@@ -235,6 +255,13 @@ fn write_fits(image: &Image, path: &Path) -> Result<()> {
     hdu.write_image(&mut f, &planar)?;
     hdu.write_key(&mut f, "ROWORDER", "TOP-DOWN")?;
     hdu.write_key(&mut f, "CREATOR", "jupiter")?;
+    for card in cards {
+        match card {
+            FitsCard::Text(k, v) => hdu.write_key(&mut f, k, v.as_str())?,
+            FitsCard::Int(k, v) => hdu.write_key(&mut f, k, *v)?,
+            FitsCard::Float(k, v) => hdu.write_key(&mut f, k, *v)?,
+        }
+    }
     Ok(())
 }
 

@@ -33,6 +33,7 @@ pub use stages::{select, StageRunner};
 use crate::backend::HostBackend;
 use crate::config::PipelineSpec;
 use crate::frames::{Capture, CaptureOnDevice};
+use crate::io::calibrate::Calibration;
 use crate::io::capture;
 use crate::io::ser::OpenOptions;
 use crate::io::write::{check_output, write_image};
@@ -100,6 +101,38 @@ pub struct RunRequest<'a> {
     /// The capture a batch runs next: on a GPU run it is uploaded while
     /// this one is aligned and stacked.
     pub next: Option<&'a Path>,
+    /// The masters of `spec.calibration`, built once for a batch
+    /// ([`prepare_calibration`]).
+    pub calibration: Option<Arc<Calibration>>,
+}
+
+/// Builds the masters a pipeline's calibration names (once for a batch);
+/// `None` when it names none. Each master is checked against `first` (the
+/// batch's first capture) before its frames are combined, so that a
+/// mismatch is reported before any long work; a `first` that does not
+/// open is left to its own run to report.
+pub fn prepare_calibration(
+    spec: &PipelineSpec,
+    open: OpenOptions,
+    first: Option<&Path>,
+    backend: &HostBackend,
+) -> Result<Option<Arc<Calibration>>> {
+    let opts = capture::OpenOptions {
+        ser: open,
+        bayer: spec.bayer,
+    };
+    if spec.calibration.is_empty() {
+        return Ok(None);
+    }
+    let first = first.and_then(|p| capture::CaptureFile::open(p, opts).ok());
+    let cal = Calibration::prepare(&spec.calibration, opts, first.as_ref())?;
+    if let Some(c) = cal.as_ref().filter(|_| !backend.quiet) {
+        for line in c.describe() {
+            backend.message(&line);
+        }
+    }
+    crate::timeline::mark("calibration masters built");
+    Ok(cal)
 }
 
 /// Runs the whole pipeline on one capture and writes the result.
@@ -115,7 +148,7 @@ pub fn run(session: &Session, req: &RunRequest) -> Result<RunOutput> {
         &pipeline.quality,
         &capture.frames((0..capture.len()).collect()),
     )?;
-    capture.upload_ahead(req.next, open_options(req));
+    capture.upload_ahead(req.next, open_options(req), req.calibration.as_ref());
     let selected = select(&scores, pipeline.select);
     let frames = capture.frames(selected.clone());
     let sel_scores: RVec<f32> = selected.iter().map(|&i| scores[i]).collect();
@@ -159,6 +192,7 @@ pub fn run(session: &Session, req: &RunRequest) -> Result<RunOutput> {
         peak_rss_mb: peak_rss_mb(),
         device: req.device.clone(),
         alignment_points: ApSummary::of(&alignment.warps),
+        calibration: capture.file.calibration().map(|c| c.summary().clone()),
     };
     let best = match (req.keep_stacked, report.selected.first()) {
         (true, Some(&i)) => Some(best_frame(&capture, i)?),
@@ -176,8 +210,20 @@ pub fn run(session: &Session, req: &RunRequest) -> Result<RunOutput> {
 /// the first stage that asks for it, or already while the previous capture
 /// of a batch was aligned) and shows its warnings.
 fn open_capture(session: &Session, req: &RunRequest) -> Result<Capture> {
-    let capture = Capture::open(req.input, open_options(req), session.store.as_ref())?;
+    let capture = Capture::open(
+        req.input,
+        open_options(req),
+        session.store.as_ref(),
+        req.calibration.as_ref(),
+    )?;
     crate::timeline::mark("capture opened");
+    if let Some(c) = capture
+        .file
+        .calibration()
+        .filter(|_| !session.backend.quiet)
+    {
+        session.backend.message(&c.describe());
+    }
     for w in capture.file.warnings() {
         session
             .backend

@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use crate::config::PipelineSpec;
+use crate::io::calibrate::CalibrationSummary;
 
 /// Per-stage timing for the report.
 #[derive(Debug, Clone, Serialize)]
@@ -48,6 +49,8 @@ pub struct Report {
     /// Multi-point runs: the warp field's nodes with what was measured at
     /// each over the kept frames.
     pub alignment_points: Option<ApSummary>,
+    /// The calibration applied to the frames: masters, formula, hot pixels.
+    pub calibration: Option<CalibrationSummary>,
 }
 
 /// The warp fields of a multi-point run, summarised per node (the fields of

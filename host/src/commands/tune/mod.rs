@@ -16,7 +16,7 @@ use anyhow::{bail, Context, Result};
 use crate::backend::HostBackend;
 use crate::cli::{backend_choice, build_spec, Cli, TuneArgs};
 use crate::config::PipelineSpec;
-use crate::pipeline::{run, RunRequest, Session};
+use crate::pipeline::{prepare_calibration, run, RunRequest, Session};
 
 use super::{load_registry, setup_device};
 pub use tuner::Tuner;
@@ -101,6 +101,12 @@ fn stack_capture(
         device: device.to_string(),
         keep_stacked: false,
         next: None,
+        calibration: prepare_calibration(
+            &plain,
+            args.open.options(),
+            Some(&args.input),
+            session.backend,
+        )?,
     };
     let out = run(session, &req);
     let _ = std::fs::remove_dir_all(&dir);

@@ -15,7 +15,9 @@ mod detect;
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use super::calibrate::Applied;
 use super::debayer::{debayer_rows, BayerPattern};
 use super::ser::{self, ColorId, SerError, SerFile};
 
@@ -161,6 +163,19 @@ pub trait FrameReader: Send + Sync {
         rows: usize,
         out: &mut [f32],
     ) -> Result<(), CaptureError>;
+    /// Like [`decode_rows`](Self::decode_rows), before any demosaic the
+    /// reader does itself (a SER Bayer file's mosaic, one sample per pixel):
+    /// the samples calibration works on. Readers that never demosaic keep
+    /// the default.
+    fn decode_mosaic_rows(
+        &self,
+        index: usize,
+        y0: usize,
+        rows: usize,
+        out: &mut [f32],
+    ) -> Result<(), CaptureError> {
+        self.decode_rows(index, y0, rows, out)
+    }
     /// Asks for rows of a frame that will be decoded soon (advisory).
     fn prefetch_rows(&self, _index: usize, _y0: usize, _rows: usize) {}
     /// The layout of [`raw_frames`](Self::raw_frames); `None` when the
@@ -192,6 +207,9 @@ pub struct CaptureFile {
     /// The pattern demosaiced here (mono readers only).
     debayer: Option<BayerPattern>,
     warnings: Vec<String>,
+    /// Darks, flats and hot pixels applied to the raw samples of every
+    /// frame before the demosaic (see [`crate::io::calibrate`]).
+    calibration: Option<Arc<Applied>>,
 }
 
 impl From<SerFile> for CaptureFile {
@@ -259,6 +277,7 @@ impl CaptureFile {
             reader,
             debayer,
             warnings,
+            calibration: None,
         })
     }
 
@@ -294,6 +313,16 @@ impl CaptureFile {
     pub fn bit_depth(&self) -> u32 {
         self.reader.bit_depth()
     }
+    /// The sample value that decodes to 1.0 (the divisor of the stored
+    /// samples): the reader's, else the largest value of the bit depth (1
+    /// for float samples).
+    pub fn sample_scale(&self) -> f64 {
+        match self.reader.raw_layout() {
+            Some(l) => l.scale as f64,
+            None if self.bit_depth() <= 16 => ((1u64 << self.bit_depth()) - 1) as f64,
+            None => 1.0,
+        }
+    }
     /// The Bayer pattern the frames are demosaiced with, if any.
     pub fn bayer(&self) -> Option<BayerPattern> {
         match self.reader.as_ser().map(|s| s.header.color) {
@@ -311,8 +340,68 @@ impl CaptureFile {
         &self.warnings
     }
 
+    /// Samples per pixel before the demosaic: 1 for a raw mosaic, else
+    /// [`channels`](Self::channels).
+    pub fn raw_channels(&self) -> usize {
+        if self.bayer().is_some() {
+            1
+        } else {
+            self.channels()
+        }
+    }
+
+    /// Decodes rows `y0 .. y0 + rows` of frame `index` before the demosaic
+    /// and before calibration (`rows × width × raw_channels` floats in
+    /// `[0, 1]`): what masters are built from and calibration corrects.
+    pub fn decode_raw_rows(
+        &self,
+        index: usize,
+        y0: usize,
+        rows: usize,
+        out: &mut [f32],
+    ) -> Result<(), CaptureError> {
+        let (w, h, c, n) = (
+            self.width(),
+            self.height(),
+            self.raw_channels(),
+            self.frame_count(),
+        );
+        if index >= n {
+            return Err(CaptureError::FrameIndex {
+                path: self.path().to_path_buf(),
+                index,
+                count: n,
+            });
+        }
+        if y0.checked_add(rows).is_none_or(|end| end > h)
+            || rows.checked_mul(w * c) != Some(out.len())
+        {
+            return Err(CaptureError::BadRequest {
+                path: self.path().to_path_buf(),
+                reason: format!(
+                    "raw rows {y0}..{y0}+{rows} of a {w}×{h}×{c} frame into a buffer of {} samples",
+                    out.len()
+                ),
+            });
+        }
+        self.reader.decode_mosaic_rows(index, y0, rows, out)
+    }
+
+    /// This capture with `calibration` applied to every frame decoded
+    /// (the device then uploads decoded, calibrated frames).
+    pub fn with_calibration(mut self, calibration: Arc<Applied>) -> CaptureFile {
+        self.calibration = Some(calibration);
+        self
+    }
+
+    /// The calibration applied to the frames, if any.
+    pub fn calibration(&self) -> Option<&Arc<Applied>> {
+        self.calibration.as_ref()
+    }
+
     /// Decodes rows `y0 .. y0 + rows` of frame `index` into `out`
-    /// (`rows × width × channels` floats in `[0, 1]`, RGB, interleaved).
+    /// (`rows × width × channels` floats in `[0, 1]`, RGB, interleaved),
+    /// calibrated when a calibration is attached.
     pub fn decode_rows(
         &self,
         index: usize,
@@ -321,6 +410,9 @@ impl CaptureFile {
         out: &mut [f32],
     ) -> Result<(), CaptureError> {
         self.check_read(index, y0, rows, out.len())?;
+        if let Some(cal) = &self.calibration {
+            return self.decode_calibrated(cal, index, y0, rows, out);
+        }
         let Some(pattern) = self.debayer else {
             return self.reader.decode_rows(index, y0, rows, out);
         };
@@ -331,6 +423,31 @@ impl CaptureFile {
         let mut raw = vec![0.0f32; (hi - lo) * w];
         self.reader.decode_rows(index, lo, hi - lo, &mut raw)?;
         debayer_rows(&raw, w, h, lo, pattern, y0, rows, out);
+        Ok(())
+    }
+
+    /// The calibrated path of [`decode_rows`](Self::decode_rows): raw rows
+    /// with the margin the hot-pixel repair and the debayer read, calibrated,
+    /// then demosaiced (or copied).
+    fn decode_calibrated(
+        &self,
+        cal: &Applied,
+        index: usize,
+        y0: usize,
+        rows: usize,
+        out: &mut [f32],
+    ) -> Result<(), CaptureError> {
+        let (w, h, c) = (self.width(), self.height(), self.raw_channels());
+        let margin = cal.margin_rows();
+        let lo = y0.saturating_sub(margin);
+        let hi = (y0 + rows + margin).min(h);
+        let mut raw = vec![0.0f32; (hi - lo) * w * c];
+        self.decode_raw_rows(index, lo, hi - lo, &mut raw)?;
+        cal.apply(&mut raw, lo, hi - lo);
+        match self.bayer() {
+            Some(pattern) => debayer_rows(&raw, w, h, lo, pattern, y0, rows, out),
+            None => out.copy_from_slice(&raw[(y0 - lo) * w * c..(y0 - lo + rows) * w * c]),
+        }
         Ok(())
     }
 
@@ -351,6 +468,9 @@ impl CaptureFile {
     /// The stored samples' layout for the device decode (the demosaic
     /// asked for here included); `None`: upload decoded frames.
     pub fn raw_layout(&self) -> Option<RawLayout> {
+        if self.calibration.is_some() {
+            return None;
+        }
         let mut l = self.reader.raw_layout()?;
         if let Some(p) = self.debayer {
             l.color = ColorId::Bayer(p);
@@ -476,6 +596,15 @@ impl FrameReader for SerFile {
         out: &mut [f32],
     ) -> Result<(), CaptureError> {
         Ok(SerFile::decode_rows(self, index, y0, rows, out)?)
+    }
+    fn decode_mosaic_rows(
+        &self,
+        index: usize,
+        y0: usize,
+        rows: usize,
+        out: &mut [f32],
+    ) -> Result<(), CaptureError> {
+        Ok(SerFile::decode_mosaic_rows(self, index, y0, rows, out)?)
     }
     fn prefetch_rows(&self, index: usize, y0: usize, rows: usize) {
         SerFile::prefetch_rows(self, index, y0, rows)

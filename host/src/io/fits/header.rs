@@ -23,6 +23,12 @@ pub struct FitsHeader {
     pub bzero: f64,
     pub bscale: f64,
     pub datamax: Option<f64>,
+    /// `CAPDEPTH`: the bit depth of the capture a master written by
+    /// `jupiter-host master` was built from (its samples are floats).
+    pub capture_depth: Option<u32>,
+    /// `CHANNELS`: a master of RGB frames written by `jupiter-host master`
+    /// stores its channels as 3 planes (not 3 frames).
+    pub channels: Option<u32>,
     pub bayer: Option<BayerPattern>,
     /// `DATE-OBS` as 100-ns ticks since 0001-01-01 UTC.
     pub date_obs: Option<i64>,
@@ -183,6 +189,8 @@ pub fn parse_header(data: &[u8]) -> Result<FitsHeader, String> {
         datamax: float("DATAMAX", f64::NAN)
             .ok()
             .filter(|v| v.is_finite() && *v > 0.0),
+        capture_depth: get("CAPDEPTH").and_then(|v| v.parse().ok()),
+        channels: get("CHANNELS").and_then(|v| v.parse().ok()),
         bayer,
         date_obs,
         date_text,

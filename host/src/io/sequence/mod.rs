@@ -43,6 +43,22 @@ impl ImageSequence {
     /// Lists `dir` and checks every file's header against the first.
     pub fn open(dir: &Path) -> Result<ImageSequence, CaptureError> {
         let (kind, files) = files::list(dir)?;
+        ImageSequence::of_files(dir, kind, files)
+    }
+
+    /// One FITS, TIFF or PNG image read as a capture of one frame (a
+    /// calibration master made elsewhere).
+    pub fn single(file: &Path) -> Result<ImageSequence, CaptureError> {
+        let kind = ImageKind::of(file)
+            .ok_or_else(|| CaptureError::unsupported(file, "not a FITS, TIFF or PNG image"))?;
+        ImageSequence::of_files(file, kind, vec![file.to_path_buf()])
+    }
+
+    fn of_files(
+        dir: &Path,
+        kind: ImageKind,
+        files: Vec<PathBuf>,
+    ) -> Result<ImageSequence, CaptureError> {
         let mut seq = ImageSequence {
             dir: dir.to_path_buf(),
             kind,

@@ -304,6 +304,42 @@ impl SerFile {
         Ok(())
     }
 
+    /// Decodes rows `y0 .. y0 + rows` of frame `index` as stored, before
+    /// any debayering: a Bayer file's mosaic (one sample per pixel), what
+    /// calibration works on; other layouts as [`decode_rows`](Self::decode_rows).
+    pub fn decode_mosaic_rows(
+        &self,
+        index: usize,
+        y0: usize,
+        rows: usize,
+        out: &mut [f32],
+    ) -> Result<(), SerError> {
+        if !matches!(self.header.color, ColorId::Bayer(_)) {
+            return self.decode_rows(index, y0, rows, out);
+        }
+        let (w, h) = (self.width(), self.height());
+        if index >= self.frame_count
+            || y0.checked_add(rows).is_none_or(|end| end > h)
+            || rows.checked_mul(w) != Some(out.len())
+        {
+            return Err(SerError::BadRequest {
+                path: self.path.clone(),
+                reason: format!(
+                    "mosaic rows {y0}..{y0}+{rows} of frame {index} ({w}×{h}, {} frames) into a buffer of {} samples",
+                    self.frame_count,
+                    out.len()
+                ),
+            });
+        }
+        let frame = self.frame_bytes_of(index);
+        for r in 0..rows {
+            self.raw_row(frame, y0 + r, &mut out[r * w..(r + 1) * w]);
+        }
+        let (start, len) = self.padded_span(index, y0, rows);
+        self.release(start, len);
+        Ok(())
+    }
+
     /// Decodes one whole frame.
     pub fn decode_frame(&self, index: usize) -> Result<Vec<f32>, SerError> {
         let mut v = vec![0.0; self.width() * self.height() * self.channels()];

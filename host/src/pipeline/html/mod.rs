@@ -12,6 +12,7 @@ use base64::Engine;
 use jupiter_plugin_api::Image;
 
 use super::report::{ApSummary, Report};
+use crate::io::calibrate::CalibrationSummary;
 
 /// The images a report shows (host memory).
 pub struct Pictures<'a> {
@@ -126,6 +127,9 @@ fn run_facts(r: &Report, command: &str) -> String {
         esc(&r.device),
         r.peak_rss_mb
     );
+    if let Some(c) = &r.calibration {
+        h += &calibration_table(c);
+    }
     if !r.warnings.is_empty() || !r.messages.is_empty() {
         h += "<h2>Messages</h2>\n<ul>";
         for w in &r.warnings {
@@ -146,6 +150,31 @@ fn run_facts(r: &Report, command: &str) -> String {
         "<h2>Reproduce</h2>\n<pre>{}</pre>\n<p>Pipeline (as run):</p>\n<pre>{}</pre>\n",
         esc(command),
         esc(&pipeline)
+    );
+    h
+}
+
+/// The calibration: each master and how it was built, the formula, the
+/// repaired pixels.
+fn calibration_table(c: &CalibrationSummary) -> String {
+    let mut h = String::from(
+        "<h2>Calibration</h2>\n<table><tr><th>master</th><th>file</th><th>built</th></tr>",
+    );
+    for m in &c.masters {
+        h += &format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&m.role),
+            esc(&m.path),
+            esc(&m.built)
+        );
+    }
+    h += "</table>\n";
+    h += &format!(
+        "<p>Applied to the raw samples before the debayer: {}. Hot pixels repaired: {} (from the {}); dead pixels: {}.</p>\n",
+        esc(&c.formula),
+        c.hot_pixels,
+        esc(&c.hot_pixels_from),
+        c.dead_pixels
     );
     h
 }

@@ -30,7 +30,7 @@ pub fn serve(tuner: &Tuner, port: u16, open_browser: bool) -> Result<()> {
     let token = new_token()?;
     let url = format!("http://127.0.0.1:{port}/{token}/");
     // The one line a script (or a test) waits for.
-    println!("tuning page: {url}");
+    crate::commands::print_out(&format!("tuning page: {url}\n"))?;
     eprintln!("(Ctrl-C or the page's Quit button stops the server)");
     if open_browser {
         open_in_browser(&url);

@@ -12,6 +12,7 @@
 //! here, once for every format (the SER reader debayers itself, as before).
 
 mod detect;
+mod pause;
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -43,6 +44,14 @@ pub enum CaptureError {
     },
     #[error("{path}: bad read request: {reason}")]
     BadRequest { path: PathBuf, reason: String },
+    /// A frame's bytes could not be read (above all: the file was cut short
+    /// after it was opened).
+    #[error("{path}: cannot read frame {index}: {reason}")]
+    FrameRead {
+        path: PathBuf,
+        index: usize,
+        reason: String,
+    },
 }
 
 impl CaptureError {
@@ -286,6 +295,7 @@ impl CaptureFile {
         out: &mut [f32],
     ) -> Result<(), CaptureError> {
         self.check_read(index, y0, rows, out.len())?;
+        pause::wait_before_reading(self.path(), index);
         let Some(pattern) = self.debayer else {
             return self.reader.decode_rows(index, y0, rows, out);
         };

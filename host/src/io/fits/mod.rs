@@ -212,20 +212,28 @@ impl FrameReader for FitsCube {
         rows: usize,
         out: &mut [f32],
     ) -> Result<(), CaptureError> {
-        let w = self.header.width;
-        let frame = self.frame(index);
-        let inv = 1.0 / self.scale;
-        for (k, o) in out[..rows * w].iter_mut().enumerate() {
-            let v = self.physical(frame, y0 * w + k) * inv;
-            // NaN (blank) samples read as 0.
-            *o = if v.is_nan() {
-                0.0
-            } else {
-                v.clamp(0.0, 1.0) as f32
-            };
-        }
-        let sb = self.header.sample_bytes();
+        let (w, sb) = (self.header.width, self.header.sample_bytes());
         let start = self.header.data_start + index * self.header.frame_bytes() + y0 * w * sb;
+        let inv = 1.0 / self.scale;
+        // Read from the file, not through the map: a cube cut short
+        // meanwhile is an error naming the frame, not SIGBUS.
+        self.data
+            .with_span(start, rows * w * sb, |band| {
+                for (k, o) in out[..rows * w].iter_mut().enumerate() {
+                    let v = self.physical(band, k) * inv;
+                    // NaN (blank) samples read as 0.
+                    *o = if v.is_nan() {
+                        0.0
+                    } else {
+                        v.clamp(0.0, 1.0) as f32
+                    };
+                }
+            })
+            .map_err(|reason| CaptureError::FrameRead {
+                path: self.path.clone(),
+                index,
+                reason,
+            })?;
         self.data.release(start, rows * w * sb);
         Ok(())
     }

@@ -152,8 +152,15 @@ impl ImageSequence {
             return Ok(f.clone());
         }
         let path = &self.files[index];
-        let mut data = image::decode(self.kind, path, self.shape)
-            .map_err(|r| CaptureError::invalid(path, r))?;
+        // A file that went away or changed since the sequence was opened
+        // is named with its frame.
+        let mut data = image::decode(self.kind, path, self.shape).map_err(|reason| {
+            CaptureError::FrameRead {
+                path: path.clone(),
+                index,
+                reason,
+            }
+        })?;
         if self.shape.depth == 32 {
             let inv = 1.0 / self.float_scale;
             data.iter_mut().for_each(|v| {
@@ -231,7 +238,15 @@ impl FrameReader for ImageSequence {
         out: &mut [f32],
     ) -> Result<(), CaptureError> {
         if let Some(f) = self.fits.get(index) {
-            return f.decode_rows(0, y0, rows, out);
+            // The file's own frame 0 is the sequence's frame `index`.
+            return f.decode_rows(0, y0, rows, out).map_err(|e| match e {
+                CaptureError::FrameRead { path, reason, .. } => CaptureError::FrameRead {
+                    path,
+                    index,
+                    reason,
+                },
+                e => e,
+            });
         }
         let row = self.shape.width * self.shape.channels;
         let frame = self.frame(index)?;

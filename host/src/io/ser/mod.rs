@@ -71,6 +71,12 @@ pub enum SerError {
     },
     #[error("{path}: bad read request: {reason}")]
     BadRequest { path: PathBuf, reason: String },
+    #[error("{path}: cannot read frame {index}: {reason}")]
+    FrameRead {
+        path: PathBuf,
+        index: usize,
+        reason: String,
+    },
 }
 
 /// How to read 16-bit samples.
@@ -156,7 +162,7 @@ impl SerFile {
         // ([`SerFile::prefetch_rows`]).
         #[cfg(unix)]
         let _ = map.advise(memmap2::Advice::Random);
-        SerFile::from_storage(pb, Storage::Map(map), opts)
+        SerFile::from_storage(pb, Storage::Map(map, file), opts)
     }
 
     /// Parses and validates a SER file held in memory. `path` only names the
@@ -195,14 +201,6 @@ impl SerFile {
         })
     }
 
-    /// The stored bytes of frame `index` (`index < frame_count`, so the
-    /// range was checked to lie within the data when the file was opened).
-    fn frame_bytes_of(&self, index: usize) -> &[u8] {
-        let fb = self.header.frame_bytes();
-        let start = HEADER_LEN + index * fb;
-        &self.data[start..start + fb]
-    }
-
     /// The stored bytes of frames `first .. first + count` (consecutive in
     /// the file), for uploading them undecoded; `None` past the end.
     pub fn stored_frames(&self, first: usize, count: usize) -> Option<&[u8]> {
@@ -227,7 +225,8 @@ impl SerFile {
         self.header.color.channels()
     }
 
-    /// Stored samples of row `y` (all planes), as `f32` in `[0, 1]`.
+    /// Stored samples of row `y` of `rows` (stored rows from the first one
+    /// read, all planes), as `f32` in `[0, 1]`.
     fn raw_row(&self, frame: &[u8], y: usize, out: &mut [f32]) {
         let n = self.width() * self.header.color.planes();
         let inv = 1.0 / self.scale;
@@ -272,36 +271,57 @@ impl SerFile {
                 ),
             });
         }
-        let frame = self.frame_bytes_of(index);
+        // The rows asked for, with the row above and below (the debayer's),
+        // read from the file: `band` starts at row `lo`.
+        let (lo, hi) = self.padded_rows(y0, rows);
+        let (start, len) = self.padded_span(index, y0, rows);
+        self.data
+            .with_span(start, len, |band| {
+                self.decode_band(band, lo, hi, (y0, rows), out)
+            })
+            .map_err(|reason| SerError::FrameRead {
+                path: self.path.clone(),
+                index,
+                reason,
+            })?;
+        // Pages a read-ahead mapped leave this process's mapping: they stay
+        // in the page cache, but the resident set does not grow.
+        self.release(start, len);
+        Ok(())
+    }
+
+    /// Decodes rows `y0 .. y0 + rows` from `band`, the stored rows `lo .. hi`.
+    fn decode_band(
+        &self,
+        band: &[u8],
+        lo: usize,
+        hi: usize,
+        (y0, rows): (usize, usize),
+        out: &mut [f32],
+    ) {
+        let (w, h, c) = (self.width(), self.height(), self.channels());
         match self.header.color {
             ColorId::Mono | ColorId::Rgb => {
                 for r in 0..rows {
-                    self.raw_row(frame, y0 + r, &mut out[r * w * c..(r + 1) * w * c]);
+                    self.raw_row(band, y0 + r - lo, &mut out[r * w * c..(r + 1) * w * c]);
                 }
             }
             ColorId::Bgr => {
                 for r in 0..rows {
                     let row = &mut out[r * w * 3..(r + 1) * w * 3];
-                    self.raw_row(frame, y0 + r, row);
+                    self.raw_row(band, y0 + r - lo, row);
                     row.chunks_exact_mut(3).for_each(|p| p.swap(0, 2));
                 }
             }
             ColorId::Bayer(pattern) => {
                 // The bilinear debayer needs one raw row above and below.
-                let (lo, hi) = self.padded_rows(y0, rows);
                 let mut raw = vec![0.0f32; (hi - lo) * w];
-                for (k, y) in (lo..hi).enumerate() {
-                    self.raw_row(frame, y, &mut raw[k * w..(k + 1) * w]);
+                for k in 0..hi - lo {
+                    self.raw_row(band, k, &mut raw[k * w..(k + 1) * w]);
                 }
                 debayer_rows(&raw, w, h, lo, pattern, y0, rows, out);
             }
         }
-        // The decoded bytes (with the debayer's extra rows) leave this
-        // process's mapping: they stay in the page cache, but the resident
-        // set no longer grows with the capture.
-        let (start, len) = self.padded_span(index, y0, rows);
-        self.release(start, len);
-        Ok(())
     }
 
     /// Decodes one whole frame.

@@ -274,7 +274,6 @@ impl FrameReader for AviFile {
                 index,
                 reason,
             })?;
-        self.data.release(start, len);
         Ok(())
     }
 

@@ -234,7 +234,6 @@ impl FrameReader for FitsCube {
                 index,
                 reason,
             })?;
-        self.data.release(start, rows * w * sb);
         Ok(())
     }
 

@@ -17,7 +17,10 @@
 //! No allocation is ever sized by a header field alone: a header claiming
 //! 100000×100000×10⁹ frames in a 1 KB file is refused before any allocation.
 //!
-//! **Storage.** The file is memory-mapped ([`SerFile::open`]); the same parser
+//! **Storage.** The file is memory-mapped ([`SerFile::open`]) for the header,
+//! the checks at open and the device upload; frames are decoded from
+//! positional reads of their rows, so a file cut short by another program
+//! mid-run is an error naming the frame, not SIGBUS. The same parser
 //! also runs over bytes already in memory ([`SerFile::from_bytes`]), which is
 //! what the property tests (`host/tests/fuzz_ser.rs`) use. Offsets are `u64`
 //! while validating and `usize` (checked to fit) when indexing, so captures
@@ -284,9 +287,6 @@ impl SerFile {
                 index,
                 reason,
             })?;
-        // Pages a read-ahead mapped leave this process's mapping: they stay
-        // in the page cache, but the resident set does not grow.
-        self.release(start, len);
         Ok(())
     }
 

@@ -1,6 +1,7 @@
-//! Where a SER file's bytes live (a memory map, or memory for the property
-//! tests), and the page advice that keeps the resident set small: rows are
-//! read ahead explicitly and released once decoded.
+//! Where a SER file's bytes live (a memory map and the file, or memory for
+//! the property tests), the positional reads that frames are decoded from,
+//! and the page advice: rows are read ahead explicitly (into the page
+//! cache), frames uploaded to the device released from the map.
 
 use std::ops::Deref;
 

@@ -36,6 +36,9 @@ pub struct ImageSequence {
     /// Float TIFF samples are divided by this (1, 255 or 65535, from the first frame).
     float_scale: f32,
     cache: Mutex<VecDeque<(usize, Arc<Vec<f32>>)>>,
+    /// Each frame's time (FITS `DATE-OBS`), when every file has one: the
+    /// output's mid-capture date comes from the frames stacked.
+    times: Option<Vec<i64>>,
     warnings: Vec<String>,
 }
 
@@ -56,6 +59,7 @@ impl ImageSequence {
             fits: Vec::new(),
             float_scale: 1.0,
             cache: Mutex::new(VecDeque::new()),
+            times: None,
             warnings: Vec::new(),
         };
         if kind == ImageKind::Fits {
@@ -100,6 +104,7 @@ impl ImageSequence {
             }
             self.fits.push(f);
         }
+        self.times = self.fits.iter().map(|f| f.start_time()).collect();
         Ok(())
     }
 
@@ -214,6 +219,9 @@ impl FrameReader for ImageSequence {
     }
     fn start_time(&self) -> Option<i64> {
         self.fits.first().and_then(|f| f.start_time())
+    }
+    fn timestamps(&self) -> Option<&[i64]> {
+        self.times.as_deref()
     }
     fn warnings(&self) -> &[String] {
         &self.warnings

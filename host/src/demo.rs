@@ -36,7 +36,7 @@ pub fn run_demo(
         ..Default::default()
     };
     let ser_path = dir.join("demo.ser");
-    eprintln!(
+    crate::errln!(
         "generating {}: synthetic Jupiter, {} frames of {}×{} RGB, seeing blur σ {:.1}–{:.1} px, jitter ±{} px, Poisson + read noise",
         ser_path.display(),
         opts.frames,

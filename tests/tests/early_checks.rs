@@ -1,7 +1,8 @@
 //! End-to-end: what can be checked is checked before any work — an output
 //! whose format or location is wrong is refused before a frame is scored, a
 //! directory of non-images gets one clear error — and output to a reader
-//! that went away (`info x.ser | head -1`) ends quietly.
+//! that went away (`info x.ser | head -1`) ends quietly, a run whose
+//! messages nobody reads (`2>&1 | head -1`) still finishes its work.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -116,4 +117,33 @@ fn output_to_a_closed_pipe_ends_quietly() {
         assert!(!err.contains("Broken pipe"), "{args:?}:\n{err}");
         assert_eq!(code, Some(0), "{args:?}:\n{err}");
     }
+}
+
+#[test]
+fn a_run_whose_messages_nobody_reads_still_writes_its_output() {
+    let (dir, ser) = small_capture("early-pipe-run", 48, 32, 6);
+    let out = dir.join("out.tif");
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let status = Command::new(host())
+        .args(capture_args(build(), &ser))
+        .args(["-o".as_ref(), out.as_os_str()])
+        .args(["--no-post", "--aligner", "align-phase"])
+        .stdout(writer.try_clone().unwrap())
+        .stderr(writer)
+        .status()
+        .unwrap();
+    // The summary line and any warnings go to the closed pipe: dropped.
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(read_tiff(&out).width, 48);
+    // An error to a closed stderr still exits 1 (no panic's 101).
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let status = Command::new(host())
+        .args(["info".as_ref(), dir.join("missing.ser").as_os_str()])
+        .stdout(writer.try_clone().unwrap())
+        .stderr(writer)
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(1));
 }

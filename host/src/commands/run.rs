@@ -56,7 +56,7 @@ pub fn cmd_run(cli: &Cli, backend: &mut HostBackend, args: &RunArgs) -> Result<(
         match run(&session, &req) {
             Ok(out) => {
                 if !cli.quiet {
-                    eprintln!("{}", summary(&out.report));
+                    crate::errln!("{}", summary(&out.report));
                 }
                 for page in &html_reports {
                     let path = if batch {

@@ -855,7 +855,7 @@ mod tests {
             f.write_all(&ts)
         };
         if let Err(e) = write() {
-            eprintln!("skipping: cannot make a sparse 4 GiB file here: {e}");
+            crate::errln!("skipping: cannot make a sparse 4 GiB file here: {e}");
             let _ = std::fs::remove_file(&p);
             return;
         }

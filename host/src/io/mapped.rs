@@ -76,6 +76,16 @@ impl Bytes {
         }
     }
 
+    /// Whether the file still holds bytes up to `end` (it may have been cut
+    /// short since it was mapped): checked before the map itself is read
+    /// (the device upload), where touching a page past the end is SIGBUS.
+    pub fn holds(&self, end: usize) -> bool {
+        match self {
+            Bytes::Map(m, file) => still_holds(file, m.len(), end),
+            Bytes::Mem(v) => end <= v.len(),
+        }
+    }
+
     /// Asks the kernel to read `start .. start + len` now (advisory).
     pub fn will_need(&self, start: usize, len: usize) {
         if let Bytes::Map(m, _) = self {
@@ -111,6 +121,11 @@ fn page_span(start: usize, len: usize, total: usize) -> (usize, usize) {
         .div_ceil(PAGE)
         .saturating_mul(PAGE);
     (a, b.min(total).saturating_sub(a))
+}
+
+/// Whether `file` (mapped with `mapped` bytes) still holds bytes up to `end`.
+pub fn still_holds(file: &File, mapped: usize, end: usize) -> bool {
+    end <= mapped && file.metadata().is_ok_and(|m| m.len() >= end as u64)
 }
 
 thread_local! {
@@ -203,6 +218,7 @@ mod tests {
             "the file ends at byte 100, before the frame's bytes 96..104 (cut short while being read?)"
         );
         assert_eq!(bytes.with_span(90, 10, |b| b[9]).unwrap(), 99);
+        assert!(bytes.holds(100) && !bytes.holds(101));
         let mem = Bytes::Mem(vec![1, 2, 3]);
         assert_eq!(mem.with_span(1, 2, |b| b.to_vec()).unwrap(), [2, 3]);
         assert!(mem

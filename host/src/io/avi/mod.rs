@@ -89,13 +89,6 @@ impl AviFile {
         self.frames[index] as usize + sy * v.stride
     }
 
-    /// The stored bytes of row `y` (top-down numbering) of frame `index`,
-    /// through the map (the device upload's copy).
-    fn row(&self, index: usize, y: usize) -> &[u8] {
-        let start = self.row_start(index, y);
-        &self.data[start..start + self.video.width * self.video.pixels.bytes()]
-    }
-
     /// Byte span in the file of rows `y0 .. y0 + rows` of frame `index`.
     fn span(&self, index: usize, y0: usize, rows: usize) -> (usize, usize) {
         let v = &self.video;
@@ -309,12 +302,22 @@ impl FrameReader for AviFile {
         let end = first
             .checked_add(count)
             .filter(|&e| e <= self.frames.len())?;
-        let row = self.video.width * self.video.pixels.bytes();
-        let mut out = Vec::with_capacity(count * row * self.video.height);
+        let (row, h) = (
+            self.video.width * self.video.pixels.bytes(),
+            self.video.height,
+        );
+        let mut out = Vec::with_capacity(count * row * h);
+        // Read, not copied from the map: a file cut short is `None`, not SIGBUS.
         for index in first..end {
-            for y in 0..self.video.height {
-                out.extend_from_slice(self.row(index, y));
-            }
+            let (start, len) = self.span(index, 0, h);
+            self.data
+                .with_span(start, len, |band| {
+                    for y in 0..h {
+                        let at = self.row_start(index, y) - start;
+                        out.extend_from_slice(&band[at..at + row]);
+                    }
+                })
+                .ok()?;
         }
         Some(Cow::Owned(out))
     }

@@ -262,7 +262,12 @@ impl FrameReader for FitsCube {
     fn raw_frames(&self, first: usize, count: usize) -> Option<Cow<'_, [u8]>> {
         let fb = self.header.frame_bytes();
         let start = self.header.data_start + first * fb;
-        let bytes = &self.data[start..start + count * fb];
+        let end = start + count * fb;
+        // Checked first: touching the map past a file cut short is SIGBUS.
+        if !self.data.holds(end) {
+            return None;
+        }
+        let bytes = &self.data[start..end];
         if self.is_u8() {
             Some(Cow::Borrowed(bytes))
         } else if self.is_u16() {

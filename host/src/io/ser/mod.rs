@@ -205,14 +205,17 @@ impl SerFile {
     }
 
     /// The stored bytes of frames `first .. first + count` (consecutive in
-    /// the file), for uploading them undecoded; `None` past the end.
+    /// the file), for uploading them undecoded; `None` past the end, or
+    /// when the file no longer holds them (cut short since it was opened:
+    /// checked first, as touching the map past the file's end is SIGBUS).
     pub fn stored_frames(&self, first: usize, count: usize) -> Option<&[u8]> {
         let end = first.checked_add(count)?;
         if end > self.frame_count {
             return None;
         }
         let fb = self.header.frame_bytes();
-        Some(&self.data[HEADER_LEN + first * fb..HEADER_LEN + end * fb])
+        let (a, b) = (HEADER_LEN + first * fb, HEADER_LEN + end * fb);
+        self.data.holds(b).then(|| &self.data[a..b])
     }
 
     /// Frame width.
@@ -931,5 +934,31 @@ mod tests {
         let s = SerFile::open(&p, OpenOptions::default()).unwrap();
         assert_eq!(s.scale, 65535.0);
         assert!(s.warnings.iter().any(|w| w.contains("12-bit")));
+    }
+
+    #[test]
+    fn a_file_cut_short_after_opening_is_an_error_naming_the_frame() {
+        let spec = SerSpec::new(16, 8, ColorId::Bayer(BayerPattern::Rggb), 8);
+        let frames: Vec<Vec<u16>> = (0..4).map(|_| ramp(16, 8, 1, 255)).collect();
+        let p = tmp("cut-after-open.ser");
+        write_ser(&p, &spec, &frames, None).unwrap();
+        let s = SerFile::open(&p, OpenOptions::default()).unwrap();
+        let whole = s.decode_frame(3).unwrap();
+        assert!(s.stored_frames(0, 4).is_some());
+        // Two frames and a half are left: frame 2 is short, frame 3 gone.
+        let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+        f.set_len((HEADER_LEN + 2 * 128 + 64) as u64).unwrap();
+        let e = s.decode_frame(3).unwrap_err().to_string();
+        assert!(
+            e.contains("cut-after-open.ser: cannot read frame 3: the file ends at byte 498"),
+            "{e}"
+        );
+        assert!(s.decode_frame(2).is_err());
+        // Rows 0..3 of frame 2 (with the debayer's row below) are still there.
+        let mut rows = vec![0.0; 3 * 16 * 3];
+        s.decode_rows(2, 0, 3, &mut rows).unwrap();
+        assert_eq!(rows[..], whole[..3 * 16 * 3]);
+        assert!(s.stored_frames(0, 2).is_some());
+        assert!(s.stored_frames(0, 3).is_none());
     }
 }

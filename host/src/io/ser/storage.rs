@@ -41,6 +41,15 @@ pub(super) fn page_span(start: usize, len: usize, total: usize) -> (usize, usize
 }
 
 impl Storage {
+    /// Whether the file still holds bytes up to `end` (see
+    /// [`crate::io::mapped::still_holds`]).
+    pub(super) fn holds(&self, end: usize) -> bool {
+        match self {
+            Storage::Map(m, file) => crate::io::mapped::still_holds(file, m.len(), end),
+            Storage::Mem(v) => end <= v.len(),
+        }
+    }
+
     /// Calls `f` with bytes `start .. start + len` of the file, read (not
     /// touched through the map); `Err` is why they cannot be read.
     pub(super) fn with_span<R>(

@@ -1,6 +1,7 @@
 //! `jupiter-host demo`: a synthetic Jupiter capture through the default
 //! pipeline, with the quality gain measured against the known truth.
 
+use std::fmt::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -35,7 +36,7 @@ pub fn run_demo(
         ..Default::default()
     };
     let ser_path = dir.join("demo.ser");
-    eprintln!(
+    crate::errln!(
         "generating {}: synthetic Jupiter, {} frames of {}×{} RGB, seeing blur σ {:.1}–{:.1} px, jitter ±{} px, Poisson + read noise",
         ser_path.display(),
         opts.frames,
@@ -91,40 +92,45 @@ pub fn run_demo(
         .iter()
         .map(|t| format!("{} {:.2} s", t.plugin, t.seconds))
         .collect();
-    println!("jupiter demo");
-    println!(
+    let mut text = String::from("jupiter demo\n");
+    writeln!(
+        text,
         "  capture:  {} ({} frames, {}×{} RGB)",
         ser_path.display(),
         r.frames,
         w,
         h
-    );
+    )?;
     let share = match spec.select {
         crate::config::Selection::Percent(p) => format!("{p}%"),
         crate::config::Selection::Count(n) => format!("{n} frames"),
     };
-    println!(
+    writeln!(
+        text,
         "  kept:     {} best frames ({share} of the capture)",
         r.selected.len()
-    );
-    println!("  device:   {}", r.device);
-    println!("  stages:   {}", times.join(", "));
-    println!("  PSNR vs truth: best single frame {single:.2} dB → stack {stacked:.2} dB (gain {:+.2} dB)", stacked - single);
-    println!(
+    )?;
+    writeln!(text, "  device:   {}", r.device)?;
+    writeln!(text, "  stages:   {}", times.join(", "))?;
+    writeln!(text, "  PSNR vs truth: best single frame {single:.2} dB → stack {stacked:.2} dB (gain {:+.2} dB)", stacked - single)?;
+    writeln!(
+        text,
         "  post-processing: stack {stack_fit:.2} dB → final image {final_fit:.2} dB (gain {:+.2} dB; both after a gain/offset fit to the truth)",
         final_fit - stack_fit
-    );
+    )?;
     for m in r.messages.iter().filter(|m| m.contains("deconvolve:")) {
-        println!("  {m}");
+        writeln!(text, "  {m}")?;
     }
-    println!(
+    writeln!(
+        text,
         "  output:   {} (16-bit RGB TIFF, deconvolved and stretched for viewing)",
         output.display()
-    );
-    println!(
+    )?;
+    writeln!(
+        text,
         "  report:   {} and {} (open in a browser)",
         dir.join("report.json").display(),
         dir.join("report.html").display()
-    );
-    Ok(())
+    )?;
+    crate::commands::print_out(&text)
 }

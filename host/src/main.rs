@@ -22,11 +22,11 @@ fn main() -> ExitCode {
     match jupiter_host::commands::main() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if jupiter_host::commands::is_cancelled(&e) => {
-            eprintln!("cancelled; no output written");
+            jupiter_host::errln!("cancelled; no output written");
             ExitCode::from(130)
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            jupiter_host::errln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }

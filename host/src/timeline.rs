@@ -20,6 +20,6 @@ pub fn start() {
 /// Prints `what` with the time since [`start`].
 pub fn mark(what: &str) {
     if let Some(t0) = origin() {
-        eprintln!("trace +{:.4} s {what}", t0.elapsed().as_secs_f64());
+        crate::errln!("trace +{:.4} s {what}", t0.elapsed().as_secs_f64());
     }
 }

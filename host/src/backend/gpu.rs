@@ -84,7 +84,7 @@ impl Drop for Inner {
         }
         if trace().is_some() {
             let s = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64 * 1e-9;
-            eprintln!(
+            crate::errln!(
                 "gpu trace: {:.3} s compiling pipelines, {:.3} s in writes, {:.3} s in reads (waiting for the device)",
                 s(&self.compile_ns),
                 s(&self.write_ns),
@@ -94,7 +94,7 @@ impl Drop for Inner {
             let mut k: Vec<_> = st.kernel_time.iter().collect();
             k.sort_by(|a, b| b.1 .1.total_cmp(&a.1 .1));
             for (name, (n, secs)) in k {
-                eprintln!("gpu trace: {name:>18}: {n:5} dispatches, {secs:.4} s");
+                crate::errln!("gpu trace: {name:>18}: {n:5} dispatches, {secs:.4} s");
             }
         }
     }
@@ -217,7 +217,7 @@ impl WgpuService {
         });
         let (ring_tx, ring_rx) = std::sync::mpsc::channel();
         if trace().is_some() {
-            eprintln!(
+            crate::errln!(
                 "gpu trace: device opened in {:.3} s (pipeline cache: {})",
                 t0.elapsed().as_secs_f64(),
                 cache

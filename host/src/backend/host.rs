@@ -116,8 +116,8 @@ impl HostBackend {
     pub fn message(&self, text: &str) {
         let bar = self.bar.read().unwrap_or_else(|e| e.into_inner()).clone();
         match bar {
-            Some(b) => b.suspend(|| eprintln!("{text}")),
-            None => eprintln!("{text}"),
+            Some(b) => b.suspend(|| crate::errln!("{text}")),
+            None => crate::errln!("{text}"),
         }
     }
 }

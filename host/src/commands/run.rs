@@ -63,7 +63,7 @@ pub fn cmd_run(cli: &Cli, backend: &mut HostBackend, args: &RunArgs) -> Result<(
         match run(&session, &req) {
             Ok(out) => {
                 if !cli.quiet {
-                    eprintln!("{}", summary(&out.report));
+                    crate::errln!("{}", summary(&out.report));
                 }
                 for page in &html_reports {
                     let path = if batch {
@@ -201,7 +201,8 @@ fn write_report(path: &Path, mut reports: Vec<serde_json::Value>, batch: bool) -
 }
 
 /// Refuses a batch whose outputs would overwrite one another, and a single
-/// capture's output that cannot be written, before any plugin is loaded.
+/// capture that is missing or not a capture, or whose output cannot be
+/// written, before any plugin is loaded or frame read.
 fn check_outputs(args: &RunArgs) -> Result<()> {
     let mut seen = std::collections::HashMap::new();
     for input in &args.files {
@@ -217,6 +218,7 @@ fn check_outputs(args: &RunArgs) -> Result<()> {
     }
     if let [input] = args.files.as_slice() {
         check_output(&output_path(args, input), args.png8, args.force)?;
+        crate::io::capture::detect(input)?;
     }
     Ok(())
 }

@@ -467,7 +467,13 @@ impl CaptureOnDevice {
                 let raw = raw[i % 2];
                 let bytes = ser
                     .raw_frames(frame, frames)
-                    .ok_or_else(|| StageError::internal("frame range past the capture"))?;
+                    .ok_or_else(|| {
+                        StageError::internal(format!(
+                            "{}: cannot read frames {frame}..{}: past the end of the file (cut short while being read?)",
+                            ser.path().display(),
+                            frame + frames
+                        ))
+                    })?;
                 // Mapped in first: faults during the parallel copy cost more.
                 ser.populate_frames(frame, frames);
                 let aligned = bytes.len() / 4 * 4;

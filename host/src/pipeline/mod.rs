@@ -9,10 +9,11 @@
 //! (`resolve.rs`), [`StageRunner`] has one function per stage (`stages.rs`),
 //! and `checks.rs` holds what the host verifies of every stage's result
 //! (sizes, counts, finite values), with errors that name the plugin, its
-//! file and the stage.
+//! file and the stage; `meta.rs` what the output records of the run.
 
 mod checks;
 pub mod html;
+mod meta;
 mod report;
 mod resolve;
 mod stages;
@@ -167,7 +168,8 @@ pub fn run(session: &Session, req: &RunRequest) -> Result<RunOutput> {
     let image = stages.post(&pipeline.post, image)?;
     stages.cancelled()?;
     let image = finish_image(session.backend, image)?;
-    write_image(&image, &req.output, req.png8, req.force)?;
+    let meta = meta::output_meta(&capture.file, &selected, &pipeline);
+    write_image(&image, &req.output, (req.png8, req.force), &meta)?;
     crate::timeline::mark("output written");
 
     let (w, h, c) = capture.dims();

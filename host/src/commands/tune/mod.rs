@@ -112,7 +112,7 @@ fn stack_capture(
     let _ = std::fs::remove_dir_all(&dir);
     let out = out?;
     let r = &out.report;
-    eprintln!(
+    crate::errln!(
         "stacked {} of {} frames of {} in {:.2} s",
         r.selected.len(),
         r.frames,

@@ -30,8 +30,8 @@ pub fn serve(tuner: &Tuner, port: u16, open_browser: bool) -> Result<()> {
     let token = new_token()?;
     let url = format!("http://127.0.0.1:{port}/{token}/");
     // The one line a script (or a test) waits for.
-    println!("tuning page: {url}");
-    eprintln!("(Ctrl-C or the page's Quit button stops the server)");
+    crate::commands::print_out(&format!("tuning page: {url}\n"))?;
+    crate::errln!("(Ctrl-C or the page's Quit button stops the server)");
     if open_browser {
         open_in_browser(&url);
     }
@@ -76,7 +76,7 @@ fn open_in_browser(url: &str) {
         std::process::Command::new(opener).arg(url).spawn()
     };
     if spawned.is_err() {
-        eprintln!("(could not open a browser: open the URL above)");
+        crate::errln!("(could not open a browser: open the URL above)");
     }
 }
 

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::config::{PipelineSpec, StageChoice};
-use crate::io::write::{write_image, write_text_atomic};
+use crate::io::write::{write_image, write_text_atomic, OutputMeta};
 use crate::pipeline::{download, html, ResolvedStage, Session, StageRunner};
 use crate::registry::is_image_stage;
 
@@ -188,7 +188,7 @@ impl<'s> Tuner<'s> {
         let mut spec = self.spec.clone();
         spec.post = choices(&req.chain);
         spec.default_post = false;
-        write_image(&img, &image_path, false, true)?;
+        write_image(&img, &image_path, (false, true), &OutputMeta::default())?;
         write_text_atomic(&toml_path, &spec.to_toml(self.from_capture)?)?;
         Ok((image_path, toml_path))
     }

@@ -82,12 +82,11 @@ impl AviFile {
         })
     }
 
-    /// The stored bytes of row `y` (top-down numbering) of frame `index`.
-    fn row(&self, index: usize, y: usize) -> &[u8] {
+    /// The file offset of row `y` (top-down numbering) of frame `index`.
+    fn row_start(&self, index: usize, y: usize) -> usize {
         let v = &self.video;
         let sy = if v.bottom_up { v.height - 1 - y } else { y };
-        let start = self.frames[index] as usize + sy * v.stride;
-        &self.data[start..start + v.width * v.pixels.bytes()]
+        self.frames[index] as usize + sy * v.stride
     }
 
     /// Byte span in the file of rows `y0 .. y0 + rows` of frame `index`.
@@ -246,13 +245,28 @@ impl FrameReader for AviFile {
     ) -> Result<(), CaptureError> {
         let w = self.video.width;
         let c = self.channels();
-        for r in 0..rows {
-            let src = self.row(index, y0 + r);
-            let dst = &mut out[r * w * c..(r + 1) * w * c];
-            decode_row(self.video.pixels, &self.lut8, src, dst);
-        }
+        let row_bytes = w * self.video.pixels.bytes();
+        // The rows are read from the file (not touched through the map: a
+        // file cut short meanwhile is an error naming the frame, not SIGBUS).
         let (start, len) = self.span(index, y0, rows);
-        self.data.release(start, len);
+        self.data
+            .with_span(start, len, |band| {
+                for r in 0..rows {
+                    let at = self.row_start(index, y0 + r) - start;
+                    let dst = &mut out[r * w * c..(r + 1) * w * c];
+                    decode_row(
+                        self.video.pixels,
+                        &self.lut8,
+                        &band[at..at + row_bytes],
+                        dst,
+                    );
+                }
+            })
+            .map_err(|reason| CaptureError::FrameRead {
+                path: self.path.clone(),
+                index,
+                reason,
+            })?;
         Ok(())
     }
 
@@ -288,12 +302,22 @@ impl FrameReader for AviFile {
         let end = first
             .checked_add(count)
             .filter(|&e| e <= self.frames.len())?;
-        let row = self.video.width * self.video.pixels.bytes();
-        let mut out = Vec::with_capacity(count * row * self.video.height);
+        let (row, h) = (
+            self.video.width * self.video.pixels.bytes(),
+            self.video.height,
+        );
+        let mut out = Vec::with_capacity(count * row * h);
+        // Read, not copied from the map: a file cut short is `None`, not SIGBUS.
         for index in first..end {
-            for y in 0..self.video.height {
-                out.extend_from_slice(self.row(index, y));
-            }
+            let (start, len) = self.span(index, 0, h);
+            self.data
+                .with_span(start, len, |band| {
+                    for y in 0..h {
+                        let at = self.row_start(index, y) - start;
+                        out.extend_from_slice(&band[at..at + row]);
+                    }
+                })
+                .ok()?;
         }
         Some(Cow::Owned(out))
     }

@@ -14,7 +14,7 @@ use super::{CalibrationError, Layout};
 use crate::io::capture::{detect, CaptureFile, Format, OpenOptions};
 use crate::io::fits::FitsCube;
 use crate::io::sequence::{ImageKind, ImageSequence};
-use crate::io::write::{write_image_with, FitsCard};
+use crate::io::write::{write_image, FitsCard, OutputMeta};
 
 /// Bytes of frame rows held at once while combining (the band height follows).
 const BAND_BYTES: usize = 128 << 20;
@@ -115,7 +115,6 @@ impl Master {
         let mut cards = vec![
             FitsCard::Text("IMAGETYP", "master".into()),
             FitsCard::Float("DATAMAX", scale),
-            FitsCard::Int("NCOMBINE", self.frames as i64),
             FitsCard::Text("COMBINE", self.describe()),
         ];
         if let Some(d) = self.depth {
@@ -133,7 +132,13 @@ impl Master {
                 name.to_string_lossy().into_owned(),
             ));
         }
-        write_image_with(&image, out, false, force, &cards)
+        let meta = OutputMeta {
+            frames: self.frames,
+            source: self.path.display().to_string(),
+            fits_cards: cards,
+            ..OutputMeta::default()
+        };
+        write_image(&image, out, (false, force), &meta)
     }
 }
 

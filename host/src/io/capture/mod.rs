@@ -12,6 +12,7 @@
 //! here, once for every format (the SER reader debayers itself, as before).
 
 mod detect;
+mod pause;
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -45,6 +46,14 @@ pub enum CaptureError {
     },
     #[error("{path}: bad read request: {reason}")]
     BadRequest { path: PathBuf, reason: String },
+    /// A frame's bytes could not be read (above all: the file was cut short
+    /// after it was opened).
+    #[error("{path}: cannot read frame {index}: {reason}")]
+    FrameRead {
+        path: PathBuf,
+        index: usize,
+        reason: String,
+    },
 }
 
 impl CaptureError {
@@ -410,6 +419,7 @@ impl CaptureFile {
         out: &mut [f32],
     ) -> Result<(), CaptureError> {
         self.check_read(index, y0, rows, out.len())?;
+        pause::wait_before_reading(self.path(), index);
         if let Some(cal) = &self.calibration {
             return self.decode_calibrated(cal, index, y0, rows, out);
         }

@@ -212,21 +212,28 @@ impl FrameReader for FitsCube {
         rows: usize,
         out: &mut [f32],
     ) -> Result<(), CaptureError> {
-        let w = self.header.width;
-        let frame = self.frame(index);
-        let inv = 1.0 / self.scale;
-        for (k, o) in out[..rows * w].iter_mut().enumerate() {
-            let v = self.physical(frame, y0 * w + k) * inv;
-            // NaN (blank) samples read as 0.
-            *o = if v.is_nan() {
-                0.0
-            } else {
-                v.clamp(0.0, 1.0) as f32
-            };
-        }
-        let sb = self.header.sample_bytes();
+        let (w, sb) = (self.header.width, self.header.sample_bytes());
         let start = self.header.data_start + index * self.header.frame_bytes() + y0 * w * sb;
-        self.data.release(start, rows * w * sb);
+        let inv = 1.0 / self.scale;
+        // Read from the file, not through the map: a cube cut short
+        // meanwhile is an error naming the frame, not SIGBUS.
+        self.data
+            .with_span(start, rows * w * sb, |band| {
+                for (k, o) in out[..rows * w].iter_mut().enumerate() {
+                    let v = self.physical(band, k) * inv;
+                    // NaN (blank) samples read as 0.
+                    *o = if v.is_nan() {
+                        0.0
+                    } else {
+                        v.clamp(0.0, 1.0) as f32
+                    };
+                }
+            })
+            .map_err(|reason| CaptureError::FrameRead {
+                path: self.path.clone(),
+                index,
+                reason,
+            })?;
         Ok(())
     }
 
@@ -255,7 +262,12 @@ impl FrameReader for FitsCube {
     fn raw_frames(&self, first: usize, count: usize) -> Option<Cow<'_, [u8]>> {
         let fb = self.header.frame_bytes();
         let start = self.header.data_start + first * fb;
-        let bytes = &self.data[start..start + count * fb];
+        let end = start + count * fb;
+        // Checked first: touching the map past a file cut short is SIGBUS.
+        if !self.data.holds(end) {
+            return None;
+        }
+        let bytes = &self.data[start..end];
         if self.is_u8() {
             Some(Cow::Borrowed(bytes))
         } else if self.is_u16() {

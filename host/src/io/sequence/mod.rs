@@ -36,6 +36,9 @@ pub struct ImageSequence {
     /// Float TIFF samples are divided by this (1, 255 or 65535, from the first frame).
     float_scale: f32,
     cache: Mutex<VecDeque<(usize, Arc<Vec<f32>>)>>,
+    /// Each frame's time (FITS `DATE-OBS`), when every file has one: the
+    /// output's mid-capture date comes from the frames stacked.
+    times: Option<Vec<i64>>,
     warnings: Vec<String>,
 }
 
@@ -72,6 +75,7 @@ impl ImageSequence {
             fits: Vec::new(),
             float_scale: 1.0,
             cache: Mutex::new(VecDeque::new()),
+            times: None,
             warnings: Vec::new(),
         };
         if kind == ImageKind::Fits {
@@ -116,6 +120,7 @@ impl ImageSequence {
             }
             self.fits.push(f);
         }
+        self.times = self.fits.iter().map(|f| f.start_time()).collect();
         Ok(())
     }
 
@@ -168,8 +173,15 @@ impl ImageSequence {
             return Ok(f.clone());
         }
         let path = &self.files[index];
-        let mut data = image::decode(self.kind, path, self.shape)
-            .map_err(|r| CaptureError::invalid(path, r))?;
+        // A file that went away or changed since the sequence was opened
+        // is named with its frame.
+        let mut data = image::decode(self.kind, path, self.shape).map_err(|reason| {
+            CaptureError::FrameRead {
+                path: path.clone(),
+                index,
+                reason,
+            }
+        })?;
         if self.shape.depth == 32 {
             let inv = 1.0 / self.float_scale;
             data.iter_mut().for_each(|v| {
@@ -224,6 +236,9 @@ impl FrameReader for ImageSequence {
     fn start_time(&self) -> Option<i64> {
         self.fits.first().and_then(|f| f.start_time())
     }
+    fn timestamps(&self) -> Option<&[i64]> {
+        self.times.as_deref()
+    }
     fn warnings(&self) -> &[String] {
         &self.warnings
     }
@@ -247,7 +262,15 @@ impl FrameReader for ImageSequence {
         out: &mut [f32],
     ) -> Result<(), CaptureError> {
         if let Some(f) = self.fits.get(index) {
-            return f.decode_rows(0, y0, rows, out);
+            // The file's own frame 0 is the sequence's frame `index`.
+            return f.decode_rows(0, y0, rows, out).map_err(|e| match e {
+                CaptureError::FrameRead { path, reason, .. } => CaptureError::FrameRead {
+                    path,
+                    index,
+                    reason,
+                },
+                e => e,
+            });
         }
         let row = self.shape.width * self.shape.channels;
         let frame = self.frame(index)?;

@@ -99,6 +99,31 @@ fn fits_frames_with_bayerpat() {
 }
 
 #[test]
+fn fits_frames_give_their_date_obs_as_frame_times() {
+    let d = dir("fits-times");
+    for k in 0..3 {
+        let mut spec = FitsSpec::u16(6, 4);
+        spec.cube = false;
+        spec.cards
+            .push(("DATE-OBS".into(), format!("'2022-09-28T22:13:2{k}.500'")));
+        let v: Vec<f64> = samples(24, k, 65535).iter().map(|&s| s as f64).collect();
+        write_fits(&d.join(format!("img{k}.fits")), &spec, &[v]).unwrap();
+    }
+    let c = CaptureFile::open(&d, OpenOptions::default()).unwrap();
+    let ts = c.timestamps().expect("every file has DATE-OBS");
+    // 2022-09-28T22:13:20.500Z in SER ticks, then one second apart.
+    let t0 = 638_000_000_005_000_000;
+    assert_eq!(ts, [t0, t0 + 10_000_000, t0 + 20_000_000]);
+    // A file without DATE-OBS: no per-frame times at all.
+    let mut spec = FitsSpec::u16(6, 4);
+    spec.cube = false;
+    let v: Vec<f64> = samples(24, 3, 65535).iter().map(|&s| s as f64).collect();
+    write_fits(&d.join("img3.fits"), &spec, &[v]).unwrap();
+    let c = CaptureFile::open(&d, OpenOptions::default()).unwrap();
+    assert_eq!(c.timestamps(), None);
+}
+
+#[test]
 fn mismatched_files_are_refused_naming_the_file() {
     let d = dir("mismatch");
     write_png(&d.join("a1.png"), (4, 4, 1), 8, &samples(16, 0, 255)).unwrap();

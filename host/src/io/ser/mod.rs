@@ -17,7 +17,10 @@
 //! No allocation is ever sized by a header field alone: a header claiming
 //! 100000×100000×10⁹ frames in a 1 KB file is refused before any allocation.
 //!
-//! **Storage.** The file is memory-mapped ([`SerFile::open`]); the same parser
+//! **Storage.** The file is memory-mapped ([`SerFile::open`]) for the header,
+//! the checks at open and the device upload; frames are decoded from
+//! positional reads of their rows, so a file cut short by another program
+//! mid-run is an error naming the frame, not SIGBUS. The same parser
 //! also runs over bytes already in memory ([`SerFile::from_bytes`]), which is
 //! what the property tests (`host/tests/fuzz_ser.rs`) use. Offsets are `u64`
 //! while validating and `usize` (checked to fit) when indexing, so captures
@@ -71,6 +74,12 @@ pub enum SerError {
     },
     #[error("{path}: bad read request: {reason}")]
     BadRequest { path: PathBuf, reason: String },
+    #[error("{path}: cannot read frame {index}: {reason}")]
+    FrameRead {
+        path: PathBuf,
+        index: usize,
+        reason: String,
+    },
 }
 
 /// How to read 16-bit samples.
@@ -156,7 +165,7 @@ impl SerFile {
         // ([`SerFile::prefetch_rows`]).
         #[cfg(unix)]
         let _ = map.advise(memmap2::Advice::Random);
-        SerFile::from_storage(pb, Storage::Map(map), opts)
+        SerFile::from_storage(pb, Storage::Map(map, file), opts)
     }
 
     /// Parses and validates a SER file held in memory. `path` only names the
@@ -195,23 +204,18 @@ impl SerFile {
         })
     }
 
-    /// The stored bytes of frame `index` (`index < frame_count`, so the
-    /// range was checked to lie within the data when the file was opened).
-    fn frame_bytes_of(&self, index: usize) -> &[u8] {
-        let fb = self.header.frame_bytes();
-        let start = HEADER_LEN + index * fb;
-        &self.data[start..start + fb]
-    }
-
     /// The stored bytes of frames `first .. first + count` (consecutive in
-    /// the file), for uploading them undecoded; `None` past the end.
+    /// the file), for uploading them undecoded; `None` past the end, or
+    /// when the file no longer holds them (cut short since it was opened:
+    /// checked first, as touching the map past the file's end is SIGBUS).
     pub fn stored_frames(&self, first: usize, count: usize) -> Option<&[u8]> {
         let end = first.checked_add(count)?;
         if end > self.frame_count {
             return None;
         }
         let fb = self.header.frame_bytes();
-        Some(&self.data[HEADER_LEN + first * fb..HEADER_LEN + end * fb])
+        let (a, b) = (HEADER_LEN + first * fb, HEADER_LEN + end * fb);
+        self.data.holds(b).then(|| &self.data[a..b])
     }
 
     /// Frame width.
@@ -227,7 +231,8 @@ impl SerFile {
         self.header.color.channels()
     }
 
-    /// Stored samples of row `y` (all planes), as `f32` in `[0, 1]`.
+    /// Stored samples of row `y` of `rows` (stored rows from the first one
+    /// read, all planes), as `f32` in `[0, 1]`.
     fn raw_row(&self, frame: &[u8], y: usize, out: &mut [f32]) {
         let n = self.width() * self.header.color.planes();
         let inv = 1.0 / self.scale;
@@ -272,36 +277,54 @@ impl SerFile {
                 ),
             });
         }
-        let frame = self.frame_bytes_of(index);
+        // The rows asked for, with the row above and below (the debayer's),
+        // read from the file: `band` starts at row `lo`.
+        let (lo, hi) = self.padded_rows(y0, rows);
+        let (start, len) = self.padded_span(index, y0, rows);
+        self.data
+            .with_span(start, len, |band| {
+                self.decode_band(band, lo, hi, (y0, rows), out)
+            })
+            .map_err(|reason| SerError::FrameRead {
+                path: self.path.clone(),
+                index,
+                reason,
+            })?;
+        Ok(())
+    }
+
+    /// Decodes rows `y0 .. y0 + rows` from `band`, the stored rows `lo .. hi`.
+    fn decode_band(
+        &self,
+        band: &[u8],
+        lo: usize,
+        hi: usize,
+        (y0, rows): (usize, usize),
+        out: &mut [f32],
+    ) {
+        let (w, h, c) = (self.width(), self.height(), self.channels());
         match self.header.color {
             ColorId::Mono | ColorId::Rgb => {
                 for r in 0..rows {
-                    self.raw_row(frame, y0 + r, &mut out[r * w * c..(r + 1) * w * c]);
+                    self.raw_row(band, y0 + r - lo, &mut out[r * w * c..(r + 1) * w * c]);
                 }
             }
             ColorId::Bgr => {
                 for r in 0..rows {
                     let row = &mut out[r * w * 3..(r + 1) * w * 3];
-                    self.raw_row(frame, y0 + r, row);
+                    self.raw_row(band, y0 + r - lo, row);
                     row.chunks_exact_mut(3).for_each(|p| p.swap(0, 2));
                 }
             }
             ColorId::Bayer(pattern) => {
                 // The bilinear debayer needs one raw row above and below.
-                let (lo, hi) = self.padded_rows(y0, rows);
                 let mut raw = vec![0.0f32; (hi - lo) * w];
-                for (k, y) in (lo..hi).enumerate() {
-                    self.raw_row(frame, y, &mut raw[k * w..(k + 1) * w]);
+                for k in 0..hi - lo {
+                    self.raw_row(band, k, &mut raw[k * w..(k + 1) * w]);
                 }
                 debayer_rows(&raw, w, h, lo, pattern, y0, rows, out);
             }
         }
-        // The decoded bytes (with the debayer's extra rows) leave this
-        // process's mapping: they stay in the page cache, but the resident
-        // set no longer grows with the capture.
-        let (start, len) = self.padded_span(index, y0, rows);
-        self.release(start, len);
-        Ok(())
     }
 
     /// Decodes rows `y0 .. y0 + rows` of frame `index` as stored, before
@@ -331,12 +354,21 @@ impl SerFile {
                 ),
             });
         }
-        let frame = self.frame_bytes_of(index);
-        for r in 0..rows {
-            self.raw_row(frame, y0 + r, &mut out[r * w..(r + 1) * w]);
-        }
+        // The padded band (a row above and below) read like decode_rows's,
+        // only the rows asked for decoded from it.
+        let (lo, _) = self.padded_rows(y0, rows);
         let (start, len) = self.padded_span(index, y0, rows);
-        self.release(start, len);
+        self.data
+            .with_span(start, len, |band| {
+                for r in 0..rows {
+                    self.raw_row(band, y0 + r - lo, &mut out[r * w..(r + 1) * w]);
+                }
+            })
+            .map_err(|reason| SerError::FrameRead {
+                path: self.path.clone(),
+                index,
+                reason,
+            })?;
         Ok(())
     }
 
@@ -871,7 +903,7 @@ mod tests {
             f.write_all(&ts)
         };
         if let Err(e) = write() {
-            eprintln!("skipping: cannot make a sparse 4 GiB file here: {e}");
+            crate::errln!("skipping: cannot make a sparse 4 GiB file here: {e}");
             let _ = std::fs::remove_file(&p);
             return;
         }
@@ -947,5 +979,31 @@ mod tests {
         let s = SerFile::open(&p, OpenOptions::default()).unwrap();
         assert_eq!(s.scale, 65535.0);
         assert!(s.warnings.iter().any(|w| w.contains("12-bit")));
+    }
+
+    #[test]
+    fn a_file_cut_short_after_opening_is_an_error_naming_the_frame() {
+        let spec = SerSpec::new(16, 8, ColorId::Bayer(BayerPattern::Rggb), 8);
+        let frames: Vec<Vec<u16>> = (0..4).map(|_| ramp(16, 8, 1, 255)).collect();
+        let p = tmp("cut-after-open.ser");
+        write_ser(&p, &spec, &frames, None).unwrap();
+        let s = SerFile::open(&p, OpenOptions::default()).unwrap();
+        let whole = s.decode_frame(3).unwrap();
+        assert!(s.stored_frames(0, 4).is_some());
+        // Two frames and a half are left: frame 2 is short, frame 3 gone.
+        let f = std::fs::OpenOptions::new().write(true).open(&p).unwrap();
+        f.set_len((HEADER_LEN + 2 * 128 + 64) as u64).unwrap();
+        let e = s.decode_frame(3).unwrap_err().to_string();
+        assert!(
+            e.contains("cut-after-open.ser: cannot read frame 3: the file ends at byte 498"),
+            "{e}"
+        );
+        assert!(s.decode_frame(2).is_err());
+        // Rows 0..3 of frame 2 (with the debayer's row below) are still there.
+        let mut rows = vec![0.0; 3 * 16 * 3];
+        s.decode_rows(2, 0, 3, &mut rows).unwrap();
+        assert_eq!(rows[..], whole[..3 * 16 * 3]);
+        assert!(s.stored_frames(0, 2).is_some());
+        assert!(s.stored_frames(0, 3).is_none());
     }
 }

@@ -1,18 +1,22 @@
-//! Where a SER file's bytes live (a memory map, or memory for the property
-//! tests), and the page advice that keeps the resident set small: rows are
-//! read ahead explicitly and released once decoded.
+//! Where a SER file's bytes live (a memory map and the file, or memory for
+//! the property tests), the positional reads that frames are decoded from,
+//! and the page advice: rows are read ahead explicitly (into the page
+//! cache), frames uploaded to the device released from the map.
 
 use std::ops::Deref;
 
 use memmap2::Mmap;
 
-use super::header::HEADER_LEN;
+use super::header::{ColorId, HEADER_LEN};
 use super::SerFile;
 
 /// Where the bytes of a SER file live.
 pub(super) enum Storage {
-    /// The file, memory-mapped (the normal case: never read whole).
-    Map(Mmap),
+    /// The file, memory-mapped (the normal case: never read whole), and
+    /// the file itself: frame data is read from it with positional reads
+    /// (see [`crate::io::mapped::read_span`]: a file cut short while being
+    /// read gives an error, not SIGBUS).
+    Map(Mmap, std::fs::File),
     /// Bytes already in memory ([`SerFile::from_bytes`]).
     Mem(Vec<u8>),
 }
@@ -21,7 +25,7 @@ impl Deref for Storage {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         match self {
-            Storage::Map(m) => m,
+            Storage::Map(m, _) => m,
             Storage::Mem(v) => v,
         }
     }
@@ -36,12 +40,37 @@ pub(super) fn page_span(start: usize, len: usize, total: usize) -> (usize, usize
     (a, b.min(total).saturating_sub(a))
 }
 
+impl Storage {
+    /// Whether the file still holds bytes up to `end` (see
+    /// [`crate::io::mapped::still_holds`]).
+    pub(super) fn holds(&self, end: usize) -> bool {
+        match self {
+            Storage::Map(m, file) => crate::io::mapped::still_holds(file, m.len(), end),
+            Storage::Mem(v) => end <= v.len(),
+        }
+    }
+
+    /// Calls `f` with bytes `start .. start + len` of the file, read (not
+    /// touched through the map); `Err` is why they cannot be read.
+    pub(super) fn with_span<R>(
+        &self,
+        start: usize,
+        len: usize,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, String> {
+        match self {
+            Storage::Map(_, file) => crate::io::mapped::read_span(Some(file), &[], start, len, f),
+            Storage::Mem(v) => crate::io::mapped::read_span(None, v, start, len, f),
+        }
+    }
+}
+
 impl SerFile {
     /// Maps frames `first .. first + count` into this process in one call
     /// (`MADV_POPULATE_READ`, Linux 5.14+), so that copying them does not
     /// take one page fault per page; a no-op where unsupported.
     pub fn populate_frames(&self, first: usize, count: usize) {
-        if let Storage::Map(m) = &self.data {
+        if let Storage::Map(m, _) = &self.data {
             let fb = self.header.frame_bytes();
             let (start, len) = page_span(HEADER_LEN + first * fb, count * fb, m.len());
             #[cfg(target_os = "linux")]
@@ -58,11 +87,16 @@ impl SerFile {
         self.release(HEADER_LEN + first * fb, count * fb);
     }
 
-    /// Rows `y0 .. y0 + rows` with the row above and below where the frame
-    /// has them (what the debayer reads): `(first, end)`.
+    /// The stored rows that decoding rows `y0 .. y0 + rows` reads:
+    /// `(first, end)`. For a Bayer mosaic, with the row above and below
+    /// where the frame has them (the debayer reads them); else just those.
     pub(super) fn padded_rows(&self, y0: usize, rows: usize) -> (usize, usize) {
-        let end = y0.saturating_add(rows).saturating_add(1).min(self.height());
-        (y0.saturating_sub(1).min(end), end)
+        let pad = usize::from(matches!(self.header.color, ColorId::Bayer(_)));
+        let end = y0
+            .saturating_add(rows)
+            .saturating_add(pad)
+            .min(self.height());
+        (y0.saturating_sub(pad).min(end), end)
     }
 
     /// Byte offset and length in the file of [`padded_rows`](Self::padded_rows)
@@ -83,7 +117,7 @@ impl SerFile {
         if index >= self.frame_count || y0 >= self.height() {
             return;
         }
-        if let Storage::Map(m) = &self.data {
+        if let Storage::Map(m, _) = &self.data {
             let (start, len) = self.padded_span(index, y0, rows);
             let (start, len) = page_span(start, len, m.len());
             #[cfg(not(unix))]
@@ -101,7 +135,7 @@ impl SerFile {
         // fault-around, 64 KiB by default): release those too, or they stay
         // mapped and the resident set grows with every frame.
         const AROUND: usize = 64 << 10;
-        if let Storage::Map(m) = &self.data {
+        if let Storage::Map(m, _) = &self.data {
             let lo = start.saturating_sub(AROUND);
             let (start, len) = page_span(lo, len + (start - lo) + AROUND, m.len());
             // SAFETY: the mapping is a read-only shared mapping of a file, so

@@ -65,7 +65,8 @@ pub(crate) fn capture(dir: &Path, spec: &CaseSpec) -> Result<Capture, String> {
         eprintln!("generating {} ({})", path.display(), spec.what);
         let t = Instant::now();
         let c = generate(&path, &spec.opts).map_err(|e| format!("{}: {e}", path.display()))?;
-        write_image(&c.truth, &truth_path, false, true).map_err(|e| e.to_string())?;
+        write_image(&c.truth, &truth_path, (false, true), &Default::default())
+            .map_err(|e| e.to_string())?;
         eprintln!("  {:.1} s", t.elapsed().as_secs_f64());
     }
     Ok(Capture {

@@ -70,7 +70,8 @@ pub(crate) fn post_capture(
         eprintln!("generating {}", path.display());
         let c = generate_with_seeing(&path, &spec.opts, seeing)
             .map_err(|e| format!("{}: {e}", path.display()))?;
-        write_image(&c.truth, &truth_path, false, true).map_err(|e| e.to_string())?;
+        write_image(&c.truth, &truth_path, (false, true), &Default::default())
+            .map_err(|e| e.to_string())?;
     }
     Ok(Capture {
         truth: read_image(&truth_path)?,

@@ -1,7 +1,12 @@
 //! Image writers: 16-bit TIFF, 8/16-bit PNG, 32-bit float FITS. The format
 //! follows the extension. Every write goes to a temporary file in the target
 //! directory and is renamed into place, so a crash or Ctrl-C never leaves a
-//! half-written image under the final name.
+//! half-written image under the final name. What the image records about
+//! its capture and pipeline ([`OutputMeta`]) is in `meta.rs`.
+
+mod meta;
+
+pub use meta::{mid_capture, mid_from_start, FitsCard, OutputMeta};
 
 use std::fs::File;
 use std::io::BufWriter;
@@ -134,28 +139,13 @@ pub fn check_output(path: &Path, png8: bool, force: bool) -> Result<()> {
         .with_context(|| format!("{}: cannot write in {}", path.display(), existing.display()))
 }
 
-/// Writes `image` to `path` atomically. Refuses to replace an existing file
-/// unless `force`.
-pub fn write_image(image: &Image, path: &Path, png8: bool, force: bool) -> Result<()> {
-    write_image_with(image, path, png8, force, &[])
-}
-
-/// A header card for a FITS output beyond the ones every FITS gets (what a
-/// calibration master records of the capture it was built from).
-#[derive(Debug, Clone)]
-pub enum FitsCard {
-    Text(&'static str, String),
-    Int(&'static str, i64),
-    Float(&'static str, f64),
-}
-
-/// [`write_image`] with extra FITS header cards (ignored for TIFF and PNG).
-pub fn write_image_with(
+/// Writes `image` to `path` atomically, recording `meta` as the format
+/// allows. Refuses to replace an existing file unless `force`.
+pub fn write_image(
     image: &Image,
     path: &Path,
-    png8: bool,
-    force: bool,
-    cards: &[FitsCard],
+    (png8, force): (bool, bool),
+    meta: &OutputMeta,
 ) -> Result<()> {
     let format = Format::from_path(path, png8)?;
     if image.channels != 1 && image.channels != 3 {
@@ -185,32 +175,82 @@ pub fn write_image_with(
     }
     let tmp = TempPath::for_target(path);
     match format {
-        Format::Tiff16 => write_tiff(image, tmp.path()),
-        Format::Png16 | Format::Png8 => write_png(image, tmp.path(), format == Format::Png8),
-        Format::Fits32 => write_fits(image, tmp.path(), cards),
+        Format::Tiff16 => write_tiff(image, tmp.path(), meta),
+        Format::Png16 | Format::Png8 => write_png(image, tmp.path(), format == Format::Png8, meta),
+        Format::Fits32 => write_fits(image, tmp.path(), meta),
     }
     .with_context(|| format!("{}: cannot write the image", path.display()))?;
     tmp.persist(path)
 }
 
-fn write_tiff(image: &Image, path: &Path) -> Result<()> {
-    use tiff::encoder::{colortype, TiffEncoder};
-    let data: Vec<u16> = image.data.iter().map(|&v| to_u16(v)).collect();
-    let mut enc = TiffEncoder::new(BufWriter::new(File::create(path)?))?;
-    if image.channels == 1 {
-        enc.write_image::<colortype::Gray16>(image.width, image.height, &data)?;
-    } else {
-        enc.write_image::<colortype::RGB16>(image.width, image.height, &data)?;
-    }
-    Ok(())
+/// `text` with every character outside printable ASCII replaced by `?`
+/// (TIFF ASCII tags and FITS cards hold nothing else).
+fn ascii(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c == '\n' || (' '..='~').contains(&c) {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
 }
 
-fn write_png(image: &Image, path: &Path, eight: bool) -> Result<()> {
+fn write_tiff(image: &Image, path: &Path, meta: &OutputMeta) -> Result<()> {
+    use tiff::encoder::colortype::{self, ColorType};
+    use tiff::encoder::{TiffEncoder, TiffKind};
+    use tiff::tags::Tag;
+    fn tagged<W, C, K>(
+        enc: &mut TiffEncoder<W, K>,
+        (w, h): (u32, u32),
+        data: &[C::Inner],
+        meta: &OutputMeta,
+    ) -> Result<()>
+    where
+        W: std::io::Write + std::io::Seek,
+        C: ColorType,
+        K: TiffKind,
+        [C::Inner]: tiff::encoder::TiffValue,
+    {
+        let mut img = enc.new_image::<C>(w, h)?;
+        let dir = img.encoder();
+        dir.write_tag(Tag::Software, OutputMeta::software().as_str())?;
+        dir.write_tag(Tag::ImageDescription, ascii(&meta.description()).as_str())?;
+        if let Some(d) = meta.tiff_date() {
+            dir.write_tag(Tag::DateTime, d.as_str())?;
+        }
+        if !meta.observer.is_empty() {
+            dir.write_tag(Tag::Artist, ascii(&meta.observer).as_str())?;
+        }
+        img.write_data(data)?;
+        Ok(())
+    }
+    let data: Vec<u16> = image.data.iter().map(|&v| to_u16(v)).collect();
+    let mut enc = TiffEncoder::new(BufWriter::new(File::create(path)?))?;
+    let size = (image.width, image.height);
+    if image.channels == 1 {
+        tagged::<_, colortype::Gray16, _>(&mut enc, size, &data, meta)
+    } else {
+        tagged::<_, colortype::RGB16, _>(&mut enc, size, &data, meta)
+    }
+}
+
+fn write_png(image: &Image, path: &Path, eight: bool, meta: &OutputMeta) -> Result<()> {
     let mut enc = png::Encoder::new(
         BufWriter::new(File::create(path)?),
         image.width,
         image.height,
     );
+    if let Some(d) = meta.iso_date() {
+        enc.add_text_chunk("Creation Time".into(), d)?;
+    }
+    enc.add_text_chunk("Software".into(), OutputMeta::software())?;
+    // iTXt: UTF-8 (observer names, stage parameters), where tEXt is Latin-1.
+    enc.add_itxt_chunk("Description".into(), meta.description())?;
+    if !meta.observer.is_empty() {
+        enc.add_itxt_chunk("Author".into(), meta.observer.clone())?;
+    }
     enc.set_color(if image.channels == 1 {
         png::ColorType::Grayscale
     } else {
@@ -237,7 +277,7 @@ fn write_png(image: &Image, path: &Path, eight: bool) -> Result<()> {
     Ok(())
 }
 
-fn write_fits(image: &Image, path: &Path, cards: &[FitsCard]) -> Result<()> {
+fn write_fits(image: &Image, path: &Path, meta: &OutputMeta) -> Result<()> {
     use fitsio::images::{ImageDescription, ImageType};
     use fitsio::FitsFile;
     let (w, h, c) = image.dims();
@@ -254,13 +294,51 @@ fn write_fits(image: &Image, path: &Path, cards: &[FitsCard]) -> Result<()> {
     let hdu = f.primary_hdu()?;
     hdu.write_image(&mut f, &planar)?;
     hdu.write_key(&mut f, "ROWORDER", "TOP-DOWN")?;
-    hdu.write_key(&mut f, "CREATOR", "jupiter")?;
-    for card in cards {
+    hdu.write_key(&mut f, "CREATOR", OutputMeta::software())?;
+    if let Some(d) = meta.fits_date() {
+        hdu.write_key(
+            &mut f,
+            "DATE-OBS",
+            (d, "UTC at mid-capture of the stacked frames"),
+        )?;
+    }
+    if meta.frames > 0 {
+        hdu.write_key(&mut f, "NCOMBINE", (meta.frames as i64, "frames stacked"))?;
+    }
+    for (key, value) in [
+        ("OBSERVER", &meta.observer),
+        ("TELESCOP", &meta.telescope),
+        ("INSTRUME", &meta.instrument),
+    ] {
+        if !value.is_empty() {
+            hdu.write_key(&mut f, key, ascii(value))?;
+        }
+    }
+    for card in &meta.fits_cards {
         match card {
-            FitsCard::Text(k, v) => hdu.write_key(&mut f, k, v.as_str())?,
+            FitsCard::Text(k, v) => hdu.write_key(&mut f, k, ascii(v))?,
             FitsCard::Int(k, v) => hdu.write_key(&mut f, k, *v)?,
             FitsCard::Float(k, v) => hdu.write_key(&mut f, k, *v)?,
         }
+    }
+    for line in &meta.history {
+        fits_history(&mut f, &ascii(line))?;
+    }
+    Ok(())
+}
+
+/// Appends `HISTORY` cards holding `text` (cfitsio splits it over as many
+/// cards as it needs); fitsio has no call for them.
+fn fits_history(f: &mut fitsio::FitsFile, text: &str) -> Result<()> {
+    let c = std::ffi::CString::new(text.replace('\n', " "))?;
+    let mut status = 0;
+    // SAFETY: `f` is an open FITS file with its primary HDU current, and `c`
+    // a NUL-terminated string that outlives the call.
+    unsafe {
+        fitsio::sys::ffphis(f.as_raw(), c.as_ptr(), &mut status);
+    }
+    if status != 0 {
+        bail!("cannot write a HISTORY card (cfitsio status {status})");
     }
     Ok(())
 }
@@ -325,11 +403,13 @@ mod tests {
         for name in ["a.tif", "a.png", "a.fits"] {
             let p = dir.join(name);
             let _ = std::fs::remove_file(&p);
-            write_image(&img, &p, false, false).unwrap();
+            write_image(&img, &p, (false, false), &OutputMeta::default()).unwrap();
             assert!(p.metadata().unwrap().len() > 0);
-            let e = write_image(&img, &p, false, false).unwrap_err().to_string();
+            let e = write_image(&img, &p, (false, false), &OutputMeta::default())
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("already exists"), "{e}");
-            write_image(&img, &p, false, true).unwrap();
+            write_image(&img, &p, (false, true), &OutputMeta::default()).unwrap();
         }
         let back = read_tiff(&dir.join("a.tif")).unwrap();
         assert_eq!((back.width, back.height, back.channels), (5, 3, 3));
@@ -343,9 +423,109 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
             .collect();
         assert!(leftovers.is_empty());
-        assert!(write_image(&img, &dir.join("a.jpg"), false, true)
-            .unwrap_err()
-            .to_string()
-            .contains("unknown output format"));
+        assert!(write_image(
+            &img,
+            &dir.join("a.jpg"),
+            (false, true),
+            &OutputMeta::default()
+        )
+        .unwrap_err()
+        .to_string()
+        .contains("unknown output format"));
+    }
+
+    /// The 80-character cards of a FITS file's primary header.
+    fn fits_cards(path: &Path) -> Vec<String> {
+        let bytes = std::fs::read(path).unwrap();
+        let cards: Vec<String> = bytes
+            .chunks(80)
+            .map(|c| String::from_utf8_lossy(c).trim_end().to_string())
+            .collect();
+        let end = cards.iter().position(|c| c == "END").unwrap();
+        cards[..end].to_vec()
+    }
+
+    #[test]
+    fn every_format_records_the_metadata() {
+        let dir = std::env::temp_dir().join(format!("jupiter-write-meta-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let img = Image::from_vec(4, 2, 1, (0..8).map(|i| i as f32 / 7.0).collect());
+        let meta = OutputMeta {
+            // 2022-08-29T10:13:20.450Z
+            date_obs: Some(637_973_648_004_500_000),
+            frames: 42,
+            observer: "Ann Observer".into(),
+            telescope: "C14".into(),
+            instrument: String::new(),
+            source: "cap.ser".into(),
+            history: vec![
+                "quality: quality {}".into(),
+                format!("stack: stack-mean {{\"note\":\"{}\"}}", "x".repeat(100)),
+            ],
+        };
+        let software = OutputMeta::software();
+        for name in ["m.fits", "m.tif", "m.png"] {
+            write_image(&img, &dir.join(name), (false, true), &meta).unwrap();
+        }
+
+        let cards = fits_cards(&dir.join("m.fits"));
+        let card = |key: &str| {
+            cards
+                .iter()
+                .find(|c| c.starts_with(&format!("{key:<8}=")))
+                .unwrap_or_else(|| panic!("no {key} in {cards:#?}"))
+                .clone()
+        };
+        assert!(card("DATE-OBS").contains("'2022-08-29T10:13:20.450'"));
+        assert!(card("NCOMBINE").contains(" 42 "));
+        assert!(card("OBSERVER").contains("'Ann Observer'"));
+        // FITS pads short strings to 8 characters.
+        assert!(card("TELESCOP").contains("'C14     '"));
+        assert!(card("CREATOR").contains(&software));
+        assert!(!cards.iter().any(|c| c.starts_with("INSTRUME")));
+        let history: Vec<&String> = cards.iter().filter(|c| c.starts_with("HISTORY")).collect();
+        assert_eq!(history[0], "HISTORY quality: quality {}");
+        // The long line continues on further cards.
+        assert!(history.len() >= 3, "{history:#?}");
+
+        use tiff::decoder::Decoder;
+        use tiff::tags::Tag;
+        let mut tif = Decoder::new(std::io::BufReader::new(
+            File::open(dir.join("m.tif")).unwrap(),
+        ))
+        .unwrap();
+        assert_eq!(
+            tif.get_tag_ascii_string(Tag::DateTime).unwrap(),
+            "2022:08:29 10:13:20"
+        );
+        assert_eq!(tif.get_tag_ascii_string(Tag::Software).unwrap(), software);
+        let desc = tif.get_tag_ascii_string(Tag::ImageDescription).unwrap();
+        assert!(
+            desc.starts_with("Stack of 42 frames of cap.ser, mid-capture 2022-08-29T10:13:20.450Z"),
+            "{desc}"
+        );
+        assert!(desc.contains("quality: quality {}"));
+
+        let png = png::Decoder::new(std::io::BufReader::new(
+            File::open(dir.join("m.png")).unwrap(),
+        ))
+        .read_info()
+        .unwrap();
+        let info = png.info();
+        let text = |k: &str| {
+            info.uncompressed_latin1_text
+                .iter()
+                .find(|c| c.keyword == k)
+                .map(|c| c.text.clone())
+        };
+        assert_eq!(text("Creation Time").unwrap(), "2022-08-29T10:13:20.450Z");
+        assert_eq!(text("Software").unwrap(), software);
+        let itxt = info
+            .utf8_text
+            .iter()
+            .find(|c| c.keyword == "Description")
+            .unwrap();
+        assert_eq!(itxt.get_text().unwrap(), meta.description());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

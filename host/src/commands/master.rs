@@ -24,7 +24,7 @@ pub fn cmd_master(args: &MasterArgs, quiet: bool) -> Result<()> {
     let master = Master::load(&args.file, open, args.combine)?;
     master.write_fits(&args.output, args.force)?;
     if !quiet {
-        eprintln!(
+        crate::errln!(
             "{}: {} ({}) → {}",
             args.file.display(),
             master.describe(),

@@ -501,7 +501,22 @@ proptest! {
         let got = check(FITS, fits_bytes(&v.spec, &v.frames), open_fits)?.expect("a valid FITS opens");
         prop_assert_eq!(got.len(), v.frames.len());
         if v.spec.cards.iter().all(|(k, _)| k != "BAYERPAT") {
-            let scale = match v.spec.bitpix { 8 => 255.0, 32 => u32::MAX as f64, _ => 65535.0 };
+            let scale = match v.spec.bitpix {
+                8 => 255.0,
+                16 => 65535.0,
+                32 => u32::MAX as f64,
+                // Floats: the smallest of 1, 255, 65535 that holds the first,
+                // middle and last frames (the reader's documented rule; a
+                // tiny frame of small values reads as 8-bit).
+                _ => {
+                    let n = v.frames.len();
+                    let max = [0, n / 2, n - 1]
+                        .iter()
+                        .flat_map(|&k| v.frames[k].iter().copied())
+                        .fold(0.0f64, f64::max);
+                    [1.0, 255.0, 65535.0].into_iter().find(|&s| max <= s).unwrap_or(max)
+                }
+            };
             for (g, f) in got.iter().zip(&v.frames) {
                 for (a, b) in g.iter().zip(f) {
                     prop_assert!((*a as f64 - b / scale).abs() < 1e-6, "{} vs {}", a, b / scale);
@@ -578,6 +593,76 @@ proptest! {
         match r {
             Ok(r) => r.map_err(TestCaseError::fail)?,
             Err(_) => return Err(TestCaseError::fail("panicked")),
+        }
+    }
+}
+
+// ---- compressed video through FFmpeg (the `ffmpeg` feature) ----------------
+
+/// Small videos made by the `ffmpeg` command, once: MJPEG in AVI, inter-coded
+/// MPEG-4 in MP4, FFV1 in MKV. The feature's build needs FFmpeg installed,
+/// and so does this test: a missing command fails it, it never passes empty.
+#[cfg(feature = "ffmpeg")]
+fn video_seeds() -> &'static [(String, Vec<u8>)] {
+    static SEEDS: std::sync::OnceLock<Vec<(String, Vec<u8>)>> = std::sync::OnceLock::new();
+    SEEDS.get_or_init(|| {
+        let d = scratch().join("video-seeds");
+        std::fs::create_dir_all(&d).unwrap();
+        [
+            ("seed.avi", &["-c:v", "mjpeg", "-q:v", "3"][..]),
+            ("seed.mp4", &["-c:v", "mpeg4", "-g", "3", "-bf", "1"][..]),
+            ("seed.mkv", &["-c:v", "ffv1", "-pix_fmt", "gray"][..]),
+        ]
+        .into_iter()
+        .map(|(name, codec)| {
+            let out = d.join(name);
+            let st = std::process::Command::new("ffmpeg")
+                .args([
+                    "-loglevel",
+                    "error",
+                    "-y",
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    "testsrc=size=24x16:rate=10",
+                    "-frames:v",
+                    "4",
+                ])
+                .args(codec)
+                .arg(&out)
+                .status()
+                .expect("the ffmpeg command is needed for the ffmpeg feature's fuzz test");
+            assert!(st.success(), "ffmpeg could not write {name}");
+            (name.to_string(), std::fs::read(&out).unwrap())
+        })
+        .collect()
+    })
+}
+
+#[cfg(feature = "ffmpeg")]
+proptest! {
+    #![proptest_config(config(400))]
+    /// Mutated compressed videos: FFmpeg parses them, jupiter's reader must
+    /// turn whatever comes out into frames in [0, 1] or an error naming the
+    /// file, never a panic.
+    #[test]
+    fn compressed_videos_mutated_never_panic(which in 0usize..3, ms in mutations(), seed in any::<u64>()) {
+        let (name, bytes) = &video_seeds()[which];
+        let path = scratch().join(format!("v-{seed:016x}-{name}"));
+        std::fs::write(&path, mutate(bytes.clone(), &ms)).unwrap();
+        let r = std::panic::catch_unwind(|| match CaptureFile::open(&path, OpenOptions::default()) {
+            Ok(c) => decode_all(&c).map(|_| ()).or_else(|e| {
+                if e.contains(&*path.to_string_lossy()) { Ok(()) } else { Err(e) }
+            }),
+            Err(e) => {
+                let msg = e.to_string();
+                if msg.contains(&*path.to_string_lossy()) { Ok(()) } else { Err(format!("error names no file: {msg}")) }
+            }
+        });
+        let _ = std::fs::remove_file(&path);
+        match r {
+            Ok(r) => r.map_err(TestCaseError::fail)?,
+            Err(_) => return Err(TestCaseError::fail(format!("panicked on a mutated {name}"))),
         }
     }
 }

@@ -29,6 +29,13 @@ use ffmpeg_next as ff;
 use super::capture::{CaptureError, FrameReader, RawLayout};
 use super::ser::ColorId;
 
+/// The largest frame side accepted (as for SER, AVI and FITS).
+const MAX_DIM: usize = 1 << 15;
+/// The largest frame accepted, in pixels (8192 × 8192): a compressed frame
+/// may be tiny on disk, so this, not the file's size, bounds what one frame
+/// allocates.
+const MAX_PIXELS: usize = 1 << 26;
+
 /// How decoded frames are stored in the spill file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stored {
@@ -92,11 +99,12 @@ fn ff_error(path: &Path, what: &str, e: ff::Error) -> CaptureError {
     CaptureError::invalid(path, format!("FFmpeg: {what}: {e}"))
 }
 
-/// Initialises FFmpeg once, with its own log quiet below errors (its
-/// warnings would interleave with the progress bars; ours say what matters).
+/// Initialises FFmpeg with its own log silenced but for fatal errors: its
+/// lines would interleave with the progress bars, and every error it
+/// returns reaches the user in jupiter's message naming the file.
 fn init(path: &Path) -> Result<(), CaptureError> {
     ff::init().map_err(|e| ff_error(path, "initialisation", e))?;
-    ff::util::log::set_level(ff::util::log::Level::Error);
+    ff::util::log::set_level(ff::util::log::Level::Fatal);
     Ok(())
 }
 
@@ -125,13 +133,6 @@ impl VideoFile {
     /// (which decides grey or colour). Decodes nothing else.
     pub fn open(path: &Path) -> Result<VideoFile, CaptureError> {
         let mut o = open_stream(path)?;
-        let (width, height) = (o.decoder.width() as usize, o.decoder.height() as usize);
-        if width == 0 || height == 0 {
-            return Err(CaptureError::invalid(
-                path,
-                "the video stream has no frame size",
-            ));
-        }
         let stream = o.input.stream(o.stream).expect("the stream just found");
         let rate = Some(stream.avg_frame_rate())
             .filter(|r| r.denominator() > 0 && r.numerator() > 0)
@@ -139,19 +140,45 @@ impl VideoFile {
         let declared = stream.frames().max(0) as usize;
         let codec = o.decoder.id().name().to_string();
         let container = o.input.format().name().to_string();
+        // The container's size, where it has one, before FFmpeg allocates
+        // a frame of it.
+        let (cw, ch) = (o.decoder.width() as usize, o.decoder.height() as usize);
+        if cw > MAX_DIM || ch > MAX_DIM {
+            return Err(CaptureError::invalid(
+                path,
+                format!("the video's frame size {cw}×{ch} is outside 1..={MAX_DIM}"),
+            ));
+        }
         let first =
             first_frame(&mut o).map_err(|e| ff_error(path, "decoding the first frame", e))?;
         let first = first.ok_or_else(|| {
             CaptureError::invalid(path, "the video stream holds no frame that decodes")
         })?;
+        let (width, height) = (first.width() as usize, first.height() as usize);
+        if width == 0
+            || height == 0
+            || width > MAX_DIM
+            || height > MAX_DIM
+            || width * height > MAX_PIXELS
+        {
+            return Err(CaptureError::invalid(
+                path,
+                format!("the video's frame size {width}×{height} is outside 1..={MAX_DIM} (at most {MAX_PIXELS} pixels)"),
+            ));
+        }
         let (stored, limited) = choose_storage(&first);
         let pixel_format = first
             .format()
             .descriptor()
             .map_or("unknown".into(), |d| d.name().to_string());
         let mut warnings = Vec::new();
+        // Every frame takes at least a byte of the file: a larger count in
+        // the container is broken, and is not allowed to size anything.
+        let file_len = std::fs::metadata(path)
+            .map_err(|e| CaptureError::io(path, e))?
+            .len() as usize;
         let frames = if declared > 0 {
-            declared
+            declared.min(file_len)
         } else {
             count_packets(path)?
         };

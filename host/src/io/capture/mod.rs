@@ -369,30 +369,12 @@ impl CaptureFile {
         rows: usize,
         out: &mut [f32],
     ) -> Result<(), CaptureError> {
-        let (w, h, c, n) = (
-            self.width(),
-            self.height(),
+        self.check_request(
+            "raw rows",
             self.raw_channels(),
-            self.frame_count(),
-        );
-        if index >= n {
-            return Err(CaptureError::FrameIndex {
-                path: self.path().to_path_buf(),
-                index,
-                count: n,
-            });
-        }
-        if y0.checked_add(rows).is_none_or(|end| end > h)
-            || rows.checked_mul(w * c) != Some(out.len())
-        {
-            return Err(CaptureError::BadRequest {
-                path: self.path().to_path_buf(),
-                reason: format!(
-                    "raw rows {y0}..{y0}+{rows} of a {w}×{h}×{c} frame into a buffer of {} samples",
-                    out.len()
-                ),
-            });
-        }
+            (index, y0, rows),
+            out.len(),
+        )?;
         self.reader.decode_mosaic_rows(index, y0, rows, out)
     }
 
@@ -516,12 +498,19 @@ impl CaptureFile {
         rows: usize,
         len: usize,
     ) -> Result<(), CaptureError> {
-        let (w, h, c, n) = (
-            self.width(),
-            self.height(),
-            self.channels(),
-            self.frame_count(),
-        );
+        self.check_request("rows", self.channels(), (index, y0, rows), len)
+    }
+
+    /// Refuses a frame past the end, rows past the bottom, or a buffer that
+    /// does not hold `rows × width × c` samples (`what` names the rows).
+    fn check_request(
+        &self,
+        what: &str,
+        c: usize,
+        (index, y0, rows): (usize, usize, usize),
+        len: usize,
+    ) -> Result<(), CaptureError> {
+        let (w, h, n) = (self.width(), self.height(), self.frame_count());
         if index >= n {
             return Err(CaptureError::FrameIndex {
                 path: self.path().to_path_buf(),
@@ -533,7 +522,7 @@ impl CaptureFile {
             return Err(CaptureError::BadRequest {
                 path: self.path().to_path_buf(),
                 reason: format!(
-                    "rows {y0}..{y0}+{rows} of a {w}×{h}×{c} frame into a buffer of {len} samples"
+                    "{what} {y0}..{y0}+{rows} of a {w}×{h}×{c} frame into a buffer of {len} samples"
                 ),
             });
         }

@@ -195,6 +195,7 @@ mod tests {
             instrument: "ASI462MC".into(),
             source: "jup_101320.ser".into(),
             history: vec!["stack: stack-mean {}".into()],
+            fits_cards: Vec::new(),
         };
         let d = m.description();
         let lines: Vec<&str> = d.lines().collect();

@@ -462,6 +462,10 @@ mod tests {
                 "quality: quality {}".into(),
                 format!("stack: stack-mean {{\"note\":\"{}\"}}", "x".repeat(100)),
             ],
+            fits_cards: vec![
+                FitsCard::Text("IMAGETYP", "master".into()),
+                FitsCard::Float("DATAMAX", 4095.0),
+            ],
         };
         let software = OutputMeta::software();
         for name in ["m.fits", "m.tif", "m.png"] {
@@ -482,6 +486,8 @@ mod tests {
         // FITS pads short strings to 8 characters.
         assert!(card("TELESCOP").contains("'C14     '"));
         assert!(card("CREATOR").contains(&software));
+        assert!(card("IMAGETYP").contains("'master  '"));
+        assert!(card("DATAMAX").contains("4095"));
         assert!(!cards.iter().any(|c| c.starts_with("INSTRUME")));
         let history: Vec<&String> = cards.iter().filter(|c| c.starts_with("HISTORY")).collect();
         assert_eq!(history[0], "HISTORY quality: quality {}");

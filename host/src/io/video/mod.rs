@@ -222,7 +222,7 @@ impl VideoFile {
         let mut o = open_stream(path)?;
         let file = tempfile::tempfile().map_err(|e| CaptureError::io(path, e))?;
         let mut out = std::io::BufWriter::with_capacity(1 << 20, &file);
-        let mut writer = FrameWriter::new(self)?;
+        let mut writer = FrameWriter::new(self);
         let mut frames = 0usize;
         let mut frame = ff::frame::Video::empty();
         let mut write_ready =
@@ -397,15 +397,15 @@ struct FrameWriter {
 }
 
 impl FrameWriter {
-    fn new(v: &VideoFile) -> Result<FrameWriter, CaptureError> {
-        Ok(FrameWriter {
+    fn new(v: &VideoFile) -> FrameWriter {
+        FrameWriter {
             stored: v.stored,
             limited: v.limited,
             width: v.width,
             height: v.height,
             scaler: None,
             row: Vec::with_capacity(v.width * 6),
-        })
+        }
     }
 
     fn write(&mut self, f: &ff::frame::Video, out: &mut impl Write) -> std::io::Result<()> {
@@ -421,13 +421,7 @@ impl FrameWriter {
         let (w, h) = (self.width, self.height);
         match (self.stored, self.limited) {
             // GRAY8, or the luma plane of full-range 8-bit YUV: copied.
-            (Stored::Grey8, _) => {
-                let (data, stride) = (f.data(0), f.stride(0));
-                for y in 0..h {
-                    out.write_all(&data[y * stride..y * stride + w])?;
-                }
-                Ok(())
-            }
+            (Stored::Grey8, _) => write_plane(f, w, h, out),
             (Stored::Grey16, true) => {
                 let (data, stride) = (f.data(0), f.stride(0));
                 for y in 0..h {
@@ -477,12 +471,23 @@ impl FrameWriter {
         ctx.run(f, dst)
             .map_err(|e| std::io::Error::other(format!("FFmpeg scaler: {e}")))?;
         let row = self.width * self.stored.channels() * self.stored.bytes();
-        let (data, stride) = (dst.data(0), dst.stride(0));
-        for y in 0..self.height {
-            out.write_all(&data[y * stride..y * stride + row])?;
-        }
-        Ok(())
+        write_plane(dst, row, self.height, out)
     }
+}
+
+/// The first `row` bytes of each of the first `rows` rows of plane 0 of `f`
+/// (FFmpeg pads its rows to `stride`).
+fn write_plane(
+    f: &ff::frame::Video,
+    row: usize,
+    rows: usize,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    let (data, stride) = (f.data(0), f.stride(0));
+    for y in 0..rows {
+        out.write_all(&data[y * stride..y * stride + row])?;
+    }
+    Ok(())
 }
 
 impl FrameReader for VideoFile {

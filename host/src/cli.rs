@@ -174,6 +174,16 @@ pub struct PipelineArgs {
     /// the pattern a file declares.
     #[arg(long, value_name = "PATTERN", value_parser = crate::config::parse_bayer)]
     pub bayer: Option<crate::io::debayer::BayerPattern>,
+    /// Derotate a turning planet: every frame is brought to mid-capture by
+    /// the planet's rotation (its disc, pole and sense fitted from the
+    /// capture; see `--set derotate.pole_angle=DEG`, `derotate.mirrored`,
+    /// `derotate.period_hours`, `derotate.latitude`).
+    #[arg(long, value_enum, value_name = "BODY", help_heading = "Derotation")]
+    pub derotate: Option<crate::derotate::Body>,
+    /// Frames per second, for a derotation of a capture without frame
+    /// timestamps (overrides the file's own rate).
+    #[arg(long, value_name = "FPS", help_heading = "Derotation")]
+    pub fps: Option<f64>,
     /// Skip post-processing (sharpening, filters): write the plain stack.
     #[arg(long)]
     pub no_post: bool,
@@ -326,6 +336,12 @@ pub fn build_spec(args: &PipelineArgs) -> Result<PipelineSpec> {
         spec.bayer = Some(b);
     }
     calibration_flags(args, &mut spec);
+    if let Some(b) = args.derotate {
+        spec.derotate.body = Some(b);
+    }
+    if let Some(f) = args.fps {
+        spec.derotate.fps = Some(f);
+    }
     if args.no_post {
         spec.post.clear();
         spec.default_post = false;

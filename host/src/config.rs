@@ -7,6 +7,10 @@
 //! select = "25%"            # a percentage or a frame count
 //! bayer = "RGGB"            # raw mosaic captures whose file does not say (optional)
 //!
+//! [derotate]                # optional: stack a turning planet at mid-capture
+//! body = "jupiter"          # jupiter | jupiter1 | saturn | mars (or period_hours = 9.925)
+//! pole_angle = 15.0         # degrees from up, counter-clockwise (fitted when absent)
+//!
 //! [calibration]             # optional; paths relative to this file
 //! dark = "darks.ser"        # a capture (combined) or a master image
 //! flat = "flats.ser"
@@ -41,6 +45,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::backend::BackendChoice;
+use crate::derotate::DerotationSpec;
 use crate::io::calibrate::CalibrationSpec;
 use crate::io::debayer::BayerPattern;
 
@@ -53,6 +58,7 @@ pub struct PipelineFile {
     pub select: Option<String>,
     pub bayer: Option<String>,
     pub calibration: Option<CalibrationSpec>,
+    pub derotate: Option<DerotationSpec>,
     pub quality: Option<StageEntry>,
     pub align: Option<StageEntry>,
     pub stack: Option<StageEntry>,
@@ -146,6 +152,9 @@ pub struct PipelineSpec {
     /// Darks, flats, bias and hot pixels (`--dark` …, the `[calibration]`
     /// table); empty: the frames are used as they are.
     pub calibration: CalibrationSpec,
+    /// Derotation of a turning planet (`--derotate`, the `[derotate]`
+    /// table); off unless a body or a period is given.
+    pub derotate: DerotationSpec,
     pub quality: StageChoice,
     pub align: StageChoice,
     /// True when `align` is the built-in default (when its plugin is not
@@ -181,6 +190,7 @@ impl Default for PipelineSpec {
             select: Selection::Percent(25.0),
             bayer: None,
             calibration: CalibrationSpec::default(),
+            derotate: DerotationSpec::default(),
             quality: StageChoice::new("quality"),
             align: StageChoice::new(DEFAULT_ALIGNER),
             default_align: true,
@@ -227,6 +237,10 @@ impl PipelineSpec {
                 spec.calibration.resolve_paths(dir);
             }
         }
+        if let Some(d) = &file.derotate {
+            d.check().with_context(|| path.display().to_string())?;
+            spec.derotate = d.clone();
+        }
         if let Some(e) = &file.quality {
             spec.quality = StageChoice::from_entry(e)?;
         }
@@ -258,13 +272,14 @@ impl PipelineSpec {
             .with_context(|| format!("--set '{assignment}': expected stage.param=value"))?;
         let value = parse_value(value.trim());
         let target = match stage {
+            "derotate" => return self.derotate.set(param.trim(), &value),
             "quality" => &mut self.quality,
             "align" => &mut self.align,
             "stack" => &mut self.stack,
             name => match self.post.iter_mut().find(|p| p.plugin == name) {
                 Some(p) => p,
                 None => bail!(
-                    "--set '{assignment}': no stage '{stage}' in the pipeline (use quality, align, stack or one of: {})",
+                    "--set '{assignment}': no stage '{stage}' in the pipeline (use quality, align, stack, derotate or one of: {})",
                     self.post.iter().map(|p| p.plugin.as_str()).collect::<Vec<_>>().join(", ")
                 ),
             },
@@ -321,6 +336,13 @@ impl PipelineSpec {
                 out += &section(
                     "calibration",
                     toml::Value::try_from(&self.calibration).context("the calibration")?,
+                )?;
+            }
+            if self.derotate.is_on() {
+                out += "\n";
+                out += &section(
+                    "derotate",
+                    toml::Value::try_from(&self.derotate).context("the derotation")?,
                 )?;
             }
             for (key, stage) in [

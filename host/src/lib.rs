@@ -23,6 +23,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod demo;
+pub mod derotate;
 pub mod frames;
 pub mod io;
 pub mod pipeline;

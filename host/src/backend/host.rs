@@ -81,6 +81,11 @@ impl HostBackend {
         self.pool.current_num_threads()
     }
 
+    /// Runs `f` in the host's pool (the host's own parallel work).
+    pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        self.pool.install(f)
+    }
+
     /// The cancellation flag (set by Ctrl-C).
     pub fn cancel_flag(&self) -> Arc<AtomicBool> {
         self.cancel.clone()

@@ -33,7 +33,8 @@ pub use stages::{select, StageRunner};
 
 use crate::backend::HostBackend;
 use crate::config::PipelineSpec;
-use crate::frames::{Capture, CaptureOnDevice};
+use crate::derotate::{self, Derotation};
+use crate::frames::{Capture, CaptureFrames, CaptureOnDevice};
 use crate::io::calibrate::Calibration;
 use crate::io::capture;
 use crate::io::ser::OpenOptions;
@@ -143,6 +144,7 @@ pub fn run(session: &Session, req: &RunRequest) -> Result<RunOutput> {
     let pipeline = Pipeline::resolve(session.registry, req.spec, session.backend)?;
     check_output(&req.output, req.png8, req.force)?;
     let capture = open_capture(session, req)?;
+    let times = derotate::check(&req.spec.derotate, &capture.file)?;
     let mut stages = StageRunner::new(session.backend);
 
     let scores = stages.quality(
@@ -153,9 +155,23 @@ pub fn run(session: &Session, req: &RunRequest) -> Result<RunOutput> {
     let selected = select(&scores, pipeline.select);
     let frames = capture.frames(selected.clone());
     let sel_scores: RVec<f32> = selected.iter().map(|&i| scores[i]).collect();
-    let alignment = stages.align(&pipeline.align, &frames, &sel_scores)?;
+    let derotation = match &times {
+        Some(t) => Some(prepare_derotation(session.backend, req, &frames, t)?),
+        None => None,
+    };
+    let (alignment, stack_alignment) = match &derotation {
+        Some(d) => {
+            let a = stages.align(&pipeline.align, &d.frames(&frames), &sel_scores)?;
+            let composed = d.compose(&a);
+            (a, composed)
+        }
+        None => {
+            let a = stages.align(&pipeline.align, &frames, &sel_scores)?;
+            (a.clone(), a)
+        }
+    };
     let stack_req = StackRequest {
-        alignment: alignment.clone(),
+        alignment: stack_alignment,
         scores: sel_scores,
     };
     let stacked = stages.stack(
@@ -195,6 +211,7 @@ pub fn run(session: &Session, req: &RunRequest) -> Result<RunOutput> {
         device: req.device.clone(),
         alignment_points: ApSummary::of(&alignment.warps),
         calibration: capture.file.calibration().map(|c| c.summary().clone()),
+        derotation: derotation.map(|d| d.summary),
     };
     let best = match (req.keep_stacked, report.selected.first()) {
         (true, Some(&i)) => Some(best_frame(&capture, i)?),
@@ -206,6 +223,23 @@ pub fn run(session: &Session, req: &RunRequest) -> Result<RunOutput> {
         best,
         image,
     })
+}
+
+/// Fits the derotation to the selected frames and says what it found.
+fn prepare_derotation(
+    backend: &HostBackend,
+    req: &RunRequest,
+    frames: &CaptureFrames,
+    times: &derotate::FrameTimes,
+) -> Result<Derotation> {
+    let d = Derotation::prepare(&req.spec.derotate, frames, times, backend)?;
+    crate::timeline::mark("derotation fitted");
+    for line in d.describe() {
+        if !backend.quiet || line.starts_with("warning") {
+            backend.message(&line);
+        }
+    }
+    Ok(d)
 }
 
 /// Opens the capture (on a GPU run into the session's store: uploaded at

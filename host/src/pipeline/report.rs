@@ -51,6 +51,9 @@ pub struct Report {
     pub alignment_points: Option<ApSummary>,
     /// The calibration applied to the frames: masters, formula, hot pixels.
     pub calibration: Option<CalibrationSummary>,
+    /// The derotation's fit and what it applied (`--derotate`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub derotation: Option<crate::derotate::DerotationSummary>,
 }
 
 /// The warp fields of a multi-point run, summarised per node (the fields of

@@ -8,7 +8,8 @@ use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RResult, RStr, RVec};
 use anyhow::Result;
 use jupiter_plugin_api::{
-    AlignRequest, Alignment, FrameSourceRef, FrameSource_TO, Image, StackRequest, StageError,
+    AlignRequest, Alignment, FrameSource, FrameSourceRef, FrameSource_TO, Image, StackRequest,
+    StageError,
 };
 
 use super::checks::{
@@ -99,10 +100,10 @@ impl<'a> StageRunner<'a> {
     }
 
     /// Aligns the selected frames: one finite warp per frame.
-    pub fn align(
+    pub fn align<F: FrameSource>(
         &mut self,
         stage: &ResolvedStage,
-        frames: &CaptureFrames,
+        frames: &F,
         scores: &RVec<f32>,
     ) -> Result<Alignment> {
         let t = Instant::now();
@@ -113,13 +114,13 @@ impl<'a> StageRunner<'a> {
             (stage.stage.module.align())(
                 RStr::from(stage.name()),
                 self.backend.as_ref(),
-                source(frames),
+                FrameSource_TO::from_ptr(frames, TD_Opaque),
                 &req,
                 RStr::from(stage.params.as_str()),
             )
         })?;
         self.cancelled()?;
-        let keep = frames.indices.len();
+        let keep = frames.info().count as usize;
         if alignment.warps.len() != keep {
             return Err(bad_output(
                 stage.stage,

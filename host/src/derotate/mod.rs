@@ -1,0 +1,510 @@
+//! Derotation: Jupiter, Saturn and Mars turn visibly during a capture of a
+//! few minutes. Every selected frame is brought to the surface as it was at
+//! the reference time (mid-capture of the stacked frames), by a warp from a
+//! model of the planet (`globe.rs`: an oblate sphere in orthographic
+//! projection) fitted to the capture: the disc from the limb (`limb.rs`),
+//! the pole's position angle from how the surface moved between the early
+//! and the late frames (`pole.rs`), the frame times from the file
+//! (`times.rs`).
+//!
+//! The aligner measures the derotated frames (`frames.rs`:
+//! `DerotatedFrames`), so that its reference and its local shifts carry no
+//! rotation; the stacker gets the aligner's warps composed with the
+//! derotation (`compose`), so each frame is still resampled once, from the
+//! capture, and a point contributes only from frames in which it faced the
+//! camera. Works with any aligner and stacker, drizzle included.
+
+mod frames;
+mod globe;
+mod limb;
+mod pole;
+mod times;
+
+use std::sync::Mutex;
+
+use anyhow::{bail, Context, Result};
+use jupiter_plugin_api::{Alignment, WarpField};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+pub use frames::{DerotatedFrames, FrameTurn};
+pub use globe::{angle_diff, Globe};
+pub use limb::{fit_disc, Disc, Grey};
+pub use times::FrameTimes;
+
+use crate::backend::HostBackend;
+use crate::frames::CaptureFrames;
+use crate::io::capture::CaptureFile;
+
+/// A planet whose rotation is built in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Body {
+    /// Jupiter, System II (the belts and most features): 9 h 55 m 40.6 s.
+    Jupiter,
+    /// Jupiter, System I (the equatorial zone): 9 h 50 m 30.0 s.
+    #[value(name = "jupiter1")]
+    #[serde(rename = "jupiter1")]
+    JupiterSystemI,
+    /// Saturn, System III: 10 h 33 m 38 s.
+    Saturn,
+    /// Mars: 24 h 37 m 22.7 s.
+    Mars,
+}
+
+impl Body {
+    /// Sidereal rotation period (seconds).
+    pub fn period_s(self) -> f64 {
+        match self {
+            Body::Jupiter => 35_740.6,
+            Body::JupiterSystemI => 35_430.0,
+            Body::Saturn => 38_018.0,
+            Body::Mars => 88_642.7,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Body::Jupiter => "jupiter",
+            Body::JupiterSystemI => "jupiter1",
+            Body::Saturn => "saturn",
+            Body::Mars => "mars",
+        }
+    }
+}
+
+/// What the user asked of the derotation (`--derotate`, `--fps`, the
+/// `[derotate]` table, `--set derotate.KEY=VALUE`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DerotationSpec {
+    /// The planet; with neither it nor `period_hours` there is no derotation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<Body>,
+    /// A rotation period instead of the body's (hours).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub period_hours: Option<f64>,
+    /// The north pole's position angle (degrees from image up,
+    /// counter-clockwise); fitted from the capture when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pole_angle: Option<f64>,
+    /// The image is mirrored (the sense of rotation is reversed).
+    #[serde(default)]
+    pub mirrored: bool,
+    /// Sub-observer latitude (degrees).
+    #[serde(default)]
+    pub latitude: f64,
+    /// Frames per second, for captures without frame timestamps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fps: Option<f64>,
+}
+
+impl DerotationSpec {
+    pub fn is_on(&self) -> bool {
+        self.body.is_some() || self.period_hours.is_some()
+    }
+
+    /// Rotation period (seconds).
+    pub fn period_s(&self) -> Option<f64> {
+        self.period_hours
+            .map(|h| h * 3600.0)
+            .or(self.body.map(Body::period_s))
+    }
+
+    /// Applies `--set derotate.KEY=VALUE`.
+    pub fn set(&mut self, key: &str, value: &serde_json::Value) -> Result<()> {
+        let mut map = match serde_json::to_value(&*self)? {
+            serde_json::Value::Object(m) => m,
+            _ => unreachable!("the spec is a struct"),
+        };
+        map.insert(key.to_string(), value.clone());
+        *self = serde_json::from_value(serde_json::Value::Object(map)).with_context(|| {
+            format!("--set derotate.{key}={value}: the keys are body, period_hours, pole_angle, mirrored, latitude, fps")
+        })?;
+        self.check()
+    }
+
+    /// Values that make sense.
+    pub fn check(&self) -> Result<()> {
+        if let Some(h) = self.period_hours {
+            if !(h.is_finite() && h > 0.1 && h < 1e5) {
+                bail!("derotate: period_hours = {h} is not a rotation period");
+            }
+        }
+        if let Some(p) = self.pole_angle {
+            if !p.is_finite() {
+                bail!("derotate: pole_angle = {p} is not an angle");
+            }
+        }
+        if !(self.latitude.abs() <= 90.0) {
+            bail!("derotate: latitude = {} is outside ±90°", self.latitude);
+        }
+        if let Some(f) = self.fps {
+            if !(f.is_finite() && f > 0.0) {
+                bail!("derotate: fps = {f} is not a frame rate");
+            }
+        }
+        Ok(())
+    }
+
+    /// The body's flattening, used to tell the disc's outline from a fit
+    /// (its orientation then only comes from the rotation).
+    fn describe(&self) -> String {
+        match (self.body, self.period_hours) {
+            (_, Some(h)) => format!("a period of {h} h"),
+            (Some(b), None) => b.name().to_string(),
+            (None, None) => "nothing".into(),
+        }
+    }
+}
+
+/// What the report records of a derotation.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DerotationSummary {
+    pub body: String,
+    pub period_hours: f64,
+    /// The reference time (ISO 8601 UTC), when the capture dates its frames.
+    pub reference_time: Option<String>,
+    /// Seconds from the first frame of the capture to the reference time.
+    pub reference_seconds: f64,
+    pub times_from: String,
+    pub disc: DiscSummary,
+    pub pole_angle_deg: f64,
+    pub pole_angle_fitted: bool,
+    /// How clearly the capture decided the pole (mismatch at the fitted
+    /// angle over the opposite one; near 1: undecided).
+    pub pole_fit_ratio: Option<f64>,
+    pub mirrored: bool,
+    pub latitude_deg: f64,
+    /// Where features on the near side move (position angle, degrees).
+    pub motion_angle_deg: f64,
+    /// From the first to the last stacked frame.
+    pub span_seconds: f64,
+    /// The largest derotation applied at the disc's centre (px).
+    pub centre_shift_px: f64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DiscSummary {
+    pub cx: f64,
+    pub cy: f64,
+    pub equatorial_radius: f64,
+    pub polar_radius: f64,
+    /// RMS distance of the limb points from the fitted outline (px).
+    pub limb_rms: f64,
+}
+
+/// A prepared derotation of one capture's selected frames.
+pub struct Derotation {
+    pub globe: Globe,
+    /// One per selected frame, in selection order.
+    pub turns: Vec<FrameTurn>,
+    /// The derotation field of each selected frame, in its own pixels.
+    pub fields: Vec<WarpField>,
+    pub summary: DerotationSummary,
+    step: f64,
+    size: (usize, usize),
+}
+
+/// Checks what can be checked before any work: the frame times, and a
+/// disc on dark sky in the capture's middle frame. `None` without a
+/// derotation.
+pub fn check(spec: &DerotationSpec, file: &CaptureFile) -> Result<Option<FrameTimes>> {
+    if !spec.is_on() {
+        return Ok(None);
+    }
+    spec.check()?;
+    let times = FrameTimes::of(file, spec.fps)?;
+    let mid = file.frame_count() / 2;
+    let frame = file.decode_frame(mid)?;
+    let grey = luminance(&frame, file.channels());
+    fit_disc(&Grey {
+        data: &grey,
+        width: file.width(),
+        height: file.height(),
+    })
+    .with_context(|| {
+        format!(
+            "{}: cannot derotate ({}): frame {mid}",
+            file.path().display(),
+            spec.describe()
+        )
+    })?;
+    Ok(Some(times))
+}
+
+impl Derotation {
+    /// Fits the model to the selected frames and computes every frame's
+    /// derotation to the middle of their times.
+    pub fn prepare(
+        spec: &DerotationSpec,
+        frames: &CaptureFrames,
+        times: &FrameTimes,
+        backend: &HostBackend,
+    ) -> Result<Derotation> {
+        let file = &frames.capture;
+        let (w, h) = (file.width(), file.height());
+        let selected = &frames.indices;
+        let t: Vec<f64> = selected.iter().map(|&i| times.seconds[i]).collect();
+        let t_ref = times.middle_of(selected);
+        let omega = std::f64::consts::TAU / spec.period_s().context("no rotation period")?;
+        let means = backend.install(|| Means::of(frames, &t))?;
+        let canvas = (w as f64 / 2.0, h as f64 / 2.0);
+        fn grey(data: &[f32], (width, height): (usize, usize)) -> Grey<'_> {
+            Grey {
+                data,
+                width,
+                height,
+            }
+        }
+        let grey = |d| grey(d, (w, h));
+        let disc = fit_disc(&grey(&means.all))
+            .with_context(|| format!("{}: cannot derotate", file.path().display()))?;
+        let shape = Globe {
+            a: disc.a,
+            b: disc.b,
+            pole_deg: 0.0,
+            mirrored: spec.mirrored,
+            latitude_deg: spec.latitude,
+        };
+        let alpha = omega * (means.late_t - means.early_t);
+        let (pole_deg, ratio) = match spec.pole_angle {
+            Some(p) => (p.rem_euclid(360.0), None),
+            None => {
+                let pair = pole::Pair {
+                    early: grey(&means.early),
+                    late: grey(&means.late),
+                    centre: (disc.cx, disc.cy),
+                    alpha,
+                };
+                let fit = backend.install(|| pole::fit_pole(&pair, shape));
+                (fit.pole_deg, Some(fit.ratio))
+            }
+        };
+        let globe = Globe { pole_deg, ..shape };
+        let turns: Vec<FrameTurn> = means
+            .centroids
+            .iter()
+            .zip(&t)
+            .map(|(c, ti)| FrameTurn {
+                centre: (c.0 + disc.cx - canvas.0, c.1 + disc.cy - canvas.1),
+                alpha: omega * (ti - t_ref),
+            })
+            .collect();
+        let step = (disc.a / 16.0).clamp(3.0, 8.0);
+        let fields = turns
+            .iter()
+            .map(|&turn| frames::frame_field(&globe, turn, step, (w, h)))
+            .collect();
+        let t0 = times.seconds.first().copied().unwrap_or(0.0);
+        let span =
+            t.iter().fold(f64::MIN, |m, &v| m.max(v)) - t.iter().fold(f64::MAX, |m, &v| m.min(v));
+        let centre_shift_px = turns
+            .iter()
+            .map(|tr| {
+                let (dx, dy, _) = globe.derotation((0.0, 0.0), tr.alpha);
+                dx.hypot(dy)
+            })
+            .fold(0.0, f64::max);
+        let summary = DerotationSummary {
+            body: spec.describe(),
+            period_hours: spec.period_s().unwrap_or(0.0) / 3600.0,
+            reference_time: times
+                .start_ticks
+                .and_then(|s| crate::io::ser::iso8601(s + ((t_ref - t0) * 1e7).round() as i64)),
+            reference_seconds: t_ref - t0,
+            times_from: times.source.to_string(),
+            disc: DiscSummary {
+                cx: disc.cx,
+                cy: disc.cy,
+                equatorial_radius: disc.a,
+                polar_radius: disc.b,
+                limb_rms: disc.rms,
+            },
+            pole_angle_deg: pole_deg,
+            pole_angle_fitted: spec.pole_angle.is_none(),
+            pole_fit_ratio: ratio,
+            mirrored: spec.mirrored,
+            latitude_deg: spec.latitude,
+            motion_angle_deg: globe.motion_deg(),
+            span_seconds: span,
+            centre_shift_px,
+        };
+        Ok(Derotation {
+            globe,
+            turns,
+            fields,
+            summary,
+            step,
+            size: (w, h),
+        })
+    }
+
+    /// The frames the aligner measures.
+    pub fn frames<'a>(&'a self, inner: &'a CaptureFrames) -> DerotatedFrames<'a> {
+        DerotatedFrames {
+            inner,
+            fields: &self.fields,
+        }
+    }
+
+    /// The stacker's warps: the aligner's composed with the derotation.
+    pub fn compose(&self, alignment: &Alignment) -> Alignment {
+        frames::compose(alignment, &self.globe, &self.turns, self.step, self.size)
+    }
+
+    /// Lines for the log: the fitted disc and orientation.
+    pub fn describe(&self) -> Vec<String> {
+        let s = &self.summary;
+        let mut out = vec![format!(
+            "derotate: {} ({:.4} h), {:.0} s of frames to {}, from {}",
+            s.body,
+            s.period_hours,
+            s.span_seconds,
+            s.reference_time
+                .clone()
+                .unwrap_or_else(|| format!("{:.1} s after the first frame", s.reference_seconds)),
+            s.times_from
+        )];
+        out.push(format!(
+            "derotate: disc at ({:.1}, {:.1}), radii {:.1} × {:.1} px; pole at {:.1}° ({}){}; features move towards {:.1}°; up to {:.2} px at the centre",
+            s.disc.cx,
+            s.disc.cy,
+            s.disc.equatorial_radius,
+            s.disc.polar_radius,
+            s.pole_angle_deg,
+            if s.pole_angle_fitted { "fitted" } else { "given" },
+            if s.mirrored { ", mirrored" } else { "" },
+            s.motion_angle_deg,
+            s.centre_shift_px
+        ));
+        if let Some(r) = s.pole_fit_ratio.filter(|r| *r > 0.8) {
+            out.push(format!(
+                "warning: derotate: the capture barely shows the rotation (fit ratio {r:.2}); the pole angle may be wrong: give it with --set derotate.pole_angle=DEG"
+            ));
+        }
+        out
+    }
+}
+
+/// The frames' disc centroids and three means of the frames centred on
+/// them: all, the first third and the last third of the time span (with
+/// their mean times).
+struct Means {
+    centroids: Vec<(f64, f64)>,
+    all: Vec<f32>,
+    early: Vec<f32>,
+    late: Vec<f32>,
+    early_t: f64,
+    late_t: f64,
+}
+
+/// Per-worker sums of [`Means`].
+#[derive(Clone)]
+struct Sums {
+    all: Vec<f32>,
+    early: Vec<f32>,
+    late: Vec<f32>,
+    n: [f64; 3],
+    t: [f64; 2],
+}
+
+impl Means {
+    fn of(frames: &CaptureFrames, t: &[f64]) -> Result<Means> {
+        let file = &frames.capture;
+        let (w, h, ch) = (file.width(), file.height(), file.channels());
+        let (lo, hi) = t
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+        let third = (hi - lo) / 3.0;
+        let centroids = Mutex::new(vec![(0.0, 0.0); t.len()]);
+        let zero = Sums {
+            all: vec![0.0; w * h],
+            early: vec![0.0; w * h],
+            late: vec![0.0; w * h],
+            n: [0.0; 3],
+            t: [0.0; 2],
+        };
+        let sums = (0..t.len())
+            .into_par_iter()
+            .try_fold(
+                || zero.clone(),
+                |mut s, k| -> Result<Sums> {
+                    let frame = frames::read_frame(frames, k)
+                        .map_err(|e| anyhow::anyhow!("derotate: {}", e.message))?;
+                    let grey = luminance(&frame, ch);
+                    let img = Grey {
+                        data: &grey,
+                        width: w,
+                        height: h,
+                    };
+                    let (sky, peak) = limb::levels(&img);
+                    let (cx, cy, _) = limb::centroid(&img, sky, peak)
+                        .with_context(|| format!("derotate: no disc in frame {k}"))?;
+                    centroids.lock().unwrap()[k] = (cx, cy);
+                    let shift = (cx - w as f64 / 2.0, cy - h as f64 / 2.0);
+                    accumulate(&img, shift, &mut s.all);
+                    s.n[0] += 1.0;
+                    if t[k] <= lo + third {
+                        accumulate(&img, shift, &mut s.early);
+                        s.n[1] += 1.0;
+                        s.t[0] += t[k];
+                    }
+                    if t[k] >= hi - third {
+                        accumulate(&img, shift, &mut s.late);
+                        s.n[2] += 1.0;
+                        s.t[1] += t[k];
+                    }
+                    Ok(s)
+                },
+            )
+            .try_reduce(
+                || zero.clone(),
+                |mut a, b| {
+                    for (x, y) in [
+                        (&mut a.all, &b.all),
+                        (&mut a.early, &b.early),
+                        (&mut a.late, &b.late),
+                    ] {
+                        x.iter_mut().zip(y).for_each(|(p, q)| *p += q);
+                    }
+                    (0..3).for_each(|i| a.n[i] += b.n[i]);
+                    (0..2).for_each(|i| a.t[i] += b.t[i]);
+                    Ok(a)
+                },
+            )?;
+        let scale = |v: Vec<f32>, n: f64| -> Vec<f32> {
+            let k = 1.0 / n.max(1.0) as f32;
+            v.into_iter().map(|x| x * k).collect()
+        };
+        Ok(Means {
+            centroids: centroids.into_inner().unwrap(),
+            early_t: sums.t[0] / sums.n[1].max(1.0),
+            late_t: sums.t[1] / sums.n[2].max(1.0),
+            all: scale(sums.all, sums.n[0]),
+            early: scale(sums.early, sums.n[1]),
+            late: scale(sums.late, sums.n[2]),
+        })
+    }
+}
+
+/// Adds `img` moved by `-shift` (bilinear; what falls outside is dropped).
+fn accumulate(img: &Grey, shift: (f64, f64), sum: &mut [f32]) {
+    for y in 0..img.height {
+        for x in 0..img.width {
+            if let Some(v) = img.sample(x as f64 + shift.0, y as f64 + shift.1) {
+                sum[y * img.width + x] += v as f32;
+            }
+        }
+    }
+}
+
+/// The mean of the channels of an interleaved frame.
+fn luminance(frame: &[f32], channels: usize) -> Vec<f32> {
+    if channels == 1 {
+        return frame.to_vec();
+    }
+    frame
+        .chunks(channels)
+        .map(|p| p.iter().sum::<f32>() / channels as f32)
+        .collect()
+}

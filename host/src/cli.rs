@@ -68,6 +68,11 @@ pub enum Command {
     ///
     /// Example: jupiter-host master darks.ser -o master_dark.fits --combine sigma-clip
     Master(MasterArgs),
+    /// Bring stacks of a turning planet taken minutes apart to one time and
+    /// combine them (a mean, or R, G and B stacks into one colour image).
+    ///
+    /// Example: jupiter-host derotate 2024-11-25-2130_4.tif 2024-11-25-2134_0.tif -o j.tif --derotate jupiter
+    Derotate(DerotateArgs),
     /// Generate a synthetic Jupiter capture and run the default pipeline on it.
     ///
     /// Example: jupiter-host demo ./jupiter-demo
@@ -214,6 +219,37 @@ pub struct PipelineArgs {
     /// Leave hot pixels alone (dark and flat still apply).
     #[arg(long, help_heading = "Calibration")]
     pub no_hot_pixels: bool,
+}
+
+/// `derotate`: stacks brought to one time.
+#[derive(Args, Debug)]
+pub struct DerotateArgs {
+    /// Stacks of the same planet (TIFF, PNG, FITS), dated by their
+    /// metadata (FITS DATE-OBS, TIFF DateTime, PNG Creation Time) or a
+    /// capture program's file name (2024-11-25-2130_4-…).
+    #[arg(required_unless_present = "rgb")]
+    pub images: Vec<PathBuf>,
+    /// Three mono stacks taken through red, green and blue filters, in
+    /// that order: derotated to one time and written as one colour image.
+    #[arg(long, num_args = 3, value_names = ["R", "G", "B"], conflicts_with = "images")]
+    pub rgb: Option<Vec<PathBuf>>,
+    /// Output image (.tif, .png, .fits).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// The planet (its rotation period).
+    #[arg(long, value_enum, value_name = "BODY")]
+    pub derotate: Option<crate::derotate::Body>,
+    /// derotate.KEY=VALUE: pole_angle (fitted from the stacks when absent),
+    /// mirrored, latitude, period_hours.
+    #[arg(long = "set", value_name = "derotate.KEY=VALUE")]
+    pub set: Vec<String>,
+    /// The time to derotate to (ISO 8601 UTC, e.g. 2024-11-25T21:32:00);
+    /// default half-way through the stacks' times.
+    #[arg(long, value_name = "UTC")]
+    pub time: Option<String>,
+    /// Replace an existing output file.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `master`: one calibration capture combined into a master FITS.

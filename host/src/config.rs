@@ -373,7 +373,7 @@ pub fn parse_bayer(text: &str) -> Result<BayerPattern> {
 }
 
 /// A CLI value as TOML (numbers, booleans, arrays, quoted strings), else plain text.
-fn parse_value(text: &str) -> Value {
+pub fn parse_value(text: &str) -> Value {
     toml::from_str::<toml::Table>(&format!("v = {text}"))
         .ok()
         .and_then(|t| t.get("v").cloned())

@@ -1,6 +1,7 @@
 //! The commands: `run` (one capture or a batch), `tune`, `master`, `plugins`, `info`, `demo`.
 //! [`crate::cli`] parses; each command lives in its own file here.
 
+mod derotate;
 mod info;
 mod master;
 mod plugins;
@@ -54,6 +55,7 @@ pub fn main() -> Result<()> {
         Command::Run(args) => run::cmd_run(&cli, &mut backend, args),
         Command::Tune(args) => tune::cmd_tune(&cli, &mut backend, args),
         Command::Master(args) => master::cmd_master(args, cli.quiet),
+        Command::Derotate(args) => derotate::cmd_derotate(args, cli.quiet),
         Command::Demo {
             dir,
             frames,

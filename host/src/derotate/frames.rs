@@ -148,7 +148,13 @@ fn FrameSource_TO_ref(f: &CaptureFrames) -> jupiter_plugin_api::FrameSourceRef<'
 
 /// Catmull-Rom bicubic sample of an interleaved image at `(x, y)` (edges
 /// clamped) into `out` (one value per channel).
-fn bicubic(img: &[f32], (w, h, ch): (usize, usize, usize), x: f32, y: f32, out: &mut [f32]) {
+pub(super) fn bicubic(
+    img: &[f32],
+    (w, h, ch): (usize, usize, usize),
+    x: f32,
+    y: f32,
+    out: &mut [f32],
+) {
     let (ix, iy) = (x.floor(), y.floor());
     let (wx, wy) = (cubic_weights(x - ix), cubic_weights(y - iy));
     let clamp = |v: f32, n: usize| (v.max(0.0) as usize).min(n - 1);

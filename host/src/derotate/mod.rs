@@ -18,6 +18,7 @@ mod frames;
 mod globe;
 mod limb;
 mod pole;
+mod stacks;
 mod times;
 
 use std::sync::Mutex;
@@ -30,6 +31,7 @@ use serde::{Deserialize, Serialize};
 pub use frames::{DerotatedFrames, FrameTurn};
 pub use globe::{angle_diff, Globe};
 pub use limb::{fit_disc, Disc, Grey};
+pub use stacks::{derotate_stacks, name_time, Combine, Stack, StackFit};
 pub use times::FrameTimes;
 
 use crate::backend::HostBackend;

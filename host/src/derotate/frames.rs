@@ -230,6 +230,20 @@ pub fn compose(
     }
 }
 
+/// Where the disc lies in the stack: the median over the frames of their
+/// disc centres minus their global shifts.
+pub fn output_centre(alignment: &Alignment, turns: &[FrameTurn]) -> (f64, f64) {
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    };
+    let pairs = || alignment.warps.iter().zip(turns);
+    (
+        median(pairs().map(|(w, t)| t.centre.0 - w.dx as f64).collect()),
+        median(pairs().map(|(w, t)| t.centre.1 - w.dy as f64).collect()),
+    )
+}
+
 /// The common grid of the composed fields: the disc in output pixels (the
 /// frames' disc centres minus their global shifts; the median of them) with
 /// a margin, joined with the aligner's own grid.
@@ -240,26 +254,7 @@ fn grid(
     step: f64,
     size: (usize, usize),
 ) -> (f64, f64, usize, usize) {
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v.get(v.len() / 2).copied().unwrap_or(0.0)
-    };
-    let cx = median(
-        alignment
-            .warps
-            .iter()
-            .zip(turns)
-            .map(|(w, t)| t.centre.0 - w.dx as f64)
-            .collect(),
-    );
-    let cy = median(
-        alignment
-            .warps
-            .iter()
-            .zip(turns)
-            .map(|(w, t)| t.centre.1 - w.dy as f64)
-            .collect(),
-    );
+    let (cx, cy) = output_centre(alignment, turns);
     let half = globe.a.max(globe.b) + 3.0 * step;
     let (mut xa, mut xb) = (cx - half, cx + half);
     let (mut ya, mut yb) = (cy - half, cy + half);

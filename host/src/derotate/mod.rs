@@ -187,6 +187,7 @@ pub struct DerotationSummary {
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct DiscSummary {
+    /// The disc's centre in the stack (px).
     pub cx: f64,
     pub cy: f64,
     pub equatorial_radius: f64,
@@ -350,7 +351,10 @@ impl Derotation {
     }
 
     /// The stacker's warps: the aligner's composed with the derotation.
-    pub fn compose(&self, alignment: &Alignment) -> Alignment {
+    /// The summary's disc centre becomes the disc's place in the stack.
+    pub fn compose(&mut self, alignment: &Alignment) -> Alignment {
+        let (cx, cy) = frames::output_centre(alignment, &self.turns);
+        (self.summary.disc.cx, self.summary.disc.cy) = (cx, cy);
         frames::compose(alignment, &self.globe, &self.turns, self.step, self.size)
     }
 

@@ -155,11 +155,11 @@ pub fn run(session: &Session, req: &RunRequest) -> Result<RunOutput> {
     let selected = select(&scores, pipeline.select);
     let frames = capture.frames(selected.clone());
     let sel_scores: RVec<f32> = selected.iter().map(|&i| scores[i]).collect();
-    let derotation = match &times {
+    let mut derotation = match &times {
         Some(t) => Some(prepare_derotation(session.backend, req, &frames, t)?),
         None => None,
     };
-    let (alignment, stack_alignment) = match &derotation {
+    let (alignment, stack_alignment) = match &mut derotation {
         Some(d) => {
             let a = stages.align(&pipeline.align, &d.frames(&frames), &sel_scores)?;
             let composed = d.compose(&a);

@@ -12,6 +12,7 @@ use base64::Engine;
 use jupiter_plugin_api::Image;
 
 use super::report::{ApSummary, Report};
+use crate::derotate::DerotationSummary;
 use crate::io::calibrate::CalibrationSummary;
 
 /// The images a report shows (host memory).
@@ -72,6 +73,9 @@ pub fn page(r: &Report, pics: &Pictures, command: &str) -> Result<String, String
         h += &ap_overlay(ap, stack)?;
     }
     h += "</div>\n";
+    if let Some(d) = &r.derotation {
+        h += &derotation_section(d, pics.stacked)?;
+    }
     h += &before_after(pics)?;
     h += &run_facts(r, command);
     h += &format!(
@@ -177,6 +181,89 @@ fn calibration_table(c: &CalibrationSummary) -> String {
         c.dead_pixels
     );
     h
+}
+
+/// The derotation's fit: the disc outline, the pole and the direction the
+/// surface turns drawn over the stack, and the figures beside it.
+fn derotation_section(d: &DerotationSummary, stack: Option<&Image>) -> Result<String, String> {
+    let mut h = String::from("<h2>Derotation</h2>\n<div class=\"plots\">");
+    if let Some(stack) = stack {
+        h += &derotation_overlay(d, stack)?;
+    }
+    h += "</div>\n<table>";
+    let rows = [
+        ("planet", format!("{} ({:.4} h)", d.body, d.period_hours)),
+        (
+            "derotated to",
+            d.reference_time
+                .clone()
+                .unwrap_or_else(|| format!("{:.1} s after the first frame", d.reference_seconds)),
+        ),
+        ("frame times from", d.times_from.clone()),
+        ("frames span", format!("{:.1} s", d.span_seconds)),
+        (
+            "disc (blue)",
+            format!(
+                "centre ({:.1}, {:.1}), radii {:.1} × {:.1} px, limb RMS {:.2} px",
+                d.disc.cx,
+                d.disc.cy,
+                d.disc.equatorial_radius,
+                d.disc.polar_radius,
+                d.disc.limb_rms
+            ),
+        ),
+        (
+            "pole (orange, N)",
+            format!(
+                "{:.1}° from up, counter-clockwise ({}{}){}",
+                d.pole_angle_deg,
+                if d.pole_angle_fitted {
+                    "fitted"
+                } else {
+                    "given"
+                },
+                d.pole_fit_ratio
+                    .map_or(String::new(), |r| format!(", fit ratio {r:.2}")),
+                if d.mirrored { ", mirrored image" } else { "" }
+            ),
+        ),
+        (
+            "rotation (green)",
+            format!("near-side features move towards {:.1}°", d.motion_angle_deg),
+        ),
+        (
+            "largest shift at the centre",
+            format!("{:.2} px", d.centre_shift_px),
+        ),
+    ];
+    for (k, v) in rows {
+        h += &format!("<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(&v));
+    }
+    h += "</table>\n<p>The fit ratio compares the mismatch between the early and the late frames at the fitted pole with that at the opposite pole: well below 1 means the capture showed the rotation clearly; near 1, give the pole with <code>--set derotate.pole_angle=DEG</code>.</p>\n";
+    Ok(h)
+}
+
+/// The stack with the fitted disc (blue), the pole's direction (orange)
+/// and the direction the near side turns (green).
+fn derotation_overlay(d: &DerotationSummary, stack: &Image) -> Result<String, String> {
+    let (w, ht) = (stack.width as f64, stack.height as f64);
+    let s = 400.0 / w.max(ht);
+    let (cx, cy) = (d.disc.cx * s, d.disc.cy * s);
+    let (a, b) = (d.disc.equatorial_radius * s, d.disc.polar_radius * s);
+    let (ps, pc) = d.pole_angle_deg.to_radians().sin_cos();
+    let (ms, mc) = d.motion_angle_deg.to_radians().sin_cos();
+    let (nx, ny) = (cx - 1.2 * b * ps, cy - 1.2 * b * pc);
+    let (tx, ty) = (cx - 0.5 * a * ms, cy - 0.5 * a * mc);
+    let (sw, sh) = (w * s, ht * s);
+    // SVG turns clockwise on screen; the pole angle is counter-clockwise.
+    let rot = -d.pole_angle_deg;
+    Ok(format!(
+        "<svg width=\"{sw:.0}\" height=\"{sh:.0}\" viewBox=\"0 0 {sw:.0} {sh:.0}\"><image width=\"{sw:.0}\" height=\"{sh:.0}\" href=\"{}\"/>\
+         <ellipse cx=\"{cx:.1}\" cy=\"{cy:.1}\" rx=\"{a:.1}\" ry=\"{b:.1}\" transform=\"rotate({rot:.2} {cx:.1} {cy:.1})\" fill=\"none\" stroke=\"#4fc3f7\" stroke-width=\"1\"/>\
+         <line x1=\"{cx:.1}\" y1=\"{cy:.1}\" x2=\"{nx:.1}\" y2=\"{ny:.1}\" stroke=\"#ffb74d\" stroke-width=\"1.5\"/><text x=\"{nx:.1}\" y=\"{ny:.1}\" fill=\"#ffb74d\" font-size=\"12\">N</text>\
+         <line x1=\"{cx:.1}\" y1=\"{cy:.1}\" x2=\"{tx:.1}\" y2=\"{ty:.1}\" stroke=\"#81c784\" stroke-width=\"1.5\"/><circle cx=\"{tx:.1}\" cy=\"{ty:.1}\" r=\"3\" fill=\"#81c784\"/></svg>",
+        data_png(stack)?
+    ))
 }
 
 /// The alignment-point field over the stack: one circle per grid node,

@@ -420,5 +420,19 @@ fn reproduces(dir: &Path, ser: &Path) -> Result<(), String> {
     if a.data != b.data || (a.width, a.height) != (b.width, b.height) {
         return Err("run --pipeline with the saved pipeline wrote a different image".into());
     }
+    // The saved image is dated like the run's output (the capture's mid-time).
+    let date = |p: &Path| -> Result<String, String> {
+        let f = std::fs::File::open(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        let mut d =
+            tiff::decoder::Decoder::new(std::io::BufReader::new(f)).map_err(|e| e.to_string())?;
+        d.get_tag_ascii_string(tiff::tags::Tag::DateTime)
+            .map_err(|e| format!("{}: no DateTime: {e}", p.display()))
+    };
+    let (saved, ran) = (date(&dir.join("cap_tuned.tif"))?, date(&again)?);
+    if saved != ran {
+        return Err(format!(
+            "the saved image is dated {saved}, the run's output {ran}"
+        ));
+    }
     Ok(())
 }

@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 pub use frames::{DerotatedFrames, FrameTurn};
 pub use globe::{angle_diff, Globe};
 pub use limb::{fit_disc, Disc, Grey};
-pub use stacks::{derotate_stacks, name_time, Combine, Stack, StackFit};
+pub use stacks::{derotate_stacks, Combine, Stack, StackFit};
 pub use times::FrameTimes;
 
 use crate::backend::HostBackend;

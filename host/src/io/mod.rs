@@ -5,6 +5,7 @@
 pub mod avi;
 pub mod calibrate;
 pub mod capture;
+pub mod dates;
 pub mod debayer;
 pub mod fits;
 pub mod mapped;

@@ -38,7 +38,7 @@ use crate::frames::{Capture, CaptureFrames, CaptureOnDevice};
 use crate::io::calibrate::Calibration;
 use crate::io::capture;
 use crate::io::ser::OpenOptions;
-use crate::io::write::{check_output, write_image};
+use crate::io::write::{check_output, write_image, OutputMeta};
 use crate::registry::Registry;
 
 /// What the runs of one command share: the plugins, the backend and, on a
@@ -86,6 +86,8 @@ pub struct RunOutput {
     pub best: Option<Image>,
     /// The final image (written to `report.output`).
     pub image: Image,
+    /// What the output records (date, frames, observer, pipeline).
+    pub meta: OutputMeta,
 }
 
 /// Inputs of one run.
@@ -222,6 +224,7 @@ pub fn run(session: &Session, req: &RunRequest) -> Result<RunOutput> {
         stacked,
         best,
         image,
+        meta,
     })
 }
 

@@ -16,6 +16,7 @@ use anyhow::{bail, Context, Result};
 use crate::backend::HostBackend;
 use crate::cli::{backend_choice, build_spec, Cli, TuneArgs};
 use crate::config::PipelineSpec;
+use crate::io::write::OutputMeta;
 use crate::pipeline::{prepare_calibration, run, RunRequest, Session};
 
 use super::{load_registry, setup_device};
@@ -27,20 +28,18 @@ pub fn cmd_tune(cli: &Cli, backend: &mut HostBackend, args: &TuneArgs) -> Result
     let save_as = save_name(args)?;
     let reg = load_registry(cli, backend)?;
     let device = setup_device(backend, backend_choice(cli, Some(&spec)));
-    let (stack, from_capture) = if is_stack_image(&args.input) {
+    let (stack, meta, from_capture) = if is_stack_image(&args.input) {
         let img = crate::io::write::read_tiff(&args.input)
             .with_context(|| format!("{}: cannot read the stack", args.input.display()))?;
-        (img, false)
+        (img, stack_meta(&args.input), false)
     } else {
-        (
-            stack_capture(&Session::new(&reg, backend), args, &spec, &device)?,
-            true,
-        )
+        let (img, meta) = stack_capture(&Session::new(&reg, backend), args, &spec, &device)?;
+        (img, meta, true)
     };
     // Every preview would print the stages' info lines: they go to the page.
     backend.quiet = true;
     let session = Session::new(&reg, backend);
-    let tuner = Tuner::new(&session, stack, spec, from_capture, save_as, device);
+    let tuner = Tuner::new(&session, stack, spec, from_capture, save_as, device).with_meta(meta);
     server::serve(&tuner, args.port, !args.no_browser)
 }
 
@@ -53,6 +52,21 @@ fn is_stack_image(path: &Path) -> bool {
             .as_deref(),
         Some("tif" | "tiff")
     )
+}
+
+/// What a saved image of a TIFF stack records: the stack's date (its
+/// `DateTime`, or a capture program's name) and where it came from.
+fn stack_meta(path: &Path) -> OutputMeta {
+    OutputMeta {
+        date_obs: crate::io::dates::tiff_time(path).or_else(|| {
+            path.file_name()
+                .and_then(|n| crate::io::dates::name_time(&n.to_string_lossy()))
+        }),
+        source: path
+            .file_name()
+            .map_or(String::new(), |n| n.to_string_lossy().into_owned()),
+        ..OutputMeta::default()
+    }
 }
 
 /// Where "Save" writes (without extension): a plain name in the working
@@ -79,14 +93,14 @@ fn save_name(args: &TuneArgs) -> Result<PathBuf> {
     Ok(std::env::current_dir()?.join(name))
 }
 
-/// The plain stack of a capture: the pipeline without its post stages, in
-/// memory (the run's output goes to a temporary FITS file, removed after).
+/// The plain stack of a capture and what its output records: the
+/// pipeline without its post stages, in memory (the run's output goes to a temporary FITS file, removed after).
 fn stack_capture(
     session: &Session,
     args: &TuneArgs,
     spec: &PipelineSpec,
     device: &str,
-) -> Result<jupiter_plugin_api::Image> {
+) -> Result<(jupiter_plugin_api::Image, OutputMeta)> {
     let mut plain = spec.clone();
     plain.post.clear();
     plain.default_post = false;
@@ -119,5 +133,5 @@ fn stack_capture(
         args.input.display(),
         r.total_seconds
     );
-    Ok(out.image)
+    Ok((out.image, out.meta))
 }

@@ -68,6 +68,9 @@ pub struct Tuner<'s> {
     from_capture: bool,
     save_as: PathBuf,
     device: String,
+    /// What a saved image records (the capture's or the stack's date,
+    /// observer, frames; the post chain is added to its history on Save).
+    meta: OutputMeta,
     /// The last whole-image render, by its chain (as JSON text).
     cache: RefCell<Option<(String, Image)>>,
 }
@@ -89,8 +92,15 @@ impl<'s> Tuner<'s> {
             from_capture,
             save_as,
             device,
+            meta: OutputMeta::default(),
             cache: RefCell::new(None),
         }
+    }
+
+    /// Saves record `meta` (with the post chain appended to its history).
+    pub fn with_meta(mut self, meta: OutputMeta) -> Tuner<'s> {
+        self.meta = meta;
+        self
     }
 
     /// What the page builds itself from: the image, the device, where Save
@@ -188,7 +198,17 @@ impl<'s> Tuner<'s> {
         let mut spec = self.spec.clone();
         spec.post = choices(&req.chain);
         spec.default_post = false;
-        write_image(&img, &image_path, (false, true), &OutputMeta::default())?;
+        let mut meta = self.meta.clone();
+        meta.history
+            .extend(spec.post.iter().enumerate().map(|(k, c)| {
+                format!(
+                    "post {}: {} {}",
+                    k + 1,
+                    c.plugin,
+                    serde_json::Value::Object(c.params.clone())
+                )
+            }));
+        write_image(&img, &image_path, (false, true), &meta)?;
         write_text_atomic(&toml_path, &spec.to_toml(self.from_capture)?)?;
         Ok((image_path, toml_path))
     }

@@ -4,6 +4,7 @@
 //! pixel layouts jupiter decodes.
 
 use super::riff::{chunks, fourcc_text, i32_at, u16_at, u32_at, Chunk};
+use crate::io::fits::date_ticks;
 
 /// Largest accepted width or height (as for SER).
 pub const MAX_DIM: usize = 1 << 15;
@@ -70,6 +71,9 @@ pub struct Video {
     pub claimed_frames: u32,
     /// The `indx` chunk (OpenDML super index), when present.
     pub super_index: Option<Chunk>,
+    /// When the capture was made: `IDIT` in the headers, else `ICRD` in the
+    /// `INFO` list (taken as UTC; AVI records no time zone).
+    pub created: Option<i64>,
 }
 
 impl Video {
@@ -113,6 +117,27 @@ pub fn parse_hdrl(data: &[u8], start: usize, end: usize) -> Result<Video, String
         }
     }
     Err("no video stream in the headers".into())
+}
+
+/// The date of an `IDIT` or `ICRD` chunk: ISO 8601 (`2024-11-25T21:30:24`,
+/// a space for the `T`, or a date alone), or C's `ctime` form
+/// (`Mon Nov 25 21:30:24 2024`).
+pub fn avi_date(raw: &[u8]) -> Option<i64> {
+    let text = String::from_utf8_lossy(raw);
+    let text = text.trim_matches(|c: char| c == '\0' || c.is_whitespace());
+    if let Some(t) = date_ticks(&text.replacen(' ', "T", 1)).or_else(|| date_ticks(text)) {
+        return Some(t);
+    }
+    let f: Vec<&str> = text.split_whitespace().collect();
+    let [_, mon, day, time, year] = f.as_slice() else {
+        return None;
+    };
+    const MONTHS: [&str; 12] = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ];
+    let m = MONTHS.iter().position(|n| mon.eq_ignore_ascii_case(n))? + 1;
+    let day: u32 = day.parse().ok()?;
+    date_ticks(&format!("{year}-{m:02}-{day:02}T{time}"))
 }
 
 /// One stream list: `Some` when it is video (`strh` type `vids`).
@@ -182,6 +207,7 @@ fn parse_bitmap_info(b: &[u8], handler: Option<[u8; 4]>) -> Result<Video, String
         palette,
         stream: 0,
         frame_rate: None,
+        created: None,
         claimed_frames: 0,
         super_index: None,
     })

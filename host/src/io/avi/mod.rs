@@ -111,6 +111,7 @@ fn parse_file(data: &[u8]) -> Result<(Video, Option<Chunk>, MoviLists), String> 
         return Err("not an AVI file (no RIFF 'AVI ' header)".into());
     }
     let (mut video, mut idx1, mut movi) = (None, None, Vec::new());
+    let mut created = None;
     for riff in chunks(data, 0, data.len()) {
         let Some((kind, s, e)) = riff.list_type(data).filter(|_| &riff.id == b"RIFF") else {
             continue;
@@ -120,6 +121,10 @@ fn parse_file(data: &[u8]) -> Result<(Video, Option<Chunk>, MoviLists), String> 
             match (&c.id, c.list_type(data)) {
                 (b"LIST", Some((k, s2, e2))) if &k == b"hdrl" && first && video.is_none() => {
                     video = Some(parse_hdrl(data, s2, e2)?);
+                    created = created.or(dated(data, s2, e2, b"IDIT"));
+                }
+                (b"LIST", Some((k, s2, e2))) if &k == b"INFO" && first => {
+                    created = created.or(dated(data, s2, e2, b"ICRD"));
                 }
                 (b"LIST", Some((k, _, _))) if &k == b"movi" => {
                     movi.push((c.start, c.start + c.len))
@@ -129,8 +134,16 @@ fn parse_file(data: &[u8]) -> Result<(Video, Option<Chunk>, MoviLists), String> 
             }
         }
     }
-    let video = video.ok_or("no header list (hdrl); the file is not a complete AVI")?;
+    let mut video: Video = video.ok_or("no header list (hdrl); the file is not a complete AVI")?;
+    video.created = created;
     Ok((video, idx1, movi))
+}
+
+/// The date in the first chunk `id` of a list, when it reads as one.
+fn dated(data: &[u8], start: usize, end: usize, id: &[u8; 4]) -> Option<i64> {
+    chunks(data, start, end)
+        .find(|c| &c.id == id)
+        .and_then(|c| header::avi_date(c.data(data)))
 }
 
 /// The frames to use: every indexed frame holding a whole frame's bytes
@@ -216,6 +229,9 @@ impl FrameReader for AviFile {
     }
     fn frame_rate(&self) -> Option<f64> {
         self.video.frame_rate
+    }
+    fn start_time(&self) -> Option<i64> {
+        self.video.created
     }
     fn warnings(&self) -> &[String] {
         &self.warnings

@@ -183,3 +183,36 @@ fn opens_mapped_through_capture_with_a_bayer_override() {
     c.decode_rows(0, 3, 2, &mut band).unwrap();
     assert_eq!(band, whole[3 * 24..5 * 24]);
 }
+
+#[test]
+fn capture_dates_read_from_idit_and_icrd_forms() {
+    let t = crate::io::fits::date_ticks("2024-11-25T21:30:24").unwrap();
+    assert_eq!(header::avi_date(b"Mon Nov 25 21:30:24 2024\n\0"), Some(t));
+    assert_eq!(header::avi_date(b"2024-11-25 21:30:24"), Some(t));
+    assert_eq!(header::avi_date(b"2024-11-25T21:30:24\0"), Some(t));
+    assert_eq!(header::avi_date(b"yesterday"), None);
+    assert_eq!(header::avi_date(b"Mon Foo 25 21:30:24 2024"), None);
+}
+
+#[test]
+fn an_info_list_dates_the_capture() {
+    let spec = AviSpec::new(8, 4, AviPixels::Y800);
+    let f = frames(8, 4, 1, 2, 255);
+    let mut bytes = avi_bytes(&spec, &f);
+    assert_eq!(open(&spec, &f).start_time(), None);
+    // Append `LIST INFO { ICRD "2024-11-25 21:30:24" }` inside the RIFF.
+    let text = b"2024-11-25 21:30:24\0";
+    let mut list = b"LIST".to_vec();
+    list.extend_from_slice(&(4 + 8 + text.len() as u32).to_le_bytes());
+    list.extend_from_slice(b"INFOICRD");
+    list.extend_from_slice(&(text.len() as u32).to_le_bytes());
+    list.extend_from_slice(text);
+    bytes.extend_from_slice(&list);
+    let riff = u32::from_le_bytes(bytes[4..8].try_into().unwrap()) + list.len() as u32;
+    bytes[4..8].copy_from_slice(&riff.to_le_bytes());
+    let a = AviFile::from_bytes(Path::new("t.avi"), bytes).unwrap();
+    assert_eq!(
+        a.start_time(),
+        crate::io::fits::date_ticks("2024-11-25T21:30:24")
+    );
+}

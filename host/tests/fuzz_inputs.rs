@@ -15,8 +15,9 @@ use std::cell::Cell;
 use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
 
-use jupiter_host::io::avi::AviFile;
+use jupiter_host::io::avi::{avi_date, AviFile};
 use jupiter_host::io::capture::{CaptureFile, FrameReader, OpenOptions};
+use jupiter_host::io::dates::name_time;
 use jupiter_host::io::debayer::BayerPattern;
 use jupiter_host::io::fits::FitsCube;
 use jupiter_host::io::sequence::natural;
@@ -541,6 +542,29 @@ proptest! {
         if natural(&a, &b) != Ordering::Greater && natural(&b, &c) != Ordering::Greater {
             prop_assert!(natural(&a, &c) != Ordering::Greater, "{} {} {}", a, b, c);
         }
+    }
+}
+
+// ---- dates in names and AVI headers -----------------------------------------------
+
+proptest! {
+    #![proptest_config(config(50_000))]
+    #[test]
+    fn dates_in_names_and_avi_chunks_never_panic(
+        name in "[0-9_\\-a-zé€ .]{0,40}",
+        raw in proptest::collection::vec(any::<u8>(), 0..40),
+        (y, mo, d, h, mi, t) in (1900u32..2200, 1u32..13, 1u32..29, 0u32..24, 0u32..60, 0u32..10),
+    ) {
+        let _ = name_time(&name);
+        let _ = avi_date(&raw);
+        let _ = avi_date(name.as_bytes());
+        // A well-formed name reads back to its own time, with text around it.
+        let stamp = format!("{y:04}-{mo:02}-{d:02}-{h:02}{mi:02}_{t}");
+        let iso = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{:02}", t * 6);
+        let want = jupiter_host::io::fits::date_ticks(&iso);
+        prop_assert!(want.is_some());
+        prop_assert_eq!(name_time(&format!("é{name}{stamp}-Jup.ser")), want);
+        prop_assert_eq!(avi_date(iso.as_bytes()), want);
     }
 }
 

@@ -53,7 +53,6 @@ pub fn name_time(name: &str) -> Option<i64> {
     let b = name.as_bytes();
     let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
     (0..b.len().saturating_sub(14)).find_map(|i| {
-        let s = &name[i..];
         let ok = digits(i..i + 4)
             && b[i + 4] == b'-'
             && digits(i + 5..i + 7)
@@ -64,6 +63,8 @@ pub fn name_time(name: &str) -> Option<i64> {
         if !ok {
             return None;
         }
+        // Starts with an ASCII digit, so on a character boundary.
+        let s = &name[i..];
         let tenths = match (b.get(i + 15), b.get(i + 16)) {
             (Some(b'_'), Some(d)) if d.is_ascii_digit() => (d - b'0') as i64,
             _ => 0,

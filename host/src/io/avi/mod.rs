@@ -18,6 +18,7 @@
 //! `jupiter_testkit::avi`.
 
 mod header;
+pub use header::avi_date;
 mod index;
 mod riff;
 

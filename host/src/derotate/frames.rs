@@ -60,6 +60,32 @@ pub struct DerotatedFrames<'a> {
     pub inner: &'a CaptureFrames,
     /// One field per frame of `inner` (see [`frame_field`]).
     pub fields: &'a [WarpField],
+    /// Each frame derotated once and kept (aligners read a frame several
+    /// times), when they all fit [`CACHE_BYTES`]; empty otherwise.
+    pub cache: Vec<std::sync::OnceLock<Vec<f32>>>,
+}
+
+/// The most memory the derotated frames may keep.
+pub const CACHE_BYTES: usize = 1 << 30;
+
+impl<'a> DerotatedFrames<'a> {
+    /// The frames of `inner` derotated by `fields`, kept in memory when
+    /// they fit.
+    pub fn new(inner: &'a CaptureFrames, fields: &'a [WarpField]) -> DerotatedFrames<'a> {
+        let bytes = inner.info().frame_len() * 4 * fields.len();
+        let cache = if bytes <= CACHE_BYTES {
+            (0..fields.len())
+                .map(|_| std::sync::OnceLock::new())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        DerotatedFrames {
+            inner,
+            fields,
+            cache,
+        }
+    }
 }
 
 impl FrameSource for DerotatedFrames<'_> {
@@ -78,7 +104,7 @@ impl FrameSource for DerotatedFrames<'_> {
         if let Err(e) = info.check_read(index, y0, rows, out.len()) {
             return RResult::RErr(e);
         }
-        match catch_unwind(AssertUnwindSafe(|| self.read(index, y0, rows, out))) {
+        match catch_unwind(AssertUnwindSafe(|| self.cached(index, y0, rows, out))) {
             Ok(r) => r.into(),
             Err(_) => RResult::RErr(StageError::internal("derotating a frame panicked")),
         }
@@ -86,6 +112,31 @@ impl FrameSource for DerotatedFrames<'_> {
 }
 
 impl DerotatedFrames<'_> {
+    /// Rows of the kept frame (derotated whole on first use), or derotated now.
+    fn cached(
+        &self,
+        index: usize,
+        y0: usize,
+        rows: usize,
+        mut out: RSliceMut<'_, f32>,
+    ) -> Result<(), StageError> {
+        let Some(slot) = self.cache.get(index) else {
+            return self.read(index, y0, rows, out);
+        };
+        let frame = match slot.get() {
+            Some(f) => f,
+            None => {
+                let info = self.info();
+                let mut f = vec![0.0f32; info.frame_len()];
+                self.read(index, 0, info.height as usize, f.as_mut_slice().into())?;
+                slot.get_or_init(|| f)
+            }
+        };
+        let rl = self.info().row_len();
+        out.copy_from_slice(&frame[y0 * rl..(y0 + rows) * rl]);
+        Ok(())
+    }
+
     fn read(
         &self,
         index: usize,
@@ -126,7 +177,7 @@ impl DerotatedFrames<'_> {
                     continue;
                 }
                 let sy = y as f32 + dy - lo as f32;
-                bicubic(
+                bilinear(
                     &src,
                     (w, hi - lo, ch),
                     x as f32 + dx,
@@ -144,6 +195,23 @@ impl DerotatedFrames<'_> {
 fn FrameSource_TO_ref(f: &CaptureFrames) -> jupiter_plugin_api::FrameSourceRef<'_> {
     use abi_stable::sabi_trait::TD_Opaque;
     jupiter_plugin_api::FrameSource_TO::from_ptr(f, TD_Opaque)
+}
+
+/// Bilinear sample of an interleaved image at `(x, y)` (edges clamped):
+/// enough for what the aligner measures, and a quarter of bicubic's taps
+/// (the stacker resamples from the capture with its own interpolation).
+fn bilinear(img: &[f32], (w, h, ch): (usize, usize, usize), x: f32, y: f32, out: &mut [f32]) {
+    let x = x.clamp(0.0, (w - 1) as f32);
+    let y = y.clamp(0.0, (h - 1) as f32);
+    let (x0, y0) = (x as usize, y as usize);
+    let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
+    let (fx, fy) = (x - x0 as f32, y - y0 as f32);
+    for (c, o) in out.iter_mut().enumerate() {
+        let at = |xx: usize, yy: usize| img[(yy * w + xx) * ch + c];
+        let top = at(x0, y0) + (at(x1, y0) - at(x0, y0)) * fx;
+        let bot = at(x0, y1) + (at(x1, y1) - at(x0, y1)) * fx;
+        *o = top + (bot - top) * fy;
+    }
 }
 
 /// Catmull-Rom bicubic sample of an interleaved image at `(x, y)` (edges

@@ -344,10 +344,7 @@ impl Derotation {
 
     /// The frames the aligner measures.
     pub fn frames<'a>(&'a self, inner: &'a CaptureFrames) -> DerotatedFrames<'a> {
-        DerotatedFrames {
-            inner,
-            fields: &self.fields,
-        }
+        DerotatedFrames::new(inner, &self.fields)
     }
 
     /// The stacker's warps: the aligner's composed with the derotation.
@@ -493,13 +490,23 @@ impl Means {
     }
 }
 
-/// Adds `img` moved by `-shift` (bilinear; what falls outside is dropped).
+/// Adds `img` moved by `-shift` rounded to whole pixels (what falls
+/// outside is dropped): the means only serve the limb and pole fits, for
+/// which the half-pixel blur of rounding is harmless, and whole-pixel
+/// moves are a plain add.
 fn accumulate(img: &Grey, shift: (f64, f64), sum: &mut [f32]) {
-    for y in 0..img.height {
-        for x in 0..img.width {
-            if let Some(v) = img.sample(x as f64 + shift.0, y as f64 + shift.1) {
-                sum[y * img.width + x] += v as f32;
-            }
+    let (w, h) = (img.width as i64, img.height as i64);
+    let (sx, sy) = (shift.0.round() as i64, shift.1.round() as i64);
+    let (xa, xb) = ((-sx).max(0), (w - sx).min(w));
+    if xa >= xb {
+        return;
+    }
+    for y in (-sy).max(0)..(h - sy).min(h) {
+        let src = ((y + sy) * w + xa + sx) as usize;
+        let dst = (y * w + xa) as usize;
+        let n = (xb - xa) as usize;
+        for (s, v) in sum[dst..dst + n].iter_mut().zip(&img.data[src..src + n]) {
+            *s += v;
         }
     }
 }

@@ -8,6 +8,8 @@
 //!   with moons, or a cratered lunar surface; per-frame seeing, local
 //!   seeing, Poisson and read noise), for the demo, the end-to-end tests and
 //!   the harnesses.
+//! - [`rotating`]: a turning, oblate, textured planet at each frame's time
+//!   (SER with timestamps), for the derotation tests.
 //! - [`flaws`]: a flawed sensor (flat, dark, hot pixels) and its dark,
 //!   flat and flat-dark captures, for the calibration tests.
 //! - [`frames`]: small in-memory captures with bright artifacts, for the
@@ -24,6 +26,7 @@ pub mod flaws;
 pub mod frames;
 pub mod reference;
 pub mod rng;
+pub mod rotating;
 pub mod sequence;
 pub mod ser;
 

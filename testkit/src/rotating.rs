@@ -45,6 +45,10 @@ pub struct RotatingOptions {
     pub jitter: f32,
     /// Seeing blur sigma range (px), drawn per frame.
     pub blur: (f32, f32),
+    /// How the seeing changes over the capture: frame `i`'s sigma is
+    /// scaled by `1 + trend · i / (frames − 1)` (0: steady; 1: twice the
+    /// blur at the end, so the sharpest frames come early).
+    pub seeing_trend: f32,
     /// Photo-electrons at full scale.
     pub full_well: f32,
     pub read_noise: f32,
@@ -72,6 +76,7 @@ impl Default for RotatingOptions {
             rotate: true,
             jitter: 4.0,
             blur: (0.8, 2.2),
+            seeing_trend: 0.0,
             full_well: 2000.0,
             read_noise: 3.0,
             depth: 8,
@@ -173,7 +178,9 @@ pub fn generate_rotating(path: &Path, o: &RotatingOptions) -> std::io::Result<Ro
         let j = o.jitter as f64;
         let centre = (mid.0 + rng.range(-j, j), mid.1 + rng.range(-j, j));
         let sharp = render_rotating(o, t, centre, 2);
-        let kernel = conv::gaussian_kernel(rng.range(o.blur.0 as f64, o.blur.1 as f64) as f32);
+        let trend = 1.0 + o.seeing_trend * i as f32 / (o.frames.max(2) - 1) as f32;
+        let sigma = rng.range(o.blur.0 as f64, o.blur.1 as f64) as f32 * trend;
+        let kernel = conv::gaussian_kernel(sigma);
         let mut img = vec![0.0; w * h];
         conv::separable_serial(&sharp, w, h, &kernel, 1, &mut img);
         let samples: Vec<u16> = img

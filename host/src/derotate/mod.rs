@@ -273,10 +273,18 @@ impl Derotation {
         let (pole_deg, ratio) = match spec.pole_angle {
             Some(p) => (p.rem_euclid(360.0), None),
             None => {
+                let centre = |data: &[f32]| {
+                    let g = Grey {
+                        data,
+                        width: w,
+                        height: h,
+                    };
+                    fit_disc(&g).map_or((disc.cx, disc.cy), |f| (f.cx, f.cy))
+                };
                 let pair = pole::Pair {
                     early: grey(&means.early),
                     late: grey(&means.late),
-                    centre: (disc.cx, disc.cy),
+                    centres: [centre(&means.early), centre(&means.late)],
                     alpha,
                 };
                 let fit = backend.install(|| pole::fit_pole(&pair, shape));

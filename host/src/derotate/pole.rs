@@ -22,8 +22,9 @@ pub struct PoleFit {
 pub struct Pair<'a> {
     pub early: Grey<'a>,
     pub late: Grey<'a>,
-    /// The disc centre in both.
-    pub centre: (f64, f64),
+    /// The disc centre in each (fitted to each one's limb: a centroid
+    /// moves with the bright features as they turn).
+    pub centres: [(f64, f64); 2],
     pub alpha: f64,
 }
 
@@ -40,7 +41,7 @@ pub fn fit_pole(pair: &Pair, shape: Globe) -> PoleFit {
             data: &late,
             ..pair.late
         },
-        centre: pair.centre,
+        centres: pair.centres,
         alpha: pair.alpha,
     };
     let samples = samples(shape.a, shape.b);
@@ -91,7 +92,7 @@ fn samples(a: f64, b: f64) -> Vec<(f64, f64)> {
 /// both times (away from the limb, where the model and the seeing are worst).
 fn mismatch(pair: &Pair, globe: Globe, samples: &[(f64, f64)]) -> f64 {
     const MIN_MU: f64 = 0.35;
-    let c = pair.centre;
+    let [ce, cl] = pair.centres;
     let (mut sum, mut n) = (0.0, 0usize);
     for &q in samples {
         let Some(back) = globe.turn(q, -pair.alpha) else {
@@ -102,8 +103,9 @@ fn mismatch(pair: &Pair, globe: Globe, samples: &[(f64, f64)]) -> f64 {
             continue;
         }
         let (Some(l), Some(e)) = (
-            pair.late.sample(c.0 + q.0, c.1 + q.1),
-            pair.early.sample(c.0 + back.offset.0, c.1 + back.offset.1),
+            pair.late.sample(cl.0 + q.0, cl.1 + q.1),
+            pair.early
+                .sample(ce.0 + back.offset.0, ce.1 + back.offset.1),
         ) else {
             continue;
         };
@@ -231,7 +233,7 @@ mod tests {
                     width: w,
                     height: w,
                 },
-                centre: c,
+                centres: [c, c],
                 alpha: 0.06,
             };
             let fit = fit_pole(&pair, g);

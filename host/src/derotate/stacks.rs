@@ -28,7 +28,7 @@ impl Stack {
     /// `DateTime`, PNG `Creation Time`, else a capture program's file name
     /// such as `2024-11-25-2130_4-…`) and its disc.
     pub fn read(path: &Path) -> Result<Stack> {
-        let file = CaptureFile::open(path, OpenOptions::default())?;
+        let file = CaptureFile::open_image(path, OpenOptions::default())?;
         if file.frame_count() != 1 {
             bail!(
                 "{}: a stack is one image; this holds {} frames",
@@ -209,34 +209,21 @@ fn fit_stacks_pole(stacks: &[Stack], shape: Globe, omega: f64) -> Result<f64> {
             late.seconds_from(early.ticks)
         );
     }
-    let (w, h) = (early.image.width as usize, early.image.height as usize);
-    let e = luminance(&early.image.data, early.image.channels as usize);
-    let l_src = luminance(&late.image.data, late.image.channels as usize);
-    let l_grey = Grey {
-        data: &l_src,
-        width: late.image.width as usize,
-        height: late.image.height as usize,
-    };
-    let (sx, sy) = (late.disc.cx - early.disc.cx, late.disc.cy - early.disc.cy);
-    let l: Vec<f32> = (0..w * h)
-        .map(|i| {
-            l_grey
-                .sample((i % w) as f64 + sx, (i / w) as f64 + sy)
-                .unwrap_or(0.0) as f32
-        })
-        .collect();
+    let grey = |s: &Stack| luminance(&s.image.data, s.image.channels as usize);
+    let (e, l) = (grey(early), grey(late));
+    let dims = |s: &Stack| (s.image.width as usize, s.image.height as usize);
     let pair = pole::Pair {
         early: Grey {
             data: &e,
-            width: w,
-            height: h,
+            width: dims(early).0,
+            height: dims(early).1,
         },
         late: Grey {
             data: &l,
-            width: w,
-            height: h,
+            width: dims(late).0,
+            height: dims(late).1,
         },
-        centre: (early.disc.cx, early.disc.cy),
+        centres: [(early.disc.cx, early.disc.cy), (late.disc.cx, late.disc.cy)],
         alpha,
     };
     Ok(pole::fit_pole(&pair, shape).pole_deg)

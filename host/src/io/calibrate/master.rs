@@ -13,7 +13,7 @@ use super::combine::Combine;
 use super::{CalibrationError, Layout};
 use crate::io::capture::{detect, CaptureFile, Format, OpenOptions};
 use crate::io::fits::FitsCube;
-use crate::io::sequence::{ImageKind, ImageSequence};
+use crate::io::sequence::ImageKind;
 use crate::io::write::{write_image, FitsCard, OutputMeta};
 
 /// Bytes of frame rows held at once while combining (the band height follows).
@@ -157,8 +157,7 @@ fn open_master(
     open: OpenOptions,
 ) -> Result<(CaptureFile, Option<Declared>), CalibrationError> {
     if path.is_file() && matches!(ImageKind::of(path), Some(ImageKind::Tiff | ImageKind::Png)) {
-        let seq = ImageSequence::single(path)?;
-        return Ok((CaptureFile::from_reader(Box::new(seq), open.bayer)?, None));
+        return Ok((CaptureFile::open_image(path, open)?, None));
     }
     if detect(path)? == Format::Fits {
         let cube = FitsCube::open(path)?;

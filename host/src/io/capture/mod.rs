@@ -260,6 +260,17 @@ impl CaptureFile {
 
     /// A capture over `reader`, demosaicing its mono rows with `bayer` (the
     /// user's pattern) or the pattern the file declares.
+    /// `path` as a capture, where a single TIFF or PNG image is a capture
+    /// of one frame (a master, a finished stack).
+    pub fn open_image(path: &Path, opts: OpenOptions) -> Result<CaptureFile, CaptureError> {
+        use super::sequence::{ImageKind, ImageSequence};
+        if path.is_file() && matches!(ImageKind::of(path), Some(ImageKind::Tiff | ImageKind::Png)) {
+            let seq = ImageSequence::single(path)?;
+            return CaptureFile::from_reader(Box::new(seq), opts.bayer);
+        }
+        CaptureFile::open(path, opts)
+    }
+
     pub fn from_reader(
         reader: Box<dyn FrameReader>,
         bayer: Option<BayerPattern>,

@@ -82,7 +82,7 @@ impl Default for RotatingOptions {
             depth: 8,
             seed: 1,
             // 2024-11-25 21:30:00 UTC
-            start_ticks: 638_681_418_000_000_000,
+            start_ticks: 638_681_670_000_000_000,
             timestamps: true,
         }
     }

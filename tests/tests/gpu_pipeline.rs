@@ -126,6 +126,32 @@ fn calibrated_gpu_and_cpu_runs_agree() {
     assert!(d <= 1e-4 + 1.0 / 65535.0, "max |cpu - gpu| = {d:e}");
 }
 
+/// A derotated run: the aligner reads derotated frames from the host (not
+/// the device copy), the stacker the device frames under the composed
+/// warp fields; the GPU run stacks the CPU's image.
+fn derotated_gpu_and_cpu_runs_agree() {
+    use jupiter_testkit::rotating::{generate_rotating, RotatingOptions};
+    let dir = scratch("gpu-derotated");
+    let ser = dir.join("jupiter.ser");
+    let o = RotatingOptions {
+        width: 160,
+        height: 160,
+        radius: 60.0,
+        frames: 24,
+        ..RotatingOptions::default()
+    };
+    generate_rotating(&ser, &o).unwrap();
+    let mut extra = SELECT.to_vec();
+    extra.extend(["--derotate", "jupiter", "--no-post"]);
+    let (_, cpu_out, cpu_r) = run_with(&dir, &ser, "cpu", "--cpu", &[], &extra);
+    let (_, gpu_out, gpu_r) = run_with(&dir, &ser, "gpu", "--gpu", &[], &extra);
+    assert!(gpu_r["device"].as_str().unwrap().starts_with("GPU"));
+    assert_eq!(cpu_r["derotation"], gpu_r["derotation"]);
+    let d = max_abs_diff(&read_tiff(&cpu_out).data, &read_tiff(&gpu_out).data);
+    eprintln!("derotated --gpu: max difference to --cpu {d:e}");
+    assert!(d <= 1e-4 + 1.0 / 65535.0, "max |cpu - gpu| = {d:e}");
+}
+
 fn gpu_request_without_adapter_warns_once_and_matches_cpu() {
     let dir = scratch("gpu-fallback");
     let ser = capture(&dir);
@@ -322,6 +348,7 @@ jupiter_tests::gpu_main!(
     gpu: [
         gpu_and_cpu_runs_agree,
         calibrated_gpu_and_cpu_runs_agree,
+        derotated_gpu_and_cpu_runs_agree,
         a_failing_gpu_stage_is_rerun_on_the_cpu,
         multipoint_stacks_agree_on_gpu_and_cpu,
         a_gpu_batch_gives_each_capture_its_own_result,

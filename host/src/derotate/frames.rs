@@ -161,6 +161,13 @@ impl DerotatedFrames<'_> {
             .into_result()?;
         let grid_x = (field.x0, field.x0 + (field.cols - 1) as f32 * field.step_x);
         let grid_y = (field.y0, field.y0 + (field.rows - 1) as f32 * field.step_y);
+        let xa = grid_x.0.max(0.0) as usize;
+        let xb = (grid_x.1 as usize).min(w - 1);
+        // Per grid column, the node pair and fraction (the same every row).
+        let nodes: Vec<(usize, usize, f32)> =
+            (xa..=xb).map(|x| field.column_nodes(x as f32)).collect();
+        let c = field.cols as usize;
+        let mut along = vec![0.0f32; 3 * c];
         for r in 0..rows {
             let y = y0 + r;
             let dst = &mut out[r * w * ch..(r + 1) * w * ch];
@@ -169,10 +176,11 @@ impl DerotatedFrames<'_> {
             if (y as f32) < grid_y.0 || y as f32 > grid_y.1 {
                 continue;
             }
-            let xa = grid_x.0.max(0.0) as usize;
-            let xb = (grid_x.1 as usize).min(w - 1);
-            for x in xa..=xb {
-                let (dx, dy, _) = field.sample(x as f32, y as f32);
+            field.along_row(y as f32, &mut along);
+            let (fdx, fdy) = (&along[..c], &along[c..2 * c]);
+            for (x, &(i0, i1, t)) in (xa..=xb).zip(&nodes) {
+                let dx = fdx[i0] * (1.0 - t) + fdx[i1] * t;
+                let dy = fdy[i0] * (1.0 - t) + fdy[i1] * t;
                 if dx == 0.0 && dy == 0.0 {
                     continue;
                 }

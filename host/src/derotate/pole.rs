@@ -136,12 +136,18 @@ fn high_pass(img: &Grey, radius: f64) -> Vec<f32> {
     img.data.iter().zip(&blur).map(|(v, b)| v - b).collect()
 }
 
+/// A box mean over `2r + 1` samples along each row (shorter at the ends),
+/// by running sums.
 fn box_rows(data: &[f32], w: usize, r: usize) -> Vec<f32> {
     let mut out = vec![0.0; data.len()];
+    let mut prefix = vec![0.0f64; w + 1];
     for (row, o) in data.chunks(w).zip(out.chunks_mut(w)) {
+        for (x, v) in row.iter().enumerate() {
+            prefix[x + 1] = prefix[x] + *v as f64;
+        }
         for (x, v) in o.iter_mut().enumerate() {
             let (lo, hi) = (x.saturating_sub(r), (x + r + 1).min(w));
-            *v = row[lo..hi].iter().sum::<f32>() / (hi - lo) as f32;
+            *v = ((prefix[hi] - prefix[lo]) / (hi - lo) as f64) as f32;
         }
     }
     out

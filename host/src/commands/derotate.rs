@@ -25,7 +25,7 @@ pub fn cmd_derotate(args: &DerotateArgs, quiet: bool) -> Result<()> {
     };
     let stacks = paths
         .iter()
-        .map(|p| Stack::read(p))
+        .map(|p| Stack::read(p, spec.flattening()))
         .collect::<Result<Vec<_>>>()?;
     let (image, fit) = derotate_stacks(&stacks, &spec, reference, combine)?;
     if !quiet {

@@ -90,8 +90,11 @@ pub fn centroid(img: &Grey, sky: f64, peak: f64) -> Option<(f64, f64, f64)> {
 const RAYS: usize = 360;
 
 /// Finds the planet's disc in `img` (a mean of centred frames is best: the
-/// seeing averages out), or says why there is none.
-pub fn fit_disc(img: &Grey) -> Result<Disc> {
+/// seeing averages out), or says why there is none. With the body's
+/// `flattening` known, the outline is fitted as an ellipse of that shape
+/// (only its centre, size and orientation free): with a ring hiding the limb
+/// near the equator, a free ellipse has no points to fix its long axis.
+pub fn fit_disc(img: &Grey, flattening: Option<f64>) -> Result<Disc> {
     let (sky, peak) = levels(img);
     let contrast = peak - sky;
     let bright = |v: f32| v as f64 > sky + 0.5 * contrast;
@@ -110,14 +113,17 @@ pub fn fit_disc(img: &Grey) -> Result<Disc> {
     if r0 < 8.0 {
         bail!("no planetary disc found: the brightest object is only {r0:.1} px across");
     }
-    let points = limb_points(img, (cx, cy), r0, 0.1 * contrast);
+    let points = limb_points(img, (cx, cy), r0, (sky, contrast));
     if points.len() < RAYS / 2 {
         bail!(
             "no planetary disc found: a limb was traced on {} of {RAYS} rays only",
             points.len()
         );
     }
-    let disc = robust_ellipse(&points, (cx, cy))?;
+    let mut disc = robust_ellipse(&points, (cx, cy))?;
+    if let Some(f) = flattening {
+        disc = oblate_fit(&points, &disc, f)?;
+    }
     if disc.cx - disc.a < 0.0
         || disc.cy - disc.a < 0.0
         || disc.cx + disc.a > w as f64
@@ -130,9 +136,10 @@ pub fn fit_disc(img: &Grey) -> Result<Disc> {
 
 /// Along each ray from `c`, the limb: the steepest fall of brightness
 /// between 0.6 and 1.5 times the area radius `r0`, refined to a sub-pixel
-/// position; rays whose fall is weak (an edge of a ring, of a moon, or
-/// none) are dropped.
-fn limb_points(img: &Grey, c: (f64, f64), r0: f64, min_drop: f64) -> Vec<(f64, f64)> {
+/// position; rays whose fall is weak, or not followed by dark sky to the
+/// end of the ray (an edge of a ring, a moon beyond the limb), are dropped.
+fn limb_points(img: &Grey, c: (f64, f64), r0: f64, (sky, contrast): (f64, f64)) -> Vec<(f64, f64)> {
+    let min_drop = 0.1 * contrast;
     const STEP: f64 = 0.25;
     let (lo, hi) = (0.6 * r0, 1.5 * r0);
     let n = ((hi - lo) / STEP) as usize;
@@ -153,7 +160,13 @@ fn limb_points(img: &Grey, c: (f64, f64), r0: f64, min_drop: f64) -> Vec<(f64, f
             .map(|i| (i, profile[i - d] - profile[i + d]))
             .max_by(|a, b| a.1.total_cmp(&b.1));
         let Some((i, drop)) = best else { continue };
-        if drop < min_drop {
+        // A limb falls to the sky and the sky stays dark beyond it (a
+        // ring's edge falls onto the globe, or into a gap with more ring
+        // beyond).
+        let dark_beyond = profile[(i + 2 * d).min(profile.len())..]
+            .iter()
+            .all(|&v| v < sky + 0.2 * contrast);
+        if drop < min_drop || !dark_beyond {
             continue;
         }
         let g = |j: usize| profile[j - d] - profile[j + d];
@@ -177,7 +190,20 @@ fn limb_points(img: &Grey, c: (f64, f64), r0: f64, min_drop: f64) -> Vec<(f64, f
 /// An ellipse fitted to `points`, refitted twice without the points far
 /// from it (rings, moons, a bad ray).
 fn robust_ellipse(points: &[(f64, f64)], c: (f64, f64)) -> Result<Disc> {
-    let mut kept: Vec<(f64, f64)> = points.to_vec();
+    // First only the points near the median distance from the centroid
+    // (a planet is nearly round): a least-squares fit through every point
+    // would be pulled far off by a fifth of them on a ring.
+    let dist = |p: &(f64, f64)| (p.0 - c.0).hypot(p.1 - c.1);
+    let mut r: Vec<f64> = points.iter().map(dist).collect();
+    let median = quantile64(&mut r, 0.5);
+    let mut kept: Vec<(f64, f64)> = points
+        .iter()
+        .filter(|p| (dist(p) - median).abs() < 0.12 * median)
+        .copied()
+        .collect();
+    if kept.len() < 20 {
+        bail!("no planetary disc found: the limb is not an ellipse");
+    }
     let mut disc = conic_fit(&kept, c)?;
     for _ in 0..3 {
         let res: Vec<f64> = points.iter().map(|&p| distance(&disc, p)).collect();
@@ -202,6 +228,87 @@ fn robust_ellipse(points: &[(f64, f64)], c: (f64, f64)) -> Result<Disc> {
         / kept.len() as f64)
         .sqrt();
     Ok(Disc { rms, ..disc })
+}
+
+/// The disc as an ellipse of flattening `f` whose short axis lies along
+/// `first`'s: in coordinates stretched by `1 / (1 − f)` along that axis the
+/// limb is a circle, fitted by least squares, twice more without the
+/// points far from it.
+fn oblate_fit(points: &[(f64, f64)], first: &Disc, f: f64) -> Result<Disc> {
+    let (s, c) = first.minor_deg.to_radians().sin_cos();
+    let (pole, major) = ((-s, -c), (c, -s));
+    let k = 1.0 - f;
+    let to_uv = |p: &(f64, f64)| {
+        let (x, y) = (p.0 - first.cx, p.1 - first.cy);
+        (x * major.0 + y * major.1, (x * pole.0 + y * pole.1) / k)
+    };
+    let uv: Vec<(f64, f64)> = points.iter().map(to_uv).collect();
+    let mut circle = (0.0, 0.0, first.a);
+    let mut rms = 0.0;
+    let off = |c: (f64, f64, f64), q: &(f64, f64)| ((q.0 - c.0).hypot(q.1 - c.1) - c.2).abs();
+    for _ in 0..4 {
+        let mut res: Vec<f64> = uv.iter().map(|q| off(circle, q)).collect();
+        let limit = (3.0 * 1.4826 * quantile64(&mut res, 0.5)).max(0.75);
+        let kept: Vec<(f64, f64)> = uv
+            .iter()
+            .filter(|q| off(circle, q) <= limit)
+            .copied()
+            .collect();
+        if kept.len() < 20 {
+            bail!("no planetary disc found: the limb is not an ellipse");
+        }
+        circle = circle_fit(&kept)?;
+        rms = (kept.iter().map(|q| off(circle, q).powi(2)).sum::<f64>() / kept.len() as f64).sqrt();
+    }
+    let (u0, v0, r) = circle;
+    Ok(Disc {
+        cx: first.cx + u0 * major.0 + v0 * k * pole.0,
+        cy: first.cy + u0 * major.1 + v0 * k * pole.1,
+        a: r,
+        b: r * k,
+        minor_deg: first.minor_deg,
+        rms,
+    })
+}
+
+/// Least-squares circle `x² + y² + D x + E y + F = 0`: centre and radius.
+fn circle_fit(pts: &[(f64, f64)]) -> Result<(f64, f64, f64)> {
+    let mut m = [[0.0f64; 4]; 3];
+    for &(x, y) in pts {
+        let row = [x, y, 1.0];
+        let rhs = -(x * x + y * y);
+        for i in 0..3 {
+            for j in 0..3 {
+                m[i][j] += row[i] * row[j];
+            }
+            m[i][3] += row[i] * rhs;
+        }
+    }
+    // Gaussian elimination, 3 × 4.
+    for col in 0..3 {
+        let piv = (col..3)
+            .max_by(|&i, &j| m[i][col].abs().total_cmp(&m[j][col].abs()))
+            .unwrap_or(col);
+        m.swap(col, piv);
+        if m[col][col].abs() < 1e-300 {
+            bail!("no planetary disc found: the limb points do not determine a circle");
+        }
+        for r in 0..3 {
+            if r != col {
+                let f = m[r][col] / m[col][col];
+                for k in col..4 {
+                    m[r][k] -= f * m[col][k];
+                }
+            }
+        }
+    }
+    let (d, e, f) = (m[0][3] / m[0][0], m[1][3] / m[1][1], m[2][3] / m[2][2]);
+    let (u0, v0) = (-d / 2.0, -e / 2.0);
+    let r2 = u0 * u0 + v0 * v0 - f;
+    if !(r2 > 0.0) {
+        bail!("no planetary disc found: the limb is not a circle");
+    }
+    Ok((u0, v0, r2.sqrt()))
 }
 
 fn quantile64(v: &mut [f64], q: f64) -> f64 {
@@ -308,6 +415,10 @@ mod tests {
     use super::*;
     use crate::derotate::globe::angle_diff;
 
+    fn fit_disc_test(g: &Grey) -> Result<Disc> {
+        fit_disc(g, None)
+    }
+
     /// A limb-darkened oblate disc on dark sky, anti-aliased.
     fn disc_image(w: usize, h: usize, c: (f64, f64), a: f64, b: f64, pole_deg: f64) -> Vec<f32> {
         let (s, co) = pole_deg.to_radians().sin_cos();
@@ -338,7 +449,7 @@ mod tests {
     fn an_oblate_disc_is_fitted_to_a_tenth_of_a_pixel() {
         for pole in [0.0, 30.0, 125.0] {
             let img = disc_image(220, 200, (104.3, 97.8), 80.0, 74.8, pole);
-            let d = fit_disc(&Grey {
+            let d = fit_disc_test(&Grey {
                 data: &img,
                 width: 220,
                 height: 200,
@@ -369,7 +480,7 @@ mod tests {
                 img[y * w + x] = 0.7;
             }
         }
-        let d = fit_disc(&Grey {
+        let d = fit_disc_test(&Grey {
             data: &img,
             width: w,
             height: h,
@@ -381,13 +492,52 @@ mod tests {
         );
     }
 
+    /// Saturn seen 20° above its ring plane: rings 1.24–2.27 equatorial
+    /// radii (with the Cassini division), in front of the globe below it
+    /// and hidden behind it above.
+    #[test]
+    fn saturns_rings_do_not_spoil_the_fit() {
+        let (w, h) = (400, 240);
+        let c = (200.3, 120.6);
+        let (a, b) = (70.0, 63.0);
+        let mut img = disc_image(w, h, c, a, b, 0.0);
+        let tilt = 20f64.to_radians().sin();
+        for y in 0..h {
+            for x in 0..w {
+                let (dx, dy) = (x as f64 - c.0, y as f64 - c.1);
+                // Distance in the ring plane, in equatorial radii.
+                let r = (dx * dx + (dy / tilt).powi(2)).sqrt() / a;
+                let ring = (1.24..2.27).contains(&r) && !(1.95..2.03).contains(&r);
+                let on_globe = (dx / a).powi(2) + (dy / b).powi(2) < 1.0;
+                // Behind the globe where the ring's far side (above) is.
+                if ring && !(on_globe && dy < 0.0) {
+                    img[y * w + x] = if r < 1.95 { 0.6 } else { 0.45 };
+                }
+            }
+        }
+        let d = fit_disc(
+            &Grey {
+                data: &img,
+                width: w,
+                height: h,
+            },
+            Some(0.1),
+        )
+        .unwrap();
+        assert!(
+            (d.cx - c.0).abs() < 0.3 && (d.cy - c.1).abs() < 0.3,
+            "{d:?}"
+        );
+        assert!((d.a - a).abs() < 0.8 && (d.b - b).abs() < 0.8, "{d:?}");
+    }
+
     #[test]
     fn a_surface_filling_the_frame_is_no_disc() {
         let (w, h) = (100, 80);
         let img: Vec<f32> = (0..w * h)
             .map(|i| 0.4 + 0.3 * ((i % 17) as f32 / 17.0))
             .collect();
-        let e = fit_disc(&Grey {
+        let e = fit_disc_test(&Grey {
             data: &img,
             width: w,
             height: h,
@@ -395,7 +545,7 @@ mod tests {
         .unwrap_err();
         assert!(e.to_string().contains("no planetary disc"), "{e}");
         let cut = disc_image(w, h, (20.0, 40.0), 50.0, 47.0, 0.0);
-        assert!(fit_disc(&Grey {
+        assert!(fit_disc_test(&Grey {
             data: &cut,
             width: w,
             height: h

@@ -64,6 +64,14 @@ impl Body {
             Body::Mars => 88_642.7,
         }
     }
+    /// Flattening `(a − b) / a` of the globe.
+    pub fn flattening(self) -> f64 {
+        match self {
+            Body::Jupiter | Body::JupiterSystemI => 0.06487,
+            Body::Saturn => 0.09796,
+            Body::Mars => 0.00589,
+        }
+    }
     pub fn name(self) -> &'static str {
         match self {
             Body::Jupiter => "jupiter",
@@ -110,6 +118,11 @@ impl DerotationSpec {
         self.period_hours
             .map(|h| h * 3600.0)
             .or(self.body.map(Body::period_s))
+    }
+
+    /// The body's flattening, when the body is named.
+    pub fn flattening(&self) -> Option<f64> {
+        self.body.map(Body::flattening)
     }
 
     /// Applies `--set derotate.KEY=VALUE`.
@@ -220,11 +233,14 @@ pub fn check(spec: &DerotationSpec, file: &CaptureFile) -> Result<Option<FrameTi
     let mid = file.frame_count() / 2;
     let frame = file.decode_frame(mid)?;
     let grey = luminance(&frame, file.channels());
-    fit_disc(&Grey {
-        data: &grey,
-        width: file.width(),
-        height: file.height(),
-    })
+    fit_disc(
+        &Grey {
+            data: &grey,
+            width: file.width(),
+            height: file.height(),
+        },
+        spec.flattening(),
+    )
     .with_context(|| {
         format!(
             "{}: cannot derotate ({}): frame {mid}",
@@ -260,7 +276,7 @@ impl Derotation {
             }
         }
         let grey = |d| grey(d, (w, h));
-        let disc = fit_disc(&grey(&means.all))
+        let disc = fit_disc(&grey(&means.all), spec.flattening())
             .with_context(|| format!("{}: cannot derotate", file.path().display()))?;
         let shape = Globe {
             a: disc.a,
@@ -279,7 +295,7 @@ impl Derotation {
                         width: w,
                         height: h,
                     };
-                    fit_disc(&g).map_or((disc.cx, disc.cy), |f| (f.cx, f.cy))
+                    fit_disc(&g, spec.flattening()).map_or((disc.cx, disc.cy), |f| (f.cx, f.cy))
                 };
                 let pair = pole::Pair {
                     early: grey(&means.early),

@@ -27,7 +27,7 @@ impl Stack {
     /// Reads `path` (TIFF, PNG or FITS), its time (FITS `DATE-OBS`, TIFF
     /// `DateTime`, PNG `Creation Time`, else a capture program's file name
     /// such as `2024-11-25-2130_4-…`) and its disc.
-    pub fn read(path: &Path) -> Result<Stack> {
+    pub fn read(path: &Path, flattening: Option<f64>) -> Result<Stack> {
         let file = CaptureFile::open_image(path, OpenOptions::default())?;
         if file.frame_count() != 1 {
             bail!(
@@ -45,11 +45,14 @@ impl Stack {
             )
         })?;
         let grey = luminance(&image.data, c);
-        let disc = fit_disc(&Grey {
-            data: &grey,
-            width: w,
-            height: h,
-        })
+        let disc = fit_disc(
+            &Grey {
+                data: &grey,
+                width: w,
+                height: h,
+            },
+            flattening,
+        )
         .with_context(|| format!("{}: cannot derotate", path.display()))?;
         Ok(Stack {
             path: path.to_path_buf(),

@@ -324,6 +324,26 @@ fn stacks_minutes_apart_derotate_to_the_middle_one() {
     let worst = worst_local_shift(&got.data, &middle, w, mid, o.radius * 0.8);
     println!("middle {p_mid:.2} dB, derotated mean {p_got:.2} dB, worst local shift {worst:.3} px");
     assert!(worst < 0.5, "{worst}");
+
+    // The same three as R, G and B: one colour image, each channel derotated.
+    let rgb = dir.join("rgb.tif");
+    let mut args: Vec<&std::ffi::OsStr> = vec!["derotate".as_ref(), "--rgb".as_ref()];
+    args.extend(paths.iter().map(|p| p.as_os_str()));
+    args.extend([
+        "-o".as_ref(),
+        rgb.as_os_str(),
+        "--derotate".as_ref(),
+        "jupiter".as_ref(),
+    ]);
+    run_ok(&args);
+    let img = read_tiff(&rgb);
+    assert_eq!(img.channels, 3);
+    let channel = |k: usize| -> Vec<f32> { img.data.iter().skip(k).step_by(3).copied().collect() };
+    for k in 0..3 {
+        let worst = worst_local_shift(&channel(k), &middle, w, mid, o.radius * 0.8);
+        println!("--rgb channel {k}: worst local shift {worst:.3} px");
+        assert!(worst < 0.5, "channel {k}: {worst}");
+    }
 }
 
 /// The largest shift between `a` and `b` measured on 32-px patches whose

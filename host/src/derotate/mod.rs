@@ -425,7 +425,11 @@ struct Means {
     late_t: f64,
 }
 
-/// Per-worker sums of [`Means`].
+/// Chunks of frames the means are summed in (a fixed number, so the sums
+/// do not depend on the threads; each chunk holds three frame-sized sums).
+const MEAN_CHUNKS: usize = 8;
+
+/// Per-chunk sums of [`Means`].
 #[derive(Clone)]
 struct Sums {
     all: Vec<f32>,
@@ -451,11 +455,14 @@ impl Means {
             n: [0.0; 3],
             t: [0.0; 2],
         };
-        let sums = (0..t.len())
+        // Fixed chunks of frames, summed in order: the same means whatever
+        // the number of threads (float sums depend on their order).
+        let chunk = t.len().div_ceil(MEAN_CHUNKS).max(1);
+        let partial: Vec<Result<Sums>> = (0..t.len().div_ceil(chunk))
             .into_par_iter()
-            .try_fold(
-                || zero.clone(),
-                |mut s, k| -> Result<Sums> {
+            .map(|c| {
+                let mut s = zero.clone();
+                for k in c * chunk..((c + 1) * chunk).min(t.len()) {
                     let frame = frames::read_frame(frames, k)
                         .map_err(|e| anyhow::anyhow!("derotate: {}", e.message))?;
                     let grey = luminance(&frame, ch);
@@ -481,24 +488,23 @@ impl Means {
                         s.n[2] += 1.0;
                         s.t[1] += t[k];
                     }
-                    Ok(s)
-                },
-            )
-            .try_reduce(
-                || zero.clone(),
-                |mut a, b| {
-                    for (x, y) in [
-                        (&mut a.all, &b.all),
-                        (&mut a.early, &b.early),
-                        (&mut a.late, &b.late),
-                    ] {
-                        x.iter_mut().zip(y).for_each(|(p, q)| *p += q);
-                    }
-                    (0..3).for_each(|i| a.n[i] += b.n[i]);
-                    (0..2).for_each(|i| a.t[i] += b.t[i]);
-                    Ok(a)
-                },
-            )?;
+                }
+                Ok(s)
+            })
+            .collect();
+        let mut sums = zero.clone();
+        for part in partial {
+            let b = part?;
+            for (x, y) in [
+                (&mut sums.all, &b.all),
+                (&mut sums.early, &b.early),
+                (&mut sums.late, &b.late),
+            ] {
+                x.iter_mut().zip(y).for_each(|(p, q)| *p += q);
+            }
+            (0..3).for_each(|i| sums.n[i] += b.n[i]);
+            (0..2).for_each(|i| sums.t[i] += b.t[i]);
+        }
         let scale = |v: Vec<f32>, n: f64| -> Vec<f32> {
             let k = 1.0 / n.max(1.0) as f32;
             v.into_iter().map(|x| x * k).collect()

@@ -174,6 +174,10 @@ pub struct PipelineArgs {
     /// the pattern a file declares.
     #[arg(long, value_name = "PATTERN", value_parser = crate::config::parse_bayer)]
     pub bayer: Option<crate::io::debayer::BayerPattern>,
+    /// How Bayer mosaics become RGB: mhc (Malvar–He–Cutler 5×5
+    /// gradient-corrected, the default) or bilinear.
+    #[arg(long, value_name = "METHOD", value_parser = crate::config::parse_demosaic)]
+    pub demosaic: Option<crate::io::debayer::Demosaic>,
     /// Skip post-processing (sharpening, filters): write the plain stack.
     #[arg(long)]
     pub no_post: bool,
@@ -324,6 +328,9 @@ pub fn build_spec(args: &PipelineArgs) -> Result<PipelineSpec> {
     }
     if let Some(b) = args.bayer {
         spec.bayer = Some(b);
+    }
+    if let Some(d) = args.demosaic {
+        spec.demosaic = d;
     }
     calibration_flags(args, &mut spec);
     if args.no_post {

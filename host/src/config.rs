@@ -42,7 +42,7 @@ use serde_json::{Map, Value};
 
 use crate::backend::BackendChoice;
 use crate::io::calibrate::CalibrationSpec;
-use crate::io::debayer::BayerPattern;
+use crate::io::debayer::{BayerPattern, Demosaic};
 
 /// The pipeline file as written.
 #[derive(Debug, Default, Deserialize)]
@@ -52,6 +52,7 @@ pub struct PipelineFile {
     pub backend: Option<BackendChoice>,
     pub select: Option<String>,
     pub bayer: Option<String>,
+    pub demosaic: Option<String>,
     pub calibration: Option<CalibrationSpec>,
     pub quality: Option<StageEntry>,
     pub align: Option<StageEntry>,
@@ -143,6 +144,9 @@ pub struct PipelineSpec {
     /// one (AVI, PNG/TIFF sequences, FITS without `BAYERPAT`, SER marked
     /// mono): `--bayer` or the `bayer` key; overrides the file's pattern.
     pub bayer: Option<BayerPattern>,
+    /// How Bayer mosaics are demosaiced (`--demosaic`, the `demosaic` key):
+    /// MHC by default, bilinear on request.
+    pub demosaic: Demosaic,
     /// Darks, flats, bias and hot pixels (`--dark` …, the `[calibration]`
     /// table); empty: the frames are used as they are.
     pub calibration: CalibrationSpec,
@@ -180,6 +184,7 @@ impl Default for PipelineSpec {
             backend: BackendChoice::Auto,
             select: Selection::Percent(25.0),
             bayer: None,
+            demosaic: Demosaic::default(),
             calibration: CalibrationSpec::default(),
             quality: StageChoice::new("quality"),
             align: StageChoice::new(DEFAULT_ALIGNER),
@@ -219,6 +224,9 @@ impl PipelineSpec {
         }
         if let Some(b) = &file.bayer {
             spec.bayer = Some(parse_bayer(b).with_context(|| path.display().to_string())?);
+        }
+        if let Some(d) = &file.demosaic {
+            spec.demosaic = parse_demosaic(d).with_context(|| path.display().to_string())?;
         }
         if let Some(c) = &file.calibration {
             spec.calibration = c.clone();
@@ -316,6 +324,10 @@ impl PipelineSpec {
             if let Some(b) = self.bayer {
                 out += &section("bayer", toml::Value::String(b.short_name().into()))?;
             }
+            if self.demosaic != Demosaic::default() {
+                let name = toml::Value::String(self.demosaic.name().into());
+                out += &section("demosaic", name)?;
+            }
             if !self.calibration.is_empty() {
                 out += "\n";
                 out += &section(
@@ -341,6 +353,12 @@ impl PipelineSpec {
         out += &section("post", toml::Value::Array(post))?;
         Ok(out)
     }
+}
+
+/// A demosaic method as `--demosaic` and the `demosaic` key spell it.
+pub fn parse_demosaic(text: &str) -> Result<Demosaic> {
+    Demosaic::parse(text)
+        .ok_or_else(|| anyhow::anyhow!("demosaic: '{text}' is not a method (bilinear or mhc)"))
 }
 
 /// A Bayer pattern as `--bayer` and the `bayer` key spell it.

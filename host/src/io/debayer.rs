@@ -54,17 +54,7 @@ impl BayerPattern {
 /// How a Bayer mosaic is turned into RGB (`--demosaic`, the pipeline's
 /// `demosaic` key). `Mhc` is the default: on the synthetic Bayer captures
 /// with known truth it beats bilinear (docs/BENCHMARKS.md, "Demosaic").
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Default,
-    serde::Serialize,
-    serde::Deserialize,
-    clap::ValueEnum,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Demosaic {
     /// Mean of the nearest samples of each colour (3×3).

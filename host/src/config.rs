@@ -6,6 +6,7 @@
 //! backend = "auto"          # auto | cpu | gpu
 //! select = "25%"            # a percentage or a frame count
 //! bayer = "RGGB"            # raw mosaic captures whose file does not say (optional)
+//! demosaic = "mhc"          # mhc (default) | bilinear: how Bayer mosaics become RGB
 //!
 //! [calibration]             # optional; paths relative to this file
 //! dark = "darks.ser"        # a capture (combined) or a master image
@@ -523,6 +524,26 @@ mod tests {
         std::fs::write(&p, "[calibration]\ndrak = \"x.ser\"\n").unwrap();
         let e = format!("{:#}", PipelineSpec::from_file(&p).unwrap_err());
         assert!(e.contains("drak"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_demosaic_key_is_read_written_back_and_checked() {
+        let dir = std::env::temp_dir().join(format!("jupiter-cfg-dm-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("p.toml");
+        assert_eq!(PipelineSpec::default().demosaic, Demosaic::Mhc);
+        std::fs::write(&p, "demosaic = \"Bilinear\"\n").unwrap();
+        let s = PipelineSpec::from_file(&p).unwrap();
+        assert_eq!(s.demosaic, Demosaic::Bilinear);
+        std::fs::write(&p, s.to_toml(true).unwrap()).unwrap();
+        assert_eq!(
+            PipelineSpec::from_file(&p).unwrap().demosaic,
+            Demosaic::Bilinear
+        );
+        std::fs::write(&p, "demosaic = \"vng\"\n").unwrap();
+        let e = format!("{:#}", PipelineSpec::from_file(&p).unwrap_err());
+        assert!(e.contains("bilinear or mhc"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -119,3 +119,43 @@ fn lunar_16bit_default_demosaic_is_at_least_as_good_as_bilinear() {
     let o = options(Scene::Lunar, 16, Cfa::Grbg, 32);
     default_is_at_least_as_good_as_bilinear("demosaic-lunar16", &o);
 }
+
+/// Timing probe, not a check (`cargo test -p jupiter-tests --test demosaic
+/// demosaic_run_time -- --ignored --nocapture`): a 100-frame 640×480 8-bit
+/// Bayer planet stacked with each method (global alignment, no
+/// post-processing), best of 3.
+#[test]
+#[ignore = "timing probe; run by hand"]
+fn demosaic_run_time() {
+    let o = SynthOptions {
+        width: 640,
+        height: 480,
+        frames: 100,
+        ..options(Scene::Planet, 8, Cfa::Rggb, 33)
+    };
+    let dir = scratch("demosaic-time");
+    let path = dir.join("capture.ser");
+    generate(&path, &o).unwrap();
+    for method in ["bilinear", "mhc"] {
+        let out = dir.join(format!("{method}.tif"));
+        let report = out.with_extension("json");
+        let args = [
+            "--select",
+            "50%",
+            "--no-post",
+            "--aligner",
+            "align-phase",
+            "--demosaic",
+            method,
+            "--force",
+        ];
+        let best = (0..3)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                run_reported(build(), &path, (&out, &report), &args);
+                t.elapsed().as_secs_f64()
+            })
+            .fold(f64::INFINITY, f64::min);
+        eprintln!("{method}: best of 3 runs {best:.2} s");
+    }
+}

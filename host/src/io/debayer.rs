@@ -344,19 +344,35 @@ pub fn mhc_rows(
         let o_row = &mut out[oy * width * 3..(oy + 1) * width * 3];
         // The row's two colours, at even and odd x.
         let colors = [pattern.color_at(0, y), pattern.color_at(1, y)];
-        for (x, px) in o_row.chunks_exact_mut(3).enumerate() {
-            let (own, right) = (colors[x % 2], colors[(x + 1) % 2]);
-            let rgb = if x >= 2 && x + 2 < width {
-                // Columns x-2 ..= x+2 as arrays: no bounds checks inside.
-                let n: [&[f32; 5]; 5] = window.map(|r| r[x - 2..x + 3].try_into().unwrap());
-                mhc_px(|dy, dx| n[dy][dx], own, right)
-            } else {
-                // Within 2 of an edge: mirrored columns.
-                let cols: [usize; 5] =
-                    std::array::from_fn(|k| mirror(x as isize + k as isize - 2, width));
-                mhc_px(|dy, dx| window[dy][cols[dx]], own, right)
-            };
-            px.copy_from_slice(&rgb.map(|v| v.clamp(0.0, 1.0)));
+        let px = |x: usize| 3 * x..3 * x + 3;
+        // Within 2 of an edge: mirrored columns.
+        let edges = (0..width.min(2)).chain(width.saturating_sub(2).max(2)..width);
+        for x in edges {
+            let cols: [usize; 5] =
+                std::array::from_fn(|k| mirror(x as isize + k as isize - 2, width));
+            let rgb = mhc_px(
+                |dy, dx| window[dy][cols[dx]],
+                colors[x % 2],
+                colors[(x + 1) % 2],
+            );
+            o_row[px(x)].copy_from_slice(&rgb.map(|v| v.clamp(0.0, 1.0)));
+        }
+        // Inside: pairs (x, x + 1) from one 6-column slice per row (no
+        // bounds checks in the kernels), then a last single pixel.
+        let mut x = 2;
+        while x + 3 < width {
+            let n: [&[f32; 6]; 5] = window.map(|r| r[x - 2..x + 4].try_into().unwrap());
+            let (c0, c1) = (colors[x % 2], colors[(x + 1) % 2]);
+            let a = mhc_px(|dy, dx| n[dy][dx], c0, c1);
+            let b = mhc_px(|dy, dx| n[dy][dx + 1], c1, c0);
+            o_row[px(x)].copy_from_slice(&a.map(|v| v.clamp(0.0, 1.0)));
+            o_row[px(x + 1)].copy_from_slice(&b.map(|v| v.clamp(0.0, 1.0)));
+            x += 2;
+        }
+        if x + 2 < width {
+            let n: [&[f32; 5]; 5] = window.map(|r| r[x - 2..x + 3].try_into().unwrap());
+            let rgb = mhc_px(|dy, dx| n[dy][dx], colors[x % 2], colors[(x + 1) % 2]);
+            o_row[px(x)].copy_from_slice(&rgb.map(|v| v.clamp(0.0, 1.0)));
         }
     }
 }

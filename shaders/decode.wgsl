@@ -1,8 +1,11 @@
 // decode.wgsl — SER samples to f32 on the device, as the host's CPU decoder
 // (`host/src/io/ser.rs` + `debayer.rs`) does: value = min(sample * inv_scale, 1),
-// BGR swapped to RGB, Bayer mosaics by the bilinear rule of `debayer::pixel`
-// (nearest samples of each colour in the 3×3 neighbourhood, edges by the
-// neighbours that exist).
+// BGR swapped to RGB, Bayer mosaics by the method `p.method` names:
+// 0 the bilinear rule of `debayer::pixel` (nearest samples of each colour in
+// the 3×3 neighbourhood, edges by the neighbours that exist), 1 the
+// Malvar–He–Cutler kernels of `debayer::mhc_px` (5×5, samples beyond the
+// frame mirrored as `debayer::mirror` does, clamped to [0, 1]).
+// The whole frame is on the device, so no row margin is involved here.
 // Bindings (group 0): 0 raw: array<u32> (read), the stored bytes of `count`
 //   consecutive frames (`frame_bytes` each, packed little-endian into words);
 //   1 out: array<f32> (read_write), frame k of the chunk decoded from word
@@ -13,6 +16,7 @@ struct P {
     width: u32, height: u32, planes: u32, channels: u32,
     bytes: u32, little: u32, kind: u32, pattern: u32,
     count: u32, frame_bytes: u32, out_base: u32, inv_scale: f32,
+    method: u32, pad0: u32, pad1: u32, pad2: u32,
 };
 
 @group(0) @binding(0) var<storage, read> raw: array<u32>;
@@ -61,6 +65,10 @@ fn decode(@builtin(global_invocation_id) gid: vec3<u32>) {
         }
         return;
     }
+    if (p.method == 1u) {
+        mhc(k, x, y, o);
+        return;
+    }
     // Bayer: the general rule of debayer::pixel, in its summing order.
     let own = color_at(x, y);
     var sum = vec3<f32>(0.0);
@@ -90,5 +98,46 @@ fn decode(@builtin(global_invocation_id) gid: vec3<u32>) {
             v = sum[c] / cnt[c];
         }
         out[o + c] = v;
+    }
+}
+
+// `i` reflected into 0 .. n about the edge samples (-1 → 1, n → n - 2),
+// which keeps the Bayer colour; clamped for frames under 3 a side.
+fn mirror(i: i32, n: u32) -> u32 {
+    let last = i32(n) - 1;
+    var j = abs(i);
+    if (j > last) { j = 2 * last - j; }
+    return u32(clamp(j, 0, max(last, 0)));
+}
+
+// Mosaic sample at (x + dx, y + dy) of frame `k`, mirrored at the edges.
+fn at(k: u32, x: u32, y: u32, dx: i32, dy: i32) -> f32 {
+    let xx = mirror(i32(x) + dx, p.width);
+    let yy = mirror(i32(y) + dy, p.height);
+    return sample(k, yy * p.width + xx);
+}
+
+// Malvar–He–Cutler at (x, y): the kernels (coefficients /8) and sums of
+// `debayer::mhc_px`, in its order.
+fn mhc(k: u32, x: u32, y: u32, o: u32) {
+    let own = color_at(x, y);
+    let right = color_at(x + 1u, y);
+    let ctr = at(k, x, y, 0, 0);
+    let h1 = at(k, x, y, -1, 0) + at(k, x, y, 1, 0);
+    let v1 = at(k, x, y, 0, -1) + at(k, x, y, 0, 1);
+    let h2 = at(k, x, y, -2, 0) + at(k, x, y, 2, 0);
+    let v2 = at(k, x, y, 0, -2) + at(k, x, y, 0, 2);
+    let diag = at(k, x, y, -1, -1) + at(k, x, y, 1, -1) + at(k, x, y, -1, 1) + at(k, x, y, 1, 1);
+    var px = vec3<f32>(0.0);
+    px[own] = ctr;
+    if (own == 1u) {
+        px[right] = (5.0 * ctr + 4.0 * h1 - diag - h2 + 0.5 * v2) / 8.0;
+        px[2u - right] = (5.0 * ctr + 4.0 * v1 - diag - v2 + 0.5 * h2) / 8.0;
+    } else {
+        px[1] = (4.0 * ctr + 2.0 * (h1 + v1) - (h2 + v2)) / 8.0;
+        px[2u - own] = (6.0 * ctr + 2.0 * diag - 1.5 * (h2 + v2)) / 8.0;
+    }
+    for (var c = 0u; c < 3u; c++) {
+        out[o + c] = clamp(px[c], 0.0, 1.0);
     }
 }

@@ -179,6 +179,10 @@ pub struct PipelineArgs {
     /// the pattern a file declares.
     #[arg(long, value_name = "PATTERN", value_parser = crate::config::parse_bayer)]
     pub bayer: Option<crate::io::debayer::BayerPattern>,
+    /// How Bayer mosaics become RGB: mhc (Malvar–He–Cutler 5×5
+    /// gradient-corrected, the default) or bilinear.
+    #[arg(long, value_name = "METHOD", value_parser = crate::config::parse_demosaic)]
+    pub demosaic: Option<crate::io::debayer::Demosaic>,
     /// Derotate a turning planet: every frame is brought to mid-capture by
     /// the planet's rotation (its disc, pole and sense fitted from the
     /// capture; see `--set derotate.pole_angle=DEG`, `derotate.mirrored`,
@@ -370,6 +374,9 @@ pub fn build_spec(args: &PipelineArgs) -> Result<PipelineSpec> {
     }
     if let Some(b) = args.bayer {
         spec.bayer = Some(b);
+    }
+    if let Some(d) = args.demosaic {
+        spec.demosaic = d;
     }
     calibration_flags(args, &mut spec);
     if let Some(b) = args.derotate {

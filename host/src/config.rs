@@ -6,6 +6,7 @@
 //! backend = "auto"          # auto | cpu | gpu
 //! select = "25%"            # a percentage or a frame count
 //! bayer = "RGGB"            # raw mosaic captures whose file does not say (optional)
+//! demosaic = "mhc"          # mhc (default) | bilinear: how Bayer mosaics become RGB
 //!
 //! [derotate]                # optional: stack a turning planet at mid-capture
 //! body = "jupiter"          # jupiter | jupiter1 | saturn | mars (or period_hours = 9.925)
@@ -47,7 +48,7 @@ use serde_json::{Map, Value};
 use crate::backend::BackendChoice;
 use crate::derotate::DerotationSpec;
 use crate::io::calibrate::CalibrationSpec;
-use crate::io::debayer::BayerPattern;
+use crate::io::debayer::{BayerPattern, Demosaic};
 
 /// The pipeline file as written.
 #[derive(Debug, Default, Deserialize)]
@@ -57,6 +58,7 @@ pub struct PipelineFile {
     pub backend: Option<BackendChoice>,
     pub select: Option<String>,
     pub bayer: Option<String>,
+    pub demosaic: Option<String>,
     pub calibration: Option<CalibrationSpec>,
     pub derotate: Option<DerotationSpec>,
     pub quality: Option<StageEntry>,
@@ -149,6 +151,9 @@ pub struct PipelineSpec {
     /// one (AVI, PNG/TIFF sequences, FITS without `BAYERPAT`, SER marked
     /// mono): `--bayer` or the `bayer` key; overrides the file's pattern.
     pub bayer: Option<BayerPattern>,
+    /// How Bayer mosaics are demosaiced (`--demosaic`, the `demosaic` key):
+    /// MHC by default, bilinear on request.
+    pub demosaic: Demosaic,
     /// Darks, flats, bias and hot pixels (`--dark` …, the `[calibration]`
     /// table); empty: the frames are used as they are.
     pub calibration: CalibrationSpec,
@@ -189,6 +194,7 @@ impl Default for PipelineSpec {
             backend: BackendChoice::Auto,
             select: Selection::Percent(25.0),
             bayer: None,
+            demosaic: Demosaic::default(),
             calibration: CalibrationSpec::default(),
             derotate: DerotationSpec::default(),
             quality: StageChoice::new("quality"),
@@ -229,6 +235,9 @@ impl PipelineSpec {
         }
         if let Some(b) = &file.bayer {
             spec.bayer = Some(parse_bayer(b).with_context(|| path.display().to_string())?);
+        }
+        if let Some(d) = &file.demosaic {
+            spec.demosaic = parse_demosaic(d).with_context(|| path.display().to_string())?;
         }
         if let Some(c) = &file.calibration {
             spec.calibration = c.clone();
@@ -331,6 +340,10 @@ impl PipelineSpec {
             if let Some(b) = self.bayer {
                 out += &section("bayer", toml::Value::String(b.short_name().into()))?;
             }
+            if self.demosaic != Demosaic::default() {
+                let name = toml::Value::String(self.demosaic.name().into());
+                out += &section("demosaic", name)?;
+            }
             if !self.calibration.is_empty() {
                 out += "\n";
                 out += &section(
@@ -363,6 +376,12 @@ impl PipelineSpec {
         out += &section("post", toml::Value::Array(post))?;
         Ok(out)
     }
+}
+
+/// A demosaic method as `--demosaic` and the `demosaic` key spell it.
+pub fn parse_demosaic(text: &str) -> Result<Demosaic> {
+    Demosaic::parse(text)
+        .ok_or_else(|| anyhow::anyhow!("demosaic: '{text}' is not a method (bilinear or mhc)"))
 }
 
 /// A Bayer pattern as `--bayer` and the `bayer` key spell it.
@@ -527,6 +546,26 @@ mod tests {
         std::fs::write(&p, "[calibration]\ndrak = \"x.ser\"\n").unwrap();
         let e = format!("{:#}", PipelineSpec::from_file(&p).unwrap_err());
         assert!(e.contains("drak"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_demosaic_key_is_read_written_back_and_checked() {
+        let dir = std::env::temp_dir().join(format!("jupiter-cfg-dm-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("p.toml");
+        assert_eq!(PipelineSpec::default().demosaic, Demosaic::Mhc);
+        std::fs::write(&p, "demosaic = \"Bilinear\"\n").unwrap();
+        let s = PipelineSpec::from_file(&p).unwrap();
+        assert_eq!(s.demosaic, Demosaic::Bilinear);
+        std::fs::write(&p, s.to_toml(true).unwrap()).unwrap();
+        assert_eq!(
+            PipelineSpec::from_file(&p).unwrap().demosaic,
+            Demosaic::Bilinear
+        );
+        std::fs::write(&p, "demosaic = \"vng\"\n").unwrap();
+        let e = format!("{:#}", PipelineSpec::from_file(&p).unwrap_err());
+        assert!(e.contains("bilinear or mhc"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -8,9 +8,11 @@
 
 use std::sync::Arc;
 
+use jupiter_host::backend::HostBackend;
 use jupiter_host::frames::CaptureFrames;
 use jupiter_host::frames::CaptureOnDevice;
 use jupiter_host::io::capture::CaptureFile;
+use jupiter_host::io::debayer::Demosaic;
 use jupiter_host::io::ser::{ByteOrder, OpenOptions, SerFile};
 use jupiter_plugin_api::abi_stable::sabi_trait::TD_Opaque;
 use jupiter_plugin_api::frame::FrameSourceExt;
@@ -107,6 +109,75 @@ fn decode_on_the_device_matches_the_host_decoder() {
         assert!(worst <= 1e-6, "{name}: max |cpu - gpu| = {worst:e}");
         eprintln!("{name}: decode max |cpu - gpu| = {worst:e}");
     }
+}
+
+/// The decode kernel's two demosaics against the host's (`debayer.rs`):
+/// random mosaics (the harshest case for the 5×5 MHC kernels), odd sizes
+/// and frames under 5 samples a side (MHC's mirrored edges everywhere).
+fn demosaic_methods_on_the_device_match_the_host() {
+    let be = gpu_only();
+    let gpu = be.gpu_service().unwrap().clone();
+    let dir = scratch("gpu-demosaic");
+    let cases = [
+        (Cfa::Rggb, 8, 35, 25),
+        (Cfa::Grbg, 16, 26, 14),
+        (Cfa::Bggr, 12, 4, 3),
+        (Cfa::Gbrg, 8, 19, 2),
+    ];
+    for (cfa, depth, w, h) in cases {
+        let spec = SerSpec::new(w, h, SerColor::Bayer(cfa), depth);
+        let max = ((1u32 << depth) - 1) as u16;
+        let frames: Vec<Vec<u16>> = (0..5)
+            .map(|k| samples((w * h) as usize, max, k as u64 + 11))
+            .collect();
+        let path = dir.join(format!("{cfa:?}-{depth}-{w}x{h}.ser"));
+        write_ser(&path, &spec, &frames, None).unwrap();
+        for method in [Demosaic::Bilinear, Demosaic::Mhc] {
+            let mut ser = SerFile::open(&path, OpenOptions::default()).unwrap();
+            ser.demosaic = method;
+            let capture = Arc::new(CaptureFile::from(ser));
+            assert_eq!(capture.demosaic(), method);
+            let worst = device_vs_host(&be, &gpu, capture, 5);
+            // Same formulas and summing order in f32: rounding only (MHC's
+            // weights reach 2.5× the sample, so allow a few ulps of 1).
+            assert!(
+                worst <= 2e-6,
+                "{cfa:?} {w}×{h} {method:?}: max |cpu - gpu| = {worst:e}"
+            );
+            eprintln!("{cfa:?} {w}×{h} {method:?}: decode max |cpu - gpu| = {worst:e}");
+        }
+    }
+}
+
+/// Largest difference between the device's decoded frames of `capture`
+/// (all `n` uploaded raw and decoded by the kernel) and the host's.
+fn device_vs_host(
+    be: &HostBackend,
+    gpu: &GpuServiceBox,
+    capture: Arc<CaptureFile>,
+    n: usize,
+) -> f32 {
+    let store = Arc::new(CaptureOnDevice::new(gpu.clone(), be.cancel_flag(), 2));
+    let src = CaptureFrames {
+        capture,
+        indices: (0..n).collect(),
+        device: Some(store),
+    };
+    let fs = FrameSource_TO::from_ptr(&src, TD_Opaque);
+    let dev = fs
+        .on_device()
+        .unwrap()
+        .expect("a small capture fits the device");
+    let len = fs.info().frame_len();
+    let mut worst = 0.0f32;
+    for i in 0..n {
+        let (buf, off) = dev.locate(i, len);
+        let all = download(gpu, buf, off + len).unwrap();
+        let mut cpu = vec![0.0; len];
+        fs.read_frame(i, &mut cpu).unwrap();
+        worst = worst.max(max_abs_diff(&cpu, &all[off..off + len]));
+    }
+    worst
 }
 
 fn planet(w: usize, h: usize, c: usize, sx: f32, sy: f32, seed: u32) -> Vec<f32> {
@@ -305,4 +376,4 @@ fn median_stack_over_device_frames_matches_the_cpu() {
     }
 }
 
-jupiter_tests::gpu_main!(gpu: [decode_on_the_device_matches_the_host_decoder, frame_scores_on_the_device_match_the_cpu, phase_correlation_on_the_device_matches_the_cpu, mean_stack_over_device_frames_matches_the_cpu, median_stack_over_device_frames_matches_the_cpu]);
+jupiter_tests::gpu_main!(gpu: [decode_on_the_device_matches_the_host_decoder, demosaic_methods_on_the_device_match_the_host, frame_scores_on_the_device_match_the_cpu, phase_correlation_on_the_device_matches_the_cpu, mean_stack_over_device_frames_matches_the_cpu, median_stack_over_device_frames_matches_the_cpu]);

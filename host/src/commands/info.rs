@@ -19,7 +19,7 @@ pub fn cmd_info(cli: &Cli, file: &Path, open: &OpenArgs) -> Result<()> {
         file,
         OpenOptions {
             ser: open.options(),
-            bayer: None,
+            ..Default::default()
         },
     )?;
     let mut out = match capture.reader().as_ser() {

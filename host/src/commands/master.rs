@@ -20,6 +20,8 @@ pub fn cmd_master(args: &MasterArgs, quiet: bool) -> Result<()> {
     let open = OpenOptions {
         ser: args.open.options(),
         bayer: args.bayer,
+        // Masters keep the raw mosaic: nothing is demosaiced.
+        ..Default::default()
     };
     let master = Master::load(&args.file, open, args.combine)?;
     master.write_fits(&args.output, args.force)?;

@@ -24,7 +24,7 @@ use jupiter_plugin_api::gpu::helpers::{groups, run, Buffers, Uniforms};
 use jupiter_plugin_api::{DeviceFrames, ErrorKind, GpuBuffer, GpuServiceBox, StageError};
 
 use crate::io::capture::CaptureFile;
-use crate::io::debayer::BayerPattern;
+use crate::io::debayer::{BayerPattern, Demosaic};
 use crate::io::ser::ColorId;
 
 /// The decode kernel.
@@ -46,6 +46,9 @@ struct DecodeP {
     frame_bytes: u32,
     out_base: u32,
     inv_scale: f32,
+    /// 0 bilinear, 1 MHC ([`Demosaic`]); then padding to the WGSL size.
+    method: u32,
+    _pad: [u32; 3],
 }
 
 /// Largest decoded buffer tried first; halved while the device refuses it.
@@ -505,6 +508,8 @@ impl CaptureOnDevice {
                     frame_bytes: fb as u32,
                     out_base: (start * w * h * c) as u32,
                     inv_scale: 1.0 / layout.scale,
+                    method: (ser.demosaic() == Demosaic::Mhc) as u32,
+                    _pad: [0; 3],
                 }));
                 run(
                     &self.gpu,

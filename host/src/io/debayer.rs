@@ -1,4 +1,6 @@
-//! Bilinear debayering of Bayer mosaics to interleaved RGB.
+//! Demosaicing of Bayer mosaics to interleaved RGB: bilinear (3×3, one
+//! raw row of margin) or Malvar–He–Cutler (MHC, 5×5 gradient-corrected,
+//! two rows of margin), chosen by [`Demosaic`] (`--demosaic`).
 
 /// The 2×2 colour filter layout, named by its top-left row pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -46,6 +48,66 @@ impl BayerPattern {
             BayerPattern::Bggr => [2, 1, 1, 0],
         };
         layout[(y % 2) * 2 + (x % 2)]
+    }
+}
+
+/// How a Bayer mosaic is turned into RGB (`--demosaic`, the pipeline's
+/// `demosaic` key). `Mhc` is the default: on the synthetic Bayer captures
+/// with known truth it beats bilinear (docs/BENCHMARKS.md, "Demosaic").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Demosaic {
+    /// Mean of the nearest samples of each colour (3×3).
+    Bilinear,
+    /// Malvar, He & Cutler (2004), "High-quality linear interpolation for
+    /// demosaicing of Bayer-patterned color images": bilinear corrected by
+    /// the own-colour Laplacian (5×5 kernels).
+    #[default]
+    Mhc,
+}
+
+impl Demosaic {
+    /// Raw rows needed above and below the output rows: the kernel's reach.
+    /// Every banded reader (capture, SER, calibration) pads by this.
+    pub fn margin(self) -> usize {
+        match self {
+            Demosaic::Bilinear => 1,
+            Demosaic::Mhc => 2,
+        }
+    }
+    /// The name `--demosaic` and the `demosaic` key take.
+    pub fn name(self) -> &'static str {
+        match self {
+            Demosaic::Bilinear => "bilinear",
+            Demosaic::Mhc => "mhc",
+        }
+    }
+    /// Parses `bilinear` or `mhc` (any case).
+    pub fn parse(s: &str) -> Option<Demosaic> {
+        [Demosaic::Bilinear, Demosaic::Mhc]
+            .into_iter()
+            .find(|d| d.name().eq_ignore_ascii_case(s.trim()))
+    }
+}
+
+/// Demosaics output rows `y0 .. y0 + rows` with `method`; `raw` holds
+/// mosaic rows `raw_y0 ..`, with [`Demosaic::margin`] rows above and below
+/// the output rows where the image has them. Arguments as [`debayer_rows`].
+#[allow(clippy::too_many_arguments)]
+pub fn demosaic_rows(
+    method: Demosaic,
+    raw: &[f32],
+    width: usize,
+    height: usize,
+    raw_y0: usize,
+    pattern: BayerPattern,
+    y0: usize,
+    rows: usize,
+    out: &mut [f32],
+) {
+    match method {
+        Demosaic::Bilinear => debayer_rows(raw, width, height, raw_y0, pattern, y0, rows, out),
+        Demosaic::Mhc => mhc_rows(raw, width, height, raw_y0, pattern, y0, rows, out),
     }
 }
 
@@ -232,6 +294,115 @@ fn pixel(
     px
 }
 
+/// Index `i` reflected into `0 .. n` about the edge samples (-1 → 1,
+/// n → n - 2): a reflection by an even step keeps the Bayer colour of
+/// the sample, so MHC's kernels see the colours they expect. Clamped
+/// for images under 3 samples a side. `decode.wgsl` mirrors the same way.
+fn mirror(i: isize, n: usize) -> usize {
+    let last = n as isize - 1;
+    let i = if i < 0 { -i } else { i };
+    let i = if i > last { 2 * last - i } else { i };
+    i.clamp(0, last.max(0)) as usize
+}
+
+/// Malvar–He–Cutler demosaic of output rows `y0 .. y0 + rows` (arguments
+/// as [`debayer_rows`]; `raw` needs two rows of margin). Samples beyond
+/// the image are mirrored ([`mirror`]); results are clamped to `[0, 1]`
+/// (the kernels overshoot at sharp edges, like any sharpening filter).
+#[allow(clippy::too_many_arguments)]
+pub fn mhc_rows(
+    raw: &[f32],
+    width: usize,
+    height: usize,
+    raw_y0: usize,
+    pattern: BayerPattern,
+    y0: usize,
+    rows: usize,
+    out: &mut [f32],
+) {
+    if width == 0 || rows == 0 {
+        return;
+    }
+    let raw_rows = raw.len() / width;
+    let raw_end = raw_y0 + raw_rows;
+    assert!(
+        raw_rows * width == raw.len() && raw_y0 <= y0 && y0 + rows <= raw_end && y0 + rows <= height && out.len() == rows * width * 3,
+        "mhc_rows: raw rows {raw_y0}..{raw_end} of width {width} do not cover output rows {y0}..{} of height {height}, or out has {} samples",
+        y0 + rows,
+        out.len()
+    );
+    for oy in 0..rows {
+        let y = y0 + oy;
+        let window: [&[f32]; 5] = std::array::from_fn(|k| {
+            let yy = mirror(y as isize + k as isize - 2, height);
+            assert!(
+                (raw_y0..raw_end).contains(&yy),
+                "mhc_rows: row {yy} (for output row {y}) is outside the raw rows {raw_y0}..{raw_end}"
+            );
+            &raw[(yy - raw_y0) * width..(yy - raw_y0 + 1) * width]
+        });
+        let o_row = &mut out[oy * width * 3..(oy + 1) * width * 3];
+        // The row's two colours, at even and odd x.
+        let colors = [pattern.color_at(0, y), pattern.color_at(1, y)];
+        let px = |x: usize| 3 * x..3 * x + 3;
+        // Within 2 of an edge: mirrored columns.
+        let edges = (0..width.min(2)).chain(width.saturating_sub(2).max(2)..width);
+        for x in edges {
+            let cols: [usize; 5] =
+                std::array::from_fn(|k| mirror(x as isize + k as isize - 2, width));
+            let rgb = mhc_px(
+                |dy, dx| window[dy][cols[dx]],
+                colors[x % 2],
+                colors[(x + 1) % 2],
+            );
+            o_row[px(x)].copy_from_slice(&rgb.map(|v| v.clamp(0.0, 1.0)));
+        }
+        // Inside: pairs (x, x + 1) from one 6-column slice per row (no
+        // bounds checks in the kernels), then a last single pixel.
+        let mut x = 2;
+        while x + 3 < width {
+            let n: [&[f32; 6]; 5] = window.map(|r| r[x - 2..x + 4].try_into().unwrap());
+            let (c0, c1) = (colors[x % 2], colors[(x + 1) % 2]);
+            let a = mhc_px(|dy, dx| n[dy][dx], c0, c1);
+            let b = mhc_px(|dy, dx| n[dy][dx + 1], c1, c0);
+            o_row[px(x)].copy_from_slice(&a.map(|v| v.clamp(0.0, 1.0)));
+            o_row[px(x + 1)].copy_from_slice(&b.map(|v| v.clamp(0.0, 1.0)));
+            x += 2;
+        }
+        if x + 2 < width {
+            let n: [&[f32; 5]; 5] = window.map(|r| r[x - 2..x + 3].try_into().unwrap());
+            let rgb = mhc_px(|dy, dx| n[dy][dx], colors[x % 2], colors[(x + 1) % 2]);
+            o_row[px(x)].copy_from_slice(&rgb.map(|v| v.clamp(0.0, 1.0)));
+        }
+    }
+}
+
+/// The MHC kernels (coefficients /8) at one pixel: `at(dy, dx)` the sample
+/// at row y-2+dy, column x-2+dx (both 0 ..= 4), `own` the pixel's colour
+/// and `right` the colour of its right-hand neighbour (for a green pixel,
+/// the colour interpolated horizontally). Sums in the order `decode.wgsl`
+/// makes them.
+#[inline(always)]
+fn mhc_px(at: impl Fn(usize, usize) -> f32, own: usize, right: usize) -> [f32; 3] {
+    let ctr = at(2, 2);
+    let h1 = at(2, 1) + at(2, 3);
+    let v1 = at(1, 2) + at(3, 2);
+    let h2 = at(2, 0) + at(2, 4);
+    let v2 = at(0, 2) + at(4, 2);
+    let diag = at(1, 1) + at(1, 3) + at(3, 1) + at(3, 3);
+    let mut px = [0.0f32; 3];
+    px[own] = ctr;
+    if own == 1 {
+        // Green: the horizontal neighbours' colour, then the vertical's.
+        px[right] = (5.0 * ctr + 4.0 * h1 - diag - h2 + 0.5 * v2) / 8.0;
+        px[2 - right] = (5.0 * ctr + 4.0 * v1 - diag - v2 + 0.5 * h2) / 8.0;
+    } else {
+        px[1] = (4.0 * ctr + 2.0 * (h1 + v1) - (h2 + v2)) / 8.0;
+        px[2 - own] = (6.0 * ctr + 2.0 * diag - 1.5 * (h2 + v2)) / 8.0;
+    }
+    px
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,6 +436,155 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// A mosaic of per-colour planes `f(colour, x, y)` under `p`.
+    fn mosaic(
+        w: usize,
+        h: usize,
+        p: BayerPattern,
+        f: impl Fn(usize, usize, usize) -> f32,
+    ) -> Vec<f32> {
+        (0..w * h)
+            .map(|i| f(p.color_at(i % w, i / w), i % w, i / w))
+            .collect()
+    }
+
+    fn run(m: Demosaic, raw: &[f32], w: usize, h: usize, p: BayerPattern) -> Vec<f32> {
+        let mut out = vec![0.0; w * h * 3];
+        demosaic_rows(m, raw, w, h, 0, p, 0, h, &mut out);
+        out
+    }
+
+    #[test]
+    fn mhc_reproduces_flat_colours_everywhere_and_linear_gradients_away_from_the_edges() {
+        let (w, h) = (12usize, 10usize);
+        // Multiples of 1/1024 below 1: every kernel sum is exact in f32.
+        let flat = |c: usize, _: usize, _: usize| [0.25, 0.5, 0.75][c];
+        let ramp = |c: usize, x: usize, y: usize| {
+            ([64.0, 200.0, 400.0][c]
+                + [3.0, 5.0, 7.0][c] * x as f32
+                + [8.0, 2.0, 4.0][c] * y as f32)
+                / 1024.0
+        };
+        for p in BayerPattern::ALL {
+            let out = run(Demosaic::Mhc, &mosaic(w, h, p, flat), w, h, p);
+            for (i, px) in out.chunks_exact(3).enumerate() {
+                assert_eq!(px, [0.25, 0.5, 0.75], "{p:?} flat at {i}");
+            }
+            let out = run(Demosaic::Mhc, &mosaic(w, h, p, ramp), w, h, p);
+            for y in 2..h - 2 {
+                for x in 2..w - 2 {
+                    let want: [f32; 3] = std::array::from_fn(|c| ramp(c, x, y));
+                    assert_eq!(
+                        &out[(y * w + x) * 3..(y * w + x) * 3 + 3],
+                        want,
+                        "{p:?} ramp at ({x}, {y})"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn mhc_beats_bilinear_on_a_sharp_pattern() {
+        // A disc with a sharp limb and fine stripes, grey (the colours equal):
+        // where bilinear leaves colour fringes, MHC's gradient term removes them.
+        let (w, h) = (64usize, 48usize);
+        let truth = |x: usize, y: usize| {
+            let (dx, dy) = (x as f32 - 30.3, y as f32 - 22.7);
+            let disc = if dx * dx + dy * dy < 18.0 * 18.0 {
+                0.7
+            } else {
+                0.1
+            };
+            disc + 0.2 * ((x as f32 * 0.9).sin() * (y as f32 * 0.6).cos()).abs()
+        };
+        for p in BayerPattern::ALL {
+            let raw = mosaic(w, h, p, |_, x, y| truth(x, y));
+            let err = |m| {
+                let out = run(m, &raw, w, h, p);
+                let mut se = 0.0f64;
+                for y in 2..h - 2 {
+                    for x in 2..w - 2 {
+                        for c in 0..3 {
+                            se += (out[(y * w + x) * 3 + c] - truth(x, y)).powi(2) as f64;
+                        }
+                    }
+                }
+                se
+            };
+            let (bl, mhc) = (err(Demosaic::Bilinear), err(Demosaic::Mhc));
+            assert!(
+                mhc < 0.7 * bl,
+                "{p:?}: MHC squared error {mhc} vs bilinear {bl}"
+            );
+        }
+    }
+
+    #[test]
+    fn mhc_bands_with_two_rows_of_margin_equal_the_whole_image() {
+        let (w, h) = (9usize, 11usize);
+        let raw: Vec<f32> = (0..w * h)
+            .map(|i| ((i * 7919 % 1009) as f32) / 1009.0)
+            .collect();
+        for p in BayerPattern::ALL {
+            let full = run(Demosaic::Mhc, &raw, w, h, p);
+            for (y0, rows) in [(0, 1), (1, 2), (4, 3), (h - 1, 1), (h - 2, 2), (0, h)] {
+                let m = Demosaic::Mhc.margin();
+                let lo = y0.saturating_sub(m);
+                let hi = (y0 + rows + m).min(h);
+                let mut band = vec![0.0; rows * w * 3];
+                demosaic_rows(
+                    Demosaic::Mhc,
+                    &raw[lo * w..hi * w],
+                    w,
+                    h,
+                    lo,
+                    p,
+                    y0,
+                    rows,
+                    &mut band,
+                );
+                assert_eq!(
+                    band,
+                    full[y0 * w * 3..(y0 + rows) * w * 3],
+                    "{p:?} rows {y0}+{rows}"
+                );
+            }
+        }
+        // Degenerate sizes do not panic.
+        for (w, h) in [(1usize, 1usize), (2, 2), (1, 5), (5, 1), (3, 2)] {
+            run(Demosaic::Mhc, &vec![0.5; w * h], w, h, BayerPattern::Rggb);
+        }
+    }
+
+    #[test]
+    fn the_method_names_parse_back() {
+        for m in [Demosaic::Bilinear, Demosaic::Mhc] {
+            assert_eq!(Demosaic::parse(&m.name().to_uppercase()), Some(m));
+        }
+        assert_eq!(Demosaic::parse("vng"), None);
+    }
+
+    /// Timing probe, not a check (`cargo test -p jupiter-host --lib
+    /// demosaic_speed -- --ignored --nocapture`): ms per 1024² frame.
+    #[test]
+    #[ignore = "timing probe; run by hand"]
+    fn demosaic_speed() {
+        let (w, h) = (1024usize, 1024usize);
+        let raw: Vec<f32> = (0..w * h)
+            .map(|i| ((i * 7919 % 1009) as f32) / 1009.0)
+            .collect();
+        let mut out = vec![0.0; w * h * 3];
+        for m in [Demosaic::Bilinear, Demosaic::Mhc] {
+            let t = std::time::Instant::now();
+            for _ in 0..10 {
+                demosaic_rows(m, &raw, w, h, 0, BayerPattern::Rggb, 0, h, &mut out);
+            }
+            let ms = t.elapsed().as_secs_f64() * 100.0;
+            eprintln!("{}: {ms:.2} ms per {w}×{h} frame (one thread)", m.name());
         }
     }
 }

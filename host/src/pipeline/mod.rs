@@ -124,6 +124,7 @@ pub fn prepare_calibration(
     let opts = capture::OpenOptions {
         ser: open,
         bayer: spec.bayer,
+        demosaic: spec.demosaic,
     };
     if spec.calibration.is_empty() {
         return Ok(None);
@@ -272,11 +273,12 @@ fn open_capture(session: &Session, req: &RunRequest) -> Result<Capture> {
 }
 
 /// How to open the request's captures: its SER options and the pipeline's
-/// Bayer pattern (`--bayer`, the `bayer` key).
+/// Bayer pattern (`--bayer`, the `bayer` key) and demosaic (`--demosaic`).
 fn open_options(req: &RunRequest) -> capture::OpenOptions {
     capture::OpenOptions {
         ser: req.open,
         bayer: req.spec.bayer,
+        demosaic: req.spec.demosaic,
     }
 }
 

@@ -297,11 +297,12 @@ pub struct Applied {
 }
 
 impl Applied {
-    /// Rows a calibrated read needs beyond the rows asked for: the repair's
-    /// reach (2 in a mosaic, 1 otherwise) plus the debayer's 1.
-    pub fn margin_rows(&self) -> usize {
+    /// Rows the hot-pixel repair reads beyond the rows it repairs (2 in a
+    /// mosaic: the same-colour neighbours; 1 otherwise). A calibrated read
+    /// pads by this plus the demosaic's margin.
+    pub fn repair_rows(&self) -> usize {
         if self.layout.bayer.is_some() {
-            3
+            2
         } else {
             1
         }

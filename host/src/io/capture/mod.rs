@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::calibrate::Applied;
-use super::debayer::{debayer_rows, BayerPattern};
+use super::debayer::{demosaic_rows, BayerPattern, Demosaic};
 use super::ser::{self, ColorId, SerError, SerFile};
 
 pub use detect::{detect, Format};
@@ -103,12 +103,14 @@ fn compressed_video(
     Err(without)
 }
 
-/// How to open a capture: the SER options and a Bayer pattern for raw
-/// mosaics whose file does not say (`--bayer`, the pipeline's `bayer` key).
+/// How to open a capture: the SER options, a Bayer pattern for raw
+/// mosaics whose file does not say (`--bayer`, the pipeline's `bayer` key)
+/// and how mosaics are demosaiced (`--demosaic`, the `demosaic` key).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OpenOptions {
     pub ser: ser::OpenOptions,
     pub bayer: Option<BayerPattern>,
+    pub demosaic: Demosaic,
 }
 
 /// The stored samples of a reader, as the device's decode kernel reads them
@@ -215,6 +217,8 @@ pub struct CaptureFile {
     reader: Box<dyn FrameReader>,
     /// The pattern demosaiced here (mono readers only).
     debayer: Option<BayerPattern>,
+    /// How mosaics are demosaiced, here, by the SER reader and on the device.
+    demosaic: Demosaic,
     warnings: Vec<String>,
     /// Darks, flats and hot pixels applied to the raw samples of every
     /// frame before the demosaic (see [`crate::io::calibrate`]).
@@ -223,8 +227,10 @@ pub struct CaptureFile {
 
 impl From<SerFile> for CaptureFile {
     fn from(ser: SerFile) -> CaptureFile {
+        let method = ser.demosaic;
         CaptureFile::from_reader(Box::new(ser), None)
             .expect("a SER file without a Bayer override always opens")
+            .with_demosaic(method)
     }
 }
 
@@ -237,7 +243,9 @@ impl CaptureFile {
                 if let Some(p) = opts.bayer {
                     ser_bayer(&mut ser, p)?;
                 }
-                return CaptureFile::from_reader(Box::new(ser), None);
+                ser.demosaic = opts.demosaic;
+                let c = CaptureFile::from_reader(Box::new(ser), None)?;
+                return Ok(c.with_demosaic(opts.demosaic));
             }
             Format::Avi => match super::avi::AviFile::open(path) {
                 Ok(avi) => Box::new(avi),
@@ -255,7 +263,19 @@ impl CaptureFile {
             Format::Fits => Box::new(super::fits::FitsCube::open(path)?),
             Format::Sequence => Box::new(super::sequence::ImageSequence::open(path)?),
         };
-        CaptureFile::from_reader(reader, opts.bayer)
+        Ok(CaptureFile::from_reader(reader, opts.bayer)?.with_demosaic(opts.demosaic))
+    }
+
+    /// This capture demosaicing with `method` (rows decoded here and on the
+    /// device; a SER reader is given the same method when it is opened).
+    fn with_demosaic(mut self, method: Demosaic) -> CaptureFile {
+        self.demosaic = method;
+        self
+    }
+
+    /// How mosaics are demosaiced (the device decode reads it too).
+    pub fn demosaic(&self) -> Demosaic {
+        self.demosaic
     }
 
     /// A capture over `reader`, demosaicing its mono rows with `bayer` (the
@@ -296,6 +316,7 @@ impl CaptureFile {
         Ok(CaptureFile {
             reader,
             debayer,
+            demosaic: Demosaic::default(),
             warnings,
             calibration: None,
         })
@@ -419,13 +440,13 @@ impl CaptureFile {
         let Some(pattern) = self.debayer else {
             return self.reader.decode_rows(index, y0, rows, out);
         };
-        // The bilinear debayer needs one raw row above and below.
-        let (w, h) = (self.width(), self.height());
-        let lo = y0.saturating_sub(1);
-        let hi = (y0 + rows + 1).min(h);
+        // The demosaic reads its margin of raw rows above and below.
+        let (w, h, m) = (self.width(), self.height(), self.demosaic.margin());
+        let lo = y0.saturating_sub(m);
+        let hi = (y0 + rows + m).min(h);
         let mut raw = vec![0.0f32; (hi - lo) * w];
         self.reader.decode_rows(index, lo, hi - lo, &mut raw)?;
-        debayer_rows(&raw, w, h, lo, pattern, y0, rows, out);
+        demosaic_rows(self.demosaic, &raw, w, h, lo, pattern, y0, rows, out);
         Ok(())
     }
 
@@ -441,14 +462,14 @@ impl CaptureFile {
         out: &mut [f32],
     ) -> Result<(), CaptureError> {
         let (w, h, c) = (self.width(), self.height(), self.raw_channels());
-        let margin = cal.margin_rows();
+        let margin = cal.repair_rows() + self.bayer().map_or(0, |_| self.demosaic.margin());
         let lo = y0.saturating_sub(margin);
         let hi = (y0 + rows + margin).min(h);
         let mut raw = vec![0.0f32; (hi - lo) * w * c];
         self.decode_raw_rows(index, lo, hi - lo, &mut raw)?;
         cal.apply(&mut raw, lo, hi - lo);
         match self.bayer() {
-            Some(pattern) => debayer_rows(&raw, w, h, lo, pattern, y0, rows, out),
+            Some(pattern) => demosaic_rows(self.demosaic, &raw, w, h, lo, pattern, y0, rows, out),
             None => out.copy_from_slice(&raw[(y0 - lo) * w * c..(y0 - lo + rows) * w * c]),
         }
         Ok(())

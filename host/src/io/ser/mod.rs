@@ -45,7 +45,7 @@ use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
-use super::debayer::debayer_rows;
+use super::debayer::{demosaic_rows, Demosaic};
 use header::i64_at;
 pub use header::{parse_header, ColorId, HeaderError, SerHeader, HEADER_LEN, MAX_DIM, MAX_FRAMES};
 use samples::{sample16, sample_format};
@@ -122,6 +122,9 @@ pub struct SerFile {
     pub timestamps: Option<Vec<i64>>,
     /// Problems worked around while opening (shown to the user, put in reports).
     pub warnings: Vec<String>,
+    /// How a Bayer file's mosaic is demosaiced (`--demosaic`); also the
+    /// rows read beyond a request ([`Demosaic::margin`]).
+    pub demosaic: Demosaic,
     data: Storage,
 }
 
@@ -200,6 +203,7 @@ impl SerFile {
             scale,
             timestamps,
             warnings,
+            demosaic: Demosaic::default(),
             data,
         })
     }
@@ -277,7 +281,7 @@ impl SerFile {
                 ),
             });
         }
-        // The rows asked for, with the row above and below (the debayer's),
+        // The rows asked for, with the demosaic's margin above and below,
         // read from the file: `band` starts at row `lo`.
         let (lo, hi) = self.padded_rows(y0, rows);
         let (start, len) = self.padded_span(index, y0, rows);
@@ -317,12 +321,12 @@ impl SerFile {
                 }
             }
             ColorId::Bayer(pattern) => {
-                // The bilinear debayer needs one raw row above and below.
+                // With the demosaic's margin (see padded_rows).
                 let mut raw = vec![0.0f32; (hi - lo) * w];
                 for k in 0..hi - lo {
                     self.raw_row(band, k, &mut raw[k * w..(k + 1) * w]);
                 }
-                debayer_rows(&raw, w, h, lo, pattern, y0, rows, out);
+                demosaic_rows(self.demosaic, &raw, w, h, lo, pattern, y0, rows, out);
             }
         }
     }
@@ -354,7 +358,7 @@ impl SerFile {
                 ),
             });
         }
-        // The padded band (a row above and below) read like decode_rows's,
+        // The padded band (the demosaic's margin) read like decode_rows's,
         // only the rows asked for decoded from it.
         let (lo, _) = self.padded_rows(y0, rows);
         let (start, len) = self.padded_span(index, y0, rows);
@@ -999,10 +1003,11 @@ mod tests {
             "{e}"
         );
         assert!(s.decode_frame(2).is_err());
-        // Rows 0..3 of frame 2 (with the debayer's row below) are still there.
-        let mut rows = vec![0.0; 3 * 16 * 3];
-        s.decode_rows(2, 0, 3, &mut rows).unwrap();
-        assert_eq!(rows[..], whole[..3 * 16 * 3]);
+        // Rows 0..2 of frame 2 (with the demosaic's two rows below) are
+        // still there.
+        let mut rows = vec![0.0; 2 * 16 * 3];
+        s.decode_rows(2, 0, 2, &mut rows).unwrap();
+        assert_eq!(rows[..], whole[..2 * 16 * 3]);
         assert!(s.stored_frames(0, 2).is_some());
         assert!(s.stored_frames(0, 3).is_none());
     }

@@ -88,10 +88,14 @@ impl SerFile {
     }
 
     /// The stored rows that decoding rows `y0 .. y0 + rows` reads:
-    /// `(first, end)`. For a Bayer mosaic, with the row above and below
-    /// where the frame has them (the debayer reads them); else just those.
+    /// `(first, end)`. For a Bayer mosaic, with the demosaic's margin
+    /// ([`Demosaic::margin`](crate::io::debayer::Demosaic::margin) rows)
+    /// above and below where the frame has them; else just those.
     pub(super) fn padded_rows(&self, y0: usize, rows: usize) -> (usize, usize) {
-        let pad = usize::from(matches!(self.header.color, ColorId::Bayer(_)));
+        let pad = match self.header.color {
+            ColorId::Bayer(_) => self.demosaic.margin(),
+            _ => 0,
+        };
         let end = y0
             .saturating_add(rows)
             .saturating_add(pad)
@@ -109,7 +113,7 @@ impl SerFile {
     }
 
     /// Asks the kernel to start reading rows `y0 .. y0 + rows` of frame
-    /// `index` (and the row above and below, which the debayer reads) from
+    /// `index` (and the demosaic's margin rows) from
     /// the disk now (`MADV_WILLNEED`), so that reading overlaps the work on
     /// earlier frames. Does nothing for an index past the end or for
     /// in-memory data.

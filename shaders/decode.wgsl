@@ -6,22 +6,30 @@
 // Malvar–He–Cutler kernels of `debayer::mhc_px` (5×5, samples beyond the
 // frame mirrored as `debayer::mirror` does, clamped to [0, 1]).
 // The whole frame is on the device, so no row margin is involved here.
+// A calibrated capture (p.calibrated = 1) is calibrated here, before the
+// demosaic, as `calibrate::Applied::apply` does on the CPU: every sample
+// read is (sample − offset) · gain, and a sample of the defect mask is the
+// median of its calibrated same-colour neighbours that are not defects
+// (`calibrate::repair`). The tables: `Applied::device_tables`.
 // Bindings (group 0): 0 raw: array<u32> (read), the stored bytes of `count`
 //   consecutive frames (`frame_bytes` each, packed little-endian into words);
 //   1 out: array<f32> (read_write), frame k of the chunk decoded from word
-//   out_base + k * width * height * channels, channels interleaved; 2 uniforms P.
+//   out_base + k * width * height * channels, channels interleaved;
+//   2 cal: array<f32> (read), offset, gain and defect mask, `samples` values
+//   each (one word, unused, when p.calibrated = 0); 3 uniforms P.
 // Workgroup: 16×16×1 over (x, y); z = frame of the chunk.
 
 struct P {
     width: u32, height: u32, planes: u32, channels: u32,
     bytes: u32, little: u32, kind: u32, pattern: u32,
     count: u32, frame_bytes: u32, out_base: u32, inv_scale: f32,
-    method: u32, pad0: u32, pad1: u32, pad2: u32,
+    method: u32, calibrated: u32, samples: u32, pad0: u32,
 };
 
 @group(0) @binding(0) var<storage, read> raw: array<u32>;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<uniform> p: P;
+@group(0) @binding(2) var<storage, read> cal: array<f32>;
+@group(0) @binding(3) var<uniform> p: P;
 
 fn byte_at(o: u32) -> u32 {
     return (raw[o >> 2u] >> ((o & 3u) * 8u)) & 255u;
@@ -57,11 +65,8 @@ fn decode(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let o = p.out_base + ((k * p.height + y) * p.width + x) * p.channels;
     if (p.kind < 2u) {
-        let s = (y * p.width + x) * p.planes;
         for (var c = 0u; c < p.channels; c++) {
-            var src = c;
-            if (p.kind == 1u) { src = 2u - c; }
-            out[o + c] = sample(k, s + src);
+            out[o + c] = value(k, x, y, c);
         }
         return;
     }
@@ -81,11 +86,11 @@ fn decode(@builtin(global_invocation_id) gid: vec3<u32>) {
             if (xx < 0 || xx >= i32(p.width)) { continue; }
             let c = color_at(u32(xx), u32(yy));
             if (dx == 0 && dy == 0) {
-                sum[c] += sample(k, u32(yy) * p.width + u32(xx));
+                sum[c] += value(k, u32(xx), u32(yy), 0u);
                 cnt[c] += 1.0;
             } else if (c != own) {
                 if (c == 1u && dx != 0 && dy != 0) { continue; }
-                sum[c] += sample(k, u32(yy) * p.width + u32(xx));
+                sum[c] += value(k, u32(xx), u32(yy), 0u);
                 cnt[c] += 1.0;
             }
         }
@@ -93,7 +98,7 @@ fn decode(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var c = 0u; c < 3u; c++) {
         var v = 0.0;
         if (c == own) {
-            v = sample(k, y * p.width + x);
+            v = value(k, x, y, 0u);
         } else if (cnt[c] > 0.0) {
             v = sum[c] / cnt[c];
         }
@@ -114,7 +119,7 @@ fn mirror(i: i32, n: u32) -> u32 {
 fn at(k: u32, x: u32, y: u32, dx: i32, dy: i32) -> f32 {
     let xx = mirror(i32(x) + dx, p.width);
     let yy = mirror(i32(y) + dy, p.height);
-    return sample(k, yy * p.width + xx);
+    return value(k, xx, yy, 0u);
 }
 
 // Malvar–He–Cutler at (x, y): the kernels (coefficients /8) and sums of
@@ -140,4 +145,61 @@ fn mhc(k: u32, x: u32, y: u32, o: u32) {
     for (var c = 0u; c < 3u; c++) {
         out[o + c] = clamp(px[c], 0.0, 1.0);
     }
+}
+
+// Channel `c` (RGB order) of pixel (x, y) of frame `k` as stored.
+fn stored(k: u32, x: u32, y: u32, c: u32) -> f32 {
+    var src = c;
+    if (p.kind == 1u) { src = 2u - c; }
+    return sample(k, (y * p.width + x) * p.planes + src);
+}
+
+// The sample with offset and gain applied (index `i` in the tables).
+fn corrected(k: u32, x: u32, y: u32, c: u32) -> f32 {
+    let i = (y * p.width + x) * p.planes + c;
+    return (stored(k, x, y, c) - cal[i]) * cal[p.samples + i];
+}
+
+// Whether a sample is a defect (repaired).
+fn defect(x: u32, y: u32, c: u32) -> bool {
+    return cal[2u * p.samples + (y * p.width + x) * p.planes + c] != 0.0;
+}
+
+// What the demosaic reads: the stored sample, calibrated when asked.
+fn value(k: u32, x: u32, y: u32, c: u32) -> f32 {
+    if (p.calibrated == 0u) { return stored(k, x, y, c); }
+    if (!defect(x, y, c)) { return corrected(k, x, y, c); }
+    return repaired(k, x, y, c);
+}
+
+// A defect: the median of its same-colour neighbours that are not defects
+// (the 8 around it, or in a mosaic those of the 5×5 window), as
+// `Layout::neighbours` and `combine::median`; itself when there are none.
+fn repaired(k: u32, x: u32, y: u32, c: u32) -> f32 {
+    var near: array<f32, 24>;
+    var n = 0u;
+    var r = 1;
+    if (p.kind == 2u) { r = 2; }
+    for (var dy = -r; dy <= r; dy++) {
+        let ny = i32(y) + dy;
+        if (ny < 0 || ny >= i32(p.height)) { continue; }
+        for (var dx = -r; dx <= r; dx++) {
+            let nx = i32(x) + dx;
+            if ((dx == 0 && dy == 0) || nx < 0 || nx >= i32(p.width)) { continue; }
+            if (p.kind == 2u && color_at(u32(nx), u32(ny)) != color_at(x, y)) { continue; }
+            if (defect(u32(nx), u32(ny), c)) { continue; }
+            // Insertion into the sorted list.
+            let v = corrected(k, u32(nx), u32(ny), c);
+            var j = n;
+            while (j > 0u && near[j - 1u] > v) {
+                near[j] = near[j - 1u];
+                j--;
+            }
+            near[j] = v;
+            n++;
+        }
+    }
+    if (n == 0u) { return corrected(k, x, y, c); }
+    if (n % 2u == 1u) { return near[n / 2u]; }
+    return 0.5 * (near[n / 2u - 1u] + near[n / 2u]);
 }

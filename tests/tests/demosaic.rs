@@ -64,6 +64,13 @@ fn stack_psnr(
     let mut args = vec!["--select", "50%", "--no-post", "--aligner", "align-phase"];
     args.extend_from_slice(more);
     let r = run_reported(build(), path, (&out, &report), &args);
+    // The report records the method the run used.
+    let want = if more.contains(&"bilinear") {
+        "bilinear"
+    } else {
+        "mhc"
+    };
+    assert_eq!(r["pipeline"]["demosaic"], want, "{name}");
     let best = r["selected"][0].as_u64().unwrap() as usize;
     let (w, h) = (o.width as usize, o.height as usize);
     let (dx, dy) = shifts[best];

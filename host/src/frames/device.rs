@@ -1,7 +1,8 @@
 //! The capture on the GPU: on a GPU run the host uploads the capture's
 //! stored samples once (raw bytes: a quarter of the decoded size for 8-bit
 //! data), decodes them on the device (`shaders/decode.wgsl`, the same rules
-//! as the CPU decoder) and keeps the decoded frames there for every stage
+//! as the CPU decoder, calibration included: the masters are uploaded once
+//! per capture) and keeps the decoded frames there for every stage
 //! (scoring, alignment, stacking), which then read no frame on the CPU.
 //! A capture whose samples the kernel cannot read (float FITS, image
 //! sequences: [`CaptureFile::raw_layout`] is `None`) is decoded on the CPU
@@ -46,9 +47,12 @@ struct DecodeP {
     frame_bytes: u32,
     out_base: u32,
     inv_scale: f32,
-    /// 0 bilinear, 1 MHC ([`Demosaic`]); then padding to the WGSL size.
+    /// 0 bilinear, 1 MHC ([`Demosaic`]).
     method: u32,
-    _pad: [u32; 3],
+    /// 1: calibrate from the tables at binding 2, of `samples` values each.
+    calibrated: u32,
+    samples: u32,
+    _pad: u32,
 }
 
 /// Largest decoded buffer tried first; halved while the device refuses it.
@@ -450,6 +454,13 @@ impl CaptureOnDevice {
             bufs.zeroed((chunk * fb).div_ceil(4))?,
             bufs.zeroed((chunk * fb).div_ceil(4))?,
         ];
+        // The calibration's tables, once per capture (one unused word
+        // without a calibration: the binding is always there).
+        let calibrated = ser.calibration().is_some();
+        let cal = match ser.calibration() {
+            Some(c) => bufs.upload(&c.device_tables())?,
+            None => bufs.zeroed(1)?,
+        };
         let (kind, planes, pattern) = match layout.color {
             ColorId::Mono => (0, 1, 0),
             ColorId::Rgb => (0, 3, 0),
@@ -509,13 +520,15 @@ impl CaptureOnDevice {
                     out_base: (start * w * h * c) as u32,
                     inv_scale: 1.0 / layout.scale,
                     method: (ser.demosaic() == Demosaic::Mhc) as u32,
-                    _pad: [0; 3],
+                    calibrated: calibrated as u32,
+                    samples: (w * h * planes as usize) as u32,
+                    _pad: 0,
                 }));
                 run(
                     &self.gpu,
                     DECODE,
                     "decode",
-                    &[raw, dst],
+                    &[raw, dst, cal],
                     &u,
                     [groups(w, 16), groups(h, 16), frames as u32],
                 )?;

@@ -102,7 +102,8 @@ impl Capture {
 }
 
 /// Opens a capture file, with `calibration` attached when given (its
-/// frames then decode calibrated, and the device uploads them decoded).
+/// frames then decode calibrated, on the CPU or in the device's decode
+/// kernel).
 fn open_file(
     path: &Path,
     open: OpenOptions,

@@ -325,6 +325,21 @@ impl Applied {
         repair(raw, y0, rows, &self.layout, &self.defects, &self.mask);
     }
 
+    /// The calibration as the decode kernel reads it (`decode.wgsl`,
+    /// binding 2): the offset (zeros without one), the gain (ones without a
+    /// flat) and the defect mask (1 at a repaired sample), each one value
+    /// per raw sample in decoded order, one after the other. Uploaded once
+    /// per capture, so that the device keeps the raw upload.
+    pub fn device_tables(&self) -> Vec<f32> {
+        let n = self.layout.samples();
+        let cal = &self.calibration;
+        let mut t = Vec::with_capacity(3 * n);
+        t.extend(cal.offset.as_deref().map_or(vec![0.0; n], <[f32]>::to_vec));
+        t.extend(cal.gain.as_deref().map_or(vec![1.0; n], <[f32]>::to_vec));
+        t.extend(self.mask.iter().map(|&m| f32::from(u8::from(m))));
+        t
+    }
+
     /// The line a run shows: the formula and the repaired pixels.
     pub fn describe(&self) -> String {
         let s = &self.summary;

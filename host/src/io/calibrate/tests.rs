@@ -219,8 +219,8 @@ fn calibration_applies_dark_and_flat_to_raw_samples_before_the_debayer() {
     assert_eq!(s.masters[0].built, "median of 3 frames");
     let file = file.with_calibration(Arc::new(applied));
     assert!(
-        file.raw_layout().is_none(),
-        "a calibrated capture uploads decoded frames"
+        file.raw_layout().is_some(),
+        "a calibrated capture uploads its raw samples (calibrated on the device)"
     );
     // Every pixel and channel: 100 / 255 × mean factor (1.0).
     let rgb = file.decode_frame(0).unwrap();

@@ -411,7 +411,7 @@ impl CaptureFile {
     }
 
     /// This capture with `calibration` applied to every frame decoded
-    /// (the device then uploads decoded, calibrated frames).
+    /// (on the device by the decode kernel, from the same masters).
     pub fn with_calibration(mut self, calibration: Arc<Applied>) -> CaptureFile {
         self.calibration = Some(calibration);
         self
@@ -490,11 +490,9 @@ impl CaptureFile {
     }
 
     /// The stored samples' layout for the device decode (the demosaic
-    /// asked for here included); `None`: upload decoded frames.
+    /// asked for here included; a calibration is applied by the kernel
+    /// too, from [`Applied::device_tables`]); `None`: upload decoded frames.
     pub fn raw_layout(&self) -> Option<RawLayout> {
-        if self.calibration.is_some() {
-            return None;
-        }
         let mut l = self.reader.raw_layout()?;
         if let Some(p) = self.debayer {
             l.color = ColorId::Bayer(p);

@@ -261,53 +261,17 @@ impl Derotation {
         backend: &HostBackend,
     ) -> Result<Derotation> {
         let file = &frames.capture;
-        let (w, h) = (file.width(), file.height());
-        let selected = &frames.indices;
-        let t: Vec<f64> = selected.iter().map(|&i| times.seconds[i]).collect();
-        let t_ref = times.middle_of(selected);
+        let size = (file.width(), file.height());
+        let t: Vec<f64> = frames.indices.iter().map(|&i| times.seconds[i]).collect();
+        let t_ref = times.middle_of(&frames.indices);
         let omega = std::f64::consts::TAU / spec.period_s().context("no rotation period")?;
         let means = backend.install(|| Means::of(frames, &t))?;
-        let canvas = (w as f64 / 2.0, h as f64 / 2.0);
-        fn grey(data: &[f32], (width, height): (usize, usize)) -> Grey<'_> {
-            Grey {
-                data,
-                width,
-                height,
-            }
-        }
-        let grey = |d| grey(d, (w, h));
-        let disc = fit_disc(&grey(&means.all), spec.flattening())
+        let disc = fit_disc(&means.grey(&means.all), spec.flattening())
             .with_context(|| format!("{}: cannot derotate", file.path().display()))?;
-        let shape = Globe {
-            a: disc.a,
-            b: disc.b,
-            pole_deg: 0.0,
-            mirrored: spec.mirrored,
-            latitude_deg: spec.latitude,
-        };
-        let alpha = omega * (means.late_t - means.early_t);
-        let (pole_deg, ratio) = match spec.pole_angle {
-            Some(p) => (p.rem_euclid(360.0), None),
-            None => {
-                let centre = |data: &[f32]| {
-                    let g = Grey {
-                        data,
-                        width: w,
-                        height: h,
-                    };
-                    fit_disc(&g, spec.flattening()).map_or((disc.cx, disc.cy), |f| (f.cx, f.cy))
-                };
-                let pair = pole::Pair {
-                    early: grey(&means.early),
-                    late: grey(&means.late),
-                    centres: [centre(&means.early), centre(&means.late)],
-                    alpha,
-                };
-                let fit = backend.install(|| pole::fit_pole(&pair, shape));
-                (fit.pole_deg, Some(fit.ratio))
-            }
-        };
-        let globe = Globe { pole_deg, ..shape };
+        let (globe, ratio) = orientation(spec, &means, &disc, omega, backend);
+        // Each frame's disc: its centroid, moved as the mean's disc lies
+        // from the canvas centre the frames were centred on.
+        let canvas = (size.0 as f64 / 2.0, size.1 as f64 / 2.0);
         let turns: Vec<FrameTurn> = means
             .centroids
             .iter()
@@ -320,49 +284,16 @@ impl Derotation {
         let step = (disc.a / 16.0).clamp(3.0, 8.0);
         let fields = turns
             .iter()
-            .map(|&turn| frames::frame_field(&globe, turn, step, (w, h)))
+            .map(|&turn| frames::frame_field(&globe, turn, step, size))
             .collect();
-        let t0 = times.seconds.first().copied().unwrap_or(0.0);
-        let span =
-            t.iter().fold(f64::MIN, |m, &v| m.max(v)) - t.iter().fold(f64::MAX, |m, &v| m.min(v));
-        let centre_shift_px = turns
-            .iter()
-            .map(|tr| {
-                let (dx, dy, _) = globe.derotation((0.0, 0.0), tr.alpha);
-                dx.hypot(dy)
-            })
-            .fold(0.0, f64::max);
-        let summary = DerotationSummary {
-            body: spec.describe(),
-            period_hours: spec.period_s().unwrap_or(0.0) / 3600.0,
-            reference_time: times
-                .start_ticks
-                .and_then(|s| crate::io::ser::iso8601(s + ((t_ref - t0) * 1e7).round() as i64)),
-            reference_seconds: t_ref - t0,
-            times_from: times.source.to_string(),
-            disc: DiscSummary {
-                cx: disc.cx,
-                cy: disc.cy,
-                equatorial_radius: disc.a,
-                polar_radius: disc.b,
-                limb_rms: disc.rms,
-            },
-            pole_angle_deg: pole_deg,
-            pole_angle_fitted: spec.pole_angle.is_none(),
-            pole_fit_ratio: ratio,
-            mirrored: spec.mirrored,
-            latitude_deg: spec.latitude,
-            motion_angle_deg: globe.motion_deg(),
-            span_seconds: span,
-            centre_shift_px,
-        };
+        let summary = summarise(spec, times, (&t, t_ref), &disc, (&globe, ratio), &turns);
         Ok(Derotation {
             globe,
             turns,
             fields,
             summary,
             step,
-            size: (w, h),
+            size,
         })
     }
 
@@ -413,10 +344,102 @@ impl Derotation {
     }
 }
 
+/// The globe with its pole: given, or fitted from the early and late means
+/// (each centred on its own limb fit), with the fit's ratio.
+fn orientation(
+    spec: &DerotationSpec,
+    means: &Means,
+    disc: &Disc,
+    omega: f64,
+    backend: &HostBackend,
+) -> (Globe, Option<f64>) {
+    let shape = Globe {
+        a: disc.a,
+        b: disc.b,
+        pole_deg: 0.0,
+        mirrored: spec.mirrored,
+        latitude_deg: spec.latitude,
+    };
+    if let Some(p) = spec.pole_angle {
+        return (
+            Globe {
+                pole_deg: p.rem_euclid(360.0),
+                ..shape
+            },
+            None,
+        );
+    }
+    let centre = |data: &[f32]| {
+        fit_disc(&means.grey(data), spec.flattening()).map_or((disc.cx, disc.cy), |f| (f.cx, f.cy))
+    };
+    let pair = pole::Pair {
+        early: means.grey(&means.early),
+        late: means.grey(&means.late),
+        centres: [centre(&means.early), centre(&means.late)],
+        alpha: omega * (means.late_t - means.early_t),
+    };
+    let fit = backend.install(|| pole::fit_pole(&pair, shape));
+    (
+        Globe {
+            pole_deg: fit.pole_deg,
+            ..shape
+        },
+        Some(fit.ratio),
+    )
+}
+
+/// What the report records: the fit, the times and the largest
+/// derotation at the disc centre.
+fn summarise(
+    spec: &DerotationSpec,
+    times: &FrameTimes,
+    (t, t_ref): (&[f64], f64),
+    disc: &Disc,
+    (globe, ratio): (&Globe, Option<f64>),
+    turns: &[FrameTurn],
+) -> DerotationSummary {
+    let t0 = times.seconds.first().copied().unwrap_or(0.0);
+    let span =
+        t.iter().fold(f64::MIN, |m, &v| m.max(v)) - t.iter().fold(f64::MAX, |m, &v| m.min(v));
+    let centre_shift_px = turns
+        .iter()
+        .map(|tr| {
+            let (dx, dy, _) = globe.derotation((0.0, 0.0), tr.alpha);
+            dx.hypot(dy)
+        })
+        .fold(0.0, f64::max);
+    DerotationSummary {
+        body: spec.describe(),
+        period_hours: spec.period_s().unwrap_or(0.0) / 3600.0,
+        reference_time: times
+            .start_ticks
+            .and_then(|s| crate::io::ser::iso8601(s + ((t_ref - t0) * 1e7).round() as i64)),
+        reference_seconds: t_ref - t0,
+        times_from: times.source.to_string(),
+        disc: DiscSummary {
+            cx: disc.cx,
+            cy: disc.cy,
+            equatorial_radius: disc.a,
+            polar_radius: disc.b,
+            limb_rms: disc.rms,
+        },
+        pole_angle_deg: globe.pole_deg,
+        pole_angle_fitted: spec.pole_angle.is_none(),
+        pole_fit_ratio: ratio,
+        mirrored: spec.mirrored,
+        latitude_deg: spec.latitude,
+        motion_angle_deg: globe.motion_deg(),
+        span_seconds: span,
+        centre_shift_px,
+    }
+}
+
 /// The frames' disc centroids and three means of the frames centred on
 /// them: all, the first third and the last third of the time span (with
 /// their mean times).
 struct Means {
+    /// Frame width and height.
+    size: (usize, usize),
     centroids: Vec<(f64, f64)>,
     all: Vec<f32>,
     early: Vec<f32>,
@@ -440,21 +463,24 @@ struct Sums {
 }
 
 impl Means {
+    /// One of the means (or any frame-sized image) as a grey image.
+    fn grey<'a>(&self, data: &'a [f32]) -> Grey<'a> {
+        Grey {
+            data,
+            width: self.size.0,
+            height: self.size.1,
+        }
+    }
+
     fn of(frames: &CaptureFrames, t: &[f64]) -> Result<Means> {
         let file = &frames.capture;
         let (w, h, ch) = (file.width(), file.height(), file.channels());
         let (lo, hi) = t
             .iter()
             .fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
-        let third = (hi - lo) / 3.0;
+        let thirds = (lo + (hi - lo) / 3.0, hi - (hi - lo) / 3.0);
         let centroids = Mutex::new(vec![(0.0, 0.0); t.len()]);
-        let zero = Sums {
-            all: vec![0.0; w * h],
-            early: vec![0.0; w * h],
-            late: vec![0.0; w * h],
-            n: [0.0; 3],
-            t: [0.0; 2],
-        };
+        let zero = Sums::zero(w * h);
         // Fixed chunks of frames, summed in order: the same means whatever
         // the number of threads (float sums depend on their order).
         let chunk = t.len().div_ceil(MEAN_CHUNKS).max(1);
@@ -476,40 +502,21 @@ impl Means {
                         .with_context(|| format!("derotate: no disc in frame {k}"))?;
                     centroids.lock().unwrap()[k] = (cx, cy);
                     let shift = (cx - w as f64 / 2.0, cy - h as f64 / 2.0);
-                    accumulate(&img, shift, &mut s.all);
-                    s.n[0] += 1.0;
-                    if t[k] <= lo + third {
-                        accumulate(&img, shift, &mut s.early);
-                        s.n[1] += 1.0;
-                        s.t[0] += t[k];
-                    }
-                    if t[k] >= hi - third {
-                        accumulate(&img, shift, &mut s.late);
-                        s.n[2] += 1.0;
-                        s.t[1] += t[k];
-                    }
+                    s.add(&img, shift, t[k], thirds);
                 }
                 Ok(s)
             })
             .collect();
-        let mut sums = zero.clone();
+        let mut sums = zero;
         for part in partial {
-            let b = part?;
-            for (x, y) in [
-                (&mut sums.all, &b.all),
-                (&mut sums.early, &b.early),
-                (&mut sums.late, &b.late),
-            ] {
-                x.iter_mut().zip(y).for_each(|(p, q)| *p += q);
-            }
-            (0..3).for_each(|i| sums.n[i] += b.n[i]);
-            (0..2).for_each(|i| sums.t[i] += b.t[i]);
+            sums.merge(&part?);
         }
         let scale = |v: Vec<f32>, n: f64| -> Vec<f32> {
             let k = 1.0 / n.max(1.0) as f32;
             v.into_iter().map(|x| x * k).collect()
         };
         Ok(Means {
+            size: (w, h),
             centroids: centroids.into_inner().unwrap(),
             early_t: sums.t[0] / sums.n[1].max(1.0),
             late_t: sums.t[1] / sums.n[2].max(1.0),
@@ -517,6 +524,47 @@ impl Means {
             early: scale(sums.early, sums.n[1]),
             late: scale(sums.late, sums.n[2]),
         })
+    }
+}
+
+impl Sums {
+    fn zero(len: usize) -> Sums {
+        Sums {
+            all: vec![0.0; len],
+            early: vec![0.0; len],
+            late: vec![0.0; len],
+            n: [0.0; 3],
+            t: [0.0; 2],
+        }
+    }
+
+    /// Adds a frame taken at `t` (centred by `shift`) to all, and to the
+    /// early or late sums when `t` lies before `thirds.0` or after `thirds.1`.
+    fn add(&mut self, img: &Grey, shift: (f64, f64), t: f64, thirds: (f64, f64)) {
+        accumulate(img, shift, &mut self.all);
+        self.n[0] += 1.0;
+        if t <= thirds.0 {
+            accumulate(img, shift, &mut self.early);
+            self.n[1] += 1.0;
+            self.t[0] += t;
+        }
+        if t >= thirds.1 {
+            accumulate(img, shift, &mut self.late);
+            self.n[2] += 1.0;
+            self.t[1] += t;
+        }
+    }
+
+    fn merge(&mut self, b: &Sums) {
+        for (x, y) in [
+            (&mut self.all, &b.all),
+            (&mut self.early, &b.early),
+            (&mut self.late, &b.late),
+        ] {
+            x.iter_mut().zip(y).for_each(|(p, q)| *p += q);
+        }
+        (0..3).for_each(|i| self.n[i] += b.n[i]);
+        (0..2).for_each(|i| self.t[i] += b.t[i]);
     }
 }
 

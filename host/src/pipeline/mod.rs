@@ -162,15 +162,18 @@ pub fn run(session: &Session, req: &RunRequest) -> Result<RunOutput> {
         Some(t) => Some(prepare_derotation(session.backend, req, &frames, t)?),
         None => None,
     };
-    let (alignment, stack_alignment) = match &mut derotation {
+    // What the report keeps of the aligner's warps is taken before they go
+    // to the stacker (a copy of every frame's field would double the
+    // alignment's memory on long captures).
+    let (shifts, alignment_points, stack_alignment) = match &mut derotation {
         Some(d) => {
             let a = stages.align(&pipeline.align, &d.frames(&frames), &sel_scores)?;
             let composed = d.compose(&a);
-            (a, composed)
+            (shifts_of(&a), ApSummary::of(&a.warps), composed)
         }
         None => {
             let a = stages.align(&pipeline.align, &frames, &sel_scores)?;
-            (a.clone(), a)
+            (shifts_of(&a), ApSummary::of(&a.warps), a)
         }
     };
     let stack_req = StackRequest {
@@ -207,12 +210,12 @@ pub fn run(session: &Session, req: &RunRequest) -> Result<RunOutput> {
         pipeline: req.spec.clone(),
         scores,
         selected,
-        shifts: alignment.warps.iter().map(|w| [w.dx, w.dy]).collect(),
+        shifts,
         timings: stages.timings,
         total_seconds: t0.elapsed().as_secs_f64(),
         peak_rss_mb: peak_rss_mb(),
         device: req.device.clone(),
-        alignment_points: ApSummary::of(&alignment.warps),
+        alignment_points,
         calibration: capture.file.calibration().map(|c| c.summary().clone()),
         derotation: derotation.map(|d| d.summary),
     };
@@ -227,6 +230,11 @@ pub fn run(session: &Session, req: &RunRequest) -> Result<RunOutput> {
         image,
         meta,
     })
+}
+
+/// Each frame's global shift, for the report.
+fn shifts_of(alignment: &jupiter_plugin_api::Alignment) -> Vec<[f32; 2]> {
+    alignment.warps.iter().map(|w| [w.dx, w.dy]).collect()
 }
 
 /// Fits the derotation to the selected frames and says what it found.

@@ -155,7 +155,7 @@ impl DerotatedFrames<'_> {
         let lo = y0.saturating_sub(reach);
         let hi = (y0 + rows + reach).min(h);
         let mut src = vec![0.0f32; (hi - lo) * w * ch];
-        let source = FrameSource_TO_ref(self.inner);
+        let source = self.inner.source();
         source
             .read_rows(index, lo, hi - lo, src.as_mut_slice().into())
             .into_result()?;
@@ -196,13 +196,6 @@ impl DerotatedFrames<'_> {
         }
         Ok(())
     }
-}
-
-/// The trait object over a capture's frames.
-#[allow(non_snake_case)]
-fn FrameSource_TO_ref(f: &CaptureFrames) -> jupiter_plugin_api::FrameSourceRef<'_> {
-    use abi_stable::sabi_trait::TD_Opaque;
-    jupiter_plugin_api::FrameSource_TO::from_ptr(f, TD_Opaque)
 }
 
 /// Bilinear sample of an interleaved image at `(x, y)` (edges clamped):
@@ -354,7 +347,7 @@ fn grid(
 
 /// Reads a whole frame (for the derotation's own pass over the frames).
 pub fn read_frame(frames: &CaptureFrames, index: usize) -> Result<Vec<f32>, StageError> {
-    FrameSource_TO_ref(frames).frame(index)
+    frames.source().frame(index)
 }
 
 #[cfg(test)]

@@ -51,20 +51,15 @@ impl Grey<'_> {
 /// its border and its 99th percentile.
 pub fn levels(img: &Grey) -> (f64, f64) {
     let (w, h) = (img.width, img.height);
-    let mut border: Vec<f32> = (0..w)
+    let mut border: Vec<f64> = (0..w)
         .flat_map(|x| [img.at(x, 0), img.at(x, h - 1)])
         .chain((0..h).flat_map(|y| [img.at(0, y), img.at(w - 1, y)]))
+        .map(f64::from)
         .collect();
-    let mut all: Vec<f32> = img.data.iter().step_by(7).copied().collect();
+    let mut all: Vec<f64> = img.data.iter().step_by(7).map(|&v| v as f64).collect();
     let sky = quantile(&mut border, 0.5);
     let peak = quantile(&mut all, 0.99);
     (sky, peak)
-}
-
-fn quantile(v: &mut [f32], q: f64) -> f64 {
-    let k = ((v.len() - 1) as f64 * q).round() as usize;
-    v.select_nth_unstable_by(k, f32::total_cmp);
-    v[k] as f64
 }
 
 /// The intensity-weighted centroid of the pixels well above the sky, and
@@ -195,7 +190,7 @@ fn robust_ellipse(points: &[(f64, f64)], c: (f64, f64)) -> Result<Disc> {
     // would be pulled far off by a fifth of them on a ring.
     let dist = |p: &(f64, f64)| (p.0 - c.0).hypot(p.1 - c.1);
     let mut r: Vec<f64> = points.iter().map(dist).collect();
-    let median = quantile64(&mut r, 0.5);
+    let median = quantile(&mut r, 0.5);
     let mut kept: Vec<(f64, f64)> = points
         .iter()
         .filter(|p| (dist(p) - median).abs() < 0.12 * median)
@@ -208,7 +203,7 @@ fn robust_ellipse(points: &[(f64, f64)], c: (f64, f64)) -> Result<Disc> {
     for _ in 0..3 {
         let res: Vec<f64> = points.iter().map(|&p| distance(&disc, p)).collect();
         let mut sorted = res.clone();
-        let mad = quantile64(&mut sorted, 0.5).max(0.05);
+        let mad = quantile(&mut sorted, 0.5).max(0.05);
         let limit = (4.0 * 1.4826 * mad).max(0.5);
         kept = points
             .iter()
@@ -248,7 +243,7 @@ fn oblate_fit(points: &[(f64, f64)], first: &Disc, f: f64) -> Result<Disc> {
     let off = |c: (f64, f64, f64), q: &(f64, f64)| ((q.0 - c.0).hypot(q.1 - c.1) - c.2).abs();
     for _ in 0..4 {
         let mut res: Vec<f64> = uv.iter().map(|q| off(circle, q)).collect();
-        let limit = (3.0 * 1.4826 * quantile64(&mut res, 0.5)).max(0.75);
+        let limit = (3.0 * 1.4826 * quantile(&mut res, 0.5)).max(0.75);
         let kept: Vec<(f64, f64)> = uv
             .iter()
             .filter(|q| off(circle, q) <= limit)
@@ -273,36 +268,10 @@ fn oblate_fit(points: &[(f64, f64)], first: &Disc, f: f64) -> Result<Disc> {
 
 /// Least-squares circle `x² + y² + D x + E y + F = 0`: centre and radius.
 fn circle_fit(pts: &[(f64, f64)]) -> Result<(f64, f64, f64)> {
-    let mut m = [[0.0f64; 4]; 3];
-    for &(x, y) in pts {
-        let row = [x, y, 1.0];
-        let rhs = -(x * x + y * y);
-        for i in 0..3 {
-            for j in 0..3 {
-                m[i][j] += row[i] * row[j];
-            }
-            m[i][3] += row[i] * rhs;
-        }
-    }
-    // Gaussian elimination, 3 × 4.
-    for col in 0..3 {
-        let piv = (col..3)
-            .max_by(|&i, &j| m[i][col].abs().total_cmp(&m[j][col].abs()))
-            .unwrap_or(col);
-        m.swap(col, piv);
-        if m[col][col].abs() < 1e-300 {
-            bail!("no planetary disc found: the limb points do not determine a circle");
-        }
-        for r in 0..3 {
-            if r != col {
-                let f = m[r][col] / m[col][col];
-                for k in col..4 {
-                    m[r][k] -= f * m[col][k];
-                }
-            }
-        }
-    }
-    let (d, e, f) = (m[0][3] / m[0][0], m[1][3] / m[1][1], m[2][3] / m[2][2]);
+    let rows = pts.iter().map(|&(x, y)| ([x, y, 1.0], -(x * x + y * y)));
+    let Some([d, e, f]) = least_squares(rows) else {
+        bail!("no planetary disc found: the limb points do not determine a circle");
+    };
     let (u0, v0) = (-d / 2.0, -e / 2.0);
     let r2 = u0 * u0 + v0 * v0 - f;
     if !(r2 > 0.0) {
@@ -311,7 +280,8 @@ fn circle_fit(pts: &[(f64, f64)]) -> Result<(f64, f64, f64)> {
     Ok((u0, v0, r2.sqrt()))
 }
 
-fn quantile64(v: &mut [f64], q: f64) -> f64 {
+/// The `q` quantile of `v` (nearest rank; `v` is reordered).
+fn quantile(v: &mut [f64], q: f64) -> f64 {
     let k = ((v.len() - 1) as f64 * q).round() as usize;
     v.select_nth_unstable_by(k, f64::total_cmp);
     v[k]
@@ -338,18 +308,11 @@ fn distance(d: &Disc, p: (f64, f64)) -> f64 {
 /// points (relative to `c`, near the centre, so the constant term is not
 /// zero), converted to centre, semi-axes and orientation.
 fn conic_fit(points: &[(f64, f64)], c: (f64, f64)) -> Result<Disc> {
-    let mut m = [[0.0f64; 6]; 5];
-    for &(px, py) in points {
+    let rows = points.iter().map(|&(px, py)| {
         let (x, y) = (px - c.0, py - c.1);
-        let row = [x * x, x * y, y * y, x, y];
-        for i in 0..5 {
-            for j in 0..5 {
-                m[i][j] += row[i] * row[j];
-            }
-            m[i][5] += row[i];
-        }
-    }
-    let Some([a, b, cc, d, e]) = solve5(m) else {
+        ([x * x, x * y, y * y, x, y], 1.0)
+    });
+    let Some([a, b, cc, d, e]) = least_squares(rows) else {
         bail!("no planetary disc found: the limb points do not determine an ellipse");
     };
     // Centre: gradient of the conic vanishes.
@@ -386,28 +349,37 @@ fn conic_fit(points: &[(f64, f64)], c: (f64, f64)) -> Result<Disc> {
     })
 }
 
-/// Gaussian elimination with partial pivoting on a 5×6 augmented matrix.
-fn solve5(mut m: [[f64; 6]; 5]) -> Option<[f64; 5]> {
-    for col in 0..5 {
-        let piv = (col..5).max_by(|&i, &j| m[i][col].abs().total_cmp(&m[j][col].abs()))?;
-        if m[piv][col].abs() < 1e-300 {
+/// Least squares `row · p ≈ rhs` over `rows` (the conic and the circle
+/// fits): the normal equations, solved by Gaussian elimination with
+/// partial pivoting; `None` when they are singular.
+fn least_squares<const N: usize>(rows: impl Iterator<Item = ([f64; N], f64)>) -> Option<[f64; N]> {
+    let (mut a, mut b) = ([[0.0f64; N]; N], [0.0f64; N]);
+    for (row, rhs) in rows {
+        for i in 0..N {
+            for j in 0..N {
+                a[i][j] += row[i] * row[j];
+            }
+            b[i] += row[i] * rhs;
+        }
+    }
+    for col in 0..N {
+        let piv = (col..N).max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))?;
+        if a[piv][col].abs() < 1e-300 {
             return None;
         }
-        m.swap(col, piv);
-        for r in 0..5 {
+        a.swap(col, piv);
+        b.swap(col, piv);
+        for r in 0..N {
             if r != col {
-                let f = m[r][col] / m[col][col];
-                for k in col..6 {
-                    m[r][k] -= f * m[col][k];
+                let f = a[r][col] / a[col][col];
+                for k in col..N {
+                    a[r][k] -= f * a[col][k];
                 }
+                b[r] -= f * b[col];
             }
         }
     }
-    let mut out = [0.0; 5];
-    for i in 0..5 {
-        out[i] = m[i][5] / m[i][i];
-    }
-    Some(out)
+    Some(std::array::from_fn(|i| b[i] / a[i][i]))
 }
 
 #[cfg(test)]

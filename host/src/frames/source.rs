@@ -4,8 +4,11 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
+use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{ROption, RResult, RSliceMut};
-use jupiter_plugin_api::{DeviceFrames, FrameInfo, FrameSource, StageError};
+use jupiter_plugin_api::{
+    DeviceFrames, FrameInfo, FrameSource, FrameSourceRef, FrameSource_TO, StageError,
+};
 
 use super::CaptureOnDevice;
 use crate::io::capture::CaptureFile;
@@ -22,6 +25,13 @@ pub struct CaptureFrames {
     pub indices: Vec<usize>,
     /// The capture on the GPU (GPU runs only).
     pub device: Option<Arc<CaptureOnDevice>>,
+}
+
+impl CaptureFrames {
+    /// These frames as the trait object stages (and the host's own passes) read.
+    pub fn source(&self) -> FrameSourceRef<'_> {
+        FrameSource_TO::from_ptr(self, TD_Opaque)
+    }
 }
 
 impl FrameSource for CaptureFrames {

@@ -8,8 +8,7 @@ use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RResult, RStr, RVec};
 use anyhow::Result;
 use jupiter_plugin_api::{
-    AlignRequest, Alignment, FrameSource, FrameSourceRef, FrameSource_TO, Image, StackRequest,
-    StageError,
+    AlignRequest, Alignment, FrameSource, FrameSource_TO, Image, StackRequest, StageError,
 };
 
 use super::checks::{
@@ -77,7 +76,7 @@ impl<'a> StageRunner<'a> {
             (stage.stage.module.quality())(
                 RStr::from(stage.name()),
                 self.backend.as_ref(),
-                FrameSource_TO::from_ptr(all, TD_Opaque),
+                all.source(),
                 RStr::from(stage.params.as_str()),
             )
         });
@@ -156,7 +155,7 @@ impl<'a> StageRunner<'a> {
             (stage.stage.module.stack())(
                 RStr::from(stage.name()),
                 self.backend.as_ref(),
-                source(frames),
+                frames.source(),
                 req,
                 RStr::from(stage.params.as_str()),
             )
@@ -240,10 +239,6 @@ fn free_replaced(backend: &HostBackend, input: &Image, out: &Image) {
             }
         }
     }
-}
-
-fn source(frames: &CaptureFrames) -> FrameSourceRef<'_> {
-    FrameSource_TO::from_ptr(frames, TD_Opaque)
 }
 
 /// The frames to keep, best first (ties in capture order).

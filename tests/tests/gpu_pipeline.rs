@@ -63,23 +63,36 @@ fn run_with(
     (o, out, r)
 }
 
-fn gpu_and_cpu_runs_agree() {
-    let dir = scratch("gpu-vs-cpu");
-    let ser = capture(&dir);
-    let (_, cpu_out, cpu_r) = run_with(&dir, &ser, "cpu", "--cpu", &[], SELECT);
-    let (_, gpu_out, gpu_r) = run_with(&dir, &ser, "gpu", "--gpu", &[], SELECT);
-    assert!(cpu_r["device"].as_str().unwrap().starts_with("CPU"));
-    // This test only runs where an adapter exists (else it is ignored).
+/// What a GPU run may differ from the CPU run by: 1e-4 of full scale for
+/// the kernels, plus one 16-bit quantisation step.
+const PARITY: f32 = 1e-4 + 1.0 / 65535.0;
+
+/// `--cpu` and `--gpu` runs of `ser` with `extra`: both reports and the
+/// largest difference between their images. The GPU run must have used the
+/// adapter (these tests only run where one exists; else they are ignored).
+fn cpu_and_gpu(
+    dir: &Path,
+    ser: &Path,
+    extra: &[&str],
+) -> (serde_json::Value, serde_json::Value, f32) {
+    let (_, cpu_out, cpu_r) = run_with(dir, ser, "cpu", "--cpu", &[], extra);
+    let (_, gpu_out, gpu_r) = run_with(dir, ser, "gpu", "--gpu", &[], extra);
     assert!(
         gpu_r["device"].as_str().unwrap().starts_with("GPU"),
         "the GPU run must use the adapter: {}",
         gpu_r["device"]
     );
-    let (a, b) = (read_tiff(&cpu_out), read_tiff(&gpu_out));
-    let d = max_abs_diff(&a.data, &b.data);
-    // 1e-4 of full scale for the kernels, plus one 16-bit quantisation step.
+    let d = max_abs_diff(&read_tiff(&cpu_out).data, &read_tiff(&gpu_out).data);
+    (cpu_r, gpu_r, d)
+}
+
+fn gpu_and_cpu_runs_agree() {
+    let dir = scratch("gpu-vs-cpu");
+    let ser = capture(&dir);
+    let (cpu_r, gpu_r, d) = cpu_and_gpu(&dir, &ser, SELECT);
+    assert!(cpu_r["device"].as_str().unwrap().starts_with("CPU"));
     assert!(
-        d <= 1e-4 + 1.0 / 65535.0,
+        d <= PARITY,
         "max |cpu - gpu| = {d:e} (device: {})",
         gpu_r["device"]
     );
@@ -89,8 +102,8 @@ fn gpu_and_cpu_runs_agree() {
     );
 }
 
-/// A calibrated capture is uploaded as decoded, calibrated frames: the GPU
-/// run stacks the same image as the CPU run.
+/// A calibrated capture, uploaded raw and calibrated in the decode kernel:
+/// the GPU run stacks the same image as the CPU run.
 fn calibrated_gpu_and_cpu_runs_agree() {
     let dir = scratch("gpu-calibrated");
     let o = SynthOptions {
@@ -116,14 +129,11 @@ fn calibrated_gpu_and_cpu_runs_agree() {
         "--flat",
         flats.to_str().unwrap(),
     ]);
-    let (_, cpu_out, cpu_r) = run_with(&dir, &ser, "cpu", "--cpu", &[], &extra);
-    let (_, gpu_out, gpu_r) = run_with(&dir, &ser, "gpu", "--gpu", &[], &extra);
-    assert!(gpu_r["device"].as_str().unwrap().starts_with("GPU"));
+    let (cpu_r, gpu_r, d) = cpu_and_gpu(&dir, &ser, &extra);
     assert_eq!(cpu_r["calibration"], gpu_r["calibration"]);
     assert!(gpu_r["calibration"]["hot_pixels"].as_u64().unwrap() > 0);
-    let d = max_abs_diff(&read_tiff(&cpu_out).data, &read_tiff(&gpu_out).data);
     eprintln!("calibrated --gpu: max difference to --cpu {d:e}");
-    assert!(d <= 1e-4 + 1.0 / 65535.0, "max |cpu - gpu| = {d:e}");
+    assert!(d <= PARITY, "max |cpu - gpu| = {d:e}");
 }
 
 /// A derotated run: the aligner reads derotated frames from the host (not
@@ -143,13 +153,10 @@ fn derotated_gpu_and_cpu_runs_agree() {
     generate_rotating(&ser, &o).unwrap();
     let mut extra = SELECT.to_vec();
     extra.extend(["--derotate", "jupiter", "--no-post"]);
-    let (_, cpu_out, cpu_r) = run_with(&dir, &ser, "cpu", "--cpu", &[], &extra);
-    let (_, gpu_out, gpu_r) = run_with(&dir, &ser, "gpu", "--gpu", &[], &extra);
-    assert!(gpu_r["device"].as_str().unwrap().starts_with("GPU"));
+    let (cpu_r, gpu_r, d) = cpu_and_gpu(&dir, &ser, &extra);
     assert_eq!(cpu_r["derotation"], gpu_r["derotation"]);
-    let d = max_abs_diff(&read_tiff(&cpu_out).data, &read_tiff(&gpu_out).data);
     eprintln!("derotated --gpu: max difference to --cpu {d:e}");
-    assert!(d <= 1e-4 + 1.0 / 65535.0, "max |cpu - gpu| = {d:e}");
+    assert!(d <= PARITY, "max |cpu - gpu| = {d:e}");
 }
 
 /// A calibrated Bayer capture (the setup of `tests/calibration.rs`: a
@@ -314,11 +321,7 @@ fn multipoint_stacks_agree_on_gpu_and_cpu() {
     let (cpu, _) = run("--cpu", "cpu");
     let (gpu, r) = run("--gpu", "gpu");
     let d = max_abs_diff(&cpu.data, &gpu.data);
-    assert!(
-        d <= 1e-4 + 1.0 / 65535.0,
-        "max |cpu - gpu| = {d:e} on {}",
-        r["device"]
-    );
+    assert!(d <= PARITY, "max |cpu - gpu| = {d:e} on {}", r["device"]);
 }
 
 /// A batch (`run A B C D`) gives each capture the image a run of it alone

@@ -203,6 +203,17 @@ fn a_given_pole_angle_is_used_not_fitted() {
             .starts_with("2024-11-25T21:3"),
         "{fit}"
     );
+    // The image is dated when it shows the planet: the reference time
+    // (TIFF DateTime has whole seconds).
+    let tif = ser.with_file_name("given.tif");
+    let f = std::fs::File::open(&tif).unwrap();
+    let mut d = tiff::decoder::Decoder::new(std::io::BufReader::new(f)).unwrap();
+    let dated = d.get_tag_ascii_string(tiff::tags::Tag::DateTime).unwrap();
+    let iso = fit["reference_time"].as_str().unwrap();
+    assert_eq!(
+        dated,
+        format!("{} {}", iso[..10].replace('-', ":"), &iso[11..19])
+    );
 }
 
 #[test]

@@ -217,6 +217,9 @@ pub struct Derotation {
     /// The derotation field of each selected frame, in its own pixels.
     pub fields: Vec<WarpField>,
     pub summary: DerotationSummary,
+    /// The reference time (UTC ticks) when the capture dates its frames:
+    /// the output's `DATE-OBS`, so that the image is dated when it shows.
+    pub reference_ticks: Option<i64>,
     step: f64,
     size: (usize, usize),
 }
@@ -292,6 +295,7 @@ impl Derotation {
             turns,
             fields,
             summary,
+            reference_ticks: reference_ticks(times, t_ref),
             step,
             size,
         })
@@ -388,6 +392,15 @@ fn orientation(
     )
 }
 
+/// The UTC ticks of `t_ref` (seconds on the frames' clock), when the
+/// capture dates its first frame.
+fn reference_ticks(times: &FrameTimes, t_ref: f64) -> Option<i64> {
+    let t0 = times.seconds.first().copied().unwrap_or(0.0);
+    times
+        .start_ticks
+        .map(|s| s + ((t_ref - t0) * 1e7).round() as i64)
+}
+
 /// What the report records: the fit, the times and the largest
 /// derotation at the disc centre.
 fn summarise(
@@ -411,9 +424,7 @@ fn summarise(
     DerotationSummary {
         body: spec.describe(),
         period_hours: spec.period_s().unwrap_or(0.0) / 3600.0,
-        reference_time: times
-            .start_ticks
-            .and_then(|s| crate::io::ser::iso8601(s + ((t_ref - t0) * 1e7).round() as i64)),
+        reference_time: reference_ticks(times, t_ref).and_then(crate::io::ser::iso8601),
         reference_seconds: t_ref - t0,
         times_from: times.source.to_string(),
         disc: DiscSummary {

@@ -190,7 +190,13 @@ pub fn run(session: &Session, req: &RunRequest) -> Result<RunOutput> {
     let image = stages.post(&pipeline.post, image)?;
     stages.cancelled()?;
     let image = finish_image(session.backend, image)?;
-    let meta = meta::output_meta(&capture.file, &selected, &pipeline);
+    let mut meta = meta::output_meta(&capture.file, &selected, &pipeline);
+    // A derotated image shows the planet at the derotation's reference
+    // time (the same instant when the frames carry timestamps; with --fps
+    // the capture's own rate may differ).
+    if let Some(t) = derotation.as_ref().and_then(|d| d.reference_ticks) {
+        meta.date_obs = Some(t);
+    }
     write_image(&image, &req.output, (req.png8, req.force), &meta)?;
     crate::timeline::mark("output written");
 

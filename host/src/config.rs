@@ -4,7 +4,7 @@
 //! ```toml
 //! version = 1
 //! backend = "auto"          # auto | cpu | gpu
-//! select = "25%"            # a percentage or a frame count
+//! select = "auto"           # auto (default), a percentage or a frame count
 //! bayer = "RGGB"            # raw mosaic captures whose file does not say (optional)
 //! demosaic = "mhc"          # mhc (default) | bilinear: how Bayer mosaics become RGB
 //!
@@ -79,14 +79,34 @@ pub struct StageEntry {
 /// How many frames to keep.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub enum Selection {
+    /// The run decides: the host keeps [`AUTO_POOL`] of the frames and a
+    /// multi-point aligner keeps, at each point, the count whose stack it
+    /// predicts best from the local sharpness and the measured noise
+    /// ([`AUTO_GLOBAL`] with an aligner that keeps every frame).
+    Auto,
     Percent(f64),
     Count(usize),
 }
 
+/// The share of the frames (best first) the host passes on under
+/// `--select auto` to an aligner that chooses its frames per point (it
+/// declares a `keep` parameter whose 0 means automatic, and it is 0): the
+/// pool each point takes its own best from (a point's sharpest frames are
+/// not always the globally sharpest; under strong seeing a pool of 25 %
+/// instead of 50 % costs 0.3–0.45 dB, BENCHMARKS "Frame budget").
+pub const AUTO_POOL: f64 = 0.5;
+
+/// The share kept under `--select auto` when the aligner keeps every frame
+/// it is given (global alignment: nothing chooses after the host).
+pub const AUTO_GLOBAL: f64 = 0.25;
+
 impl Selection {
-    /// Parses `25%` or `300`.
+    /// Parses `auto`, `25%` or `300`.
     pub fn parse(s: &str) -> Result<Selection> {
         let s = s.trim();
+        if s == "auto" {
+            return Ok(Selection::Auto);
+        }
         if let Some(p) = s.strip_suffix('%') {
             let v: f64 = p
                 .trim()
@@ -109,6 +129,7 @@ impl Selection {
     /// Frames kept out of `total` (at least 1, at most `total`).
     pub fn count_of(self, total: usize) -> usize {
         let n = match self {
+            Selection::Auto => (total as f64 * AUTO_GLOBAL).round() as usize,
             Selection::Percent(p) => (total as f64 * p / 100.0).round() as usize,
             Selection::Count(n) => n,
         };
@@ -192,7 +213,7 @@ impl Default for PipelineSpec {
     fn default() -> Self {
         PipelineSpec {
             backend: BackendChoice::Auto,
-            select: Selection::Percent(25.0),
+            select: Selection::Auto,
             bayer: None,
             demosaic: Demosaic::default(),
             calibration: CalibrationSpec::default(),
@@ -302,6 +323,7 @@ impl Selection {
     /// The selection as a pipeline file writes it (`25%` or `300`).
     pub fn to_text(self) -> String {
         match self {
+            Selection::Auto => "auto".into(),
             Selection::Percent(p) => format!("{p}%"),
             Selection::Count(n) => n.to_string(),
         }

@@ -102,6 +102,7 @@ pub fn run_demo(
         h
     )?;
     let share = match spec.select {
+        crate::config::Selection::Auto => "an automatic budget".into(),
         crate::config::Selection::Percent(p) => format!("{p}%"),
         crate::config::Selection::Count(n) => format!("{n} frames"),
     };

@@ -21,7 +21,7 @@
 //!
 //! Kinds (each a module of [`kinds`] with a `spec` and a `check`):
 //! `float(lo, hi)` and `int(lo, hi)` (inclusive ranges, compared in the
-//! field's own type), `int_or_zero(lo, hi)` (0 or `lo ..= hi`),
+//! field's own type), `int_or_zero(lo, hi)` and `float_or_zero(lo, hi)` (0 or `lo ..= hi`),
 //! `float_list(lo, hi)` (every entry), `choice(names)` (a `String` checked
 //! against `names`, or an enum that deserializes itself), `bool` and `text`.
 //! The crate using the macro needs `serde` among its dependencies.
@@ -140,6 +140,16 @@ pub mod kinds {
                     "`{name}` must be 0 or within {lo} ..= {hi} (got {v})"
                 )))
             }
+        }
+    }
+
+    /// A float that is 0 (automatic) or in `lo ..= hi`; the manifest
+    /// shows `0 ..= hi`.
+    pub mod float_or_zero {
+        pub use super::int_or_zero::check;
+        use super::*;
+        pub fn spec<T: Into<f64> + Copy>(name: &str, d: &T, _lo: T, hi: T, doc: &str) -> ParamSpec {
+            ParamSpec::float(name, (*d).into(), 0.0, hi.into(), doc)
         }
     }
 

@@ -507,3 +507,67 @@ fn a_featureless_capture_falls_back_to_global_alignment() {
         .count();
     assert_eq!(fallbacks, 1, "{err}");
 }
+
+/// The share of frames the run says it kept per point (`N% of frames kept per point`).
+fn kept_per_point(err: &str) -> f64 {
+    let line = err
+        .lines()
+        .find(|l| l.contains("of frames kept per point"))
+        .unwrap_or_else(|| panic!("no per-point share in:\n{err}"));
+    let pct = line.split("% of frames kept per point").next().unwrap();
+    pct.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+/// `--select auto` (the default) against fixed per-point shares on a clean
+/// and a noisy capture under local seeing: within 0.3 dB of the best fixed
+/// share on both, keeping fewer frames per point where they are clean.
+#[test]
+fn the_automatic_budget_comes_within_0_3_db_of_the_best_fixed_share() {
+    let mut shares = Vec::new();
+    for (name, full_well) in [("budget-clean", 20000.0), ("budget-noisy", 400.0)] {
+        let o = SynthOptions {
+            full_well,
+            ..lunar(34)
+        };
+        let dir = scratch(name);
+        let ser = dir.join("capture.ser");
+        generate_with_seeing(&ser, &o, &Seeing::turbulent()).unwrap();
+        let (img, err) = stack_logged(&ser, "auto", None, &[]);
+        let auto = score(&img, &o).psnr;
+        assert!(err.contains("select auto"), "{err}");
+        shares.push(kept_per_point(&err));
+        let mut best = (f64::MIN, "");
+        for keep in [
+            "align.keep=0.06",
+            "align.keep=0.1",
+            "align.keep=0.2",
+            "align.keep=0.4",
+            "align.keep=1",
+        ] {
+            let fixed = score(
+                &stack(&ser, "fixed", None, &["--select", "50%", "--set", keep]),
+                &o,
+            )
+            .psnr;
+            if fixed > best.0 {
+                best = (fixed, keep);
+            }
+        }
+        eprintln!(
+            "{name}: auto {auto:.2} dB ({:.0}% per point), best fixed {:.2} dB ({})",
+            shares.last().unwrap(),
+            best.0,
+            best.1
+        );
+        assert!(
+            auto >= best.0 - 0.3,
+            "{name}: auto {auto:.2} dB vs best fixed {:.2} dB ({})",
+            best.0,
+            best.1
+        );
+    }
+    assert!(
+        shares[0] < shares[1],
+        "clean frames keep fewer per point: {shares:?}"
+    );
+}

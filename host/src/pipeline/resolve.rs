@@ -3,10 +3,12 @@
 //! before any frame is read.
 
 use anyhow::Result;
-use jupiter_plugin_api::StageKind;
+use jupiter_plugin_api::{Backend, LogLevel, StageKind};
 
 use crate::backend::HostBackend;
-use crate::config::{validate_params, PipelineSpec, Selection, StageChoice, FALLBACK_ALIGNER};
+use crate::config::{
+    validate_params, PipelineSpec, Selection, StageChoice, AUTO_GLOBAL, AUTO_POOL, FALLBACK_ALIGNER,
+};
 use crate::registry::{is_image_stage, LoadedStage, Registry};
 
 /// One stage ready to call: its plugin and its validated parameters (JSON).
@@ -61,13 +63,14 @@ impl<'r> Pipeline<'r> {
     ) -> Result<Pipeline<'r>> {
         let stage =
             |choice: &StageChoice, kind| ResolvedStage::new(reg.get(&choice.plugin, kind)?, choice);
+        let align = stage(
+            &default_align_or_fallback(reg, spec, backend),
+            StageKind::Align,
+        )?;
         Ok(Pipeline {
             quality: stage(&spec.quality, StageKind::Quality)?,
             select: spec.select,
-            align: stage(
-                &default_align_or_fallback(reg, spec, backend),
-                StageKind::Align,
-            )?,
+            align,
             stack: stage(&spec.stack, StageKind::Stack)?,
             post: resolve_post(reg, spec, backend)?,
         })
@@ -127,4 +130,51 @@ impl<'r> ResolvedStage<'r> {
             .unwrap_or(StageKind::Filter);
         ResolvedStage::new(reg.get(&choice.plugin, kind)?, choice)
     }
+}
+
+impl Pipeline<'_> {
+    /// The selection to apply, `--select auto` made a share of the frames
+    /// (said in one line): [`AUTO_POOL`] when the aligner chooses its own
+    /// frames at each point (it declares `keep` with 0 meaning automatic,
+    /// and `keep` is 0), else [`AUTO_GLOBAL`]. Other selections are the
+    /// user's and stay.
+    pub fn selection(&self, backend: &HostBackend) -> Selection {
+        resolve_selection(self.select, &self.align, backend)
+    }
+}
+
+fn resolve_selection(select: Selection, align: &ResolvedStage, backend: &HostBackend) -> Selection {
+    if select != Selection::Auto {
+        return select;
+    }
+    let declares = align
+        .stage
+        .manifest
+        .params
+        .iter()
+        .any(|p| p.name.as_str() == "keep" && p.min.into_option() == Some(0.0));
+    let params: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&align.params).unwrap_or_default();
+    let automatic = declares
+        && params
+            .get("keep")
+            .and_then(|v| v.as_f64())
+            .is_none_or(|k| k == 0.0);
+    let share = if automatic { AUTO_POOL } else { AUTO_GLOBAL };
+    backend.log(
+        LogLevel::Info,
+        format!(
+            "select auto: the sharpest {:.0}% of the frames go to {}{}",
+            100.0 * share,
+            align.name(),
+            if automatic {
+                ", which keeps at each point the frames its noise and sharpness call for"
+            } else {
+                ""
+            }
+        )
+        .as_str()
+        .into(),
+    );
+    Selection::Percent(100.0 * share)
 }

@@ -2,6 +2,7 @@
 
 use jupiter_kit::align::{frame_luminance, mean_of_best};
 use jupiter_kit::fft::{PhaseCorrelator, Shift};
+use jupiter_kit::stats::{noise_model, NoiseModel};
 use jupiter_plugin_api::prelude::*;
 
 use crate::dewarp::{dewarp_rows, dewarp_rows_within};
@@ -30,6 +31,10 @@ pub struct Points {
     /// Per frame row, the columns active points cover (`x0 >= x1`: none):
     /// all that the later passes resample.
     pub spans: Vec<(usize, usize)>,
+    /// Per point, the sharpness² a frame's noise alone gives there (at the
+    /// reference's level; 0 until [`Points::with_noise`]): what the
+    /// automatic per-point budget weighs detail against.
+    pub noise: Vec<f32>,
 }
 
 impl Points {
@@ -55,7 +60,32 @@ impl Points {
             correlators,
             gradients,
             spans,
+            noise: Vec::new(),
         }
+    }
+
+    /// Sets [`Points::noise`] from the noise model of one frame's
+    /// luminance, at each active point's mean level on `reference`.
+    pub fn with_noise(
+        mut self,
+        model: &NoiseModel,
+        reference: &[f32],
+        w: usize,
+        h: usize,
+    ) -> Points {
+        let s = self.grid.size;
+        let mut patch = vec![0.0f32; s * s];
+        let scale = grid::NOISE_STRUCTURE * grid::NOISE_STRUCTURE;
+        self.noise = (0..self.grid.len())
+            .map(|k| {
+                if !self.grid.active[k] {
+                    return 0.0;
+                }
+                self.grid.patch(reference, w, h, k, 0, 0, &mut patch);
+                scale * model.variance(jupiter_kit::stats::mean(&patch) as f32)
+            })
+            .collect();
+        self
     }
 }
 
@@ -263,6 +293,21 @@ pub struct Summary {
     pub measured: usize,
     /// RMS of the final local shifts over active points and frames (pixels).
     pub rms_local: f32,
+    /// Mean share of the frames kept per active point (1 without points).
+    pub kept: f32,
+}
+
+/// Mean over the active points of the share of frames with weight there.
+fn kept_share(grid: &ApGrid, weights: &[Vec<f32>]) -> f32 {
+    let active: Vec<usize> = (0..grid.len()).filter(|&k| grid.active[k]).collect();
+    if active.is_empty() || weights.is_empty() {
+        return 1.0;
+    }
+    let kept: f32 = weights
+        .iter()
+        .map(|w| active.iter().map(|&k| w[k]).sum::<f32>())
+        .sum();
+    kept / (active.len() * weights.len()) as f32
 }
 
 /// Aligns every frame of the source (best first): global shift plus a warp
@@ -308,7 +353,8 @@ pub fn align_with_summary(
     if p.recentre {
         field::recentre(&grid, &mut locals);
     }
-    let weights = field::select(&grid, &locals, p.keep);
+    let weights = field::select(&grid, &locals, p.keep, &points.noise);
+    let kept = kept_share(&grid, &weights);
     let (warps, rms_local) = warps_of(&grid, &globals, &locals, weights, p);
     let measured = grid.active_count() * n;
     let summary = Summary {
@@ -317,6 +363,7 @@ pub fn align_with_summary(
         replaced,
         measured,
         rms_local,
+        kept,
     };
     log_summary(ctx, &summary, &globals, p);
     let warps = warps.into();
@@ -372,6 +419,10 @@ fn reference_and_points(
         reference = dewarped_mean(ctx, frames, &reference, &points, p, k)?;
         points = Points::new(points.grid, &reference, w, h);
     }
+    // The noise of one frame (the best) at each point's level, for the
+    // automatic per-point budget.
+    let model = noise_model(&frame_luminance(frames, 0)?, w, h);
+    let points = points.with_noise(&model, &reference, w, h);
     Ok((mode, PhaseCorrelator::new(&reference, w, h), points))
 }
 
@@ -427,7 +478,7 @@ fn warps_of(
 fn log_summary(ctx: &StageCtx, s: &Summary, globals: &[Shift], p: &MultipointParams) {
     let (grid, n) = (&s.grid, globals.len());
     ctx.info(&format!(
-        "{} of {}×{} alignment points active (size {}, step {}); local shifts RMS {:.2} px; {} of {} local measurements replaced by their neighbours; {:.0}% of frames kept per point",
+        "{} of {}×{} alignment points active (size {}, step {}); local shifts RMS {:.2} px; {} of {} local measurements replaced by their neighbours; {:.0}% of frames kept per point ({})",
         grid.active_count(),
         grid.cols,
         grid.rows,
@@ -436,7 +487,8 @@ fn log_summary(ctx: &StageCtx, s: &Summary, globals: &[Shift], p: &MultipointPar
         s.rms_local,
         s.replaced,
         s.measured,
-        100.0 * ((p.keep as f64 * n as f64).round().clamp(1.0, n as f64)) / n as f64,
+        100.0 * s.kept,
+        if p.keep > 0.0 { "fixed" } else { "automatic, on average" },
     ));
     let weak = globals.iter().filter(|s| s.peak < p.min_peak).count();
     if weak > 0 {

@@ -168,16 +168,18 @@ pub fn fill(grid: &ApGrid, dx: &mut [f32], dy: &mut [f32]) {
 
 /// Per-point frame selection: at each active point the `keep` fraction of
 /// frames (at least one) with the highest sharpness there get weight 1, the
-/// others 0; valid measurements rank before failed ones. Inactive points
-/// keep every frame (weight 1), i.e. the host's global selection.
-/// Returns `weights[frame][point]`.
-pub fn select(grid: &ApGrid, frames: &[Vec<Local>], keep: f32) -> Vec<Vec<f32>> {
+/// others 0; valid measurements rank before failed ones. With `keep = 0`
+/// each point keeps [`auto_count`] of its valid frames, given `noise[k]`,
+/// the share of a frame's sharpness² that its noise makes at point `k`.
+/// Inactive points keep every frame (weight 1), i.e. the host's global
+/// selection. Returns `weights[frame][point]`.
+pub fn select(grid: &ApGrid, frames: &[Vec<Local>], keep: f32, noise: &[f32]) -> Vec<Vec<f32>> {
     let n = frames.len();
     let mut weights = vec![vec![1.0f32; grid.len()]; n];
     if n == 0 {
         return weights;
     }
-    let k_keep = ((keep as f64 * n as f64).round() as usize).clamp(1, n);
+    let fixed = ((keep as f64 * n as f64).round() as usize).clamp(1, n);
     let mut order: Vec<usize> = (0..n).collect();
     for k in (0..grid.len()).filter(|&k| grid.active[k]) {
         order.sort_by(|&a, &b| {
@@ -187,12 +189,63 @@ pub fn select(grid: &ApGrid, frames: &[Vec<Local>], keep: f32) -> Vec<Vec<f32>> 
                 .then(lb.sharpness.total_cmp(&la.sharpness))
                 .then(a.cmp(&b))
         });
+        let k_keep = if keep > 0.0 {
+            fixed
+        } else {
+            let sharp: Vec<f32> = order
+                .iter()
+                .map(|&f| &frames[f][k])
+                .take_while(|l| l.valid)
+                .map(|l| l.sharpness)
+                .collect();
+            auto_count(&sharp, noise.get(k).copied().unwrap_or(0.0))
+        };
         for (rank, &f) in order.iter().enumerate() {
             weights[f][k] = if rank < k_keep { 1.0 } else { 0.0 };
         }
     }
     weights
 }
+
+/// How many of the locally sharpest frames to stack at one point, from
+/// their sharpness (best first, [`crate::grid::structure`]) and `noise`,
+/// the sharpness² a frame's noise alone gives there.
+///
+/// A frame's detail at the point is `a = √(sharpness² − noise)`; the mean
+/// of the best `k` frames keeps the mean of their `a` and a `1/k` share of
+/// the noise. The count taken minimises the predicted error against the
+/// true detail, `(A − mean a)² + noise / k` with `A` a little above the
+/// sharpest frame's ([`BUDGET_DETAIL_MARGIN`]): few frames where the frames
+/// are clean and differ in sharpness, many where noise dominates the
+/// difference; at least [`BUDGET_MIN_FRAMES`] (or all there are).
+pub fn auto_count(sharpness: &[f32], noise: f32) -> usize {
+    let detail = |s: f32| ((s as f64).powi(2) - noise as f64).max(0.0).sqrt();
+    let Some(&first) = sharpness.first() else {
+        return 1;
+    };
+    let best = detail(first) * (1.0 + BUDGET_DETAIL_MARGIN);
+    let (mut sum, mut chosen, mut least) = (0.0f64, 1usize, f64::INFINITY);
+    for (i, &s) in sharpness.iter().enumerate() {
+        sum += detail(s);
+        let k = (i + 1) as f64;
+        let err = (best - sum / k).powi(2) + noise as f64 / k;
+        if err < least {
+            (least, chosen) = (err, i + 1);
+        }
+    }
+    chosen.max(BUDGET_MIN_FRAMES.min(sharpness.len()))
+}
+
+/// The true detail is taken 5 % above the sharpest frame's (that frame is
+/// blurred too): the budget leans to fewer frames when they differ.
+/// Measured over the `--budget` captures (BENCHMARKS "Frame budget"): 0 and
+/// 0.15 move single captures by up to 0.3 dB either way.
+const BUDGET_DETAIL_MARGIN: f64 = 0.05;
+
+/// The fewest frames the automatic budget keeps at a point: one or two
+/// frames carry their own noise and their registration error there
+/// unaveraged (at 1, a strong-seeing planet lost 0.3 dB).
+const BUDGET_MIN_FRAMES: usize = 3;
 
 /// Upsamples a `cols × rows` grid of node values by `factor` in both
 /// directions (Catmull-Rom, edges replicated): the result has
@@ -346,12 +399,66 @@ mod tests {
                 vec![a, at(0.0, 0.0)]
             })
             .collect();
-        let w = select(&g, &frames, 0.5);
+        let w = select(&g, &frames, 0.5, &[]);
         let at0: Vec<f32> = w.iter().map(|f| f[0]).collect();
         assert_eq!(at0, vec![0.0, 1.0, 1.0, 0.0]);
         assert!(w.iter().all(|f| f[1] == 1.0));
         // keep rounds to at least one frame.
-        let w = select(&g, &frames, 0.01);
+        let w = select(&g, &frames, 0.01, &[]);
         assert_eq!(w.iter().map(|f| f[0]).sum::<f32>(), 1.0);
+    }
+
+    #[test]
+    fn automatic_selection_keeps_only_valid_frames() {
+        let mut g = grid(1, 1);
+        g.active = vec![true];
+        // Equal sharpness and noise: every valid frame is worth keeping.
+        let frames: Vec<Vec<Local>> = (0..5)
+            .map(|f| {
+                let mut a = at(0.0, 0.0);
+                a.sharpness = 1.0;
+                a.valid = f != 2;
+                vec![a]
+            })
+            .collect();
+        let w = select(&g, &frames, 0.0, &[0.5]);
+        let kept: Vec<f32> = w.iter().map(|f| f[0]).collect();
+        assert_eq!(kept, vec![1.0, 1.0, 0.0, 1.0, 1.0]);
+    }
+
+    /// The predicted error of stacking the best `k`, written out directly.
+    fn predicted(sharp: &[f32], noise: f32, k: usize) -> f64 {
+        let a: Vec<f64> = sharp
+            .iter()
+            .map(|&s| ((s * s - noise) as f64).max(0.0).sqrt())
+            .collect();
+        let mean = a[..k].iter().sum::<f64>() / k as f64;
+        (a[0] * (1.0 + BUDGET_DETAIL_MARGIN) - mean).powi(2) + noise as f64 / k as f64
+    }
+
+    #[test]
+    fn automatic_count_trades_detail_for_noise() {
+        // Clean frames that differ in sharpness: the fewest allowed.
+        let sharp: Vec<f32> = (0..40).map(|i| 1.0 - 0.01 * i as f32).collect();
+        assert_eq!(auto_count(&sharp, 0.0), BUDGET_MIN_FRAMES);
+        // Frames alike in sharpness: all of them, whatever the noise.
+        assert_eq!(auto_count(&[0.8; 30], 0.1), 30);
+        assert_eq!(auto_count(&[0.8; 2], 0.0), 2);
+        assert_eq!(auto_count(&[], 0.1), 1);
+        // More noise never keeps fewer frames, and the count is the one
+        // with the least predicted error (or the minimum).
+        let mut last = 0;
+        for noise in [0.0, 0.001, 0.01, 0.05, 0.1, 0.3] {
+            let k = auto_count(&sharp, noise);
+            assert!(k >= last, "noise {noise}: {k} < {last}");
+            let best = (1..=sharp.len())
+                .min_by(|&a, &b| {
+                    predicted(&sharp, noise, a).total_cmp(&predicted(&sharp, noise, b))
+                })
+                .unwrap();
+            assert_eq!(k, best.max(BUDGET_MIN_FRAMES), "noise {noise}");
+            last = k;
+        }
+        assert!(last > 10, "heavy noise keeps many frames ({last})");
     }
 }

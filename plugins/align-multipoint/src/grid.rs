@@ -139,7 +139,7 @@ impl ApGrid {
 /// [`structure`] of white noise of standard deviation 1: the smoothed
 /// central differences have the taps [1 2 0 −2 −1]/4 ⊗ [1 2 1]/4, variance
 /// 60/256 per axis, so the RMS gradient is √(120/256) and the score half of it.
-const NOISE_STRUCTURE: f32 = 0.342;
+pub const NOISE_STRUCTURE: f32 = 0.342;
 
 /// How far above the noise's own [`structure`] a point must be to be measured.
 const NOISE_MARGIN: f32 = 3.0;
@@ -559,5 +559,24 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn white_noise_adds_its_share_to_structure() {
+        // A flat patch plus white noise of variance 0.01 (uniform, ±√0.03).
+        let (s, var) = (96usize, 0.01f32);
+        let mut state = 12345u64;
+        let patch: Vec<f32> = (0..s * s)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let u = (state >> 40) as f32 / (1u64 << 24) as f32;
+                0.5 + (u - 0.5) * 2.0 * (3.0 * var).sqrt()
+            })
+            .collect();
+        let got = structure(&patch, s).powi(2);
+        let want = NOISE_STRUCTURE * NOISE_STRUCTURE * var;
+        assert!((got / want - 1.0).abs() < 0.05, "{got} vs {want}");
     }
 }

@@ -30,8 +30,11 @@ jupiter_plugin_api::params! {
         /// 2 = twice as dense. Finer output grids (drizzle) need the finer
         /// field: `--drizzle N` sets it to N.
         pub density: f32 = 1.0, float(1.0, 4.0), "With ap_step = 0: alignment points per automatic step (2 = twice as dense; --drizzle N sets N)";
-        /// Fraction of the frames kept at each alignment point (the locally sharpest).
-        pub keep: f32 = 0.5, float(0.01, 1.0), "Fraction of frames kept per alignment point (the locally sharpest)";
+        /// Fraction of the frames kept at each alignment point (the locally
+        /// sharpest); 0 = automatic: at each point the count whose stack is
+        /// predicted closest to the sharpest frame's detail, noise included
+        /// ([`crate::field::auto_count`]).
+        pub keep: f32 = 0.0, float_or_zero(0.01, 1.0), "Fraction of frames kept per alignment point (the locally sharpest); 0 = automatic, from the local sharpness and the measured noise";
         /// How many of the best frames are averaged into the reference.
         pub reference_frames: u32 = 10, int(1, 1000), "Best frames averaged into the reference";
         /// Largest local shift (pixels, on top of the global shift) accepted at
@@ -129,7 +132,7 @@ mod tests {
         for bad in [
             r#"{"mode":"moon"}"#,
             r#"{"ap_size":8}"#,
-            r#"{"keep":0}"#,
+            r#"{"keep":0.001}"#,
             r#"{"search":-1}"#,
             r#"{"reference_frames":0}"#,
         ] {
@@ -149,6 +152,9 @@ mod tests {
         let s = MultipointParams::specs();
         assert_eq!(s.len(), 17);
         let keep = s.iter().find(|p| p.name.as_str() == "keep").unwrap();
-        assert_eq!(keep.default.as_str(), d.keep.to_string());
+        assert_eq!(keep.default.as_str().parse::<f32>().unwrap(), d.keep);
+        // 0 (automatic) is within the range the manifest shows: the host
+        // reads it to decide what `--select auto` passes on.
+        assert_eq!(keep.min.into_option(), Some(0.0));
     }
 }

@@ -2,7 +2,7 @@
 
 use super::*;
 
-pub(crate) const USAGE: &str = "usage: e2e [--dir DIR] [--host PATH] [--repeat R] [--cases] [--peers] [--cold] [--scaling] [--sizes] [--limited] [--devices] [--post] [--drizzle] [--ceiling] [--only NAME] [--quick] [--batch N] [--set STAGE.PARAM=VALUE]…";
+pub(crate) const USAGE: &str = "usage: e2e [--dir DIR] [--host PATH] [--repeat R] [--cases] [--peers] [--cold] [--scaling] [--sizes] [--limited] [--devices] [--post] [--drizzle] [--ceiling] [--budget] [--only NAME] [--quick] [--batch N] [--set STAGE.PARAM=VALUE]…";
 
 pub(crate) struct Opts {
     pub(crate) dir: PathBuf,
@@ -18,6 +18,7 @@ pub(crate) struct Opts {
     pub(crate) post: bool,
     pub(crate) drizzle: bool,
     pub(crate) ceiling: bool,
+    pub(crate) budget: bool,
     /// Only the reference captures whose name contains this.
     pub(crate) only: Option<String>,
     pub(crate) quick: bool,
@@ -42,6 +43,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Opts, String> {
         post: false,
         drizzle: false,
         ceiling: false,
+        budget: false,
         only: None,
         quick: false,
         batch: 5,
@@ -69,6 +71,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Opts, String> {
             "--post" => o.post = true,
             "--drizzle" => o.drizzle = true,
             "--ceiling" => o.ceiling = true,
+            "--budget" => o.budget = true,
             "--set" => o
                 .sets
                 .push(it.next().ok_or("--set needs STAGE.PARAM=VALUE")?.clone()),
@@ -93,7 +96,8 @@ pub(crate) fn parse(args: &[String]) -> Result<Opts, String> {
         || o.devices
         || o.post
         || o.drizzle
-        || o.ceiling)
+        || o.ceiling
+        || o.budget)
     {
         (o.cases, o.peers, o.cold, o.scaling, o.sizes, o.limited) =
             (true, true, true, true, true, true);

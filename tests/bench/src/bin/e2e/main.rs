@@ -38,6 +38,9 @@
 //! * `--ceiling`: the `--post` captures' default and global stacks against
 //!   ceilings (a) and (b): the plain mean of the truly sharpest frames of
 //!   the same capture rendered without motion (25 %, and the best fraction).
+//! * `--budget`: the same captures' default stacks under fixed selections
+//!   (global fraction × per-point share) against `--select auto`: the frame
+//!   budget the run chooses should score within 0.3 dB of the best fixed one.
 //! * `--post`: eight 320×256 captures (planet and surface, mild and strong
 //!   seeing, clean and noisy), stacked globally and multi-point: PSNR of the
 //!   unsharpened stack, of the default post-processing's output, and of
@@ -74,7 +77,7 @@ mod score;
 
 use args::*;
 use captures::*;
-use ceiling::ceiling;
+use ceiling::{budget, ceiling};
 use drizzle::drizzle;
 use measure::*;
 use peers::*;
@@ -144,6 +147,7 @@ fn main() -> ExitCode {
         (o.post, post),
         (o.drizzle, drizzle),
         (o.ceiling, ceiling),
+        (o.budget, budget),
     ] {
         if on && result.is_ok() {
             result = f(&o, &t);

@@ -8,14 +8,29 @@ use jupiter_testkit::capture::{generate_with_seeing, Seeing};
 
 use super::*;
 
+/// Photon noise of a post capture.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Noise {
+    Clean,
+    Medium,
+    Noisy,
+}
+
 /// The post-processing captures: planet and surface, mild and strong
 /// seeing (strong adds local distortions and a blur varying across the
 /// field), clean (16-bit, deep wells) and noisy (8-bit, shallow wells).
 pub(crate) fn post_specs() -> Vec<(CaseSpec, Seeing)> {
+    specs_at(&[Noise::Clean, Noise::Noisy])
+}
+
+/// The post captures at these noise levels (`Medium`: 16-bit, 2000 e⁻
+/// wells, between the two others; only the `--budget` sweep uses it).
+pub(crate) fn specs_at(levels: &[Noise]) -> Vec<(CaseSpec, Seeing)> {
     let mut out = Vec::new();
     for scene in [Scene::Planet, Scene::Lunar] {
         for strong in [false, true] {
-            for noisy in [false, true] {
+            for &level in levels {
+                let noisy = level == Noise::Noisy;
                 let name = format!(
                     "post-{}-{}-{}",
                     if scene == Scene::Planet {
@@ -24,7 +39,11 @@ pub(crate) fn post_specs() -> Vec<(CaseSpec, Seeing)> {
                         "lunar"
                     },
                     if strong { "strong" } else { "mild" },
-                    if noisy { "noisy" } else { "clean" }
+                    match level {
+                        Noise::Clean => "clean",
+                        Noise::Medium => "medium",
+                        Noise::Noisy => "noisy",
+                    }
                 );
                 let opts = SynthOptions {
                     width: 320,
@@ -32,10 +51,22 @@ pub(crate) fn post_specs() -> Vec<(CaseSpec, Seeing)> {
                     frames: 160,
                     scene,
                     depth: if noisy { 8 } else { 16 },
-                    seed: 40 + out.len() as u64,
+                    // The seeds the two-level set always had; medium ones apart.
+                    seed: match level {
+                        Noise::Medium => 140 + 2 * (scene == Scene::Lunar) as u64 + strong as u64,
+                        _ => {
+                            40 + 4 * (scene == Scene::Lunar) as u64
+                                + 2 * strong as u64
+                                + noisy as u64
+                        }
+                    },
                     jitter: 4.0,
                     blur: if strong { (1.2, 3.2) } else { (0.6, 1.8) },
-                    full_well: if noisy { 400.0 } else { 20000.0 },
+                    full_well: match level {
+                        Noise::Clean => 20000.0,
+                        Noise::Medium => 2000.0,
+                        Noise::Noisy => 400.0,
+                    },
                     read_noise: if noisy { 3.0 } else { 1.0 },
                     ..SynthOptions::default()
                 };
@@ -89,6 +120,18 @@ pub(crate) fn run_host(
     global: bool,
     no_post: bool,
 ) -> Result<(), String> {
+    run_host_with(t, input, out, global, no_post, &[])
+}
+
+/// [`run_host`] with `extra` arguments after the harness's own.
+pub(crate) fn run_host_with(
+    t: &Tools,
+    input: &Path,
+    out: &Path,
+    global: bool,
+    no_post: bool,
+    extra: &[&str],
+) -> Result<(), String> {
     let mut c = Command::new(&t.host);
     c.args(["-q", "run"])
         .arg(input)
@@ -104,6 +147,7 @@ pub(crate) fn run_host(
     if !global {
         t.add_sets(&mut c);
     }
+    c.args(extra);
     let o = c.output().map_err(|e| e.to_string())?;
     if !o.status.success() {
         return Err(format!(

@@ -33,3 +33,17 @@ fn cubic(t: f32) -> vec4<f32> {
     return vec4<f32>(0.5 * (-t3 + 2.0 * t2 - t), 0.5 * (3.0 * t3 - 5.0 * t2 + 2.0),
                      0.5 * (-3.0 * t3 + 4.0 * t2 + t), 0.5 * (t3 - t2));
 }
+
+// Cubic convolution with a = -0.75 (interp = 2, "bicubic-sharp"), as
+// kit::warp::sharp_cubic_weights.
+fn sharp_cubic(t: f32) -> vec4<f32> {
+    let a = -0.75;
+    let n0 = ((a + 2.0) * t - (a + 3.0)) * t * t + 1.0;
+    let u = 1.0 - t;
+    let n1 = ((a + 2.0) * u - (a + 3.0)) * u * u + 1.0;
+    let d0 = 1.0 + t;
+    let d1 = 2.0 - t;
+    let f0 = a * (((d0 - 5.0) * d0 + 8.0) * d0 - 4.0);
+    let f1 = a * (((d1 - 5.0) * d1 + 8.0) * d1 - 4.0);
+    return vec4<f32>(f0, n0, n1, f1);
+}

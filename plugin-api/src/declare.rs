@@ -259,7 +259,7 @@ mod tests {
             ParamSpec::choice(
                 "interpolation",
                 "bicubic",
-                &["bicubic", "bilinear"],
+                &["bicubic-sharp", "bicubic", "bilinear"],
                 "Resampling",
             ),
             ParamSpec::bool("on", true, "On"),

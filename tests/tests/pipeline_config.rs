@@ -69,7 +69,11 @@ const BAD_FILES: &[(&str, &[&str])] = &[
     ),
     (
         "[stack]\nplugin = \"stack-mean\"\nparams = { interpolation = \"nearest\" }\n",
-        &["'interpolation'", "one of bicubic, bilinear", "\"nearest\""],
+        &[
+            "'interpolation'",
+            "one of bicubic-sharp, bicubic, bilinear",
+            "\"nearest\"",
+        ],
     ),
     (
         "backend = \"quantum\"\n",

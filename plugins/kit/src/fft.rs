@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
-use rustfft::num_complex::Complex32;
+pub use rustfft::num_complex::Complex32;
 use rustfft::{Fft, FftPlanner};
 
 use crate::warp::{shift_plane, Interp};

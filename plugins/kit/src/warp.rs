@@ -33,6 +33,28 @@ pub fn cubic_weights(t: f32) -> [f32; 4] {
     ]
 }
 
+/// Cubic-convolution weights with `a = −0.75` ([`Interp::Sharp`]) for taps
+/// at -1, 0, 1, 2 of a fraction `t` in `[0, 1)`; `shaders/common.wgsl`'s
+/// `sharp_cubic` is the same.
+#[inline]
+pub fn sharp_cubic_weights(t: f32) -> [f32; 4] {
+    const A: f32 = -0.75;
+    // |d| <= 1: (a+2)|d|³ − (a+3)|d|² + 1; 1 < |d| < 2: a(|d|³ − 5|d|² + 8|d| − 4).
+    let near = |d: f32| ((A + 2.0) * d - (A + 3.0)) * d * d + 1.0;
+    let far = |d: f32| A * (((d - 5.0) * d + 8.0) * d - 4.0);
+    [far(1.0 + t), near(t), near(1.0 - t), far(2.0 - t)]
+}
+
+/// The four tap weights of a cubic `interp` (Catmull-Rom for bilinear,
+/// which has none: callers use the 2×2 path).
+#[inline]
+fn cubic_of(interp: Interp, t: f32) -> [f32; 4] {
+    match interp {
+        Interp::Sharp => sharp_cubic_weights(t),
+        _ => cubic_weights(t),
+    }
+}
+
 /// A window of decoded input rows `y0 .. y0 + rows` of one frame.
 pub struct RowWindow<'a> {
     pub data: &'a [f32],
@@ -81,9 +103,9 @@ impl<'a> RowWindow<'a> {
                 let b = self.at(ix, iy + 1, c) * (1.0 - tx) + self.at(ix + 1, iy + 1, c) * tx;
                 a * (1.0 - ty) + b * ty
             }
-            Interp::Bicubic if self.holds_taps(ix, iy) => {
+            Interp::Bicubic | Interp::Sharp if self.holds_taps(ix, iy) => {
                 // Away from the edges: no clamping, the same sums in the same order.
-                let (wx, wy) = (cubic_weights(tx), cubic_weights(ty));
+                let (wx, wy) = (cubic_of(interp, tx), cubic_of(interp, ty));
                 let ch = self.channels;
                 let row_len = self.width * ch;
                 let base =
@@ -96,9 +118,9 @@ impl<'a> RowWindow<'a> {
                 }
                 acc
             }
-            Interp::Bicubic => {
-                let wx = cubic_weights(tx);
-                let wy = cubic_weights(ty);
+            Interp::Bicubic | Interp::Sharp => {
+                let wx = cubic_of(interp, tx);
+                let wy = cubic_of(interp, ty);
                 let mut acc = 0.0;
                 for (j, wyj) in wy.iter().enumerate() {
                     let yy = iy + j as isize - 1;
@@ -123,13 +145,16 @@ impl RowWindow<'_> {
     #[inline]
     pub fn sample_all(&self, x: f32, y: f32, interp: Interp, out: &mut [f32]) {
         let (ix, iy) = (floor_i(x), floor_i(y));
-        if interp != Interp::Bicubic || !self.holds_taps(ix, iy) {
+        if interp == Interp::Bilinear || !self.holds_taps(ix, iy) {
             for (c, o) in out.iter_mut().enumerate() {
                 *o = self.sample(x, y, c, interp);
             }
             return;
         }
-        let (wx, wy) = (cubic_weights(x - ix as f32), cubic_weights(y - iy as f32));
+        let (wx, wy) = (
+            cubic_of(interp, x - ix as f32),
+            cubic_of(interp, y - iy as f32),
+        );
         let row_len = self.width * self.channels;
         let base =
             (iy - 1 - self.y0 as isize) as usize * row_len + (ix - 1) as usize * self.channels;
@@ -348,14 +373,14 @@ fn column_taps(w: usize, dx: f32, interp: Interp) -> Vec<([usize; 4], [f32; 4])>
                     [clamp_x(ix), clamp_x(ix + 1), 0, 0],
                     [1.0 - tx, tx, 0.0, 0.0],
                 ),
-                Interp::Bicubic => (
+                Interp::Bicubic | Interp::Sharp => (
                     [
                         clamp_x(ix - 1),
                         clamp_x(ix),
                         clamp_x(ix + 1),
                         clamp_x(ix + 2),
                     ],
-                    cubic_weights(tx),
+                    cubic_of(interp, tx),
                 ),
             }
         })
@@ -373,7 +398,7 @@ fn horizontal_row(
 ) {
     match (interp, ch) {
         // Mono: the common case, one sample per column.
-        (Interp::Bicubic, 1) => {
+        (Interp::Bicubic | Interp::Sharp, 1) => {
             for (d, (idx, wt)) in dst.iter_mut().zip(cols) {
                 let mut row = 0.0;
                 row += wt[0] * src[idx[0]];
@@ -389,7 +414,7 @@ fn horizontal_row(
             }
         }
         // RGB: the channel loop written out (same operations, same order).
-        (Interp::Bicubic, 3) => {
+        (Interp::Bicubic | Interp::Sharp, 3) => {
             for (d, (idx, wt)) in dst.chunks_exact_mut(3).zip(cols) {
                 let (a, b, c, e) = (idx[0] * 3, idx[1] * 3, idx[2] * 3, idx[3] * 3);
                 for k in 0..3 {
@@ -402,7 +427,7 @@ fn horizontal_row(
                 }
             }
         }
-        (Interp::Bicubic, _) => {
+        (Interp::Bicubic | Interp::Sharp, _) => {
             for (d, (idx, wt)) in dst.chunks_exact_mut(ch).zip(cols) {
                 for (c, d) in d.iter_mut().enumerate() {
                     let mut row = 0.0;
@@ -472,8 +497,8 @@ fn shift_rows(
                     *o = a * (1.0 - ty) + b * ty;
                 }
             }
-            Interp::Bicubic => {
-                let wy = cubic_weights(ty);
+            Interp::Bicubic | Interp::Sharp => {
+                let wy = cubic_of(interp, ty);
                 let r = [wrow(iy - 1), wrow(iy), wrow(iy + 1), wrow(iy + 2)];
                 for &rj in &r {
                     horizontal(rj, hrows);
@@ -582,7 +607,7 @@ mod tests {
                 (-35.2, 50.9),
                 (12.75, -0.25),
             ] {
-                for interp in [Interp::Bilinear, Interp::Bicubic] {
+                for interp in [Interp::Bilinear, Interp::Bicubic, Interp::Sharp] {
                     let mut scratch = Vec::new();
                     for (y0, rows) in [(0, 16), (16, 16), (32, 9), (0, h)] {
                         let mut out = vec![0.0; rows * w * ch];
@@ -631,7 +656,7 @@ mod tests {
         let (sx, sy) = (1.4f32, -2.3f32);
         let frames = MemFrames::new(w as u32, h as u32, 1, vec![smooth(w, h, sx, sy)]);
         let truth = smooth(w, h, 0.0, 0.0);
-        for interp in [Interp::Bilinear, Interp::Bicubic] {
+        for interp in [Interp::Bilinear, Interp::Bicubic, Interp::Sharp] {
             let mut out = vec![0.0; w * h];
             let mut scratch = Vec::new();
             // Read in two bands to exercise the row window.
@@ -657,12 +682,34 @@ mod tests {
                     err = err.max((out[y * w + x] - truth[y * w + x]).abs());
                 }
             }
-            let tol = if interp == Interp::Bicubic {
-                2e-3
-            } else {
-                1.5e-2
+            // The sharp cubic moves a ramp by up to 0.03 px (it is exact on
+            // constants only).
+            let tol = match interp {
+                Interp::Bicubic => 2e-3,
+                Interp::Sharp => 4e-3,
+                Interp::Bilinear => 1.5e-2,
             };
             assert!(err < tol, "{interp:?}: max error {err}");
         }
+    }
+}
+
+#[cfg(test)]
+mod cubic_tests {
+    use super::*;
+
+    #[test]
+    fn cubic_kernels_sum_to_one() {
+        for i in 0..16 {
+            let t = i as f32 / 16.0;
+            for w in [cubic_weights(t), sharp_cubic_weights(t)] {
+                assert!((w.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{t}: {w:?}");
+            }
+        }
+        assert_eq!(sharp_cubic_weights(0.0), [0.0, 1.0, 0.0, 0.0]);
+        // Half-way, the sharp kernel weighs the near taps more and the far
+        // ones more negatively (less smoothing).
+        let (c, s) = (cubic_weights(0.5), sharp_cubic_weights(0.5));
+        assert!(s[1] > c[1] && s[0] < c[0], "{c:?} {s:?}");
     }
 }

@@ -7,7 +7,7 @@ jupiter_plugin_api::params! {
     #[derive(Debug, Clone, PartialEq)]
     pub struct MedianParams {
         /// Resampling of fractional shifts.
-        pub interpolation: Interpolation = Interpolation::Bicubic, choice(Interpolation::ALL), "Resampling of fractional shifts";
+        pub interpolation: Interpolation = Interpolation::Sharp, choice(Interpolation::ALL), "Resampling of fractional shifts: bicubic-sharp (cubic convolution a = -0.75, the most detail), bicubic (Catmull-Rom) or bilinear";
     }
 }
 

@@ -7,7 +7,7 @@ jupiter_plugin_api::params! {
     #[derive(Debug, Clone, PartialEq)]
     pub struct SigmaClipParams {
         /// Resampling of fractional shifts.
-        pub interpolation: Interpolation = Interpolation::Bicubic, choice(Interpolation::ALL), "Resampling of fractional shifts";
+        pub interpolation: Interpolation = Interpolation::Sharp, choice(Interpolation::ALL), "Resampling of fractional shifts: bicubic-sharp (cubic convolution a = -0.75, the most detail), bicubic (Catmull-Rom) or bilinear";
         /// Reject samples below `median - kappa_low × sigma`.
         pub kappa_low: f32 = 2.5, float(0.1, 10.0), "Reject samples this many sigmas below the median";
         /// Reject samples above `median + kappa_high × sigma`.

@@ -5,7 +5,8 @@
 //! ```text
 //! cargo build --release --workspace
 //! cargo run --release -p jupiter-bench --bin e2e -- [--dir DIR] [--host PATH] [--repeat R]
-//!     [--cases] [--peers] [--cold] [--scaling] [--sizes] [--limited] [--post] [--drizzle] [--ceiling] [--quick]
+//!     [--cases] [--peers] [--cold] [--scaling] [--sizes] [--limited] [--post] [--drizzle] [--ceiling] [--budget] [--quick]
+//! cargo run --release -p jupiter-bench --bin e2e -- --psnr OUT.tif TRUTH.tif
 //! ```
 //!
 //! With no section flag every section runs. Captures are generated once into
@@ -87,6 +88,23 @@ use score::*;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [flag, out, truth] = args.as_slice() {
+        if flag == "--psnr" {
+            // `e2e --psnr OUT TRUTH`: one stack scored as the sections score them.
+            let r = read_image(Path::new(out))
+                .and_then(|o| psnr_vs_truth(&o, &read_image(Path::new(truth))?));
+            return match r {
+                Ok(p) => {
+                    println!("{p:.3}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("e2e: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+    }
     let o = match parse(&args) {
         Ok(o) => o,
         Err(e) => {

@@ -2,16 +2,9 @@
 
 use super::*;
 
-/// The pipeline of the harness's jupiter runs: 25 % of the frames, mean
-/// stacking, no post-processing.
-pub(crate) const RUN_ARGS: [&str; 6] = [
-    "--select",
-    "25%",
-    "--stacker",
-    "stack-mean",
-    "--no-post",
-    "--force",
-];
+/// The pipeline of the harness's jupiter runs besides the selection (25 %
+/// unless a row says otherwise): mean stacking, no post-processing.
+pub(crate) const RUN_ARGS: [&str; 4] = ["--stacker", "stack-mean", "--no-post", "--force"];
 
 /// Paths of the tools.
 pub(crate) struct Tools {
@@ -33,11 +26,17 @@ impl Tools {
     /// `jupiter-host run` with the harness's pipeline: the default aligner
     /// (multi-point), or global alignment (`--aligner align-phase`).
     fn jupiter(&self, input: &Path, out: &Path, global: bool) -> Command {
+        self.jupiter_with(input, out, global, "25%")
+    }
+
+    /// [`Self::jupiter`] with another `--select`.
+    fn jupiter_with(&self, input: &Path, out: &Path, global: bool, select: &str) -> Command {
         let mut c = Command::new(&self.host);
         c.args(["-q", "run"])
             .arg(input)
             .arg("-o")
             .arg(out)
+            .args(["--select", select])
             .args(RUN_ARGS);
         if global {
             c.args(["--aligner", "align-phase"]);
@@ -178,6 +177,7 @@ pub(crate) fn batch_run(
                     .args(&links)
                     .arg("-o")
                     .arg(&dir)
+                    .args(["--select", "25%"])
                     .args(RUN_ARGS);
                 c
             },
@@ -217,7 +217,7 @@ fn cat_time(o: &Opts, t: &Tools, path: &Path) -> Result<f64, String> {
 
 pub(crate) fn cases(o: &Opts, t: &Tools) -> Result<(), String> {
     println!("\n### Whole pipeline on the reference captures\n");
-    println!("Selection 25 %, mean stacking, no sharpening; times in seconds (min / median of {} runs after one warm-up), peak RSS in MB, PSNR in dB against the generator's truth.\n", o.repeat);
+    println!("Selection 25 % (the default run: `--select auto`), mean stacking, no sharpening; times in seconds (min / median of {} runs after one warm-up), peak RSS in MB, PSNR in dB against the generator's truth.\n", o.repeat);
     println!("| capture | size (MB) | `cat` from page cache (s) | tool | time min / median (s) | peak RSS (MB) | PSNR (dB) | time ÷ `cat` | peer time ÷ jupiter default time |");
     println!("|---|---|---|---|---|---|---|---|---|");
     for spec in case_specs(o.quick) {
@@ -235,22 +235,33 @@ pub(crate) fn cases(o: &Opts, t: &Tools) -> Result<(), String> {
                 min / cat_min
             );
         };
-        for (label, global) in [
-            ("jupiter (default: multi-point)", false),
-            ("jupiter (global: --aligner align-phase)", true),
+        for (label, global, auto) in [
+            (
+                "jupiter (default: multi-point, `--select auto`)",
+                false,
+                true,
+            ),
+            ("jupiter (multi-point, `--select 25%`)", false, false),
+            ("jupiter (global: --aligner align-phase)", true, false),
         ] {
             let out = t.work.join(format!(
                 "{}-{}.tif",
                 spec.name,
-                if global { "global" } else { "default" }
+                if global {
+                    "global"
+                } else if auto {
+                    "auto"
+                } else {
+                    "default"
+                }
             ));
             let runs = repeat(
                 o.repeat,
                 true,
-                || t.jupiter(&cap.path, &out, global),
+                || t.jupiter_with(&cap.path, &out, global, if auto { "auto" } else { "25%" }),
                 &t.work.join("jupiter.log"),
             )?;
-            if !global {
+            if !global && !auto {
                 jupiter_default = summary(&runs).0;
             }
             row(label, &runs, &out, "".into());
@@ -268,7 +279,7 @@ pub(crate) fn cases(o: &Opts, t: &Tools) -> Result<(), String> {
                         "PlanetarySystemStacker (multi-point, always)",
                         &m,
                         &runs[0].1,
-                        format!("{:.1}", summary(&m).0 / jupiter_default),
+                        format!("{:.1} (vs `--select 25%`)", summary(&m).0 / jupiter_default),
                     )
                 }
                 Err(e) => println!(

@@ -205,10 +205,11 @@ fn the_default_pipeline_sharpens_and_stretches() {
         "detail: default post {sharp:.3e}, plain stack {soft:.3e}; PSNR {p_post:.2} vs {p_plain:.2} dB"
     );
     // The gain follows the blur the stack shows (the deconvolution's PSF is
-    // measured on it, and Richardson-Lucy stops at the noise): 1.6x here,
-    // where the stack of 3 frames keeps a PSF of sigma ~0.9 px.
+    // measured on it, and Richardson-Lucy stops at the noise): 1.17× here
+    // since the stacks resample with the sharper cubic and `--select auto`
+    // averages 2 of the 3 frames (1.6× with one frame and Catmull-Rom).
     assert!(
-        sharp > 1.3 * soft,
+        sharp > 1.1 * soft,
         "the default post-processing should sharpen: detail {sharp} vs the plain stack's {soft}"
     );
     assert!(

@@ -105,6 +105,50 @@ pub fn measure_frame(
     points: &Points,
     p: &MultipointParams,
 ) -> FrameMeasure {
+    let mut m = first_pass(lum, w, h, global, points, p);
+    later_passes(lum, w, h, points, p, &mut m, None);
+    m
+}
+
+/// Frames measured at every point for the mean geometry (every
+/// `count / RECENTRE_FRAMES`-th; all of a shorter capture).
+const RECENTRE_FRAMES: usize = 100;
+
+/// Whether a local measurement is usable: a clear peak, finite, within the
+/// search range.
+fn accepted(m: &Shift, dx: f32, dy: f32, p: &MultipointParams) -> bool {
+    m.peak >= p.min_peak
+        && dx.is_finite()
+        && dy.is_finite()
+        && dx.abs() <= p.search
+        && dy.abs() <= p.search
+}
+
+/// The first pass of [`measure_frame`]: the global shift, then every active
+/// point's shift and sharpness on the patch at the rounded global position.
+pub fn first_pass(
+    lum: &[f32],
+    w: usize,
+    h: usize,
+    global: &PhaseCorrelator,
+    points: &Points,
+    p: &MultipointParams,
+) -> FrameMeasure {
+    let mut m = scan(lum, w, h, global, points);
+    first_pass_points(lum, w, h, points, p, &mut m, None);
+    m
+}
+
+/// What the selection needs of a frame: its global shift and each active
+/// point's sharpness on the patch at the rounded global position (shifts
+/// not measured yet; `valid` until a measurement says otherwise).
+pub fn scan(
+    lum: &[f32],
+    w: usize,
+    h: usize,
+    global: &PhaseCorrelator,
+    points: &Points,
+) -> FrameMeasure {
     let grid = &points.grid;
     // With alignment points, the global shift is only where their patches
     // are taken: they measure the residual, so one correlation (no
@@ -114,81 +158,139 @@ pub fn measure_frame(
     } else {
         global.shift_of(lum)
     };
-    let (rx, ry) = (g.dx.round(), g.dy.round());
+    let (rx, ry) = (g.dx.round() as isize, g.dy.round() as isize);
     let s = grid.size;
     let mut patch = vec![0.0f32; s * s];
     let mut locals = vec![Local::default(); grid.len()];
-    let accept = |m: &Shift, dx: f32, dy: f32| {
-        m.peak >= p.min_peak
-            && dx.is_finite()
-            && dy.is_finite()
-            && dx.abs() <= p.search
-            && dy.abs() <= p.search
-    };
+    for k in (0..grid.len()).filter(|&k| grid.active[k]) {
+        grid.patch(lum, w, h, k, rx, ry, &mut patch);
+        locals[k].sharpness = grid::structure(&patch, s);
+        locals[k].valid = true;
+    }
+    FrameMeasure { global: g, locals }
+}
+
+/// The first measurement of each active point's shift (or, with `only`, of
+/// those where it is true) on the patch at the rounded global position.
+fn first_pass_points(
+    lum: &[f32],
+    w: usize,
+    h: usize,
+    points: &Points,
+    p: &MultipointParams,
+    m: &mut FrameMeasure,
+    only: Option<&[bool]>,
+) {
+    let grid = &points.grid;
+    let g = m.global;
+    let (rx, ry) = (g.dx.round(), g.dy.round());
+    let s = grid.size;
+    let mut patch = vec![0.0f32; s * s];
     for (k, pc) in points.correlators.iter().enumerate() {
         let Some(pc) = pc else { continue };
+        if only.is_some_and(|o| !o[k]) {
+            continue;
+        }
         grid.patch(lum, w, h, k, rx as isize, ry as isize, &mut patch);
         // With a later pass, its residual measurement also absorbs the small
         // window bias of a single correlation: no refinement needed here.
-        let m = if p.passes > 1 {
+        let r = if p.passes > 1 {
             pc.raw_shift(&patch)
         } else {
             pc.shift_of(&patch)
         };
         // Total shift of the patch = integer offset + measured; local = total - global.
-        let (dx, dy) = (rx + m.dx - g.dx, ry + m.dy - g.dy);
-        locals[k] = Local {
+        let (dx, dy) = (rx + r.dx - g.dx, ry + r.dy - g.dy);
+        m.locals[k] = Local {
             dx,
             dy,
-            peak: m.peak,
-            sharpness: grid::structure(&patch, s),
-            valid: accept(&m, dx, dy),
+            peak: r.peak,
+            sharpness: m.locals[k].sharpness,
+            valid: accepted(&r, dx, dy, p),
+            measured: true,
         };
     }
-    if p.passes > 1 && grid.active_count() > 0 {
-        let mut dewarped = vec![0.0f32; w * h];
-        let ones = vec![1.0; grid.len()];
-        for _ in 1..p.passes {
-            let mut est = locals.clone();
-            field::clean(grid, &mut est, p.outlier);
-            let (mut fx, mut fy): (Vec<f32>, Vec<f32>) = est.iter().map(|l| (l.dx, l.dy)).unzip();
-            field::fill(grid, &mut fx, &mut fy);
-            let f = grid.field(&fx, &fy, &ones, p.field_refine as usize);
-            // The frame resampled once under the field so far; each patch of
-            // it should now match its reference patch up to a small residual.
-            let (y0, y1) = (grid.oy0, grid.origin(grid.len() - 1).1 + s);
-            dewarp_rows_within(
-                lum,
-                w,
-                h,
-                (g.dx, g.dy),
-                &f,
-                y0,
-                &mut dewarped[y0 * w..y1 * w],
-                |y| points.spans[y],
-            );
-            for (k, pc) in points.correlators.iter().enumerate() {
-                let Some(pc) = pc else { continue };
-                grid.patch(&dewarped, w, h, k, 0, 0, &mut patch);
-                let m = residual(points, k, pc, &patch, locals[k].peak, p);
-                let (dx, dy) = (fx[k] + m.dx, fy[k] + m.dy);
-                locals[k] = Local {
-                    dx,
-                    dy,
-                    peak: m.peak,
-                    sharpness: locals[k].sharpness,
-                    valid: accept(&m, dx, dy),
-                };
+}
+
+/// The passes after the first (`p.passes`): the frame resampled under the
+/// field measured so far, the residual measured at the active points, or,
+/// with `only`, at the points where it is true (the others keep what they
+/// have; only the rows and columns of those points are resampled).
+pub fn later_passes(
+    lum: &[f32],
+    w: usize,
+    h: usize,
+    points: &Points,
+    p: &MultipointParams,
+    m: &mut FrameMeasure,
+    only: Option<&[bool]>,
+) {
+    let grid = &points.grid;
+    if p.passes <= 1 || grid.active_count() == 0 {
+        return;
+    }
+    let wanted = |k: usize| only.is_none_or(|o| o[k]);
+    let own_spans = only.map(|o| spans_of(grid, w, h, |k| o[k]));
+    let spans = own_spans.as_deref().unwrap_or(&points.spans);
+    let s = grid.size;
+    let mut patch = vec![0.0f32; s * s];
+    let mut dewarped = vec![0.0f32; w * h];
+    let ones = vec![1.0; grid.len()];
+    let g = m.global;
+    let locals = &mut m.locals;
+    for _ in 1..p.passes {
+        let mut est = locals.clone();
+        field::clean(grid, &mut est, p.outlier);
+        let (mut fx, mut fy): (Vec<f32>, Vec<f32>) = est.iter().map(|l| (l.dx, l.dy)).unzip();
+        field::fill(grid, &mut fx, &mut fy);
+        let f = grid.field(&fx, &fy, &ones, p.field_refine as usize);
+        // The frame resampled once under the field so far; each patch of
+        // it should now match its reference patch up to a small residual.
+        let (y0, y1) = (grid.oy0, grid.origin(grid.len() - 1).1 + s);
+        dewarp_rows_within(
+            lum,
+            w,
+            h,
+            (g.dx, g.dy),
+            &f,
+            y0,
+            &mut dewarped[y0 * w..y1 * w],
+            |y| spans[y],
+        );
+        for (k, pc) in points.correlators.iter().enumerate() {
+            let Some(pc) = pc else { continue };
+            if !wanted(k) {
+                continue;
             }
+            grid.patch(&dewarped, w, h, k, 0, 0, &mut patch);
+            let r = residual(points, k, pc, &patch, locals[k].peak, p);
+            let (dx, dy) = (fx[k] + r.dx, fy[k] + r.dy);
+            locals[k] = Local {
+                dx,
+                dy,
+                peak: r.peak,
+                sharpness: locals[k].sharpness,
+                valid: accepted(&r, dx, dy, p),
+                measured: true,
+            };
         }
     }
-    FrameMeasure { global: g, locals }
 }
 
 /// Per row of a `w × h` frame, the columns the active points' patches cover.
 fn active_spans(grid: &ApGrid, w: usize, h: usize) -> Vec<(usize, usize)> {
+    spans_of(grid, w, h, |_| true)
+}
+
+/// [`active_spans`] of the active points where `keep(k)`.
+fn spans_of(
+    grid: &ApGrid,
+    w: usize,
+    h: usize,
+    keep: impl Fn(usize) -> bool,
+) -> Vec<(usize, usize)> {
     let mut spans = vec![(w, 0); h];
-    for k in (0..grid.len()).filter(|&k| grid.active[k]) {
+    for k in (0..grid.len()).filter(|&k| grid.active[k] && keep(k)) {
         let (ox, oy) = grid.origin(k);
         let (x1, y1) = ((ox + grid.size).min(w), (oy + grid.size).min(h));
         for s in &mut spans[oy.min(h)..y1] {
@@ -289,7 +391,8 @@ pub struct Summary {
     pub grid: ApGrid,
     /// Local measurements that failed or were outliers, replaced by their neighbours' median.
     pub replaced: usize,
-    /// Local measurements made (active points × frames).
+    /// Local measurements made (a frame is measured where it is kept and
+    /// at the points around).
     pub measured: usize,
     /// RMS of the final local shifts over active points and frames (pixels).
     pub rms_local: f32,
@@ -341,22 +444,32 @@ pub fn align_with_summary(
     // 1–2. Reference, mode, alignment points and their correlators.
     let (mode, global, points) = reference_and_points(ctx, frames, p, chosen)?;
     // 3. One streaming pass over the frames.
-    let measured = points.measure_all(ctx, frames, &global, p)?;
-    let grid = points.grid;
-    // 4. Clean, recentre, select, fill; one warp field per frame.
+    let scanned = points.scan_all(ctx, frames, &global)?;
+    // 4. Select on the sharpness, then measure each frame only where it is
+    // kept (and around: the stacker interpolates the field between points).
     let (globals, mut locals): (Vec<Shift>, Vec<Vec<Local>>) =
-        measured.into_iter().map(|m| (m.global, m.locals)).unzip();
-    let replaced: usize = locals
-        .iter_mut()
-        .map(|l| field::clean(&grid, l, p.outlier))
-        .sum();
+        scanned.into_iter().map(|m| (m.global, m.locals)).unzip();
+    let mut weights = field::select(&points.grid, &locals, p.keep, &points.noise);
+    points.measure_where_kept(ctx, frames, &globals, &mut locals, &weights, p)?;
+    let grid = points.grid;
+    // 5. Clean, recentre, fill; one warp field per frame. A kept point
+    // whose measurement failed or was an outlier is dropped there.
+    let (mut replaced, mut measured) = (0, 0);
+    for (l, wt) in locals.iter_mut().zip(weights.iter_mut()) {
+        field::clean(&grid, l, p.outlier);
+        for (k, w) in wt.iter_mut().enumerate() {
+            if grid.active[k] && !l[k].valid {
+                *w = 0.0;
+            }
+        }
+        measured += l.iter().filter(|l| l.measured).count();
+        replaced += l.iter().filter(|l| l.measured && !l.valid).count();
+    }
     if p.recentre {
         field::recentre(&grid, &mut locals);
     }
-    let weights = field::select(&grid, &locals, p.keep, &points.noise);
     let kept = kept_share(&grid, &weights);
     let (warps, rms_local) = warps_of(&grid, &globals, &locals, weights, p);
-    let measured = grid.active_count() * n;
     let summary = Summary {
         mode,
         grid,
@@ -428,19 +541,88 @@ fn reference_and_points(
 
 impl Points {
     /// Step 3: one streaming pass over the frames, in parallel: each task
-    /// decodes one frame, measures its global and local shifts, and drops it.
-    fn measure_all(
+    /// decodes one frame, measures its global shift and its points'
+    /// sharpness ([`scan`]), and drops it.
+    fn scan_all(
         &self,
         ctx: &StageCtx,
         frames: &FrameSourceRef,
         global: &PhaseCorrelator,
-        p: &MultipointParams,
     ) -> Result<Vec<FrameMeasure>, StageError> {
         let (w, h, _) = frames.info().dims();
         ctx.par_try_map(frames.info().count as usize, 8, |i| {
             let lum = frame_luminance(frames, i)?;
-            Ok(measure_frame(&lum, w, h, global, self, p))
+            Ok(scan(&lum, w, h, global, self))
         })
+    }
+
+    /// Every frame kept at some active point (`weights[frame][point] > 0`)
+    /// measured at those points and their neighbours: the first pass and
+    /// the later ones ([`later_passes`]); a sample of [`RECENTRE_FRAMES`]
+    /// frames also gets the first pass at every point, for the mean
+    /// geometry. Elsewhere a frame's shift is not needed (weight 0); it
+    /// stays unmeasured and invalid, so that the cleaning fills it from its
+    /// neighbours and the mean geometry leaves it out.
+    fn measure_where_kept(
+        &self,
+        ctx: &StageCtx,
+        frames: &FrameSourceRef,
+        globals: &[Shift],
+        locals: &mut [Vec<Local>],
+        weights: &[Vec<f32>],
+        p: &MultipointParams,
+    ) -> Result<(), StageError> {
+        for l in locals.iter_mut() {
+            l.iter_mut().for_each(|l| l.valid = false);
+        }
+        if self.grid.active_count() == 0 {
+            return Ok(());
+        }
+        let (w, h, _) = frames.info().dims();
+        // A kept point and its neighbours: the stacker interpolates the
+        // field between them, so their shifts must be as good.
+        let grid = &self.grid;
+        let masks: Vec<Vec<bool>> = weights
+            .iter()
+            .map(|wt| {
+                let mut m = vec![false; grid.len()];
+                for k in (0..grid.len()).filter(|&k| grid.active[k] && wt[k] > 0.0) {
+                    m[k] = true;
+                    for j in grid.neighbours(k).filter(|&j| grid.active[j]) {
+                        m[j] = true;
+                    }
+                }
+                m
+            })
+            .collect();
+        // Every `stride`-th frame is also measured at every point (first
+        // pass): the mean geometry the stack is recentred on needs many
+        // frames at each point, not only the few sharpest kept there.
+        let stride = (locals.len() / RECENTRE_FRAMES).max(1);
+        let sampled = |i: usize| i % stride == 0;
+        let todo: Vec<usize> = (0..locals.len())
+            .filter(|&i| sampled(i) || masks[i].iter().any(|&m| m))
+            .collect();
+        let refined = ctx.par_try_map(todo.len(), 8, |t| {
+            let i = todo[t];
+            let lum = frame_luminance(frames, i)?;
+            let mut m = FrameMeasure {
+                global: globals[i],
+                locals: locals[i].clone(),
+            };
+            let first = if sampled(i) {
+                None
+            } else {
+                Some(masks[i].as_slice())
+            };
+            first_pass_points(&lum, w, h, self, p, &mut m, first);
+            later_passes(&lum, w, h, self, p, &mut m, Some(&masks[i]));
+            Ok(m.locals)
+        })?;
+        for (t, l) in refined.into_iter().enumerate() {
+            locals[todo[t]] = l;
+        }
+        Ok(())
     }
 }
 

@@ -8,7 +8,9 @@ use jupiter_kit::warp::cubic_weights;
 
 /// One local measurement: the shift of a point's patch on top of the frame's
 /// global shift, the correlation peak (confidence), whether it passed the
-/// checks, and the patch's sharpness in that frame.
+/// checks, the patch's sharpness in that frame, and whether the shift was
+/// measured at all (the aligner measures a frame only where it is kept and
+/// around; elsewhere only its sharpness is known).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Local {
     pub dx: f32,
@@ -16,6 +18,7 @@ pub struct Local {
     pub peak: f32,
     pub sharpness: f32,
     pub valid: bool,
+    pub measured: bool,
 }
 
 fn median(v: &mut [f32]) -> f32 {
@@ -88,7 +91,8 @@ pub fn clean(grid: &ApGrid, locals: &mut [Local], outlier: f32) -> usize {
 }
 
 /// Subtracts from every frame's local shift at each active point the mean of
-/// that point's local shifts over all frames, then adds back the mean of
+/// that point's local shifts over the frames measured there (all frames when
+/// none is marked measured), then adds back the mean of
 /// those means over the points (so the global position is kept). With
 /// zero-mean seeing the mean over many frames is the undistorted geometry,
 /// while the reference (a mean of a few frames) keeps some distortion.
@@ -97,11 +101,18 @@ pub fn recentre(grid: &ApGrid, frames: &mut [Vec<Local>]) {
     if n == 0 {
         return;
     }
+    // Per point: (sum, count) over the measured frames, and over all.
     let mut means = vec![(0.0f64, 0.0f64); grid.len()];
+    let mut measured = vec![(0.0f64, 0.0f64, 0usize); grid.len()];
     for f in frames.iter() {
         for (k, l) in f.iter().enumerate() {
             means[k].0 += l.dx as f64;
             means[k].1 += l.dy as f64;
+            if l.measured {
+                measured[k].0 += l.dx as f64;
+                measured[k].1 += l.dy as f64;
+                measured[k].2 += 1;
+            }
         }
     }
     let active: Vec<usize> = (0..grid.len()).filter(|&k| grid.active[k]).collect();
@@ -110,8 +121,13 @@ pub fn recentre(grid: &ApGrid, frames: &mut [Vec<Local>]) {
     }
     let (mut gx, mut gy) = (0.0f64, 0.0f64);
     for &k in &active {
-        means[k].0 /= n as f64;
-        means[k].1 /= n as f64;
+        let (sx, sy, c) = measured[k];
+        if c > 0 {
+            means[k] = (sx, sy);
+        }
+        let count = if c > 0 { c } else { n };
+        means[k].0 /= count as f64;
+        means[k].1 /= count as f64;
         gx += means[k].0;
         gy += means[k].1;
     }
@@ -181,6 +197,7 @@ pub fn select(grid: &ApGrid, frames: &[Vec<Local>], keep: f32, noise: &[f32]) ->
     }
     let fixed = ((keep as f64 * n as f64).round() as usize).clamp(1, n);
     let mut order: Vec<usize> = (0..n).collect();
+    let mut counts = Vec::new();
     for k in (0..grid.len()).filter(|&k| grid.active[k]) {
         order.sort_by(|&a, &b| {
             let (la, lb) = (&frames[a][k], &frames[b][k]);
@@ -203,9 +220,28 @@ pub fn select(grid: &ApGrid, frames: &[Vec<Local>], keep: f32, noise: &[f32]) ->
         for (rank, &f) in order.iter().enumerate() {
             weights[f][k] = if rank < k_keep { 1.0 } else { 0.0 };
         }
+        counts.push(k_keep);
+    }
+    // Automatic: points without alignment (a planet's sky) stack the
+    // globally best frames (the host's order), as many as the typical point
+    // keeps, rather than every frame of the pool.
+    if keep == 0.0 && !counts.is_empty() {
+        counts.sort_unstable();
+        let typical = counts[SKY_QUANTILE
+            .min(1.0)
+            .mul_add(counts.len() as f32 - 1.0, 0.0)
+            .round() as usize];
+        for (f, wt) in weights.iter_mut().enumerate() {
+            for k in (0..grid.len()).filter(|&k| !grid.active[k]) {
+                wt[k] = if f < typical { 1.0 } else { 0.0 };
+            }
+        }
     }
     weights
 }
+
+/// Which of the active points' counts (a quantile) the inactive points keep.
+const SKY_QUANTILE: f32 = 0.5;
 
 /// How many of the locally sharpest frames to stack at one point, from
 /// their sharpness (best first, [`crate::grid::structure`]) and `noise`,
@@ -335,6 +371,7 @@ mod tests {
             peak: 0.5,
             sharpness: 1.0,
             valid: true,
+            measured: true,
         }
     }
 

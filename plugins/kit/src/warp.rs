@@ -232,6 +232,53 @@ impl<'f> FieldRows<'f> {
         }
     }
 
+    /// [`Self::row`] over the pixels where the weight can be above 0 only:
+    /// returns that span `(x0, x1)` (empty when the whole row weighs 0);
+    /// the weight outside it is set to 0, `dx` and `dy` are left as they
+    /// were. Inside the span the values are [`Self::row`]'s, bit for bit.
+    pub fn weighted_row(
+        &mut self,
+        y: f32,
+        dx: &mut [f32],
+        dy: &mut [f32],
+        weight: &mut [f32],
+    ) -> (usize, usize) {
+        let cols = self.field.cols as usize;
+        self.field.along_row(y, &mut self.at_row);
+        let rwt = &self.at_row[2 * cols..];
+        let (Some(first), Some(last)) = (
+            rwt.iter().position(|&v| v > 0.0),
+            rwt.iter().rposition(|&v| v > 0.0),
+        ) else {
+            weight.fill(0.0);
+            return (0, 0);
+        };
+        // A pixel interpolates between node columns i0 and i1 (i0 never
+        // decreases along the row): it can weigh only if one of them does.
+        let x0 = self.xs.iter().position(|&(_, i1, _)| i1 >= first);
+        let x1 = self.xs.iter().rposition(|&(i0, _, _)| i0 <= last);
+        let (Some(x0), Some(x1)) = (x0, x1.map(|x| x + 1)) else {
+            weight.fill(0.0);
+            return (0, 0);
+        };
+        if x0 >= x1 {
+            weight.fill(0.0);
+            return (0, 0);
+        }
+        let (rdx, rest) = self.at_row.split_at(cols);
+        let (rdy, rwt) = rest.split_at(cols);
+        weight[..x0].fill(0.0);
+        weight[x1..].fill(0.0);
+        for x in x0..x1 {
+            let (i0, i1, tx) = self.xs[x];
+            let lerp = |v: &[f32]| v[i0] * (1.0 - tx) + v[i1] * tx;
+            dx[x] = lerp(rdx);
+            dy[x] = lerp(rdy);
+            weight[x] = lerp(rwt);
+        }
+        (x0, x1)
+    }
+
     /// The field's `dx`, `dy` and weight at every pixel of row `y`.
     pub fn row(&mut self, y: f32, dx: &mut [f32], dy: &mut [f32], weight: &mut [f32]) {
         let cols = self.field.cols as usize;
@@ -245,6 +292,19 @@ impl<'f> FieldRows<'f> {
             weight[x] = lerp(rwt);
         }
     }
+}
+
+/// Whether any pixel of rows `y0 .. y0 + rows` gets a weight above 0 from
+/// the field: its node rows around them hold a positive weight. A frame
+/// that the per-point selection dropped over a whole band of rows is then
+/// neither read nor resampled there.
+pub fn band_has_weight(field: &WarpField, y0: usize, rows: usize) -> bool {
+    let (j0, _, _) = field.row_nodes(y0 as f32);
+    let (_, j1, _) = field.row_nodes((y0 + rows.max(1) - 1) as f32);
+    let c = field.cols as usize;
+    field.weight[j0.min(j1) * c..(j0.max(j1) + 1) * c]
+        .iter()
+        .any(|&v| v > 0.0)
 }
 
 /// Vertical extent of a warp's shifts: `(min dy, max dy)`.
@@ -284,6 +344,14 @@ pub fn warped_rows(
 ) -> Result<(), StageError> {
     let info = frames.info();
     let (w, h, ch) = info.dims();
+    if let (Some(f), Some(wb)) = (warp.field.as_ref().into_option(), weight.as_deref_mut()) {
+        if !band_has_weight(f, y0, rows) {
+            // Not selected anywhere in these rows: nothing to read.
+            out[..rows * w * ch].fill(0.0);
+            wb[..rows * w].fill(0.0);
+            return Ok(());
+        }
+    }
     let (lo, hi) = dy_range(warp);
     let in_y0 = ((y0 as f32 + lo).floor() as isize - 2).clamp(0, h as isize - 1) as usize;
     let in_y1 = (((y0 + rows) as f32 + hi).ceil() as isize + 3)
@@ -321,12 +389,21 @@ pub fn warped_rows(
     let (mut fdx, mut fdy, mut fwt) = (vec![0.0f32; w], vec![0.0f32; w], vec![0.0f32; w]);
     for ry in 0..rows {
         let y = (y0 + ry) as f32;
-        rows_of.row(y, &mut fdx, &mut fdy, &mut fwt);
+        // With a weight buffer, pixels of weight 0 are not resampled: only
+        // the span of the row that can weigh is interpolated.
+        let (x0, x1) = if weight.is_some() {
+            rows_of.weighted_row(y, &mut fdx, &mut fdy, &mut fwt)
+        } else {
+            rows_of.row(y, &mut fdx, &mut fdy, &mut fwt);
+            (0, w)
+        };
         if let Some(wb) = weight.as_deref_mut() {
             wb[ry * w..(ry + 1) * w].copy_from_slice(&fwt);
         }
         let out_row = &mut out[ry * w * ch..(ry + 1) * w * ch];
-        for (x, o) in out_row.chunks_exact_mut(ch).enumerate() {
+        out_row[..x0 * ch].fill(0.0);
+        out_row[x1.max(x0) * ch..].fill(0.0);
+        for (x, o) in out_row.chunks_exact_mut(ch).enumerate().take(x1).skip(x0) {
             if fwt[x] == 0.0 && weight.is_some() {
                 // Dropped here (per-point frame selection): its weight
                 // zeroes whatever it would add, so skip the resampling.
@@ -524,6 +601,56 @@ mod field_tests {
     use jupiter_plugin_api::testing::MemFrames;
     use jupiter_plugin_api::WarpField;
     use jupiter_testkit::frames::image_from;
+
+    /// Bands whose node rows carry no weight are skipped (zeros, weight 0)
+    /// and equal what resampling them pixel by pixel gives.
+    #[test]
+    fn unweighted_bands_are_zero_without_being_read() {
+        let (w, h) = (30usize, 60usize);
+        let plane = image_from(w, h, |x, y| 0.5 + 0.1 * (x * 0.3).sin() * (y * 0.2).cos());
+        let frames = MemFrames::new(w as u32, h as u32, 1, vec![plane]);
+        // Nodes every 10 rows from y = 0; only node row 3 (y = 30) weighs.
+        let (cols, rows) = (4usize, 7usize);
+        let weight: Vec<f32> = (0..cols * rows)
+            .map(|k| (k / cols == 3) as u8 as f32)
+            .collect();
+        let field = WarpField::new(
+            (cols, rows),
+            (0.0, 0.0),
+            (10.0, 10.0),
+            [vec![0.3; cols * rows], vec![-0.2; cols * rows], weight],
+        );
+        assert!(!band_has_weight(&field, 0, 16));
+        assert!(band_has_weight(&field, 16, 16));
+        assert!(band_has_weight(&field, 32, 8));
+        assert!(!band_has_weight(&field, 41, 16));
+        let warp = FrameWarp::with_field(0.0, 0.0, field.clone());
+        let mut scratch = Vec::new();
+        for (y0, n) in [(0, 16), (16, 16), (44, 16)] {
+            let (mut out, mut wt) = (vec![1.0; n * w], vec![1.0; n * w]);
+            warped_rows(
+                &frames.as_ref(),
+                0,
+                &warp,
+                Interp::Sharp,
+                y0,
+                n,
+                &mut out,
+                Some(&mut wt),
+                &mut scratch,
+            )
+            .unwrap();
+            for r in 0..n {
+                for x in 0..w {
+                    let fw = field.sample(x as f32, (y0 + r) as f32).2;
+                    assert_eq!(wt[r * w + x], fw, "weight at ({x}, {})", y0 + r);
+                    if fw == 0.0 {
+                        assert_eq!(out[r * w + x], 0.0);
+                    }
+                }
+            }
+        }
+    }
 
     /// The field path equals sampling `WarpField::sample` at every pixel, bit for bit.
     #[test]

@@ -35,40 +35,49 @@
 //!    background + `disc_threshold` × (bright − background)), limb included:
 //!    the limb is the sharpest feature of a planet, and leaving its APs out
 //!    costs more than a dB on the synthetic planet.
-//! 3. **Measurement**, one streaming pass over the frames, in parallel
-//!    through the host's pool (`ctx.par_map`; a task holds one decoded
-//!    frame): the frame's global shift by one phase correlation against the
-//!    reference (with a full-frame refinement only when no AP is active: the
-//!    APs measure whatever the global shift leaves); then, at each active AP,
-//!    the patch at the integer-rounded global position is phase-correlated
-//!    with the AP's reference patch (its windowed spectrum is computed once;
-//!    FFT plans are shared per size; gaussian sub-pixel peak fit), giving the
-//!    residual local shift, and the patch's sharpness (the same structure
-//!    measure) is recorded. A patch under a distortion that varies across it
-//!    is stretched, which biases a single correlation by up to a third of the
-//!    distortion; so a second pass (`passes`) resamples the frame once under
-//!    the field measured so far and correlates each AP's patch of it again:
-//!    the residual is small and nearly uniform, and adding it also removes
+//! 3. **Scan**, one streaming pass over the frames, in parallel through the
+//!    host's pool (`ctx.par_map`; a task holds one decoded frame): the
+//!    frame's global shift by one phase correlation against the reference
+//!    (with a full-frame refinement only when no AP is active: the APs
+//!    measure whatever the global shift leaves), and at each active AP the
+//!    sharpness (the same structure measure) of the patch at the
+//!    integer-rounded global position.
+//! 4. **Per-AP selection** on the scan: at each AP the frames with the
+//!    highest local sharpness get weight 1, the others 0: with `keep = 0`
+//!    (the default) as many as [`field::auto_count`] finds worth it from
+//!    the spread of sharpness and the noise there (a noise model fitted on
+//!    the best frame, at the AP's level), else the `keep` fraction. So
+//!    every region of the image is stacked from the frames that were sharp
+//!    *there*, within the frames the host's selection gave the aligner.
+//!    APs not measured (a planet's sky) stack the globally best frames, as
+//!    many as the median AP keeps (all frames with a fixed `keep`).
+//! 5. **Measurement**, a second streaming pass over the frames kept at some
+//!    AP, only at those APs and their neighbours (the stacker interpolates
+//!    the field between them), plus every `count / 100`-th frame at every
+//!    AP (step 7 needs many frames per AP): the patch at the rounded
+//!    global position is phase-correlated with the AP's reference patch
+//!    (its windowed spectrum is computed once; FFT plans are shared per
+//!    size; gaussian sub-pixel peak fit), giving the residual local shift. A
+//!    patch under a distortion that varies across it is stretched, which
+//!    biases a single correlation by up to a third of the distortion; so a
+//!    later pass (`passes`) resamples the frame once under the field
+//!    measured so far (only the rows and columns of those APs) and measures
+//!    each AP's residual again (a gradient fit, `refine`), which also removes
 //!    the small window bias of the first correlation. A measurement fails
 //!    when its correlation peak is below `min_peak` or it exceeds the
-//!    `search` radius.
-//! 4. **Cleanup per frame**: a failed local shift, or one further from the
-//!    median of its valid neighbours than both `outlier` px and 5 × the
-//!    frame's typical deviation (a steep but smooth distortion is not an
+//!    `search` radius; a kept AP whose measurement failed is dropped there.
+//! 6. **Cleanup per frame**: a failed or missing local shift, or one further
+//!    from the median of its valid neighbours than both `outlier` px and 5 ×
+//!    the frame's typical deviation (a steep but smooth distortion is not an
 //!    outlier), is replaced by that median.
-//! 5. **Recentring** (`recentre`): the reference is a mean of a few frames and
-//!    keeps part of their distortion; the mean over *all* frames is the
+//! 7. **Recentring** (`recentre`): the reference is a mean of a few frames and
+//!    keeps part of their distortion; the mean over many frames is the
 //!    undistorted geometry (seeing is zero-mean). Each AP's mean local shift
-//!    over the frames is subtracted (keeping the overall mean, so the result
-//!    stays where the reference is).
-//! 6. **Per-AP selection**: at each AP the `keep` fraction of frames with the
-//!    highest local sharpness get weight 1, the others 0. So every region of
-//!    the image is stacked from the frames that were sharp *there*, within
-//!    the frame budget the host's selection (`--select`) gave the aligner.
-//! 7. **Skipped APs** keep weight 1 for every frame (the global selection) and
-//!    take their shifts from the nearest measured APs, ring by ring, so the
-//!    field continues smoothly past the last measured AP (a zero shift there
-//!    would put a false distortion gradient across a planet's limb).
+//!    over the frames measured there is subtracted (keeping the overall
+//!    mean, so the result stays where the reference is). Skipped APs take
+//!    their shifts from the nearest measured APs, ring by ring, so the field
+//!    continues smoothly past the last measured AP (a zero shift there would
+//!    put a false distortion gradient across a planet's limb).
 //! 8. **Field**: the AP grid is refined `field_refine` times by cubic
 //!    interpolation (shifts and weights, weights clamped to 0..=1), so the
 //!    stacker's bilinear interpolation follows a distortion that varies over
@@ -84,13 +93,12 @@
 //!
 //! ## Cost and memory
 //!
-//! Per frame: one full-frame FFT pair (global shift), one full-frame
-//! resampling per extra pass, and one `ap_size²` FFT pair per active AP and
-//! pass. At the default 50 % overlap the patches cover the frame about four
-//! times whatever their size, so the time hardly depends on the AP count (see
-//! docs/BENCHMARKS.md: 54 → 2022 APs on 640×480 frames cost 1.4× the time;
-//! the whole 1000-frame pipeline takes 1.9× the global one). Memory: the
-//! reference and per-AP spectra (a few `ap_size²` buffers per AP), one
+//! Per frame: one full-frame FFT pair (global shift) and the sharpness of
+//! each AP's patch; where the frame is kept (and around), one `ap_size²` FFT
+//! pair per AP and one resampling of those APs' rows per extra pass. At the
+//! default 50 % overlap the patches cover the frame about four times
+//! whatever their size, so the time hardly depends on the AP count. Memory:
+//! the reference and per-AP spectra (a few `ap_size²` buffers per AP), one
 //! decoded frame and its resampled copy per worker, and the measurements (a
 //! few floats per AP and frame) — never the frame set. The stacker's cost
 //! grows (per-pixel field interpolation instead of a separable shift).

@@ -188,7 +188,8 @@ pub fn fill(grid: &ApGrid, dx: &mut [f32], dy: &mut [f32]) {
 /// each point keeps [`auto_count`] of its valid frames, given `noise[k]`,
 /// the share of a frame's sharpness² that its noise makes at point `k`.
 /// Inactive points keep every frame (weight 1), i.e. the host's global
-/// selection. Returns `weights[frame][point]`.
+/// selection; with `keep = 0` the first frames (the globally best), as many
+/// as the median active point keeps. Returns `weights[frame][point]`.
 pub fn select(grid: &ApGrid, frames: &[Vec<Local>], keep: f32, noise: &[f32]) -> Vec<Vec<f32>> {
     let n = frames.len();
     let mut weights = vec![vec![1.0f32; grid.len()]; n];
@@ -223,14 +224,11 @@ pub fn select(grid: &ApGrid, frames: &[Vec<Local>], keep: f32, noise: &[f32]) ->
         counts.push(k_keep);
     }
     // Automatic: points without alignment (a planet's sky) stack the
-    // globally best frames (the host's order), as many as the typical point
+    // globally best frames (the host's order), as many as the median point
     // keeps, rather than every frame of the pool.
     if keep == 0.0 && !counts.is_empty() {
         counts.sort_unstable();
-        let typical = counts[SKY_QUANTILE
-            .min(1.0)
-            .mul_add(counts.len() as f32 - 1.0, 0.0)
-            .round() as usize];
+        let typical = counts[counts.len() / 2];
         for (f, wt) in weights.iter_mut().enumerate() {
             for k in (0..grid.len()).filter(|&k| !grid.active[k]) {
                 wt[k] = if f < typical { 1.0 } else { 0.0 };
@@ -239,9 +237,6 @@ pub fn select(grid: &ApGrid, frames: &[Vec<Local>], keep: f32, noise: &[f32]) ->
     }
     weights
 }
-
-/// Which of the active points' counts (a quantile) the inactive points keep.
-const SKY_QUANTILE: f32 = 0.5;
 
 /// How many of the locally sharpest frames to stack at one point, from
 /// their sharpness (best first, [`crate::grid::structure`]) and `noise`,
@@ -461,6 +456,29 @@ mod tests {
         let w = select(&g, &frames, 0.0, &[0.5]);
         let kept: Vec<f32> = w.iter().map(|f| f[0]).collect();
         assert_eq!(kept, vec![1.0, 1.0, 0.0, 1.0, 1.0]);
+    }
+
+    #[test]
+    fn automatic_selection_gives_the_sky_the_median_count_of_best_frames() {
+        let mut g = grid(2, 1);
+        g.active = vec![true, false];
+        // Clean frames that differ in sharpness: the minimum at the point;
+        // the unaligned point takes the same count of globally best frames.
+        let frames: Vec<Vec<Local>> = (0..8)
+            .map(|f| {
+                let mut a = at(0.0, 0.0);
+                a.sharpness = 1.0 + 0.1 * f as f32;
+                vec![a, at(0.0, 0.0)]
+            })
+            .collect();
+        let w = select(&g, &frames, 0.0, &[0.0, 0.0]);
+        let point: Vec<f32> = w.iter().map(|f| f[0]).collect();
+        let sky: Vec<f32> = w.iter().map(|f| f[1]).collect();
+        assert_eq!(point, vec![0., 0., 0., 0., 0., 1., 1., 1.]);
+        assert_eq!(sky, vec![1., 1., 1., 0., 0., 0., 0., 0.]);
+        // A fixed share leaves the sky every frame.
+        let w = select(&g, &frames, 0.5, &[0.0, 0.0]);
+        assert!(w.iter().all(|f| f[1] == 1.0));
     }
 
     /// The predicted error of stacking the best `k`, written out directly.

@@ -102,13 +102,15 @@ pub fn run_demo(
         h
     )?;
     let share = match spec.select {
-        crate::config::Selection::Auto => "an automatic budget".into(),
-        crate::config::Selection::Percent(p) => format!("{p}%"),
-        crate::config::Selection::Count(n) => format!("{n} frames"),
+        crate::config::Selection::Auto => {
+            "--select auto; each alignment point stacks the sharpest of them there".into()
+        }
+        crate::config::Selection::Percent(p) => format!("{p}% of the capture"),
+        crate::config::Selection::Count(n) => format!("{n} frames of the capture"),
     };
     writeln!(
         text,
-        "  kept:     {} best frames ({share} of the capture)",
+        "  kept:     {} best frames ({share})",
         r.selected.len()
     )?;
     writeln!(text, "  device:   {}", r.device)?;

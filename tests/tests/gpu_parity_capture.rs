@@ -424,7 +424,7 @@ fn median_stack_over_device_frames_matches_the_cpu() {
             &gpu,
             &mem.as_ref(),
             &warps,
-            1,
+            p.interpolation.shader_code(),
             7 * 5 * w * c,
         )
         .unwrap();

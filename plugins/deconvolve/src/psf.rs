@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use jupiter_kit::align::fft_size;
-use jupiter_kit::fft::{hann_window, Fft2d};
+use jupiter_kit::fft::{hann_window, row_frequency, Fft2d};
 use realfft::num_complex::Complex32;
 
 use crate::params::PsfModel;
@@ -341,7 +341,7 @@ fn radial_power(plane: &[f32], width: usize, height: usize) -> Option<(Vec<f32>,
     let b = fft.bins();
     for (i, c) in spec.iter().enumerate() {
         let (kx, ky) = (i % b, i / b);
-        let fy = if ky <= height / 2 { ky } else { height - ky } as f32 / height as f32;
+        let fy = row_frequency(ky, height).abs();
         let f = ((kx as f32 / width as f32).powi(2) + fy * fy).sqrt();
         let k = (f / step).round() as usize;
         if k < n {

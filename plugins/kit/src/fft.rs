@@ -10,6 +10,17 @@ use rustfft::{Fft, FftPlanner};
 
 use crate::warp::{shift_plane, Interp};
 
+/// Signed frequency (cycles per pixel) of row `k` of an `n`-row spectrum
+/// ([`Fft2d`]'s layout): `k / n` up to the middle row, `(k − n) / n` after.
+pub fn row_frequency(k: usize, n: usize) -> f32 {
+    let signed = if k <= n / 2 {
+        k as f32
+    } else {
+        k as f32 - n as f32
+    };
+    signed / n as f32
+}
+
 /// Plans for a `width × height` real 2-D transform. Layout of spectra:
 /// row-major, `height` rows of `width / 2 + 1` complex bins.
 pub struct Fft2d {
@@ -213,11 +224,7 @@ impl PhaseCorrelator {
         let b = fft.bins();
         let mut lowpass = vec![0.0; b * height];
         for y in 0..height {
-            let fy = if y <= height / 2 {
-                y as f32
-            } else {
-                y as f32 - height as f32
-            } / height as f32;
+            let fy = row_frequency(y, height);
             for x in 0..b {
                 let fx = x as f32 / width as f32;
                 lowpass[y * b + x] = (-(fx * fx + fy * fy) / (2.0 * sigma * sigma)).exp();

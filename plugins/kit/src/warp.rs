@@ -243,49 +243,41 @@ impl<'f> FieldRows<'f> {
         dy: &mut [f32],
         weight: &mut [f32],
     ) -> (usize, usize) {
-        let cols = self.field.cols as usize;
         self.field.along_row(y, &mut self.at_row);
-        let rwt = &self.at_row[2 * cols..];
-        let (Some(first), Some(last)) = (
-            rwt.iter().position(|&v| v > 0.0),
-            rwt.iter().rposition(|&v| v > 0.0),
-        ) else {
-            weight.fill(0.0);
-            return (0, 0);
-        };
-        // A pixel interpolates between node columns i0 and i1 (i0 never
-        // decreases along the row): it can weigh only if one of them does.
-        let x0 = self.xs.iter().position(|&(_, i1, _)| i1 >= first);
-        let x1 = self.xs.iter().rposition(|&(i0, _, _)| i0 <= last);
-        let (Some(x0), Some(x1)) = (x0, x1.map(|x| x + 1)) else {
-            weight.fill(0.0);
-            return (0, 0);
-        };
-        if x0 >= x1 {
-            weight.fill(0.0);
-            return (0, 0);
-        }
-        let (rdx, rest) = self.at_row.split_at(cols);
-        let (rdy, rwt) = rest.split_at(cols);
+        let (x0, x1) = self.weighted_span().unwrap_or((0, 0));
         weight[..x0].fill(0.0);
         weight[x1..].fill(0.0);
-        for x in x0..x1 {
-            let (i0, i1, tx) = self.xs[x];
-            let lerp = |v: &[f32]| v[i0] * (1.0 - tx) + v[i1] * tx;
-            dx[x] = lerp(rdx);
-            dy[x] = lerp(rdy);
-            weight[x] = lerp(rwt);
-        }
+        self.lerp_span(x0, x1, dx, dy, weight);
         (x0, x1)
     }
 
     /// The field's `dx`, `dy` and weight at every pixel of row `y`.
     pub fn row(&mut self, y: f32, dx: &mut [f32], dy: &mut [f32], weight: &mut [f32]) {
-        let cols = self.field.cols as usize;
         self.field.along_row(y, &mut self.at_row);
+        self.lerp_span(0, self.xs.len(), dx, dy, weight);
+    }
+
+    /// The pixels of the row in `at_row` whose weight can be above 0: a
+    /// pixel interpolates between node columns i0 and i1 (i0 never
+    /// decreases along the row), so it can weigh only if one of them does.
+    fn weighted_span(&self) -> Option<(usize, usize)> {
+        let cols = self.field.cols as usize;
+        let rwt = &self.at_row[2 * cols..];
+        let first = rwt.iter().position(|&v| v > 0.0)?;
+        let last = rwt.iter().rposition(|&v| v > 0.0)?;
+        let x0 = self.xs.iter().position(|&(_, i1, _)| i1 >= first)?;
+        let x1 = self.xs.iter().rposition(|&(i0, _, _)| i0 <= last)? + 1;
+        (x0 < x1).then_some((x0, x1))
+    }
+
+    /// Pixels `x0 .. x1` of the row in `at_row`, interpolated between
+    /// their node columns.
+    fn lerp_span(&self, x0: usize, x1: usize, dx: &mut [f32], dy: &mut [f32], weight: &mut [f32]) {
+        let cols = self.field.cols as usize;
         let (rdx, rest) = self.at_row.split_at(cols);
         let (rdy, rwt) = rest.split_at(cols);
-        for (x, &(i0, i1, tx)) in self.xs.iter().enumerate() {
+        for x in x0..x1 {
+            let (i0, i1, tx) = self.xs[x];
             let lerp = |v: &[f32]| v[i0] * (1.0 - tx) + v[i1] * tx;
             dx[x] = lerp(rdx);
             dy[x] = lerp(rdy);

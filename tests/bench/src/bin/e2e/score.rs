@@ -60,11 +60,7 @@ pub(crate) fn fourier_shift(plane: &[f32], w: usize, h: usize, dx: f32, dy: f32)
     let b = fft.bins();
     let tau = std::f64::consts::TAU;
     for ky in 0..ph {
-        let fy = if ky <= ph / 2 {
-            ky as f64
-        } else {
-            ky as f64 - ph as f64
-        } / ph as f64;
+        let fy = jupiter_kit::fft::row_frequency(ky, ph) as f64;
         for kx in 0..b {
             let fx = kx as f64 / pw as f64;
             let phase = tau * (fx * dx as f64 + fy * dy as f64);

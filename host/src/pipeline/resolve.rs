@@ -63,14 +63,13 @@ impl<'r> Pipeline<'r> {
     ) -> Result<Pipeline<'r>> {
         let stage =
             |choice: &StageChoice, kind| ResolvedStage::new(reg.get(&choice.plugin, kind)?, choice);
-        let align = stage(
-            &default_align_or_fallback(reg, spec, backend),
-            StageKind::Align,
-        )?;
         Ok(Pipeline {
             quality: stage(&spec.quality, StageKind::Quality)?,
             select: spec.select,
-            align,
+            align: stage(
+                &default_align_or_fallback(reg, spec, backend),
+                StageKind::Align,
+            )?,
             stack: stage(&spec.stack, StageKind::Stack)?,
             post: resolve_post(reg, spec, backend)?,
         })

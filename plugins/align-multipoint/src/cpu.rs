@@ -19,6 +19,12 @@ pub struct FrameMeasure {
     pub locals: Vec<Local>,
 }
 
+/// Patches of at least this side take their first estimate on 2×2-binned
+/// planes ([`PhaseCorrelator::first_estimate`]): a quarter of the cost of
+/// the full correlation, and the gradient pass after it measures what the
+/// binning missed.
+const POINT_COARSE_MIN: usize = 32;
+
 /// The per-point correlators, built once from the reference patches (their
 /// windowed spectra are cached inside), plus the grid they belong to.
 pub struct Points {
@@ -49,7 +55,12 @@ impl Points {
                 }
                 grid.patch(reference, w, h, k, 0, 0, &mut patch);
                 (
-                    Some(PhaseCorrelator::new(&patch, s, s)),
+                    Some(PhaseCorrelator::with_coarse_min(
+                        &patch,
+                        s,
+                        s,
+                        POINT_COARSE_MIN,
+                    )),
                     Gradient::new(&patch, s),
                 )
             })
@@ -151,20 +162,19 @@ pub fn scan(
 ) -> FrameMeasure {
     let grid = &points.grid;
     // With alignment points, the global shift is only where their patches
-    // are taken: they measure the residual, so one correlation (no
-    // full-frame refinement) is enough. Without any, it is the result.
+    // are taken (rounded): they measure the residual, so the rough estimate
+    // on binned planes is enough. Without any, it is the result.
     let g = if grid.active_count() > 0 {
-        global.raw_shift(lum)
+        global.rough_shift(lum)
     } else {
         global.shift_of(lum)
     };
     let (rx, ry) = (g.dx.round() as isize, g.dy.round() as isize);
-    let s = grid.size;
-    let mut patch = vec![0.0f32; s * s];
+    let mut sharpness = vec![0.0f32; grid.len()];
+    grid.structures(lum, w, h, rx, ry, &mut sharpness);
     let mut locals = vec![Local::default(); grid.len()];
     for k in (0..grid.len()).filter(|&k| grid.active[k]) {
-        grid.patch(lum, w, h, k, rx, ry, &mut patch);
-        locals[k].sharpness = grid::structure(&patch, s);
+        locals[k].sharpness = sharpness[k];
         locals[k].valid = true;
     }
     FrameMeasure { global: g, locals }
@@ -193,9 +203,10 @@ fn first_pass_points(
         }
         grid.patch(lum, w, h, k, rx as isize, ry as isize, &mut patch);
         // With a later pass, its residual measurement also absorbs the small
-        // window bias of a single correlation: no refinement needed here.
+        // window bias of a single correlation and the binned estimate's
+        // error: no refinement needed here.
         let r = if p.passes > 1 {
-            pc.raw_shift(&patch)
+            pc.first_estimate(&patch)
         } else {
             pc.shift_of(&patch)
         };
@@ -442,15 +453,19 @@ pub fn align_with_summary(
         )));
     }
     // 1–2. Reference, mode, alignment points and their correlators.
+    let mut steps = Steps::start();
     let (mode, global, points) = reference_and_points(ctx, frames, p, chosen)?;
+    steps.done("reference");
     // 3. One streaming pass over the frames.
     let scanned = points.scan_all(ctx, frames, &global)?;
+    steps.done("scan");
     // 4. Select on the sharpness, then measure each frame only where it is
     // kept (and around: the stacker interpolates the field between points).
     let (globals, mut locals): (Vec<Shift>, Vec<Vec<Local>>) =
         scanned.into_iter().map(|m| (m.global, m.locals)).unzip();
     let mut weights = field::select(&points.grid, &locals, p.keep, &points.noise);
     points.measure_where_kept(ctx, frames, &globals, &mut locals, &weights, p)?;
+    steps.done("measure");
     let grid = points.grid;
     // 5. Clean, recentre, fill; one warp field per frame. A kept point
     // whose measurement failed or was an outlier is dropped there.
@@ -479,6 +494,8 @@ pub fn align_with_summary(
         kept,
     };
     log_summary(ctx, &summary, &globals, p);
+    steps.done("fields");
+    ctx.log(LogLevel::Debug, &steps.line);
     let warps = warps.into();
     Ok((
         Alignment {
@@ -623,6 +640,29 @@ impl Points {
             locals[todo[t]] = l;
         }
         Ok(())
+    }
+}
+
+/// Wall time of the aligner's steps, for the debug log (`-v`): where a
+/// run's time goes without a profiler.
+struct Steps {
+    at: std::time::Instant,
+    line: String,
+}
+
+impl Steps {
+    fn start() -> Steps {
+        Steps {
+            at: std::time::Instant::now(),
+            line: "steps:".into(),
+        }
+    }
+
+    fn done(&mut self, step: &str) {
+        let now = std::time::Instant::now();
+        let sep = if self.line.ends_with(':') { " " } else { ", " };
+        self.line += &format!("{sep}{step} {:.2} s", (now - self.at).as_secs_f64());
+        self.at = now;
     }
 }
 

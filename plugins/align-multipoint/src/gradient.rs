@@ -76,7 +76,7 @@ impl Gradient {
     pub fn shift(&self, patch: &[f32]) -> Option<(f32, f32)> {
         let mut v = [0.0f64; 4];
         for (j, b) in self.basis.iter().enumerate() {
-            v[j] = b.iter().zip(patch).map(|(b, p)| b * p).sum::<f32>() as f64;
+            v[j] = jupiter_kit::stats::dot(b, patch) as f64;
         }
         let coef: Vec<f64> = self
             .inverse

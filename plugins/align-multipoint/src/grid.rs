@@ -105,6 +105,82 @@ impl ApGrid {
             })
     }
 
+    /// [`structure`] of every active point's patch displaced by `(rx, ry)`
+    /// (`out[k]`; inactive points 0), from one pass over the frame: the
+    /// patches overlap (four deep at the default step), and a patch's
+    /// structure only reads its interior's smoothed gradients, which are
+    /// the frame's own there. Patches reaching past the frame's edge (whose
+    /// replicated edge pixels the frame does not hold) are measured alone.
+    #[allow(clippy::too_many_arguments)]
+    pub fn structures(
+        &self,
+        plane: &[f32],
+        w: usize,
+        h: usize,
+        rx: isize,
+        ry: isize,
+        out: &mut [f32],
+    ) {
+        let s = self.size;
+        out.iter_mut().for_each(|o| *o = 0.0);
+        if s < 5 {
+            return;
+        }
+        let inside = |k: usize| {
+            let (ox, oy) = self.origin(k);
+            let (x, y) = (ox as isize + rx, oy as isize + ry);
+            x >= 0 && y >= 0 && x as usize + s <= w && y as usize + s <= h
+        };
+        let (mut ylo, mut yhi) = (h, 0);
+        for k in (0..self.len()).filter(|&k| self.active[k] && inside(k)) {
+            let y = (self.origin(k).1 as isize + ry) as usize;
+            ylo = ylo.min(y + 2);
+            yhi = yhi.max(y + s - 2);
+        }
+        // Per interior row: the gradient energy summed over each grid
+        // column's interior span, from sums between consecutive span ends.
+        let cols = self.cols;
+        let span = |i: usize| {
+            let x = (self.origin(i).0 as isize + rx).clamp(0, w as isize) as usize;
+            ((x + 2).min(w), (x + s - 2).min(w))
+        };
+        let mut ends: Vec<usize> = (0..cols).flat_map(|i| [span(i).0, span(i).1]).collect();
+        ends.sort_unstable();
+        ends.dedup();
+        let at = |x: usize| ends.binary_search(&x).expect("an end");
+        let mut sums = vec![0.0f64; yhi.saturating_sub(ylo) * cols];
+        if ylo < yhi {
+            let mut rows = EnergyRows::new(plane, w, ylo);
+            let mut prefix = vec![0.0f64; ends.len()];
+            for y in ylo..yhi {
+                let e = rows.next_row();
+                for j in 1..ends.len() {
+                    let part = &e[ends[j - 1]..ends[j]];
+                    prefix[j] = prefix[j - 1] + jupiter_kit::stats::mean(part) * part.len() as f64;
+                }
+                for i in 0..cols {
+                    let (a, b) = span(i);
+                    sums[(y - ylo) * cols + i] = prefix[at(b)] - prefix[at(a)];
+                }
+            }
+        }
+        let mut patch = Vec::new();
+        let n = ((s - 4) * (s - 4)) as f64;
+        for k in (0..self.len()).filter(|&k| self.active[k]) {
+            if !inside(k) {
+                patch.resize(s * s, 0.0);
+                self.patch(plane, w, h, k, rx, ry, &mut patch);
+                out[k] = structure(&patch, s);
+                continue;
+            }
+            let y = (self.origin(k).1 as isize + ry) as usize;
+            let total: f64 = (y + 2..y + s - 2)
+                .map(|r| sums[(r - ylo) * cols + k % cols])
+                .sum();
+            out[k] = (total / n).sqrt() as f32 * 0.5;
+        }
+    }
+
     /// Copies point `k`'s patch out of a `w × h` plane, displaced by the
     /// integer offset `(rx, ry)` (edges replicated).
     #[allow(clippy::too_many_arguments)]
@@ -148,37 +224,122 @@ const NOISE_MARGIN: f32 = 3.0;
 /// (smoothing keeps pixel noise from passing for detail). Also the sharpness
 /// score used to rank frames at a point: blur lowers it, detail raises it.
 pub fn structure(p: &[f32], s: usize) -> f32 {
-    if s < 4 {
+    if s < 5 {
         return 0.0;
     }
-    // Separable [1 2 1] / 4 on the interior.
+    // Separable [1 2 1] / 4: horizontal on every row (interior columns),
+    // vertical on rows 1..s-1 kept in a ring of three; the gradient energy
+    // of row y needs the smoothed rows y-1, y, y+1. Rows are summed in
+    // vectorised lanes (this runs on every patch of every frame).
     let mut hz = vec![0.0f32; s * s];
-    for y in 0..s {
-        let r = &p[y * s..(y + 1) * s];
-        for x in 1..s - 1 {
-            hz[y * s + x] = 0.25 * (r[x - 1] + 2.0 * r[x] + r[x + 1]);
+    for (src, dst) in p.chunks_exact(s).zip(hz.chunks_exact_mut(s)) {
+        let (l, m, r) = (&src[..s - 2], &src[1..s - 1], &src[2..]);
+        for (i, o) in dst[1..s - 1].iter_mut().enumerate() {
+            *o = 0.25 * (l[i] + 2.0 * m[i] + r[i]);
         }
     }
-    let mut sm = vec![0.0f32; s * s];
-    for y in 1..s - 1 {
-        for x in 1..s - 1 {
-            sm[y * s + x] =
-                0.25 * (hz[(y - 1) * s + x] + 2.0 * hz[y * s + x] + hz[(y + 1) * s + x]);
+    let smooth = |y: usize, out: &mut [f32]| {
+        let (a, b, c) = (
+            &hz[(y - 1) * s..y * s],
+            &hz[y * s..(y + 1) * s],
+            &hz[(y + 1) * s..(y + 2) * s],
+        );
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = 0.25 * (a[i] + 2.0 * b[i] + c[i]);
         }
-    }
-    let (mut acc, mut n) = (0.0f64, 0usize);
+    };
+    let mut ring = [vec![0.0f32; s], vec![0.0f32; s], vec![0.0f32; s]];
+    smooth(1, &mut ring[1]);
+    smooth(2, &mut ring[2]);
+    let mut energy = vec![0.0f32; s - 4];
+    let mut acc = 0.0f64;
     for y in 2..s - 2 {
-        for x in 2..s - 2 {
-            let gx = sm[y * s + x + 1] - sm[y * s + x - 1];
-            let gy = sm[(y + 1) * s + x] - sm[(y - 1) * s + x];
-            acc += (gx * gx + gy * gy) as f64;
-            n += 1;
+        ring.rotate_left(1);
+        smooth(y + 1, &mut ring[2]);
+        let (up, mid, dn) = (&ring[0], &ring[1], &ring[2]);
+        for (i, e) in energy.iter_mut().enumerate() {
+            let x = i + 2;
+            let gx = mid[x + 1] - mid[x - 1];
+            let gy = dn[x] - up[x];
+            *e = gx * gx + gy * gy;
+        }
+        acc += jupiter_kit::stats::mean(&energy) * energy.len() as f64;
+    }
+    let n = ((s - 4) * (s - 4)) as f64;
+    (acc / n).sqrt() as f32 * 0.5
+}
+
+/// The smoothed gradient energy of [`structure`], row by row over a whole
+/// plane, for rows `y0..` (each at least 2 from the top and bottom edges);
+/// columns within 2 of the left and right edges are 0. Each plane row is
+/// smoothed once: rings of horizontally smoothed rows (y .. y + 2 ahead)
+/// and of fully smoothed rows (y - 1 .. y + 1).
+struct EnergyRows<'a> {
+    plane: &'a [f32],
+    w: usize,
+    /// The next row whose energy [`Self::next_row`] gives.
+    y: usize,
+    hz: [Vec<f32>; 3],
+    sm: [Vec<f32>; 3],
+    energy: Vec<f32>,
+}
+
+impl<'a> EnergyRows<'a> {
+    fn new(plane: &'a [f32], w: usize, y0: usize) -> EnergyRows<'a> {
+        let row = || vec![0.0f32; w];
+        let mut r = EnergyRows {
+            plane,
+            w,
+            y: y0,
+            hz: [row(), row(), row()],
+            sm: [row(), row(), row()],
+            energy: row(),
+        };
+        // sm[1], sm[2] = rows y0 - 1, y0; hz = rows y0 - 1, y0, y0 + 1.
+        for (i, y) in (y0 - 2..=y0 + 1).enumerate() {
+            r.push_hz(y);
+            if i >= 2 {
+                r.push_sm();
+            }
+        }
+        r
+    }
+
+    /// Row `y` of the plane, [1 2 1] / 4 horizontally, into the hz ring.
+    fn push_hz(&mut self, y: usize) {
+        let w = self.w;
+        self.hz.rotate_left(1);
+        let src = &self.plane[y * w..(y + 1) * w];
+        let out = &mut self.hz[2][1..w - 1];
+        for (o, ((l, m), r)) in out.iter_mut().zip(src.iter().zip(&src[1..]).zip(&src[2..])) {
+            *o = 0.25 * (l + 2.0 * m + r);
         }
     }
-    if n == 0 {
-        0.0
-    } else {
-        (acc / n as f64).sqrt() as f32 * 0.5
+
+    /// The middle row of the hz ring, [1 2 1] / 4 vertically, into the sm ring.
+    fn push_sm(&mut self) {
+        self.sm.rotate_left(1);
+        let [a, b, c] = &self.hz;
+        for (o, ((a, b), c)) in self.sm[2].iter_mut().zip(a.iter().zip(b).zip(c)) {
+            *o = 0.25 * (a + 2.0 * b + c);
+        }
+    }
+
+    /// The energy of the next row.
+    fn next_row(&mut self) -> &[f32] {
+        self.push_hz(self.y + 2);
+        self.push_sm();
+        self.y += 1;
+        let [up, mid, dn] = &self.sm;
+        let n = self.w.saturating_sub(4);
+        let out = &mut self.energy[2..2 + n];
+        let gx = mid[3..].iter().zip(&mid[1..]);
+        let gy = dn[2..].iter().zip(&up[2..]);
+        for (o, ((r, l), (d, u))) in out.iter_mut().zip(gx.zip(gy)) {
+            let (gx, gy) = (r - l, d - u);
+            *o = gx * gx + gy * gy;
+        }
+        &self.energy
     }
 }
 
@@ -465,6 +626,38 @@ mod tests {
         assert!(structure(&sharp, s) > structure(&soft, s));
         assert!(structure(&soft, s) > 0.0);
         assert_eq!(structure(&flat, s), 0.0);
+    }
+
+    #[test]
+    fn structures_of_a_frame_match_each_patch_alone() {
+        let (w, h) = (97, 83);
+        let plane: Vec<f32> = (0..w * h)
+            .map(|i| {
+                let (x, y) = ((i % w) as f32, (i / w) as f32);
+                0.5 + 0.3 * (x * 0.41).sin() * (y * 0.27).cos() + 0.05 * ((x * y) * 0.013).sin()
+            })
+            .collect();
+        let mut g = ApGrid::new(w, h, 24, 12);
+        g.active[3] = false;
+        let mut got = vec![-1.0; g.len()];
+        let mut patch = vec![0.0; 24 * 24];
+        // Inside, and displaced so that edge patches reach past the frame.
+        for (rx, ry) in [(0, 0), (3, -2), (-5, 4)] {
+            g.structures(&plane, w, h, rx, ry, &mut got);
+            for k in 0..g.len() {
+                let want = if g.active[k] {
+                    g.patch(&plane, w, h, k, rx, ry, &mut patch);
+                    structure(&patch, 24)
+                } else {
+                    0.0
+                };
+                assert!(
+                    (got[k] - want).abs() <= 1e-5 * want.max(1e-3),
+                    "{k} at ({rx},{ry}): {} vs {want}",
+                    got[k]
+                );
+            }
+        }
     }
 
     #[test]

@@ -205,19 +205,34 @@ impl PhaseCorrelator {
         sigma: f32,
         whiten: f32,
     ) -> PhaseCorrelator {
-        Self::build(reference, width, height, sigma, whiten, true)
+        Self::build(reference, width, height, sigma, whiten, COARSE_MIN, 2)
     }
 
-    /// [`with_params`](Self::with_params), with the binned first-estimate
-    /// correlator only when `coarse` is set (the binned one needs none of its
-    /// own: only its [`raw_shift`](Self::raw_shift) is used).
+    /// [`new`](Self::new), with the binned first estimate from sides of
+    /// `coarse_min` pixels on (at least 16): small patches whose first
+    /// estimate something else refines (the alignment points' gradient
+    /// pass) take it at a quarter of the cost.
+    pub fn with_coarse_min(
+        reference: &[f32],
+        width: usize,
+        height: usize,
+        coarse_min: usize,
+    ) -> PhaseCorrelator {
+        Self::build(reference, width, height, 0.1, 0.3, coarse_min.max(16), 1)
+    }
+
+    /// [`with_params`](Self::with_params), with `levels` binned
+    /// correlators below it (each on the 2×2-binned plane of the one above,
+    /// while both sides are at least `coarse_min`; only their
+    /// [`raw_shift`](Self::raw_shift) is used).
     fn build(
         reference: &[f32],
         width: usize,
         height: usize,
         sigma: f32,
         whiten: f32,
-        coarse: bool,
+        coarse_min: usize,
+        levels: usize,
     ) -> PhaseCorrelator {
         let fft = Fft2d::cached(width, height);
         let window = hann_window(width, height);
@@ -230,7 +245,7 @@ impl PhaseCorrelator {
                 lowpass[y * b + x] = (-(fx * fx + fy * fy) / (2.0 * sigma * sigma)).exp();
             }
         }
-        let coarse = (coarse && width >= COARSE_MIN && height >= COARSE_MIN).then(|| {
+        let coarse = (levels > 0 && width >= coarse_min && height >= coarse_min).then(|| {
             // Frequencies in binned pixels are twice those in full pixels.
             Box::new(Self::build(
                 &bin2(reference, width, height),
@@ -238,7 +253,8 @@ impl PhaseCorrelator {
                 height / 2,
                 (2.0 * sigma).min(0.5),
                 whiten,
-                false,
+                coarse_min,
+                levels - 1,
             ))
         });
         let mut pc = PhaseCorrelator {
@@ -275,23 +291,10 @@ impl PhaseCorrelator {
     /// cost; its error, well under a pixel, is what the second pass measures).
     pub fn shift_of(&self, frame: &[f32]) -> Shift {
         let (w, h) = (self.fft.width, self.fft.height);
-        let first = match &self.coarse {
-            Some(c) => {
-                let s = c.raw_shift(&bin2(frame, w, h));
-                Shift {
-                    dx: 2.0 * s.dx,
-                    dy: 2.0 * s.dy,
-                    peak: s.peak,
-                }
-            }
-            None => {
-                let s = self.raw_shift(frame);
-                if s.dx.abs() < 0.05 && s.dy.abs() < 0.05 {
-                    return s;
-                }
-                s
-            }
-        };
+        let first = self.first_estimate(frame);
+        if self.coarse.is_none() && first.dx.abs() < 0.05 && first.dy.abs() < 0.05 {
+            return first;
+        }
         let moved = shift_plane(frame, w, h, 1, first.dx, first.dy, Interp::Bicubic);
         let rest = self.raw_shift(&moved);
         Shift {
@@ -302,6 +305,52 @@ impl PhaseCorrelator {
             } else {
                 rest.peak.max(first.peak)
             },
+        }
+    }
+
+    /// The first estimate of [`shift_of`](Self::shift_of): on the
+    /// 2×2-binned planes when the frame is large enough (a quarter of the
+    /// cost, within a few tenths of a pixel: enough where something else
+    /// measures the rest, as the alignment points do), else
+    /// [`raw_shift`](Self::raw_shift).
+    pub fn first_estimate(&self, frame: &[f32]) -> Shift {
+        let (w, h) = (self.fft.width, self.fft.height);
+        match &self.coarse {
+            Some(c) => {
+                let s = c.raw_shift(&bin2(frame, w, h));
+                Shift {
+                    dx: 2.0 * s.dx,
+                    dy: 2.0 * s.dy,
+                    peak: s.peak,
+                }
+            }
+            None => self.raw_shift(frame),
+        }
+    }
+
+    /// A rougher and cheaper estimate than
+    /// [`first_estimate`](Self::first_estimate): on the 4×4-binned planes
+    /// (frames of at least twice [`COARSE_MIN`] a side; a sixteenth of the
+    /// full correlation's cost, within about 0.4 px plus the few percent of
+    /// the shift by which one correlation falls short), else the first
+    /// estimate. For where only the integer position matters.
+    pub fn rough_shift(&self, frame: &[f32]) -> Shift {
+        let (w, h) = (self.fft.width, self.fft.height);
+        match self
+            .coarse
+            .as_ref()
+            .and_then(|c| c.coarse.as_ref().map(|r| (c, r)))
+        {
+            Some((c, r)) => {
+                let once = bin2(frame, w, h);
+                let s = r.raw_shift(&bin2(&once, c.fft.width, c.fft.height));
+                Shift {
+                    dx: 4.0 * s.dx,
+                    dy: 4.0 * s.dy,
+                    peak: s.peak,
+                }
+            }
+            None => self.first_estimate(frame),
         }
     }
 
@@ -504,6 +553,39 @@ mod tests {
         }
         let b = bin2(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0], 3, 3);
         assert_eq!(b, vec![3.0]);
+    }
+
+    #[test]
+    fn rough_and_first_estimates_are_within_their_stated_error() {
+        // 320×256 has two binned levels, 160×144 one (rough = first).
+        for (w, h, levels) in [(320usize, 256usize, 2), (160, 144, 1)] {
+            let reference = noisy_disc(w, h, 0.0, 0.0, 1, 0.0);
+            let pc = PhaseCorrelator::new(&reference, w, h);
+            let depth = pc
+                .coarse
+                .as_ref()
+                .map_or(0, |c| 1 + c.coarse.is_some() as usize);
+            assert_eq!(depth, levels, "{w}×{h}");
+            for (k, &(sx, sy)) in [(0.0, 0.0), (2.3, -1.6), (-9.7, 6.2), (14.1, 3.4)]
+                .iter()
+                .enumerate()
+            {
+                let frame = noisy_disc(w, h, sx, sy, k as u64 + 3, 0.01);
+                let (r, f) = (pc.rough_shift(&frame), pc.first_estimate(&frame));
+                // One correlation is biased towards zero by a few percent of
+                // the shift (the window stays put), plus the binning's error.
+                let ok =
+                    |got: f32, want: f32, tol: f32| (got - want).abs() < tol + 0.06 * want.abs();
+                assert!(
+                    ok(r.dx, sx, 0.4) && ok(r.dy, sy, 0.4),
+                    "{w}×{h} rough: wanted ({sx},{sy}) got {r:?}"
+                );
+                assert!(
+                    ok(f.dx, sx, 0.2) && ok(f.dy, sy, 0.2),
+                    "{w}×{h} first: wanted ({sx},{sy}) got {f:?}"
+                );
+            }
+        }
     }
 
     /// A noisy planet-like disc (bands + limb), for accuracy under noise.

@@ -48,14 +48,18 @@ pub fn dewarp_rows_within(
         }
         let y = (y0 + r) as f32;
         rows_of.row(y, &mut dx, &mut dy, &mut wt);
-        for (x, o) in row.iter_mut().enumerate().take(x1).skip(x0) {
-            win.sample_all(
-                x as f32 + gx + dx[x],
-                y + gy + dy[x],
-                Interp::Bicubic,
-                std::slice::from_mut(o),
-            );
+        // Source positions in place of the field's values.
+        for (x, (sx, sy)) in dx
+            .iter_mut()
+            .zip(dy.iter_mut())
+            .enumerate()
+            .take(x1)
+            .skip(x0)
+        {
+            *sx += x as f32 + gx;
+            *sy += y + gy;
         }
+        win.sample_span(&dx[x0..x1], &dy[x0..x1], Interp::Bicubic, &mut row[x0..x1]);
     }
 }
 

@@ -3,6 +3,7 @@
 use jupiter_kit::align::{frame_luminance, mean_of_best};
 use jupiter_kit::fft::{PhaseCorrelator, Shift};
 use jupiter_kit::stats::{noise_model, NoiseModel};
+use jupiter_kit::warp::Interp;
 use jupiter_plugin_api::prelude::*;
 
 use crate::dewarp::{dewarp_rows, dewarp_rows_within};
@@ -266,6 +267,7 @@ pub fn later_passes(
             &f,
             y0,
             &mut dewarped[y0 * w..y1 * w],
+            Interp::Bilinear,
             |y| spans[y],
         );
         for (k, pc) in points.correlators.iter().enumerate() {

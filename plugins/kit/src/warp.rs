@@ -190,6 +190,8 @@ impl RowWindow<'_> {
             (Interp::Bicubic, 1) => self.span_lanes::<1, _>(xs, ys, out, interp, cubic_weights),
             (Interp::Sharp, 3) => self.span_lanes::<3, _>(xs, ys, out, interp, sharp_cubic_weights),
             (Interp::Bicubic, 3) => self.span_lanes::<3, _>(xs, ys, out, interp, cubic_weights),
+            (Interp::Bilinear, 1) => self.bilinear_lanes::<1>(xs, ys, out),
+            (Interp::Bilinear, 3) => self.bilinear_lanes::<3>(xs, ys, out),
             _ => {
                 let ch = self.channels;
                 for ((x, y), o) in xs.iter().zip(ys).zip(out.chunks_exact_mut(ch)) {
@@ -262,6 +264,45 @@ impl RowWindow<'_> {
                 }
             }
             self.resample_edges::<CH>(&px, &py, &inside, m, &mut out[k0 * CH..], interp);
+            k0 += m;
+        }
+    }
+
+    /// [`Self::sample_span`] for `CH` channels, bilinear.
+    fn bilinear_lanes<const CH: usize>(&self, xs: &[f32], ys: &[f32], out: &mut [f32]) {
+        let n = xs.len().min(ys.len()).min(out.len() / CH);
+        let row_len = self.width * CH;
+        let mut k0 = 0;
+        while k0 < n {
+            let m = (n - k0).min(LANES);
+            let (px, py) = (lanes_of(&xs[k0..k0 + m]), lanes_of(&ys[k0..k0 + m]));
+            let (ix, tx) = floor_lanes(&px);
+            let (iy, ty) = floor_lanes(&py);
+            let inside: [bool; LANES] = std::array::from_fn(|l| {
+                l < m
+                    && ix[l] >= 0
+                    && iy[l] >= self.y0 as i32
+                    && (ix[l] as usize) + 1 < self.width
+                    && (iy[l] as usize) + 1 < self.y0 + self.rows
+            });
+            if let Some(first) = inside.iter().position(|&v| v) {
+                let base: [usize; LANES] = std::array::from_fn(|l| {
+                    let l = if inside[l] { l } else { first };
+                    (iy[l] as usize - self.y0) * row_len + ix[l] as usize * CH
+                });
+                for c in 0..CH {
+                    let v = |off: usize| -> [f32; LANES] {
+                        std::array::from_fn(|l| self.data[base[l] + off + c])
+                    };
+                    let (v00, v01, v10, v11) = (v(0), v(CH), v(row_len), v(row_len + CH));
+                    for l in (0..m).filter(|&l| inside[l]) {
+                        let a = v00[l] * (1.0 - tx[l]) + v01[l] * tx[l];
+                        let b = v10[l] * (1.0 - tx[l]) + v11[l] * tx[l];
+                        out[(k0 + l) * CH + c] = a * (1.0 - ty[l]) + b * ty[l];
+                    }
+                }
+            }
+            self.resample_edges::<CH>(&px, &py, &inside, m, &mut out[k0 * CH..], Interp::Bilinear);
             k0 += m;
         }
     }

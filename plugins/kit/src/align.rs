@@ -15,10 +15,13 @@ use crate::warp::{shift_plane, Interp};
 
 /// Luminance plane (mean of the channels) of frame `i` of the source.
 pub fn frame_luminance(frames: &FrameSourceRef, i: usize) -> Result<Vec<f32>, StageError> {
-    Ok(luminance(
-        &frames.frame(i)?,
-        frames.info().channels as usize,
-    ))
+    let (frame, channels) = (frames.frame(i)?, frames.info().channels as usize);
+    // A mono frame is its own luminance: no copy.
+    Ok(if channels == 1 {
+        frame
+    } else {
+        luminance(&frame, channels)
+    })
 }
 
 /// Resamples a plane (bicubic, edges replicated) so that

@@ -243,20 +243,20 @@ impl RowWindow<'_> {
             for c in 0..CH {
                 let mut acc = [0.0f32; LANES];
                 for (j, wyj) in wy.iter().enumerate() {
-                    let mut row = [0.0f32; LANES];
-                    for (i, wxi) in wx.iter().enumerate() {
-                        let off = j * row_len + i * CH + c;
-                        let v: [f32; LANES] = std::array::from_fn(|l| self.data[base[l] + off]);
-                        for l in 0..LANES {
-                            row[l] = if i == 0 {
-                                wxi[l] * v[l]
-                            } else {
-                                row[l] + wxi[l] * v[l]
-                            };
+                    // Each lane's four taps of row j from one bounds-checked slice.
+                    let mut v = [[0.0f32; LANES]; 4];
+                    for (l, b) in base.iter().enumerate() {
+                        let r = &self.data[b + j * row_len + c..][..3 * CH + 1];
+                        for (i, vi) in v.iter_mut().enumerate() {
+                            vi[l] = r[i * CH];
                         }
                     }
                     for l in 0..LANES {
-                        acc[l] += wyj[l] * row[l];
+                        let row = wx[0][l] * v[0][l]
+                            + wx[1][l] * v[1][l]
+                            + wx[2][l] * v[2][l]
+                            + wx[3][l] * v[3][l];
+                        acc[l] += wyj[l] * row;
                     }
                 }
                 for l in (0..m).filter(|&l| inside[l]) {
@@ -291,10 +291,14 @@ impl RowWindow<'_> {
                     (iy[l] as usize - self.y0) * row_len + ix[l] as usize * CH
                 });
                 for c in 0..CH {
-                    let v = |off: usize| -> [f32; LANES] {
-                        std::array::from_fn(|l| self.data[base[l] + off + c])
-                    };
-                    let (v00, v01, v10, v11) = (v(0), v(CH), v(row_len), v(row_len + CH));
+                    // Each lane's two taps of a row from one bounds-checked slice.
+                    let (mut v00, mut v01) = ([0.0f32; LANES], [0.0f32; LANES]);
+                    let (mut v10, mut v11) = ([0.0f32; LANES], [0.0f32; LANES]);
+                    for (l, b) in base.iter().enumerate() {
+                        let top = &self.data[b + c..][..CH + 1];
+                        let bottom = &self.data[b + row_len + c..][..CH + 1];
+                        (v00[l], v01[l], v10[l], v11[l]) = (top[0], top[CH], bottom[0], bottom[CH]);
+                    }
                     for l in (0..m).filter(|&l| inside[l]) {
                         let a = v00[l] * (1.0 - tx[l]) + v01[l] * tx[l];
                         let b = v10[l] * (1.0 - tx[l]) + v11[l] * tx[l];

@@ -486,7 +486,7 @@ pub fn align_with_summary(
         field::recentre(&grid, &mut locals);
     }
     let kept = kept_share(&grid, &weights);
-    let (warps, rms_local) = warps_of(&grid, &globals, &locals, weights, p);
+    let (warps, rms_local) = warps_of(&grid, &globals, locals, weights, p);
     let summary = Summary {
         mode,
         grid,
@@ -619,27 +619,37 @@ impl Points {
         // frames at each point, not only the few sharpest kept there.
         let stride = (locals.len() / RECENTRE_FRAMES).max(1);
         let sampled = |i: usize| i % stride == 0;
-        let todo: Vec<usize> = (0..locals.len())
-            .filter(|&i| sampled(i) || masks[i].iter().any(|&m| m))
-            .collect();
-        let refined = ctx.par_try_map(todo.len(), 8, |t| {
-            let i = todo[t];
-            let lum = frame_luminance(frames, i)?;
+        // In place, frame by frame (no second copy of the per-point state).
+        let todo = |i: usize| sampled(i) || masks[i].iter().any(|&m| m);
+        let total = (0..locals.len()).filter(|&i| todo(i)).count() as u64;
+        let done = std::sync::atomic::AtomicU64::new(0);
+        let failed = std::sync::Mutex::new(None);
+        ctx.par_chunks_mut(locals, 1, |i, one| {
+            if !todo(i) || ctx.check_cancelled().is_err() {
+                return;
+            }
+            let lum = match frame_luminance(frames, i) {
+                Ok(l) => l,
+                Err(e) => {
+                    failed.lock().unwrap().get_or_insert(e);
+                    return;
+                }
+            };
             let mut m = FrameMeasure {
                 global: globals[i],
-                locals: locals[i].clone(),
+                locals: std::mem::take(&mut one[0]),
             };
-            let first = if sampled(i) {
-                None
-            } else {
-                Some(masks[i].as_slice())
-            };
+            let first = (!sampled(i)).then_some(masks[i].as_slice());
             first_pass_points(&lum, w, h, self, p, &mut m, first);
             later_passes(&lum, w, h, self, p, &mut m, Some(&masks[i]));
-            Ok(m.locals)
+            one[0] = m.locals;
+            let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            if d.is_multiple_of(8) || d == total {
+                ctx.progress(d, total);
+            }
         })?;
-        for (t, l) in refined.into_iter().enumerate() {
-            locals[todo[t]] = l;
+        if let Some(e) = failed.into_inner().unwrap() {
+            return Err(e);
         }
         Ok(())
     }
@@ -670,11 +680,13 @@ impl Steps {
 
 /// One warp per frame (its global shift and the filled, refined field of
 /// its local shifts with the per-point weights) and the RMS of the local
-/// shifts over the active points.
+/// shifts over the active points. Each frame's measurements are dropped
+/// once its warp is built: the warps (four times the nodes) never sit
+/// beside a whole second copy of the per-point state.
 fn warps_of(
     grid: &ApGrid,
     globals: &[Shift],
-    locals: &[Vec<Local>],
+    locals: Vec<Vec<Local>>,
     weights: Vec<Vec<f32>>,
     p: &MultipointParams,
 ) -> (Vec<FrameWarp>, f32) {

@@ -331,6 +331,7 @@ pub fn mhc_rows(
         y0 + rows,
         out.len()
     );
+    let mut interior = MhcRow::default();
     for oy in 0..rows {
         let y = y0 + oy;
         let window: [&[f32]; 5] = std::array::from_fn(|k| {
@@ -357,22 +358,79 @@ pub fn mhc_rows(
             );
             o_row[px(x)].copy_from_slice(&rgb.map(|v| v.clamp(0.0, 1.0)));
         }
-        // Inside: pairs (x, x + 1) from one 6-column slice per row (no
-        // bounds checks in the kernels), then a last single pixel.
-        let mut x = 2;
-        while x + 3 < width {
-            let n: [&[f32; 6]; 5] = window.map(|r| r[x - 2..x + 4].try_into().unwrap());
-            let (c0, c1) = (colors[x % 2], colors[(x + 1) % 2]);
-            let a = mhc_px(|dy, dx| n[dy][dx], c0, c1);
-            let b = mhc_px(|dy, dx| n[dy][dx + 1], c1, c0);
-            o_row[px(x)].copy_from_slice(&a.map(|v| v.clamp(0.0, 1.0)));
-            o_row[px(x + 1)].copy_from_slice(&b.map(|v| v.clamp(0.0, 1.0)));
-            x += 2;
+        // Inside: the kernels' four results at every pixel from whole-row
+        // slices (vectorises; each pixel then takes the two its colour
+        // needs, computed exactly as `mhc_px` computes them).
+        if width > 4 {
+            interior.fill(&window, width);
+            let m = width - 4;
+            let ctr = &window[2][2..2 + m];
+            // Per column parity, the slice each output channel comes from.
+            let sources = |x: usize| -> [&[f32]; 3] {
+                let (own, right) = (colors[x % 2], colors[(x + 1) % 2]);
+                let mut s = [ctr; 3];
+                if own == 1 {
+                    s[right] = &interior.horizontal[..m];
+                    s[2 - right] = &interior.vertical[..m];
+                } else {
+                    s[1] = &interior.green[..m];
+                    s[2 - own] = &interior.opposite[..m];
+                }
+                s
+            };
+            let (even, odd) = (sources(2), sources(3));
+            for (i, o) in o_row[6..6 + 3 * m].chunks_exact_mut(3).enumerate() {
+                let s = if i % 2 == 0 { &even } else { &odd };
+                for (v, src) in o.iter_mut().zip(s) {
+                    *v = src[i].clamp(0.0, 1.0);
+                }
+            }
         }
-        if x + 2 < width {
-            let n: [&[f32; 5]; 5] = window.map(|r| r[x - 2..x + 3].try_into().unwrap());
-            let rgb = mhc_px(|dy, dx| n[dy][dx], colors[x % 2], colors[(x + 1) % 2]);
-            o_row[px(x)].copy_from_slice(&rgb.map(|v| v.clamp(0.0, 1.0)));
+    }
+}
+
+/// The four MHC results of [`mhc_px`] along the interior of one row
+/// (columns 2 .. width − 2, index x − 2): at a green pixel the colours of
+/// its horizontal and vertical neighbours, at a red or blue one green and
+/// the opposite colour.
+#[derive(Default)]
+struct MhcRow {
+    horizontal: Vec<f32>,
+    vertical: Vec<f32>,
+    green: Vec<f32>,
+    opposite: Vec<f32>,
+}
+
+impl MhcRow {
+    /// From the five raw rows around it (`window[2]` the row itself).
+    fn fill(&mut self, window: &[&[f32]; 5], width: usize) {
+        let m = width - 4;
+        for v in [
+            &mut self.horizontal,
+            &mut self.vertical,
+            &mut self.green,
+            &mut self.opposite,
+        ] {
+            v.resize(m, 0.0);
+        }
+        let (hz, vt) = (&mut self.horizontal[..m], &mut self.vertical[..m]);
+        let (gr, op) = (&mut self.green[..m], &mut self.opposite[..m]);
+        // Each neighbour as a slice aligned with the centre (length m).
+        let at = |dy: usize, dx: usize| &window[dy][dx..dx + m];
+        let (c, l1, r1, l2, r2) = (at(2, 2), at(2, 1), at(2, 3), at(2, 0), at(2, 4));
+        let (u1, d1, u2, d2) = (at(1, 2), at(3, 2), at(0, 2), at(4, 2));
+        let (ul, ur, dl, dr) = (at(1, 1), at(1, 3), at(3, 1), at(3, 3));
+        for i in 0..m {
+            let ctr = c[i];
+            let h1 = l1[i] + r1[i];
+            let v1 = u1[i] + d1[i];
+            let h2 = l2[i] + r2[i];
+            let v2 = u2[i] + d2[i];
+            let diag = ul[i] + ur[i] + dl[i] + dr[i];
+            hz[i] = (5.0 * ctr + 4.0 * h1 - diag - h2 + 0.5 * v2) / 8.0;
+            vt[i] = (5.0 * ctr + 4.0 * v1 - diag - v2 + 0.5 * h2) / 8.0;
+            gr[i] = (4.0 * ctr + 2.0 * (h1 + v1) - (h2 + v2)) / 8.0;
+            op[i] = (6.0 * ctr + 2.0 * diag - 1.5 * (h2 + v2)) / 8.0;
         }
     }
 }
@@ -520,6 +578,30 @@ mod tests {
                 mhc < 0.7 * bl,
                 "{p:?}: MHC squared error {mhc} vs bilinear {bl}"
             );
+        }
+    }
+
+    #[test]
+    fn mhc_row_slices_equal_the_per_pixel_kernels_bit_for_bit() {
+        for (w, h) in [(13usize, 9usize), (6, 5), (5, 6)] {
+            let raw: Vec<f32> = (0..w * h)
+                .map(|i| ((i * 7919 % 1009) as f32) / 1009.0 * 1.2 - 0.1)
+                .collect();
+            for p in BayerPattern::ALL {
+                let got = run(Demosaic::Mhc, &raw, w, h, p);
+                for y in 0..h {
+                    for x in 0..w {
+                        let at = |dy: usize, dx: usize| {
+                            let yy = mirror(y as isize + dy as isize - 2, h);
+                            raw[yy * w + mirror(x as isize + dx as isize - 2, w)]
+                        };
+                        let want = mhc_px(at, p.color_at(x, y), p.color_at(x + 1, y))
+                            .map(|v| v.clamp(0.0, 1.0));
+                        let i = 3 * (y * w + x);
+                        assert_eq!(got[i..i + 3], want, "{p:?} {w}×{h} ({x}, {y})");
+                    }
+                }
+            }
         }
     }
 

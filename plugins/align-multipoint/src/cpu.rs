@@ -1,6 +1,6 @@
 //! CPU path of `align-multipoint` (see the crate documentation for the algorithm).
 
-use jupiter_kit::align::{frame_luminance, mean_of_best};
+use jupiter_kit::align::{frame_luminance, mean_of_best, Roi};
 use jupiter_kit::fft::{PhaseCorrelator, Shift};
 use jupiter_kit::stats::{noise_model, NoiseModel};
 use jupiter_kit::warp::Interp;
@@ -18,6 +18,47 @@ use crate::params::{Mode, MultipointParams};
 pub struct FrameMeasure {
     pub global: Shift,
     pub locals: Vec<Local>,
+}
+
+/// The reference's global correlator, on the rectangle global shifts are
+/// measured on ([`Roi::around_object`]: the object and a margin, at most
+/// 2048² on large frames, whose whole-frame correlator would hold some
+/// 300 MB of spectra and windows).
+pub struct GlobalRef {
+    pub pc: PhaseCorrelator,
+    pub roi: Roi,
+    width: usize,
+}
+
+impl GlobalRef {
+    /// Prepares the correlator on `reference` (`w × h`).
+    pub fn new(reference: &[f32], w: usize, h: usize) -> GlobalRef {
+        let roi = Roi::around_object(reference, w, h);
+        GlobalRef {
+            pc: PhaseCorrelator::new(&roi.crop(reference, w), roi.w, roi.h),
+            roi,
+            width: w,
+        }
+    }
+
+    /// The rectangle of a frame's luminance.
+    fn crop<'a>(&self, lum: &'a [f32]) -> std::borrow::Cow<'a, [f32]> {
+        if self.roi.w == self.width && self.roi.w * self.roi.h == lum.len() {
+            lum.into()
+        } else {
+            self.roi.crop(lum, self.width).into()
+        }
+    }
+
+    /// [`PhaseCorrelator::rough_shift`] of a frame's luminance.
+    pub fn rough(&self, lum: &[f32]) -> Shift {
+        self.pc.rough_shift(&self.crop(lum))
+    }
+
+    /// [`PhaseCorrelator::shift_of`] of a frame's luminance.
+    pub fn full(&self, lum: &[f32]) -> Shift {
+        self.pc.shift_of(&self.crop(lum))
+    }
 }
 
 /// Patches of at least this side take their first estimate on 2×2-binned
@@ -42,6 +83,11 @@ pub struct Points {
     /// reference's level; 0 until [`Points::with_noise`]): what the
     /// automatic per-point budget weighs detail against.
     pub noise: Vec<f32>,
+    /// The reference plane the points were prepared on (`w × h`): the
+    /// gradient fits read their reference patches from it.
+    reference: Vec<f32>,
+    w: usize,
+    h: usize,
 }
 
 impl Points {
@@ -73,6 +119,9 @@ impl Points {
             gradients,
             spans,
             noise: Vec::new(),
+            reference: reference.to_vec(),
+            w,
+            h,
         }
     }
 
@@ -113,7 +162,7 @@ pub fn measure_frame(
     lum: &[f32],
     w: usize,
     h: usize,
-    global: &PhaseCorrelator,
+    global: &GlobalRef,
     points: &Points,
     p: &MultipointParams,
 ) -> FrameMeasure {
@@ -142,7 +191,7 @@ pub fn first_pass(
     lum: &[f32],
     w: usize,
     h: usize,
-    global: &PhaseCorrelator,
+    global: &GlobalRef,
     points: &Points,
     p: &MultipointParams,
 ) -> FrameMeasure {
@@ -154,21 +203,15 @@ pub fn first_pass(
 /// What the selection needs of a frame: its global shift and each active
 /// point's sharpness on the patch at the rounded global position (shifts
 /// not measured yet; `valid` until a measurement says otherwise).
-pub fn scan(
-    lum: &[f32],
-    w: usize,
-    h: usize,
-    global: &PhaseCorrelator,
-    points: &Points,
-) -> FrameMeasure {
+pub fn scan(lum: &[f32], w: usize, h: usize, global: &GlobalRef, points: &Points) -> FrameMeasure {
     let grid = &points.grid;
     // With alignment points, the global shift is only where their patches
     // are taken (rounded): they measure the residual, so the rough estimate
     // on binned planes is enough. Without any, it is the result.
     let g = if grid.active_count() > 0 {
-        global.rough_shift(lum)
+        global.rough(lum)
     } else {
-        global.shift_of(lum)
+        global.full(lum)
     };
     let (rx, ry) = (g.dx.round() as isize, g.dy.round() as isize);
     let mut sharpness = vec![0.0f32; grid.len()];
@@ -245,7 +288,7 @@ pub fn later_passes(
     let own_spans = only.map(|o| spans_of(grid, w, h, |k| o[k]));
     let spans = own_spans.as_deref().unwrap_or(&points.spans);
     let s = grid.size;
-    let mut patch = vec![0.0f32; s * s];
+    let (mut patch, mut ref_patch) = (vec![0.0f32; s * s], vec![0.0f32; s * s]);
     let mut dewarped = vec![0.0f32; w * h];
     let ones = vec![1.0; grid.len()];
     let g = m.global;
@@ -276,7 +319,7 @@ pub fn later_passes(
                 continue;
             }
             grid.patch(&dewarped, w, h, k, 0, 0, &mut patch);
-            let r = residual(points, k, pc, &patch, locals[k].peak, p);
+            let r = residual(points, k, pc, &patch, &mut ref_patch, locals[k].peak, p);
             let (dx, dy) = (fx[k] + r.dx, fy[k] + r.dy);
             locals[k] = Local {
                 dx,
@@ -321,13 +364,20 @@ fn residual(
     k: usize,
     pc: &PhaseCorrelator,
     patch: &[f32],
+    reference: &mut [f32],
     peak: f32,
     p: &MultipointParams,
 ) -> Shift {
     let fitted = (p.refine == "gradient")
         .then(|| points.gradients[k].as_ref())
         .flatten()
-        .and_then(|g| g.shift(patch));
+        .and_then(|g| {
+            let (w, h) = (points.w, points.h);
+            points
+                .grid
+                .patch(&points.reference, w, h, k, 0, 0, reference);
+            g.shift(reference, patch)
+        });
     match fitted {
         Some((dx, dy)) if dx.abs() <= MAX_SHIFT && dy.abs() <= MAX_SHIFT => Shift { dx, dy, peak },
         _ => pc.raw_shift(patch),
@@ -348,7 +398,7 @@ pub fn dewarped_mean(
 ) -> Result<Vec<f32>, StageError> {
     let info = frames.info();
     let (w, h) = (info.width as usize, info.height as usize);
-    let global = PhaseCorrelator::new(reference, w, h);
+    let global = GlobalRef::new(reference, w, h);
     let grid = &points.grid;
     let measured = ctx.par_map(k, |i| -> Result<FrameMeasure, StageError> {
         ctx.check_cancelled()?;
@@ -517,7 +567,7 @@ fn reference_and_points(
     frames: &FrameSourceRef,
     p: &MultipointParams,
     chosen: Option<Mode>,
-) -> Result<(Mode, PhaseCorrelator, Points), StageError> {
+) -> Result<(Mode, GlobalRef, Points), StageError> {
     let info = frames.info();
     let ((w, h, _), n) = (info.dims(), info.count as usize);
     let mut reference = mean_of_best(ctx, frames, p.reference_frames as usize)?;
@@ -555,7 +605,7 @@ fn reference_and_points(
     // automatic per-point budget.
     let model = noise_model(&frame_luminance(frames, 0)?, w, h);
     let points = points.with_noise(&model, &reference, w, h);
-    Ok((mode, PhaseCorrelator::new(&reference, w, h), points))
+    Ok((mode, GlobalRef::new(&reference, w, h), points))
 }
 
 impl Points {
@@ -566,7 +616,7 @@ impl Points {
         &self,
         ctx: &StageCtx,
         frames: &FrameSourceRef,
-        global: &PhaseCorrelator,
+        global: &GlobalRef,
     ) -> Result<Vec<FrameMeasure>, StageError> {
         let (w, h, _) = frames.info().dims();
         ctx.par_try_map(frames.info().count as usize, 8, |i| {
@@ -833,7 +883,7 @@ mod tests {
             w,
             h,
         );
-        let global = PhaseCorrelator::new(&reference, w, h);
+        let global = GlobalRef::new(&reference, w, h);
         for g in [(2.3f32, -1.7f32), (-4.6, 0.4)] {
             let frame = warped(w, h, g, &|_, _| (0.0, 0.0), 0.0, 1);
             let m = measure_frame(&frame, w, h, &global, &points, &p);
@@ -879,7 +929,7 @@ mod tests {
                 w,
                 h,
             );
-            let global = PhaseCorrelator::new(&reference, w, h);
+            let global = GlobalRef::new(&reference, w, h);
             let mut sum = 0.0;
             for i in 0..6 {
                 let f = distortion(i, 2.0);

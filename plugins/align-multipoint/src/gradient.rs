@@ -10,17 +10,68 @@
 //! some frames more) does not read as a shift; the shift is `-(bx, by) / a`,
 //! in the phase correlator's sign convention (`patch(x) = ref(x - shift)`).
 
-/// A reference patch prepared for [`Gradient::shift`]: the four windowed
-/// basis images and the inverse of their normal matrix.
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use jupiter_kit::stats::dot;
+
+/// A reference patch prepared for [`Gradient::shift`]: the inverse of the
+/// fit's normal matrix. The windowed basis images (`w`, `w·ref`,
+/// `w·∂x ref`, `w·∂y ref`) are formed again from the reference patch at
+/// each call rather than kept: four images per point were most of the
+/// aligner's memory on large frames (thousands of points).
 pub struct Gradient {
-    /// `w`, `w·ref`, `w·∂x ref`, `w·∂y ref` (each `s²`), `ref` mean-free.
-    basis: [Vec<f32>; 4],
+    /// The window `w` (`s²`, 0 on the border), shared by every point of
+    /// the same size.
+    taper: Arc<[f32]>,
     inverse: [[f64; 4]; 4],
 }
 
 /// Residuals larger than this (px) are outside the linear fit's range: the
 /// caller falls back to a correlation.
 pub const MAX_SHIFT: f32 = 0.75;
+
+/// The separable sin² window of an `s × s` patch, 0 on its border, made
+/// once per size.
+fn taper(s: usize) -> Arc<[f32]> {
+    static CACHE: OnceLock<Mutex<HashMap<usize, Arc<[f32]>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let mut map = cache.lock().unwrap_or_else(|e| e.into_inner());
+    map.entry(s)
+        .or_insert_with(|| {
+            let t: Vec<f32> = (0..s)
+                .map(|u| {
+                    (std::f32::consts::PI * (u as f32 + 0.5) / s as f32)
+                        .sin()
+                        .powi(2)
+                })
+                .collect();
+            let mut w = vec![0.0f32; s * s];
+            for y in 1..s - 1 {
+                for x in 1..s - 1 {
+                    w[y * s + x] = t[x] * t[y];
+                }
+            }
+            w.into()
+        })
+        .clone()
+}
+
+/// The basis values of row `y` (interior columns; 0 at both ends):
+/// `w·ref`, `w·∂x ref` and `w·∂y ref` with central differences.
+fn basis_row(w: &[f32], reference: &[f32], s: usize, y: usize, out: &mut [Vec<f32>; 3]) {
+    let (row, up, dn) = (
+        &reference[y * s..(y + 1) * s],
+        &reference[(y - 1) * s..y * s],
+        &reference[(y + 1) * s..(y + 2) * s],
+    );
+    let wr = &w[y * s..(y + 1) * s];
+    for x in 1..s - 1 {
+        out[0][x] = wr[x] * row[x];
+        out[1][x] = wr[x] * 0.5 * (row[x + 1] - row[x - 1]);
+        out[2][x] = wr[x] * 0.5 * (dn[x] - up[x]);
+    }
+}
 
 impl Gradient {
     /// Prepares the reference patch (`s × s`); `None` when it has too
@@ -29,54 +80,48 @@ impl Gradient {
         if s < 8 {
             return None;
         }
-        let taper: Vec<f32> = (0..s)
-            .map(|u| {
-                (std::f32::consts::PI * (u as f32 + 0.5) / s as f32)
-                    .sin()
-                    .powi(2)
-            })
-            .collect();
-        let mut basis: [Vec<f32>; 4] = std::array::from_fn(|_| vec![0.0f32; s * s]);
-        for y in 1..s - 1 {
-            for x in 1..s - 1 {
-                let i = y * s + x;
-                let w = taper[x] * taper[y];
-                basis[0][i] = w;
-                basis[1][i] = w * reference[i];
-                basis[2][i] = w * 0.5 * (reference[i + 1] - reference[i - 1]);
-                basis[3][i] = w * 0.5 * (reference[i + s] - reference[i - s]);
-            }
-        }
-        // Normal matrix Σ w·b_j·b_k with b = (1, ref, ∂x, ∂y): from the
-        // windowed basis divided by w once.
+        let taper = taper(s);
+        // Normal matrix Σ w·b_j·b_k with b = (1, ref, ∂x, ∂y).
         let mut m = [[0.0f64; 4]; 4];
-        for i in 0..s * s {
-            let w = basis[0][i] as f64;
-            if w <= 0.0 {
-                continue;
-            }
-            let b = [
-                1.0,
-                basis[1][i] as f64 / w,
-                basis[2][i] as f64 / w,
-                basis[3][i] as f64 / w,
-            ];
-            for j in 0..4 {
-                for k in 0..4 {
-                    m[j][k] += w * b[j] * b[k];
+        let mut rows: [Vec<f32>; 3] = std::array::from_fn(|_| vec![0.0f32; s]);
+        for y in 1..s - 1 {
+            basis_row(&taper, reference, s, y, &mut rows);
+            for x in 1..s - 1 {
+                let w = taper[y * s + x] as f64;
+                if w <= 0.0 {
+                    continue;
+                }
+                let b = [
+                    1.0,
+                    rows[0][x] as f64 / w,
+                    rows[1][x] as f64 / w,
+                    rows[2][x] as f64 / w,
+                ];
+                for j in 0..4 {
+                    for k in 0..4 {
+                        m[j][k] += w * b[j] * b[k];
+                    }
                 }
             }
         }
         let inverse = invert(m)?;
-        Some(Gradient { basis, inverse })
+        Some(Gradient { taper, inverse })
     }
 
-    /// The shift of `patch` against the reference (`patch(x) = ref(x -
-    /// shift)`), `None` when the fit finds no contrast to measure against.
-    pub fn shift(&self, patch: &[f32]) -> Option<(f32, f32)> {
+    /// The shift of `patch` against `reference` (the patch this was
+    /// prepared on; `patch(x) = ref(x - shift)`), `None` when the fit finds
+    /// no contrast to measure against.
+    pub fn shift(&self, reference: &[f32], patch: &[f32]) -> Option<(f32, f32)> {
+        let s = (self.taper.len() as f64).sqrt() as usize;
         let mut v = [0.0f64; 4];
-        for (j, b) in self.basis.iter().enumerate() {
-            v[j] = jupiter_kit::stats::dot(b, patch) as f64;
+        let mut rows: [Vec<f32>; 3] = std::array::from_fn(|_| vec![0.0f32; s]);
+        for y in 1..s - 1 {
+            basis_row(&self.taper, reference, s, y, &mut rows);
+            let p = &patch[y * s..(y + 1) * s];
+            v[0] += dot(&self.taper[y * s..(y + 1) * s], p) as f64;
+            for (j, r) in rows.iter().enumerate() {
+                v[j + 1] += dot(r, p) as f64;
+            }
         }
         let coef: Vec<f64> = self
             .inverse
@@ -151,7 +196,7 @@ mod tests {
         let pc = PhaseCorrelator::new(&reference, s, s);
         for (dx, dy) in [(0.3, -0.2), (-0.5, 0.45), (0.1, 0.6), (0.0, 0.0)] {
             let p = patch(s, dx, dy, 1.0, 0.0);
-            let (gx, gy) = g.shift(&p).unwrap();
+            let (gx, gy) = g.shift(&reference, &p).unwrap();
             assert!(
                 (gx - dx).abs() < 0.03 && (gy - dy).abs() < 0.03,
                 "gradient ({gx}, {gy}) for ({dx}, {dy})"
@@ -171,8 +216,11 @@ mod tests {
     #[test]
     fn brightness_and_contrast_do_not_read_as_a_shift() {
         let s = 32;
-        let g = Gradient::new(&patch(s, 0.0, 0.0, 1.0, 0.0), s).unwrap();
-        let (gx, gy) = g.shift(&patch(s, 0.25, -0.15, 0.6, 0.2)).unwrap();
+        let reference = patch(s, 0.0, 0.0, 1.0, 0.0);
+        let g = Gradient::new(&reference, s).unwrap();
+        let (gx, gy) = g
+            .shift(&reference, &patch(s, 0.25, -0.15, 0.6, 0.2))
+            .unwrap();
         assert!(
             (gx - 0.25).abs() < 0.03 && (gy + 0.15).abs() < 0.03,
             "({gx}, {gy})"

@@ -54,8 +54,24 @@ impl Roi {
     /// pixels for frame motion and the window's taper, rounded up to an FFT
     /// friendly size (factors 2, 3, 5) and clamped to the frame. The whole
     /// frame when that box would cover more than half of it (a surface
-    /// capture) or nothing stands out.
+    /// capture) or nothing stands out. Either way at most
+    /// [`MAX_ROI_SIDE`] a side: the centre of a larger rectangle.
     pub fn around_object(plane: &[f32], w: usize, h: usize) -> Roi {
+        Self::object_box(plane, w, h).at_most(MAX_ROI_SIDE)
+    }
+
+    /// The centre `max × max` (at most) of this rectangle.
+    pub fn at_most(self, max: usize) -> Roi {
+        let cut = |o: usize, n: usize| {
+            let m = n.min(max);
+            (o + (n - m) / 2, m)
+        };
+        let ((x0, w), (y0, h)) = (cut(self.x0, self.w), cut(self.y0, self.h));
+        Roi { x0, y0, w, h }
+    }
+
+    /// [`Self::around_object`] before the size cap.
+    fn object_box(plane: &[f32], w: usize, h: usize) -> Roi {
         let full = Roi::full(w, h);
         if plane.len() != w * h || w < 64 || h < 64 {
             return full;
@@ -110,6 +126,12 @@ impl Roi {
             .collect()
     }
 }
+
+/// Largest side of the rectangle a global shift is measured on: on the
+/// sensors of lunar and solar imagers (6000×4000 and more) the centre 2048²
+/// holds far more detail than a translation needs, at a small part of the
+/// whole frame's FFT time and memory (a power of two: FFT friendly).
+pub const MAX_ROI_SIDE: usize = 2048;
 
 /// The smallest `n' >= n` whose only prime factors are 2, 3 and 5.
 pub fn fft_size(n: usize) -> usize {
@@ -300,6 +322,10 @@ mod tests {
         for plane in [surface, planet(w, h, 320.0, 240.0, 200.0), vec![0.2; w * h]] {
             assert_eq!(Roi::around_object(&plane, w, h), Roi::full(w, h));
         }
+        // A surface larger than the cap: its centre.
+        let big = Roi::full(5000, 3001).at_most(MAX_ROI_SIDE);
+        assert_eq!((big.x0, big.y0, big.w, big.h), (1476, 476, 2048, 2048));
+        assert_eq!(Roi::full(w, h).at_most(MAX_ROI_SIDE), Roi::full(w, h));
         assert_eq!(
             (fft_size(97), fft_size(128), fft_size(241)),
             (100, 128, 243)

@@ -146,6 +146,31 @@ pub fn hann_window(width: usize, height: usize) -> Vec<f32> {
     out
 }
 
+type WindowCache = Mutex<HashMap<(usize, usize, u32), (Arc<[f32]>, Arc<[f32]>)>>;
+
+/// The Hann window and the gaussian low-pass (sigma in cycles/pixel, over
+/// the half spectrum) of a `width × height` correlator, made once per size
+/// and sigma for the whole process.
+fn window_and_lowpass(width: usize, height: usize, sigma: f32) -> (Arc<[f32]>, Arc<[f32]>) {
+    static CACHE: OnceLock<WindowCache> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let mut map = cache.lock().unwrap_or_else(|e| e.into_inner());
+    map.entry((width, height, sigma.to_bits()))
+        .or_insert_with(|| {
+            let b = width / 2 + 1;
+            let mut lowpass = vec![0.0; b * height];
+            for y in 0..height {
+                let fy = row_frequency(y, height);
+                for x in 0..b {
+                    let fx = x as f32 / width as f32;
+                    lowpass[y * b + x] = (-(fx * fx + fy * fy) / (2.0 * sigma * sigma)).exp();
+                }
+            }
+            (hann_window(width, height).into(), lowpass.into())
+        })
+        .clone()
+}
+
 /// A measured displacement: the frame's content sits at `(dx, dy)` relative to
 /// the reference, and `peak` is the correlation peak height (0..1, a confidence).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -164,9 +189,12 @@ pub struct Shift {
 /// axis gives the sub-pixel position.
 pub struct PhaseCorrelator {
     fft: Arc<Fft2d>,
-    window: Vec<f32>,
+    /// The window and the low-pass depend only on the size and sigma:
+    /// shared by every correlator of that size (thousands of alignment
+    /// points on a large frame).
+    window: Arc<[f32]>,
     reference: Vec<Complex32>,
-    lowpass: Vec<f32>,
+    lowpass: Arc<[f32]>,
     whiten: f32,
     self_peak: f32,
     /// The same correlator on the 2×2-binned reference (frames of at least
@@ -235,16 +263,7 @@ impl PhaseCorrelator {
         levels: usize,
     ) -> PhaseCorrelator {
         let fft = Fft2d::cached(width, height);
-        let window = hann_window(width, height);
-        let b = fft.bins();
-        let mut lowpass = vec![0.0; b * height];
-        for y in 0..height {
-            let fy = row_frequency(y, height);
-            for x in 0..b {
-                let fx = x as f32 / width as f32;
-                lowpass[y * b + x] = (-(fx * fx + fy * fy) / (2.0 * sigma * sigma)).exp();
-            }
-        }
+        let (window, lowpass) = window_and_lowpass(width, height, sigma);
         let coarse = (levels > 0 && width >= coarse_min && height >= coarse_min).then(|| {
             // Frequencies in binned pixels are twice those in full pixels.
             Box::new(Self::build(
@@ -267,15 +286,41 @@ impl PhaseCorrelator {
             coarse,
         };
         pc.reference = pc.spectrum(reference);
-        pc.self_peak = pc.raw_shift(reference).peak.max(1e-20);
+        pc.self_peak = pc.auto_peak().max(1e-20);
         pc
+    }
+
+    /// The correlation surface of the reference with itself at zero shift
+    /// (its maximum: every term of the weighted power spectrum is positive),
+    /// what [`raw_shift`](Self::raw_shift) of the reference would find as
+    /// its peak, without the inverse transform: the inverse at 0 is the sum
+    /// over the whole spectrum, each half-spectrum bin counted twice but
+    /// the columns 0 and `width / 2` (even widths), which stand for
+    /// themselves (the inverse is unnormalised, as in `raw_shift`).
+    fn auto_peak(&self) -> f32 {
+        let (w, b) = (self.fft.width, self.fft.bins());
+        let e = -0.5 * self.whiten;
+        let mut sum = 0.0f64;
+        for (i, (r, lp)) in self.reference.iter().zip(self.lowpass.iter()).enumerate() {
+            // The cross-power bin r·r̄ = |r|², whose own |·|² is |r|⁴.
+            let power = r.norm_sqr();
+            let m2 = power * power;
+            if !(m2 > 1e-30 && *lp > 1e-7) {
+                continue;
+            }
+            let x = i % b;
+            let twice = x != 0 && !(w % 2 == 0 && x == w / 2);
+            let v = (power * (lp * fast_pow(m2, e))) as f64;
+            sum += if twice { 2.0 * v } else { v };
+        }
+        sum as f32
     }
 
     fn spectrum(&self, plane: &[f32]) -> Vec<Complex32> {
         let mean = plane.iter().sum::<f32>() / plane.len() as f32;
         let windowed: Vec<f32> = plane
             .iter()
-            .zip(&self.window)
+            .zip(self.window.iter())
             .map(|(v, w)| (v - mean) * w)
             .collect();
         self.fft.forward(&windowed)
@@ -368,7 +413,7 @@ impl PhaseCorrelator {
             weight.push(s.norm_sqr());
         }
         let e = -0.5 * self.whiten;
-        for (m2, lp) in weight.iter_mut().zip(&self.lowpass) {
+        for (m2, lp) in weight.iter_mut().zip(self.lowpass.iter()) {
             let keep = *m2 > 1e-30 && *lp > 1e-7;
             let w = lp * fast_pow(m2.max(1e-30), e);
             *m2 = if keep { w } else { 0.0 };
@@ -553,6 +598,21 @@ mod tests {
         }
         let b = bin2(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0], 3, 3);
         assert_eq!(b, vec![3.0]);
+    }
+
+    #[test]
+    fn the_self_peak_is_the_surface_at_zero() {
+        for (w, h) in [(64usize, 48usize), (45, 37)] {
+            let reference = noisy_disc(w, h, 0.0, 0.0, 5, 0.02);
+            let pc = PhaseCorrelator::new(&reference, w, h);
+            let direct = pc.raw_shift(&reference);
+            assert!(
+                direct.dx.abs() < 1e-3 && direct.dy.abs() < 1e-3,
+                "{direct:?}"
+            );
+            // raw_shift divides by the self peak: a perfect match reads 1.
+            assert!((direct.peak - 1.0).abs() < 1e-4, "{w}×{h}: {}", direct.peak);
+        }
     }
 
     #[test]

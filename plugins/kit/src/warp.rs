@@ -213,12 +213,16 @@ impl RowWindow<'_> {
     ) {
         let n = xs.len().min(ys.len()).min(out.len() / CH);
         let row_len = self.width * CH;
-        let mut k0 = 0;
-        while k0 < n {
-            let m = (n - k0).min(LANES);
-            let (px, py) = (lanes_of(&xs[k0..k0 + m]), lanes_of(&ys[k0..k0 + m]));
-            let (ix, tx) = floor_lanes(&px);
-            let (iy, ty) = floor_lanes(&py);
+        for b in batches(xs, ys, n) {
+            let Batch {
+                k0,
+                m,
+                ix,
+                tx,
+                iy,
+                ty,
+                ..
+            } = b;
             let (mut wx, mut wy) = ([[0.0f32; LANES]; 4], [[0.0f32; LANES]; 4]);
             for l in 0..LANES {
                 let (a, b) = (weights(tx[l]), weights(ty[l]));
@@ -232,8 +236,7 @@ impl RowWindow<'_> {
             let inside: [bool; LANES] =
                 std::array::from_fn(|l| l < m && self.holds_taps(ix[l] as isize, iy[l] as isize));
             let Some(first) = inside.iter().position(|&v| v) else {
-                self.resample_edges::<CH>(&px, &py, &inside, m, &mut out[k0 * CH..], interp);
-                k0 += m;
+                self.resample_edges::<CH>(&b, &inside, &mut out[k0 * CH..], interp);
                 continue;
             };
             let base: [usize; LANES] = std::array::from_fn(|l| {
@@ -245,8 +248,8 @@ impl RowWindow<'_> {
                 for (j, wyj) in wy.iter().enumerate() {
                     // Each lane's four taps of row j from one bounds-checked slice.
                     let mut v = [[0.0f32; LANES]; 4];
-                    for (l, b) in base.iter().enumerate() {
-                        let r = &self.data[b + j * row_len + c..][..3 * CH + 1];
+                    for (l, at) in base.iter().enumerate() {
+                        let r = &self.data[at + j * row_len + c..][..3 * CH + 1];
                         for (i, vi) in v.iter_mut().enumerate() {
                             vi[l] = r[i * CH];
                         }
@@ -263,8 +266,7 @@ impl RowWindow<'_> {
                     out[(k0 + l) * CH + c] = acc[l];
                 }
             }
-            self.resample_edges::<CH>(&px, &py, &inside, m, &mut out[k0 * CH..], interp);
-            k0 += m;
+            self.resample_edges::<CH>(&b, &inside, &mut out[k0 * CH..], interp);
         }
     }
 
@@ -272,12 +274,16 @@ impl RowWindow<'_> {
     fn bilinear_lanes<const CH: usize>(&self, xs: &[f32], ys: &[f32], out: &mut [f32]) {
         let n = xs.len().min(ys.len()).min(out.len() / CH);
         let row_len = self.width * CH;
-        let mut k0 = 0;
-        while k0 < n {
-            let m = (n - k0).min(LANES);
-            let (px, py) = (lanes_of(&xs[k0..k0 + m]), lanes_of(&ys[k0..k0 + m]));
-            let (ix, tx) = floor_lanes(&px);
-            let (iy, ty) = floor_lanes(&py);
+        for b in batches(xs, ys, n) {
+            let Batch {
+                k0,
+                m,
+                ix,
+                tx,
+                iy,
+                ty,
+                ..
+            } = b;
             let inside: [bool; LANES] = std::array::from_fn(|l| {
                 l < m
                     && ix[l] >= 0
@@ -294,9 +300,9 @@ impl RowWindow<'_> {
                     // Each lane's two taps of a row from one bounds-checked slice.
                     let (mut v00, mut v01) = ([0.0f32; LANES], [0.0f32; LANES]);
                     let (mut v10, mut v11) = ([0.0f32; LANES], [0.0f32; LANES]);
-                    for (l, b) in base.iter().enumerate() {
-                        let top = &self.data[b + c..][..CH + 1];
-                        let bottom = &self.data[b + row_len + c..][..CH + 1];
+                    for (l, at) in base.iter().enumerate() {
+                        let top = &self.data[at + c..][..CH + 1];
+                        let bottom = &self.data[at + row_len + c..][..CH + 1];
                         (v00[l], v01[l], v10[l], v11[l]) = (top[0], top[CH], bottom[0], bottom[CH]);
                     }
                     for l in (0..m).filter(|&l| inside[l]) {
@@ -306,8 +312,7 @@ impl RowWindow<'_> {
                     }
                 }
             }
-            self.resample_edges::<CH>(&px, &py, &inside, m, &mut out[k0 * CH..], Interp::Bilinear);
-            k0 += m;
+            self.resample_edges::<CH>(&b, &inside, &mut out[k0 * CH..], Interp::Bilinear);
         }
     }
 
@@ -315,19 +320,50 @@ impl RowWindow<'_> {
     /// (`out` starts at the batch).
     fn resample_edges<const CH: usize>(
         &self,
-        px: &[f32; LANES],
-        py: &[f32; LANES],
+        b: &Batch,
         inside: &[bool; LANES],
-        m: usize,
         out: &mut [f32],
         interp: Interp,
     ) {
-        for l in (0..m).filter(|&l| !inside[l]) {
+        for l in (0..b.m).filter(|&l| !inside[l]) {
             for (c, v) in out[l * CH..(l + 1) * CH].iter_mut().enumerate() {
-                *v = self.sample(px[l], py[l], c, interp);
+                *v = self.sample(b.px[l], b.py[l], c, interp);
             }
         }
     }
+}
+
+/// Up to [`LANES`] positions of a span from `k0`: how many (`m`), and
+/// per lane the position, its integer part and its fraction (lanes past
+/// `m` repeat the last position).
+struct Batch {
+    k0: usize,
+    m: usize,
+    px: [f32; LANES],
+    py: [f32; LANES],
+    ix: [i32; LANES],
+    tx: [f32; LANES],
+    iy: [i32; LANES],
+    ty: [f32; LANES],
+}
+
+/// The first `n` positions `(xs[i], ys[i])` in [`Batch`]es.
+fn batches<'a>(xs: &'a [f32], ys: &'a [f32], n: usize) -> impl Iterator<Item = Batch> + 'a {
+    (0..n).step_by(LANES).map(move |k0| {
+        let m = (n - k0).min(LANES);
+        let (px, py) = (lanes_of(&xs[k0..k0 + m]), lanes_of(&ys[k0..k0 + m]));
+        let ((ix, tx), (iy, ty)) = (floor_lanes(&px), floor_lanes(&py));
+        Batch {
+            k0,
+            m,
+            px,
+            py,
+            ix,
+            tx,
+            iy,
+            ty,
+        }
+    })
 }
 
 /// Up to [`LANES`] values, the last repeated into the lanes past them.

@@ -159,9 +159,12 @@ pub(crate) fn batch_run(
     let links: Vec<PathBuf> = (0..o.batch)
         .map(|k| o.dir.join(format!("{}-batch{k}.ser", spec.name)))
         .collect();
+    // A relative target would resolve from the link's own folder.
+    let target =
+        std::fs::canonicalize(&cap.path).map_err(|e| format!("{}: {e}", cap.path.display()))?;
     for l in &links {
         let _ = std::fs::remove_file(l);
-        std::os::unix::fs::symlink(&cap.path, l).map_err(|e| format!("{}: {e}", l.display()))?;
+        std::os::unix::fs::symlink(&target, l).map_err(|e| format!("{}: {e}", l.display()))?;
     }
     let mut rows = Vec::new();
     let mut cpu = None;

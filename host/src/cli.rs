@@ -151,10 +151,10 @@ pub struct RunArgs {
 /// The flags that choose the pipeline (shared by `run` and `tune`).
 #[derive(Args, Debug, Clone, Default)]
 pub struct PipelineArgs {
-    /// Frames to keep: auto (the default: the sharpest half go to the
-    /// multi-point aligner, which keeps at each point the count its
-    /// sharpness and noise call for; 25% with global alignment), a
-    /// percentage (25%) or a count (300).
+    /// Frames to keep: auto (the default: the sharpest 100, within 25–50%
+    /// of the frames, go to the multi-point aligner, which keeps at each
+    /// point the count its sharpness and noise call for; 25% with global
+    /// alignment), a percentage (25%) or a count (300).
     #[arg(long)]
     pub select: Option<String>,
     /// Stacker stage to use (e.g. stack-mean, stack-median, stack-sigma-clip).

@@ -155,7 +155,7 @@ pub fn run(session: &Session, req: &RunRequest) -> Result<RunOutput> {
         &capture.frames((0..capture.len()).collect()),
     )?;
     capture.upload_ahead(req.next, open_options(req), req.calibration.as_ref());
-    let selected = select(&scores, pipeline.selection(session.backend));
+    let selected = select(&scores, pipeline.selection(scores.len(), session.backend));
     let frames = capture.frames(selected.clone());
     let sel_scores: RVec<f32> = selected.iter().map(|&i| scores[i]).collect();
     let mut derotation = match &times {

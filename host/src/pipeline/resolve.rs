@@ -7,7 +7,7 @@ use jupiter_plugin_api::{Backend, LogLevel, StageKind};
 
 use crate::backend::HostBackend;
 use crate::config::{
-    validate_params, PipelineSpec, Selection, StageChoice, AUTO_GLOBAL, AUTO_POOL, FALLBACK_ALIGNER,
+    auto_pool, validate_params, PipelineSpec, Selection, StageChoice, AUTO_GLOBAL, FALLBACK_ALIGNER,
 };
 use crate::registry::{is_image_stage, LoadedStage, Registry};
 
@@ -132,17 +132,22 @@ impl<'r> ResolvedStage<'r> {
 }
 
 impl Pipeline<'_> {
-    /// The selection to apply, `--select auto` made a share of the frames
-    /// (said in one line): [`AUTO_POOL`] when the aligner chooses its own
-    /// frames at each point (it declares `keep` with 0 meaning automatic,
-    /// and `keep` is 0), else [`AUTO_GLOBAL`]. Other selections are the
-    /// user's and stay.
-    pub fn selection(&self, backend: &HostBackend) -> Selection {
-        resolve_selection(self.select, &self.align, backend)
+    /// The selection to apply to `total` frames, `--select auto` made a
+    /// share of them (said in one line): [`auto_pool`] when the aligner
+    /// chooses its own frames at each point (it declares `keep` with 0
+    /// meaning automatic, and `keep` is 0), else [`AUTO_GLOBAL`]. Other
+    /// selections are the user's and stay.
+    pub fn selection(&self, total: usize, backend: &HostBackend) -> Selection {
+        resolve_selection(self.select, &self.align, total, backend)
     }
 }
 
-fn resolve_selection(select: Selection, align: &ResolvedStage, backend: &HostBackend) -> Selection {
+fn resolve_selection(
+    select: Selection,
+    align: &ResolvedStage,
+    total: usize,
+    backend: &HostBackend,
+) -> Selection {
     if select != Selection::Auto {
         return select;
     }
@@ -159,7 +164,11 @@ fn resolve_selection(select: Selection, align: &ResolvedStage, backend: &HostBac
             .get("keep")
             .and_then(|v| v.as_f64())
             .is_none_or(|k| k == 0.0);
-    let share = if automatic { AUTO_POOL } else { AUTO_GLOBAL };
+    let share = if automatic {
+        auto_pool(total)
+    } else {
+        AUTO_GLOBAL
+    };
     backend.log(
         LogLevel::Info,
         format!(

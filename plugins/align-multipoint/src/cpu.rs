@@ -1,7 +1,7 @@
 //! CPU path of `align-multipoint` (see the crate documentation for the algorithm).
 
 use jupiter_kit::align::{frame_luminance, mean_of_best, Roi};
-use jupiter_kit::fft::{PhaseCorrelator, Shift};
+use jupiter_kit::fft::{bin2, PhaseCorrelator, Shift};
 use jupiter_kit::stats::{noise_model, NoiseModel};
 use jupiter_kit::warp::Interp;
 use jupiter_plugin_api::prelude::*;
@@ -67,12 +67,71 @@ impl GlobalRef {
 /// binning missed.
 const POINT_COARSE_MIN: usize = 32;
 
+/// One alignment point's phase correlators: the first estimate's (on the
+/// 2×2-binned reference patch from [`POINT_COARSE_MIN`] on, else the patch
+/// itself) and the full-resolution one where the passes after the first
+/// need it (a point without a gradient fit, `refine = correlation`, or a
+/// single pass). Elsewhere the full one is made from the reference patch
+/// when a residual falls outside the gradient fit's range (rare): keeping
+/// it for every point held most of the aligner's memory on large frames.
+pub struct PointCorrelator {
+    first: PhaseCorrelator,
+    binned: bool,
+    full: Option<PhaseCorrelator>,
+}
+
+impl PointCorrelator {
+    fn new(patch: &[f32], s: usize, full: bool) -> PointCorrelator {
+        let binned = s >= POINT_COARSE_MIN;
+        let first = if binned {
+            // Frequencies in binned pixels are twice those in full pixels.
+            PhaseCorrelator::with_params(&bin2(patch, s, s), s / 2, s / 2, 0.2, 0.3)
+        } else {
+            PhaseCorrelator::new(patch, s, s)
+        };
+        PointCorrelator {
+            first,
+            binned,
+            full: (full || !binned).then(|| PhaseCorrelator::new(patch, s, s)),
+        }
+    }
+
+    /// The first estimate of a patch's shift (one correlation, binned).
+    fn first_estimate(&self, patch: &[f32], s: usize) -> Shift {
+        if !self.binned {
+            return self.first.raw_shift(patch);
+        }
+        let r = self.first.raw_shift(&bin2(patch, s, s));
+        Shift {
+            dx: 2.0 * r.dx,
+            dy: 2.0 * r.dy,
+            peak: r.peak,
+        }
+    }
+}
+
+impl Points {
+    /// `f` of point `k`'s full-resolution correlator: the kept one, or one
+    /// made from the point's reference patch.
+    fn with_full<T>(&self, k: usize, f: impl FnOnce(&PhaseCorrelator) -> T) -> Option<T> {
+        let pc = self.correlators[k].as_ref()?;
+        if let Some(full) = &pc.full {
+            return Some(f(full));
+        }
+        let s = self.grid.size;
+        let mut patch = vec![0.0f32; s * s];
+        self.grid
+            .patch(&self.reference, self.w, self.h, k, 0, 0, &mut patch);
+        Some(f(&PhaseCorrelator::new(&patch, s, s)))
+    }
+}
+
 /// The per-point correlators, built once from the reference patches (their
 /// windowed spectra are cached inside), plus the grid they belong to.
 pub struct Points {
     pub grid: ApGrid,
     /// `Some` for active points.
-    pub correlators: Vec<Option<PhaseCorrelator>>,
+    pub correlators: Vec<Option<PointCorrelator>>,
     /// The gradient fits of the active points with enough structure in
     /// both directions (the passes after the first).
     pub gradients: Vec<Option<Gradient>>,
@@ -91,25 +150,27 @@ pub struct Points {
 }
 
 impl Points {
-    /// Prepares the correlators of the active points of `grid` on `reference`.
-    pub fn new(grid: ApGrid, reference: &[f32], w: usize, h: usize) -> Points {
+    /// Prepares the correlators and gradient fits of the active points of
+    /// `grid` on `reference`, for the passes `p` asks for.
+    pub fn new(
+        grid: ApGrid,
+        reference: &[f32],
+        w: usize,
+        h: usize,
+        p: &MultipointParams,
+    ) -> Points {
         let s = grid.size;
         let mut patch = vec![0.0f32; s * s];
+        let correlation = p.passes <= 1 || p.refine != "gradient";
         let (correlators, gradients) = (0..grid.len())
             .map(|k| {
                 if !grid.active[k] {
                     return (None, None);
                 }
                 grid.patch(reference, w, h, k, 0, 0, &mut patch);
-                (
-                    Some(PhaseCorrelator::with_coarse_min(
-                        &patch,
-                        s,
-                        s,
-                        POINT_COARSE_MIN,
-                    )),
-                    Gradient::new(&patch, s),
-                )
+                let gradient = Gradient::new(&patch, s);
+                let full = correlation || gradient.is_none();
+                (Some(PointCorrelator::new(&patch, s, full)), gradient)
             })
             .unzip();
         let spans = active_spans(&grid, w, h);
@@ -250,9 +311,11 @@ fn first_pass_points(
         // window bias of a single correlation and the binned estimate's
         // error: no refinement needed here.
         let r = if p.passes > 1 {
-            pc.first_estimate(&patch)
+            pc.first_estimate(&patch, s)
         } else {
-            pc.shift_of(&patch)
+            points
+                .with_full(k, |full| full.shift_of(&patch))
+                .unwrap_or_else(|| pc.first_estimate(&patch, s))
         };
         // Total shift of the patch = integer offset + measured; local = total - global.
         let (dx, dy) = (rx + r.dx - g.dx, ry + r.dy - g.dy);
@@ -362,7 +425,7 @@ fn spans_of(
 fn residual(
     points: &Points,
     k: usize,
-    pc: &PhaseCorrelator,
+    pc: &PointCorrelator,
     patch: &[f32],
     reference: &mut [f32],
     peak: f32,
@@ -380,7 +443,9 @@ fn residual(
         });
     match fitted {
         Some((dx, dy)) if dx.abs() <= MAX_SHIFT && dy.abs() <= MAX_SHIFT => Shift { dx, dy, peak },
-        _ => pc.raw_shift(patch),
+        _ => points
+            .with_full(k, |full| full.raw_shift(patch))
+            .unwrap_or_else(|| pc.first_estimate(patch, points.grid.size)),
     }
 }
 
@@ -588,7 +653,7 @@ fn reference_and_points(
     if grid.active_count() == 0 {
         ctx.warn("no alignment point has enough structure: falling back to global alignment");
     }
-    let mut points = Points::new(grid, &reference, w, h);
+    let mut points = Points::new(grid, &reference, w, h, p);
     // The globally aligned mean is smeared (ghosted) by the frames' local
     // distortions; re-average its frames under their measured fields.
     let k = (p.reference_frames as usize).min(n);
@@ -599,7 +664,7 @@ fn reference_and_points(
     };
     for _ in 0..rebuilds {
         reference = dewarped_mean(ctx, frames, &reference, &points, p, k)?;
-        points = Points::new(points.grid, &reference, w, h);
+        points = Points::new(points.grid, &reference, w, h, p);
     }
     // The noise of one frame (the best) at each point's level, for the
     // automatic per-point budget.
@@ -882,6 +947,7 @@ mod tests {
             &reference,
             w,
             h,
+            &p,
         );
         let global = GlobalRef::new(&reference, w, h);
         for g in [(2.3f32, -1.7f32), (-4.6, 0.4)] {
@@ -928,6 +994,7 @@ mod tests {
                 &reference,
                 w,
                 h,
+                &p,
             );
             let global = GlobalRef::new(&reference, w, h);
             let mut sum = 0.0;

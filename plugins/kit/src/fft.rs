@@ -236,19 +236,6 @@ impl PhaseCorrelator {
         Self::build(reference, width, height, sigma, whiten, COARSE_MIN, 2)
     }
 
-    /// [`new`](Self::new), with the binned first estimate from sides of
-    /// `coarse_min` pixels on (at least 16): small patches whose first
-    /// estimate something else refines (the alignment points' gradient
-    /// pass) take it at a quarter of the cost.
-    pub fn with_coarse_min(
-        reference: &[f32],
-        width: usize,
-        height: usize,
-        coarse_min: usize,
-    ) -> PhaseCorrelator {
-        Self::build(reference, width, height, 0.1, 0.3, coarse_min.max(16), 1)
-    }
-
     /// [`with_params`](Self::with_params), with `levels` binned
     /// correlators below it (each on the 2×2-binned plane of the one above,
     /// while both sides are at least `coarse_min`; only their

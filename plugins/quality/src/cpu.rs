@@ -10,23 +10,48 @@ use crate::params::{Metric, QualityParams};
 /// Works row by row on slices (the inner loops vectorise); each row's sums
 /// are taken in eight `f32` lanes and added to `f64` totals.
 pub fn sharpness(plane: &[f32], w: usize, h: usize, metric: Metric) -> f64 {
-    if w < 3 || h < 3 {
-        return 0.0;
+    let mut sum = Sharpness::new(w, metric);
+    for y in 1..h.saturating_sub(1) {
+        let row = |y: usize| &plane[y * w..(y + 1) * w];
+        sum.add_row(row(y - 1), row(y), row(y + 1));
     }
-    let (mut s, mut s2) = (0.0f64, 0.0f64);
-    let mut v = vec![0.0f32; w - 2];
-    for y in 1..h - 1 {
-        let up = &plane[(y - 1) * w..y * w];
-        let mid = &plane[y * w..(y + 1) * w];
-        let dn = &plane[(y + 1) * w..(y + 2) * w];
-        match metric {
+    sum.finish(h)
+}
+
+/// The running sums of [`sharpness`], fed one interior row at a time with
+/// its neighbours (so that a prefiltered frame need not be held whole).
+struct Sharpness {
+    metric: Metric,
+    w: usize,
+    s: f64,
+    s2: f64,
+    v: Vec<f32>,
+}
+
+impl Sharpness {
+    fn new(w: usize, metric: Metric) -> Sharpness {
+        Sharpness {
+            metric,
+            w,
+            s: 0.0,
+            s2: 0.0,
+            v: vec![0.0f32; w.saturating_sub(2)],
+        }
+    }
+
+    /// Adds the row `mid` (between `up` and `dn`).
+    fn add_row(&mut self, up: &[f32], mid: &[f32], dn: &[f32]) {
+        if self.w < 3 {
+            return;
+        }
+        match self.metric {
             Metric::Laplacian => {
-                for (x, o) in v.iter_mut().enumerate() {
+                for (x, o) in self.v.iter_mut().enumerate() {
                     *o = mid[x] + mid[x + 2] + up[x + 1] + dn[x + 1] - 4.0 * mid[x + 1];
                 }
             }
             Metric::Tenengrad => {
-                for (x, o) in v.iter_mut().enumerate() {
+                for (x, o) in self.v.iter_mut().enumerate() {
                     let gx =
                         (up[x + 2] + 2.0 * mid[x + 2] + dn[x + 2]) - (up[x] + 2.0 * mid[x] + dn[x]);
                     let gy = (dn[x] + 2.0 * dn[x + 1] + dn[x + 2])
@@ -35,14 +60,21 @@ pub fn sharpness(plane: &[f32], w: usize, h: usize, metric: Metric) -> f64 {
                 }
             }
         }
-        let (rs, rs2) = lane_sums(&v);
-        s += rs;
-        s2 += rs2;
+        let (rs, rs2) = lane_sums(&self.v);
+        self.s += rs;
+        self.s2 += rs2;
     }
-    let n = ((w - 2) * (h - 2)) as f64;
-    match metric {
-        Metric::Laplacian => s2 / n - (s / n).powi(2),
-        Metric::Tenengrad => s / n,
+
+    /// The score of a plane of `h` rows whose interior rows were added.
+    fn finish(&self, h: usize) -> f64 {
+        if self.w < 3 || h < 3 {
+            return 0.0;
+        }
+        let n = ((self.w - 2) * (h - 2)) as f64;
+        match self.metric {
+            Metric::Laplacian => self.s2 / n - (self.s / n).powi(2),
+            Metric::Tenengrad => self.s / n,
+        }
     }
 }
 
@@ -70,23 +102,23 @@ fn lane_sums(v: &[f32]) -> (f64, f64) {
 
 /// Scores one frame's luminance with the given parameters.
 pub fn score_plane(lum: &[f32], w: usize, h: usize, p: &QualityParams) -> f32 {
-    // The prefilter runs serially here: frames are already scored in parallel.
-    let mut filtered = Vec::new();
-    let plane = if p.prefilter_sigma > 0.0 {
-        filtered.resize(lum.len(), 0.0);
-        conv::separable_serial(
-            lum,
-            w,
-            h,
-            &conv::gaussian_kernel(p.prefilter_sigma),
-            1,
-            &mut filtered,
-        );
-        &filtered
+    // The prefilter runs serially here (frames are already scored in
+    // parallel), streamed: three filtered rows at a time, not a plane.
+    let mut s = if p.prefilter_sigma > 0.0 {
+        let mut sum = Sharpness::new(w, p.metric);
+        let mut ring = vec![0.0f32; 3 * w];
+        let kernel = conv::gaussian_kernel(p.prefilter_sigma);
+        conv::separable_rows(lum, w, h, &kernel, |y, row| {
+            ring[(y % 3) * w..(y % 3 + 1) * w].copy_from_slice(row);
+            if y >= 2 {
+                let at = |y: usize| &ring[(y % 3) * w..(y % 3 + 1) * w];
+                sum.add_row(at(y - 2), at(y - 1), at(y));
+            }
+        });
+        sum.finish(h)
     } else {
-        lum
+        sharpness(lum, w, h, p.metric)
     };
-    let mut s = sharpness(plane, w, h, p.metric);
     if p.normalize {
         let m = stats::mean(lum);
         s /= (m * m).max(1e-12);
@@ -146,6 +178,30 @@ mod tests {
                 score_plane(&softer, w, h, &p),
             );
             assert!(a > b && b > c, "{metric:?}: {a} {b} {c}");
+        }
+    }
+
+    #[test]
+    fn the_streamed_prefilter_scores_what_the_whole_plane_scores() {
+        let (w, h) = (41, 29);
+        let lum = texture(w, h);
+        for metric in [Metric::Laplacian, Metric::Tenengrad] {
+            for sigma in [0.7f32, 1.0, 2.5] {
+                let mut filtered = vec![0.0; w * h];
+                let kernel = conv::gaussian_kernel(sigma);
+                conv::separable_serial(&lum, w, h, &kernel, 1, &mut filtered);
+                let p = QualityParams {
+                    metric,
+                    prefilter_sigma: sigma,
+                    normalize: false,
+                };
+                let want = sharpness(&filtered, w, h, metric) as f32;
+                assert_eq!(
+                    score_plane(&lum, w, h, &p),
+                    want,
+                    "{metric:?} sigma {sigma}"
+                );
+            }
         }
     }
 

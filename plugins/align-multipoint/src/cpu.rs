@@ -126,6 +126,27 @@ impl Points {
     }
 }
 
+/// Point `k`'s correlators and gradient fit (none for an inactive point),
+/// on its patch of `reference` (`w × h`).
+fn prepare_point(
+    grid: &ApGrid,
+    reference: &[f32],
+    (w, h): (usize, usize),
+    p: &MultipointParams,
+    k: usize,
+) -> (Option<PointCorrelator>, Option<Gradient>) {
+    if !grid.active[k] {
+        return (None, None);
+    }
+    let s = grid.size;
+    let mut patch = vec![0.0f32; s * s];
+    grid.patch(reference, w, h, k, 0, 0, &mut patch);
+    let gradient = Gradient::new(&patch, s);
+    let correlation = p.passes <= 1 || p.refine != "gradient";
+    let full = correlation || gradient.is_none();
+    (Some(PointCorrelator::new(&patch, s, full)), gradient)
+}
+
 /// The per-point correlators, built once from the reference patches (their
 /// windowed spectra are cached inside), plus the grid they belong to.
 pub struct Points {
@@ -159,20 +180,36 @@ impl Points {
         h: usize,
         p: &MultipointParams,
     ) -> Points {
-        let s = grid.size;
-        let mut patch = vec![0.0f32; s * s];
-        let correlation = p.passes <= 1 || p.refine != "gradient";
-        let (correlators, gradients) = (0..grid.len())
-            .map(|k| {
-                if !grid.active[k] {
-                    return (None, None);
-                }
-                grid.patch(reference, w, h, k, 0, 0, &mut patch);
-                let gradient = Gradient::new(&patch, s);
-                let full = correlation || gradient.is_none();
-                (Some(PointCorrelator::new(&patch, s, full)), gradient)
-            })
-            .unzip();
+        let prepared = (0..grid.len())
+            .map(|k| prepare_point(&grid, reference, (w, h), p, k))
+            .collect();
+        Self::from_prepared(grid, prepared, reference, w, h)
+    }
+
+    /// [`Points::new`], the points prepared in parallel on the stage's pool
+    /// (thousands of them on a large frame).
+    pub fn new_in(
+        ctx: &StageCtx,
+        grid: ApGrid,
+        reference: &[f32],
+        w: usize,
+        h: usize,
+        p: &MultipointParams,
+    ) -> Result<Points, StageError> {
+        let prepared = ctx.par_map(grid.len(), |k| {
+            prepare_point(&grid, reference, (w, h), p, k)
+        })?;
+        Ok(Self::from_prepared(grid, prepared, reference, w, h))
+    }
+
+    fn from_prepared(
+        grid: ApGrid,
+        prepared: Vec<(Option<PointCorrelator>, Option<Gradient>)>,
+        reference: &[f32],
+        w: usize,
+        h: usize,
+    ) -> Points {
+        let (correlators, gradients) = prepared.into_iter().unzip();
         let spans = active_spans(&grid, w, h);
         Points {
             grid,
@@ -653,7 +690,7 @@ fn reference_and_points(
     if grid.active_count() == 0 {
         ctx.warn("no alignment point has enough structure: falling back to global alignment");
     }
-    let mut points = Points::new(grid, &reference, w, h, p);
+    let mut points = Points::new_in(ctx, grid, &reference, w, h, p)?;
     // The globally aligned mean is smeared (ghosted) by the frames' local
     // distortions; re-average its frames under their measured fields.
     let k = (p.reference_frames as usize).min(n);
@@ -664,7 +701,7 @@ fn reference_and_points(
     };
     for _ in 0..rebuilds {
         reference = dewarped_mean(ctx, frames, &reference, &points, p, k)?;
-        points = Points::new(points.grid, &reference, w, h, p);
+        points = Points::new_in(ctx, points.grid, &reference, w, h, p)?;
     }
     // The noise of one frame (the best) at each point's level, for the
     // automatic per-point budget.

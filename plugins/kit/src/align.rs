@@ -159,7 +159,8 @@ pub fn roi_luminance(frames: &FrameSourceRef, i: usize, roi: Roi) -> Result<Vec<
     frames
         .read_rows(i, roi.y0, roi.h, rows.as_mut_slice().into())
         .into_result()?;
-    let lum = luminance(&rows, c);
+    // Mono rows are their own luminance: no copy.
+    let lum = if c == 1 { rows } else { luminance(&rows, c) };
     Ok(Roi { y0: 0, ..roi }.crop(&lum, w))
 }
 

@@ -291,13 +291,9 @@ impl PhaseCorrelator {
         for (i, (r, lp)) in self.reference.iter().zip(self.lowpass.iter()).enumerate() {
             // The cross-power bin r·r̄ = |r|², whose own |·|² is |r|⁴.
             let power = r.norm_sqr();
-            let m2 = power * power;
-            if !(m2 > 1e-30 && *lp > 1e-7) {
-                continue;
-            }
             let x = i % b;
             let twice = x != 0 && !(w % 2 == 0 && x == w / 2);
-            let v = (power * (lp * fast_pow(m2, e))) as f64;
+            let v = (power * cross_weight(power * power, *lp, e)) as f64;
             sum += if twice { 2.0 * v } else { v };
         }
         sum as f32
@@ -401,9 +397,7 @@ impl PhaseCorrelator {
         }
         let e = -0.5 * self.whiten;
         for (m2, lp) in weight.iter_mut().zip(self.lowpass.iter()) {
-            let keep = *m2 > 1e-30 && *lp > 1e-7;
-            let w = lp * fast_pow(m2.max(1e-30), e);
-            *m2 = if keep { w } else { 0.0 };
+            *m2 = cross_weight(*m2, *lp, e);
         }
         for (s, w) in spec.iter_mut().zip(&weight) {
             *s *= *w;
@@ -437,6 +431,21 @@ impl PhaseCorrelator {
             dy: wrap(py, h) + oy,
             peak: (best / norm).max(0.0),
         }
+    }
+}
+
+/// The weight of one cross-power bin whose squared magnitude is `m2`:
+/// the low-pass `lp` times the partial whitening `m2^e` (`e = −whiten/2`),
+/// or 0 where the low-pass has all but removed the bin or it is empty.
+/// Branch-free, so the loop over the spectrum vectorises.
+#[inline]
+fn cross_weight(m2: f32, lp: f32, e: f32) -> f32 {
+    let keep = m2 > 1e-30 && lp > 1e-7;
+    let w = lp * fast_pow(m2.max(1e-30), e);
+    if keep {
+        w
+    } else {
+        0.0
     }
 }
 

@@ -92,6 +92,60 @@ pub trait FrameSource: Send + Sync {
     fn device_frames(&self) -> RResult<ROption<DeviceFrames>, StageError> {
         RResult::ROk(ROption::RNone)
     }
+
+    /// Rows `y0 .. y0 + rows` of frame `index` as luminance, the mean of
+    /// its channels ([`channel_mean`]), into `out` (`rows * width`
+    /// samples): what scoring and alignment read. The host computes it
+    /// straight from a Bayer mosaic, without the interleaved RGB rows and
+    /// the extra pass over them; the values are those of `read_rows` then
+    /// [`channel_mean`], bit for bit.
+    fn read_luminance_rows(
+        &self,
+        index: usize,
+        y0: usize,
+        rows: usize,
+        mut out: RSliceMut<'_, f32>,
+    ) -> RResult<(), StageError> {
+        let info = self.info();
+        let c = info.channels as usize;
+        if let Err(e) = info.check_read(index, y0, rows, out.len() * c) {
+            return RResult::RErr(e);
+        }
+        if c == 1 {
+            return self.read_rows(index, y0, rows, out);
+        }
+        let mut all = vec![0.0f32; out.len() * c];
+        if let RResult::RErr(e) = self.read_rows(index, y0, rows, all.as_mut_slice().into()) {
+            return RResult::RErr(e);
+        }
+        channel_mean_into(&all, c, &mut out);
+        RResult::ROk(())
+    }
+}
+
+/// The mean of each pixel's `channels` interleaved samples: the luminance
+/// every stage scores and aligns on (a mono plane is its own).
+pub fn channel_mean(data: &[f32], channels: usize) -> Vec<f32> {
+    if channels == 1 {
+        return data.to_vec();
+    }
+    let mut out = vec![0.0; data.len() / channels.max(1)];
+    channel_mean_into(data, channels, &mut out);
+    out
+}
+
+/// [`channel_mean`] into `out` (`data.len() / channels` samples).
+pub fn channel_mean_into(data: &[f32], channels: usize, out: &mut [f32]) {
+    if channels == 3 {
+        // The common case, written out (the same sum order as below).
+        for (o, p) in out.iter_mut().zip(data.chunks_exact(3)) {
+            *o = (p[0] + p[1] + p[2]) / 3.0;
+        }
+        return;
+    }
+    for (o, p) in out.iter_mut().zip(data.chunks_exact(channels)) {
+        *o = p.iter().sum::<f32>() / channels as f32;
+    }
 }
 
 /// Decoded frames resident on the GPU (see [`FrameSource::device_frames`]):
@@ -182,6 +236,11 @@ pub trait FrameSourceExt {
     fn frame(&self, index: usize) -> Result<Vec<f32>, StageError>;
     /// [`FrameSource::device_frames`] as a `Result`.
     fn on_device(&self) -> Result<Option<DeviceFrames>, StageError>;
+    /// Frame `index`'s luminance ([`FrameSource::read_luminance_rows`]),
+    /// `width × height` samples.
+    fn luminance(&self, index: usize) -> Result<Vec<f32>, StageError>;
+    /// Rows `y0 .. y0 + rows` of frame `index` as luminance, `rows × width`.
+    fn luminance_rows(&self, index: usize, y0: usize, rows: usize) -> Result<Vec<f32>, StageError>;
 }
 
 impl<'a> FrameSourceExt for FrameSourceRef<'a> {
@@ -197,6 +256,15 @@ impl<'a> FrameSourceExt for FrameSourceRef<'a> {
     }
     fn on_device(&self) -> Result<Option<DeviceFrames>, StageError> {
         self.device_frames().into_result().map(|o| o.into_option())
+    }
+    fn luminance(&self, index: usize) -> Result<Vec<f32>, StageError> {
+        self.luminance_rows(index, 0, self.info().height as usize)
+    }
+    fn luminance_rows(&self, index: usize, y0: usize, rows: usize) -> Result<Vec<f32>, StageError> {
+        let mut v = vec![0.0; rows * self.info().width as usize];
+        self.read_luminance_rows(index, y0, rows, v.as_mut_slice().into())
+            .into_result()?;
+        Ok(v)
     }
 }
 

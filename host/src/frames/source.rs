@@ -34,6 +34,31 @@ impl CaptureFrames {
     }
 }
 
+impl CaptureFrames {
+    /// Runs `decode` on the capture frame behind `index` after asking for
+    /// the same rows further on; a panic or error becomes a [`StageError`].
+    fn decode(
+        &self,
+        index: usize,
+        y0: usize,
+        rows: usize,
+        decode: impl FnOnce(&CaptureFile, usize) -> Result<(), crate::io::capture::CaptureError>,
+    ) -> RResult<(), StageError> {
+        let frame = self.indices[index];
+        // Stages walk the frames in order (in parallel, whole or band by
+        // band): read the same rows of a frame further on ahead of them.
+        if let Some(&next) = self.indices.get(index + READ_AHEAD) {
+            self.capture.prefetch_rows(next, y0, rows);
+        }
+        // Never let a panic cross back into the plugin.
+        match catch_unwind(AssertUnwindSafe(|| decode(&self.capture, frame))) {
+            Ok(Ok(())) => RResult::ROk(()),
+            Ok(Err(e)) => RResult::RErr(StageError::internal(e.to_string())),
+            Err(_) => RResult::RErr(StageError::internal("the host's capture decoder panicked")),
+        }
+    }
+}
+
 impl FrameSource for CaptureFrames {
     fn info(&self) -> FrameInfo {
         FrameInfo {
@@ -54,20 +79,25 @@ impl FrameSource for CaptureFrames {
         if let Err(e) = self.info().check_read(index, y0, rows, out.len()) {
             return RResult::RErr(e);
         }
-        let frame = self.indices[index];
-        // Stages walk the frames in order (in parallel, whole or band by
-        // band): read the same rows of a frame further on ahead of them.
-        if let Some(&next) = self.indices.get(index + READ_AHEAD) {
-            self.capture.prefetch_rows(next, y0, rows);
+        self.decode(index, y0, rows, |capture, frame| {
+            capture.decode_rows(frame, y0, rows, &mut out)
+        })
+    }
+
+    fn read_luminance_rows(
+        &self,
+        index: usize,
+        y0: usize,
+        rows: usize,
+        mut out: RSliceMut<'_, f32>,
+    ) -> RResult<(), StageError> {
+        let info = self.info();
+        if let Err(e) = info.check_read(index, y0, rows, out.len() * info.channels as usize) {
+            return RResult::RErr(e);
         }
-        // Never let a panic cross back into the plugin.
-        match catch_unwind(AssertUnwindSafe(|| {
-            self.capture.decode_rows(frame, y0, rows, &mut out)
-        })) {
-            Ok(Ok(())) => RResult::ROk(()),
-            Ok(Err(e)) => RResult::RErr(StageError::internal(e.to_string())),
-            Err(_) => RResult::RErr(StageError::internal("the host's capture decoder panicked")),
-        }
+        self.decode(index, y0, rows, |capture, frame| {
+            capture.luminance_rows(frame, y0, rows, &mut out)
+        })
     }
 
     fn device_frames(&self) -> RResult<ROption<DeviceFrames>, StageError> {

@@ -320,16 +320,104 @@ pub fn mhc_rows(
     rows: usize,
     out: &mut [f32],
 ) {
+    assert_eq!(
+        out.len(),
+        rows * width * 3,
+        "mhc_rows: out has {} samples",
+        out.len()
+    );
+    mhc_walk(raw, width, height, raw_y0, pattern, y0, rows, |oy, px| {
+        let o_row = &mut out[oy * width * 3..(oy + 1) * width * 3];
+        match px {
+            MhcOut::Edge { x, rgb } => o_row[3 * x..3 * x + 3].copy_from_slice(&rgb),
+            MhcOut::Interior { sources, m } => {
+                for (i, o) in o_row[6..6 + 3 * m].chunks_exact_mut(3).enumerate() {
+                    for (v, src) in o.iter_mut().zip(&sources[i % 2]) {
+                        *v = src[i].clamp(0.0, 1.0);
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// The luminance of [`mhc_rows`]' output (the mean of the three clamped
+/// channels, summed R, G, B as `channel_mean` sums them: bit for bit
+/// `mhc_rows` then the mean), straight from the mosaic: no interleaved
+/// rows written and read again. `out` holds `rows × width` samples.
+#[allow(clippy::too_many_arguments)]
+pub fn mhc_luminance_rows(
+    raw: &[f32],
+    width: usize,
+    height: usize,
+    raw_y0: usize,
+    pattern: BayerPattern,
+    y0: usize,
+    rows: usize,
+    out: &mut [f32],
+) {
+    assert_eq!(
+        out.len(),
+        rows * width,
+        "mhc_luminance_rows: out has {} samples",
+        out.len()
+    );
+    let lum =
+        |r: f32, g: f32, b: f32| (r.clamp(0.0, 1.0) + g.clamp(0.0, 1.0) + b.clamp(0.0, 1.0)) / 3.0;
+    mhc_walk(raw, width, height, raw_y0, pattern, y0, rows, |oy, px| {
+        let o_row = &mut out[oy * width..(oy + 1) * width];
+        match px {
+            // Edge values arrive clamped; clamping again changes nothing.
+            MhcOut::Edge { x, rgb } => o_row[x] = lum(rgb[0], rgb[1], rgb[2]),
+            MhcOut::Interior { sources, m } => {
+                let [[e0, e1, e2], [o0, o1, o2]] = sources.map(|s| s.map(|c| &c[..m]));
+                // Both parities at every column, then the column's own:
+                // contiguous lanes vectorise, a stride of two does not.
+                for (i, o) in o_row[2..2 + m].iter_mut().enumerate() {
+                    let even = lum(e0[i], e1[i], e2[i]);
+                    let odd = lum(o0[i], o1[i], o2[i]);
+                    *o = if i % 2 == 0 { even } else { odd };
+                }
+            }
+        }
+    });
+}
+
+/// What [`mhc_walk`] hands over for one output row.
+enum MhcOut<'a> {
+    /// A pixel within two columns of an edge, clamped to `[0, 1]`.
+    Edge { x: usize, rgb: [f32; 3] },
+    /// Columns `2 .. 2 + m`: per column parity (even x first), the slices
+    /// each channel comes from (index `x − 2`), not clamped.
+    Interior {
+        sources: [[&'a [f32]; 3]; 2],
+        m: usize,
+    },
+}
+
+/// The MHC demosaic's row walk shared by [`mhc_rows`] and
+/// [`mhc_luminance_rows`]: for each output row `oy`, `emit` gets the edge
+/// pixels and then the interior's kernel results.
+#[allow(clippy::too_many_arguments)]
+fn mhc_walk(
+    raw: &[f32],
+    width: usize,
+    height: usize,
+    raw_y0: usize,
+    pattern: BayerPattern,
+    y0: usize,
+    rows: usize,
+    mut emit: impl FnMut(usize, MhcOut),
+) {
     if width == 0 || rows == 0 {
         return;
     }
     let raw_rows = raw.len() / width;
     let raw_end = raw_y0 + raw_rows;
     assert!(
-        raw_rows * width == raw.len() && raw_y0 <= y0 && y0 + rows <= raw_end && y0 + rows <= height && out.len() == rows * width * 3,
-        "mhc_rows: raw rows {raw_y0}..{raw_end} of width {width} do not cover output rows {y0}..{} of height {height}, or out has {} samples",
+        raw_rows * width == raw.len() && raw_y0 <= y0 && y0 + rows <= raw_end && y0 + rows <= height,
+        "mhc_rows: raw rows {raw_y0}..{raw_end} of width {width} do not cover output rows {y0}..{} of height {height}",
         y0 + rows,
-        out.len()
     );
     let mut interior = MhcRow::default();
     for oy in 0..rows {
@@ -342,10 +430,8 @@ pub fn mhc_rows(
             );
             &raw[(yy - raw_y0) * width..(yy - raw_y0 + 1) * width]
         });
-        let o_row = &mut out[oy * width * 3..(oy + 1) * width * 3];
         // The row's two colours, at even and odd x.
         let colors = [pattern.color_at(0, y), pattern.color_at(1, y)];
-        let px = |x: usize| 3 * x..3 * x + 3;
         // Within 2 of an edge: mirrored columns.
         let edges = (0..width.min(2)).chain(width.saturating_sub(2).max(2)..width);
         for x in edges {
@@ -356,7 +442,13 @@ pub fn mhc_rows(
                 colors[x % 2],
                 colors[(x + 1) % 2],
             );
-            o_row[px(x)].copy_from_slice(&rgb.map(|v| v.clamp(0.0, 1.0)));
+            emit(
+                oy,
+                MhcOut::Edge {
+                    x,
+                    rgb: rgb.map(|v| v.clamp(0.0, 1.0)),
+                },
+            );
         }
         // Inside: the kernels' four results at every pixel from whole-row
         // slices (vectorises; each pixel then takes the two its colour
@@ -378,13 +470,13 @@ pub fn mhc_rows(
                 }
                 s
             };
-            let (even, odd) = (sources(2), sources(3));
-            for (i, o) in o_row[6..6 + 3 * m].chunks_exact_mut(3).enumerate() {
-                let s = if i % 2 == 0 { &even } else { &odd };
-                for (v, src) in o.iter_mut().zip(s) {
-                    *v = src[i].clamp(0.0, 1.0);
-                }
-            }
+            emit(
+                oy,
+                MhcOut::Interior {
+                    sources: [sources(2), sources(3)],
+                    m,
+                },
+            );
         }
     }
 }
@@ -427,12 +519,25 @@ impl MhcRow {
             let h2 = l2[i] + r2[i];
             let v2 = u2[i] + d2[i];
             let diag = ul[i] + ur[i] + dl[i] + dr[i];
-            hz[i] = (5.0 * ctr + 4.0 * h1 - diag - h2 + 0.5 * v2) / 8.0;
-            vt[i] = (5.0 * ctr + 4.0 * v1 - diag - v2 + 0.5 * h2) / 8.0;
-            gr[i] = (4.0 * ctr + 2.0 * (h1 + v1) - (h2 + v2)) / 8.0;
-            op[i] = (6.0 * ctr + 2.0 * diag - 1.5 * (h2 + v2)) / 8.0;
+            [hz[i], vt[i], gr[i], op[i]] = mhc_kernels(ctr, [h1, v1], [h2, v2], diag);
         }
     }
+}
+
+/// MHC's four kernels (coefficients /8) from the centre sample and the
+/// sums of its neighbours: `near` = horizontal and vertical ones at
+/// distance 1, `far` = at distance 2, `diag` = the four diagonal ones.
+/// Returns the horizontal neighbours' colour and the vertical neighbours'
+/// colour at a green pixel, then green and the opposite colour at a red or
+/// blue one.
+#[inline(always)]
+fn mhc_kernels(ctr: f32, [h1, v1]: [f32; 2], [h2, v2]: [f32; 2], diag: f32) -> [f32; 4] {
+    [
+        (5.0 * ctr + 4.0 * h1 - diag - h2 + 0.5 * v2) / 8.0,
+        (5.0 * ctr + 4.0 * v1 - diag - v2 + 0.5 * h2) / 8.0,
+        (4.0 * ctr + 2.0 * (h1 + v1) - (h2 + v2)) / 8.0,
+        (6.0 * ctr + 2.0 * diag - 1.5 * (h2 + v2)) / 8.0,
+    ]
 }
 
 /// The MHC kernels (coefficients /8) at one pixel: `at(dy, dx)` the sample
@@ -448,15 +553,16 @@ fn mhc_px(at: impl Fn(usize, usize) -> f32, own: usize, right: usize) -> [f32; 3
     let h2 = at(2, 0) + at(2, 4);
     let v2 = at(0, 2) + at(4, 2);
     let diag = at(1, 1) + at(1, 3) + at(3, 1) + at(3, 3);
+    let [hz, vt, gr, op] = mhc_kernels(ctr, [h1, v1], [h2, v2], diag);
     let mut px = [0.0f32; 3];
     px[own] = ctr;
     if own == 1 {
         // Green: the horizontal neighbours' colour, then the vertical's.
-        px[right] = (5.0 * ctr + 4.0 * h1 - diag - h2 + 0.5 * v2) / 8.0;
-        px[2 - right] = (5.0 * ctr + 4.0 * v1 - diag - v2 + 0.5 * h2) / 8.0;
+        px[right] = hz;
+        px[2 - right] = vt;
     } else {
-        px[1] = (4.0 * ctr + 2.0 * (h1 + v1) - (h2 + v2)) / 8.0;
-        px[2 - own] = (6.0 * ctr + 2.0 * diag - 1.5 * (h2 + v2)) / 8.0;
+        px[1] = gr;
+        px[2 - own] = op;
     }
     px
 }
@@ -639,6 +745,40 @@ mod tests {
         // Degenerate sizes do not panic.
         for (w, h) in [(1usize, 1usize), (2, 2), (1, 5), (5, 1), (3, 2)] {
             run(Demosaic::Mhc, &vec![0.5; w * h], w, h, BayerPattern::Rggb);
+        }
+    }
+
+    #[test]
+    fn mhc_luminance_is_the_channel_mean_of_the_demosaic_bit_for_bit() {
+        // Values beyond [0, 1] so that the clamps matter; odd and even
+        // widths, the degenerate ones, and bands with their margin.
+        for (w, h) in [
+            (13usize, 9usize),
+            (6, 5),
+            (5, 6),
+            (4, 4),
+            (1, 3),
+            (2, 2),
+            (3, 7),
+        ] {
+            let raw: Vec<f32> = (0..w * h)
+                .map(|i| ((i * 7919 % 1009) as f32) / 1009.0 * 1.4 - 0.2)
+                .collect();
+            for p in BayerPattern::ALL {
+                let want = jupiter_plugin_api::channel_mean(&run(Demosaic::Mhc, &raw, w, h, p), 3);
+                for (y0, rows) in [(0, h), (h - 1, 1), (h / 2, h - h / 2)] {
+                    let lo = y0.saturating_sub(2);
+                    let hi = (y0 + rows + 2).min(h);
+                    let mut got = vec![f32::NAN; rows * w];
+                    mhc_luminance_rows(&raw[lo * w..hi * w], w, h, lo, p, y0, rows, &mut got);
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(
+                        bits(&got),
+                        bits(&want[y0 * w..(y0 + rows) * w]),
+                        "{p:?} {w}×{h} rows {y0}+{rows}"
+                    );
+                }
+            }
         }
     }
 

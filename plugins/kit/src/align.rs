@@ -15,13 +15,7 @@ use crate::warp::{shift_plane, Interp};
 
 /// Luminance plane (mean of the channels) of frame `i` of the source.
 pub fn frame_luminance(frames: &FrameSourceRef, i: usize) -> Result<Vec<f32>, StageError> {
-    let (frame, channels) = (frames.frame(i)?, frames.info().channels as usize);
-    // A mono frame is its own luminance: no copy.
-    Ok(if channels == 1 {
-        frame
-    } else {
-        luminance(&frame, channels)
-    })
+    frames.luminance(i)
 }
 
 /// Resamples a plane (bicubic, edges replicated) so that
@@ -151,16 +145,11 @@ pub fn fft_size(n: usize) -> usize {
 /// Luminance of the rectangle `roi` of frame `i` (only its rows are decoded).
 pub fn roi_luminance(frames: &FrameSourceRef, i: usize, roi: Roi) -> Result<Vec<f32>, StageError> {
     let info = frames.info();
-    let (w, c) = (info.width as usize, info.channels as usize);
+    let w = info.width as usize;
     if roi == Roi::full(w, info.height as usize) {
         return frame_luminance(frames, i);
     }
-    let mut rows = vec![0.0; roi.h * w * c];
-    frames
-        .read_rows(i, roi.y0, roi.h, rows.as_mut_slice().into())
-        .into_result()?;
-    // Mono rows are their own luminance: no copy.
-    let lum = if c == 1 { rows } else { luminance(&rows, c) };
+    let lum = frames.luminance_rows(i, roi.y0, roi.h)?;
     Ok(Roi { y0: 0, ..roi }.crop(&lum, w))
 }
 

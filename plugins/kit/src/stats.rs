@@ -2,19 +2,7 @@
 
 /// Luminance plane of an interleaved image (mean of its channels).
 pub fn luminance(data: &[f32], channels: usize) -> Vec<f32> {
-    if channels == 1 {
-        return data.to_vec();
-    }
-    if channels == 3 {
-        // The common case, written out (the same sum order as below).
-        return data
-            .chunks_exact(3)
-            .map(|p| (p[0] + p[1] + p[2]) / 3.0)
-            .collect();
-    }
-    data.chunks_exact(channels)
-        .map(|p| p.iter().sum::<f32>() / channels as f32)
-        .collect()
+    jupiter_plugin_api::channel_mean(data, channels)
 }
 
 /// The `q`-quantile (0..=1) of `values`, by selection (values are copied).

@@ -133,14 +133,9 @@ pub fn score_all(
     p: &QualityParams,
 ) -> Result<Vec<f32>, StageError> {
     let info = frames.info();
-    let (w, h, c) = info.dims();
+    let (w, h, _) = info.dims();
     ctx.par_try_map(info.count as usize, 16, |i| {
-        let frame = frames.frame(i)?;
-        Ok(if c == 1 {
-            score_plane(&frame, w, h, p)
-        } else {
-            score_plane(&stats::luminance(&frame, c), w, h, p)
-        })
+        Ok(score_plane(&frames.luminance(i)?, w, h, p))
     })
 }
 

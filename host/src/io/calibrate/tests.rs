@@ -6,6 +6,7 @@ use jupiter_testkit::ser::{write_ser, Cfa, SerColor, SerSpec};
 
 use super::*;
 use crate::io::capture::{CaptureFile, OpenOptions};
+use crate::io::debayer::Demosaic;
 
 fn scratch(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("jupiter-calib-{name}-{}", std::process::id()));
@@ -40,6 +41,63 @@ fn ser(path: &Path, (w, h): (usize, usize), color: SerColor, frames: &[Vec<u16>]
     )
     .unwrap();
     path.to_path_buf()
+}
+
+/// `luminance_rows` is `decode_rows` then the channel mean, bit for bit,
+/// for the whole frame and for bands (the MHC mosaic path reads its own
+/// margin).
+fn assert_luminance_is_the_channel_mean(file: &CaptureFile, what: &str) {
+    let (w, h, c) = (file.width(), file.height(), file.channels());
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    for (y0, rows) in [(0, h), (0, 1), (1, 3), (h - 2, 2)] {
+        let mut rgb = vec![0.0f32; rows * w * c];
+        file.decode_rows(0, y0, rows, &mut rgb).unwrap();
+        let mut lum = vec![f32::NAN; rows * w];
+        file.luminance_rows(0, y0, rows, &mut lum).unwrap();
+        let want = jupiter_plugin_api::channel_mean(&rgb, c);
+        assert_eq!(bits(&lum), bits(&want), "{what}: rows {y0}+{rows}");
+    }
+    // A wrong buffer is an error, not a panic.
+    assert!(file
+        .luminance_rows(0, 0, 1, &mut vec![0.0; w * c + 1])
+        .is_err());
+}
+
+#[test]
+fn luminance_rows_are_the_channel_mean_of_the_decoded_rows() {
+    let dir = scratch("luminance");
+    let (w, h) = (19, 14);
+    let mut rng = Rng::new(3);
+    let frame: Vec<u16> = (0..w * h).map(|_| (rng.uniform() * 255.0) as u16).collect();
+    let colors = [
+        SerColor::Mono,
+        SerColor::Bayer(Cfa::Rggb),
+        SerColor::Bayer(Cfa::Grbg),
+        SerColor::Bayer(Cfa::Gbrg),
+        SerColor::Bayer(Cfa::Bggr),
+    ];
+    for (k, color) in colors.into_iter().enumerate() {
+        let path = ser(
+            &dir.join(format!("c{k}.ser")),
+            (w, h),
+            color,
+            &[frame.clone()],
+        );
+        for demosaic in [Demosaic::Mhc, Demosaic::Bilinear] {
+            let opts = OpenOptions {
+                demosaic,
+                ..Default::default()
+            };
+            let file = CaptureFile::open(&path, opts).unwrap();
+            assert_luminance_is_the_channel_mean(&file, &format!("{color:?} {demosaic:?}"));
+        }
+    }
+    // Interleaved RGB: three samples per pixel.
+    let rgb: Vec<u16> = (0..w * h * 3).map(|i| (i * 37 % 256) as u16).collect();
+    let path = ser(&dir.join("rgb.ser"), (w, h), SerColor::Rgb, &[rgb]);
+    let file = CaptureFile::open(&path, OpenOptions::default()).unwrap();
+    assert_luminance_is_the_channel_mean(&file, "RGB");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -231,6 +289,7 @@ fn calibration_applies_dark_and_flat_to_raw_samples_before_the_debayer() {
     let mut band = vec![0.0f32; 4 * w * 3];
     file.decode_rows(0, 4, 4, &mut band).unwrap();
     assert_eq!(band, rgb[4 * w * 3..8 * w * 3]);
+    assert_luminance_is_the_channel_mean(&file, "calibrated RGGB");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::calibrate::Applied;
-use super::debayer::{demosaic_rows, BayerPattern, Demosaic};
+use super::debayer::{demosaic_rows, mhc_luminance_rows, BayerPattern, Demosaic};
 use super::ser::{self, ColorId, SerError, SerFile};
 
 pub use detect::{detect, Format};
@@ -462,15 +462,67 @@ impl CaptureFile {
         out: &mut [f32],
     ) -> Result<(), CaptureError> {
         let (w, h, c) = (self.width(), self.height(), self.raw_channels());
-        let margin = cal.repair_rows() + self.bayer().map_or(0, |_| self.demosaic.margin());
+        let (lo, raw) = self.mosaic_with_margin(Some(cal), index, y0, rows)?;
+        match self.bayer() {
+            Some(pattern) => demosaic_rows(self.demosaic, &raw, w, h, lo, pattern, y0, rows, out),
+            None => out.copy_from_slice(&raw[(y0 - lo) * w * c..(y0 - lo + rows) * w * c]),
+        }
+        Ok(())
+    }
+
+    /// Raw rows `y0 .. y0 + rows` (before any demosaic) with the margin the
+    /// demosaic and `cal`'s hot-pixel repair read, calibrated by `cal`:
+    /// the first row's index and the rows.
+    fn mosaic_with_margin(
+        &self,
+        cal: Option<&Applied>,
+        index: usize,
+        y0: usize,
+        rows: usize,
+    ) -> Result<(usize, Vec<f32>), CaptureError> {
+        let (w, h, c) = (self.width(), self.height(), self.raw_channels());
+        let margin =
+            cal.map_or(0, |c| c.repair_rows()) + self.bayer().map_or(0, |_| self.demosaic.margin());
         let lo = y0.saturating_sub(margin);
         let hi = (y0 + rows + margin).min(h);
         let mut raw = vec![0.0f32; (hi - lo) * w * c];
         self.decode_raw_rows(index, lo, hi - lo, &mut raw)?;
-        cal.apply(&mut raw, lo, hi - lo);
+        if let Some(cal) = cal {
+            cal.apply(&mut raw, lo, hi - lo);
+        }
+        Ok((lo, raw))
+    }
+
+    /// Rows `y0 .. y0 + rows` of frame `index` as luminance (`rows × width`
+    /// samples): the mean of the decoded channels, bit for bit
+    /// [`decode_rows`](Self::decode_rows) then `channel_mean`. A mosaic
+    /// under the MHC demosaic goes straight to luminance
+    /// ([`mhc_luminance_rows`]): scoring and alignment read every frame
+    /// this way, and the interleaved RGB rows cost a third of a Bayer run.
+    pub fn luminance_rows(
+        &self,
+        index: usize,
+        y0: usize,
+        rows: usize,
+        out: &mut [f32],
+    ) -> Result<(), CaptureError> {
+        let (w, h, c) = (self.width(), self.height(), self.channels());
+        self.check_request("luminance rows", 1, (index, y0, rows), out.len())?;
+        if c == 1 {
+            return self.decode_rows(index, y0, rows, out);
+        }
         match self.bayer() {
-            Some(pattern) => demosaic_rows(self.demosaic, &raw, w, h, lo, pattern, y0, rows, out),
-            None => out.copy_from_slice(&raw[(y0 - lo) * w * c..(y0 - lo + rows) * w * c]),
+            Some(pattern) if self.demosaic == Demosaic::Mhc => {
+                pause::wait_before_reading(self.path(), index);
+                let (lo, raw) =
+                    self.mosaic_with_margin(self.calibration.as_deref(), index, y0, rows)?;
+                mhc_luminance_rows(&raw, w, h, lo, pattern, y0, rows, out);
+            }
+            _ => {
+                let mut all = vec![0.0f32; rows * w * c];
+                self.decode_rows(index, y0, rows, &mut all)?;
+                jupiter_plugin_api::channel_mean_into(&all, c, out);
+            }
         }
         Ok(())
     }

@@ -168,6 +168,34 @@ impl<'a> StageCtx<'a> {
         crate::par::chunks_mut(&self.backend, data, chunk, f);
         self.check_cancelled()
     }
+    /// [`par_chunks_mut`](Self::par_chunks_mut) with a fallible body: the
+    /// first error a chunk returns is the result, and chunks not started
+    /// by then are skipped.
+    pub fn par_try_chunks_mut<T, F>(
+        &self,
+        data: &mut [T],
+        chunk: usize,
+        f: F,
+    ) -> Result<(), StageError>
+    where
+        T: Send,
+        F: Fn(usize, &mut [T]) -> Result<(), StageError> + Sync,
+    {
+        let first = std::sync::Mutex::new(None);
+        let lock = || first.lock().unwrap_or_else(|p| p.into_inner());
+        self.par_chunks_mut(data, chunk, |i, c| {
+            if lock().is_some() {
+                return;
+            }
+            if let Err(e) = f(i, c) {
+                lock().get_or_insert(e);
+            }
+        })?;
+        match first.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
     /// A fallible parallel map over `0..n`: stops with the first error or
     /// on cancellation, and reports progress as items finish (every `every`
     /// items and at the last one; `every = 0`: no progress).

@@ -120,9 +120,14 @@ impl Points {
         }
         let s = self.grid.size;
         let mut patch = vec![0.0f32; s * s];
-        self.grid
-            .patch(&self.reference, self.w, self.h, k, 0, 0, &mut patch);
+        self.reference_patch(k, &mut patch);
         Some(f(&PhaseCorrelator::new(&patch, s, s)))
+    }
+
+    /// Point `k`'s patch of the reference the points were prepared on.
+    fn reference_patch(&self, k: usize, out: &mut [f32]) {
+        self.grid
+            .patch(&self.reference, self.w, self.h, k, 0, 0, out);
     }
 }
 
@@ -224,14 +229,8 @@ impl Points {
     }
 
     /// Sets [`Points::noise`] from the noise model of one frame's
-    /// luminance, at each active point's mean level on `reference`.
-    pub fn with_noise(
-        mut self,
-        model: &NoiseModel,
-        reference: &[f32],
-        w: usize,
-        h: usize,
-    ) -> Points {
+    /// luminance, at each active point's mean level on the reference.
+    pub fn with_noise(mut self, model: &NoiseModel) -> Points {
         let s = self.grid.size;
         let mut patch = vec![0.0f32; s * s];
         let scale = grid::NOISE_STRUCTURE * grid::NOISE_STRUCTURE;
@@ -240,7 +239,7 @@ impl Points {
                 if !self.grid.active[k] {
                     return 0.0;
                 }
-                self.grid.patch(reference, w, h, k, 0, 0, &mut patch);
+                self.reference_patch(k, &mut patch);
                 scale * model.variance(jupiter_kit::stats::mean(&patch) as f32)
             })
             .collect();
@@ -472,10 +471,7 @@ fn residual(
         .then(|| points.gradients[k].as_ref())
         .flatten()
         .and_then(|g| {
-            let (w, h) = (points.w, points.h);
-            points
-                .grid
-                .patch(&points.reference, w, h, k, 0, 0, reference);
+            points.reference_patch(k, reference);
             g.shift(reference, patch)
         });
     match fitted {
@@ -706,7 +702,7 @@ fn reference_and_points(
     // The noise of one frame (the best) at each point's level, for the
     // automatic per-point budget.
     let model = noise_model(&frame_luminance(frames, 0)?, w, h);
-    let points = points.with_noise(&model, &reference, w, h);
+    let points = points.with_noise(&model);
     Ok((mode, GlobalRef::new(&reference, w, h), points))
 }
 
@@ -775,18 +771,11 @@ impl Points {
         let todo = |i: usize| sampled(i) || masks[i].iter().any(|&m| m);
         let total = (0..locals.len()).filter(|&i| todo(i)).count() as u64;
         let done = std::sync::atomic::AtomicU64::new(0);
-        let failed = std::sync::Mutex::new(None);
-        ctx.par_chunks_mut(locals, 1, |i, one| {
+        ctx.par_try_chunks_mut(locals, 1, |i, one| {
             if !todo(i) || ctx.check_cancelled().is_err() {
-                return;
+                return Ok(());
             }
-            let lum = match frame_luminance(frames, i) {
-                Ok(l) => l,
-                Err(e) => {
-                    failed.lock().unwrap().get_or_insert(e);
-                    return;
-                }
-            };
+            let lum = frame_luminance(frames, i)?;
             let mut m = FrameMeasure {
                 global: globals[i],
                 locals: std::mem::take(&mut one[0]),
@@ -799,11 +788,8 @@ impl Points {
             if d.is_multiple_of(8) || d == total {
                 ctx.progress(d, total);
             }
-        })?;
-        if let Some(e) = failed.into_inner().unwrap() {
-            return Err(e);
-        }
-        Ok(())
+            Ok(())
+        })
     }
 }
 

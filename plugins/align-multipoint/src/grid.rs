@@ -227,43 +227,13 @@ pub fn structure(p: &[f32], s: usize) -> f32 {
     if s < 5 {
         return 0.0;
     }
-    // Separable [1 2 1] / 4: horizontal on every row (interior columns),
-    // vertical on rows 1..s-1 kept in a ring of three; the gradient energy
-    // of row y needs the smoothed rows y-1, y, y+1. Rows are summed in
-    // vectorised lanes (this runs on every patch of every frame).
-    let mut hz = vec![0.0f32; s * s];
-    for (src, dst) in p.chunks_exact(s).zip(hz.chunks_exact_mut(s)) {
-        let (l, m, r) = (&src[..s - 2], &src[1..s - 1], &src[2..]);
-        for (i, o) in dst[1..s - 1].iter_mut().enumerate() {
-            *o = 0.25 * (l[i] + 2.0 * m[i] + r[i]);
-        }
-    }
-    let smooth = |y: usize, out: &mut [f32]| {
-        let (a, b, c) = (
-            &hz[(y - 1) * s..y * s],
-            &hz[y * s..(y + 1) * s],
-            &hz[(y + 1) * s..(y + 2) * s],
-        );
-        for (i, o) in out.iter_mut().enumerate() {
-            *o = 0.25 * (a[i] + 2.0 * b[i] + c[i]);
-        }
-    };
-    let mut ring = [vec![0.0f32; s], vec![0.0f32; s], vec![0.0f32; s]];
-    smooth(1, &mut ring[1]);
-    smooth(2, &mut ring[2]);
-    let mut energy = vec![0.0f32; s - 4];
+    // The rows' gradient energy as a whole frame's (`EnergyRows`), on the
+    // patch alone: rows 2 .. s - 2, columns 2 .. s - 2.
+    let mut rows = EnergyRows::new(p, s, 2);
     let mut acc = 0.0f64;
-    for y in 2..s - 2 {
-        ring.rotate_left(1);
-        smooth(y + 1, &mut ring[2]);
-        let (up, mid, dn) = (&ring[0], &ring[1], &ring[2]);
-        for (i, e) in energy.iter_mut().enumerate() {
-            let x = i + 2;
-            let gx = mid[x + 1] - mid[x - 1];
-            let gy = dn[x] - up[x];
-            *e = gx * gx + gy * gy;
-        }
-        acc += jupiter_kit::stats::mean(&energy) * energy.len() as f64;
+    for _ in 2..s - 2 {
+        let energy = &rows.next_row()[2..s - 2];
+        acc += jupiter_kit::stats::mean(energy) * energy.len() as f64;
     }
     let n = ((s - 4) * (s - 4)) as f64;
     (acc / n).sqrt() as f32 * 0.5

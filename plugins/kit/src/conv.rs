@@ -118,34 +118,9 @@ fn h_rows_fused<const K: usize>(
     }
 }
 
-/// [`v_rows`] for `K` taps one row apart, each pixel's taps summed in one
-/// go (bit for bit the tap-by-tap sums; see [`h_rows_fused`]).
-fn v_rows_fused<const K: usize>(
-    kernel: &[f32; K],
-    tmp: &[f32],
-    width: usize,
-    height: usize,
-    y_start: usize,
-    out: &mut [f32],
-) {
-    let r = K / 2;
-    for (ry, row_out) in out.chunks_mut(width).enumerate() {
-        let y = y_start + ry;
-        let rows: [&[f32]; K] = std::array::from_fn(|k| {
-            let sy = (y + k).saturating_sub(r).min(height - 1);
-            &tmp[sy * width..][..width]
-        });
-        for (x, o) in row_out.iter_mut().enumerate() {
-            let mut acc = 0.0f32;
-            for k in 0..K {
-                acc += kernel[k] * rows[k][x];
-            }
-            *o = acc;
-        }
-    }
-}
-
-/// Vertical pass over the rows starting at `y_start` that `out` covers.
+/// Vertical pass over the rows starting at `y_start` that `out` covers:
+/// each output row is [`combine_rows`] of the kernel's rows of `tmp`
+/// (clamped at the edges).
 fn v_rows(
     tmp: &[f32],
     width: usize,
@@ -155,19 +130,16 @@ fn v_rows(
     y_start: usize,
     out: &mut [f32],
 ) {
-    if d == 1 {
-        fused!(v_rows_fused, kernel, tmp, width, height, y_start, out);
-    }
     let r = (kernel.len() / 2) as isize;
+    let mut rows: Vec<&[f32]> = Vec::with_capacity(kernel.len());
     for (ry, row_out) in out.chunks_mut(width).enumerate() {
         let y = (y_start + ry) as isize;
-        row_out.fill(0.0);
-        for (k, kv) in kernel.iter().enumerate() {
+        rows.clear();
+        rows.extend((0..kernel.len()).map(|k| {
             let sy = (y + (k as isize - r) * d).clamp(0, height as isize - 1) as usize;
-            for (o, s) in row_out.iter_mut().zip(&tmp[sy * width..(sy + 1) * width]) {
-                *o += kv * s;
-            }
-        }
+            &tmp[sy * width..(sy + 1) * width]
+        }));
+        combine_rows(kernel, &rows, row_out);
     }
 }
 

@@ -14,7 +14,6 @@
 //! samples — never the frame set.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 
 use jupiter_plugin_api::{FrameSourceRef, FrameWarp, Image, StageCtx, StageError};
 
@@ -218,26 +217,15 @@ where
     let br = band_rows(n, rl);
     let bands = h.div_ceil(br) as u64;
     let done = AtomicU64::new(0);
-    let error = Mutex::new(None);
     let cancelled = || ctx.backend.cancelled();
-    ctx.par_chunks_mut(out.data.as_mut_slice(), br * rl, |b, band| {
+    ctx.par_try_chunks_mut(out.data.as_mut_slice(), br * rl, |b, band| {
         let rows = band.len() / rl;
         let mut tile = PixelMajorBand::new(n, w, ch, rows);
-        match tile.gather(frames, warps, interp, b * br, rows, &cancelled) {
-            Ok(()) => tile.reduce_into(band, &reduce),
-            Err(e) => {
-                error
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get_or_insert(e);
-                return;
-            }
-        }
+        tile.gather(frames, warps, interp, b * br, rows, &cancelled)?;
+        tile.reduce_into(band, &reduce);
         ctx.progress(done.fetch_add(1, Ordering::Relaxed) + 1, bands);
+        Ok(())
     })?;
-    if let Some(e) = error.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        return Err(e);
-    }
     Ok(out)
 }
 

@@ -36,8 +36,7 @@ pub fn stack(
     let mut out = Image::new(info.width, info.height, info.channels);
     let bands = h.div_ceil(BAND_ROWS) as u64;
     let done = AtomicU64::new(0);
-    let errors = std::sync::Mutex::new(None);
-    ctx.par_chunks_mut(out.data.as_mut_slice(), BAND_ROWS * rl, |b, band| {
+    ctx.par_try_chunks_mut(out.data.as_mut_slice(), BAND_ROWS * rl, |b, band| {
         let y0 = b * BAND_ROWS;
         let rows = band.len() / rl;
         let mut sum = vec![0.0f64; band.len()];
@@ -47,9 +46,9 @@ pub fn stack(
         let mut scratch = Vec::new();
         for (i, warp) in req.alignment.warps.iter().enumerate() {
             if ctx.backend.cancelled() {
-                return;
+                return Ok(());
             }
-            if let Err(e) = warped_rows(
+            warped_rows(
                 frames,
                 i,
                 warp,
@@ -59,10 +58,7 @@ pub fn stack(
                 &mut buf,
                 Some(&mut pix_w),
                 &mut scratch,
-            ) {
-                errors.lock().unwrap().get_or_insert(e);
-                return;
-            }
+            )?;
             let fw = weights[i] as f64;
             for (px, pw) in pix_w.iter().enumerate() {
                 let wt = fw * *pw as f64;
@@ -85,10 +81,8 @@ pub fn stack(
             }
         }
         ctx.progress(done.fetch_add(1, Ordering::Relaxed) + 1, bands);
+        Ok(())
     })?;
-    if let Some(e) = errors.into_inner().unwrap() {
-        return Err(e);
-    }
     Ok(out)
 }
 

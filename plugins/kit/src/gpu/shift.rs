@@ -345,20 +345,9 @@ pub fn read_batch(
     staging: &mut [f32],
 ) -> Result<(), StageError> {
     let block = rows * frames.info().row_len();
-    let error = std::sync::Mutex::new(None);
-    ctx.par_chunks_mut(&mut staging[..count * block], block, |k, chunk| {
-        if let Err(e) = frames
+    ctx.par_try_chunks_mut(&mut staging[..count * block], block, |k, chunk| {
+        frames
             .read_rows(start + k, y0, rows, chunk.into())
             .into_result()
-        {
-            error
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get_or_insert(e);
-        }
-    })?;
-    match error.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    })
 }

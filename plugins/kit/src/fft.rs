@@ -440,8 +440,9 @@ impl PhaseCorrelator {
 /// Branch-free, so the loop over the spectrum vectorises.
 #[inline]
 fn cross_weight(m2: f32, lp: f32, e: f32) -> f32 {
-    let keep = m2 > 1e-30 && lp > 1e-7;
-    let w = lp * fast_pow(m2.max(1e-30), e);
+    // Plain selects, no `&&` or `f32::max`: those kept the loop scalar.
+    let keep = (m2 > 1e-30) & (lp > 1e-7);
+    let w = lp * fast_pow(if m2 > 1e-30 { m2 } else { 1e-30 }, e);
     if keep {
         w
     } else {
@@ -456,22 +457,34 @@ fn cross_weight(m2: f32, lp: f32, e: f32) -> f32 {
 #[inline(always)]
 pub fn fast_pow(x: f32, p: f32) -> f32 {
     // log2(x) = e + log2(m), m in [1, 2); log2(m) = 2/ln2 · atanh(t), t = (m-1)/(m+1) <= 1/3.
+    // Only float arithmetic, bit moves and selects, so that a loop over it
+    // vectorises: the exponent becomes a float by the same trick as the
+    // rounding below (2^23 + e read as a float), not by a cast.
     let bits = x.to_bits();
-    let e = ((bits >> 23) & 0xff) as i32 - 127;
+    let e = f32::from_bits(((bits >> 23) & 0xff) | 0x4b00_0000) - (8_388_608.0 + 127.0);
     let m = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000);
     let t = (m - 1.0) / (m + 1.0);
     let t2 = t * t;
     let atanh = t * (1.0 + t2 * (1.0 / 3.0 + t2 * (1.0 / 5.0 + t2 * (1.0 / 7.0 + t2 / 9.0))));
-    let y = (p * (e as f32 + atanh * (2.0 / std::f32::consts::LN_2))).clamp(-126.0, 126.0);
-    // 2^y = 2^i · e^(f·ln2), i = y truncated, |f| < 1.
-    let i = y as i32;
-    let z = (y - i as f32) * std::f32::consts::LN_2;
+    let y = p * (e + atanh * (2.0 / std::f32::consts::LN_2));
+    let y = if y < -126.0 {
+        -126.0
+    } else if y > 126.0 {
+        126.0
+    } else {
+        y
+    };
+    // 2^y = 2^i · e^(f·ln2), i = y rounded, |f| <= 1/2. Adding 1.5·2^23
+    // rounds y into the sum's last mantissa bits: i is read from the bits,
+    // so the loop vectorises (a float-to-int cast kept it scalar).
+    const ROUND: f32 = 12_582_912.0;
+    let r = y + ROUND;
+    let i = r.to_bits().wrapping_sub(ROUND.to_bits());
+    let z = (y - (r - ROUND)) * std::f32::consts::LN_2;
     let poly = 1.0
         + z * (1.0
-            + z * (0.5
-                + z * (1.0 / 6.0
-                    + z * (1.0 / 24.0 + z * (1.0 / 120.0 + z * (1.0 / 720.0 + z / 5040.0))))));
-    poly * f32::from_bits(((i + 127) as u32) << 23)
+            + z * (0.5 + z * (1.0 / 6.0 + z * (1.0 / 24.0 + z * (1.0 / 120.0 + z / 720.0)))));
+    poly * f32::from_bits(i.wrapping_add(127) << 23)
 }
 
 /// Sub-sample offset of a peak from three samples: gaussian fit when all are

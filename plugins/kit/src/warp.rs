@@ -430,16 +430,33 @@ fn taps_dyn(
 /// step along the grid's columns done once per row.
 pub struct FieldRows<'f> {
     field: &'f WarpField,
+    /// Per pixel column: its two node columns and the weight of the second.
     xs: Vec<(usize, usize, f32)>,
+    /// The weights of `xs` alone, contiguous.
+    tx: Vec<f32>,
+    /// Runs of pixel columns `x0 .. x1` between the same node columns
+    /// `(i0, i1)`: a run interpolates with two constants, so it vectorises.
+    runs: Vec<(usize, usize, usize, usize)>,
     at_row: Vec<f32>,
 }
 
 impl<'f> FieldRows<'f> {
     /// For rows `width` pixels long.
     pub fn new(field: &'f WarpField, width: usize) -> FieldRows<'f> {
+        let xs: Vec<(usize, usize, f32)> =
+            (0..width).map(|x| field.column_nodes(x as f32)).collect();
+        let mut runs: Vec<(usize, usize, usize, usize)> = Vec::new();
+        for (x, &(i0, i1, _)) in xs.iter().enumerate() {
+            match runs.last_mut() {
+                Some(r) if (r.2, r.3) == (i0, i1) => r.1 = x + 1,
+                _ => runs.push((x, x + 1, i0, i1)),
+            }
+        }
         FieldRows {
             field,
-            xs: (0..width).map(|x| field.column_nodes(x as f32)).collect(),
+            tx: xs.iter().map(|&(_, _, t)| t).collect(),
+            xs,
+            runs,
             at_row: vec![0.0; 3 * field.cols as usize],
         }
     }
@@ -488,12 +505,22 @@ impl<'f> FieldRows<'f> {
         let cols = self.field.cols as usize;
         let (rdx, rest) = self.at_row.split_at(cols);
         let (rdy, rwt) = rest.split_at(cols);
-        for x in x0..x1 {
-            let (i0, i1, tx) = self.xs[x];
-            let lerp = |v: &[f32]| v[i0] * (1.0 - tx) + v[i1] * tx;
-            dx[x] = lerp(rdx);
-            dy[x] = lerp(rdy);
-            weight[x] = lerp(rwt);
+        for &(a, b, i0, i1) in &self.runs {
+            let (a, b) = (a.max(x0), b.min(x1));
+            if a >= b {
+                continue;
+            }
+            let t = &self.tx[a..b];
+            for (out, v) in [
+                (&mut dx[a..b], rdx),
+                (&mut dy[a..b], rdy),
+                (&mut weight[a..b], rwt),
+            ] {
+                let (v0, v1) = (v[i0], v[i1]);
+                for (o, &tx) in out.iter_mut().zip(t) {
+                    *o = v0 * (1.0 - tx) + v1 * tx;
+                }
+            }
         }
     }
 }
@@ -877,6 +904,39 @@ mod field_tests {
     }
 
     /// The field path equals sampling `WarpField::sample` at every pixel, bit for bit.
+    #[test]
+    fn field_rows_are_the_fields_samples_bit_for_bit() {
+        let (w, h) = (53usize, 9usize);
+        let (cols, rows) = (5usize, 3usize);
+        let n = cols * rows;
+        let dx = (0..n).map(|k| (k as f32 * 0.7).sin() * 1.5).collect();
+        let dy = (0..n).map(|k| (k as f32 * 1.3).cos()).collect();
+        // Weight only in the middle columns: the weighted span is a part.
+        let weight = (0..n)
+            .map(|k| ((k % cols == 2) as u8) as f32 * 0.6)
+            .collect();
+        let field = WarpField::new((cols, rows), (6.5, 1.0), (11.0, 3.5), [dx, dy, weight]);
+        let mut fr = FieldRows::new(&field, w);
+        let bits = |v: f32| v.to_bits();
+        for y in 0..h {
+            let (mut fx, mut fy, mut fw) = (vec![9.0; w], vec![9.0; w], vec![9.0; w]);
+            fr.row(y as f32, &mut fx, &mut fy, &mut fw);
+            let (mut gx, mut gy, mut gw) = (vec![9.0; w], vec![9.0; w], vec![9.0; w]);
+            let (x0, x1) = fr.weighted_row(y as f32, &mut gx, &mut gy, &mut gw);
+            assert!(x0 < x1 && x1 - x0 < w, "row {y}: span {x0}..{x1}");
+            for x in 0..w {
+                let (sx, sy, sw) = field.sample(x as f32, y as f32);
+                let got = (bits(fx[x]), bits(fy[x]), bits(fw[x]));
+                assert_eq!(got, (bits(sx), bits(sy), bits(sw)), "({x}, {y})");
+                if (x0..x1).contains(&x) {
+                    assert_eq!((bits(gx[x]), bits(gy[x]), bits(gw[x])), got, "({x}, {y})");
+                } else {
+                    assert_eq!(gw[x], 0.0, "({x}, {y}) outside the span");
+                }
+            }
+        }
+    }
+
     #[test]
     fn field_path_matches_per_pixel_sampling() {
         let (w, h) = (37usize, 29usize);

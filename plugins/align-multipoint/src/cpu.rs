@@ -14,7 +14,7 @@ use crate::params::{Mode, MultipointParams};
 
 /// Everything measured on one frame: its global shift and, per grid point
 /// (inactive points stay default), the local measurement.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FrameMeasure {
     pub global: Shift,
     pub locals: Vec<Local>,
@@ -188,7 +188,7 @@ impl Points {
         let prepared = (0..grid.len())
             .map(|k| prepare_point(&grid, reference, (w, h), p, k))
             .collect();
-        Self::from_prepared(grid, prepared, reference, w, h)
+        Self::from_prepared(grid, prepared, reference.to_vec(), w, h)
     }
 
     /// [`Points::new`], the points prepared in parallel on the stage's pool
@@ -196,13 +196,13 @@ impl Points {
     pub fn new_in(
         ctx: &StageCtx,
         grid: ApGrid,
-        reference: &[f32],
+        reference: Vec<f32>,
         w: usize,
         h: usize,
         p: &MultipointParams,
     ) -> Result<Points, StageError> {
         let prepared = ctx.par_map(grid.len(), |k| {
-            prepare_point(&grid, reference, (w, h), p, k)
+            prepare_point(&grid, &reference, (w, h), p, k)
         })?;
         Ok(Self::from_prepared(grid, prepared, reference, w, h))
     }
@@ -210,7 +210,7 @@ impl Points {
     fn from_prepared(
         grid: ApGrid,
         prepared: Vec<(Option<PointCorrelator>, Option<Gradient>)>,
-        reference: &[f32],
+        reference: Vec<f32>,
         w: usize,
         h: usize,
     ) -> Points {
@@ -222,10 +222,15 @@ impl Points {
             gradients,
             spans,
             noise: Vec::new(),
-            reference: reference.to_vec(),
+            reference,
             w,
             h,
         }
+    }
+
+    /// The reference plane the points were prepared on.
+    pub fn reference(&self) -> &[f32] {
+        &self.reference
     }
 
     /// Sets [`Points::noise`] from the noise model of one frame's
@@ -263,9 +268,71 @@ pub fn measure_frame(
     points: &Points,
     p: &MultipointParams,
 ) -> FrameMeasure {
-    let mut m = first_pass(lum, w, h, global, points, p);
-    later_passes(lum, w, h, points, p, &mut m, None);
+    measure_frame_in(None, lum, (w, h), global, points, p)
+}
+
+/// [`measure_frame`], its points measured in parallel on `par`'s pool when
+/// given (a large frame measured alone), else on this thread.
+fn measure_frame_in(
+    par: Option<&StageCtx>,
+    lum: &[f32],
+    (w, h): (usize, usize),
+    global: &GlobalRef,
+    points: &Points,
+    p: &MultipointParams,
+) -> FrameMeasure {
+    let mut m = scan(lum, w, h, global, points);
+    first_pass_points(par, lum, w, h, points, p, &mut m, None);
+    later_passes(par, lum, w, h, points, p, &mut m, None);
     m
+}
+
+/// Points measured per parallel task by [`per_point`].
+const POINTS_PER_TASK: usize = 8;
+
+/// Frame planes (`f32`) the measurement may hold at once, across its
+/// parallel tasks: a task measuring one frame holds two (the luminance
+/// and its dewarped copy), so a 24-megapixel frame is 192 MB. Fewer
+/// frames than threads are then measured at a time, each one's points in
+/// parallel: the memory stays that of one or two frames on any number of
+/// cores.
+const FRAME_PLANES_BUDGET: usize = 256 << 20;
+
+/// How many frames of `w × h` to measure at once (at least 1, at most one
+/// per thread), within [`FRAME_PLANES_BUDGET`].
+fn frames_in_flight(ctx: &StageCtx, w: usize, h: usize) -> usize {
+    let per_frame = (2 * w * h * std::mem::size_of::<f32>()).max(1);
+    (FRAME_PLANES_BUDGET / per_frame).clamp(1, ctx.threads().max(1))
+}
+
+/// `f(k, scratch)` for every point `k` in `0..n`: on this thread with one
+/// scratch buffer of `scratch` samples, or, with `par`, in parallel on its
+/// pool ([`POINTS_PER_TASK`] points and one buffer per task). The results
+/// are the same either way (each point's work is independent).
+fn per_point<T: Send + Default + Clone>(
+    par: Option<&StageCtx>,
+    n: usize,
+    scratch: usize,
+    f: impl Fn(usize, &mut [f32]) -> T + Sync,
+) -> Vec<T> {
+    let mut out = vec![T::default(); n];
+    let run = |start: usize, chunk: &mut [T]| {
+        let mut buf = vec![0.0f32; scratch];
+        for (j, o) in chunk.iter_mut().enumerate() {
+            *o = f(start + j, &mut buf);
+        }
+    };
+    match par {
+        // Cancelled: the tasks not run leave their defaults; the caller
+        // checks for cancellation after the frame.
+        Some(ctx) if n > POINTS_PER_TASK => {
+            let _ = ctx.par_chunks_mut(&mut out, POINTS_PER_TASK, |c, chunk| {
+                run(c * POINTS_PER_TASK, chunk)
+            });
+        }
+        _ => run(0, &mut out),
+    }
+    out
 }
 
 /// Frames measured at every point for the mean geometry (every
@@ -293,7 +360,7 @@ pub fn first_pass(
     p: &MultipointParams,
 ) -> FrameMeasure {
     let mut m = scan(lum, w, h, global, points);
-    first_pass_points(lum, w, h, points, p, &mut m, None);
+    first_pass_points(None, lum, w, h, points, p, &mut m, None);
     m
 }
 
@@ -322,8 +389,11 @@ pub fn scan(lum: &[f32], w: usize, h: usize, global: &GlobalRef, points: &Points
 }
 
 /// The first measurement of each active point's shift (or, with `only`, of
-/// those where it is true) on the patch at the rounded global position.
+/// those where it is true) on the patch at the rounded global position;
+/// the points in parallel on `par`'s pool when given.
+#[allow(clippy::too_many_arguments)]
 fn first_pass_points(
+    par: Option<&StageCtx>,
     lum: &[f32],
     w: usize,
     h: usize,
@@ -336,41 +406,49 @@ fn first_pass_points(
     let g = m.global;
     let (rx, ry) = (g.dx.round(), g.dy.round());
     let s = grid.size;
-    let mut patch = vec![0.0f32; s * s];
-    for (k, pc) in points.correlators.iter().enumerate() {
-        let Some(pc) = pc else { continue };
+    let locals = &m.locals;
+    let measured = per_point(par, points.correlators.len(), s * s, |k, patch| {
+        let pc = points.correlators[k].as_ref()?;
         if only.is_some_and(|o| !o[k]) {
-            continue;
+            return None;
         }
-        grid.patch(lum, w, h, k, rx as isize, ry as isize, &mut patch);
+        grid.patch(lum, w, h, k, rx as isize, ry as isize, patch);
         // With a later pass, its residual measurement also absorbs the small
         // window bias of a single correlation and the binned estimate's
         // error: no refinement needed here.
         let r = if p.passes > 1 {
-            pc.first_estimate(&patch, s)
+            pc.first_estimate(patch, s)
         } else {
             points
-                .with_full(k, |full| full.shift_of(&patch))
-                .unwrap_or_else(|| pc.first_estimate(&patch, s))
+                .with_full(k, |full| full.shift_of(patch))
+                .unwrap_or_else(|| pc.first_estimate(patch, s))
         };
         // Total shift of the patch = integer offset + measured; local = total - global.
         let (dx, dy) = (rx + r.dx - g.dx, ry + r.dy - g.dy);
-        m.locals[k] = Local {
+        Some(Local {
             dx,
             dy,
             peak: r.peak,
-            sharpness: m.locals[k].sharpness,
+            sharpness: locals[k].sharpness,
             valid: accepted(&r, dx, dy, p),
             measured: true,
-        };
+        })
+    });
+    for (l, new) in m.locals.iter_mut().zip(measured) {
+        if let Some(new) = new {
+            *l = new;
+        }
     }
 }
 
 /// The passes after the first (`p.passes`): the frame resampled under the
 /// field measured so far, the residual measured at the active points, or,
 /// with `only`, at the points where it is true (the others keep what they
-/// have; only the rows and columns of those points are resampled).
+/// have; only the rows and columns of those points are resampled). With
+/// `par`, the rows and the points in parallel on its pool.
+#[allow(clippy::too_many_arguments)]
 pub fn later_passes(
+    par: Option<&StageCtx>,
     lum: &[f32],
     w: usize,
     h: usize,
@@ -387,7 +465,6 @@ pub fn later_passes(
     let own_spans = only.map(|o| spans_of(grid, w, h, |k| o[k]));
     let spans = own_spans.as_deref().unwrap_or(&points.spans);
     let s = grid.size;
-    let (mut patch, mut ref_patch) = (vec![0.0f32; s * s], vec![0.0f32; s * s]);
     let mut dewarped = vec![0.0f32; w * h];
     let ones = vec![1.0; grid.len()];
     let g = m.global;
@@ -401,33 +478,41 @@ pub fn later_passes(
         // The frame resampled once under the field so far; each patch of
         // it should now match its reference patch up to a small residual.
         let (y0, y1) = (grid.oy0, grid.origin(grid.len() - 1).1 + s);
-        dewarp_rows_within(
-            lum,
-            w,
-            h,
-            (g.dx, g.dy),
-            &f,
-            y0,
-            &mut dewarped[y0 * w..y1 * w],
-            Interp::Bilinear,
-            |y| spans[y],
-        );
-        for (k, pc) in points.correlators.iter().enumerate() {
-            let Some(pc) = pc else { continue };
-            if !wanted(k) {
-                continue;
+        let dewarp = |y: usize, rows: &mut [f32]| {
+            let at = (g.dx, g.dy);
+            dewarp_rows_within(lum, w, h, at, &f, y, rows, Interp::Bilinear, |y| spans[y])
+        };
+        let band = &mut dewarped[y0 * w..y1 * w];
+        match par {
+            Some(ctx) => {
+                // Cancelled: the caller checks after the frame.
+                let _ = ctx.par_chunks_mut(band, 16 * w, |c, rows| dewarp(y0 + 16 * c, rows));
             }
-            grid.patch(&dewarped, w, h, k, 0, 0, &mut patch);
-            let r = residual(points, k, pc, &patch, &mut ref_patch, locals[k].peak, p);
+            None => dewarp(y0, band),
+        }
+        let (dewarped, current) = (&dewarped, &*locals);
+        let measured = per_point(par, points.correlators.len(), 2 * s * s, |k, buf| {
+            let pc = points.correlators[k].as_ref()?;
+            if !wanted(k) {
+                return None;
+            }
+            let (patch, ref_patch) = buf.split_at_mut(s * s);
+            grid.patch(dewarped, w, h, k, 0, 0, patch);
+            let r = residual(points, k, pc, patch, ref_patch, current[k].peak, p);
             let (dx, dy) = (fx[k] + r.dx, fy[k] + r.dy);
-            locals[k] = Local {
+            Some(Local {
                 dx,
                 dy,
                 peak: r.peak,
-                sharpness: locals[k].sharpness,
+                sharpness: current[k].sharpness,
                 valid: accepted(&r, dx, dy, p),
                 measured: true,
-            };
+            })
+        });
+        for (l, new) in locals.iter_mut().zip(measured) {
+            if let Some(new) = new {
+                *l = new;
+            }
         }
     }
 }
@@ -483,33 +568,34 @@ fn residual(
 }
 
 /// The mean of the luminance of frames `0..k`, each resampled under its
-/// measured global shift and (recentred) local field against `reference`:
+/// measured global shift and (recentred) local field against the points' reference:
 /// a sharper reference than the globally aligned mean, in the mean geometry
 /// of those frames.
 pub fn dewarped_mean(
     ctx: &StageCtx,
     frames: &FrameSourceRef,
-    reference: &[f32],
     points: &Points,
     p: &MultipointParams,
     k: usize,
 ) -> Result<Vec<f32>, StageError> {
     let info = frames.info();
     let (w, h) = (info.width as usize, info.height as usize);
-    let global = GlobalRef::new(reference, w, h);
+    let global = GlobalRef::new(points.reference(), w, h);
     let grid = &points.grid;
-    let measured = ctx.par_map(k, |i| -> Result<FrameMeasure, StageError> {
+    let measure = |i: usize, par: Option<&StageCtx>| -> Result<FrameMeasure, StageError> {
         ctx.check_cancelled()?;
-        Ok(measure_frame(
-            &frame_luminance(frames, i)?,
-            w,
-            h,
-            &global,
-            points,
-            p,
-        ))
-    })?;
-    let measured: Vec<FrameMeasure> = measured.into_iter().collect::<Result<_, _>>()?;
+        let lum = frame_luminance(frames, i)?;
+        Ok(measure_frame_in(par, &lum, (w, h), &global, points, p))
+    };
+    let measured: Vec<FrameMeasure> = if frames_in_flight(ctx, w, h) < ctx.threads() {
+        // Large frames: one at a time, its points in parallel.
+        (0..k)
+            .map(|i| measure(i, Some(ctx)))
+            .collect::<Result<_, _>>()?
+    } else {
+        let all = ctx.par_map(k, |i| measure(i, None))?;
+        all.into_iter().collect::<Result<_, _>>()?
+    };
     let (globals, mut locals): (Vec<Shift>, Vec<Vec<Local>>) =
         measured.into_iter().map(|m| (m.global, m.locals)).unzip();
     for l in locals.iter_mut() {
@@ -668,7 +754,7 @@ fn reference_and_points(
 ) -> Result<(Mode, GlobalRef, Points), StageError> {
     let info = frames.info();
     let ((w, h, _), n) = (info.dims(), info.count as usize);
-    let mut reference = mean_of_best(ctx, frames, p.reference_frames as usize)?;
+    let reference = mean_of_best(ctx, frames, p.reference_frames as usize)?;
     ctx.check_cancelled()?;
     let mode = chosen.unwrap_or_else(|| {
         let m = grid::detect_mode(&reference, w, h, p.disc_threshold);
@@ -686,7 +772,7 @@ fn reference_and_points(
     if grid.active_count() == 0 {
         ctx.warn("no alignment point has enough structure: falling back to global alignment");
     }
-    let mut points = Points::new_in(ctx, grid, &reference, w, h, p)?;
+    let mut points = Points::new_in(ctx, grid, reference, w, h, p)?;
     // The globally aligned mean is smeared (ghosted) by the frames' local
     // distortions; re-average its frames under their measured fields.
     let k = (p.reference_frames as usize).min(n);
@@ -696,14 +782,17 @@ fn reference_and_points(
         0
     };
     for _ in 0..rebuilds {
-        reference = dewarped_mean(ctx, frames, &reference, &points, p, k)?;
-        points = Points::new_in(ctx, points.grid, &reference, w, h, p)?;
+        let rebuilt = dewarped_mean(ctx, frames, &points, p, k)?;
+        // The old correlators and reference go before the new are made
+        // (on a large frame, hundreds of MB).
+        let Points { grid, .. } = points;
+        points = Points::new_in(ctx, grid, rebuilt, w, h, p)?;
     }
     // The noise of one frame (the best) at each point's level, for the
     // automatic per-point budget.
     let model = noise_model(&frame_luminance(frames, 0)?, w, h);
     let points = points.with_noise(&model);
-    Ok((mode, GlobalRef::new(&reference, w, h), points))
+    Ok((mode, GlobalRef::new(points.reference(), w, h), points))
 }
 
 impl Points {
@@ -771,25 +860,37 @@ impl Points {
         let todo = |i: usize| sampled(i) || masks[i].iter().any(|&m| m);
         let total = (0..locals.len()).filter(|&i| todo(i)).count() as u64;
         let done = std::sync::atomic::AtomicU64::new(0);
-        ctx.par_try_chunks_mut(locals, 1, |i, one| {
+        // Large frames one at a time, each one's points in parallel
+        // (`frames_in_flight`); else frames in parallel.
+        let inner = frames_in_flight(ctx, w, h) < ctx.threads();
+        let par = inner.then_some(ctx);
+        let measure = |i: usize, one: &mut Vec<Local>| -> Result<(), StageError> {
             if !todo(i) || ctx.check_cancelled().is_err() {
                 return Ok(());
             }
             let lum = frame_luminance(frames, i)?;
             let mut m = FrameMeasure {
                 global: globals[i],
-                locals: std::mem::take(&mut one[0]),
+                locals: std::mem::take(one),
             };
             let first = (!sampled(i)).then_some(masks[i].as_slice());
-            first_pass_points(&lum, w, h, self, p, &mut m, first);
-            later_passes(&lum, w, h, self, p, &mut m, Some(&masks[i]));
-            one[0] = m.locals;
+            first_pass_points(par, &lum, w, h, self, p, &mut m, first);
+            later_passes(par, &lum, w, h, self, p, &mut m, Some(&masks[i]));
+            *one = m.locals;
             let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             if d.is_multiple_of(8) || d == total {
                 ctx.progress(d, total);
             }
             Ok(())
-        })
+        };
+        if inner {
+            for (i, one) in locals.iter_mut().enumerate() {
+                measure(i, one)?;
+            }
+            ctx.check_cancelled()
+        } else {
+            ctx.par_try_chunks_mut(locals, 1, |i, one| measure(i, &mut one[0]))
+        }
     }
 }
 
@@ -1000,6 +1101,36 @@ mod tests {
                 points.grid.active_count()
             );
         }
+    }
+
+    #[test]
+    fn points_measured_in_parallel_equal_points_measured_in_turn() {
+        // What a large frame gets (`frames_in_flight` below the threads):
+        // its points on the pool, with and without a mask of points.
+        let (w, h) = (160, 128);
+        let reference = exact_reference(w, h);
+        let p = MultipointParams::default();
+        let grid = grid::place(&reference, w, h, Mode::Surface, &p);
+        let points = Points::new(grid, &reference, w, h, &p);
+        let global = GlobalRef::new(&reference, w, h);
+        let be = ThreadBackend::new(3);
+        be.with_ctx("align-multipoint", |ctx| {
+            for i in 0..3 {
+                let frame = warped(w, h, (1.3, -0.6), &distortion(i, 2.0), 0.01, i as u64);
+                let alone = measure_frame_in(None, &frame, (w, h), &global, &points, &p);
+                let pooled = measure_frame_in(Some(ctx), &frame, (w, h), &global, &points, &p);
+                assert_eq!(alone, pooled, "frame {i}");
+                assert!(alone.locals.iter().filter(|l| l.measured).count() > 10);
+                let mask: Vec<bool> = (0..points.grid.len()).map(|k| k % 3 == i).collect();
+                let run = |par| {
+                    let mut m = scan(&frame, w, h, &global, &points);
+                    first_pass_points(par, &frame, w, h, &points, &p, &mut m, Some(&mask));
+                    later_passes(par, &frame, w, h, &points, &p, &mut m, Some(&mask));
+                    m
+                };
+                assert_eq!(run(None), run(Some(ctx)), "frame {i}, masked");
+            }
+        });
     }
 
     #[test]

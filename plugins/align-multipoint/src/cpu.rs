@@ -290,19 +290,13 @@ fn measure_frame_in(
 /// Points measured per parallel task by [`per_point`].
 const POINTS_PER_TASK: usize = 8;
 
-/// Frame planes (`f32`) the measurement may hold at once, across its
-/// parallel tasks: a task measuring one frame holds two (the luminance
-/// and its dewarped copy), so a 24-megapixel frame is 192 MB. Fewer
-/// frames than threads are then measured at a time, each one's points in
-/// parallel: the memory stays that of one or two frames on any number of
+/// How many frames of `w × h` to measure at once: a task measuring one
+/// frame holds two planes (the luminance and its dewarped copy); past
+/// kit's budget, frames are measured one at a time, each one's points in
+/// parallel, so that the memory stays that of one frame on any number of
 /// cores.
-const FRAME_PLANES_BUDGET: usize = 256 << 20;
-
-/// How many frames of `w × h` to measure at once (at least 1, at most one
-/// per thread), within [`FRAME_PLANES_BUDGET`].
 fn frames_in_flight(ctx: &StageCtx, w: usize, h: usize) -> usize {
-    let per_frame = (2 * w * h * std::mem::size_of::<f32>()).max(1);
-    (FRAME_PLANES_BUDGET / per_frame).clamp(1, ctx.threads().max(1))
+    jupiter_kit::align::frames_in_flight(ctx, w, h, 2)
 }
 
 /// `f(k, scratch)` for every point `k` in `0..n`: on this thread with one

@@ -11,7 +11,24 @@ use jupiter_plugin_api::{FrameSourceRef, StageCtx, StageError};
 
 use crate::fft::{PhaseCorrelator, Shift};
 use crate::stats::luminance;
-use crate::warp::{shift_plane, Interp};
+use crate::warp::{shift_plane, shift_plane_rows, Interp};
+
+/// Frame planes (`f32`) a stage may hold at once across its parallel
+/// tasks: a frame of 24 megapixels is 96 MB a plane, and one per thread
+/// on 16 cores would be gigabytes. Past this, fewer frames than threads
+/// are worked on at a time, each one's work split over the threads.
+pub const FRAME_PLANES_BUDGET: usize = 256 << 20;
+
+/// How many frames of `w × h` to work on at once when each holds `planes`
+/// `f32` planes: at least 1, at most one per thread, within
+/// [`FRAME_PLANES_BUDGET`].
+pub fn frames_in_flight(ctx: &StageCtx, w: usize, h: usize, planes: usize) -> usize {
+    let per_frame = (planes * w * h * std::mem::size_of::<f32>()).max(1);
+    (FRAME_PLANES_BUDGET / per_frame).clamp(1, ctx.threads().max(1))
+}
+
+/// Output rows per parallel task when one large frame is split by rows.
+const BAND_ROWS: usize = 32;
 
 /// Luminance plane (mean of the channels) of frame `i` of the source.
 pub fn frame_luminance(frames: &FrameSourceRef, i: usize) -> Result<Vec<f32>, StageError> {
@@ -255,9 +272,34 @@ pub fn mean_of_best_measured(
         }
     }
     let mut acc: Vec<f32> = best;
+    let jobs: Vec<(usize, Shift)> = idx.iter().copied().zip(shifts).collect();
+    if frames_in_flight(ctx, w, h, 2) < ctx.threads() {
+        // Large frames: one at a time, its rows shifted and added in
+        // parallel bands (no shifted copy; the same sums).
+        for &(i, s) in &jobs {
+            ctx.check_cancelled()?;
+            let lum = frame_luminance(frames, i)?;
+            ctx.par_chunks_mut(&mut acc, BAND_ROWS * w, |c, band| {
+                let mut moved = vec![0.0f32; band.len()];
+                let at = (s.dx, s.dy);
+                shift_plane_rows(
+                    &lum,
+                    w,
+                    h,
+                    1,
+                    at,
+                    Interp::Bicubic,
+                    c * BAND_ROWS,
+                    &mut moved,
+                );
+                band.iter_mut().zip(moved).for_each(|(a, v)| *a += v);
+            })?;
+        }
+        acc.iter_mut().for_each(|a| *a /= k as f32);
+        return Ok(acc);
+    }
     // Decoded and resampled in parallel, one frame per worker at a time;
     // added in index order (the same sums as a serial loop).
-    let jobs: Vec<(usize, Shift)> = idx.iter().copied().zip(shifts).collect();
     for chunk in jobs.chunks(ctx.threads().max(1)) {
         ctx.check_cancelled()?;
         let moved = ctx.par_map(chunk.len(), |j| {

@@ -687,6 +687,45 @@ pub fn shift_plane(
     out
 }
 
+/// Rows `y0 .. y0 + out.len() / (width · channels)` of
+/// [`shift_plane`]'s result, bit for bit, from only the input rows their
+/// taps reach: a band of a large frame shifted without the whole frame's
+/// intermediate plane (bands of one frame can run in parallel).
+#[allow(clippy::too_many_arguments)]
+pub fn shift_plane_rows(
+    src: &[f32],
+    width: usize,
+    height: usize,
+    channels: usize,
+    (dx, dy): (f32, f32),
+    interp: Interp,
+    y0: usize,
+    out: &mut [f32],
+) {
+    let rl = width * channels;
+    let rows = out.len() / rl.max(1);
+    if rows == 0 || height == 0 {
+        return;
+    }
+    // The rows `shift_rows` reads (its arithmetic: floor(y + dy) − 1 ..=
+    // floor(y + dy) + 2), clamped as it clamps: within the window they are
+    // the image's rows, so its edge replication is the image's.
+    let reach = |y: usize| (y as f32 + dy).floor() as isize;
+    let last = height as isize - 1;
+    let lo = (reach(y0) - 1).clamp(0, last) as usize;
+    let hi = (reach(y0 + rows - 1) + 2).clamp(0, last) as usize + 1;
+    let (lo, hi) = (lo.min(hi - 1), hi);
+    let win = RowWindow {
+        data: &src[lo * rl..hi * rl],
+        y0: lo,
+        rows: hi - lo,
+        width,
+        channels,
+    };
+    let mut hrows = vec![0.0; (hi - lo) * rl];
+    shift_rows(&win, dx, dy, interp, y0, rows, out, &mut hrows);
+}
+
 /// Per output column: its input columns (edges replicated) and weights for
 /// a horizontal shift by `dx`.
 fn column_taps(w: usize, dx: f32, interp: Interp) -> Vec<([usize; 4], [f32; 4])> {
@@ -904,6 +943,38 @@ mod field_tests {
     }
 
     /// The field path equals sampling `WarpField::sample` at every pixel, bit for bit.
+    #[test]
+    fn shifted_bands_are_the_shifted_plane_bit_for_bit() {
+        let (w, h) = (23usize, 19usize);
+        for ch in [1usize, 3] {
+            let src: Vec<f32> = (0..w * h * ch)
+                .map(|i| ((i * 31 % 97) as f32 * 0.13).sin())
+                .collect();
+            for (dx, dy) in [
+                (0.3f32, -0.7f32),
+                (-2.6, 4.2),
+                (1.0, -30.5),
+                (0.0, 25.0),
+                (-0.49, 0.0),
+            ] {
+                for interp in [Interp::Bilinear, Interp::Bicubic, Interp::Sharp] {
+                    let whole = shift_plane(&src, w, h, ch, dx, dy, interp);
+                    for (y0, rows) in [(0, h), (0, 1), (5, 4), (h - 3, 3), (h - 1, 1)] {
+                        let mut band = vec![f32::NAN; rows * w * ch];
+                        shift_plane_rows(&src, w, h, ch, (dx, dy), interp, y0, &mut band);
+                        let want = &whole[y0 * w * ch..(y0 + rows) * w * ch];
+                        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(
+                            bits(&band),
+                            bits(want),
+                            "{ch} ch, ({dx}, {dy}), {interp:?}, rows {y0}+{rows}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn field_rows_are_the_fields_samples_bit_for_bit() {
         let (w, h) = (53usize, 9usize);

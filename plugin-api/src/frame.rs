@@ -37,6 +37,17 @@ impl FrameInfo {
     pub fn frame_len(&self) -> usize {
         self.row_len() * self.height as usize
     }
+    /// [`check_read`](Self::check_read) for a luminance read
+    /// ([`FrameSource::read_luminance_rows`]): `out_len` must be `rows × width`.
+    pub fn check_luminance_read(
+        &self,
+        index: usize,
+        y0: usize,
+        rows: usize,
+        out_len: usize,
+    ) -> Result<(), StageError> {
+        self.check_read(index, y0, rows, out_len * self.channels as usize)
+    }
     /// The contract of [`FrameSource::read_rows`], checked in one place for
     /// every frame source (the host's and the test sources): `index` is a
     /// frame of the source, rows `y0 .. y0 + rows` lie inside the frame
@@ -108,7 +119,7 @@ pub trait FrameSource: Send + Sync {
     ) -> RResult<(), StageError> {
         let info = self.info();
         let c = info.channels as usize;
-        if let Err(e) = info.check_read(index, y0, rows, out.len() * c) {
+        if let Err(e) = info.check_luminance_read(index, y0, rows, out.len()) {
             return RResult::RErr(e);
         }
         if c == 1 {

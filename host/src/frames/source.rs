@@ -91,8 +91,7 @@ impl FrameSource for CaptureFrames {
         rows: usize,
         mut out: RSliceMut<'_, f32>,
     ) -> RResult<(), StageError> {
-        let info = self.info();
-        if let Err(e) = info.check_read(index, y0, rows, out.len() * info.channels as usize) {
+        if let Err(e) = self.info().check_luminance_read(index, y0, rows, out.len()) {
             return RResult::RErr(e);
         }
         self.decode(index, y0, rows, |capture, frame| {

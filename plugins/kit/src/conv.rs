@@ -199,20 +199,35 @@ pub fn separable_rows(
     width: usize,
     height: usize,
     kernel: &[f32],
+    row: impl FnMut(usize, &[f32]),
+) {
+    separable_rows_in(src, width, height, kernel, 0..height, row)
+}
+
+/// [`separable_rows`] for the output rows `ys` only (each row's values
+/// are the same as in the whole pass): bands of one large plane can be
+/// filtered in parallel.
+pub fn separable_rows_in(
+    src: &[f32],
+    width: usize,
+    height: usize,
+    kernel: &[f32],
+    ys: std::ops::Range<usize>,
     mut row: impl FnMut(usize, &[f32]),
 ) {
     assert_eq!(src.len(), width * height);
     assert!(kernel.len() % 2 == 1, "kernel length must be odd");
-    if width == 0 || height == 0 {
+    let ys = ys.start..ys.end.min(height);
+    if width == 0 || ys.is_empty() {
         return;
     }
     let r = kernel.len() / 2;
     // Ring of horizontally filtered rows: input row y sits at y % len.
     let len = kernel.len().min(height);
     let mut ring = vec![0.0f32; len * width];
-    let mut next = 0; // the next input row to filter
+    let mut next = ys.start.saturating_sub(r); // the next input row to filter
     let mut out = vec![0.0f32; width];
-    for y in 0..height {
+    for y in ys {
         let last = (y + r).min(height - 1);
         while next <= last {
             let slot = next % len;
@@ -375,6 +390,17 @@ mod tests {
                 });
                 assert_eq!(order, (0..h).collect::<Vec<_>>());
                 assert_eq!(got, want, "{w}×{h}, {} taps", kernel.len());
+                // Bands of rows, each on its own: the same rows.
+                for ys in [0..h.min(2), h / 3..h, h - 1..h, h / 2..h / 2 + 1] {
+                    let mut band = Vec::new();
+                    separable_rows_in(&src, w, h, &kernel, ys.clone(), |y, row| {
+                        band.push((y, row.to_vec()));
+                    });
+                    assert_eq!(band.len(), ys.len());
+                    for (y, row) in band {
+                        assert_eq!(row, want[y * w..(y + 1) * w], "{w}×{h} row {y} of {ys:?}");
+                    }
+                }
             }
         }
     }

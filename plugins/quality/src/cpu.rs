@@ -102,20 +102,56 @@ fn lane_sums(v: &[f32]) -> (f64, f64) {
 
 /// Scores one frame's luminance with the given parameters.
 pub fn score_plane(lum: &[f32], w: usize, h: usize, p: &QualityParams) -> f32 {
-    // The prefilter runs serially here (frames are already scored in
-    // parallel), streamed: three filtered rows at a time, not a plane.
+    score_plane_in(None, lum, w, h, p)
+}
+
+/// Interior rows per band when one large frame is scored on the pool.
+const BAND_ROWS: usize = 64;
+
+/// [`score_plane`]; with `par`, the prefiltered metric is summed in
+/// bands of rows in parallel on its pool, the bands' sums added in order
+/// (the same score up to the order of the `f64` sums).
+fn score_plane_in(
+    par: Option<&StageCtx>,
+    lum: &[f32],
+    w: usize,
+    h: usize,
+    p: &QualityParams,
+) -> f32 {
     let mut s = if p.prefilter_sigma > 0.0 {
-        let mut sum = Sharpness::new(w, p.metric);
-        let mut ring = vec![0.0f32; 3 * w];
         let kernel = conv::gaussian_kernel(p.prefilter_sigma);
-        conv::separable_rows(lum, w, h, &kernel, |y, row| {
-            ring[(y % 3) * w..(y % 3 + 1) * w].copy_from_slice(row);
-            if y >= 2 {
-                let at = |y: usize| &ring[(y % 3) * w..(y % 3 + 1) * w];
-                sum.add_row(at(y - 2), at(y - 1), at(y));
+        // Streamed: three filtered rows at a time, not a plane. Interior
+        // rows `ys` (each needs the filtered rows above and below).
+        let band = |ys: std::ops::Range<usize>| {
+            let mut sum = Sharpness::new(w, p.metric);
+            let mut ring = vec![0.0f32; 3 * w];
+            let rows = ys.start.saturating_sub(1)..(ys.end + 1).min(h);
+            conv::separable_rows_in(lum, w, h, &kernel, rows, |y, row| {
+                ring[(y % 3) * w..(y % 3 + 1) * w].copy_from_slice(row);
+                if y >= 2 && ys.contains(&(y - 1)) {
+                    let at = |y: usize| &ring[(y % 3) * w..(y % 3 + 1) * w];
+                    sum.add_row(at(y - 2), at(y - 1), at(y));
+                }
+            });
+            sum
+        };
+        let interior = 1..h.saturating_sub(1).max(1);
+        match par {
+            Some(ctx) if interior.len() > BAND_ROWS => {
+                let bands = interior.len().div_ceil(BAND_ROWS);
+                let sums = ctx.par_map(bands, |b| {
+                    let a = interior.start + b * BAND_ROWS;
+                    band(a..(a + BAND_ROWS).min(interior.end))
+                });
+                let mut total = Sharpness::new(w, p.metric);
+                for part in sums.into_iter().flatten() {
+                    total.s += part.s;
+                    total.s2 += part.s2;
+                }
+                total.finish(h)
             }
-        });
-        sum.finish(h)
+            _ => band(interior).finish(h),
+        }
     } else {
         sharpness(lum, w, h, p.metric)
     };
@@ -134,9 +170,19 @@ pub fn score_all(
 ) -> Result<Vec<f32>, StageError> {
     let info = frames.info();
     let (w, h, _) = info.dims();
-    ctx.par_try_map(info.count as usize, 16, |i| {
-        Ok(score_plane(&frames.luminance(i)?, w, h, p))
-    })
+    let n = info.count as usize;
+    if jupiter_kit::align::frames_in_flight(ctx, w, h, 1) < ctx.threads() {
+        // Large frames: one luminance plane at a time, not one per thread;
+        // its rows scored in parallel.
+        let mut scores = Vec::with_capacity(n);
+        for i in 0..n {
+            ctx.check_cancelled()?;
+            scores.push(score_plane_in(Some(ctx), &frames.luminance(i)?, w, h, p));
+            ctx.progress(i as u64 + 1, n as u64);
+        }
+        return Ok(scores);
+    }
+    ctx.par_try_map(n, 16, |i| Ok(score_plane(&frames.luminance(i)?, w, h, p)))
 }
 
 #[cfg(test)]
@@ -149,6 +195,31 @@ mod tests {
         (0..w * h)
             .map(|i| 0.5 + 0.3 * (((i % w) as f32 * 0.9).sin() * ((i / w) as f32 * 0.7).cos()))
             .collect()
+    }
+
+    #[test]
+    fn a_frame_scored_in_bands_on_the_pool_scores_as_alone() {
+        let (w, h) = (61, 3 * BAND_ROWS + 7);
+        let lum = texture(w, h);
+        let be = ThreadBackend::new(3);
+        be.with_ctx("quality", |ctx| {
+            for metric in [Metric::Laplacian, Metric::Tenengrad] {
+                let p = QualityParams {
+                    metric,
+                    prefilter_sigma: 1.2,
+                    normalize: true,
+                };
+                let (alone, pooled) = (
+                    score_plane(&lum, w, h, &p),
+                    score_plane_in(Some(ctx), &lum, w, h, &p),
+                );
+                // Only the order of the f64 sums differs.
+                assert!(
+                    (alone - pooled).abs() <= 1e-6 * alone.abs(),
+                    "{metric:?}: {alone} vs {pooled}"
+                );
+            }
+        });
     }
 
     #[test]

@@ -102,56 +102,9 @@ fn lane_sums(v: &[f32]) -> (f64, f64) {
 
 /// Scores one frame's luminance with the given parameters.
 pub fn score_plane(lum: &[f32], w: usize, h: usize, p: &QualityParams) -> f32 {
-    score_plane_in(None, lum, w, h, p)
-}
-
-/// Interior rows per band when one large frame is scored on the pool.
-const BAND_ROWS: usize = 64;
-
-/// [`score_plane`]; with `par`, the prefiltered metric is summed in
-/// bands of rows in parallel on its pool, the bands' sums added in order
-/// (the same score up to the order of the `f64` sums).
-fn score_plane_in(
-    par: Option<&StageCtx>,
-    lum: &[f32],
-    w: usize,
-    h: usize,
-    p: &QualityParams,
-) -> f32 {
     let mut s = if p.prefilter_sigma > 0.0 {
         let kernel = conv::gaussian_kernel(p.prefilter_sigma);
-        // Streamed: three filtered rows at a time, not a plane. Interior
-        // rows `ys` (each needs the filtered rows above and below).
-        let band = |ys: std::ops::Range<usize>| {
-            let mut sum = Sharpness::new(w, p.metric);
-            let mut ring = vec![0.0f32; 3 * w];
-            let rows = ys.start.saturating_sub(1)..(ys.end + 1).min(h);
-            conv::separable_rows_in(lum, w, h, &kernel, rows, |y, row| {
-                ring[(y % 3) * w..(y % 3 + 1) * w].copy_from_slice(row);
-                if y >= 2 && ys.contains(&(y - 1)) {
-                    let at = |y: usize| &ring[(y % 3) * w..(y % 3 + 1) * w];
-                    sum.add_row(at(y - 2), at(y - 1), at(y));
-                }
-            });
-            sum
-        };
-        let interior = 1..h.saturating_sub(1).max(1);
-        match par {
-            Some(ctx) if interior.len() > BAND_ROWS => {
-                let bands = interior.len().div_ceil(BAND_ROWS);
-                let sums = ctx.par_map(bands, |b| {
-                    let a = interior.start + b * BAND_ROWS;
-                    band(a..(a + BAND_ROWS).min(interior.end))
-                });
-                let mut total = Sharpness::new(w, p.metric);
-                for part in sums.into_iter().flatten() {
-                    total.s += part.s;
-                    total.s2 += part.s2;
-                }
-                total.finish(h)
-            }
-            _ => band(interior).finish(h),
-        }
+        band_sharpness(lum, w, h, &kernel, 1..h.saturating_sub(1).max(1), p.metric).finish(h)
     } else {
         sharpness(lum, w, h, p.metric)
     };
@@ -160,6 +113,78 @@ fn score_plane_in(
         s /= (m * m).max(1e-12);
     }
     s as f32
+}
+
+/// The prefiltered metric's sums over the interior rows `ys` of `lum`
+/// (`w × lh`), streamed: three filtered rows at a time, not a plane.
+fn band_sharpness(
+    lum: &[f32],
+    w: usize,
+    lh: usize,
+    kernel: &[f32],
+    ys: std::ops::Range<usize>,
+    metric: Metric,
+) -> Sharpness {
+    let mut sum = Sharpness::new(w, metric);
+    let mut ring = vec![0.0f32; 3 * w];
+    let rows = ys.start.saturating_sub(1)..(ys.end + 1).min(lh);
+    conv::separable_rows_in(lum, w, lh, kernel, rows, |y, row| {
+        ring[(y % 3) * w..(y % 3 + 1) * w].copy_from_slice(row);
+        if y >= 2 && ys.contains(&(y - 1)) {
+            let at = |y: usize| &ring[(y % 3) * w..(y % 3 + 1) * w];
+            sum.add_row(at(y - 2), at(y - 1), at(y));
+        }
+    });
+    sum
+}
+
+/// Rows per band when one large frame is scored on the pool.
+const BAND_ROWS: usize = 64;
+
+/// [`score_plane`] of frame `i`, read and scored in bands of rows in
+/// parallel on the pool: no plane of the whole frame, and the decoding
+/// spread over the threads. Each band reads its rows and the filter's
+/// margin; its sums are added in band order (the score equals
+/// `score_plane`'s up to the order of the sums).
+fn score_frame_in_bands(
+    ctx: &StageCtx,
+    frames: &FrameSourceRef,
+    i: usize,
+    (w, h): (usize, usize),
+    p: &QualityParams,
+) -> Result<f32, StageError> {
+    if p.prefilter_sigma <= 0.0 {
+        return Ok(score_plane(&frames.luminance(i)?, w, h, p));
+    }
+    let kernel = conv::gaussian_kernel(p.prefilter_sigma);
+    let r = kernel.len() / 2;
+    let parts = ctx.par_map(h.div_ceil(BAND_ROWS), |b| {
+        let own = b * BAND_ROWS..((b + 1) * BAND_ROWS).min(h);
+        let (lo, hi) = (own.start.saturating_sub(1 + r), (own.end + 1 + r).min(h));
+        let rows = frames.luminance_rows(i, lo, hi - lo)?;
+        let level =
+            stats::mean(&rows[(own.start - lo) * w..(own.end - lo) * w]) * (own.len() * w) as f64;
+        // Interior rows of the frame (1 .. h − 1) this band owns, in its rows.
+        let (a, z) = (own.start.max(1), own.end.min(h.saturating_sub(1)));
+        let ys = if a < z { a - lo..z - lo } else { 0..0 };
+        Ok::<_, StageError>((
+            band_sharpness(&rows, w, hi - lo, &kernel, ys, p.metric),
+            level,
+        ))
+    })?;
+    let (mut total, mut level) = (Sharpness::new(w, p.metric), 0.0f64);
+    for part in parts {
+        let (sum, l) = part?;
+        total.s += sum.s;
+        total.s2 += sum.s2;
+        level += l;
+    }
+    let mut s = total.finish(h);
+    if p.normalize {
+        let m = level / (w * h).max(1) as f64;
+        s /= (m * m).max(1e-12);
+    }
+    Ok(s as f32)
 }
 
 /// Scores every frame of the source, in parallel over frames.
@@ -177,7 +202,7 @@ pub fn score_all(
         let mut scores = Vec::with_capacity(n);
         for i in 0..n {
             ctx.check_cancelled()?;
-            scores.push(score_plane_in(Some(ctx), &frames.luminance(i)?, w, h, p));
+            scores.push(score_frame_in_bands(ctx, frames, i, (w, h), p)?);
             ctx.progress(i as u64 + 1, n as u64);
         }
         return Ok(scores);
@@ -200,24 +225,23 @@ mod tests {
     #[test]
     fn a_frame_scored_in_bands_on_the_pool_scores_as_alone() {
         let (w, h) = (61, 3 * BAND_ROWS + 7);
-        let lum = texture(w, h);
+        let frames = MemFrames::new(w as u32, h as u32, 1, vec![texture(w, h)]);
         let be = ThreadBackend::new(3);
         be.with_ctx("quality", |ctx| {
             for metric in [Metric::Laplacian, Metric::Tenengrad] {
-                let p = QualityParams {
-                    metric,
-                    prefilter_sigma: 1.2,
-                    normalize: true,
-                };
-                let (alone, pooled) = (
-                    score_plane(&lum, w, h, &p),
-                    score_plane_in(Some(ctx), &lum, w, h, &p),
-                );
-                // Only the order of the f64 sums differs.
-                assert!(
-                    (alone - pooled).abs() <= 1e-6 * alone.abs(),
-                    "{metric:?}: {alone} vs {pooled}"
-                );
+                for normalize in [false, true] {
+                    let p = QualityParams {
+                        metric,
+                        prefilter_sigma: 1.2,
+                        normalize,
+                    };
+                    let alone = score_plane(&texture(w, h), w, h, &p);
+                    let banded =
+                        score_frame_in_bands(ctx, &frames.as_ref(), 0, (w, h), &p).unwrap();
+                    // Only the order of the sums differs.
+                    let rel = (alone - banded).abs() / alone.abs();
+                    assert!(rel <= 1e-6, "{metric:?} {normalize}: {alone} vs {banded}");
+                }
             }
         });
     }

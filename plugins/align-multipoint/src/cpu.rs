@@ -343,21 +343,6 @@ fn accepted(m: &Shift, dx: f32, dy: f32, p: &MultipointParams) -> bool {
         && dy.abs() <= p.search
 }
 
-/// The first pass of [`measure_frame`]: the global shift, then every active
-/// point's shift and sharpness on the patch at the rounded global position.
-pub fn first_pass(
-    lum: &[f32],
-    w: usize,
-    h: usize,
-    global: &GlobalRef,
-    points: &Points,
-    p: &MultipointParams,
-) -> FrameMeasure {
-    let mut m = scan(lum, w, h, global, points);
-    first_pass_points(None, lum, w, h, points, p, &mut m, None);
-    m
-}
-
 /// What the selection needs of a frame: its global shift and each active
 /// point's sharpness on the patch at the rounded global position (shifts
 /// not measured yet; `valid` until a measurement says otherwise).
@@ -792,7 +777,9 @@ fn reference_and_points(
 impl Points {
     /// Step 3: one streaming pass over the frames, in parallel: each task
     /// decodes one frame, measures its global shift and its points'
-    /// sharpness ([`scan`]), and drops it.
+    /// sharpness ([`scan`]), and drops it. Large frames go as many at a
+    /// time as kit's `frames_in_flight` allows (one luminance plane each),
+    /// not one per thread.
     fn scan_all(
         &self,
         ctx: &StageCtx,
@@ -800,10 +787,27 @@ impl Points {
         global: &GlobalRef,
     ) -> Result<Vec<FrameMeasure>, StageError> {
         let (w, h, _) = frames.info().dims();
-        ctx.par_try_map(frames.info().count as usize, 8, |i| {
-            let lum = frame_luminance(frames, i)?;
-            Ok(scan(&lum, w, h, global, self))
-        })
+        let n = frames.info().count as usize;
+        let at_once = jupiter_kit::align::frames_in_flight(ctx, w, h, 1);
+        let group = if at_once < ctx.threads() {
+            at_once
+        } else {
+            n.max(1)
+        };
+        let mut all = Vec::with_capacity(n);
+        let grouped = group < n;
+        for start in (0..n).step_by(group) {
+            let every = if grouped { 0 } else { 8 };
+            let part = ctx.par_try_map((n - start).min(group), every, |j| {
+                let lum = frame_luminance(frames, start + j)?;
+                Ok(scan(&lum, w, h, global, self))
+            })?;
+            all.extend(part);
+            if grouped {
+                ctx.progress(all.len() as u64, n as u64);
+            }
+        }
+        Ok(all)
     }
 
     /// Every frame kept at some active point (`weights[frame][point] > 0`)

@@ -287,7 +287,7 @@ fn measure_frame_in(
     m
 }
 
-/// Points measured per parallel task by [`per_point`].
+/// Points measured per parallel task by [`update_points`].
 const POINTS_PER_TASK: usize = 8;
 
 /// How many frames of `w × h` to measure at once: a task measuring one
@@ -299,34 +299,40 @@ fn frames_in_flight(ctx: &StageCtx, w: usize, h: usize) -> usize {
     jupiter_kit::align::frames_in_flight(ctx, w, h, 2)
 }
 
-/// `f(k, scratch)` for every point `k` in `0..n`: on this thread with one
-/// scratch buffer of `scratch` samples, or, with `par`, in parallel on its
-/// pool ([`POINTS_PER_TASK`] points and one buffer per task). The results
-/// are the same either way (each point's work is independent).
-fn per_point<T: Send + Default + Clone>(
+/// Replaces `locals[k]` by `f(k, locals, scratch)` for every point `k`
+/// where `f` measures one (`Some`), all from the same `locals` as they were
+/// before: on this thread with one scratch buffer of `scratch` samples, or,
+/// with `par`, in parallel on its pool ([`POINTS_PER_TASK`] points and one
+/// buffer per task). The results are the same either way.
+fn update_points(
     par: Option<&StageCtx>,
-    n: usize,
+    locals: &mut [Local],
     scratch: usize,
-    f: impl Fn(usize, &mut [f32]) -> T + Sync,
-) -> Vec<T> {
-    let mut out = vec![T::default(); n];
-    let run = |start: usize, chunk: &mut [T]| {
+    f: impl Fn(usize, &[Local], &mut [f32]) -> Option<Local> + Sync,
+) {
+    let mut measured: Vec<Option<Local>> = vec![None; locals.len()];
+    let before = &*locals;
+    let run = |start: usize, chunk: &mut [Option<Local>]| {
         let mut buf = vec![0.0f32; scratch];
         for (j, o) in chunk.iter_mut().enumerate() {
-            *o = f(start + j, &mut buf);
+            *o = f(start + j, before, &mut buf);
         }
     };
     match par {
-        // Cancelled: the tasks not run leave their defaults; the caller
-        // checks for cancellation after the frame.
-        Some(ctx) if n > POINTS_PER_TASK => {
-            let _ = ctx.par_chunks_mut(&mut out, POINTS_PER_TASK, |c, chunk| {
+        // Cancelled: the tasks not run measure nothing; the caller checks
+        // for cancellation after the frame.
+        Some(ctx) if measured.len() > POINTS_PER_TASK => {
+            let _ = ctx.par_chunks_mut(&mut measured, POINTS_PER_TASK, |c, chunk| {
                 run(c * POINTS_PER_TASK, chunk)
             });
         }
-        _ => run(0, &mut out),
+        _ => run(0, &mut measured),
     }
-    out
+    for (l, new) in locals.iter_mut().zip(measured) {
+        if let Some(new) = new {
+            *l = new;
+        }
+    }
 }
 
 /// Frames measured at every point for the mean geometry (every
@@ -385,8 +391,7 @@ fn first_pass_points(
     let g = m.global;
     let (rx, ry) = (g.dx.round(), g.dy.round());
     let s = grid.size;
-    let locals = &m.locals;
-    let measured = per_point(par, points.correlators.len(), s * s, |k, patch| {
+    update_points(par, &mut m.locals, s * s, |k, locals, patch| {
         let pc = points.correlators[k].as_ref()?;
         if only.is_some_and(|o| !o[k]) {
             return None;
@@ -413,11 +418,6 @@ fn first_pass_points(
             measured: true,
         })
     });
-    for (l, new) in m.locals.iter_mut().zip(measured) {
-        if let Some(new) = new {
-            *l = new;
-        }
-    }
 }
 
 /// The passes after the first (`p.passes`): the frame resampled under the
@@ -469,8 +469,8 @@ pub fn later_passes(
             }
             None => dewarp(y0, band),
         }
-        let (dewarped, current) = (&dewarped, &*locals);
-        let measured = per_point(par, points.correlators.len(), 2 * s * s, |k, buf| {
+        let dewarped = &dewarped;
+        update_points(par, locals, 2 * s * s, |k, current, buf| {
             let pc = points.correlators[k].as_ref()?;
             if !wanted(k) {
                 return None;
@@ -488,11 +488,6 @@ pub fn later_passes(
                 measured: true,
             })
         });
-        for (l, new) in locals.iter_mut().zip(measured) {
-            if let Some(new) = new {
-                *l = new;
-            }
-        }
     }
 }
 

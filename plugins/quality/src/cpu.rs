@@ -102,17 +102,23 @@ fn lane_sums(v: &[f32]) -> (f64, f64) {
 
 /// Scores one frame's luminance with the given parameters.
 pub fn score_plane(lum: &[f32], w: usize, h: usize, p: &QualityParams) -> f32 {
-    let mut s = if p.prefilter_sigma > 0.0 {
+    let s = if p.prefilter_sigma > 0.0 {
         let kernel = conv::gaussian_kernel(p.prefilter_sigma);
         band_sharpness(lum, w, h, &kernel, 1..h.saturating_sub(1).max(1), p.metric).finish(h)
     } else {
         sharpness(lum, w, h, p.metric)
     };
-    if p.normalize {
-        let m = stats::mean(lum);
-        s /= (m * m).max(1e-12);
+    normalised(s, p, || stats::mean(lum))
+}
+
+/// A score `s`, divided by the square of the frame's mean level (asked of
+/// `mean` only then) when `p.normalize`.
+fn normalised(s: f64, p: &QualityParams, mean: impl FnOnce() -> f64) -> f32 {
+    if !p.normalize {
+        return s as f32;
     }
-    s as f32
+    let m = mean();
+    (s / (m * m).max(1e-12)) as f32
 }
 
 /// The prefiltered metric's sums over the interior rows `ys` of `lum`
@@ -179,12 +185,9 @@ fn score_frame_in_bands(
         total.s2 += sum.s2;
         level += l;
     }
-    let mut s = total.finish(h);
-    if p.normalize {
-        let m = level / (w * h).max(1) as f64;
-        s /= (m * m).max(1e-12);
-    }
-    Ok(s as f32)
+    Ok(normalised(total.finish(h), p, || {
+        level / (w * h).max(1) as f64
+    }))
 }
 
 /// Scores every frame of the source, in parallel over frames.

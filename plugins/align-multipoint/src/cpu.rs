@@ -75,8 +75,8 @@ const POINT_COARSE_MIN: usize = 32;
 /// when a residual falls outside the gradient fit's range (rare): keeping
 /// it for every point held most of the aligner's memory on large frames.
 pub struct PointCorrelator {
-    first: PhaseCorrelator,
-    binned: bool,
+    pub(crate) first: PhaseCorrelator,
+    pub(crate) binned: bool,
     full: Option<PhaseCorrelator>,
 }
 
@@ -407,17 +407,65 @@ fn first_pass_points(
                 .with_full(k, |full| full.shift_of(patch))
                 .unwrap_or_else(|| pc.first_estimate(patch, s))
         };
-        // Total shift of the patch = integer offset + measured; local = total - global.
-        let (dx, dy) = (rx + r.dx - g.dx, ry + r.dy - g.dy);
-        Some(Local {
-            dx,
-            dy,
-            peak: r.peak,
-            sharpness: locals[k].sharpness,
-            valid: accepted(&r, dx, dy, p),
-            measured: true,
-        })
+        Some(first_local(&r, (rx, ry), &g, locals[k].sharpness, p))
     });
+}
+
+/// A point's first measurement `r` of the patch taken at the rounded
+/// global position `(rx, ry)`, as a local shift: the patch's total shift
+/// (integer offset + measured) minus the global one.
+pub(crate) fn first_local(
+    r: &Shift,
+    (rx, ry): (f32, f32),
+    g: &Shift,
+    sharpness: f32,
+    p: &MultipointParams,
+) -> Local {
+    let (dx, dy) = (rx + r.dx - g.dx, ry + r.dy - g.dy);
+    Local {
+        dx,
+        dy,
+        peak: r.peak,
+        sharpness,
+        valid: accepted(r, dx, dy, p),
+        measured: true,
+    }
+}
+
+/// A point's residual `r` measured after dewarping under the field value
+/// `(fx, fy)` there, as a local shift.
+pub(crate) fn later_local(
+    r: &Shift,
+    (fx, fy): (f32, f32),
+    sharpness: f32,
+    p: &MultipointParams,
+) -> Local {
+    let (dx, dy) = (fx + r.dx, fy + r.dy);
+    Local {
+        dx,
+        dy,
+        peak: r.peak,
+        sharpness,
+        valid: accepted(r, dx, dy, p),
+        measured: true,
+    }
+}
+
+/// The field a pass after the first resamples a frame under: its local
+/// shifts so far, cleaned and filled, refined (weights 1); also the
+/// filled node values per point.
+pub(crate) fn field_so_far(
+    grid: &ApGrid,
+    locals: &[Local],
+    p: &MultipointParams,
+) -> (Vec<f32>, Vec<f32>, WarpField) {
+    let mut est = locals.to_vec();
+    field::clean(grid, &mut est, p.outlier);
+    let (mut fx, mut fy): (Vec<f32>, Vec<f32>) = est.iter().map(|l| (l.dx, l.dy)).unzip();
+    field::fill(grid, &mut fx, &mut fy);
+    let ones = vec![1.0; grid.len()];
+    let f = grid.field(&fx, &fy, &ones, p.field_refine as usize);
+    (fx, fy, f)
 }
 
 /// The passes after the first (`p.passes`): the frame resampled under the
@@ -445,15 +493,10 @@ pub fn later_passes(
     let spans = own_spans.as_deref().unwrap_or(&points.spans);
     let s = grid.size;
     let mut dewarped = vec![0.0f32; w * h];
-    let ones = vec![1.0; grid.len()];
     let g = m.global;
     let locals = &mut m.locals;
     for _ in 1..p.passes {
-        let mut est = locals.clone();
-        field::clean(grid, &mut est, p.outlier);
-        let (mut fx, mut fy): (Vec<f32>, Vec<f32>) = est.iter().map(|l| (l.dx, l.dy)).unzip();
-        field::fill(grid, &mut fx, &mut fy);
-        let f = grid.field(&fx, &fy, &ones, p.field_refine as usize);
+        let (fx, fy, f) = field_so_far(grid, locals, p);
         // The frame resampled once under the field so far; each patch of
         // it should now match its reference patch up to a small residual.
         let (y0, y1) = (grid.oy0, grid.origin(grid.len() - 1).1 + s);
@@ -478,15 +521,7 @@ pub fn later_passes(
             let (patch, ref_patch) = buf.split_at_mut(s * s);
             grid.patch(dewarped, w, h, k, 0, 0, patch);
             let r = residual(points, k, pc, patch, ref_patch, current[k].peak, p);
-            let (dx, dy) = (fx[k] + r.dx, fy[k] + r.dy);
-            Some(Local {
-                dx,
-                dy,
-                peak: r.peak,
-                sharpness: current[k].sharpness,
-                valid: accepted(&r, dx, dy, p),
-                measured: true,
-            })
+            Some(later_local(&r, (fx[k], fy[k]), current[k].sharpness, p))
         });
     }
 }
@@ -539,6 +574,46 @@ fn residual(
             .with_full(k, |full| full.raw_shift(patch))
             .unwrap_or_else(|| pc.first_estimate(patch, points.grid.size)),
     }
+}
+
+/// [`residual`] of point `k` of a frame (luminance `lum`, `w × h`)
+/// resampled under its global shift `at` and the field `f`: only that
+/// point's patch is resampled. The device path's fallback where the
+/// gradient fit cannot measure.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn residual_on_cpu(
+    points: &Points,
+    lum: &[f32],
+    (w, h): (usize, usize),
+    at: (f32, f32),
+    f: &WarpField,
+    k: usize,
+    peak: f32,
+    p: &MultipointParams,
+) -> Option<Shift> {
+    let grid = &points.grid;
+    let pc = points.correlators[k].as_ref()?;
+    let spans = spans_of(grid, w, h, |j| j == k);
+    let (y0, y1) = (
+        grid.origin(k).1.min(h),
+        (grid.origin(k).1 + grid.size).min(h),
+    );
+    let mut dewarped = vec![0.0f32; w * h];
+    dewarp_rows_within(
+        lum,
+        w,
+        h,
+        at,
+        f,
+        y0,
+        &mut dewarped[y0 * w..y1 * w],
+        Interp::Bilinear,
+        |y| spans[y],
+    );
+    let s = grid.size;
+    let (mut patch, mut ref_patch) = (vec![0.0f32; s * s], vec![0.0f32; s * s]);
+    grid.patch(&dewarped, w, h, k, 0, 0, &mut patch);
+    Some(residual(points, k, pc, &patch, &mut ref_patch, peak, p))
 }
 
 /// The mean of the luminance of frames `0..k`, each resampled under its
@@ -619,6 +694,8 @@ pub struct Summary {
     pub rms_local: f32,
     /// Mean share of the frames kept per active point (1 without points).
     pub kept: f32,
+    /// Whether the points were measured on the device.
+    pub on_device: bool,
 }
 
 /// Mean over the active points of the share of frames with weight there.
@@ -674,8 +751,12 @@ pub fn align_with_summary(
     let (globals, mut locals): (Vec<Shift>, Vec<Vec<Local>>) =
         scanned.into_iter().map(|m| (m.global, m.locals)).unzip();
     let mut weights = field::select(&points.grid, &locals, p.keep, &points.noise);
-    points.measure_where_kept(ctx, frames, &globals, &mut locals, &weights, p)?;
-    steps.done("measure");
+    let on_device = points.measure_where_kept(ctx, frames, &globals, &mut locals, &weights, p)?;
+    steps.done(if on_device {
+        "measure (device)"
+    } else {
+        "measure"
+    });
     let grid = points.grid;
     // 5. Clean, recentre, fill; one warp field per frame. A kept point
     // whose measurement failed or was an outlier is dropped there.
@@ -702,6 +783,7 @@ pub fn align_with_summary(
         measured,
         rms_local,
         kept,
+        on_device,
     };
     log_summary(ctx, &summary, &globals, p);
     steps.done("fields");
@@ -811,7 +893,9 @@ impl Points {
     /// frames also gets the first pass at every point, for the mean
     /// geometry. Elsewhere a frame's shift is not needed (weight 0); it
     /// stays unmeasured and invalid, so that the cleaning fills it from its
-    /// neighbours and the mean geometry leaves it out.
+    /// neighbours and the mean geometry leaves it out. On the device when
+    /// the host offers one and keeps the frames there (`gpu.rs`; returns
+    /// `true` then).
     fn measure_where_kept(
         &self,
         ctx: &StageCtx,
@@ -820,18 +904,70 @@ impl Points {
         locals: &mut [Vec<Local>],
         weights: &[Vec<f32>],
         p: &MultipointParams,
-    ) -> Result<(), StageError> {
+    ) -> Result<bool, StageError> {
         for l in locals.iter_mut() {
             l.iter_mut().for_each(|l| l.valid = false);
         }
         if self.grid.active_count() == 0 {
-            return Ok(());
+            return Ok(false);
         }
         let (w, h, _) = frames.info().dims();
-        // A kept point and its neighbours: the stacker interpolates the
-        // field between them, so their shifts must be as good.
-        let grid = &self.grid;
-        let masks: Vec<Vec<bool>> = weights
+        let plan = MeasurePlan::new(&self.grid, weights);
+        if let (Some(gpu), Some(dev)) = (ctx.gpu(), frames.on_device()?) {
+            if crate::gpu::measure(ctx, &gpu, frames, &dev, self, globals, locals, &plan, p)? {
+                return Ok(true);
+            }
+        }
+        let total = (0..locals.len()).filter(|&i| plan.todo(i)).count() as u64;
+        let done = std::sync::atomic::AtomicU64::new(0);
+        // Large frames one at a time, each one's points in parallel
+        // (`frames_in_flight`); else frames in parallel.
+        let inner = frames_in_flight(ctx, w, h) < ctx.threads();
+        let par = inner.then_some(ctx);
+        let measure = |i: usize, one: &mut Vec<Local>| -> Result<(), StageError> {
+            if !plan.todo(i) || ctx.check_cancelled().is_err() {
+                return Ok(());
+            }
+            let lum = frame_luminance(frames, i)?;
+            let mut m = FrameMeasure {
+                global: globals[i],
+                locals: std::mem::take(one),
+            };
+            first_pass_points(par, &lum, w, h, self, p, &mut m, plan.first(i));
+            later_passes(par, &lum, w, h, self, p, &mut m, Some(&plan.masks[i]));
+            *one = m.locals;
+            let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            if d.is_multiple_of(8) || d == total {
+                ctx.progress(d, total);
+            }
+            Ok(())
+        };
+        if inner {
+            for (i, one) in locals.iter_mut().enumerate() {
+                measure(i, one)?;
+            }
+            ctx.check_cancelled()?;
+        } else {
+            ctx.par_try_chunks_mut(locals, 1, |i, one| measure(i, &mut one[0]))?;
+        }
+        Ok(false)
+    }
+}
+
+/// Where the measurement step measures: per frame, the points kept there
+/// and their neighbours (`masks`: the stacker interpolates the field
+/// between them, so their shifts must be as good); and every
+/// `stride`-th frame also at every point (first pass), since the mean
+/// geometry the stack is recentred on needs many frames at each point,
+/// not only the few sharpest kept there.
+pub(crate) struct MeasurePlan {
+    pub masks: Vec<Vec<bool>>,
+    stride: usize,
+}
+
+impl MeasurePlan {
+    fn new(grid: &ApGrid, weights: &[Vec<f32>]) -> MeasurePlan {
+        let masks = weights
             .iter()
             .map(|wt| {
                 let mut m = vec![false; grid.len()];
@@ -844,46 +980,25 @@ impl Points {
                 m
             })
             .collect();
-        // Every `stride`-th frame is also measured at every point (first
-        // pass): the mean geometry the stack is recentred on needs many
-        // frames at each point, not only the few sharpest kept there.
-        let stride = (locals.len() / RECENTRE_FRAMES).max(1);
-        let sampled = |i: usize| i % stride == 0;
-        // In place, frame by frame (no second copy of the per-point state).
-        let todo = |i: usize| sampled(i) || masks[i].iter().any(|&m| m);
-        let total = (0..locals.len()).filter(|&i| todo(i)).count() as u64;
-        let done = std::sync::atomic::AtomicU64::new(0);
-        // Large frames one at a time, each one's points in parallel
-        // (`frames_in_flight`); else frames in parallel.
-        let inner = frames_in_flight(ctx, w, h) < ctx.threads();
-        let par = inner.then_some(ctx);
-        let measure = |i: usize, one: &mut Vec<Local>| -> Result<(), StageError> {
-            if !todo(i) || ctx.check_cancelled().is_err() {
-                return Ok(());
-            }
-            let lum = frame_luminance(frames, i)?;
-            let mut m = FrameMeasure {
-                global: globals[i],
-                locals: std::mem::take(one),
-            };
-            let first = (!sampled(i)).then_some(masks[i].as_slice());
-            first_pass_points(par, &lum, w, h, self, p, &mut m, first);
-            later_passes(par, &lum, w, h, self, p, &mut m, Some(&masks[i]));
-            *one = m.locals;
-            let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-            if d.is_multiple_of(8) || d == total {
-                ctx.progress(d, total);
-            }
-            Ok(())
-        };
-        if inner {
-            for (i, one) in locals.iter_mut().enumerate() {
-                measure(i, one)?;
-            }
-            ctx.check_cancelled()
-        } else {
-            ctx.par_try_chunks_mut(locals, 1, |i, one| measure(i, &mut one[0]))
+        MeasurePlan {
+            masks,
+            stride: (weights.len() / RECENTRE_FRAMES).max(1),
         }
+    }
+
+    fn sampled(&self, i: usize) -> bool {
+        i % self.stride == 0
+    }
+
+    /// Whether frame `i` is measured at all.
+    pub fn todo(&self, i: usize) -> bool {
+        self.sampled(i) || self.masks[i].iter().any(|&m| m)
+    }
+
+    /// The points of frame `i` the first pass measures (`None`: every
+    /// active point).
+    pub fn first(&self, i: usize) -> Option<&[bool]> {
+        (!self.sampled(i)).then_some(self.masks[i].as_slice())
     }
 }
 

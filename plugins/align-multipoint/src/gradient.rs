@@ -39,13 +39,7 @@ fn taper(s: usize) -> Arc<[f32]> {
     let mut map = cache.lock().unwrap_or_else(|e| e.into_inner());
     map.entry(s)
         .or_insert_with(|| {
-            let t: Vec<f32> = (0..s)
-                .map(|u| {
-                    (std::f32::consts::PI * (u as f32 + 0.5) / s as f32)
-                        .sin()
-                        .powi(2)
-                })
-                .collect();
+            let t = taper_line(s);
             let mut w = vec![0.0f32; s * s];
             for y in 1..s - 1 {
                 for x in 1..s - 1 {
@@ -55,6 +49,19 @@ fn taper(s: usize) -> Arc<[f32]> {
             w.into()
         })
         .clone()
+}
+
+/// The 1-D factor of [`taper`]: `sin²(π (u + ½) / s)` (the window of
+/// point `(x, y)` is `t[x] · t[y]` inside the border, 0 on it); the device
+/// path forms the window from it.
+pub fn taper_line(s: usize) -> Vec<f32> {
+    (0..s)
+        .map(|u| {
+            (std::f32::consts::PI * (u as f32 + 0.5) / s as f32)
+                .sin()
+                .powi(2)
+        })
+        .collect()
 }
 
 /// The basis values of row `y` (interior columns; 0 at both ends):
@@ -123,6 +130,13 @@ impl Gradient {
                 v[j + 1] += dot(r, p) as f64;
             }
         }
+        self.solve(v)
+    }
+
+    /// The shift from the fit's sums `v` (`Σ w·p`, `Σ w·ref·p`,
+    /// `Σ w·∂x ref·p`, `Σ w·∂y ref·p` over the patch's interior), as
+    /// [`Gradient::shift`] forms them; the device path computes the sums.
+    pub fn solve(&self, v: [f64; 4]) -> Option<(f32, f32)> {
         let coef: Vec<f64> = self
             .inverse
             .iter()

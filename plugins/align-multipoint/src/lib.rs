@@ -106,6 +106,7 @@
 pub mod cpu;
 pub mod dewarp;
 pub mod field;
+pub mod gpu;
 pub mod gradient;
 pub mod grid;
 pub mod params;
@@ -119,7 +120,8 @@ pub const AlignMultipoint: AlignFn<params::MultipointParams> = AlignFn {
         "align-multipoint",
         env!("CARGO_PKG_VERSION"),
         "Multi-point alignment: global shift plus local shifts on a grid of alignment points, best frames kept per point",
-    ),
+    )
+    .with_gpu(),
     run: |ctx, frames, _req, p| cpu::align(ctx, frames, p),
 };
 

@@ -434,6 +434,66 @@ impl PhaseCorrelator {
     }
 }
 
+/// A correlator's tables over the full `width × height` spectrum (realfft
+/// keeps half of it; a device transform of a real plane computes all of
+/// it): what a device implementation of
+/// [`PhaseCorrelator::raw_shift`] needs to compute the same surface.
+impl PhaseCorrelator {
+    /// Width and height of the planes it correlates.
+    pub fn dims(&self) -> (usize, usize) {
+        (self.fft.width, self.fft.height)
+    }
+
+    /// The auto-correlation peak [`raw_shift`](Self::raw_shift) divides by.
+    pub fn self_peak(&self) -> f32 {
+        self.self_peak
+    }
+
+    /// The whitening exponent of the cross-power spectrum.
+    pub fn whiten(&self) -> f32 {
+        self.whiten
+    }
+
+    /// The separable Hann window (`width × height`).
+    pub fn window(&self) -> &[f32] {
+        &self.window
+    }
+
+    /// The reference's windowed spectrum over all `width × height` bins
+    /// (re, im interleaved), the missing half mirrored: `X(k) = conj X(−k)`.
+    pub fn full_spectrum(&self) -> Vec<f32> {
+        let mut out = Vec::with_capacity(2 * self.fft.width * self.fft.height);
+        self.each_full_bin(|i, conj| {
+            let c = self.reference[i];
+            out.extend([c.re, if conj { -c.im } else { c.im }]);
+        });
+        out
+    }
+
+    /// The low-pass over all bins, mirrored as [`full_spectrum`](Self::full_spectrum)
+    /// (so the weighted cross-power stays Hermitian and its inverse real).
+    pub fn full_lowpass(&self) -> Vec<f32> {
+        let mut out = Vec::with_capacity(self.fft.width * self.fft.height);
+        self.each_full_bin(|i, _| out.push(self.lowpass[i]));
+        out
+    }
+
+    /// For each bin of the full spectrum in row-major order, the index of
+    /// the half-spectrum bin it equals and whether conjugated.
+    fn each_full_bin(&self, mut f: impl FnMut(usize, bool)) {
+        let (w, h, b) = (self.fft.width, self.fft.height, self.fft.bins());
+        for y in 0..h {
+            for x in 0..w {
+                if x < b {
+                    f(y * b + x, false);
+                } else {
+                    f(((h - y) % h) * b + (w - x), true);
+                }
+            }
+        }
+    }
+}
+
 /// The weight of one cross-power bin whose squared magnitude is `m2`:
 /// the low-pass `lp` times the partial whitening `m2^e` (`e = −whiten/2`),
 /// or 0 where the low-pass has all but removed the bin or it is empty.
@@ -548,6 +608,76 @@ mod tests {
             }
         }
         v
+    }
+
+    /// [`PhaseCorrelator::raw_shift`] over the full spectrum with plain
+    /// f64 DFTs from the full tables (what the device path computes):
+    /// the same surface, so the same shift and peak.
+    #[test]
+    fn full_tables_give_the_same_surface() {
+        use std::f64::consts::PI;
+        let (w, h) = (20, 12);
+        let reference = scene(w, h, 0.0, 0.0);
+        let frame = scene(w, h, 1.3, -0.6);
+        let pc = PhaseCorrelator::with_params(&reference, w, h, 0.2, 0.3);
+        let (spec, lp, win) = (pc.full_spectrum(), pc.full_lowpass(), pc.window());
+        let mean = frame.iter().sum::<f32>() as f64 / (w * h) as f64;
+        let x: Vec<(f64, f64)> = (0..w * h)
+            .map(|i| ((frame[i] as f64 - mean) * win[i] as f64, 0.0))
+            .collect();
+        let dft = |a: &[(f64, f64)], sign: f64| -> Vec<(f64, f64)> {
+            let mut out = vec![(0.0, 0.0); w * h];
+            for (o, v) in out.iter_mut().enumerate() {
+                let (kx, ky) = (o % w, o / w);
+                for (i, &(re, im)) in a.iter().enumerate() {
+                    let (ix, iy) = (i % w, i / w);
+                    let t = sign
+                        * 2.0
+                        * PI
+                        * ((ix * kx) as f64 / w as f64 + (iy * ky) as f64 / h as f64);
+                    v.0 += re * t.cos() - im * t.sin();
+                    v.1 += re * t.sin() + im * t.cos();
+                }
+            }
+            out
+        };
+        let f = dft(&x, -1.0);
+        let cross: Vec<(f64, f64)> = (0..w * h)
+            .map(|i| {
+                let (r, q) = (spec[2 * i] as f64, -spec[2 * i + 1] as f64);
+                let c = (f[i].0 * r - f[i].1 * q, f[i].0 * q + f[i].1 * r);
+                let m2 = c.0 * c.0 + c.1 * c.1;
+                let wt = if m2 > 1e-30 && lp[i] > 1e-7 {
+                    lp[i] as f64 * m2.powf(-0.5 * pc.whiten() as f64)
+                } else {
+                    0.0
+                };
+                (c.0 * wt, c.1 * wt)
+            })
+            .collect();
+        let surface = dft(&cross, 1.0);
+        let imag = surface.iter().map(|v| v.1.abs()).fold(0.0, f64::max);
+        let real = surface.iter().map(|v| v.0.abs()).fold(0.0, f64::max);
+        assert!(imag < 1e-9 * real, "inverse not real: {imag} vs {real}");
+        let (bi, best) =
+            surface.iter().enumerate().fold(
+                (0, f64::MIN),
+                |a, (i, v)| if v.0 > a.1 { (i, v.0) } else { a },
+            );
+        let want = pc.raw_shift(&frame);
+        let wrap = |p: usize, n: usize| {
+            if p > n / 2 {
+                p as f32 - n as f32
+            } else {
+                p as f32
+            }
+        };
+        assert_eq!(
+            (wrap(bi % w, w), wrap(bi / w, h)),
+            (want.dx.round(), want.dy.round())
+        );
+        let peak = (best as f32 / pc.self_peak()).max(0.0);
+        assert!((peak - want.peak).abs() < 1e-3, "{peak} vs {}", want.peak);
     }
 
     #[test]

@@ -30,6 +30,12 @@ pub const DECODE: &str = wgsl!("decode.wgsl");
 pub const PHASE_CORR: &str = wgsl!("common.wgsl", "phase_corr.wgsl");
 pub const DECONVOLVE: &str = wgsl!("common.wgsl", "deconvolve.wgsl");
 pub const DRIZZLE: &str = wgsl!("warp_grid.wgsl", "drizzle.wgsl");
+pub const POINT_MEASURE: &str = wgsl!(
+    "common.wgsl",
+    "sample.wgsl",
+    "warp_grid.wgsl",
+    "point_measure.wgsl"
+);
 
 /// Helper files prepended to kernels, not kernels themselves.
 pub const PARTS: &[&str] = &["common.wgsl", "sample.wgsl", "warp_grid.wgsl"];
@@ -49,4 +55,5 @@ pub const ALL: &[(&str, &str)] = &[
     ("phase_corr.wgsl", PHASE_CORR),
     ("deconvolve.wgsl", DECONVOLVE),
     ("drizzle.wgsl", DRIZZLE),
+    ("point_measure.wgsl", POINT_MEASURE),
 ];

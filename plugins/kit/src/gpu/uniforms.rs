@@ -34,6 +34,32 @@ pub struct CombineP {
     pub b: f32,
 }
 
+/// `point_measure.wgsl` (align-multipoint's point measurements): frame
+/// geometry, the entry's mode, the transform size `n`, binning, patch side
+/// `s`, the items of this dispatch (`base`, `count`), scratch words per
+/// workgroup (`slot`, in complex samples) and the word offsets of the
+/// tables in the `refs` buffer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct PointMeasureP {
+    pub fw: u32,
+    pub fh: u32,
+    pub fc: u32,
+    pub mode: u32,
+    pub n: u32,
+    pub bin: u32,
+    pub s: u32,
+    pub count: u32,
+    pub base: u32,
+    pub slot: u32,
+    pub tw: u32,
+    pub lp: u32,
+    pub win: u32,
+    pub taper: u32,
+    pub refp: u32,
+    pub whiten: f32,
+}
+
 /// `conv_separable.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
@@ -220,6 +246,11 @@ mod tests {
             ("pixel_ops", shaders::PIXEL_OPS, size_of::<PixelOpsP>()),
             ("wavelet", shaders::WAVELET, size_of::<WaveletP>()),
             ("phase_corr", shaders::PHASE_CORR, size_of::<PhaseCorrP>()),
+            (
+                "point_measure",
+                shaders::POINT_MEASURE,
+                size_of::<PointMeasureP>(),
+            ),
         ];
         for &(name, src, size) in blocks {
             assert_eq!(

@@ -266,18 +266,40 @@ pub(crate) fn measure(
     };
     let todo: Vec<usize> = (0..locals.len()).filter(|&i| plan.todo(i)).collect();
     let mut done = 0;
+    let mut t = Tally::default();
     for batch in todo.chunks(FRAMES_PER_BATCH) {
         ctx.check_cancelled()?;
-        first_pass(&dp, dev, points, batch, globals, locals, plan, p)?;
+        first_pass(&dp, dev, points, batch, globals, locals, plan, p, &mut t)?;
         for _ in 1..p.passes {
             later_pass(
-                &dp, ctx, frames, dev, points, batch, globals, locals, plan, p,
+                &dp, ctx, frames, dev, points, batch, globals, locals, plan, p, &mut t,
             )?;
         }
         done += batch.len();
         ctx.progress(done as u64, todo.len() as u64);
     }
+    ctx.log(LogLevel::Debug, &t.line());
     Ok(true)
+}
+
+/// Where the device path's time goes (`-v`): items and wall time of the
+/// correlations, the gradient fits, the host's fields between passes and
+/// the residuals measured on the CPU.
+#[derive(Default)]
+struct Tally {
+    first: (usize, f64),
+    fits: (usize, f64),
+    fields: f64,
+    on_cpu: (usize, f64),
+}
+
+impl Tally {
+    fn line(&self) -> String {
+        format!(
+            "device measurement: {} correlations {:.3} s, {} gradient fits {:.3} s, fields {:.3} s, {} residuals on the CPU {:.3} s",
+            self.first.0, self.first.1, self.fits.0, self.fits.1, self.fields, self.on_cpu.0, self.on_cpu.1
+        )
+    }
 }
 
 /// The first estimates of a batch of frames at the points `plan` asks for.
@@ -291,7 +313,9 @@ fn first_pass(
     locals: &mut [Vec<Local>],
     plan: &MeasurePlan,
     p: &MultipointParams,
+    t: &mut Tally,
 ) -> Result<(), StageError> {
+    let start = std::time::Instant::now();
     let grid = &points.grid;
     let mut reqs = Vec::new();
     for (pos, &i) in batch.iter().enumerate() {
@@ -323,6 +347,8 @@ fn first_pass(
         };
         *l = first_local(&m, at, &g, l.sharpness, p);
     }
+    t.first.0 += reqs.len();
+    t.first.1 += start.elapsed().as_secs_f64();
     Ok(())
 }
 
@@ -341,12 +367,16 @@ fn later_pass(
     locals: &mut [Vec<Local>],
     plan: &MeasurePlan,
     p: &MultipointParams,
+    t: &mut Tally,
 ) -> Result<(), StageError> {
     let grid = &points.grid;
-    let fields: Vec<_> = batch
-        .iter()
-        .map(|&i| field_so_far(grid, &locals[i], p))
-        .collect();
+    let start = std::time::Instant::now();
+    let fields = {
+        let locals = &*locals;
+        ctx.par_map(batch.len(), |pos| {
+            field_so_far(grid, &locals[batch[pos]], p)
+        })?
+    };
     let warps: Vec<FrameWarp> = batch
         .iter()
         .zip(&fields)
@@ -371,6 +401,8 @@ fn later_pass(
             }
         }
     }
+    t.fields += start.elapsed().as_secs_f64();
+    let start = std::time::Instant::now();
     let sums = dp.gradient(dev, &reqs, &warps)?;
     for (r, v) in reqs.iter().zip(sums) {
         let fit = points.gradients[r.k]
@@ -391,7 +423,13 @@ fn later_pass(
             _ => on_cpu.push(*r),
         }
     }
-    residuals_on_cpu(ctx, frames, points, &on_cpu, &fields, globals, locals, p)
+    t.fits.0 += reqs.len();
+    t.fits.1 += start.elapsed().as_secs_f64();
+    let start = std::time::Instant::now();
+    residuals_on_cpu(ctx, frames, points, &on_cpu, &fields, globals, locals, p)?;
+    t.on_cpu.0 += on_cpu.len();
+    t.on_cpu.1 += start.elapsed().as_secs_f64();
+    Ok(())
 }
 
 /// The residuals of `reqs` measured on the CPU (the frames read from the
@@ -412,19 +450,29 @@ fn residuals_on_cpu(
         by_frame.entry(r.frame).or_default().push(*r);
     }
     let (w, h, _) = frames.info().dims();
-    let mut list: Vec<(usize, Vec<Req>)> = by_frame.into_iter().collect();
-    list.sort_by_key(|(i, _)| *i);
-    for (i, rs) in list {
-        ctx.check_cancelled()?;
-        let lum = frame_luminance(frames, i)?;
-        let g = globals[i];
-        for r in rs {
-            let (fx, fy, f) = &fields[r.pos];
-            let l = &mut locals[i][r.k];
-            if let Some(m) = residual_on_cpu(points, &lum, (w, h), (g.dx, g.dy), f, r.k, l.peak, p)
-            {
-                *l = later_local(&m, (fx[r.k], fy[r.k]), l.sharpness, p);
+    let list: Vec<(usize, Vec<Req>)> = by_frame.into_iter().collect();
+    // Frames in parallel, each read once; results written back after.
+    let measured = {
+        let locals = &*locals;
+        ctx.par_try_map(list.len(), 0, |j| {
+            let (i, rs) = &list[j];
+            let lum = frame_luminance(frames, *i)?;
+            let g = globals[*i];
+            let mut out = Vec::with_capacity(rs.len());
+            for r in rs {
+                let (fx, fy, f) = &fields[r.pos];
+                let l = &locals[*i][r.k];
+                let at = (g.dx, g.dy);
+                if let Some(m) = residual_on_cpu(points, &lum, (w, h), at, f, r.k, l.peak, p) {
+                    out.push((r.k, later_local(&m, (fx[r.k], fy[r.k]), l.sharpness, p)));
+                }
             }
+            Ok(out)
+        })?
+    };
+    for ((i, _), results) in list.iter().zip(measured) {
+        for (k, l) in results {
+            locals[*i][k] = l;
         }
     }
     Ok(())

@@ -112,7 +112,8 @@ fn median_gpu_matches_the_naive_median() {
 }
 
 /// Multi-point warp fields with per-point weights (some 0): the GPU mean
-/// equals the CPU mean within 1e-4 (f32 sums on the device, f64 on the CPU).
+/// equals the CPU mean within 1e-4 (f32 sums on the device, f64 on the CPU),
+/// with the frames uploaded by the stacker and with them kept on the device.
 fn stack_mean_with_warp_fields_gpu_matches_cpu() {
     let be = backends();
     for (w, h, c, n) in [(41usize, 29usize, 1usize, 6usize), (30, 33, 3, 5)] {
@@ -136,7 +137,11 @@ fn stack_mean_with_warp_fields_gpu_matches_cpu() {
                 wp
             })
             .collect();
-        mean_parity(&be, &mem, warps, 1.0, mean_gpu::stack_warped);
+        mean_parity(&be, &mem, warps.clone(), 1.0, mean_gpu::stack_warped);
+        // The same frames kept on the device (two buffers): read there.
+        let mut resident = texture_frames((w, h, c), n, 0);
+        resident.upload(be.0.gpu_service().unwrap(), 3).unwrap();
+        mean_parity(&be, &resident, warps, 1.0, mean_gpu::stack_warped);
     }
 }
 

@@ -761,8 +761,12 @@ pub fn align_with_summary(
     // 5. Clean, recentre, fill; one warp field per frame. A kept point
     // whose measurement failed or was an outlier is dropped there.
     let (mut replaced, mut measured) = (0, 0);
+    ctx.par_chunks_mut(&mut locals, 64, |_, chunk| {
+        chunk.iter_mut().for_each(|l| {
+            field::clean(&grid, l, p.outlier);
+        })
+    })?;
     for (l, wt) in locals.iter_mut().zip(weights.iter_mut()) {
-        field::clean(&grid, l, p.outlier);
         for (k, w) in wt.iter_mut().enumerate() {
             if grid.active[k] && !l[k].valid {
                 *w = 0.0;
@@ -775,7 +779,7 @@ pub fn align_with_summary(
         field::recentre(&grid, &mut locals);
     }
     let kept = kept_share(&grid, &weights);
-    let (warps, rms_local) = warps_of(&grid, &globals, locals, weights, p);
+    let (warps, rms_local) = warps_of(ctx, &grid, &globals, locals, weights, p)?;
     let summary = Summary {
         mode,
         grid,
@@ -1027,35 +1031,54 @@ impl Steps {
 
 /// One warp per frame (its global shift and the filled, refined field of
 /// its local shifts with the per-point weights) and the RMS of the local
-/// shifts over the active points. Each frame's measurements are dropped
-/// once its warp is built: the warps (four times the nodes) never sit
-/// beside a whole second copy of the per-point state.
+/// shifts over the active points, built in parallel [`WARP_CHUNK`] frames
+/// at a time. Each chunk's measurements are dropped once its warps are
+/// built: the warps (four times the nodes) never sit beside a whole
+/// second copy of the per-point state.
 fn warps_of(
+    ctx: &StageCtx,
     grid: &ApGrid,
     globals: &[Shift],
     locals: Vec<Vec<Local>>,
     weights: Vec<Vec<f32>>,
     p: &MultipointParams,
-) -> (Vec<FrameWarp>, f32) {
+) -> Result<(Vec<FrameWarp>, f32), StageError> {
     let (mut sq, mut count) = (0.0f64, 0usize);
     let mut warps = Vec::with_capacity(globals.len());
-    for ((g, l), wt) in globals.iter().zip(locals).zip(weights) {
-        let (mut dx, mut dy): (Vec<f32>, Vec<f32>) = l.iter().map(|l| (l.dx, l.dy)).unzip();
-        for k in (0..grid.len()).filter(|&k| grid.active[k]) {
-            sq += (dx[k] * dx[k] + dy[k] * dy[k]) as f64;
-            count += 1;
+    let mut frames = locals.into_iter().zip(weights);
+    loop {
+        let chunk: Vec<(Vec<Local>, Vec<f32>)> = frames.by_ref().take(WARP_CHUNK).collect();
+        if chunk.is_empty() {
+            break;
         }
-        field::fill(grid, &mut dx, &mut dy);
-        let f = grid.field(&dx, &dy, &wt, p.field_refine as usize);
-        warps.push(FrameWarp::with_field(g.dx, g.dy, f));
+        let start = warps.len();
+        let built = ctx.par_map(chunk.len(), |j| {
+            let (l, wt) = &chunk[j];
+            let g = globals[start + j];
+            let (mut dx, mut dy): (Vec<f32>, Vec<f32>) = l.iter().map(|l| (l.dx, l.dy)).unzip();
+            let active = (0..grid.len()).filter(|&k| grid.active[k]);
+            let sq: f64 = active.map(|k| (dx[k] * dx[k] + dy[k] * dy[k]) as f64).sum();
+            field::fill(grid, &mut dx, &mut dy);
+            let f = grid.field(&dx, &dy, wt, p.field_refine as usize);
+            (FrameWarp::with_field(g.dx, g.dy, f), sq)
+        })?;
+        drop(chunk);
+        for (w, s) in built {
+            warps.push(w);
+            sq += s;
+            count += grid.active_count();
+        }
     }
     let rms = if count > 0 {
         (sq / count as f64).sqrt() as f32
     } else {
         0.0
     };
-    (warps, rms)
+    Ok((warps, rms))
 }
+
+/// Frames whose warps [`warps_of`] builds at a time.
+const WARP_CHUNK: usize = 256;
 
 /// The run's info line, and a warning when frames correlate weakly.
 fn log_summary(ctx: &StageCtx, s: &Summary, globals: &[Shift], p: &MultipointParams) {

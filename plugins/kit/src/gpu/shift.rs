@@ -190,6 +190,17 @@ pub fn warp_tables(
     weights: &[f32],
     frame_len: usize,
 ) -> (Vec<f32>, Vec<f32>) {
+    let offsets: Vec<usize> = (0..warps.len()).map(|k| k * frame_len).collect();
+    warp_tables_at(warps, weights, &offsets)
+}
+
+/// [`warp_tables`] with each frame's word offset in the source buffer
+/// given (frames the host keeps on the device lie where it put them).
+pub fn warp_tables_at(
+    warps: &[&jupiter_plugin_api::FrameWarp],
+    weights: &[f32],
+    offsets: &[usize],
+) -> (Vec<f32>, Vec<f32>) {
     let mut table = Vec::with_capacity(warps.len() * WARP_SLOT_WORDS);
     let mut grids = Vec::new();
     for (k, (w, &weight)) in warps.iter().zip(weights).enumerate() {
@@ -210,7 +221,7 @@ pub fn warp_tables(
             w.dx,
             w.dy,
             weight,
-            f32::from_bits((k * frame_len) as u32),
+            f32::from_bits(offsets[k] as u32),
             f32::from_bits(offset),
             f32::from_bits(cols),
             f32::from_bits(rows),

@@ -112,6 +112,7 @@ impl HostBackend {
     /// Ends the current progress bar.
     pub fn end_stage(&self) {
         crate::timeline::mark("stage ends");
+        release_free_memory();
         if let Some(bar) = self.bar.write().unwrap_or_else(|e| e.into_inner()).take() {
             bar.finish_and_clear();
         }
@@ -184,5 +185,17 @@ impl Backend for HostBackend {
             Some(g) if self.gpu_enabled.load(Ordering::SeqCst) => ROption::RSome(g.clone()),
             _ => ROption::RNone,
         }
+    }
+}
+
+/// Hands the allocator's free pages back to the kernel between stages: the
+/// host keeps freed memory for reuse within a stage (`main.rs`), and what
+/// one stage freed on large frames (hundreds of MB over many threads'
+/// arenas) would otherwise stay resident through the next.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }

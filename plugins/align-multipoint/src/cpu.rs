@@ -833,6 +833,9 @@ fn reference_and_points(
         ctx.warn("no alignment point has enough structure: falling back to global alignment");
     }
     let mut points = Points::new_in(ctx, grid, reference, w, h, p)?;
+    // Building thousands of points on many threads leaves free memory in
+    // every thread's arena (large frames: hundreds of MB).
+    jupiter_kit::mem::release_free_memory();
     // The globally aligned mean is smeared (ghosted) by the frames' local
     // distortions; re-average its frames under their measured fields.
     let k = (p.reference_frames as usize).min(n);
@@ -847,6 +850,7 @@ fn reference_and_points(
         // (on a large frame, hundreds of MB).
         let Points { grid, .. } = points;
         points = Points::new_in(ctx, grid, rebuilt, w, h, p)?;
+        jupiter_kit::mem::release_free_memory();
     }
     // The noise of one frame (the best) at each point's level, for the
     // automatic per-point budget.

@@ -166,9 +166,26 @@ pub fn roi_luminance(frames: &FrameSourceRef, i: usize, roi: Roi) -> Result<Vec<
     if roi == Roi::full(w, info.height as usize) {
         return frame_luminance(frames, i);
     }
-    let lum = frames.luminance_rows(i, roi.y0, roi.h)?;
-    Ok(Roi { y0: 0, ..roi }.crop(&lum, w))
+    // In bands of rows, each band's columns of the rectangle kept: on a
+    // large frame the rectangle's whole rows are several times its size.
+    let mut out = Vec::with_capacity(roi.w * roi.h);
+    let band = (BAND_SAMPLES / w.max(1)).clamp(1, roi.h.max(1));
+    let mut rows = vec![0.0f32; band * w];
+    for y in (roi.y0..roi.y0 + roi.h).step_by(band) {
+        let n = band.min(roi.y0 + roi.h - y);
+        let part = &mut rows[..n * w];
+        frames
+            .read_luminance_rows(i, y, n, part.into())
+            .into_result()?;
+        for r in part.chunks_exact(w) {
+            out.extend_from_slice(&r[roi.x0..roi.x0 + roi.w]);
+        }
+    }
+    Ok(out)
 }
+
+/// Samples per band of rows [`roi_luminance`] reads at a time.
+const BAND_SAMPLES: usize = 1 << 20;
 
 /// Measures the shift of the luminance of every frame in `indices` against
 /// `pc` (prepared on the rectangle `roi` of the reference), in parallel over
@@ -182,9 +199,25 @@ pub fn measure_shifts(
     report: bool,
 ) -> Result<Vec<Shift>, StageError> {
     let every = if report { 16 } else { 0 };
-    ctx.par_try_map(indices.len(), every, |k| {
-        Ok(pc.shift_of(&roi_luminance(frames, indices[k], roi)?))
-    })
+    // A task holds the rectangle and the correlator's work planes (about
+    // five of its size): on a large rectangle, only as many tasks at a
+    // time as the planes budget allows.
+    let at_once = frames_in_flight(ctx, roi.w, roi.h, 5);
+    if at_once >= ctx.threads() {
+        return ctx.par_try_map(indices.len(), every, |k| {
+            Ok(pc.shift_of(&roi_luminance(frames, indices[k], roi)?))
+        });
+    }
+    let mut out = Vec::with_capacity(indices.len());
+    for group in indices.chunks(at_once) {
+        out.extend(ctx.par_try_map(group.len(), 0, |k| {
+            Ok(pc.shift_of(&roi_luminance(frames, group[k], roi)?))
+        })?);
+        if report {
+            ctx.progress(out.len() as u64, indices.len() as u64);
+        }
+    }
+    Ok(out)
 }
 
 /// The reference of the global aligners: the mean of the luminance of the

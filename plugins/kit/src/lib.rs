@@ -12,6 +12,8 @@
 //! - [`warp`]: sub-pixel resampling (bilinear, bicubic) of frame rows under a
 //!   [`FrameWarp`](jupiter_plugin_api::FrameWarp), streamed from a frame source.
 //! - [`stats`]: luminance, percentiles, PSNR.
+//! - [`mem`]: handing the allocator's free memory back after a stage's
+//!   large transient working set.
 //! - [`tile`]: pixel-major gathering of resampled bands across frames (all
 //!   samples of a pixel contiguous) and per-pixel median selection, for the
 //!   median and sigma-clip stackers.
@@ -20,6 +22,7 @@ pub mod align;
 pub mod conv;
 pub mod fft;
 pub mod gpu;
+pub mod mem;
 pub mod stats;
 pub mod tile;
 pub mod warp;

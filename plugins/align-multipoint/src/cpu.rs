@@ -741,8 +741,7 @@ pub fn align_with_summary(
     }
     // 1–2. Reference, mode, alignment points and their correlators.
     let mut steps = Steps::start();
-    let (mode, global, points) = reference_and_points(ctx, frames, p, chosen)?;
-    steps.done("reference");
+    let (mode, global, points) = reference_and_points(ctx, frames, p, chosen, &mut steps)?;
     // 3. One streaming pass over the frames.
     let scanned = points.scan_all(ctx, frames, &global)?;
     steps.done("scan");
@@ -811,11 +810,13 @@ fn reference_and_points(
     frames: &FrameSourceRef,
     p: &MultipointParams,
     chosen: Option<Mode>,
+    steps: &mut Steps,
 ) -> Result<(Mode, GlobalRef, Points), StageError> {
     let info = frames.info();
     let ((w, h, _), n) = (info.dims(), info.count as usize);
     let reference = mean_of_best(ctx, frames, p.reference_frames as usize)?;
     ctx.check_cancelled()?;
+    steps.done("reference: mean of best");
     let mode = chosen.unwrap_or_else(|| {
         let m = grid::detect_mode(&reference, w, h, p.disc_threshold);
         let why = match m {
@@ -832,10 +833,12 @@ fn reference_and_points(
     if grid.active_count() == 0 {
         ctx.warn("no alignment point has enough structure: falling back to global alignment");
     }
+    steps.done("grid");
     let mut points = Points::new_in(ctx, grid, reference, w, h, p)?;
     // Building thousands of points on many threads leaves free memory in
     // every thread's arena (large frames: hundreds of MB).
     jupiter_kit::mem::release_free_memory();
+    steps.done("points");
     // The globally aligned mean is smeared (ghosted) by the frames' local
     // distortions; re-average its frames under their measured fields.
     let k = (p.reference_frames as usize).min(n);
@@ -846,17 +849,21 @@ fn reference_and_points(
     };
     for _ in 0..rebuilds {
         let rebuilt = dewarped_mean(ctx, frames, &points, p, k)?;
+        steps.done("rebuilt");
         // The old correlators and reference go before the new are made
         // (on a large frame, hundreds of MB).
         let Points { grid, .. } = points;
         points = Points::new_in(ctx, grid, rebuilt, w, h, p)?;
         jupiter_kit::mem::release_free_memory();
+        steps.done("points");
     }
     // The noise of one frame (the best) at each point's level, for the
     // automatic per-point budget.
     let model = noise_model(&frame_luminance(frames, 0)?, w, h);
     let points = points.with_noise(&model);
-    Ok((mode, GlobalRef::new(points.reference(), w, h), points))
+    let global = GlobalRef::new(points.reference(), w, h);
+    steps.done("noise and global correlator");
+    Ok((mode, global, points))
 }
 
 impl Points {

@@ -268,11 +268,13 @@ pub fn measure_frame(
     points: &Points,
     p: &MultipointParams,
 ) -> FrameMeasure {
-    measure_frame_in(None, lum, (w, h), global, points, p)
+    measure_frame_in(None, lum, (w, h), global, points, p, true)
 }
 
 /// [`measure_frame`], its points measured in parallel on `par`'s pool when
-/// given (a large frame measured alone), else on this thread.
+/// given (a large frame measured alone), else on this thread; without the
+/// points' sharpness unless `sharpness` (the reference rebuild needs only
+/// the shifts).
 fn measure_frame_in(
     par: Option<&StageCtx>,
     lum: &[f32],
@@ -280,8 +282,9 @@ fn measure_frame_in(
     global: &GlobalRef,
     points: &Points,
     p: &MultipointParams,
+    sharpness: bool,
 ) -> FrameMeasure {
-    let mut m = scan(lum, w, h, global, points);
+    let mut m = scan_with(lum, (w, h), global, points, sharpness);
     first_pass_points(par, lum, w, h, points, p, &mut m, None);
     later_passes(par, lum, w, h, points, p, &mut m, None);
     m
@@ -353,6 +356,17 @@ fn accepted(m: &Shift, dx: f32, dy: f32, p: &MultipointParams) -> bool {
 /// point's sharpness on the patch at the rounded global position (shifts
 /// not measured yet; `valid` until a measurement says otherwise).
 pub fn scan(lum: &[f32], w: usize, h: usize, global: &GlobalRef, points: &Points) -> FrameMeasure {
+    scan_with(lum, (w, h), global, points, true)
+}
+
+/// [`scan`], the sharpness measured only when `sharpness` (else 0).
+fn scan_with(
+    lum: &[f32],
+    (w, h): (usize, usize),
+    global: &GlobalRef,
+    points: &Points,
+    sharpness: bool,
+) -> FrameMeasure {
     let grid = &points.grid;
     // With alignment points, the global shift is only where their patches
     // are taken (rounded): they measure the residual, so the rough estimate
@@ -363,11 +377,13 @@ pub fn scan(lum: &[f32], w: usize, h: usize, global: &GlobalRef, points: &Points
         global.full(lum)
     };
     let (rx, ry) = (g.dx.round() as isize, g.dy.round() as isize);
-    let mut sharpness = vec![0.0f32; grid.len()];
-    grid.structures(lum, w, h, rx, ry, &mut sharpness);
+    let mut sharp = vec![0.0f32; grid.len()];
+    if sharpness {
+        grid.structures(lum, w, h, rx, ry, &mut sharp);
+    }
     let mut locals = vec![Local::default(); grid.len()];
     for k in (0..grid.len()).filter(|&k| grid.active[k]) {
-        locals[k].sharpness = sharpness[k];
+        locals[k].sharpness = sharp[k];
         locals[k].valid = true;
     }
     FrameMeasure { global: g, locals }
@@ -634,7 +650,7 @@ pub fn dewarped_mean(
     let measure = |i: usize, par: Option<&StageCtx>| -> Result<FrameMeasure, StageError> {
         ctx.check_cancelled()?;
         let lum = frame_luminance(frames, i)?;
-        Ok(measure_frame_in(par, &lum, (w, h), &global, points, p))
+        Ok(measure_frame_in(par, &lum, (w, h), &global, points, p, false))
     };
     let measured: Vec<FrameMeasure> = if frames_in_flight(ctx, w, h) < ctx.threads() {
         // Large frames: one at a time, its points in parallel.
@@ -1259,8 +1275,8 @@ mod tests {
         be.with_ctx("align-multipoint", |ctx| {
             for i in 0..3 {
                 let frame = warped(w, h, (1.3, -0.6), &distortion(i, 2.0), 0.01, i as u64);
-                let alone = measure_frame_in(None, &frame, (w, h), &global, &points, &p);
-                let pooled = measure_frame_in(Some(ctx), &frame, (w, h), &global, &points, &p);
+                let alone = measure_frame_in(None, &frame, (w, h), &global, &points, &p, true);
+                let pooled = measure_frame_in(Some(ctx), &frame, (w, h), &global, &points, &p, true);
                 assert_eq!(alone, pooled, "frame {i}");
                 assert!(alone.locals.iter().filter(|l| l.measured).count() > 10);
                 let mask: Vec<bool> = (0..points.grid.len()).map(|k| k % 3 == i).collect();

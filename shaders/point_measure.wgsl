@@ -4,7 +4,9 @@
 //   correlate: the point's patch of the frame's luminance at an integer
 //     offset (edges clamped; 2×2-binned when bin = 2, as kit::fft::bin2),
 //     minus its mean, times the Hann window, 2-D DFT, cross-power with the
-//     point's reference spectrum partially whitened (|c|^-whiten) under the
+//     point's reference spectrum (stored as realfft's half, `half` = n/2 + 1
+//     columns, the rest mirrored: X(k) = conj X(−k)) partially whitened
+//     (|c|^-whiten) under the
 //     low-pass, inverse DFT, arg-max (first index on ties) and a 3-point
 //     gaussian fit per axis: kit::fft::PhaseCorrelator::raw_shift. The
 //     transforms are direct DFTs (n ≤ 128, any n): patches are small, and
@@ -19,17 +21,18 @@
 //   buffer); 1 items: array<Item> (read); 2 frames: array<WarpFrame>
 //   (read), the batch frames' warps; 3 grids: array<f32> (read), their
 //   grids; 4 refs: array<f32> (read), the points' reference spectra
-//   (re, im interleaved, n × n each), twiddles, low-pass, window, taper and
-//   the reference plane at the offsets in P; 5 scratch: array<vec2<f32>>
+//   (re, im interleaved, n rows × half each), twiddles, low-pass (n × n),
+//   window and taper at the offsets in P; 5 scratch: array<vec2<f32>>
 //   (read_write), 2 · n² per workgroup slot; 6 out: array<vec4<f32>>
-//   (read_write), one per item; 7 uniforms P.
+//   (read_write), one per item; 7 refplane: array<f32> (read), the
+//   reference plane (fw × fh); 8 uniforms P.
 // Workgroup: 256×1×1, one per item (wg.x + 65535 · wg.y, from item `base`).
 
 struct P {
     fw: u32, fh: u32, fc: u32, mode: u32,
     n: u32, bin: u32, s: u32, count: u32,
     base: u32, slot: u32, tw: u32, lp: u32,
-    win: u32, taper: u32, refp: u32, whiten: f32,
+    win: u32, taper: u32, half: u32, whiten: f32,
 };
 
 struct Item {
@@ -44,7 +47,8 @@ struct Item {
 @group(0) @binding(4) var<storage, read> refs: array<f32>;
 @group(0) @binding(5) var<storage, read_write> scratch: array<vec2<f32>>;
 @group(0) @binding(6) var<storage, read_write> out: array<vec4<f32>>;
-@group(0) @binding(7) var<uniform> p: P;
+@group(0) @binding(7) var<storage, read> refplane: array<f32>;
+@group(0) @binding(8) var<uniform> p: P;
 
 // Every entry point binds the same buffers.
 fn touch() {
@@ -55,6 +59,7 @@ fn touch() {
     _ = refs[0];
     _ = scratch[0];
     _ = out[0];
+    _ = refplane[0];
 }
 
 // Luminance (mean of the channels) at (x, y) of the frame from word `base`,
@@ -153,6 +158,21 @@ fn wrap(v: u32, n: u32) -> f32 {
     return f32(v);
 }
 
+// The conjugate of bin o (row-major over n × n) of the reference spectrum
+// stored from word `spec`: bins past the stored half are the conjugates of
+// their mirrors, so this is the mirror itself there.
+fn conj_ref(spec: u32, o: u32) -> vec2<f32> {
+    let n = p.n;
+    let x = o % n;
+    let y = o / n;
+    if (x < p.half) {
+        let i = spec + 2u * (y * p.half + x);
+        return vec2<f32>(refs[i], -refs[i + 1u]);
+    }
+    let i = spec + 2u * (((n - y) % n) * p.half + (n - x));
+    return vec2<f32>(refs[i], refs[i + 1u]);
+}
+
 fn item_index(wg: vec3<u32>) -> u32 {
     return wg.x + wg.y * 65535u;
 }
@@ -200,8 +220,7 @@ fn correlate(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
     dft_pass(b, a, li, true, false);
     // Cross-power with the reference, partially whitened, low-passed.
     for (var o = li; o < nn; o += 256u) {
-        let r = vec2<f32>(refs[it.spec + 2u * o], -refs[it.spec + 2u * o + 1u]);
-        let c = cmul(scratch[a + o], r);
+        let c = cmul(scratch[a + o], conj_ref(it.spec, o));
         let m2 = dot(c, c);
         let lp = refs[p.lp + o];
         var w = 0.0;
@@ -256,7 +275,7 @@ fn correlate(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
 fn ref_at(x: i32, y: i32) -> f32 {
     let xx = u32(clamp(x, 0, i32(p.fw) - 1));
     let yy = u32(clamp(y, 0, i32(p.fh) - 1));
-    return refs[p.refp + yy * p.fw + xx];
+    return refplane[yy * p.fw + xx];
 }
 
 @compute @workgroup_size(256, 1, 1)

@@ -84,13 +84,16 @@ fn compare(cpu: &[FrameWarp], gpu: &[FrameWarp]) -> f32 {
     worst
 }
 
-/// Binned first estimates (points of 40 px) and unbinned ones (24 px), mono
-/// and RGB, frames over several device buffers.
+/// Binned first estimates (points of 40 and 42 px: transforms of 20 and
+/// 21) and unbinned ones (24 px), mono and RGB, frames over several device
+/// buffers.
 fn point_measurements_on_the_gpu_match_the_cpu() {
     let (gpu_be, cpu_be) = backends();
     let cases = [
         (120usize, 96usize, 1usize, 40u32, "gradient"),
         (100, 84, 3, 24, "gradient"),
+        // An odd transform side (42 binned: 21), the mirrored half spectrum.
+        (126, 100, 1, 42, "gradient"),
         // Every later-pass residual by correlation: the CPU fallback.
         (120, 96, 1, 40, "correlation"),
     ];

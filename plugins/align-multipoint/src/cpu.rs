@@ -650,7 +650,15 @@ pub fn dewarped_mean(
     let measure = |i: usize, par: Option<&StageCtx>| -> Result<FrameMeasure, StageError> {
         ctx.check_cancelled()?;
         let lum = frame_luminance(frames, i)?;
-        Ok(measure_frame_in(par, &lum, (w, h), &global, points, p, false))
+        Ok(measure_frame_in(
+            par,
+            &lum,
+            (w, h),
+            &global,
+            points,
+            p,
+            false,
+        ))
     };
     let measured: Vec<FrameMeasure> = if frames_in_flight(ctx, w, h) < ctx.threads() {
         // Large frames: one at a time, its points in parallel.
@@ -1276,7 +1284,8 @@ mod tests {
             for i in 0..3 {
                 let frame = warped(w, h, (1.3, -0.6), &distortion(i, 2.0), 0.01, i as u64);
                 let alone = measure_frame_in(None, &frame, (w, h), &global, &points, &p, true);
-                let pooled = measure_frame_in(Some(ctx), &frame, (w, h), &global, &points, &p, true);
+                let pooled =
+                    measure_frame_in(Some(ctx), &frame, (w, h), &global, &points, &p, true);
                 assert_eq!(alone, pooled, "frame {i}");
                 assert!(alone.locals.iter().filter(|l| l.measured).count() > 10);
                 let mask: Vec<bool> = (0..points.grid.len()).map(|k| k % 3 == i).collect();

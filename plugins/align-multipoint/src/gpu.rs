@@ -54,6 +54,8 @@ pub struct DevicePoints<'g> {
     /// Frees the buffers below when dropped.
     _bufs: Buffers<'g>,
     refs: GpuBuffer,
+    /// The reference plane (the gradient fits' reference patches).
+    refplane: GpuBuffer,
     scratch: GpuBuffer,
     /// A zeroed warp table (the correlations read none).
     no_warps: GpuBuffer,
@@ -84,11 +86,13 @@ impl<'g> DevicePoints<'g> {
         let active = points.correlators.iter().flatten().count();
         let (w, h, c) = info.dims();
         let s = grid.size;
-        let head = 2 * n + 2 * n * n + s + w * h;
-        if n > MAX_N || head + active * 2 * n * n > MAX_WORDS {
+        let half = n / 2 + 1;
+        let head = 2 * n + 2 * n * n + s;
+        let words = head + active * 2 * n * half;
+        if n > MAX_N || words > MAX_WORDS || w * h > MAX_WORDS {
             return Ok(None);
         }
-        let mut refs = Vec::with_capacity(head + active * 2 * n * n);
+        let mut refs = Vec::with_capacity(words);
         let tw = refs.len();
         for m in 0..n {
             let a = -2.0 * std::f64::consts::PI * m as f64 / n as f64;
@@ -100,19 +104,18 @@ impl<'g> DevicePoints<'g> {
         refs.extend_from_slice(first.first.window());
         let taper = refs.len();
         refs.extend(taper_line(s));
-        let refp = refs.len();
-        refs.extend_from_slice(points.reference());
         let mut spec = vec![None; grid.len()];
         for (k, pc) in points.correlators.iter().enumerate() {
             if let Some(pc) = pc {
                 spec[k] = Some((refs.len() as u32, pc.first.self_peak()));
-                refs.extend(pc.first.full_spectrum());
+                refs.extend(pc.first.half_spectrum());
             }
         }
         let slot = 2 * n * n;
         let slots = (MAX_WORDS / (2 * slot)).clamp(1, 1 << 16);
         let mut bufs = Buffers::new(gpu);
         let refs_buf = bufs.upload(&refs)?;
+        let refplane = bufs.upload(points.reference())?;
         let scratch = bufs.zeroed(2 * slot * slots)?;
         let no_warps = bufs.zeroed(jupiter_kit::gpu::WARP_SLOT_WORDS)?;
         let u32_of = |v: usize| v as u32;
@@ -128,7 +131,7 @@ impl<'g> DevicePoints<'g> {
             lp: u32_of(lp),
             win: u32_of(win),
             taper: u32_of(taper),
-            refp: u32_of(refp),
+            half: u32_of(half),
             whiten: first.first.whiten(),
             ..Default::default()
         };
@@ -136,6 +139,7 @@ impl<'g> DevicePoints<'g> {
             gpu,
             _bufs: bufs,
             refs: refs_buf,
+            refplane,
             scratch,
             no_warps,
             slots,
@@ -220,7 +224,16 @@ impl<'g> DevicePoints<'g> {
                     count: count as u32,
                     ..self.base
                 };
-                let bindings = [*buf, items_buf, table, grids, self.refs, self.scratch, out];
+                let bindings = [
+                    *buf,
+                    items_buf,
+                    table,
+                    grids,
+                    self.refs,
+                    self.scratch,
+                    out,
+                    self.refplane,
+                ];
                 dispatch(
                     self.gpu,
                     POINT_MEASURE,

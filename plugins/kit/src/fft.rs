@@ -459,6 +459,13 @@ impl PhaseCorrelator {
         &self.window
     }
 
+    /// The reference's windowed spectrum as realfft keeps it: `height`
+    /// rows of `width / 2 + 1` bins (re, im interleaved); the other bins
+    /// are the conjugates of their mirrors ([`full_spectrum`](Self::full_spectrum)).
+    pub fn half_spectrum(&self) -> Vec<f32> {
+        self.reference.iter().flat_map(|c| [c.re, c.im]).collect()
+    }
+
     /// The reference's windowed spectrum over all `width × height` bins
     /// (re, im interleaved), the missing half mirrored: `X(k) = conj X(−k)`.
     pub fn full_spectrum(&self) -> Vec<f32> {

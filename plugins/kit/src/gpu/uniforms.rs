@@ -56,7 +56,7 @@ pub struct PointMeasureP {
     pub lp: u32,
     pub win: u32,
     pub taper: u32,
-    pub refp: u32,
+    pub half: u32,
     pub whiten: f32,
 }
 

@@ -1,15 +1,16 @@
 //! CPU vs GPU parity of `align-multipoint`'s point measurements
 //! (`plugins/align-multipoint/src/gpu.rs`, `shaders/point_measure.wgsl`):
 //! the whole aligner run twice on the same frames, once on the CPU and
-//! once with the frames on the device, on captures with a known smooth
-//! local distortion. Runs with `--features gpu`; in CI on Mesa's lavapipe,
+//! once with the frames on the device (the reference rebuild's
+//! measurements and sum, and the measurement step, there), on captures
+//! with a known smooth local distortion. Runs with `--features gpu`; in CI on Mesa's lavapipe,
 //! where a missing adapter fails the test.
 //!
-//! Tolerance: every warp-field node within 1e-3 px of the CPU's (the
-//! device's DFTs and sums round differently from realfft and the CPU's
-//! f64 sums; the differences measured on lavapipe are 1e-5 … 3e-5 px),
-//! the same weights, and the same global shifts (the scan runs on the CPU
-//! in both).
+//! Tolerance: every warp-field node and global shift within 1e-3 px of the
+//! CPU's (the device's DFTs and sums round differently from realfft and
+//! the CPU's f64 sums, and the rebuilt reference with them; the
+//! differences measured on lavapipe are 9e-6 … 5e-5 px), and the same
+//! weights.
 #![cfg_attr(not(feature = "gpu"), allow(dead_code, unused_imports))]
 
 use jupiter_plugin_align_multipoint::cpu::align_with_summary;
@@ -56,17 +57,13 @@ fn distorted_frames(w: usize, h: usize, c: usize, n: usize) -> MemFrames {
     MemFrames::new(w as u32, h as u32, c as u32, frames)
 }
 
-/// The largest difference between two runs' warp-field nodes, and whether
-/// their weights and global shifts agree.
+/// The largest difference between two runs' global shifts and warp-field
+/// nodes; their weights must agree.
 fn compare(cpu: &[FrameWarp], gpu: &[FrameWarp]) -> f32 {
     assert_eq!(cpu.len(), gpu.len());
     let mut worst = 0.0f32;
     for (i, (a, b)) in cpu.iter().zip(gpu).enumerate() {
-        assert_eq!(
-            (a.dx, a.dy),
-            (b.dx, b.dy),
-            "frame {i}: global shifts differ"
-        );
+        worst = worst.max((a.dx - b.dx).abs()).max((a.dy - b.dy).abs());
         let (fa, fb) = (
             a.field.as_ref().into_option().expect("cpu field"),
             b.field.as_ref().into_option().expect("gpu field"),

@@ -647,45 +647,36 @@ pub fn dewarped_mean(
     let (w, h) = (info.width as usize, info.height as usize);
     let global = GlobalRef::new(points.reference(), w, h);
     let grid = &points.grid;
-    let measure = |i: usize, par: Option<&StageCtx>| -> Result<FrameMeasure, StageError> {
-        ctx.check_cancelled()?;
-        let lum = frame_luminance(frames, i)?;
-        Ok(measure_frame_in(
-            par,
-            &lum,
-            (w, h),
-            &global,
-            points,
-            p,
-            false,
-        ))
+    let device = match ctx.gpu() {
+        Some(gpu) => frames.on_device()?.map(|dev| (gpu, dev)),
+        None => None,
     };
-    let measured: Vec<FrameMeasure> = if frames_in_flight(ctx, w, h) < ctx.threads() {
-        // Large frames: one at a time, its points in parallel.
-        (0..k)
-            .map(|i| measure(i, Some(ctx)))
-            .collect::<Result<_, _>>()?
-    } else {
-        let all = ctx.par_map(k, |i| measure(i, None))?;
-        all.into_iter().collect::<Result<_, _>>()?
-    };
-    let (globals, mut locals): (Vec<Shift>, Vec<Vec<Local>>) =
-        measured.into_iter().map(|m| (m.global, m.locals)).unzip();
+    let (globals, mut locals) = match &device {
+        Some(on) => reference_frames_on_device(ctx, (&on.0, &on.1), frames, &global, points, p, k)?,
+        None => None,
+    }
+    .map_or_else(|| reference_frames(ctx, frames, &global, points, p, k), Ok)?;
     for l in locals.iter_mut() {
         field::clean(grid, l, p.outlier);
     }
     field::recentre(grid, &mut locals);
     let ones = vec![1.0; grid.len()];
+    let warps: Vec<FrameWarp> = globals
+        .iter()
+        .zip(&locals)
+        .map(|(g, l)| {
+            let (mut dx, mut dy): (Vec<f32>, Vec<f32>) = l.iter().map(|l| (l.dx, l.dy)).unzip();
+            field::fill(grid, &mut dx, &mut dy);
+            let f = grid.field(&dx, &dy, &ones, p.field_refine as usize);
+            FrameWarp::with_field(g.dx, g.dy, f)
+        })
+        .collect();
+    if let Some((gpu, dev)) = &device {
+        return crate::gpu::warped_mean(ctx, gpu, dev, frames.info(), &warps);
+    }
     let mut acc = vec![0.0f32; w * h];
-    for (i, (g, l)) in globals.iter().zip(&locals).enumerate() {
+    for (i, warp) in warps.iter().enumerate() {
         ctx.check_cancelled()?;
-        let (mut dx, mut dy): (Vec<f32>, Vec<f32>) = l.iter().map(|l| (l.dx, l.dy)).unzip();
-        field::fill(grid, &mut dx, &mut dy);
-        let warp = FrameWarp::with_field(
-            g.dx,
-            g.dy,
-            grid.field(&dx, &dy, &ones, p.field_refine as usize),
-        );
         let lum = frame_luminance(frames, i)?;
         let f = warp
             .field
@@ -701,6 +692,83 @@ pub fn dewarped_mean(
     }
     acc.iter_mut().for_each(|a| *a /= k as f32);
     Ok(acc)
+}
+
+/// Global shifts and local measurements of frames `0..k` (every point, all
+/// passes) for [`dewarped_mean`], on the CPU: large frames one at a time,
+/// their points in parallel; else frames in parallel.
+fn reference_frames(
+    ctx: &StageCtx,
+    frames: &FrameSourceRef,
+    global: &GlobalRef,
+    points: &Points,
+    p: &MultipointParams,
+    k: usize,
+) -> Result<(Vec<Shift>, Vec<Vec<Local>>), StageError> {
+    let (w, h, _) = frames.info().dims();
+    let measure = |i: usize, par: Option<&StageCtx>| -> Result<FrameMeasure, StageError> {
+        ctx.check_cancelled()?;
+        let lum = frame_luminance(frames, i)?;
+        Ok(measure_frame_in(
+            par,
+            &lum,
+            (w, h),
+            global,
+            points,
+            p,
+            false,
+        ))
+    };
+    let measured: Vec<FrameMeasure> = if frames_in_flight(ctx, w, h) < ctx.threads() {
+        (0..k)
+            .map(|i| measure(i, Some(ctx)))
+            .collect::<Result<_, _>>()?
+    } else {
+        let all = ctx.par_map(k, |i| measure(i, None))?;
+        all.into_iter().collect::<Result<_, _>>()?
+    };
+    Ok(measured.into_iter().map(|m| (m.global, m.locals)).unzip())
+}
+
+/// [`reference_frames`] with the points measured on the device (the
+/// global shifts on the CPU, as the scan does); `None` when the device
+/// path declines.
+fn reference_frames_on_device(
+    ctx: &StageCtx,
+    (gpu, dev): (
+        &jupiter_plugin_api::GpuServiceBox,
+        &jupiter_plugin_api::DeviceFrames,
+    ),
+    frames: &FrameSourceRef,
+    global: &GlobalRef,
+    points: &Points,
+    p: &MultipointParams,
+    k: usize,
+) -> Result<Option<(Vec<Shift>, Vec<Vec<Local>>)>, StageError> {
+    let (w, h, _) = frames.info().dims();
+    let at_once = jupiter_kit::align::frames_in_flight(ctx, w, h, 1);
+    let mut scanned = Vec::with_capacity(k);
+    for start in (0..k).step_by(at_once) {
+        scanned.extend(ctx.par_try_map((k - start).min(at_once), 0, |j| {
+            let lum = frame_luminance(frames, start + j)?;
+            Ok(scan_with(&lum, (w, h), global, points, false))
+        })?);
+    }
+    let (globals, mut locals): (Vec<Shift>, Vec<Vec<Local>>) =
+        scanned.into_iter().map(|m| (m.global, m.locals)).unzip();
+    let plan = MeasurePlan::everywhere(&points.grid, k);
+    let done = crate::gpu::measure(
+        ctx,
+        gpu,
+        frames,
+        dev,
+        points,
+        &globals,
+        &mut locals,
+        &plan,
+        p,
+    )?;
+    Ok(done.then_some((globals, locals)))
 }
 
 /// Summary of a run, for the log and the tests.
@@ -1022,6 +1090,14 @@ impl MeasurePlan {
         MeasurePlan {
             masks,
             stride: (weights.len() / RECENTRE_FRAMES).max(1),
+        }
+    }
+
+    /// Every active point of frames `0..n`, all passes.
+    fn everywhere(grid: &ApGrid, n: usize) -> MeasurePlan {
+        MeasurePlan {
+            masks: vec![grid.active.clone(); n],
+            stride: 1,
         }
     }
 

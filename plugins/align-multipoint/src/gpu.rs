@@ -16,7 +16,10 @@ use std::collections::HashMap;
 
 use jupiter_kit::align::frame_luminance;
 use jupiter_kit::fft::Shift;
-use jupiter_kit::gpu::{dispatch, groups_1d, shaders::POINT_MEASURE, warp_tables, PointMeasureP};
+use jupiter_kit::gpu::{
+    dispatch, groups_1d, shaders::POINT_MEASURE, warp_accumulate, warp_tables, warp_tables_at,
+    PointMeasureP,
+};
 use jupiter_plugin_api::gpu::helpers::{download, Buffers};
 use jupiter_plugin_api::prelude::*;
 use jupiter_plugin_api::{DeviceFrames, GpuBuffer, GpuServiceBox};
@@ -489,4 +492,38 @@ fn residuals_on_cpu(
         }
     }
     Ok(())
+}
+
+/// The mean luminance of frames `0..warps.len()` of the source, each
+/// resampled under its warp with Catmull-Rom weights (as the CPU path's
+/// `dewarp_rows`), summed on the device where the host keeps them
+/// (`stack_warp.wgsl` with weights 1); only the sum comes back.
+pub(crate) fn warped_mean(
+    ctx: &StageCtx,
+    gpu: &GpuServiceBox,
+    dev: &DeviceFrames,
+    info: FrameInfo,
+    warps: &[FrameWarp],
+) -> Result<Vec<f32>, StageError> {
+    let (w, h, c) = info.dims();
+    let len = info.frame_len();
+    let all: Vec<usize> = (0..warps.len()).collect();
+    let order = dev.in_buffer_order(&all, len);
+    let mut bufs = Buffers::new(gpu);
+    let (acc, wsum) = (bufs.zeroed(len)?, bufs.zeroed(w * h)?);
+    for (buf, first, count) in DeviceFrames::runs(&order) {
+        ctx.check_cancelled()?;
+        let slots = &order[first..first + count];
+        let ws: Vec<&FrameWarp> = slots.iter().map(|s| &warps[s.index]).collect();
+        let offsets: Vec<usize> = slots.iter().map(|s| s.offset).collect();
+        let (table, grids) = warp_tables_at(&ws, &vec![1.0; ws.len()], &offsets);
+        let (table, grids) = (bufs.upload(&table)?, bufs.upload(&grids)?);
+        // Catmull-Rom: the shader's interpolation 1.
+        warp_accumulate(gpu, [buf, acc, wsum, table, grids], (w, h, c), 1, ws.len())?;
+    }
+    let total = download(gpu, acc, len)?;
+    let mut mean = jupiter_kit::stats::luminance(&total, c);
+    let n = warps.len().max(1) as f32;
+    mean.iter_mut().for_each(|v| *v /= n);
+    Ok(mean)
 }

@@ -921,7 +921,7 @@ fn reference_and_points(
         ));
         m
     });
-    let grid = grid::place(&reference, w, h, mode, p);
+    let grid = grid::place_in(ctx, &reference, (w, h), mode, p)?;
     if grid.active_count() == 0 {
         ctx.warn("no alignment point has enough structure: falling back to global alignment");
     }

@@ -3,7 +3,7 @@
 //! reference.
 
 use jupiter_kit::stats::percentile;
-use jupiter_plugin_api::WarpField;
+use jupiter_plugin_api::{StageCtx, StageError, WarpField};
 
 use crate::field::refine;
 use crate::params::{Mode, MultipointParams};
@@ -424,6 +424,39 @@ pub fn auto_size(w: usize, h: usize, mode: Mode, disc: Option<f32>) -> usize {
 /// surface mode, too dark or, in planet mode, not touching the disc or a moon
 /// (the [`bright_mask`]).
 pub fn place(reference: &[f32], w: usize, h: usize, mode: Mode, p: &MultipointParams) -> ApGrid {
+    place_with(reference, (w, h), mode, p, |n, f| (0..n).map(f).collect())
+}
+
+/// [`place`], the points' statistics computed in parallel on the stage's
+/// pool (thousands of points on a large frame).
+pub fn place_in(
+    ctx: &StageCtx,
+    reference: &[f32],
+    (w, h): (usize, usize),
+    mode: Mode,
+    p: &MultipointParams,
+) -> Result<ApGrid, StageError> {
+    let mut cancelled = None;
+    let grid = place_with(reference, (w, h), mode, p, |n, f| {
+        ctx.par_map(n, f).unwrap_or_else(|e| {
+            cancelled = Some(e);
+            vec![(0.0, 0.0, 0.0); n]
+        })
+    });
+    cancelled.map_or(Ok(grid), Err)
+}
+
+/// Each point's patch mean, structure and share of the planet mask.
+type PointStats = (f32, f32, f32);
+
+/// [`place`] with `map(n, f)` giving `f(k)` for `k` in `0..n`, in order.
+fn place_with(
+    reference: &[f32],
+    (w, h): (usize, usize),
+    mode: Mode,
+    p: &MultipointParams,
+    map: impl FnOnce(usize, &(dyn Fn(usize) -> PointStats + Sync)) -> Vec<PointStats>,
+) -> ApGrid {
     let mask = (mode == Mode::Planet).then(|| bright_mask(reference, p.disc_threshold));
     let size = if p.ap_size == 0 {
         let disc = (mode == Mode::Planet)
@@ -441,9 +474,8 @@ pub fn place(reference: &[f32], w: usize, h: usize, mode: Mode, p: &MultipointPa
     let mut grid = ApGrid::new(w, h, size, step);
     let s = grid.size;
     let (bright, _) = levels(reference);
-    let mut patch = vec![0.0f32; s * s];
-    let mut stats = Vec::with_capacity(grid.len());
-    for k in 0..grid.len() {
+    let stat = |k: usize| -> PointStats {
+        let mut patch = vec![0.0f32; s * s];
         grid.patch(reference, w, h, k, 0, 0, &mut patch);
         let mean = patch.iter().sum::<f32>() / patch.len() as f32;
         let coverage = mask.as_ref().map_or(1.0, |m| {
@@ -453,8 +485,9 @@ pub fn place(reference: &[f32], w: usize, h: usize, mode: Mode, p: &MultipointPa
                 .sum::<usize>();
             inside as f32 / (s * s) as f32
         });
-        stats.push((mean, structure(&patch, s), coverage));
-    }
+        (mean, structure(&patch, s), coverage)
+    };
+    let stats = map(grid.len(), &stat);
     let structures: Vec<f32> = stats.iter().map(|s| s.1).collect();
     let p90 = percentile(&structures, 0.9);
     // Structure a patch of pure noise would show: a point must stand well

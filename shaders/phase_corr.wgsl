@@ -162,7 +162,7 @@ fn twiddle(tw: u32, m: u32, inv: bool) -> vec2<f32> {
 }
 
 // Invocations per line of n samples: n / 4 rounded up to a power of two,
-// within 32 ..= 256 (kit::gpu_pc::lanes).
+// within 32 ..= 256 (kit::gpu::phase_corr::lanes).
 fn lanes(n: u32) -> u32 {
     let q = max((n + 3u) / 4u, 2u);
     let p2 = 1u << (32u - countLeadingZeros(q - 1u));

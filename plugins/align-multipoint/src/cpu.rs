@@ -906,7 +906,13 @@ fn reference_and_points(
 ) -> Result<(Mode, GlobalRef, Points), StageError> {
     let info = frames.info();
     let ((w, h, _), n) = (info.dims(), info.count as usize);
-    let reference = mean_of_best(ctx, frames, p.reference_frames as usize)?;
+    let best = p.reference_frames as usize;
+    let reference = match (ctx.gpu(), frames.on_device()?) {
+        (Some(gpu), Some(dev)) => {
+            jupiter_kit::gpu::phase_corr::mean_of_best_on_device(ctx, &gpu, frames, &dev, best)?
+        }
+        _ => mean_of_best(ctx, frames, best)?,
+    };
     ctx.check_cancelled()?;
     steps.done("reference: mean of best");
     let mode = chosen.unwrap_or_else(|| {

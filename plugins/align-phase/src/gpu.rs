@@ -1,12 +1,12 @@
 //! GPU path of `align-phase`: the reference (mean of the best frames) has
 //! its few shifts measured, and its frames resampled and summed, on the
 //! device; then every frame's shift is measured on the device by
-//! [`crate::gpu_pc::GpuCorrelator`] (the CPU path's arithmetic) over
+//! [`jupiter_kit::gpu::phase_corr::GpuCorrelator`] (the CPU path's arithmetic) over
 //! the frames the host keeps there; four numbers per frame come back.
 
-use crate::gpu_pc::GpuCorrelator;
 use jupiter_kit::align::{measure_region, Roi};
 use jupiter_kit::fft::Shift;
+use jupiter_kit::gpu::phase_corr::GpuCorrelator;
 use jupiter_kit::gpu::{accumulate_resident, ShiftGeometry};
 use jupiter_plugin_api::gpu::helpers::{download, Buffers};
 use jupiter_plugin_api::prelude::*;

@@ -10,7 +10,6 @@
 
 pub mod cpu;
 pub mod gpu;
-pub mod gpu_pc;
 pub mod params;
 
 use jupiter_plugin_api::prelude::*;

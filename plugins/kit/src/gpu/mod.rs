@@ -2,13 +2,15 @@
 //! `GpuService` (WGSL from `shaders/`, buffers by id): the shader registry
 //! ([`shaders`]), element-wise passes and separable convolution (here),
 //! sub-pixel shifts and warp fields (`shift.rs`), the band driver of the
-//! per-pixel stackers (`bands.rs`) and exact k-th-value selection
-//! (`select.rs`).
+//! per-pixel stackers (`bands.rs`), exact k-th-value selection
+//! (`select.rs`) and phase correlation of whole frames against one
+//! reference (`phase_corr.rs`, both aligners).
 
 use jupiter_plugin_api::gpu::helpers::{groups, run, Buffers};
 use jupiter_plugin_api::{GpuBuffer, GpuServiceBox, StageError};
 
 mod bands;
+pub mod phase_corr;
 mod select;
 pub mod shaders;
 mod shift;

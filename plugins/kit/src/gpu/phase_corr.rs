@@ -1,5 +1,5 @@
 //! Phase correlation on the GPU (`shaders/phase_corr.wgsl`): the
-//! measurement of [`jupiter_kit::fft::PhaseCorrelator::shift_of`] — first estimate
+//! measurement of [`crate::fft::PhaseCorrelator::shift_of`] — first estimate
 //! on 2×2-binned planes (regions of at least [`COARSE_MIN`] a side), the
 //! frame resampled by it, the residual measured at full resolution — for a
 //! batch of frames at a time, on frames the host keeps on the device, two
@@ -13,9 +13,9 @@
 use jupiter_plugin_api::gpu::helpers::{download_at, groups, run, write, Buffers};
 use jupiter_plugin_api::{DeviceFrames, FrameInfo, GpuBuffer, GpuServiceBox, StageCtx, StageError};
 
-use jupiter_kit::align::Roi;
-use jupiter_kit::fft::{hann, Shift, COARSE_MIN};
-use jupiter_kit::gpu::{groups_1d, shaders::PHASE_CORR, uniforms, PhaseCorrP};
+use crate::align::Roi;
+use crate::fft::{hann, Shift, COARSE_MIN};
+use crate::gpu::{groups_1d, shaders::PHASE_CORR, uniforms, PhaseCorrP};
 
 /// Workgroups per frame in the shader's reductions (`PARTS` there).
 const PARTS: usize = 32;
@@ -401,6 +401,38 @@ impl<'g> GpuCorrelator<'g> {
         }
         Ok(out)
     }
+}
+
+/// [`crate::align::mean_of_best`] over frames the host keeps on the
+/// device: the best frames' shifts measured by a [`GpuCorrelator`] (on the
+/// CPU when the region's size is one it does not handle) and the frames
+/// resampled and added there; the luminance of the sum comes back.
+pub fn mean_of_best_on_device(
+    ctx: &StageCtx,
+    gpu: &GpuServiceBox,
+    frames: &jupiter_plugin_api::FrameSourceRef,
+    dev: &DeviceFrames,
+    k: usize,
+) -> Result<Vec<f32>, StageError> {
+    let info = frames.info();
+    let measure = |crop: &[f32], roi: Roi, idx: &[usize]| -> Result<Vec<Shift>, StageError> {
+        match GpuCorrelator::new(gpu, crop, roi, idx.len())? {
+            Some(gc) => gc.measure(ctx, info, dev, idx),
+            None => crate::align::measure_region(ctx, frames, crop, roi, idx, false),
+        }
+    };
+    let (w, h, c) = info.dims();
+    let geometry = crate::gpu::ShiftGeometry::whole(w, h, c, 1);
+    let sum = |items: &[(usize, Shift)]| -> Result<Option<Vec<f32>>, StageError> {
+        let mut bufs = Buffers::new(gpu);
+        let acc = bufs.zeroed(info.frame_len())?;
+        let items: Vec<_> = items.iter().map(|&(i, s)| (i, s.dx, s.dy, 1.0)).collect();
+        crate::gpu::accumulate_resident(gpu, dev, &geometry, &items, acc, |_| {
+            ctx.check_cancelled()
+        })?;
+        jupiter_plugin_api::gpu::helpers::download(gpu, acc, info.frame_len()).map(Some)
+    };
+    crate::align::mean_of_best_measured(ctx, frames, k, &measure, Some(&sum))
 }
 
 /// The constant tables of one level, in the order the shader's offsets

@@ -150,10 +150,6 @@ fn mean(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 var<workgroup> sh: array<vec2<f32>, 2048>;
 
-fn cmul(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
-    return vec2<f32>(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x);
-}
-
 // exp(∓2πi m / n) from the table at `tw` (conjugated for the inverse).
 fn twiddle(tw: u32, m: u32, inv: bool) -> vec2<f32> {
     let t = vec2<f32>(consts[tw + 2u * m], consts[tw + 2u * m + 1u]);
@@ -458,34 +454,10 @@ fn save_ref(@builtin(global_invocation_id) gid: vec3<u32>) {
     refspec[i] = spec[p.base * plane_len + i];
 }
 
-var<workgroup> best_v: array<f32, 256>;
-var<workgroup> best_i: array<u32, 256>;
-
-// kit::fft::peak_offset: gaussian fit when all three are positive, else a parabola.
-fn peak_offset(a: f32, b: f32, c: f32) -> f32 {
-    var o = 0.0;
-    if (a > 0.0 && b > 0.0 && c > 0.0) {
-        let la = log(a);
-        let lb = log(b);
-        let lc = log(c);
-        let d = la - 2.0 * lb + lc;
-        if (abs(d) >= 1e-12) { o = 0.5 * (la - lc) / d; }
-    } else {
-        let d = a - 2.0 * b + c;
-        if (abs(d) >= 1e-12) { o = 0.5 * (a - c) / d; }
-    }
-    return clamp(o, -0.5, 0.5);
-}
-
 fn surface(b: u32, x: i32, y: i32) -> f32 {
     let xx = u32((x + i32(p.n0)) % i32(p.n0));
     let yy = u32((y + i32(p.n1)) % i32(p.n1));
     return plane[(b * p.n1 + yy) * p.n0 + xx];
-}
-
-fn wrap(v: u32, n: u32) -> f32 {
-    if (v > n / 2u) { return f32(v) - f32(n); }
-    return f32(v);
 }
 
 @compute @workgroup_size(256, 1, 1)
@@ -499,20 +471,7 @@ fn peak_part(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
         let v = plane[b * n + i];
         if (v > bv) { bv = v; bi = i; }
     }
-    best_v[li] = bv;
-    best_i[li] = bi;
-    workgroupBarrier();
-    for (var st = 128u; st > 0u; st >>= 1u) {
-        if (li < st) {
-            let ov = best_v[li + st];
-            let oi = best_i[li + st];
-            if (ov > best_v[li] || (ov == best_v[li] && oi < best_i[li])) {
-                best_v[li] = ov;
-                best_i[li] = oi;
-            }
-        }
-        workgroupBarrier();
-    }
+    argmax256(li, bv, bi);
     if (li == 0u) {
         res[p.part + b * PARTS + wg.x] = vec4<f32>(0.0, best_v[0], bitcast<f32>(best_i[0]), 0.0);
     }

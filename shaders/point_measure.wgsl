@@ -1,5 +1,6 @@
 // point_measure.wgsl — align-multipoint's alignment-point measurements on
-// the device (common.wgsl, sample.wgsl and warp_grid.wgsl prepended), the
+// the device (common.wgsl, sample.wgsl, warp_grid.wgsl and peak.wgsl
+// prepended), the
 // arithmetic of its CPU path, one workgroup per item (a frame and a point):
 //   correlate: the point's patch of the frame's luminance at an integer
 //     offset (edges clamped; 2×2-binned when bin = 2, as kit::fft::bin2),
@@ -97,13 +98,7 @@ fn dewarped_at(it: Item, u: u32, v: u32) -> f32 {
 }
 
 var<workgroup> tw: array<vec2<f32>, 128>;
-var<workgroup> red_v: array<f32, 256>;
-var<workgroup> red_i: array<u32, 256>;
 var<workgroup> red4: array<vec4<f32>, 256>;
-
-fn cmul(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
-    return vec2<f32>(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x);
-}
 
 // One 1-D DFT pass over the n × n block: scratch[a ..] → scratch[b ..],
 // along x (`cols` false) or y; exp(∓2πi m / n) from `tw` (conjugated for
@@ -132,30 +127,9 @@ fn dft_pass(a: u32, b: u32, li: u32, cols: bool, inv: bool) {
     storageBarrier();
 }
 
-// kit::fft::peak_offset: gaussian fit when all three are positive, else a parabola.
-fn peak_offset(a: f32, b: f32, c: f32) -> f32 {
-    var o = 0.0;
-    if (a > 0.0 && b > 0.0 && c > 0.0) {
-        let la = log(a);
-        let lb = log(b);
-        let lc = log(c);
-        let d = la - 2.0 * lb + lc;
-        if (abs(d) >= 1e-12) { o = 0.5 * (la - lc) / d; }
-    } else {
-        let d = a - 2.0 * b + c;
-        if (abs(d) >= 1e-12) { o = 0.5 * (a - c) / d; }
-    }
-    return clamp(o, -0.5, 0.5);
-}
-
 fn surface(a: u32, x: i32, y: i32) -> f32 {
     let n = i32(p.n);
     return scratch[a + u32(((y + n) % n) * n + (x + n) % n)].x;
-}
-
-fn wrap(v: u32, n: u32) -> f32 {
-    if (v > n / 2u) { return f32(v) - f32(n); }
-    return f32(v);
 }
 
 // The conjugate of bin o (row-major over n × n) of the reference spectrum
@@ -205,13 +179,14 @@ fn correlate(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
         scratch[a + o] = vec2<f32>(x, 0.0);
         s += x;
     }
-    red_v[li] = s;
+    best_v[li] = s;
     workgroupBarrier();
     for (var st = 128u; st > 0u; st >>= 1u) {
-        if (li < st) { red_v[li] += red_v[li + st]; }
+        if (li < st) { best_v[li] += best_v[li + st]; }
         workgroupBarrier();
     }
-    let mean = red_v[0] / f32(nn);
+    let mean = best_v[0] / f32(nn);
+    workgroupBarrier();
     for (var o = li; o < nn; o += 256u) {
         scratch[a + o] = vec2<f32>((scratch[a + o].x - mean) * refs[p.win + o], 0.0);
     }
@@ -239,24 +214,11 @@ fn correlate(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
         let v = scratch[a + o].x;
         if (v > bv) { bv = v; bi = o; }
     }
-    red_v[li] = bv;
-    red_i[li] = bi;
-    workgroupBarrier();
-    for (var st = 128u; st > 0u; st >>= 1u) {
-        if (li < st) {
-            let ov = red_v[li + st];
-            let oi = red_i[li + st];
-            if (ov > red_v[li] || (ov == red_v[li] && oi < red_i[li])) {
-                red_v[li] = ov;
-                red_i[li] = oi;
-            }
-        }
-        workgroupBarrier();
-    }
+    argmax256(li, bv, bi);
     if (li == 0u) {
-        let best = red_v[0];
-        let px = red_i[0] % n;
-        let py = red_i[0] / n;
+        let best = best_v[0];
+        let px = best_i[0] % n;
+        let py = best_i[0] / n;
         let xi = i32(px);
         let yi = i32(py);
         let ox = peak_offset(surface(a, xi - 1, yi), best, surface(a, xi + 1, yi));

@@ -437,15 +437,7 @@ pub(crate) fn first_local(
     sharpness: f32,
     p: &MultipointParams,
 ) -> Local {
-    let (dx, dy) = (rx + r.dx - g.dx, ry + r.dy - g.dy);
-    Local {
-        dx,
-        dy,
-        peak: r.peak,
-        sharpness,
-        valid: accepted(r, dx, dy, p),
-        measured: true,
-    }
+    measured_local(r, (rx + r.dx - g.dx, ry + r.dy - g.dy), sharpness, p)
 }
 
 /// A point's residual `r` measured after dewarping under the field value
@@ -456,7 +448,12 @@ pub(crate) fn later_local(
     sharpness: f32,
     p: &MultipointParams,
 ) -> Local {
-    let (dx, dy) = (fx + r.dx, fy + r.dy);
+    measured_local(r, (fx + r.dx, fy + r.dy), sharpness, p)
+}
+
+/// The local shift `(dx, dy)` a measurement `r` gave, valid when
+/// [`accepted`].
+fn measured_local(r: &Shift, (dx, dy): (f32, f32), sharpness: f32, p: &MultipointParams) -> Local {
     Local {
         dx,
         dy,

@@ -3,7 +3,7 @@
 //! uses the shared helpers gets them prepended here: `common.wgsl` (the 2-D
 //! dispatch index, order-preserving float keys, Catmull-Rom taps) and, for
 //! the resampling kernels, `sample.wgsl`; for those that read warp
-//! fields, `warp_grid.wgsl`.
+//! fields, `warp_grid.wgsl`; for the correlations, `peak.wgsl`.
 
 /// Prepends the shared helper files to a kernel file (both from `shaders/`).
 macro_rules! wgsl {
@@ -27,18 +27,19 @@ pub const STACK_WARP: &str = wgsl!(
 );
 pub const QUALITY: &str = wgsl!("quality.wgsl");
 pub const DECODE: &str = wgsl!("decode.wgsl");
-pub const PHASE_CORR: &str = wgsl!("common.wgsl", "phase_corr.wgsl");
+pub const PHASE_CORR: &str = wgsl!("common.wgsl", "peak.wgsl", "phase_corr.wgsl");
 pub const DECONVOLVE: &str = wgsl!("common.wgsl", "deconvolve.wgsl");
 pub const DRIZZLE: &str = wgsl!("warp_grid.wgsl", "drizzle.wgsl");
 pub const POINT_MEASURE: &str = wgsl!(
     "common.wgsl",
     "sample.wgsl",
     "warp_grid.wgsl",
+    "peak.wgsl",
     "point_measure.wgsl"
 );
 
 /// Helper files prepended to kernels, not kernels themselves.
-pub const PARTS: &[&str] = &["common.wgsl", "sample.wgsl", "warp_grid.wgsl"];
+pub const PARTS: &[&str] = &["common.wgsl", "sample.wgsl", "warp_grid.wgsl", "peak.wgsl"];
 
 /// Every kernel with its file name (for validation tests), as compiled.
 pub const ALL: &[(&str, &str)] = &[

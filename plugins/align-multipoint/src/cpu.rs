@@ -691,6 +691,9 @@ pub fn dewarped_mean(
     Ok(acc)
 }
 
+/// Each frame's global shift and local measurements.
+type Measured = (Vec<Shift>, Vec<Vec<Local>>);
+
 /// Global shifts and local measurements of frames `0..k` (every point, all
 /// passes) for [`dewarped_mean`], on the CPU: large frames one at a time,
 /// their points in parallel; else frames in parallel.
@@ -701,7 +704,7 @@ fn reference_frames(
     points: &Points,
     p: &MultipointParams,
     k: usize,
-) -> Result<(Vec<Shift>, Vec<Vec<Local>>), StageError> {
+) -> Result<Measured, StageError> {
     let (w, h, _) = frames.info().dims();
     let measure = |i: usize, par: Option<&StageCtx>| -> Result<FrameMeasure, StageError> {
         ctx.check_cancelled()?;
@@ -741,7 +744,7 @@ fn reference_frames_on_device(
     points: &Points,
     p: &MultipointParams,
     k: usize,
-) -> Result<Option<(Vec<Shift>, Vec<Vec<Local>>)>, StageError> {
+) -> Result<Option<Measured>, StageError> {
     let (w, h, _) = frames.info().dims();
     let at_once = jupiter_kit::align::frames_in_flight(ctx, w, h, 1);
     let mut scanned = Vec::with_capacity(k);
@@ -1105,7 +1108,7 @@ impl MeasurePlan {
     }
 
     fn sampled(&self, i: usize) -> bool {
-        i % self.stride == 0
+        i.is_multiple_of(self.stride)
     }
 
     /// Whether frame `i` is measured at all.

@@ -1,6 +1,6 @@
 // phase_corr.wgsl — phase correlation of a batch of frames against one
 // reference on the device, the arithmetic of `kit::fft::PhaseCorrelator`:
-// luminance of the region of interest (optionally 2×2-binned, or resampled
+// luminance of the region of interest (optionally 2×2- or 4×4-binned, or resampled
 // by a first estimate with Catmull-Rom weights, edges replicated), minus its
 // mean, times a separable Hann window; frames 2q and 2q+1 of a batch share
 // one complex transform (2q the real part, 2q+1 the imaginary part: the
@@ -73,6 +73,12 @@ fn lum_clamped(b: u32, u: i32, v: i32) -> f32 {
     return lum(b, u32(clamp(u, 0, i32(p.rw) - 1)), u32(clamp(v, 0, i32(p.rh) - 1)));
 }
 
+// The mean of the 2×2 block (x, y) of the region of frame `b` (kit::fft::bin2).
+fn binned2(b: u32, x: u32, y: u32) -> f32 {
+    return 0.25 * (lum(b, 2u * x, 2u * y) + lum(b, 2u * x + 1u, 2u * y)
+        + lum(b, 2u * x, 2u * y + 1u) + lum(b, 2u * x + 1u, 2u * y + 1u));
+}
+
 @compute @workgroup_size(16, 16, 1)
 fn load(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (p.count == 0xffffffffu) { touch(); }
@@ -84,8 +90,11 @@ fn load(@builtin(global_invocation_id) gid: vec3<u32>) {
     let b = p.base + gid.z;
     var v = 0.0;
     if (p.bin == 2u) {
-        v = 0.25 * (lum(b, 2u * x, 2u * y) + lum(b, 2u * x + 1u, 2u * y)
-            + lum(b, 2u * x, 2u * y + 1u) + lum(b, 2u * x + 1u, 2u * y + 1u));
+        v = binned2(b, x, y);
+    } else if (p.bin == 4u) {
+        // kit::fft::bin2 twice, in its order.
+        v = 0.25 * (binned2(b, 2u * x, 2u * y) + binned2(b, 2u * x + 1u, 2u * y)
+            + binned2(b, 2u * x, 2u * y + 1u) + binned2(b, 2u * x + 1u, 2u * y + 1u));
     } else if (p.use_prev == 1u) {
         let s = res[p.prev + b].xy * p.prev_scale;
         let sx = f32(x) + s.x;

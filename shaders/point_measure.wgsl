@@ -13,6 +13,10 @@
 //     transforms are direct DFTs (n ≤ 128, any n): patches are small, and
 //     a plain sum per output needs no radix plan. out = (dx, dy, peak, 0)
 //     in full-resolution pixels.
+//   structure: the point's sharpness on the patch at an integer offset
+//     (edges clamped), grid.rs's `structure`: the RMS of the [1 2 1]/4 ⊗
+//     [1 2 1]/4 smoothed central differences over the patch's interior
+//     (2 px in from each side), halved. out = (sharpness, 0, 0, 0).
 //   gradient: the sums of align-multipoint's gradient fit
 //     (gradient.rs: Σ w·p, Σ w·ref·p, Σ w·∂x ref·p, Σ w·∂y ref·p over the
 //     patch's interior) on the patch of the frame resampled bilinearly
@@ -272,5 +276,44 @@ fn gradient(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
     }
     if (li == 0u) {
         out[p.base + slot] = red4[0];
+    }
+}
+
+// The patch of item `it` at its integer offset, smoothed [1 2 1]/4 along
+// rows then columns (grid.rs's EnergyRows order), at (u, v).
+fn smoothed_at(it: Item, u: i32, v: i32) -> f32 {
+    var hz = array<f32, 3>(0.0, 0.0, 0.0);
+    for (var j = 0; j < 3; j++) {
+        let y = it.oy + v + j - 1;
+        let x = it.ox + u;
+        hz[j] = 0.25 * (at(it.src, x - 1, y, 0u) + 2.0 * at(it.src, x, y, 0u) + at(it.src, x + 1, y, 0u));
+    }
+    return 0.25 * (hz[0] + 2.0 * hz[1] + hz[2]);
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn structure(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    if (p.count == 0xffffffffu) { touch(); }
+    let slot = item_index(wg);
+    if (slot >= p.count) { return; }
+    let it = items[p.base + slot];
+    let s = p.s;
+    let inner = s - 4u;
+    var acc = 0.0;
+    for (var o = li; o < inner * inner; o += 256u) {
+        let u = i32(o % inner) + 2;
+        let v = i32(o / inner) + 2;
+        let gx = smoothed_at(it, u + 1, v) - smoothed_at(it, u - 1, v);
+        let gy = smoothed_at(it, u, v + 1) - smoothed_at(it, u, v - 1);
+        acc += gx * gx + gy * gy;
+    }
+    best_v[li] = acc;
+    workgroupBarrier();
+    for (var st = 128u; st > 0u; st >>= 1u) {
+        if (li < st) { best_v[li] += best_v[li + st]; }
+        workgroupBarrier();
+    }
+    if (li == 0u) {
+        out[p.base + slot] = vec4<f32>(sqrt(best_v[0] / f32(inner * inner)) * 0.5, 0.0, 0.0, 0.0);
     }
 }

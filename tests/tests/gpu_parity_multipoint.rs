@@ -1,9 +1,9 @@
 //! CPU vs GPU parity of `align-multipoint`'s point measurements
 //! (`plugins/align-multipoint/src/gpu.rs`, `shaders/point_measure.wgsl`):
 //! the whole aligner run twice on the same frames, once on the CPU and
-//! once with the frames on the device (the reference rebuild's
-//! measurements and sum, and the measurement step, there), on captures
-//! with a known smooth local distortion. Runs with `--features gpu`; in CI on Mesa's lavapipe,
+//! once with the frames on the device (the reference, the scan and the
+//! measurement step there), on captures with a known smooth local
+//! distortion. Runs with `--features gpu`; in CI on Mesa's lavapipe,
 //! where a missing adapter fails the test.
 //!
 //! Tolerance: every warp-field node and global shift within 1e-3 px of the
@@ -108,6 +108,10 @@ fn point_measurements_on_the_gpu_match_the_cpu() {
         mem.upload(&g.gpu().unwrap(), 5).unwrap();
         let (gpu, gs) = align_with_summary(&g, &mem.as_ref(), &p).unwrap();
         assert!(gs.on_device, "{w}×{h}×{c}: the device path did not run");
+        assert!(
+            gs.scan_on_device,
+            "{w}×{h}×{c}: the scan did not run on the device"
+        );
         assert_eq!(cs.grid, gs.grid);
         assert!(cs.grid.active_count() > 4, "{w}×{h}: too few points");
         assert!(cs.rms_local > 0.3, "{w}×{h}: no local distortion measured");

@@ -788,6 +788,8 @@ pub struct Summary {
     pub kept: f32,
     /// Whether the points were measured on the device.
     pub on_device: bool,
+    /// Whether the scan (global shifts, sharpness) ran on the device.
+    pub scan_on_device: bool,
 }
 
 /// Mean over the active points of the share of frames with weight there.
@@ -835,8 +837,12 @@ pub fn align_with_summary(
     let mut steps = Steps::start();
     let (mode, global, points) = reference_and_points(ctx, frames, p, chosen, &mut steps)?;
     // 3. One streaming pass over the frames.
-    let scanned = points.scan_all(ctx, frames, &global)?;
-    steps.done("scan");
+    let (scanned, scan_on_device) = points.scan_all(ctx, frames, &global)?;
+    steps.done(if scan_on_device {
+        "scan (device)"
+    } else {
+        "scan"
+    });
     // 4. Select on the sharpness, then measure each frame only where it is
     // kept (and around: the stacker interpolates the field between points).
     let (globals, mut locals): (Vec<Shift>, Vec<Vec<Local>>) =
@@ -879,6 +885,7 @@ pub fn align_with_summary(
         rms_local,
         kept,
         on_device,
+        scan_on_device,
     };
     log_summary(ctx, &summary, &globals, p);
     steps.done("fields");
@@ -965,7 +972,8 @@ fn reference_and_points(
 }
 
 impl Points {
-    /// Step 3: one streaming pass over the frames, in parallel: each task
+    /// Step 3: one streaming pass over the frames (on the device when the
+    /// host keeps them there, `gpu::scan`), in parallel: each task
     /// decodes one frame, measures its global shift and its points'
     /// sharpness ([`scan`]), and drops it. Large frames go as many at a
     /// time as kit's `frames_in_flight` allows (one luminance plane each),
@@ -975,7 +983,12 @@ impl Points {
         ctx: &StageCtx,
         frames: &FrameSourceRef,
         global: &GlobalRef,
-    ) -> Result<Vec<FrameMeasure>, StageError> {
+    ) -> Result<(Vec<FrameMeasure>, bool), StageError> {
+        if let (Some(gpu), Some(dev)) = (ctx.gpu(), frames.on_device()?) {
+            if let Some(all) = crate::gpu::scan(ctx, &gpu, frames, &dev, self, global)? {
+                return Ok((all, true));
+            }
+        }
         let (w, h, _) = frames.info().dims();
         let n = frames.info().count as usize;
         let at_once = jupiter_kit::align::frames_in_flight(ctx, w, h, 1);
@@ -997,7 +1010,7 @@ impl Points {
                 ctx.progress(all.len() as u64, n as u64);
             }
         }
-        Ok(all)
+        Ok((all, false))
     }
 
     /// Every frame kept at some active point (`weights[frame][point] > 0`)

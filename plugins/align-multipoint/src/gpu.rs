@@ -16,6 +16,7 @@ use std::collections::HashMap;
 
 use jupiter_kit::align::frame_luminance;
 use jupiter_kit::fft::Shift;
+use jupiter_kit::gpu::phase_corr::GpuCorrelator;
 use jupiter_kit::gpu::{
     dispatch, groups_1d, shaders::POINT_MEASURE, warp_accumulate, warp_tables, warp_tables_at,
     PointMeasureP,
@@ -24,7 +25,10 @@ use jupiter_plugin_api::gpu::helpers::{download, Buffers};
 use jupiter_plugin_api::prelude::*;
 use jupiter_plugin_api::{DeviceFrames, GpuBuffer, GpuServiceBox};
 
-use crate::cpu::{field_so_far, first_local, later_local, residual_on_cpu, MeasurePlan, Points};
+use crate::cpu::{
+    field_so_far, first_local, later_local, residual_on_cpu, FrameMeasure, GlobalRef, MeasurePlan,
+    Points,
+};
 use crate::field::Local;
 use crate::gradient::{taper_line, MAX_SHIFT};
 use crate::params::MultipointParams;
@@ -526,4 +530,69 @@ pub(crate) fn warped_mean(
     let n = warps.len().max(1) as f32;
     mean.iter_mut().for_each(|v| *v /= n);
     Ok(mean)
+}
+
+/// The scan on the device ([`crate::cpu::scan`] of every frame): the rough
+/// global shift by the GPU phase correlator on the global rectangle, then
+/// each active point's sharpness on its patch at the rounded global
+/// position (`structure` in `point_measure.wgsl`). `None` when the device
+/// path declines (no active point, or sizes the kernels do not handle):
+/// the caller scans on the CPU.
+pub(crate) fn scan(
+    ctx: &StageCtx,
+    gpu: &GpuServiceBox,
+    frames: &FrameSourceRef,
+    dev: &DeviceFrames,
+    points: &Points,
+    global: &GlobalRef,
+) -> Result<Option<Vec<FrameMeasure>>, StageError> {
+    let info = frames.info();
+    let grid = &points.grid;
+    let n = info.count as usize;
+    if grid.active_count() == 0 || grid.size < 5 || n == 0 {
+        return Ok(None);
+    }
+    let crop = global.roi.crop(points.reference(), info.width as usize);
+    let all: Vec<usize> = (0..n).collect();
+    let shifts = match GpuCorrelator::new(gpu, &crop, global.roi, n)? {
+        Some(gc) => gc.rough_shifts(ctx, info, dev, &all)?,
+        None => None,
+    };
+    let Some(shifts) = shifts else {
+        return Ok(None);
+    };
+    let Some(dp) = DevicePoints::new(gpu, points, info)? else {
+        return Ok(None);
+    };
+    let active: Vec<usize> = (0..grid.len()).filter(|&k| grid.active[k]).collect();
+    let mut out = Vec::with_capacity(n);
+    for batch in all.chunks(FRAMES_PER_BATCH) {
+        ctx.check_cancelled()?;
+        let mut reqs = Vec::with_capacity(batch.len() * active.len());
+        for (pos, &i) in batch.iter().enumerate() {
+            let (rx, ry) = (shifts[i].dx.round() as i32, shifts[i].dy.round() as i32);
+            for &k in &active {
+                let (ox, oy) = grid.origin(k);
+                reqs.push(Req {
+                    frame: i,
+                    pos,
+                    k,
+                    ox: ox as i32 + rx,
+                    oy: oy as i32 + ry,
+                });
+            }
+        }
+        let mut locals = vec![vec![Local::default(); grid.len()]; batch.len()];
+        for (r, v) in reqs.iter().zip(dp.run("structure", dev, &reqs, None)?) {
+            let l = &mut locals[r.pos][r.k];
+            l.sharpness = v[0];
+            l.valid = true;
+        }
+        out.extend(batch.iter().zip(locals).map(|(&i, locals)| FrameMeasure {
+            global: shifts[i],
+            locals,
+        }));
+        ctx.progress(out.len() as u64, n as u64);
+    }
+    Ok(Some(out))
 }

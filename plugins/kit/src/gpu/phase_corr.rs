@@ -92,6 +92,11 @@ pub struct GpuCorrelator<'g> {
     whiten: f32,
     fine: Level,
     coarse: Option<Level>,
+    /// The 4×4-binned level of [`GpuCorrelator::rough_shifts`] (regions of
+    /// at least twice [`COARSE_MIN`] a side, when its sizes are supported).
+    rough: Option<Level>,
+    /// Whether the CPU's `rough_shift` would use a 4×4-binned level here.
+    wants_rough: bool,
     batch: usize,
     table: GpuBuffer,
     res: GpuBuffer,
@@ -177,6 +182,15 @@ impl<'g> GpuCorrelator<'g> {
         } else {
             None
         };
+        // The binned level's own binned level, as the CPU correlator builds
+        // it (sizes halved twice, sigma doubled twice).
+        let (rw, rh) = (roi.w / 2 / 2, roi.h / 2 / 2);
+        let wants_rough = has_coarse && roi.w / 2 >= COARSE_MIN && roi.h / 2 >= COARSE_MIN;
+        let rough = if wants_rough && supported_len(rw) && supported_len(rh) {
+            Some(level(rw, rh, 4, (4.0 * sigma).min(0.5))?)
+        } else {
+            None
+        };
         let mut pc = GpuCorrelator {
             gpu,
             _bufs: bufs,
@@ -184,6 +198,8 @@ impl<'g> GpuCorrelator<'g> {
             whiten,
             fine,
             coarse,
+            rough,
+            wants_rough,
             batch,
             table,
             res,
@@ -200,11 +216,11 @@ impl<'g> GpuCorrelator<'g> {
             roi: Roi::full(roi.w, roi.h),
         };
         let plain = Refine::PLAIN;
-        for coarse in [false, true] {
-            let Some(lv) = (if coarse {
-                pc.coarse.as_ref()
-            } else {
-                Some(&pc.fine)
+        for which in 0..3 {
+            let Some(lv) = (match which {
+                0 => Some(&pc.fine),
+                1 => pc.coarse.as_ref(),
+                _ => pc.rough.as_ref(),
             }) else {
                 continue;
             };
@@ -214,12 +230,13 @@ impl<'g> GpuCorrelator<'g> {
             pc.dispatch("save_ref", refplane, lv, &u, g)?;
             pc.correlate(lv, refplane, src, plain, 1)?;
             let peak = download_at(gpu, res, 0, 4)?[2].max(1e-20);
-            if coarse {
-                if let Some(c) = pc.coarse.as_mut() {
-                    c.self_peak = peak;
-                }
-            } else {
-                pc.fine.self_peak = peak;
+            let lv = match which {
+                0 => Some(&mut pc.fine),
+                1 => pc.coarse.as_mut(),
+                _ => pc.rough.as_mut(),
+            };
+            if let Some(lv) = lv {
+                lv.self_peak = peak;
             }
         }
         Ok(Some(pc))
@@ -331,6 +348,64 @@ impl<'g> GpuCorrelator<'g> {
         self.dispatch("rows", any, lv, &u, line_groups(lv.n1, lv.n0, pairs))?;
         self.dispatch("peak_part", any, lv, &u, [PARTS as u32, count as u32, 1])?;
         self.dispatch("peak", any, lv, &u, [groups(count, 64), 1, 1])
+    }
+
+    /// The CPU correlator's `rough_shift` of frames `indices` (in that
+    /// order): one measurement on the 4×4-binned planes where the region
+    /// has them, else on the 2×2-binned ones, else at full resolution,
+    /// scaled to full-resolution pixels; `None` when the 4×4-binned sizes
+    /// are not supported (the caller measures on the CPU).
+    pub fn rough_shifts(
+        &self,
+        ctx: &StageCtx,
+        info: FrameInfo,
+        dev: &DeviceFrames,
+        indices: &[usize],
+    ) -> Result<Option<Vec<Shift>>, StageError> {
+        let lv = match (&self.rough, &self.coarse) {
+            (Some(r), _) => r,
+            (None, _) if self.wants_rough => return Ok(None),
+            (None, Some(c)) => c,
+            (None, None) => &self.fine,
+        };
+        let len = info.frame_len();
+        let src = Source {
+            fw: info.width as usize,
+            fh: info.height as usize,
+            fc: info.channels as usize,
+            roi: self.roi,
+        };
+        let work = dev.in_buffer_order(indices, len);
+        let mut out = vec![
+            Shift {
+                dx: 0.0,
+                dy: 0.0,
+                peak: 0.0
+            };
+            indices.len()
+        ];
+        let scale = lv.bin as f32;
+        for chunk in work.chunks(self.batch) {
+            ctx.check_cancelled()?;
+            let count = chunk.len();
+            let offsets: Vec<f32> = chunk
+                .iter()
+                .map(|s| f32::from_bits(s.offset as u32))
+                .collect();
+            write(self.gpu, self.table, 0, &offsets)?;
+            let groups_of = DeviceFrames::runs(chunk);
+            self.spectra(lv, &groups_of, src, Refine::PLAIN, count)?;
+            self.correlate(lv, groups_of[0].0, src, Refine::PLAIN, count)?;
+            let r = download_at(self.gpu, self.res, 0, 4 * count)?;
+            for (s, v) in chunk.iter().zip(r.chunks_exact(4)) {
+                out[s.pos] = Shift {
+                    dx: scale * v[0],
+                    dy: scale * v[1],
+                    peak: v[2],
+                };
+            }
+        }
+        Ok(Some(out))
     }
 
     /// Shifts of frames `indices` of the source (on the device as `dev`),

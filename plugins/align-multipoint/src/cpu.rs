@@ -730,9 +730,9 @@ fn reference_frames(
     Ok(measured.into_iter().map(|m| (m.global, m.locals)).unzip())
 }
 
-/// [`reference_frames`] with the points measured on the device (the
-/// global shifts on the CPU, as the scan does); `None` when the device
-/// path declines.
+/// [`reference_frames`] with the frames measured on the device (their
+/// rough global shifts too, where the GPU correlator handles the
+/// rectangle); `None` when the device path declines.
 fn reference_frames_on_device(
     ctx: &StageCtx,
     (gpu, dev): (
@@ -746,16 +746,34 @@ fn reference_frames_on_device(
     k: usize,
 ) -> Result<Option<Measured>, StageError> {
     let (w, h, _) = frames.info().dims();
-    let at_once = jupiter_kit::align::frames_in_flight(ctx, w, h, 1);
-    let mut scanned = Vec::with_capacity(k);
-    for start in (0..k).step_by(at_once) {
-        scanned.extend(ctx.par_try_map((k - start).min(at_once), 0, |j| {
-            let lum = frame_luminance(frames, start + j)?;
-            Ok(scan_with(&lum, (w, h), global, points, false))
-        })?);
-    }
+    let idx: Vec<usize> = (0..k).collect();
     let (globals, mut locals): (Vec<Shift>, Vec<Vec<Local>>) =
-        scanned.into_iter().map(|m| (m.global, m.locals)).unzip();
+        match crate::gpu::rough_shifts(ctx, gpu, frames, dev, points, global, &idx)? {
+            Some(shifts) => {
+                let grid = &points.grid;
+                let fresh = || -> Vec<Local> {
+                    (0..grid.len())
+                        .map(|k| Local {
+                            valid: grid.active[k],
+                            ..Local::default()
+                        })
+                        .collect()
+                };
+                let locals = shifts.iter().map(|_| fresh()).collect();
+                (shifts, locals)
+            }
+            None => {
+                let at_once = jupiter_kit::align::frames_in_flight(ctx, w, h, 1);
+                let mut scanned = Vec::with_capacity(k);
+                for start in (0..k).step_by(at_once) {
+                    scanned.extend(ctx.par_try_map((k - start).min(at_once), 0, |j| {
+                        let lum = frame_luminance(frames, start + j)?;
+                        Ok(scan_with(&lum, (w, h), global, points, false))
+                    })?);
+                }
+                scanned.into_iter().map(|m| (m.global, m.locals)).unzip()
+            }
+        };
     let plan = MeasurePlan::everywhere(&points.grid, k);
     let done = crate::gpu::measure(
         ctx,

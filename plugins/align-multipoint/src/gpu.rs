@@ -552,13 +552,8 @@ pub(crate) fn scan(
     if grid.active_count() == 0 || grid.size < 5 || n == 0 {
         return Ok(None);
     }
-    let crop = global.roi.crop(points.reference(), info.width as usize);
     let all: Vec<usize> = (0..n).collect();
-    let shifts = match GpuCorrelator::new(gpu, &crop, global.roi, n)? {
-        Some(gc) => gc.rough_shifts(ctx, info, dev, &all)?,
-        None => None,
-    };
-    let Some(shifts) = shifts else {
+    let Some(shifts) = rough_shifts(ctx, gpu, frames, dev, points, global, &all)? else {
         return Ok(None);
     };
     let Some(dp) = DevicePoints::new(gpu, points, info)? else {
@@ -595,4 +590,24 @@ pub(crate) fn scan(
         ctx.progress(out.len() as u64, n as u64);
     }
     Ok(Some(out))
+}
+
+/// The rough global shifts ([`GlobalRef::rough`]) of frames `indices` on
+/// the device, in that order; `None` where the GPU correlator does not
+/// handle the rectangle's sizes.
+pub(crate) fn rough_shifts(
+    ctx: &StageCtx,
+    gpu: &GpuServiceBox,
+    frames: &FrameSourceRef,
+    dev: &DeviceFrames,
+    points: &Points,
+    global: &GlobalRef,
+    indices: &[usize],
+) -> Result<Option<Vec<Shift>>, StageError> {
+    let info = frames.info();
+    let crop = global.roi.crop(points.reference(), info.width as usize);
+    match GpuCorrelator::new(gpu, &crop, global.roi, indices.len())? {
+        Some(gc) => gc.rough_shifts(ctx, info, dev, indices),
+        None => Ok(None),
+    }
 }

@@ -1,14 +1,17 @@
-//! GPU path of the measurement step (`shaders/point_measure.wgsl`), on
-//! frames the host keeps on the device: each frame's first estimate at
-//! every point it is measured at (the phase correlation of the binned
-//! patch, [`crate::cpu::PointCorrelator`]'s arithmetic) and, in each later
-//! pass, the sums of the gradient fit on the patch resampled under the
-//! field measured so far ([`crate::gradient`]). The host side keeps the
-//! per-frame logic of the CPU path — the field between passes
-//! ([`field_so_far`]), the 4×4 solve, what counts as a valid measurement —
-//! so the two paths differ only by the rounding of the device's sums. A
-//! residual the gradient fit cannot measure (no fit at that point, or
-//! outside its range) is measured on the CPU, as there.
+//! GPU path of `align-multipoint` (`shaders/point_measure.wgsl`), on
+//! frames the host keeps on the device: the scan ([`scan`]: rough global
+//! shifts by the GPU phase correlator, each point's sharpness), the
+//! measurement ([`measure`]: each frame's first estimate at every point it
+//! is measured at — the phase correlation of the binned patch,
+//! [`crate::cpu::PointCorrelator`]'s arithmetic — and, in each later pass,
+//! the sums of the gradient fit on the patch resampled under the field
+//! measured so far, [`crate::gradient`]) and the reference rebuild's sum
+//! ([`warped_mean`]). The host side keeps the per-frame logic of the CPU
+//! path — the field between passes ([`field_so_far`]), the 4×4 solve, what
+//! counts as a valid measurement — so the two paths differ only by the
+//! rounding of the device's sums. A residual the gradient fit cannot
+//! measure (no fit at that point, or outside its range) is measured on the
+//! CPU, as there.
 //!
 //! Four numbers per item come back; the frames never leave the device.
 

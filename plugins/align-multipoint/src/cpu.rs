@@ -608,24 +608,18 @@ pub(crate) fn residual_on_cpu(
     let pc = points.correlators[k].as_ref()?;
     let spans = spans_of(grid, w, h, |j| j == k);
     let (y0, y1) = (
-        grid.origin(k).1.min(h),
+        grid.origin(k).1.min(h - 1),
         (grid.origin(k).1 + grid.size).min(h),
     );
-    let mut dewarped = vec![0.0f32; w * h];
-    dewarp_rows_within(
-        lum,
-        w,
-        h,
-        at,
-        f,
-        y0,
-        &mut dewarped[y0 * w..y1 * w],
-        Interp::Bilinear,
-        |y| spans[y],
-    );
+    // Only the patch's rows: read with the rows' offset, the patch clamps
+    // at the frame's edges as it would in the whole plane.
+    let mut band = vec![0.0f32; (y1 - y0) * w];
+    dewarp_rows_within(lum, w, h, at, f, y0, &mut band, Interp::Bilinear, |y| {
+        spans[y]
+    });
     let s = grid.size;
     let (mut patch, mut ref_patch) = (vec![0.0f32; s * s], vec![0.0f32; s * s]);
-    grid.patch(&dewarped, w, h, k, 0, 0, &mut patch);
+    grid.patch(&band, w, y1 - y0, k, 0, -(y0 as isize), &mut patch);
     Some(residual(points, k, pc, &patch, &mut ref_patch, peak, p))
 }
 

@@ -368,44 +368,21 @@ impl<'g> GpuCorrelator<'g> {
             (None, Some(c)) => c,
             (None, None) => &self.fine,
         };
-        let len = info.frame_len();
-        let src = Source {
-            fw: info.width as usize,
-            fh: info.height as usize,
-            fc: info.channels as usize,
-            roi: self.roi,
-        };
-        let work = dev.in_buffer_order(indices, len);
-        let mut out = vec![
-            Shift {
-                dx: 0.0,
-                dy: 0.0,
-                peak: 0.0
-            };
-            indices.len()
-        ];
+        let shifts = self.in_batches(ctx, info, dev, indices, 0, |groups_of, src, count| {
+            self.spectra(lv, groups_of, src, Refine::PLAIN, count)?;
+            self.correlate(lv, groups_of[0].0, src, Refine::PLAIN, count)
+        })?;
         let scale = lv.bin as f32;
-        for chunk in work.chunks(self.batch) {
-            ctx.check_cancelled()?;
-            let count = chunk.len();
-            let offsets: Vec<f32> = chunk
-                .iter()
-                .map(|s| f32::from_bits(s.offset as u32))
-                .collect();
-            write(self.gpu, self.table, 0, &offsets)?;
-            let groups_of = DeviceFrames::runs(chunk);
-            self.spectra(lv, &groups_of, src, Refine::PLAIN, count)?;
-            self.correlate(lv, groups_of[0].0, src, Refine::PLAIN, count)?;
-            let r = download_at(self.gpu, self.res, 0, 4 * count)?;
-            for (s, v) in chunk.iter().zip(r.chunks_exact(4)) {
-                out[s.pos] = Shift {
-                    dx: scale * v[0],
-                    dy: scale * v[1],
-                    peak: v[2],
-                };
-            }
-        }
-        Ok(Some(out))
+        Ok(Some(
+            shifts
+                .into_iter()
+                .map(|s| Shift {
+                    dx: scale * s.dx,
+                    dy: scale * s.dy,
+                    peak: s.peak,
+                })
+                .collect(),
+        ))
     }
 
     /// Shifts of frames `indices` of the source (on the device as `dev`),
@@ -417,35 +394,8 @@ impl<'g> GpuCorrelator<'g> {
         dev: &DeviceFrames,
         indices: &[usize],
     ) -> Result<Vec<Shift>, StageError> {
-        let len = info.frame_len();
-        let src = Source {
-            fw: info.width as usize,
-            fh: info.height as usize,
-            fc: info.channels as usize,
-            roi: self.roi,
-        };
-        // Work in buffer order so that a batch's frames of one buffer are
-        // consecutive (one load dispatch per buffer); results go back to
-        // their places.
-        let work = dev.in_buffer_order(indices, len);
-        let mut out = vec![
-            Shift {
-                dx: 0.0,
-                dy: 0.0,
-                peak: 0.0
-            };
-            indices.len()
-        ];
         let b = self.batch;
-        for chunk in work.chunks(b) {
-            ctx.check_cancelled()?;
-            let count = chunk.len();
-            let offsets: Vec<f32> = chunk
-                .iter()
-                .map(|s| f32::from_bits(s.offset as u32))
-                .collect();
-            write(self.gpu, self.table, 0, &offsets)?;
-            let groups_of = DeviceFrames::runs(chunk);
+        self.in_batches(ctx, info, dev, indices, b, |groups_of, src, count| {
             let any = groups_of[0].0;
             // First estimate: on the binned level when there is one (its
             // shift in binned pixels, doubled), else at full resolution
@@ -454,7 +404,7 @@ impl<'g> GpuCorrelator<'g> {
                 Some(c) => (c, 2.0, 1),
                 None => (&self.fine, 1.0, 2),
             };
-            self.spectra(first, &groups_of, src, Refine::PLAIN, count)?;
+            self.spectra(first, groups_of, src, Refine::PLAIN, count)?;
             self.correlate(first, any, src, Refine::PLAIN, count)?;
             let last = Refine {
                 use_prev: true,
@@ -463,18 +413,61 @@ impl<'g> GpuCorrelator<'g> {
                 mode,
                 out: b,
             };
-            self.spectra(&self.fine, &groups_of, src, last, count)?;
-            self.correlate(&self.fine, any, src, last, count)?;
-            let r = download_at(self.gpu, self.res, 4 * b, 4 * count)?;
+            self.spectra(&self.fine, groups_of, src, last, count)?;
+            self.correlate(&self.fine, any, src, last, count)
+        })
+    }
+
+    /// Runs `pass` on frames `indices` a batch at a time and reads each
+    /// frame's `(dx, dy, peak)` from result slot `out` (results in the
+    /// order of `indices`). The batch goes in buffer order, so that its
+    /// frames of one buffer are consecutive (one load dispatch per
+    /// buffer); `pass` gets the batch's `(buffer, first, count)` runs, the
+    /// source geometry and the batch size.
+    fn in_batches(
+        &self,
+        ctx: &StageCtx,
+        info: FrameInfo,
+        dev: &DeviceFrames,
+        indices: &[usize],
+        out: usize,
+        pass: impl Fn(&[(GpuBuffer, usize, usize)], Source, usize) -> Result<(), StageError>,
+    ) -> Result<Vec<Shift>, StageError> {
+        let len = info.frame_len();
+        let src = Source {
+            fw: info.width as usize,
+            fh: info.height as usize,
+            fc: info.channels as usize,
+            roi: self.roi,
+        };
+        let work = dev.in_buffer_order(indices, len);
+        let mut shifts = vec![
+            Shift {
+                dx: 0.0,
+                dy: 0.0,
+                peak: 0.0
+            };
+            indices.len()
+        ];
+        for chunk in work.chunks(self.batch) {
+            ctx.check_cancelled()?;
+            let count = chunk.len();
+            let offsets: Vec<f32> = chunk
+                .iter()
+                .map(|s| f32::from_bits(s.offset as u32))
+                .collect();
+            write(self.gpu, self.table, 0, &offsets)?;
+            pass(&DeviceFrames::runs(chunk), src, count)?;
+            let r = download_at(self.gpu, self.res, 4 * out, 4 * count)?;
             for (s, v) in chunk.iter().zip(r.chunks_exact(4)) {
-                out[s.pos] = Shift {
+                shifts[s.pos] = Shift {
                     dx: v[0],
                     dy: v[1],
                     peak: v[2],
                 };
             }
         }
-        Ok(out)
+        Ok(shifts)
     }
 }
 

@@ -34,6 +34,7 @@ use crate::cpu::{
 };
 use crate::field::Local;
 use crate::gradient::{taper_line, MAX_SHIFT};
+use crate::grid::ApGrid;
 use crate::params::MultipointParams;
 
 /// Largest transform side the shader's twiddle table holds.
@@ -55,6 +56,37 @@ struct Req {
     k: usize,
     ox: i32,
     oy: i32,
+}
+
+/// The requests of frames `batch` (their positions in it as `pos`) at the
+/// points `k` where `wanted(frame, k)`, each patch at the point's origin
+/// moved by `at(frame)` whole pixels.
+fn requests(
+    grid: &ApGrid,
+    batch: &[usize],
+    at: impl Fn(usize) -> (i32, i32),
+    wanted: impl Fn(usize, usize) -> bool,
+) -> Vec<Req> {
+    let mut reqs = Vec::new();
+    for (pos, &i) in batch.iter().enumerate() {
+        let (rx, ry) = at(i);
+        for k in (0..grid.len()).filter(|&k| wanted(i, k)) {
+            let (ox, oy) = grid.origin(k);
+            reqs.push(Req {
+                frame: i,
+                pos,
+                k,
+                ox: ox as i32 + rx,
+                oy: oy as i32 + ry,
+            });
+        }
+    }
+    reqs
+}
+
+/// A global shift rounded to whole pixels: where the patches are taken.
+fn rounded(s: &Shift) -> (i32, i32) {
+    (s.dx.round() as i32, s.dy.round() as i32)
 }
 
 /// The points' reference tables on the device, with the scratch the
@@ -339,26 +371,12 @@ fn first_pass(
     t: &mut Tally,
 ) -> Result<(), StageError> {
     let start = std::time::Instant::now();
-    let grid = &points.grid;
-    let mut reqs = Vec::new();
-    for (pos, &i) in batch.iter().enumerate() {
-        let g = globals[i];
-        let (rx, ry) = (g.dx.round() as i32, g.dy.round() as i32);
-        let only = plan.first(i);
-        for k in 0..grid.len() {
-            if points.correlators[k].is_none() || only.is_some_and(|o| !o[k]) {
-                continue;
-            }
-            let (ox, oy) = grid.origin(k);
-            reqs.push(Req {
-                frame: i,
-                pos,
-                k,
-                ox: ox as i32 + rx,
-                oy: oy as i32 + ry,
-            });
-        }
-    }
+    let reqs = requests(
+        &points.grid,
+        batch,
+        |i| rounded(&globals[i]),
+        |i, k| points.correlators[k].is_some() && plan.first(i).is_none_or(|o| o[k]),
+    );
     for (r, v) in reqs.iter().zip(dp.correlate(dev, &reqs)?) {
         let g = globals[r.frame];
         let at = (g.dx.round(), g.dy.round());
@@ -406,24 +424,10 @@ fn later_pass(
         .map(|(&i, (_, _, f))| FrameWarp::with_field(globals[i].dx, globals[i].dy, f.clone()))
         .collect();
     let fits = p.refine == "gradient";
-    let (mut reqs, mut on_cpu) = (Vec::new(), Vec::new());
-    for (pos, &i) in batch.iter().enumerate() {
-        for k in (0..grid.len()).filter(|&k| plan.masks[i][k] && points.correlators[k].is_some()) {
-            let (ox, oy) = grid.origin(k);
-            let r = Req {
-                frame: i,
-                pos,
-                k,
-                ox: ox as i32,
-                oy: oy as i32,
-            };
-            if fits && points.gradients[k].is_some() {
-                reqs.push(r);
-            } else {
-                on_cpu.push(r);
-            }
-        }
-    }
+    let wanted = |i: usize, k: usize| plan.masks[i][k] && points.correlators[k].is_some();
+    let (reqs, mut on_cpu): (Vec<Req>, Vec<Req>) = requests(grid, batch, |_| (0, 0), wanted)
+        .into_iter()
+        .partition(|r| fits && points.gradients[r.k].is_some());
     t.fields += start.elapsed().as_secs_f64();
     let start = std::time::Instant::now();
     let sums = dp.gradient(dev, &reqs, &warps)?;
@@ -562,24 +566,11 @@ pub(crate) fn scan(
     let Some(dp) = DevicePoints::new(gpu, points, info)? else {
         return Ok(None);
     };
-    let active: Vec<usize> = (0..grid.len()).filter(|&k| grid.active[k]).collect();
     let mut out = Vec::with_capacity(n);
     for batch in all.chunks(FRAMES_PER_BATCH) {
         ctx.check_cancelled()?;
-        let mut reqs = Vec::with_capacity(batch.len() * active.len());
-        for (pos, &i) in batch.iter().enumerate() {
-            let (rx, ry) = (shifts[i].dx.round() as i32, shifts[i].dy.round() as i32);
-            for &k in &active {
-                let (ox, oy) = grid.origin(k);
-                reqs.push(Req {
-                    frame: i,
-                    pos,
-                    k,
-                    ox: ox as i32 + rx,
-                    oy: oy as i32 + ry,
-                });
-            }
-        }
+        let at = |i: usize| rounded(&shifts[i]);
+        let reqs = requests(grid, batch, at, |_, k| grid.active[k]);
         let mut locals = vec![vec![Local::default(); grid.len()]; batch.len()];
         for (r, v) in reqs.iter().zip(dp.run("structure", dev, &reqs, None)?) {
             let l = &mut locals[r.pos][r.k];

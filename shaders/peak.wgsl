@@ -1,14 +1,29 @@
 // peak.wgsl — the peak of a correlation surface, shared by phase_corr.wgsl
 // and point_measure.wgsl (prepended by the shader registry): the complex
-// product, the arg-max of a workgroup's candidates (first index on ties)
-// and the sub-pixel fit of kit::fft::peak_offset.
-// Bindings: none. Workgroup: argmax256 reduces over 256 invocations.
+// product, the sum and the arg-max of a workgroup's values (first index on
+// ties) and the sub-pixel fit of kit::fft::peak_offset.
+// Bindings: none. Workgroup: sum256 and argmax256 reduce over 256 invocations.
 
 var<workgroup> best_v: array<f32, 256>;
 var<workgroup> best_i: array<u32, 256>;
 
 fn cmul(a: vec2<f32>, b: vec2<f32>) -> vec2<f32> {
     return vec2<f32>(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x);
+}
+
+// The sum of the 256 invocations' values `v`, for every invocation (it
+// holds barriers: every invocation of the workgroup calls it).
+fn sum256(li: u32, v: f32) -> f32 {
+    best_v[li] = v;
+    workgroupBarrier();
+    for (var st = 128u; st > 0u; st >>= 1u) {
+        if (li < st) { best_v[li] += best_v[li + st]; }
+        workgroupBarrier();
+    }
+    let total = best_v[0];
+    // best_v is free again only when every invocation has read it.
+    workgroupBarrier();
+    return total;
 }
 
 // Leaves in best_v[0], best_i[0] the largest of the 256 invocations'

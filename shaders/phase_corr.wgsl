@@ -118,8 +118,6 @@ fn load(@builtin(global_invocation_id) gid: vec3<u32>) {
     plane[(b * p.n1 + y) * p.n0 + x] = v;
 }
 
-var<workgroup> red: array<f32, 256>;
-
 // Partial results per frame: PARTS workgroups each reduce an interleaved
 // share of the plane into res[part + b · PARTS + g] (x: sum; y, z: largest
 // value and its index), then one invocation per frame combines them.
@@ -134,14 +132,9 @@ fn mean_part(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
     for (var i = wg.x * 256u + li; i < n; i += PARTS * 256u) {
         s += plane[b * n + i];
     }
-    red[li] = s;
-    workgroupBarrier();
-    for (var st = 128u; st > 0u; st >>= 1u) {
-        if (li < st) { red[li] += red[li + st]; }
-        workgroupBarrier();
-    }
+    let total = sum256(li, s);
     if (li == 0u) {
-        res[p.part + b * PARTS + wg.x] = vec4<f32>(red[0], 0.0, 0.0, 0.0);
+        res[p.part + b * PARTS + wg.x] = vec4<f32>(total, 0.0, 0.0, 0.0);
     }
 }
 

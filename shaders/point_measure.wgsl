@@ -183,14 +183,7 @@ fn correlate(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
         scratch[a + o] = vec2<f32>(x, 0.0);
         s += x;
     }
-    best_v[li] = s;
-    workgroupBarrier();
-    for (var st = 128u; st > 0u; st >>= 1u) {
-        if (li < st) { best_v[li] += best_v[li + st]; }
-        workgroupBarrier();
-    }
-    let mean = best_v[0] / f32(nn);
-    workgroupBarrier();
+    let mean = sum256(li, s) / f32(nn);
     for (var o = li; o < nn; o += 256u) {
         scratch[a + o] = vec2<f32>((scratch[a + o].x - mean) * refs[p.win + o], 0.0);
     }
@@ -307,13 +300,8 @@ fn structure(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
         let gy = smoothed_at(it, u, v + 1) - smoothed_at(it, u, v - 1);
         acc += gx * gx + gy * gy;
     }
-    best_v[li] = acc;
-    workgroupBarrier();
-    for (var st = 128u; st > 0u; st >>= 1u) {
-        if (li < st) { best_v[li] += best_v[li + st]; }
-        workgroupBarrier();
-    }
+    let total = sum256(li, acc);
     if (li == 0u) {
-        out[p.base + slot] = vec4<f32>(sqrt(best_v[0] / f32(inner * inner)) * 0.5, 0.0, 0.0, 0.0);
+        out[p.base + slot] = vec4<f32>(sqrt(total / f32(inner * inner)) * 0.5, 0.0, 0.0, 0.0);
     }
 }

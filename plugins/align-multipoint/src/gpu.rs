@@ -21,7 +21,7 @@ use jupiter_kit::align::frame_luminance;
 use jupiter_kit::fft::Shift;
 use jupiter_kit::gpu::phase_corr::GpuCorrelator;
 use jupiter_kit::gpu::{
-    dispatch, groups_1d, shaders::POINT_MEASURE, warp_accumulate, warp_tables, warp_tables_at,
+    dispatch, groups_1d, shaders::POINT_MEASURE, warp_accumulate_resident, warp_tables,
     PointMeasureP,
 };
 use jupiter_plugin_api::gpu::helpers::{download, Buffers};
@@ -518,20 +518,22 @@ pub(crate) fn warped_mean(
 ) -> Result<Vec<f32>, StageError> {
     let (w, h, c) = info.dims();
     let len = info.frame_len();
-    let all: Vec<usize> = (0..warps.len()).collect();
-    let order = dev.in_buffer_order(&all, len);
     let mut bufs = Buffers::new(gpu);
     let (acc, wsum) = (bufs.zeroed(len)?, bufs.zeroed(w * h)?);
-    for (buf, first, count) in DeviceFrames::runs(&order) {
-        ctx.check_cancelled()?;
-        let slots = &order[first..first + count];
-        let ws: Vec<&FrameWarp> = slots.iter().map(|s| &warps[s.index]).collect();
-        let offsets: Vec<usize> = slots.iter().map(|s| s.offset).collect();
-        let (table, grids) = warp_tables_at(&ws, &vec![1.0; ws.len()], &offsets);
-        let (table, grids) = (bufs.upload(&table)?, bufs.upload(&grids)?);
-        // Catmull-Rom: the shader's interpolation 1.
-        warp_accumulate(gpu, [buf, acc, wsum, table, grids], (w, h, c), 1, ws.len())?;
-    }
+    let ones = vec![1.0; warps.len()];
+    // Catmull-Rom: the shader's interpolation 1.
+    let sums = [acc, wsum];
+    warp_accumulate_resident(
+        gpu,
+        &mut bufs,
+        dev,
+        (w, h, c),
+        warps,
+        &ones,
+        sums,
+        1,
+        |_, _| ctx.check_cancelled(),
+    )?;
     let total = download(gpu, acc, len)?;
     let mut mean = jupiter_kit::stats::luminance(&total, c);
     let n = warps.len().max(1) as f32;

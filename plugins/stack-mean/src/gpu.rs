@@ -16,8 +16,7 @@
 
 use jupiter_kit::gpu::{
     accumulate_resident, for_warp_batches, read_batch, scale, shift_accumulate, warp_accumulate,
-    warp_normalize, warp_tables_at, write_slots, FrameSlot, ShiftGeometry, SLOT_WORDS,
-    WARP_SLOT_WORDS,
+    warp_accumulate_resident, warp_normalize, write_slots, FrameSlot, ShiftGeometry, SLOT_WORDS,
 };
 use jupiter_plugin_api::gpu::helpers::{write, Buffers};
 use jupiter_plugin_api::prelude::*;
@@ -169,8 +168,21 @@ pub fn stack_warped(
     let wsum = bufs.zeroed(w * h)?;
     let mut all = [acc; 5];
     if let Some(dev) = frames.on_device()? {
-        let sums = [acc, wsum];
-        all = warped_resident(ctx, gpu, &mut bufs, &dev, req, &weights, sums, interp, info)?;
+        let warps = &req.alignment.warps;
+        all = warp_accumulate_resident(
+            gpu,
+            &mut bufs,
+            &dev,
+            (w, h, c),
+            warps,
+            &weights,
+            [acc, wsum],
+            interp,
+            |done, total| {
+                ctx.progress(done as u64, total as u64);
+                ctx.check_cancelled()
+            },
+        )?;
         warp_normalize(gpu, all, (w, h, c))?;
         gpu.synchronize().into_result()?;
         bufs.keep(acc);
@@ -203,63 +215,4 @@ pub fn stack_warped(
         info.channels,
         acc,
     ))
-}
-
-/// Frames per dispatch of the resident warped stack (each pixel loops over
-/// them).
-const WARP_FRAMES: usize = 256;
-
-/// [`stack_warped`] over frames the host keeps on the device: no decode or
-/// upload, one `warp_accumulate` dispatch per device buffer and
-/// [`WARP_FRAMES`] frames (tables written into buffers of `bufs`); frames
-/// of weight 0 are skipped. Returns the bindings of the last dispatch (for
-/// the normalisation).
-#[allow(clippy::too_many_arguments)]
-fn warped_resident(
-    ctx: &StageCtx,
-    gpu: &GpuServiceBox,
-    bufs: &mut Buffers,
-    dev: &DeviceFrames,
-    req: &StackRequest,
-    weights: &[f32],
-    [acc, wsum]: [GpuBuffer; 2],
-    interp: u32,
-    info: FrameInfo,
-) -> Result<[GpuBuffer; 5], StageError> {
-    let (w, h, c) = info.dims();
-    let len = info.frame_len();
-    let warps = &req.alignment.warps;
-    let used: Vec<usize> = (0..info.count as usize)
-        .filter(|&i| weights[i] > 0.0)
-        .collect();
-    let grid_words = |i: &usize| {
-        warps[*i]
-            .field
-            .as_ref()
-            .into_option()
-            .map_or(3, |f| 3 * (f.cols * f.rows) as usize)
-    };
-    let max_grid = used.iter().map(grid_words).max().unwrap_or(3);
-    let table = bufs.zeroed(WARP_FRAMES * WARP_SLOT_WORDS)?;
-    let grids = bufs.zeroed(WARP_FRAMES * max_grid)?;
-    let order = dev.in_buffer_order(&used, len);
-    // (No frame at all: the normalisation still needs distinct buffers.)
-    let mut all = [grids, acc, wsum, table, grids];
-    let mut done = 0;
-    for (buf, first, count) in DeviceFrames::runs(&order) {
-        for chunk in order[first..first + count].chunks(WARP_FRAMES) {
-            ctx.check_cancelled()?;
-            let ws: Vec<&FrameWarp> = chunk.iter().map(|s| &warps[s.index]).collect();
-            let wts: Vec<f32> = chunk.iter().map(|s| weights[s.index]).collect();
-            let offsets: Vec<usize> = chunk.iter().map(|s| s.offset).collect();
-            let (t, g) = warp_tables_at(&ws, &wts, &offsets);
-            write(gpu, table, 0, &t)?;
-            write(gpu, grids, 0, &g)?;
-            all = [buf, acc, wsum, table, grids];
-            warp_accumulate(gpu, all, (w, h, c), interp, chunk.len())?;
-            done += chunk.len();
-            ctx.progress(done as u64, used.len() as u64);
-        }
-    }
-    Ok(all)
 }

@@ -235,6 +235,63 @@ pub fn warp_tables_at(
     (table, grids)
 }
 
+/// Frames per dispatch of [`warp_accumulate_resident`] (each pixel loops
+/// over them).
+const WARP_FRAMES: usize = 256;
+
+/// [`warp_accumulate`] over frames the host keeps on the device: frame `i`
+/// under `warps[i]` with weight `weights[i]` (frames of weight 0 skipped),
+/// one dispatch per device buffer and [`WARP_FRAMES`] frames, in buffer
+/// order; the tables are written into two buffers of `bufs` (kept until
+/// the caller's work is done). `progress(done, total)` after each
+/// dispatch. Returns the bindings of the last dispatch (for
+/// [`warp_normalize`]).
+#[allow(clippy::too_many_arguments)]
+pub fn warp_accumulate_resident(
+    gpu: &GpuServiceBox,
+    bufs: &mut Buffers,
+    dev: &DeviceFrames,
+    (w, h, c): (usize, usize, usize),
+    warps: &[jupiter_plugin_api::FrameWarp],
+    weights: &[f32],
+    [acc, wsum]: [GpuBuffer; 2],
+    interp: u32,
+    mut progress: impl FnMut(usize, usize) -> Result<(), StageError>,
+) -> Result<[GpuBuffer; 5], StageError> {
+    let len = w * h * c;
+    let used: Vec<usize> = (0..warps.len()).filter(|&i| weights[i] > 0.0).collect();
+    let grid_words = |i: &usize| {
+        warps[*i]
+            .field
+            .as_ref()
+            .into_option()
+            .map_or(3, |f| 3 * (f.cols * f.rows) as usize)
+    };
+    let max_grid = used.iter().map(grid_words).max().unwrap_or(3);
+    let table = bufs.zeroed(WARP_FRAMES * WARP_SLOT_WORDS)?;
+    let grids = bufs.zeroed(WARP_FRAMES * max_grid)?;
+    let order = dev.in_buffer_order(&used, len);
+    // (No frame at all: the normalisation still needs distinct buffers.)
+    let mut all = [grids, acc, wsum, table, grids];
+    let mut done = 0;
+    for (buf, first, count) in DeviceFrames::runs(&order) {
+        for chunk in order[first..first + count].chunks(WARP_FRAMES) {
+            let ws: Vec<&jupiter_plugin_api::FrameWarp> =
+                chunk.iter().map(|s| &warps[s.index]).collect();
+            let wts: Vec<f32> = chunk.iter().map(|s| weights[s.index]).collect();
+            let offsets: Vec<usize> = chunk.iter().map(|s| s.offset).collect();
+            let (t, g) = warp_tables_at(&ws, &wts, &offsets);
+            write(gpu, table, 0, &t)?;
+            write(gpu, grids, 0, &g)?;
+            all = [buf, acc, wsum, table, grids];
+            warp_accumulate(gpu, all, (w, h, c), interp, chunk.len())?;
+            done += chunk.len();
+            progress(done, used.len())?;
+        }
+    }
+    Ok(all)
+}
+
 /// `acc += Σ_k w_k · fw_k(x, y) · frame_k(x + dx_k(x, y), y + dy_k(x, y))` and
 /// `wsum += Σ_k w_k · fw_k(x, y)` over a batch under warp fields (one dispatch).
 #[allow(clippy::too_many_arguments)]

@@ -203,17 +203,20 @@ pub fn measure_shifts(
     // five of its size): on a large rectangle, only as many tasks at a
     // time as the planes budget allows.
     let at_once = frames_in_flight(ctx, roi.w, roi.h, 5);
-    if at_once >= ctx.threads() {
-        return ctx.par_try_map(indices.len(), every, |k| {
-            Ok(pc.shift_of(&roi_luminance(frames, indices[k], roi)?))
-        });
-    }
+    let grouped = at_once < ctx.threads() && at_once < indices.len();
+    let group = if grouped {
+        at_once
+    } else {
+        indices.len().max(1)
+    };
     let mut out = Vec::with_capacity(indices.len());
-    for group in indices.chunks(at_once) {
-        out.extend(ctx.par_try_map(group.len(), 0, |k| {
-            Ok(pc.shift_of(&roi_luminance(frames, group[k], roi)?))
-        })?);
-        if report {
+    for part in indices.chunks(group) {
+        out.extend(
+            ctx.par_try_map(part.len(), if grouped { 0 } else { every }, |k| {
+                Ok(pc.shift_of(&roi_luminance(frames, part[k], roi)?))
+            })?,
+        );
+        if grouped && report {
             ctx.progress(out.len() as u64, indices.len() as u64);
         }
     }

@@ -349,6 +349,12 @@ struct Tally {
 }
 
 impl Tally {
+    /// Counts `n` items and the time since `start` into `slot`.
+    fn add(slot: &mut (usize, f64), n: usize, start: std::time::Instant) {
+        slot.0 += n;
+        slot.1 += start.elapsed().as_secs_f64();
+    }
+
     fn line(&self) -> String {
         format!(
             "device measurement: {} correlations {:.3} s, {} gradient fits {:.3} s, fields {:.3} s, {} residuals on the CPU {:.3} s",
@@ -388,8 +394,7 @@ fn first_pass(
         };
         *l = first_local(&m, at, &g, l.sharpness, p);
     }
-    t.first.0 += reqs.len();
-    t.first.1 += start.elapsed().as_secs_f64();
+    Tally::add(&mut t.first, reqs.len(), start);
     Ok(())
 }
 
@@ -450,12 +455,10 @@ fn later_pass(
             _ => on_cpu.push(*r),
         }
     }
-    t.fits.0 += reqs.len();
-    t.fits.1 += start.elapsed().as_secs_f64();
+    Tally::add(&mut t.fits, reqs.len(), start);
     let start = std::time::Instant::now();
     residuals_on_cpu(ctx, frames, points, &on_cpu, &fields, globals, locals, p)?;
-    t.on_cpu.0 += on_cpu.len();
-    t.on_cpu.1 += start.elapsed().as_secs_f64();
+    Tally::add(&mut t.on_cpu, on_cpu.len(), start);
     Ok(())
 }
 

@@ -235,6 +235,29 @@ impl RowWindow<'_> {
             // the others (edges, and lanes past `m`) are sampled alone.
             let inside: [bool; LANES] =
                 std::array::from_fn(|l| l < m && self.holds_taps(ix[l] as isize, iy[l] as isize));
+            if let Some(base) = self.contiguous(&b, &inside, 1) {
+                // The lanes' blocks are one block shifted by a pixel per
+                // lane: each tap row is one run of memory (no gather).
+                for c in 0..CH {
+                    let mut acc = [0.0f32; LANES];
+                    for (j, wyj) in wy.iter().enumerate() {
+                        let r = &self.data[base + j * row_len + c..][..(LANES + 3) * CH];
+                        let v: [[f32; LANES]; 4] =
+                            std::array::from_fn(|i| std::array::from_fn(|l| r[(i + l) * CH]));
+                        for l in 0..LANES {
+                            let row = wx[0][l] * v[0][l]
+                                + wx[1][l] * v[1][l]
+                                + wx[2][l] * v[2][l]
+                                + wx[3][l] * v[3][l];
+                            acc[l] += wyj[l] * row;
+                        }
+                    }
+                    for (l, a) in acc.iter().enumerate() {
+                        out[(k0 + l) * CH + c] = *a;
+                    }
+                }
+                continue;
+            }
             let Some(first) = inside.iter().position(|&v| v) else {
                 self.resample_edges::<CH>(&b, &inside, &mut out[k0 * CH..], interp);
                 continue;
@@ -291,6 +314,20 @@ impl RowWindow<'_> {
                     && (ix[l] as usize) + 1 < self.width
                     && (iy[l] as usize) + 1 < self.y0 + self.rows
             });
+            if let Some(base) = self.contiguous(&b, &inside, 0) {
+                for c in 0..CH {
+                    let top = &self.data[base + c..][..(LANES + 1) * CH];
+                    let bottom = &self.data[base + row_len + c..][..(LANES + 1) * CH];
+                    for l in 0..LANES {
+                        let (v00, v01) = (top[l * CH], top[(l + 1) * CH]);
+                        let (v10, v11) = (bottom[l * CH], bottom[(l + 1) * CH]);
+                        let a = v00 * (1.0 - tx[l]) + v01 * tx[l];
+                        let b = v10 * (1.0 - tx[l]) + v11 * tx[l];
+                        out[(k0 + l) * CH + c] = a * (1.0 - ty[l]) + b * ty[l];
+                    }
+                }
+                continue;
+            }
             if let Some(first) = inside.iter().position(|&v| v) {
                 let base: [usize; LANES] = std::array::from_fn(|l| {
                     let l = if inside[l] { l } else { first };
@@ -314,6 +351,21 @@ impl RowWindow<'_> {
             }
             self.resample_edges::<CH>(&b, &inside, &mut out[k0 * CH..], Interp::Bilinear);
         }
+    }
+
+    /// Where a full batch's blocks start when they are one block moved a
+    /// pixel per lane (all inside, one row, consecutive columns: the field
+    /// varies slowly, so most batches of a span are): the index of lane 0's
+    /// first tap, `before` pixels up and left of its integer position.
+    #[inline]
+    fn contiguous(&self, b: &Batch, inside: &[bool; LANES], before: usize) -> Option<usize> {
+        let same = b.m == LANES
+            && inside.iter().all(|&v| v)
+            && (1..LANES).all(|l| b.iy[l] == b.iy[0] && b.ix[l] == b.ix[0] + l as i32);
+        same.then(|| {
+            ((b.iy[0] as usize - before - self.y0) * self.width + b.ix[0] as usize - before)
+                * self.channels
+        })
     }
 
     /// The lanes `l < m` of a batch that are not `inside`, pixel by pixel
@@ -1075,11 +1127,24 @@ mod tests {
                 channels: ch,
             };
             let n = 29;
-            let xs: Vec<f32> = (0..n).map(|i| -2.3 + i as f32 * 0.97).collect();
-            let ys: Vec<f32> = (0..n)
-                .map(|i| 1.2 + (i as f32 * 0.9).sin() * 7.0 + 5.0)
-                .collect();
-            for interp in [Interp::Bicubic, Interp::Sharp, Interp::Bilinear] {
+            // Scattered positions (the per-lane path), then a row under a
+            // slowly varying shift (whole batches one pixel apart: the
+            // contiguous path, with a batch crossing a row and the edges).
+            let scattered: (Vec<f32>, Vec<f32>) = (0..n)
+                .map(|i| {
+                    (
+                        -2.3 + i as f32 * 0.97,
+                        1.2 + (i as f32 * 0.9).sin() * 7.0 + 5.0,
+                    )
+                })
+                .unzip();
+            let along: (Vec<f32>, Vec<f32>) = (0..n)
+                .map(|i| (i as f32 - 1.6 + i as f32 * 0.004, 7.55 + i as f32 * 0.02))
+                .unzip();
+            for ((xs, ys), interp) in [&scattered, &along]
+                .into_iter()
+                .flat_map(|p| [Interp::Bicubic, Interp::Sharp, Interp::Bilinear].map(|i| (p, i)))
+            {
                 let mut got = vec![0.0; n * ch];
                 win.sample_span(&xs, &ys, interp, &mut got);
                 for i in 0..n {

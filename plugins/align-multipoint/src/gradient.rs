@@ -66,6 +66,7 @@ pub fn taper_line(s: usize) -> Vec<f32> {
 
 /// The basis values of row `y` (interior columns; 0 at both ends):
 /// `w·ref`, `w·∂x ref` and `w·∂y ref` with central differences.
+#[inline]
 fn basis_row(w: &[f32], reference: &[f32], s: usize, y: usize, out: &mut [Vec<f32>; 3]) {
     let (row, up, dn) = (
         &reference[y * s..(y + 1) * s],
@@ -84,53 +85,63 @@ impl Gradient {
     /// Prepares the reference patch (`s × s`); `None` when it has too
     /// little structure for the fit (a flat or one-dimensional patch).
     pub fn new(reference: &[f32], s: usize) -> Option<Gradient> {
-        if s < 8 {
-            return None;
-        }
-        let taper = taper(s);
-        // Normal matrix Σ w·b_j·b_k with b = (1, ref, ∂x, ∂y).
-        let mut m = [[0.0f64; 4]; 4];
-        let mut rows: [Vec<f32>; 3] = std::array::from_fn(|_| vec![0.0f32; s]);
-        for y in 1..s - 1 {
-            basis_row(&taper, reference, s, y, &mut rows);
-            for x in 1..s - 1 {
-                let w = taper[y * s + x] as f64;
-                if w <= 0.0 {
-                    continue;
+        jupiter_kit::simd::wide(
+            #[inline(always)]
+            || {
+                if s < 8 {
+                    return None;
                 }
-                let b = [
-                    1.0,
-                    rows[0][x] as f64 / w,
-                    rows[1][x] as f64 / w,
-                    rows[2][x] as f64 / w,
-                ];
-                for j in 0..4 {
-                    for k in 0..4 {
-                        m[j][k] += w * b[j] * b[k];
+                let taper = taper(s);
+                // Normal matrix Σ w·b_j·b_k with b = (1, ref, ∂x, ∂y).
+                let mut m = [[0.0f64; 4]; 4];
+                let mut rows: [Vec<f32>; 3] = std::array::from_fn(|_| vec![0.0f32; s]);
+                for y in 1..s - 1 {
+                    basis_row(&taper, reference, s, y, &mut rows);
+                    for x in 1..s - 1 {
+                        let w = taper[y * s + x] as f64;
+                        if w <= 0.0 {
+                            continue;
+                        }
+                        let b = [
+                            1.0,
+                            rows[0][x] as f64 / w,
+                            rows[1][x] as f64 / w,
+                            rows[2][x] as f64 / w,
+                        ];
+                        for j in 0..4 {
+                            for k in 0..4 {
+                                m[j][k] += w * b[j] * b[k];
+                            }
+                        }
                     }
                 }
-            }
-        }
-        let inverse = invert(m)?;
-        Some(Gradient { taper, inverse })
+                let inverse = invert(m)?;
+                Some(Gradient { taper, inverse })
+            },
+        )
     }
 
     /// The shift of `patch` against `reference` (the patch this was
     /// prepared on; `patch(x) = ref(x - shift)`), `None` when the fit finds
     /// no contrast to measure against.
     pub fn shift(&self, reference: &[f32], patch: &[f32]) -> Option<(f32, f32)> {
-        let s = (self.taper.len() as f64).sqrt() as usize;
-        let mut v = [0.0f64; 4];
-        let mut rows: [Vec<f32>; 3] = std::array::from_fn(|_| vec![0.0f32; s]);
-        for y in 1..s - 1 {
-            basis_row(&self.taper, reference, s, y, &mut rows);
-            let p = &patch[y * s..(y + 1) * s];
-            v[0] += dot(&self.taper[y * s..(y + 1) * s], p) as f64;
-            for (j, r) in rows.iter().enumerate() {
-                v[j + 1] += dot(r, p) as f64;
-            }
-        }
-        self.solve(v)
+        jupiter_kit::simd::wide(
+            #[inline(always)]
+            || {
+                let s = (self.taper.len() as f64).sqrt() as usize;
+                let mut v = [0.0f64; 4];
+                let mut rows: [Vec<f32>; 3] = std::array::from_fn(|_| vec![0.0f32; s]);
+                for y in 1..s - 1 {
+                    basis_row(&self.taper, reference, s, y, &mut rows);
+                    let p = &patch[y * s..(y + 1) * s];
+                    v[0] += dot(&self.taper[y * s..(y + 1) * s], p) as f64;
+                    for (j, r) in rows.iter().enumerate() {
+                        v[j + 1] += dot(r, p) as f64;
+                    }
+                }
+                self.solve(v)
+            },
+        )
     }
 
     /// The shift from the fit's sums `v` (`Σ w·p`, `Σ w·ref·p`,

@@ -43,36 +43,41 @@ macro_rules! fused {
 
 /// Horizontal pass over the rows starting at `y_start` that `out` covers.
 fn h_rows(src: &[f32], width: usize, kernel: &[f32], d: isize, y_start: usize, out: &mut [f32]) {
-    if d == 1 {
-        fused!(h_rows_fused, kernel, src, width, y_start, out);
-    }
-    let r = (kernel.len() / 2) as isize;
-    let w = width as isize;
-    for (ry, row_out) in out.chunks_mut(width).enumerate() {
-        let y = y_start + ry;
-        let row = &src[y * width..(y + 1) * width];
-        row_out.fill(0.0);
-        // Tap by tap over the whole row (vectorises); the taps are added in
-        // kernel order for every pixel, so the sums equal a per-pixel loop's.
-        for (k, &kv) in kernel.iter().enumerate() {
-            let off = (k as isize - r) * d;
-            // Pixels whose tap lands inside the row: x + off in [0, w).
-            let lo = (-off).clamp(0, w) as usize;
-            let hi = (w - off).clamp(0, w) as usize;
-            for o in &mut row_out[..lo] {
-                *o += kv * row[0];
+    crate::simd::wide(
+        #[inline(always)]
+        || {
+            if d == 1 {
+                fused!(h_rows_fused, kernel, src, width, y_start, out);
             }
-            if lo < hi {
-                let s0 = (lo as isize + off) as usize;
-                for (o, s) in row_out[lo..hi].iter_mut().zip(&row[s0..s0 + (hi - lo)]) {
-                    *o += kv * s;
+            let r = (kernel.len() / 2) as isize;
+            let w = width as isize;
+            for (ry, row_out) in out.chunks_mut(width).enumerate() {
+                let y = y_start + ry;
+                let row = &src[y * width..(y + 1) * width];
+                row_out.fill(0.0);
+                // Tap by tap over the whole row (vectorises); the taps are added in
+                // kernel order for every pixel, so the sums equal a per-pixel loop's.
+                for (k, &kv) in kernel.iter().enumerate() {
+                    let off = (k as isize - r) * d;
+                    // Pixels whose tap lands inside the row: x + off in [0, w).
+                    let lo = (-off).clamp(0, w) as usize;
+                    let hi = (w - off).clamp(0, w) as usize;
+                    for o in &mut row_out[..lo] {
+                        *o += kv * row[0];
+                    }
+                    if lo < hi {
+                        let s0 = (lo as isize + off) as usize;
+                        for (o, s) in row_out[lo..hi].iter_mut().zip(&row[s0..s0 + (hi - lo)]) {
+                            *o += kv * s;
+                        }
+                    }
+                    for o in &mut row_out[hi.max(lo)..] {
+                        *o += kv * row[width - 1];
+                    }
                 }
             }
-            for o in &mut row_out[hi.max(lo)..] {
-                *o += kv * row[width - 1];
-            }
-        }
-    }
+        },
+    )
 }
 
 /// [`h_rows`] for `K` taps one pixel apart: each pixel's taps summed in
@@ -86,36 +91,41 @@ fn h_rows_fused<const K: usize>(
     y_start: usize,
     out: &mut [f32],
 ) {
-    let r = K / 2;
-    for (ry, row_out) in out.chunks_mut(width).enumerate() {
-        let row = &src[(y_start + ry) * width..][..width];
-        let clamped = |x: usize| {
-            let mut acc = 0.0f32;
-            for (k, kv) in kernel.iter().enumerate() {
-                let sx = (x + k).saturating_sub(r).min(width - 1);
-                acc += kv * row[sx];
+    crate::simd::wide(
+        #[inline(always)]
+        || {
+            let r = K / 2;
+            for (ry, row_out) in out.chunks_mut(width).enumerate() {
+                let row = &src[(y_start + ry) * width..][..width];
+                let clamped = |x: usize| {
+                    let mut acc = 0.0f32;
+                    for (k, kv) in kernel.iter().enumerate() {
+                        let sx = (x + k).saturating_sub(r).min(width - 1);
+                        acc += kv * row[sx];
+                    }
+                    acc
+                };
+                if width <= 2 * r {
+                    for (x, o) in row_out.iter_mut().enumerate() {
+                        *o = clamped(x);
+                    }
+                    continue;
+                }
+                for x in (0..r).chain(width - r..width) {
+                    row_out[x] = clamped(x);
+                }
+                let n = width - 2 * r;
+                let taps: [&[f32]; K] = std::array::from_fn(|k| &row[k..k + n]);
+                for (i, o) in row_out[r..r + n].iter_mut().enumerate() {
+                    let mut acc = 0.0f32;
+                    for k in 0..K {
+                        acc += kernel[k] * taps[k][i];
+                    }
+                    *o = acc;
+                }
             }
-            acc
-        };
-        if width <= 2 * r {
-            for (x, o) in row_out.iter_mut().enumerate() {
-                *o = clamped(x);
-            }
-            continue;
-        }
-        for x in (0..r).chain(width - r..width) {
-            row_out[x] = clamped(x);
-        }
-        let n = width - 2 * r;
-        let taps: [&[f32]; K] = std::array::from_fn(|k| &row[k..k + n]);
-        for (i, o) in row_out[r..r + n].iter_mut().enumerate() {
-            let mut acc = 0.0f32;
-            for k in 0..K {
-                acc += kernel[k] * taps[k][i];
-            }
-            *o = acc;
-        }
-    }
+        },
+    )
 }
 
 /// Vertical pass over the rows starting at `y_start` that `out` covers:
@@ -255,13 +265,18 @@ pub fn separable_rows_in(
 /// `out = Σ_k kernel[k] · rows[k]`, summed per pixel in kernel order from
 /// 0 (what [`v_rows`] computes for one output row).
 fn combine_rows(kernel: &[f32], rows: &[&[f32]], out: &mut [f32]) {
-    fused!(combine_fused, kernel, rows, out);
-    out.fill(0.0);
-    for (kv, src) in kernel.iter().zip(rows) {
-        for (o, v) in out.iter_mut().zip(src.iter()) {
-            *o += kv * v;
-        }
-    }
+    crate::simd::wide(
+        #[inline(always)]
+        || {
+            fused!(combine_fused, kernel, rows, out);
+            out.fill(0.0);
+            for (kv, src) in kernel.iter().zip(rows) {
+                for (o, v) in out.iter_mut().zip(src.iter()) {
+                    *o += kv * v;
+                }
+            }
+        },
+    )
 }
 
 /// [`combine_rows`] for `K` rows (the pixel loop vectorises).

@@ -300,13 +300,18 @@ impl PhaseCorrelator {
     }
 
     fn spectrum(&self, plane: &[f32]) -> Vec<Complex32> {
-        let mean = plane.iter().sum::<f32>() / plane.len() as f32;
-        let windowed: Vec<f32> = plane
-            .iter()
-            .zip(self.window.iter())
-            .map(|(v, w)| (v - mean) * w)
-            .collect();
-        self.fft.forward(&windowed)
+        crate::simd::wide(
+            #[inline(always)]
+            || {
+                let mean = plane.iter().sum::<f32>() / plane.len() as f32;
+                let windowed: Vec<f32> = plane
+                    .iter()
+                    .zip(self.window.iter())
+                    .map(|(v, w)| (v - mean) * w)
+                    .collect();
+                self.fft.forward(&windowed)
+            },
+        )
     }
 
     /// Measures the displacement of `frame` (same size as the reference).
@@ -384,53 +389,59 @@ impl PhaseCorrelator {
 
     /// One phase-correlation measurement (no refinement).
     pub fn raw_shift(&self, frame: &[f32]) -> Shift {
-        let (w, h) = (self.fft.width, self.fft.height);
-        let mut spec = self.spectrum(frame);
-        // Cross-power spectrum with partial whitening: c · lp · |c|^-whiten,
-        // where |c|^-whiten = (|c|²)^(-whiten/2). In three simple passes so
-        // that the middle one (the power, over plain f32 slices) vectorises;
-        // bins the low-pass has all but removed are zeroed.
-        let mut weight: Vec<f32> = Vec::with_capacity(spec.len());
-        for (s, r) in spec.iter_mut().zip(&self.reference) {
-            *s *= r.conj();
-            weight.push(s.norm_sqr());
-        }
-        let e = -0.5 * self.whiten;
-        for (m2, lp) in weight.iter_mut().zip(self.lowpass.iter()) {
-            *m2 = cross_weight(*m2, *lp, e);
-        }
-        for (s, w) in spec.iter_mut().zip(&weight) {
-            *s *= *w;
-        }
-        let surface = self.fft.inverse(spec);
-        let (mut best, mut bi) = (f32::MIN, 0);
-        for (i, &v) in surface.iter().enumerate() {
-            if v > best {
-                best = v;
-                bi = i;
-            }
-        }
-        let (px, py) = (bi % w, bi / w);
-        let at = |x: isize, y: isize| {
-            surface[(y.rem_euclid(h as isize) as usize) * w + x.rem_euclid(w as isize) as usize]
-        };
-        let (xi, yi) = (px as isize, py as isize);
-        let ox = peak_offset(at(xi - 1, yi), best, at(xi + 1, yi));
-        let oy = peak_offset(at(xi, yi - 1), best, at(xi, yi + 1));
-        let wrap = |p: usize, n: usize| {
-            if p > n / 2 {
-                p as f32 - n as f32
-            } else {
-                p as f32
-            }
-        };
-        // Peak height relative to a perfect match (the auto-correlation).
-        let norm = self.self_peak;
-        Shift {
-            dx: wrap(px, w) + ox,
-            dy: wrap(py, h) + oy,
-            peak: (best / norm).max(0.0),
-        }
+        crate::simd::wide(
+            #[inline(always)]
+            || {
+                let (w, h) = (self.fft.width, self.fft.height);
+                let mut spec = self.spectrum(frame);
+                // Cross-power spectrum with partial whitening: c · lp · |c|^-whiten,
+                // where |c|^-whiten = (|c|²)^(-whiten/2). In three simple passes so
+                // that the middle one (the power, over plain f32 slices) vectorises;
+                // bins the low-pass has all but removed are zeroed.
+                let mut weight: Vec<f32> = Vec::with_capacity(spec.len());
+                for (s, r) in spec.iter_mut().zip(&self.reference) {
+                    *s *= r.conj();
+                    weight.push(s.norm_sqr());
+                }
+                let e = -0.5 * self.whiten;
+                for (m2, lp) in weight.iter_mut().zip(self.lowpass.iter()) {
+                    *m2 = cross_weight(*m2, *lp, e);
+                }
+                for (s, w) in spec.iter_mut().zip(&weight) {
+                    *s *= *w;
+                }
+                let surface = self.fft.inverse(spec);
+                let (mut best, mut bi) = (f32::MIN, 0);
+                for (i, &v) in surface.iter().enumerate() {
+                    if v > best {
+                        best = v;
+                        bi = i;
+                    }
+                }
+                let (px, py) = (bi % w, bi / w);
+                let at = |x: isize, y: isize| {
+                    surface[(y.rem_euclid(h as isize) as usize) * w
+                        + x.rem_euclid(w as isize) as usize]
+                };
+                let (xi, yi) = (px as isize, py as isize);
+                let ox = peak_offset(at(xi - 1, yi), best, at(xi + 1, yi));
+                let oy = peak_offset(at(xi, yi - 1), best, at(xi, yi + 1));
+                let wrap = |p: usize, n: usize| {
+                    if p > n / 2 {
+                        p as f32 - n as f32
+                    } else {
+                        p as f32
+                    }
+                };
+                // Peak height relative to a perfect match (the auto-correlation).
+                let norm = self.self_peak;
+                Shift {
+                    dx: wrap(px, w) + ox,
+                    dy: wrap(py, h) + oy,
+                    peak: (best / norm).max(0.0),
+                }
+            },
+        )
     }
 }
 

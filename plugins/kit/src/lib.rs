@@ -12,6 +12,7 @@
 //! - [`warp`]: sub-pixel resampling (bilinear, bicubic) of frame rows under a
 //!   [`FrameWarp`](jupiter_plugin_api::FrameWarp), streamed from a frame source.
 //! - [`stats`]: luminance, percentiles, PSNR.
+//! - [`simd`]: hot loops compiled for AVX2 where the CPU has it.
 //! - [`mem`]: handing the allocator's free memory back after a stage's
 //!   large transient working set.
 //! - [`tile`]: pixel-major gathering of resampled bands across frames (all
@@ -23,6 +24,7 @@ pub mod conv;
 pub mod fft;
 pub mod gpu;
 pub mod mem;
+pub mod simd;
 pub mod stats;
 pub mod tile;
 pub mod warp;

@@ -22,43 +22,53 @@ pub fn percentile(values: &[f32], q: f64) -> f32 {
 /// `Σ a·b` over the common length, in eight `f32` lanes (vectorises; a
 /// plain iterator sum is one serial chain of additions).
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut lanes = [0.0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let rest: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            lanes[i] += x[i] * y[i];
-        }
-    }
-    lanes.iter().sum::<f32>() + rest
+    crate::simd::wide(
+        #[inline(always)]
+        || {
+            let n = a.len().min(b.len());
+            let (a, b) = (&a[..n], &b[..n]);
+            let mut lanes = [0.0f32; 8];
+            let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+            let rest: f32 = ca
+                .remainder()
+                .iter()
+                .zip(cb.remainder())
+                .map(|(x, y)| x * y)
+                .sum();
+            for (x, y) in ca.zip(cb) {
+                for i in 0..8 {
+                    lanes[i] += x[i] * y[i];
+                }
+            }
+            lanes.iter().sum::<f32>() + rest
+        },
+    )
 }
 
 /// Mean of a slice (0 for an empty one).
 pub fn mean(values: &[f32]) -> f64 {
-    if values.is_empty() {
-        return 0.0;
-    }
-    // Eight f32 lanes per block of 4096 values (vectorises), blocks summed in f64.
-    let mut total = 0.0f64;
-    for block in values.chunks(4096) {
-        let mut lanes = [0.0f32; 8];
-        let chunks = block.chunks_exact(8);
-        let rest: f32 = chunks.remainder().iter().sum();
-        for c in chunks {
-            for i in 0..8 {
-                lanes[i] += c[i];
+    crate::simd::wide(
+        #[inline(always)]
+        || {
+            if values.is_empty() {
+                return 0.0;
             }
-        }
-        total += lanes.iter().map(|&v| v as f64).sum::<f64>() + rest as f64;
-    }
-    total / values.len() as f64
+            // Eight f32 lanes per block of 4096 values (vectorises), blocks summed in f64.
+            let mut total = 0.0f64;
+            for block in values.chunks(4096) {
+                let mut lanes = [0.0f32; 8];
+                let chunks = block.chunks_exact(8);
+                let rest: f32 = chunks.remainder().iter().sum();
+                for c in chunks {
+                    for i in 0..8 {
+                        lanes[i] += c[i];
+                    }
+                }
+                total += lanes.iter().map(|&v| v as f64).sum::<f64>() + rest as f64;
+            }
+            total / values.len() as f64
+        },
+    )
 }
 
 /// Peak signal-to-noise ratio in dB of `a` against `truth`, for a peak of 1.0.

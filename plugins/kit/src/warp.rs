@@ -211,6 +211,21 @@ impl RowWindow<'_> {
         interp: Interp,
         weights: W,
     ) {
+        crate::simd::wide(
+            #[inline(always)]
+            || self.span_lanes_in::<CH, W>(xs, ys, out, interp, weights),
+        )
+    }
+
+    #[inline(always)]
+    fn span_lanes_in<const CH: usize, W: Fn(f32) -> [f32; 4]>(
+        &self,
+        xs: &[f32],
+        ys: &[f32],
+        out: &mut [f32],
+        interp: Interp,
+        weights: W,
+    ) {
         let n = xs.len().min(ys.len()).min(out.len() / CH);
         let row_len = self.width * CH;
         for b in batches(xs, ys, n) {
@@ -241,7 +256,7 @@ impl RowWindow<'_> {
                 for c in 0..CH {
                     let mut acc = [0.0f32; LANES];
                     for (j, wyj) in wy.iter().enumerate() {
-                        let r = &self.data[base + j * row_len + c..][..(LANES + 3) * CH];
+                        let r = &self.data[base + j * row_len + c..][..(LANES + 2) * CH + 1];
                         let v: [[f32; LANES]; 4] =
                             std::array::from_fn(|i| std::array::from_fn(|l| r[(i + l) * CH]));
                         for l in 0..LANES {
@@ -295,6 +310,14 @@ impl RowWindow<'_> {
 
     /// [`Self::sample_span`] for `CH` channels, bilinear.
     fn bilinear_lanes<const CH: usize>(&self, xs: &[f32], ys: &[f32], out: &mut [f32]) {
+        crate::simd::wide(
+            #[inline(always)]
+            || self.bilinear_lanes_in::<CH>(xs, ys, out),
+        )
+    }
+
+    #[inline(always)]
+    fn bilinear_lanes_in<const CH: usize>(&self, xs: &[f32], ys: &[f32], out: &mut [f32]) {
         let n = xs.len().min(ys.len()).min(out.len() / CH);
         let row_len = self.width * CH;
         for b in batches(xs, ys, n) {
@@ -316,8 +339,8 @@ impl RowWindow<'_> {
             });
             if let Some(base) = self.contiguous(&b, &inside, 0) {
                 for c in 0..CH {
-                    let top = &self.data[base + c..][..(LANES + 1) * CH];
-                    let bottom = &self.data[base + row_len + c..][..(LANES + 1) * CH];
+                    let top = &self.data[base + c..][..LANES * CH + 1];
+                    let bottom = &self.data[base + row_len + c..][..LANES * CH + 1];
                     for l in 0..LANES {
                         let (v00, v01) = (top[l * CH], top[(l + 1) * CH]);
                         let (v10, v11) = (bottom[l * CH], bottom[(l + 1) * CH]);
@@ -554,6 +577,21 @@ impl<'f> FieldRows<'f> {
     /// Pixels `x0 .. x1` of the row in `at_row`, interpolated between
     /// their node columns.
     fn lerp_span(&self, x0: usize, x1: usize, dx: &mut [f32], dy: &mut [f32], weight: &mut [f32]) {
+        crate::simd::wide(
+            #[inline(always)]
+            || self.lerp_span_in(x0, x1, dx, dy, weight),
+        )
+    }
+
+    #[inline(always)]
+    fn lerp_span_in(
+        &self,
+        x0: usize,
+        x1: usize,
+        dx: &mut [f32],
+        dy: &mut [f32],
+        weight: &mut [f32],
+    ) {
         let cols = self.field.cols as usize;
         let (rdx, rest) = self.at_row.split_at(cols);
         let (rdy, rwt) = rest.split_at(cols);
@@ -815,6 +853,20 @@ fn horizontal_row(
     interp: Interp,
     ch: usize,
 ) {
+    crate::simd::wide(
+        #[inline(always)]
+        || horizontal_row_in(src, dst, cols, interp, ch),
+    )
+}
+
+#[inline(always)]
+fn horizontal_row_in(
+    src: &[f32],
+    dst: &mut [f32],
+    cols: &[([usize; 4], [f32; 4])],
+    interp: Interp,
+    ch: usize,
+) {
     match (interp, ch) {
         // Mono: the common case, one sample per column.
         (Interp::Bicubic | Interp::Sharp, 1) => {
@@ -874,6 +926,24 @@ fn horizontal_row(
 /// of samples), then each output row combines 2 or 4 of those rows.
 #[allow(clippy::too_many_arguments)]
 fn shift_rows(
+    win: &RowWindow,
+    dx: f32,
+    dy: f32,
+    interp: Interp,
+    y0: usize,
+    rows: usize,
+    out: &mut [f32],
+    hrows: &mut [f32],
+) {
+    crate::simd::wide(
+        #[inline(always)]
+        || shift_rows_in(win, dx, dy, interp, y0, rows, out, hrows),
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn shift_rows_in(
     win: &RowWindow,
     dx: f32,
     dy: f32,
@@ -1141,12 +1211,22 @@ mod tests {
             let along: (Vec<f32>, Vec<f32>) = (0..n)
                 .map(|i| (i as f32 - 1.6 + i as f32 * 0.004, 7.55 + i as f32 * 0.02))
                 .unzip();
-            for ((xs, ys), interp) in [&scattered, &along]
+            // Batches whose blocks end at the window's last pixel.
+            // (bicubic: lanes at x 13..=20 of row 11; bilinear: 14..=21 of
+            // row 12).
+            let corner: (Vec<f32>, Vec<f32>) = (0..16)
+                .map(|i| match i {
+                    0..8 => (13.3 + i as f32, 11.3),
+                    _ => (6.3 + i as f32, 12.3),
+                })
+                .unzip();
+            for ((xs, ys), interp) in [&scattered, &along, &corner]
                 .into_iter()
                 .flat_map(|p| [Interp::Bicubic, Interp::Sharp, Interp::Bilinear].map(|i| (p, i)))
             {
+                let n = xs.len();
                 let mut got = vec![0.0; n * ch];
-                win.sample_span(&xs, &ys, interp, &mut got);
+                win.sample_span(xs, ys, interp, &mut got);
                 for i in 0..n {
                     let mut want = vec![0.0; ch];
                     win.sample_all(xs[i], ys[i], interp, &mut want);

@@ -41,28 +41,33 @@ impl Sharpness {
 
     /// Adds the row `mid` (between `up` and `dn`).
     fn add_row(&mut self, up: &[f32], mid: &[f32], dn: &[f32]) {
-        if self.w < 3 {
-            return;
-        }
-        match self.metric {
-            Metric::Laplacian => {
-                for (x, o) in self.v.iter_mut().enumerate() {
-                    *o = mid[x] + mid[x + 2] + up[x + 1] + dn[x + 1] - 4.0 * mid[x + 1];
+        jupiter_kit::simd::wide(
+            #[inline(always)]
+            || {
+                if self.w < 3 {
+                    return;
                 }
-            }
-            Metric::Tenengrad => {
-                for (x, o) in self.v.iter_mut().enumerate() {
-                    let gx =
-                        (up[x + 2] + 2.0 * mid[x + 2] + dn[x + 2]) - (up[x] + 2.0 * mid[x] + dn[x]);
-                    let gy = (dn[x] + 2.0 * dn[x + 1] + dn[x + 2])
-                        - (up[x] + 2.0 * up[x + 1] + up[x + 2]);
-                    *o = gx * gx + gy * gy;
+                match self.metric {
+                    Metric::Laplacian => {
+                        for (x, o) in self.v.iter_mut().enumerate() {
+                            *o = mid[x] + mid[x + 2] + up[x + 1] + dn[x + 1] - 4.0 * mid[x + 1];
+                        }
+                    }
+                    Metric::Tenengrad => {
+                        for (x, o) in self.v.iter_mut().enumerate() {
+                            let gx = (up[x + 2] + 2.0 * mid[x + 2] + dn[x + 2])
+                                - (up[x] + 2.0 * mid[x] + dn[x]);
+                            let gy = (dn[x] + 2.0 * dn[x + 1] + dn[x + 2])
+                                - (up[x] + 2.0 * up[x + 1] + up[x + 2]);
+                            *o = gx * gx + gy * gy;
+                        }
+                    }
                 }
-            }
-        }
-        let (rs, rs2) = lane_sums(&self.v);
-        self.s += rs;
-        self.s2 += rs2;
+                let (rs, rs2) = lane_sums(&self.v);
+                self.s += rs;
+                self.s2 += rs2;
+            },
+        )
     }
 
     /// The score of a plane of `h` rows whose interior rows were added.
@@ -79,6 +84,7 @@ impl Sharpness {
 }
 
 /// Sum and sum of squares of `v`, accumulated in eight `f32` lanes.
+#[inline]
 fn lane_sums(v: &[f32]) -> (f64, f64) {
     let (mut a, mut b) = ([0.0f32; 8], [0.0f32; 8]);
     let chunks = v.chunks_exact(8);

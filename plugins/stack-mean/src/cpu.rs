@@ -59,17 +59,7 @@ pub fn stack(
                 Some(&mut pix_w),
                 &mut scratch,
             )?;
-            let fw = weights[i] as f64;
-            for (px, pw) in pix_w.iter().enumerate() {
-                let wt = fw * *pw as f64;
-                if wt <= 0.0 {
-                    continue;
-                }
-                wsum[px] += wt;
-                for c in 0..ch {
-                    sum[px * ch + c] += wt * buf[px * ch + c] as f64;
-                }
-            }
+            accumulate(&mut sum, &mut wsum, &buf, &pix_w, weights[i] as f64, ch);
         }
         for (px, ws) in wsum.iter().enumerate() {
             for c in 0..ch {
@@ -84,6 +74,37 @@ pub fn stack(
         Ok(())
     })?;
     Ok(out)
+}
+
+/// Adds one frame's resampled rows `buf`, each pixel weighted by the
+/// frame's weight `fw` times its own `pix_w`, to the band's sums. A pixel
+/// of weight 0 adds nothing (its `buf` is 0; added as `+0.0`, which leaves
+/// every sum's bits as they were, so mono runs branch-free and vectorises).
+fn accumulate(sum: &mut [f64], wsum: &mut [f64], buf: &[f32], pix_w: &[f32], fw: f64, ch: usize) {
+    jupiter_kit::simd::wide(
+        #[inline(always)]
+        || {
+            if ch == 1 {
+                for (((s, ws), b), pw) in sum.iter_mut().zip(wsum.iter_mut()).zip(buf).zip(pix_w) {
+                    let wt = fw * *pw as f64;
+                    let wt = if wt > 0.0 { wt } else { 0.0 };
+                    *ws += wt;
+                    *s += wt * *b as f64;
+                }
+                return;
+            }
+            for (px, pw) in pix_w.iter().enumerate() {
+                let wt = fw * *pw as f64;
+                if wt <= 0.0 {
+                    continue;
+                }
+                wsum[px] += wt;
+                for c in 0..ch {
+                    sum[px * ch + c] += wt * buf[px * ch + c] as f64;
+                }
+            }
+        },
+    )
 }
 
 #[cfg(test)]

@@ -66,7 +66,7 @@ pub fn taper_line(s: usize) -> Vec<f32> {
 
 /// The basis values of row `y` (interior columns; 0 at both ends):
 /// `w·ref`, `w·∂x ref` and `w·∂y ref` with central differences.
-#[inline]
+#[inline(always)]
 fn basis_row(w: &[f32], reference: &[f32], s: usize, y: usize, out: &mut [Vec<f32>; 3]) {
     let (row, up, dn) = (
         &reference[y * s..(y + 1) * s],

@@ -280,6 +280,7 @@ fn combine_rows(kernel: &[f32], rows: &[&[f32]], out: &mut [f32]) {
 }
 
 /// [`combine_rows`] for `K` rows (the pixel loop vectorises).
+#[inline(always)]
 fn combine_fused<const K: usize>(kernel: &[f32; K], rows: &[&[f32]], out: &mut [f32]) {
     let n = out.len();
     let rows: [&[f32]; K] = std::array::from_fn(|k| &rows[k][..n]);

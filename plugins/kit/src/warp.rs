@@ -21,7 +21,7 @@ pub fn floor_i(v: f32) -> isize {
 }
 
 /// Catmull-Rom weights for taps at -1, 0, 1, 2 of a fraction `t` in `[0, 1)`.
-#[inline]
+#[inline(always)]
 pub fn cubic_weights(t: f32) -> [f32; 4] {
     let t2 = t * t;
     let t3 = t2 * t;
@@ -36,7 +36,7 @@ pub fn cubic_weights(t: f32) -> [f32; 4] {
 /// Cubic-convolution weights with `a = −0.75` ([`Interp::Sharp`]) for taps
 /// at -1, 0, 1, 2 of a fraction `t` in `[0, 1)`; `shaders/common.wgsl`'s
 /// `sharp_cubic` is the same.
-#[inline]
+#[inline(always)]
 pub fn sharp_cubic_weights(t: f32) -> [f32; 4] {
     const A: f32 = -0.75;
     // |d| <= 1: (a+2)|d|³ − (a+3)|d|² + 1; 1 < |d| < 2: a(|d|³ − 5|d|² + 8|d| − 4).
@@ -77,7 +77,7 @@ impl<'a> RowWindow<'a> {
     }
 
     /// True when the 4×4 bicubic taps around `(ix, iy)` lie inside the window.
-    #[inline]
+    #[inline(always)]
     fn holds_taps(&self, ix: isize, iy: isize) -> bool {
         ix >= 1
             && iy > self.y0 as isize
@@ -380,7 +380,7 @@ impl RowWindow<'_> {
     /// pixel per lane (all inside, one row, consecutive columns: the field
     /// varies slowly, so most batches of a span are): the index of lane 0's
     /// first tap, `before` pixels up and left of its integer position.
-    #[inline]
+    #[inline(always)]
     fn contiguous(&self, b: &Batch, inside: &[bool; LANES], before: usize) -> Option<usize> {
         let same = b.m == LANES
             && inside.iter().all(|&v| v)
@@ -423,32 +423,36 @@ struct Batch {
 }
 
 /// The first `n` positions `(xs[i], ys[i])` in [`Batch`]es.
+#[inline(always)]
 fn batches<'a>(xs: &'a [f32], ys: &'a [f32], n: usize) -> impl Iterator<Item = Batch> + 'a {
-    (0..n).step_by(LANES).map(move |k0| {
-        let m = (n - k0).min(LANES);
-        let (px, py) = (lanes_of(&xs[k0..k0 + m]), lanes_of(&ys[k0..k0 + m]));
-        let ((ix, tx), (iy, ty)) = (floor_lanes(&px), floor_lanes(&py));
-        Batch {
-            k0,
-            m,
-            px,
-            py,
-            ix,
-            tx,
-            iy,
-            ty,
-        }
-    })
+    (0..n).step_by(LANES).map(
+        #[inline(always)]
+        move |k0| {
+            let m = (n - k0).min(LANES);
+            let (px, py) = (lanes_of(&xs[k0..k0 + m]), lanes_of(&ys[k0..k0 + m]));
+            let ((ix, tx), (iy, ty)) = (floor_lanes(&px), floor_lanes(&py));
+            Batch {
+                k0,
+                m,
+                px,
+                py,
+                ix,
+                tx,
+                iy,
+                ty,
+            }
+        },
+    )
 }
 
 /// Up to [`LANES`] values, the last repeated into the lanes past them.
-#[inline]
+#[inline(always)]
 fn lanes_of(v: &[f32]) -> [f32; LANES] {
     std::array::from_fn(|l| v[l.min(v.len() - 1)])
 }
 
 /// [`floor_i`] and the fraction, lane by lane (in `i32`, which vectorises).
-#[inline]
+#[inline(always)]
 fn floor_lanes(v: &[f32; LANES]) -> ([i32; LANES], [f32; LANES]) {
     let mut i = [0i32; LANES];
     let mut t = [0.0f32; LANES];

@@ -84,7 +84,7 @@ impl Sharpness {
 }
 
 /// Sum and sum of squares of `v`, accumulated in eight `f32` lanes.
-#[inline]
+#[inline(always)]
 fn lane_sums(v: &[f32]) -> (f64, f64) {
     let (mut a, mut b) = ([0.0f32; 8], [0.0f32; 8]);
     let chunks = v.chunks_exact(8);

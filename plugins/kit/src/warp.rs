@@ -177,6 +177,10 @@ impl RowWindow<'_> {
 /// Pixels a [`RowWindow::sample_span`] batch handles together.
 const LANES: usize = 8;
 
+#[cfg(target_arch = "x86_64")]
+#[path = "warp_avx2.rs"]
+mod avx2;
+
 impl RowWindow<'_> {
     /// Every channel at each position `(xs[i], ys[i])` into
     /// `out[i * channels ..]`: what [`Self::sample_all`] gives at each,
@@ -185,6 +189,20 @@ impl RowWindow<'_> {
     /// are computed lane by lane and their taps summed lane by lane, which
     /// vectorises; the rest goes pixel by pixel.
     pub fn sample_span(&self, xs: &[f32], ys: &[f32], interp: Interp, out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if self.channels == 1 && std::arch::is_x86_feature_detected!("avx2") {
+            let portable = |xs: &[f32], ys: &[f32], out: &mut [f32]| {
+                self.sample_span_portable(xs, ys, interp, out)
+            };
+            // SAFETY: the CPU supports AVX2 (checked above).
+            unsafe { avx2::span_mono(self, xs, ys, interp, out, portable) };
+            return;
+        }
+        self.sample_span_portable(xs, ys, interp, out)
+    }
+
+    /// [`Self::sample_span`] without the AVX2 batches.
+    fn sample_span_portable(&self, xs: &[f32], ys: &[f32], interp: Interp, out: &mut [f32]) {
         match (interp, self.channels) {
             (Interp::Sharp, 1) => self.span_lanes::<1, _>(xs, ys, out, interp, sharp_cubic_weights),
             (Interp::Bicubic, 1) => self.span_lanes::<1, _>(xs, ys, out, interp, cubic_weights),
@@ -248,8 +266,16 @@ impl RowWindow<'_> {
             }
             // Lanes whose 4×4 block lies inside the window read it directly;
             // the others (edges, and lanes past `m`) are sampled alone.
-            let inside: [bool; LANES] =
-                std::array::from_fn(|l| l < m && self.holds_taps(ix[l] as isize, iy[l] as isize));
+            // `&`, not `&&`: the lanes' tests run side by side.
+            let (x_end, y0, y_end) = (
+                self.width as i64,
+                self.y0 as i64,
+                (self.y0 + self.rows) as i64,
+            );
+            let inside: [bool; LANES] = std::array::from_fn(|l| {
+                let (x, y) = (ix[l] as i64, iy[l] as i64);
+                (l < m) & (x >= 1) & (y > y0) & (x + 2 < x_end) & (y + 2 < y_end)
+            });
             if let Some(base) = self.contiguous(&b, &inside, 1) {
                 // The lanes' blocks are one block shifted by a pixel per
                 // lane: each tap row is one run of memory (no gather).
@@ -382,9 +408,10 @@ impl RowWindow<'_> {
     /// first tap, `before` pixels up and left of its integer position.
     #[inline(always)]
     fn contiguous(&self, b: &Batch, inside: &[bool; LANES], before: usize) -> Option<usize> {
-        let same = b.m == LANES
-            && inside.iter().all(|&v| v)
-            && (1..LANES).all(|l| b.iy[l] == b.iy[0] && b.ix[l] == b.ix[0] + l as i32);
+        let mut same = b.m == LANES;
+        for l in 0..LANES {
+            same &= inside[l] & (b.iy[l] == b.iy[0]) & (b.ix[l] == b.ix[0] + l as i32);
+        }
         same.then(|| {
             ((b.iy[0] as usize - before - self.y0) * self.width + b.ix[0] as usize - before)
                 * self.channels
@@ -429,7 +456,10 @@ fn batches<'a>(xs: &'a [f32], ys: &'a [f32], n: usize) -> impl Iterator<Item = B
         #[inline(always)]
         move |k0| {
             let m = (n - k0).min(LANES);
-            let (px, py) = (lanes_of(&xs[k0..k0 + m]), lanes_of(&ys[k0..k0 + m]));
+            let (px, py) = match (xs[k0..].first_chunk(), ys[k0..].first_chunk()) {
+                (Some(x), Some(y)) if m == LANES => (*x, *y),
+                _ => (lanes_of(&xs[k0..k0 + m]), lanes_of(&ys[k0..k0 + m])),
+            };
             let ((ix, tx), (iy, ty)) = (floor_lanes(&px), floor_lanes(&py));
             Batch {
                 k0,

@@ -1,0 +1,176 @@
+//! The mono samplers' common case with AVX2 intrinsics: eight positions
+//! whose 4×4 (or 2×2) blocks are one block moved a pixel per lane and lie
+//! inside the window — under a slowly varying warp, nearly every batch of
+//! a span. The portable lane loops do not vectorise the floor, the tap
+//! weights and the tap sums together (the compiler keeps parts scalar);
+//! here each is one vector instruction. The operations and their order are
+//! the portable path's, so the samples are the same bit for bit (no fused
+//! multiply-add); any other batch goes through the portable path.
+
+use std::arch::x86_64::*;
+
+use super::{Interp, RowWindow, LANES};
+
+/// [`RowWindow::sample_span`] of a mono window: the batches described
+/// above here, every other batch and the tail through `portable`.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn span_mono(
+    win: &RowWindow,
+    xs: &[f32],
+    ys: &[f32],
+    interp: Interp,
+    out: &mut [f32],
+    portable: impl Fn(&[f32], &[f32], &mut [f32]),
+) {
+    let n = xs.len().min(ys.len()).min(out.len());
+    let mut k0 = 0;
+    while k0 + LANES <= n {
+        let r = k0..k0 + LANES;
+        if !batch(
+            win,
+            &xs[r.clone()],
+            &ys[r.clone()],
+            interp,
+            &mut out[r.clone()],
+        ) {
+            portable(&xs[r.clone()], &ys[r.clone()], &mut out[r]);
+        }
+        k0 += LANES;
+    }
+    if k0 < n {
+        portable(&xs[k0..n], &ys[k0..n], &mut out[k0..n]);
+    }
+}
+
+/// `floor` lane by lane as the portable `floor_lanes` computes it
+/// (truncate, one less where that rounded up) and the fraction.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn floor_frac(v: __m256) -> (__m256i, __m256) {
+    let a = _mm256_cvttps_epi32(v);
+    let up = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GT_OQ>(_mm256_cvtepi32_ps(a), v));
+    // `up` is −1 where the truncation rounded up.
+    let a = _mm256_add_epi32(a, up);
+    (a, _mm256_sub_ps(v, _mm256_cvtepi32_ps(a)))
+}
+
+/// Catmull-Rom weights, as `cubic_weights` orders its operations.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn catmull_rom(t: __m256) -> [__m256; 4] {
+    let c = _mm256_set1_ps;
+    let (t2, half) = (_mm256_mul_ps(t, t), c(0.5));
+    let t3 = _mm256_mul_ps(t2, t);
+    let neg_t3 = _mm256_xor_ps(t3, c(-0.0));
+    let w0 = _mm256_sub_ps(_mm256_add_ps(neg_t3, _mm256_mul_ps(c(2.0), t2)), t);
+    let w1 = _mm256_add_ps(
+        _mm256_sub_ps(_mm256_mul_ps(c(3.0), t3), _mm256_mul_ps(c(5.0), t2)),
+        c(2.0),
+    );
+    let w2 = _mm256_add_ps(
+        _mm256_add_ps(_mm256_mul_ps(c(-3.0), t3), _mm256_mul_ps(c(4.0), t2)),
+        t,
+    );
+    let w3 = _mm256_sub_ps(t3, t2);
+    [w0, w1, w2, w3].map(|w| _mm256_mul_ps(half, w))
+}
+
+/// Cubic-convolution weights with `a = −0.75`, as `sharp_cubic_weights`
+/// orders its operations.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn sharp_cubic(t: __m256) -> [__m256; 4] {
+    let c = _mm256_set1_ps;
+    let near = |d: __m256| {
+        let v = _mm256_sub_ps(_mm256_mul_ps(c(1.25), d), c(2.25));
+        _mm256_add_ps(_mm256_mul_ps(_mm256_mul_ps(v, d), d), c(1.0))
+    };
+    let far = |d: __m256| {
+        let v = _mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(d, c(5.0)), d), c(8.0));
+        _mm256_mul_ps(c(-0.75), _mm256_sub_ps(_mm256_mul_ps(v, d), c(4.0)))
+    };
+    let one = c(1.0);
+    [
+        far(_mm256_add_ps(one, t)),
+        near(t),
+        near(_mm256_sub_ps(one, t)),
+        far(_mm256_sub_ps(c(2.0), t)),
+    ]
+}
+
+/// One batch of eight positions; `false` (nothing written) unless their
+/// blocks are one block moved a pixel per lane, inside the window.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn batch(win: &RowWindow, xs: &[f32], ys: &[f32], interp: Interp, out: &mut [f32]) -> bool {
+    let (Some(xs), Some(ys)) = (xs.first_chunk::<LANES>(), ys.first_chunk::<LANES>()) else {
+        return false;
+    };
+    // SAFETY: eight floats each (the chunks above).
+    let (px, py) = unsafe { (_mm256_loadu_ps(xs.as_ptr()), _mm256_loadu_ps(ys.as_ptr())) };
+    let ((ix, tx), (iy, ty)) = (floor_frac(px), floor_frac(py));
+    let ix0 = _mm_cvtsi128_si32(_mm256_castsi256_si128(ix));
+    let iy0 = _mm_cvtsi128_si32(_mm256_castsi256_si128(iy));
+    let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    let same = _mm256_and_si256(
+        _mm256_cmpeq_epi32(ix, _mm256_add_epi32(_mm256_set1_epi32(ix0), lanes)),
+        _mm256_cmpeq_epi32(iy, _mm256_set1_epi32(iy0)),
+    );
+    if _mm256_movemask_epi8(same) != -1 {
+        return false;
+    }
+    let taps = if interp == Interp::Bilinear { 2 } else { 4 };
+    let (before, after) = if taps == 2 { (0, 1) } else { (1, 2) };
+    let (x, y) = (ix0 as i64, iy0 as i64);
+    let (w, y_begin, y_end) = (win.width as i64, win.y0 as i64, (win.y0 + win.rows) as i64);
+    if x - before < 0
+        || x + (LANES as i64 - 1) + after >= w
+        || y - before < y_begin
+        || y + after >= y_end
+    {
+        return false;
+    }
+    let base = ((y - before - y_begin) * w + (x - before)) as usize;
+    let row_len = win.width;
+    // The last tap read: row `taps − 1`, column `taps − 1` of lane 7.
+    let last = base + (taps - 1) * row_len + taps - 1 + LANES;
+    let Some(data) = win.data.get(..last) else {
+        return false;
+    };
+    // SAFETY: every load below reads eight floats ending at or before `last`.
+    let at =
+        |j: usize, i: usize| unsafe { _mm256_loadu_ps(data.as_ptr().add(base + j * row_len + i)) };
+    let v = if taps == 2 {
+        let one = _mm256_set1_ps(1.0);
+        let (sx, sy) = (_mm256_sub_ps(one, tx), _mm256_sub_ps(one, ty));
+        let lerp = |a: __m256, b: __m256| _mm256_add_ps(_mm256_mul_ps(a, sx), _mm256_mul_ps(b, tx));
+        let (a, b) = (lerp(at(0, 0), at(0, 1)), lerp(at(1, 0), at(1, 1)));
+        _mm256_add_ps(_mm256_mul_ps(a, sy), _mm256_mul_ps(b, ty))
+    } else {
+        let (wx, wy) = if interp == Interp::Sharp {
+            (sharp_cubic(tx), sharp_cubic(ty))
+        } else {
+            (catmull_rom(tx), catmull_rom(ty))
+        };
+        let mut acc = _mm256_setzero_ps();
+        for (j, wyj) in wy.iter().enumerate() {
+            let mut row = _mm256_add_ps(
+                _mm256_mul_ps(wx[0], at(j, 0)),
+                _mm256_mul_ps(wx[1], at(j, 1)),
+            );
+            row = _mm256_add_ps(row, _mm256_mul_ps(wx[2], at(j, 2)));
+            row = _mm256_add_ps(row, _mm256_mul_ps(wx[3], at(j, 3)));
+            acc = _mm256_add_ps(acc, _mm256_mul_ps(*wyj, row));
+        }
+        acc
+    };
+    let Some(out) = out.first_chunk_mut::<LANES>() else {
+        return false;
+    };
+    // SAFETY: eight floats (the chunk above).
+    unsafe { _mm256_storeu_ps(out.as_mut_ptr(), v) };
+    true
+}

@@ -54,17 +54,18 @@ pub fn dewarp_rows_within(
         }
         let y = (y0 + r) as f32;
         rows_of.row(y, &mut dx, &mut dy, &mut wt);
-        // Source positions in place of the field's values.
-        for (x, (sx, sy)) in dx
-            .iter_mut()
-            .zip(dy.iter_mut())
-            .enumerate()
-            .take(x1)
-            .skip(x0)
-        {
-            *sx += x as f32 + gx;
-            *sy += y + gy;
-        }
+        // Source positions in place of the field's values (column indices
+        // as `i32`, exact below 2^24: that conversion vectorises).
+        let (sxs, sys) = (&mut dx[x0..x1], &mut dy[x0..x1]);
+        jupiter_kit::simd::wide(
+            #[inline(always)]
+            || {
+                for (i, (sx, sy)) in sxs.iter_mut().zip(sys.iter_mut()).enumerate() {
+                    *sx += (x0 + i) as i32 as f32 + gx;
+                    *sy += y + gy;
+                }
+            },
+        );
         win.sample_span(&dx[x0..x1], &dy[x0..x1], interp, &mut row[x0..x1]);
     }
 }

@@ -758,24 +758,31 @@ pub fn warped_rows(
         let out_row = &mut out[ry * w * ch..(ry + 1) * w * ch];
         out_row[..x0 * ch].fill(0.0);
         out_row[x1.max(x0) * ch..].fill(0.0);
-        // Source positions in place of the field's values.
-        for (x, (sx, sy)) in fdx
-            .iter_mut()
-            .zip(fdy.iter_mut())
-            .enumerate()
-            .take(x1)
-            .skip(x0)
-        {
-            *sx = x as f32 + (warp.dx + *sx);
-            *sy = y + (warp.dy + *sy);
+        if x0 < x1 {
+            source_positions(
+                &mut fdx[x0..x1],
+                &mut fdy[x0..x1],
+                x0,
+                y,
+                (warp.dx, warp.dy),
+            );
         }
         // Runs of pixels that weigh (with a weight buffer; a pixel of weight
         // 0 — dropped by the per-point selection — is left at 0 instead of
         // resampled), each resampled at once.
+        let weighed = weight.is_some();
+        let run_end = |from: usize, weighs: bool| {
+            if !weighed {
+                return if weighs { x1 } else { from };
+            }
+            fwt[from..x1]
+                .iter()
+                .position(|&v| (v != 0.0) != weighs)
+                .map_or(x1, |i| from + i)
+        };
         let mut x = x0;
         while x < x1 {
-            let weighs = |x: usize| weight.is_none() || fwt[x] != 0.0;
-            let end = (x..x1).find(|&e| !weighs(e)).unwrap_or(x1);
+            let end = run_end(x, true);
             if end > x {
                 win.sample_span(
                     &fdx[x..end],
@@ -784,12 +791,29 @@ pub fn warped_rows(
                     &mut out_row[x * ch..end * ch],
                 );
             }
-            let next = (end..x1).find(|&e| weighs(e)).unwrap_or(x1);
+            let next = run_end(end, false);
             out_row[end * ch..next * ch].fill(0.0);
             x = next;
         }
     }
     Ok(())
+}
+
+/// The field's values `dx`, `dy` of pixels `x0 ..` of row `y` replaced by
+/// the source positions `x + (gx + dx)`, `y + (gy + dy)` (in that order of
+/// operations, which the samplers' tests pin).
+pub fn source_positions(dx: &mut [f32], dy: &mut [f32], x0: usize, y: f32, (gx, gy): (f32, f32)) {
+    crate::simd::wide(
+        #[inline(always)]
+        || {
+            // Column indices as `i32` (exact below 2^24): the conversion
+            // vectorises, a `usize` one does not.
+            for (i, (sx, sy)) in dx.iter_mut().zip(dy.iter_mut()).enumerate() {
+                *sx = (x0 + i) as i32 as f32 + (gx + *sx);
+                *sy = y + (gy + *sy);
+            }
+        },
+    )
 }
 
 /// A whole plane (or interleaved image) resampled by a constant shift:

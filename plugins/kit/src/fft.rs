@@ -210,11 +210,22 @@ pub const COARSE_MIN: usize = 128;
 /// The mean of each 2×2 block (a trailing odd row or column is dropped).
 pub fn bin2(plane: &[f32], width: usize, height: usize) -> Vec<f32> {
     let (bw, bh) = (width / 2, height / 2);
-    let mut out = Vec::with_capacity(bw * bh);
-    for y in 0..bh {
-        let (a, b) = (&plane[2 * y * width..], &plane[(2 * y + 1) * width..]);
-        out.extend((0..bw).map(|x| 0.25 * (a[2 * x] + a[2 * x + 1] + b[2 * x] + b[2 * x + 1])));
+    let mut out = vec![0.0f32; bw * bh];
+    if bw == 0 {
+        return out;
     }
+    crate::simd::wide(
+        #[inline(always)]
+        || {
+            for (y, o) in out.chunks_exact_mut(bw).enumerate() {
+                let a = &plane[2 * y * width..][..2 * bw];
+                let b = &plane[(2 * y + 1) * width..][..2 * bw];
+                for ((o, a), b) in o.iter_mut().zip(a.chunks_exact(2)).zip(b.chunks_exact(2)) {
+                    *o = 0.25 * (a[0] + a[1] + b[0] + b[1]);
+                }
+            }
+        },
+    );
     out
 }
 
@@ -398,10 +409,13 @@ impl PhaseCorrelator {
                 // where |c|^-whiten = (|c|²)^(-whiten/2). In three simple passes so
                 // that the middle one (the power, over plain f32 slices) vectorises;
                 // bins the low-pass has all but removed are zeroed.
-                let mut weight: Vec<f32> = Vec::with_capacity(spec.len());
-                for (s, r) in spec.iter_mut().zip(&self.reference) {
-                    *s *= r.conj();
-                    weight.push(s.norm_sqr());
+                let mut weight = vec![0.0f32; spec.len()];
+                for ((s, r), m2) in spec.iter_mut().zip(&self.reference).zip(weight.iter_mut()) {
+                    // `*s *= r.conj()` and `norm_sqr` written out, so that the
+                    // loop vectorises (the same operations in the same order).
+                    let (a, b, c, d) = (s.re, s.im, r.re, -r.im);
+                    *s = Complex32::new(a * c - b * d, a * d + b * c);
+                    *m2 = s.re * s.re + s.im * s.im;
                 }
                 let e = -0.5 * self.whiten;
                 for (m2, lp) in weight.iter_mut().zip(self.lowpass.iter()) {
@@ -411,13 +425,7 @@ impl PhaseCorrelator {
                     *s *= *w;
                 }
                 let surface = self.fft.inverse(spec);
-                let (mut best, mut bi) = (f32::MIN, 0);
-                for (i, &v) in surface.iter().enumerate() {
-                    if v > best {
-                        best = v;
-                        bi = i;
-                    }
-                }
+                let (best, bi) = arg_max(&surface);
                 let (px, py) = (bi % w, bi / w);
                 let at = |x: isize, y: isize| {
                     surface[(y.rem_euclid(h as isize) as usize) * w
@@ -512,6 +520,39 @@ impl PhaseCorrelator {
     }
 }
 
+/// The largest value above `f32::MIN` and its first index (`(f32::MIN, 0)`
+/// when there is none; NaN never wins): what a scan keeping the first
+/// strictly larger value finds, in eight lanes and a second look for the
+/// index, which vectorises.
+pub fn arg_max(v: &[f32]) -> (f32, usize) {
+    crate::simd::wide(
+        #[inline(always)]
+        || {
+            let mut lanes = [f32::MIN; 8];
+            let chunks = v.chunks_exact(8);
+            let mut best = chunks
+                .remainder()
+                .iter()
+                .fold(f32::MIN, |b, &x| if x > b { x } else { b });
+            for c in chunks {
+                for l in 0..8 {
+                    lanes[l] = if c[l] > lanes[l] { c[l] } else { lanes[l] };
+                }
+            }
+            for l in lanes {
+                best = if l > best { l } else { best };
+            }
+            if best > f32::MIN {
+                // The value read back: of equal zeros, the first one's sign.
+                let i = v.iter().position(|&x| x == best).unwrap_or(0);
+                (v[i], i)
+            } else {
+                (f32::MIN, 0)
+            }
+        },
+    )
+}
+
 /// The weight of one cross-power bin whose squared magnitude is `m2`:
 /// the low-pass `lp` times the partial whitening `m2^e` (`e = −whiten/2`),
 /// or 0 where the low-pass has all but removed the bin or it is empty.
@@ -592,6 +633,35 @@ pub fn peak_offset(a: f32, b: f32, c: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arg_max_is_the_first_largest() {
+        let scan = |v: &[f32]| {
+            let (mut best, mut bi) = (f32::MIN, 0);
+            for (i, &x) in v.iter().enumerate() {
+                if x > best {
+                    best = x;
+                    bi = i;
+                }
+            }
+            (best, bi)
+        };
+        for n in [0usize, 1, 7, 8, 9, 40, 1600] {
+            let mut v: Vec<f32> = (0..n)
+                .map(|i| ((i * 37 % 101) as f32 * 0.3).sin())
+                .collect();
+            assert_eq!(arg_max(&v), scan(&v), "n {n}");
+            if n > 3 {
+                // Ties keep the first; NaN and -inf never win.
+                v[n - 1] = 2.0;
+                v[1] = 2.0;
+                v[0] = f32::NAN;
+                assert_eq!(arg_max(&v), scan(&v), "n {n}");
+                v.iter_mut().for_each(|x| *x = f32::NEG_INFINITY);
+                assert_eq!(arg_max(&v), scan(&v), "n {n}");
+            }
+        }
+    }
 
     #[test]
     fn fast_pow_matches_powf() {

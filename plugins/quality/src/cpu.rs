@@ -93,17 +93,9 @@ fn columns(row: &[f32], n: usize) -> [&[f32]; 3] {
 }
 
 /// Sum and sum of squares of `v`, accumulated in eight `f32` lanes.
-#[inline(always)]
 fn lane_sums(v: &[f32]) -> (f64, f64) {
-    let (mut a, mut b) = ([0.0f32; 8], [0.0f32; 8]);
-    let chunks = v.chunks_exact(8);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for i in 0..8 {
-            a[i] += c[i];
-            b[i] += c[i] * c[i];
-        }
-    }
+    let (a, b) = jupiter_kit::simd::lane_sums(v);
+    let rest = &v[v.len() / 8 * 8..];
     let (mut s, mut s2) = (
         a.iter().map(|&x| x as f64).sum::<f64>(),
         b.iter().map(|&x| x as f64).sum::<f64>(),

@@ -247,15 +247,18 @@ impl SerFile {
     fn raw_row(&self, frame: &[u8], y: usize, out: &mut [f32]) {
         let n = self.width() * self.header.color.planes();
         let inv = 1.0 / self.scale;
+        // `min(1.0)` as a select (the same value: no sample is NaN), which
+        // vectorises.
+        let clip = |v: f32| if v < 1.0 { v } else { 1.0 };
         if self.header.bytes_per_sample() == 1 {
             for (o, b) in out.iter_mut().zip(&frame[y * n..(y + 1) * n]) {
-                *o = (*b as f32 * inv).min(1.0);
+                *o = clip(*b as f32 * inv);
             }
         } else {
             let bytes = &frame[2 * y * n..2 * (y + 1) * n];
             for (o, b) in out.iter_mut().zip(bytes.chunks_exact(2)) {
                 let v = sample16([b[0], b[1]], self.little_endian);
-                *o = (v as f32 * inv).min(1.0);
+                *o = clip(v as f32 * inv);
             }
         }
     }

@@ -72,6 +72,7 @@ pub mod manifest;
 pub mod par;
 pub mod params;
 pub mod root;
+pub mod simd;
 pub mod stage;
 pub mod testing;
 pub mod typed;

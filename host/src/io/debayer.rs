@@ -331,11 +331,16 @@ pub fn mhc_rows(
         match px {
             MhcOut::Edge { x, rgb } => o_row[3 * x..3 * x + 3].copy_from_slice(&rgb),
             MhcOut::Interior { sources, m } => {
-                for (i, o) in o_row[6..6 + 3 * m].chunks_exact_mut(3).enumerate() {
-                    for (v, src) in o.iter_mut().zip(&sources[i % 2]) {
-                        *v = src[i].clamp(0.0, 1.0);
-                    }
-                }
+                jupiter_plugin_api::simd::wide(
+                    #[inline(always)]
+                    || {
+                        for (i, o) in o_row[6..6 + 3 * m].chunks_exact_mut(3).enumerate() {
+                            for (v, src) in o.iter_mut().zip(&sources[i % 2]) {
+                                *v = src[i].clamp(0.0, 1.0);
+                            }
+                        }
+                    },
+                );
             }
         }
     });
@@ -362,25 +367,34 @@ pub fn mhc_luminance_rows(
         "mhc_luminance_rows: out has {} samples",
         out.len()
     );
-    let lum =
-        |r: f32, g: f32, b: f32| (r.clamp(0.0, 1.0) + g.clamp(0.0, 1.0) + b.clamp(0.0, 1.0)) / 3.0;
     mhc_walk(raw, width, height, raw_y0, pattern, y0, rows, |oy, px| {
         let o_row = &mut out[oy * width..(oy + 1) * width];
         match px {
             // Edge values arrive clamped; clamping again changes nothing.
-            MhcOut::Edge { x, rgb } => o_row[x] = lum(rgb[0], rgb[1], rgb[2]),
+            MhcOut::Edge { x, rgb } => o_row[x] = mean_clamped(rgb[0], rgb[1], rgb[2]),
             MhcOut::Interior { sources, m } => {
                 let [[e0, e1, e2], [o0, o1, o2]] = sources.map(|s| s.map(|c| &c[..m]));
                 // Both parities at every column, then the column's own:
                 // contiguous lanes vectorise, a stride of two does not.
-                for (i, o) in o_row[2..2 + m].iter_mut().enumerate() {
-                    let even = lum(e0[i], e1[i], e2[i]);
-                    let odd = lum(o0[i], o1[i], o2[i]);
-                    *o = if i % 2 == 0 { even } else { odd };
-                }
+                jupiter_plugin_api::simd::wide(
+                    #[inline(always)]
+                    || {
+                        for (i, o) in o_row[2..2 + m].iter_mut().enumerate() {
+                            let even = mean_clamped(e0[i], e1[i], e2[i]);
+                            let odd = mean_clamped(o0[i], o1[i], o2[i]);
+                            *o = if i % 2 == 0 { even } else { odd };
+                        }
+                    },
+                );
             }
         }
     });
+}
+
+/// The mean of three channels clamped to `[0, 1]`, summed R, G, B.
+#[inline(always)]
+fn mean_clamped(r: f32, g: f32, b: f32) -> f32 {
+    (r.clamp(0.0, 1.0) + g.clamp(0.0, 1.0) + b.clamp(0.0, 1.0)) / 3.0
 }
 
 /// What [`mhc_walk`] hands over for one output row.
@@ -512,15 +526,20 @@ impl MhcRow {
         let (c, l1, r1, l2, r2) = (at(2, 2), at(2, 1), at(2, 3), at(2, 0), at(2, 4));
         let (u1, d1, u2, d2) = (at(1, 2), at(3, 2), at(0, 2), at(4, 2));
         let (ul, ur, dl, dr) = (at(1, 1), at(1, 3), at(3, 1), at(3, 3));
-        for i in 0..m {
-            let ctr = c[i];
-            let h1 = l1[i] + r1[i];
-            let v1 = u1[i] + d1[i];
-            let h2 = l2[i] + r2[i];
-            let v2 = u2[i] + d2[i];
-            let diag = ul[i] + ur[i] + dl[i] + dr[i];
-            [hz[i], vt[i], gr[i], op[i]] = mhc_kernels(ctr, [h1, v1], [h2, v2], diag);
-        }
+        jupiter_plugin_api::simd::wide(
+            #[inline(always)]
+            || {
+                for i in 0..m {
+                    let ctr = c[i];
+                    let h1 = l1[i] + r1[i];
+                    let v1 = u1[i] + d1[i];
+                    let h2 = l2[i] + r2[i];
+                    let v2 = u2[i] + d2[i];
+                    let diag = ul[i] + ur[i] + dl[i] + dr[i];
+                    [hz[i], vt[i], gr[i], op[i]] = mhc_kernels(ctr, [h1, v1], [h2, v2], diag);
+                }
+            },
+        );
     }
 }
 

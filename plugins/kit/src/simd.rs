@@ -1,36 +1,10 @@
-//! Wider vectors where the CPU has them, in a portable build.
-//!
-//! The workspace builds for baseline x86-64 (SSE2: four `f32` lanes), so
-//! that every plugin loads on every 64-bit PC. The hot loops (resampling,
-//! filters, spectra) vectorise; compiled for AVX2 they run on eight lanes.
-//! [`wide`] runs a closure through a copy compiled with AVX2 enabled when
-//! the CPU reports it (one cached check per call), else as it is. Without
-//! FMA contraction (Rust never fuses `a * b + c` on its own) the results
-//! are the same bit for bit on both paths; the tests in this module and
-//! the stages' own tests check outputs, and `cmp` of whole runs did.
+//! Wider vectors where the CPU has them, in a portable build: [`wide`]
+//! (from the plugin API, which the host shares; its notes say why and
+//! how), and kernels the compiler does not vectorise well on its own,
+//! written with AVX2 intrinsics in the portable loop's order of operations
+//! (bit for bit the same results; tested against it).
 
-/// Runs `f`, compiled with AVX2 when the CPU has it. Put it around a hot
-/// loop whose callees are `#[inline]` (or small): they are inlined into the
-/// AVX2 copy and vectorised with it; a call to an out-of-line function runs
-/// that function's own (baseline) code.
-#[inline(always)]
-pub fn wide<R>(f: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU was just found to support AVX2.
-            return unsafe { avx2(f) };
-        }
-    }
-    f()
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-#[inline]
-unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
-    f()
-}
+pub use jupiter_plugin_api::simd::wide;
 
 /// Eight-lane sums of `v` and of its squares over its whole chunks of
 /// eight (lane `l` adds `v[8k + l]` for k = 0, 1, … in order; the rest is
@@ -76,28 +50,6 @@ fn lane_sums_avx2(v: &[f32]) -> ([f32; 8], [f32; 8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn both_paths_give_the_same_bits() {
-        let a: Vec<f32> = (0..1000).map(|i| (i as f32 * 0.37).sin()).collect();
-        let b: Vec<f32> = (0..1000).map(|i| (i as f32 * 0.11).cos()).collect();
-        let sum = || {
-            let mut lanes = [0.0f32; 8];
-            for (ca, cb) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
-                for l in 0..8 {
-                    lanes[l] += ca[l] * cb[l] + ca[l] / (1.0 + cb[l] * cb[l]);
-                }
-            }
-            lanes
-        };
-        assert_eq!(
-            wide(
-                #[inline(always)]
-                || sum()
-            ),
-            sum()
-        );
-    }
 
     #[test]
     fn lane_sums_are_the_portable_loops() {

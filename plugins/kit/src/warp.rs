@@ -190,12 +190,17 @@ impl RowWindow<'_> {
     /// vectorises; the rest goes pixel by pixel.
     pub fn sample_span(&self, xs: &[f32], ys: &[f32], interp: Interp, out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
-        if self.channels == 1 && std::arch::is_x86_feature_detected!("avx2") {
+        if matches!(self.channels, 1 | 3) && std::arch::is_x86_feature_detected!("avx2") {
             let portable = |xs: &[f32], ys: &[f32], out: &mut [f32]| {
                 self.sample_span_portable(xs, ys, interp, out)
             };
             // SAFETY: the CPU supports AVX2 (checked above).
-            unsafe { avx2::span_mono(self, xs, ys, interp, out, portable) };
+            unsafe {
+                match self.channels {
+                    1 => avx2::span_mono(self, xs, ys, interp, out, portable),
+                    _ => avx2::span_rgb(self, xs, ys, interp, out, portable),
+                }
+            }
             return;
         }
         self.sample_span_portable(xs, ys, interp, out)

@@ -1,11 +1,12 @@
-//! The mono samplers' common case with AVX2 intrinsics: eight positions
-//! whose 4×4 (or 2×2) blocks are one block moved a pixel per lane and lie
-//! inside the window — under a slowly varying warp, nearly every batch of
-//! a span. The portable lane loops do not vectorise the floor, the tap
-//! weights and the tap sums together (the compiler keeps parts scalar);
-//! here each is one vector instruction. The operations and their order are
-//! the portable path's, so the samples are the same bit for bit (no fused
-//! multiply-add); any other batch goes through the portable path.
+//! The samplers' common case with AVX2 intrinsics: eight positions whose
+//! 4×4 (or 2×2) blocks are one block moved a pixel per lane and lie inside
+//! the window — under a slowly varying warp, nearly every batch of a span —
+//! for mono and interleaved RGB windows. The portable lane loops do not
+//! vectorise the floor, the tap weights and the tap sums together (the
+//! compiler keeps parts scalar); here each is one vector instruction. The
+//! operations and their order are the portable path's, so the samples are
+//! the same bit for bit (no fused multiply-add); any other batch goes
+//! through the portable path.
 
 use std::arch::x86_64::*;
 
@@ -25,23 +26,51 @@ pub(super) unsafe fn span_mono(
     out: &mut [f32],
     portable: impl Fn(&[f32], &[f32], &mut [f32]),
 ) {
-    let n = xs.len().min(ys.len()).min(out.len());
+    span::<1>(win, xs, ys, interp, out, portable)
+}
+
+/// [`span_mono`] for three interleaved channels.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn span_rgb(
+    win: &RowWindow,
+    xs: &[f32],
+    ys: &[f32],
+    interp: Interp,
+    out: &mut [f32],
+    portable: impl Fn(&[f32], &[f32], &mut [f32]),
+) {
+    span::<3>(win, xs, ys, interp, out, portable)
+}
+
+#[target_feature(enable = "avx2")]
+fn span<const CH: usize>(
+    win: &RowWindow,
+    xs: &[f32],
+    ys: &[f32],
+    interp: Interp,
+    out: &mut [f32],
+    portable: impl Fn(&[f32], &[f32], &mut [f32]),
+) {
+    let n = xs.len().min(ys.len()).min(out.len() / CH);
     let mut k0 = 0;
     while k0 + LANES <= n {
-        let r = k0..k0 + LANES;
-        if !batch(
+        let (r, o) = (k0..k0 + LANES, k0 * CH..(k0 + LANES) * CH);
+        if !batch::<CH>(
             win,
             &xs[r.clone()],
             &ys[r.clone()],
             interp,
-            &mut out[r.clone()],
+            &mut out[o.clone()],
         ) {
-            portable(&xs[r.clone()], &ys[r.clone()], &mut out[r]);
+            portable(&xs[r.clone()], &ys[r], &mut out[o]);
         }
         k0 += LANES;
     }
     if k0 < n {
-        portable(&xs[k0..n], &ys[k0..n], &mut out[k0..n]);
+        portable(&xs[k0..n], &ys[k0..n], &mut out[k0 * CH..n * CH]);
     }
 }
 
@@ -101,11 +130,35 @@ fn sharp_cubic(t: __m256) -> [__m256; 4] {
     ]
 }
 
-/// One batch of eight positions; `false` (nothing written) unless their
-/// blocks are one block moved a pixel per lane, inside the window.
+/// Lane `l` of sample vector `k` of eight interleaved `CH`-channel pixels
+/// belongs to pixel `(8k + l) / CH`: the per-pixel vector `v` spread so.
 #[target_feature(enable = "avx2")]
 #[inline]
-fn batch(win: &RowWindow, xs: &[f32], ys: &[f32], interp: Interp, out: &mut [f32]) -> bool {
+fn spread<const CH: usize>(v: __m256, k: usize) -> __m256 {
+    if CH == 1 {
+        return v;
+    }
+    let idx = |k: i32| {
+        let p = |l: i32| (8 * k + l) / CH as i32;
+        _mm256_setr_epi32(p(0), p(1), p(2), p(3), p(4), p(5), p(6), p(7))
+    };
+    _mm256_permutevar8x32_ps(v, idx(k as i32))
+}
+
+/// One batch of eight `CH`-channel pixels (interleaved); `false` (nothing
+/// written) unless their blocks are one block moved a pixel per lane,
+/// inside the window. Each of the `CH` vectors of eight output samples
+/// reads its taps as runs of memory `CH` samples apart, with its pixels'
+/// weights spread over its lanes ([`spread`]).
+#[target_feature(enable = "avx2")]
+#[inline]
+fn batch<const CH: usize>(
+    win: &RowWindow,
+    xs: &[f32],
+    ys: &[f32],
+    interp: Interp,
+    out: &mut [f32],
+) -> bool {
     let (Some(xs), Some(ys)) = (xs.first_chunk::<LANES>(), ys.first_chunk::<LANES>()) else {
         return false;
     };
@@ -126,51 +179,60 @@ fn batch(win: &RowWindow, xs: &[f32], ys: &[f32], interp: Interp, out: &mut [f32
     let (before, after) = if taps == 2 { (0, 1) } else { (1, 2) };
     let (x, y) = (ix0 as i64, iy0 as i64);
     let (w, y_begin, y_end) = (win.width as i64, win.y0 as i64, (win.y0 + win.rows) as i64);
-    if x - before < 0
+    if win.channels != CH
+        || x - before < 0
         || x + (LANES as i64 - 1) + after >= w
         || y - before < y_begin
         || y + after >= y_end
     {
         return false;
     }
-    let base = ((y - before - y_begin) * w + (x - before)) as usize;
-    let row_len = win.width;
-    // The last tap read: row `taps − 1`, column `taps − 1` of lane 7.
-    let last = base + (taps - 1) * row_len + taps - 1 + LANES;
-    let Some(data) = win.data.get(..last) else {
+    let base = ((y - before - y_begin) * w + (x - before)) as usize * CH;
+    let row_len = win.width * CH;
+    // One past the last sample read: row `taps − 1`, the last vector's
+    // last tap (= the last pixel's last channel of lane 7's block).
+    let last = base + (taps - 1) * row_len + (taps - 1) * CH + LANES * CH;
+    let (Some(data), Some(out)) = (win.data.get(..last), out.get_mut(..LANES * CH)) else {
         return false;
     };
     // SAFETY: every load below reads eight floats ending at or before `last`.
     let at =
         |j: usize, i: usize| unsafe { _mm256_loadu_ps(data.as_ptr().add(base + j * row_len + i)) };
-    let v = if taps == 2 {
-        let one = _mm256_set1_ps(1.0);
-        let (sx, sy) = (_mm256_sub_ps(one, tx), _mm256_sub_ps(one, ty));
-        let lerp = |a: __m256, b: __m256| _mm256_add_ps(_mm256_mul_ps(a, sx), _mm256_mul_ps(b, tx));
-        let (a, b) = (lerp(at(0, 0), at(0, 1)), lerp(at(1, 0), at(1, 1)));
-        _mm256_add_ps(_mm256_mul_ps(a, sy), _mm256_mul_ps(b, ty))
+    let one = _mm256_set1_ps(1.0);
+    let cubic = if taps == 2 {
+        None
+    } else if interp == Interp::Sharp {
+        Some((sharp_cubic(tx), sharp_cubic(ty)))
     } else {
-        let (wx, wy) = if interp == Interp::Sharp {
-            (sharp_cubic(tx), sharp_cubic(ty))
-        } else {
-            (catmull_rom(tx), catmull_rom(ty))
+        Some((catmull_rom(tx), catmull_rom(ty)))
+    };
+    for k in 0..CH {
+        let v = match cubic {
+            None => {
+                let (tx, ty) = (spread::<CH>(tx, k), spread::<CH>(ty, k));
+                let (sx, sy) = (_mm256_sub_ps(one, tx), _mm256_sub_ps(one, ty));
+                let lerp = |a: __m256, b: __m256| {
+                    _mm256_add_ps(_mm256_mul_ps(a, sx), _mm256_mul_ps(b, tx))
+                };
+                let o = 8 * k;
+                let (a, b) = (lerp(at(0, o), at(0, o + CH)), lerp(at(1, o), at(1, o + CH)));
+                _mm256_add_ps(_mm256_mul_ps(a, sy), _mm256_mul_ps(b, ty))
+            }
+            Some((wx, wy)) => {
+                let wx = wx.map(|v| spread::<CH>(v, k));
+                let mut acc = _mm256_setzero_ps();
+                for (j, wyj) in wy.iter().enumerate() {
+                    let t = |i: usize| _mm256_mul_ps(wx[i], at(j, 8 * k + i * CH));
+                    let mut row = _mm256_add_ps(t(0), t(1));
+                    row = _mm256_add_ps(row, t(2));
+                    row = _mm256_add_ps(row, t(3));
+                    acc = _mm256_add_ps(acc, _mm256_mul_ps(spread::<CH>(*wyj, k), row));
+                }
+                acc
+            }
         };
-        let mut acc = _mm256_setzero_ps();
-        for (j, wyj) in wy.iter().enumerate() {
-            let mut row = _mm256_add_ps(
-                _mm256_mul_ps(wx[0], at(j, 0)),
-                _mm256_mul_ps(wx[1], at(j, 1)),
-            );
-            row = _mm256_add_ps(row, _mm256_mul_ps(wx[2], at(j, 2)));
-            row = _mm256_add_ps(row, _mm256_mul_ps(wx[3], at(j, 3)));
-            acc = _mm256_add_ps(acc, _mm256_mul_ps(*wyj, row));
-        }
-        acc
-    };
-    let Some(out) = out.first_chunk_mut::<LANES>() else {
-        return false;
-    };
-    // SAFETY: eight floats (the chunk above).
-    unsafe { _mm256_storeu_ps(out.as_mut_ptr(), v) };
+        // SAFETY: eight floats from 8k, inside `out` (LANES · CH long).
+        unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(8 * k), v) };
+    }
     true
 }

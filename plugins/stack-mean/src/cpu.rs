@@ -79,7 +79,8 @@ pub fn stack(
 /// Adds one frame's resampled rows `buf`, each pixel weighted by the
 /// frame's weight `fw` times its own `pix_w`, to the band's sums. A pixel
 /// of weight 0 adds nothing (its `buf` is 0; added as `+0.0`, which leaves
-/// every sum's bits as they were, so mono runs branch-free and vectorises).
+/// every sum's bits as they were, so mono and RGB run branch-free and
+/// vectorise).
 fn accumulate(sum: &mut [f64], wsum: &mut [f64], buf: &[f32], pix_w: &[f32], fw: f64, ch: usize) {
     jupiter_kit::simd::wide(
         #[inline(always)]
@@ -90,6 +91,21 @@ fn accumulate(sum: &mut [f64], wsum: &mut [f64], buf: &[f32], pix_w: &[f32], fw:
                     let wt = if wt > 0.0 { wt } else { 0.0 };
                     *ws += wt;
                     *s += wt * *b as f64;
+                }
+                return;
+            }
+            if ch == 3 {
+                let pixels = sum
+                    .chunks_exact_mut(3)
+                    .zip(wsum.iter_mut())
+                    .zip(buf.chunks_exact(3));
+                for (((s, ws), b), pw) in pixels.zip(pix_w) {
+                    let wt = fw * *pw as f64;
+                    let wt = if wt > 0.0 { wt } else { 0.0 };
+                    *ws += wt;
+                    for c in 0..3 {
+                        s[c] += wt * b[c] as f64;
+                    }
                 }
                 return;
             }

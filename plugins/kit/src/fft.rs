@@ -314,7 +314,7 @@ impl PhaseCorrelator {
         crate::simd::wide(
             #[inline(always)]
             || {
-                let mean = plane.iter().sum::<f32>() / plane.len() as f32;
+                let mean = crate::stats::mean(plane) as f32;
                 let windowed: Vec<f32> = plane
                     .iter()
                     .zip(self.window.iter())
@@ -746,7 +746,9 @@ mod tests {
         let surface = dft(&cross, 1.0);
         let imag = surface.iter().map(|v| v.1.abs()).fold(0.0, f64::max);
         let real = surface.iter().map(|v| v.0.abs()).fold(0.0, f64::max);
-        assert!(imag < 1e-9 * real, "inverse not real: {imag} vs {real}");
+        // Real up to the f32 spectra's rounding: the columns at x = 0 (and
+        // the Nyquist column) are Hermitian only to float precision.
+        assert!(imag < 1e-7 * real, "inverse not real: {imag} vs {real}");
         let (bi, best) =
             surface.iter().enumerate().fold(
                 (0, f64::MIN),

@@ -20,18 +20,36 @@
 pub fn wide<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU was just found to support AVX2.
-            return unsafe { avx2(f) };
+        if has_avx2() {
+            // SAFETY: the CPU was found to support AVX2.
+            return unsafe { run_avx2(f) };
         }
     }
     f()
 }
 
+/// Whether the AVX2 copies run: the CPU has AVX2 and the environment
+/// variable `JUPITER_SIMD` is not `portable` (with it, every path runs
+/// its portable code on any CPU; the tests compare the two runs bit for
+/// bit). Read once per library.
+#[inline]
+pub fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *ON.get_or_init(|| {
+            std::arch::is_x86_feature_detected!("avx2")
+                && std::env::var("JUPITER_SIMD").map_or(true, |v| v != "portable")
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 #[inline]
-unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
+unsafe fn run_avx2<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 

@@ -13,7 +13,7 @@ pub use jupiter_plugin_api::simd::wide;
 /// operations in the same order (bit for bit).
 pub fn lane_sums(v: &[f32]) -> ([f32; 8], [f32; 8]) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
+    if jupiter_plugin_api::simd::has_avx2() {
         // SAFETY: the CPU supports AVX2.
         return unsafe { lane_sums_avx2(v) };
     }

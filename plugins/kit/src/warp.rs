@@ -190,7 +190,7 @@ impl RowWindow<'_> {
     /// vectorises; the rest goes pixel by pixel.
     pub fn sample_span(&self, xs: &[f32], ys: &[f32], interp: Interp, out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
-        if matches!(self.channels, 1 | 3) && std::arch::is_x86_feature_detected!("avx2") {
+        if matches!(self.channels, 1 | 3) && jupiter_plugin_api::simd::has_avx2() {
             let portable = |xs: &[f32], ys: &[f32], out: &mut [f32]| {
                 self.sample_span_portable(xs, ys, interp, out)
             };

@@ -197,8 +197,8 @@ impl RowWindow<'_> {
             // SAFETY: the CPU supports AVX2 (checked above).
             unsafe {
                 match self.channels {
-                    1 => avx2::span_mono(self, xs, ys, interp, out, portable),
-                    _ => avx2::span_rgb(self, xs, ys, interp, out, portable),
+                    1 => avx2::span::<1>(self, xs, ys, interp, out, portable),
+                    _ => avx2::span::<3>(self, xs, ys, interp, out, portable),
                 }
             }
             return;
@@ -236,175 +236,165 @@ impl RowWindow<'_> {
     ) {
         crate::simd::wide(
             #[inline(always)]
-            || self.span_lanes_in::<CH, W>(xs, ys, out, interp, weights),
-        )
-    }
-
-    #[inline(always)]
-    fn span_lanes_in<const CH: usize, W: Fn(f32) -> [f32; 4]>(
-        &self,
-        xs: &[f32],
-        ys: &[f32],
-        out: &mut [f32],
-        interp: Interp,
-        weights: W,
-    ) {
-        let n = xs.len().min(ys.len()).min(out.len() / CH);
-        let row_len = self.width * CH;
-        for b in batches(xs, ys, n) {
-            let Batch {
-                k0,
-                m,
-                ix,
-                tx,
-                iy,
-                ty,
-                ..
-            } = b;
-            let (mut wx, mut wy) = ([[0.0f32; LANES]; 4], [[0.0f32; LANES]; 4]);
-            for l in 0..LANES {
-                let (a, b) = (weights(tx[l]), weights(ty[l]));
-                for i in 0..4 {
-                    wx[i][l] = a[i];
-                    wy[i][l] = b[i];
-                }
-            }
-            // Lanes whose 4×4 block lies inside the window read it directly;
-            // the others (edges, and lanes past `m`) are sampled alone.
-            // `&`, not `&&`: the lanes' tests run side by side.
-            let (x_end, y0, y_end) = (
-                self.width as i64,
-                self.y0 as i64,
-                (self.y0 + self.rows) as i64,
-            );
-            let inside: [bool; LANES] = std::array::from_fn(|l| {
-                let (x, y) = (ix[l] as i64, iy[l] as i64);
-                (l < m) & (x >= 1) & (y > y0) & (x + 2 < x_end) & (y + 2 < y_end)
-            });
-            if let Some(base) = self.contiguous(&b, &inside, 1) {
-                // The lanes' blocks are one block shifted by a pixel per
-                // lane: each tap row is one run of memory (no gather).
-                for c in 0..CH {
-                    let mut acc = [0.0f32; LANES];
-                    for (j, wyj) in wy.iter().enumerate() {
-                        let r = &self.data[base + j * row_len + c..][..(LANES + 2) * CH + 1];
-                        let v: [[f32; LANES]; 4] =
-                            std::array::from_fn(|i| std::array::from_fn(|l| r[(i + l) * CH]));
-                        for l in 0..LANES {
-                            let row = wx[0][l] * v[0][l]
-                                + wx[1][l] * v[1][l]
-                                + wx[2][l] * v[2][l]
-                                + wx[3][l] * v[3][l];
-                            acc[l] += wyj[l] * row;
-                        }
-                    }
-                    for (l, a) in acc.iter().enumerate() {
-                        out[(k0 + l) * CH + c] = *a;
-                    }
-                }
-                continue;
-            }
-            let Some(first) = inside.iter().position(|&v| v) else {
-                self.resample_edges::<CH>(&b, &inside, &mut out[k0 * CH..], interp);
-                continue;
-            };
-            let base: [usize; LANES] = std::array::from_fn(|l| {
-                let l = if inside[l] { l } else { first };
-                (iy[l] as usize - 1 - self.y0) * row_len + (ix[l] as usize - 1) * CH
-            });
-            for c in 0..CH {
-                let mut acc = [0.0f32; LANES];
-                for (j, wyj) in wy.iter().enumerate() {
-                    // Each lane's four taps of row j from one bounds-checked slice.
-                    let mut v = [[0.0f32; LANES]; 4];
-                    for (l, at) in base.iter().enumerate() {
-                        let r = &self.data[at + j * row_len + c..][..3 * CH + 1];
-                        for (i, vi) in v.iter_mut().enumerate() {
-                            vi[l] = r[i * CH];
-                        }
-                    }
+            || {
+                let n = xs.len().min(ys.len()).min(out.len() / CH);
+                let row_len = self.width * CH;
+                for b in batches(xs, ys, n) {
+                    let Batch {
+                        k0,
+                        m,
+                        ix,
+                        tx,
+                        iy,
+                        ty,
+                        ..
+                    } = b;
+                    let (mut wx, mut wy) = ([[0.0f32; LANES]; 4], [[0.0f32; LANES]; 4]);
                     for l in 0..LANES {
-                        let row = wx[0][l] * v[0][l]
-                            + wx[1][l] * v[1][l]
-                            + wx[2][l] * v[2][l]
-                            + wx[3][l] * v[3][l];
-                        acc[l] += wyj[l] * row;
+                        let (a, b) = (weights(tx[l]), weights(ty[l]));
+                        for i in 0..4 {
+                            wx[i][l] = a[i];
+                            wy[i][l] = b[i];
+                        }
                     }
+                    // Lanes whose 4×4 block lies inside the window read it directly;
+                    // the others (edges, and lanes past `m`) are sampled alone.
+                    // `&`, not `&&`: the lanes' tests run side by side.
+                    let (x_end, y0, y_end) = (
+                        self.width as i64,
+                        self.y0 as i64,
+                        (self.y0 + self.rows) as i64,
+                    );
+                    let inside: [bool; LANES] = std::array::from_fn(|l| {
+                        let (x, y) = (ix[l] as i64, iy[l] as i64);
+                        (l < m) & (x >= 1) & (y > y0) & (x + 2 < x_end) & (y + 2 < y_end)
+                    });
+                    if let Some(base) = self.contiguous(&b, &inside, 1) {
+                        // The lanes' blocks are one block shifted by a pixel per
+                        // lane: each tap row is one run of memory (no gather).
+                        for c in 0..CH {
+                            let mut acc = [0.0f32; LANES];
+                            for (j, wyj) in wy.iter().enumerate() {
+                                let r =
+                                    &self.data[base + j * row_len + c..][..(LANES + 2) * CH + 1];
+                                let v: [[f32; LANES]; 4] = std::array::from_fn(|i| {
+                                    std::array::from_fn(|l| r[(i + l) * CH])
+                                });
+                                for l in 0..LANES {
+                                    let row = wx[0][l] * v[0][l]
+                                        + wx[1][l] * v[1][l]
+                                        + wx[2][l] * v[2][l]
+                                        + wx[3][l] * v[3][l];
+                                    acc[l] += wyj[l] * row;
+                                }
+                            }
+                            for (l, a) in acc.iter().enumerate() {
+                                out[(k0 + l) * CH + c] = *a;
+                            }
+                        }
+                        continue;
+                    }
+                    let Some(first) = inside.iter().position(|&v| v) else {
+                        self.resample_edges::<CH>(&b, &inside, &mut out[k0 * CH..], interp);
+                        continue;
+                    };
+                    let base: [usize; LANES] = std::array::from_fn(|l| {
+                        let l = if inside[l] { l } else { first };
+                        (iy[l] as usize - 1 - self.y0) * row_len + (ix[l] as usize - 1) * CH
+                    });
+                    for c in 0..CH {
+                        let mut acc = [0.0f32; LANES];
+                        for (j, wyj) in wy.iter().enumerate() {
+                            // Each lane's four taps of row j from one bounds-checked slice.
+                            let mut v = [[0.0f32; LANES]; 4];
+                            for (l, at) in base.iter().enumerate() {
+                                let r = &self.data[at + j * row_len + c..][..3 * CH + 1];
+                                for (i, vi) in v.iter_mut().enumerate() {
+                                    vi[l] = r[i * CH];
+                                }
+                            }
+                            for l in 0..LANES {
+                                let row = wx[0][l] * v[0][l]
+                                    + wx[1][l] * v[1][l]
+                                    + wx[2][l] * v[2][l]
+                                    + wx[3][l] * v[3][l];
+                                acc[l] += wyj[l] * row;
+                            }
+                        }
+                        for l in (0..m).filter(|&l| inside[l]) {
+                            out[(k0 + l) * CH + c] = acc[l];
+                        }
+                    }
+                    self.resample_edges::<CH>(&b, &inside, &mut out[k0 * CH..], interp);
                 }
-                for l in (0..m).filter(|&l| inside[l]) {
-                    out[(k0 + l) * CH + c] = acc[l];
-                }
-            }
-            self.resample_edges::<CH>(&b, &inside, &mut out[k0 * CH..], interp);
-        }
+            },
+        )
     }
 
     /// [`Self::sample_span`] for `CH` channels, bilinear.
     fn bilinear_lanes<const CH: usize>(&self, xs: &[f32], ys: &[f32], out: &mut [f32]) {
         crate::simd::wide(
             #[inline(always)]
-            || self.bilinear_lanes_in::<CH>(xs, ys, out),
+            || {
+                let n = xs.len().min(ys.len()).min(out.len() / CH);
+                let row_len = self.width * CH;
+                for b in batches(xs, ys, n) {
+                    let Batch {
+                        k0,
+                        m,
+                        ix,
+                        tx,
+                        iy,
+                        ty,
+                        ..
+                    } = b;
+                    let inside: [bool; LANES] = std::array::from_fn(|l| {
+                        l < m
+                            && ix[l] >= 0
+                            && iy[l] >= self.y0 as i32
+                            && (ix[l] as usize) + 1 < self.width
+                            && (iy[l] as usize) + 1 < self.y0 + self.rows
+                    });
+                    if let Some(base) = self.contiguous(&b, &inside, 0) {
+                        for c in 0..CH {
+                            let top = &self.data[base + c..][..LANES * CH + 1];
+                            let bottom = &self.data[base + row_len + c..][..LANES * CH + 1];
+                            for l in 0..LANES {
+                                let (v00, v01) = (top[l * CH], top[(l + 1) * CH]);
+                                let (v10, v11) = (bottom[l * CH], bottom[(l + 1) * CH]);
+                                let a = v00 * (1.0 - tx[l]) + v01 * tx[l];
+                                let b = v10 * (1.0 - tx[l]) + v11 * tx[l];
+                                out[(k0 + l) * CH + c] = a * (1.0 - ty[l]) + b * ty[l];
+                            }
+                        }
+                        continue;
+                    }
+                    if let Some(first) = inside.iter().position(|&v| v) {
+                        let base: [usize; LANES] = std::array::from_fn(|l| {
+                            let l = if inside[l] { l } else { first };
+                            (iy[l] as usize - self.y0) * row_len + ix[l] as usize * CH
+                        });
+                        for c in 0..CH {
+                            // Each lane's two taps of a row from one bounds-checked slice.
+                            let (mut v00, mut v01) = ([0.0f32; LANES], [0.0f32; LANES]);
+                            let (mut v10, mut v11) = ([0.0f32; LANES], [0.0f32; LANES]);
+                            for (l, at) in base.iter().enumerate() {
+                                let top = &self.data[at + c..][..CH + 1];
+                                let bottom = &self.data[at + row_len + c..][..CH + 1];
+                                (v00[l], v01[l], v10[l], v11[l]) =
+                                    (top[0], top[CH], bottom[0], bottom[CH]);
+                            }
+                            for l in (0..m).filter(|&l| inside[l]) {
+                                let a = v00[l] * (1.0 - tx[l]) + v01[l] * tx[l];
+                                let b = v10[l] * (1.0 - tx[l]) + v11[l] * tx[l];
+                                out[(k0 + l) * CH + c] = a * (1.0 - ty[l]) + b * ty[l];
+                            }
+                        }
+                    }
+                    self.resample_edges::<CH>(&b, &inside, &mut out[k0 * CH..], Interp::Bilinear);
+                }
+            },
         )
-    }
-
-    #[inline(always)]
-    fn bilinear_lanes_in<const CH: usize>(&self, xs: &[f32], ys: &[f32], out: &mut [f32]) {
-        let n = xs.len().min(ys.len()).min(out.len() / CH);
-        let row_len = self.width * CH;
-        for b in batches(xs, ys, n) {
-            let Batch {
-                k0,
-                m,
-                ix,
-                tx,
-                iy,
-                ty,
-                ..
-            } = b;
-            let inside: [bool; LANES] = std::array::from_fn(|l| {
-                l < m
-                    && ix[l] >= 0
-                    && iy[l] >= self.y0 as i32
-                    && (ix[l] as usize) + 1 < self.width
-                    && (iy[l] as usize) + 1 < self.y0 + self.rows
-            });
-            if let Some(base) = self.contiguous(&b, &inside, 0) {
-                for c in 0..CH {
-                    let top = &self.data[base + c..][..LANES * CH + 1];
-                    let bottom = &self.data[base + row_len + c..][..LANES * CH + 1];
-                    for l in 0..LANES {
-                        let (v00, v01) = (top[l * CH], top[(l + 1) * CH]);
-                        let (v10, v11) = (bottom[l * CH], bottom[(l + 1) * CH]);
-                        let a = v00 * (1.0 - tx[l]) + v01 * tx[l];
-                        let b = v10 * (1.0 - tx[l]) + v11 * tx[l];
-                        out[(k0 + l) * CH + c] = a * (1.0 - ty[l]) + b * ty[l];
-                    }
-                }
-                continue;
-            }
-            if let Some(first) = inside.iter().position(|&v| v) {
-                let base: [usize; LANES] = std::array::from_fn(|l| {
-                    let l = if inside[l] { l } else { first };
-                    (iy[l] as usize - self.y0) * row_len + ix[l] as usize * CH
-                });
-                for c in 0..CH {
-                    // Each lane's two taps of a row from one bounds-checked slice.
-                    let (mut v00, mut v01) = ([0.0f32; LANES], [0.0f32; LANES]);
-                    let (mut v10, mut v11) = ([0.0f32; LANES], [0.0f32; LANES]);
-                    for (l, at) in base.iter().enumerate() {
-                        let top = &self.data[at + c..][..CH + 1];
-                        let bottom = &self.data[at + row_len + c..][..CH + 1];
-                        (v00[l], v01[l], v10[l], v11[l]) = (top[0], top[CH], bottom[0], bottom[CH]);
-                    }
-                    for l in (0..m).filter(|&l| inside[l]) {
-                        let a = v00[l] * (1.0 - tx[l]) + v01[l] * tx[l];
-                        let b = v10[l] * (1.0 - tx[l]) + v11[l] * tx[l];
-                        out[(k0 + l) * CH + c] = a * (1.0 - ty[l]) + b * ty[l];
-                    }
-                }
-            }
-            self.resample_edges::<CH>(&b, &inside, &mut out[k0 * CH..], Interp::Bilinear);
-        }
     }
 
     /// Where a full batch's blocks start when they are one block moved a
@@ -414,8 +404,8 @@ impl RowWindow<'_> {
     #[inline(always)]
     fn contiguous(&self, b: &Batch, inside: &[bool; LANES], before: usize) -> Option<usize> {
         let mut same = b.m == LANES;
-        for l in 0..LANES {
-            same &= inside[l] & (b.iy[l] == b.iy[0]) & (b.ix[l] == b.ix[0] + l as i32);
+        for (l, &within) in inside.iter().enumerate() {
+            same &= within & (b.iy[l] == b.iy[0]) & (b.ix[l] == b.ix[0] + l as i32);
         }
         same.then(|| {
             ((b.iy[0] as usize - before - self.y0) * self.width + b.ix[0] as usize - before)
@@ -618,39 +608,29 @@ impl<'f> FieldRows<'f> {
     fn lerp_span(&self, x0: usize, x1: usize, dx: &mut [f32], dy: &mut [f32], weight: &mut [f32]) {
         crate::simd::wide(
             #[inline(always)]
-            || self.lerp_span_in(x0, x1, dx, dy, weight),
-        )
-    }
-
-    #[inline(always)]
-    fn lerp_span_in(
-        &self,
-        x0: usize,
-        x1: usize,
-        dx: &mut [f32],
-        dy: &mut [f32],
-        weight: &mut [f32],
-    ) {
-        let cols = self.field.cols as usize;
-        let (rdx, rest) = self.at_row.split_at(cols);
-        let (rdy, rwt) = rest.split_at(cols);
-        for &(a, b, i0, i1) in &self.runs {
-            let (a, b) = (a.max(x0), b.min(x1));
-            if a >= b {
-                continue;
-            }
-            let t = &self.tx[a..b];
-            for (out, v) in [
-                (&mut dx[a..b], rdx),
-                (&mut dy[a..b], rdy),
-                (&mut weight[a..b], rwt),
-            ] {
-                let (v0, v1) = (v[i0], v[i1]);
-                for (o, &tx) in out.iter_mut().zip(t) {
-                    *o = v0 * (1.0 - tx) + v1 * tx;
+            || {
+                let cols = self.field.cols as usize;
+                let (rdx, rest) = self.at_row.split_at(cols);
+                let (rdy, rwt) = rest.split_at(cols);
+                for &(a, b, i0, i1) in &self.runs {
+                    let (a, b) = (a.max(x0), b.min(x1));
+                    if a >= b {
+                        continue;
+                    }
+                    let t = &self.tx[a..b];
+                    for (out, v) in [
+                        (&mut dx[a..b], rdx),
+                        (&mut dy[a..b], rdy),
+                        (&mut weight[a..b], rwt),
+                    ] {
+                        let (v0, v1) = (v[i0], v[i1]);
+                        for (o, &tx) in out.iter_mut().zip(t) {
+                            *o = v0 * (1.0 - tx) + v1 * tx;
+                        }
+                    }
                 }
-            }
-        }
+            },
+        )
     }
 }
 
@@ -918,68 +898,59 @@ fn horizontal_row(
 ) {
     crate::simd::wide(
         #[inline(always)]
-        || horizontal_row_in(src, dst, cols, interp, ch),
-    )
-}
-
-#[inline(always)]
-fn horizontal_row_in(
-    src: &[f32],
-    dst: &mut [f32],
-    cols: &[([usize; 4], [f32; 4])],
-    interp: Interp,
-    ch: usize,
-) {
-    match (interp, ch) {
-        // Mono: the common case, one sample per column.
-        (Interp::Bicubic | Interp::Sharp, 1) => {
-            for (d, (idx, wt)) in dst.iter_mut().zip(cols) {
-                let mut row = 0.0;
-                row += wt[0] * src[idx[0]];
-                row += wt[1] * src[idx[1]];
-                row += wt[2] * src[idx[2]];
-                row += wt[3] * src[idx[3]];
-                *d = row;
-            }
-        }
-        (Interp::Bilinear, 1) => {
-            for (d, (idx, wt)) in dst.iter_mut().zip(cols) {
-                *d = src[idx[0]] * wt[0] + src[idx[1]] * wt[1];
-            }
-        }
-        // RGB: the channel loop written out (same operations, same order).
-        (Interp::Bicubic | Interp::Sharp, 3) => {
-            for (d, (idx, wt)) in dst.chunks_exact_mut(3).zip(cols) {
-                let (a, b, c, e) = (idx[0] * 3, idx[1] * 3, idx[2] * 3, idx[3] * 3);
-                for k in 0..3 {
-                    let mut row = 0.0;
-                    row += wt[0] * src[a + k];
-                    row += wt[1] * src[b + k];
-                    row += wt[2] * src[c + k];
-                    row += wt[3] * src[e + k];
-                    d[k] = row;
-                }
-            }
-        }
-        (Interp::Bicubic | Interp::Sharp, _) => {
-            for (d, (idx, wt)) in dst.chunks_exact_mut(ch).zip(cols) {
-                for (c, d) in d.iter_mut().enumerate() {
-                    let mut row = 0.0;
-                    for i in 0..4 {
-                        row += wt[i] * src[idx[i] * ch + c];
+        || {
+            match (interp, ch) {
+                // Mono: the common case, one sample per column.
+                (Interp::Bicubic | Interp::Sharp, 1) => {
+                    for (d, (idx, wt)) in dst.iter_mut().zip(cols) {
+                        let mut row = 0.0;
+                        row += wt[0] * src[idx[0]];
+                        row += wt[1] * src[idx[1]];
+                        row += wt[2] * src[idx[2]];
+                        row += wt[3] * src[idx[3]];
+                        *d = row;
                     }
-                    *d = row;
+                }
+                (Interp::Bilinear, 1) => {
+                    for (d, (idx, wt)) in dst.iter_mut().zip(cols) {
+                        *d = src[idx[0]] * wt[0] + src[idx[1]] * wt[1];
+                    }
+                }
+                // RGB: the channel loop written out (same operations, same order).
+                (Interp::Bicubic | Interp::Sharp, 3) => {
+                    for (d, (idx, wt)) in dst.chunks_exact_mut(3).zip(cols) {
+                        let (a, b, c, e) = (idx[0] * 3, idx[1] * 3, idx[2] * 3, idx[3] * 3);
+                        for k in 0..3 {
+                            let mut row = 0.0;
+                            row += wt[0] * src[a + k];
+                            row += wt[1] * src[b + k];
+                            row += wt[2] * src[c + k];
+                            row += wt[3] * src[e + k];
+                            d[k] = row;
+                        }
+                    }
+                }
+                (Interp::Bicubic | Interp::Sharp, _) => {
+                    for (d, (idx, wt)) in dst.chunks_exact_mut(ch).zip(cols) {
+                        for (c, d) in d.iter_mut().enumerate() {
+                            let mut row = 0.0;
+                            for i in 0..4 {
+                                row += wt[i] * src[idx[i] * ch + c];
+                            }
+                            *d = row;
+                        }
+                    }
+                }
+                (Interp::Bilinear, _) => {
+                    for (d, (idx, wt)) in dst.chunks_exact_mut(ch).zip(cols) {
+                        for (c, d) in d.iter_mut().enumerate() {
+                            *d = src[idx[0] * ch + c] * wt[0] + src[idx[1] * ch + c] * wt[1];
+                        }
+                    }
                 }
             }
-        }
-        (Interp::Bilinear, _) => {
-            for (d, (idx, wt)) in dst.chunks_exact_mut(ch).zip(cols) {
-                for (c, d) in d.iter_mut().enumerate() {
-                    *d = src[idx[0] * ch + c] * wt[0] + src[idx[1] * ch + c] * wt[1];
-                }
-            }
-        }
-    }
+        },
+    )
 }
 
 /// Output rows `y0 .. y0 + rows` of `win` shifted by `(dx, dy)`: the same
@@ -1000,74 +971,62 @@ fn shift_rows(
 ) {
     crate::simd::wide(
         #[inline(always)]
-        || shift_rows_in(win, dx, dy, interp, y0, rows, out, hrows),
+        || {
+            let (w, ch) = (win.width, win.channels);
+            let rl = w * ch;
+            let cols = column_taps(w, dx, interp);
+            let mut ready = vec![false; win.rows];
+            // Window row (0-based) holding input row `y`, edges replicated.
+            let wrow = |y: isize| {
+                (y.clamp(win.y0 as isize, (win.y0 + win.rows) as isize - 1) as usize) - win.y0
+            };
+            let mut horizontal = |r: usize, hrows: &mut [f32]| {
+                if ready[r] {
+                    return;
+                }
+                ready[r] = true;
+                let src = &win.data[r * rl..(r + 1) * rl];
+                horizontal_row(src, &mut hrows[r * rl..(r + 1) * rl], &cols, interp, ch);
+            };
+            for ry in 0..rows {
+                let sy = (y0 + ry) as f32 + dy;
+                let fy = sy.floor();
+                let (ty, iy) = (sy - fy, fy as isize);
+                let o = &mut out[ry * rl..(ry + 1) * rl];
+                match interp {
+                    Interp::Bilinear => {
+                        let (ra, rb) = (wrow(iy), wrow(iy + 1));
+                        horizontal(ra, hrows);
+                        horizontal(rb, hrows);
+                        let (a, b) = (
+                            &hrows[ra * rl..(ra + 1) * rl],
+                            &hrows[rb * rl..(rb + 1) * rl],
+                        );
+                        for ((o, a), b) in o.iter_mut().zip(a).zip(b) {
+                            *o = a * (1.0 - ty) + b * ty;
+                        }
+                    }
+                    Interp::Bicubic | Interp::Sharp => {
+                        let wy = cubic_of(interp, ty);
+                        let r = [wrow(iy - 1), wrow(iy), wrow(iy + 1), wrow(iy + 2)];
+                        for &rj in &r {
+                            horizontal(rj, hrows);
+                        }
+                        let h = |j: usize| &hrows[r[j] * rl..(r[j] + 1) * rl];
+                        let (h0, h1, h2, h3) = (h(0), h(1), h(2), h(3));
+                        for (i, o) in o.iter_mut().enumerate() {
+                            let mut acc = 0.0;
+                            acc += wy[0] * h0[i];
+                            acc += wy[1] * h1[i];
+                            acc += wy[2] * h2[i];
+                            acc += wy[3] * h3[i];
+                            *o = acc;
+                        }
+                    }
+                }
+            }
+        },
     )
-}
-
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn shift_rows_in(
-    win: &RowWindow,
-    dx: f32,
-    dy: f32,
-    interp: Interp,
-    y0: usize,
-    rows: usize,
-    out: &mut [f32],
-    hrows: &mut [f32],
-) {
-    let (w, ch) = (win.width, win.channels);
-    let rl = w * ch;
-    let cols = column_taps(w, dx, interp);
-    let mut ready = vec![false; win.rows];
-    // Window row (0-based) holding input row `y`, edges replicated.
-    let wrow =
-        |y: isize| (y.clamp(win.y0 as isize, (win.y0 + win.rows) as isize - 1) as usize) - win.y0;
-    let mut horizontal = |r: usize, hrows: &mut [f32]| {
-        if ready[r] {
-            return;
-        }
-        ready[r] = true;
-        let src = &win.data[r * rl..(r + 1) * rl];
-        horizontal_row(src, &mut hrows[r * rl..(r + 1) * rl], &cols, interp, ch);
-    };
-    for ry in 0..rows {
-        let sy = (y0 + ry) as f32 + dy;
-        let fy = sy.floor();
-        let (ty, iy) = (sy - fy, fy as isize);
-        let o = &mut out[ry * rl..(ry + 1) * rl];
-        match interp {
-            Interp::Bilinear => {
-                let (ra, rb) = (wrow(iy), wrow(iy + 1));
-                horizontal(ra, hrows);
-                horizontal(rb, hrows);
-                let (a, b) = (
-                    &hrows[ra * rl..(ra + 1) * rl],
-                    &hrows[rb * rl..(rb + 1) * rl],
-                );
-                for ((o, a), b) in o.iter_mut().zip(a).zip(b) {
-                    *o = a * (1.0 - ty) + b * ty;
-                }
-            }
-            Interp::Bicubic | Interp::Sharp => {
-                let wy = cubic_of(interp, ty);
-                let r = [wrow(iy - 1), wrow(iy), wrow(iy + 1), wrow(iy + 2)];
-                for &rj in &r {
-                    horizontal(rj, hrows);
-                }
-                let h = |j: usize| &hrows[r[j] * rl..(r[j] + 1) * rl];
-                let (h0, h1, h2, h3) = (h(0), h(1), h(2), h(3));
-                for (i, o) in o.iter_mut().enumerate() {
-                    let mut acc = 0.0;
-                    acc += wy[0] * h0[i];
-                    acc += wy[1] * h1[i];
-                    acc += wy[2] * h2[i];
-                    acc += wy[3] * h3[i];
-                    *o = acc;
-                }
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -12,41 +12,14 @@ use std::arch::x86_64::*;
 
 use super::{Interp, RowWindow, LANES};
 
-/// [`RowWindow::sample_span`] of a mono window: the batches described
-/// above here, every other batch and the tail through `portable`.
+/// [`RowWindow::sample_span`] of a `CH`-channel window (1 or 3): the
+/// batches described above here, every other batch and the tail through
+/// `portable`.
 ///
 /// # Safety
 /// The CPU must support AVX2.
 #[target_feature(enable = "avx2")]
-pub(super) unsafe fn span_mono(
-    win: &RowWindow,
-    xs: &[f32],
-    ys: &[f32],
-    interp: Interp,
-    out: &mut [f32],
-    portable: impl Fn(&[f32], &[f32], &mut [f32]),
-) {
-    span::<1>(win, xs, ys, interp, out, portable)
-}
-
-/// [`span_mono`] for three interleaved channels.
-///
-/// # Safety
-/// The CPU must support AVX2.
-#[target_feature(enable = "avx2")]
-pub(super) unsafe fn span_rgb(
-    win: &RowWindow,
-    xs: &[f32],
-    ys: &[f32],
-    interp: Interp,
-    out: &mut [f32],
-    portable: impl Fn(&[f32], &[f32], &mut [f32]),
-) {
-    span::<3>(win, xs, ys, interp, out, portable)
-}
-
-#[target_feature(enable = "avx2")]
-fn span<const CH: usize>(
+pub(super) unsafe fn span<const CH: usize>(
     win: &RowWindow,
     xs: &[f32],
     ys: &[f32],

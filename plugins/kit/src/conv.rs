@@ -223,6 +223,22 @@ pub fn separable_rows_in(
     height: usize,
     kernel: &[f32],
     ys: std::ops::Range<usize>,
+    row: impl FnMut(usize, &[f32]),
+) {
+    separable_rows_ring(src, width, height, kernel, ys, 1, row)
+}
+
+/// [`separable_rows_in`] keeping the last `keep` output rows: `row(y,
+/// ring)` gets them all, row `y` at `ring[(y % keep) * width ..]`, so a
+/// filter over several output rows (a Laplacian) reads them in place
+/// instead of copying each row out.
+pub fn separable_rows_ring(
+    src: &[f32],
+    width: usize,
+    height: usize,
+    kernel: &[f32],
+    ys: std::ops::Range<usize>,
+    keep: usize,
     mut row: impl FnMut(usize, &[f32]),
 ) {
     assert_eq!(src.len(), width * height);
@@ -236,7 +252,8 @@ pub fn separable_rows_in(
     let len = kernel.len().min(height);
     let mut ring = vec![0.0f32; len * width];
     let mut next = ys.start.saturating_sub(r); // the next input row to filter
-    let mut out = vec![0.0f32; width];
+    let keep = keep.max(1);
+    let mut out = vec![0.0f32; keep * width];
     for y in ys {
         let last = (y + r).min(height - 1);
         while next <= last {
@@ -257,7 +274,8 @@ pub fn separable_rows_in(
                 &ring[(sy % len) * width..(sy % len + 1) * width]
             })
             .collect();
-        combine_rows(kernel, &rows, &mut out);
+        let slot = y % keep;
+        combine_rows(kernel, &rows, &mut out[slot * width..(slot + 1) * width]);
         row(y, &out);
     }
 }

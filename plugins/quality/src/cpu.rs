@@ -139,10 +139,8 @@ fn band_sharpness(
     metric: Metric,
 ) -> Sharpness {
     let mut sum = Sharpness::new(w, metric);
-    let mut ring = vec![0.0f32; 3 * w];
     let rows = ys.start.saturating_sub(1)..(ys.end + 1).min(lh);
-    conv::separable_rows_in(lum, w, lh, kernel, rows, |y, row| {
-        ring[(y % 3) * w..(y % 3 + 1) * w].copy_from_slice(row);
+    conv::separable_rows_ring(lum, w, lh, kernel, rows, 3, |y, ring| {
         if y >= 2 && ys.contains(&(y - 1)) {
             let at = |y: usize| &ring[(y % 3) * w..(y % 3 + 1) * w];
             sum.add_row(at(y - 2), at(y - 1), at(y));

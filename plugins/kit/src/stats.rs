@@ -21,6 +21,7 @@ pub fn percentile(values: &[f32], q: f64) -> f32 {
 
 /// `Σ a·b` over the common length, in eight `f32` lanes (vectorises; a
 /// plain iterator sum is one serial chain of additions).
+#[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     crate::simd::wide(
         #[inline(always)]

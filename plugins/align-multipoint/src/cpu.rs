@@ -129,19 +129,6 @@ impl Points {
         self.grid
             .patch(&self.reference, self.w, self.h, k, 0, 0, out);
     }
-
-    /// Point `k`'s reference patch: the cached one, or copied into
-    /// `scratch` (`s²` samples) when the patches are not cached.
-    fn reference_patch_in<'a>(&'a self, k: usize, scratch: &'a mut [f32]) -> &'a [f32] {
-        let n = self.grid.size * self.grid.size;
-        match &self.patches {
-            Some(all) => &all[k * n..(k + 1) * n],
-            None => {
-                self.reference_patch(k, scratch);
-                scratch
-            }
-        }
-    }
 }
 
 /// Point `k`'s correlators and gradient fit (none for an inactive point),
@@ -184,18 +171,9 @@ pub struct Points {
     /// The reference plane the points were prepared on (`w × h`): the
     /// gradient fits read their reference patches from it.
     reference: Vec<f32>,
-    /// Every point's reference patch (`s²` each, in point order) when
-    /// they fit [`PATCH_CACHE_BYTES`]: the gradient fits read them in
-    /// place instead of copying one out of the plane per measurement.
-    patches: Option<Vec<f32>>,
     w: usize,
     h: usize,
 }
-
-/// The most memory the points' reference patches may take as a cache
-/// (a planet's hundred points take a few MB; the thousands of a
-/// 24-megapixel frame would take hundreds and are copied when needed).
-const PATCH_CACHE_BYTES: usize = 32 << 20;
 
 impl Points {
     /// Prepares the correlators and gradient fits of the active points of
@@ -238,14 +216,6 @@ impl Points {
     ) -> Points {
         let (correlators, gradients) = prepared.into_iter().unzip();
         let spans = active_spans(&grid, w, h);
-        let n = grid.size * grid.size;
-        let patches = (grid.len() * n * 4 <= PATCH_CACHE_BYTES).then(|| {
-            let mut all = vec![0.0f32; grid.len() * n];
-            for (k, patch) in all.chunks_exact_mut(n.max(1)).enumerate() {
-                grid.patch(&reference, w, h, k, 0, 0, patch);
-            }
-            all
-        });
         Points {
             grid,
             correlators,
@@ -253,7 +223,6 @@ impl Points {
             spans,
             noise: Vec::new(),
             reference,
-            patches,
             w,
             h,
         }
@@ -608,7 +577,10 @@ fn residual(
     let fitted = (p.refine == "gradient")
         .then(|| points.gradients[k].as_ref())
         .flatten()
-        .and_then(|g| g.shift(points.reference_patch_in(k, reference), patch));
+        .and_then(|g| {
+            points.reference_patch(k, reference);
+            g.shift(reference, patch)
+        });
     match fitted {
         Some((dx, dy)) if dx.abs() <= MAX_SHIFT && dy.abs() <= MAX_SHIFT => Shift { dx, dy, peak },
         _ => points

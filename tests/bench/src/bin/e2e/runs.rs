@@ -411,18 +411,27 @@ pub(crate) fn scaling(o: &Opts, t: &Tools) -> Result<(), String> {
 
 pub(crate) fn sizes(o: &Opts, t: &Tools) -> Result<(), String> {
     let frames = if o.quick { 20 } else { 200 };
-    println!("\n### Scaling with the frame size ({frames} frames, 8-bit mono, global alignment)\n");
-    println!("| frame | file (MB) | time min / median (s) | peak RSS (MB) | time per megapixel·frame (ms) |");
-    println!("|---|---|---|---|---|");
-    for side in [320u32, 512, 1024, 2048] {
+    println!("\n### Scaling with the frame size ({frames} frames, 8-bit mono, the default pipeline with `--select 25%`)\n");
+    println!("| scene | frame | file (MB) | time min / median (s) | peak RSS (MB) | time per megapixel·frame (ms) |");
+    println!("|---|---|---|---|---|---|");
+    for (scene, side) in [Scene::Planet, Scene::Lunar]
+        .into_iter()
+        .flat_map(|s| [320u32, 512, 1024, 2048].map(|side| (s, side)))
+    {
+        let tag = if scene == Scene::Lunar {
+            "lunar"
+        } else {
+            "planet"
+        };
         let spec = CaseSpec {
-            name: format!("size-{side}-{frames}"),
+            name: format!("size-{tag}-{side}-{frames}"),
             what: format!("{side}²"),
             opts: SynthOptions {
                 width: side,
                 height: side,
                 frames,
                 seed: 31,
+                scene,
                 ..SynthOptions::default()
             },
         };
@@ -436,7 +445,7 @@ pub(crate) fn sizes(o: &Opts, t: &Tools) -> Result<(), String> {
         )?;
         let (min, _, _) = summary(&runs);
         println!(
-            "| {side}×{side} | {:.0} | {} | {:.2} |",
+            "| {tag} | {side}×{side} | {:.0} | {} | {:.2} |",
             cap.bytes as f64 / 1e6,
             fmt_run(&runs),
             min * 1e3 / (frames as f64 * (side * side) as f64 / 1e6)

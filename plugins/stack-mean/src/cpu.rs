@@ -78,49 +78,39 @@ pub fn stack(
 
 /// Adds one frame's resampled rows `buf`, each pixel weighted by the
 /// frame's weight `fw` times its own `pix_w`, to the band's sums. A pixel
-/// of weight 0 adds nothing (its `buf` is 0; added as `+0.0`, which leaves
-/// every sum's bits as they were, so mono and RGB run branch-free and
-/// vectorise).
+/// whose weight is not above 0 adds nothing: its terms are selected to
+/// `+0.0`, which leaves every sum's bits as skipping it did (a sum is never
+/// `-0.0`) and keeps the loop branch-free, so it vectorises.
 fn accumulate(sum: &mut [f64], wsum: &mut [f64], buf: &[f32], pix_w: &[f32], fw: f64, ch: usize) {
     jupiter_kit::simd::wide(
         #[inline(always)]
-        || {
-            if ch == 1 {
-                for (((s, ws), b), pw) in sum.iter_mut().zip(wsum.iter_mut()).zip(buf).zip(pix_w) {
-                    let wt = fw * *pw as f64;
-                    let wt = if wt > 0.0 { wt } else { 0.0 };
-                    *ws += wt;
-                    *s += wt * *b as f64;
-                }
-                return;
-            }
-            if ch == 3 {
-                let pixels = sum
-                    .chunks_exact_mut(3)
-                    .zip(wsum.iter_mut())
-                    .zip(buf.chunks_exact(3));
-                for (((s, ws), b), pw) in pixels.zip(pix_w) {
-                    let wt = fw * *pw as f64;
-                    let wt = if wt > 0.0 { wt } else { 0.0 };
-                    *ws += wt;
-                    for c in 0..3 {
-                        s[c] += wt * b[c] as f64;
-                    }
-                }
-                return;
-            }
-            for (px, pw) in pix_w.iter().enumerate() {
-                let wt = fw * *pw as f64;
-                if wt <= 0.0 {
-                    continue;
-                }
-                wsum[px] += wt;
-                for c in 0..ch {
-                    sum[px * ch + c] += wt * buf[px * ch + c] as f64;
-                }
-            }
+        || match ch {
+            // Literal channel counts: the inlined loop is specialised.
+            1 => add_weighted(sum, wsum, buf, pix_w, fw, 1),
+            3 => add_weighted(sum, wsum, buf, pix_w, fw, 3),
+            _ => add_weighted(sum, wsum, buf, pix_w, fw, ch),
         },
     )
+}
+
+/// [`accumulate`]'s loop over the pixels of `ch` interleaved channels.
+#[inline(always)]
+fn add_weighted(sum: &mut [f64], wsum: &mut [f64], buf: &[f32], pix_w: &[f32], fw: f64, ch: usize) {
+    if ch == 0 {
+        return;
+    }
+    let pixels = sum
+        .chunks_exact_mut(ch)
+        .zip(wsum.iter_mut())
+        .zip(buf.chunks_exact(ch));
+    for (((s, ws), b), pw) in pixels.zip(pix_w) {
+        let wt = fw * *pw as f64;
+        let weighs = wt > 0.0;
+        *ws += if weighs { wt } else { 0.0 };
+        for c in 0..ch {
+            s[c] += if weighs { wt * b[c] as f64 } else { 0.0 };
+        }
+    }
 }
 
 #[cfg(test)]

@@ -261,7 +261,7 @@ impl<'a> FrameSourceExt for FrameSourceRef<'a> {
             .into_result()
     }
     fn frame(&self, index: usize) -> Result<Vec<f32>, StageError> {
-        let mut v = vec![0.0; self.info().frame_len()];
+        let mut v = crate::mem::zeroed(self.info().frame_len());
         self.read_frame(index, &mut v)?;
         Ok(v)
     }
@@ -272,7 +272,7 @@ impl<'a> FrameSourceExt for FrameSourceRef<'a> {
         self.luminance_rows(index, 0, self.info().height as usize)
     }
     fn luminance_rows(&self, index: usize, y0: usize, rows: usize) -> Result<Vec<f32>, StageError> {
-        let mut v = vec![0.0; rows * self.info().width as usize];
+        let mut v = crate::mem::zeroed(rows * self.info().width as usize);
         self.read_luminance_rows(index, y0, rows, v.as_mut_slice().into())
             .into_result()?;
         Ok(v)
@@ -309,7 +309,7 @@ impl Image {
             width,
             height,
             channels,
-            data: vec![0.0; n].into(),
+            data: crate::mem::zeroed(n).into(),
             device: ROption::RNone,
         }
     }

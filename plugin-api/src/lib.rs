@@ -69,6 +69,7 @@ pub mod export;
 pub mod frame;
 pub mod gpu;
 pub mod manifest;
+pub mod mem;
 pub mod par;
 pub mod params;
 pub mod root;

@@ -1,6 +1,6 @@
 //! CPU path of `align-multipoint` (see the crate documentation for the algorithm).
 
-use jupiter_kit::align::{frame_luminance, mean_of_best, Roi};
+use jupiter_kit::align::{frame_luminance, frame_luminance_in, luminance_into, mean_of_best, Roi};
 use jupiter_kit::fft::{bin2, PhaseCorrelator, Shift};
 use jupiter_kit::stats::{noise_model, NoiseModel};
 use jupiter_kit::warp::Interp;
@@ -268,13 +268,14 @@ pub fn measure_frame(
     points: &Points,
     p: &MultipointParams,
 ) -> FrameMeasure {
-    measure_frame_in(None, lum, (w, h), global, points, p, true)
+    measure_frame_in(None, lum, (w, h), global, points, p, true, &mut Vec::new())
 }
 
 /// [`measure_frame`], its points measured in parallel on `par`'s pool when
 /// given (a large frame measured alone), else on this thread; without the
 /// points' sharpness unless `sharpness` (the reference rebuild needs only
-/// the shifts).
+/// the shifts); `dewarped` is [`later_passes`]' plane.
+#[allow(clippy::too_many_arguments)]
 fn measure_frame_in(
     par: Option<&StageCtx>,
     lum: &[f32],
@@ -283,10 +284,11 @@ fn measure_frame_in(
     points: &Points,
     p: &MultipointParams,
     sharpness: bool,
+    dewarped: &mut Vec<f32>,
 ) -> FrameMeasure {
     let mut m = scan_with(lum, (w, h), global, points, sharpness);
     first_pass_points(par, lum, w, h, points, p, &mut m, None);
-    later_passes(par, lum, w, h, points, p, &mut m, None);
+    later_passes(par, lum, w, h, points, p, &mut m, None, dewarped);
     m
 }
 
@@ -496,6 +498,7 @@ pub fn later_passes(
     p: &MultipointParams,
     m: &mut FrameMeasure,
     only: Option<&[bool]>,
+    dewarped: &mut Vec<f32>,
 ) {
     let grid = &points.grid;
     if p.passes <= 1 || grid.active_count() == 0 {
@@ -505,7 +508,11 @@ pub fn later_passes(
     let own_spans = only.map(|o| spans_of(grid, w, h, |k| o[k]));
     let spans = own_spans.as_deref().unwrap_or(&points.spans);
     let s = grid.size;
-    let mut dewarped = vec![0.0f32; w * h];
+    // Reused from frame to frame (its rows outside the spans are never
+    // read): a fresh large plane costs the kernel's zeroing of every page.
+    if dewarped.len() != w * h {
+        *dewarped = jupiter_kit::mem::zeroed(w * h);
+    }
     let g = m.global;
     let locals = &mut m.locals;
     for _ in 1..p.passes {
@@ -525,7 +532,7 @@ pub fn later_passes(
             }
             None => dewarp(y0, band),
         }
-        let dewarped = &dewarped;
+        let dewarped = &*dewarped;
         update_points(par, locals, 2 * s * s, |k, current, buf| {
             let pc = points.correlators[k].as_ref()?;
             if !wanted(k) {
@@ -665,10 +672,11 @@ pub fn dewarped_mean(
     if let Some((gpu, dev)) = &device {
         return crate::gpu::warped_mean(ctx, gpu, dev, frames.info(), &warps);
     }
-    let mut acc = vec![0.0f32; w * h];
+    let mut acc = jupiter_kit::mem::zeroed(w * h);
+    let mut lum = Vec::new();
     for (i, warp) in warps.iter().enumerate() {
         ctx.check_cancelled()?;
-        let lum = frame_luminance(frames, i)?;
+        luminance_into(Some(ctx), frames, i, &mut lum)?;
         let f = warp
             .field
             .as_ref()
@@ -683,6 +691,15 @@ pub fn dewarped_mean(
     }
     acc.iter_mut().for_each(|a| *a /= k as f32);
     Ok(acc)
+}
+
+/// The planes a frame's measurement works in, kept from frame to frame
+/// where large frames go one at a time (a fresh plane of a 24-megapixel
+/// frame costs the kernel 96 MB of zeroing).
+#[derive(Default)]
+struct Planes {
+    lum: Vec<f32>,
+    dewarped: Vec<f32>,
 }
 
 /// Each frame's global shift and local measurements.
@@ -700,25 +717,28 @@ fn reference_frames(
     k: usize,
 ) -> Result<Measured, StageError> {
     let (w, h, _) = frames.info().dims();
-    let measure = |i: usize, par: Option<&StageCtx>| -> Result<FrameMeasure, StageError> {
+    let measure = |i: usize, par: Option<&StageCtx>, planes: &mut Planes| {
         ctx.check_cancelled()?;
-        let lum = frame_luminance(frames, i)?;
+        luminance_into(par, frames, i, &mut planes.lum)?;
+        let (lum, dewarped) = (&planes.lum, &mut planes.dewarped);
         Ok(measure_frame_in(
             par,
-            &lum,
+            lum,
             (w, h),
             global,
             points,
             p,
             false,
+            dewarped,
         ))
     };
     let measured: Vec<FrameMeasure> = if frames_in_flight(ctx, w, h) < ctx.threads() {
+        let mut planes = Planes::default();
         (0..k)
-            .map(|i| measure(i, Some(ctx)))
-            .collect::<Result<_, _>>()?
+            .map(|i| measure(i, Some(ctx), &mut planes))
+            .collect::<Result<_, StageError>>()?
     } else {
-        let all = ctx.par_map(k, |i| measure(i, None))?;
+        let all = ctx.par_map(k, |i| measure(i, None, &mut Planes::default()))?;
         all.into_iter().collect::<Result<_, _>>()?
     };
     Ok(measured.into_iter().map(|m| (m.global, m.locals)).unzip())
@@ -951,32 +971,34 @@ fn reference_and_points(
         ctx.warn("no alignment point has enough structure: falling back to global alignment");
     }
     steps.done("grid");
-    let mut points = Points::new_in(ctx, grid, reference, w, h, p)?;
-    // Building thousands of points on many threads leaves free memory in
-    // every thread's arena (large frames: hundreds of MB).
-    jupiter_kit::mem::release_free_memory();
-    steps.done("points");
     // The globally aligned mean is smeared (ghosted) by the frames' local
-    // distortions; re-average its frames under their measured fields.
+    // distortions; re-average its frames under their measured fields (on a
+    // thinned grid past `reference_points`).
     let k = (p.reference_frames as usize).min(n);
-    let rebuilds = if points.grid.active_count() > 0 && k > 1 {
+    let rebuilds = if grid.active_count() > 0 && k > 1 {
         p.reference_iterations
     } else {
         0
     };
+    let thin = grid.thinning_for(p.reference_points as usize);
+    let mut reference = reference;
     for _ in 0..rebuilds {
-        let rebuilt = dewarped_mean(ctx, frames, &points, p, k)?;
-        steps.done("rebuilt");
-        // The old correlators and reference go before the new are made
-        // (on a large frame, hundreds of MB).
-        let Points { grid, .. } = points;
-        points = Points::new_in(ctx, grid, rebuilt, w, h, p)?;
+        let on = Points::new_in(ctx, grid.thinned(thin), reference, w, h, p)?;
+        // Building thousands of points on many threads leaves free memory
+        // in every thread's arena (large frames: hundreds of MB).
         jupiter_kit::mem::release_free_memory();
         steps.done("points");
+        reference = dewarped_mean(ctx, frames, &on, p, k)?;
+        // Its correlators go before the next are made.
+        drop(on);
+        steps.done("rebuilt");
     }
+    let points = Points::new_in(ctx, grid, reference, w, h, p)?;
+    jupiter_kit::mem::release_free_memory();
+    steps.done("points");
     // The noise of one frame (the best) at each point's level, for the
     // automatic per-point budget.
-    let model = noise_model(&frame_luminance(frames, 0)?, w, h);
+    let model = noise_model(&frame_luminance_in(ctx, frames, 0)?, w, h);
     let points = points.with_noise(&model);
     let global = GlobalRef::new(points.reference(), w, h);
     steps.done("noise and global correlator");
@@ -1062,17 +1084,28 @@ impl Points {
         // (`frames_in_flight`); else frames in parallel.
         let inner = frames_in_flight(ctx, w, h) < ctx.threads();
         let par = inner.then_some(ctx);
-        let measure = |i: usize, one: &mut Vec<Local>| -> Result<(), StageError> {
+        let measure = |i: usize, one: &mut Vec<Local>, planes: &mut Planes| {
             if !plan.todo(i) || ctx.check_cancelled().is_err() {
                 return Ok(());
             }
-            let lum = frame_luminance(frames, i)?;
+            luminance_into(par, frames, i, &mut planes.lum)?;
+            let (lum, dewarped) = (&planes.lum, &mut planes.dewarped);
             let mut m = FrameMeasure {
                 global: globals[i],
                 locals: std::mem::take(one),
             };
-            first_pass_points(par, &lum, w, h, self, p, &mut m, plan.first(i));
-            later_passes(par, &lum, w, h, self, p, &mut m, Some(&plan.masks[i]));
+            first_pass_points(par, lum, w, h, self, p, &mut m, plan.first(i));
+            later_passes(
+                par,
+                lum,
+                w,
+                h,
+                self,
+                p,
+                &mut m,
+                Some(&plan.masks[i]),
+                dewarped,
+            );
             *one = m.locals;
             let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             if d.is_multiple_of(8) || d == total {
@@ -1081,12 +1114,15 @@ impl Points {
             Ok(())
         };
         if inner {
+            let mut planes = Planes::default();
             for (i, one) in locals.iter_mut().enumerate() {
-                measure(i, one)?;
+                measure(i, one, &mut planes)?;
             }
             ctx.check_cancelled()?;
         } else {
-            ctx.par_try_chunks_mut(locals, 1, |i, one| measure(i, &mut one[0]))?;
+            ctx.par_try_chunks_mut(locals, 1, |i, one| {
+                measure(i, &mut one[0], &mut Planes::default())
+            })?;
         }
         Ok(false)
     }
@@ -1390,16 +1426,44 @@ mod tests {
         be.with_ctx("align-multipoint", |ctx| {
             for i in 0..3 {
                 let frame = warped(w, h, (1.3, -0.6), &distortion(i, 2.0), 0.01, i as u64);
-                let alone = measure_frame_in(None, &frame, (w, h), &global, &points, &p, true);
-                let pooled =
-                    measure_frame_in(Some(ctx), &frame, (w, h), &global, &points, &p, true);
+                let mut planes = Planes::default();
+                let alone = measure_frame_in(
+                    None,
+                    &frame,
+                    (w, h),
+                    &global,
+                    &points,
+                    &p,
+                    true,
+                    &mut planes.dewarped,
+                );
+                let pooled = measure_frame_in(
+                    Some(ctx),
+                    &frame,
+                    (w, h),
+                    &global,
+                    &points,
+                    &p,
+                    true,
+                    &mut planes.dewarped,
+                );
                 assert_eq!(alone, pooled, "frame {i}");
                 assert!(alone.locals.iter().filter(|l| l.measured).count() > 10);
                 let mask: Vec<bool> = (0..points.grid.len()).map(|k| k % 3 == i).collect();
                 let run = |par| {
                     let mut m = scan(&frame, w, h, &global, &points);
                     first_pass_points(par, &frame, w, h, &points, &p, &mut m, Some(&mask));
-                    later_passes(par, &frame, w, h, &points, &p, &mut m, Some(&mask));
+                    later_passes(
+                        par,
+                        &frame,
+                        w,
+                        h,
+                        &points,
+                        &p,
+                        &mut m,
+                        Some(&mask),
+                        &mut Vec::new(),
+                    );
                     m
                 };
                 assert_eq!(run(None), run(Some(ctx)), "frame {i}, masked");

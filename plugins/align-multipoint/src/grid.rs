@@ -93,6 +93,35 @@ impl ApGrid {
         WarpField::new((cols, rows), (x0, y0), (step, step), [dx, dy, weight])
     }
 
+    /// Every `factor`-th point in each direction from the first (same patch
+    /// size, `factor` × the step), active where this grid's point is: a
+    /// coarser grid over the same frame, whose field spans it as this one's.
+    pub fn thinned(&self, factor: usize) -> ApGrid {
+        let f = factor.max(1);
+        let (cols, rows) = ((self.cols - 1) / f + 1, (self.rows - 1) / f + 1);
+        let active = (0..rows)
+            .flat_map(|j| (0..cols).map(move |i| (i, j)))
+            .map(|(i, j)| self.active[j * f * self.cols + i * f])
+            .collect();
+        ApGrid {
+            step: self.step * f,
+            cols,
+            rows,
+            active,
+            ..self.clone()
+        }
+    }
+
+    /// The smallest factor of [`Self::thinned`] that leaves at most `most`
+    /// active points (1 when this grid has no more; `most` = 0: 1).
+    pub fn thinning_for(&self, most: usize) -> usize {
+        let mut f = 1;
+        while most > 0 && f < self.cols.max(self.rows) && self.thinned(f).active_count() > most {
+            f *= 2;
+        }
+        f
+    }
+
     /// Indices of the 8-neighbours of point `k`.
     pub fn neighbours(&self, k: usize) -> impl Iterator<Item = usize> + '_ {
         let (i, j) = ((k % self.cols) as isize, (k / self.cols) as isize);
@@ -511,6 +540,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_thinned_grid_keeps_every_other_point_where_it_was() {
+        let mut g = ApGrid::new(1000, 700, 64, 32);
+        g.active[2] = false;
+        let t = g.thinned(2);
+        assert_eq!((t.cols, t.rows), ((g.cols + 1) / 2, (g.rows + 1) / 2));
+        for k in 0..t.len() {
+            let (i, j) = (k % t.cols, k / t.cols);
+            let full = 2 * j * g.cols + 2 * i;
+            assert_eq!(t.origin(k), g.origin(full));
+            assert_eq!(t.active[k], g.active[full]);
+        }
+        assert!(!t.active[1]);
+        assert_eq!(g.thinned(1), g);
+        assert_eq!(g.thinning_for(0), 1);
+        assert_eq!(g.thinning_for(g.len()), 1);
+        let f = g.thinning_for(g.len() / 5);
+        assert_eq!(f, 4);
+        assert!(g.thinned(f).active_count() <= g.len() / 5);
+    }
+
+    #[test]
     fn detect_mode_tells_a_disc_on_dark_sky_from_a_surface() {
         use jupiter_testkit::frames::image_from;
         let (w, h) = (160, 120);
@@ -641,7 +691,7 @@ mod tests {
             })
             .collect();
         let mut g = ApGrid::new(w, h, 24, 12);
-        g.active[3] = false;
+        g.active[2] = false;
         let mut got = vec![-1.0; g.len()];
         let mut patch = vec![0.0; 24 * 24];
         // Inside, and displaced so that edge patches reach past the frame.

@@ -63,6 +63,12 @@ jupiter_plugin_api::params! {
         /// measured local fields (sharper than the globally aligned mean, which
         /// the frames' distortions smear); 0 = keep the globally aligned mean.
         pub reference_iterations: u32 = 1, int(0, 4), "Rebuilds of the reference from its frames dewarped by their measured fields";
+        /// The rebuild's fields come from at most about this many points:
+        /// past it, from every second (fourth, …) point in each direction. On
+        /// a large sensor (thousands of points) measuring the reference
+        /// frames everywhere was a third of the run, while the mean of ten
+        /// frames needs their distortion only on the scale of the seeing.
+        pub reference_points: u32 = 1500, int_or_zero(16, 1_000_000), "The reference rebuild measures at most about this many points, thinning the grid by 2, 4, … in each direction past it (0 = all)";
         /// Measurement passes per frame: the second and later ones resample the
         /// frame under the field measured so far and measure the residual.
         pub passes: u32 = 2, int(1, 4), "Measurement passes (later ones measure the residual after dewarping the frame)";
@@ -150,7 +156,7 @@ mod tests {
     fn specs_match_the_defaults() {
         let d = MultipointParams::default();
         let s = MultipointParams::specs();
-        assert_eq!(s.len(), 17);
+        assert_eq!(s.len(), 18);
         let keep = s.iter().find(|p| p.name.as_str() == "keep").unwrap();
         assert_eq!(keep.default.as_str().parse::<f32>().unwrap(), d.keep);
         // 0 (automatic) is within the range the manifest shows: the host

@@ -7,6 +7,8 @@
 //! would stay resident through the next step; on a 24-megapixel capture
 //! on 16 threads it was a few hundred MB.
 
+pub use jupiter_plugin_api::mem::zeroed;
+
 /// Returns the allocator's free pages to the kernel (glibc's
 /// `malloc_trim`; nothing elsewhere). Costs a walk over the heap: call it
 /// after large steps, not per frame.

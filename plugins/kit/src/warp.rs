@@ -814,8 +814,8 @@ pub fn shift_plane(
     interp: Interp,
 ) -> Vec<f32> {
     let win = RowWindow::whole(src, width, height, channels);
-    let mut out = vec![0.0; src.len()];
-    let mut hrows = vec![0.0; src.len()];
+    let mut out = crate::mem::zeroed(src.len());
+    let mut hrows = crate::mem::zeroed(src.len());
     shift_rows(&win, dx, dy, interp, 0, height, &mut out, &mut hrows);
     out
 }

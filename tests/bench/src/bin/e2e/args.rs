@@ -2,7 +2,7 @@
 
 use super::*;
 
-pub(crate) const USAGE: &str = "usage: e2e [--dir DIR] [--host PATH] [--repeat R] [--cases] [--peers] [--cold] [--scaling] [--sizes] [--limited] [--devices] [--post] [--drizzle] [--ceiling] [--budget] [--only NAME] [--quick] [--batch N] [--set STAGE.PARAM=VALUE]…";
+pub(crate) const USAGE: &str = "usage: e2e [--dir DIR] [--host PATH] [--repeat R] [--cases] [--peers] [--cold] [--scaling] [--sizes] [--limited] [--devices] [--post] [--drizzle] [--ceiling] [--budget] [--large] [--only NAME] [--quick] [--batch N] [--set STAGE.PARAM=VALUE]…";
 
 pub(crate) struct Opts {
     pub(crate) dir: PathBuf,
@@ -19,6 +19,8 @@ pub(crate) struct Opts {
     pub(crate) drizzle: bool,
     pub(crate) ceiling: bool,
     pub(crate) budget: bool,
+    /// 30 × 6000×4000 16-bit against PSS (not part of "every section").
+    pub(crate) large: bool,
     /// Only the reference captures whose name contains this.
     pub(crate) only: Option<String>,
     pub(crate) quick: bool,
@@ -44,6 +46,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Opts, String> {
         drizzle: false,
         ceiling: false,
         budget: false,
+        large: false,
         only: None,
         quick: false,
         batch: 5,
@@ -72,6 +75,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Opts, String> {
             "--drizzle" => o.drizzle = true,
             "--ceiling" => o.ceiling = true,
             "--budget" => o.budget = true,
+            "--large" => o.large = true,
             "--set" => o
                 .sets
                 .push(it.next().ok_or("--set needs STAGE.PARAM=VALUE")?.clone()),
@@ -97,7 +101,8 @@ pub(crate) fn parse(args: &[String]) -> Result<Opts, String> {
         || o.post
         || o.drizzle
         || o.ceiling
-        || o.budget)
+        || o.budget
+        || o.large)
     {
         (o.cases, o.peers, o.cold, o.scaling, o.sizes, o.limited) =
             (true, true, true, true, true, true);

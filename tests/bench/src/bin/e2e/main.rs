@@ -42,6 +42,8 @@
 //! * `--budget`: the same captures' default stacks under fixed selections
 //!   (global fraction × per-point share) against `--select auto`: the frame
 //!   budget the run chooses should score within 0.3 dB of the best fixed one.
+//! * `--large`: 30 frames of 6000×4000 16-bit (the lunar capture's frames
+//!   tiled), jupiter's default and `--select 25%` against PlanetarySystemStacker.
 //! * `--post`: eight 320×256 captures (planet and surface, mild and strong
 //!   seeing, clean and noisy), stacked globally and multi-point: PSNR of the
 //!   unsharpened stack, of the default post-processing's output, and of
@@ -70,6 +72,7 @@ mod args;
 mod captures;
 mod ceiling;
 mod drizzle;
+mod large;
 mod measure;
 mod peers;
 mod post;
@@ -80,6 +83,7 @@ use args::*;
 use captures::*;
 use ceiling::{budget, ceiling};
 use drizzle::drizzle;
+use large::large;
 use measure::*;
 use peers::*;
 use post::post;
@@ -166,6 +170,7 @@ fn main() -> ExitCode {
         (o.drizzle, drizzle),
         (o.ceiling, ceiling),
         (o.budget, budget),
+        (o.large, large),
     ] {
         if on && result.is_ok() {
             result = f(&o, &t);

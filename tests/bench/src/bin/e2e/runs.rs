@@ -30,7 +30,13 @@ impl Tools {
     }
 
     /// [`Self::jupiter`] with another `--select`.
-    fn jupiter_with(&self, input: &Path, out: &Path, global: bool, select: &str) -> Command {
+    pub(crate) fn jupiter_with(
+        &self,
+        input: &Path,
+        out: &Path,
+        global: bool,
+        select: &str,
+    ) -> Command {
         let mut c = Command::new(&self.host);
         c.args(["-q", "run"])
             .arg(input)

@@ -738,7 +738,8 @@ fn reference_frames(
             .map(|i| measure(i, Some(ctx), &mut planes))
             .collect::<Result<_, StageError>>()?
     } else {
-        let all = ctx.par_map(k, |i| measure(i, None, &mut Planes::default()))?;
+        let lender = jupiter_kit::mem::Lender::default();
+        let all = ctx.par_map(k, |i| lender.with(|planes| measure(i, None, planes)))?;
         all.into_iter().collect::<Result<_, _>>()?
     };
     Ok(measured.into_iter().map(|m| (m.global, m.locals)).unzip())
@@ -1033,11 +1034,14 @@ impl Points {
         };
         let mut all = Vec::with_capacity(n);
         let grouped = group < n;
+        let planes = jupiter_kit::mem::Lender::default();
         for start in (0..n).step_by(group) {
             let every = if grouped { 0 } else { 8 };
             let part = ctx.par_try_map((n - start).min(group), every, |j| {
-                let lum = frame_luminance(frames, start + j)?;
-                Ok(scan(&lum, w, h, global, self))
+                planes.with(|lum| {
+                    luminance_into(None, frames, start + j, lum)?;
+                    Ok(scan(lum, w, h, global, self))
+                })
             })?;
             all.extend(part);
             if grouped {
@@ -1120,8 +1124,9 @@ impl Points {
             }
             ctx.check_cancelled()?;
         } else {
+            let lender = jupiter_kit::mem::Lender::default();
             ctx.par_try_chunks_mut(locals, 1, |i, one| {
-                measure(i, &mut one[0], &mut Planes::default())
+                lender.with(|planes| measure(i, &mut one[0], planes))
             })?;
         }
         Ok(false)

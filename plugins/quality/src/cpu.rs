@@ -215,7 +215,13 @@ pub fn score_all(
         }
         return Ok(scores);
     }
-    ctx.par_try_map(n, 16, |i| Ok(score_plane(&frames.luminance(i)?, w, h, p)))
+    let planes = jupiter_kit::mem::Lender::default();
+    ctx.par_try_map(n, 16, |i| {
+        planes.with(|lum| {
+            jupiter_kit::align::luminance_into(None, frames, i, lum)?;
+            Ok(score_plane(lum, w, h, p))
+        })
+    })
 }
 
 #[cfg(test)]

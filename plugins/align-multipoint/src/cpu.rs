@@ -1431,27 +1431,13 @@ mod tests {
         be.with_ctx("align-multipoint", |ctx| {
             for i in 0..3 {
                 let frame = warped(w, h, (1.3, -0.6), &distortion(i, 2.0), 0.01, i as u64);
-                let mut planes = Planes::default();
-                let alone = measure_frame_in(
-                    None,
-                    &frame,
-                    (w, h),
-                    &global,
-                    &points,
-                    &p,
-                    true,
-                    &mut planes.dewarped,
-                );
-                let pooled = measure_frame_in(
-                    Some(ctx),
-                    &frame,
-                    (w, h),
-                    &global,
-                    &points,
-                    &p,
-                    true,
-                    &mut planes.dewarped,
-                );
+                // One dewarped plane for both, as a loop over frames keeps it.
+                let mut dewarped = Vec::new();
+                let mut measure = |par| {
+                    let d = &mut dewarped;
+                    measure_frame_in(par, &frame, (w, h), &global, &points, &p, true, d)
+                };
+                let (alone, pooled) = (measure(None), measure(Some(ctx)));
                 assert_eq!(alone, pooled, "frame {i}");
                 assert!(alone.locals.iter().filter(|l| l.measured).count() > 10);
                 let mask: Vec<bool> = (0..points.grid.len()).map(|k| k % 3 == i).collect();

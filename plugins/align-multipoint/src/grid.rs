@@ -574,7 +574,7 @@ mod tests {
     fn detect_mode_tells_a_disc_on_dark_sky_from_a_surface() {
         use jupiter_testkit::frames::image_from;
         let (w, h) = (160, 120);
-        let disc = |cx: f32, cy: f32, r: f32| {
+        let disc_in = |(w, h): (usize, usize), cx: f32, cy: f32, r: f32| {
             image_from(w, h, move |x, y| {
                 let inside = (x - cx).powi(2) + (y - cy).powi(2) < r * r;
                 if inside {
@@ -584,6 +584,7 @@ mod tests {
                 }
             })
         };
+        let disc = |cx: f32, cy: f32, r: f32| disc_in((w, h), cx, cy, r);
         assert_eq!(
             detect_mode(&disc(80.0, 60.0, 35.0), w, h, 0.25),
             Mode::Planet
@@ -599,18 +600,7 @@ mod tests {
         assert_eq!(detect_mode(&vec![0.1; w * h], w, h, 0.25), Mode::Surface);
         // A large frame is judged binned, alike.
         let (bw, bh) = (2600, 1700);
-        let big = |cx: f32, cy: f32, r: f32| -> Vec<f32> {
-            (0..bw * bh)
-                .map(|i| {
-                    let (x, y) = ((i % bw) as f32 - cx, (i / bw) as f32 - cy);
-                    if x * x + y * y < r * r {
-                        0.8
-                    } else {
-                        0.02
-                    }
-                })
-                .collect()
-        };
+        let big = |cx: f32, cy: f32, r: f32| disc_in((bw, bh), cx, cy, r);
         assert!(bw * bh > MODE_SAMPLES);
         assert_eq!(
             detect_mode(&big(1300.0, 850.0, 400.0), bw, bh, 0.25),

@@ -22,7 +22,7 @@ pub struct FrameMeasure {
 
 /// The reference's global correlator, on the rectangle global shifts are
 /// measured on ([`Roi::around_object`]: the object and a margin, at most
-/// 2048² on large frames, whose whole-frame correlator would hold some
+/// 1024² on large frames, whose whole-frame correlator would hold some
 /// 300 MB of spectra and windows).
 pub struct GlobalRef {
     pub pc: PhaseCorrelator,

@@ -510,9 +510,7 @@ pub fn later_passes(
     let s = grid.size;
     // Reused from frame to frame (its rows outside the spans are never
     // read): a fresh large plane costs the kernel's zeroing of every page.
-    if dewarped.len() != w * h {
-        *dewarped = jupiter_kit::mem::zeroed(w * h);
-    }
+    jupiter_kit::mem::fit(dewarped, w * h);
     let g = m.global;
     let locals = &mut m.locals;
     for _ in 1..p.passes {
@@ -693,9 +691,9 @@ pub fn dewarped_mean(
     Ok(acc)
 }
 
-/// The planes a frame's measurement works in, kept from frame to frame
-/// where large frames go one at a time (a fresh plane of a 24-megapixel
-/// frame costs the kernel 96 MB of zeroing).
+/// The planes a frame's measurement works in, lent from frame to frame
+/// (`kit::mem::Lender`): a fresh plane of a 24-megapixel frame costs the
+/// kernel 96 MB of zeroing.
 #[derive(Default)]
 struct Planes {
     lum: Vec<f32>,
@@ -717,29 +715,32 @@ fn reference_frames(
     k: usize,
 ) -> Result<Measured, StageError> {
     let (w, h, _) = frames.info().dims();
-    let measure = |i: usize, par: Option<&StageCtx>, planes: &mut Planes| {
+    // One frame at a time or in parallel, each borrows the planes a
+    // finished frame handed back.
+    let lender = jupiter_kit::mem::Lender::<Planes>::default();
+    let measure = |i: usize, par: Option<&StageCtx>| {
         ctx.check_cancelled()?;
-        luminance_into(par, frames, i, &mut planes.lum)?;
-        let (lum, dewarped) = (&planes.lum, &mut planes.dewarped);
-        Ok(measure_frame_in(
-            par,
-            lum,
-            (w, h),
-            global,
-            points,
-            p,
-            false,
-            dewarped,
-        ))
+        lender.with(|planes| {
+            luminance_into(par, frames, i, &mut planes.lum)?;
+            let (lum, dewarped) = (&planes.lum, &mut planes.dewarped);
+            Ok(measure_frame_in(
+                par,
+                lum,
+                (w, h),
+                global,
+                points,
+                p,
+                false,
+                dewarped,
+            ))
+        })
     };
     let measured: Vec<FrameMeasure> = if frames_in_flight(ctx, w, h) < ctx.threads() {
-        let mut planes = Planes::default();
         (0..k)
-            .map(|i| measure(i, Some(ctx), &mut planes))
+            .map(|i| measure(i, Some(ctx)))
             .collect::<Result<_, StageError>>()?
     } else {
-        let lender = jupiter_kit::mem::Lender::default();
-        let all = ctx.par_map(k, |i| lender.with(|planes| measure(i, None, planes)))?;
+        let all = ctx.par_map(k, |i| measure(i, None))?;
         all.into_iter().collect::<Result<_, _>>()?
     };
     Ok(measured.into_iter().map(|m| (m.global, m.locals)).unzip())
@@ -1088,29 +1089,26 @@ impl Points {
         // (`frames_in_flight`); else frames in parallel.
         let inner = frames_in_flight(ctx, w, h) < ctx.threads();
         let par = inner.then_some(ctx);
-        let measure = |i: usize, one: &mut Vec<Local>, planes: &mut Planes| {
+        // Frames one at a time or in parallel, each borrows the planes a
+        // finished frame handed back.
+        let lender = jupiter_kit::mem::Lender::<Planes>::default();
+        let measure = |i: usize, one: &mut Vec<Local>| -> Result<(), StageError> {
             if !plan.todo(i) || ctx.check_cancelled().is_err() {
                 return Ok(());
             }
-            luminance_into(par, frames, i, &mut planes.lum)?;
-            let (lum, dewarped) = (&planes.lum, &mut planes.dewarped);
-            let mut m = FrameMeasure {
-                global: globals[i],
-                locals: std::mem::take(one),
-            };
-            first_pass_points(par, lum, w, h, self, p, &mut m, plan.first(i));
-            later_passes(
-                par,
-                lum,
-                w,
-                h,
-                self,
-                p,
-                &mut m,
-                Some(&plan.masks[i]),
-                dewarped,
-            );
-            *one = m.locals;
+            lender.with(|planes| {
+                luminance_into(par, frames, i, &mut planes.lum)?;
+                let (lum, dewarped) = (&planes.lum, &mut planes.dewarped);
+                let mut m = FrameMeasure {
+                    global: globals[i],
+                    locals: std::mem::take(one),
+                };
+                let mask = Some(plan.masks[i].as_slice());
+                first_pass_points(par, lum, w, h, self, p, &mut m, plan.first(i));
+                later_passes(par, lum, w, h, self, p, &mut m, mask, dewarped);
+                *one = m.locals;
+                Ok::<_, StageError>(())
+            })?;
             let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             if d.is_multiple_of(8) || d == total {
                 ctx.progress(d, total);
@@ -1118,16 +1116,12 @@ impl Points {
             Ok(())
         };
         if inner {
-            let mut planes = Planes::default();
             for (i, one) in locals.iter_mut().enumerate() {
-                measure(i, one, &mut planes)?;
+                measure(i, one)?;
             }
             ctx.check_cancelled()?;
         } else {
-            let lender = jupiter_kit::mem::Lender::default();
-            ctx.par_try_chunks_mut(locals, 1, |i, one| {
-                lender.with(|planes| measure(i, &mut one[0], planes))
-            })?;
+            ctx.par_try_chunks_mut(locals, 1, |i, one| measure(i, &mut one[0]))?;
         }
         Ok(false)
     }

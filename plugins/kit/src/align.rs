@@ -62,9 +62,7 @@ pub fn luminance_into(
 ) -> Result<(), StageError> {
     let info = frames.info();
     let (w, h) = (info.width as usize, info.height as usize);
-    if buf.len() != w * h {
-        *buf = crate::mem::zeroed(w * h);
-    }
+    crate::mem::fit(buf, w * h);
     let whole = |buf: &mut Vec<f32>| frames.read_luminance_rows(i, 0, h, buf.as_mut_slice().into());
     let ctx = match par {
         Some(ctx) if w * h > BAND_SAMPLES && ctx.threads() > 1 => ctx,
@@ -185,8 +183,9 @@ impl Roi {
 /// sensors of lunar and solar imagers (6000×4000 and more) the centre 1024²
 /// holds far more detail than a translation needs (a million pixels of
 /// surface or disc), at a small part of the whole frame's FFT time and
-/// memory (a power of two: FFT friendly). At 2048² the best frames' shifts
-/// alone were a seventh of a 30-frame 6000×4000 run.
+/// memory (a power of two: FFT friendly). At 2048² the reference's mean
+/// of the best frames took 1.0 s of a 7.6 s 30-frame 6000×4000 run (0.55 s
+/// at 1024²).
 pub const MAX_ROI_SIDE: usize = 1024;
 
 /// The smallest `n' >= n` whose only prime factors are 2, 3 and 5.

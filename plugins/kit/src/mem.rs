@@ -9,6 +9,15 @@
 
 pub use jupiter_plugin_api::mem::zeroed;
 
+/// Makes `buf` `n` samples long for a caller that overwrites what it reads
+/// of it: kept as it is (stale contents) when it already is, so that a
+/// plane reused from frame to frame costs nothing; else a new [`zeroed`] one.
+pub fn fit(buf: &mut Vec<f32>, n: usize) {
+    if buf.len() != n {
+        *buf = zeroed(n);
+    }
+}
+
 /// Returns the allocator's free pages to the kernel (glibc's
 /// `malloc_trim`; nothing elsewhere). Costs a walk over the heap: call it
 /// after large steps, not per frame.

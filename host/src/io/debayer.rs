@@ -326,11 +326,18 @@ pub fn mhc_rows(
         "mhc_rows: out has {} samples",
         out.len()
     );
+    let mut interior = MhcRow::default();
     mhc_walk(raw, width, height, raw_y0, pattern, y0, rows, |oy, px| {
         let o_row = &mut out[oy * width * 3..(oy + 1) * width * 3];
         match px {
             MhcOut::Edge { x, rgb } => o_row[3 * x..3 * x + 3].copy_from_slice(&rgb),
-            MhcOut::Interior { sources, m } => {
+            MhcOut::Interior { window, colors } => {
+                let m = width - 4;
+                interior.fill(&window, width);
+                let sources = [
+                    interior.sources(&window, colors, 0),
+                    interior.sources(&window, colors, 1),
+                ];
                 jupiter_plugin_api::simd::wide(
                     #[inline(always)]
                     || {
@@ -372,23 +379,60 @@ pub fn mhc_luminance_rows(
         match px {
             // Edge values arrive clamped; clamping again changes nothing.
             MhcOut::Edge { x, rgb } => o_row[x] = mean_clamped(rgb[0], rgb[1], rgb[2]),
-            MhcOut::Interior { sources, m } => {
-                let [[e0, e1, e2], [o0, o1, o2]] = sources.map(|s| s.map(|c| &c[..m]));
-                // Both parities at every column, then the column's own:
-                // contiguous lanes vectorise, a stride of two does not.
-                jupiter_plugin_api::simd::wide(
-                    #[inline(always)]
-                    || {
-                        for (i, o) in o_row[2..2 + m].iter_mut().enumerate() {
-                            let even = mean_clamped(e0[i], e1[i], e2[i]);
-                            let odd = mean_clamped(o0[i], o1[i], o2[i]);
-                            *o = if i % 2 == 0 { even } else { odd };
-                        }
-                    },
-                );
+            MhcOut::Interior { window, colors } => {
+                let o = &mut o_row[2..width - 2];
+                // The row's colour besides green, and whether green is at even x.
+                let green_even = colors[0] == 1;
+                match (green_even, colors[usize::from(green_even)]) {
+                    (true, 0) => luminance_interior::<true, 0>(&window, o),
+                    (true, _) => luminance_interior::<true, 2>(&window, o),
+                    (false, 0) => luminance_interior::<false, 0>(&window, o),
+                    (false, _) => luminance_interior::<false, 2>(&window, o),
+                }
             }
         }
     });
+}
+
+/// The interior of one row of [`mhc_luminance_rows`] in one pass: the
+/// kernels and both parities' channel means per column, nothing stored
+/// between them (`out[i]` is column `i + 2`). `GREEN_EVEN`: green sits at
+/// even columns; `RB`: the row's other colour (0 red, 2 blue).
+#[inline(always)]
+fn luminance_interior<const GREEN_EVEN: bool, const RB: usize>(
+    window: &[&[f32]; 5],
+    out: &mut [f32],
+) {
+    let m = out.len();
+    let at = |dy: usize, dx: usize| &window[dy][dx..dx + m];
+    let (c, l1, r1, l2, r2) = (at(2, 2), at(2, 1), at(2, 3), at(2, 0), at(2, 4));
+    let (u1, d1, u2, d2) = (at(1, 2), at(3, 2), at(0, 2), at(4, 2));
+    let (ul, ur, dl, dr) = (at(1, 1), at(1, 3), at(3, 1), at(3, 3));
+    jupiter_plugin_api::simd::wide(
+        #[inline(always)]
+        || {
+            for (i, o) in out.iter_mut().enumerate() {
+                let ctr = c[i];
+                let h1 = l1[i] + r1[i];
+                let v1 = u1[i] + d1[i];
+                let h2 = l2[i] + r2[i];
+                let v2 = u2[i] + d2[i];
+                let diag = ul[i] + ur[i] + dl[i] + dr[i];
+                let [hz, vt, gr, op] = mhc_kernels(ctr, [h1, v1], [h2, v2], diag);
+                // Summed R, G, B, as `mhc_rows` lays the channels out.
+                let (green, colour) = if RB == 0 {
+                    (mean_clamped(hz, ctr, vt), mean_clamped(ctr, gr, op))
+                } else {
+                    (mean_clamped(vt, ctr, hz), mean_clamped(op, gr, ctr))
+                };
+                *o = if (i % 2 == 0) == GREEN_EVEN {
+                    green
+                } else {
+                    colour
+                };
+            }
+        },
+    );
 }
 
 /// The mean of three channels clamped to `[0, 1]`, summed R, G, B.
@@ -401,11 +445,12 @@ fn mean_clamped(r: f32, g: f32, b: f32) -> f32 {
 enum MhcOut<'a> {
     /// A pixel within two columns of an edge, clamped to `[0, 1]`.
     Edge { x: usize, rgb: [f32; 3] },
-    /// Columns `2 .. 2 + m`: per column parity (even x first), the slices
-    /// each channel comes from (index `x − 2`), not clamped.
+    /// Columns `2 .. width − 2` (`width > 4`): the five raw rows around
+    /// the row (`window[2]` the row itself) and its colours at even and
+    /// odd x.
     Interior {
-        sources: [[&'a [f32]; 3]; 2],
-        m: usize,
+        window: [&'a [f32]; 5],
+        colors: [usize; 2],
     },
 }
 
@@ -433,7 +478,6 @@ fn mhc_walk(
         "mhc_rows: raw rows {raw_y0}..{raw_end} of width {width} do not cover output rows {y0}..{} of height {height}",
         y0 + rows,
     );
-    let mut interior = MhcRow::default();
     for oy in 0..rows {
         let y = y0 + oy;
         let window: [&[f32]; 5] = std::array::from_fn(|k| {
@@ -464,33 +508,8 @@ fn mhc_walk(
                 },
             );
         }
-        // Inside: the kernels' four results at every pixel from whole-row
-        // slices (vectorises; each pixel then takes the two its colour
-        // needs, computed exactly as `mhc_px` computes them).
         if width > 4 {
-            interior.fill(&window, width);
-            let m = width - 4;
-            let ctr = &window[2][2..2 + m];
-            // Per column parity, the slice each output channel comes from.
-            let sources = |x: usize| -> [&[f32]; 3] {
-                let (own, right) = (colors[x % 2], colors[(x + 1) % 2]);
-                let mut s = [ctr; 3];
-                if own == 1 {
-                    s[right] = &interior.horizontal[..m];
-                    s[2 - right] = &interior.vertical[..m];
-                } else {
-                    s[1] = &interior.green[..m];
-                    s[2 - own] = &interior.opposite[..m];
-                }
-                s
-            };
-            emit(
-                oy,
-                MhcOut::Interior {
-                    sources: [sources(2), sources(3)],
-                    m,
-                },
-            );
+            emit(oy, MhcOut::Interior { window, colors });
         }
     }
 }
@@ -540,6 +559,29 @@ impl MhcRow {
                 }
             },
         );
+    }
+
+    /// For columns of parity `parity` (after [`fill`](Self::fill)), the
+    /// slice each output channel comes from (index x − 2): each pixel takes
+    /// the two kernel results its colour needs, as `mhc_px` computes them.
+    fn sources<'a>(
+        &'a self,
+        window: &[&'a [f32]; 5],
+        colors: [usize; 2],
+        parity: usize,
+    ) -> [&'a [f32]; 3] {
+        let m = self.horizontal.len();
+        let ctr = &window[2][2..2 + m];
+        let (own, right) = (colors[parity], colors[1 - parity]);
+        let mut s = [ctr; 3];
+        if own == 1 {
+            s[right] = &self.horizontal;
+            s[2 - right] = &self.vertical;
+        } else {
+            s[1] = &self.green;
+            s[2 - own] = &self.opposite;
+        }
+        s
     }
 }
 
@@ -827,5 +869,12 @@ mod tests {
             let ms = t.elapsed().as_secs_f64() * 100.0;
             eprintln!("{}: {ms:.2} ms per {w}×{h} frame (one thread)", m.name());
         }
+        let mut lum = vec![0.0; w * h];
+        let t = std::time::Instant::now();
+        for _ in 0..10 {
+            mhc_luminance_rows(&raw, w, h, 0, BayerPattern::Rggb, 0, h, &mut lum);
+        }
+        let ms = t.elapsed().as_secs_f64() * 100.0;
+        eprintln!("mhc luminance: {ms:.2} ms per {w}×{h} frame (one thread)");
     }
 }

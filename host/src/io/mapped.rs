@@ -9,7 +9,6 @@
 //! the first touch of a page past the new end; a read just comes back short,
 //! and the frame's error names the file and the frame.
 
-use std::cell::RefCell;
 use std::fs::File;
 use std::ops::Deref;
 use std::path::Path;
@@ -128,15 +127,10 @@ pub fn still_holds(file: &File, mapped: usize, end: usize) -> bool {
     end <= mapped && file.metadata().is_ok_and(|m| m.len() >= end as u64)
 }
 
-thread_local! {
-    /// Each decoding thread's buffer for [`read_span`]: one band of rows at
-    /// a time, reused, so that memory stays bounded by the bands in flight.
-    static SPAN_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
-
 /// Calls `f` with bytes `start .. start + len` of a capture: read from
 /// `file` with a positional read into this thread's buffer, or sliced from
-/// `mem` (in-memory captures, `file` = `None`). `Err` says why they cannot
+/// `mem` (in-memory captures, `file` = `None`); the read lands in this
+/// thread's reused buffer ([`super::scratch::bytes`]). `Err` says why they cannot
 /// be read — above all a file now shorter than when it was opened.
 pub fn read_span<R>(
     file: Option<&File>,
@@ -154,12 +148,8 @@ pub fn read_span<R>(
             )
         });
     };
-    // Taken out of the cell (not borrowed), so a nested call only allocates.
-    let mut buf = SPAN_BUFFER.with(|b| std::mem::take(&mut *b.borrow_mut()));
-    buf.resize(len, 0);
-    let read = read_exact_at(file, &mut buf, start as u64);
-    let out = match read {
-        Ok(()) => Ok(f(&buf)),
+    super::scratch::bytes(len, |buf| match read_exact_at(file, buf, start as u64) {
+        Ok(()) => Ok(f(buf)),
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
             let now = file.metadata().map(|m| m.len()).unwrap_or(0);
             Err(format!(
@@ -167,17 +157,8 @@ pub fn read_span<R>(
             ))
         }
         Err(e) => Err(e.to_string()),
-    };
-    // A whole large frame (48 MB for 24 megapixels at 16 bits) is not kept
-    // per thread: on 16 threads that alone was 770 MB held for the run.
-    if buf.capacity() <= SPAN_KEEP {
-        SPAN_BUFFER.with(|b| *b.borrow_mut() = buf);
-    }
-    out
+    })
 }
-
-/// The largest [`read_span`] buffer a thread keeps for its next read.
-const SPAN_KEEP: usize = 8 << 20;
 
 #[cfg(unix)]
 fn read_exact_at(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {

@@ -9,6 +9,7 @@ pub mod dates;
 pub mod debayer;
 pub mod fits;
 pub mod mapped;
+mod scratch;
 pub mod sequence;
 pub mod ser;
 #[cfg(feature = "ffmpeg")]

@@ -485,35 +485,36 @@ impl CaptureFile {
         out: &mut [f32],
     ) -> Result<(), CaptureError> {
         let (w, h, c) = (self.width(), self.height(), self.raw_channels());
-        let (lo, raw) = self.mosaic_with_margin(Some(cal), index, y0, rows)?;
-        match self.bayer() {
-            Some(pattern) => demosaic_rows(self.demosaic, &raw, w, h, lo, pattern, y0, rows, out),
+        self.with_mosaic(Some(cal), index, y0, rows, |lo, raw| match self.bayer() {
+            Some(pattern) => demosaic_rows(self.demosaic, raw, w, h, lo, pattern, y0, rows, out),
             None => out.copy_from_slice(&raw[(y0 - lo) * w * c..(y0 - lo + rows) * w * c]),
-        }
-        Ok(())
+        })
     }
 
-    /// Raw rows `y0 .. y0 + rows` (before any demosaic) with the margin the
-    /// demosaic and `cal`'s hot-pixel repair read, calibrated by `cal`:
-    /// the first row's index and the rows.
-    fn mosaic_with_margin(
+    /// `f(lo, raw)` with raw rows `y0 .. y0 + rows` (before any demosaic)
+    /// and the margin the demosaic and `cal`'s hot-pixel repair read,
+    /// calibrated by `cal`: `lo` is the first row's index. The rows lie in
+    /// this thread's reused buffer ([`super::scratch::samples`]).
+    fn with_mosaic<R>(
         &self,
         cal: Option<&Applied>,
         index: usize,
         y0: usize,
         rows: usize,
-    ) -> Result<(usize, Vec<f32>), CaptureError> {
+        f: impl FnOnce(usize, &[f32]) -> R,
+    ) -> Result<R, CaptureError> {
         let (w, h, c) = (self.width(), self.height(), self.raw_channels());
         let margin =
             cal.map_or(0, |c| c.repair_rows()) + self.bayer().map_or(0, |_| self.demosaic.margin());
         let lo = y0.saturating_sub(margin);
         let hi = (y0 + rows + margin).min(h);
-        let mut raw = vec![0.0f32; (hi - lo) * w * c];
-        self.decode_raw_rows(index, lo, hi - lo, &mut raw)?;
-        if let Some(cal) = cal {
-            cal.apply(&mut raw, lo, hi - lo);
-        }
-        Ok((lo, raw))
+        super::scratch::samples((hi - lo) * w * c, |raw| {
+            self.decode_raw_rows(index, lo, hi - lo, raw)?;
+            if let Some(cal) = cal {
+                cal.apply(raw, lo, hi - lo);
+            }
+            Ok(f(lo, raw))
+        })
     }
 
     /// Rows `y0 .. y0 + rows` of frame `index` as luminance (`rows × width`
@@ -537,9 +538,9 @@ impl CaptureFile {
         match self.bayer() {
             Some(pattern) if self.demosaic == Demosaic::Mhc => {
                 pause::wait_before_reading(self.path(), index);
-                let (lo, raw) =
-                    self.mosaic_with_margin(self.calibration.as_deref(), index, y0, rows)?;
-                mhc_luminance_rows(&raw, w, h, lo, pattern, y0, rows, out);
+                self.with_mosaic(self.calibration.as_deref(), index, y0, rows, |lo, raw| {
+                    mhc_luminance_rows(raw, w, h, lo, pattern, y0, rows, out)
+                })?;
             }
             _ => {
                 let mut all = vec![0.0f32; rows * w * c];

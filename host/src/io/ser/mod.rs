@@ -332,11 +332,12 @@ impl SerFile {
             }
             ColorId::Bayer(pattern) => {
                 // With the demosaic's margin (see padded_rows).
-                let mut raw = vec![0.0f32; (hi - lo) * w];
-                for k in 0..hi - lo {
-                    self.raw_row(band, k, &mut raw[k * w..(k + 1) * w]);
-                }
-                demosaic_rows(self.demosaic, &raw, w, h, lo, pattern, y0, rows, out);
+                crate::io::scratch::samples((hi - lo) * w, |raw| {
+                    for k in 0..hi - lo {
+                        self.raw_row(band, k, &mut raw[k * w..(k + 1) * w]);
+                    }
+                    demosaic_rows(self.demosaic, raw, w, h, lo, pattern, y0, rows, out);
+                });
             }
         }
     }

@@ -340,17 +340,35 @@ pub fn mhc_rows(
                 ];
                 jupiter_plugin_api::simd::wide(
                     #[inline(always)]
-                    || {
-                        for (i, o) in o_row[6..6 + 3 * m].chunks_exact_mut(3).enumerate() {
-                            for (v, src) in o.iter_mut().zip(&sources[i % 2]) {
-                                *v = src[i].clamp(0.0, 1.0);
-                            }
-                        }
-                    },
+                    || interleave_pairs(sources, &mut o_row[6..6 + 3 * m]),
                 );
             }
         }
     });
+}
+
+/// Writes pixel `i` of `out` (3 channels, interleaved) from `sources[i %
+/// 2]` (per channel, index `i`), clamped to `[0, 1]`: two pixels (six
+/// samples) per step, each parity from its own slices, so that the loop
+/// needs no per-pixel choice of source.
+#[inline(always)]
+fn interleave_pairs(sources: [[&[f32]; 3]; 2], out: &mut [f32]) {
+    let m = out.len() / 3;
+    let [[e0, e1, e2], [o0, o1, o2]] = sources.map(|s| s.map(|c| &c[..m]));
+    let c = |v: f32| v.clamp(0.0, 1.0);
+    for (j, o) in out.chunks_exact_mut(6).enumerate() {
+        let (a, b) = (2 * j, 2 * j + 1);
+        o[0] = c(e0[a]);
+        o[1] = c(e1[a]);
+        o[2] = c(e2[a]);
+        o[3] = c(o0[b]);
+        o[4] = c(o1[b]);
+        o[5] = c(o2[b]);
+    }
+    if m % 2 == 1 {
+        let a = m - 1;
+        out[3 * a..].copy_from_slice(&[c(e0[a]), c(e1[a]), c(e2[a])]);
+    }
 }
 
 /// The luminance of [`mhc_rows`]' output (the mean of the three clamped

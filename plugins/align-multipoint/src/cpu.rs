@@ -233,6 +233,11 @@ impl Points {
         &self.reference
     }
 
+    /// The reference plane the points were prepared on, the points dropped.
+    pub fn into_reference(self) -> Vec<f32> {
+        self.reference
+    }
+
     /// Sets [`Points::noise`] from the noise model of one frame's
     /// luminance, at each active point's mean level on the reference.
     pub fn with_noise(mut self, model: &NoiseModel) -> Points {
@@ -639,8 +644,69 @@ pub fn dewarped_mean(
     p: &MultipointParams,
     k: usize,
 ) -> Result<Vec<f32>, StageError> {
-    let info = frames.info();
-    let (w, h) = (info.width as usize, info.height as usize);
+    let fields = reference_fields(ctx, frames, points, p, k)?;
+    mean_under_fields(ctx, frames, points, p, fields)
+}
+
+/// Whether the grid may go sparse ([`MultipointParams::sparse_rms`]):
+/// surface mode, the automatic step, a threshold set and points to measure.
+fn sparse_allowed(mode: Mode, grid: &ApGrid, p: &MultipointParams) -> bool {
+    mode == Mode::Surface && p.ap_step == 0 && p.sparse_rms > 0.0 && grid.active_count() > 0
+}
+
+/// Reference frames the distortion probe measures (at most).
+const PROBE_FRAMES: usize = 4;
+
+/// Points the distortion probe measures (about, at most): the grid is
+/// thinned past it.
+const PROBE_POINTS: usize = 400;
+
+/// The RMS local shift of the best frames (at most [`PROBE_FRAMES`] of the
+/// `k` reference frames, on `grid` thinned to about [`PROBE_POINTS`]) against
+/// `reference`, which is handed back: what decides whether the points
+/// need to overlap and the reference to be rebuilt.
+fn probe_distortion(
+    ctx: &StageCtx,
+    frames: &FrameSourceRef,
+    grid: &ApGrid,
+    reference: Vec<f32>,
+    p: &MultipointParams,
+    k: usize,
+) -> Result<(f32, Vec<f32>), StageError> {
+    let (w, h, _) = frames.info().dims();
+    let thin = grid.thinning_for(PROBE_POINTS);
+    let on = Points::new_in(ctx, grid.thinned(thin), reference, w, h, p)?;
+    let (_, locals) = reference_fields(ctx, frames, &on, p, k.min(PROBE_FRAMES))?;
+    Ok((local_rms(&on.grid, &locals), on.into_reference()))
+}
+
+/// The RMS length of the local shifts at the active points of `grid` over
+/// `locals` (one per frame).
+fn local_rms(grid: &ApGrid, locals: &[Vec<Local>]) -> f32 {
+    let (mut sq, mut n) = (0.0f64, 0usize);
+    for l in locals {
+        for k in (0..grid.len()).filter(|&k| grid.active[k]) {
+            sq += (l[k].dx * l[k].dx + l[k].dy * l[k].dy) as f64;
+            n += 1;
+        }
+    }
+    if n == 0 {
+        return 0.0;
+    }
+    (sq / n as f64).sqrt() as f32
+}
+
+/// The global shifts and local fields (cleaned, recentred on their mean)
+/// of frames `0..k` against the points' reference, on the device when
+/// the host keeps the frames there.
+fn reference_fields(
+    ctx: &StageCtx,
+    frames: &FrameSourceRef,
+    points: &Points,
+    p: &MultipointParams,
+    k: usize,
+) -> Result<Measured, StageError> {
+    let (w, h, _) = frames.info().dims();
     let global = GlobalRef::new(points.reference(), w, h);
     let grid = &points.grid;
     let device = match ctx.gpu() {
@@ -656,6 +722,26 @@ pub fn dewarped_mean(
         field::clean(grid, l, p.outlier);
     }
     field::recentre(grid, &mut locals);
+    Ok((globals, locals))
+}
+
+/// The mean of the luminance of the frames of `fields` (from
+/// [`reference_fields`]), each resampled under its global shift and field.
+fn mean_under_fields(
+    ctx: &StageCtx,
+    frames: &FrameSourceRef,
+    points: &Points,
+    p: &MultipointParams,
+    (globals, locals): Measured,
+) -> Result<Vec<f32>, StageError> {
+    let info = frames.info();
+    let (w, h) = (info.width as usize, info.height as usize);
+    let k = globals.len();
+    let grid = &points.grid;
+    let device = match ctx.gpu() {
+        Some(gpu) => frames.on_device()?.map(|dev| (gpu, dev)),
+        None => None,
+    };
     let ones = vec![1.0; grid.len()];
     let warps: Vec<FrameWarp> = globals
         .iter()
@@ -982,8 +1068,21 @@ fn reference_and_points(
     } else {
         0
     };
+    let (mut grid, mut reference, mut rebuilds) = (grid, reference, rebuilds);
+    if rebuilds > 0 && sparse_allowed(mode, &grid, p) {
+        let (rms, back) = probe_distortion(ctx, frames, &grid, reference, p, k)?;
+        reference = back;
+        steps.done("distortion probe");
+        if rms < p.sparse_rms {
+            ctx.info(&format!(
+                "local distortion small (RMS {rms:.2} px on the reference frames): alignment points {} px apart, the reference not rebuilt",
+                2 * grid.step
+            ));
+            grid = grid.thinned(2);
+            rebuilds = 0;
+        }
+    }
     let thin = grid.thinning_for(p.reference_points as usize);
-    let mut reference = reference;
     for _ in 0..rebuilds {
         let on = Points::new_in(ctx, grid.thinned(thin), reference, w, h, p)?;
         // Building thousands of points on many threads leaves free memory
@@ -1409,6 +1508,65 @@ mod tests {
                 points.grid.active_count()
             );
         }
+    }
+
+    #[test]
+    fn points_overlap_only_where_the_reference_frames_are_distorted() {
+        // Eight frames of a surface under a known distortion of amplitude
+        // `a`: 0.05 px (RMS about 0.07) goes sparse, 1.5 px keeps the
+        // half-overlapping grid and rebuilds the reference.
+        let (w, h) = (192, 160);
+        let p = MultipointParams::default();
+        let be = ThreadBackend::new(2);
+        for (a, sparse) in [(0.05f32, true), (1.5, false)] {
+            let frames: Vec<Vec<f32>> = (0..8)
+                .map(|i| warped(w, h, (0.0, 0.0), &distortion(i, a), 0.002, i as u64 + 1))
+                .collect();
+            let src = MemFrames::new(w as u32, h as u32, 1, frames);
+            let dense = grid::place(&exact_reference(w, h), w, h, Mode::Surface, &p);
+            let (mode, _, points) = be
+                .with_ctx("align-multipoint", |ctx| {
+                    reference_and_points(ctx, &src.as_ref(), &p, None, &mut Steps::start())
+                })
+                .unwrap();
+            assert_eq!(mode, Mode::Surface);
+            let want = if sparse { dense.size } else { dense.size / 2 };
+            assert_eq!(points.grid.step, want, "amplitude {a}");
+            // The probe's figure, on the same frames, is on the right side.
+            let rms = be
+                .with_ctx("t", |ctx| {
+                    let on = Points::new(dense.clone(), &exact_reference(w, h), w, h, &p);
+                    let (_, l) = reference_fields(ctx, &src.as_ref(), &on, &p, 4)?;
+                    Ok::<_, StageError>(local_rms(&on.grid, &l))
+                })
+                .unwrap();
+            assert_eq!(rms < p.sparse_rms, sparse, "amplitude {a}: RMS {rms}");
+        }
+    }
+
+    #[test]
+    fn local_rms_is_the_rms_length_over_active_points() {
+        let mut grid = ApGrid::new(64, 64, 32, 16);
+        grid.active = vec![false; grid.len()];
+        grid.active[0] = true;
+        grid.active[1] = true;
+        let at = |dx, dy| Local {
+            dx,
+            dy,
+            ..Local::default()
+        };
+        let mut frame = vec![at(9.0, 9.0); grid.len()];
+        frame[0] = at(3.0, 4.0);
+        frame[1] = at(0.0, 0.0);
+        let other = {
+            let mut f = frame.clone();
+            f[1] = at(0.0, 5.0);
+            f
+        };
+        // Lengths 5, 0, 5, 5 (inactive points ignored): sqrt(75 / 4).
+        let got = local_rms(&grid, &[frame, other]);
+        assert!((got - (75.0f32 / 4.0).sqrt()).abs() < 1e-6, "{got}");
+        assert_eq!(local_rms(&grid, &[]), 0.0);
     }
 
     #[test]

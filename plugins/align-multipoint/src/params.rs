@@ -69,6 +69,15 @@ jupiter_plugin_api::params! {
         /// frames everywhere was a third of the run, while the mean of ten
         /// frames needs their distortion only on the scale of the seeing.
         pub reference_points: u32 = 1500, int_or_zero(16, 1_000_000), "The reference rebuild measures at most about this many points, thinning the grid by 2, 4, … in each direction past it (0 = all)";
+        /// Surface mode with the automatic step: where the reference frames'
+        /// local shifts (measured for the rebuild) have an RMS below this
+        /// (px), the distortion is too small for half-overlapping points to
+        /// add anything: the points go a whole size apart (a quarter as
+        /// many) and the globally aligned mean stays the reference. On the
+        /// lunar captures (RMS 0.08–0.14 px) the stacks changed by −0.01 to
+        /// +0.01 dB and a 6000×4000 run took a third less time; the
+        /// strong-seeing ones (RMS 1.8 px) keep the dense grid.
+        pub sparse_rms: f32 = 0.25, float(0.0, 10.0), "Surface mode, automatic step: below this local-shift RMS (px) on the reference frames, points a whole size apart and the reference not rebuilt (0 = never)";
         /// Measurement passes per frame: the second and later ones resample the
         /// frame under the field measured so far and measure the residual.
         pub passes: u32 = 2, int(1, 4), "Measurement passes (later ones measure the residual after dewarping the frame)";
@@ -156,7 +165,7 @@ mod tests {
     fn specs_match_the_defaults() {
         let d = MultipointParams::default();
         let s = MultipointParams::specs();
-        assert_eq!(s.len(), 18);
+        assert_eq!(s.len(), 19);
         let keep = s.iter().find(|p| p.name.as_str() == "keep").unwrap();
         assert_eq!(keep.default.as_str().parse::<f32>().unwrap(), d.keep);
         // 0 (automatic) is within the range the manifest shows: the host

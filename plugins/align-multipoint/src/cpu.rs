@@ -659,7 +659,7 @@ const PROBE_FRAMES: usize = 4;
 
 /// Points the distortion probe measures (about, at most): the grid is
 /// thinned past it.
-const PROBE_POINTS: usize = 400;
+const PROBE_POINTS: usize = 200;
 
 /// The RMS local shift of the best frames (at most [`PROBE_FRAMES`] of the
 /// `k` reference frames, on `grid` thinned to about [`PROBE_POINTS`]) against
@@ -1073,6 +1073,13 @@ fn reference_and_points(
         let (rms, back) = probe_distortion(ctx, frames, &grid, reference, p, k)?;
         reference = back;
         steps.done("distortion probe");
+        ctx.log(
+            LogLevel::Debug,
+            &format!(
+                "distortion probe: local shifts RMS {rms:.3} px (points go sparse below {})",
+                p.sparse_rms
+            ),
+        );
         if rms < p.sparse_rms {
             ctx.info(&format!(
                 "local distortion small (RMS {rms:.2} px on the reference frames): alignment points {} px apart, the reference not rebuilt",

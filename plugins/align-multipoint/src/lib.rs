@@ -21,6 +21,13 @@
 //!    less noisy than one frame. Its frames' local distortions smear it, so
 //!    it is then rebuilt (`reference_iterations` times) from the same frames
 //!    resampled under their measured, recentred local fields (steps 3–5).
+//!    In surface mode with the automatic step, a probe first measures the
+//!    local shifts of the best 4 frames on about 200 points: where their RMS
+//!    is below `sparse_rms` (0.25 px) the distortion is too small to smear
+//!    the mean or to need half-overlapping points, so the reference is kept
+//!    and the points go a whole size apart (a quarter as many; the lunar
+//!    captures' stacks moved by −0.02 to +0.01 dB, a 6000×4000 run took 40 %
+//!    less time).
 //! 2. **AP grid** on the reference: square patches of `ap_size` px every
 //!    `ap_step` px (default: half the size, i.e. 50 % overlap), centred on the
 //!    frame. `ap_size = 0` picks the size from the image: a sixth of the short

@@ -1,6 +1,8 @@
 //! CPU path of `align-multipoint` (see the crate documentation for the algorithm).
 
-use jupiter_kit::align::{frame_luminance, frame_luminance_in, luminance_into, mean_of_best, Roi};
+use jupiter_kit::align::{
+    frame_luminance, frame_luminance_in, luminance_into, mean_of_best_seeing, Roi,
+};
 use jupiter_kit::fft::{bin2, PhaseCorrelator, Shift};
 use jupiter_kit::stats::{noise_model, NoiseModel};
 use jupiter_kit::warp::Interp;
@@ -1034,11 +1036,15 @@ fn reference_and_points(
     let info = frames.info();
     let ((w, h, _), n) = (info.dims(), info.count as usize);
     let best = p.reference_frames as usize;
+    // The noise of one frame (the best), at each point's level, for the
+    // automatic per-point budget: modelled as frame 0 is read here.
+    let mut model = None;
+    let mut first = |f0: &[f32]| model = Some(noise_model(f0, w, h));
     let reference = match (ctx.gpu(), frames.on_device()?) {
-        (Some(gpu), Some(dev)) => {
-            jupiter_kit::gpu::phase_corr::mean_of_best_on_device(ctx, &gpu, frames, &dev, best)?
-        }
-        _ => mean_of_best(ctx, frames, best)?,
+        (Some(gpu), Some(dev)) => jupiter_kit::gpu::phase_corr::mean_of_best_on_device(
+            ctx, &gpu, frames, &dev, best, &mut first,
+        )?,
+        _ => mean_of_best_seeing(ctx, frames, best, &mut first)?,
     };
     ctx.check_cancelled()?;
     steps.done("reference: mean of best");
@@ -1104,9 +1110,10 @@ fn reference_and_points(
     let points = Points::new_in(ctx, grid, reference, w, h, p)?;
     jupiter_kit::mem::release_free_memory();
     steps.done("points");
-    // The noise of one frame (the best) at each point's level, for the
-    // automatic per-point budget.
-    let model = noise_model(&frame_luminance_in(ctx, frames, 0)?, w, h);
+    let model = match model {
+        Some(m) => m,
+        None => noise_model(&frame_luminance_in(ctx, frames, 0)?, w, h),
+    };
     let points = points.with_noise(&model);
     let global = GlobalRef::new(points.reference(), w, h);
     steps.done("noise and global correlator");

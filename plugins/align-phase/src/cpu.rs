@@ -44,7 +44,7 @@ pub fn prepare_with(
     let (w, h) = (info.width as usize, info.height as usize);
     let k = p.reference_frames as usize;
     let reference = match device {
-        Some((m, sum)) => mean_of_best_measured(ctx, frames, k, m, Some(sum))?,
+        Some((m, sum)) => mean_of_best_measured(ctx, frames, k, m, Some(sum), &mut |_| {})?,
         None => reference_plane(ctx, frames, k)?,
     };
     let roi = if p.region == "auto" {

@@ -277,12 +277,25 @@ pub fn mean_of_best(
     frames: &FrameSourceRef,
     k: usize,
 ) -> Result<Vec<f32>, StageError> {
+    mean_of_best_seeing(ctx, frames, k, &mut |_| {})
+}
+
+/// [`mean_of_best`], `first` shown the luminance of frame 0 (the best) as
+/// it is read: a caller that needs it too (the multi-point aligner's noise
+/// model) does not read a large frame a second time.
+pub fn mean_of_best_seeing(
+    ctx: &StageCtx,
+    frames: &FrameSourceRef,
+    k: usize,
+    first: &mut dyn FnMut(&[f32]),
+) -> Result<Vec<f32>, StageError> {
     mean_of_best_measured(
         ctx,
         frames,
         k,
         &|crop, roi, idx| measure_region(ctx, frames, crop, roi, idx, false),
         None,
+        first,
     )
 }
 
@@ -312,13 +325,15 @@ pub type MeasureFn<'a> = dyn Fn(&[f32], Roi, &[usize]) -> Result<Vec<Shift>, Sta
 pub type SumFn<'a> = dyn Fn(&[(usize, Shift)]) -> Result<Option<Vec<f32>>, StageError> + 'a;
 
 /// [`mean_of_best`] with the shifts measured by `measure` (a GPU path
-/// measures them on the device; the resampling and the sums are the same).
+/// measures them on the device; the resampling and the sums are the same);
+/// `first` as in [`mean_of_best_seeing`].
 pub fn mean_of_best_measured(
     ctx: &StageCtx,
     frames: &FrameSourceRef,
     k: usize,
     measure: &MeasureFn,
     sum: Option<&SumFn>,
+    first: &mut dyn FnMut(&[f32]),
 ) -> Result<Vec<f32>, StageError> {
     let info = frames.info();
     if info.count == 0 {
@@ -328,6 +343,7 @@ pub fn mean_of_best_measured(
     }
     let (w, h) = (info.width as usize, info.height as usize);
     let best = frame_luminance_in(ctx, frames, 0)?;
+    first(&best);
     let k = k.clamp(1, info.count as usize);
     if k == 1 {
         return Ok(best);

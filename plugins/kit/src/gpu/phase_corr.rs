@@ -481,6 +481,7 @@ pub fn mean_of_best_on_device(
     frames: &jupiter_plugin_api::FrameSourceRef,
     dev: &DeviceFrames,
     k: usize,
+    first: &mut dyn FnMut(&[f32]),
 ) -> Result<Vec<f32>, StageError> {
     let info = frames.info();
     let measure = |crop: &[f32], roi: Roi, idx: &[usize]| -> Result<Vec<Shift>, StageError> {
@@ -500,7 +501,7 @@ pub fn mean_of_best_on_device(
         })?;
         jupiter_plugin_api::gpu::helpers::download(gpu, acc, info.frame_len()).map(Some)
     };
-    crate::align::mean_of_best_measured(ctx, frames, k, &measure, Some(&sum))
+    crate::align::mean_of_best_measured(ctx, frames, k, &measure, Some(&sum), first)
 }
 
 /// The constant tables of one level, in the order the shader's offsets

@@ -421,22 +421,13 @@ fn luminance_interior<const GREEN_EVEN: bool, const RB: usize>(
     window: &[&[f32]; 5],
     out: &mut [f32],
 ) {
-    let m = out.len();
-    let at = |dy: usize, dx: usize| &window[dy][dx..dx + m];
-    let (c, l1, r1, l2, r2) = (at(2, 2), at(2, 1), at(2, 3), at(2, 0), at(2, 4));
-    let (u1, d1, u2, d2) = (at(1, 2), at(3, 2), at(0, 2), at(4, 2));
-    let (ul, ur, dl, dr) = (at(1, 1), at(1, 3), at(3, 1), at(3, 3));
+    let nb = Neighbours::of(window, out.len());
     jupiter_plugin_api::simd::wide(
         #[inline(always)]
         || {
+            let nb = nb.cut(out.len());
             for (i, o) in out.iter_mut().enumerate() {
-                let ctr = c[i];
-                let h1 = l1[i] + r1[i];
-                let v1 = u1[i] + d1[i];
-                let h2 = l2[i] + r2[i];
-                let v2 = u2[i] + d2[i];
-                let diag = ul[i] + ur[i] + dl[i] + dr[i];
-                let [hz, vt, gr, op] = mhc_kernels(ctr, [h1, v1], [h2, v2], diag);
+                let (ctr, [hz, vt, gr, op]) = nb.kernels(i);
                 // Summed R, G, B, as `mhc_rows` lays the channels out.
                 let (green, colour) = if RB == 0 {
                     (mean_clamped(hz, ctr, vt), mean_clamped(ctr, gr, op))
@@ -558,22 +549,13 @@ impl MhcRow {
         }
         let (hz, vt) = (&mut self.horizontal[..m], &mut self.vertical[..m]);
         let (gr, op) = (&mut self.green[..m], &mut self.opposite[..m]);
-        // Each neighbour as a slice aligned with the centre (length m).
-        let at = |dy: usize, dx: usize| &window[dy][dx..dx + m];
-        let (c, l1, r1, l2, r2) = (at(2, 2), at(2, 1), at(2, 3), at(2, 0), at(2, 4));
-        let (u1, d1, u2, d2) = (at(1, 2), at(3, 2), at(0, 2), at(4, 2));
-        let (ul, ur, dl, dr) = (at(1, 1), at(1, 3), at(3, 1), at(3, 3));
+        let nb = Neighbours::of(window, m);
         jupiter_plugin_api::simd::wide(
             #[inline(always)]
             || {
+                let nb = nb.cut(m);
                 for i in 0..m {
-                    let ctr = c[i];
-                    let h1 = l1[i] + r1[i];
-                    let v1 = u1[i] + d1[i];
-                    let h2 = l2[i] + r2[i];
-                    let v2 = u2[i] + d2[i];
-                    let diag = ul[i] + ur[i] + dl[i] + dr[i];
-                    [hz[i], vt[i], gr[i], op[i]] = mhc_kernels(ctr, [h1, v1], [h2, v2], diag);
+                    [hz[i], vt[i], gr[i], op[i]] = nb.kernels(i).1;
                 }
             },
         );
@@ -600,6 +582,76 @@ impl MhcRow {
             s[2 - own] = &self.opposite;
         }
         s
+    }
+}
+
+/// The interior of a row's five raw rows (`window[2]` the row itself) as
+/// slices aligned with the centre, `m` long (index x − 2): each pixel's
+/// neighbours at one index, so that loops over them vectorise.
+struct Neighbours<'a> {
+    /// Centre; left and right at 1; left and right at 2.
+    c: &'a [f32],
+    l1: &'a [f32],
+    r1: &'a [f32],
+    l2: &'a [f32],
+    r2: &'a [f32],
+    /// Up and down at 1 and at 2.
+    u1: &'a [f32],
+    d1: &'a [f32],
+    u2: &'a [f32],
+    d2: &'a [f32],
+    /// The diagonals: up-left, up-right, down-left, down-right.
+    diag: [&'a [f32]; 4],
+}
+
+impl<'a> Neighbours<'a> {
+    fn of(window: &[&'a [f32]; 5], m: usize) -> Neighbours<'a> {
+        let at = |dy: usize, dx: usize| &window[dy][dx..dx + m];
+        Neighbours {
+            c: at(2, 2),
+            l1: at(2, 1),
+            r1: at(2, 3),
+            l2: at(2, 0),
+            r2: at(2, 4),
+            u1: at(1, 2),
+            d1: at(3, 2),
+            u2: at(0, 2),
+            d2: at(4, 2),
+            diag: [at(1, 1), at(1, 3), at(3, 1), at(3, 3)],
+        }
+    }
+
+    /// Every slice cut to `m`: called in the loop's function, so that the
+    /// compiler sees each length and checks no index in the loop.
+    #[inline(always)]
+    fn cut(&self, m: usize) -> Neighbours<'a> {
+        let [ul, ur, dl, dr] = self.diag;
+        Neighbours {
+            c: &self.c[..m],
+            l1: &self.l1[..m],
+            r1: &self.r1[..m],
+            l2: &self.l2[..m],
+            r2: &self.r2[..m],
+            u1: &self.u1[..m],
+            d1: &self.d1[..m],
+            u2: &self.u2[..m],
+            d2: &self.d2[..m],
+            diag: [&ul[..m], &ur[..m], &dl[..m], &dr[..m]],
+        }
+    }
+
+    /// The centre sample at index `i` and [`mhc_kernels`] there, the
+    /// neighbours summed as [`mhc_px`] sums them.
+    #[inline(always)]
+    fn kernels(&self, i: usize) -> (f32, [f32; 4]) {
+        let ctr = self.c[i];
+        let h1 = self.l1[i] + self.r1[i];
+        let v1 = self.u1[i] + self.d1[i];
+        let h2 = self.l2[i] + self.r2[i];
+        let v2 = self.u2[i] + self.d2[i];
+        let [ul, ur, dl, dr] = self.diag;
+        let diag = ul[i] + ur[i] + dl[i] + dr[i];
+        (ctr, mhc_kernels(ctr, [h1, v1], [h2, v2], diag))
     }
 }
 

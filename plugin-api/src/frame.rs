@@ -379,6 +379,14 @@ impl Image {
 /// Grid point `(i, j)` sits at `(x0 + i * step_x, y0 + j * step_y)`; values
 /// are stored row-major (`j * cols + i`). Between points the field is
 /// interpolated bilinearly; outside it is clamped to the nearest edge.
+///
+/// With `refine` > 1 the stored grid is a coarse one that stands for the
+/// grid refined `refine` times in each direction by Catmull-Rom
+/// interpolation ([`refine_nodes`]; weights then clamped to `0..=1`):
+/// readers take [`WarpField::dense`] (or [`FrameWarp::dense_field`]) and
+/// interpolate that. An aligner keeps its fields coarse so that memory
+/// grows with the measured points, not with the refinement (40,000 frames:
+/// 73 MB of refined fields against 20 MB of coarse ones).
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, PartialEq)]
 pub struct WarpField {
@@ -391,6 +399,63 @@ pub struct WarpField {
     pub dx: RVec<f32>,
     pub dy: RVec<f32>,
     pub weight: RVec<f32>,
+    /// Refinement the stored nodes stand for (1: they are the field).
+    pub refine: u32,
+}
+
+/// Upsamples a `cols × rows` grid of node values by `factor` in both
+/// directions (Catmull-Rom, edges replicated, along x then along y): the
+/// result has `(cols - 1) * factor + 1` columns, the original nodes keep
+/// their values, and the nodes in between follow the field smoothly. A
+/// field interpolated bilinearly between nodes refined this way follows a
+/// distortion that varies over a few grid steps much more closely than
+/// bilinear interpolation of the coarse grid.
+pub fn refine_nodes(
+    values: &[f32],
+    cols: usize,
+    rows: usize,
+    factor: usize,
+) -> (Vec<f32>, usize, usize) {
+    let factor = factor.max(1);
+    if factor == 1 || cols == 0 || rows == 0 {
+        return (values.to_vec(), cols, rows);
+    }
+    let up = |n: usize| (n - 1) * factor + 1;
+    let (fc, fr) = (up(cols), up(rows));
+    let taps = |i: usize, n: usize| -> ([usize; 4], [f32; 4]) {
+        let base = i / factor;
+        let t = (i % factor) as f32 / factor as f32;
+        let at = |d: isize| (base as isize + d).clamp(0, n as isize - 1) as usize;
+        ([at(-1), at(0), at(1), at(2)], catmull_rom(t))
+    };
+    let mut tmp = vec![0.0f32; fc * rows];
+    for j in 0..rows {
+        for i in 0..fc {
+            let (idx, wt) = taps(i, cols);
+            tmp[j * fc + i] = (0..4).map(|q| wt[q] * values[j * cols + idx[q]]).sum();
+        }
+    }
+    let mut out = vec![0.0f32; fc * fr];
+    for j in 0..fr {
+        let (idx, wt) = taps(j, rows);
+        for i in 0..fc {
+            out[j * fc + i] = (0..4).map(|q| wt[q] * tmp[idx[q] * fc + i]).sum();
+        }
+    }
+    (out, fc, fr)
+}
+
+/// Catmull-Rom weights of taps −1, 0, 1, 2 at fraction `t` (kit's
+/// `cubic_weights`, the same operations).
+fn catmull_rom(t: f32) -> [f32; 4] {
+    let t2 = t * t;
+    let t3 = t2 * t;
+    [
+        0.5 * (-t3 + 2.0 * t2 - t),
+        0.5 * (3.0 * t3 - 5.0 * t2 + 2.0),
+        0.5 * (-3.0 * t3 + 4.0 * t2 + t),
+        0.5 * (t3 - t2),
+    ]
 }
 
 impl WarpField {
@@ -415,7 +480,52 @@ impl WarpField {
             dx,
             dy,
             weight,
+            refine: 1,
         }
+    }
+
+    /// [`WarpField::new`] of the coarse nodes of a field that stands for
+    /// them refined `factor` times ([`refine_nodes`]); `step` is the coarse
+    /// nodes' spacing.
+    pub fn refined(
+        dims: (usize, usize),
+        origin: (f32, f32),
+        step: (f32, f32),
+        values: [Vec<f32>; 3],
+        factor: usize,
+    ) -> WarpField {
+        WarpField {
+            refine: factor.max(1) as u32,
+            ..WarpField::new(dims, origin, step, values)
+        }
+    }
+
+    /// The node counts (columns, rows) of [`Self::dense`], without making it.
+    pub fn dense_dims(&self) -> (u32, u32) {
+        let f = self.refine.max(1);
+        let up = |n: u32| if n == 0 { 0 } else { (n - 1) * f + 1 };
+        (up(self.cols), up(self.rows))
+    }
+
+    /// The field readers interpolate: this one when `refine` is 1, else its
+    /// nodes refined ([`refine_nodes`]), the weights clamped to `0..=1`, at
+    /// `step / refine`.
+    pub fn dense(&self) -> std::borrow::Cow<'_, WarpField> {
+        let f = self.refine as usize;
+        if f <= 1 {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        let (c, r) = (self.cols as usize, self.rows as usize);
+        let (dx, cols, rows) = refine_nodes(&self.dx, c, r, f);
+        let (dy, _, _) = refine_nodes(&self.dy, c, r, f);
+        let (mut weight, _, _) = refine_nodes(&self.weight, c, r, f);
+        weight.iter_mut().for_each(|w| *w = w.clamp(0.0, 1.0));
+        std::borrow::Cow::Owned(WarpField::new(
+            (cols, rows),
+            (self.x0, self.y0),
+            (self.step_x / f as f32, self.step_y / f as f32),
+            [dx, dy, weight],
+        ))
     }
 
     /// The grid columns around pixel column `x`: the two node indices and
@@ -493,6 +603,10 @@ impl FrameWarp {
             field: ROption::RSome(field),
         }
     }
+    /// The local field as readers interpolate it ([`WarpField::dense`]).
+    pub fn dense_field(&self) -> Option<std::borrow::Cow<'_, WarpField>> {
+        self.field.as_ref().into_option().map(WarpField::dense)
+    }
     /// A pure global shift.
     pub fn shift(dx: f32, dy: f32) -> FrameWarp {
         FrameWarp {
@@ -511,6 +625,54 @@ pub struct Alignment {
     /// Index (in the source) of the frame used as the reference, or the best
     /// frame when the reference is a mean of several.
     pub reference: u32,
+}
+
+#[cfg(test)]
+mod field_tests {
+    use super::*;
+
+    #[test]
+    fn a_refined_field_reads_as_its_nodes_refined_and_a_plain_one_as_itself() {
+        let (c, r) = (4usize, 3usize);
+        let dx: Vec<f32> = (0..c * r).map(|k| (k as f32 * 0.7).sin()).collect();
+        let dy: Vec<f32> = (0..c * r).map(|k| (k as f32 * 0.3).cos()).collect();
+        // Weights 0, 0, 1, 1 along each row: Catmull-Rom undershoots.
+        let wt: Vec<f32> = (0..c * r).map(|k| (k % c >= 2) as u8 as f32).collect();
+        let plain = WarpField::new(
+            (c, r),
+            (5.0, 7.0),
+            (16.0, 16.0),
+            [dx.clone(), dy.clone(), wt.clone()],
+        );
+        assert!(matches!(plain.dense(), std::borrow::Cow::Borrowed(_)));
+        assert_eq!(plain.dense_dims(), (4, 3));
+        let coarse = WarpField::refined(
+            (c, r),
+            (5.0, 7.0),
+            (16.0, 16.0),
+            [dx.clone(), dy.clone(), wt.clone()],
+            2,
+        );
+        assert_eq!(coarse.dense_dims(), (7, 5));
+        let d = coarse.dense();
+        assert_eq!((d.cols, d.rows, d.refine), (7, 5, 1));
+        assert_eq!((d.x0, d.y0, d.step_x, d.step_y), (5.0, 7.0, 8.0, 8.0));
+        assert_eq!(d.dx.as_slice(), refine_nodes(&dx, c, r, 2).0.as_slice());
+        assert_eq!(d.dy.as_slice(), refine_nodes(&dy, c, r, 2).0.as_slice());
+        let w = refine_nodes(&wt, c, r, 2).0;
+        assert!(
+            w.iter().any(|v| !(0.0..=1.0).contains(v)),
+            "no overshoot to clamp"
+        );
+        let clamped: Vec<f32> = w.iter().map(|v| v.clamp(0.0, 1.0)).collect();
+        assert_eq!(d.weight.as_slice(), clamped.as_slice());
+        // The nodes keep their values; the field at a node is the node's.
+        assert_eq!(d.dx[2 * 7 + 2], dx[4 + 1]);
+        assert_eq!(d.sample(5.0 + 16.0, 7.0 + 16.0).0, dx[4 + 1]);
+        let warp = FrameWarp::with_field(1.0, 2.0, coarse.clone());
+        assert_eq!(*warp.dense_field().unwrap(), *d);
+        assert!(FrameWarp::shift(1.0, 2.0).dense_field().is_none());
+    }
 }
 
 #[cfg(test)]

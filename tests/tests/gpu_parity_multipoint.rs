@@ -65,8 +65,8 @@ fn compare(cpu: &[FrameWarp], gpu: &[FrameWarp]) -> f32 {
     for (i, (a, b)) in cpu.iter().zip(gpu).enumerate() {
         worst = worst.max((a.dx - b.dx).abs()).max((a.dy - b.dy).abs());
         let (fa, fb) = (
-            a.field.as_ref().into_option().expect("cpu field"),
-            b.field.as_ref().into_option().expect("gpu field"),
+            &a.dense_field().expect("cpu field"),
+            &b.dense_field().expect("gpu field"),
         );
         assert_eq!(fa.weight, fb.weight, "frame {i}: weights differ");
         for (x, y) in fa

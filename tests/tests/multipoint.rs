@@ -434,8 +434,8 @@ fn with_weights_of(
         .zip(aligned.iter())
         .map(|(t, m)| {
             let (mut f, mf) = (
-                t.field.as_ref().into_option().unwrap().clone(),
-                m.field.as_ref().into_option().unwrap(),
+                t.dense_field().unwrap().into_owned(),
+                &m.dense_field().unwrap(),
             );
             for j in 0..rows {
                 for c in 0..cols {

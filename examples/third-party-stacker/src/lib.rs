@@ -106,9 +106,10 @@ pub fn trimmed_mean(v: &mut [f32], trim: f32, winsorize: bool) -> f32 {
     (sum / count as f64) as f32
 }
 
-/// The total shift and weight of a warp at pixel `(x, y)`.
-fn shift_at(warp: &FrameWarp, x: f32, y: f32) -> (f32, f32, f32) {
-    match warp.field.as_ref().into_option() {
+/// The total shift and weight of a warp at pixel `(x, y)`, its field as
+/// interpolated (`field`: the warp's [`FrameWarp::dense_field`]).
+fn shift_at(warp: &FrameWarp, field: Option<&WarpField>, x: f32, y: f32) -> (f32, f32, f32) {
+    match field {
         Some(f) => {
             let (dx, dy, w) = f.sample(x, y);
             (warp.dx + dx, warp.dy + dy, w)
@@ -151,8 +152,12 @@ pub fn stack(
                 return;
             }
             // The input rows this band needs from frame i.
+            let field = warp.dense_field();
             let shifts: Vec<(f32, f32, f32)> = (0..rows * w)
-                .map(|px| shift_at(warp, (px % w) as f32, (y0 + px / w) as f32))
+                .map(|px| {
+                    let (x, y) = ((px % w) as f32, (y0 + px / w) as f32);
+                    shift_at(warp, field.as_deref(), x, y)
+                })
                 .collect();
             let (lo, hi) = shifts
                 .iter()

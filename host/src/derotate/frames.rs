@@ -269,7 +269,8 @@ pub fn compose(
         .iter()
         .zip(turns)
         .map(|(warp, turn)| {
-            let field = warp.field.as_ref().into_option();
+            let dense = warp.dense_field();
+            let field = dense.as_deref();
             let mut v = [Vec::new(), Vec::new(), Vec::new()];
             for j in 0..rows {
                 for i in 0..cols {
@@ -327,11 +328,7 @@ fn grid(
     let half = globe.a.max(globe.b) + 3.0 * step;
     let (mut xa, mut xb) = (cx - half, cx + half);
     let (mut ya, mut yb) = (cy - half, cy + half);
-    if let Some(f) = alignment
-        .warps
-        .iter()
-        .find_map(|w| w.field.as_ref().into_option())
-    {
+    if let Some(f) = alignment.warps.iter().find_map(|w| w.dense_field()) {
         xa = xa.min(f.x0 as f64);
         ya = ya.min(f.y0 as f64);
         xb = xb.max(f.x0 as f64 + (f.cols.max(1) - 1) as f64 * f.step_x as f64);
@@ -396,7 +393,7 @@ mod tests {
             reference: 0,
         };
         let c = compose(&al, &g, &turns, 4.0, (120, 100));
-        let f = c.warps[0].field.as_ref().into_option().unwrap();
+        let f = c.warps[0].dense_field().unwrap();
         // Output (60, 50) samples the frame at (63, 48): its disc centre.
         let (dx, dy, w) = f.sample(60.0, 50.0);
         let (ex, ey, _) = g.derotation((0.0, 0.0), -0.04);

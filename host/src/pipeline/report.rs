@@ -78,12 +78,12 @@ impl ApSummary {
     /// The summary of the warps' fields; `None` when a warp has no field or
     /// the grids differ.
     pub fn of(warps: &[jupiter_plugin_api::FrameWarp]) -> Option<ApSummary> {
-        let first = warps.first()?.field.as_ref().into_option()?;
+        let first = warps.first()?.dense_field()?;
         let (cols, rows) = (first.cols as usize, first.rows as usize);
         let mut sq = vec![0.0f64; cols * rows];
         let mut kept = vec![0.0f32; cols * rows];
         for w in warps {
-            let f = w.field.as_ref().into_option()?;
+            let f = w.dense_field()?;
             if (f.cols as usize, f.rows as usize) != (cols, rows) {
                 return None;
             }

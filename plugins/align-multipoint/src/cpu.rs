@@ -486,7 +486,7 @@ pub(crate) fn field_so_far(
     let (mut fx, mut fy): (Vec<f32>, Vec<f32>) = est.iter().map(|l| (l.dx, l.dy)).unzip();
     field::fill(grid, &mut fx, &mut fy);
     let ones = vec![1.0; grid.len()];
-    let f = grid.field(&fx, &fy, &ones, p.field_refine as usize);
+    let f = grid.dense_field(&fx, &fy, &ones, p.field_refine as usize);
     (fx, fy, f)
 }
 
@@ -751,7 +751,7 @@ fn mean_under_fields(
         .map(|(g, l)| {
             let (mut dx, mut dy): (Vec<f32>, Vec<f32>) = l.iter().map(|l| (l.dx, l.dy)).unzip();
             field::fill(grid, &mut dx, &mut dy);
-            let f = grid.field(&dx, &dy, &ones, p.field_refine as usize);
+            let f = grid.dense_field(&dx, &dy, &ones, p.field_refine as usize);
             FrameWarp::with_field(g.dx, g.dy, f)
         })
         .collect();
@@ -1782,7 +1782,7 @@ mod tests {
         let a = be
             .with_ctx("t", |ctx| align(ctx, &frames.as_ref(), &p))
             .unwrap();
-        let f0 = a.warps[0].field.as_ref().into_option().unwrap();
+        let f0 = a.warps[0].dense_field().unwrap();
         // field_refine = 2: the measured points are every other node.
         let (cols, rows) = (f0.cols as usize, f0.rows as usize);
         for j in (0..rows).step_by(2) {
@@ -1790,7 +1790,7 @@ mod tests {
                 let kept: f32 = a
                     .warps
                     .iter()
-                    .map(|w| w.field.as_ref().into_option().unwrap().weight[j * cols + i])
+                    .map(|w| w.dense_field().unwrap().weight[j * cols + i])
                     .sum();
                 assert_eq!(kept, 3.0, "node ({i},{j})");
             }
@@ -1824,7 +1824,7 @@ mod tests {
             })
             .unwrap();
         for (i, warp) in a.warps.iter().enumerate() {
-            let f = warp.field.as_ref().into_option().unwrap();
+            let f = warp.dense_field().unwrap();
             for (fx, fy) in f.dx.iter().zip(f.dy.iter()) {
                 let (tx, ty) = (warp.dx + fx, warp.dy + fy);
                 assert!(
@@ -1868,14 +1868,12 @@ mod tests {
             })
             .unwrap();
         assert_eq!(a.warps.len(), 2);
-        assert!(a.warps.iter().all(|w| w.dx.is_finite()
-            && w.field
-                .as_ref()
-                .into_option()
-                .unwrap()
-                .weight
+        assert!(
+            a.warps
                 .iter()
-                .all(|v| *v == 1.0)));
+                .all(|w| w.dx.is_finite()
+                    && w.dense_field().unwrap().weight.iter().all(|v| *v == 1.0))
+        );
     }
 
     #[test]

@@ -4,7 +4,6 @@
 //! tested on their own.
 
 use crate::grid::ApGrid;
-use jupiter_kit::warp::cubic_weights;
 
 /// One local measurement: the shift of a point's patch on top of the frame's
 /// global shift, the correlation peak (confidence), whether it passed the
@@ -278,44 +277,9 @@ const BUDGET_DETAIL_MARGIN: f64 = 0.05;
 /// unaveraged (at 1, a strong-seeing planet lost 0.3 dB).
 const BUDGET_MIN_FRAMES: usize = 3;
 
-/// Upsamples a `cols × rows` grid of node values by `factor` in both
-/// directions (Catmull-Rom, edges replicated): the result has
-/// `(cols - 1) * factor + 1` columns, the original nodes keep their values,
-/// and the nodes in between follow the measured field smoothly. The stacker
-/// interpolates the field bilinearly between nodes; doing that on a grid
-/// refined this way follows a distortion that varies over a few grid steps
-/// much more closely than bilinear interpolation of the coarse grid, at no
-/// measurement cost.
-pub fn refine(values: &[f32], cols: usize, rows: usize, factor: usize) -> (Vec<f32>, usize, usize) {
-    let factor = factor.max(1);
-    if factor == 1 {
-        return (values.to_vec(), cols, rows);
-    }
-    let up = |n: usize| (n - 1) * factor + 1;
-    let (fc, fr) = (up(cols), up(rows));
-    let taps = |i: usize, n: usize| -> ([usize; 4], [f32; 4]) {
-        let base = i / factor;
-        let t = (i % factor) as f32 / factor as f32;
-        let at = |d: isize| (base as isize + d).clamp(0, n as isize - 1) as usize;
-        ([at(-1), at(0), at(1), at(2)], cubic_weights(t))
-    };
-    // Along x, then along y.
-    let mut tmp = vec![0.0f32; fc * rows];
-    for j in 0..rows {
-        for i in 0..fc {
-            let (idx, wt) = taps(i, cols);
-            tmp[j * fc + i] = (0..4).map(|q| wt[q] * values[j * cols + idx[q]]).sum();
-        }
-    }
-    let mut out = vec![0.0f32; fc * fr];
-    for j in 0..fr {
-        let (idx, wt) = taps(j, rows);
-        for i in 0..fc {
-            out[j * fc + i] = (0..4).map(|q| wt[q] * tmp[idx[q] * fc + i]).sum();
-        }
-    }
-    (out, fc, fr)
-}
+/// The refinement of a grid of node values the stacker interpolates
+/// ([`jupiter_plugin_api::frame::refine_nodes`]).
+pub use jupiter_plugin_api::frame::refine_nodes as refine;
 
 #[cfg(test)]
 mod tests {

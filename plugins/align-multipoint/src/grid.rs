@@ -5,7 +5,6 @@
 use jupiter_kit::stats::percentile;
 use jupiter_plugin_api::{StageCtx, StageError, WarpField};
 
-use crate::field::refine;
 use crate::params::{Mode, MultipointParams};
 
 /// Smallest patch an alignment point may have.
@@ -79,18 +78,34 @@ impl ApGrid {
         (x as f32 + half, y as f32 + half)
     }
 
-    /// The warp field of one frame from its per-point values, with the node
-    /// grid refined `factor` times by cubic interpolation (see
-    /// [`refine`]); weights are kept within `0..=1`.
+    /// The warp field of one frame from its per-point values, standing for
+    /// the node grid refined `factor` times by cubic interpolation
+    /// ([`WarpField::refined`]: the points' values are what is stored, the
+    /// readers refine them, [`WarpField::dense`]); weights are kept within
+    /// `0..=1`.
     pub fn field(&self, dx: &[f32], dy: &[f32], weight: &[f32], factor: usize) -> WarpField {
-        let factor = factor.max(1);
         let (x0, y0) = self.centre(0);
-        let (dx, cols, rows) = refine(dx, self.cols, self.rows, factor);
-        let (dy, _, _) = refine(dy, self.cols, self.rows, factor);
-        let (mut weight, _, _) = refine(weight, self.cols, self.rows, factor);
-        weight.iter_mut().for_each(|w| *w = w.clamp(0.0, 1.0));
-        let step = self.step as f32 / factor as f32;
-        WarpField::new((cols, rows), (x0, y0), (step, step), [dx, dy, weight])
+        // Unrefined, the nodes are the field: clamped here; else after the
+        // refinement, by `dense`.
+        let weight = if factor <= 1 {
+            weight.iter().map(|w| w.clamp(0.0, 1.0)).collect()
+        } else {
+            weight.to_vec()
+        };
+        let step = self.step as f32;
+        WarpField::refined(
+            (self.cols, self.rows),
+            (x0, y0),
+            (step, step),
+            [dx.to_vec(), dy.to_vec(), weight],
+            factor,
+        )
+    }
+
+    /// [`Self::field`] refined at once ([`WarpField::dense`]), for the
+    /// aligner's own resampling.
+    pub fn dense_field(&self, dx: &[f32], dy: &[f32], weight: &[f32], factor: usize) -> WarpField {
+        self.field(dx, dy, weight, factor).dense().into_owned()
     }
 
     /// Every `factor`-th point in each direction from the first (same patch
@@ -647,7 +662,10 @@ mod tests {
             (f.cols, f.rows, f.step_x, f.x0, f.y0),
             (5, 3, 16.0, 17.5, 18.5)
         );
+        // Refined twice: stored at the points, read at twice the density.
         let f = g.field(&[0.0; 15], &[0.0; 15], &[1.0; 15], 2);
+        assert_eq!((f.cols, f.rows, f.refine), (5, 3, 2));
+        let f = f.dense().into_owned();
         assert_eq!(
             (f.cols, f.rows, f.step_x, f.x0, f.y0),
             (9, 5, 8.0, 17.5, 18.5)

@@ -649,12 +649,17 @@ pub fn band_has_weight(field: &WarpField, y0: usize, rows: usize) -> bool {
 
 /// Vertical extent of a warp's shifts: `(min dy, max dy)`.
 pub fn dy_range(warp: &FrameWarp) -> (f32, f32) {
-    match warp.field.as_ref().into_option() {
-        None => (warp.dy, warp.dy),
+    shift_range(warp.dy, warp.dense_field().as_deref())
+}
+
+/// [`dy_range`] of a global `dy` and the field as interpolated.
+fn shift_range(dy: f32, field: Option<&WarpField>) -> (f32, f32) {
+    match field {
+        None => (dy, dy),
         Some(f) => {
             let lo = f.dy.iter().copied().fold(f32::INFINITY, f32::min);
             let hi = f.dy.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            (warp.dy + lo.min(0.0), warp.dy + hi.max(0.0))
+            (dy + lo.min(0.0), dy + hi.max(0.0))
         }
     }
 }
@@ -684,7 +689,12 @@ pub fn warped_rows(
 ) -> Result<(), StageError> {
     let info = frames.info();
     let (w, h, ch) = info.dims();
-    if let (Some(f), Some(wb)) = (warp.field.as_ref().into_option(), weight.as_deref_mut()) {
+    // The field as it is interpolated (a coarse one refined here, per band:
+    // microseconds, where holding every frame's refined field was most of
+    // a long capture's memory).
+    let dense = warp.dense_field();
+    let field = dense.as_deref();
+    if let (Some(f), Some(wb)) = (field, weight.as_deref_mut()) {
         if !band_has_weight(f, y0, rows) {
             // Not selected anywhere in these rows: nothing to read.
             out[..rows * w * ch].fill(0.0);
@@ -692,12 +702,11 @@ pub fn warped_rows(
             return Ok(());
         }
     }
-    let (lo, hi) = dy_range(warp);
+    let (lo, hi) = shift_range(warp.dy, field);
     let in_y0 = ((y0 as f32 + lo).floor() as isize - 2).clamp(0, h as isize - 1) as usize;
     let in_y1 = (((y0 + rows) as f32 + hi).ceil() as isize + 3)
         .clamp(in_y0 as isize + 1, h as isize) as usize;
     let win_len = (in_y1 - in_y0) * w * ch;
-    let field = warp.field.as_ref().into_option();
     // A pure shift also needs one horizontally resampled copy of the window.
     scratch.resize(
         if field.is_none() {

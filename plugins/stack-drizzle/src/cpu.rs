@@ -139,7 +139,8 @@ fn accumulate(
         return;
     }
     let (ow, ch) = (g.out_w, win.ch);
-    let field = warp.field.as_ref().into_option();
+    let dense = warp.dense_field();
+    let field = dense.as_deref();
     let cols = field.map_or(0, |f| f.cols as usize);
     let nodes: Vec<(usize, usize, f32)> = match field {
         Some(f) => (0..ow).map(|u| f.column_nodes(g.ref_x(u))).collect(),

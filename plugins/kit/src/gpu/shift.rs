@@ -205,7 +205,7 @@ pub fn warp_tables_at(
     let mut grids = Vec::new();
     for (k, (w, &weight)) in warps.iter().zip(weights).enumerate() {
         let offset = grids.len() as u32;
-        let (cols, rows, x0, y0, sx, sy) = match w.field.as_ref().into_option() {
+        let (cols, rows, x0, y0, sx, sy) = match w.dense_field().as_deref() {
             Some(f) => {
                 grids.extend_from_slice(&f.dx);
                 grids.extend_from_slice(&f.dy);
@@ -261,11 +261,10 @@ pub fn warp_accumulate_resident(
     let len = w * h * c;
     let used: Vec<usize> = (0..warps.len()).filter(|&i| weights[i] > 0.0).collect();
     let grid_words = |i: &usize| {
-        warps[*i]
-            .field
-            .as_ref()
-            .into_option()
-            .map_or(3, |f| 3 * (f.cols * f.rows) as usize)
+        warps[*i].field.as_ref().into_option().map_or(3, |f| {
+            let (c, r) = f.dense_dims();
+            3 * (c * r) as usize
+        })
     };
     let max_grid = used.iter().map(grid_words).max().unwrap_or(3);
     let table = bufs.zeroed(WARP_FRAMES * WARP_SLOT_WORDS)?;
@@ -372,10 +371,10 @@ pub fn for_warp_batches(
     let (n, len, h) = (info.count as usize, info.frame_len(), info.height as usize);
     let batch = (batch_words / len.max(1)).clamp(1, n.max(1));
     let grid_words = |wp: &jupiter_plugin_api::FrameWarp| {
-        wp.field
-            .as_ref()
-            .into_option()
-            .map_or(3, |f| 3 * (f.cols * f.rows) as usize)
+        wp.field.as_ref().into_option().map_or(3, |f| {
+            let (c, r) = f.dense_dims();
+            3 * (c * r) as usize
+        })
     };
     let max_grid = warps.iter().map(grid_words).max().unwrap_or(3);
     let src = bufs.zeroed(batch * len)?;

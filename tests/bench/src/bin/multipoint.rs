@@ -282,8 +282,8 @@ fn resampling(
         let t = Instant::now();
         for (i, warp) in a.warps.iter().enumerate() {
             let plane = frames.frame(i).map_err(err)?;
-            let f = warp.field.as_ref().into_option().ok_or("no field")?;
-            dewarp_rows(&plane, w, h, warp.dx, warp.dy, f, 0, &mut out);
+            let f = warp.dense_field().ok_or("no field")?;
+            dewarp_rows(&plane, w, h, warp.dx, warp.dy, &f, 0, &mut out);
         }
         let row_t = t.elapsed().as_secs_f64();
         println!(

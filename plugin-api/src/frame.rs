@@ -420,29 +420,59 @@ pub fn refine_nodes(
     if factor == 1 || cols == 0 || rows == 0 {
         return (values.to_vec(), cols, rows);
     }
-    let up = |n: usize| (n - 1) * factor + 1;
-    let (fc, fr) = (up(cols), up(rows));
-    let taps = |i: usize, n: usize| -> ([usize; 4], [f32; 4]) {
-        let base = i / factor;
-        let t = (i % factor) as f32 / factor as f32;
-        let at = |d: isize| (base as isize + d).clamp(0, n as isize - 1) as usize;
-        ([at(-1), at(0), at(1), at(2)], catmull_rom(t))
-    };
-    let mut tmp = vec![0.0f32; fc * rows];
-    for j in 0..rows {
-        for i in 0..fc {
-            let (idx, wt) = taps(i, cols);
-            tmp[j * fc + i] = (0..4).map(|q| wt[q] * values[j * cols + idx[q]]).sum();
+    let r = Refiner::new(cols, rows, factor);
+    (r.apply(values), r.fc, r.fr)
+}
+
+/// [`refine_nodes`]' taps, found once per grid (a stacker refines a
+/// frame's three value grids for every band it stacks).
+struct Refiner {
+    cols: usize,
+    fc: usize,
+    fr: usize,
+    /// Per refined column (row): the four coarse nodes and their weights.
+    xt: Vec<([usize; 4], [f32; 4])>,
+    yt: Vec<([usize; 4], [f32; 4])>,
+}
+
+impl Refiner {
+    fn new(cols: usize, rows: usize, factor: usize) -> Refiner {
+        let up = |n: usize| (n - 1) * factor + 1;
+        let taps = |i: usize, n: usize| -> ([usize; 4], [f32; 4]) {
+            let base = i / factor;
+            let t = (i % factor) as f32 / factor as f32;
+            let at = |d: isize| (base as isize + d).clamp(0, n as isize - 1) as usize;
+            ([at(-1), at(0), at(1), at(2)], catmull_rom(t))
+        };
+        let (fc, fr) = (up(cols), up(rows));
+        Refiner {
+            cols,
+            fc,
+            fr,
+            xt: (0..fc).map(|i| taps(i, cols)).collect(),
+            yt: (0..fr).map(|j| taps(j, rows)).collect(),
         }
     }
-    let mut out = vec![0.0f32; fc * fr];
-    for j in 0..fr {
-        let (idx, wt) = taps(j, rows);
-        for i in 0..fc {
-            out[j * fc + i] = (0..4).map(|q| wt[q] * tmp[idx[q] * fc + i]).sum();
+
+    /// The values refined: along x, then along y.
+    fn apply(&self, values: &[f32]) -> Vec<f32> {
+        let (cols, fc) = (self.cols, self.fc);
+        let rows = values.len() / cols;
+        let mut tmp = vec![0.0f32; fc * rows];
+        for j in 0..rows {
+            let row = &values[j * cols..(j + 1) * cols];
+            for (o, (idx, wt)) in tmp[j * fc..(j + 1) * fc].iter_mut().zip(&self.xt) {
+                *o = (0..4).map(|q| wt[q] * row[idx[q]]).sum();
+            }
         }
+        let mut out = vec![0.0f32; fc * self.fr];
+        for (j, (idx, wt)) in self.yt.iter().enumerate() {
+            for (i, o) in out[j * fc..(j + 1) * fc].iter_mut().enumerate() {
+                *o = (0..4).map(|q| wt[q] * tmp[idx[q] * fc + i]).sum();
+            }
+        }
+        out
     }
-    (out, fc, fr)
 }
 
 /// Catmull-Rom weights of taps −1, 0, 1, 2 at fraction `t` (kit's
@@ -516,9 +546,13 @@ impl WarpField {
             return std::borrow::Cow::Borrowed(self);
         }
         let (c, r) = (self.cols as usize, self.rows as usize);
-        let (dx, cols, rows) = refine_nodes(&self.dx, c, r, f);
-        let (dy, _, _) = refine_nodes(&self.dy, c, r, f);
-        let (mut weight, _, _) = refine_nodes(&self.weight, c, r, f);
+        if c == 0 || r == 0 {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        let refiner = Refiner::new(c, r, f);
+        let (cols, rows) = (refiner.fc, refiner.fr);
+        let (dx, dy) = (refiner.apply(&self.dx), refiner.apply(&self.dy));
+        let mut weight = refiner.apply(&self.weight);
         weight.iter_mut().for_each(|w| *w = w.clamp(0.0, 1.0));
         std::borrow::Cow::Owned(WarpField::new(
             (cols, rows),

@@ -475,9 +475,11 @@ impl Refiner {
     }
 }
 
-/// Catmull-Rom weights of taps −1, 0, 1, 2 at fraction `t` (kit's
-/// `cubic_weights`, the same operations).
-fn catmull_rom(t: f32) -> [f32; 4] {
+/// Catmull-Rom weights (cubic convolution, a = −0.5) of taps −1, 0, 1, 2
+/// at fraction `t` in `[0, 1)`: what [`refine_nodes`] and kit's resamplers
+/// (`jupiter_kit::warp::cubic_weights`) weigh with.
+#[inline(always)]
+pub fn catmull_rom(t: f32) -> [f32; 4] {
     let t2 = t * t;
     let t3 = t2 * t;
     [

@@ -20,18 +20,9 @@ pub fn floor_i(v: f32) -> isize {
     }
 }
 
-/// Catmull-Rom weights for taps at -1, 0, 1, 2 of a fraction `t` in `[0, 1)`.
-#[inline(always)]
-pub fn cubic_weights(t: f32) -> [f32; 4] {
-    let t2 = t * t;
-    let t3 = t2 * t;
-    [
-        0.5 * (-t3 + 2.0 * t2 - t),
-        0.5 * (3.0 * t3 - 5.0 * t2 + 2.0),
-        0.5 * (-3.0 * t3 + 4.0 * t2 + t),
-        0.5 * (t3 - t2),
-    ]
-}
+/// Catmull-Rom weights for taps at -1, 0, 1, 2 of a fraction `t` in `[0, 1)`:
+/// the ones the warp fields are refined with ([`jupiter_plugin_api::frame::refine_nodes`]).
+pub use jupiter_plugin_api::frame::catmull_rom as cubic_weights;
 
 /// Cubic-convolution weights with `a = −0.75` ([`Interp::Sharp`]) for taps
 /// at -1, 0, 1, 2 of a fraction `t` in `[0, 1)`; `shaders/common.wgsl`'s
@@ -647,13 +638,10 @@ pub fn band_has_weight(field: &WarpField, y0: usize, rows: usize) -> bool {
         .any(|&v| v > 0.0)
 }
 
-/// Vertical extent of a warp's shifts: `(min dy, max dy)`.
-pub fn dy_range(warp: &FrameWarp) -> (f32, f32) {
-    shift_range(warp.dy, warp.dense_field().as_deref())
-}
-
-/// [`dy_range`] of a global `dy` and the field as interpolated.
-fn shift_range(dy: f32, field: Option<&WarpField>) -> (f32, f32) {
+/// Vertical extent of a warp's shifts: `(min dy, max dy)` of its global
+/// `dy` plus its field as interpolated (`field`: [`FrameWarp::dense_field`],
+/// made once by the caller, who reads it again).
+pub fn dy_range(dy: f32, field: Option<&WarpField>) -> (f32, f32) {
     match field {
         None => (dy, dy),
         Some(f) => {
@@ -702,7 +690,7 @@ pub fn warped_rows(
             return Ok(());
         }
     }
-    let (lo, hi) = shift_range(warp.dy, field);
+    let (lo, hi) = dy_range(warp.dy, field);
     let in_y0 = ((y0 as f32 + lo).floor() as isize - 2).clamp(0, h as isize - 1) as usize;
     let in_y1 = (((y0 + rows) as f32 + hi).ceil() as isize + 3)
         .clamp(in_y0 as isize + 1, h as isize) as usize;

@@ -74,7 +74,10 @@ fn band(
     let mut wsum = vec![0.0f64; rows * ow];
     let mut buf = Vec::new();
     for (i, warp) in req.alignment.warps.iter().enumerate() {
-        let (y0, n_rows) = input_rows(g, warp, v0, rows);
+        // The field as interpolated, refined once for both uses.
+        let dense = warp.dense_field();
+        let field = dense.as_deref();
+        let (y0, n_rows) = input_rows(g, warp.dy, field, v0, rows);
         buf.resize(n_rows * g.w * ch, 0.0f32);
         frames
             .read_rows(i, y0, n_rows, (&mut buf[..]).into())
@@ -86,7 +89,16 @@ fn band(
             w: g.w,
             ch,
         };
-        accumulate(g, warp, weights[i], &window, v0, rows, &mut sum, &mut wsum);
+        accumulate(
+            g,
+            (warp, field),
+            weights[i],
+            &window,
+            v0,
+            rows,
+            &mut sum,
+            &mut wsum,
+        );
     }
     let data = sum
         .iter()
@@ -113,9 +125,15 @@ struct Window<'a> {
 }
 
 /// The frame rows whose drops can reach output rows `v0 .. v0 + rows`
-/// under `warp`: `(first, count)`.
-fn input_rows(g: &Geometry, warp: &FrameWarp, v0: usize, rows: usize) -> (usize, usize) {
-    let (lo, hi) = dy_range(warp);
+/// under a warp of global `dy` and `field` (as interpolated): `(first, count)`.
+fn input_rows(
+    g: &Geometry,
+    dy: f32,
+    field: Option<&WarpField>,
+    v0: usize,
+    rows: usize,
+) -> (usize, usize) {
+    let (lo, hi) = dy_range(dy, field);
     let (r0, r1) = g.ref_rows(v0, rows);
     let half = 0.5 * g.pixfrac;
     let y0 = ((r0 + lo - half).floor() as isize - 1).clamp(0, g.h as isize - 1) as usize;
@@ -123,11 +141,12 @@ fn input_rows(g: &Geometry, warp: &FrameWarp, v0: usize, rows: usize) -> (usize,
     (y0, y1 - y0)
 }
 
-/// Adds one frame's drops to the band's sums.
+/// Adds one frame's drops to the band's sums (`field`: the warp's field as
+/// interpolated, [`FrameWarp::dense_field`]).
 #[allow(clippy::too_many_arguments)]
 fn accumulate(
     g: &Geometry,
-    warp: &FrameWarp,
+    (warp, field): (&FrameWarp, Option<&WarpField>),
     frame_weight: f32,
     win: &Window,
     v0: usize,
@@ -139,8 +158,6 @@ fn accumulate(
         return;
     }
     let (ow, ch) = (g.out_w, win.ch);
-    let dense = warp.dense_field();
-    let field = dense.as_deref();
     let cols = field.map_or(0, |f| f.cols as usize);
     let nodes: Vec<(usize, usize, f32)> = match field {
         Some(f) => (0..ow).map(|u| f.column_nodes(g.ref_x(u))).collect(),

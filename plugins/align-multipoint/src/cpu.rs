@@ -532,8 +532,12 @@ pub fn later_passes(
         let band = &mut dewarped[y0 * w..y1 * w];
         match par {
             Some(ctx) => {
+                // A few tasks per thread: each one sets up the field's
+                // column interpolation along the whole width, which costs
+                // as much as dewarping a few rows of a wide frame.
+                let per = (y1 - y0).div_ceil(4 * ctx.threads().max(1)).max(16);
                 // Cancelled: the caller checks after the frame.
-                let _ = ctx.par_chunks_mut(band, 16 * w, |c, rows| dewarp(y0 + 16 * c, rows));
+                let _ = ctx.par_chunks_mut(band, per * w, |c, rows| dewarp(y0 + per * c, rows));
             }
             None => dewarp(y0, band),
         }

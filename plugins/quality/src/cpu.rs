@@ -1,5 +1,6 @@
 //! CPU path of the `quality` stage.
 
+use jupiter_kit::mem::Lender;
 use jupiter_kit::{conv, stats};
 use jupiter_plugin_api::prelude::*;
 
@@ -152,6 +153,10 @@ fn band_sharpness(
 /// Rows per band when one large frame is scored on the pool.
 const BAND_ROWS: usize = 64;
 
+/// Frames of at least this many pixels are scored in bands of rows
+/// ([`score_frame_in_bands`]) whatever the number of threads.
+const BANDED_PIXELS: usize = 4 << 20;
+
 /// [`score_plane`] of frame `i`, read and scored in bands of rows in
 /// parallel on the pool: no plane of the whole frame, and the decoding
 /// spread over the threads. Each band reads its rows and the filter's
@@ -163,6 +168,7 @@ fn score_frame_in_bands(
     i: usize,
     (w, h): (usize, usize),
     p: &QualityParams,
+    bands: &Lender<Vec<f32>>,
 ) -> Result<f32, StageError> {
     if p.prefilter_sigma <= 0.0 {
         return Ok(score_plane(&frames.luminance(i)?, w, h, p));
@@ -172,16 +178,21 @@ fn score_frame_in_bands(
     let parts = ctx.par_map(h.div_ceil(BAND_ROWS), |b| {
         let own = b * BAND_ROWS..((b + 1) * BAND_ROWS).min(h);
         let (lo, hi) = (own.start.saturating_sub(1 + r), (own.end + 1 + r).min(h));
-        let rows = frames.luminance_rows(i, lo, hi - lo)?;
-        let level =
-            stats::mean(&rows[(own.start - lo) * w..(own.end - lo) * w]) * (own.len() * w) as f64;
-        // Interior rows of the frame (1 .. h − 1) this band owns, in its rows.
-        let (a, z) = (own.start.max(1), own.end.min(h.saturating_sub(1)));
-        let ys = if a < z { a - lo..z - lo } else { 0..0 };
-        Ok::<_, StageError>((
-            band_sharpness(&rows, w, hi - lo, &kernel, ys, p.metric),
-            level,
-        ))
+        bands.with(|rows| {
+            jupiter_kit::mem::fit(rows, (hi - lo) * w);
+            frames
+                .read_luminance_rows(i, lo, hi - lo, rows.as_mut_slice().into())
+                .into_result()?;
+            let level = stats::mean(&rows[(own.start - lo) * w..(own.end - lo) * w])
+                * (own.len() * w) as f64;
+            // Interior rows of the frame (1 .. h − 1) this band owns, in its rows.
+            let (a, z) = (own.start.max(1), own.end.min(h.saturating_sub(1)));
+            let ys = if a < z { a - lo..z - lo } else { 0..0 };
+            Ok::<_, StageError>((
+                band_sharpness(rows, w, hi - lo, &kernel, ys, p.metric),
+                level,
+            ))
+        })
     })?;
     let (mut total, mut level) = (Sharpness::new(w, p.metric), 0.0f64);
     for part in parts {
@@ -204,18 +215,22 @@ pub fn score_all(
     let info = frames.info();
     let (w, h, _) = info.dims();
     let n = info.count as usize;
-    if jupiter_kit::align::frames_in_flight(ctx, w, h, 1) < ctx.threads() {
-        // Large frames: one luminance plane at a time, not one per thread;
-        // its rows scored in parallel.
+    if w * h >= BANDED_PIXELS || jupiter_kit::align::frames_in_flight(ctx, w, h, 1) < ctx.threads()
+    {
+        // Large frames: in bands of rows, scored in parallel, each read
+        // into a buffer a finished band handed back; no plane of the
+        // whole frame (whose samples would be cold by the time the filter
+        // reads them back).
+        let bands = Lender::default();
         let mut scores = Vec::with_capacity(n);
         for i in 0..n {
             ctx.check_cancelled()?;
-            scores.push(score_frame_in_bands(ctx, frames, i, (w, h), p)?);
+            scores.push(score_frame_in_bands(ctx, frames, i, (w, h), p, &bands)?);
             ctx.progress(i as u64 + 1, n as u64);
         }
         return Ok(scores);
     }
-    let planes = jupiter_kit::mem::Lender::default();
+    let planes = Lender::default();
     ctx.par_try_map(n, 16, |i| {
         planes.with(|lum| {
             jupiter_kit::align::luminance_into(None, frames, i, lum)?;
@@ -250,8 +265,15 @@ mod tests {
                         normalize,
                     };
                     let alone = score_plane(&texture(w, h), w, h, &p);
-                    let banded =
-                        score_frame_in_bands(ctx, &frames.as_ref(), 0, (w, h), &p).unwrap();
+                    let banded = score_frame_in_bands(
+                        ctx,
+                        &frames.as_ref(),
+                        0,
+                        (w, h),
+                        &p,
+                        &Lender::default(),
+                    )
+                    .unwrap();
                     // Only the order of the sums differs.
                     let rel = (alone - banded).abs() / alone.abs();
                     assert!(rel <= 1e-6, "{metric:?} {normalize}: {alone} vs {banded}");

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use jupiter_kit::warp::warped_rows;
+use jupiter_kit::warp::{DenseFields, RowsOf};
 use jupiter_plugin_api::prelude::*;
 
 use crate::params::MeanParams;
@@ -48,6 +48,7 @@ pub fn stack(
     let band_rows = band_rows(w, h, ch, ctx.threads());
     let bands = h.div_ceil(band_rows) as u64;
     let done = AtomicU64::new(0);
+    let fields = DenseFields::new(&req.alignment.warps);
     ctx.par_try_chunks_mut(out.data.as_mut_slice(), band_rows * rl, |b, band| {
         let y0 = b * band_rows;
         let rows = band.len() / rl;
@@ -60,13 +61,11 @@ pub fn stack(
             if ctx.backend.cancelled() {
                 return Ok(());
             }
-            warped_rows(
+            fields.warped_rows(
                 frames,
                 i,
                 warp,
-                interp,
-                y0,
-                rows,
+                RowsOf { y0, rows, interp },
                 &mut buf,
                 Some(&mut pix_w),
                 &mut scratch,

@@ -2,7 +2,7 @@
 
 use super::*;
 
-pub(crate) const USAGE: &str = "usage: e2e [--dir DIR] [--host PATH] [--repeat R] [--cases] [--peers] [--cold] [--scaling] [--sizes] [--limited] [--devices] [--post] [--drizzle] [--ceiling] [--budget] [--large] [--only NAME] [--quick] [--batch N] [--set STAGE.PARAM=VALUE]…";
+pub(crate) const USAGE: &str = "usage: e2e [--dir DIR] [--host PATH] [--repeat R] [--cases] [--peers] [--cold] [--scaling] [--sizes] [--limited] [--devices] [--post] [--drizzle] [--ceiling] [--budget] [--large] [--huge] [--only NAME] [--quick] [--batch N] [--set STAGE.PARAM=VALUE]…";
 
 pub(crate) struct Opts {
     pub(crate) dir: PathBuf,
@@ -21,6 +21,8 @@ pub(crate) struct Opts {
     pub(crate) budget: bool,
     /// 30 × 6000×4000 16-bit against PSS (not part of "every section").
     pub(crate) large: bool,
+    /// With `--large`, also 30 × 9576×6388.
+    pub(crate) huge: bool,
     /// Only the reference captures whose name contains this.
     pub(crate) only: Option<String>,
     pub(crate) quick: bool,
@@ -47,6 +49,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Opts, String> {
         ceiling: false,
         budget: false,
         large: false,
+        huge: false,
         only: None,
         quick: false,
         batch: 5,
@@ -76,6 +79,7 @@ pub(crate) fn parse(args: &[String]) -> Result<Opts, String> {
             "--ceiling" => o.ceiling = true,
             "--budget" => o.budget = true,
             "--large" => o.large = true,
+            "--huge" => (o.large, o.huge) = (true, true),
             "--set" => o
                 .sets
                 .push(it.next().ok_or("--set needs STAGE.PARAM=VALUE")?.clone()),

@@ -3,14 +3,14 @@
 use jupiter_kit::align::{
     frame_luminance, frame_luminance_in, luminance_into, mean_of_best_seeing, Roi,
 };
-use jupiter_kit::fft::{bin2, PhaseCorrelator, Shift};
+use jupiter_kit::fft::{bin2, bin2_strided, PhaseCorrelator, Shift};
 use jupiter_kit::stats::{noise_model, NoiseModel};
 use jupiter_kit::warp::Interp;
 use jupiter_plugin_api::prelude::*;
 
 use crate::dewarp::{dewarp_rows, dewarp_rows_within};
 use crate::field::{self, Local};
-use crate::gradient::{Gradient, MAX_SHIFT};
+use crate::gradient::{Gradient, PatchRef, MAX_SHIFT};
 use crate::grid::{self, ApGrid};
 use crate::params::{Mode, MultipointParams};
 
@@ -110,6 +110,22 @@ impl PointCorrelator {
             peak: r.peak,
         }
     }
+
+    /// [`Self::first_estimate`] of a patch read in place; `None` for a
+    /// point whose first estimate is not binned (the caller copies).
+    fn first_estimate_in(&self, patch: PatchRef, s: usize) -> Option<Shift> {
+        if !self.binned {
+            return None;
+        }
+        let r = self
+            .first
+            .raw_shift(&bin2_strided(patch.data, patch.stride, s, s));
+        Some(Shift {
+            dx: 2.0 * r.dx,
+            dy: 2.0 * r.dy,
+            peak: r.peak,
+        })
+    }
 }
 
 impl Points {
@@ -130,6 +146,21 @@ impl Points {
     fn reference_patch(&self, k: usize, out: &mut [f32]) {
         self.grid
             .patch(&self.reference, self.w, self.h, k, 0, 0, out);
+    }
+
+    /// [`Self::reference_patch`] read in place, or copied into `buf` at
+    /// the frame's edges.
+    fn reference_patch_in<'a>(&'a self, k: usize, buf: &'a mut [f32]) -> PatchRef<'a> {
+        match self
+            .grid
+            .patch_in(&self.reference, (self.w, self.h), k, (0, 0))
+        {
+            Some(v) => v,
+            None => {
+                self.reference_patch(k, buf);
+                PatchRef::packed(buf, self.grid.size)
+            }
+        }
     }
 }
 
@@ -416,21 +447,32 @@ fn first_pass_points(
     let g = m.global;
     let (rx, ry) = (g.dx.round(), g.dy.round());
     let s = grid.size;
+    let at = (rx as isize, ry as isize);
     update_points(par, &mut m.locals, s * s, |k, locals, patch| {
         let pc = points.correlators[k].as_ref()?;
         if only.is_some_and(|o| !o[k]) {
             return None;
         }
-        grid.patch(lum, w, h, k, rx as isize, ry as isize, patch);
         // With a later pass, its residual measurement also absorbs the small
         // window bias of a single correlation and the binned estimate's
-        // error: no refinement needed here.
-        let r = if p.passes > 1 {
-            pc.first_estimate(patch, s)
-        } else {
-            points
-                .with_full(k, |full| full.shift_of(patch))
-                .unwrap_or_else(|| pc.first_estimate(patch, s))
+        // error: no refinement needed here. The binned estimate reads the
+        // patch in place where it lies inside the frame.
+        let in_place = (p.passes > 1)
+            .then(|| grid.patch_in(lum, (w, h), k, at))
+            .flatten()
+            .and_then(|v| pc.first_estimate_in(v, s));
+        let r = match in_place {
+            Some(r) => r,
+            None => {
+                grid.patch(lum, w, h, k, at.0, at.1, patch);
+                if p.passes > 1 {
+                    pc.first_estimate(patch, s)
+                } else {
+                    points
+                        .with_full(k, |full| full.shift_of(patch))
+                        .unwrap_or_else(|| pc.first_estimate(patch, s))
+                }
+            }
         };
         Some(first_local(&r, (rx, ry), &g, locals[k].sharpness, p))
     });
@@ -542,14 +584,20 @@ pub fn later_passes(
             None => dewarp(y0, band),
         }
         let dewarped = &*dewarped;
-        update_points(par, locals, 2 * s * s, |k, current, buf| {
+        update_points(par, locals, 3 * s * s, |k, current, buf| {
             let pc = points.correlators[k].as_ref()?;
             if !wanted(k) {
                 return None;
             }
-            let (patch, ref_patch) = buf.split_at_mut(s * s);
-            grid.patch(dewarped, w, h, k, 0, 0, patch);
-            let r = residual(points, k, pc, patch, ref_patch, current[k].peak, p);
+            let (copy, bufs) = buf.split_at_mut(s * s);
+            let patch = match grid.patch_in(dewarped, (w, h), k, (0, 0)) {
+                Some(v) => v,
+                None => {
+                    grid.patch(dewarped, w, h, k, 0, 0, copy);
+                    PatchRef::packed(copy, s)
+                }
+            };
+            let r = residual(points, k, pc, patch, bufs, current[k].peak, p);
             Some(later_local(&r, (fx[k], fy[k]), current[k].sharpness, p))
         });
     }
@@ -581,27 +629,31 @@ fn spans_of(
 /// The residual shift of point `k`'s patch after dewarping: the gradient
 /// fit when `refine = gradient` and the residual is within its range (it
 /// keeps the first pass's peak), else the phase correlation.
+/// `bufs` (`2 · size²`) hold the reference patch and a packed copy of
+/// `patch` where they cannot be read in place.
 fn residual(
     points: &Points,
     k: usize,
     pc: &PointCorrelator,
-    patch: &[f32],
-    reference: &mut [f32],
+    patch: PatchRef,
+    bufs: &mut [f32],
     peak: f32,
     p: &MultipointParams,
 ) -> Shift {
+    let s = points.grid.size;
+    let (ref_buf, pack_buf) = bufs.split_at_mut(s * s);
     let fitted = (p.refine == "gradient")
         .then(|| points.gradients[k].as_ref())
         .flatten()
-        .and_then(|g| {
-            points.reference_patch(k, reference);
-            g.shift(reference, patch)
-        });
+        .and_then(|g| g.shift_in(points.reference_patch_in(k, ref_buf), patch));
     match fitted {
         Some((dx, dy)) if dx.abs() <= MAX_SHIFT && dy.abs() <= MAX_SHIFT => Shift { dx, dy, peak },
-        _ => points
-            .with_full(k, |full| full.raw_shift(patch))
-            .unwrap_or_else(|| pc.first_estimate(patch, points.grid.size)),
+        _ => {
+            let packed = patch.packed_into(s, pack_buf);
+            points
+                .with_full(k, |full| full.raw_shift(packed))
+                .unwrap_or_else(|| pc.first_estimate(packed, s))
+        }
     }
 }
 
@@ -634,9 +686,10 @@ pub(crate) fn residual_on_cpu(
         spans[y]
     });
     let s = grid.size;
-    let (mut patch, mut ref_patch) = (vec![0.0f32; s * s], vec![0.0f32; s * s]);
+    let (mut patch, mut bufs) = (vec![0.0f32; s * s], vec![0.0f32; 2 * s * s]);
     grid.patch(&band, w, y1 - y0, k, 0, -(y0 as isize), &mut patch);
-    Some(residual(points, k, pc, &patch, &mut ref_patch, peak, p))
+    let patch = PatchRef::packed(&patch, s);
+    Some(residual(points, k, pc, patch, &mut bufs, peak, p))
 }
 
 /// The mean of the luminance of frames `0..k`, each resampled under its

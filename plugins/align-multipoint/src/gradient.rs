@@ -64,14 +64,50 @@ pub fn taper_line(s: usize) -> Vec<f32> {
         .collect()
 }
 
+/// An `s × s` patch read in place: row `y` is `data[y · stride ..][.. s]`
+/// (a copied patch has `stride = s`; one inside its frame is read there,
+/// with the frame's width as stride, instead of being copied out first).
+#[derive(Clone, Copy)]
+pub struct PatchRef<'a> {
+    pub data: &'a [f32],
+    pub stride: usize,
+}
+
+impl<'a> PatchRef<'a> {
+    /// A patch stored alone (`s × s` values).
+    pub fn packed(data: &'a [f32], s: usize) -> PatchRef<'a> {
+        PatchRef { data, stride: s }
+    }
+
+    /// The `s × s` values, contiguous: these where already packed, else
+    /// copied into `buf`.
+    pub fn packed_into<'b>(&self, s: usize, buf: &'b mut [f32]) -> &'b [f32]
+    where
+        'a: 'b,
+    {
+        if self.stride == s {
+            return &self.data[..s * s];
+        }
+        for (y, out) in buf[..s * s].chunks_exact_mut(s).enumerate() {
+            out.copy_from_slice(self.row(y, s));
+        }
+        &buf[..s * s]
+    }
+
+    #[inline(always)]
+    fn row(&self, y: usize, s: usize) -> &'a [f32] {
+        &self.data[y * self.stride..y * self.stride + s]
+    }
+}
+
 /// The basis values of row `y` (interior columns; 0 at both ends):
 /// `w·ref`, `w·∂x ref` and `w·∂y ref` with central differences.
 #[inline(always)]
-fn basis_row(w: &[f32], reference: &[f32], s: usize, y: usize, out: &mut [Vec<f32>; 3]) {
+fn basis_row(w: &[f32], reference: PatchRef, s: usize, y: usize, out: &mut [Vec<f32>; 3]) {
     let (row, up, dn) = (
-        &reference[y * s..(y + 1) * s],
-        &reference[(y - 1) * s..y * s],
-        &reference[(y + 1) * s..(y + 2) * s],
+        reference.row(y, s),
+        reference.row(y - 1, s),
+        reference.row(y + 1, s),
     );
     let wr = &w[y * s..(y + 1) * s];
     for x in 1..s - 1 {
@@ -96,7 +132,7 @@ impl Gradient {
                 let mut m = [[0.0f64; 4]; 4];
                 let mut rows: [Vec<f32>; 3] = std::array::from_fn(|_| vec![0.0f32; s]);
                 for y in 1..s - 1 {
-                    basis_row(&taper, reference, s, y, &mut rows);
+                    basis_row(&taper, PatchRef::packed(reference, s), s, y, &mut rows);
                     for x in 1..s - 1 {
                         let w = taper[y * s + x] as f64;
                         if w <= 0.0 {
@@ -125,15 +161,26 @@ impl Gradient {
     /// prepared on; `patch(x) = ref(x - shift)`), `None` when the fit finds
     /// no contrast to measure against.
     pub fn shift(&self, reference: &[f32], patch: &[f32]) -> Option<(f32, f32)> {
+        let s = self.side();
+        self.shift_in(PatchRef::packed(reference, s), PatchRef::packed(patch, s))
+    }
+
+    /// The patch side this was prepared for.
+    fn side(&self) -> usize {
+        (self.taper.len() as f64).sqrt() as usize
+    }
+
+    /// [`Self::shift`] of patches read in place: the same sums, bit for bit.
+    pub fn shift_in(&self, reference: PatchRef, patch: PatchRef) -> Option<(f32, f32)> {
         jupiter_kit::simd::wide(
             #[inline(always)]
             || {
-                let s = (self.taper.len() as f64).sqrt() as usize;
+                let s = self.side();
                 let mut v = [0.0f64; 4];
                 let mut rows: [Vec<f32>; 3] = std::array::from_fn(|_| vec![0.0f32; s]);
                 for y in 1..s - 1 {
                     basis_row(&self.taper, reference, s, y, &mut rows);
-                    let p = &patch[y * s..(y + 1) * s];
+                    let p = patch.row(y, s);
                     v[0] += dot(&self.taper[y * s..(y + 1) * s], p) as f64;
                     for (j, r) in rows.iter().enumerate() {
                         v[j + 1] += dot(r, p) as f64;
@@ -236,6 +283,38 @@ mod tests {
                 m.dy
             );
         }
+    }
+
+    /// Patches read in place in wider planes fit what their packed copies
+    /// fit, bit for bit.
+    #[test]
+    fn patches_read_in_place_fit_as_their_copies() {
+        let (s, w, at) = (24, 61, 3 * 61 + 5);
+        let embed = |p: &[f32]| {
+            let mut plane = vec![7.0f32; w * (s + 6)];
+            for y in 0..s {
+                plane[at + y * w..at + y * w + s].copy_from_slice(&p[y * s..(y + 1) * s]);
+            }
+            plane
+        };
+        let reference = patch(s, 0.0, 0.0, 1.0, 0.0);
+        let moved = patch(s, 0.35, -0.2, 0.9, 0.05);
+        let g = Gradient::new(&reference, s).unwrap();
+        let (rp, mp) = (embed(&reference), embed(&moved));
+        fn view(plane: &[f32], at: usize, w: usize) -> PatchRef<'_> {
+            PatchRef {
+                data: &plane[at..],
+                stride: w,
+            }
+        }
+        let packed = g.shift(&reference, &moved).unwrap();
+        let in_place = g.shift_in(view(&rp, at, w), view(&mp, at, w)).unwrap();
+        assert_eq!(
+            (packed.0.to_bits(), packed.1.to_bits()),
+            (in_place.0.to_bits(), in_place.1.to_bits())
+        );
+        let mut buf = vec![0.0; s * s];
+        assert_eq!(view(&mp, at, w).packed_into(s, &mut buf), &moved[..]);
     }
 
     #[test]

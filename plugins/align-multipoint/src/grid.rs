@@ -5,6 +5,7 @@
 use jupiter_kit::stats::percentile;
 use jupiter_plugin_api::{StageCtx, StageError, WarpField};
 
+use crate::gradient::PatchRef;
 use crate::params::{Mode, MultipointParams};
 
 /// Smallest patch an alignment point may have.
@@ -223,6 +224,29 @@ impl ApGrid {
                 .sum();
             out[k] = (total / n).sqrt() as f32 * 0.5;
         }
+    }
+
+    /// Point `k`'s patch of `plane` (`w × h`) at offset `(rx, ry)` read in
+    /// place, when it lies wholly inside (what [`Self::patch`] would copy
+    /// out, without its edge clamping); `None` at the edges.
+    pub fn patch_in<'a>(
+        &self,
+        plane: &'a [f32],
+        (w, h): (usize, usize),
+        k: usize,
+        (rx, ry): (isize, isize),
+    ) -> Option<PatchRef<'a>> {
+        let s = self.size as isize;
+        let (ox, oy) = self.origin(k);
+        let (x0, y0) = (ox as isize + rx, oy as isize + ry);
+        if x0 < 0 || y0 < 0 || x0 + s > w as isize || y0 + s > h as isize {
+            return None;
+        }
+        let at = y0 as usize * w + x0 as usize;
+        Some(PatchRef {
+            data: &plane[at..],
+            stride: w,
+        })
     }
 
     /// Copies point `k`'s patch out of a `w × h` plane, displaced by the
@@ -563,6 +587,40 @@ fn place_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A patch read in place holds what `patch` copies out; at the edges
+    /// (where `patch` replicates) there is none.
+    #[test]
+    fn patches_in_place_are_the_copied_patches_inside_the_frame() {
+        let (w, h) = (90, 70);
+        let plane: Vec<f32> = (0..w * h).map(|i| (i as f32 * 0.37).sin()).collect();
+        let g = ApGrid::new(w, h, 16, 8);
+        let mut copy = vec![0.0; 16 * 16];
+        let (mut inside, mut outside) = (0, 0);
+        for k in 0..g.len() {
+            for at in [(0, 0), (-3, 2), (40, 0), (0, -40)] {
+                g.patch(&plane, w, h, k, at.0, at.1, &mut copy);
+                match g.patch_in(&plane, (w, h), k, at) {
+                    Some(v) => {
+                        inside += 1;
+                        let mut buf = vec![0.0; 16 * 16];
+                        assert_eq!(
+                            v.packed_into(16, &mut buf),
+                            &copy[..],
+                            "point {k} at {at:?}"
+                        );
+                    }
+                    None => {
+                        outside += 1;
+                        let (ox, oy) = g.origin(k);
+                        let (x0, y0) = (ox as isize + at.0, oy as isize + at.1);
+                        assert!(x0 < 0 || y0 < 0 || x0 + 16 > w as isize || y0 + 16 > h as isize);
+                    }
+                }
+            }
+        }
+        assert!(inside > 0 && outside > 0);
+    }
 
     #[test]
     fn a_thinned_grid_keeps_every_other_point_where_it_was() {

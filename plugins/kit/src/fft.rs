@@ -209,6 +209,13 @@ pub const COARSE_MIN: usize = 128;
 
 /// The mean of each 2×2 block (a trailing odd row or column is dropped).
 pub fn bin2(plane: &[f32], width: usize, height: usize) -> Vec<f32> {
+    bin2_strided(plane, width, width, height)
+}
+
+/// [`bin2`] of the `width × height` rectangle whose row `y` starts at
+/// `data[y · stride]` (a patch read in place in its frame).
+pub fn bin2_strided(data: &[f32], stride: usize, width: usize, height: usize) -> Vec<f32> {
+    let plane = data;
     let (bw, bh) = (width / 2, height / 2);
     let mut out = vec![0.0f32; bw * bh];
     if bw == 0 {
@@ -218,8 +225,8 @@ pub fn bin2(plane: &[f32], width: usize, height: usize) -> Vec<f32> {
         #[inline(always)]
         || {
             for (y, o) in out.chunks_exact_mut(bw).enumerate() {
-                let a = &plane[2 * y * width..][..2 * bw];
-                let b = &plane[(2 * y + 1) * width..][..2 * bw];
+                let a = &plane[2 * y * stride..][..2 * bw];
+                let b = &plane[(2 * y + 1) * stride..][..2 * bw];
                 for ((o, a), b) in o.iter_mut().zip(a.chunks_exact(2)).zip(b.chunks_exact(2)) {
                     *o = 0.25 * (a[0] + a[1] + b[0] + b[1]);
                 }

@@ -1079,6 +1079,17 @@ pub fn align_with_summary(
     ))
 }
 
+/// Frames the reference averages (step 1): `reference_frames`, but at most
+/// a third of the `n` frames to align (and at least 3). Of a short capture's
+/// few frames the best `reference_frames` would take in most, barely better
+/// than the rest, and their reading and resampling was a fifth of a
+/// 30-frame 6000×4000 run (the stack moved by less than 0.001 dB with 5
+/// instead of 10); from 30 frames on the parameter holds.
+fn reference_count(p: &MultipointParams, n: usize) -> usize {
+    let all = p.reference_frames as usize;
+    all.min((n / 3).max(3)).min(n).max(1)
+}
+
 /// Steps 1–2: the reference (the mean of the best globally aligned frames,
 /// rebuilt under the measured fields `reference_iterations` times), the
 /// mode (chosen from it when `auto`), the alignment points on it, and the
@@ -1092,7 +1103,7 @@ fn reference_and_points(
 ) -> Result<(Mode, GlobalRef, Points), StageError> {
     let info = frames.info();
     let ((w, h, _), n) = (info.dims(), info.count as usize);
-    let best = p.reference_frames as usize;
+    let best = reference_count(p, n);
     // The noise of one frame (the best), at each point's level, for the
     // automatic per-point budget: modelled as frame 0 is read here.
     let mut model = None;
@@ -1125,7 +1136,7 @@ fn reference_and_points(
     // The globally aligned mean is smeared (ghosted) by the frames' local
     // distortions; re-average its frames under their measured fields (on a
     // thinned grid past `reference_points`).
-    let k = (p.reference_frames as usize).min(n);
+    let k = best.min(n);
     let rebuilds = if grid.active_count() > 0 && k > 1 {
         p.reference_iterations
     } else {
@@ -1579,6 +1590,22 @@ mod tests {
                 points.grid.active_count()
             );
         }
+    }
+
+    #[test]
+    fn a_short_capture_averages_a_third_of_its_frames_into_the_reference() {
+        let p = MultipointParams::default();
+        assert_eq!(p.reference_frames, 10);
+        let counts: Vec<usize> = [1, 2, 5, 9, 15, 29, 30, 250]
+            .iter()
+            .map(|&n| reference_count(&p, n))
+            .collect();
+        assert_eq!(counts, [1, 2, 3, 3, 5, 9, 10, 10]);
+        let few = MultipointParams {
+            reference_frames: 2,
+            ..p
+        };
+        assert_eq!(reference_count(&few, 250), 2);
     }
 
     #[test]

@@ -15,7 +15,8 @@
 //!
 //! ## Algorithm
 //!
-//! 1. **Reference**: the mean of the best `reference_frames` frames, each
+//! 1. **Reference**: the mean of the best `reference_frames` frames (at
+//!    most a third of those to align, at least 3), each
 //!    globally aligned to the best one by phase correlation
 //!    ([`jupiter_kit::align::mean_of_best`], shared with `align-phase`): far
 //!    less noisy than one frame. Its frames' local distortions smear it, so

@@ -166,6 +166,21 @@ impl ApGrid {
         ry: isize,
         out: &mut [f32],
     ) {
+        self.structures_in(None, plane, (w, h), (rx, ry), out)
+    }
+
+    /// [`Self::structures`], the rows' energies in bands in parallel on
+    /// `par`'s pool when given (a large frame scanned alone): each band
+    /// starts its own smoothing rings, whose rows do not depend on where
+    /// they start, so the result is the same bit for bit.
+    pub fn structures_in(
+        &self,
+        par: Option<&StageCtx>,
+        plane: &[f32],
+        (w, h): (usize, usize),
+        (rx, ry): (isize, isize),
+        out: &mut [f32],
+    ) {
         let s = self.size;
         out.iter_mut().for_each(|o| *o = 0.0);
         if s < 5 {
@@ -194,20 +209,32 @@ impl ApGrid {
         ends.dedup();
         let at = |x: usize| ends.binary_search(&x).expect("an end");
         let mut sums = vec![0.0f64; yhi.saturating_sub(ylo) * cols];
-        if ylo < yhi {
-            let mut rows = EnergyRows::new(plane, w, ylo);
+        // The span sums of rows `y0 ..` into `part` (`cols` per row).
+        let band = |y0: usize, part: &mut [f64]| {
+            let mut rows = EnergyRows::new(plane, w, y0);
             let mut prefix = vec![0.0f64; ends.len()];
-            for y in ylo..yhi {
+            for (r, out_row) in part.chunks_exact_mut(cols).enumerate() {
                 let e = rows.next_row();
                 for j in 1..ends.len() {
                     let part = &e[ends[j - 1]..ends[j]];
                     prefix[j] = prefix[j - 1] + jupiter_kit::stats::mean(part) * part.len() as f64;
                 }
-                for i in 0..cols {
+                for (i, o) in out_row.iter_mut().enumerate() {
                     let (a, b) = span(i);
-                    sums[(y - ylo) * cols + i] = prefix[at(b)] - prefix[at(a)];
+                    *o = prefix[at(b)] - prefix[at(a)];
                 }
+                debug_assert!(y0 + r < yhi);
             }
+        };
+        match par {
+            Some(ctx) if ylo < yhi => {
+                let per = (yhi - ylo).div_ceil(4 * ctx.threads().max(1)).max(16);
+                // Cancelled: the caller checks after the frame.
+                let _ =
+                    ctx.par_chunks_mut(&mut sums, per * cols, |c, part| band(ylo + c * per, part));
+            }
+            _ if ylo < yhi => band(ylo, &mut sums),
+            _ => {}
         }
         let mut patch = Vec::new();
         let n = ((s - 4) * (s - 4)) as f64;
@@ -809,6 +836,14 @@ mod tests {
                     got[k]
                 );
             }
+            // The rows in bands on a pool: the same values, bit for bit.
+            let be = jupiter_plugin_api::testing::ThreadBackend::new(3);
+            let mut banded = vec![-1.0; g.len()];
+            be.with_ctx("t", |ctx| {
+                g.structures_in(Some(ctx), &plane, (w, h), (rx, ry), &mut banded)
+            });
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&banded), bits(&got), "({rx},{ry})");
         }
     }
 

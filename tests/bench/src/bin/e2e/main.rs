@@ -28,7 +28,7 @@
 //!   `ru_inblock`) and time, for jupiter and for a plain `cat`.
 //! * `--scaling`: 250 … 4000 frames of 640×480 (each file the first N frames
 //!   of one generated 4000-frame capture): time and peak RSS.
-//! * `--sizes`: 200 frames at 320² … 2048², planet and lunar surface: time and peak RSS.
+//! * `--sizes`: 200 frames at 640×480, 320² … 2048², planet and lunar surface: time, peak RSS and time per pixel·frame over 640×480.
 //! * `--limited`: the largest scaling capture run inside a memory cgroup
 //!   (v1, `/sys/fs/cgroup/memory`, needs root) whose limit is a fraction of
 //!   the file's size, page cache included: a capture larger than the memory

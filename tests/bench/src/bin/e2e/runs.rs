@@ -418,46 +418,74 @@ pub(crate) fn scaling(o: &Opts, t: &Tools) -> Result<(), String> {
 pub(crate) fn sizes(o: &Opts, t: &Tools) -> Result<(), String> {
     let frames = if o.quick { 20 } else { 200 };
     println!("\n### Scaling with the frame size ({frames} frames, 8-bit mono, the default pipeline with `--select 25%`)\n");
-    println!("| scene | frame | file (MB) | time min / median (s) | peak RSS (MB) | time per megapixel·frame (ms) |");
-    println!("|---|---|---|---|---|---|");
-    for (scene, side) in [Scene::Planet, Scene::Lunar]
-        .into_iter()
-        .flat_map(|s| [320u32, 512, 1024, 2048].map(|side| (s, side)))
-    {
-        let tag = if scene == Scene::Lunar {
-            "lunar"
-        } else {
-            "planet"
-        };
-        let spec = CaseSpec {
-            name: format!("size-{tag}-{side}-{frames}"),
-            what: format!("{side}²"),
-            opts: SynthOptions {
-                width: side,
-                height: side,
-                frames,
-                seed: 31,
-                scene,
-                ..SynthOptions::default()
-            },
-        };
-        let cap = capture(&o.dir, &spec)?;
-        let out = t.work.join("size.tif");
-        let runs = repeat(
-            o.repeat,
-            true,
-            || t.jupiter(&cap.path, &out, false),
-            &t.work.join("jupiter.log"),
-        )?;
-        let (min, _, _) = summary(&runs);
-        println!(
-            "| {tag} | {side}×{side} | {:.0} | {} | {:.2} |",
-            cap.bytes as f64 / 1e6,
-            fmt_run(&runs),
-            min * 1e3 / (frames as f64 * (side * side) as f64 / 1e6)
-        );
+    println!("Each scene's 640×480 capture runs first: the last column is each size's time per pixel·frame over it (same frame count, same run).\n");
+    println!("| scene | frame | file (MB) | time min / median (s) | peak RSS (MB) | time per megapixel·frame (ms) | ÷ 640×480 |");
+    println!("|---|---|---|---|---|---|---|");
+    for scene in [Scene::Planet, Scene::Lunar] {
+        let mut base = None;
+        for (w, h) in [
+            (640u32, 480u32),
+            (320, 320),
+            (512, 512),
+            (1024, 1024),
+            (2048, 2048),
+        ] {
+            let per = size_run(o, t, scene, w, h, frames)?;
+            let base = *base.get_or_insert(per);
+            println!(" {:.2} |", per / base);
+        }
     }
     Ok(())
+}
+
+/// One `--sizes` row up to its time per megapixel·frame (printed, and
+/// returned for the ratio column).
+fn size_run(
+    o: &Opts,
+    t: &Tools,
+    scene: Scene,
+    w: u32,
+    h: u32,
+    frames: usize,
+) -> Result<f64, String> {
+    let tag = if scene == Scene::Lunar {
+        "lunar"
+    } else {
+        "planet"
+    };
+    let name = if w == h {
+        format!("size-{tag}-{w}-{frames}")
+    } else {
+        format!("size-{tag}-{w}x{h}-{frames}")
+    };
+    let spec = CaseSpec {
+        name,
+        what: format!("{w}×{h}"),
+        opts: SynthOptions {
+            width: w,
+            height: h,
+            frames,
+            seed: 31,
+            scene,
+            ..SynthOptions::default()
+        },
+    };
+    let cap = capture(&o.dir, &spec)?;
+    let out = t.work.join("size.tif");
+    let runs = repeat(
+        o.repeat,
+        true,
+        || t.jupiter(&cap.path, &out, false),
+        &t.work.join("jupiter.log"),
+    )?;
+    let (min, _, _) = summary(&runs);
+    let per = min * 1e3 / (frames as f64 * (w * h) as f64 / 1e6);
+    print!(
+        "| {tag} | {w}×{h} | {:.0} | {} | {per:.2} |",
+        cap.bytes as f64 / 1e6,
+        fmt_run(&runs),
+    );
+    Ok(per)
 }
 
 pub(crate) fn limited(o: &Opts, t: &Tools) -> Result<(), String> {

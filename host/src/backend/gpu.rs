@@ -55,19 +55,14 @@ struct Inner {
 
 /// Upload buffers: `free` ones are mapped and ready; `out` are being
 /// filled or copied; they come back through `returned` once mapped again.
-/// `copies` holds the submissions of the copies not yet seen back, oldest
-/// first: a full ring waits for the oldest alone, so the device copies and
-/// decodes earlier chunks while the threads fill the next buffer (waiting
-/// for all submitted work left the device idle during every fill).
 struct Ring {
     free: Vec<wgpu::Buffer>,
     out: usize,
-    copies: std::collections::VecDeque<wgpu::SubmissionIndex>,
     returned: std::sync::mpsc::Receiver<wgpu::Buffer>,
 }
 
 /// Upload buffers in the ring, and their usual size (64 MiB).
-const RING: usize = 4;
+const RING: usize = 3;
 const RING_BUFFER: u64 = 64 << 20;
 
 impl Drop for Inner {
@@ -250,7 +245,6 @@ impl WgpuService {
             ring: Mutex::new(Ring {
                 free: Vec::new(),
                 out: 0,
-                copies: Default::default(),
                 returned: ring_rx,
             }),
             ring_tx,
@@ -280,29 +274,17 @@ impl WgpuService {
             .ok_or_else(|| StageError::gpu(format!("unknown GPU buffer id {}", b.id)))
     }
 
-    /// Submits recorded work; its submission, if there was any.
-    fn flush(&self, st: &mut State) -> Option<wgpu::SubmissionIndex> {
-        st.encoder
-            .take()
-            .map(|enc| self.0.queue.submit(Some(enc.finish())))
+    /// Submits recorded work.
+    fn flush(&self, st: &mut State) {
+        if let Some(enc) = st.encoder.take() {
+            self.0.queue.submit(Some(enc.finish()));
+        }
     }
 
     fn wait(&self) -> Result<(), StageError> {
         self.0
             .device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map(|_| ())
-            .map_err(|e| StageError::gpu(format!("waiting for the GPU failed: {e}")))
-    }
-
-    /// Waits for one submission (and the callbacks of those before it).
-    fn wait_for(&self, submission: wgpu::SubmissionIndex) -> Result<(), StageError> {
-        self.0
-            .device
-            .poll(wgpu::PollType::Wait {
-                submission_index: Some(submission),
-                timeout: None,
-            })
             .map(|_| ())
             .map_err(|e| StageError::gpu(format!("waiting for the GPU failed: {e}")))
     }
@@ -433,16 +415,8 @@ impl WgpuService {
         enc.copy_buffer_to_buffer(&staging, 0, &dst, offset, len);
         // Submitted now; the staging buffer is mapped again (and returns to
         // the ring) once the device has copied it.
-        let copy = self.flush(&mut st);
+        self.flush(&mut st);
         drop(st);
-        if let Some(copy) = copy {
-            self.0
-                .ring
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .copies
-                .push_back(copy);
-        }
         let tx = self.0.ring_tx.clone();
         let again = staging.clone();
         staging.map_async(wgpu::MapMode::Write, .., move |r| {
@@ -464,10 +438,6 @@ impl WgpuService {
                 ring.out -= 1;
                 ring.free.push(b);
             }
-            // The oldest copies are done: keep as many as are out.
-            while ring.copies.len() > ring.out {
-                ring.copies.pop_front();
-            }
             if let Some(i) = ring.free.iter().position(|b| b.size() >= len) {
                 ring.out += 1;
                 return Ok(ring.free.swap_remove(i));
@@ -486,10 +456,7 @@ impl WgpuService {
                 drop(small);
                 continue;
             }
-            match ring.copies.pop_front() {
-                Some(oldest) => self.wait_for(oldest)?,
-                None => self.wait()?,
-            }
+            self.wait()?;
         }
     }
 

@@ -16,10 +16,9 @@ for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
 export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
 B=.dev/bin; D=/tmp/cap; T=.dev/cap/planet-mono8.truth.tif; mkdir -p $D
-R=tests/bench/device/repeat_frames.py
 nproc; nvidia-smi --query-gpu=name,driver_version --format=csv,noheader; date -u
 gunzip -c .dev/cap/p100.ser.gz > $D/p100.ser
-python3 $R $D/p100.ser $D/p3k.ser 100 30
+$B/e2e --repeat-frames $D/p100.ser $D/p3k.ser 30
 t() { grep -m1 "$1" /tmp/l | cut -c7-16; }
 one() { # host device threads
   timeout 60 env JUPITER_GPU_TRACE=1 $B/$1 $2 --threads $3 -v run $D/p3k.ser --no-post --force -o /tmp/$1$2.tif > /tmp/l 2>&1
@@ -38,7 +37,7 @@ $B/e2e --psnr /tmp/jupiter-host--cpu.tif $T
 for n in 4 1 16; do one jupiter-host --gpu $n; done
 dd if=$D/p3k.ser of=/dev/null bs=64M 2>&1 | tail -1
 [ "$1" = 40k ] || exit 0
-python3 $R $D/p100.ser $D/p40k.ser 100 400
+$B/e2e --repeat-frames $D/p100.ser $D/p40k.ser 400
 for dev in --gpu --cpu; do
   /usr/bin/time -f "40k $dev wall %e s rss %M KB" timeout 120 $B/jupiter-host $dev -q run $D/p40k.ser --no-post --force -o /tmp/40k.tif
   $B/e2e --psnr /tmp/40k.tif $T

@@ -7,6 +7,7 @@
 //! cargo run --release -p jupiter-bench --bin e2e -- [--dir DIR] [--host PATH] [--repeat R]
 //!     [--cases] [--peers] [--cold] [--scaling] [--sizes] [--limited] [--post] [--drizzle] [--ceiling] [--budget] [--quick]
 //! cargo run --release -p jupiter-bench --bin e2e -- --psnr OUT.tif TRUTH.tif
+//! cargo run --release -p jupiter-bench --bin e2e -- --repeat-frames SRC.ser DST.ser TIMES
 //! ```
 //!
 //! With no section flag every section runs. Captures are generated once into
@@ -102,6 +103,23 @@ fn main() -> ExitCode {
                     println!("{p:.3}");
                     ExitCode::SUCCESS
                 }
+                Err(e) => {
+                    eprintln!("e2e: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+    }
+    if let [flag, src, dst, times] = args.as_slice() {
+        if flag == "--repeat-frames" {
+            // `e2e --repeat-frames SRC DST TIMES`: a long SER from a short
+            // one, for runs on machines that do not generate captures.
+            let r = times
+                .parse()
+                .map_err(|_| format!("--repeat-frames: '{times}' is not a count"))
+                .and_then(|n| repeat_ser(Path::new(src), Path::new(dst), n));
+            return match r {
+                Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("e2e: {e}");
                     ExitCode::FAILURE

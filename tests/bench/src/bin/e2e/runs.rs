@@ -430,16 +430,16 @@ pub(crate) fn sizes(o: &Opts, t: &Tools) -> Result<(), String> {
             (1024, 1024),
             (2048, 2048),
         ] {
-            let per = size_run(o, t, scene, w, h, frames)?;
+            let (row, per) = size_run(o, t, scene, w, h, frames)?;
             let base = *base.get_or_insert(per);
-            println!(" {:.2} |", per / base);
+            println!("{row} {:.2} |", per / base);
         }
     }
     Ok(())
 }
 
-/// One `--sizes` row up to its time per megapixel·frame (printed, and
-/// returned for the ratio column).
+/// One `--sizes` row up to its time per megapixel·frame, and that time
+/// (for the ratio column).
 fn size_run(
     o: &Opts,
     t: &Tools,
@@ -447,7 +447,7 @@ fn size_run(
     w: u32,
     h: u32,
     frames: usize,
-) -> Result<f64, String> {
+) -> Result<(String, f64), String> {
     let tag = if scene == Scene::Lunar {
         "lunar"
     } else {
@@ -480,12 +480,12 @@ fn size_run(
     )?;
     let (min, _, _) = summary(&runs);
     let per = min * 1e3 / (frames as f64 * (w * h) as f64 / 1e6);
-    print!(
+    let row = format!(
         "| {tag} | {w}×{h} | {:.0} | {} | {per:.2} |",
         cap.bytes as f64 / 1e6,
         fmt_run(&runs),
     );
-    Ok(per)
+    Ok((row, per))
 }
 
 pub(crate) fn limited(o: &Opts, t: &Tools) -> Result<(), String> {

@@ -10,6 +10,12 @@
 //   (read_write), 3 sums per (frame, tile), and from word `totals` 3 per
 //   frame after `reduce`;
 //   3 taps: array<f32> (read), the gaussian (2·radius+1 taps); 4 uniforms P.
+// With `mosaic` = 1 the frames are demosaiced RGB of a raw colour mosaic
+//   and a frame is scored on its 2×2 cells: `width`×`height` are the
+//   cells, `stride` the frame's width in pixels, `pattern` the colour of
+//   each pixel of a cell (bits 2·(x + 2y)); a cell's value is
+//   ((a + b) + c + d) / 4 of its pixels' own colours, as the CPU path's
+//   `cells_of` sums the mosaic's samples.
 // Workgroup: tiles: 256×1×1 over a tile of `tile` (16, or 32 for radius
 //   ≤ 7) pixels a side, z = frame of the dispatch; reduce: 256×1×1, one
 //   workgroup per frame.
@@ -17,7 +23,8 @@
 struct P {
     width: u32, height: u32, channels: u32, radius: u32,
     metric: u32, tiles_x: u32, tiles_y: u32, count: u32,
-    out_base: u32, totals: u32, tile: u32, _c: u32,
+    out_base: u32, totals: u32, tile: u32, mosaic: u32,
+    pattern: u32, stride: u32, _a: u32, _b: u32,
 };
 
 @group(0) @binding(0) var<storage, read> frames: array<f32>;
@@ -35,6 +42,15 @@ var<workgroup> lum: array<f32, 2304>;
 var<workgroup> hx: array<f32, 1632>;
 
 fn luma(base: u32, x: u32, y: u32) -> f32 {
+    if (p.mosaic == 1u) {
+        let o = base + (2u * y * p.stride + 2u * x) * 3u;
+        let d = p.stride * 3u;
+        let a = frames[o + (p.pattern & 3u)];
+        let b = frames[o + 3u + ((p.pattern >> 2u) & 3u)];
+        let c = frames[o + d + ((p.pattern >> 4u) & 3u)];
+        let e = frames[o + d + 3u + ((p.pattern >> 6u) & 3u)];
+        return (a + b + c + e) * 0.25;
+    }
     let o = base + (y * p.width + x) * p.channels;
     if (p.channels == 1u) {
         return frames[o];

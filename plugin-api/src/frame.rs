@@ -132,6 +132,40 @@ pub trait FrameSource: Send + Sync {
         channel_mean_into(&all, c, &mut out);
         RResult::ROk(())
     }
+
+    /// The colour mosaic of a raw colour (Bayer) capture whose frames the
+    /// host demosaics: the colour (0 R, 1 G, 2 B, see [`mosaic_color`]) of
+    /// each pixel of a 2×2 cell. `RNone` for mono and true-colour frames.
+    /// The sensor measured one colour per pixel; a stage that wants only
+    /// measured samples (scoring at the mosaic's own resolution) reads
+    /// them with [`read_mosaic_rows`](Self::read_mosaic_rows), or on the
+    /// device takes each pixel's own colour from the demosaiced frames.
+    fn mosaic(&self) -> ROption<u32> {
+        ROption::RNone
+    }
+
+    /// Rows `y0 .. y0 + rows` of frame `index` as the mosaic's samples
+    /// (`rows * width`): each pixel's own colour ([`mosaic`](Self::mosaic))
+    /// of the demosaiced frame, i.e. the calibrated sample clamped to
+    /// `[0, 1]`, without demosaicing. An error for a source without a mosaic.
+    fn read_mosaic_rows(
+        &self,
+        index: usize,
+        y0: usize,
+        rows: usize,
+        out: RSliceMut<'_, f32>,
+    ) -> RResult<(), StageError> {
+        let _ = (index, y0, rows, out);
+        RResult::RErr(StageError::internal(
+            "read_mosaic_rows on frames without a colour mosaic",
+        ))
+    }
+}
+
+/// The colour (0 R, 1 G, 2 B) of pixel `(x, y)` under a mosaic code of
+/// [`FrameSource::mosaic`]: bits `2 · ((x % 2) + 2 · (y % 2))`.
+pub fn mosaic_color(code: u32, x: usize, y: usize) -> usize {
+    ((code >> (2 * ((x % 2) + 2 * (y % 2)))) & 3) as usize
 }
 
 /// The mean of each pixel's `channels` interleaved samples: the luminance

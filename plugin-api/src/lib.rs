@@ -82,8 +82,8 @@ pub use abi_stable;
 pub use backend::{Backend, BackendRef, Backend_TO, LogLevel, RawTask};
 pub use error::{ErrorKind, StageError};
 pub use frame::{
-    channel_mean, channel_mean_into, Alignment, DeviceFrames, DeviceSlot, FrameInfo, FrameSource,
-    FrameSourceRef, FrameSource_TO, FrameWarp, Image, WarpField,
+    channel_mean, channel_mean_into, mosaic_color, Alignment, DeviceFrames, DeviceSlot, FrameInfo,
+    FrameSource, FrameSourceRef, FrameSource_TO, FrameWarp, Image, WarpField,
 };
 pub use gpu::{GpuBuffer, GpuService, GpuServiceBox, GpuService_TO};
 pub use params::{parse_params, ChoiceValue, Interpolation, ParamKind, ParamSpec, StageParams};

@@ -94,6 +94,8 @@ pub struct MemFrames {
     pub frames: Vec<Vec<f32>>,
     /// The frames on a GPU, once [`MemFrames::upload`] put them there.
     pub device: Option<DeviceFrames>,
+    /// The colour mosaic the RGB frames stand for ([`MemFrames::with_mosaic`]).
+    pub mosaic: Option<u32>,
 }
 
 impl MemFrames {
@@ -112,7 +114,16 @@ impl MemFrames {
             info,
             frames,
             device: None,
+            mosaic: None,
         }
+    }
+    /// These RGB frames as demosaiced from a mosaic of `code`
+    /// ([`FrameSource::mosaic`]): the mosaic's samples are each pixel's
+    /// own colour.
+    pub fn with_mosaic(mut self, code: u32) -> MemFrames {
+        assert_eq!(self.info.channels, 3, "a mosaic stands for RGB frames");
+        self.mosaic = Some(code);
+        self
     }
     /// Puts the frames on `gpu`, `per_buffer` to a buffer (as the host's
     /// capture store does), so stages see them through
@@ -173,6 +184,30 @@ impl FrameSource for MemFrames {
     }
     fn device_frames(&self) -> RResult<ROption<DeviceFrames>, StageError> {
         RResult::ROk(self.device.clone().into())
+    }
+    fn mosaic(&self) -> ROption<u32> {
+        self.mosaic.into()
+    }
+    fn read_mosaic_rows(
+        &self,
+        index: usize,
+        y0: usize,
+        rows: usize,
+        mut out: RSliceMut<'_, f32>,
+    ) -> RResult<(), StageError> {
+        let Some(code) = self.mosaic else {
+            return RResult::RErr(StageError::internal("no mosaic"));
+        };
+        if let Err(e) = self.info.check_luminance_read(index, y0, rows, out.len()) {
+            return RResult::RErr(e);
+        }
+        let w = self.info.width as usize;
+        let frame = &self.frames[index];
+        for (k, o) in out.iter_mut().enumerate() {
+            let (x, y) = (k % w, y0 + k / w);
+            *o = frame[(y * w + x) * 3 + crate::frame::mosaic_color(code, x, y)];
+        }
+        RResult::ROk(())
     }
 }
 

@@ -279,14 +279,23 @@ fn frame_scores_on_the_device_match_the_cpu() {
     let be = gpu_only();
     let cpu_be = cpu_backend();
     use jupiter_plugin_quality::params::{Metric, QualityParams};
-    for (w, h, c) in [(37usize, 23usize, 1usize), (40, 17, 3), (130, 97, 1)] {
+    // The last two: RGB frames of a Bayer mosaic (RGGB, GRBG; an odd
+    // width), scored on the mosaic's 2×2 cells on both paths.
+    for (w, h, c, mosaic) in [
+        (37usize, 23usize, 1usize, None),
+        (40, 17, 3, None),
+        (130, 97, 1, None),
+        (40, 18, 3, Some(148u32)),
+        (43, 21, 3, Some(97)),
+    ] {
         let frames: Vec<Vec<f32>> = (0..7)
             .map(|k| planet(w, h, c, k as f32 * 0.7, -(k as f32) * 0.4, k))
             .collect();
         let g = stage_ctx(&be);
         let gpu = g.gpu().unwrap();
         // Three frames per device buffer: the batch spans buffers.
-        let mem = resident_frames(&g, (w, h, c), frames, 3);
+        let mut mem = resident_frames(&g, (w, h, c), frames, 3);
+        mem.mosaic = mosaic;
         let dev = mem.device.clone().unwrap();
         for p in [
             QualityParams::default(),
@@ -294,17 +303,20 @@ fn frame_scores_on_the_device_match_the_cpu() {
                 metric: Metric::Tenengrad,
                 prefilter_sigma: 0.0,
                 normalize: false,
+                ..Default::default()
             },
             QualityParams {
                 metric: Metric::Laplacian,
                 prefilter_sigma: 5.0,
                 normalize: true,
+                ..Default::default()
             },
             // Radius 7: the largest apron of the 32×32-tile kernel.
             QualityParams {
                 metric: Metric::Tenengrad,
                 prefilter_sigma: 2.3,
                 normalize: true,
+                ..Default::default()
             },
         ] {
             let cpu =

@@ -25,7 +25,7 @@ use jupiter_plugin_api::gpu::helpers::{groups, run, Buffers, Uniforms};
 use jupiter_plugin_api::{DeviceFrames, ErrorKind, GpuBuffer, GpuServiceBox, StageError};
 
 use crate::io::capture::CaptureFile;
-use crate::io::debayer::{BayerPattern, Demosaic};
+use crate::io::debayer::Demosaic;
 use crate::io::ser::ColorId;
 
 /// The decode kernel.
@@ -465,7 +465,7 @@ impl CaptureOnDevice {
             ColorId::Mono => (0, 1, 0),
             ColorId::Rgb => (0, 3, 0),
             ColorId::Bgr => (1, 3, 0),
-            ColorId::Bayer(p) => (2, 1, pattern_code(p)),
+            ColorId::Bayer(p) => (2, 1, p.code()),
         };
         let result = (|| {
             let mut dst = None;
@@ -583,13 +583,6 @@ impl Drop for CaptureOnDevice {
 /// Bytes of one decoded frame of `ser` on the device (f32 samples).
 fn decoded_frame_bytes(ser: &CaptureFile) -> u64 {
     (ser.width() * ser.height() * ser.channels() * 4) as u64
-}
-
-/// The 2×2 layout as `decode.wgsl` reads it: colour of cell `i` in bits `2i`.
-fn pattern_code(p: BayerPattern) -> u32 {
-    (0..4).fold(0, |acc, i| {
-        acc | ((p.color_at(i % 2, i / 2) as u32) << (2 * i))
-    })
 }
 
 #[cfg(test)]

@@ -99,6 +99,25 @@ impl FrameSource for CaptureFrames {
         })
     }
 
+    fn mosaic(&self) -> ROption<u32> {
+        self.capture.bayer().map(|p| p.code()).into()
+    }
+
+    fn read_mosaic_rows(
+        &self,
+        index: usize,
+        y0: usize,
+        rows: usize,
+        mut out: RSliceMut<'_, f32>,
+    ) -> RResult<(), StageError> {
+        if let Err(e) = self.info().check_luminance_read(index, y0, rows, out.len()) {
+            return RResult::RErr(e);
+        }
+        self.decode(index, y0, rows, |capture, frame| {
+            capture.mosaic_rows(frame, y0, rows, &mut out)
+        })
+    }
+
     fn device_frames(&self) -> RResult<ROption<DeviceFrames>, StageError> {
         let Some(store) = &self.device else {
             return RResult::ROk(ROption::RNone);

@@ -49,6 +49,14 @@ impl BayerPattern {
         };
         layout[(y % 2) * 2 + (x % 2)]
     }
+    /// The pattern as one word: the colour of pixel `(x, y)` of a 2×2 cell
+    /// in bits `2 · (x + 2y)` (how `decode.wgsl` and stages read it, see
+    /// [`jupiter_plugin_api::mosaic_color`]).
+    pub fn code(self) -> u32 {
+        (0..4).fold(0, |acc, i| {
+            acc | ((self.color_at(i % 2, i / 2) as u32) << (2 * i))
+        })
+    }
 }
 
 /// How a Bayer mosaic is turned into RGB (`--demosaic`, the pipeline's

@@ -157,21 +157,115 @@ const BAND_ROWS: usize = 64;
 /// ([`score_frame_in_bands`]) whatever the number of threads.
 const BANDED_PIXELS: usize = 4 << 20;
 
-/// [`score_plane`] of frame `i`, read and scored in bands of rows in
-/// parallel on the pool: no plane of the whole frame, and the decoding
-/// spread over the threads. Each band reads its rows and the filter's
-/// margin; its sums are added in band order (the score equals
-/// `score_plane`'s up to the order of the sums).
+/// What a frame is scored on: its luminance, or, for a raw colour (Bayer)
+/// capture, the 2×2 cells of its mosaic ([`QualityParams::cells`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plane {
+    Luminance,
+    /// `(R + 2G + B) / 4` of each 2×2 cell of the mosaic's samples: only
+    /// what the sensor measured (no demosaic to compute first), at the
+    /// mosaic's colour resolution, a quarter of the pixels to filter.
+    Cells,
+}
+
+impl Plane {
+    /// The plane frames of `info` are scored on: cells when asked for, the
+    /// source has a mosaic and the cells are at least 3 a side.
+    pub fn of(frames: &FrameSourceRef, p: &QualityParams) -> Plane {
+        let info = frames.info();
+        let big_enough = info.width / 2 >= 3 && info.height / 2 >= 3;
+        if p.cells && big_enough && frames.mosaic().is_some() {
+            Plane::Cells
+        } else {
+            Plane::Luminance
+        }
+    }
+
+    /// The plane's size for frames of `w × h`.
+    pub fn dims(self, (w, h): (usize, usize)) -> (usize, usize) {
+        match self {
+            Plane::Luminance => (w, h),
+            Plane::Cells => (w / 2, h / 2),
+        }
+    }
+
+    /// `p` in the plane's pixels: a cell is two pixels a side, so the
+    /// prefilter's sigma halves (the same blur on the sky).
+    pub fn params(self, p: &QualityParams) -> QualityParams {
+        let mut q = p.clone();
+        if self == Plane::Cells {
+            q.prefilter_sigma /= 2.0;
+        }
+        q
+    }
+
+    /// Rows `y0 .. y0 + rows` of frame `i`'s plane into `out`
+    /// (`rows × plane width`).
+    fn read(
+        self,
+        frames: &FrameSourceRef,
+        i: usize,
+        y0: usize,
+        rows: usize,
+        out: &mut [f32],
+    ) -> Result<(), StageError> {
+        match self {
+            Plane::Luminance => frames
+                .read_luminance_rows(i, y0, rows, out.into())
+                .into_result(),
+            Plane::Cells => {
+                let w = frames.info().width as usize;
+                MOSAIC.with_borrow_mut(|m| {
+                    jupiter_kit::mem::fit(m, 2 * rows * w);
+                    frames
+                        .read_mosaic_rows(i, 2 * y0, 2 * rows, m.as_mut_slice().into())
+                        .into_result()?;
+                    cells_of(m, w, out);
+                    Ok(())
+                })
+            }
+        }
+    }
+}
+
+thread_local! {
+    /// Each thread's mosaic rows behind [`Plane::Cells`] reads.
+    static MOSAIC: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The 2×2 cells of mosaic rows (`w` wide, an even count) into `out`
+/// (`w / 2` a row): `((a + b) + c + d) / 4` of each cell's samples in row
+/// order, as `shaders/quality.wgsl` sums them.
+pub fn cells_of(mosaic: &[f32], w: usize, out: &mut [f32]) {
+    let cw = w / 2;
+    if cw == 0 {
+        return;
+    }
+    for (pair, o) in mosaic.chunks_exact(2 * w).zip(out.chunks_exact_mut(cw)) {
+        let (a, b) = pair.split_at(w);
+        for (x, v) in o.iter_mut().enumerate() {
+            *v = (a[2 * x] + a[2 * x + 1] + b[2 * x] + b[2 * x + 1]) * 0.25;
+        }
+    }
+}
+
+/// [`score_plane`] of frame `i`'s `plane` (`w × h` its size), read and
+/// scored in bands of rows in parallel on the pool: no plane of the whole
+/// frame, and the decoding spread over the threads. Each band reads its
+/// rows and the filter's margin; its sums are added in band order (the
+/// score equals `score_plane`'s up to the order of the sums).
 fn score_frame_in_bands(
     ctx: &StageCtx,
     frames: &FrameSourceRef,
-    i: usize,
+    (i, plane): (usize, Plane),
     (w, h): (usize, usize),
     p: &QualityParams,
     bands: &Lender<Vec<f32>>,
 ) -> Result<f32, StageError> {
     if p.prefilter_sigma <= 0.0 {
-        return Ok(score_plane(&frames.luminance(i)?, w, h, p));
+        let mut whole = vec![0.0; w * h];
+        plane.read(frames, i, 0, h, &mut whole)?;
+        return Ok(score_plane(&whole, w, h, p));
     }
     let kernel = conv::gaussian_kernel(p.prefilter_sigma);
     let r = kernel.len() / 2;
@@ -180,9 +274,7 @@ fn score_frame_in_bands(
         let (lo, hi) = (own.start.saturating_sub(1 + r), (own.end + 1 + r).min(h));
         bands.with(|rows| {
             jupiter_kit::mem::fit(rows, (hi - lo) * w);
-            frames
-                .read_luminance_rows(i, lo, hi - lo, rows.as_mut_slice().into())
-                .into_result()?;
+            plane.read(frames, i, lo, hi - lo, rows)?;
             let level = stats::mean(&rows[(own.start - lo) * w..(own.end - lo) * w])
                 * (own.len() * w) as f64;
             // Interior rows of the frame (1 .. h − 1) this band owns, in its rows.
@@ -213,9 +305,14 @@ pub fn score_all(
     p: &QualityParams,
 ) -> Result<Vec<f32>, StageError> {
     let info = frames.info();
-    let (w, h, _) = info.dims();
+    let plane = Plane::of(frames, p);
+    let (w, h) = plane.dims((info.width as usize, info.height as usize));
+    let p = &plane.params(p);
     let n = info.count as usize;
-    if w * h >= BANDED_PIXELS || jupiter_kit::align::frames_in_flight(ctx, w, h, 1) < ctx.threads()
+    // A cell plane is read from four times its samples of mosaic.
+    let planes = if plane == Plane::Cells { 5 } else { 1 };
+    if w * h >= BANDED_PIXELS
+        || jupiter_kit::align::frames_in_flight(ctx, w, h, planes) < ctx.threads()
     {
         // Large frames: in bands of rows, scored in parallel, each read
         // into a buffer a finished band handed back; no plane of the
@@ -225,16 +322,24 @@ pub fn score_all(
         let mut scores = Vec::with_capacity(n);
         for i in 0..n {
             ctx.check_cancelled()?;
-            scores.push(score_frame_in_bands(ctx, frames, i, (w, h), p, &bands)?);
+            scores.push(score_frame_in_bands(
+                ctx,
+                frames,
+                (i, plane),
+                (w, h),
+                p,
+                &bands,
+            )?);
             ctx.progress(i as u64 + 1, n as u64);
         }
         return Ok(scores);
     }
     let planes = Lender::default();
     ctx.par_try_map(n, 16, |i| {
-        planes.with(|lum| {
-            jupiter_kit::align::luminance_into(None, frames, i, lum)?;
-            Ok(score_plane(lum, w, h, p))
+        planes.with(|buf| {
+            jupiter_kit::mem::fit(buf, w * h);
+            plane.read(frames, i, 0, h, buf)?;
+            Ok(score_plane(buf, w, h, p))
         })
     })
 }
@@ -263,12 +368,13 @@ mod tests {
                         metric,
                         prefilter_sigma: 1.2,
                         normalize,
+                        ..Default::default()
                     };
                     let alone = score_plane(&texture(w, h), w, h, &p);
                     let banded = score_frame_in_bands(
                         ctx,
                         &frames.as_ref(),
-                        0,
+                        (0, Plane::Luminance),
                         (w, h),
                         &p,
                         &Lender::default(),
@@ -279,6 +385,64 @@ mod tests {
                     assert!(rel <= 1e-6, "{metric:?} {normalize}: {alone} vs {banded}");
                 }
             }
+        });
+    }
+
+    /// A colour frame of a Bayer mosaic is scored on the mosaic's 2×2
+    /// cells (the pixels' own colours, summed as `cells_of` sums them) with
+    /// half the prefilter, whole or in bands; with `cells` off, or without
+    /// a mosaic, on the luminance.
+    #[test]
+    fn mosaic_frames_are_scored_on_their_cells() {
+        let (w, h) = (46, 2 * BAND_ROWS + 22);
+        let rgb: Vec<f32> = (0..w * h * 3)
+            .map(|i| 0.5 + 0.4 * ((i as f32 * 0.37).sin() * ((i / (3 * w)) as f32 * 0.5).cos()))
+            .collect();
+        let code = 97; // GRBG
+        let plain = MemFrames::new(w as u32, h as u32, 3, vec![rgb.clone()]);
+        let mosaic = MemFrames::new(w as u32, h as u32, 3, vec![rgb.clone()]).with_mosaic(code);
+        let own: Vec<f32> = (0..w * h)
+            .map(|k| rgb[k * 3 + jupiter_plugin_api::mosaic_color(code, k % w, k / w)])
+            .collect();
+        let mut cells = vec![0.0; (w / 2) * (h / 2)];
+        cells_of(&own, w, &mut cells);
+        assert_eq!(cells[0], (own[0] + own[1] + own[w] + own[w + 1]) * 0.25);
+        let p = QualityParams::default();
+        let half = QualityParams {
+            prefilter_sigma: p.prefilter_sigma / 2.0,
+            ..p.clone()
+        };
+        let want = score_plane(&cells, w / 2, h / 2, &half);
+        let be = ThreadBackend::new(2);
+        be.with_ctx("quality", |ctx| {
+            let src = mosaic.as_ref();
+            assert_eq!(Plane::of(&src, &p), Plane::Cells);
+            assert_eq!(score_all(ctx, &src, &p).unwrap(), vec![want]);
+            let banded = score_frame_in_bands(
+                ctx,
+                &src,
+                (0, Plane::Cells),
+                (w / 2, h / 2),
+                &half,
+                &Lender::default(),
+            )
+            .unwrap();
+            assert!(
+                (banded - want).abs() <= 1e-6 * want.abs(),
+                "{banded} vs {want}"
+            );
+            // Off, or no mosaic: the luminance.
+            let off = QualityParams {
+                cells: false,
+                ..p.clone()
+            };
+            assert_eq!(Plane::of(&src, &off), Plane::Luminance);
+            assert_eq!(Plane::of(&plain.as_ref(), &p), Plane::Luminance);
+            let lum = jupiter_plugin_api::channel_mean(&rgb, 3);
+            assert_eq!(
+                score_all(ctx, &src, &off).unwrap(),
+                vec![score_plane(&lum, w, h, &p)]
+            );
         });
     }
 
@@ -320,6 +484,7 @@ mod tests {
                     metric,
                     prefilter_sigma: sigma,
                     normalize: false,
+                    ..Default::default()
                 };
                 let want = sharpness(&filtered, w, h, metric) as f32;
                 assert_eq!(

@@ -12,6 +12,7 @@ use jupiter_plugin_api::gpu::helpers::{download_at, groups, run, write, Buffers}
 use jupiter_plugin_api::prelude::*;
 use jupiter_plugin_api::{DeviceFrames, GpuServiceBox};
 
+use crate::cpu::Plane;
 use crate::params::{Metric, QualityParams};
 
 /// Largest prefilter radius the kernel's tile holds (sigma 5 → radius 15).
@@ -54,9 +55,15 @@ pub fn score_all(
     p: &QualityParams,
 ) -> Result<Vec<f32>, StageError> {
     let info = frames.info();
-    let (w, h, c) = info.dims();
+    let (fw, fh, c) = info.dims();
     let n = info.count as usize;
     let len = info.frame_len();
+    // Scored on what the CPU path scores: the luminance, or the mosaic's
+    // cells (read from the demosaiced frames' own colours).
+    let plane = Plane::of(frames, p);
+    let (w, h) = plane.dims((fw, fh));
+    let p = &plane.params(p);
+    let pattern = frames.mosaic().into_option().unwrap_or(0);
     let kernel = gaussian_kernel(p.prefilter_sigma);
     // 32×32 tiles where the apron fits the kernel's workgroup memory.
     let tile = if kernel.len() / 2 <= MAX_RADIUS_32 {
@@ -97,7 +104,11 @@ pub fn score_all(
                 out_base: first as u32,
                 totals: totals as u32,
                 tile: tile as u32,
-                _c: 0,
+                mosaic: (plane == Plane::Cells) as u32,
+                pattern,
+                stride: fw as u32,
+                _a: 0,
+                _b: 0,
             });
             let bindings = [buf, list, partial, taps];
             run(

@@ -56,6 +56,22 @@ fn assert_luminance_is_the_channel_mean(file: &CaptureFile, what: &str) {
         file.luminance_rows(0, y0, rows, &mut lum).unwrap();
         let want = jupiter_plugin_api::channel_mean(&rgb, c);
         assert_eq!(bits(&lum), bits(&want), "{what}: rows {y0}+{rows}");
+        // The mosaic's samples are the demosaiced pixels' own colours.
+        let mut mosaic = vec![f32::NAN; rows * w];
+        let read = file.mosaic_rows(0, y0, rows, &mut mosaic);
+        match file.bayer() {
+            Some(p) => {
+                read.unwrap();
+                let own: Vec<f32> = (0..rows * w)
+                    .map(|k| rgb[k * 3 + p.color_at(k % w, y0 + k / w)])
+                    .collect();
+                assert_eq!(bits(&mosaic), bits(&own), "{what}: mosaic rows {y0}+{rows}");
+            }
+            None => assert!(
+                read.is_err(),
+                "{what}: mosaic rows of frames without a mosaic"
+            ),
+        }
     }
     // A wrong buffer is an error, not a panic.
     assert!(file

@@ -551,6 +551,34 @@ impl CaptureFile {
         Ok(())
     }
 
+    /// Rows `y0 .. y0 + rows` of frame `index`'s mosaic (`rows × width`
+    /// samples): calibrated, clamped to `[0, 1]` as the demosaic clamps,
+    /// not demosaiced, so each sample is the one the demosaiced pixel keeps
+    /// in its own colour. An error for a capture without a Bayer pattern.
+    pub fn mosaic_rows(
+        &self,
+        index: usize,
+        y0: usize,
+        rows: usize,
+        out: &mut [f32],
+    ) -> Result<(), CaptureError> {
+        if self.bayer().is_none() {
+            return Err(CaptureError::BadRequest {
+                path: self.path().to_path_buf(),
+                reason: "mosaic rows of a capture that is not a raw Bayer mosaic".into(),
+            });
+        }
+        self.check_request("mosaic rows", 1, (index, y0, rows), out.len())?;
+        pause::wait_before_reading(self.path(), index);
+        let w = self.width();
+        self.with_mosaic(self.calibration.as_deref(), index, y0, rows, |lo, raw| {
+            let own = &raw[(y0 - lo) * w..(y0 - lo + rows) * w];
+            for (o, &v) in out.iter_mut().zip(own) {
+                *o = v.clamp(0.0, 1.0);
+            }
+        })
+    }
+
     /// Decodes one whole frame.
     pub fn decode_frame(&self, index: usize) -> Result<Vec<f32>, CaptureError> {
         let mut v = vec![0.0; self.width() * self.height() * self.channels()];

@@ -156,7 +156,12 @@ pub struct QualityP {
     pub out_base: u32,
     pub totals: u32,
     pub tile: u32,
-    pub _c: u32,
+    /// 1: frames scored on their mosaic's 2×2 cells (`pattern`, `stride`).
+    pub mosaic: u32,
+    pub pattern: u32,
+    pub stride: u32,
+    pub _a: u32,
+    pub _b: u32,
 }
 
 /// `pixel_ops.wgsl` (`a`, `b`, `c` mean what each entry point says).

@@ -105,28 +105,37 @@ impl Fft2d {
     /// into contiguous columns (each spectrum row contributes one run of
     /// `BLOCK` neighbouring bins, which keeps the reads cache friendly), all
     /// of its columns are transformed in one call, then scattered back.
+    /// The block and the scratch are this thread's, kept between calls
+    /// (the aligner transforms thousands of small patches).
     fn columns(&self, spec: &mut [Complex32], fft: &dyn Fft<f32>) {
         const BLOCK: usize = 16;
         let (h, b) = (self.height, self.bins());
-        let mut cols = vec![Complex32::default(); h * BLOCK];
-        let mut scratch = vec![Complex32::default(); fft.get_inplace_scratch_len()];
-        for x0 in (0..b).step_by(BLOCK) {
-            let n = BLOCK.min(b - x0);
-            for y in 0..h {
-                let row = &spec[y * b + x0..y * b + x0 + n];
-                for (k, v) in row.iter().enumerate() {
-                    cols[k * h + y] = *v;
+        COLUMNS.with_borrow_mut(|(cols, scratch)| {
+            cols.resize(h * BLOCK, Complex32::default());
+            scratch.resize(fft.get_inplace_scratch_len(), Complex32::default());
+            for x0 in (0..b).step_by(BLOCK) {
+                let n = BLOCK.min(b - x0);
+                let block = &mut cols[..n * h];
+                for (y, row) in spec.chunks_exact(b).enumerate() {
+                    for (col, v) in block.chunks_exact_mut(h).zip(&row[x0..x0 + n]) {
+                        col[y] = *v;
+                    }
+                }
+                fft.process_with_scratch(block, scratch);
+                for (y, row) in spec.chunks_exact_mut(b).enumerate() {
+                    for (col, v) in block.chunks_exact(h).zip(&mut row[x0..x0 + n]) {
+                        *v = col[y];
+                    }
                 }
             }
-            fft.process_with_scratch(&mut cols[..n * h], &mut scratch);
-            for y in 0..h {
-                let row = &mut spec[y * b + x0..y * b + x0 + n];
-                for (k, v) in row.iter_mut().enumerate() {
-                    *v = cols[k * h + y];
-                }
-            }
-        }
+        })
     }
+}
+
+thread_local! {
+    /// Each thread's column block and scratch for [`Fft2d::columns`].
+    static COLUMNS: std::cell::RefCell<(Vec<Complex32>, Vec<Complex32>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// The 1-D Hann window of `n` samples (sampled at pixel centres).

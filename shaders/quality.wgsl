@@ -10,12 +10,12 @@
 //   (read_write), 3 sums per (frame, tile), and from word `totals` 3 per
 //   frame after `reduce`;
 //   3 taps: array<f32> (read), the gaussian (2·radius+1 taps); 4 uniforms P.
-// With `mosaic` = 1 the frames are demosaiced RGB of a raw colour mosaic
-//   and a frame is scored on its 2×2 cells: `width`×`height` are the
-//   cells, `stride` the frame's width in pixels, `pattern` the colour of
-//   each pixel of a cell (bits 2·(x + 2y)); a cell's value is
-//   ((a + b) + c + d) / 4 of its pixels' own colours, as the CPU path's
-//   `cells_of` sums the mosaic's samples.
+// `cells` 1 and 2: a frame is scored on its 2×2 cells (`width`×`height`
+//   are the cells, `stride` the frame's width in pixels), summed
+//   ((a + b) + c + d) / 4 as the CPU path's `cells_of` sums them: 1, the
+//   frames are demosaiced RGB of a raw colour mosaic and a cell's pixels
+//   give their own colours (`pattern`: the colour of each pixel of a cell,
+//   bits 2·(x + 2y)); 2, their luminance.
 // Workgroup: tiles: 256×1×1 over a tile of `tile` (16, or 32 for radius
 //   ≤ 7) pixels a side, z = frame of the dispatch; reduce: 256×1×1, one
 //   workgroup per frame.
@@ -23,7 +23,7 @@
 struct P {
     width: u32, height: u32, channels: u32, radius: u32,
     metric: u32, tiles_x: u32, tiles_y: u32, count: u32,
-    out_base: u32, totals: u32, tile: u32, mosaic: u32,
+    out_base: u32, totals: u32, tile: u32, cells: u32,
     pattern: u32, stride: u32, _a: u32, _b: u32,
 };
 
@@ -41,17 +41,9 @@ struct P {
 var<workgroup> lum: array<f32, 2304>;
 var<workgroup> hx: array<f32, 1632>;
 
-fn luma(base: u32, x: u32, y: u32) -> f32 {
-    if (p.mosaic == 1u) {
-        let o = base + (2u * y * p.stride + 2u * x) * 3u;
-        let d = p.stride * 3u;
-        let a = frames[o + (p.pattern & 3u)];
-        let b = frames[o + 3u + ((p.pattern >> 2u) & 3u)];
-        let c = frames[o + d + ((p.pattern >> 4u) & 3u)];
-        let e = frames[o + d + 3u + ((p.pattern >> 6u) & 3u)];
-        return (a + b + c + e) * 0.25;
-    }
-    let o = base + (y * p.width + x) * p.channels;
+// The luminance of pixel (x, y) of a frame `width` pixels wide.
+fn pixel_luma(base: u32, x: u32, y: u32, width: u32) -> f32 {
+    let o = base + (y * width + x) * p.channels;
     if (p.channels == 1u) {
         return frames[o];
     }
@@ -61,6 +53,27 @@ fn luma(base: u32, x: u32, y: u32) -> f32 {
     var s = 0.0;
     for (var c = 0u; c < p.channels; c++) { s += frames[o + c]; }
     return s / f32(p.channels);
+}
+
+// The value scored at (x, y): a pixel's luminance, or a cell's.
+fn luma(base: u32, x: u32, y: u32) -> f32 {
+    if (p.cells == 1u) {
+        let o = base + (2u * y * p.stride + 2u * x) * 3u;
+        let d = p.stride * 3u;
+        let a = frames[o + (p.pattern & 3u)];
+        let b = frames[o + 3u + ((p.pattern >> 2u) & 3u)];
+        let c = frames[o + d + ((p.pattern >> 4u) & 3u)];
+        let e = frames[o + d + 3u + ((p.pattern >> 6u) & 3u)];
+        return (a + b + c + e) * 0.25;
+    }
+    if (p.cells == 2u) {
+        let a = pixel_luma(base, 2u * x, 2u * y, p.stride);
+        let b = pixel_luma(base, 2u * x + 1u, 2u * y, p.stride);
+        let c = pixel_luma(base, 2u * x, 2u * y + 1u, p.stride);
+        let e = pixel_luma(base, 2u * x + 1u, 2u * y + 1u, p.stride);
+        return (a + b + c + e) * 0.25;
+    }
+    return pixel_luma(base, x, y, p.width);
 }
 
 @compute @workgroup_size(256, 1, 1)

@@ -309,7 +309,8 @@ fn frame_scores_on_the_device_match_the_cpu() {
                 metric: Metric::Laplacian,
                 prefilter_sigma: 5.0,
                 normalize: true,
-                ..Default::default()
+                // Every pixel (the others score 2×2 cells).
+                cells: false,
             },
             // Radius 7: the largest apron of the 32×32-tile kernel.
             QualityParams {

@@ -157,35 +157,42 @@ const BAND_ROWS: usize = 64;
 /// ([`score_frame_in_bands`]) whatever the number of threads.
 const BANDED_PIXELS: usize = 4 << 20;
 
-/// What a frame is scored on: its luminance, or, for a raw colour (Bayer)
-/// capture, the 2×2 cells of its mosaic ([`QualityParams::cells`]).
+/// What a frame is scored on ([`QualityParams::cells`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Plane {
-    Luminance,
-    /// `(R + 2G + B) / 4` of each 2×2 cell of the mosaic's samples: only
-    /// what the sensor measured (no demosaic to compute first), at the
-    /// mosaic's colour resolution, a quarter of the pixels to filter.
+    /// The luminance, pixel by pixel.
+    Full,
+    /// The 2×2 cells of the luminance, `((a + b) + c + d) / 4`: half the
+    /// resolution, a quarter of the pixels to filter. The prefilter's blur
+    /// already takes out most of what a cell averages away; ranking frames
+    /// by their seeing needs the scales above it (PSS also ranks on every
+    /// second pixel).
     Cells,
+    /// The 2×2 cells of a raw colour (Bayer) mosaic's samples, `(R + 2G +
+    /// B) / 4`: only what the sensor measured, no demosaic computed first.
+    MosaicCells,
 }
 
 impl Plane {
-    /// The plane frames of `info` are scored on: cells when asked for, the
-    /// source has a mosaic and the cells are at least 3 a side.
+    /// The plane frames of `frames` are scored on: cells when asked for and
+    /// at least 3 a side (of the mosaic where the source has one), else
+    /// the full luminance.
     pub fn of(frames: &FrameSourceRef, p: &QualityParams) -> Plane {
         let info = frames.info();
-        let big_enough = info.width / 2 >= 3 && info.height / 2 >= 3;
-        if p.cells && big_enough && frames.mosaic().is_some() {
-            Plane::Cells
+        if !p.cells || info.width / 2 < 3 || info.height / 2 < 3 {
+            Plane::Full
+        } else if frames.mosaic().is_some() {
+            Plane::MosaicCells
         } else {
-            Plane::Luminance
+            Plane::Cells
         }
     }
 
     /// The plane's size for frames of `w × h`.
     pub fn dims(self, (w, h): (usize, usize)) -> (usize, usize) {
         match self {
-            Plane::Luminance => (w, h),
-            Plane::Cells => (w / 2, h / 2),
+            Plane::Full => (w, h),
+            Plane::Cells | Plane::MosaicCells => (w / 2, h / 2),
         }
     }
 
@@ -193,7 +200,7 @@ impl Plane {
     /// prefilter's sigma halves (the same blur on the sky).
     pub fn params(self, p: &QualityParams) -> QualityParams {
         let mut q = p.clone();
-        if self == Plane::Cells {
+        if self != Plane::Full {
             q.prefilter_sigma /= 2.0;
         }
         q
@@ -209,31 +216,32 @@ impl Plane {
         rows: usize,
         out: &mut [f32],
     ) -> Result<(), StageError> {
-        match self {
-            Plane::Luminance => frames
+        if self == Plane::Full {
+            return frames
                 .read_luminance_rows(i, y0, rows, out.into())
-                .into_result(),
-            Plane::Cells => {
-                let w = frames.info().width as usize;
-                MOSAIC.with_borrow_mut(|m| {
-                    jupiter_kit::mem::fit(m, 2 * rows * w);
-                    frames
-                        .read_mosaic_rows(i, 2 * y0, 2 * rows, m.as_mut_slice().into())
-                        .into_result()?;
-                    cells_of(m, w, out);
-                    Ok(())
-                })
-            }
+                .into_result();
         }
+        let w = frames.info().width as usize;
+        PIXELS.with_borrow_mut(|m| {
+            jupiter_kit::mem::fit(m, 2 * rows * w);
+            let pixels = m.as_mut_slice().into();
+            match self {
+                Plane::MosaicCells => frames.read_mosaic_rows(i, 2 * y0, 2 * rows, pixels),
+                _ => frames.read_luminance_rows(i, 2 * y0, 2 * rows, pixels),
+            }
+            .into_result()?;
+            cells_of(m, w, out);
+            Ok(())
+        })
     }
 }
 
 thread_local! {
-    /// Each thread's mosaic rows behind [`Plane::Cells`] reads.
-    static MOSAIC: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Each thread's pixel rows behind a read of cells.
+    static PIXELS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// The 2×2 cells of mosaic rows (`w` wide, an even count) into `out`
+/// The 2×2 cells of pixel rows (`w` wide, an even count) into `out`
 /// (`w / 2` a row): `((a + b) + c + d) / 4` of each cell's samples in row
 /// order, as `shaders/quality.wgsl` sums them.
 pub fn cells_of(mosaic: &[f32], w: usize, out: &mut [f32]) {
@@ -309,8 +317,8 @@ pub fn score_all(
     let (w, h) = plane.dims((info.width as usize, info.height as usize));
     let p = &plane.params(p);
     let n = info.count as usize;
-    // A cell plane is read from four times its samples of mosaic.
-    let planes = if plane == Plane::Cells { 5 } else { 1 };
+    // A plane of cells is read from four times its samples of pixels.
+    let planes = if plane == Plane::Full { 1 } else { 5 };
     if w * h >= BANDED_PIXELS
         || jupiter_kit::align::frames_in_flight(ctx, w, h, planes) < ctx.threads()
     {
@@ -374,7 +382,7 @@ mod tests {
                     let banded = score_frame_in_bands(
                         ctx,
                         &frames.as_ref(),
-                        (0, Plane::Luminance),
+                        (0, Plane::Full),
                         (w, h),
                         &p,
                         &Lender::default(),
@@ -388,12 +396,12 @@ mod tests {
         });
     }
 
-    /// A colour frame of a Bayer mosaic is scored on the mosaic's 2×2
-    /// cells (the pixels' own colours, summed as `cells_of` sums them) with
-    /// half the prefilter, whole or in bands; with `cells` off, or without
-    /// a mosaic, on the luminance.
+    /// Frames are scored on 2×2 cells with half the prefilter, whole or in
+    /// bands: of the luminance, or of a Bayer mosaic's samples (the
+    /// pixels' own colours, summed as `cells_of` sums them); with `cells`
+    /// off, on the full luminance.
     #[test]
-    fn mosaic_frames_are_scored_on_their_cells() {
+    fn frames_are_scored_on_cells_of_the_luminance_or_the_mosaic() {
         let (w, h) = (46, 2 * BAND_ROWS + 22);
         let rgb: Vec<f32> = (0..w * h * 3)
             .map(|i| 0.5 + 0.4 * ((i as f32 * 0.37).sin() * ((i / (3 * w)) as f32 * 0.5).cos()))
@@ -404,45 +412,53 @@ mod tests {
         let own: Vec<f32> = (0..w * h)
             .map(|k| rgb[k * 3 + jupiter_plugin_api::mosaic_color(code, k % w, k / w)])
             .collect();
-        let mut cells = vec![0.0; (w / 2) * (h / 2)];
-        cells_of(&own, w, &mut cells);
-        assert_eq!(cells[0], (own[0] + own[1] + own[w] + own[w + 1]) * 0.25);
+        let lum = jupiter_plugin_api::channel_mean(&rgb, 3);
+        let cells = |px: &[f32]| {
+            let mut c = vec![0.0; (w / 2) * (h / 2)];
+            cells_of(px, w, &mut c);
+            c
+        };
+        assert_eq!(
+            cells(&own)[0],
+            (own[0] + own[1] + own[w] + own[w + 1]) * 0.25
+        );
         let p = QualityParams::default();
         let half = QualityParams {
             prefilter_sigma: p.prefilter_sigma / 2.0,
             ..p.clone()
         };
-        let want = score_plane(&cells, w / 2, h / 2, &half);
+        let off = QualityParams {
+            cells: false,
+            ..p.clone()
+        };
         let be = ThreadBackend::new(2);
         be.with_ctx("quality", |ctx| {
-            let src = mosaic.as_ref();
-            assert_eq!(Plane::of(&src, &p), Plane::Cells);
-            assert_eq!(score_all(ctx, &src, &p).unwrap(), vec![want]);
-            let banded = score_frame_in_bands(
-                ctx,
-                &src,
-                (0, Plane::Cells),
-                (w / 2, h / 2),
-                &half,
-                &Lender::default(),
-            )
-            .unwrap();
-            assert!(
-                (banded - want).abs() <= 1e-6 * want.abs(),
-                "{banded} vs {want}"
-            );
-            // Off, or no mosaic: the luminance.
-            let off = QualityParams {
-                cells: false,
-                ..p.clone()
-            };
-            assert_eq!(Plane::of(&src, &off), Plane::Luminance);
-            assert_eq!(Plane::of(&plain.as_ref(), &p), Plane::Luminance);
-            let lum = jupiter_plugin_api::channel_mean(&rgb, 3);
-            assert_eq!(
-                score_all(ctx, &src, &off).unwrap(),
-                vec![score_plane(&lum, w, h, &p)]
-            );
+            for (src, plane, px) in [
+                (mosaic.as_ref(), Plane::MosaicCells, &own),
+                (plain.as_ref(), Plane::Cells, &lum),
+            ] {
+                let want = score_plane(&cells(px), w / 2, h / 2, &half);
+                assert_eq!(Plane::of(&src, &p), plane);
+                assert_eq!(score_all(ctx, &src, &p).unwrap(), vec![want]);
+                let banded = score_frame_in_bands(
+                    ctx,
+                    &src,
+                    (0, plane),
+                    (w / 2, h / 2),
+                    &half,
+                    &Lender::default(),
+                )
+                .unwrap();
+                assert!(
+                    (banded - want).abs() <= 1e-6 * want.abs(),
+                    "{plane:?}: {banded} vs {want}"
+                );
+                assert_eq!(Plane::of(&src, &off), Plane::Full);
+                assert_eq!(
+                    score_all(ctx, &src, &off).unwrap(),
+                    vec![score_plane(&lum, w, h, &p)]
+                );
+            }
         });
     }
 

@@ -58,8 +58,8 @@ pub fn score_all(
     let (fw, fh, c) = info.dims();
     let n = info.count as usize;
     let len = info.frame_len();
-    // Scored on what the CPU path scores: the luminance, or the mosaic's
-    // cells (read from the demosaiced frames' own colours).
+    // Scored on what the CPU path scores: the luminance, its cells, or
+    // the mosaic's cells (read from the demosaiced frames' own colours).
     let plane = Plane::of(frames, p);
     let (w, h) = plane.dims((fw, fh));
     let p = &plane.params(p);
@@ -104,7 +104,11 @@ pub fn score_all(
                 out_base: first as u32,
                 totals: totals as u32,
                 tile: tile as u32,
-                mosaic: (plane == Plane::Cells) as u32,
+                cells: match plane {
+                    Plane::Full => 0,
+                    Plane::MosaicCells => 1,
+                    Plane::Cells => 2,
+                },
                 pattern,
                 stride: fw as u32,
                 _a: 0,

@@ -36,7 +36,7 @@ jupiter_plugin_api::params! {
         pub prefilter_sigma: f32 = 1.0, float(0.0, 5.0), "Gaussian prefilter against noise, pixels (0 = off)";
         /// Divide by the squared mean brightness.
         pub normalize: bool = true, bool, "Divide the score by the squared mean brightness";
-        /// Raw colour (Bayer) frames scored on their 2×2 cells.
-        pub cells: bool = true, bool, "Score raw colour (Bayer) frames on the 2×2 cells of their mosaic, (R + 2G + B)/4 as measured, at half resolution (faster; off: on the demosaiced luminance)";
+        /// Frames scored on 2×2 cells of pixels (see `cpu::Plane`).
+        pub cells: bool = true, bool, "Score frames on 2×2 cells of pixels, at half resolution (a quarter of the work; a raw colour capture's cells are its mosaic's measured samples, (R + 2G + B)/4); off: every pixel of the (demosaiced) luminance";
     }
 }

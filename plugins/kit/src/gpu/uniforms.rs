@@ -156,8 +156,9 @@ pub struct QualityP {
     pub out_base: u32,
     pub totals: u32,
     pub tile: u32,
-    /// 1: frames scored on their mosaic's 2×2 cells (`pattern`, `stride`).
-    pub mosaic: u32,
+    /// 0: every pixel; 1: the mosaic's 2×2 cells (`pattern`); 2: the
+    /// luminance's 2×2 cells (`stride`: the frame's width in pixels).
+    pub cells: u32,
     pub pattern: u32,
     pub stride: u32,
     pub _a: u32,

@@ -207,14 +207,13 @@ impl Plane {
     }
 
     /// Rows `y0 .. y0 + rows` of frame `i`'s plane into `out`
-    /// (`rows × plane width`).
+    /// (`rows × plane width`); cells are read into `pixels` first.
     fn read(
         self,
         frames: &FrameSourceRef,
-        i: usize,
-        y0: usize,
-        rows: usize,
+        (i, y0, rows): (usize, usize, usize),
         out: &mut [f32],
+        pixels: &mut Vec<f32>,
     ) -> Result<(), StageError> {
         if self == Plane::Full {
             return frames
@@ -222,24 +221,21 @@ impl Plane {
                 .into_result();
         }
         let w = frames.info().width as usize;
-        PIXELS.with_borrow_mut(|m| {
-            jupiter_kit::mem::fit(m, 2 * rows * w);
-            let pixels = m.as_mut_slice().into();
-            match self {
-                Plane::MosaicCells => frames.read_mosaic_rows(i, 2 * y0, 2 * rows, pixels),
-                _ => frames.read_luminance_rows(i, 2 * y0, 2 * rows, pixels),
-            }
-            .into_result()?;
-            cells_of(m, w, out);
-            Ok(())
-        })
+        jupiter_kit::mem::fit(pixels, 2 * rows * w);
+        let into = pixels.as_mut_slice().into();
+        match self {
+            Plane::MosaicCells => frames.read_mosaic_rows(i, 2 * y0, 2 * rows, into),
+            _ => frames.read_luminance_rows(i, 2 * y0, 2 * rows, into),
+        }
+        .into_result()?;
+        cells_of(pixels, w, out);
+        Ok(())
     }
 }
 
-thread_local! {
-    /// Each thread's pixel rows behind a read of cells.
-    static PIXELS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-}
+/// A task's buffers: the rows of the plane scored and the pixel rows its
+/// cells are read from (handed from task to task, freed with the stage).
+type Rows = Lender<(Vec<f32>, Vec<f32>)>;
 
 /// The 2×2 cells of pixel rows (`w` wide, an even count) into `out`
 /// (`w / 2` a row): `((a + b) + c + d) / 4` of each cell's samples in row
@@ -268,11 +264,11 @@ fn score_frame_in_bands(
     (i, plane): (usize, Plane),
     (w, h): (usize, usize),
     p: &QualityParams,
-    bands: &Lender<Vec<f32>>,
+    bands: &Rows,
 ) -> Result<f32, StageError> {
     if p.prefilter_sigma <= 0.0 {
         let mut whole = vec![0.0; w * h];
-        plane.read(frames, i, 0, h, &mut whole)?;
+        plane.read(frames, (i, 0, h), &mut whole, &mut Vec::new())?;
         return Ok(score_plane(&whole, w, h, p));
     }
     let kernel = conv::gaussian_kernel(p.prefilter_sigma);
@@ -280,9 +276,9 @@ fn score_frame_in_bands(
     let parts = ctx.par_map(h.div_ceil(BAND_ROWS), |b| {
         let own = b * BAND_ROWS..((b + 1) * BAND_ROWS).min(h);
         let (lo, hi) = (own.start.saturating_sub(1 + r), (own.end + 1 + r).min(h));
-        bands.with(|rows| {
+        bands.with(|(rows, pixels)| {
             jupiter_kit::mem::fit(rows, (hi - lo) * w);
-            plane.read(frames, i, lo, hi - lo, rows)?;
+            plane.read(frames, (i, lo, hi - lo), rows, pixels)?;
             let level = stats::mean(&rows[(own.start - lo) * w..(own.end - lo) * w])
                 * (own.len() * w) as f64;
             // Interior rows of the frame (1 .. h − 1) this band owns, in its rows.
@@ -342,11 +338,11 @@ pub fn score_all(
         }
         return Ok(scores);
     }
-    let planes = Lender::default();
+    let planes = Rows::default();
     ctx.par_try_map(n, 16, |i| {
-        planes.with(|buf| {
+        planes.with(|(buf, pixels)| {
             jupiter_kit::mem::fit(buf, w * h);
-            plane.read(frames, i, 0, h, buf)?;
+            plane.read(frames, (i, 0, h), buf, pixels)?;
             Ok(score_plane(buf, w, h, p))
         })
     })

@@ -9,6 +9,9 @@
 #                 a second host to time against the first (same plugins)
 #   .dev/cap/     p100.ser.gz (the first 100 frames of planet-mono8, gzip -1)
 #                 and planet-mono8.truth.tif
+#   .dev/probe/   optional: probe, built here from probe.c
+#                 (`gcc -O2 -static -pthread probe.c -o probe`): the page
+#                 cache's read rate on 1, 4 and 16 threads (mmap, pread)
 # Prints, per run: start-up ("device ready"), the upload's end, the output's
 # time; then the align steps, the PSNR, the upload against the host's
 # thread count and one thread's page-cache read rate.
@@ -36,6 +39,7 @@ for h in $hosts; do $B/e2e --psnr /tmp/$h--gpu.tif $T; done
 $B/e2e --psnr /tmp/jupiter-host--cpu.tif $T
 for n in 4 1 16; do one jupiter-host --gpu $n; done
 dd if=$D/p3k.ser of=/dev/null bs=64M 2>&1 | tail -1
+[ -x .dev/probe/probe ] && .dev/probe/probe $D/p3k.ser
 [ "$1" = 40k ] || exit 0
 $B/e2e --repeat-frames $D/p100.ser $D/p40k.ser 400
 for dev in --gpu --cpu; do

@@ -11,7 +11,7 @@ use jupiter_plugin_api::{
 };
 
 use super::CaptureOnDevice;
-use crate::io::capture::CaptureFile;
+use crate::io::capture::{CaptureError, CaptureFile};
 
 /// How many frames ahead of a stage's reads the host asks the kernel to read
 /// the same rows (covers the frames the other workers hold).
@@ -42,7 +42,7 @@ impl CaptureFrames {
         index: usize,
         y0: usize,
         rows: usize,
-        decode: impl FnOnce(&CaptureFile, usize) -> Result<(), crate::io::capture::CaptureError>,
+        decode: impl FnOnce(&CaptureFile, usize) -> Result<(), CaptureError>,
     ) -> RResult<(), StageError> {
         let frame = self.indices[index];
         // Stages walk the frames in order (in parallel, whole or band by
@@ -56,6 +56,27 @@ impl CaptureFrames {
             Ok(Err(e)) => RResult::RErr(StageError::internal(e.to_string())),
             Err(_) => RResult::RErr(StageError::internal("the host's capture decoder panicked")),
         }
+    }
+}
+
+/// A capture's reader of one sample per pixel: `(frame, y0, rows, out)`.
+type PixelRows = fn(&CaptureFile, usize, usize, usize, &mut [f32]) -> Result<(), CaptureError>;
+
+impl CaptureFrames {
+    /// Rows of one sample per pixel (luminance, mosaic) read by `read`
+    /// after the request's check.
+    fn one_per_pixel(
+        &self,
+        (index, y0, rows): (usize, usize, usize),
+        out: &mut [f32],
+        read: PixelRows,
+    ) -> RResult<(), StageError> {
+        if let Err(e) = self.info().check_luminance_read(index, y0, rows, out.len()) {
+            return RResult::RErr(e);
+        }
+        self.decode(index, y0, rows, |capture, frame| {
+            read(capture, frame, y0, rows, out)
+        })
     }
 }
 
@@ -91,12 +112,7 @@ impl FrameSource for CaptureFrames {
         rows: usize,
         mut out: RSliceMut<'_, f32>,
     ) -> RResult<(), StageError> {
-        if let Err(e) = self.info().check_luminance_read(index, y0, rows, out.len()) {
-            return RResult::RErr(e);
-        }
-        self.decode(index, y0, rows, |capture, frame| {
-            capture.luminance_rows(frame, y0, rows, &mut out)
-        })
+        self.one_per_pixel((index, y0, rows), &mut out, CaptureFile::luminance_rows)
     }
 
     fn mosaic(&self) -> ROption<u32> {
@@ -110,12 +126,7 @@ impl FrameSource for CaptureFrames {
         rows: usize,
         mut out: RSliceMut<'_, f32>,
     ) -> RResult<(), StageError> {
-        if let Err(e) = self.info().check_luminance_read(index, y0, rows, out.len()) {
-            return RResult::RErr(e);
-        }
-        self.decode(index, y0, rows, |capture, frame| {
-            capture.mosaic_rows(frame, y0, rows, &mut out)
-        })
+        self.one_per_pixel((index, y0, rows), &mut out, CaptureFile::mosaic_rows)
     }
 
     fn device_frames(&self) -> RResult<ROption<DeviceFrames>, StageError> {

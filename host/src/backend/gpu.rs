@@ -18,6 +18,8 @@ use abi_stable::std_types::{RResult, RSlice, RSliceMut, RStr, RString};
 use jupiter_plugin_api::{GpuBuffer, GpuService, StageError};
 use wgpu::util::DeviceExt;
 
+use super::upload::{copy_parallel, Upload};
+
 /// Why no GPU service could be made.
 #[derive(Debug, Clone)]
 pub struct GpuUnavailable(pub String);
@@ -47,18 +49,24 @@ struct Inner {
     /// reads, ns (reported with `JUPITER_GPU_TRACE`).
     compile_ns: AtomicU64,
     write_ns: AtomicU64,
+    /// Of `write_ns`: the copies into mapped upload buffers, and the page
+    /// faults taken meanwhile.
+    copy_ns: AtomicU64,
+    stage_ns: AtomicU64,
+    create_ns: AtomicU64,
+    copy_faults: AtomicU64,
     read_ns: AtomicU64,
     /// Mapped upload buffers for `write_buffer_parallel`, reused.
     ring: Mutex<Ring>,
-    ring_tx: std::sync::mpsc::Sender<wgpu::Buffer>,
+    ring_tx: std::sync::mpsc::Sender<Upload>,
 }
 
 /// Upload buffers: `free` ones are mapped and ready; `out` are being
 /// filled or copied; they come back through `returned` once mapped again.
 struct Ring {
-    free: Vec<wgpu::Buffer>,
+    free: Vec<Upload>,
     out: usize,
-    returned: std::sync::mpsc::Receiver<wgpu::Buffer>,
+    returned: std::sync::mpsc::Receiver<Upload>,
 }
 
 /// Upload buffers in the ring, and their usual size (64 MiB).
@@ -90,6 +98,13 @@ impl Drop for Inner {
                 s(&self.write_ns),
                 s(&self.read_ns)
             );
+            crate::errln!(
+                "gpu trace: of the writes, {:.3} s in the copies into upload buffers ({} page faults), {:.3} s getting a buffer ({:.3} s creating them)",
+                s(&self.copy_ns),
+                self.copy_faults.load(Ordering::Relaxed),
+                s(&self.stage_ns),
+                s(&self.create_ns)
+            );
             let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
             let mut k: Vec<_> = st.kernel_time.iter().collect();
             k.sort_by(|a, b| b.1 .1.total_cmp(&a.1 .1));
@@ -110,6 +125,16 @@ fn check_range(what: &str, b: GpuBuffer, offset: u64, len: u64) -> Result<(), St
         )));
     }
     Ok(())
+}
+
+/// Minor page faults of this process so far (the trace's count).
+fn faults() -> i64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut u);
+        u.ru_minflt
+    }
 }
 
 /// Adds the time since `t0` to a trace counter.
@@ -140,6 +165,30 @@ impl Piece<'_> {
     fn write(mut self, src: &[u8]) {
         self.0.copy_from_slice(src);
     }
+}
+
+/// Writes `data` into the start of `buffer`, a wgpu upload buffer mapped
+/// for writing, on `threads` threads.
+fn write_mapped(buffer: &wgpu::Buffer, data: &[u8], threads: usize) -> Result<(), StageError> {
+    let mut view = buffer
+        .slice(..data.len() as u64)
+        .get_mapped_range_mut()
+        .map_err(|e| StageError::gpu(format!("mapping an upload buffer failed: {e:?}")))?;
+    let piece = data.len().div_ceil(threads.max(1)).next_multiple_of(4096);
+    // Split the write-only view into one piece per thread.
+    let mut rest = view.slice(..);
+    let mut pieces = Vec::new();
+    for src in data.chunks(piece) {
+        let (d, r) = rest.split_at(src.len());
+        pieces.push((Piece(d), src));
+        rest = r;
+    }
+    std::thread::scope(|s| {
+        for (d, src) in pieces {
+            s.spawn(move || d.write(src));
+        }
+    });
+    Ok(())
 }
 
 /// Where the pipeline cache of an adapter lives: `$XDG_CACHE_HOME/jupiter`
@@ -241,6 +290,10 @@ impl WgpuService {
             cache,
             compile_ns: AtomicU64::new(0),
             write_ns: AtomicU64::new(0),
+            copy_ns: AtomicU64::new(0),
+            stage_ns: AtomicU64::new(0),
+            create_ns: AtomicU64::new(0),
+            copy_faults: AtomicU64::new(0),
             read_ns: AtomicU64::new(0),
             ring: Mutex::new(Ring {
                 free: Vec::new(),
@@ -385,45 +438,47 @@ impl WgpuService {
         }
         check_range("write", buffer, offset, len)?;
         let t0 = Instant::now();
-        let staging = self.staging(len)?;
-        {
-            let mut view = staging
-                .slice(..len)
-                .get_mapped_range_mut()
-                .map_err(|e| StageError::gpu(format!("mapping an upload buffer failed: {e:?}")))?;
-            let piece = data.len().div_ceil(threads.max(1)).next_multiple_of(4096);
-            // Split the write-only view into one piece per thread.
-            let mut rest = view.slice(..);
-            let mut pieces = Vec::new();
-            for src in data.chunks(piece) {
-                let (d, r) = rest.split_at(src.len());
-                pieces.push((Piece(d), src));
-                rest = r;
-            }
-            std::thread::scope(|s| {
-                for (d, src) in pieces {
-                    s.spawn(move || d.write(src));
-                }
-            });
+        let up = self.staging(len)?;
+        let (t1, f0) = (Instant::now(), faults());
+        self.0
+            .stage_ns
+            .fetch_add((t1 - t0).as_nanos() as u64, Ordering::Relaxed);
+        match &up.mapped {
+            // SAFETY: the buffer is out of the ring (no one else writes it)
+            // and holds at least `len` bytes.
+            Some(m) => unsafe { copy_parallel(m, data, threads) },
+            None => write_mapped(&up.buffer, data, threads)?,
         }
-        staging.unmap();
+        add_time(&self.0.copy_ns, t1);
+        self.0
+            .copy_faults
+            .fetch_add((faults() - f0) as u64, Ordering::Relaxed);
+        if up.mapped.is_none() {
+            up.buffer.unmap();
+        }
         let mut st = self.state();
         let dst = self.buffer(&st, buffer)?;
         let enc = st
             .encoder
             .get_or_insert_with(|| self.0.device.create_command_encoder(&Default::default()));
-        enc.copy_buffer_to_buffer(&staging, 0, &dst, offset, len);
-        // Submitted now; the staging buffer is mapped again (and returns to
-        // the ring) once the device has copied it.
+        enc.copy_buffer_to_buffer(&up.buffer, 0, &dst, offset, len);
+        // Submitted now; the upload buffer returns to the ring once the
+        // device has copied it (and wgpu's is mapped again).
         self.flush(&mut st);
         drop(st);
         let tx = self.0.ring_tx.clone();
-        let again = staging.clone();
-        staging.map_async(wgpu::MapMode::Write, .., move |r| {
-            if r.is_ok() {
-                let _ = tx.send(again);
-            }
-        });
+        if up.mapped.is_some() {
+            self.0.queue.on_submitted_work_done(move || {
+                let _ = tx.send(up);
+            });
+        } else {
+            let b = up.buffer.clone();
+            b.map_async(wgpu::MapMode::Write, .., move |r| {
+                if r.is_ok() {
+                    let _ = tx.send(up);
+                }
+            });
+        }
         add_time(&self.0.write_ns, t0);
         Ok(())
     }
@@ -431,25 +486,23 @@ impl WgpuService {
     /// A mapped upload buffer of at least `len` bytes from the ring: a
     /// returned one when there is one, a new one while fewer than
     /// [`RING`] are in use, else the next to come back (waits for the device).
-    fn staging(&self, len: u64) -> Result<wgpu::Buffer, StageError> {
+    fn staging(&self, len: u64) -> Result<Upload, StageError> {
         let mut ring = self.0.ring.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             while let Ok(b) = ring.returned.try_recv() {
                 ring.out -= 1;
                 ring.free.push(b);
             }
-            if let Some(i) = ring.free.iter().position(|b| b.size() >= len) {
+            if let Some(i) = ring.free.iter().position(|b| b.buffer.size() >= len) {
                 ring.out += 1;
                 return Ok(ring.free.swap_remove(i));
             }
             if ring.out + ring.free.len() < RING {
                 ring.out += 1;
-                return Ok(self.0.device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("upload"),
-                    size: len.max(RING_BUFFER),
-                    usage: wgpu::BufferUsages::MAP_WRITE | wgpu::BufferUsages::COPY_SRC,
-                    mapped_at_creation: true,
-                }));
+                let t0 = Instant::now();
+                let b = Upload::new(&self.0.device, len.max(RING_BUFFER));
+                add_time(&self.0.create_ns, t0);
+                return Ok(b);
             }
             if let Some(small) = ring.free.pop() {
                 // Too small for this upload: make room for a larger one.

@@ -113,6 +113,7 @@ impl HostBackend {
     pub fn end_stage(&self) {
         crate::timeline::mark("stage ends");
         release_free_memory();
+        crate::timeline::mark("free memory returned");
         if let Some(bar) = self.bar.write().unwrap_or_else(|e| e.into_inner()).take() {
             bar.finish_and_clear();
         }

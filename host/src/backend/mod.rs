@@ -10,6 +10,8 @@ mod host;
 pub use host::HostBackend;
 #[cfg(feature = "gpu")]
 pub mod gpu;
+#[cfg(feature = "gpu")]
+mod upload;
 
 use jupiter_plugin_api::GpuServiceBox;
 

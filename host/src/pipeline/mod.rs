@@ -169,11 +169,13 @@ pub fn run(session: &Session, req: &RunRequest) -> Result<RunOutput> {
         Some(d) => {
             let a = stages.align(&pipeline.align, &d.frames(&frames), &sel_scores)?;
             let composed = d.compose(&a);
-            (shifts_of(&a), ApSummary::of(&a.warps), composed)
+            let summary = session.backend.install(|| ApSummary::of(&a.warps));
+            (shifts_of(&a), summary, composed)
         }
         None => {
             let a = stages.align(&pipeline.align, &frames, &sel_scores)?;
-            (shifts_of(&a), ApSummary::of(&a.warps), a)
+            let summary = session.backend.install(|| ApSummary::of(&a.warps));
+            (shifts_of(&a), summary, a)
         }
     };
     let stack_req = StackRequest {

@@ -78,20 +78,34 @@ impl ApSummary {
     /// The summary of the warps' fields; `None` when a warp has no field or
     /// the grids differ.
     pub fn of(warps: &[jupiter_plugin_api::FrameWarp]) -> Option<ApSummary> {
+        use rayon::prelude::*;
         let first = warps.first()?.dense_field()?;
         let (cols, rows) = (first.cols as usize, first.rows as usize);
-        let mut sq = vec![0.0f64; cols * rows];
-        let mut kept = vec![0.0f32; cols * rows];
-        for w in warps {
-            let f = w.dense_field()?;
-            if (f.cols as usize, f.rows as usize) != (cols, rows) {
-                return None;
-            }
-            for k in 0..cols * rows {
-                sq[k] += (f.dx[k] as f64).powi(2) + (f.dy[k] as f64).powi(2);
-                kept[k] += (f.weight[k] > 0.0) as u32 as f32;
-            }
-        }
+        // Sums over chunks of frames on the pool (refining thousands of
+        // fields was a serial pause between the aligner and the stacker).
+        let zero = || Some((vec![0.0f64; cols * rows], vec![0.0f32; cols * rows]));
+        let (sq, kept) = warps
+            .par_chunks(64)
+            .map(|chunk| {
+                let (mut sq, mut kept) = zero()?;
+                for w in chunk {
+                    let f = w.dense_field()?;
+                    if (f.cols as usize, f.rows as usize) != (cols, rows) {
+                        return None;
+                    }
+                    for k in 0..cols * rows {
+                        sq[k] += (f.dx[k] as f64).powi(2) + (f.dy[k] as f64).powi(2);
+                        kept[k] += (f.weight[k] > 0.0) as u32 as f32;
+                    }
+                }
+                Some((sq, kept))
+            })
+            .reduce(zero, |a, b| {
+                let ((mut sa, mut ka), (sb, kb)) = (a?, b?);
+                sa.iter_mut().zip(sb).for_each(|(x, y)| *x += y);
+                ka.iter_mut().zip(kb).for_each(|(x, y)| *x += y);
+                Some((sa, ka))
+            })?;
         let n = warps.len() as f32;
         Some(ApSummary {
             cols,

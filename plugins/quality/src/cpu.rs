@@ -240,12 +240,12 @@ type Rows = Lender<(Vec<f32>, Vec<f32>)>;
 /// The 2×2 cells of pixel rows (`w` wide, an even count) into `out`
 /// (`w / 2` a row): `((a + b) + c + d) / 4` of each cell's samples in row
 /// order, as `shaders/quality.wgsl` sums them.
-pub fn cells_of(mosaic: &[f32], w: usize, out: &mut [f32]) {
+pub fn cells_of(pixels: &[f32], w: usize, out: &mut [f32]) {
     let cw = w / 2;
     if cw == 0 {
         return;
     }
-    for (pair, o) in mosaic.chunks_exact(2 * w).zip(out.chunks_exact_mut(cw)) {
+    for (pair, o) in pixels.chunks_exact(2 * w).zip(out.chunks_exact_mut(cw)) {
         let (a, b) = pair.split_at(w);
         for (x, v) in o.iter_mut().enumerate() {
             *v = (a[2 * x] + a[2 * x + 1] + b[2 * x] + b[2 * x + 1]) * 0.25;

@@ -54,6 +54,7 @@ struct Inner {
     copy_ns: AtomicU64,
     stage_ns: AtomicU64,
     create_ns: AtomicU64,
+    submit_ns: AtomicU64,
     copy_faults: AtomicU64,
     read_ns: AtomicU64,
     /// Mapped upload buffers for `write_buffer_parallel`, reused.
@@ -99,11 +100,12 @@ impl Drop for Inner {
                 s(&self.read_ns)
             );
             crate::errln!(
-                "gpu trace: of the writes, {:.3} s in the copies into upload buffers ({} page faults), {:.3} s getting a buffer ({:.3} s creating them)",
+                "gpu trace: of the writes, {:.3} s in the copies into upload buffers ({} page faults), {:.3} s getting a buffer ({:.3} s creating them), {:.3} s submitting the copies",
                 s(&self.copy_ns),
                 self.copy_faults.load(Ordering::Relaxed),
                 s(&self.stage_ns),
-                s(&self.create_ns)
+                s(&self.create_ns),
+                s(&self.submit_ns)
             );
             let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
             let mut k: Vec<_> = st.kernel_time.iter().collect();
@@ -293,6 +295,7 @@ impl WgpuService {
             copy_ns: AtomicU64::new(0),
             stage_ns: AtomicU64::new(0),
             create_ns: AtomicU64::new(0),
+            submit_ns: AtomicU64::new(0),
             copy_faults: AtomicU64::new(0),
             read_ns: AtomicU64::new(0),
             ring: Mutex::new(Ring {
@@ -456,6 +459,7 @@ impl WgpuService {
         if up.mapped.is_none() {
             up.buffer.unmap();
         }
+        let t2 = Instant::now();
         let mut st = self.state();
         let dst = self.buffer(&st, buffer)?;
         let enc = st
@@ -479,6 +483,7 @@ impl WgpuService {
                 }
             });
         }
+        add_time(&self.0.submit_ns, t2);
         add_time(&self.0.write_ns, t0);
         Ok(())
     }

@@ -485,6 +485,7 @@ impl CaptureOnDevice {
             samples: (w * h * planes as usize) as u32,
             _pad: 0,
         };
+        let (mut waited, mut decode) = (0.0, 0.0);
         std::thread::scope(|sc| {
             let mapper = Mapper::start(sc, ser, plan.first().map(|p| (p.1, p.2)));
             let mut dst = None;
@@ -497,8 +498,11 @@ impl CaptureOnDevice {
                     dst = Some(next_buffer()?);
                 }
                 let dst = dst.expect("set above");
+                let t = std::time::Instant::now();
                 mapper.ready_then(plan.get(i + 1).map(|p| (p.1, p.2)));
+                waited += t.elapsed().as_secs_f64();
                 self.write_raw(ser, raw[i % 2], frame, frames)?;
+                let t = std::time::Instant::now();
                 let u = DecodeP {
                     count: frames as u32,
                     out_base: (start * w * h * c) as u32,
@@ -512,9 +516,16 @@ impl CaptureOnDevice {
                     &Uniforms::from_bytes(bytemuck::bytes_of(&u)),
                     [groups(w, 16), groups(h, 16), frames as u32],
                 )?;
+                decode += t.elapsed().as_secs_f64();
                 // The bytes are on their way to the device: this process's
                 // mapping of them goes (they stay in the page cache).
                 mapper.release(frame, frames);
+            }
+            if std::env::var_os("JUPITER_GPU_TRACE").is_some() {
+                crate::errln!(
+                    "gpu trace: upload of {} chunks: {waited:.3} s waiting for their bytes to be mapped, {decode:.3} s queueing their decoding",
+                    plan.len()
+                );
             }
             crate::timeline::mark("capture queued");
             self.gpu.synchronize().into_result()

@@ -9,6 +9,10 @@
 #                 a second host to time against the first (same plugins)
 #   .dev/cap/     p100.ser.gz (the first 100 frames of planet-mono8, gzip -1)
 #                 and planet-mono8.truth.tif
+#                 and optionally upload_probe (`cargo build --release -p
+#                 jupiter-host --features gpu --example upload_probe`): the
+#                 copies into each host-visible memory type and the device's
+#                 copies out of them
 #   .dev/probe/   optional: probe, built here from probe.c
 #                 (`gcc -O2 -static -pthread probe.c -o probe`): the page
 #                 cache's read rate on 1, 4 and 16 threads (mmap, pread)
@@ -25,7 +29,7 @@ $B/e2e --repeat-frames $D/p100.ser $D/p3k.ser 30
 t() { grep -m1 "$1" /tmp/l | cut -c7-16; }
 one() { # host device threads
   timeout 60 env JUPITER_GPU_TRACE=1 $B/$1 $2 --threads $3 -v run $D/p3k.ser --no-post --force -o /tmp/$1$2.tif > /tmp/l 2>&1
-  echo "$1 $2 t$3 ready $(t 'device ready') uploaded $(t 'capture uploaded') out $(t 'output written') | $(grep -o 'in writes.*' /tmp/l)"
+  echo "$1 $2 t$3 ready $(t 'device ready') uploaded $(t 'capture uploaded') out $(t 'output written') | $(grep -o '[0-9.]* s in writes.*' /tmp/l) | $(grep -o 'of the writes.*' /tmp/l) | $(grep -o 'upload of.*' /tmp/l)"
   cp /tmp/l /tmp/log$1$2
 }
 hosts=jupiter-host; [ -x $B/jupiter-host2 ] && hosts="jupiter-host jupiter-host2"
@@ -35,11 +39,14 @@ for i in 1 2 3; do
   for h in $hosts; do one $h --gpu 16; done
 done
 for f in /tmp/logjupiter-host*; do echo "== $f"; grep -E "steps|device measurement" $f | cut -c1-330; done
+echo "== timeline of the last GPU run"; grep -E "^trace" /tmp/logjupiter-host--gpu
 for h in $hosts; do $B/e2e --psnr /tmp/$h--gpu.tif $T; done
 $B/e2e --psnr /tmp/jupiter-host--cpu.tif $T
-for n in 4 1 16; do one jupiter-host --gpu $n; done
+
 dd if=$D/p3k.ser of=/dev/null bs=64M 2>&1 | tail -1
 [ -x .dev/probe/probe ] && .dev/probe/probe $D/p3k.ser
+[ -x $B/upload_probe ] && timeout 100 $B/upload_probe 64 2>&1 | grep -v XDG
+JUPITER_GPU_TRACE=kernels $B/jupiter-host --gpu -q run $D/p3k.ser --no-post --force -o /tmp/k.tif 2>&1 | grep -E "gpu trace: +[a-z_]+:"
 [ "$1" = 40k ] || exit 0
 $B/e2e --repeat-frames $D/p100.ser $D/p40k.ser 400
 for dev in --gpu --cpu; do

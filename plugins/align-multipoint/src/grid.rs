@@ -419,7 +419,11 @@ pub fn levels(reference: &[f32]) -> (f32, f32) {
 /// Where the reference is brighter than `background + threshold × (bright −
 /// background)`: the planet's disc and its moons.
 pub fn bright_mask(reference: &[f32], threshold: f32) -> Vec<bool> {
-    let (bright, bg) = levels(reference);
+    bright_mask_at(reference, levels(reference), threshold)
+}
+
+/// [`bright_mask`] with the [`levels`] already known.
+fn bright_mask_at(reference: &[f32], (bright, bg): (f32, f32), threshold: f32) -> Vec<bool> {
     let t = bg + threshold * (bright - bg);
     reference.iter().map(|&v| v > t).collect()
 }
@@ -427,7 +431,11 @@ pub fn bright_mask(reference: &[f32], threshold: f32) -> Vec<bool> {
 /// The disc of a planet in a `w × h` reference: the largest connected region
 /// (4-neighbours) of the [`bright_mask`], so moons are left out.
 pub fn disc_mask(reference: &[f32], w: usize, h: usize, threshold: f32) -> Vec<bool> {
-    let above = bright_mask(reference, threshold);
+    largest_region(&bright_mask(reference, threshold), w, h)
+}
+
+/// The largest connected region (4-neighbours) of `above`, a `w × h` mask.
+fn largest_region(above: &[bool], w: usize, h: usize) -> Vec<bool> {
     // Label the regions; keep the largest.
     let mut label = vec![0u32; w * h];
     let (mut best, mut best_size, mut next) = (0u32, 0usize, 0u32);
@@ -562,10 +570,14 @@ fn place_with(
     p: &MultipointParams,
     map: impl FnOnce(usize, &(dyn Fn(usize) -> PointStats + Sync)) -> Vec<PointStats>,
 ) -> ApGrid {
-    let mask = (mode == Mode::Planet).then(|| bright_mask(reference, p.disc_threshold));
+    // The levels and the bright mask once (the disc is the mask's largest
+    // region): each is a pass over the whole reference.
+    let lv = levels(reference);
+    let mask = (mode == Mode::Planet).then(|| bright_mask_at(reference, lv, p.disc_threshold));
     let size = if p.ap_size == 0 {
-        let disc = (mode == Mode::Planet)
-            .then(|| disc_diameter(&disc_mask(reference, w, h, p.disc_threshold)));
+        let disc = mask
+            .as_ref()
+            .map(|m| disc_diameter(&largest_region(m, w, h)));
         auto_size(w, h, mode, disc)
     } else {
         p.ap_size as usize
@@ -578,7 +590,7 @@ fn place_with(
     };
     let mut grid = ApGrid::new(w, h, size, step);
     let s = grid.size;
-    let (bright, _) = levels(reference);
+    let (bright, _) = lv;
     let stat = |k: usize| -> PointStats {
         let mut patch = vec![0.0f32; s * s];
         grid.patch(reference, w, h, k, 0, 0, &mut patch);

@@ -17,6 +17,12 @@ pub fn start() {
     mark("start");
 }
 
+/// Whether `JUPITER_GPU_TRACE` is set (the timeline and the trace lines are
+/// printed).
+pub fn enabled() -> bool {
+    origin().is_some()
+}
+
 /// Prints `what` with the time since [`start`].
 pub fn mark(what: &str) {
     if let Some(t0) = origin() {

@@ -18,7 +18,7 @@ use abi_stable::std_types::{RResult, RSlice, RSliceMut, RStr, RString};
 use jupiter_plugin_api::{GpuBuffer, GpuService, StageError};
 use wgpu::util::DeviceExt;
 
-use super::upload::{copy_parallel, Upload};
+use super::upload::Upload;
 
 /// Why no GPU service could be made.
 #[derive(Debug, Clone)]
@@ -154,43 +154,6 @@ fn trace() -> Option<bool> {
             .ok()
             .map(|v| v == "kernels")
     })
-}
-
-/// A disjoint piece of a mapped upload buffer, written by one thread.
-struct Piece<'a>(wgpu::WriteOnly<'a, [u8]>);
-// SAFETY: a `WriteOnly` view is an exclusive handle on its bytes (the pieces
-// come from `split_at` and do not overlap); wgpu implements `Send` for it
-// only for sized contents, which is why the slice needs this wrapper.
-unsafe impl Send for Piece<'_> {}
-
-impl Piece<'_> {
-    fn write(mut self, src: &[u8]) {
-        self.0.copy_from_slice(src);
-    }
-}
-
-/// Writes `data` into the start of `buffer`, a wgpu upload buffer mapped
-/// for writing, on `threads` threads.
-fn write_mapped(buffer: &wgpu::Buffer, data: &[u8], threads: usize) -> Result<(), StageError> {
-    let mut view = buffer
-        .slice(..data.len() as u64)
-        .get_mapped_range_mut()
-        .map_err(|e| StageError::gpu(format!("mapping an upload buffer failed: {e:?}")))?;
-    let piece = data.len().div_ceil(threads.max(1)).next_multiple_of(4096);
-    // Split the write-only view into one piece per thread.
-    let mut rest = view.slice(..);
-    let mut pieces = Vec::new();
-    for src in data.chunks(piece) {
-        let (d, r) = rest.split_at(src.len());
-        pieces.push((Piece(d), src));
-        rest = r;
-    }
-    std::thread::scope(|s| {
-        for (d, src) in pieces {
-            s.spawn(move || d.write(src));
-        }
-    });
-    Ok(())
 }
 
 /// Where the pipeline cache of an adapter lives: `$XDG_CACHE_HOME/jupiter`
@@ -441,48 +404,28 @@ impl WgpuService {
         }
         check_range("write", buffer, offset, len)?;
         let t0 = Instant::now();
-        let up = self.staging(len)?;
+        let mut up = self.staging(len)?;
         let (t1, f0) = (Instant::now(), faults());
         self.0
             .stage_ns
             .fetch_add((t1 - t0).as_nanos() as u64, Ordering::Relaxed);
-        match &up.mapped {
-            // SAFETY: the buffer is out of the ring (no one else writes it)
-            // and holds at least `len` bytes.
-            Some(m) => unsafe { copy_parallel(m, data, threads) },
-            None => write_mapped(&up.buffer, data, threads)?,
-        }
+        up.write(data, threads)?;
         add_time(&self.0.copy_ns, t1);
         self.0
             .copy_faults
             .fetch_add((faults() - f0) as u64, Ordering::Relaxed);
-        if up.mapped.is_none() {
-            up.buffer.unmap();
-        }
         let t2 = Instant::now();
         let mut st = self.state();
         let dst = self.buffer(&st, buffer)?;
         let enc = st
             .encoder
             .get_or_insert_with(|| self.0.device.create_command_encoder(&Default::default()));
-        enc.copy_buffer_to_buffer(&up.buffer, 0, &dst, offset, len);
+        enc.copy_buffer_to_buffer(up.buffer(), 0, &dst, offset, len);
         // Submitted now; the upload buffer returns to the ring once the
-        // device has copied it (and wgpu's is mapped again).
+        // device has copied it.
         self.flush(&mut st);
         drop(st);
-        let tx = self.0.ring_tx.clone();
-        if up.mapped.is_some() {
-            self.0.queue.on_submitted_work_done(move || {
-                let _ = tx.send(up);
-            });
-        } else {
-            let b = up.buffer.clone();
-            b.map_async(wgpu::MapMode::Write, .., move |r| {
-                if r.is_ok() {
-                    let _ = tx.send(up);
-                }
-            });
-        }
+        up.recycle(&self.0.queue, self.0.ring_tx.clone());
         add_time(&self.0.submit_ns, t2);
         add_time(&self.0.write_ns, t0);
         Ok(())
@@ -498,7 +441,7 @@ impl WgpuService {
                 ring.out -= 1;
                 ring.free.push(b);
             }
-            if let Some(i) = ring.free.iter().position(|b| b.buffer.size() >= len) {
+            if let Some(i) = ring.free.iter().position(|b| b.buffer().size() >= len) {
                 ring.out += 1;
                 return Ok(ring.free.swap_remove(i));
             }

@@ -8,23 +8,23 @@
 //! 0.03 s as the host's own, of a 0.13–0.2 s upload of a 920 MB capture.
 //! Elsewhere they are wgpu's mapped buffers.
 
+use jupiter_plugin_api::StageError;
 use wgpu::hal::api::Vulkan;
 
 /// An upload buffer and how the CPU reaches its bytes.
 pub(super) struct Upload {
-    pub buffer: wgpu::Buffer,
+    buffer: wgpu::Buffer,
     /// The host's own mapping of the buffer's memory (all of it, for as
     /// long as the buffer lives); `None`: a wgpu `MAP_WRITE` buffer,
     /// written through wgpu's mapping.
-    pub mapped: Option<Mapped>,
+    mapped: Option<Mapped>,
 }
 
 /// A pointer to a mapped allocation of at least the buffer's size.
-pub(super) struct Mapped(*mut u8);
-// SAFETY: the pointer is only written through while its `Upload` is taken
-// out of the ring (one owner at a time), in disjoint pieces.
+struct Mapped(*mut u8);
+// SAFETY: the pointer is written through only by `Upload::write`, which
+// holds the `Upload` exclusively.
 unsafe impl Send for Mapped {}
-unsafe impl Sync for Mapped {}
 
 impl Upload {
     /// A buffer of `size` bytes the CPU writes and the device copies from.
@@ -43,30 +43,95 @@ impl Upload {
             mapped: None,
         }
     }
-}
 
-/// Copies `data` to `dst` on `threads` threads, in pages-aligned pieces.
-///
-/// # Safety
-/// `dst` is valid for writes of `data.len()` bytes, written by no one else
-/// meanwhile.
-pub(super) unsafe fn copy_parallel(dst: &Mapped, data: &[u8], threads: usize) {
-    let piece = data.len().div_ceil(threads.max(1)).next_multiple_of(4096);
-    let base = dst.0 as usize;
-    std::thread::scope(|s| {
-        for (i, src) in data.chunks(piece).enumerate() {
-            s.spawn(move || {
-                // SAFETY: disjoint pieces inside `dst` (the caller's promise).
-                unsafe {
-                    std::ptr::copy_nonoverlapping(
-                        src.as_ptr(),
-                        (base + i * piece) as *mut u8,
-                        src.len(),
-                    )
-                };
+    /// The buffer the device copies from.
+    pub fn buffer(&self) -> &wgpu::Buffer {
+        &self.buffer
+    }
+
+    /// Writes `data` (at most the buffer's size) into the start of the
+    /// buffer on `threads` threads, one page-aligned piece each; a wgpu
+    /// buffer is unmapped after, ready for the device's copy.
+    pub fn write(&mut self, data: &[u8], threads: usize) -> Result<(), StageError> {
+        assert!(data.len() as u64 <= self.buffer.size());
+        let piece = data.len().div_ceil(threads.max(1)).next_multiple_of(4096);
+        let Some(m) = &self.mapped else {
+            write_mapped(&self.buffer, data, piece)?;
+            self.buffer.unmap();
+            return Ok(());
+        };
+        let base = m.0 as usize;
+        std::thread::scope(|s| {
+            for (i, src) in data.chunks(piece).enumerate() {
+                s.spawn(move || {
+                    // SAFETY: the mapping covers the buffer (checked above
+                    // to hold `data`), no one else writes it while `self`
+                    // is borrowed mutably, and the pieces are disjoint.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(
+                            src.as_ptr(),
+                            (base + i * piece) as *mut u8,
+                            src.len(),
+                        )
+                    };
+                });
+            }
+        });
+        Ok(())
+    }
+
+    /// Sends this buffer to `to` once the device has done the work
+    /// submitted so far on `queue` (the copy out of it), a wgpu buffer
+    /// mapped again first.
+    pub fn recycle(self, queue: &wgpu::Queue, to: std::sync::mpsc::Sender<Upload>) {
+        if self.mapped.is_some() {
+            queue.on_submitted_work_done(move || {
+                let _ = to.send(self);
+            });
+        } else {
+            let b = self.buffer.clone();
+            b.map_async(wgpu::MapMode::Write, .., move |r| {
+                if r.is_ok() {
+                    let _ = to.send(self);
+                }
             });
         }
+    }
+}
+
+/// A disjoint piece of a mapped wgpu buffer, written by one thread.
+struct Piece<'a>(wgpu::WriteOnly<'a, [u8]>);
+// SAFETY: a `WriteOnly` view is an exclusive handle on its bytes (the pieces
+// come from `split_at` and do not overlap); wgpu implements `Send` for it
+// only for sized contents, which is why the slice needs this wrapper.
+unsafe impl Send for Piece<'_> {}
+
+impl Piece<'_> {
+    fn write(mut self, src: &[u8]) {
+        self.0.copy_from_slice(src);
+    }
+}
+
+/// Writes `data` into the start of `buffer`, a wgpu buffer mapped for
+/// writing, in pieces of `piece` bytes on a thread each.
+fn write_mapped(buffer: &wgpu::Buffer, data: &[u8], piece: usize) -> Result<(), StageError> {
+    let mut view = buffer
+        .slice(..data.len() as u64)
+        .get_mapped_range_mut()
+        .map_err(|e| StageError::gpu(format!("mapping an upload buffer failed: {e:?}")))?;
+    let mut rest = view.slice(..);
+    let mut pieces = Vec::new();
+    for src in data.chunks(piece) {
+        let (d, r) = rest.split_at(src.len());
+        pieces.push((Piece(d), src));
+        rest = r;
+    }
+    std::thread::scope(|s| {
+        for (d, src) in pieces {
+            s.spawn(move || d.write(src));
+        }
     });
+    Ok(())
 }
 
 /// A Vulkan buffer in memory the host allocates and maps itself (what

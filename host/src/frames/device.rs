@@ -521,7 +521,7 @@ impl CaptureOnDevice {
                 // mapping of them goes (they stay in the page cache).
                 mapper.release(frame, frames);
             }
-            if std::env::var_os("JUPITER_GPU_TRACE").is_some() {
+            if crate::timeline::enabled() {
                 crate::errln!(
                     "gpu trace: upload of {} chunks: {waited:.3} s waiting for their bytes to be mapped, {decode:.3} s queueing their decoding",
                     plan.len()
@@ -573,8 +573,16 @@ impl CaptureOnDevice {
 /// that, done between the copies, held up the upload (0.03–0.04 s of a
 /// 920 MB one on the GPU machine).
 struct Mapper {
-    jobs: std::sync::mpsc::Sender<(bool, usize, usize)>,
+    jobs: std::sync::mpsc::Sender<Job>,
     ready: std::sync::mpsc::Receiver<()>,
+}
+
+/// What the [`Mapper`] does with frames `(first, count)`.
+enum Job {
+    /// Map them in, then say so.
+    Map(usize, usize),
+    /// Give their mapping up.
+    Release(usize, usize),
 }
 
 impl Mapper {
@@ -584,21 +592,22 @@ impl Mapper {
         ser: &'e CaptureFile,
         first: Option<(usize, usize)>,
     ) -> Mapper {
-        let (jobs, todo) = std::sync::mpsc::channel::<(bool, usize, usize)>();
+        let (jobs, todo) = std::sync::mpsc::channel();
         let (done, ready) = std::sync::mpsc::channel();
         scope.spawn(move || {
-            for (populate, frame, frames) in todo {
-                if populate {
-                    ser.populate_frames(frame, frames);
-                    let _ = done.send(());
-                } else {
-                    ser.release_frames(frame, frames);
+            for job in todo {
+                match job {
+                    Job::Map(f, n) => {
+                        ser.populate_frames(f, n);
+                        let _ = done.send(());
+                    }
+                    Job::Release(f, n) => ser.release_frames(f, n),
                 }
             }
         });
         let m = Mapper { jobs, ready };
         if let Some((f, n)) = first {
-            let _ = m.jobs.send((true, f, n));
+            let _ = m.jobs.send(Job::Map(f, n));
         }
         m
     }
@@ -607,13 +616,13 @@ impl Mapper {
     fn ready_then(&self, next: Option<(usize, usize)>) {
         let _ = self.ready.recv();
         if let Some((f, n)) = next {
-            let _ = self.jobs.send((true, f, n));
+            let _ = self.jobs.send(Job::Map(f, n));
         }
     }
 
     /// Gives up the mapping of frames `frame .. frame + frames`.
     fn release(&self, frame: usize, frames: usize) {
-        let _ = self.jobs.send((false, frame, frames));
+        let _ = self.jobs.send(Job::Release(frame, frames));
     }
 }
 

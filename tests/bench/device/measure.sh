@@ -6,19 +6,20 @@
 #   .gl/          the Vulkan loader debs (the device tool's README says how)
 #   .dev/bin/     stripped jupiter-host, e2e and the plugins, built here with
 #                 `--features jupiter-host/gpu`; optionally jupiter-host2,
-#                 a second host to time against the first (same plugins)
-#   .dev/cap/     p100.ser.gz (the first 100 frames of planet-mono8, gzip -1)
-#                 and planet-mono8.truth.tif
-#                 and optionally upload_probe (`cargo build --release -p
+#                 a second host to time against the first (same plugins);
+#                 optionally upload_probe (`cargo build --release -p
 #                 jupiter-host --features gpu --example upload_probe`): the
 #                 copies into each host-visible memory type and the device's
 #                 copies out of them
+#   .dev/cap/     p100.ser.gz (the first 100 frames of planet-mono8, gzip -1)
+#                 and planet-mono8.truth.tif
 #   .dev/probe/   optional: probe, built here from probe.c
 #                 (`gcc -O2 -static -pthread probe.c -o probe`): the page
 #                 cache's read rate on 1, 4 and 16 threads (mmap, pread)
 # Prints, per run: start-up ("device ready"), the upload's end, the output's
-# time; then the align steps, the PSNR, the upload against the host's
-# thread count and one thread's page-cache read rate.
+# time and the upload's trace; then the align steps, the last GPU run's
+# timeline, the PSNR, the page cache's read rates, the upload probe and
+# the kernels' times.
 for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
 export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
